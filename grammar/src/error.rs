@@ -1,0 +1,31 @@
+//! Syntax errors as data: what was wrong and where, never preformatted
+//! prose. The compiler's `diagnostics` module gives them codes and words.
+
+use serde::Serialize;
+
+use crate::ast::Span;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyntaxError {
+    pub kind: SyntaxErrorKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum SyntaxErrorKind {
+    /// The parser found `found` where only `expected` would do.
+    Unexpected { found: String, expected: Vec<String> },
+    /// `5 minutes`, `5min` or a bare `5` where a duration belongs.
+    InvalidDuration { written: String, suggestion: Option<String> },
+    UnterminatedString,
+    InvalidEscape,
+    /// A reserved word used as a name.
+    ReservedWord { word: String },
+    /// The file ended inside a block.
+    UnclosedBlock,
+    InvalidTimeOfDay,
+    InvalidDate,
+    NumberOutOfRange,
+    /// `key a.b` without `name =` before it.
+    UnnamedKeySource,
+}
