@@ -1,0 +1,433 @@
+//! The `Program`: what the compiler hands the engine (DESIGN.md §3).
+//!
+//! Everything the engine would otherwise work out per event is decided here:
+//! event types have dense ids and fields have slots, each workflow is a state
+//! machine whose stages know their outgoing steps and the timers they arm,
+//! and every event type lists the (workflow, step) pairs it can move. The
+//! program holds no source positions, so reformatting a rule file does not
+//! change its hash; it is versioned and serialisable so that a rule version
+//! is "source text + program hash".
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bumped whenever the shape of the IR changes incompatibly.
+pub const IR_VERSION: u32 = 1;
+
+pub type EventTypeId = u32;
+pub type WorkflowId = u32;
+pub type StepId = u32;
+pub type Slot = u32;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub ir_version: u32,
+    pub events: Vec<EventType>,
+    pub workflows: Vec<Workflow>,
+    pub channels: Vec<Channel>,
+    pub calendars: Vec<Calendar>,
+    pub maintenance: Vec<Maintenance>,
+    /// Indexed by event type id: the steps an event of that type may take.
+    pub candidates: Vec<Vec<Candidate>>,
+}
+
+impl Program {
+    /// A stable content hash (hex SHA-256 of the canonical JSON form).
+    pub fn hash(&self) -> String {
+        let bytes = serde_json::to_vec(self).expect("a Program always serialises");
+        let digest = Sha256::digest(&bytes);
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn event_id(&self, name: &str) -> Option<EventTypeId> {
+        self.events.iter().position(|e| e.name == name).map(|i| i as EventTypeId)
+    }
+
+    pub fn workflow(&self, name: &str) -> Option<&Workflow> {
+        self.workflows.iter().find(|w| w.name == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventType {
+    pub id: EventTypeId,
+    pub name: String,
+    /// In slot order.
+    pub fields: Vec<Field>,
+}
+
+impl EventType {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    pub slot: Slot,
+    pub ty: FieldType,
+    pub optional: bool,
+    /// Never persisted or displayed; may be hashed for equality.
+    pub pii: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Date,
+    Timestamp,
+    Duration,
+    Enum(Vec<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub workflow: WorkflowId,
+    pub step: StepId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [(&'static str, Severity); 5] = [
+        ("info", Severity::Info),
+        ("low", Severity::Low),
+        ("medium", Severity::Medium),
+        ("high", Severity::High),
+        ("critical", Severity::Critical),
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handling {
+    Flag,
+    Drop,
+    Alert,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub id: WorkflowId,
+    pub name: String,
+    /// Empty for a scheduled workflow, whose occurrences are keyed by date.
+    pub key: Vec<KeyField>,
+    pub group_by: Vec<GroupField>,
+    pub schedule: Option<Schedule>,
+    /// Zone for `by` and `warn at` without their own zone.
+    pub timezone: String,
+    pub alerting: Alerting,
+    pub grace_ms: u64,
+    pub retain_ms: u64,
+    pub aging_ms: Vec<u64>,
+    pub status: StatusRules,
+    pub on_out_of_order: Handling,
+    pub on_duplicate: Handling,
+    pub on_unexpected: Handling,
+    pub depends_on: Vec<WorkflowId>,
+    /// Stage `i` is the stage step `i` leads into.
+    pub steps: Vec<Step>,
+    pub stages: Vec<Stage>,
+    /// Fields that later steps read by `step.field`, kept on the instance.
+    pub kept: Vec<KeptField>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeyField {
+    pub name: String,
+    pub ty: FieldType,
+    /// For each event type the workflow uses, the slot holding this key.
+    pub slots: Vec<(EventTypeId, Slot)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupField {
+    pub name: String,
+    /// The event types that carry the field, with its slot.
+    pub slots: Vec<(EventTypeId, Slot)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Bit `n` set: the workflow runs on weekday `n` (0 = Monday).
+    pub weekdays: u8,
+    pub except: Vec<u32>,
+    /// Seconds after local midnight at which an occurrence starts expecting.
+    pub open_seconds: u32,
+    /// The date field that names an event's occurrence, per event type;
+    /// events without one belong to their local event-time date.
+    pub cohort: Vec<(EventTypeId, Slot)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alerting {
+    pub severity: Severity,
+    pub runbook: Option<String>,
+    pub notify: Vec<Notify>,
+    pub renotify_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Notify {
+    pub channel: u32,
+    pub min_severity: Option<Severity>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusRules {
+    pub red: Vec<Expr>,
+    pub amber: Vec<Expr>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub id: StepId,
+    pub name: String,
+    pub event: EventTypeId,
+    /// The conjuncts of `where` that read only the event: they decide
+    /// whether the event is relevant to the workflow at all.
+    pub relevance: Option<Expr>,
+    /// The conjuncts that read fields kept from earlier steps.
+    pub guard: Option<Expr>,
+    /// Stages this step leaves; empty for a start step.
+    pub sources: Vec<StepId>,
+    pub optional: bool,
+    pub timing: Timing,
+    /// `Some` when taking this step closes the instance.
+    pub outcome: Option<Outcome>,
+    pub alerting: Alerting,
+    pub grace_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub within_ms: Option<u64>,
+    pub by: Option<ClockDeadline>,
+    pub warn: Option<Warn>,
+    pub not_before: Option<NotBefore>,
+}
+
+impl Timing {
+    pub fn has_deadline(&self) -> bool {
+        self.within_ms.is_some() || self.by.is_some()
+    }
+}
+
+/// A local clock time on the instance's date (plus `day_offset` days).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClockDeadline {
+    pub seconds: u32,
+    pub zone: String,
+    pub day_offset: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Warn {
+    /// This long after the timing starts (entering the source stage), as
+    /// `within` counts: `within 5m warn 3m` turns amber after 3 minutes.
+    After(u64),
+    At(ClockDeadline),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotBefore {
+    /// This long after entering the source stage.
+    After(u64),
+    At(ClockDeadline),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub id: StepId,
+    pub name: String,
+    /// Steps that leave this stage; the alternatives.
+    pub outgoing: Vec<StepId>,
+    /// Outgoing steps (and, for optional ones, the steps after them) with a
+    /// timing rule: the timers entering this stage arms.
+    pub timers: Vec<StepId>,
+    /// `Some` when entering this stage closes the instance.
+    pub closes: Option<Outcome>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeptField {
+    pub step: StepId,
+    pub slot: Slot,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: u32,
+    pub name: String,
+    pub kind: ChannelKind,
+    pub targets: Vec<ChannelTarget>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Email,
+    Webhook,
+    Slack,
+    Pagerduty,
+    Alertmanager,
+    Sms,
+}
+
+impl ChannelKind {
+    pub const ALL: [(&'static str, ChannelKind); 6] = [
+        ("email", ChannelKind::Email),
+        ("webhook", ChannelKind::Webhook),
+        ("slack", ChannelKind::Slack),
+        ("pagerduty", ChannelKind::Pagerduty),
+        ("alertmanager", ChannelKind::Alertmanager),
+        ("sms", ChannelKind::Sms),
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelTarget {
+    Literal(String),
+    /// The name of a secret the runtime resolves; its value never enters the program.
+    Secret(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calendar {
+    pub id: u32,
+    pub name: String,
+    /// Days since 1970-01-01, sorted.
+    pub dates: Vec<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Maintenance {
+    pub name: String,
+    pub window: MaintenanceWindow,
+    /// Empty: all workflows.
+    pub workflows: Vec<WorkflowId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceWindow {
+    /// Weekday 0 = Monday; `None` means every day.
+    Weekly { from_day: Option<u8>, from_seconds: u32, to_day: Option<u8>, to_seconds: u32, zone: String },
+    /// Milliseconds since the Unix epoch, UTC.
+    Fixed { from_ms: i64, to_ms: i64 },
+}
+
+// ---------------------------------------------------------------- expressions
+
+/// A typed expression. Field reads are slots; names are gone.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expr {
+    Const(Value),
+    /// A slot of the event being matched.
+    Field(Slot),
+    /// A field kept from an earlier step of the instance.
+    Kept { step: StepId, slot: Slot },
+    /// A status metric, for `status` rules.
+    Metric(Metric),
+    Call { function: String, args: Vec<Expr> },
+    Unary { op: UnaryOp, operand: Box<Expr> },
+    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    List(Vec<Expr>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnaryOp {
+    Not,
+    Neg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Coalesce,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Missing,
+    AtRisk,
+    Late,
+    InFlight,
+    Failed,
+    Duplicate,
+    OutOfOrder,
+    Unexpected,
+    /// In-flight items older than this many milliseconds in their stage.
+    Aged(u64),
+}
+
+impl Metric {
+    pub const NAMED: [(&'static str, Metric); 8] = [
+        ("missing", Metric::Missing),
+        ("at_risk", Metric::AtRisk),
+        ("late", Metric::Late),
+        ("in_flight", Metric::InFlight),
+        ("failed", Metric::Failed),
+        ("duplicate", Metric::Duplicate),
+        ("out_of_order", Metric::OutOfOrder),
+        ("unexpected", Metric::Unexpected),
+    ];
+}
+
+/// A runtime value. Dates are days and timestamps milliseconds since the
+/// Unix epoch (UTC); durations and times of day are milliseconds and seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    Date(i32),
+    Timestamp(i64),
+    Duration(i64),
+    TimeOfDay(u32),
+    /// The index of the variant in its enum's declaration.
+    Enum(u32),
+}
