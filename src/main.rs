@@ -1,1 +1,59 @@
-fn main() {}
+//! The `mon` command line: check, format and compile rules (and, in later
+//! issues, test, simulate and run them).
+//!
+//! Each subcommand lives in `commands/`; this file only parses arguments
+//! and maps outcomes to exit codes: 0 success, 1 the rules (or the files)
+//! have problems, 2 the command itself was wrong (bad flag, missing path).
+
+mod commands;
+mod sources;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mon", version, about = "Monitor business event flows: rules that say what must happen, by when")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and type-check rules; print every problem found.
+    ///
+    /// A directory that directly holds `.mon` files is one program (with
+    /// the `.mon` files of its subdirectories); a directory without any is
+    /// searched for such program directories, so `mon check examples/`
+    /// checks each example on its own. Files named together form one program.
+    Check(commands::check::Args),
+    /// Compile rules and print the program: `ir` (readable), `json`, or `dot` (Graphviz).
+    Compile(commands::compile::Args),
+    /// Format rule files in place, or with `--check` list those that are not formatted.
+    Fmt(commands::fmt::Args),
+}
+
+/// How a command ended; `Usage` maps to exit code 2.
+pub enum Outcome {
+    Ok,
+    Problems,
+    Usage(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Check(args) => commands::check::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Fmt(args) => commands::fmt::run(args),
+    };
+    match outcome {
+        Outcome::Ok => ExitCode::SUCCESS,
+        Outcome::Problems => ExitCode::from(1),
+        Outcome::Usage(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

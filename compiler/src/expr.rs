@@ -268,6 +268,12 @@ impl<'a> ExprChecker<'a> {
         // Check the side that can stand alone first, so that a bare enum
         // value on either side resolves against the other side's type.
         let lhs_is_bare = is_unresolved_name(lhs, scope);
+        if lhs_is_bare && is_unresolved_name(rhs, scope) {
+            // Neither side is a field: report the left one only, since the
+            // right one may well be an enum value of the field meant.
+            self.check(lhs, scope, None);
+            return (ir::Expr::Const(Value::Null), Type::Error);
+        }
         let ((l, lt), (r, rt)) = if lhs_is_bare && matches!(op, BinaryOp::Eq | BinaryOp::Ne) {
             let right = self.check(rhs, scope, None);
             let left = self.check(lhs, scope, Some(&right.1));

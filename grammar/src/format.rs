@@ -41,12 +41,8 @@ pub fn format(src: &str) -> Result<String, Vec<SyntaxError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut printer = Printer {
-        src,
-        comments: &file.comments,
-        used: vec![false; file.comments.len()],
-        out: String::new(),
-    };
+    let mut printer =
+        Printer { src, comments: &file.comments, used: vec![false; file.comments.len()], out: String::new() };
     let spans: Vec<Span> = file.items.iter().map(Item::span).collect();
     printer.lines(0, src.len(), &spans, 0, &mut |p, i| p.item(&file.items[i], 0));
     debug_assert!(printer.used.iter().all(|&u| u), "every comment is printed");
@@ -67,11 +63,7 @@ struct Rendered {
 
 impl Rendered {
     fn line(text: String) -> Self {
-        Rendered {
-            text,
-            body: None,
-            doc: false,
-        }
+        Rendered { text, body: None, doc: false }
     }
 }
 
@@ -96,15 +88,14 @@ impl<'a> Printer<'a> {
         let mut prev = from;
         let mut first = true;
         for (i, &span) in kids.iter().enumerate() {
+            let span = self.trimmed(span);
             let gap = self.take(prev, span.start);
             prev = self.comment_lines(&gap, prev, depth, &mut first);
 
             let rendered = render(self, i);
             let interior = self.take(span.start, span.end);
             let (before, mut behind): (Vec<usize>, Vec<usize>) = match rendered.body {
-                Some(body) => interior
-                    .into_iter()
-                    .partition(|&c| self.comments[c].span.start < body.start),
+                Some(body) => interior.into_iter().partition(|&c| self.comments[c].span.start < body.start),
                 None if rendered.doc => (Vec::new(), interior),
                 None => (interior, Vec::new()),
             };
@@ -300,6 +291,23 @@ impl<'a> Printer<'a> {
         bytes.len()
     }
 
+    /// `span` without the blanks and comments at its end. pest's implicit
+    /// skipping puts them inside a rule that ends with an optional part
+    /// (`field`, `channel_decl`, `step_stmt`, ...), but they are not part of
+    /// the node: a comment there trails the node.
+    fn trimmed(&self, span: Span) -> Span {
+        let mut end = span.end;
+        loop {
+            end = span.start + self.src[span.start..end].trim_end_matches([' ', '\t', '\u{FEFF}']).len();
+            match self.comments.binary_search_by_key(&end, |c| c.span.end) {
+                Ok(c) if self.comments[c].span.start >= span.start && end > span.start => {
+                    end = self.comments[c].span.start
+                }
+                _ => return Span::new(span.start, end),
+            }
+        }
+    }
+
     fn spans_lines(&self, from: usize, to: usize) -> bool {
         self.src[from..to].contains('\n')
     }
@@ -318,7 +326,8 @@ impl<'a> Printer<'a> {
         sep: &str,
         render: &mut Render<'_, 'a>,
     ) -> (String, Option<Span>) {
-        if expanded {
+        // An empty block with no comments has nothing to put on its lines.
+        if expanded && (!kids.is_empty() || !self.unused(header_from, close).is_empty()) {
             let body = self.block(header_from, open, close, kids, depth, render);
             return (format!("{{{body}"), Some(Span::new(open, close + 1)));
         }
@@ -338,21 +347,11 @@ impl<'a> Printer<'a> {
                 let kids: Vec<Span> = d.stmts.iter().map(|s| s.span).collect();
                 let open = self.find(d.name.span.end, b'{');
                 let expanded = self.spans_lines(d.span.start, d.span.end);
-                let (body, span) = self.braced(
-                    d.span.start,
-                    open,
-                    d.span.end - 1,
-                    expanded,
-                    &kids,
-                    depth,
-                    "; ",
-                    &mut |p, i| Rendered::line(p.stmt(&d.stmts[i])),
-                );
-                Rendered {
-                    text: format!("workflow {} {body}", d.name.name),
-                    body: span,
-                    doc: d.doc.is_some(),
-                }
+                let (body, span) =
+                    self.braced(d.span.start, open, d.span.end - 1, expanded, &kids, depth, "; ", &mut |p, i| {
+                        Rendered::line(p.stmt(&d.stmts[i]))
+                    });
+                Rendered { text: format!("workflow {} {body}", d.name.name), body: span, doc: d.doc.is_some() }
             }
             Item::Channel(d) => {
                 let targets: Vec<String> = d
@@ -364,45 +363,23 @@ impl<'a> Printer<'a> {
                     })
                     .collect();
                 let text = format!("channel {} {} {}", d.name.name, d.kind.name, targets.join(", "));
-                Rendered {
-                    text,
-                    body: None,
-                    doc: d.doc.is_some(),
-                }
+                Rendered { text, body: None, doc: d.doc.is_some() }
             }
             Item::Calendar(d) => {
                 let kids: Vec<Span> = d.dates.iter().map(|s| s.span).collect();
                 let open = self.find(d.name.span.end, b'{');
                 let expanded = self.spans_lines(d.span.start, d.span.end);
-                let (body, span) = self.braced(
-                    d.span.start,
-                    open,
-                    d.span.end - 1,
-                    expanded,
-                    &kids,
-                    depth,
-                    ", ",
-                    &mut |_, i| {
+                let (body, span) =
+                    self.braced(d.span.start, open, d.span.end - 1, expanded, &kids, depth, ", ", &mut |_, i| {
                         let date = &d.dates[i];
                         Rendered::line(date_text(date.year, date.month, date.day))
-                    },
-                );
-                Rendered {
-                    text: format!("calendar {} {body}", d.name.name),
-                    body: span,
-                    doc: d.doc.is_some(),
-                }
+                    });
+                Rendered { text: format!("calendar {} {body}", d.name.name), body: span, doc: d.doc.is_some() }
             }
             Item::Maintenance(d) => {
                 let mut text = format!("maintenance {} ", d.name.name);
                 match &d.window {
-                    MaintenanceWindow::Weekly {
-                        from_day,
-                        from,
-                        to_day,
-                        to,
-                        zone,
-                    } => {
+                    MaintenanceWindow::Weekly { from_day, from, to_day, to, zone } => {
                         text.push_str("every ");
                         if let Some(day) = from_day {
                             text.push_str(&day.name);
@@ -425,31 +402,17 @@ impl<'a> Printer<'a> {
                     text.push_str(" for ");
                     text.push_str(&names(&d.workflows, ", "));
                 }
-                Rendered {
-                    text,
-                    body: None,
-                    doc: d.doc.is_some(),
-                }
+                Rendered { text, body: None, doc: d.doc.is_some() }
             }
             Item::Test(d) => {
                 let kids: Vec<Span> = d.stmts.iter().map(|s| s.span).collect();
                 let open = self.find(d.name.span.end, b'{');
                 let expanded = self.spans_lines(d.span.start, d.span.end);
-                let (body, span) = self.braced(
-                    d.span.start,
-                    open,
-                    d.span.end - 1,
-                    expanded,
-                    &kids,
-                    depth,
-                    "; ",
-                    &mut |p, i| p.test_stmt(&d.stmts[i], depth + 1),
-                );
-                Rendered {
-                    text: format!("test {} {body}", string(&d.name.value)),
-                    body: span,
-                    doc: false,
-                }
+                let (body, span) =
+                    self.braced(d.span.start, open, d.span.end - 1, expanded, &kids, depth, "; ", &mut |p, i| {
+                        p.test_stmt(&d.stmts[i], depth + 1)
+                    });
+                Rendered { text: format!("test {} {body}", string(&d.name.value)), body: span, doc: false }
             }
         }
     }
@@ -457,41 +420,25 @@ impl<'a> Printer<'a> {
     fn event(&mut self, d: &EventDecl, depth: usize) -> Rendered {
         let doc = d.doc.is_some();
         match &d.body {
-            EventBody::Schema(path) => Rendered {
-                text: format!("event {} from {}", d.name.name, string(&path.value)),
-                body: None,
-                doc,
-            },
+            EventBody::Schema(path) => {
+                Rendered { text: format!("event {} from {}", d.name.name, string(&path.value)), body: None, doc }
+            }
             EventBody::Fields(fields) => {
                 let kids: Vec<Span> = fields.iter().map(|f| f.span).collect();
                 let open = self.find(d.name.span.end, b'{');
                 let expanded = self.spans_lines(d.span.start, d.span.end);
-                let (body, span) = self.braced(
-                    d.span.start,
-                    open,
-                    d.span.end - 1,
-                    expanded,
-                    &kids,
-                    depth,
-                    ", ",
-                    &mut |p, i| p.field(&fields[i], depth + 1),
-                );
-                Rendered {
-                    text: format!("event {} {body}", d.name.name),
-                    body: span,
-                    doc,
-                }
+                let (body, span) =
+                    self.braced(d.span.start, open, d.span.end - 1, expanded, &kids, depth, ", ", &mut |p, i| {
+                        p.field(&fields[i], depth + 1)
+                    });
+                Rendered { text: format!("event {} {body}", d.name.name), body: span, doc }
             }
         }
     }
 
     fn field(&mut self, f: &FieldDecl, depth: usize) -> Rendered {
         let doc = f.doc.is_some();
-        let suffix = format!(
-            "{}{}",
-            if f.ty.optional { "?" } else { "" },
-            if f.pii { " pii" } else { "" }
-        );
+        let suffix = format!("{}{}", if f.ty.optional { "?" } else { "" }, if f.pii { " pii" } else { "" });
         if let TypeKind::Enum(values) = &f.ty.kind {
             let open = self.find(f.ty.span.start, b'{');
             let close = self.find(values.last().map_or(open + 1, |v| v.span.end), b'}');
@@ -500,22 +447,14 @@ impl<'a> Printer<'a> {
                 let (body, span) = self.braced(f.span.start, open, close, true, &kids, depth, ", ", &mut |_, i| {
                     Rendered::line(values[i].name.clone())
                 });
-                return Rendered {
-                    text: format!("{}: enum {body}{suffix}", f.name.name),
-                    body: span,
-                    doc,
-                };
+                return Rendered { text: format!("{}: enum {body}{suffix}", f.name.name), body: span, doc };
             }
         }
         let ty = match &f.ty.kind {
             TypeKind::Named(name) => name.name.clone(),
             TypeKind::Enum(values) => format!("enum {{ {} }}", names(values, ", ")),
         };
-        Rendered {
-            text: format!("{}: {ty}{suffix}", f.name.name),
-            body: None,
-            doc,
-        }
+        Rendered { text: format!("{}: {ty}{suffix}", f.name.name), body: None, doc }
     }
 
     // ------------------------------------------------------------ workflows
@@ -587,12 +526,7 @@ impl<'a> Printer<'a> {
                 }
                 text
             }
-            Expectation::Record {
-                kind,
-                target,
-                delay,
-                key,
-            } => {
+            Expectation::Record { kind, target, delay, key } => {
                 let mut text = format!("expect {} {}", kind.name, target_text(target));
                 if let Some(delay) = delay {
                     text.push_str(&format!(" by {}", duration(delay.millis)));
@@ -612,19 +546,8 @@ impl<'a> Printer<'a> {
                 body = span;
                 format!("expect stage {} for {record} {}", workflow.name, stage.name)
             }
-            Expectation::Count {
-                metric,
-                target,
-                op,
-                value,
-                ..
-            } => {
-                format!(
-                    "expect count {} {} {} {value}",
-                    metric.name,
-                    target_text(target),
-                    op.symbol()
-                )
+            Expectation::Count { metric, target, op, value, .. } => {
+                format!("expect count {} {} {} {value}", metric.name, target_text(target), op.symbol())
             }
             Expectation::No { alert, kind, target } => {
                 let mut text = "expect no".to_string();
@@ -701,9 +624,7 @@ fn step_text(step: &StepDecl) -> String {
         text.push_str(" after ");
         text.push_str(&names(&step.after, " | "));
     }
-    let mut clauses: Vec<&Clause> = step.clauses.iter().collect();
-    clauses.sort_by_key(|c| clause_rank(&c.kind));
-    for clause in clauses {
+    for clause in clause_order(&step.clauses) {
         text.push(' ');
         text.push_str(&clause_text(&clause.kind));
     }
@@ -711,6 +632,26 @@ fn step_text(step: &StepDecl) -> String {
         text.push_str(&format!(" -> {}", outcome.name));
     }
     text
+}
+
+/// The clauses in canonical order, unless that order would put `notify`
+/// right after a clock time without a zone: the grammar would read `notify`
+/// as the zone (`reserved` in mon.pest fails to reserve it), so the author's
+/// order, which parsed, is kept.
+fn clause_order(clauses: &[Clause]) -> Vec<&Clause> {
+    let mut sorted: Vec<&Clause> = clauses.iter().collect();
+    sorted.sort_by_key(|c| clause_rank(&c.kind));
+    let zoneless_time = |c: &Clause| match &c.kind {
+        ClauseKind::By { zone: None, day_offset: None, .. }
+        | ClauseKind::WarnAt { zone: None, .. }
+        | ClauseKind::NotBeforeTime { zone: None, .. } => true,
+        _ => false,
+    };
+    let notify = |c: &Clause| matches!(c.kind, ClauseKind::Setting(SettingKind::Notify { .. }));
+    if sorted.windows(2).any(|w| zoneless_time(w[0]) && notify(w[1])) {
+        return clauses.iter().collect();
+    }
+    sorted
 }
 
 /// Where a clause goes in a step: timing first, from the tightest to the
@@ -860,13 +801,7 @@ fn duration(millis: u64) -> String {
     }
     let mut text = String::new();
     let mut rest = millis;
-    for (unit, name) in [
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1_000, "s"),
-        (1, "ms"),
-    ] {
+    for (unit, name) in [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s"), (1, "ms")] {
         if rest >= unit {
             text.push_str(&format!("{}{name}", rest / unit));
             rest %= unit;

@@ -43,7 +43,14 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                 if MonParser::parse(Rule::blank, text).is_ok() {
                     continue;
                 }
-                errors.push(convert_error(src, start, &err));
+                let builder = Builder { offset: start, src, comments: &file.comments, errors: RefCell::new(Vec::new()) };
+                match builder.recover_block(src, start, end) {
+                    Some(item) => {
+                        file.items.push(item);
+                        errors.extend(builder.errors.into_inner());
+                    }
+                    None => errors.push(convert_error(src, start, &err)),
+                }
             }
         }
     }
@@ -206,6 +213,97 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
+    /// Parses a broken `workflow`, `event` or `test` statement by statement,
+    /// so that one bad line costs one error and the rest is still checked.
+    /// `None` when even the header does not parse.
+    fn recover_block(&self, src: &str, start: usize, end: usize) -> Option<Item> {
+        let text = &src[start..end];
+        let brace = find_top_level(text, b'{')?;
+        let head = &text[..brace];
+        let (head_rule, stmt_rule) = match head.trim_start_matches(|c: char| c.is_whitespace()).split_whitespace().next()? {
+            "workflow" => (Rule::workflow_head, Rule::workflow_stmt_only),
+            "event" => (Rule::event_head, Rule::field_only),
+            "test" => (Rule::test_head, Rule::test_stmt_only),
+            _ => return None,
+        };
+        // The header may be preceded by comments: parse from its keyword.
+        let keyword_at = first_code_offset(head);
+        let head_pairs = MonParser::parse(head_rule, head[keyword_at..].trim_end()).ok()?;
+        let head_builder = Builder { offset: start + keyword_at, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
+        let head_pair = head_pairs.into_iter().next()?;
+        let mut head_inner = head_builder.inner(head_pair).filter(|p| p.as_rule() != Rule::EOI);
+        let name_pair = head_inner.next()?;
+
+        let body_start = brace + 1;
+        let body_end = match find_matching_close(&text[body_start..]) {
+            Some(close) => {
+                let after = body_start + close + 1;
+                if MonParser::parse(Rule::blank, &text[after..]).is_err() {
+                    let pos = start + after + first_code_offset(&text[after..]);
+                    let found = describe_found(&token_at(src, pos));
+                    self.error(
+                        SyntaxErrorKind::Unexpected { found, expected: vec!["a new declaration".into()] },
+                        Span::new(pos, pos + token_at(src, pos).len().max(1)),
+                    );
+                }
+                body_start + close
+            }
+            None => {
+                self.error(SyntaxErrorKind::UnclosedBlock, Span::new(end, end));
+                text.len()
+            }
+        };
+        let split_on_comma = stmt_rule == Rule::field_only;
+        let mut parsed = Vec::new();
+        for (s, e) in split_statements(&text[body_start..body_end], split_on_comma) {
+            let (s, e) = (body_start + s, body_start + e);
+            let stmt_text = &text[s..e];
+            if MonParser::parse(Rule::blank, stmt_text).is_ok() {
+                continue;
+            }
+            match MonParser::parse(stmt_rule, stmt_text) {
+                Ok(pairs) => {
+                    let builder = Builder { offset: start + s, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
+                    if let Some(pair) = pairs.into_iter().next().and_then(|p| p.into_inner().find(|q| q.as_rule() != Rule::EOI)) {
+                        parsed.push((builder.span(&pair), pair, builder.offset));
+                    }
+                    self.errors.borrow_mut().extend(builder.errors.into_inner());
+                }
+                Err(err) => self.errors.borrow_mut().push(convert_error(src, start + s, &err)),
+            }
+        }
+        let span = Span::new(start + keyword_at, start + body_end.min(text.len()) + usize::from(body_end < text.len()));
+        let at = |offset: usize| Builder { offset, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
+        let item = match head_rule {
+            Rule::workflow_head => Item::Workflow(WorkflowDecl {
+                doc: self.doc(span.start),
+                name: head_builder.ident(name_pair),
+                stmts: parsed.into_iter().map(|(_, p, off)| self.absorb(at(off), |b| b.stmt(p))).collect(),
+                span,
+            }),
+            Rule::event_head => Item::Event(EventDecl {
+                doc: self.doc(span.start),
+                name: head_builder.ident(name_pair),
+                body: EventBody::Fields(parsed.into_iter().map(|(_, p, off)| self.absorb(at(off), |b| b.field(p))).collect()),
+                span,
+            }),
+            _ => Item::Test(TestDecl {
+                name: head_builder.string(name_pair),
+                stmts: parsed.into_iter().map(|(_, p, off)| self.absorb(at(off), |b| b.test_stmt(p))).collect(),
+                span,
+            }),
+        };
+        self.errors.borrow_mut().extend(head_builder.errors.into_inner());
+        Some(item)
+    }
+
+    /// Runs `build` on another builder and keeps the errors it found.
+    fn absorb<T>(&self, builder: Builder<'a>, build: impl FnOnce(&Builder<'a>) -> T) -> T {
+        let value = build(&builder);
+        self.errors.borrow_mut().extend(builder.errors.into_inner());
+        value
+    }
+
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let s = pair.as_span();
         Span::new(s.start() + self.offset, s.end() + self.offset)
@@ -883,6 +981,111 @@ impl<'a> Builder<'a> {
     fn zone(&self, pair: Pair<Rule>) -> Zone {
         Zone { name: pair.as_str().to_string(), span: self.span(&pair) }
     }
+}
+
+/// The offset of the first character that is not blank or comment.
+fn first_code_offset(text: &str) -> usize {
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+        } else if bytes[i..].starts_with(b"//") {
+            i += text[i..].find('\n').unwrap_or(text.len() - i);
+        } else if bytes[i..].starts_with(b"/*") {
+            i += text[i..].find("*/").map_or(text.len() - i, |n| n + 2);
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// Calls `visit(offset, byte, depth)` for every byte outside strings and
+/// comments; stops early when `visit` returns true.
+fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0i64;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(text.len() - i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += text[i..].find("*/").map_or(text.len() - i, |n| n + 2);
+                continue;
+            }
+            b @ (b'{' | b'(' | b'[') => {
+                if visit(i, b, depth) {
+                    return Some(i);
+                }
+                depth += 1;
+            }
+            b @ (b'}' | b')' | b']') => {
+                depth -= 1;
+                if visit(i, b, depth) {
+                    return Some(i);
+                }
+            }
+            b => {
+                if visit(i, b, depth) {
+                    return Some(i);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn find_top_level(text: &str, wanted: u8) -> Option<usize> {
+    walk_code(text, |_, b, depth| depth == 0 && b == wanted)
+}
+
+/// The `}` closing a block whose `{` came just before `text`.
+fn find_matching_close(text: &str) -> Option<usize> {
+    walk_code(text, |_, b, depth| b == b'}' && depth < 0)
+}
+
+/// Statement ranges of a block body: split at `;` and at newlines that do
+/// not follow a binary operator or a comma, outside brackets.
+fn split_statements(body: &str, split_on_comma: bool) -> Vec<(usize, usize)> {
+    let mut cuts = Vec::new();
+    walk_code(body, |i, b, depth| {
+        let cut = depth == 0
+            && (b == b';' || (split_on_comma && b == b',') || (b == b'\n' && !continues(&body[..i])));
+        if cut {
+            cuts.push(i);
+        }
+        false
+    });
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    for cut in cuts {
+        ranges.push((from, cut));
+        from = cut + 1;
+    }
+    ranges.push((from, body.len()));
+    ranges
+}
+
+/// Whether the line ending here continues on the next one.
+fn continues(before: &str) -> bool {
+    let line = before.rsplit('\n').next().unwrap_or("");
+    let code = line.split("//").next().unwrap_or("").trim_end();
+    ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"]
+        .iter()
+        .any(|op| code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' ')))
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
