@@ -403,7 +403,7 @@ impl<'a> Checker<'a> {
 
         // A scheduled workflow is one whose start steps have a `by`.
         let starts: Vec<usize> = (0..step_decls.len()).filter(|&i| is_start(step_decls[i])).collect();
-        if starts.is_empty() {
+        if starts.is_empty() && !decl.incomplete {
             self.report(file, decl.name.span, DiagnosticKind::NoStartStep { workflow: decl.name.name.clone() });
         }
         let has_by = |s: &ast::StepDecl| s.clauses.iter().any(|c| matches!(c.kind, ClauseKind::By { .. }));
@@ -527,7 +527,9 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        self.unreachable(file, &step_decls, &steps, &stages);
+        if !decl.incomplete {
+            self.unreachable(file, &step_decls, &steps, &stages);
+        }
 
         // Key, groups and schedule.
         let key = self.key(file, decl, &settings, &step_decls, &events, scheduled);
@@ -712,7 +714,9 @@ impl<'a> Checker<'a> {
                         self.report(file, first.span, DiagnosticKind::Misplaced(Misplaced::AfterOnLinearOrStart));
                     }
                     if i == 0 {
-                        self.report(file, step.span, DiagnosticKind::Misplaced(Misplaced::ThenWithoutPrevious));
+                        if !decl.incomplete {
+                            self.report(file, step.span, DiagnosticKind::Misplaced(Misplaced::ThenWithoutPrevious));
+                        }
                     } else {
                         // After an optional step, the next one may also
                         // follow whatever the optional step follows.
@@ -732,6 +736,7 @@ impl<'a> Checker<'a> {
                                 self.report(file, stage.span, DiagnosticKind::Misplaced(Misplaced::AfterItself))
                             }
                             Some(&j) => from.push(j),
+                            None if decl.incomplete => {}
                             None => {
                                 let suggestion = did_you_mean(&stage.name, names.keys().copied());
                                 self.report(
@@ -936,7 +941,7 @@ impl<'a> Checker<'a> {
         scheduled: bool,
     ) -> Vec<ir::KeyField> {
         let Some((fields, span)) = settings.key else {
-            if !scheduled && !steps.is_empty() {
+            if !scheduled && !steps.is_empty() && !decl.incomplete {
                 self.report(file, decl.name.span, DiagnosticKind::MissingKey { workflow: decl.name.name.clone() });
             }
             return Vec::new();

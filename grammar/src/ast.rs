@@ -186,6 +186,10 @@ pub struct WorkflowDecl {
     pub name: Ident,
     pub stmts: Vec<Stmt>,
     pub span: Span,
+    /// Some statements had syntax errors and are missing from `stmts`:
+    /// checks that need the whole graph (a start step, reachability)
+    /// would only repeat the syntax error in other words.
+    pub incomplete: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -240,10 +240,10 @@ impl<'a> Builder<'a> {
                 let after = body_start + close + 1;
                 if MonParser::parse(Rule::blank, &text[after..]).is_err() {
                     let pos = start + after + first_code_offset(&text[after..]);
-                    let found = describe_found(&token_at(src, pos));
+                    let token = token_at(src, pos);
                     self.error(
-                        SyntaxErrorKind::Unexpected { found, expected: vec!["a new declaration".into()] },
-                        Span::new(pos, pos + token_at(src, pos).len().max(1)),
+                        SyntaxErrorKind::Unexpected { found: describe_found(&token), expected: vec!["a new declaration".into()] },
+                        Span::new(pos, (pos + token.len()).min(src.len())),
                     );
                 }
                 body_start + close
@@ -280,6 +280,7 @@ impl<'a> Builder<'a> {
                 name: head_builder.ident(name_pair),
                 stmts: parsed.into_iter().map(|(_, p, off)| self.absorb(at(off), |b| b.stmt(p))).collect(),
                 span,
+                incomplete: true,
             }),
             Rule::event_head => Item::Event(EventDecl {
                 doc: self.doc(span.start),
@@ -410,7 +411,7 @@ impl<'a> Builder<'a> {
         let mut inner = self.inner(pair);
         let name = self.ident(inner.next().expect("workflow name"));
         let stmts = inner.map(|p| self.stmt(p)).collect();
-        WorkflowDecl { doc: self.doc(span.start), name, stmts, span }
+        WorkflowDecl { doc: self.doc(span.start), name, stmts, span, incomplete: false }
     }
 
     fn stmt(&self, pair: Pair<Rule>) -> Stmt {
@@ -993,7 +994,11 @@ fn first_code_offset(text: &str) -> usize {
         } else if bytes[i..].starts_with(b"//") {
             i += text[i..].find('\n').unwrap_or(text.len() - i);
         } else if bytes[i..].starts_with(b"/*") {
-            i += text[i..].find("*/").map_or(text.len() - i, |n| n + 2);
+            // An unclosed block comment is code to complain about.
+            match text[i..].find("*/") {
+                Some(n) => i += n + 2,
+                None => break,
+            }
         } else {
             break;
         }

@@ -1,0 +1,155 @@
+//! End-to-end tests of the `mon` binary: exit codes, output formats, and
+//! that formatting a program never changes what it compiles to.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mon")).args(args).current_dir(root()).output().expect("mon runs")
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mon-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+const EXAMPLES: [&str; 4] = ["file_receipt", "trade_lifecycle", "batch_sequence", "grouped_metrics"];
+
+#[test]
+fn check_passes_on_every_example() {
+    let out = mon(&["check", "examples/"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("in 4 programs: 0 errors, 0 warnings"), "{stderr}");
+}
+
+#[test]
+fn check_exits_1_with_errors_and_2_on_usage_errors() {
+    let dir = tempdir("exit");
+    let bad = dir.join("bad.mon");
+    std::fs::write(&bad, "workflow w { key id\n expect nothing_here }\n").expect("write");
+    let out = mon(&["check", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown event `nothing_here`"));
+
+    assert_eq!(mon(&["check", "/no/such/path.mon"]).status.code(), Some(2));
+    assert_eq!(mon(&["check", "--format", "yaml", "examples/"]).status.code(), Some(2));
+    assert_eq!(mon(&["frobnicate"]).status.code(), Some(2));
+}
+
+#[test]
+fn check_json_gives_one_object_per_diagnostic_with_positions() {
+    let dir = tempdir("json");
+    std::fs::write(dir.join("a.mon"), "event e { id: string }\nworkflow w {\n  key id\n  expect ee\n}\n").expect("write");
+    let out = mon(&["check", "--format", "json", dir.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let d = &lines[0];
+    assert_eq!(d["code"], "E201");
+    assert_eq!(d["severity"], "error");
+    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(4), Some(10)));
+    assert_eq!(d["help"], "did you mean `e`?");
+}
+
+#[test]
+fn errors_in_several_files_are_all_reported_sorted_by_file_and_line() {
+    let dir = tempdir("many");
+    std::fs::write(dir.join("b.mon"), "event e { id: strin }\n").expect("write");
+    std::fs::write(dir.join("a.mon"), "workflow w {\n  key id\n  expect e within 5 minutes\n  then f\n}\n").expect("write");
+    let out = mon(&["check", "--format", "json", dir.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let found: Vec<(String, u64, String)> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .map(|d| {
+            let file = d["file"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
+            (file, d["line"].as_u64().unwrap_or_default(), d["code"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("a.mon".to_string(), 3, "E102".to_string()),
+            ("a.mon".to_string(), 4, "E201".to_string()),
+            ("b.mon".to_string(), 1, "E211".to_string()),
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn compile_emits_json_with_a_hash_ir_and_dot() {
+    let json = mon(&["compile", "examples/trade_lifecycle", "--emit", "json"]);
+    assert!(json.status.success(), "{}", String::from_utf8_lossy(&json.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(value["hash"].as_str().map(str::len), Some(64));
+    let workflow = &value["program"]["workflows"][0];
+    assert_eq!(workflow["name"], "trade_lifecycle");
+    let steps: Vec<&str> = workflow["steps"].as_array().expect("steps").iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(steps, ["ingested", "verified", "sent3", "acked", "nacked", "sent4"]);
+
+    let dot = mon(&["compile", "examples/trade_lifecycle", "--emit", "dot"]);
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    assert!(dot.starts_with("digraph mon {"), "{dot}");
+    assert!(dot.contains("w0_s2 -> w0_s3"), "sent3 -> acked edge:\n{dot}");
+    assert!(dot.contains("peripheries=2, color=red"), "nacked closes with failure:\n{dot}");
+
+    let ir = mon(&["compile", "examples/trade_lifecycle"]);
+    let ir = String::from_utf8_lossy(&ir.stdout);
+    assert!(ir.contains("stage sent3 -> [acked, nacked] timers [acked]"), "{ir}");
+
+    assert_eq!(mon(&["compile", "examples/"]).status.code(), Some(2), "several programs at once is a usage error");
+}
+
+#[test]
+fn formatting_keeps_the_program_hash_and_is_idempotent() {
+    for example in EXAMPLES {
+        let dir = tempdir(&format!("fmt-{example}"));
+        copy_dir(&root().join("examples").join(example), &dir);
+        let dir_arg = dir.to_str().expect("utf-8");
+        let hash = |label: &str| {
+            let out = mon(&["compile", dir_arg, "--emit", "json"]);
+            assert!(out.status.success(), "{example} {label}: {}", String::from_utf8_lossy(&out.stderr));
+            let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+            value["hash"].as_str().expect("hash").to_string()
+        };
+        let before = hash("before fmt");
+        let out = mon(&["fmt", dir_arg]);
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(hash("after fmt"), before, "{example}: formatting changed the program");
+        let again = mon(&["fmt", "--check", dir_arg]);
+        assert!(again.status.success(), "{example}: not idempotent: {}", String::from_utf8_lossy(&again.stdout));
+    }
+}
+
+#[test]
+fn fmt_check_lists_unformatted_files_and_changes_nothing() {
+    let dir = tempdir("fmt-check");
+    let file = dir.join("messy.mon");
+    let messy = "event   e {id:string}\nworkflow w {key id\n  expect e}\n";
+    std::fs::write(&file, messy).expect("write");
+    let out = mon(&["fmt", "--check", dir.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("messy.mon"));
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), messy);
+}
