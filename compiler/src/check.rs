@@ -50,6 +50,9 @@ pub struct Checker<'a> {
     workflow_ids: HashMap<&'a str, u32>,
     /// (file, declaration) of each workflow, by id.
     workflow_decls: Vec<(usize, &'a ast::WorkflowDecl)>,
+    /// (keyword, name) of declarations that did not parse: uses of them
+    /// are not reported as unknown, the syntax error already is.
+    unparsed: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Checker<'a> {
@@ -71,7 +74,15 @@ impl<'a> Checker<'a> {
             calendar_ids: HashMap::new(),
             workflow_ids: HashMap::new(),
             workflow_decls: Vec::new(),
+            unparsed: files
+                .iter()
+                .flat_map(|f| f.unparsed.iter().map(|(kind, name)| (kind.as_str(), name.name.as_str())))
+                .collect(),
         }
+    }
+
+    fn is_unparsed(&self, keyword: &str, name: &str) -> bool {
+        self.unparsed.contains(&(keyword, name))
     }
 
     fn report(&mut self, file: usize, span: Span, kind: DiagnosticKind) {
@@ -351,6 +362,9 @@ impl<'a> Checker<'a> {
         if let Some(&id) = self.event_ids.get(ident.name.as_str()) {
             return Some(id);
         }
+        if self.is_unparsed("event", &ident.name) {
+            return None;
+        }
         let suggestion = did_you_mean(&ident.name, self.event_ids.keys().copied());
         self.report(file, ident.span, DiagnosticKind::UnknownEvent { name: ident.name.clone(), suggestion });
         None
@@ -359,6 +373,9 @@ impl<'a> Checker<'a> {
     fn workflow_id(&mut self, file: usize, ident: &Ident) -> Option<u32> {
         if let Some(&id) = self.workflow_ids.get(ident.name.as_str()) {
             return Some(id);
+        }
+        if self.is_unparsed("workflow", &ident.name) {
+            return None;
         }
         let suggestion = did_you_mean(&ident.name, self.workflow_ids.keys().copied());
         self.report(file, ident.span, DiagnosticKind::UnknownWorkflow { name: ident.name.clone(), suggestion });
@@ -680,6 +697,7 @@ impl<'a> Checker<'a> {
                 for channel in channels {
                     match self.channel_ids.get(channel.name.as_str()) {
                         Some(&id) => alerting.notify.push(ir::Notify { channel: id, min_severity: min }),
+                        None if self.is_unparsed("channel", &channel.name) => {}
                         None => {
                             let suggestion = did_you_mean(&channel.name, self.channel_ids.keys().copied());
                             self.report(file, channel.span, DiagnosticKind::UnknownChannel { name: channel.name.clone(), suggestion });
@@ -1086,6 +1104,7 @@ impl<'a> Checker<'a> {
                         for calendar in calendars {
                             match self.calendar_ids.get(calendar.name.as_str()) {
                                 Some(&id) => except.push(id),
+                                None if self.is_unparsed("calendar", &calendar.name) => {}
                                 None => {
                                     let suggestion = did_you_mean(&calendar.name, self.calendar_ids.keys().copied());
                                     self.report(
@@ -1112,7 +1131,7 @@ impl<'a> Checker<'a> {
                 if let Some(f) = event.field(&field.name) {
                     if f.ty == FieldType::Date {
                         cohort.push((e, f.slot));
-                    } else {
+                    } else if !self.diagnostics.iter().any(|d| d.span == field.span) {
                         let kind = DiagnosticKind::CohortNotDate {
                             field: field.name.clone(),
                             event: event.name.clone(),

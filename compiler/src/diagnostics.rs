@@ -66,7 +66,7 @@ pub enum DiagnosticKind {
     SchemaUnreadable { path: String, reason: String },
     SchemaUnsupported { path: String, property: String, reason: String },
 
-    TypeMismatch { op: String, left: String, right: String },
+    TypeMismatch { op: String, left: String, right: String, hint: Option<String> },
     NotBoolean { context: &'static str, found: String },
     WrongType { context: String, expected: String, found: String },
     KeyTypeMismatch { key: String, event: String, found: String, first_event: String, expected: String },
@@ -90,7 +90,7 @@ pub enum DiagnosticKind {
     NotAnAncestor { step: String, referenced: String },
 
     UnknownFunction { name: String, suggestion: Option<String> },
-    WrongArgumentCount { function: String, expected: String, found: usize },
+    WrongArgumentCount { function: String, expected: String, found: usize, signature: String },
     WrongArgumentType { function: String, position: usize, expected: String, found: String },
     InvalidLiteralArgument { function: String, reason: String },
 }
@@ -141,7 +141,7 @@ impl DiagnosticKind {
                 SyntaxErrorKind::Unexpected { .. } => codes::E101,
                 SyntaxErrorKind::InvalidDuration { .. } => codes::E102,
                 SyntaxErrorKind::UnterminatedString => codes::E103,
-                SyntaxErrorKind::InvalidEscape => codes::E104,
+                SyntaxErrorKind::InvalidEscape { .. } => codes::E104,
                 SyntaxErrorKind::ReservedWord { .. } => codes::E105,
                 SyntaxErrorKind::UnclosedBlock => codes::E106,
                 SyntaxErrorKind::InvalidTimeOfDay => codes::E107,
@@ -207,9 +207,9 @@ impl DiagnosticKind {
                 SyntaxErrorKind::Unexpected { found, .. } => format!("unexpected {found}"),
                 SyntaxErrorKind::InvalidDuration { written, .. } => format!("`{written}` is not a duration"),
                 SyntaxErrorKind::UnterminatedString => "this string has no closing quote".into(),
-                SyntaxErrorKind::InvalidEscape => "invalid escape sequence in string".into(),
+                SyntaxErrorKind::InvalidEscape { escape } => format!("`{escape}` is not an escape sequence"),
                 SyntaxErrorKind::ReservedWord { word } => format!("`{word}` is a reserved word and cannot be a name"),
-                SyntaxErrorKind::UnclosedBlock => "the file ends inside a block".into(),
+                SyntaxErrorKind::UnclosedBlock => "this block is never closed".into(),
                 SyntaxErrorKind::InvalidTimeOfDay => "not a valid time of day".into(),
                 SyntaxErrorKind::InvalidDate => "not a valid date".into(),
                 SyntaxErrorKind::NumberOutOfRange => "number out of range".into(),
@@ -227,16 +227,16 @@ impl DiagnosticKind {
             DuplicateInside { what, name, container } => format!("{what} `{name}` appears twice in {container}"),
             UnknownWorkflow { name, .. } => format!("unknown workflow `{name}`"),
             UnknownType { name, .. } => format!("unknown type `{name}`"),
-            InvalidChoice { what, found, .. } => format!("`{found}` is not a {what}"),
+            InvalidChoice { what, found, .. } => format!("`{found}` is not {} {what}", article(what)),
             SchemaUnreadable { path, .. } => format!("cannot read the JSON Schema `{path}`"),
             SchemaUnsupported { path, property, .. } => {
                 format!("property `{property}` of the JSON Schema `{path}` cannot be a mon field")
             }
-            TypeMismatch { op, left, right } => format!("cannot apply `{op}` to {left} and {right}"),
+            TypeMismatch { op, left, right, .. } => format!("cannot apply `{op}` to {left} and {right}"),
             NotBoolean { context, found } => format!("a `{context}` condition must be bool, but this is {found}"),
             WrongType { context, expected, found } => format!("{context} must be {expected}, but this is {found}"),
-            KeyTypeMismatch { key, event, found, .. } => {
-                format!("key field `{key}` is {found} in event `{event}`, but another event has a different type")
+            KeyTypeMismatch { key, event, found, first_event, expected } => {
+                format!("key field `{key}` is {found} in event `{event}` but {expected} in event `{first_event}`")
             }
             OptionalValue { name, context } => format!("`{name}` is optional and cannot be {context} directly"),
             MissingRequiredField { event, field } => format!("event `{event}` requires field `{field}`"),
@@ -278,7 +278,7 @@ impl DiagnosticKind {
                 format!("step `{step}` reads a field of `{referenced}`, which does not come before it")
             }
             UnknownFunction { name, .. } => format!("unknown function `{name}`"),
-            WrongArgumentCount { function, expected, found } => {
+            WrongArgumentCount { function, expected, found, .. } => {
                 format!("`{function}` takes {expected}, but {found} given")
             }
             WrongArgumentType { function, position, expected, found } => {
@@ -302,7 +302,7 @@ impl DiagnosticKind {
                 }
             },
             Syntax(SyntaxErrorKind::InvalidDuration { .. }) => "expected a duration such as `5m`".into(),
-            Syntax(SyntaxErrorKind::UnclosedBlock) => "expected `}`".into(),
+            Syntax(SyntaxErrorKind::UnclosedBlock) => "no matching `}`".into(),
             Syntax(SyntaxErrorKind::ReservedWord { .. }) => "reserved word".into(),
             Syntax(_) | InvalidTimestamp { .. } => "here".into(),
             UnknownEvent { .. } => "not declared".into(),
@@ -349,7 +349,7 @@ impl DiagnosticKind {
             NotAnAncestor { .. } => "not an earlier step".into(),
             WrongArgumentCount { .. } => "wrong number of arguments".into(),
             WrongArgumentType { expected, .. } => format!("expected {expected}"),
-            InvalidLiteralArgument { reason, .. } => reason.clone(),
+            InvalidLiteralArgument { .. } => "invalid value".into(),
         }
     }
 
@@ -364,9 +364,12 @@ impl DiagnosticKind {
                 Some("write durations with a unit suffix: ms, s, m, h or d, as in `90s` or `1h30m`".into())
             }
             Syntax(SyntaxErrorKind::ReservedWord { word }) => Some(format!("choose another name, such as `{word}_`")),
-            Syntax(SyntaxErrorKind::UnclosedBlock) => Some("add the missing `}`".into()),
+            Syntax(SyntaxErrorKind::UnclosedBlock) => Some("add the missing `}` where the block ends".into()),
             Syntax(SyntaxErrorKind::UnterminatedString) => Some("add a closing `\"` on the same line".into()),
-            Syntax(SyntaxErrorKind::InvalidEscape) => Some("valid escapes are \\\" \\\\ \\n \\t \\r \\u{...}".into()),
+            Syntax(SyntaxErrorKind::InvalidEscape { escape }) => Some(format!(
+                "to write a backslash, double it: `\\{}`; the escapes are \\\" \\\\ \\n \\t \\r \\u{{...}}",
+                escape
+            )),
             Syntax(SyntaxErrorKind::InvalidTimeOfDay) => Some("times are 24-hour `HH:MM` or `HH:MM:SS`".into()),
             Syntax(SyntaxErrorKind::InvalidDate) | InvalidTimestamp { .. } => {
                 Some("dates are `YYYY-MM-DD`; timestamps `2026-03-02T08:00:00Z`".into())
@@ -392,14 +395,35 @@ impl DiagnosticKind {
                 Some(s) => format!("map it: `key {key} = {event}.{s}`"),
                 None => format!("add `{key}` to event `{event}`, or map it: `key {key} = {event}.<field>`"),
             }),
+            OptionalValue { context: "a key field", .. } => {
+                Some("make the field required in the event: a key must always be present".into())
+            }
             OptionalValue { name, .. } => Some(format!("give a default: `{name} ?? ...`")),
-            TypeMismatch { .. } => None,
+            TypeMismatch { hint, .. } => hint.clone(),
             NotBoolean { .. } => Some("compare it with something, e.g. `== ...`".into()),
             KeyOnScheduled { .. } => Some("remove `key`; use `cohort FIELD` to match events to a date".into()),
             NoStartStep { .. } => Some("begin with `expect EVENT` or `start NAME: EVENT`".into()),
             Misplaced(self::Misplaced::StepWithoutAfter) => Some("add `after STAGE`".into()),
             Misplaced(self::Misplaced::ThenWithoutPrevious) => Some("begin the workflow with `expect`".into()),
             MissingKey { .. } => Some("add `key FIELD`, or give the start step a `by` deadline to schedule it".into()),
+            WrongArgumentCount { signature, .. } => Some(format!("the signature is `{signature}`")),
+            NeverMatches { reason: NeverMatch::Shadowed { by }, .. } => {
+                Some(format!("give it a `where` that `{by}` does not have, or remove it"))
+            }
+            NeverMatches { .. } => Some("fix the condition, or remove the step".into()),
+            TimingConflict(self::TimingConflict::WarnWithoutDeadline) => {
+                Some("add `within D` or `by HH:MM`; on a scheduled start, warn with `warn at HH:MM`".into())
+            }
+            TimingConflict(self::TimingConflict::WarnNotBeforeDeadline) => {
+                Some("`warn D` counts from the same moment as `within`: make it shorter than the deadline".into())
+            }
+            TimingConflict(self::TimingConflict::NotBeforeAfterDeadline) => {
+                Some("`not before` counts from the same moment as `within`: make it shorter".into())
+            }
+            TimingConflict(self::TimingConflict::AgingNotIncreasing) => {
+                Some("list the buckets in increasing order, as in `aging 1m, 5m, 15m, 1h`".into())
+            }
+            TimingConflict(self::TimingConflict::StartsDisagree) => Some("give every start step a `by`, or none".into()),
             TimingConflict(self::TimingConflict::WithinOnStart) => {
                 Some("a start step can have a `by` deadline, which schedules the workflow".into())
             }
@@ -410,6 +434,14 @@ impl DiagnosticKind {
             UnreachableStage { .. } => Some("add a step into it, or remove it".into()),
             _ => None,
         }
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -289,8 +289,14 @@ impl<'a> ExprChecker<'a> {
             (left, right)
         };
         let mismatch = |this: &mut Self| {
+            let hint = mismatch_hint(lhs, &lt, rhs, &rt);
             this.error(
-                DiagnosticKind::TypeMismatch { op: op.symbol().to_string(), left: lt.to_string(), right: rt.to_string() },
+                DiagnosticKind::TypeMismatch {
+                    op: op.symbol().to_string(),
+                    left: lt.to_string(),
+                    right: rt.to_string(),
+                    hint,
+                },
                 span,
             )
         };
@@ -403,7 +409,12 @@ impl<'a> ExprChecker<'a> {
                 (false, _) => format!("{n} arguments"),
             };
             return self.error(
-                DiagnosticKind::WrongArgumentCount { function: function.name.clone(), expected, found: args.len() },
+                DiagnosticKind::WrongArgumentCount {
+                    function: function.name.clone(),
+                    expected,
+                    found: args.len(),
+                    signature: describe_signature(function.name.as_str(), &signature),
+                },
                 span,
             );
         }
@@ -419,6 +430,12 @@ impl<'a> ExprChecker<'a> {
             if t.is_error() {
                 lowered.push(e);
                 continue;
+            }
+            if matches!(t, Type::Optional(_)) {
+                if let Some(optional) = self.optional_operand(&[(&t, arg)], "passed to a function") {
+                    lowered.push(optional.0);
+                    continue;
+                }
             }
             let ok = match param {
                 Param::Exactly(want) => t.non_optional() == want || (*want == Type::Float && t == Type::Int),
@@ -469,21 +486,70 @@ impl<'a> ExprChecker<'a> {
             [ast::Expr { kind: ExprKind::Literal(Literal::Duration(ms)), .. }] => {
                 (ir::Expr::Metric(Metric::Aged(*ms)), Type::Int)
             }
-            [other] => self.error(
-                DiagnosticKind::WrongArgumentType {
-                    function: "aged".into(),
-                    position: 1,
-                    expected: "a duration literal such as `15m`".into(),
-                    found: "something else".into(),
-                },
-                other.span,
-            ),
+            [other] => {
+                let found = match &other.kind {
+                    ExprKind::Literal(Literal::Int(_)) => "int".to_string(),
+                    ExprKind::Literal(Literal::Float(_)) => "float".to_string(),
+                    ExprKind::Literal(Literal::String(_)) => "string".to_string(),
+                    _ => "not a literal".to_string(),
+                };
+                self.error(
+                    DiagnosticKind::WrongArgumentType {
+                        function: "aged".into(),
+                        position: 1,
+                        expected: "a duration literal such as `15m`".into(),
+                        found,
+                    },
+                    other.span,
+                )
+            }
             _ => self.error(
-                DiagnosticKind::WrongArgumentCount { function: "aged".into(), expected: "1 argument".into(), found: args.len() },
+                DiagnosticKind::WrongArgumentCount {
+                    function: "aged".into(),
+                    expected: "1 argument".into(),
+                    found: args.len(),
+                    signature: "aged(duration) -> int".into(),
+                },
                 span,
             ),
         }
     }
+}
+
+/// A suggestion for the commonest mismatches: a number or enum value
+/// written as a string.
+fn mismatch_hint(lhs: &ast::Expr, lt: &Type, rhs: &ast::Expr, rt: &Type) -> Option<String> {
+    for (side, other) in [(lhs, rt), (rhs, lt)] {
+        if let ExprKind::Literal(Literal::String(text)) = &side.kind {
+            if other.non_optional().is_numeric() && text.trim().parse::<f64>().is_ok() {
+                return Some(format!("write the number without quotes: `{}`", text.trim()));
+            }
+        }
+    }
+    if lt.non_optional() == &Type::String && rt.non_optional().is_numeric()
+        || rt.non_optional() == &Type::String && lt.non_optional().is_numeric()
+    {
+        return Some("a string never equals a number: compare fields of the same type".into());
+    }
+    None
+}
+
+fn describe_signature(name: &str, signature: &crate::builtins::Signature) -> String {
+    let params: Vec<String> = signature
+        .params
+        .iter()
+        .map(|(param, kind)| match kind {
+            Param::Exactly(t) => format!("{param}: {t}"),
+            Param::Number => format!("{param}: number"),
+            Param::Same => param.to_string(),
+        })
+        .collect();
+    let variadic = if signature.variadic { ", ..." } else { "" };
+    let returns = match &signature.returns {
+        Returns::Exactly(t) => t.to_string(),
+        Returns::LikeArguments => "the arguments' type".to_string(),
+    };
+    format!("{name}({}{variadic}) -> {returns}", params.join(", "))
 }
 
 fn is_unresolved_name(expr: &ast::Expr, scope: &Scope) -> bool {

@@ -101,6 +101,9 @@ pub struct File {
     pub items: Vec<Item>,
     /// Every comment of the file in source order, doc comments included.
     pub comments: Vec<Comment>,
+    /// Declarations too broken to parse at all, by keyword and name, so
+    /// that the checker does not also call every use of them unknown.
+    pub unparsed: Vec<(String, Ident)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -18,10 +18,12 @@ pub enum SyntaxErrorKind {
     /// `5 minutes`, `5min` or a bare `5` where a duration belongs.
     InvalidDuration { written: String, suggestion: Option<String> },
     UnterminatedString,
-    InvalidEscape,
+    /// An escape that means nothing, such as `\d`.
+    InvalidEscape { escape: String },
     /// A reserved word used as a name.
     ReservedWord { word: String },
-    /// The file ended inside a block.
+    /// A `{` that is never closed (the span is the brace, or the end of the
+    /// file when the brace is unknown).
     UnclosedBlock,
     InvalidTimeOfDay,
     InvalidDate,

@@ -19,13 +19,15 @@
 //! - Blank lines: one is kept wherever the author left one or more between two
 //!   items, statements or comments; none at the start or end of a block.
 //! - A step's clauses come in a fixed order: where, after, within, by, warn,
-//!   not before, every, except, open, settings, `->` outcome.
+//!   not before, every, except, open, settings, `->` outcome (except where
+//!   that order would not parse back; see `clause_order`).
 //! - Literals are printed canonically: durations largest unit first (`1m30s`,
 //!   `0s`), times `HH:MM[:SS]`, dates `YYYY-MM-DD`, integers without `_`,
 //!   floats with a `.`, strings re-escaped; timestamps and zones as written.
 //! - Comments: one on its own line stays on its own line before what follows
 //!   it; one after a node on the same line stays there, two spaces after it;
-//!   one after `{` stays after `{`; one at the end of a block stays before `}`.
+//!   one after `{` stays after `{`, and so does one between an item's name
+//!   and its `{`; one at the end of a block stays before `}`.
 //!   A comment inside a node printed on one line moves to its own line before
 //!   the node, or behind it when the node has a `///` doc comment (which must
 //!   stay directly above the node to remain its doc).
@@ -641,11 +643,13 @@ fn step_text(step: &StepDecl) -> String {
 fn clause_order(clauses: &[Clause]) -> Vec<&Clause> {
     let mut sorted: Vec<&Clause> = clauses.iter().collect();
     sorted.sort_by_key(|c| clause_rank(&c.kind));
-    let zoneless_time = |c: &Clause| match &c.kind {
-        ClauseKind::By { zone: None, day_offset: None, .. }
-        | ClauseKind::WarnAt { zone: None, .. }
-        | ClauseKind::NotBeforeTime { zone: None, .. } => true,
-        _ => false,
+    let zoneless_time = |c: &Clause| {
+        matches!(
+            c.kind,
+            ClauseKind::By { zone: None, day_offset: None, .. }
+                | ClauseKind::WarnAt { zone: None, .. }
+                | ClauseKind::NotBeforeTime { zone: None, .. }
+        )
     };
     let notify = |c: &Clause| matches!(c.kind, ClauseKind::Setting(SettingKind::Notify { .. }));
     if sorted.windows(2).any(|w| zoneless_time(w[0]) && notify(w[1])) {

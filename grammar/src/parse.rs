@@ -26,7 +26,7 @@ const TOP_LEVEL_KEYWORDS: &[&str] = &["event", "workflow", "channel", "calendar"
 /// Parses one file. Always returns a tree (possibly missing the broken
 /// items) and every syntax error found, in source order.
 pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
-    let mut file = File { items: Vec::new(), comments: scan_comments(src) };
+    let mut file = File { items: Vec::new(), comments: scan_comments(src), unparsed: Vec::new() };
     let mut errors = Vec::new();
     for (start, end) in split_items(src) {
         let text = &src[start..end];
@@ -49,7 +49,10 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                         file.items.push(item);
                         errors.extend(builder.errors.into_inner());
                     }
-                    None => errors.push(convert_error(src, start, &err)),
+                    None => {
+                        errors.push(convert_error(src, start, &err));
+                        file.unparsed.extend(declared_name(src, start, end));
+                    }
                 }
             }
         }
@@ -220,7 +223,7 @@ impl<'a> Builder<'a> {
         let text = &src[start..end];
         let brace = find_top_level(text, b'{')?;
         let head = &text[..brace];
-        let (head_rule, stmt_rule) = match head.trim_start_matches(|c: char| c.is_whitespace()).split_whitespace().next()? {
+        let (head_rule, stmt_rule) = match head[first_code_offset(head)..].split_whitespace().next()? {
             "workflow" => (Rule::workflow_head, Rule::workflow_stmt_only),
             "event" => (Rule::event_head, Rule::field_only),
             "test" => (Rule::test_head, Rule::test_stmt_only),
@@ -249,7 +252,7 @@ impl<'a> Builder<'a> {
                 body_start + close
             }
             None => {
-                self.error(SyntaxErrorKind::UnclosedBlock, Span::new(end, end));
+                self.error(SyntaxErrorKind::UnclosedBlock, Span::new(start + brace, start + brace + 1));
                 text.len()
             }
         };
@@ -305,9 +308,20 @@ impl<'a> Builder<'a> {
         value
     }
 
+    /// The pair's span in the file, without the blanks and comments that
+    /// pest lets a rule end with when its optional tail is absent.
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(s.start() + self.offset, s.end() + self.offset)
+        let start = s.start() + self.offset;
+        let mut end = s.end() + self.offset;
+        loop {
+            end = start + self.src[start..end].trim_end().len();
+            match self.comments.binary_search_by(|c| c.span.end.cmp(&end)) {
+                Ok(i) if self.comments[i].span.start >= start => end = self.comments[i].span.start,
+                _ => break,
+            }
+        }
+        Span::new(start, end)
     }
 
     fn error(&self, kind: SyntaxErrorKind, span: Span) {
@@ -889,26 +903,43 @@ impl<'a> Builder<'a> {
     fn string(&self, pair: Pair<Rule>) -> StringLit {
         let span = self.span(&pair);
         let raw = pair.into_inner().next().map_or("", |p| p.as_str());
+        // The raw text starts one byte (the quote) after the literal.
+        let raw_start = span.start + 1;
         let mut value = String::with_capacity(raw.len());
-        let mut chars = raw.chars();
-        while let Some(c) = chars.next() {
+        let mut chars = raw.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
             if c != '\\' {
                 value.push(c);
                 continue;
             }
-            match chars.next() {
-                Some('n') => value.push('\n'),
-                Some('t') => value.push('\t'),
-                Some('r') => value.push('\r'),
-                Some('u') => {
-                    let hex: String = chars.by_ref().skip(1).take_while(|&c| c != '}').collect();
-                    match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+            let Some((j, escaped)) = chars.next() else { break };
+            let escape_span = Span::new(raw_start + i, raw_start + j + escaped.len_utf8());
+            match escaped {
+                'n' => value.push('\n'),
+                't' => value.push('\t'),
+                'r' => value.push('\r'),
+                '"' | '\\' => value.push(escaped),
+                'u' if chars.peek().is_some_and(|&(_, c)| c == '{') => {
+                    chars.next();
+                    let mut hex = String::new();
+                    let mut end = j + 2;
+                    for (k, c) in chars.by_ref() {
+                        end = k + c.len_utf8();
+                        if c == '}' {
+                            break;
+                        }
+                        hex.push(c);
+                    }
+                    let span = Span::new(raw_start + i, raw_start + end);
+                    match u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() <= 6).and_then(char::from_u32) {
                         Some(c) => value.push(c),
-                        None => self.error(SyntaxErrorKind::InvalidEscape, span),
+                        None => self.error(SyntaxErrorKind::InvalidEscape { escape: self.src[span.start..span.end].to_string() }, span),
                     }
                 }
-                Some(other) => value.push(other),
-                None => {}
+                other => {
+                    self.error(SyntaxErrorKind::InvalidEscape { escape: format!("\\{other}") }, escape_span);
+                    value.push(other);
+                }
             }
         }
         StringLit { value, span }
@@ -984,6 +1015,22 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The keyword and name a broken item starts with, if it has them.
+fn declared_name(src: &str, start: usize, end: usize) -> Option<(String, Ident)> {
+    let text = &src[start..end];
+    let at = first_code_offset(text);
+    let mut words = text[at..].split(|c: char| c.is_whitespace() || c == '{');
+    let keyword = words.next().filter(|w| TOP_LEVEL_KEYWORDS.contains(w))?;
+    let rest_at = at + keyword.len();
+    let name_at = rest_at + (text[rest_at..].len() - text[rest_at..].trim_start().len());
+    let name: String = text[name_at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    if name.is_empty() {
+        return None;
+    }
+    let span = Span::new(start + name_at, start + name_at + name.len());
+    Some((keyword.to_string(), Ident { name, span }))
+}
+
 /// The offset of the first character that is not blank or comment.
 fn first_code_offset(text: &str) -> usize {
     let mut i = 0;
@@ -1019,7 +1066,11 @@ fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Optio
                 while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
-                i += 1;
+                // An unclosed string ends at the end of its line; that newline
+                // still separates statements.
+                if bytes.get(i) == Some(&b'"') {
+                    i += 1;
+                }
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -1149,7 +1200,9 @@ fn convert_error(src: &str, offset: usize, err: &pest::error::Error<Rule>) -> Sy
     if pos >= src.len() || found == "}" {
         // End of input while a block is open: the usual cause is a missing brace.
         if pos >= src.len() {
-            return SyntaxError { kind: SyntaxErrorKind::UnclosedBlock, span: Span::new(src.len(), src.len()) };
+            // Point at the last character: an empty span draws no caret.
+            let last = src.char_indices().last().map_or(0, |(i, _)| i);
+            return SyntaxError { kind: SyntaxErrorKind::UnclosedBlock, span: Span::new(last, src.len()) };
         }
     }
     SyntaxError { kind: SyntaxErrorKind::Unexpected { found: describe_found(&found), expected }, span }
