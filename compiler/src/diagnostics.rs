@@ -366,6 +366,9 @@ impl DiagnosticKind {
             Syntax(SyntaxErrorKind::ReservedWord { word }) => Some(format!("choose another name, such as `{word}_`")),
             Syntax(SyntaxErrorKind::UnclosedBlock) => Some("add the missing `}` where the block ends".into()),
             Syntax(SyntaxErrorKind::UnterminatedString) => Some("add a closing `\"` on the same line".into()),
+            Syntax(SyntaxErrorKind::InvalidEscape { escape }) if escape.starts_with("\\u") => {
+                Some("`\\u{...}` takes 1 to 6 hex digits naming a Unicode character, as in `\\u{e9}`".into())
+            }
             Syntax(SyntaxErrorKind::InvalidEscape { escape }) => Some(format!(
                 "to write a backslash, double it: `\\{}`; the escapes are \\\" \\\\ \\n \\t \\r \\u{{...}}",
                 escape
