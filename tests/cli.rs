@@ -58,7 +58,8 @@ fn check_exits_1_with_errors_and_2_on_usage_errors() {
 #[test]
 fn check_json_gives_one_object_per_diagnostic_with_positions() {
     let dir = tempdir("json");
-    std::fs::write(dir.join("a.mon"), "event e { id: string }\nworkflow w {\n  key id\n  expect ee\n}\n").expect("write");
+    std::fs::write(dir.join("a.mon"), "event e { id: string }\nworkflow w {\n  key id\n  expect ee\n}\n")
+        .expect("write");
     let out = mon(&["check", "--format", "json", dir.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -75,7 +76,8 @@ fn check_json_gives_one_object_per_diagnostic_with_positions() {
 fn errors_in_several_files_are_all_reported_sorted_by_file_and_line() {
     let dir = tempdir("many");
     std::fs::write(dir.join("b.mon"), "event e { id: strin }\n").expect("write");
-    std::fs::write(dir.join("a.mon"), "workflow w {\n  key id\n  expect e within 5 minutes\n  then f\n}\n").expect("write");
+    std::fs::write(dir.join("a.mon"), "workflow w {\n  key id\n  expect e within 5 minutes\n  then f\n}\n")
+        .expect("write");
     let out = mon(&["check", "--format", "json", dir.to_str().expect("utf-8")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let found: Vec<(String, u64, String)> = stdout
@@ -105,7 +107,8 @@ fn compile_emits_json_with_a_hash_ir_and_dot() {
     assert_eq!(value["hash"].as_str().map(str::len), Some(64));
     let workflow = &value["program"]["workflows"][0];
     assert_eq!(workflow["name"], "trade_lifecycle");
-    let steps: Vec<&str> = workflow["steps"].as_array().expect("steps").iter().filter_map(|s| s["name"].as_str()).collect();
+    let steps: Vec<&str> =
+        workflow["steps"].as_array().expect("steps").iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(steps, ["ingested", "verified", "sent3", "acked", "nacked", "sent4"]);
 
     let dot = mon(&["compile", "examples/trade_lifecycle", "--emit", "dot"]);

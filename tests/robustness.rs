@@ -11,8 +11,11 @@ use proptest::prelude::*;
 fn corpus() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut texts = Vec::new();
-    for dir in ["examples/file_receipt", "examples/trade_lifecycle", "examples/batch_sequence", "examples/grouped_metrics"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir)).expect("example dir").map(|e| e.expect("entry").path()).collect();
+    for dir in
+        ["examples/file_receipt", "examples/trade_lifecycle", "examples/batch_sequence", "examples/grouped_metrics"]
+    {
+        let mut files: Vec<_> =
+            std::fs::read_dir(root.join(dir)).expect("example dir").map(|e| e.expect("entry").path()).collect();
         files.sort();
         let joined: String = files
             .iter()
@@ -48,13 +51,49 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let pieces = prop::sample::select(vec![
-        "{", "}", "(", ")", "[", "]", "\"", ";", "\n", ":", ".", ",", "->", "|", "==", "and", "within", "by", "08:00",
-        "5m", "5 minutes", "workflow", "event", "step", "after", "where", "maybe", "-", "??", "/*", "//", "é", "\u{0}",
-        "2026-13-45", "99:99", "Europe/Londn", "99999999999999999999999", "\\u{110000}",
+        "{",
+        "}",
+        "(",
+        ")",
+        "[",
+        "]",
+        "\"",
+        ";",
+        "\n",
+        ":",
+        ".",
+        ",",
+        "->",
+        "|",
+        "==",
+        "and",
+        "within",
+        "by",
+        "08:00",
+        "5m",
+        "5 minutes",
+        "workflow",
+        "event",
+        "step",
+        "after",
+        "where",
+        "maybe",
+        "-",
+        "??",
+        "/*",
+        "//",
+        "é",
+        "\u{0}",
+        "2026-13-45",
+        "99:99",
+        "Europe/Londn",
+        "99999999999999999999999",
+        "\\u{110000}",
     ]);
     prop_oneof![
         (any::<prop::sample::Index>(), 1usize..20).prop_map(|(i, len)| Edit::Delete { at: i.index(1 << 20), len }),
-        (any::<prop::sample::Index>(), pieces).prop_map(|(i, t)| Edit::Insert { at: i.index(1 << 20), text: t.to_string() }),
+        (any::<prop::sample::Index>(), pieces)
+            .prop_map(|(i, t)| Edit::Insert { at: i.index(1 << 20), text: t.to_string() }),
         (any::<prop::sample::Index>(), 1usize..40).prop_map(|(i, len)| Edit::Duplicate { at: i.index(1 << 20), len }),
     ]
 }

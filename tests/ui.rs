@@ -20,7 +20,8 @@ fn root() -> PathBuf {
 
 fn cases() -> Vec<Case> {
     let dir = root().join("tests/ui");
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).expect("tests/ui exists").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(&dir).expect("tests/ui exists").map(|e| e.expect("entry").path()).collect();
     entries.sort();
     let relative = |p: &Path| p.strip_prefix(root()).expect("under the repo").display().to_string();
     let mut cases = Vec::new();

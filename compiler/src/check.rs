@@ -223,9 +223,11 @@ impl<'a> Checker<'a> {
             ast::EventBody::Schema(path) => {
                 let rule_file = &self.sources[file].path;
                 match self.schemas.load(rule_file, &path.value) {
-                    Err(reason) => {
-                        self.report(file, path.span, DiagnosticKind::SchemaUnreadable { path: path.value.clone(), reason })
-                    }
+                    Err(reason) => self.report(
+                        file,
+                        path.span,
+                        DiagnosticKind::SchemaUnreadable { path: path.value.clone(), reason },
+                    ),
                     Ok(text) => match fields_from_schema(&text) {
                         Ok(imported) => {
                             for f in imported {
@@ -307,7 +309,8 @@ impl<'a> Checker<'a> {
     // ------------------------------------------------------------ channels
 
     fn channel(&mut self, file: usize, decl: &ast::ChannelDecl) -> ir::Channel {
-        let kind = self.choice(file, &decl.kind, "channel kind", &ir::ChannelKind::ALL).unwrap_or(ir::ChannelKind::Webhook);
+        let kind =
+            self.choice(file, &decl.kind, "channel kind", &ir::ChannelKind::ALL).unwrap_or(ir::ChannelKind::Webhook);
         let targets = decl
             .targets
             .iter()
@@ -429,7 +432,11 @@ impl<'a> Checker<'a> {
         if scheduled && scheduled_starts != starts.len() {
             for &i in &starts {
                 if !has_by(step_decls[i]) {
-                    self.report(file, step_decls[i].span, DiagnosticKind::TimingConflict(TimingConflict::StartsDisagree));
+                    self.report(
+                        file,
+                        step_decls[i].span,
+                        DiagnosticKind::TimingConflict(TimingConflict::StartsDisagree),
+                    );
                 }
             }
         }
@@ -490,7 +497,13 @@ impl<'a> Checker<'a> {
                     if name != "notify" && self.once(file, &mut seen_settings, name, clause.span) {
                         continue;
                     }
-                    self.apply_setting(file, setting, &mut alerting, &mut grace_ms, name != "notify" || seen_settings.contains_key("notify"));
+                    self.apply_setting(
+                        file,
+                        setting,
+                        &mut alerting,
+                        &mut grace_ms,
+                        name != "notify" || seen_settings.contains_key("notify"),
+                    );
                     seen_settings.insert(name, clause.span);
                 }
             }
@@ -513,7 +526,13 @@ impl<'a> Checker<'a> {
         // Stages: one per step; which close the instance; which timers they arm.
         let mut stages: Vec<ir::Stage> = steps
             .iter()
-            .map(|s| ir::Stage { id: s.id, name: s.name.clone(), outgoing: Vec::new(), timers: Vec::new(), closes: None })
+            .map(|s| ir::Stage {
+                id: s.id,
+                name: s.name.clone(),
+                outgoing: Vec::new(),
+                timers: Vec::new(),
+                closes: None,
+            })
             .collect();
         for step in &steps {
             for &source in &step.sources {
@@ -539,7 +558,10 @@ impl<'a> Checker<'a> {
                     self.report(
                         file,
                         span,
-                        DiagnosticKind::StepAfterClosingStage { step: steps[next as usize].name.clone(), stage: stage.name.clone() },
+                        DiagnosticKind::StepAfterClosingStage {
+                            step: steps[next as usize].name.clone(),
+                            stage: stage.name.clone(),
+                        },
                     );
                 }
             }
@@ -635,7 +657,11 @@ impl<'a> Checker<'a> {
                 StmtKind::Retain(d) => s.retain_ms = Some(d.millis),
                 StmtKind::Aging(buckets) => {
                     if buckets.windows(2).any(|w| w[0].millis >= w[1].millis) {
-                        self.report(file, stmt.span, DiagnosticKind::TimingConflict(TimingConflict::AgingNotIncreasing));
+                        self.report(
+                            file,
+                            stmt.span,
+                            DiagnosticKind::TimingConflict(TimingConflict::AgingNotIncreasing),
+                        );
                     }
                     s.aging_ms = Some(buckets.iter().map(|d| d.millis).collect());
                 }
@@ -700,7 +726,11 @@ impl<'a> Checker<'a> {
                         None if self.is_unparsed("channel", &channel.name) => {}
                         None => {
                             let suggestion = did_you_mean(&channel.name, self.channel_ids.keys().copied());
-                            self.report(file, channel.span, DiagnosticKind::UnknownChannel { name: channel.name.clone(), suggestion });
+                            self.report(
+                                file,
+                                channel.span,
+                                DiagnosticKind::UnknownChannel { name: channel.name.clone(), suggestion },
+                            );
                         }
                     }
                 }
@@ -778,7 +808,14 @@ impl<'a> Checker<'a> {
         sources
     }
 
-    fn timing(&mut self, file: usize, step: &ast::StepDecl, timezone: &str, start: bool, scheduled: bool) -> ir::Timing {
+    fn timing(
+        &mut self,
+        file: usize,
+        step: &ast::StepDecl,
+        timezone: &str,
+        start: bool,
+        scheduled: bool,
+    ) -> ir::Timing {
         let mut timing = ir::Timing::default();
         let mut seen: HashMap<&'static str, Span> = HashMap::new();
         let mut warn_span = None;
@@ -846,7 +883,9 @@ impl<'a> Checker<'a> {
                 _ => {}
             }
         }
-        if let (Some(span), Some(ir::NotBefore::After(nb)), Some(within)) = (not_before_span, &timing.not_before, timing.within_ms) {
+        if let (Some(span), Some(ir::NotBefore::After(nb)), Some(within)) =
+            (not_before_span, &timing.not_before, timing.within_ms)
+        {
             if *nb >= within {
                 self.report(file, span, DiagnosticKind::TimingConflict(TimingConflict::NotBeforeAfterDeadline));
             }
@@ -904,7 +943,8 @@ impl<'a> Checker<'a> {
         // stage takes the same events with the same (or no) condition.
         for (j, later) in steps.iter().enumerate() {
             for earlier in &steps[..j] {
-                let same_place = earlier.sources == later.sources || (earlier.sources.is_empty() && later.sources.is_empty());
+                let same_place =
+                    earlier.sources == later.sources || (earlier.sources.is_empty() && later.sources.is_empty());
                 let overlaps = !later.sources.is_empty() && later.sources.iter().all(|s| earlier.sources.contains(s));
                 if earlier.event == later.event
                     && (same_place || overlaps)
@@ -944,7 +984,11 @@ impl<'a> Checker<'a> {
             let explained = step.sources.iter().any(|&s| steps[s as usize].outcome.is_some())
                 || (step.sources.is_empty() && !is_start(decls[i]));
             if !reached[i] && !explained {
-                self.report(file, decls[i].step_name().span, DiagnosticKind::UnreachableStage { stage: step.name.clone() });
+                self.report(
+                    file,
+                    decls[i].step_name().span,
+                    DiagnosticKind::UnreachableStage { stage: step.name.clone() },
+                );
             }
         }
     }
@@ -1015,20 +1059,32 @@ impl<'a> Checker<'a> {
                         self.report(
                             file,
                             at,
-                            DiagnosticKind::UnknownField { field: field_name.to_string(), event: event.name.clone(), suggestion },
+                            DiagnosticKind::UnknownField {
+                                field: field_name.to_string(),
+                                event: event.name.clone(),
+                                suggestion,
+                            },
                         );
                     } else {
                         self.report_with(
                             file,
                             at,
-                            DiagnosticKind::KeyFieldMissing { key: field.name.name.clone(), event: event.name.clone(), suggestion },
+                            DiagnosticKind::KeyFieldMissing {
+                                key: field.name.name.clone(),
+                                event: event.name.clone(),
+                                suggestion,
+                            },
                             Related { file, span: field.name.span, label: "the key is declared here".into() },
                         );
                     }
                     continue;
                 };
                 if found.optional {
-                    self.report(file, at, DiagnosticKind::OptionalValue { name: field_name.to_string(), context: "a key field" });
+                    self.report(
+                        file,
+                        at,
+                        DiagnosticKind::OptionalValue { name: field_name.to_string(), context: "a key field" },
+                    );
                 }
                 match &first {
                     None => first = Some((event.name.clone(), found.ty.clone())),
@@ -1066,15 +1122,17 @@ impl<'a> Checker<'a> {
         used.dedup();
         let mut groups = Vec::new();
         for field in fields {
-            let slots: Vec<(u32, u32)> = used
-                .iter()
-                .filter_map(|&e| self.events[e as usize].field(&field.name).map(|f| (e, f.slot)))
-                .collect();
+            let slots: Vec<(u32, u32)> =
+                used.iter().filter_map(|&e| self.events[e as usize].field(&field.name).map(|f| (e, f.slot))).collect();
             if slots.is_empty() {
                 let all: Vec<String> =
                     used.iter().flat_map(|&e| self.events[e as usize].fields.iter().map(|f| f.name.clone())).collect();
                 let suggestion = did_you_mean(&field.name, all.iter().map(String::as_str));
-                self.report(file, field.span, DiagnosticKind::GroupFieldMissing { field: field.name.clone(), suggestion });
+                self.report(
+                    file,
+                    field.span,
+                    DiagnosticKind::GroupFieldMissing { field: field.name.clone(), suggestion },
+                );
             }
             groups.push(ir::GroupField { name: field.name.clone(), slots });
         }
@@ -1148,7 +1206,11 @@ impl<'a> Checker<'a> {
                     self.report(
                         file,
                         field.span,
-                        DiagnosticKind::UnknownField { field: field.name.clone(), event: event.name.clone(), suggestion },
+                        DiagnosticKind::UnknownField {
+                            field: field.name.clone(),
+                            event: event.name.clone(),
+                            suggestion,
+                        },
                     );
                 }
             }
@@ -1159,7 +1221,13 @@ impl<'a> Checker<'a> {
     /// Reports `every`, `except`, `open` and `cohort` where there is no
     /// scheduled start step to attach them to. `starts` lists the steps
     /// where they are allowed.
-    fn schedule_clauses_misplaced<S: ScheduleSettings>(&mut self, file: usize, settings: &S, steps: &[&ast::StepDecl], starts: &[usize]) {
+    fn schedule_clauses_misplaced<S: ScheduleSettings>(
+        &mut self,
+        file: usize,
+        settings: &S,
+        steps: &[&ast::StepDecl],
+        starts: &[usize],
+    ) {
         if starts.is_empty() {
             if let Some(span) = settings.cohort_span() {
                 self.report(file, span, DiagnosticKind::ScheduleOutsideStart { clause: "cohort" });
@@ -1191,7 +1259,9 @@ impl<'a> Checker<'a> {
             "weekday" => 0x1f,
             "weekend" => 0x60,
             name => {
-                if let Some(i) = DAY_NAMES.iter().position(|d| *d == name).or_else(|| full.iter().position(|d| *d == name)) {
+                if let Some(i) =
+                    DAY_NAMES.iter().position(|d| *d == name).or_else(|| full.iter().position(|d| *d == name))
+                {
                     return 1 << i;
                 }
                 let options: Vec<&str> = ["day", "weekday", "weekend"].into_iter().chain(DAY_NAMES).collect();
@@ -1220,7 +1290,11 @@ impl<'a> Checker<'a> {
                 self.report(file, span, kind);
             }
             if !matches!(ty, Type::Bool | Type::Error) {
-                self.report(file, condition.span, DiagnosticKind::NotBoolean { context: "status", found: ty.to_string() });
+                self.report(
+                    file,
+                    condition.span,
+                    DiagnosticKind::NotBoolean { context: "status", found: ty.to_string() },
+                );
             }
             match self.choice(file, color, "status color", &[("red", true), ("amber", false)]) {
                 Some(true) => rules.red.push(lowered),
@@ -1256,7 +1330,8 @@ impl<'a> Checker<'a> {
                     w.key.iter().map(|k| (k.name.clone(), k.ty.clone())).collect()
                 };
                 let both_scheduled = this.schedule.is_some() && upstream.schedule.is_some();
-                let same_key = this.schedule.is_none() && upstream.schedule.is_none() && key_of(this) == key_of(upstream);
+                let same_key =
+                    this.schedule.is_none() && upstream.schedule.is_none() && key_of(this) == key_of(upstream);
                 if !(both_scheduled || same_key) {
                     let describe = |w: &ir::Workflow| {
                         if w.schedule.is_some() {
@@ -1269,7 +1344,9 @@ impl<'a> Checker<'a> {
                         .stmts
                         .iter()
                         .find_map(|s| match &s.kind {
-                            StmtKind::DependsOn(names) => names.iter().find(|n| n.name == upstream.name).map(|n| n.span),
+                            StmtKind::DependsOn(names) => {
+                                names.iter().find(|n| n.name == upstream.name).map(|n| n.span)
+                            }
                             _ => None,
                         })
                         .unwrap_or(decl.name.span);
@@ -1349,11 +1426,20 @@ impl<'a> Checker<'a> {
                 self.report(
                     file,
                     given.name.span,
-                    DiagnosticKind::UnknownField { field: given.name.name.clone(), event: event.name.clone(), suggestion },
+                    DiagnosticKind::UnknownField {
+                        field: given.name.name.clone(),
+                        event: event.name.clone(),
+                        suggestion,
+                    },
                 );
                 continue;
             };
-            self.literal_value(file, &given.value, &Type::from_field(&field.ty, false), &format!("field `{}`", field.name));
+            self.literal_value(
+                file,
+                &given.value,
+                &Type::from_field(&field.ty, false),
+                &format!("field `{}`", field.name),
+            );
         }
         for field in event.fields.iter().filter(|f| !f.optional) {
             if !fields.iter().any(|g| g.name.name == field.name) {
@@ -1377,7 +1463,11 @@ impl<'a> Checker<'a> {
             self.report(
                 file,
                 value.span,
-                DiagnosticKind::WrongType { context: context.to_string(), expected: expected.to_string(), found: ty.to_string() },
+                DiagnosticKind::WrongType {
+                    context: context.to_string(),
+                    expected: expected.to_string(),
+                    found: ty.to_string(),
+                },
             );
         }
     }
@@ -1391,7 +1481,11 @@ impl<'a> Checker<'a> {
                 self.report(
                     file,
                     step.span,
-                    DiagnosticKind::UnknownStage { name: step.name.clone(), workflow: workflow.name.clone(), suggestion },
+                    DiagnosticKind::UnknownStage {
+                        name: step.name.clone(),
+                        workflow: workflow.name.clone(),
+                        suggestion,
+                    },
                 );
             }
         }

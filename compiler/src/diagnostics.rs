@@ -253,12 +253,16 @@ impl DiagnosticKind {
             },
             MissingKey { workflow } => format!("workflow `{workflow}` has no `key`"),
             TimingConflict(t) => match t {
-                self::TimingConflict::WarnWithoutDeadline => "`warn` needs a deadline (`within` or `by`) on the same step".into(),
+                self::TimingConflict::WarnWithoutDeadline => {
+                    "`warn` needs a deadline (`within` or `by`) on the same step".into()
+                }
                 self::TimingConflict::WarnNotBeforeDeadline => "`warn` must come before the deadline".into(),
                 self::TimingConflict::NotBeforeAfterDeadline => "`not before` must be earlier than the deadline".into(),
                 self::TimingConflict::WithinOnStart => "a start step cannot have `within`".into(),
                 self::TimingConflict::AgingNotIncreasing => "aging buckets must increase".into(),
-                self::TimingConflict::StartsDisagree => "the start steps of a scheduled workflow must all have `by`".into(),
+                self::TimingConflict::StartsDisagree => {
+                    "the start steps of a scheduled workflow must all have `by`".into()
+                }
             },
             ScheduleOutsideStart { clause } => {
                 format!("`{clause}` belongs on the start step of a scheduled workflow")
@@ -426,7 +430,9 @@ impl DiagnosticKind {
             TimingConflict(self::TimingConflict::AgingNotIncreasing) => {
                 Some("list the buckets in increasing order, as in `aging 1m, 5m, 15m, 1h`".into())
             }
-            TimingConflict(self::TimingConflict::StartsDisagree) => Some("give every start step a `by`, or none".into()),
+            TimingConflict(self::TimingConflict::StartsDisagree) => {
+                Some("give every start step a `by`, or none".into())
+            }
             TimingConflict(self::TimingConflict::WithinOnStart) => {
                 Some("a start step can have a `by` deadline, which schedules the workflow".into())
             }
@@ -468,11 +474,7 @@ impl<'a> Renderer<'a> {
     /// Renders diagnostics as miette does on a terminal, without colors
     /// when `color` is false (for snapshots and pipes).
     pub fn human(&self, diagnostics: &[Diagnostic], color: bool) -> String {
-        let theme = if color {
-            miette::GraphicalTheme::unicode()
-        } else {
-            miette::GraphicalTheme::unicode_nocolor()
-        };
+        let theme = if color { miette::GraphicalTheme::unicode() } else { miette::GraphicalTheme::unicode_nocolor() };
         let handler = miette::GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
         let mut out = String::new();
         for diagnostic in diagnostics {

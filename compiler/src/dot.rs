@@ -8,7 +8,8 @@ use crate::ir::{Outcome, Program, Timing, Warn};
 /// edges labelled with their event and timing; closing stages are drawn
 /// double, failures in red.
 pub fn render(program: &Program) -> String {
-    let mut out = String::from("digraph mon {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
+    let mut out =
+        String::from("digraph mon {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");
     for workflow in &program.workflows {
         let w = workflow.id;
         let _ = writeln!(out, "  subgraph cluster_{w} {{\n    label={};", quote(&workflow.name));

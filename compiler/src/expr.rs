@@ -216,34 +216,33 @@ impl<'a> ExprChecker<'a> {
             );
         };
         // `event.field` naming the step's own event is the same as `field`.
-        let (source_event, kept_step) = if q.qualifier.name == event.name
-            && !steps.iter().any(|(name, _, _)| *name == q.qualifier.name)
-        {
-            (*event, None)
-        } else {
-            match steps.iter().position(|(name, _, _)| *name == q.qualifier.name) {
-                Some(index) => {
-                    let (name, step_event, precedes) = &steps[index];
-                    if !precedes {
+        let (source_event, kept_step) =
+            if q.qualifier.name == event.name && !steps.iter().any(|(name, _, _)| *name == q.qualifier.name) {
+                (*event, None)
+            } else {
+                match steps.iter().position(|(name, _, _)| *name == q.qualifier.name) {
+                    Some(index) => {
+                        let (name, step_event, precedes) = &steps[index];
+                        if !precedes {
+                            return self.error(
+                                DiagnosticKind::NotAnAncestor { step: current.to_string(), referenced: name.clone() },
+                                q.qualifier.span,
+                            );
+                        }
+                        (*step_event, Some(index as u32))
+                    }
+                    None => {
                         return self.error(
-                            DiagnosticKind::NotAnAncestor { step: current.to_string(), referenced: name.clone() },
+                            DiagnosticKind::UnknownStage {
+                                name: q.qualifier.name.clone(),
+                                workflow: workflow.to_string(),
+                                suggestion: did_you_mean(&q.qualifier.name, steps.iter().map(|(n, _, _)| n.as_str())),
+                            },
                             q.qualifier.span,
                         );
                     }
-                    (*step_event, Some(index as u32))
                 }
-                None => {
-                    return self.error(
-                        DiagnosticKind::UnknownStage {
-                            name: q.qualifier.name.clone(),
-                            workflow: workflow.to_string(),
-                            suggestion: did_you_mean(&q.qualifier.name, steps.iter().map(|(n, _, _)| n.as_str())),
-                        },
-                        q.qualifier.span,
-                    );
-                }
-            }
-        };
+            };
         let Some(field) = source_event.field(&q.name.name) else {
             return self.error(
                 DiagnosticKind::UnknownField {
@@ -264,7 +263,14 @@ impl<'a> ExprChecker<'a> {
         }
     }
 
-    fn binary(&mut self, op: BinaryOp, lhs: &ast::Expr, rhs: &ast::Expr, span: Span, scope: &Scope) -> (ir::Expr, Type) {
+    fn binary(
+        &mut self,
+        op: BinaryOp,
+        lhs: &ast::Expr,
+        rhs: &ast::Expr,
+        span: Span,
+        scope: &Scope,
+    ) -> (ir::Expr, Type) {
         // Check the side that can stand alone first, so that a bare enum
         // value on either side resolves against the other side's type.
         let lhs_is_bare = is_unresolved_name(lhs, scope);
@@ -367,7 +373,11 @@ impl<'a> ExprChecker<'a> {
         (ir::Expr::Binary { op: lower_op(op), lhs: Box::new(l), rhs: Box::new(r) }, result)
     }
 
-    fn optional_operand(&mut self, operands: &[(&Type, &ast::Expr)], context: &'static str) -> Option<(ir::Expr, Type)> {
+    fn optional_operand(
+        &mut self,
+        operands: &[(&Type, &ast::Expr)],
+        context: &'static str,
+    ) -> Option<(ir::Expr, Type)> {
         for (t, side) in operands {
             if matches!(t, Type::Optional(_)) {
                 let name = match &side.kind {
@@ -468,8 +478,10 @@ impl<'a> ExprChecker<'a> {
             }
             if let ir::Expr::Const(value) = &e {
                 if let Err(reason) = f.check_literal(i, value) {
-                    self.diagnostics
-                        .push((DiagnosticKind::InvalidLiteralArgument { function: function.name.clone(), reason }, arg.span));
+                    self.diagnostics.push((
+                        DiagnosticKind::InvalidLiteralArgument { function: function.name.clone(), reason },
+                        arg.span,
+                    ));
                 }
             }
             lowered.push(e);

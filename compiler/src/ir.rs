@@ -350,12 +350,25 @@ pub enum Expr {
     /// A slot of the event being matched.
     Field(Slot),
     /// A field kept from an earlier step of the instance.
-    Kept { step: StepId, slot: Slot },
+    Kept {
+        step: StepId,
+        slot: Slot,
+    },
     /// A status metric, for `status` rules.
     Metric(Metric),
-    Call { function: String, args: Vec<Expr> },
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Call {
+        function: String,
+        args: Vec<Expr>,
+    },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     List(Vec<Expr>),
 }
 

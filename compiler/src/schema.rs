@@ -51,11 +51,15 @@ pub fn fields_from_schema(text: &str) -> Result<Vec<SchemaField>, SchemaError> {
         .get("properties")
         .and_then(Json::as_object)
         .ok_or_else(|| SchemaError::Invalid("the schema has no `properties` object".into()))?;
-    let required: Vec<&str> =
-        root.get("required").and_then(Json::as_array).map(|r| r.iter().filter_map(Json::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = root
+        .get("required")
+        .and_then(Json::as_array)
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
     let mut fields = Vec::with_capacity(properties.len());
     for (name, property) in properties {
-        let unsupported = |reason: &str| SchemaError::Unsupported { property: name.clone(), reason: reason.to_string() };
+        let unsupported =
+            |reason: &str| SchemaError::Unsupported { property: name.clone(), reason: reason.to_string() };
         let (type_name, nullable) = match property.get("type") {
             Some(Json::String(t)) => (Some(t.as_str()), false),
             Some(Json::Array(types)) => {
@@ -89,7 +93,12 @@ pub fn fields_from_schema(text: &str) -> Result<Vec<SchemaField>, SchemaError> {
             }
         };
         let pii = property.get("x-mon-pii").and_then(Json::as_bool).unwrap_or(false);
-        fields.push(SchemaField { name: name.clone(), ty, optional: nullable || !required.contains(&name.as_str()), pii });
+        fields.push(SchemaField {
+            name: name.clone(),
+            ty,
+            optional: nullable || !required.contains(&name.as_str()),
+            pii,
+        });
     }
     Ok(fields)
 }

@@ -36,6 +36,10 @@ pub fn nearest_zone(name: &str) -> Option<String> {
     let last = name.rsplit('/').next().unwrap_or(name);
     let cities: Vec<(&str, &str)> =
         chrono_tz::TZ_VARIANTS.iter().map(|tz| (tz.name(), tz.name().rsplit('/').next().unwrap_or(""))).collect();
+    // `London` alone: the city is right, the region is missing.
+    if let Some((full, _)) = cities.iter().find(|(full, city)| *city == last && *full != name) {
+        return Some(full.to_string());
+    }
     did_you_mean(last, cities.iter().map(|(_, city)| *city))
         .and_then(|city| cities.iter().find(|(_, c)| *c == city).map(|(full, _)| full.to_string()))
 }

@@ -68,7 +68,14 @@ impl Type {
     pub fn is_ordered(&self) -> bool {
         matches!(
             self,
-            Type::Int | Type::Float | Type::String | Type::Date | Type::Timestamp | Type::Duration | Type::TimeOfDay | Type::Error
+            Type::Int
+                | Type::Float
+                | Type::String
+                | Type::Date
+                | Type::Timestamp
+                | Type::Duration
+                | Type::TimeOfDay
+                | Type::Error
         )
     }
 }

@@ -208,9 +208,15 @@ pub enum StmtKind {
     Cohort(Ident),
     Timezone(Zone),
     /// `status red|amber when EXPR`; the color is checked by the compiler.
-    Status { color: Ident, condition: Expr },
+    Status {
+        color: Ident,
+        condition: Expr,
+    },
     /// `on out_of_order|duplicate|unexpected flag|drop|alert`.
-    On { case: Ident, action: Ident },
+    On {
+        case: Ident,
+        action: Ident,
+    },
     DependsOn(Vec<Ident>),
     Retain(Duration),
     Aging(Vec<Duration>),
@@ -343,13 +349,7 @@ pub struct MaintenanceDecl {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum MaintenanceWindow {
     /// `every [DAY] HH:MM to [DAY] HH:MM [ZONE]`; no day means every day.
-    Weekly {
-        from_day: Option<Ident>,
-        from: TimeOfDay,
-        to_day: Option<Ident>,
-        to: TimeOfDay,
-        zone: Option<Zone>,
-    },
+    Weekly { from_day: Option<Ident>, from: TimeOfDay, to_day: Option<Ident>, to: TimeOfDay, zone: Option<Zone> },
     /// `from TIMESTAMP to TIMESTAMP`: one window.
     Fixed { from: Timestamp, to: Timestamp },
 }
@@ -374,12 +374,7 @@ pub enum TestStmtKind {
     At(Timestamp),
     AdvanceTo(Timestamp),
     AdvanceBy(Duration),
-    Event {
-        event: Ident,
-        fields: Vec<RecordField>,
-        at: Option<Timestamp>,
-        id: Option<StringLit>,
-    },
+    Event { event: Ident, fields: Vec<RecordField>, at: Option<Timestamp>, id: Option<StringLit> },
     Expect(Expectation),
 }
 
@@ -452,10 +447,20 @@ pub enum ExprKind {
     Name(Ident),
     /// `step.field`: a field recorded at an earlier step.
     Path(QualifiedName),
-    Call { function: Ident, args: Vec<Expr> },
+    Call {
+        function: Ident,
+        args: Vec<Expr>,
+    },
     List(Vec<Expr>),
-    Unary { op: UnaryOp, operand: Box<Expr> },
-    Binary { op: BinaryOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Unary {
+        op: UnaryOp,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// Kept so that the formatter prints the parentheses the author wrote.
     Paren(Box<Expr>),
 }

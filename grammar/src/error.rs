@@ -14,14 +14,24 @@ pub struct SyntaxError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum SyntaxErrorKind {
     /// The parser found `found` where only `expected` would do.
-    Unexpected { found: String, expected: Vec<String> },
+    Unexpected {
+        found: String,
+        expected: Vec<String>,
+    },
     /// `5 minutes`, `5min` or a bare `5` where a duration belongs.
-    InvalidDuration { written: String, suggestion: Option<String> },
+    InvalidDuration {
+        written: String,
+        suggestion: Option<String>,
+    },
     UnterminatedString,
     /// An escape that means nothing, such as `\d`.
-    InvalidEscape { escape: String },
+    InvalidEscape {
+        escape: String,
+    },
     /// A reserved word used as a name.
-    ReservedWord { word: String },
+    ReservedWord {
+        word: String,
+    },
     /// A `{` that is never closed (the span is the brace, or the end of the
     /// file when the brace is unknown).
     UnclosedBlock,

@@ -32,7 +32,8 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
         let text = &src[start..end];
         match MonParser::parse(Rule::item_only, text) {
             Ok(mut pairs) => {
-                let builder = Builder { offset: start, src, comments: &file.comments, errors: RefCell::new(Vec::new()) };
+                let builder =
+                    Builder { offset: start, src, comments: &file.comments, errors: RefCell::new(Vec::new()) };
                 let item_only = pairs.next().expect("item_only always yields its own pair");
                 if let Some(pair) = item_only.into_inner().find(|p| p.as_rule() != Rule::EOI) {
                     file.items.push(builder.item(pair));
@@ -43,7 +44,8 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                 if MonParser::parse(Rule::blank, text).is_ok() {
                     continue;
                 }
-                let builder = Builder { offset: start, src, comments: &file.comments, errors: RefCell::new(Vec::new()) };
+                let builder =
+                    Builder { offset: start, src, comments: &file.comments, errors: RefCell::new(Vec::new()) };
                 match builder.recover_block(src, start, end) {
                     Some(item) => {
                         file.items.push(item);
@@ -232,7 +234,8 @@ impl<'a> Builder<'a> {
         // The header may be preceded by comments: parse from its keyword.
         let keyword_at = first_code_offset(head);
         let head_pairs = MonParser::parse(head_rule, head[keyword_at..].trim_end()).ok()?;
-        let head_builder = Builder { offset: start + keyword_at, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
+        let head_builder =
+            Builder { offset: start + keyword_at, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
         let head_pair = head_pairs.into_iter().next()?;
         let mut head_inner = head_builder.inner(head_pair).filter(|p| p.as_rule() != Rule::EOI);
         let name_pair = head_inner.next()?;
@@ -245,7 +248,10 @@ impl<'a> Builder<'a> {
                     let pos = start + after + first_code_offset(&text[after..]);
                     let token = token_at(src, pos);
                     self.error(
-                        SyntaxErrorKind::Unexpected { found: describe_found(&token), expected: vec!["a new declaration".into()] },
+                        SyntaxErrorKind::Unexpected {
+                            found: describe_found(&token),
+                            expected: vec!["a new declaration".into()],
+                        },
                         Span::new(pos, (pos + token.len()).min(src.len())),
                     );
                 }
@@ -266,8 +272,11 @@ impl<'a> Builder<'a> {
             }
             match MonParser::parse(stmt_rule, stmt_text) {
                 Ok(pairs) => {
-                    let builder = Builder { offset: start + s, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
-                    if let Some(pair) = pairs.into_iter().next().and_then(|p| p.into_inner().find(|q| q.as_rule() != Rule::EOI)) {
+                    let builder =
+                        Builder { offset: start + s, src, comments: self.comments, errors: RefCell::new(Vec::new()) };
+                    if let Some(pair) =
+                        pairs.into_iter().next().and_then(|p| p.into_inner().find(|q| q.as_rule() != Rule::EOI))
+                    {
                         parsed.push((builder.span(&pair), pair, builder.offset));
                     }
                     self.errors.borrow_mut().extend(builder.errors.into_inner());
@@ -288,7 +297,9 @@ impl<'a> Builder<'a> {
             Rule::event_head => Item::Event(EventDecl {
                 doc: self.doc(span.start),
                 name: head_builder.ident(name_pair),
-                body: EventBody::Fields(parsed.into_iter().map(|(_, p, off)| self.absorb(at(off), |b| b.field(p))).collect()),
+                body: EventBody::Fields(
+                    parsed.into_iter().map(|(_, p, off)| self.absorb(at(off), |b| b.field(p))).collect(),
+                ),
                 span,
             }),
             _ => Item::Test(TestDecl {
@@ -386,9 +397,7 @@ impl<'a> Builder<'a> {
         let name = self.ident(inner.next().expect("event name"));
         let body_pair = inner.next().expect("event body");
         let body = match body_pair.as_rule() {
-            Rule::event_schema => {
-                EventBody::Schema(self.string(self.inner(body_pair).next().expect("schema path")))
-            }
+            Rule::event_schema => EventBody::Schema(self.string(self.inner(body_pair).next().expect("schema path"))),
             _ => EventBody::Fields(self.inner(body_pair).map(|f| self.field(f)).collect()),
         };
         EventDecl { doc: self.doc(span.start), name, body, span }
@@ -508,9 +517,7 @@ impl<'a> Builder<'a> {
                 for p in inner {
                     match p.as_rule() {
                         Rule::ident => channels.push(self.ident(p)),
-                        Rule::notify_filter => {
-                            min_severity = Some(self.ident(self.inner(p).next().expect("severity")))
-                        }
+                        Rule::notify_filter => min_severity = Some(self.ident(self.inner(p).next().expect("severity"))),
                         other => unreachable!("notify rule {other:?}"),
                     }
                 }
@@ -933,7 +940,10 @@ impl<'a> Builder<'a> {
                     let span = Span::new(raw_start + i, raw_start + end);
                     match u32::from_str_radix(&hex, 16).ok().filter(|_| hex.len() <= 6).and_then(char::from_u32) {
                         Some(c) => value.push(c),
-                        None => self.error(SyntaxErrorKind::InvalidEscape { escape: self.src[span.start..span.end].to_string() }, span),
+                        None => self.error(
+                            SyntaxErrorKind::InvalidEscape { escape: self.src[span.start..span.end].to_string() },
+                            span,
+                        ),
                     }
                 }
                 other => {
@@ -1118,8 +1128,7 @@ fn find_matching_close(text: &str) -> Option<usize> {
 fn split_statements(body: &str, split_on_comma: bool) -> Vec<(usize, usize)> {
     let mut cuts = Vec::new();
     walk_code(body, |i, b, depth| {
-        let cut = depth == 0
-            && (b == b';' || (split_on_comma && b == b',') || (b == b'\n' && !continues(&body[..i])));
+        let cut = depth == 0 && (b == b';' || (split_on_comma && b == b',') || (b == b'\n' && !continues(&body[..i])));
         if cut {
             cuts.push(i);
         }
@@ -1139,9 +1148,9 @@ fn split_statements(body: &str, split_on_comma: bool) -> Vec<(usize, usize)> {
 fn continues(before: &str) -> bool {
     let line = before.rsplit('\n').next().unwrap_or("");
     let code = line.split("//").next().unwrap_or("").trim_end();
-    ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"]
-        .iter()
-        .any(|op| code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' ')))
+    ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"].iter().any(|op| {
+        code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' '))
+    })
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
@@ -1210,8 +1219,8 @@ fn convert_error(src: &str, offset: usize, err: &pest::error::Error<Rule>) -> Sy
 
 const RESERVED: &[&str] = &[
     "and", "or", "not", "in", "true", "false", "where", "after", "by", "within", "warn", "grace", "as", "then",
-    "expect", "start", "step", "maybe", "every", "except", "open", "severity", "runbook", "notify", "renotify",
-    "when", "before",
+    "expect", "start", "step", "maybe", "every", "except", "open", "severity", "runbook", "notify", "renotify", "when",
+    "before",
 ];
 
 /// The reserved words, for documentation and for the language server.

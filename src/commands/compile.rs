@@ -33,7 +33,11 @@ pub fn run(args: Args) -> Outcome {
         Ok(p) if p.is_empty() => return Outcome::Usage("no .mon files found".into()),
         Ok(p) => {
             let roots: Vec<String> = p.iter().map(|p| p.root.display().to_string()).collect();
-            return Outcome::Usage(format!("these paths hold {} programs ({}); compile one at a time", p.len(), roots.join(", ")));
+            return Outcome::Usage(format!(
+                "these paths hold {} programs ({}); compile one at a time",
+                p.len(),
+                roots.join(", ")
+            ));
         }
         Err(e) => return Outcome::Usage(e),
     };
@@ -64,7 +68,16 @@ fn listing(program: &ir::Program) -> String {
         let fields: Vec<String> = event
             .fields
             .iter()
-            .map(|f| format!("{}:{}={:?}{}{}", f.slot, f.name, f.ty, if f.optional { "?" } else { "" }, if f.pii { " pii" } else { "" }))
+            .map(|f| {
+                format!(
+                    "{}:{}={:?}{}{}",
+                    f.slot,
+                    f.name,
+                    f.ty,
+                    if f.optional { "?" } else { "" },
+                    if f.pii { " pii" } else { "" }
+                )
+            })
             .collect();
         let _ = writeln!(out, "event #{} {} [{}]", event.id, event.name, fields.join(", "));
     }
@@ -73,7 +86,11 @@ fn listing(program: &ir::Program) -> String {
             Some(s) => format!("date (scheduled, weekdays {:07b}, open at {}s)", s.weekdays, s.open_seconds),
             None => w.key.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "),
         };
-        let _ = writeln!(out, "workflow #{} {} key {} zone {} severity {:?}", w.id, w.name, key, w.timezone, w.alerting.severity);
+        let _ = writeln!(
+            out,
+            "workflow #{} {} key {} zone {} severity {:?}",
+            w.id, w.name, key, w.timezone, w.alerting.severity
+        );
         for step in &w.steps {
             let event = program.events.get(step.event as usize).map_or("?", |e| e.name.as_str());
             let from: Vec<&str> = step.sources.iter().map(|&s| w.steps[s as usize].name.as_str()).collect();
@@ -87,7 +104,10 @@ fn listing(program: &ir::Program) -> String {
                 from,
                 if step.optional { " (optional)" } else { "" },
                 step.timing.within_ms.map_or(String::new(), |ms| format!(" within {}", dot::human_duration(ms))),
-                step.timing.by.as_ref().map_or(String::new(), |b| format!(" by {}s {}+{}d", b.seconds, b.zone, b.day_offset)),
+                step.timing
+                    .by
+                    .as_ref()
+                    .map_or(String::new(), |b| format!(" by {}s {}+{}d", b.seconds, b.zone, b.day_offset)),
                 step.outcome.map_or(String::new(), |o| format!(" -> {o:?}")),
             );
         }

@@ -42,7 +42,12 @@ pub fn run(args: Args) -> Outcome {
                 let source = SourceFile { path: path.display().to_string(), text };
                 let diagnostics: Vec<Diagnostic> = errors
                     .into_iter()
-                    .map(|e| Diagnostic { kind: DiagnosticKind::Syntax(e.kind), file: 0, span: e.span, related: Vec::new() })
+                    .map(|e| Diagnostic {
+                        kind: DiagnosticKind::Syntax(e.kind),
+                        file: 0,
+                        span: e.span,
+                        related: Vec::new(),
+                    })
                     .collect();
                 eprint!("{}", Renderer { sources: std::slice::from_ref(&source) }.human(&diagnostics, false));
             }
