@@ -124,6 +124,20 @@ fn compile_emits_json_with_a_hash_ir_and_dot() {
     assert_eq!(mon(&["compile", "examples/"]).status.code(), Some(2), "several programs at once is a usage error");
 }
 
+/// The lowered state machines of the examples, reviewed like code.
+#[test]
+fn compiled_examples_listing() {
+    for example in EXAMPLES {
+        let out = mon(&["compile", &format!("examples/{example}")]);
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        let listing = String::from_utf8_lossy(&out.stdout);
+        // The first line is the hash, which changes with any change to the
+        // program; the snapshot is about the structure.
+        let listing: String = listing.lines().skip(1).collect::<Vec<_>>().join("\n");
+        insta::assert_snapshot!(format!("compile_{example}"), listing);
+    }
+}
+
 #[test]
 fn formatting_keeps_the_program_hash_and_is_idempotent() {
     for example in EXAMPLES {

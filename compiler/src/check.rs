@@ -140,7 +140,8 @@ impl<'a> Checker<'a> {
             self.event_ids.insert(&decl.name.name, event.id);
             self.events.push(event);
         }
-        let channels: Vec<ir::Channel> = channel_decls.iter().map(|&(file, d)| self.channel(file, d)).collect();
+        let channels: Vec<ir::Channel> =
+            channel_decls.iter().enumerate().map(|(id, &(file, d))| self.channel(file, d, id as u32)).collect();
         for (c, (_, d)) in channels.iter().zip(&channel_decls) {
             self.channel_ids.insert(&d.name.name, c.id);
         }
@@ -308,7 +309,7 @@ impl<'a> Checker<'a> {
 
     // ------------------------------------------------------------ channels
 
-    fn channel(&mut self, file: usize, decl: &ast::ChannelDecl) -> ir::Channel {
+    fn channel(&mut self, file: usize, decl: &ast::ChannelDecl, id: u32) -> ir::Channel {
         let kind =
             self.choice(file, &decl.kind, "channel kind", &ir::ChannelKind::ALL).unwrap_or(ir::ChannelKind::Webhook);
         let targets = decl
@@ -319,7 +320,7 @@ impl<'a> Checker<'a> {
                 ast::ChannelTarget::Secret(s) => ir::ChannelTarget::Secret(s.value.clone()),
             })
             .collect();
-        ir::Channel { id: self.channel_ids.len() as u32, name: decl.name.name.clone(), kind, targets }
+        ir::Channel { id, name: decl.name.name.clone(), kind, targets }
     }
 
     /// Looks `ident` up in a fixed list of words, reporting E212 if absent.

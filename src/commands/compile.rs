@@ -59,6 +59,18 @@ pub fn run(args: Args) -> Outcome {
     Outcome::Ok
 }
 
+fn clock(seconds: u32) -> String {
+    format!("{:02}:{:02}", seconds / 3600, seconds / 60 % 60)
+}
+
+fn day_offset(days: u32) -> String {
+    if days == 0 {
+        String::new()
+    } else {
+        format!(" +{days}d")
+    }
+}
+
 /// A readable listing of the program: what each workflow waits for, when.
 fn listing(program: &ir::Program) -> String {
     use std::fmt::Write;
@@ -83,7 +95,15 @@ fn listing(program: &ir::Program) -> String {
     }
     for w in &program.workflows {
         let key = match &w.schedule {
-            Some(s) => format!("date (scheduled, weekdays {:07b}, open at {}s)", s.weekdays, s.open_seconds),
+            Some(s) => {
+                let days: Vec<&str> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| s.weekdays & (1 << i) != 0)
+                    .map(|(_, d)| *d)
+                    .collect();
+                format!("date (scheduled {}, open {})", days.join(","), clock(s.open_seconds))
+            }
             None => w.key.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "),
         };
         let _ = writeln!(
@@ -104,10 +124,12 @@ fn listing(program: &ir::Program) -> String {
                 from,
                 if step.optional { " (optional)" } else { "" },
                 step.timing.within_ms.map_or(String::new(), |ms| format!(" within {}", dot::human_duration(ms))),
-                step.timing
-                    .by
-                    .as_ref()
-                    .map_or(String::new(), |b| format!(" by {}s {}+{}d", b.seconds, b.zone, b.day_offset)),
+                step.timing.by.as_ref().map_or(String::new(), |b| format!(
+                    " by {} {}{}",
+                    clock(b.seconds),
+                    b.zone,
+                    day_offset(b.day_offset)
+                )),
                 step.outcome.map_or(String::new(), |o| format!(" -> {o:?}")),
             );
         }
