@@ -93,7 +93,7 @@ impl<'a> Checker<'a> {
         self.diagnostics.push(Diagnostic { kind, file, span, related: vec![related] });
     }
 
-    pub fn run(mut self) -> (ir::Program, Vec<Diagnostic>) {
+    pub fn run(mut self) -> (ir::Program, Vec<ir::TestCase>, Vec<Diagnostic>) {
         let mut event_decls = Vec::new();
         let mut channel_decls = Vec::new();
         let mut calendar_decls = Vec::new();
@@ -164,8 +164,9 @@ impl<'a> Checker<'a> {
         self.check_dependencies(&mut workflows);
 
         let maintenance = maintenance_decls.iter().filter_map(|&(file, d)| self.maintenance(file, d)).collect();
+        let mut tests = Vec::new();
         for (file, test) in test_decls {
-            self.test(file, test, &workflows);
+            tests.push(self.test(file, test, &workflows));
         }
 
         let mut candidates = vec![Vec::new(); self.events.len()];
@@ -185,7 +186,7 @@ impl<'a> Checker<'a> {
             maintenance,
             candidates,
         };
-        (program, self.diagnostics)
+        (program, tests, self.diagnostics)
     }
 
     // ------------------------------------------------------------ events
@@ -1399,48 +1400,47 @@ impl<'a> Checker<'a> {
 
     // ------------------------------------------------------------ tests
 
-    fn test(&mut self, file: usize, test: &ast::TestDecl, workflows: &[ir::Workflow]) {
+    fn test(&mut self, file: usize, test: &ast::TestDecl, workflows: &[ir::Workflow]) -> ir::TestCase {
+        let mut steps = Vec::new();
         for stmt in &test.stmts {
-            match &stmt.kind {
-                TestStmtKind::At(ts) | TestStmtKind::AdvanceTo(ts) => {
-                    self.timestamp(file, ts);
-                }
-                TestStmtKind::AdvanceBy(_) => {}
-                TestStmtKind::Event { event, fields, at, id: _ } => {
-                    if let Some(ts) = at {
-                        self.timestamp(file, ts);
-                    }
-                    if let Some(e) = self.event_id(file, event) {
+            let kind = match &stmt.kind {
+                TestStmtKind::At(ts) => self.timestamp(file, ts).map(ir::TestStepKind::At),
+                TestStmtKind::AdvanceTo(ts) => self.timestamp(file, ts).map(ir::TestStepKind::AdvanceTo),
+                TestStmtKind::AdvanceBy(d) => Some(ir::TestStepKind::AdvanceBy(d.millis)),
+                TestStmtKind::Event { event, fields, at, id } => {
+                    let at = at.as_ref().and_then(|ts| self.timestamp(file, ts));
+                    self.event_id(file, event).map(|e| {
                         let event_type = self.events[e as usize].clone();
-                        self.event_literal(file, &event_type, event.span, fields);
-                    }
+                        let values = self.event_literal(file, &event_type, event.span, fields);
+                        ir::TestStepKind::Event { event_type: e, fields: values, at, id: id.as_ref().map(|i| i.value.clone()) }
+                    })
                 }
-                TestStmtKind::Expect(expectation) => self.expectation(file, expectation, workflows),
+                TestStmtKind::Expect(expectation) => {
+                    self.expectation(file, expectation, workflows).map(ir::TestStepKind::Expect)
+                }
+            };
+            if let Some(kind) = kind {
+                steps.push(ir::TestStep { kind, span: (stmt.span.start, stmt.span.end) });
             }
         }
+        ir::TestCase { name: test.name.value.clone(), file, span: (test.span.start, test.span.end), steps }
     }
 
-    fn event_literal(&mut self, file: usize, event: &EventType, span: Span, fields: &[ast::RecordField]) {
+    /// Checks an event literal against its schema; returns a value per slot.
+    fn event_literal(&mut self, file: usize, event: &EventType, span: Span, fields: &[ast::RecordField]) -> Vec<Value> {
+        let mut values = vec![Value::Null; event.fields.len()];
         for given in fields {
             let Some(field) = event.field(&given.name.name) else {
                 let suggestion = did_you_mean(&given.name.name, event.fields.iter().map(|f| f.name.as_str()));
                 self.report(
                     file,
                     given.name.span,
-                    DiagnosticKind::UnknownField {
-                        field: given.name.name.clone(),
-                        event: event.name.clone(),
-                        suggestion,
-                    },
+                    DiagnosticKind::UnknownField { field: given.name.name.clone(), event: event.name.clone(), suggestion },
                 );
                 continue;
             };
-            self.literal_value(
-                file,
-                &given.value,
-                &Type::from_field(&field.ty, false),
-                &format!("field `{}`", field.name),
-            );
+            let context = format!("field `{}`", field.name);
+            values[field.slot as usize] = self.literal_value(file, &given.value, &Type::from_field(&field.ty, false), &context);
         }
         for field in event.fields.iter().filter(|f| !f.optional) {
             if !fields.iter().any(|g| g.name.name == field.name) {
@@ -1451,11 +1451,12 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+        values
     }
 
-    fn literal_value(&mut self, file: usize, value: &ast::Expr, expected: &Type, context: &str) {
+    fn literal_value(&mut self, file: usize, value: &ast::Expr, expected: &Type, context: &str) -> Value {
         let mut checker = ExprChecker::new(self.functions);
-        let (_, ty) = checker.check(value, &Scope::Literal, Some(expected));
+        let (lowered, ty) = checker.check(value, &Scope::Literal, Some(expected));
         for (kind, span) in checker.diagnostics {
             self.report(file, span, kind);
         }
@@ -1464,36 +1465,37 @@ impl<'a> Checker<'a> {
             self.report(
                 file,
                 value.span,
-                DiagnosticKind::WrongType {
-                    context: context.to_string(),
-                    expected: expected.to_string(),
-                    found: ty.to_string(),
-                },
+                DiagnosticKind::WrongType { context: context.to_string(), expected: expected.to_string(), found: ty.to_string() },
             );
+        }
+        let value = const_value(&lowered);
+        match (value, expected) {
+            (Value::Int(i), Type::Float) => Value::Float(i as f64),
+            (v, _) => v,
         }
     }
 
-    fn target(&mut self, file: usize, target: &ast::Target, workflows: &'_ [ir::Workflow]) -> Option<usize> {
-        let id = self.workflow_id(file, &target.workflow)? as usize;
-        if let Some(step) = &target.step {
-            let workflow = &workflows[id];
-            if !workflow.steps.iter().any(|s| s.name == step.name) {
+    /// The workflow (and step) a test names.
+    fn target(&mut self, file: usize, target: &ast::Target, workflows: &'_ [ir::Workflow]) -> Option<(u32, Option<u32>)> {
+        let id = self.workflow_id(file, &target.workflow)?;
+        let workflow = &workflows[id as usize];
+        let Some(step) = &target.step else { return Some((id, None)) };
+        match workflow.steps.iter().position(|s| s.name == step.name) {
+            Some(s) => Some((id, Some(s as u32))),
+            None => {
                 let suggestion = did_you_mean(&step.name, workflow.steps.iter().map(|s| s.name.as_str()));
                 self.report(
                     file,
                     step.span,
-                    DiagnosticKind::UnknownStage {
-                        name: step.name.clone(),
-                        workflow: workflow.name.clone(),
-                        suggestion,
-                    },
+                    DiagnosticKind::UnknownStage { name: step.name.clone(), workflow: workflow.name.clone(), suggestion },
                 );
+                None
             }
         }
-        Some(id)
     }
 
-    fn key_filter(&mut self, file: usize, workflow: &ir::Workflow, fields: &[ast::RecordField]) {
+    fn key_filter(&mut self, file: usize, workflow: &ir::Workflow, fields: &[ast::RecordField]) -> ir::KeyLiteral {
+        let mut key = Vec::new();
         for given in fields {
             let expected = if workflow.schedule.is_some() {
                 (given.name.name == "date").then_some(Type::Date)
@@ -1501,7 +1503,10 @@ impl<'a> Checker<'a> {
                 workflow.key.iter().find(|k| k.name == given.name.name).map(|k| Type::from_field(&k.ty, false))
             };
             match expected {
-                Some(ty) => self.literal_value(file, &given.value, &ty, &format!("key field `{}`", given.name.name)),
+                Some(ty) => {
+                    let value = self.literal_value(file, &given.value, &ty, &format!("key field `{}`", given.name.name));
+                    key.push((given.name.name.clone(), value));
+                }
                 None => {
                     let names: Vec<String> = if workflow.schedule.is_some() {
                         vec!["date".into()]
@@ -1522,43 +1527,75 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        key
     }
 
-    fn expectation(&mut self, file: usize, expectation: &ast::Expectation, workflows: &[ir::Workflow]) {
+    fn expectation(&mut self, file: usize, expectation: &ast::Expectation, workflows: &[ir::Workflow]) -> Option<ir::Expectation> {
         let kinds: Vec<(&str, ())> = RECORD_KINDS.iter().map(|k| (*k, ())).collect();
         match expectation {
             ast::Expectation::Alert { kind, target, key } | ast::Expectation::Record { kind, target, key, .. } => {
-                self.choice(file, kind, "record kind", &kinds);
-                if let Some(id) = self.target(file, target, workflows) {
-                    if let Some(key) = key {
-                        self.key_filter(file, &workflows[id], key);
-                    }
-                }
+                let valid_kind = self.choice(file, kind, "record kind", &kinds).is_some();
+                let (workflow, step) = self.target(file, target, workflows)?;
+                let key = key.as_ref().map(|k| self.key_filter(file, &workflows[workflow as usize], k));
+                let delay_ms = match expectation {
+                    ast::Expectation::Record { delay, .. } => delay.map(|d| d.millis),
+                    _ => None,
+                };
+                let alert = matches!(expectation, ast::Expectation::Alert { .. });
+                valid_kind.then(|| ir::Expectation::Record { alert, kind: kind.name.clone(), workflow, step, delay_ms, key })
             }
             ast::Expectation::Status { target, color } => {
-                self.target(file, target, workflows);
-                self.choice(file, color, "status color", &[("green", ()), ("amber", ()), ("red", ())]);
+                let valid = self.choice(file, color, "status color", &[("green", ()), ("amber", ()), ("red", ())]).is_some();
+                let (workflow, stage) = self.target(file, target, workflows)?;
+                valid.then(|| ir::Expectation::Status { workflow, stage, color: color.name.clone() })
             }
             ast::Expectation::Stage { workflow, key, stage } => {
                 let target = ast::Target { workflow: workflow.clone(), step: Some(stage.clone()), span: workflow.span };
-                if let Some(id) = self.target(file, &target, workflows) {
-                    self.key_filter(file, &workflows[id], key);
-                }
+                let (workflow, stage) = self.target(file, &target, workflows)?;
+                let key = self.key_filter(file, &workflows[workflow as usize], key);
+                Some(ir::Expectation::Stage { workflow, key, stage: stage? })
             }
-            ast::Expectation::Count { metric, target, .. } => {
+            ast::Expectation::Count { metric, target, op, value, .. } => {
                 let metrics: Vec<(&str, ())> = COUNT_METRICS.iter().map(|m| (*m, ())).collect();
-                self.choice(file, metric, "count metric", &metrics);
-                self.target(file, target, workflows);
+                let valid = self.choice(file, metric, "count metric", &metrics).is_some();
+                let (workflow, stage) = self.target(file, target, workflows)?;
+                valid.then(|| ir::Expectation::Count {
+                    metric: metric.name.clone(),
+                    workflow,
+                    stage,
+                    op: op.symbol().to_string(),
+                    value: *value,
+                })
             }
-            ast::Expectation::No { kind, target, .. } => {
-                if let Some(kind) = kind {
-                    self.choice(file, kind, "record kind", &kinds);
-                }
-                if let Some(target) = target {
-                    self.target(file, target, workflows);
-                }
+            ast::Expectation::No { alert, kind, target } => {
+                let kind = match kind {
+                    Some(k) => Some(self.choice(file, k, "record kind", &kinds).map(|_| k.name.clone())?),
+                    None => None,
+                };
+                let (workflow, step) = match target {
+                    Some(t) => {
+                        let (w, s) = self.target(file, t, workflows)?;
+                        (Some(w), s)
+                    }
+                    None => (None, None),
+                };
+                Some(ir::Expectation::NoRecord { alert: *alert, kind, workflow, step })
             }
         }
+    }
+}
+
+/// The value of a literal (possibly negated) after checking.
+fn const_value(expr: &ir::Expr) -> Value {
+    match expr {
+        ir::Expr::Const(v) => v.clone(),
+        ir::Expr::Unary { op: ir::UnaryOp::Neg, operand } => match const_value(operand) {
+            Value::Int(i) => Value::Int(-i),
+            Value::Float(f) => Value::Float(-f),
+            Value::Duration(d) => Value::Duration(-d),
+            _ => Value::Null,
+        },
+        _ => Value::Null,
     }
 }
 

@@ -444,3 +444,54 @@ pub enum Value {
     /// The index of the variant in its enum's declaration.
     Enum(u32),
 }
+
+// ---------------------------------------------------------------- tests
+
+/// A checked `test` block, ready for `mon test`. Tests are not part of the
+/// `Program` (changing a test does not change the rules' hash).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub name: String,
+    /// Index of the source file and byte span, for failure messages.
+    pub file: usize,
+    pub span: (usize, usize),
+    pub steps: Vec<TestStep>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestStep {
+    pub kind: TestStepKind,
+    pub span: (usize, usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestStepKind {
+    At(i64),
+    AdvanceTo(i64),
+    AdvanceBy(u64),
+    Event { event_type: EventTypeId, fields: Vec<Value>, at: Option<i64>, id: Option<String> },
+    Expect(Expectation),
+}
+
+/// A key given in a test: key field names with their values.
+pub type KeyLiteral = Vec<(String, Value)>;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expectation {
+    /// A record of this kind was made (with a severity, when `alert`).
+    Record {
+        alert: bool,
+        kind: String,
+        workflow: WorkflowId,
+        step: Option<StepId>,
+        delay_ms: Option<u64>,
+        key: Option<KeyLiteral>,
+    },
+    /// No such record was made.
+    NoRecord { alert: bool, kind: Option<String>, workflow: Option<WorkflowId>, step: Option<StepId> },
+    Status { workflow: WorkflowId, stage: Option<StepId>, color: String },
+    Stage { workflow: WorkflowId, key: KeyLiteral, stage: StepId },
+    Count { metric: String, workflow: WorkflowId, stage: Option<StepId>, op: String, value: i64 },
+}

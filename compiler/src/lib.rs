@@ -30,6 +30,8 @@ pub struct Compilation {
     pub program: Option<ir::Program>,
     /// Every problem, sorted by file path and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The checked `test` blocks (empty when there are errors).
+    pub tests: Vec<ir::TestCase>,
     /// The syntax trees, for tools that want them (formatter, LSP).
     pub files: Vec<mon_grammar::ast::File>,
 }
@@ -57,12 +59,14 @@ pub fn compile(sources: &[SourceFile], functions: &dyn Functions, schemas: &dyn 
             file
         })
         .collect();
-    let (program, mut found) = check::Checker::new(sources, &files, functions, schemas).run();
+    let (program, tests, mut found) = check::Checker::new(sources, &files, functions, schemas).run();
     diagnostics.append(&mut found);
     diagnostics.sort_by(|a, b| {
         (&sources[a.file].path, a.span.start, a.kind.code()).cmp(&(&sources[b.file].path, b.span.start, b.kind.code()))
     });
     diagnostics.dedup();
-    let program = (!diagnostics.iter().any(|d| d.kind.level() == Level::Error)).then_some(program);
-    Compilation { program, diagnostics, files }
+    let clean = !diagnostics.iter().any(|d| d.kind.level() == Level::Error);
+    let program = clean.then_some(program);
+    let tests = if clean { tests } else { Vec::new() };
+    Compilation { program, diagnostics, tests, files }
 }

@@ -1,1 +1,19 @@
-//! placeholder
+//! The mon runtime: the engine that runs a compiled `Program` over events.
+//!
+//! Today this crate holds the pure core: decoding of the event envelope
+//! ([`event`]), the reference expression interpreter ([`eval`]), the
+//! engine ([`engine`]) with its records ([`record`]), aggregates and
+//! statuses ([`aggregates`]). The core must not do I/O or read the wall
+//! clock: time is always an argument, so a test, a simulation and the live
+//! service give the same records for the same input. The service shell
+//! (Kafka, sled, HTTP) will live beside it and only feed it.
+
+pub mod aggregates;
+pub mod engine;
+pub mod eval;
+pub mod event;
+pub mod record;
+
+pub use engine::{Engine, State};
+pub use event::{Decoded, Decoder, Event, Rejection};
+pub use record::{Kind, Record};

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use mon_compiler::{Function, Functions};
 
 pub mod functions;
+pub mod time;
 
 /// Every built-in function, by name.
 pub struct Registry {
