@@ -32,6 +32,10 @@ enum Command {
     Compile(commands::compile::Args),
     /// Format rule files in place, or with `--check` list those that are not formatted.
     Fmt(commands::fmt::Args),
+    /// Run the `test` blocks of the rules on a virtual clock.
+    Test(commands::test::Args),
+    /// Replay recorded events and print the records mon would have made.
+    Simulate(commands::simulate::Args),
 }
 
 /// How a command ended; `Usage` maps to exit code 2.
@@ -47,6 +51,8 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Fmt(args) => commands::fmt::run(args),
+        Command::Test(args) => commands::test::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

@@ -1412,7 +1412,12 @@ impl<'a> Checker<'a> {
                     self.event_id(file, event).map(|e| {
                         let event_type = self.events[e as usize].clone();
                         let values = self.event_literal(file, &event_type, event.span, fields);
-                        ir::TestStepKind::Event { event_type: e, fields: values, at, id: id.as_ref().map(|i| i.value.clone()) }
+                        ir::TestStepKind::Event {
+                            event_type: e,
+                            fields: values,
+                            at,
+                            id: id.as_ref().map(|i| i.value.clone()),
+                        }
                     })
                 }
                 TestStmtKind::Expect(expectation) => {
@@ -1435,12 +1440,17 @@ impl<'a> Checker<'a> {
                 self.report(
                     file,
                     given.name.span,
-                    DiagnosticKind::UnknownField { field: given.name.name.clone(), event: event.name.clone(), suggestion },
+                    DiagnosticKind::UnknownField {
+                        field: given.name.name.clone(),
+                        event: event.name.clone(),
+                        suggestion,
+                    },
                 );
                 continue;
             };
             let context = format!("field `{}`", field.name);
-            values[field.slot as usize] = self.literal_value(file, &given.value, &Type::from_field(&field.ty, false), &context);
+            values[field.slot as usize] =
+                self.literal_value(file, &given.value, &Type::from_field(&field.ty, false), &context);
         }
         for field in event.fields.iter().filter(|f| !f.optional) {
             if !fields.iter().any(|g| g.name.name == field.name) {
@@ -1465,7 +1475,11 @@ impl<'a> Checker<'a> {
             self.report(
                 file,
                 value.span,
-                DiagnosticKind::WrongType { context: context.to_string(), expected: expected.to_string(), found: ty.to_string() },
+                DiagnosticKind::WrongType {
+                    context: context.to_string(),
+                    expected: expected.to_string(),
+                    found: ty.to_string(),
+                },
             );
         }
         let value = const_value(&lowered);
@@ -1476,7 +1490,12 @@ impl<'a> Checker<'a> {
     }
 
     /// The workflow (and step) a test names.
-    fn target(&mut self, file: usize, target: &ast::Target, workflows: &'_ [ir::Workflow]) -> Option<(u32, Option<u32>)> {
+    fn target(
+        &mut self,
+        file: usize,
+        target: &ast::Target,
+        workflows: &'_ [ir::Workflow],
+    ) -> Option<(u32, Option<u32>)> {
         let id = self.workflow_id(file, &target.workflow)?;
         let workflow = &workflows[id as usize];
         let Some(step) = &target.step else { return Some((id, None)) };
@@ -1487,7 +1506,11 @@ impl<'a> Checker<'a> {
                 self.report(
                     file,
                     step.span,
-                    DiagnosticKind::UnknownStage { name: step.name.clone(), workflow: workflow.name.clone(), suggestion },
+                    DiagnosticKind::UnknownStage {
+                        name: step.name.clone(),
+                        workflow: workflow.name.clone(),
+                        suggestion,
+                    },
                 );
                 None
             }
@@ -1504,7 +1527,8 @@ impl<'a> Checker<'a> {
             };
             match expected {
                 Some(ty) => {
-                    let value = self.literal_value(file, &given.value, &ty, &format!("key field `{}`", given.name.name));
+                    let value =
+                        self.literal_value(file, &given.value, &ty, &format!("key field `{}`", given.name.name));
                     key.push((given.name.name.clone(), value));
                 }
                 None => {
@@ -1530,7 +1554,12 @@ impl<'a> Checker<'a> {
         key
     }
 
-    fn expectation(&mut self, file: usize, expectation: &ast::Expectation, workflows: &[ir::Workflow]) -> Option<ir::Expectation> {
+    fn expectation(
+        &mut self,
+        file: usize,
+        expectation: &ast::Expectation,
+        workflows: &[ir::Workflow],
+    ) -> Option<ir::Expectation> {
         let kinds: Vec<(&str, ())> = RECORD_KINDS.iter().map(|k| (*k, ())).collect();
         match expectation {
             ast::Expectation::Alert { kind, target, key } | ast::Expectation::Record { kind, target, key, .. } => {
@@ -1542,10 +1571,18 @@ impl<'a> Checker<'a> {
                     _ => None,
                 };
                 let alert = matches!(expectation, ast::Expectation::Alert { .. });
-                valid_kind.then(|| ir::Expectation::Record { alert, kind: kind.name.clone(), workflow, step, delay_ms, key })
+                valid_kind.then(|| ir::Expectation::Record {
+                    alert,
+                    kind: kind.name.clone(),
+                    workflow,
+                    step,
+                    delay_ms,
+                    key,
+                })
             }
             ast::Expectation::Status { target, color } => {
-                let valid = self.choice(file, color, "status color", &[("green", ()), ("amber", ()), ("red", ())]).is_some();
+                let valid =
+                    self.choice(file, color, "status color", &[("green", ()), ("amber", ()), ("red", ())]).is_some();
                 let (workflow, stage) = self.target(file, target, workflows)?;
                 valid.then(|| ir::Expectation::Status { workflow, stage, color: color.name.clone() })
             }

@@ -490,8 +490,27 @@ pub enum Expectation {
         key: Option<KeyLiteral>,
     },
     /// No such record was made.
-    NoRecord { alert: bool, kind: Option<String>, workflow: Option<WorkflowId>, step: Option<StepId> },
-    Status { workflow: WorkflowId, stage: Option<StepId>, color: String },
-    Stage { workflow: WorkflowId, key: KeyLiteral, stage: StepId },
-    Count { metric: String, workflow: WorkflowId, stage: Option<StepId>, op: String, value: i64 },
+    NoRecord {
+        alert: bool,
+        kind: Option<String>,
+        workflow: Option<WorkflowId>,
+        step: Option<StepId>,
+    },
+    Status {
+        workflow: WorkflowId,
+        stage: Option<StepId>,
+        color: String,
+    },
+    Stage {
+        workflow: WorkflowId,
+        key: KeyLiteral,
+        stage: StepId,
+    },
+    Count {
+        metric: String,
+        workflow: WorkflowId,
+        stage: Option<StepId>,
+        op: String,
+        value: i64,
+    },
 }

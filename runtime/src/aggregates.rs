@@ -64,7 +64,10 @@ pub fn metrics(program: &Program, state: &State, workflow: &ir::Workflow, slice:
     let mut m = Metrics { aging: vec![0; workflow.aging_ms.len()], ..Metrics::default() };
     let mut stays: Vec<i64> = Vec::new();
     for ((w, stage, group), c) in &state.counters {
-        if *w != workflow.id || slice.stage.is_some_and(|s| s != *stage) || slice.group.is_some_and(|g| g != group.as_slice()) {
+        if *w != workflow.id
+            || slice.stage.is_some_and(|s| s != *stage)
+            || slice.group.is_some_and(|g| g != group.as_slice())
+        {
             continue;
         }
         add_counters(&mut m, c, now);

@@ -25,11 +25,9 @@ pub fn eval(expr: &Expr, env: &Env) -> Value {
     match expr {
         Expr::Const(v) => v.clone(),
         Expr::Field(slot) => env.fields.get(*slot as usize).cloned().unwrap_or(Value::Null),
-        Expr::Kept { step, slot } => env
-            .kept
-            .iter()
-            .find(|(s, k, _)| s == step && k == slot)
-            .map_or(Value::Null, |(_, _, v)| v.clone()),
+        Expr::Kept { step, slot } => {
+            env.kept.iter().find(|(s, k, _)| s == step && k == slot).map_or(Value::Null, |(_, _, v)| v.clone())
+        }
         // Status metrics are evaluated by the aggregates, not per event.
         Expr::Metric(_) => Value::Null,
         Expr::Call { function, args } => {
@@ -156,7 +154,9 @@ fn arithmetic(op: BinaryOp, a: &Value, b: &Value) -> Value {
             }
         }
         (Timestamp(x), Timestamp(y)) if op == BinaryOp::Sub => x.checked_sub(*y).map_or(Null, Duration),
-        (Duration(x), Int(y)) | (Int(y), Duration(x)) if op == BinaryOp::Mul => x.checked_mul(*y).map_or(Null, Duration),
+        (Duration(x), Int(y)) | (Int(y), Duration(x)) if op == BinaryOp::Mul => {
+            x.checked_mul(*y).map_or(Null, Duration)
+        }
         (Duration(x), Float(y)) | (Float(y), Duration(x)) if op == BinaryOp::Mul => Duration((*x as f64 * y) as i64),
         (Duration(x), Int(y)) if op == BinaryOp::Div => x.checked_div(*y).map_or(Null, Duration),
         (Duration(x), Float(y)) if op == BinaryOp::Div && *y != 0.0 => Duration((*x as f64 / y) as i64),

@@ -27,7 +27,11 @@ pub struct Event {
 pub enum Decoded {
     Event(Event),
     /// A well-formed envelope whose type no rule uses.
-    Ignored { id: String, type_name: String, time: i64 },
+    Ignored {
+        id: String,
+        type_name: String,
+        time: i64,
+    },
     Rejected(Rejection),
 }
 
@@ -91,7 +95,12 @@ impl<'p> Decoder<'p> {
             let value = match data.get(&field.name) {
                 None | Some(Json::Null) if field.optional => Value::Null,
                 None | Some(Json::Null) => {
-                    return reject(format!("missing required field `{}`", field.name), Some(id), Some(type_name), Some(time));
+                    return reject(
+                        format!("missing required field `{}`", field.name),
+                        Some(id),
+                        Some(type_name),
+                        Some(time),
+                    );
                 }
                 Some(json) => match decode_value(&field.ty, json) {
                     Ok(v) => v,
@@ -132,7 +141,9 @@ fn decode_value(ty: &FieldType, json: &Json) -> Result<Value, String> {
         FieldType::Float => json.as_f64().map(Value::Float).map_or_else(|| wrong("a number"), Ok),
         FieldType::Bool => json.as_bool().map(Value::Bool).map_or_else(|| wrong("a bool"), Ok),
         FieldType::Date => match json.as_str() {
-            Some(s) => mon_stdlib_date(s).map(Value::Date).ok_or_else(|| format!("must be a date (YYYY-MM-DD), got {s:?}")),
+            Some(s) => {
+                mon_stdlib_date(s).map(Value::Date).ok_or_else(|| format!("must be a date (YYYY-MM-DD), got {s:?}"))
+            }
             None => wrong("a date string"),
         },
         FieldType::Timestamp => match json.as_str() {

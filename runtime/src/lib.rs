@@ -13,6 +13,8 @@ pub mod engine;
 pub mod eval;
 pub mod event;
 pub mod record;
+pub mod simulate;
+pub mod testing;
 
 pub use engine::{Engine, State};
 pub use event::{Decoded, Decoder, Event, Rejection};

@@ -3,3 +3,5 @@
 pub mod check;
 pub mod compile;
 pub mod fmt;
+pub mod simulate;
+pub mod test;

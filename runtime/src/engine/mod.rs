@@ -268,7 +268,9 @@ impl<'p> Engine<'p> {
         }
         // 2. A skipped step's event fills it in, silently.
         let instance = &self.state.instances[w][key];
-        if let Some(step) = relevant.iter().copied().find(|s| instance.visit(*s).is_some_and(|v| v.skipped && v.time.is_none())) {
+        if let Some(step) =
+            relevant.iter().copied().find(|s| instance.visit(*s).is_some_and(|v| v.skipped && v.time.is_none()))
+        {
             let instance = self.state.instances[w].get_mut(key).expect("looked up above");
             if let Some(visit) = instance.visits.iter_mut().find(|v| v.step == step) {
                 visit.time = Some(event.time);
@@ -278,7 +280,9 @@ impl<'p> Engine<'p> {
             return;
         }
         // 3. A step already taken, or a start while the instance exists.
-        if let Some(step) = relevant.iter().copied().find(|s| instance.visit(*s).is_some() || (is_start(s) && stage.is_some())) {
+        if let Some(step) =
+            relevant.iter().copied().find(|s| instance.visit(*s).is_some() || (is_start(s) && stage.is_some()))
+        {
             self.classified(workflow, key, event, step, Kind::Duplicate, workflow.on_duplicate, out);
             return;
         }
@@ -367,7 +371,14 @@ impl<'p> Engine<'p> {
             }
         }
         for &s in skipped.unwrap_or(&[]) {
-            instance.visits.push(Visit { step: s, time: None, deadline: None, late_ms: None, skipped: true, event_id: None });
+            instance.visits.push(Visit {
+                step: s,
+                time: None,
+                deadline: None,
+                late_ms: None,
+                skipped: true,
+                event_id: None,
+            });
         }
         instance.visits.push(Visit {
             step: step_id,
@@ -426,9 +437,17 @@ impl<'p> Engine<'p> {
             }
         }
         let _ = late;
-        self.trace(workflow.id, key, event.time, TraceWhat::Took { step: step_id, skipped: skipped.map(<[u32]>::to_vec) }, Some(event));
+        self.trace(
+            workflow.id,
+            key,
+            event.time,
+            TraceWhat::Took { step: step_id, skipped: skipped.map(<[u32]>::to_vec) },
+            Some(event),
+        );
         match closes {
-            Some(_) => self.push_timer(event.time + workflow.retain_ms as i64, workflow.id, key, generation, TimerKind::Expire),
+            Some(_) => {
+                self.push_timer(event.time + workflow.retain_ms as i64, workflow.id, key, generation, TimerKind::Expire)
+            }
             None => self.arm_stage(workflow, key, step_id, date, event.time, generation),
         }
         for r in records {
@@ -449,7 +468,15 @@ impl<'p> Engine<'p> {
         }
     }
 
-    fn arm_step(&mut self, workflow: &ir::Workflow, key: &str, step: &ir::Step, date: i32, entered: i64, generation: u32) {
+    fn arm_step(
+        &mut self,
+        workflow: &ir::Workflow,
+        key: &str,
+        step: &ir::Step,
+        date: i32,
+        entered: i64,
+        generation: u32,
+    ) {
         let Some(deadline) = deadline(workflow, step, date, entered) else { return };
         let kind = TimerKind::Missing { step: step.id, deadline };
         self.push_timer(deadline + step.grace_ms as i64, workflow.id, key, generation, kind);
@@ -500,7 +527,8 @@ impl<'p> Engine<'p> {
                 r.deadline = Some(deadline);
                 r.severity = Some(step_ir.alerting.severity);
                 r.caused_by = self.upstream_cause(workflow, &timer.key);
-                let what = if missing { TraceWhat::Missing { step, deadline } } else { TraceWhat::AtRisk { step, deadline } };
+                let what =
+                    if missing { TraceWhat::Missing { step, deadline } } else { TraceWhat::AtRisk { step, deadline } };
                 self.trace(workflow.id, &timer.key, timer.due, what, None);
                 self.emit(workflow, &timer.key, r, out);
             }
@@ -524,7 +552,8 @@ impl<'p> Engine<'p> {
     /// the start of monitoring.
     fn first_occurrence_date(&self, workflow: &ir::Workflow) -> Option<i32> {
         workflow.schedule.as_ref()?;
-        let max_offset = workflow.steps.iter().filter_map(|s| s.timing.by.as_ref()).map(|b| b.day_offset as i32).max().unwrap_or(0);
+        let max_offset =
+            workflow.steps.iter().filter_map(|s| s.timing.by.as_ref()).map(|b| b.day_offset as i32).max().unwrap_or(0);
         Some(t::local_date(self.state.start, &workflow.timezone)? - max_offset - 1)
     }
 
@@ -594,7 +623,14 @@ impl<'p> Engine<'p> {
         self.emit(workflow, key, r, out);
     }
 
-    fn unexpected(&mut self, workflow: &ir::Workflow, key: Option<&str>, event: &Event, step: u32, out: &mut Vec<Record>) {
+    fn unexpected(
+        &mut self,
+        workflow: &ir::Workflow,
+        key: Option<&str>,
+        event: &Event,
+        step: u32,
+        out: &mut Vec<Record>,
+    ) {
         let has_instance = key.is_some_and(|k| self.state.instances[workflow.id as usize].contains_key(k));
         if has_instance {
             let key = key.expect("checked");

@@ -83,13 +83,29 @@ pub struct TraceEntry {
 /// What happened, in words the trace can print.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TraceWhat {
-    Took { step: u32, skipped: Option<Vec<u32>> },
-    FilledIn { step: u32 },
-    Duplicate { step: u32 },
-    OutOfOrder { step: u32, dropped: bool },
+    Took {
+        step: u32,
+        skipped: Option<Vec<u32>>,
+    },
+    FilledIn {
+        step: u32,
+    },
+    Duplicate {
+        step: u32,
+    },
+    OutOfOrder {
+        step: u32,
+        dropped: bool,
+    },
     Unexpected,
     /// The event's own conditions did not hold: not for this workflow.
     Irrelevant,
-    Missing { step: u32, deadline: i64 },
-    AtRisk { step: u32, deadline: i64 },
+    Missing {
+        step: u32,
+        deadline: i64,
+    },
+    AtRisk {
+        step: u32,
+        deadline: i64,
+    },
 }

@@ -1,0 +1,402 @@
+//! `mon simulate RULES --events FILE|-`: replay recorded events and print
+//! what mon would have recorded (LANGUAGE.md §7).
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::PathBuf;
+
+use mon_compiler::{compile, ir, Renderer};
+use mon_runtime::aggregates::{self, Slice};
+use mon_runtime::engine::{key_object, TraceWhat};
+use mon_runtime::simulate::Simulation;
+use mon_runtime::Record;
+use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
+
+use crate::sources::{programs, FsSchemas};
+use crate::Outcome;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The rules directory (one program).
+    rules: PathBuf,
+    /// NDJSON envelopes, one per line; `-` reads standard input.
+    #[arg(long)]
+    events: PathBuf,
+    /// Monitoring starts here (RFC 3339); default: the first event's time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Stop here (RFC 3339): later events are not read; timers up to it fire.
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+    format: Format,
+    /// Print the lifecycle of the item with this key (compound keys: `A,B`;
+    /// scheduled workflows: the date).
+    #[arg(long)]
+    trace: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// One JSON record per line, then one `summary` line per workflow.
+    Ndjson,
+    /// One readable line per record.
+    Human,
+    /// Only the end-of-run table of aggregates and statuses.
+    Summary,
+}
+
+pub fn run(args: Args) -> Outcome {
+    let programs = match programs(std::slice::from_ref(&args.rules)) {
+        Ok(p) if p.len() == 1 => p,
+        Ok(_) => return Outcome::Usage(format!("{} does not hold exactly one program", args.rules.display())),
+        Err(e) => return Outcome::Usage(e),
+    };
+    let files = &programs[0].files;
+    let compilation = compile(files, mon_stdlib::registry(), &FsSchemas);
+    if !compilation.diagnostics.is_empty() {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        eprint!("{}", Renderer { sources: files }.human(&compilation.diagnostics, color));
+    }
+    let Some(program) = compilation.program else { return Outcome::Problems };
+    let parse_time = |flag: &str, text: &Option<String>| -> Result<Option<i64>, String> {
+        text.as_ref()
+            .map(|t| parse_rfc3339(t).ok_or_else(|| format!("--{flag} {t:?} is not an RFC 3339 timestamp")))
+            .transpose()
+    };
+    let (from, until) = match (parse_time("from", &args.from), parse_time("until", &args.until)) {
+        (Ok(f), Ok(u)) => (f, u),
+        (Err(e), _) | (_, Err(e)) => return Outcome::Usage(e),
+    };
+    let (reader, size): (Box<dyn Read>, Option<u64>) = if args.events.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        match std::fs::File::open(&args.events) {
+            Ok(f) => {
+                let size = f.metadata().ok().map(|m| m.len());
+                (Box::new(f), size)
+            }
+            Err(e) => return Outcome::Usage(format!("cannot read {}: {e}", args.events.display())),
+        }
+    };
+    let functions = mon_stdlib::registry();
+    let mut simulation = Simulation::new(&program, functions, from, until);
+    let trace_key = args.trace.as_ref().map(|k| k.split(',').map(str::trim).collect::<Vec<_>>().join("\u{1f}"));
+    if let Some(key) = &trace_key {
+        simulation.trace_key(key);
+    }
+    let progress = progress_bar(size);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut records: Vec<Record> = Vec::new();
+    let mut read: u64 = 0;
+    for line in BufReader::new(reader).lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: reading events: {e}");
+                return Outcome::Problems;
+            }
+        };
+        read += line.len() as u64 + 1;
+        simulation.feed(&line, &mut records);
+        if let Some(bar) = &progress {
+            if simulation.lines % 4096 == 0 {
+                bar.set_position(read);
+            }
+        }
+        if args.format != Format::Summary && args.trace.is_none() {
+            write_records(&mut out, &program, &records, args.format);
+        }
+        records.clear();
+    }
+    let end = simulation.finish(&mut records);
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    if args.format != Format::Summary && args.trace.is_none() {
+        write_records(&mut out, &program, &records, args.format);
+    }
+    let now = end.unwrap_or(0);
+    match (&trace_key, simulation.engine()) {
+        (Some(key), Some(engine)) => write_trace(&mut out, &program, engine, key),
+        (Some(_), None) => {
+            let _ = writeln!(out, "no events were read");
+        }
+        (None, Some(engine)) if args.format != Format::Human => {
+            write_summary(&mut out, &program, engine, now, args.format)
+        }
+        _ => {}
+    }
+    let _ = out.flush();
+    eprintln!(
+        "read {} lines: {} rejected, {} of types no rule uses{}",
+        simulation.lines,
+        simulation.rejected,
+        simulation.ignored,
+        end.map(|e| format!("; clock at {}", format_rfc3339(e))).unwrap_or_default()
+    );
+    Outcome::Ok
+}
+
+fn progress_bar(size: Option<u64>) -> Option<indicatif::ProgressBar> {
+    // Only worth it for a large file on an interactive terminal.
+    let size = size.filter(|s| *s > 8 << 20)?;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").ok()?,
+    );
+    Some(bar)
+}
+
+fn write_records(out: &mut impl Write, program: &ir::Program, records: &[Record], format: Format) {
+    let _ = program;
+    for r in records {
+        let _ = match format {
+            Format::Ndjson => writeln!(out, "{}", serde_json::to_string(r).expect("records serialise")),
+            _ => writeln!(out, "{}", human(r)),
+        };
+    }
+}
+
+fn human(r: &Record) -> String {
+    let target = match (&r.workflow, &r.step) {
+        (Some(w), Some(s)) => format!("{w}.{s}"),
+        (Some(w), None) => w.clone(),
+        _ => "-".into(),
+    };
+    let key = r
+        .key
+        .as_ref()
+        .map(|k| k.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let mut line = format!("{}  {:<12} {target:<36} {key}", format_rfc3339(r.at), r.kind.name());
+    if let Some(d) = r.deadline {
+        line.push_str(&format!("  deadline {}", format_rfc3339(d)));
+    }
+    if let Some(ms) = r.delay_ms {
+        line.push_str(&format!("  late by {}", mon_compiler::dot::human_duration(ms.max(0) as u64)));
+    }
+    if let Some(s) = r.severity {
+        line.push_str(&format!(
+            "  [{}]",
+            serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        ));
+    }
+    if let Some(c) = &r.caused_by {
+        line.push_str(&format!("  caused by {c}"));
+    }
+    if let Some(reason) = &r.reason {
+        line.push_str(&format!("  {reason}"));
+    }
+    if r.suppressed {
+        line.push_str("  (maintenance: not sent)");
+    }
+    line
+}
+
+fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, now: i64, format: Format) {
+    for workflow in &program.workflows {
+        let whole = Slice::default();
+        let m = aggregates::metrics(program, &engine.state, workflow, &whole, now);
+        let status = aggregates::status(program, &engine.state, workflow, &whole, now);
+        if format == Format::Ndjson {
+            let line = serde_json::json!({
+                "kind": "summary", "workflow": workflow.name, "status": status, "at": format_rfc3339(now), "metrics": m,
+            });
+            let _ = writeln!(out, "{line}");
+            continue;
+        }
+        let _ = writeln!(out, "{} [{}]", workflow.name, status.name());
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
+            "stage / group", "flight", "entered", "done", "failed", "late", "missing", "risk", "status", "p50", "p95"
+        );
+        let mut groups: Vec<Vec<String>> =
+            engine.state.instances[workflow.id as usize].values().map(|i| i.group.clone()).collect();
+        groups.sort();
+        groups.dedup();
+        for stage in &workflow.stages {
+            let slice = Slice { stage: Some(stage.id), group: None };
+            row(out, program, engine, workflow, &stage.name, &slice, now);
+        }
+        if !workflow.group_by.is_empty() {
+            for group in groups.iter().filter(|g| !g.is_empty()) {
+                let slice = Slice { stage: None, group: Some(group) };
+                row(out, program, engine, workflow, &group.join("/"), &slice, now);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  total: {} in flight, {} completed, {} failed, {} late, {} missing, {} duplicate, {} out of order, {} unexpected",
+            m.in_flight, m.completed, m.failed, m.late, m.missing, m.duplicate, m.out_of_order, m.unexpected
+        );
+        let buckets: Vec<String> = workflow
+            .aging_ms
+            .iter()
+            .zip(&m.aging)
+            .map(|(b, n)| format!(">={}: {n}", mon_compiler::dot::human_duration(*b)))
+            .collect();
+        let _ = writeln!(out, "  aging: {}", buckets.join(", "));
+    }
+}
+
+fn row(
+    out: &mut impl Write,
+    program: &ir::Program,
+    engine: &mon_runtime::Engine,
+    workflow: &ir::Workflow,
+    label: &str,
+    slice: &Slice,
+    now: i64,
+) {
+    let m = aggregates::metrics(program, &engine.state, workflow, slice, now);
+    let status = aggregates::status(program, &engine.state, workflow, slice, now);
+    let ms = |v: Option<i64>| v.map_or("-".into(), |v| mon_compiler::dot::human_duration(v.max(0) as u64));
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
+        label,
+        m.in_flight,
+        m.entered,
+        m.completed,
+        m.failed,
+        m.late,
+        m.missing,
+        m.at_risk,
+        status.name(),
+        ms(m.stay_p50_ms),
+        ms(m.stay_p95_ms)
+    );
+}
+
+fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, key: &str) {
+    let mut any = false;
+    for workflow in &program.workflows {
+        let Some(instance) = engine.state.instances[workflow.id as usize].get(key) else { continue };
+        any = true;
+        let step = |s: u32| workflow.steps[s as usize].name.as_str();
+        let key_text: Vec<String> = key_object(workflow, key).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "{} {}", workflow.name, key_text.join(" "));
+        let state = match (instance.closed, instance.stage) {
+            (Some((outcome, at)), _) => format!("closed {outcome:?} at {}", format_rfc3339(at)).to_lowercase(),
+            (None, Some(s)) => format!("in stage {} since {}", step(s), format_rfc3339(instance.entered_at)),
+            (None, None) => format!("waiting to start (occurrence opened {})", format_rfc3339(instance.opened_at)),
+        };
+        let _ = writeln!(out, "  now: {state}");
+        let mut previous: Option<i64> = Some(instance.opened_at);
+        for visit in &instance.visits {
+            let line = match (visit.time, visit.skipped) {
+                (None, _) => {
+                    format!("  {:<24} {:<20} skipped (an out-of-order event jumped past it)", "-", step(visit.step))
+                }
+                (Some(t), skipped) => {
+                    let timing = match (visit.deadline, visit.late_ms) {
+                        (Some(_), Some(late)) => format!("late by {}", mon_compiler::dot::human_duration(late as u64)),
+                        (Some(d), None) => format!("on time (deadline {})", format_rfc3339(d)),
+                        (None, _) => "no deadline".into(),
+                    };
+                    let stayed = previous
+                        .map(|p| {
+                            format!(
+                                ", {} after the previous stage began",
+                                mon_compiler::dot::human_duration((t - p).max(0) as u64)
+                            )
+                        })
+                        .unwrap_or_default();
+                    let filled = if skipped { " (filled in after being skipped)" } else { "" };
+                    previous = Some(t);
+                    format!(
+                        "  {:<24} {:<20} {timing}{stayed}{filled}  event {}",
+                        format_rfc3339(t),
+                        step(visit.step),
+                        visit.event_id.as_deref().unwrap_or("-")
+                    )
+                }
+            };
+            let _ = writeln!(out, "{line}");
+        }
+        if let (None, Some(stage)) = (instance.closed, instance.stage) {
+            for &next in &workflow.stages[stage as usize].outgoing {
+                let s = &workflow.steps[next as usize];
+                let deadline = mon_runtime::engine::deadline(workflow, s, instance.date, instance.entered_at);
+                let text = match deadline {
+                    Some(d) => {
+                        let left = d - engine.state.clock;
+                        if left >= 0 {
+                            format!(
+                                "deadline {}, {} left",
+                                format_rfc3339(d),
+                                mon_compiler::dot::human_duration(left as u64)
+                            )
+                        } else {
+                            format!(
+                                "deadline {}, overdue by {}",
+                                format_rfc3339(d),
+                                mon_compiler::dot::human_duration((-left) as u64)
+                            )
+                        }
+                    }
+                    None => "no deadline".into(),
+                };
+                let optional = if s.optional { " (optional)" } else { "" };
+                let _ = writeln!(out, "  waits for {}{optional}: {text}", s.name);
+            }
+        }
+        for entry in &instance.trace {
+            let what = match &entry.what {
+                TraceWhat::Took { step: s, skipped: Some(sk) } => format!(
+                    "took {} out of order, skipping {}",
+                    step(*s),
+                    sk.iter().map(|x| step(*x)).collect::<Vec<_>>().join(", ")
+                ),
+                TraceWhat::Took { step: s, .. } => format!("took {}", step(*s)),
+                TraceWhat::FilledIn { step: s } => format!("filled in skipped step {}", step(*s)),
+                TraceWhat::Duplicate { step: s } => format!("duplicate of {} (already taken)", step(*s)),
+                TraceWhat::OutOfOrder { step: s, dropped: true } => {
+                    format!("out of order for {}, dropped by `on out_of_order drop`", step(*s))
+                }
+                TraceWhat::OutOfOrder { step: s, .. } => format!("out of order: {}", step(*s)),
+                TraceWhat::Unexpected => "unexpected: matches no step the item could still take".into(),
+                TraceWhat::Irrelevant => {
+                    "ignored: the step's own `where` was false, so the event is not for this workflow".into()
+                }
+                TraceWhat::Missing { step: s, deadline } => {
+                    format!("missing {} (deadline {})", step(*s), format_rfc3339(*deadline))
+                }
+                TraceWhat::AtRisk { step: s, deadline } => {
+                    format!("at risk {} (deadline {})", step(*s), format_rfc3339(*deadline))
+                }
+            };
+            let _ = writeln!(
+                out,
+                "  {} {what}{}",
+                format_rfc3339(entry.at),
+                entry.event_id.as_ref().map(|e| format!("  event {e}")).unwrap_or_default()
+            );
+        }
+    }
+    for (w, k, entry) in &engine.state.stray_trace {
+        if k == key {
+            any = true;
+            let workflow = &program.workflows[*w as usize];
+            let what = match entry.what {
+                TraceWhat::Irrelevant => "ignored: the step's own `where` was false",
+                _ => "unexpected: no instance, and the event starts none",
+            };
+            let _ = writeln!(
+                out,
+                "{}: {} {what}  event {}",
+                workflow.name,
+                format_rfc3339(entry.at),
+                entry.event_id.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    if !any {
+        let _ = writeln!(out, "no item with key {:?} was seen", key.replace('\u{1f}', ","));
+    }
+}

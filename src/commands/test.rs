@@ -1,0 +1,66 @@
+//! `mon test PATH...`: run the `test` blocks of each program.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use mon_compiler::diagnostics::line_col;
+use mon_compiler::{compile, Renderer};
+use mon_runtime::testing::run_test;
+
+use crate::sources::{programs, FsSchemas};
+use crate::Outcome;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rule files or directories (grouped into programs as for `mon check`).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> Outcome {
+    let programs = match programs(&args.paths) {
+        Ok(p) if p.is_empty() => return Outcome::Usage("no .mon files found".into()),
+        Ok(p) => p,
+        Err(e) => return Outcome::Usage(e),
+    };
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let (mut passed, mut failed, mut broken) = (0, 0, 0);
+    for program_files in &programs {
+        let files = &program_files.files;
+        let compilation = compile(files, mon_stdlib::registry(), &FsSchemas);
+        if !compilation.diagnostics.is_empty() {
+            eprint!("{}", Renderer { sources: files }.human(&compilation.diagnostics, color));
+        }
+        let Some(program) = compilation.program else {
+            broken += 1;
+            continue;
+        };
+        for test in &compilation.tests {
+            let file = &files[test.file];
+            match run_test(&program, mon_stdlib::registry(), test) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("ok    {} :: {}", file.path, test.name);
+                }
+                Err(failures) => {
+                    failed += 1;
+                    println!("FAIL  {} :: {}", file.path, test.name);
+                    for f in failures {
+                        let (line, column) = line_col(&file.text, f.span.0);
+                        let source = file.text[f.span.0..f.span.1].trim();
+                        println!("      at {}:{line}:{column}: {source}", file.path);
+                        println!("        expected {}", f.expected);
+                        println!("        found    {}", f.found);
+                    }
+                }
+            }
+        }
+    }
+    let broken_note = if broken > 0 { format!(", {broken} programs did not compile") } else { String::new() };
+    println!("{passed} passed, {failed} failed{broken_note}");
+    if failed > 0 || broken > 0 {
+        Outcome::Problems
+    } else {
+        Outcome::Ok
+    }
+}
