@@ -36,6 +36,8 @@ enum Command {
     Test(commands::test::Args),
     /// Replay recorded events and print the records mon would have made.
     Simulate(commands::simulate::Args),
+    /// Measure the engine on a synthetic trade lifecycle stream.
+    Bench(commands::bench::Args),
 }
 
 /// How a command ended; `Usage` maps to exit code 2.
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => commands::fmt::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,

@@ -695,12 +695,16 @@ fn scratch_sweep() {
                     }
                 } else {
                     amb += 1;
-                    // ambiguous: earlier instant = wall - prev... the first time the wall reads it, before transition? wall = tr + prev + 60s is after tr in the new offset too
-                    let first = wall_ms - prev; // reading with old offset: instant tr + 60s
-                    let second = wall_ms - o;
-                    if off(tz, second) == o && off(tz, first) == o { /* not actually ambiguous */
-                    } else {
-                        assert_eq!(got, first.min(second), "{name} amb at {}", format_rfc3339(tr));
+                    if prev - o > 60_000 {
+                        let wall = tr + o + 60_000;
+                        let date = wall.div_euclid(86_400_000) as i32;
+                        let secs = (wall.rem_euclid(86_400_000) / 1000) as u32;
+                        assert_eq!(
+                            local_to_utc(date, secs, name).unwrap(),
+                            wall - prev,
+                            "{name} amb at {}",
+                            format_rfc3339(tr)
+                        );
                     }
                 }
                 prev = o;

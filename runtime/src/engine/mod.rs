@@ -66,6 +66,7 @@ pub struct State {
     /// The latest instant the engine has seen.
     pub clock: i64,
     /// Per workflow × stage × group counters.
+    #[serde(with = "pairs")]
     pub counters: BTreeMap<(u32, u32, Vec<String>), Counters>,
     /// Per workflow: unexpected and duplicate events that have no instance.
     pub strays: BTreeMap<u32, Counters>,
@@ -288,9 +289,12 @@ impl<'p> Engine<'p> {
         }
         // 4. A step reachable later: out of order.
         if !closed {
-            if let Some(current) = stage {
+            {
                 let later = relevant.iter().copied().find_map(|s| {
-                    let path = skipped_path(workflow, current, s)?;
+                    let path = match stage {
+                        Some(current) => skipped_path(workflow, current, s)?,
+                        None => skipped_from_start(workflow, s)?,
+                    };
                     self.guard_holds(workflow, s, event, &kept).then_some((s, path))
                 });
                 if let Some((step, path)) = later {
@@ -718,6 +722,27 @@ impl<'p> Engine<'p> {
     }
 }
 
+/// JSON maps need string keys; the counters' keys are tuples, so they are
+/// saved as a list of pairs.
+mod pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 /// The deadline of `step` for an instance of date `date` that entered the
 /// step's source stage at `entered`: the earlier of `within` and `by`.
 pub fn deadline(workflow: &ir::Workflow, step: &ir::Step, date: i32, entered: i64) -> Option<i64> {
@@ -771,6 +796,22 @@ fn skipped_path(workflow: &ir::Workflow, current: u32, target: u32) -> Option<Ve
         }
     }
     None
+}
+
+/// For an occurrence whose start has not happened: the start step and the
+/// stages after it that an event for `target` jumps past.
+fn skipped_from_start(workflow: &ir::Workflow, target: u32) -> Option<Vec<u32>> {
+    if workflow.steps[target as usize].sources.is_empty() {
+        return None;
+    }
+    workflow.steps.iter().filter(|s| s.sources.is_empty()).find_map(|start| {
+        if workflow.steps[target as usize].sources.contains(&start.id) {
+            return Some(vec![start.id]);
+        }
+        let mut path = skipped_path(workflow, start.id, target)?;
+        path.insert(0, start.id);
+        Some(path)
+    })
 }
 
 /// A value as it appears in keys, groups and records.

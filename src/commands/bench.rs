@@ -1,0 +1,208 @@
+//! `mon bench`: the engine's speed and memory on a synthetic trade
+//! lifecycle stream, generated in memory (no disk, no broker).
+//!
+//! Every trade is ingested first, so all of them are in flight at once;
+//! then each later step arrives for every trade in turn, except for the
+//! stalled ones, which stop at a random step and are reported missing. The
+//! engine alone is timed on pre-decoded events, then decode + engine on the
+//! JSON lines. Resident memory per in-flight instance is the growth of the
+//! process's resident set while the trades are ingested, divided by their
+//! number (it includes the timers they arm).
+
+use std::time::Instant;
+
+use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
+use mon_runtime::event::{Decoded, Decoder};
+use mon_runtime::{Engine, Event, Kind, Record};
+
+use crate::Outcome;
+
+const RULES: &str = r#"
+event trade_ingested { trade_id: string, region: enum { EMEA, AMER, APAC }, book: string, notional: float }
+event trade_verified { trade_id: string, system: string }
+event sent_to_sys3 { trade_id: string }
+event sys3_ack { trade_id: string, status: enum { ACK, NACK } }
+event sent_to_sys4 { trade_id: string }
+
+workflow trade_lifecycle {
+  key trade_id
+  group by region, book
+  start ingested: trade_ingested
+  step verified: trade_verified where system == "S2" after ingested within 2m
+  step sent3: sent_to_sys3 after verified within 1m
+  step acked: sys3_ack where status == ACK after sent3 within 5m warn 3m
+  step nacked: sys3_ack where status == NACK after sent3 -> failure
+  step sent4: sent_to_sys4 after acked within 1m -> success
+}
+"#;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Number of trades (all in flight at once after the first phase).
+    #[arg(long, default_value_t = 1_000_000)]
+    trades: u64,
+    /// Fraction of trades that stall at a random step.
+    #[arg(long, default_value_t = 0.01)]
+    stall_rate: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// A small deterministic generator (SplitMix64): the same seed gives the
+/// same stream on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const BASE: i64 = 1_772_438_400_000; // 2026-03-02T08:00:00Z
+const STEPS: usize = 5;
+const TYPES: [&str; STEPS] = ["trade_ingested", "trade_verified", "sent_to_sys3", "sys3_ack", "sent_to_sys4"];
+
+/// The JSON lines of the stream, phase by phase, and the number of stalls.
+fn generate(args: &Args) -> (Vec<String>, u64) {
+    let mut rng = Rng(args.seed);
+    // The step (1..5) at which each trade stalls, or 5 for none.
+    let stop: Vec<u8> = (0..args.trades)
+        .map(|_| if rng.unit() < args.stall_rate { 1 + (rng.next() % 4) as u8 } else { STEPS as u8 })
+        .collect();
+    let stalls = stop.iter().filter(|&&s| (s as usize) < STEPS).count() as u64;
+    let regions = ["EMEA", "AMER", "APAC"];
+    // Trades enter every 20µs; each later phase follows 30s after the previous.
+    let spacing_us = 20;
+    let mut lines = Vec::with_capacity(args.trades as usize * STEPS);
+    for phase in 0..STEPS {
+        for (i, &stop) in stop.iter().enumerate() {
+            if phase >= stop as usize {
+                continue;
+            }
+            let time = BASE + phase as i64 * 30_000 + (i as i64 * spacing_us) / 1000;
+            let stamp = mon_stdlib::time::format_rfc3339(time);
+            let id = format!("T{i:08}");
+            let data = match phase {
+                0 => format!(
+                    r#"{{"trade_id":"{id}","region":"{}","book":"B{}","notional":{}.5}}"#,
+                    regions[i % 3],
+                    i % 50,
+                    1000 + i % 997
+                ),
+                1 => format!(r#"{{"trade_id":"{id}","system":"S2"}}"#),
+                3 => format!(r#"{{"trade_id":"{id}","status":"ACK"}}"#),
+                _ => format!(r#"{{"trade_id":"{id}"}}"#),
+            };
+            lines.push(format!(
+                r#"{{"specversion":"1.0","type":"{}","id":"{id}-{phase}","source":"bench","time":"{stamp}","data":{data}}}"#,
+                TYPES[phase]
+            ));
+        }
+    }
+    (lines, stalls)
+}
+
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+struct Run {
+    events: u64,
+    seconds: f64,
+    missing: u64,
+    per_instance: Option<f64>,
+}
+
+fn run_engine(program: &Program, events: &[Event], trades: u64) -> Run {
+    let functions = mon_stdlib::registry();
+    let mut engine = Engine::new(program, functions, BASE);
+    let mut out: Vec<Record> = Vec::new();
+    let mut missing = 0;
+    let before = resident_bytes();
+    let mut after_first_phase = None;
+    let start = Instant::now();
+    for (n, event) in events.iter().enumerate() {
+        engine.advance(event.time, false, &mut out);
+        engine.process(event, &mut out);
+        if n as u64 + 1 == trades {
+            after_first_phase = resident_bytes();
+        }
+        missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
+        out.clear();
+    }
+    let end = events.last().map_or(BASE, |e| e.time) + 3_600_000;
+    engine.advance(end, true, &mut out);
+    let seconds = start.elapsed().as_secs_f64();
+    missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
+    let per_instance = match (before, after_first_phase) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / trades as f64),
+        _ => None,
+    };
+    Run { events: events.len() as u64, seconds, missing, per_instance }
+}
+
+pub fn run(args: Args) -> Outcome {
+    let sources = vec![SourceFile { path: "bench.mon".into(), text: RULES.into() }];
+    let compilation = compile(&sources, mon_stdlib::registry(), &NoSchemas);
+    let Some(program) = compilation.program else {
+        return Outcome::Problems;
+    };
+    eprintln!("generating {} trades ({}% stalls, seed {})...", args.trades, args.stall_rate * 100.0, args.seed);
+    let (lines, stalls) = generate(&args);
+    let decoder = Decoder::new(&program);
+    let events: Vec<Event> = lines
+        .iter()
+        .filter_map(|l| match decoder.decode(l) {
+            Decoded::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(events.len(), lines.len(), "every generated line decodes");
+
+    let alone = run_engine(&program, &events, args.trades);
+    drop(events);
+    println!(
+        "engine alone:    {} events in {:.2}s = {:.0} events/s; {} stalls planted, {} missing reported",
+        alone.events,
+        alone.seconds,
+        alone.events as f64 / alone.seconds,
+        stalls,
+        alone.missing
+    );
+    if let Some(bytes) = alone.per_instance {
+        println!("resident memory: {bytes:.0} bytes per in-flight instance ({} instances)", args.trades);
+    }
+
+    let functions = mon_stdlib::registry();
+    let mut engine = Engine::new(&program, functions, BASE);
+    let mut out: Vec<Record> = Vec::new();
+    let start = Instant::now();
+    for line in &lines {
+        if let Decoded::Event(event) = decoder.decode(line) {
+            engine.advance(event.time, false, &mut out);
+            engine.process(&event, &mut out);
+            out.clear();
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "decode + engine: {} events in {:.2}s = {:.0} events/s",
+        lines.len(),
+        seconds,
+        lines.len() as f64 / seconds
+    );
+    if alone.missing != stalls {
+        eprintln!("error: {stalls} stalls were planted but {} missing records were made", alone.missing);
+        return Outcome::Problems;
+    }
+    Outcome::Ok
+}
