@@ -124,6 +124,17 @@ impl<'p> Engine<'p> {
         self.program
     }
 
+    /// The instances of a workflow that the engine holds (open, and closed
+    /// ones until their retention ends), by key string.
+    pub fn instances(&self, workflow: u32) -> impl Iterator<Item = (&str, &Instance)> {
+        self.state.instances[workflow as usize].iter().map(|(k, i)| (k.as_str(), i))
+    }
+
+    /// The instance with this key string, if the engine holds one.
+    pub fn instance(&self, workflow: u32, key: &str) -> Option<&Instance> {
+        self.state.instances[workflow as usize].get(key)
+    }
+
     /// Traces the lifecycle of items with this key (as `key_string` gives it).
     pub fn trace_key(&mut self, key: &str) {
         self.state.traced_keys.insert(key.to_string());
