@@ -63,11 +63,15 @@ pub struct Slice<'a> {
 pub fn metrics(program: &Program, state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Metrics {
     let mut m = Metrics { aging: vec![0; workflow.aging_ms.len()], ..Metrics::default() };
     let mut stays: Vec<i64> = Vec::new();
+    let group_id = match slice.group {
+        Some(values) => match state.group_id(values) {
+            Some(id) => Some(id),
+            None => return m, // a group never seen has no items
+        },
+        None => None,
+    };
     for ((w, stage, group), c) in &state.counters {
-        if *w != workflow.id
-            || slice.stage.is_some_and(|s| s != *stage)
-            || slice.group.is_some_and(|g| g != group.as_slice())
-        {
+        if *w != workflow.id || slice.stage.is_some_and(|s| s != *stage) || group_id.is_some_and(|g| g != *group) {
             continue;
         }
         add_counters(&mut m, c, now);
@@ -78,8 +82,8 @@ pub fn metrics(program: &Program, state: &State, workflow: &ir::Workflow, slice:
             add_counters(&mut m, c, now);
         }
     }
-    for instance in state.instances[workflow.id as usize].values() {
-        if slice.group.is_some_and(|g| g != instance.group.as_slice()) {
+    for (_, instance) in state.workflows[workflow.id as usize].iter() {
+        if group_id.is_some_and(|g| g != instance.group) {
             continue;
         }
         if let Some(stage) = slice.stage {
@@ -106,16 +110,16 @@ fn add_counters(m: &mut Metrics, c: &Counters, now: i64) {
 }
 
 fn count_instance(m: &mut Metrics, workflow: &ir::Workflow, instance: &Instance, now: i64) {
-    if instance.late {
+    if instance.was_late() {
         m.late += 1;
     }
     match instance.closed {
         Some((Outcome::Failure, _)) => m.failed += 1,
         Some(_) => {}
         None => {
-            if !instance.missing.is_empty() {
+            if instance.has_missing() {
                 m.missing += 1;
-            } else if !instance.at_risk.is_empty() {
+            } else if instance.has_at_risk() {
                 m.at_risk += 1;
             }
             if instance.stage.is_some() {
@@ -142,11 +146,13 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 pub fn status(program: &Program, state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Status {
     let m = metrics(program, state, workflow, slice, now);
     let aged = |ms: u64| -> u64 {
-        state.instances[workflow.id as usize]
-            .values()
+        let group_id = slice.group.map(|g| state.group_id(g));
+        state.workflows[workflow.id as usize]
+            .iter()
+            .map(|(_, i)| i)
             .filter(|i| i.closed.is_none() && i.stage.is_some())
             .filter(|i| slice.stage.is_none_or(|s| i.stage == Some(s)))
-            .filter(|i| slice.group.is_none_or(|g| g == i.group.as_slice()))
+            .filter(|i| group_id.is_none_or(|g| g == Some(i.group)))
             .filter(|i| now - i.entered_at >= ms as i64)
             .count() as u64
     };

@@ -176,7 +176,7 @@ fn check(
         Expectation::Stage { workflow, key, stage } => {
             let w = &program.workflows[*workflow as usize];
             let wanted = step_name(*workflow, *stage);
-            let instance = engine.state.instances[*workflow as usize].iter().find(|(k, _)| {
+            let instance = engine.instances(*workflow).find(|(k, _)| {
                 let object = key_object(w, k);
                 key.iter().all(|(name, value)| {
                     let ty = w

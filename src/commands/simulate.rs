@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
-use mon_runtime::engine::{key_object, TraceWhat};
+use mon_runtime::engine::{key_object, TraceEntry, TraceWhat};
 use mon_runtime::simulate::Simulation;
 use mon_runtime::Record;
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
@@ -216,7 +216,7 @@ fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runti
             "stage / group", "flight", "entered", "done", "failed", "late", "missing", "risk", "status", "p50", "p95"
         );
         let mut groups: Vec<Vec<String>> =
-            engine.state.instances[workflow.id as usize].values().map(|i| i.group.clone()).collect();
+            engine.instances(workflow.id).map(|(_, i)| engine.state.group(i.group).to_vec()).collect();
         groups.sort();
         groups.dedup();
         for stage in &workflow.stages {
@@ -274,126 +274,92 @@ fn row(
 }
 
 fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, key: &str) {
+    let human = |ms: i64| mon_compiler::dot::human_duration(ms.unsigned_abs());
     let mut any = false;
     for workflow in &program.workflows {
-        let Some(instance) = engine.state.instances[workflow.id as usize].get(key) else { continue };
-        any = true;
         let step = |s: u32| workflow.steps[s as usize].name.as_str();
+        let strays: Vec<&TraceEntry> =
+            engine.state.stray_trace.iter().filter(|(w, k, _)| *w == workflow.id && k == key).map(|(_, _, e)| e).collect();
+        let instance = engine.instance(workflow.id, key);
+        if instance.is_none() && strays.is_empty() {
+            continue;
+        }
+        any = true;
         let key_text: Vec<String> = key_object(workflow, key).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "{} {}", workflow.name, key_text.join(" "));
-        let state = match (instance.closed, instance.stage) {
-            (Some((outcome, at)), _) => format!("closed {outcome:?} at {}", format_rfc3339(at)).to_lowercase(),
-            (None, Some(s)) => format!("in stage {} since {}", step(s), format_rfc3339(instance.entered_at)),
-            (None, None) => format!("waiting to start (occurrence opened {})", format_rfc3339(instance.opened_at)),
-        };
-        let _ = writeln!(out, "  now: {state}");
-        let mut previous: Option<i64> = Some(instance.opened_at);
-        for visit in &instance.visits {
-            let line = match (visit.time, visit.skipped) {
-                (None, _) => {
-                    format!("  {:<24} {:<20} skipped (an out-of-order event jumped past it)", "-", step(visit.step))
-                }
-                (Some(t), skipped) => {
-                    let timing = match (visit.deadline, visit.late_ms) {
-                        (Some(_), Some(late)) => format!("late by {}", mon_compiler::dot::human_duration(late as u64)),
-                        (Some(d), None) => format!("on time (deadline {})", format_rfc3339(d)),
-                        (None, _) => "no deadline".into(),
-                    };
-                    let stayed = previous
-                        .map(|p| {
-                            format!(
-                                ", {} after the previous stage began",
-                                mon_compiler::dot::human_duration((t - p).max(0) as u64)
-                            )
-                        })
-                        .unwrap_or_default();
-                    let filled = if skipped { " (filled in after being skipped)" } else { "" };
-                    previous = Some(t);
-                    format!(
-                        "  {:<24} {:<20} {timing}{stayed}{filled}  event {}",
-                        format_rfc3339(t),
-                        step(visit.step),
-                        visit.event_id.as_deref().unwrap_or("-")
-                    )
-                }
-            };
-            let _ = writeln!(out, "{line}");
-        }
-        if let (None, Some(stage)) = (instance.closed, instance.stage) {
-            for &next in &workflow.stages[stage as usize].outgoing {
-                let s = &workflow.steps[next as usize];
-                let deadline = mon_runtime::engine::deadline(workflow, s, instance.date, instance.entered_at);
-                let text = match deadline {
-                    Some(d) => {
-                        let left = d - engine.state.clock;
-                        if left >= 0 {
-                            format!(
-                                "deadline {}, {} left",
-                                format_rfc3339(d),
-                                mon_compiler::dot::human_duration(left as u64)
-                            )
-                        } else {
-                            format!(
-                                "deadline {}, overdue by {}",
-                                format_rfc3339(d),
-                                mon_compiler::dot::human_duration((-left) as u64)
-                            )
-                        }
-                    }
-                    None => "no deadline".into(),
-                };
-                let optional = if s.optional { " (optional)" } else { "" };
-                let _ = writeln!(out, "  waits for {}{optional}: {text}", s.name);
-            }
-        }
-        for entry in &instance.trace {
+        let mut entered: Option<i64> = None;
+        for entry in instance.and_then(|i| i.trace.as_deref()).into_iter().flatten().chain(strays.iter().copied()) {
             let what = match &entry.what {
-                TraceWhat::Took { step: s, skipped: Some(sk) } => format!(
-                    "took {} out of order, skipping {}",
-                    step(*s),
-                    sk.iter().map(|x| step(*x)).collect::<Vec<_>>().join(", ")
-                ),
-                TraceWhat::Took { step: s, .. } => format!("took {}", step(*s)),
-                TraceWhat::FilledIn { step: s } => format!("filled in skipped step {}", step(*s)),
-                TraceWhat::Duplicate { step: s } => format!("duplicate of {} (already taken)", step(*s)),
-                TraceWhat::OutOfOrder { step: s, dropped: true } => {
-                    format!("out of order for {}, dropped by `on out_of_order drop`", step(*s))
+                TraceWhat::Took { step: s, skipped, deadline } => {
+                    let timing = match deadline {
+                        Some(d) if entry.at > *d => format!("late by {} (deadline {})", human(entry.at - d), format_rfc3339(*d)),
+                        Some(d) => format!("on time (deadline {}, {} to spare)", format_rfc3339(*d), human(d - entry.at)),
+                        None => "no deadline".into(),
+                    };
+                    let stayed = entered.map(|e| format!(", {} in the previous stage", human(entry.at - e))).unwrap_or_default();
+                    entered = Some(entry.at);
+                    let jump = match skipped {
+                        Some(sk) if !sk.is_empty() => format!(
+                            " out of order, skipping {}",
+                            sk.iter().map(|x| step(*x)).collect::<Vec<_>>().join(", ")
+                        ),
+                        _ => String::new(),
+                    };
+                    format!("took {}{jump}: {timing}{stayed}", step(*s))
                 }
-                TraceWhat::OutOfOrder { step: s, .. } => format!("out of order: {}", step(*s)),
-                TraceWhat::Unexpected => "unexpected: matches no step the item could still take".into(),
+                TraceWhat::FilledIn { step: s } => format!("filled in skipped step {} (no record)", step(*s)),
+                TraceWhat::Duplicate { step: s } => format!("duplicate: {} was already taken", step(*s)),
+                TraceWhat::OutOfOrder { step: s, dropped: true } => {
+                    format!("out of order for {}: dropped (`on out_of_order drop`)", step(*s))
+                }
+                TraceWhat::OutOfOrder { step: s, .. } => format!("out of order record for {}", step(*s)),
+                TraceWhat::Unexpected => "unexpected: matches no step the item could still take (or starts none)".into(),
                 TraceWhat::Irrelevant => {
                     "ignored: the step's own `where` was false, so the event is not for this workflow".into()
                 }
+                TraceWhat::Redelivery => "ignored: an event with this id was already processed (redelivery)".into(),
                 TraceWhat::Missing { step: s, deadline } => {
-                    format!("missing {} (deadline {})", step(*s), format_rfc3339(*deadline))
+                    format!("MISSING {}: deadline {} passed", step(*s), format_rfc3339(*deadline))
                 }
                 TraceWhat::AtRisk { step: s, deadline } => {
-                    format!("at risk {} (deadline {})", step(*s), format_rfc3339(*deadline))
+                    format!("AT RISK {}: deadline {}", step(*s), format_rfc3339(*deadline))
+                }
+                TraceWhat::Late { step: s, delay_ms, .. } => format!("LATE {} by {}", step(*s), human(*delay_ms)),
+                TraceWhat::Early { step: s, earliest } => {
+                    format!("EARLY {}: not expected before {}", step(*s), format_rfc3339(*earliest))
                 }
             };
-            let _ = writeln!(
-                out,
-                "  {} {what}{}",
-                format_rfc3339(entry.at),
-                entry.event_id.as_ref().map(|e| format!("  event {e}")).unwrap_or_default()
-            );
+            let event = entry.event_id.as_ref().map(|e| format!("  [event {e}]")).unwrap_or_default();
+            let _ = writeln!(out, "  {}  {what}{event}", format_rfc3339(entry.at));
+            if let Some(excerpt) = &entry.excerpt {
+                let _ = writeln!(out, "  {:24}  payload {excerpt}", "");
+            }
         }
-    }
-    for (w, k, entry) in &engine.state.stray_trace {
-        if k == key {
-            any = true;
-            let workflow = &program.workflows[*w as usize];
-            let what = match entry.what {
-                TraceWhat::Irrelevant => "ignored: the step's own `where` was false",
-                _ => "unexpected: no instance, and the event starts none",
-            };
-            let _ = writeln!(
-                out,
-                "{}: {} {what}  event {}",
-                workflow.name,
-                format_rfc3339(entry.at),
-                entry.event_id.as_deref().unwrap_or("-")
-            );
+        let Some(instance) = instance else { continue };
+        match (instance.closed, instance.stage) {
+            (Some((outcome, at)), _) => {
+                let _ = writeln!(out, "  now: closed ({outcome:?}) at {}", format_rfc3339(at));
+            }
+            (None, stage) => {
+                let here = stage.map_or("not started".to_string(), |s| format!("in stage {}", step(s)));
+                let _ = writeln!(out, "  now: {here} since {}", format_rfc3339(instance.entered_at));
+                let waiting: Vec<u32> = match stage {
+                    Some(s) => workflow.stages[s as usize].outgoing.clone(),
+                    None => workflow.steps.iter().filter(|s| s.sources.is_empty()).map(|s| s.id).collect(),
+                };
+                for next in waiting {
+                    let s = &workflow.steps[next as usize];
+                    let text = match mon_runtime::engine::deadline(workflow, s, instance.date, instance.entered_at) {
+                        Some(d) if d >= engine.state.clock => {
+                            format!("deadline {}, {} left", format_rfc3339(d), human(d - engine.state.clock))
+                        }
+                        Some(d) => format!("deadline {}, overdue by {}", format_rfc3339(d), human(engine.state.clock - d)),
+                        None => "no deadline".into(),
+                    };
+                    let optional = if s.optional { " (optional)" } else { "" };
+                    let _ = writeln!(out, "  waits for {}{optional}: {text}", s.name);
+                }
+            }
         }
     }
     if !any {

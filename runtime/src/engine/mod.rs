@@ -6,74 +6,180 @@
 //! the caller's buffer and do nothing else: no I/O, no wall clock. The same
 //! engine serves `mon test`, `mon simulate` and (later) the service.
 //!
-//! Per event: look up the (workflow, step) candidates of its type, keep the
+//! Per event: look up the (workflow, steps) routes of its type, keep the
 //! workflows for which the event is relevant (the event-only part of a
 //! step's `where` holds), find the instance by key, and classify the event
 //! against the instance's current stage: a step it may take, a skipped step
-//! to fill in, a duplicate, an out-of-order jump, or unexpected. Timers live
-//! in a binary heap; an instance's generation number invalidates the timers
-//! of the stage it left, so cancelling is free.
+//! to fill in, a duplicate, an out-of-order jump, or unexpected.
+//!
+//! Timers are not stored as such. An instance's pending deadlines follow
+//! from its stage, the time it entered it and its flags, so the queue holds
+//! only "look at instance S of workflow W at time T, generation G". Moving
+//! an instance bumps its generation, which turns its queued entry stale:
+//! cancelling is free, and stale entries are swept when they outnumber the
+//! live ones.
 
 mod state;
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 
-use mon_compiler::ir::{self, Handling, Outcome, Program, Severity, Value};
+use mon_compiler::ir::{self, Handling, Outcome, Program, Value};
 use mon_compiler::Functions;
 use mon_stdlib::time as t;
 use serde::{Deserialize, Serialize};
 
-pub use state::{Instance, TraceEntry, TraceWhat, Visit};
+pub use state::{bit, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 
 use crate::eval::{holds, Env};
 use crate::event::Event;
 use crate::record::{Kind, Record};
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-enum TimerKind {
-    /// The step's deadline plus grace passed.
-    Missing { step: u32, deadline: i64 },
-    /// The step's warn instant passed.
-    AtRisk { step: u32, deadline: i64 },
-    /// A closed instance's retention ended.
-    Expire,
-    /// A scheduled workflow's occurrence for `date` opens.
-    Open { date: i32 },
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
+/// A queue entry: at `due`, look at slot `slot` of workflow `workflow` if it
+/// still has generation `generation`. `slot == OPEN` means "open the
+/// occurrence of date `generation`" of a scheduled workflow.
+type Entry = Reverse<(i64, u32, u32, u32)>;
+const OPEN: u32 = u32::MAX;
+
+/// The instances of one workflow: a slab, indexed by key.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Instances {
+    slots: Vec<Option<Instance>>,
+    /// Free slots and the generation their next instance starts at, so a
+    /// stale queue entry never matches a newcomer.
+    free: Vec<(u32, u32)>,
+    #[serde(skip)]
+    index: hashbrown::HashTable<u32>,
+    #[serde(skip)]
+    hasher: foldhash::fast::RandomState,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-struct Timer {
-    due: i64,
-    seq: u64,
-    workflow: u32,
-    key: String,
-    generation: u32,
-    kind: TimerKind,
+impl Instances {
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn find(&self, key: &str) -> Option<u32> {
+        let hash = self.hash(key);
+        self.index.find(hash, |&slot| self.slots[slot as usize].as_ref().is_some_and(|i| i.key == key)).copied()
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Instance> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut Instance> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    fn insert(&mut self, mut instance: Instance) -> u32 {
+        let hash = self.hash(&instance.key);
+        let slot = match self.free.pop() {
+            Some((slot, generation)) => {
+                instance.generation = generation;
+                self.slots[slot as usize] = Some(instance);
+                slot
+            }
+            None => {
+                self.slots.push(Some(instance));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, slot, |&s| {
+            hasher.hash_one(slots[s as usize].as_ref().map_or("", |i| i.key.as_str()))
+        });
+        slot
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let Some(instance) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
+        let hash = self.hash(&instance.key);
+        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
+            entry.remove();
+        }
+        self.free.push((slot, instance.generation.wrapping_add(1)));
+    }
+
+    /// Rebuilds the key index after a restore.
+    fn reindex(&mut self) {
+        self.index = hashbrown::HashTable::with_capacity(self.slots.len());
+        for (slot, instance) in self.slots.iter().enumerate() {
+            if let Some(instance) = instance {
+                let hash = self.hasher.hash_one(instance.key.as_str());
+                let slots = &self.slots;
+                let hasher = &self.hasher;
+                self.index.insert_unique(hash, slot as u32, |&s| {
+                    hasher.hash_one(slots[s as usize].as_ref().map_or("", |i| i.key.as_str()))
+                });
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Instance)> {
+        self.slots.iter().enumerate().filter_map(|(s, i)| i.as_ref().map(|i| (s as u32, i)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Everything the engine knows; serialisable so that a run can stop and
 /// resume (the split-and-resume property test relies on it).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct State {
-    /// Per workflow, open and retained instances by key.
-    pub instances: Vec<HashMap<String, Instance>>,
-    timers: BinaryHeap<Reverse<Timer>>,
-    seq: u64,
-    seen_ids: HashSet<String>,
+    pub workflows: Vec<Instances>,
+    queue: BinaryHeap<Entry>,
+    /// 128-bit hashes of the event ids already processed.
+    seen: FastSet<u128>,
     /// When monitoring started: no occurrence before it is expected.
     pub start: i64,
     /// The latest instant the engine has seen.
     pub clock: i64,
+    /// Interned group-by value lists.
+    groups: Vec<Vec<String>>,
+    #[serde(skip)]
+    group_ids: FastMap<Vec<String>, u32>,
     /// Per workflow × stage × group counters.
     #[serde(with = "pairs")]
-    pub counters: BTreeMap<(u32, u32, Vec<String>), Counters>,
-    /// Per workflow: unexpected and duplicate events that have no instance.
+    pub counters: FastMap<(u32, u32, u32), Counters>,
+    /// Per workflow: unexpected events that have no instance.
     pub strays: BTreeMap<u32, Counters>,
     /// Keys whose lifecycle is traced, and the trace lines of events that
     /// moved no instance.
     pub traced_keys: HashSet<String>,
     pub stray_trace: Vec<(u32, String, TraceEntry)>,
+}
+
+impl State {
+    /// The group-by values of an interned group id.
+    pub fn group(&self, id: u32) -> &[String] {
+        self.groups.get(id as usize).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn group_id(&self, values: &[String]) -> Option<u32> {
+        self.group_ids.get(values).copied()
+    }
+
+    fn intern(&mut self, values: Vec<String>) -> u32 {
+        if let Some(&id) = self.group_ids.get(&values) {
+            return id;
+        }
+        let id = self.groups.len() as u32;
+        self.groups.push(values.clone());
+        self.group_ids.insert(values, id);
+        id
+    }
 }
 
 /// Event counts of one workflow × stage × group.
@@ -94,30 +200,40 @@ pub struct Counters {
 
 const STAY_SAMPLE: usize = 1024;
 
+/// The (workflow, steps) an event type can move, grouped by workflow.
+type Routes = Vec<Vec<(u32, Vec<u32>)>>;
+
 pub struct Engine<'p> {
     program: &'p Program,
     functions: &'p dyn Functions,
+    routes: Routes,
     pub state: State,
+    /// Reused per event, so routing allocates nothing.
+    scratch: Vec<u32>,
 }
 
 impl<'p> Engine<'p> {
     /// An engine that starts monitoring at `start` (ms since the epoch).
     pub fn new(program: &'p Program, functions: &'p dyn Functions, start: i64) -> Self {
-        let mut engine = Engine { program, functions, state: State::default() };
-        engine.state.instances = vec![HashMap::new(); program.workflows.len()];
-        engine.state.start = start;
-        engine.state.clock = start;
+        let mut state = State { start, clock: start, ..State::default() };
+        state.workflows = vec![Instances::default(); program.workflows.len()];
+        state.intern(Vec::new());
+        let mut engine = Engine { program, functions, routes: routes(program), state, scratch: Vec::new() };
         for workflow in &program.workflows {
             if let Some(first) = engine.first_occurrence_date(workflow) {
-                engine.arm_open(workflow, first);
+                engine.queue_open(workflow, first);
             }
         }
         engine
     }
 
     /// Resumes from a saved state.
-    pub fn restore(program: &'p Program, functions: &'p dyn Functions, state: State) -> Self {
-        Engine { program, functions, state }
+    pub fn restore(program: &'p Program, functions: &'p dyn Functions, mut state: State) -> Self {
+        for instances in &mut state.workflows {
+            instances.reindex();
+        }
+        state.group_ids = state.groups.iter().enumerate().map(|(i, g)| (g.clone(), i as u32)).collect();
+        Engine { program, functions, routes: routes(program), state, scratch: Vec::new() }
     }
 
     pub fn program(&self) -> &'p Program {
@@ -125,103 +241,166 @@ impl<'p> Engine<'p> {
     }
 
     /// The instances of a workflow that the engine holds (open, and closed
-    /// ones until their retention ends), by key string.
+    /// ones until their retention ends), with their key strings.
     pub fn instances(&self, workflow: u32) -> impl Iterator<Item = (&str, &Instance)> {
-        self.state.instances[workflow as usize].iter().map(|(k, i)| (k.as_str(), i))
+        self.state.workflows[workflow as usize].iter().map(|(_, i)| (i.key.as_str(), i))
     }
 
     /// The instance with this key string, if the engine holds one.
     pub fn instance(&self, workflow: u32, key: &str) -> Option<&Instance> {
-        self.state.instances[workflow as usize].get(key)
+        let instances = &self.state.workflows[workflow as usize];
+        instances.find(key).and_then(|slot| instances.get(slot))
     }
 
-    /// Traces the lifecycle of items with this key (as `key_string` gives it).
+    /// Traces the lifecycle of items with this key (as `key_of` builds it:
+    /// compound keys joined by U+001F, scheduled ones as the date).
     pub fn trace_key(&mut self, key: &str) {
         self.state.traced_keys.insert(key.to_string());
     }
 
+    pub fn functions(&self) -> &'p dyn Functions {
+        self.functions
+    }
+
+    // ------------------------------------------------------------ time
+
     /// Fires every timer due before `now` (or at `now` when `inclusive`).
     pub fn advance(&mut self, now: i64, inclusive: bool, out: &mut Vec<Record>) {
-        while let Some(Reverse(timer)) = self.state.timers.peek() {
-            let due = timer.due;
+        while let Some(&Reverse((due, workflow, slot, generation))) = self.state.queue.peek() {
             if due > now || (due == now && !inclusive) {
                 break;
             }
-            let Some(Reverse(timer)) = self.state.timers.pop() else { break };
+            self.state.queue.pop();
             self.state.clock = self.state.clock.max(due);
-            self.fire(timer, out);
+            let workflow = &self.program.workflows[workflow as usize];
+            if slot == OPEN {
+                self.open_occurrence(workflow, generation as i32, due);
+            } else {
+                self.fire(workflow, slot, generation, due, out);
+            }
         }
         self.state.clock = self.state.clock.max(now);
     }
+
+    /// Fires what is due at `due` for one instance, if the entry is current.
+    fn fire(&mut self, workflow: &ir::Workflow, slot: u32, generation: u32, due: i64, out: &mut Vec<Record>) {
+        let w = workflow.id as usize;
+        let Some(instance) = self.state.workflows[w].get(slot) else { return };
+        if instance.generation != generation {
+            return; // the instance moved on: this entry was cancelled
+        }
+        if let Some((_, closed_at)) = instance.closed {
+            if due >= closed_at + workflow.retain_ms as i64 {
+                self.state.workflows[w].remove(slot);
+            }
+            return;
+        }
+        let mut fired: Vec<(Kind, u32, i64)> = Vec::new();
+        for (at, step, deadline, missing) in pending(workflow, instance) {
+            if at == due {
+                fired.push((if missing { Kind::Missing } else { Kind::AtRisk }, step, deadline));
+            }
+        }
+        let key = instance.key.to_string();
+        for (kind, step, deadline) in fired {
+            let instance = self.state.workflows[w].get_mut(slot).expect("checked above");
+            if kind == Kind::Missing {
+                instance.missing |= bit(step);
+                instance.at_risk &= !bit(step);
+            } else {
+                instance.at_risk |= bit(step);
+            }
+            let step_ir = &workflow.steps[step as usize];
+            let mut r = Record::new(kind, due);
+            r.step = Some(step_ir.name.clone());
+            r.deadline = Some(deadline);
+            r.severity = Some(step_ir.alerting.severity);
+            r.caused_by = self.upstream_cause(workflow, &key);
+            let what = match kind {
+                Kind::Missing => TraceWhat::Missing { step, deadline },
+                _ => TraceWhat::AtRisk { step, deadline },
+            };
+            self.trace(workflow.id, slot, due, what, None);
+            self.emit(workflow, &key, r, out);
+        }
+        self.schedule(workflow, slot);
+    }
+
+    /// Queues the instance's next pending instant, if any.
+    fn schedule(&mut self, workflow: &ir::Workflow, slot: u32) {
+        let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
+        let next = match instance.closed {
+            Some((_, closed_at)) => Some(closed_at + workflow.retain_ms as i64),
+            None => pending(workflow, instance).map(|(at, ..)| at).min(),
+        };
+        if let Some(due) = next {
+            let entry = Reverse((due, workflow.id, slot, instance.generation));
+            self.state.queue.push(entry);
+            self.sweep_if_needed();
+        }
+    }
+
+    /// Drops stale queue entries once they outnumber the live instances.
+    fn sweep_if_needed(&mut self) {
+        let live: usize = self.state.workflows.iter().map(Instances::len).sum::<usize>() + self.program.workflows.len();
+        if self.state.queue.len() <= 2 * live + 1024 {
+            return;
+        }
+        let workflows = &self.state.workflows;
+        let entries = std::mem::take(&mut self.state.queue).into_vec();
+        self.state.queue = entries
+            .into_iter()
+            .filter(|Reverse((_, w, slot, generation))| {
+                *slot == OPEN || workflows[*w as usize].get(*slot).is_some_and(|i| i.generation == *generation)
+            })
+            .collect();
+    }
+
+    // ------------------------------------------------------------ events
 
     /// Processes one event at its own time. Call [`advance`](Self::advance)
     /// first so that timers due before it have fired.
     pub fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
         self.state.clock = self.state.clock.max(event.time);
-        if !self.state.seen_ids.insert(event.id.clone()) {
+        if !self.state.seen.insert(id_hash(&event.id)) {
             // Redelivery: at-least-once transport, idempotent processing.
+            if !self.state.traced_keys.is_empty() {
+                self.trace_redelivery(event);
+            }
             return;
         }
         let program = self.program;
-        let Some(candidates) = program.candidates.get(event.event_type as usize) else { return };
-        let mut workflow_steps: Vec<(u32, Vec<u32>)> = Vec::new();
-        for candidate in candidates {
-            match workflow_steps.last_mut() {
-                Some((w, steps)) if *w == candidate.workflow => steps.push(candidate.step),
-                _ => workflow_steps.push((candidate.workflow, vec![candidate.step])),
-            }
+        if self.routes.get(event.event_type as usize).is_none() {
+            return;
         }
-        for (workflow_id, steps) in workflow_steps {
-            let workflow = &program.workflows[workflow_id as usize];
-            let relevant: Vec<u32> = steps
-                .into_iter()
-                .filter(|&s| match &workflow.steps[s as usize].relevance {
-                    Some(condition) => holds(condition, &self.env(&event.fields, &[])),
+        let routes = std::mem::take(&mut self.routes);
+        let mut relevant = std::mem::take(&mut self.scratch);
+        for (workflow_id, steps) in &routes[event.event_type as usize] {
+            let workflow = &program.workflows[*workflow_id as usize];
+            relevant.clear();
+            for &s in steps {
+                let holds = match &workflow.steps[s as usize].relevance {
+                    Some(condition) => holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions }),
                     None => true,
-                })
-                .collect();
-            let key = self.key_of(workflow, event);
-            if relevant.is_empty() {
-                if let Some((key, _)) = key {
-                    self.trace_stray(workflow_id, &key, event, TraceWhat::Irrelevant);
+                };
+                if holds {
+                    relevant.push(s);
+                }
+            }
+            let Some((key, date)) = key_of(program, workflow, event) else {
+                if !relevant.is_empty() {
+                    self.stray(workflow, None, event, relevant[0], out);
                 }
                 continue;
+            };
+            if relevant.is_empty() {
+                self.trace_stray(workflow.id, &key, event, TraceWhat::Irrelevant);
+                continue;
             }
-            match key {
-                Some((key, date)) => self.route(workflow, &key, date, event, &relevant, out),
-                None => self.unexpected(workflow, None, event, relevant[0], out),
-            }
+            self.route(workflow, &key, date, event, &relevant, out);
         }
-    }
-
-    fn env<'a>(&'a self, fields: &'a [Value], kept: &'a [(u32, u32, Value)]) -> Env<'a> {
-        Env { fields, kept, functions: self.functions }
-    }
-
-    /// The instance key of `event` in `workflow` and the instance's date
-    /// for a scheduled workflow.
-    fn key_of(&self, workflow: &ir::Workflow, event: &Event) -> Option<(String, Option<i32>)> {
-        match &workflow.schedule {
-            Some(schedule) => {
-                let cohort = schedule.cohort.iter().find(|(e, _)| *e == event.event_type);
-                let date = match cohort.map(|(_, slot)| &event.fields[*slot as usize]) {
-                    Some(Value::Date(d)) => *d,
-                    _ => t::local_date(event.time, &workflow.timezone)?,
-                };
-                Some((t::format_date(date), Some(date)))
-            }
-            None => {
-                let mut key = String::new();
-                for (i, field) in workflow.key.iter().enumerate() {
-                    let (_, slot) = field.slots.iter().find(|(e, _)| *e == event.event_type)?;
-                    if i > 0 {
-                        key.push('\u{1f}');
-                    }
-                    key.push_str(&display(&event.fields[*slot as usize], &field.ty));
-                }
-                Some((key, None))
-            }
-        }
+        self.scratch = relevant;
+        self.routes = routes;
     }
 
     fn route(
@@ -234,102 +413,98 @@ impl<'p> Engine<'p> {
         out: &mut Vec<Record>,
     ) {
         let w = workflow.id as usize;
-        let is_start = |s: &u32| workflow.steps[*s as usize].sources.is_empty();
-        let Some(instance) = self.state.instances[w].get(key) else {
+        let is_start = |s: u32| workflow.steps[s as usize].sources.is_empty();
+        let Some(slot) = self.state.workflows[w].find(key) else {
             // No instance: a start step opens one (keyed workflows only;
-            // a scheduled occurrence exists only by its schedule).
-            let start = relevant.iter().copied().find(|s| is_start(s) && self.guard_holds(workflow, *s, event, &[]));
+            // an occurrence exists only by its schedule).
+            let start = relevant.iter().copied().find(|&s| is_start(s) && self.guard_holds(workflow, s, event, &[]));
             match (start, &workflow.schedule) {
                 (Some(step), None) => {
                     let date = t::local_date(event.time, &workflow.timezone).unwrap_or_default();
                     let group = self.group_of(workflow, event);
-                    let instance = Instance::new(date, event.time, group);
-                    self.state.instances[w].insert(key.to_string(), instance);
-                    self.take(workflow, key, step, event, None, out);
+                    let instance = Instance::new(key, date, event.time, group, workflow.steps.len());
+                    let slot = self.state.workflows[w].insert(instance);
+                    self.take(workflow, slot, step, event, None, out);
                 }
                 _ => {
                     let _ = date;
-                    self.unexpected(workflow, Some(key), event, relevant[0], out);
+                    self.stray(workflow, Some(key), event, relevant[0], out);
                 }
             }
             return;
         };
+        let instance = self.state.workflows[w].get(slot).expect("found above");
         let stage = instance.stage;
         let closed = instance.closed.is_some();
-        let kept = instance.kept.clone();
         // 1. A step the instance may take from where it is.
         if !closed {
+            let kept = instance.kept_fields();
             let next = relevant.iter().copied().find(|&s| {
                 let step = &workflow.steps[s as usize];
                 let allowed = match stage {
                     Some(current) => step.sources.contains(&current),
                     None => step.sources.is_empty(),
                 };
-                allowed && self.guard_holds(workflow, s, event, &kept)
+                allowed && self.guard_holds(workflow, s, event, kept)
             });
             if let Some(step) = next {
-                if stage.is_none() && instance.group.is_empty() {
+                if stage.is_none() && !workflow.group_by.is_empty() {
                     let group = self.group_of(workflow, event);
-                    if let Some(i) = self.state.instances[w].get_mut(key) {
+                    if let Some(i) = self.state.workflows[w].get_mut(slot) {
                         i.group = group;
                     }
                 }
-                self.take(workflow, key, step, event, None, out);
+                self.take(workflow, slot, step, event, None, out);
                 return;
             }
         }
         // 2. A skipped step's event fills it in, silently.
-        let instance = &self.state.instances[w][key];
-        if let Some(step) =
-            relevant.iter().copied().find(|s| instance.visit(*s).is_some_and(|v| v.skipped && v.time.is_none()))
-        {
-            let instance = self.state.instances[w].get_mut(key).expect("looked up above");
-            if let Some(visit) = instance.visits.iter_mut().find(|v| v.step == step) {
-                visit.time = Some(event.time);
-                visit.event_id = Some(event.id.clone());
-            }
-            self.trace(w as u32, key, event.time, TraceWhat::FilledIn { step }, Some(event));
+        if let Some(step) = relevant.iter().copied().find(|&s| instance.is_skipped(s) && instance.time(s).is_none()) {
+            let instance = self.state.workflows[w].get_mut(slot).expect("found above");
+            instance.times[step as usize] = event.time;
+            instance.skipped &= !bit(step);
+            self.trace(workflow.id, slot, event.time, TraceWhat::FilledIn { step }, Some(event));
             return;
         }
         // 3. A step already taken, or a start while the instance exists.
-        if let Some(step) =
-            relevant.iter().copied().find(|s| instance.visit(*s).is_some() || (is_start(s) && stage.is_some()))
-        {
-            self.classified(workflow, key, event, step, Kind::Duplicate, workflow.on_duplicate, out);
+        if let Some(step) = relevant.iter().copied().find(|&s| instance.was_taken(s) || (is_start(s) && stage.is_some())) {
+            self.classified(workflow, slot, event, step, Kind::Duplicate, workflow.on_duplicate, out);
             return;
         }
         // 4. A step reachable later: out of order.
         if !closed {
-            {
-                let later = relevant.iter().copied().find_map(|s| {
-                    let path = match stage {
-                        Some(current) => skipped_path(workflow, current, s)?,
-                        None => skipped_from_start(workflow, s)?,
-                    };
-                    self.guard_holds(workflow, s, event, &kept).then_some((s, path))
-                });
-                if let Some((step, path)) = later {
-                    if workflow.on_out_of_order != Handling::Drop {
-                        self.take(workflow, key, step, event, Some(&path), out);
-                    }
-                    self.classified(workflow, key, event, step, Kind::OutOfOrder, workflow.on_out_of_order, out);
-                    return;
+            let kept = instance.kept_fields();
+            let later = relevant.iter().copied().find_map(|s| {
+                let path = match stage {
+                    Some(current) => skipped_path(workflow, current, s)?,
+                    None => skipped_from_start(workflow, s)?,
+                };
+                self.guard_holds(workflow, s, event, kept).then_some((s, path))
+            });
+            if let Some((step, path)) = later {
+                if workflow.on_out_of_order != Handling::Drop {
+                    self.take(workflow, slot, step, event, Some(&path), out);
                 }
+                self.classified(workflow, slot, event, step, Kind::OutOfOrder, workflow.on_out_of_order, out);
+                return;
             }
         }
         // 5. Anything else the workflow uses is a stray.
-        self.unexpected(workflow, Some(key), event, relevant[0], out);
+        self.classified(workflow, slot, event, relevant[0], Kind::Unexpected, workflow.on_unexpected, out);
     }
 
     fn guard_holds(&self, workflow: &ir::Workflow, step: u32, event: &Event, kept: &[(u32, u32, Value)]) -> bool {
         match &workflow.steps[step as usize].guard {
-            Some(guard) => holds(guard, &self.env(&event.fields, kept)),
+            Some(guard) => holds(guard, &Env { fields: &event.fields, kept, functions: self.functions }),
             None => true,
         }
     }
 
-    fn group_of(&self, workflow: &ir::Workflow, event: &Event) -> Vec<String> {
-        workflow
+    fn group_of(&mut self, workflow: &ir::Workflow, event: &Event) -> u32 {
+        if workflow.group_by.is_empty() {
+            return 0;
+        }
+        let values: Vec<String> = workflow
             .group_by
             .iter()
             .map(|g| {
@@ -342,7 +517,8 @@ impl<'p> Engine<'p> {
                     })
                     .unwrap_or_default()
             })
-            .collect()
+            .collect();
+        self.state.intern(values)
     }
 
     /// Moves the instance along `step` (after skipping `skipped`, for an
@@ -350,7 +526,7 @@ impl<'p> Engine<'p> {
     fn take(
         &mut self,
         workflow: &ir::Workflow,
-        key: &str,
+        slot: u32,
         step_id: u32,
         event: &Event,
         skipped: Option<&[u32]>,
@@ -358,22 +534,22 @@ impl<'p> Engine<'p> {
     ) {
         let w = workflow.id as usize;
         let step = &workflow.steps[step_id as usize];
-        let program = self.program;
-        let Some(instance) = self.state.instances[w].get_mut(key) else { return };
+        let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
         let from_stage = instance.stage;
         let entered = instance.entered_at;
         let deadline = deadline(workflow, step, instance.date, entered);
-        let mut records = Vec::new();
+        let mut records: Vec<(Record, TraceWhat)> = Vec::new();
         if let (Some(deadline), true) = (deadline, from_stage.is_some() || workflow.schedule.is_some()) {
             if event.time > deadline {
-                instance.late = true;
+                instance.late |= bit(step_id);
                 let mut r = Record::new(Kind::Late, event.time);
                 r.step = Some(step.name.clone());
                 r.deadline = Some(deadline);
                 r.delay_ms = Some(event.time - deadline);
                 r.severity = Some(step.alerting.severity);
                 r.event_id = Some(event.id.clone());
-                records.push(r);
+                let what = TraceWhat::Late { step: step_id, deadline, delay_ms: event.time - deadline };
+                records.push((r, what));
             }
         }
         if let Some(earliest) = not_before(step, instance.date, entered) {
@@ -382,172 +558,64 @@ impl<'p> Engine<'p> {
                 r.step = Some(step.name.clone());
                 r.event_id = Some(event.id.clone());
                 r.severity = Some(step.alerting.severity);
-                records.push(r);
+                records.push((r, TraceWhat::Early { step: step_id, earliest }));
             }
         }
         for &s in skipped.unwrap_or(&[]) {
-            instance.visits.push(Visit {
-                step: s,
-                time: None,
-                deadline: None,
-                late_ms: None,
-                skipped: true,
-                event_id: None,
-            });
+            instance.skipped |= bit(s);
         }
-        instance.visits.push(Visit {
-            step: step_id,
-            time: Some(event.time),
-            deadline,
-            late_ms: deadline.filter(|d| event.time > *d).map(|d| event.time - d),
-            skipped: false,
-            event_id: Some(event.id.clone()),
-        });
+        instance.times[step_id as usize] = event.time;
         // The alternatives of the stage it leaves stop being expected.
-        if let Some(from) = from_stage {
-            let leaving = &workflow.stages[from as usize].outgoing;
-            instance.missing.retain(|s| !leaving.contains(s));
-            instance.at_risk.retain(|s| !leaving.contains(s));
-        } else {
-            instance.missing.retain(|s| *s != step_id);
-            instance.at_risk.retain(|s| *s != step_id);
-        }
-        for (s, slot) in workflow.kept.iter().filter(|k| k.step == step_id).map(|k| (k.step, k.slot)) {
-            instance.kept.retain(|(ks, kslot, _)| !(*ks == s && *kslot == slot));
-            instance.kept.push((s, slot, event.fields[slot as usize].clone()));
+        let leaving: u64 = match from_stage {
+            Some(from) => workflow.stages[from as usize].outgoing.iter().fold(0, |m, &s| m | bit(s)),
+            None => bit(step_id),
+        } | skipped.unwrap_or(&[]).iter().fold(0, |m, &s| m | bit(s));
+        instance.missing &= !leaving;
+        instance.at_risk &= !leaving;
+        for kept in workflow.kept.iter().filter(|k| k.step == step_id) {
+            let fields = instance.kept.get_or_insert_with(Default::default);
+            fields.retain(|(s, k, _)| !(*s == kept.step && *k == kept.slot));
+            fields.push((kept.step, kept.slot, event.fields[kept.slot as usize].clone()));
         }
         instance.stage = Some(step_id);
         instance.entered_at = event.time;
-        instance.generation += 1;
-        let generation = instance.generation;
-        let date = instance.date;
-        let group = instance.group.clone();
+        instance.generation = instance.generation.wrapping_add(1);
+        let group = instance.group;
         let closes = workflow.stages[step_id as usize].closes;
         if let Some(outcome) = closes {
             instance.closed = Some((outcome, event.time));
         }
-        let late = instance.late && closes.is_some();
+        let key = if records.is_empty() { None } else { Some(instance.key.to_string()) };
         // Counters: leaving, entering, closing.
         if let Some(from) = from_stage {
-            let c = self.counters(workflow.id, from, &group);
+            let c = self.counters(workflow.id, from, group);
             c.stay_ms.push_back(event.time - entered);
             if c.stay_ms.len() > STAY_SAMPLE {
                 c.stay_ms.pop_front();
             }
         }
-        {
-            let c = self.counters(workflow.id, step_id, &group);
-            c.entered += 1;
-            c.recent_entries.push_back(event.time);
-            while c.recent_entries.front().is_some_and(|&e| e <= event.time - 60_000) {
-                c.recent_entries.pop_front();
-            }
-            if records.iter().any(|r| r.kind == Kind::Late) {
-                c.late += 1;
-            }
-            match closes {
-                Some(Outcome::Success) => c.completed += 1,
-                Some(Outcome::Failure) => c.failed += 1,
-                None => {}
-            }
+        let c = self.counters(workflow.id, step_id, group);
+        c.entered += 1;
+        c.recent_entries.push_back(event.time);
+        while c.recent_entries.front().is_some_and(|&e| e <= event.time - 60_000) {
+            c.recent_entries.pop_front();
         }
-        let _ = late;
-        self.trace(
-            workflow.id,
-            key,
-            event.time,
-            TraceWhat::Took { step: step_id, skipped: skipped.map(<[u32]>::to_vec) },
-            Some(event),
-        );
+        if records.iter().any(|(r, _)| r.kind == Kind::Late) {
+            c.late += 1;
+        }
         match closes {
-            Some(_) => {
-                self.push_timer(event.time + workflow.retain_ms as i64, workflow.id, key, generation, TimerKind::Expire)
+            Some(Outcome::Success) => c.completed += 1,
+            Some(Outcome::Failure) => c.failed += 1,
+            None => {}
+        }
+        let skipped = skipped.map(<[u32]>::to_vec);
+        self.trace(workflow.id, slot, event.time, TraceWhat::Took { step: step_id, skipped, deadline }, Some(event));
+        self.schedule(workflow, slot);
+        if let Some(key) = key {
+            for (r, what) in records {
+                self.trace(workflow.id, slot, event.time, what, Some(event));
+                self.emit(workflow, &key, r, out);
             }
-            None => self.arm_stage(workflow, key, step_id, date, event.time, generation),
-        }
-        for r in records {
-            self.emit(workflow, key, r, out);
-        }
-        let _ = program;
-    }
-
-    /// Arms the deadline and warn timers of the steps leaving `stage`.
-    fn arm_stage(&mut self, workflow: &ir::Workflow, key: &str, stage: u32, date: i32, entered: i64, generation: u32) {
-        for &next in &workflow.stages[stage as usize].timers {
-            let step = &workflow.steps[next as usize];
-            if step.optional {
-                // An optional step is never missing or at risk.
-                continue;
-            }
-            self.arm_step(workflow, key, step, date, entered, generation);
-        }
-    }
-
-    fn arm_step(
-        &mut self,
-        workflow: &ir::Workflow,
-        key: &str,
-        step: &ir::Step,
-        date: i32,
-        entered: i64,
-        generation: u32,
-    ) {
-        let Some(deadline) = deadline(workflow, step, date, entered) else { return };
-        let kind = TimerKind::Missing { step: step.id, deadline };
-        self.push_timer(deadline + step.grace_ms as i64, workflow.id, key, generation, kind);
-        let warn = match &step.timing.warn {
-            Some(ir::Warn::After(ms)) => Some(entered + *ms as i64),
-            Some(ir::Warn::At(at)) => t::clock_deadline(date, at),
-            None => None,
-        };
-        if let Some(warn) = warn.filter(|w| *w < deadline) {
-            self.push_timer(warn, workflow.id, key, generation, TimerKind::AtRisk { step: step.id, deadline });
-        }
-    }
-
-    fn push_timer(&mut self, due: i64, workflow: u32, key: &str, generation: u32, kind: TimerKind) {
-        self.state.seq += 1;
-        let timer = Timer { due, seq: self.state.seq, workflow, key: key.to_string(), generation, kind };
-        self.state.timers.push(Reverse(timer));
-    }
-
-    fn fire(&mut self, timer: Timer, out: &mut Vec<Record>) {
-        let program = self.program;
-        let workflow = &program.workflows[timer.workflow as usize];
-        let w = timer.workflow as usize;
-        if let TimerKind::Open { date } = timer.kind {
-            self.open_occurrence(workflow, date, timer.due);
-            return;
-        }
-        let Some(instance) = self.state.instances[w].get_mut(&timer.key) else { return };
-        if instance.generation != timer.generation {
-            return; // the instance has moved on: this timer was cancelled
-        }
-        match timer.kind {
-            TimerKind::Expire => {
-                self.state.instances[w].remove(&timer.key);
-            }
-            TimerKind::Missing { step, deadline } | TimerKind::AtRisk { step, deadline } => {
-                let missing = matches!(timer.kind, TimerKind::Missing { .. });
-                if missing {
-                    instance.at_risk.retain(|s| *s != step);
-                    instance.missing.push(step);
-                } else {
-                    instance.at_risk.push(step);
-                }
-                let step_ir = &workflow.steps[step as usize];
-                let kind = if missing { Kind::Missing } else { Kind::AtRisk };
-                let mut r = Record::new(kind, timer.due);
-                r.step = Some(step_ir.name.clone());
-                r.deadline = Some(deadline);
-                r.severity = Some(step_ir.alerting.severity);
-                r.caused_by = self.upstream_cause(workflow, &timer.key);
-                let what =
-                    if missing { TraceWhat::Missing { step, deadline } } else { TraceWhat::AtRisk { step, deadline } };
-                self.trace(workflow.id, &timer.key, timer.due, what, None);
-                self.emit(workflow, &timer.key, r, out);
-            }
-            TimerKind::Open { .. } => {}
         }
     }
 
@@ -555,9 +623,9 @@ impl<'p> Engine<'p> {
     /// record for the same key: one root cause, one page.
     fn upstream_cause(&self, workflow: &ir::Workflow, key: &str) -> Option<String> {
         workflow.depends_on.iter().find_map(|&up| {
-            let instance = self.state.instances[up as usize].get(key)?;
-            (!instance.missing.is_empty() && instance.closed.is_none())
-                .then(|| self.program.workflows[up as usize].name.clone())
+            let instances = &self.state.workflows[up as usize];
+            let instance = instances.get(instances.find(key)?)?;
+            (instance.has_missing() && instance.closed.is_none()).then(|| self.program.workflows[up as usize].name.clone())
         })
     }
 
@@ -572,32 +640,31 @@ impl<'p> Engine<'p> {
         Some(t::local_date(self.state.start, &workflow.timezone)? - max_offset - 1)
     }
 
-    fn arm_open(&mut self, workflow: &ir::Workflow, date: i32) {
+    fn queue_open(&mut self, workflow: &ir::Workflow, date: i32) {
         let Some(schedule) = &workflow.schedule else { return };
         let Some(open) = t::local_to_utc(date, schedule.open_seconds, &workflow.timezone) else { return };
-        self.push_timer(open, workflow.id, "", 0, TimerKind::Open { date });
+        self.state.queue.push(Reverse((open, workflow.id, OPEN, date as u32)));
     }
 
     fn open_occurrence(&mut self, workflow: &ir::Workflow, date: i32, open: i64) {
-        self.arm_open(workflow, date + 1);
+        self.queue_open(workflow, date + 1);
         let Some(schedule) = &workflow.schedule else { return };
         if !t::is_scheduled(schedule, &self.program.calendars, date) {
             return;
         }
-        let starts: Vec<&ir::Step> = workflow.steps.iter().filter(|s| s.sources.is_empty()).collect();
-        let deadlines: Vec<i64> = starts.iter().filter_map(|s| deadline(workflow, s, date, open)).collect();
+        let starts = workflow.steps.iter().filter(|s| s.sources.is_empty());
+        let deadlines: Vec<i64> = starts.filter_map(|s| deadline(workflow, s, date, open)).collect();
         // A fresh deployment does not alert on history it never watched.
         if deadlines.iter().all(|d| *d < self.state.start) {
             return;
         }
         let key = t::format_date(date);
-        if self.state.instances[workflow.id as usize].contains_key(&key) {
+        let w = workflow.id as usize;
+        if self.state.workflows[w].find(&key).is_some() {
             return;
         }
-        self.state.instances[workflow.id as usize].insert(key.clone(), Instance::new(date, open, Vec::new()));
-        for step in starts {
-            self.arm_step(workflow, &key, step, date, open, 0);
-        }
+        let slot = self.state.workflows[w].insert(Instance::new(&key, date, open, 0, workflow.steps.len()));
+        self.schedule(workflow, slot);
     }
 
     // ------------------------------------------------------------ records
@@ -605,16 +672,16 @@ impl<'p> Engine<'p> {
     fn classified(
         &mut self,
         workflow: &ir::Workflow,
-        key: &str,
+        slot: u32,
         event: &Event,
         step: u32,
         kind: Kind,
         handling: Handling,
         out: &mut Vec<Record>,
     ) {
-        let stage = self.state.instances[workflow.id as usize].get(key).and_then(|i| i.stage).unwrap_or(step);
-        let group = self.state.instances[workflow.id as usize].get(key).map(|i| i.group.clone()).unwrap_or_default();
-        let c = self.counters(workflow.id, stage, &group);
+        let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
+        let (stage, group, key) = (instance.stage.unwrap_or(step), instance.group, instance.key.to_string());
+        let c = self.counters(workflow.id, stage, group);
         match kind {
             Kind::Duplicate => c.duplicate += 1,
             Kind::OutOfOrder => c.out_of_order += 1,
@@ -625,7 +692,7 @@ impl<'p> Engine<'p> {
             Kind::OutOfOrder => TraceWhat::OutOfOrder { step, dropped: handling == Handling::Drop },
             _ => TraceWhat::Unexpected,
         };
-        self.trace(workflow.id, key, event.time, what, Some(event));
+        self.trace(workflow.id, slot, event.time, what, Some(event));
         if handling == Handling::Drop {
             return;
         }
@@ -635,23 +702,11 @@ impl<'p> Engine<'p> {
         if handling == Handling::Alert {
             r.severity = Some(workflow.alerting.severity);
         }
-        self.emit(workflow, key, r, out);
+        self.emit(workflow, &key, r, out);
     }
 
-    fn unexpected(
-        &mut self,
-        workflow: &ir::Workflow,
-        key: Option<&str>,
-        event: &Event,
-        step: u32,
-        out: &mut Vec<Record>,
-    ) {
-        let has_instance = key.is_some_and(|k| self.state.instances[workflow.id as usize].contains_key(k));
-        if has_instance {
-            let key = key.expect("checked");
-            self.classified(workflow, key, event, step, Kind::Unexpected, workflow.on_unexpected, out);
-            return;
-        }
+    /// An event the workflow uses that has no instance and starts none.
+    fn stray(&mut self, workflow: &ir::Workflow, key: Option<&str>, event: &Event, step: u32, out: &mut Vec<Record>) {
         self.state.strays.entry(workflow.id).or_default().unexpected += 1;
         if let Some(key) = key {
             self.trace_stray(workflow.id, key, event, TraceWhat::Unexpected);
@@ -691,63 +746,180 @@ impl<'p> Engine<'p> {
             .any(|m| t::in_maintenance(&m.window, at))
     }
 
-    fn counters(&mut self, workflow: u32, stage: u32, group: &[String]) -> &mut Counters {
-        self.state.counters.entry((workflow, stage, group.to_vec())).or_default()
+    fn counters(&mut self, workflow: u32, stage: u32, group: u32) -> &mut Counters {
+        self.state.counters.entry((workflow, stage, group)).or_default()
     }
 
     // ------------------------------------------------------------ traces
 
-    fn trace(&mut self, workflow: u32, key: &str, at: i64, what: TraceWhat, event: Option<&Event>) {
-        if !self.state.traced_keys.contains(key) {
+    fn trace(&mut self, workflow: u32, slot: u32, at: i64, what: TraceWhat, event: Option<&Event>) {
+        if self.state.traced_keys.is_empty() {
             return;
         }
-        let entry = TraceEntry { at, what, event_id: event.map(|e| e.id.clone()) };
-        if let Some(instance) = self.state.instances[workflow as usize].get_mut(key) {
-            instance.trace.push(entry);
-        } else {
-            self.state.stray_trace.push((workflow, key.to_string(), entry));
+        let Some(instance) = self.state.workflows[workflow as usize].get_mut(slot) else { return };
+        if !self.state.traced_keys.contains(instance.key.as_str()) {
+            return;
         }
+        let entry = TraceEntry { at, what, event_id: event.map(|e| e.id.clone()), excerpt: event.map(|e| excerpt(self.program, e)) };
+        instance.trace.get_or_insert_with(Default::default).push(entry);
     }
 
-    fn trace_stray(&mut self, workflow: u32, key: &str, event: &Event, what: TraceWhat) {
-        if self.state.traced_keys.contains(key) {
-            let entry = TraceEntry { at: event.time, what, event_id: Some(event.id.clone()) };
-            match self.state.instances[workflow as usize].get_mut(key) {
-                Some(instance) => instance.trace.push(entry),
-                None => self.state.stray_trace.push((workflow, key.to_string(), entry)),
+    fn trace_redelivery(&mut self, event: &Event) {
+        let program = self.program;
+        let mut workflows: Vec<u32> =
+            program.candidates.get(event.event_type as usize).into_iter().flatten().map(|c| c.workflow).collect();
+        workflows.dedup();
+        for w in workflows {
+            let workflow = &program.workflows[w as usize];
+            if let Some((key, _)) = key_of(program, workflow, event) {
+                let key = key.into_owned();
+                self.trace_stray(workflow.id, &key, event, TraceWhat::Redelivery);
             }
         }
     }
 
-    /// The key string `process` uses for key values (joined by U+001F).
-    pub fn key_string(values: &[&str]) -> String {
-        values.join("\u{1f}")
+    fn trace_stray(&mut self, workflow: u32, key: &str, event: &Event, what: TraceWhat) {
+        if self.state.traced_keys.is_empty() || !self.state.traced_keys.contains(key) {
+            return;
+        }
+        let entry = TraceEntry { at: event.time, what, event_id: Some(event.id.clone()), excerpt: Some(excerpt(self.program, event)) };
+        let instances = &mut self.state.workflows[workflow as usize];
+        match instances.find(key) {
+            Some(slot) => instances.get_mut(slot).expect("found").trace.get_or_insert_with(Default::default).push(entry),
+            None => self.state.stray_trace.push((workflow, key.to_string(), entry)),
+        }
     }
+}
 
-    pub fn functions(&self) -> &'p dyn Functions {
-        self.functions
-    }
+/// The event's fields as JSON for a trace, without `pii` fields.
+fn excerpt(program: &Program, event: &Event) -> String {
+    let Some(declared) = program.events.get(event.event_type as usize) else { return String::new() };
+    let fields: serde_json::Map<String, serde_json::Value> = declared
+        .fields
+        .iter()
+        .filter(|f| !f.pii)
+        .filter_map(|f| {
+            let value = event.fields.get(f.slot as usize)?;
+            (*value != Value::Null).then(|| (f.name.clone(), serde_json::Value::String(display(value, &f.ty))))
+        })
+        .collect();
+    serde_json::Value::Object(fields).to_string()
+}
 
-    pub fn severity_of(&self, workflow: u32) -> Severity {
-        self.program.workflows[workflow as usize].alerting.severity
+/// For each event type, the workflows and steps it can move.
+fn routes(program: &Program) -> Routes {
+    program
+        .candidates
+        .iter()
+        .map(|candidates| {
+            let mut grouped: Vec<(u32, Vec<u32>)> = Vec::new();
+            for c in candidates {
+                match grouped.last_mut() {
+                    Some((w, steps)) if *w == c.workflow => steps.push(c.step),
+                    _ => grouped.push((c.workflow, vec![c.step])),
+                }
+            }
+            grouped
+        })
+        .collect()
+}
+
+/// 128 bits of the event id: enough that two different ids never collide
+/// in practice, and far smaller than the id.
+fn id_hash(id: &str) -> u128 {
+    let a = foldhash::quality::FixedState::with_seed(0x6d6f6e).hash_one(id);
+    let b = foldhash::quality::FixedState::with_seed(0x726564656c6976).hash_one(id);
+    ((a as u128) << 64) | b as u128
+}
+
+/// The instance key of `event` in `workflow` (compound keys joined by
+/// U+001F; scheduled workflows: the occurrence date) and, for a scheduled
+/// workflow, that date.
+pub fn key_of<'e>(program: &Program, workflow: &ir::Workflow, event: &'e Event) -> Option<(Cow<'e, str>, Option<i32>)> {
+    match &workflow.schedule {
+        Some(schedule) => {
+            let cohort = schedule.cohort.iter().find(|(e, _)| *e == event.event_type);
+            let date = match cohort.map(|(_, slot)| &event.fields[*slot as usize]) {
+                Some(Value::Date(d)) => *d,
+                _ => t::local_date(event.time, &workflow.timezone)?,
+            };
+            Some((Cow::Owned(t::format_date(date)), Some(date)))
+        }
+        None => {
+            let slot_of = |field: &ir::KeyField| field.slots.iter().find(|(e, _)| *e == event.event_type).map(|(_, s)| *s);
+            if let [field] = workflow.key.as_slice() {
+                if let Value::String(s) = &event.fields[slot_of(field)? as usize] {
+                    return Some((Cow::Borrowed(s.as_str()), None));
+                }
+            }
+            let mut key = String::new();
+            for (i, field) in workflow.key.iter().enumerate() {
+                let slot = slot_of(field)?;
+                if i > 0 {
+                    key.push('\u{1f}');
+                }
+                let ty = &program.events[event.event_type as usize].fields[slot as usize].ty;
+                key.push_str(&display(&event.fields[slot as usize], ty));
+            }
+            Some((Cow::Owned(key), None))
+        }
     }
+}
+
+/// The pending instants of an open instance: (instant, step, deadline,
+/// whether it is the `missing` instant rather than the warning).
+fn pending<'a>(workflow: &'a ir::Workflow, instance: &'a Instance) -> impl Iterator<Item = (i64, u32, i64, bool)> + 'a {
+    let steps: &'a [u32] = match instance.stage {
+        Some(stage) => &workflow.stages[stage as usize].timers,
+        None => &[],
+    };
+    let starts = workflow.steps.iter().filter(move |_| instance.stage.is_none()).filter(|s| s.sources.is_empty()).map(|s| s.id);
+    steps.iter().copied().chain(starts).flat_map(move |n| {
+        let step = &workflow.steps[n as usize];
+        let mut out: [Option<(i64, u32, i64, bool)>; 2] = [None, None];
+        // An optional step is never missing or at risk; a step already
+        // reported missing waits for its late event.
+        if step.optional || instance.missing & bit(n) != 0 || instance.time(n).is_some() {
+            return out.into_iter().flatten();
+        }
+        if let Some(deadline) = deadline(workflow, step, instance.date, instance.entered_at) {
+            out[1] = Some((deadline + step.grace_ms as i64, n, deadline, true));
+            if instance.at_risk & bit(n) == 0 {
+                let warn = match &step.timing.warn {
+                    Some(ir::Warn::After(ms)) => Some(instance.entered_at + *ms as i64),
+                    Some(ir::Warn::At(at)) => t::clock_deadline(instance.date, at),
+                    None => None,
+                };
+                out[0] = warn.filter(|w| *w < deadline).map(|w| (w, n, deadline, false));
+            }
+        }
+        out.into_iter().flatten()
+    })
 }
 
 /// JSON maps need string keys; the counters' keys are tuples, so they are
 /// saved as a list of pairs.
 mod pairs {
-    use std::collections::BTreeMap;
+    use std::collections::HashMap;
+    use std::hash::{BuildHasher, Hash};
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(map.iter())
+    pub fn serialize<K: Serialize + Ord, V: Serialize, H, S: Serializer>(
+        map: &HashMap<K, V, H>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        // Sorted, so that equal states serialise equally.
+        let mut pairs: Vec<(&K, &V)> = map.iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        s.collect_seq(pairs)
     }
 
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
     where
-        K: Deserialize<'de> + Ord,
+        K: Deserialize<'de> + Eq + Hash,
         V: Deserialize<'de>,
+        H: BuildHasher + Default,
         D: Deserializer<'de>,
     {
         Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())

@@ -1,11 +1,23 @@
-//! What the engine keeps per item.
+//! What the engine keeps per item, laid out to stay small: a million
+//! in-flight trades must fit in a few hundred megabytes.
+//!
+//! An instance keeps one time per step (not a list of visits), per-step
+//! flags as bitsets, its group as an interned id, and its key inline when
+//! short. Everything that only a trace needs (event ids, what happened to
+//! events that moved nothing) is kept only for traced keys.
 
+use compact_str::CompactString;
 use mon_compiler::ir::{Outcome, Value};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// `times[step]` when the step has not happened.
+pub const NOT_TAKEN: i64 = i64::MIN;
 
 /// One item of one workflow: a trade, a file batch, a day's occurrence.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
+    pub key: CompactString,
     /// The instance's date: a scheduled occurrence's date, or the local
     /// date of the event that started it (for `by` deadlines).
     pub date: i32,
@@ -14,63 +26,83 @@ pub struct Instance {
     pub stage: Option<u32>,
     /// When it entered that stage (for an unstarted occurrence: its opening).
     pub entered_at: i64,
-    pub opened_at: i64,
     /// Bumped on every move, which cancels the timers of the stage it left.
     pub generation: u32,
-    pub visits: Vec<Visit>,
-    /// Fields later steps read: (step, slot, value).
-    pub kept: Vec<(u32, u32, Value)>,
-    /// Group-by values, from the first event that carried them.
-    pub group: Vec<String>,
+    /// Interned group-by values (see `State::group`).
+    pub group: u32,
     pub closed: Option<(Outcome, i64)>,
-    /// Steps with a `missing` record that have not happened since.
-    pub missing: Vec<u32>,
-    /// Steps with an `at_risk` record that have not happened since.
-    pub at_risk: Vec<u32>,
-    /// Some step happened after its deadline.
-    pub late: bool,
-    /// Lifecycle entries, when this key is traced.
-    pub trace: Vec<TraceEntry>,
+    /// Per step: when it happened, or [`NOT_TAKEN`].
+    pub times: SmallVec<[i64; 6]>,
+    /// Bit per step: skipped by an out-of-order jump (and not filled in).
+    pub skipped: u64,
+    /// Bit per step: happened after its deadline.
+    pub late: u64,
+    /// Bit per step: a `missing` record was made and the step has not happened.
+    pub missing: u64,
+    /// Bit per step: an `at_risk` record was made and the step has not happened.
+    pub at_risk: u64,
+    /// Fields later steps read: (step, slot, value). Usually empty.
+    pub kept: Option<Box<Vec<(u32, u32, Value)>>>,
+    /// Lifecycle entries, only when this key is traced.
+    pub trace: Option<Box<Vec<TraceEntry>>>,
 }
 
 impl Instance {
-    pub fn new(date: i32, opened_at: i64, group: Vec<String>) -> Self {
+    pub fn new(key: &str, date: i32, opened_at: i64, group: u32, steps: usize) -> Self {
         Instance {
+            key: CompactString::new(key),
             date,
             stage: None,
             entered_at: opened_at,
-            opened_at,
             generation: 0,
-            visits: Vec::new(),
-            kept: Vec::new(),
             group,
             closed: None,
-            missing: Vec::new(),
-            at_risk: Vec::new(),
-            late: false,
-            trace: Vec::new(),
+            times: SmallVec::from_elem(NOT_TAKEN, steps),
+            skipped: 0,
+            late: 0,
+            missing: 0,
+            at_risk: 0,
+            kept: None,
+            trace: None,
         }
     }
 
-    pub fn visit(&self, step: u32) -> Option<&Visit> {
-        self.visits.iter().find(|v| v.step == step)
+    /// When `step` happened, if it did.
+    pub fn time(&self, step: u32) -> Option<i64> {
+        self.times.get(step as usize).copied().filter(|t| *t != NOT_TAKEN)
+    }
+
+    pub fn was_taken(&self, step: u32) -> bool {
+        self.time(step).is_some() && !self.is_skipped(step)
+    }
+
+    pub fn is_skipped(&self, step: u32) -> bool {
+        self.skipped & bit(step) != 0
     }
 
     pub fn is_open(&self) -> bool {
         self.closed.is_none()
     }
+
+    pub fn kept_fields(&self) -> &[(u32, u32, Value)] {
+        self.kept.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn has_missing(&self) -> bool {
+        self.missing != 0
+    }
+
+    pub fn has_at_risk(&self) -> bool {
+        self.at_risk != 0
+    }
+
+    pub fn was_late(&self) -> bool {
+        self.late != 0
+    }
 }
 
-/// A step of the instance: taken (with its time), or skipped by an
-/// out-of-order event (and perhaps filled in later).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Visit {
-    pub step: u32,
-    pub time: Option<i64>,
-    pub deadline: Option<i64>,
-    pub late_ms: Option<i64>,
-    pub skipped: bool,
-    pub event_id: Option<String>,
+pub fn bit(step: u32) -> u64 {
+    1u64 << (step & 63)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,34 +110,24 @@ pub struct TraceEntry {
     pub at: i64,
     pub what: TraceWhat,
     pub event_id: Option<String>,
+    /// The event's fields as JSON, `pii` fields left out.
+    pub excerpt: Option<String>,
 }
 
 /// What happened, in words the trace can print.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TraceWhat {
-    Took {
-        step: u32,
-        skipped: Option<Vec<u32>>,
-    },
-    FilledIn {
-        step: u32,
-    },
-    Duplicate {
-        step: u32,
-    },
-    OutOfOrder {
-        step: u32,
-        dropped: bool,
-    },
+    Took { step: u32, skipped: Option<Vec<u32>>, deadline: Option<i64> },
+    FilledIn { step: u32 },
+    Duplicate { step: u32 },
+    OutOfOrder { step: u32, dropped: bool },
     Unexpected,
     /// The event's own conditions did not hold: not for this workflow.
     Irrelevant,
-    Missing {
-        step: u32,
-        deadline: i64,
-    },
-    AtRisk {
-        step: u32,
-        deadline: i64,
-    },
+    /// An event id seen before: at-least-once delivery, ignored.
+    Redelivery,
+    Missing { step: u32, deadline: i64 },
+    AtRisk { step: u32, deadline: i64 },
+    Late { step: u32, deadline: i64, delay_ms: i64 },
+    Early { step: u32, earliest: i64 },
 }
