@@ -6,10 +6,13 @@
 //! clock), or a [`Rejection`] with the reason. `pii` fields are replaced by
 //! a hash at decode time, so their values never reach the engine's state.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
-use mon_compiler::ir::{FieldType, Program, Value};
-use serde_json::Value as Json;
+use mon_compiler::ir::{EventType, FieldType, Program, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -49,6 +52,22 @@ pub struct Decoder<'p> {
     types: HashMap<&'p str, u32>,
 }
 
+/// The envelope's attributes, borrowed from the line; `data` is parsed
+/// once its type is known.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    specversion: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow, default)]
+    type_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    time: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
 impl<'p> Decoder<'p> {
     pub fn new(program: &'p Program) -> Self {
         let types = program.events.iter().map(|e| (e.name.as_str(), e.id)).collect();
@@ -56,61 +75,48 @@ impl<'p> Decoder<'p> {
     }
 
     pub fn decode(&self, line: &str) -> Decoded {
-        let envelope: Json = match serde_json::from_str(line) {
+        let envelope: Envelope = match serde_json::from_str(line) {
             Ok(v) => v,
-            Err(e) => return reject(format!("invalid JSON: {e}"), None, None, None),
+            Err(e) if e.is_syntax() || e.is_eof() => return reject(format!("invalid JSON: {e}"), None, None, None),
+            Err(_) if !line.trim_start().starts_with('{') => {
+                return reject("the envelope is not a JSON object".into(), None, None, None);
+            }
+            Err(e) => return reject(format!("invalid envelope: {e}"), None, None, None),
         };
-        let Some(envelope) = envelope.as_object() else {
-            return reject("the envelope is not a JSON object".into(), None, None, None);
+        let id = envelope.id.map(Cow::into_owned);
+        let type_name = envelope.type_name.map(Cow::into_owned);
+        // The time first: a rejection is dated by its own envelope when it can be.
+        let time = match envelope.time.as_deref() {
+            None => None,
+            Some(text) => match mon_stdlib::time::parse_rfc3339(text) {
+                Some(t) => Some(t),
+                None => return reject(format!("invalid `time` {text:?}"), id, type_name, None),
+            },
         };
-        let id = envelope.get("id").and_then(Json::as_str).map(str::to_string);
-        let type_name = envelope.get("type").and_then(Json::as_str).map(str::to_string);
-        if let Some(version) = envelope.get("specversion") {
-            if version.as_str() != Some("1.0") {
-                return reject(format!("unsupported specversion {version}"), id, type_name, None);
+        if let Some(version) = envelope.specversion.as_deref() {
+            if version != "1.0" {
+                return reject(format!("unsupported specversion {version:?}"), id, type_name, time);
             }
         }
         let Some(type_name) = type_name else {
-            return reject("missing `type`".into(), id, None, None);
+            return reject("missing `type`".into(), id, None, time);
         };
-        let time = match envelope.get("time").and_then(Json::as_str) {
-            None => return reject("missing `time`".into(), id, Some(type_name), None),
-            Some(text) => match mon_compiler::time::parse_timestamp(text) {
-                Some(t) => t,
-                None => return reject(format!("invalid `time` {text:?}"), id, Some(type_name), None),
-            },
+        let Some(time) = time else {
+            return reject("missing `time`".into(), id, Some(type_name), None);
         };
         let id = id.unwrap_or_else(|| content_id(line));
         let Some(&event_type) = self.types.get(type_name.as_str()) else {
             return Decoded::Ignored { id, type_name, time };
         };
-        let data = match envelope.get("data") {
-            Some(Json::Object(data)) => data,
-            Some(_) => return reject("`data` is not a JSON object".into(), Some(id), Some(type_name), Some(time)),
-            None => return reject("missing `data`".into(), Some(id), Some(type_name), Some(time)),
-        };
         let declared = &self.program.events[event_type as usize];
-        let mut fields = Vec::with_capacity(declared.fields.len());
-        for field in &declared.fields {
-            let value = match data.get(&field.name) {
-                None | Some(Json::Null) if field.optional => Value::Null,
-                None | Some(Json::Null) => {
-                    return reject(
-                        format!("missing required field `{}`", field.name),
-                        Some(id),
-                        Some(type_name),
-                        Some(time),
-                    );
-                }
-                Some(json) => match decode_value(&field.ty, json) {
-                    Ok(v) => v,
-                    Err(why) => {
-                        return reject(format!("field `{}` {why}", field.name), Some(id), Some(type_name), Some(time));
-                    }
-                },
-            };
-            fields.push(if field.pii { hash_pii(&value) } else { value });
-        }
+        let Some(data) = envelope.data else {
+            return reject("missing `data`".into(), Some(id), Some(type_name), Some(time));
+        };
+        let fields = match DataSeed(declared).deserialize(&mut serde_json::Deserializer::from_str(data.get())) {
+            Ok(Ok(fields)) => fields,
+            Ok(Err(reason)) => return reject(reason, Some(id), Some(type_name), Some(time)),
+            Err(e) => return reject(format!("invalid `data`: {e}"), Some(id), Some(type_name), Some(time)),
+        };
         Decoded::Event(Event { id, event_type, time, fields })
     }
 }
@@ -119,51 +125,191 @@ fn reject(reason: String, id: Option<String>, type_name: Option<String>, time: O
     Decoded::Rejected(Rejection { reason, id, type_name, time })
 }
 
-fn describe(json: &Json) -> &'static str {
-    match json {
-        Json::Null => "null",
-        Json::Bool(_) => "a bool",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
+/// Decodes `data` straight into the slots of its event type, checking
+/// each field against its declaration. Problems come back as `Ok(Err)`:
+/// they are the event's fault, not the parser's.
+struct DataSeed<'d>(&'d EventType);
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Result<Vec<Value>, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
-fn decode_value(ty: &FieldType, json: &Json) -> Result<Value, String> {
-    let wrong = |want: &str| Err(format!("must be {want}, got {}", describe(json)));
-    match ty {
-        FieldType::String => json.as_str().map(|s| Value::String(s.to_string())).map_or_else(|| wrong("a string"), Ok),
-        FieldType::Int => match json.as_i64() {
-            Some(i) => Ok(Value::Int(i)),
-            None => wrong("an integer"),
-        },
-        FieldType::Float => json.as_f64().map(Value::Float).map_or_else(|| wrong("a number"), Ok),
-        FieldType::Bool => json.as_bool().map(Value::Bool).map_or_else(|| wrong("a bool"), Ok),
-        FieldType::Date => match json.as_str() {
-            Some(s) => {
+const NOT_AN_OBJECT: &str = "`data` is not a JSON object";
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = Result<Vec<Value>, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let declared = self.0;
+        let mut fields = vec![Value::Null; declared.fields.len()];
+        let mut present: u64 = 0;
+        let mut problems: Vec<(u32, String)> = Vec::new();
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            match declared.fields.iter().find(|f| f.name == name) {
+                Some(field) => match map.next_value_seed(FieldSeed(&field.ty))? {
+                    Ok(Value::Null) => {}
+                    Ok(value) => {
+                        present |= 1 << (field.slot & 63);
+                        fields[field.slot as usize] = if field.pii { hash_pii(&value) } else { value };
+                    }
+                    Err(why) => problems.push((field.slot, format!("field `{}` {why}", field.name))),
+                },
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        // The first problem in declaration order.
+        for field in &declared.fields {
+            if let Some((_, why)) = problems.iter().find(|(slot, _)| *slot == field.slot) {
+                return Ok(Err(why.clone()));
+            }
+            if !field.optional && present & (1 << (field.slot & 63)) == 0 {
+                return Ok(Err(format!("missing required field `{}`", field.name)));
+            }
+        }
+        Ok(Ok(fields))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err("missing `data`".into()))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(NOT_AN_OBJECT.into()))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(NOT_AN_OBJECT.into()))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(NOT_AN_OBJECT.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(NOT_AN_OBJECT.into()))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(NOT_AN_OBJECT.into()))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Err(NOT_AN_OBJECT.into()))
+    }
+}
+
+/// One field's value, checked against its declared type.
+struct FieldSeed<'t>(&'t FieldType);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Result<Value, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl FieldSeed<'_> {
+    fn wrong(&self, got: &str) -> Result<Value, String> {
+        let want = match self.0 {
+            FieldType::String | FieldType::Enum(_) => "a string",
+            FieldType::Int => "an integer",
+            FieldType::Float => "a number",
+            FieldType::Bool => "a bool",
+            FieldType::Date => "a date string",
+            FieldType::Timestamp => "a timestamp string",
+            FieldType::Duration => "a duration in milliseconds",
+        };
+        Err(format!("must be {want}, got {got}"))
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Result<Value, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Value::Null))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(Value::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            FieldType::Bool => Ok(Value::Bool(b)),
+            _ => self.wrong("a bool"),
+        })
+    }
+
+    fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            FieldType::Int => Ok(Value::Int(i)),
+            FieldType::Float => Ok(Value::Float(i as f64)),
+            FieldType::Duration => Ok(Value::Duration(i)),
+            _ => self.wrong("a number"),
+        })
+    }
+
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
+        match i64::try_from(u) {
+            Ok(i) => self.visit_i64(i),
+            Err(_) => Ok(match self.0 {
+                FieldType::Float => Ok(Value::Float(u as f64)),
+                FieldType::Int | FieldType::Duration => Err("is out of range".into()),
+                _ => self.wrong("a number"),
+            }),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            FieldType::Float => Ok(Value::Float(f)),
+            _ => self.wrong("a number"),
+        })
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(match self.0 {
+            FieldType::String => Ok(Value::String(s.to_string())),
+            FieldType::Date => {
                 mon_stdlib_date(s).map(Value::Date).ok_or_else(|| format!("must be a date (YYYY-MM-DD), got {s:?}"))
             }
-            None => wrong("a date string"),
-        },
-        FieldType::Timestamp => match json.as_str() {
-            Some(s) => mon_compiler::time::parse_timestamp(s)
+            FieldType::Timestamp => mon_stdlib::time::parse_rfc3339(s)
                 .map(Value::Timestamp)
                 .ok_or_else(|| format!("must be an RFC 3339 timestamp, got {s:?}")),
-            None => wrong("a timestamp string"),
-        },
-        FieldType::Duration => match json.as_i64() {
-            Some(ms) => Ok(Value::Duration(ms)),
-            None => wrong("a duration in milliseconds"),
-        },
-        FieldType::Enum(variants) => match json.as_str() {
-            Some(s) => variants
+            FieldType::Enum(variants) => variants
                 .iter()
                 .position(|v| v == s)
                 .map(|i| Value::Enum(i as u32))
                 .ok_or_else(|| format!("has unknown value {s:?} (expected one of {})", variants.join(", "))),
-            None => wrong("a string"),
-        },
+            _ => self.wrong("a string"),
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(self.wrong("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(self.wrong("an object"))
     }
 }
 
