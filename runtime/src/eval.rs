@@ -5,6 +5,8 @@
 //! at compile time, so a mismatch here can only come from a missing optional
 //! value: it evaluates to `Null`, and a `Null` condition is false.
 
+use std::borrow::Cow;
+
 use mon_compiler::ir::{BinaryOp, Expr, UnaryOp, Value};
 use mon_compiler::Functions;
 
@@ -18,66 +20,61 @@ pub struct Env<'a> {
 
 /// Evaluates a condition; anything but `true` is false.
 pub fn holds(expr: &Expr, env: &Env) -> bool {
-    matches!(eval(expr, env), Value::Bool(true))
+    matches!(eval_ref(expr, env).as_ref(), Value::Bool(true))
 }
 
 pub fn eval(expr: &Expr, env: &Env) -> Value {
+    eval_ref(expr, env).into_owned()
+}
+
+/// Evaluates without copying constants and fields: guards run on every
+/// event, and a string comparison should not allocate.
+fn eval_ref<'a>(expr: &'a Expr, env: &'a Env) -> Cow<'a, Value> {
+    const NULL: Value = Value::Null;
     match expr {
-        Expr::Const(v) => v.clone(),
-        Expr::Field(slot) => env.fields.get(*slot as usize).cloned().unwrap_or(Value::Null),
+        Expr::Const(v) => Cow::Borrowed(v),
+        Expr::Field(slot) => Cow::Borrowed(env.fields.get(*slot as usize).unwrap_or(&NULL)),
         Expr::Kept { step, slot } => {
-            env.kept.iter().find(|(s, k, _)| s == step && k == slot).map_or(Value::Null, |(_, _, v)| v.clone())
+            Cow::Borrowed(env.kept.iter().find(|(s, k, _)| s == step && k == slot).map_or(&NULL, |(_, _, v)| v))
         }
         // Status metrics are evaluated by the aggregates, not per event.
-        Expr::Metric(_) => Value::Null,
+        Expr::Metric(_) => Cow::Owned(Value::Null),
         Expr::Call { function, args } => {
             let values: Vec<Value> = args.iter().map(|a| eval(a, env)).collect();
-            env.functions.get(function).map_or(Value::Null, |f| f.call(&values))
+            Cow::Owned(env.functions.get(function).map_or(Value::Null, |f| f.call(&values)))
         }
-        Expr::List(items) => {
-            // Lists only appear on the right of `in`, handled below.
-            items.first().map_or(Value::Null, |first| eval(first, env))
-        }
-        Expr::Unary { op, operand } => match (op, eval(operand, env)) {
+        // Lists only appear on the right of `in`, handled there.
+        Expr::List(_) => Cow::Owned(Value::Null),
+        Expr::Unary { op, operand } => Cow::Owned(match (op, eval_ref(operand, env).as_ref()) {
             (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
             (UnaryOp::Neg, Value::Int(i)) => i.checked_neg().map_or(Value::Null, Value::Int),
             (UnaryOp::Neg, Value::Float(f)) => Value::Float(-f),
             (UnaryOp::Neg, Value::Duration(d)) => Value::Duration(-d),
             _ => Value::Null,
-        },
-        Expr::Binary { op, lhs, rhs } => binary(*op, lhs, rhs, env),
+        }),
+        Expr::Binary { op, lhs, rhs } => Cow::Owned(binary(*op, lhs, rhs, env)),
     }
 }
 
 fn binary(op: BinaryOp, lhs: &Expr, rhs: &Expr, env: &Env) -> Value {
     match op {
-        BinaryOp::And => {
-            if !holds(lhs, env) {
-                return Value::Bool(false);
-            }
-            Value::Bool(holds(rhs, env))
-        }
-        BinaryOp::Or => {
-            if holds(lhs, env) {
-                return Value::Bool(true);
-            }
-            Value::Bool(holds(rhs, env))
-        }
+        BinaryOp::And => Value::Bool(holds(lhs, env) && holds(rhs, env)),
+        BinaryOp::Or => Value::Bool(holds(lhs, env) || holds(rhs, env)),
         BinaryOp::In | BinaryOp::NotIn => {
-            let needle = eval(lhs, env);
+            let needle = eval_ref(lhs, env);
             let Expr::List(items) = rhs else { return Value::Null };
-            if needle == Value::Null {
+            if *needle == Value::Null {
                 return Value::Null;
             }
-            let found = items.iter().any(|item| equal(&needle, &eval(item, env)) == Some(true));
+            let found = items.iter().any(|item| equal(&needle, &eval_ref(item, env)) == Some(true));
             Value::Bool(found == (op == BinaryOp::In))
         }
-        BinaryOp::Coalesce => match eval(lhs, env) {
+        BinaryOp::Coalesce => match eval_ref(lhs, env).into_owned() {
             Value::Null => eval(rhs, env),
             v => v,
         },
         _ => {
-            let (a, b) = (eval(lhs, env), eval(rhs, env));
+            let (a, b) = (eval_ref(lhs, env), eval_ref(rhs, env));
             apply(op, &a, &b)
         }
     }
