@@ -52,20 +52,60 @@ pub struct Decoder<'p> {
     types: HashMap<&'p str, u32>,
 }
 
-/// The envelope's attributes, borrowed from the line; `data` is parsed
-/// once its type is known.
-#[derive(serde::Deserialize)]
+/// The envelope's attributes, borrowed from the line. `data` is decoded
+/// in the same pass when `type` came before it (the usual order), and kept
+/// raw to decode afterwards otherwise.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow, default)]
     specversion: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, default)]
     type_name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     time: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
+    data: Data<'a>,
+}
+
+#[derive(Default)]
+enum Data<'a> {
+    #[default]
+    Absent,
+    Decoded(u32, Result<Vec<Value>, String>),
+    Raw(&'a RawValue),
+}
+
+struct EnvelopeVisitor<'d, 'p>(&'d Decoder<'p>);
+
+impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a CloudEvents JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope::default();
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            match name.as_ref() {
+                "specversion" => envelope.specversion = map.next_value()?,
+                "type" => envelope.type_name = map.next_value()?,
+                "id" => envelope.id = map.next_value()?,
+                "time" => envelope.time = map.next_value()?,
+                "data" => {
+                    let known = envelope.type_name.as_deref().and_then(|t| self.0.types.get(t)).copied();
+                    envelope.data = match known {
+                        Some(event_type) => {
+                            let declared = &self.0.program.events[event_type as usize];
+                            Data::Decoded(event_type, map.next_value_seed(DataSeed(declared))?)
+                        }
+                        None => Data::Raw(map.next_value()?),
+                    };
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(envelope)
+    }
 }
 
 impl<'p> Decoder<'p> {
@@ -75,7 +115,9 @@ impl<'p> Decoder<'p> {
     }
 
     pub fn decode(&self, line: &str) -> Decoded {
-        let envelope: Envelope = match serde_json::from_str(line) {
+        let mut deserializer = serde_json::Deserializer::from_str(line);
+        let parsed = deserializer.deserialize_map(EnvelopeVisitor(self)).and_then(|e| deserializer.end().map(|()| e));
+        let envelope = match parsed {
             Ok(v) => v,
             Err(e) if e.is_syntax() || e.is_eof() => return reject(format!("invalid JSON: {e}"), None, None, None),
             Err(_) if !line.trim_start().starts_with('{') => {
@@ -109,10 +151,13 @@ impl<'p> Decoder<'p> {
             return Decoded::Ignored { id, type_name, time };
         };
         let declared = &self.program.events[event_type as usize];
-        let Some(data) = envelope.data else {
-            return reject("missing `data`".into(), Some(id), Some(type_name), Some(time));
+        let decoded = match envelope.data {
+            Data::Absent => Ok(Err("missing `data`".to_string())),
+            Data::Decoded(t, result) if t == event_type => Ok(result),
+            Data::Decoded(..) => Ok(Err("`type` is given twice".to_string())),
+            Data::Raw(raw) => DataSeed(declared).deserialize(&mut serde_json::Deserializer::from_str(raw.get())),
         };
-        let fields = match DataSeed(declared).deserialize(&mut serde_json::Deserializer::from_str(data.get())) {
+        let fields = match decoded {
             Ok(Ok(fields)) => fields,
             Ok(Err(reason)) => return reject(reason, Some(id), Some(type_name), Some(time)),
             Err(e) => return reject(format!("invalid `data`: {e}"), Some(id), Some(type_name), Some(time)),
