@@ -49,7 +49,7 @@ pub fn run_test(program: &Program, functions: &dyn Functions, test: &TestCase) -
                 let time = at.unwrap_or(now);
                 generated += 1;
                 let event = Event {
-                    id: id.clone().unwrap_or_else(|| format!("test-event-{generated}")),
+                    id: id.clone().unwrap_or_else(|| format!("test-event-{generated}")).into(),
                     event_type: *event_type,
                     time,
                     fields: fields.clone(),

@@ -547,7 +547,7 @@ impl<'p> Engine<'p> {
                 r.deadline = Some(deadline);
                 r.delay_ms = Some(event.time - deadline);
                 r.severity = Some(step.alerting.severity);
-                r.event_id = Some(event.id.clone());
+                r.event_id = Some(event.id.to_string());
                 let what = TraceWhat::Late { step: step_id, deadline, delay_ms: event.time - deadline };
                 records.push((r, what));
             }
@@ -556,7 +556,7 @@ impl<'p> Engine<'p> {
             if event.time < earliest && from_stage.is_some() {
                 let mut r = Record::new(Kind::Early, event.time);
                 r.step = Some(step.name.clone());
-                r.event_id = Some(event.id.clone());
+                r.event_id = Some(event.id.to_string());
                 r.severity = Some(step.alerting.severity);
                 records.push((r, TraceWhat::Early { step: step_id, earliest }));
             }
@@ -698,7 +698,7 @@ impl<'p> Engine<'p> {
         }
         let mut r = Record::new(kind, event.time);
         r.step = Some(workflow.steps[step as usize].name.clone());
-        r.event_id = Some(event.id.clone());
+        r.event_id = Some(event.id.to_string());
         if handling == Handling::Alert {
             r.severity = Some(workflow.alerting.severity);
         }
@@ -716,7 +716,7 @@ impl<'p> Engine<'p> {
         }
         let mut r = Record::new(Kind::Unexpected, event.time);
         r.step = Some(workflow.steps[step as usize].name.clone());
-        r.event_id = Some(event.id.clone());
+        r.event_id = Some(event.id.to_string());
         if workflow.on_unexpected == Handling::Alert {
             r.severity = Some(workflow.alerting.severity);
         }
@@ -760,7 +760,7 @@ impl<'p> Engine<'p> {
         if !self.state.traced_keys.contains(instance.key.as_str()) {
             return;
         }
-        let entry = TraceEntry { at, what, event_id: event.map(|e| e.id.clone()), excerpt: event.map(|e| excerpt(self.program, e)) };
+        let entry = TraceEntry { at, what, event_id: event.map(|e| e.id.to_string()), excerpt: event.map(|e| excerpt(self.program, e)) };
         instance.trace.get_or_insert_with(Default::default).push(entry);
     }
 
@@ -782,7 +782,7 @@ impl<'p> Engine<'p> {
         if self.state.traced_keys.is_empty() || !self.state.traced_keys.contains(key) {
             return;
         }
-        let entry = TraceEntry { at: event.time, what, event_id: Some(event.id.clone()), excerpt: Some(excerpt(self.program, event)) };
+        let entry = TraceEntry { at: event.time, what, event_id: Some(event.id.to_string()), excerpt: Some(excerpt(self.program, event)) };
         let instances = &mut self.state.workflows[workflow as usize];
         match instances.find(key) {
             Some(slot) => instances.get_mut(slot).expect("found").trace.get_or_insert_with(Default::default).push(entry),
