@@ -41,10 +41,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// A queue entry: at `due`, look at slot `slot` of workflow `workflow` if it
-/// still has generation `generation`. `slot == OPEN` means "open the
-/// occurrence of date `generation`" of a scheduled workflow.
+/// still has generation `generation`.
 type Entry = Reverse<(i64, u32, u32, u32)>;
-const OPEN: u32 = u32::MAX;
 
 /// The instances of one workflow: a slab, indexed by key.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -140,6 +138,10 @@ impl Instances {
 pub struct State {
     pub workflows: Vec<Instances>,
     queue: BinaryHeap<Entry>,
+    /// Per scheduled workflow: the next occurrence to open, (instant, date).
+    /// Kept apart from the timers because an occurrence opening at `t`
+    /// must exist for an event at `t`, while timers at `t` fire after it.
+    opens: BTreeMap<u32, (i64, i32)>,
     /// 128-bit hashes of the event ids already processed.
     seen: FastSet<u128>,
     /// When monitoring started: no occurrence before it is expected.
@@ -266,17 +268,22 @@ impl<'p> Engine<'p> {
 
     /// Fires every timer due before `now` (or at `now` when `inclusive`).
     pub fn advance(&mut self, now: i64, inclusive: bool, out: &mut Vec<Record>) {
-        while let Some(&Reverse((due, workflow, slot, generation))) = self.state.queue.peek() {
-            if due > now || (due == now && !inclusive) {
-                break;
-            }
-            self.state.queue.pop();
-            self.state.clock = self.state.clock.max(due);
-            let workflow = &self.program.workflows[workflow as usize];
-            if slot == OPEN {
-                self.open_occurrence(workflow, generation as i32, due);
-            } else {
-                self.fire(workflow, slot, generation, due, out);
+        loop {
+            let timer = self.state.queue.peek().map(|Reverse(e)| *e).filter(|e| e.0 < now || (e.0 == now && inclusive));
+            let open = self.state.opens.iter().map(|(w, (at, date))| (*at, *w, *date)).filter(|o| o.0 <= now).min();
+            match (timer, open) {
+                (_, Some((at, workflow, date))) if timer.is_none_or(|t| at <= t.0) => {
+                    self.state.clock = self.state.clock.max(at);
+                    let workflow = &self.program.workflows[workflow as usize];
+                    self.open_occurrence(workflow, date, at);
+                }
+                (Some((due, workflow, slot, generation)), _) => {
+                    self.state.queue.pop();
+                    self.state.clock = self.state.clock.max(due);
+                    let workflow = &self.program.workflows[workflow as usize];
+                    self.fire(workflow, slot, generation, due, out);
+                }
+                _ => break,
             }
         }
         self.state.clock = self.state.clock.max(now);
@@ -342,7 +349,7 @@ impl<'p> Engine<'p> {
 
     /// Drops stale queue entries once they outnumber the live instances.
     fn sweep_if_needed(&mut self) {
-        let live: usize = self.state.workflows.iter().map(Instances::len).sum::<usize>() + self.program.workflows.len();
+        let live: usize = self.state.workflows.iter().map(Instances::len).sum();
         if self.state.queue.len() <= 2 * live + 1024 {
             return;
         }
@@ -351,7 +358,7 @@ impl<'p> Engine<'p> {
         self.state.queue = entries
             .into_iter()
             .filter(|Reverse((_, w, slot, generation))| {
-                *slot == OPEN || workflows[*w as usize].get(*slot).is_some_and(|i| i.generation == *generation)
+                workflows[*w as usize].get(*slot).is_some_and(|i| i.generation == *generation)
             })
             .collect();
     }
@@ -537,7 +544,12 @@ impl<'p> Engine<'p> {
         let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
         let from_stage = instance.stage;
         let entered = instance.entered_at;
-        let deadline = deadline(workflow, step, instance.date, entered);
+        // A step reached by jumping over stages never had its source stage
+        // entered, so only an absolute `by` deadline applies to it.
+        let deadline = match skipped {
+            Some(path) if !path.is_empty() => clock_only_deadline(step, instance.date),
+            _ => deadline(workflow, step, instance.date, entered),
+        };
         let mut records: Vec<(Record, TraceWhat)> = Vec::new();
         if let (Some(deadline), true) = (deadline, from_stage.is_some() || workflow.schedule.is_some()) {
             if event.time > deadline {
@@ -553,7 +565,8 @@ impl<'p> Engine<'p> {
             }
         }
         if let Some(earliest) = not_before(step, instance.date, entered) {
-            if event.time < earliest && from_stage.is_some() {
+            let jumped = skipped.is_some_and(|p| !p.is_empty());
+            if event.time < earliest && from_stage.is_some() && !jumped {
                 let mut r = Record::new(Kind::Early, event.time);
                 r.step = Some(step.name.clone());
                 r.event_id = Some(event.id.to_string());
@@ -643,7 +656,7 @@ impl<'p> Engine<'p> {
     fn queue_open(&mut self, workflow: &ir::Workflow, date: i32) {
         let Some(schedule) = &workflow.schedule else { return };
         let Some(open) = t::local_to_utc(date, schedule.open_seconds, &workflow.timezone) else { return };
-        self.state.queue.push(Reverse((open, workflow.id, OPEN, date as u32)));
+        self.state.opens.insert(workflow.id, (open, date));
     }
 
     fn open_occurrence(&mut self, workflow: &ir::Workflow, date: i32, open: i64) {
@@ -936,6 +949,10 @@ pub fn deadline(workflow: &ir::Workflow, step: &ir::Step, date: i32, entered: i6
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+fn clock_only_deadline(step: &ir::Step, date: i32) -> Option<i64> {
+    step.timing.by.as_ref().and_then(|b| t::clock_deadline(date, b))
 }
 
 fn not_before(step: &ir::Step, date: i32, entered: i64) -> Option<i64> {
