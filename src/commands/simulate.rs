@@ -255,7 +255,13 @@ fn row(
 ) {
     let m = aggregates::metrics(program, &engine.state, workflow, slice, now);
     let status = aggregates::status(program, &engine.state, workflow, slice, now);
-    let ms = |v: Option<i64>| v.map_or("-".into(), |v| mon_compiler::dot::human_duration(v.max(0) as u64));
+    // Whole seconds are precise enough for a table of stays.
+    let ms = |v: Option<i64>| {
+        v.map_or("-".into(), |v| {
+            let v = v.max(0) as u64;
+            mon_compiler::dot::human_duration(if v >= 1000 { v / 1000 * 1000 } else { v })
+        })
+    };
     let _ = writeln!(
         out,
         "  {:<24} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
@@ -288,6 +294,7 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
         let key_text: Vec<String> = key_object(workflow, key).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(out, "{} {}", workflow.name, key_text.join(" "));
         let mut entered: Option<i64> = None;
+        let mut last_event: Option<String> = None;
         for entry in instance.and_then(|i| i.trace.as_deref()).into_iter().flatten().chain(strays.iter().copied()) {
             let what = match &entry.what {
                 TraceWhat::Took { step: s, skipped, deadline } => {
@@ -331,9 +338,11 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
             };
             let event = entry.event_id.as_ref().map(|e| format!("  [event {e}]")).unwrap_or_default();
             let _ = writeln!(out, "  {}  {what}{event}", format_rfc3339(entry.at));
-            if let Some(excerpt) = &entry.excerpt {
+            // One payload per event, under the first line it caused.
+            if let (Some(excerpt), true) = (&entry.excerpt, entry.event_id != last_event) {
                 let _ = writeln!(out, "  {:24}  payload {excerpt}", "");
             }
+            last_event = entry.event_id.clone();
         }
         let Some(instance) = instance else { continue };
         match (instance.closed, instance.stage) {
