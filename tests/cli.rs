@@ -170,3 +170,74 @@ fn fmt_check_lists_unformatted_files_and_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("messy.mon"));
     assert_eq!(std::fs::read_to_string(&file).expect("read"), messy);
 }
+
+#[test]
+fn mon_test_passes_on_the_examples_and_explains_a_failure() {
+    let out = mon(&["test", "examples/"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().last().is_some_and(|l| l.starts_with("16 passed, 0 failed")), "{stdout}");
+
+    let dir = tempdir("test-failure");
+    copy_dir(&root().join("examples/trade_lifecycle"), &dir);
+    let tests = dir.join("tests.mon");
+    let text = std::fs::read_to_string(&tests)
+        .expect("read")
+        .replace("expect count failed trade_lifecycle == 1", "expect count failed trade_lifecycle == 2");
+    std::fs::write(&tests, text).expect("write");
+    let out = mon(&["test", dir.to_str().expect("utf-8")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL") && stdout.contains("a NACK from System 3 fails the trade"), "{stdout}");
+    assert!(stdout.contains("expected count failed == 2") && stdout.contains("found    count failed is 1"), "{stdout}");
+    assert!(stdout.contains("tests.mon:"), "the failure names its file and line: {stdout}");
+}
+
+#[test]
+fn simulate_prints_records_a_summary_and_a_trace() {
+    let events = "examples/trade_lifecycle/events.ndjson";
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", events]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    assert!(kinds.contains(&"missing") && kinds.contains(&"out_of_order"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"summary"));
+    let missing = lines.iter().find(|l| l["kind"] == "missing").expect("a missing record");
+    for field in ["workflow", "step", "key", "at", "deadline", "severity", "id"] {
+        assert!(!missing[field].is_null(), "missing record lacks {field}: {missing}");
+    }
+
+    let summary = mon(&["simulate", "examples/trade_lifecycle", "--events", events, "--format", "summary"]);
+    let summary = String::from_utf8_lossy(&summary.stdout);
+    assert!(summary.starts_with("trade_lifecycle [red]"), "{summary}");
+    assert!(summary.contains("aging:"), "{summary}");
+
+    let trace = mon(&["simulate", "examples/trade_lifecycle", "--events", events, "--trace", "T-1006"]);
+    let trace = String::from_utf8_lossy(&trace.stdout);
+    assert!(trace.contains("took sent3 out of order, skipping verified"), "{trace}");
+    assert!(trace.contains("filled in skipped step verified"), "{trace}");
+    assert!(!trace.contains("trader"), "pii fields never reach a trace: {trace}");
+}
+
+#[test]
+fn simulate_rejects_bad_lines_with_a_reason_and_keeps_going() {
+    let dir = tempdir("sim-reject");
+    let events = dir.join("events.ndjson");
+    std::fs::write(
+        &events,
+        "{not json\n{\"type\":\"trade_ingested\",\"id\":\"x\",\"time\":\"2026-03-02T08:00:00Z\",\"data\":{\"trade_id\":\"T1\"}}\n",
+    )
+    .expect("write");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", events.to_str().expect("utf-8")]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rejected: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|l| l["kind"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 2, "{stdout}");
+    assert!(rejected[0]["reason"].as_str().is_some_and(|r| r.starts_with("invalid JSON")));
+    assert!(rejected[1]["reason"].as_str().is_some_and(|r| r.starts_with("missing required field")), "{stdout}");
+}
