@@ -46,6 +46,9 @@ pub struct Args {
     stall_rate: f64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Measure the engine alone (skip the decode + engine run).
+    #[arg(long)]
+    engine_only: bool,
 }
 
 /// A small deterministic generator (SplitMix64): the same seed gives the
@@ -182,6 +185,9 @@ pub fn run(args: Args) -> Outcome {
         println!("resident memory: {bytes:.0} bytes per in-flight instance ({} instances)", args.trades);
     }
 
+    if args.engine_only {
+        return if alone.missing == stalls { Outcome::Ok } else { Outcome::Problems };
+    }
     let functions = mon_stdlib::registry();
     let mut engine = Engine::new(&program, functions, BASE);
     let mut out: Vec<Record> = Vec::new();

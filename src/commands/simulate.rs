@@ -284,8 +284,13 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
     let mut any = false;
     for workflow in &program.workflows {
         let step = |s: u32| workflow.steps[s as usize].name.as_str();
-        let strays: Vec<&TraceEntry> =
-            engine.state.stray_trace.iter().filter(|(w, k, _)| *w == workflow.id && k == key).map(|(_, _, e)| e).collect();
+        let strays: Vec<&TraceEntry> = engine
+            .state
+            .stray_trace
+            .iter()
+            .filter(|(w, k, _)| *w == workflow.id && k == key)
+            .map(|(_, _, e)| e)
+            .collect();
         let instance = engine.instance(workflow.id, key);
         if instance.is_none() && strays.is_empty() {
             continue;
@@ -299,11 +304,16 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
             let what = match &entry.what {
                 TraceWhat::Took { step: s, skipped, deadline } => {
                     let timing = match deadline {
-                        Some(d) if entry.at > *d => format!("late by {} (deadline {})", human(entry.at - d), format_rfc3339(*d)),
-                        Some(d) => format!("on time (deadline {}, {} to spare)", format_rfc3339(*d), human(d - entry.at)),
+                        Some(d) if entry.at > *d => {
+                            format!("late by {} (deadline {})", human(entry.at - d), format_rfc3339(*d))
+                        }
+                        Some(d) => {
+                            format!("on time (deadline {}, {} to spare)", format_rfc3339(*d), human(d - entry.at))
+                        }
                         None => "no deadline".into(),
                     };
-                    let stayed = entered.map(|e| format!(", {} in the previous stage", human(entry.at - e))).unwrap_or_default();
+                    let stayed =
+                        entered.map(|e| format!(", {} in the previous stage", human(entry.at - e))).unwrap_or_default();
                     entered = Some(entry.at);
                     let jump = match skipped {
                         Some(sk) if !sk.is_empty() => format!(
@@ -320,7 +330,9 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
                     format!("out of order for {}: dropped (`on out_of_order drop`)", step(*s))
                 }
                 TraceWhat::OutOfOrder { step: s, .. } => format!("out of order record for {}", step(*s)),
-                TraceWhat::Unexpected => "unexpected: matches no step the item could still take (or starts none)".into(),
+                TraceWhat::Unexpected => {
+                    "unexpected: matches no step the item could still take (or starts none)".into()
+                }
                 TraceWhat::Irrelevant => {
                     "ignored: the step's own `where` was false, so the event is not for this workflow".into()
                 }
@@ -362,7 +374,9 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
                         Some(d) if d >= engine.state.clock => {
                             format!("deadline {}, {} left", format_rfc3339(d), human(d - engine.state.clock))
                         }
-                        Some(d) => format!("deadline {}, overdue by {}", format_rfc3339(d), human(engine.state.clock - d)),
+                        Some(d) => {
+                            format!("deadline {}, overdue by {}", format_rfc3339(d), human(engine.state.clock - d))
+                        }
                         None => "no deadline".into(),
                     };
                     let optional = if s.optional { " (optional)" } else { "" };
