@@ -14,7 +14,7 @@ const IO_CRATES: [&str; 6] = ["tokio", "rdkafka", "sled", "axum", "hyper", "reqw
 
 fn metadata() -> serde_json::Value {
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
