@@ -125,7 +125,7 @@ fn count_instance(m: &mut Metrics, workflow: &ir::Workflow, instance: &Instance,
             if instance.stage.is_some() {
                 m.in_flight += 1;
                 let age = now - instance.entered_at;
-                if let Some(bucket) = workflow.aging_ms.iter().rposition(|&b| age >= b as i64) {
+                if let Some(bucket) = workflow.aging_ms.iter().rposition(|&b| age >= i64::try_from(b).unwrap_or(i64::MAX)) {
                     m.aging[bucket] += 1;
                 }
             }
@@ -153,7 +153,7 @@ pub fn status(program: &Program, state: &State, workflow: &ir::Workflow, slice: 
             .filter(|i| i.closed.is_none() && i.stage.is_some())
             .filter(|i| slice.stage.is_none_or(|s| i.stage == Some(s)))
             .filter(|i| group_id.is_none_or(|g| g == Some(i.group)))
-            .filter(|i| now - i.entered_at >= ms as i64)
+            .filter(|i| now.saturating_sub(i.entered_at) >= i64::try_from(ms).unwrap_or(i64::MAX))
             .count() as u64
     };
     let holds = |rules: &[Expr]| rules.iter().any(|r| matches!(eval_status(r, &m, &aged), Value::Bool(true)));

@@ -42,7 +42,7 @@ pub fn run_test(program: &Program, functions: &dyn Functions, test: &TestCase) -
                 engine.advance(now, true, &mut records);
             }
             TestStepKind::AdvanceBy(ms) => {
-                now += *ms as i64;
+                now = crate::engine::after(now, *ms);
                 engine.advance(now, true, &mut records);
             }
             TestStepKind::Event { event_type, fields, at, id } => {

@@ -89,9 +89,8 @@ impl Instances {
             }
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(slots[s as usize].as_ref().map_or("", |i| i.key.as_str()))
-        });
+        self.index
+            .insert_unique(hash, slot, |&s| hasher.hash_one(slots[s as usize].as_ref().map_or("", |i| i.key.as_str())));
         slot
     }
 
@@ -297,7 +296,7 @@ impl<'p> Engine<'p> {
             return; // the instance moved on: this entry was cancelled
         }
         if let Some((_, closed_at)) = instance.closed {
-            if due >= closed_at + workflow.retain_ms as i64 {
+            if due >= after(closed_at, workflow.retain_ms) {
                 self.state.workflows[w].remove(slot);
             }
             return;
@@ -337,7 +336,7 @@ impl<'p> Engine<'p> {
     fn schedule(&mut self, workflow: &ir::Workflow, slot: u32) {
         let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
         let next = match instance.closed {
-            Some((_, closed_at)) => Some(closed_at + workflow.retain_ms as i64),
+            Some((_, closed_at)) => Some(after(closed_at, workflow.retain_ms)),
             None => pending(workflow, instance).map(|(at, ..)| at).min(),
         };
         if let Some(due) = next {
@@ -387,7 +386,9 @@ impl<'p> Engine<'p> {
             relevant.clear();
             for &s in steps {
                 let holds = match &workflow.steps[s as usize].relevance {
-                    Some(condition) => holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions }),
+                    Some(condition) => {
+                        holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions })
+                    }
                     None => true,
                 };
                 if holds {
@@ -474,7 +475,9 @@ impl<'p> Engine<'p> {
             return;
         }
         // 3. A step already taken, or a start while the instance exists.
-        if let Some(step) = relevant.iter().copied().find(|&s| instance.was_taken(s) || (is_start(s) && stage.is_some())) {
+        if let Some(step) =
+            relevant.iter().copied().find(|&s| instance.was_taken(s) || (is_start(s) && stage.is_some()))
+        {
             self.classified(workflow, slot, event, step, Kind::Duplicate, workflow.on_duplicate, out);
             return;
         }
@@ -638,7 +641,8 @@ impl<'p> Engine<'p> {
         workflow.depends_on.iter().find_map(|&up| {
             let instances = &self.state.workflows[up as usize];
             let instance = instances.get(instances.find(key)?)?;
-            (instance.has_missing() && instance.closed.is_none()).then(|| self.program.workflows[up as usize].name.clone())
+            (instance.has_missing() && instance.closed.is_none())
+                .then(|| self.program.workflows[up as usize].name.clone())
         })
     }
 
@@ -773,7 +777,12 @@ impl<'p> Engine<'p> {
         if !self.state.traced_keys.contains(instance.key.as_str()) {
             return;
         }
-        let entry = TraceEntry { at, what, event_id: event.map(|e| e.id.to_string()), excerpt: event.map(|e| excerpt(self.program, e)) };
+        let entry = TraceEntry {
+            at,
+            what,
+            event_id: event.map(|e| e.id.to_string()),
+            excerpt: event.map(|e| excerpt(self.program, e)),
+        };
         instance.trace.get_or_insert_with(Default::default).push(entry);
     }
 
@@ -795,10 +804,17 @@ impl<'p> Engine<'p> {
         if self.state.traced_keys.is_empty() || !self.state.traced_keys.contains(key) {
             return;
         }
-        let entry = TraceEntry { at: event.time, what, event_id: Some(event.id.to_string()), excerpt: Some(excerpt(self.program, event)) };
+        let entry = TraceEntry {
+            at: event.time,
+            what,
+            event_id: Some(event.id.to_string()),
+            excerpt: Some(excerpt(self.program, event)),
+        };
         let instances = &mut self.state.workflows[workflow as usize];
         match instances.find(key) {
-            Some(slot) => instances.get_mut(slot).expect("found").trace.get_or_insert_with(Default::default).push(entry),
+            Some(slot) => {
+                instances.get_mut(slot).expect("found").trace.get_or_insert_with(Default::default).push(entry)
+            }
             None => self.state.stray_trace.push((workflow, key.to_string(), entry)),
         }
     }
@@ -859,7 +875,8 @@ pub fn key_of<'e>(program: &Program, workflow: &ir::Workflow, event: &'e Event) 
             Some((Cow::Owned(t::format_date(date)), Some(date)))
         }
         None => {
-            let slot_of = |field: &ir::KeyField| field.slots.iter().find(|(e, _)| *e == event.event_type).map(|(_, s)| *s);
+            let slot_of =
+                |field: &ir::KeyField| field.slots.iter().find(|(e, _)| *e == event.event_type).map(|(_, s)| *s);
             if let [field] = workflow.key.as_slice() {
                 if let Value::String(s) = &event.fields[slot_of(field)? as usize] {
                     return Some((Cow::Borrowed(s.as_str()), None));
@@ -886,7 +903,8 @@ fn pending<'a>(workflow: &'a ir::Workflow, instance: &'a Instance) -> impl Itera
         Some(stage) => &workflow.stages[stage as usize].timers,
         None => &[],
     };
-    let starts = workflow.steps.iter().filter(move |_| instance.stage.is_none()).filter(|s| s.sources.is_empty()).map(|s| s.id);
+    let starts =
+        workflow.steps.iter().filter(move |_| instance.stage.is_none()).filter(|s| s.sources.is_empty()).map(|s| s.id);
     steps.iter().copied().chain(starts).flat_map(move |n| {
         let step = &workflow.steps[n as usize];
         let mut out: [Option<(i64, u32, i64, bool)>; 2] = [None, None];
@@ -896,10 +914,10 @@ fn pending<'a>(workflow: &'a ir::Workflow, instance: &'a Instance) -> impl Itera
             return out.into_iter().flatten();
         }
         if let Some(deadline) = deadline(workflow, step, instance.date, instance.entered_at) {
-            out[1] = Some((deadline + step.grace_ms as i64, n, deadline, true));
+            out[1] = Some((after(deadline, step.grace_ms), n, deadline, true));
             if instance.at_risk & bit(n) == 0 {
                 let warn = match &step.timing.warn {
-                    Some(ir::Warn::After(ms)) => Some(instance.entered_at + *ms as i64),
+                    Some(ir::Warn::After(ms)) => Some(after(instance.entered_at, *ms)),
                     Some(ir::Warn::At(at)) => t::clock_deadline(instance.date, at),
                     None => None,
                 };
@@ -943,12 +961,18 @@ mod pairs {
 /// step's source stage at `entered`: the earlier of `within` and `by`.
 pub fn deadline(workflow: &ir::Workflow, step: &ir::Step, date: i32, entered: i64) -> Option<i64> {
     let _ = workflow;
-    let within = step.timing.within_ms.map(|ms| entered + ms as i64);
+    let within = step.timing.within_ms.map(|ms| after(entered, ms));
     let by = step.timing.by.as_ref().and_then(|b| t::clock_deadline(date, b));
     match (within, by) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// `instant + ms`, saturating: a rule may say `within 999999999d`, and an
+/// instant past the end of time is simply never reached.
+pub fn after(instant: i64, ms: u64) -> i64 {
+    instant.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 fn clock_only_deadline(step: &ir::Step, date: i32) -> Option<i64> {
@@ -957,7 +981,7 @@ fn clock_only_deadline(step: &ir::Step, date: i32) -> Option<i64> {
 
 fn not_before(step: &ir::Step, date: i32, entered: i64) -> Option<i64> {
     match &step.timing.not_before {
-        Some(ir::NotBefore::After(ms)) => Some(entered + *ms as i64),
+        Some(ir::NotBefore::After(ms)) => Some(after(entered, *ms)),
         Some(ir::NotBefore::At(at)) => t::clock_deadline(date, at),
         None => None,
     }

@@ -117,17 +117,41 @@ pub struct TraceEntry {
 /// What happened, in words the trace can print.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TraceWhat {
-    Took { step: u32, skipped: Option<Vec<u32>>, deadline: Option<i64> },
-    FilledIn { step: u32 },
-    Duplicate { step: u32 },
-    OutOfOrder { step: u32, dropped: bool },
+    Took {
+        step: u32,
+        skipped: Option<Vec<u32>>,
+        deadline: Option<i64>,
+    },
+    FilledIn {
+        step: u32,
+    },
+    Duplicate {
+        step: u32,
+    },
+    OutOfOrder {
+        step: u32,
+        dropped: bool,
+    },
     Unexpected,
     /// The event's own conditions did not hold: not for this workflow.
     Irrelevant,
     /// An event id seen before: at-least-once delivery, ignored.
     Redelivery,
-    Missing { step: u32, deadline: i64 },
-    AtRisk { step: u32, deadline: i64 },
-    Late { step: u32, deadline: i64, delay_ms: i64 },
-    Early { step: u32, earliest: i64 },
+    Missing {
+        step: u32,
+        deadline: i64,
+    },
+    AtRisk {
+        step: u32,
+        deadline: i64,
+    },
+    Late {
+        step: u32,
+        deadline: i64,
+        delay_ms: i64,
+    },
+    Early {
+        step: u32,
+        earliest: i64,
+    },
 }
