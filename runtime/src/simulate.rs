@@ -51,7 +51,8 @@ impl<'p> Simulation<'p> {
     /// Resumes from an engine state saved by [`state`](Self::state).
     pub fn resume(program: &'p Program, functions: &'p dyn Functions, state: State, until: Option<i64>) -> Self {
         let mut simulation = Simulation::new(program, functions, None, until);
-        simulation.last_time = Some(state.clock);
+        simulation.last_time = state.last_event_time;
+        simulation.from = Some(state.start);
         simulation.engine = Some(Engine::restore(program, functions, state));
         simulation
     }
@@ -106,14 +107,19 @@ impl<'p> Simulation<'p> {
                     return;
                 }
                 self.last_time = Some(self.last_time.map_or(time, |l| l.max(time)));
-                self.engine_at(time).advance(time, false, out);
+                let last = self.last_time;
+                let engine = self.engine_at(time);
+                engine.state.last_event_time = last;
+                engine.advance(time, false, out);
             }
             Decoded::Event(event) => {
                 if self.until.is_some_and(|u| event.time > u) {
                     return;
                 }
                 self.last_time = Some(self.last_time.map_or(event.time, |l| l.max(event.time)));
+                let last = self.last_time;
                 let engine = self.engine_at(event.time);
+                engine.state.last_event_time = last;
                 engine.advance(event.time, false, out);
                 engine.process(&event, out);
             }

@@ -77,7 +77,10 @@ fn every_rejection_has_its_reason() {
         (r#"{"type":"trade","id":"x","data":{}}"#.into(), "missing `time`"),
         (r#"{"type":"trade","time":"yesterday","data":{}}"#.into(), "invalid `time`"),
         (r#"{"time":"2026-03-02T08:00:00Z","data":{}}"#.into(), "missing `type`"),
-        (r#"{"specversion":"2.0","type":"trade","time":"2026-03-02T08:00:00Z","data":{}}"#.into(), "unsupported specversion"),
+        (
+            r#"{"specversion":"2.0","type":"trade","time":"2026-03-02T08:00:00Z","data":{}}"#.into(),
+            "unsupported specversion",
+        ),
         (r#"{"type":"trade","time":"2026-03-02T08:00:00Z"}"#.into(), "missing `data`"),
         (r#"{"type":"trade","time":"2026-03-02T08:00:00Z","data":"x"}"#.into(), "`data` is not a JSON object"),
         (line(&GOOD.replace(r#""qty":3,"#, "")), "missing required field `qty`"),
@@ -100,7 +103,9 @@ fn extra_fields_are_ignored_and_unknown_types_are_not_rejected() {
     let extra = line(&format!(r#"{GOOD},"extra":{{"nested":[1,2]}}"#));
     assert!(matches!(Decoder::new(&program).decode(&extra), Decoded::Event(_)));
     let other = r#"{"type":"heartbeat","id":"h1","time":"2026-03-02T08:00:00Z","data":{}}"#;
-    assert!(matches!(Decoder::new(&program).decode(other), Decoded::Ignored { ref type_name, .. } if type_name == "heartbeat"));
+    assert!(
+        matches!(Decoder::new(&program).decode(other), Decoded::Ignored { ref type_name, .. } if type_name == "heartbeat")
+    );
 }
 
 #[test]

@@ -147,6 +147,9 @@ pub struct State {
     pub start: i64,
     /// The latest instant the engine has seen.
     pub clock: i64,
+    /// The latest event time fed to the engine (timers may have moved the
+    /// clock further); a replay resumed from this state ends where it would have.
+    pub last_event_time: Option<i64>,
     /// Interned group-by value lists.
     groups: Vec<Vec<String>>,
     #[serde(skip)]
