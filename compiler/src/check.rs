@@ -391,7 +391,17 @@ impl<'a> Checker<'a> {
 
     fn workflow(&mut self, file: usize, decl: &'a ast::WorkflowDecl, id: u32) -> ir::Workflow {
         let settings = self.workflow_settings(file, decl);
-        let timezone = settings.timezone.clone().unwrap_or_else(|| "UTC".to_string());
+        // Without `timezone`, a scheduled workflow lives in the zone of its
+        // start's `by` (`expect prices_file by 18:30 America/New_York`), so
+        // that an event's local date is the date of that deadline.
+        let start_zone = decl.stmts.iter().find_map(|s| match &s.kind {
+            StmtKind::Step(step) if is_start(step) => step.clauses.iter().find_map(|c| match &c.kind {
+                ClauseKind::By { zone: Some(z), .. } if time::is_zone(&z.name) => Some(z.name.clone()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let timezone = settings.timezone.clone().or(start_zone).unwrap_or_else(|| "UTC".to_string());
 
         // Steps, their names and their events.
         let step_decls: Vec<&ast::StepDecl> = decl
@@ -419,6 +429,10 @@ impl<'a> Checker<'a> {
             } else {
                 names.insert(&name.name, i);
             }
+        }
+        if step_decls.len() > crate::diagnostics::MAX_STEPS {
+            let kind = DiagnosticKind::TooManySteps { workflow: decl.name.name.clone(), steps: step_decls.len() };
+            self.report(file, decl.name.span, kind);
         }
         let events: Vec<Option<u32>> = step_decls.iter().map(|s| self.event_id(file, &s.event)).collect();
         let sources = self.step_sources(file, decl, &step_decls, &names);
@@ -546,14 +560,17 @@ impl<'a> Checker<'a> {
             }
         }
         for (i, stage) in stages.iter_mut().enumerate() {
-            stage.closes = match (steps[i].outcome, stage.outgoing.is_empty()) {
+            // A stage followed only by optional steps ends the flow: the
+            // optional step may still come and fills in.
+            let only_optional = stage.outgoing.iter().all(|&n| steps[n as usize].optional);
+            stage.closes = match (steps[i].outcome, only_optional) {
                 (Some(outcome), _) => Some(outcome),
                 (None, true) => Some(Outcome::Success),
                 (None, false) => None,
             };
         }
         for stage in &stages {
-            if steps[stage.id as usize].outcome.is_some() {
+            if steps[stage.id as usize].outcome.is_some() && !stage.outgoing.iter().all(|&n| steps[n as usize].optional) {
                 for &next in &stage.outgoing {
                     let decl = step_decls[next as usize];
                     let span = decl.after.iter().find(|a| a.name == stage.name).map_or(decl.span, |a| a.span);
@@ -859,6 +876,9 @@ impl<'a> Checker<'a> {
                     timing.warn = Some(ir::Warn::At(clock(self, time, zone, 0)));
                 }
                 ClauseKind::NotBefore(d) => {
+                    if start {
+                        self.report(file, clause.span, DiagnosticKind::TimingConflict(TimingConflict::NotBeforeOnStart));
+                    }
                     not_before_span = Some(clause.span);
                     timing.not_before = Some(ir::NotBefore::After(d.millis));
                 }

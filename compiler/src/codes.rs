@@ -69,6 +69,7 @@ codes! {
     E413 = "E413", "cohort field is not a date";
     E414 = "E414", "setting given twice";
     E415 = "E415", "field of a step that does not come before";
+    E416 = "E416", "workflow has too many steps";
 
     E501 = "E501", "unknown function";
     E502 = "E502", "wrong number of arguments";

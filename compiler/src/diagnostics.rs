@@ -88,6 +88,7 @@ pub enum DiagnosticKind {
     CohortNotDate { field: String, event: String, found: String },
     DuplicateSetting { setting: String },
     NotAnAncestor { step: String, referenced: String },
+    TooManySteps { workflow: String, steps: usize },
 
     UnknownFunction { name: String, suggestion: Option<String> },
     WrongArgumentCount { function: String, expected: String, found: usize, signature: String },
@@ -129,6 +130,8 @@ pub enum TimingConflict {
     WithinOnStart,
     /// Aging buckets that do not increase.
     AgingNotIncreasing,
+    /// `not before D` on a start step: there is no stage to time it from.
+    NotBeforeOnStart,
     /// A scheduled workflow whose start steps disagree about `by`.
     StartsDisagree,
 }
@@ -185,6 +188,7 @@ impl DiagnosticKind {
             CohortNotDate { .. } => codes::E413,
             DuplicateSetting { .. } => codes::E414,
             NotAnAncestor { .. } => codes::E415,
+            TooManySteps { .. } => codes::E416,
             UnknownFunction { .. } => codes::E501,
             WrongArgumentCount { .. } => codes::E502,
             WrongArgumentType { .. } => codes::E503,
@@ -260,6 +264,7 @@ impl DiagnosticKind {
                 self::TimingConflict::NotBeforeAfterDeadline => "`not before` must be earlier than the deadline".into(),
                 self::TimingConflict::WithinOnStart => "a start step cannot have `within`".into(),
                 self::TimingConflict::AgingNotIncreasing => "aging buckets must increase".into(),
+                self::TimingConflict::NotBeforeOnStart => "a start step cannot have `not before D`".into(),
                 self::TimingConflict::StartsDisagree => {
                     "the start steps of a scheduled workflow must all have `by`".into()
                 }
@@ -280,6 +285,9 @@ impl DiagnosticKind {
             DuplicateSetting { setting } => format!("`{setting}` is given twice"),
             NotAnAncestor { step, referenced } => {
                 format!("step `{step}` reads a field of `{referenced}`, which does not come before it")
+            }
+            TooManySteps { workflow, steps } => {
+                format!("workflow `{workflow}` has {steps} steps; at most {MAX_STEPS} are supported")
             }
             UnknownFunction { name, .. } => format!("unknown function `{name}`"),
             WrongArgumentCount { function, expected, found, .. } => {
@@ -351,6 +359,7 @@ impl DiagnosticKind {
             CohortNotDate { .. } => "expected a date field".into(),
             DuplicateSetting { .. } => "given again here".into(),
             NotAnAncestor { .. } => "not an earlier step".into(),
+            TooManySteps { .. } => "too many steps".into(),
             WrongArgumentCount { .. } => "wrong number of arguments".into(),
             WrongArgumentType { expected, .. } => format!("expected {expected}"),
             InvalidLiteralArgument { .. } => "invalid value".into(),
@@ -430,6 +439,9 @@ impl DiagnosticKind {
             TimingConflict(self::TimingConflict::AgingNotIncreasing) => {
                 Some("list the buckets in increasing order, as in `aging 1m, 5m, 15m, 1h`".into())
             }
+            TimingConflict(self::TimingConflict::NotBeforeOnStart) => {
+                Some("on a scheduled start, use a clock time: `not before 06:00`".into())
+            }
             TimingConflict(self::TimingConflict::StartsDisagree) => {
                 Some("give every start step a `by`, or none".into())
             }
@@ -440,11 +452,16 @@ impl DiagnosticKind {
             DependencyKeyMismatch { .. } => Some("a workflow can depend only on one with the same key fields".into()),
             CohortNotDate { .. } => Some("the cohort field names the occurrence's date".into()),
             NotAnAncestor { .. } => Some("a `where` may read fields of the steps before it only".into()),
+            TooManySteps { .. } => Some("split the flow into workflows linked with `depends on`".into()),
             UnreachableStage { .. } => Some("add a step into it, or remove it".into()),
             _ => None,
         }
     }
 }
+
+/// The most steps a workflow may have: the engine keeps per-step flags in
+/// 64-bit sets.
+pub const MAX_STEPS: usize = 64;
 
 fn article(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) {

@@ -588,6 +588,9 @@ impl<'a> Builder<'a> {
                             Rule::zone => zone = Some(self.zone(q)),
                             Rule::day_offset => {
                                 let days = self.number::<u32>(&q.as_str()[1..q.as_str().len() - 1], self.span(&q));
+                                if days > 36_600 {
+                                    self.error(SyntaxErrorKind::NumberOutOfRange, self.span(&q));
+                                }
                                 day_offset = Some((days, self.span(&q)));
                             }
                             other => unreachable!("by rule {other:?}"),
@@ -986,7 +989,8 @@ impl<'a> Builder<'a> {
             }
             number = 0;
         }
-        if overflow {
+        // Instants are i64 milliseconds: a longer duration means nothing.
+        if overflow || millis > i64::MAX as u64 {
             self.error(SyntaxErrorKind::NumberOutOfRange, span);
         }
         Duration { millis, span }

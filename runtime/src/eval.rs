@@ -49,7 +49,7 @@ fn eval_ref<'a>(expr: &'a Expr, env: &'a Env) -> Cow<'a, Value> {
             (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
             (UnaryOp::Neg, Value::Int(i)) => i.checked_neg().map_or(Value::Null, Value::Int),
             (UnaryOp::Neg, Value::Float(f)) => Value::Float(-f),
-            (UnaryOp::Neg, Value::Duration(d)) => Value::Duration(-d),
+            (UnaryOp::Neg, Value::Duration(d)) => d.checked_neg().map_or(Value::Null, Value::Duration),
             _ => Value::Null,
         }),
         Expr::Binary { op, lhs, rhs } => Cow::Owned(binary(*op, lhs, rhs, env)),

@@ -203,16 +203,12 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let declared = self.0;
         let mut fields = vec![Value::Null; declared.fields.len()];
-        let mut present: u64 = 0;
         let mut problems: Vec<(u32, String)> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
             match declared.fields.iter().find(|f| f.name == name) {
                 Some(field) => match map.next_value_seed(FieldSeed(&field.ty))? {
                     Ok(Value::Null) => {}
-                    Ok(value) => {
-                        present |= 1 << (field.slot & 63);
-                        fields[field.slot as usize] = if field.pii { hash_pii(&value) } else { value };
-                    }
+                    Ok(value) => fields[field.slot as usize] = if field.pii { hash_pii(&value) } else { value },
                     Err(why) => problems.push((field.slot, format!("field `{}` {why}", field.name))),
                 },
                 None => {
@@ -225,7 +221,7 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
             if let Some((_, why)) = problems.iter().find(|(slot, _)| *slot == field.slot) {
                 return Ok(Err(why.clone()));
             }
-            if !field.optional && present & (1 << (field.slot & 63)) == 0 {
+            if !field.optional && fields[field.slot as usize] == Value::Null {
                 return Ok(Err(format!("missing required field `{}`", field.name)));
             }
         }
