@@ -125,7 +125,9 @@ fn count_instance(m: &mut Metrics, workflow: &ir::Workflow, instance: &Instance,
             if instance.stage.is_some() {
                 m.in_flight += 1;
                 let age = now - instance.entered_at;
-                if let Some(bucket) = workflow.aging_ms.iter().rposition(|&b| age >= i64::try_from(b).unwrap_or(i64::MAX)) {
+                if let Some(bucket) =
+                    workflow.aging_ms.iter().rposition(|&b| age >= i64::try_from(b).unwrap_or(i64::MAX))
+                {
                     m.aging[bucket] += 1;
                 }
             }

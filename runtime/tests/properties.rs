@@ -643,14 +643,15 @@ fn a_stream_cut_anywhere_and_resumed_gives_the_records_of_one_run() {
 // ---------------------------------------------------------------------------
 
 /// What property 3 looks at: per (workflow, key), the stage and the closing.
-type Snapshot = HashMap<(u32, String), (Option<u32>, Option<(Outcome, i64)>)>;
+/// Per instance: its stage, whether it closed, and when it last moved.
+type Snapshot = HashMap<(u32, String), (Option<u32>, Option<(Outcome, i64)>, i64)>;
 
 fn snapshot(simulation: &Simulation) -> Snapshot {
     let mut snapshot = Snapshot::new();
     if let Some(engine) = simulation.engine() {
         for w in 0..program().workflows.len() as u32 {
             for (key, instance) in engine.instances(w) {
-                snapshot.insert((w, key.to_string()), (instance.stage, instance.closed));
+                snapshot.insert((w, key.to_string()), (instance.stage, instance.closed, instance.entered_at));
             }
         }
     }
@@ -697,15 +698,19 @@ fn graph(program: &Program) -> Graph {
 
 /// Whether a closed instance's retention has ended by `clock`, so that its
 /// key may be gone or belong to a new instance.
-fn expired(workflow: &mon_compiler::ir::Workflow, closed: Option<(Outcome, i64)>, clock: i64) -> bool {
-    closed.is_some_and(|(_, at)| clock >= at + workflow.retain_ms as i64)
+/// Whether an instance may have been forgotten: a closed one `retain` after
+/// it closed, an open one `retain` after it last moved (the engine forgets
+/// items that have nothing left to wait for).
+fn expired(workflow: &mon_compiler::ir::Workflow, closed: Option<(Outcome, i64)>, moved: i64, clock: i64) -> bool {
+    let since = closed.map_or(moved, |(_, at)| at);
+    clock >= since + workflow.retain_ms as i64
 }
 
 /// Checks one snapshot against the previous one (after line `n`, the
 /// engine's clock now at `clock`).
 fn check_moves(graph: &Graph, before: &Snapshot, after: &Snapshot, clock: i64, n: &str) -> Result<(), String> {
     let program = program();
-    for ((w, key), &(stage, closed)) in after {
+    for ((w, key), &(stage, closed, moved_at)) in after {
         let workflow = &program.workflows[*w as usize];
         let what = format!("after {n}: {} instance {key:?} (stage {stage:?}, closed {closed:?})", workflow.name);
         match stage {
@@ -727,18 +732,19 @@ fn check_moves(graph: &Graph, before: &Snapshot, after: &Snapshot, clock: i64, n
             }
         }
         let earlier = before.get(&(*w, key.clone()));
-        if earlier == Some(&(stage, closed)) {
+        if earlier.is_some_and(|&(s, c, _)| (s, c) == (stage, closed)) {
             continue;
         }
-        // A closed instance whose retention ended may have been replaced.
-        match earlier.filter(|(_, closed)| !expired(workflow, *closed, clock)) {
+        // An instance that may have been forgotten may have been replaced.
+        let _ = moved_at;
+        match earlier.filter(|(_, closed, moved)| !expired(workflow, *closed, *moved, clock)) {
             None => {
                 let start = stage.map(|s| workflow.steps[s as usize].sources.is_empty());
                 if workflow.schedule.is_none() && start != Some(true) {
                     return Err(format!("{what}: a new instance that is not at a start step"));
                 }
             }
-            Some(&(old_stage, old_closed)) => {
+            Some(&(old_stage, old_closed, _)) => {
                 if old_closed.is_some() && (old_stage, old_closed) != (stage, closed) {
                     return Err(format!("{what}: was closed in stage {old_stage:?} ({old_closed:?}) and moved"));
                 }
@@ -757,9 +763,9 @@ fn check_moves(graph: &Graph, before: &Snapshot, after: &Snapshot, clock: i64, n
             }
         }
     }
-    for ((w, key), &(stage, closed)) in before {
+    for ((w, key), &(stage, closed, moved)) in before {
         let workflow = &program.workflows[*w as usize];
-        if !after.contains_key(&(*w, key.clone())) && !expired(workflow, closed, clock) {
+        if !after.contains_key(&(*w, key.clone())) && !expired(workflow, closed, moved, clock) {
             let name = &workflow.name;
             return Err(format!("after {n}: {name} instance {key:?} (stage {stage:?}, closed {closed:?}) vanished"));
         }

@@ -23,7 +23,7 @@ mod state;
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 
 use mon_compiler::ir::{self, Handling, Outcome, Program, Value};
@@ -40,8 +40,10 @@ use crate::record::{Kind, Record};
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
-/// A queue entry: at `due`, look at slot `slot` of workflow `workflow` if it
-/// still has generation `generation`.
+/// A queue entry: at `due`, look at slot `slot` of a workflow if it still
+/// has generation `generation`. The workflow is named by its `order` (see
+/// [`Engine::order`]) so that, at the same instant, upstream workflows fire
+/// before the ones that `depends on` them and `caused_by` can be known.
 type Entry = Reverse<(i64, u32, u32, u32)>;
 
 /// The instances of one workflow: a slab, indexed by key.
@@ -141,8 +143,14 @@ pub struct State {
     /// Kept apart from the timers because an occurrence opening at `t`
     /// must exist for an event at `t`, while timers at `t` fire after it.
     opens: BTreeMap<u32, (i64, i32)>,
-    /// 128-bit hashes of the event ids already processed.
+    /// 128-bit hashes of the event ids processed since `seen_since`, and
+    /// in the window before: a redelivery is recognized for at least one
+    /// retention window (the longest `retain`), and memory stays bounded.
+    #[serde(with = "sorted_set")]
     seen: FastSet<u128>,
+    #[serde(with = "sorted_set")]
+    seen_before: FastSet<u128>,
+    seen_since: i64,
     /// When monitoring started: no occurrence before it is expected.
     pub start: i64,
     /// The latest instant the engine has seen.
@@ -161,7 +169,7 @@ pub struct State {
     pub strays: BTreeMap<u32, Counters>,
     /// Keys whose lifecycle is traced, and the trace lines of events that
     /// moved no instance.
-    pub traced_keys: HashSet<String>,
+    pub traced_keys: BTreeSet<String>,
     pub stray_trace: Vec<(u32, String, TraceEntry)>,
 }
 
@@ -211,6 +219,9 @@ pub struct Engine<'p> {
     program: &'p Program,
     functions: &'p dyn Functions,
     routes: Routes,
+    /// Per workflow: its depth in the `depends on` graph (upstream first)
+    /// in the high 16 bits, its id in the low 16.
+    orders: Vec<u32>,
     pub state: State,
     /// Reused per event, so routing allocates nothing.
     scratch: Vec<u32>,
@@ -222,7 +233,8 @@ impl<'p> Engine<'p> {
         let mut state = State { start, clock: start, ..State::default() };
         state.workflows = vec![Instances::default(); program.workflows.len()];
         state.intern(Vec::new());
-        let mut engine = Engine { program, functions, routes: routes(program), state, scratch: Vec::new() };
+        let mut engine =
+            Engine { program, functions, routes: routes(program), orders: orders(program), state, scratch: Vec::new() };
         for workflow in &program.workflows {
             if let Some(first) = engine.first_occurrence_date(workflow) {
                 engine.queue_open(workflow, first);
@@ -237,7 +249,7 @@ impl<'p> Engine<'p> {
             instances.reindex();
         }
         state.group_ids = state.groups.iter().enumerate().map(|(i, g)| (g.clone(), i as u32)).collect();
-        Engine { program, functions, routes: routes(program), state, scratch: Vec::new() }
+        Engine { program, functions, routes: routes(program), orders: orders(program), state, scratch: Vec::new() }
     }
 
     pub fn program(&self) -> &'p Program {
@@ -279,10 +291,10 @@ impl<'p> Engine<'p> {
                     let workflow = &self.program.workflows[workflow as usize];
                     self.open_occurrence(workflow, date, at);
                 }
-                (Some((due, workflow, slot, generation)), _) => {
+                (Some((due, order, slot, generation)), _) => {
                     self.state.queue.pop();
                     self.state.clock = self.state.clock.max(due);
-                    let workflow = &self.program.workflows[workflow as usize];
+                    let workflow = &self.program.workflows[(order & 0xffff) as usize];
                     self.fire(workflow, slot, generation, due, out);
                 }
                 _ => break,
@@ -300,6 +312,15 @@ impl<'p> Engine<'p> {
         }
         if let Some((_, closed_at)) = instance.closed {
             if due >= after(closed_at, workflow.retain_ms) {
+                self.state.workflows[w].remove(slot);
+            }
+            return;
+        }
+        // An open item with nothing left to wait for (its last deadline was
+        // reported, or its stage has none) is forgotten `retain` after it
+        // last moved, so stuck items cannot accumulate forever.
+        if pending(workflow, instance).next().is_none() {
+            if due >= after(instance.entered_at, workflow.retain_ms) {
                 self.state.workflows[w].remove(slot);
             }
             return;
@@ -340,10 +361,13 @@ impl<'p> Engine<'p> {
         let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
         let next = match instance.closed {
             Some((_, closed_at)) => Some(after(closed_at, workflow.retain_ms)),
-            None => pending(workflow, instance).map(|(at, ..)| at).min(),
+            None => pending(workflow, instance)
+                .map(|(at, ..)| at)
+                .min()
+                .or_else(|| Some(after(instance.entered_at, workflow.retain_ms))),
         };
         if let Some(due) = next {
-            let entry = Reverse((due, workflow.id, slot, instance.generation));
+            let entry = Reverse((due, self.orders[workflow.id as usize], slot, instance.generation));
             self.state.queue.push(entry);
             self.sweep_if_needed();
         }
@@ -359,8 +383,8 @@ impl<'p> Engine<'p> {
         let entries = std::mem::take(&mut self.state.queue).into_vec();
         self.state.queue = entries
             .into_iter()
-            .filter(|Reverse((_, w, slot, generation))| {
-                workflows[*w as usize].get(*slot).is_some_and(|i| i.generation == *generation)
+            .filter(|Reverse((_, order, slot, generation))| {
+                workflows[(order & 0xffff) as usize].get(*slot).is_some_and(|i| i.generation == *generation)
             })
             .collect();
     }
@@ -371,7 +395,13 @@ impl<'p> Engine<'p> {
     /// first so that timers due before it have fired.
     pub fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
         self.state.clock = self.state.clock.max(event.time);
-        if !self.state.seen.insert(id_hash(&event.id)) {
+        let window = self.program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
+        if self.state.clock >= after(self.state.seen_since, window) {
+            self.state.seen_before = std::mem::take(&mut self.state.seen);
+            self.state.seen_since = self.state.clock;
+        }
+        let id = id_hash(&event.id);
+        if self.state.seen_before.contains(&id) || !self.state.seen.insert(id) {
             // Redelivery: at-least-once transport, idempotent processing.
             if !self.state.traced_keys.is_empty() {
                 self.trace_redelivery(event);
@@ -469,8 +499,15 @@ impl<'p> Engine<'p> {
                 return;
             }
         }
-        // 2. A skipped step's event fills it in, silently.
-        if let Some(step) = relevant.iter().copied().find(|&s| instance.is_skipped(s) && instance.time(s).is_none()) {
+        // 2. A skipped step's event fills it in, silently; so does an
+        // optional step after the flow ended at the stage it leaves.
+        let fills = |s: u32| {
+            let optional_after_end = closed
+                && workflow.steps[s as usize].optional
+                && stage.is_some_and(|st| workflow.steps[s as usize].sources.contains(&st));
+            (instance.is_skipped(s) || optional_after_end) && instance.time(s).is_none()
+        };
+        if let Some(step) = relevant.iter().copied().find(|&s| fills(s)) {
             let instance = self.state.workflows[w].get_mut(slot).expect("found above");
             instance.times[step as usize] = event.time;
             instance.skipped &= !bit(step);
@@ -547,6 +584,25 @@ impl<'p> Engine<'p> {
     ) {
         let w = workflow.id as usize;
         let step = &workflow.steps[step_id as usize];
+        // Group values come from the first event that carries each of them.
+        if let Some(current) = self.state.workflows[w].get(slot).map(|i| i.group) {
+            if !workflow.group_by.is_empty() && self.state.group(current).iter().any(String::is_empty) {
+                let found = self.group_of(workflow, event);
+                let merged: Vec<String> = self
+                    .state
+                    .group(current)
+                    .iter()
+                    .zip(self.state.group(found))
+                    .map(|(old, new)| if old.is_empty() { new.clone() } else { old.clone() })
+                    .collect();
+                let merged =
+                    if self.state.group(current).is_empty() { self.state.group(found).to_vec() } else { merged };
+                let id = self.state.intern(merged);
+                if let Some(i) = self.state.workflows[w].get_mut(slot) {
+                    i.group = id;
+                }
+            }
+        }
         let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
         let from_stage = instance.stage;
         let entered = instance.entered_at;
@@ -572,7 +628,10 @@ impl<'p> Engine<'p> {
         }
         if let Some(earliest) = not_before(step, instance.date, entered) {
             let jumped = skipped.is_some_and(|p| !p.is_empty());
-            if event.time < earliest && from_stage.is_some() && !jumped {
+            // On an unstarted occurrence only a clock time (`not before 06:00`)
+            // applies; the compiler refuses a duration there.
+            let applies = from_stage.is_some() || matches!(step.timing.not_before, Some(ir::NotBefore::At(_)));
+            if event.time < earliest && applies && !jumped {
                 let mut r = Record::new(Kind::Early, event.time);
                 r.step = Some(step.name.clone());
                 r.event_id = Some(event.id.to_string());
@@ -587,7 +646,8 @@ impl<'p> Engine<'p> {
         // The alternatives of the stage it leaves stop being expected.
         let leaving: u64 = match from_stage {
             Some(from) => workflow.stages[from as usize].outgoing.iter().fold(0, |m, &s| m | bit(s)),
-            None => bit(step_id),
+            // The other start steps were alternatives: no longer expected.
+            None => workflow.steps.iter().filter(|s| s.sources.is_empty()).fold(0, |m, s| m | bit(s.id)),
         } | skipped.unwrap_or(&[]).iter().fold(0, |m, &s| m | bit(s));
         instance.missing &= !leaving;
         instance.at_risk &= !leaving;
@@ -667,7 +727,11 @@ impl<'p> Engine<'p> {
     }
 
     fn open_occurrence(&mut self, workflow: &ir::Workflow, date: i32, open: i64) {
-        self.queue_open(workflow, date + 1);
+        // Dropped first: past the end of the calendar there is no next one.
+        self.state.opens.remove(&workflow.id);
+        if let Some(next) = date.checked_add(1) {
+            self.queue_open(workflow, next);
+        }
         let Some(schedule) = &workflow.schedule else { return };
         if !t::is_scheduled(schedule, &self.program.calendars, date) {
             return;
@@ -838,6 +902,28 @@ fn excerpt(program: &Program, event: &Event) -> String {
     serde_json::Value::Object(fields).to_string()
 }
 
+/// Each workflow's queue order: its depth in the `depends on` graph above
+/// its id (a cycle is cut after as many rounds as there are workflows).
+fn orders(program: &Program) -> Vec<u32> {
+    let n = program.workflows.len();
+    let mut depth = vec![0u32; n];
+    for _ in 0..n {
+        let mut changed = false;
+        for w in &program.workflows {
+            for &up in &w.depends_on {
+                if depth[w.id as usize] <= depth[up as usize] {
+                    depth[w.id as usize] = depth[up as usize] + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (0..n).map(|w| (depth[w].min(0xffff) << 16) | (w as u32 & 0xffff)).collect()
+}
+
 /// For each event type, the workflows and steps it can move.
 fn routes(program: &Program) -> Routes {
     program
@@ -917,18 +1003,44 @@ fn pending<'a>(workflow: &'a ir::Workflow, instance: &'a Instance) -> impl Itera
             return out.into_iter().flatten();
         }
         if let Some(deadline) = deadline(workflow, step, instance.date, instance.entered_at) {
-            out[1] = Some((after(deadline, step.grace_ms), n, deadline, true));
-            if instance.at_risk & bit(n) == 0 {
+            // A deadline already past when the stage was entered is reported
+            // at entry, not back-dated before the event that led here.
+            let missing_at = after(deadline, step.grace_ms).max(instance.entered_at);
+            out[1] = Some((missing_at, n, deadline, true));
+            if instance.at_risk & bit(n) == 0 && deadline > instance.entered_at {
                 let warn = match &step.timing.warn {
                     Some(ir::Warn::After(ms)) => Some(after(instance.entered_at, *ms)),
                     Some(ir::Warn::At(at)) => t::clock_deadline(instance.date, at),
                     None => None,
                 };
-                out[0] = warn.filter(|w| *w < deadline).map(|w| (w, n, deadline, false));
+                out[0] = warn.filter(|w| *w < deadline).map(|w| (w.max(instance.entered_at), n, deadline, false));
             }
         }
         out.into_iter().flatten()
     })
+}
+
+/// A hash set saved sorted, so that equal states serialise equally.
+mod sorted_set {
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, Hash};
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize + Ord, H, S: Serializer>(set: &HashSet<T, H>, s: S) -> Result<S::Ok, S::Error> {
+        let mut items: Vec<&T> = set.iter().collect();
+        items.sort();
+        s.collect_seq(items)
+    }
+
+    pub fn deserialize<'de, T, H, D>(d: D) -> Result<HashSet<T, H>, D::Error>
+    where
+        T: Deserialize<'de> + Eq + Hash,
+        H: BuildHasher + Default,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<T>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 /// JSON maps need string keys; the counters' keys are tuples, so they are
