@@ -570,7 +570,8 @@ impl<'a> Checker<'a> {
             };
         }
         for stage in &stages {
-            if steps[stage.id as usize].outcome.is_some() && !stage.outgoing.iter().all(|&n| steps[n as usize].optional) {
+            if steps[stage.id as usize].outcome.is_some() && !stage.outgoing.iter().all(|&n| steps[n as usize].optional)
+            {
                 for &next in &stage.outgoing {
                     let decl = step_decls[next as usize];
                     let span = decl.after.iter().find(|a| a.name == stage.name).map_or(decl.span, |a| a.span);
@@ -877,7 +878,11 @@ impl<'a> Checker<'a> {
                 }
                 ClauseKind::NotBefore(d) => {
                     if start {
-                        self.report(file, clause.span, DiagnosticKind::TimingConflict(TimingConflict::NotBeforeOnStart));
+                        self.report(
+                            file,
+                            clause.span,
+                            DiagnosticKind::TimingConflict(TimingConflict::NotBeforeOnStart),
+                        );
                     }
                     not_before_span = Some(clause.span);
                     timing.not_before = Some(ir::NotBefore::After(d.millis));

@@ -127,7 +127,7 @@ test "on the stroke of eight" {
   expect no missing feed.file_received
   expect stage feed for { date: 2026-03-02 } file_received
 }
-test "a second later is missing" {
+test "at eight with no file, it is missing" {
   at 2026-03-02T06:00:00Z
   advance to 2026-03-02T08:00:00Z
   expect missing feed.file_received
