@@ -460,8 +460,8 @@ impl DiagnosticKind {
 }
 
 /// The most steps a workflow may have: the engine keeps per-step flags in
-/// 64-bit sets.
-pub const MAX_STEPS: usize = 64;
+/// 32-bit sets, which keeps an in-flight item small.
+pub const MAX_STEPS: usize = 32;
 
 fn article(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) {

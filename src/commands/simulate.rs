@@ -300,7 +300,7 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
         let _ = writeln!(out, "{} {}", workflow.name, key_text.join(" "));
         let mut entered: Option<i64> = None;
         let mut last_event: Option<String> = None;
-        for entry in instance.and_then(|i| i.trace.as_deref()).into_iter().flatten().chain(strays.iter().copied()) {
+        for entry in instance.map(|i| i.trace()).unwrap_or(&[]).iter().chain(strays.iter().copied()) {
             let what = match &entry.what {
                 TraceWhat::Took { step: s, skipped, deadline } => {
                     let timing = match deadline {

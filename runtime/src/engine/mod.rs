@@ -31,7 +31,7 @@ use mon_compiler::Functions;
 use mon_stdlib::time as t;
 use serde::{Deserialize, Serialize};
 
-pub use state::{bit, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
+pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 
 use crate::eval::{holds, Env};
 use crate::event::Event;
@@ -644,15 +644,15 @@ impl<'p> Engine<'p> {
         }
         instance.times[step_id as usize] = event.time;
         // The alternatives of the stage it leaves stop being expected.
-        let leaving: u64 = match from_stage {
-            Some(from) => workflow.stages[from as usize].outgoing.iter().fold(0, |m, &s| m | bit(s)),
+        let leaving: u32 = match from_stage {
+            Some(from) => workflow.stages[from as usize].outgoing.iter().fold(0u32, |m, &s| m | bit(s)),
             // The other start steps were alternatives: no longer expected.
             None => workflow.steps.iter().filter(|s| s.sources.is_empty()).fold(0, |m, s| m | bit(s.id)),
-        } | skipped.unwrap_or(&[]).iter().fold(0, |m, &s| m | bit(s));
+        } | skipped.unwrap_or(&[]).iter().fold(0u32, |m, &s| m | bit(s));
         instance.missing &= !leaving;
         instance.at_risk &= !leaving;
         for kept in workflow.kept.iter().filter(|k| k.step == step_id) {
-            let fields = instance.kept.get_or_insert_with(Default::default);
+            let fields = &mut instance.extra.get_or_insert_with(Default::default).kept;
             fields.retain(|(s, k, _)| !(*s == kept.step && *k == kept.slot));
             fields.push((kept.step, kept.slot, event.fields[kept.slot as usize].clone()));
         }
@@ -850,7 +850,7 @@ impl<'p> Engine<'p> {
             event_id: event.map(|e| e.id.to_string()),
             excerpt: event.map(|e| excerpt(self.program, e)),
         };
-        instance.trace.get_or_insert_with(Default::default).push(entry);
+        instance.extra.get_or_insert_with(Default::default).trace.push(entry);
     }
 
     fn trace_redelivery(&mut self, event: &Event) {
@@ -880,7 +880,7 @@ impl<'p> Engine<'p> {
         let instances = &mut self.state.workflows[workflow as usize];
         match instances.find(key) {
             Some(slot) => {
-                instances.get_mut(slot).expect("found").trace.get_or_insert_with(Default::default).push(entry)
+                instances.get_mut(slot).expect("found").extra.get_or_insert_with(Default::default).trace.push(entry)
             }
             None => self.state.stray_trace.push((workflow, key.to_string(), entry)),
         }

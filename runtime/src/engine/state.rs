@@ -34,17 +34,24 @@ pub struct Instance {
     /// Per step: when it happened, or [`NOT_TAKEN`].
     pub times: SmallVec<[i64; 6]>,
     /// Bit per step: skipped by an out-of-order jump (and not filled in).
-    pub skipped: u64,
+    pub skipped: u32,
     /// Bit per step: happened after its deadline.
-    pub late: u64,
+    pub late: u32,
     /// Bit per step: a `missing` record was made and the step has not happened.
-    pub missing: u64,
+    pub missing: u32,
     /// Bit per step: an `at_risk` record was made and the step has not happened.
-    pub at_risk: u64,
-    /// Fields later steps read: (step, slot, value). Usually empty.
-    pub kept: Option<Box<Vec<(u32, u32, Value)>>>,
+    pub at_risk: u32,
+    /// What few instances need: kept fields, a trace. One pointer for both.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The rarely needed parts of an instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    /// Fields later steps read: (step, slot, value).
+    pub kept: Vec<(u32, u32, Value)>,
     /// Lifecycle entries, only when this key is traced.
-    pub trace: Option<Box<Vec<TraceEntry>>>,
+    pub trace: Vec<TraceEntry>,
 }
 
 impl Instance {
@@ -62,8 +69,7 @@ impl Instance {
             late: 0,
             missing: 0,
             at_risk: 0,
-            kept: None,
-            trace: None,
+            extra: None,
         }
     }
 
@@ -85,7 +91,12 @@ impl Instance {
     }
 
     pub fn kept_fields(&self) -> &[(u32, u32, Value)] {
-        self.kept.as_deref().map_or(&[], Vec::as_slice)
+        self.extra.as_deref().map_or(&[], |e| e.kept.as_slice())
+    }
+
+    /// The lifecycle entries, when this key is traced.
+    pub fn trace(&self) -> &[TraceEntry] {
+        self.extra.as_deref().map_or(&[], |e| e.trace.as_slice())
     }
 
     pub fn has_missing(&self) -> bool {
@@ -101,8 +112,10 @@ impl Instance {
     }
 }
 
-pub fn bit(step: u32) -> u64 {
-    1u64 << (step & 63)
+/// The flag bit of a step. The compiler allows at most
+/// `mon_compiler::diagnostics::MAX_STEPS` (32) steps per workflow.
+pub fn bit(step: u32) -> u32 {
+    1u32 << (step & 31)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
