@@ -143,9 +143,12 @@ pub struct State {
     /// Kept apart from the timers because an occurrence opening at `t`
     /// must exist for an event at `t`, while timers at `t` fire after it.
     opens: BTreeMap<u32, (i64, i32)>,
-    /// 128-bit hashes of the event ids processed since `seen_since`, and
-    /// in the window before: a redelivery is recognized for at least one
-    /// retention window (the longest `retain`), and memory stays bounded.
+    /// Redelivery is recognized per item (LANGUAGE.md changelog v1.3): an
+    /// event that took a step is remembered by its instance
+    /// (`Instance::ids`); one that moved nothing (a stray, a duplicate, a
+    /// dropped event) by a hash of its id and item here, since `seen_since`
+    /// and in the window before, so memory stays bounded and the common
+    /// case costs no lookup in a set of every id ever seen.
     #[serde(with = "sorted_set")]
     seen: FastSet<u128>,
     #[serde(with = "sorted_set")]
@@ -225,6 +228,8 @@ pub struct Engine<'p> {
     pub state: State,
     /// Reused per event, so routing allocates nothing.
     scratch: Vec<u32>,
+    /// The id hash of the event being processed.
+    current_id: u128,
 }
 
 impl<'p> Engine<'p> {
@@ -233,8 +238,15 @@ impl<'p> Engine<'p> {
         let mut state = State { start, clock: start, ..State::default() };
         state.workflows = vec![Instances::default(); program.workflows.len()];
         state.intern(Vec::new());
-        let mut engine =
-            Engine { program, functions, routes: routes(program), orders: orders(program), state, scratch: Vec::new() };
+        let mut engine = Engine {
+            program,
+            functions,
+            routes: routes(program),
+            orders: orders(program),
+            state,
+            scratch: Vec::new(),
+            current_id: 0,
+        };
         for workflow in &program.workflows {
             if let Some(first) = engine.first_occurrence_date(workflow) {
                 engine.queue_open(workflow, first);
@@ -249,7 +261,15 @@ impl<'p> Engine<'p> {
             instances.reindex();
         }
         state.group_ids = state.groups.iter().enumerate().map(|(i, g)| (g.clone(), i as u32)).collect();
-        Engine { program, functions, routes: routes(program), orders: orders(program), state, scratch: Vec::new() }
+        Engine {
+            program,
+            functions,
+            routes: routes(program),
+            orders: orders(program),
+            state,
+            scratch: Vec::new(),
+            current_id: 0,
+        }
     }
 
     pub fn program(&self) -> &'p Program {
@@ -400,14 +420,7 @@ impl<'p> Engine<'p> {
             self.state.seen_before = std::mem::take(&mut self.state.seen);
             self.state.seen_since = self.state.clock;
         }
-        let id = id_hash(&event.id);
-        if self.state.seen_before.contains(&id) || !self.state.seen.insert(id) {
-            // Redelivery: at-least-once transport, idempotent processing.
-            if !self.state.traced_keys.is_empty() {
-                self.trace_redelivery(event);
-            }
-            return;
-        }
+        self.current_id = id_hash(&event.id);
         let program = self.program;
         if self.routes.get(event.event_type as usize).is_none() {
             return;
@@ -429,11 +442,16 @@ impl<'p> Engine<'p> {
                 }
             }
             let Some((key, date)) = key_of(program, workflow, event) else {
-                if !relevant.is_empty() {
+                if !relevant.is_empty() && !self.redelivered_stray(workflow.id, "") {
                     self.stray(workflow, None, event, relevant[0], out);
                 }
                 continue;
             };
+            if self.redelivered_stray(workflow.id, &key) {
+                // Redelivery of an event that moved nothing the first time.
+                self.trace_stray(workflow.id, &key, event, TraceWhat::Redelivery);
+                continue;
+            }
             if relevant.is_empty() {
                 self.trace_stray(workflow.id, &key, event, TraceWhat::Irrelevant);
                 continue;
@@ -475,6 +493,12 @@ impl<'p> Engine<'p> {
             return;
         };
         let instance = self.state.workflows[w].get(slot).expect("found above");
+        let fingerprint = fingerprint(self.current_id);
+        if relevant.iter().any(|&s| instance.ids.get(s as usize) == Some(&fingerprint) && instance.time(s).is_some()) {
+            // Redelivery of the event that took this step: nothing happened.
+            self.trace(workflow.id, slot, event.time, TraceWhat::Redelivery, Some(event));
+            return;
+        }
         let stage = instance.stage;
         let closed = instance.closed.is_some();
         // 1. A step the instance may take from where it is.
@@ -510,6 +534,7 @@ impl<'p> Engine<'p> {
         if let Some(step) = relevant.iter().copied().find(|&s| fills(s)) {
             let instance = self.state.workflows[w].get_mut(slot).expect("found above");
             instance.times[step as usize] = event.time;
+            instance.ids[step as usize] = fingerprint;
             instance.skipped &= !bit(step);
             self.trace(workflow.id, slot, event.time, TraceWhat::FilledIn { step }, Some(event));
             return;
@@ -643,6 +668,7 @@ impl<'p> Engine<'p> {
             instance.skipped |= bit(s);
         }
         instance.times[step_id as usize] = event.time;
+        instance.ids[step_id as usize] = fingerprint(self.current_id);
         // The alternatives of the stage it leaves stop being expected.
         let leaving: u32 = match from_stage {
             Some(from) => workflow.stages[from as usize].outgoing.iter().fold(0u32, |m, &s| m | bit(s)),
@@ -765,6 +791,7 @@ impl<'p> Engine<'p> {
     ) {
         let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
         let (stage, group, key) = (instance.stage.unwrap_or(step), instance.group, instance.key.to_string());
+        self.remember_stray(workflow.id, &key);
         let c = self.counters(workflow.id, stage, group);
         match kind {
             Kind::Duplicate => c.duplicate += 1,
@@ -791,6 +818,7 @@ impl<'p> Engine<'p> {
 
     /// An event the workflow uses that has no instance and starts none.
     fn stray(&mut self, workflow: &ir::Workflow, key: Option<&str>, event: &Event, step: u32, out: &mut Vec<Record>) {
+        self.remember_stray(workflow.id, key.unwrap_or(""));
         self.state.strays.entry(workflow.id).or_default().unexpected += 1;
         if let Some(key) = key {
             self.trace_stray(workflow.id, key, event, TraceWhat::Unexpected);
@@ -811,6 +839,26 @@ impl<'p> Engine<'p> {
                 out.push(r.with_id());
             }
         }
+    }
+
+    /// The id of the current event, scoped to one item: redelivery is
+    /// recognized per item (see `seen`).
+    fn item_scoped_id(&self, workflow: u32, key: &str) -> u128 {
+        let item = foldhash::quality::FixedState::with_seed(u64::from(workflow)).hash_one(key);
+        self.current_id ^ (u128::from(item) << 32)
+    }
+
+    fn redelivered_stray(&self, workflow: u32, key: &str) -> bool {
+        if self.state.seen.is_empty() && self.state.seen_before.is_empty() {
+            return false;
+        }
+        let id = self.item_scoped_id(workflow, key);
+        self.state.seen.contains(&id) || self.state.seen_before.contains(&id)
+    }
+
+    fn remember_stray(&mut self, workflow: u32, key: &str) {
+        let id = self.item_scoped_id(workflow, key);
+        self.state.seen.insert(id);
     }
 
     /// Completes a record with the workflow, the key object and the
@@ -851,20 +899,6 @@ impl<'p> Engine<'p> {
             excerpt: event.map(|e| excerpt(self.program, e)),
         };
         instance.extra.get_or_insert_with(Default::default).trace.push(entry);
-    }
-
-    fn trace_redelivery(&mut self, event: &Event) {
-        let program = self.program;
-        let mut workflows: Vec<u32> =
-            program.candidates.get(event.event_type as usize).into_iter().flatten().map(|c| c.workflow).collect();
-        workflows.dedup();
-        for w in workflows {
-            let workflow = &program.workflows[w as usize];
-            if let Some((key, _)) = key_of(program, workflow, event) {
-                let key = key.into_owned();
-                self.trace_stray(workflow.id, &key, event, TraceWhat::Redelivery);
-            }
-        }
     }
 
     fn trace_stray(&mut self, workflow: u32, key: &str, event: &Event, what: TraceWhat) {
@@ -940,6 +974,14 @@ fn routes(program: &Program) -> Routes {
             grouped
         })
         .collect()
+}
+
+/// The 32-bit fingerprint an instance keeps per step (never 0, which means
+/// "none"). Two ids share one with odds of 1 in 4 billion, and only a
+/// genuine duplicate of the same step of the same item could be mistaken
+/// for a redelivery that way.
+fn fingerprint(id: u128) -> u32 {
+    (id as u32) | 1
 }
 
 /// 128 bits of the event id: enough that two different ids never collide

@@ -33,6 +33,9 @@ pub struct Instance {
     pub closed: Option<(Outcome, i64)>,
     /// Per step: when it happened, or [`NOT_TAKEN`].
     pub times: SmallVec<[i64; 6]>,
+    /// Per step: a 32-bit fingerprint of the id of the event that took it
+    /// (0: none), so that a redelivered event is recognized where it landed.
+    pub ids: SmallVec<[u32; 6]>,
     /// Bit per step: skipped by an out-of-order jump (and not filled in).
     pub skipped: u32,
     /// Bit per step: happened after its deadline.
@@ -65,6 +68,7 @@ impl Instance {
             group,
             closed: None,
             times: SmallVec::from_elem(NOT_TAKEN, steps),
+            ids: SmallVec::from_elem(0, steps),
             skipped: 0,
             late: 0,
             missing: 0,
