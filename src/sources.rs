@@ -11,6 +11,24 @@ pub struct ProgramFiles {
     pub files: Vec<SourceFile>,
 }
 
+/// The programs under `paths`, or the usage error to report.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<ProgramFiles>, String> {
+    match programs(paths) {
+        Ok(p) if p.is_empty() => Err("no .mon files found".into()),
+        other => other,
+    }
+}
+
+/// The one program under `paths`, or the usage error to report.
+pub fn load_one(paths: &[PathBuf]) -> Result<ProgramFiles, String> {
+    let mut programs = load(paths)?;
+    if programs.len() > 1 {
+        let roots: Vec<String> = programs.iter().map(|p| p.root.display().to_string()).collect();
+        return Err(format!("these paths hold {} programs ({}); name one", programs.len(), roots.join(", ")));
+    }
+    Ok(programs.remove(0))
+}
+
 /// Groups `paths` into programs (see `mon check --help`).
 pub fn programs(paths: &[PathBuf]) -> Result<Vec<ProgramFiles>, String> {
     let mut programs = Vec::new();

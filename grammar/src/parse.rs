@@ -138,16 +138,29 @@ fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool) {
                 continue;
             }
             b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
+                i = string_end(bytes, i);
+                continue;
             }
             b'{' | b'(' | b'[' => *depth += 1,
             b'}' | b')' | b']' => *depth -= 1,
             _ => {}
         }
         i += 1;
+    }
+}
+
+/// The offset just past the string literal opening at `start`. An unclosed
+/// string ends at the end of its line, and that newline still separates
+/// statements.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    if bytes.get(i) == Some(&b'"') {
+        i + 1
+    } else {
+        i.min(bytes.len())
     }
 }
 
@@ -158,13 +171,7 @@ fn scan_comments(src: &str) -> Vec<Comment> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
+            b'"' => i = string_end(bytes, i),
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 let end = src[i..].find('\n').map_or(src.len(), |n| i + n);
                 let end = if src[i..end].ends_with('\r') { end - 1 } else { end };
@@ -1076,15 +1083,7 @@ fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Optio
     while i < bytes.len() {
         match bytes[i] {
             b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                // An unclosed string ends at the end of its line; that newline
-                // still separates statements.
-                if bytes.get(i) == Some(&b'"') {
-                    i += 1;
-                }
+                i = string_end(bytes, i);
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'/') => {

@@ -8,6 +8,9 @@
 //! service give the same records for the same input. The service shell
 //! (Kafka, sled, HTTP) will live beside it and only feed it.
 
+// Long-running code does not panic on input (STYLE.md lesson 10).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod aggregates;
 pub mod engine;
 pub mod eval;

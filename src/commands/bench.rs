@@ -84,7 +84,7 @@ fn generate(args: &Args) -> (Vec<String>, u64) {
     // Trades enter every 20µs; each later phase follows 30s after the previous.
     let spacing_us = 20;
     let mut lines = Vec::with_capacity(args.trades as usize * STEPS);
-    for phase in 0..STEPS {
+    for (phase, type_name) in TYPES.iter().enumerate() {
         for (i, &stop) in stop.iter().enumerate() {
             if phase >= stop as usize {
                 continue;
@@ -105,7 +105,7 @@ fn generate(args: &Args) -> (Vec<String>, u64) {
             };
             lines.push(format!(
                 r#"{{"specversion":"1.0","type":"{}","id":"{id}-{phase}","source":"bench","time":"{stamp}","data":{data}}}"#,
-                TYPES[phase]
+                type_name
             ));
         }
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use mon_compiler::{compile, Level, Renderer};
 
-use crate::sources::{programs, FsSchemas};
+use crate::sources::{load, FsSchemas};
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -25,8 +25,7 @@ enum Format {
 }
 
 pub fn run(args: Args) -> Outcome {
-    let programs = match programs(&args.paths) {
-        Ok(p) if p.is_empty() => return Outcome::Usage("no .mon files found".into()),
+    let programs = match load(&args.paths) {
         Ok(p) => p,
         Err(e) => return Outcome::Usage(e),
     };

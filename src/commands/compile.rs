@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use mon_compiler::{compile, dot, ir, Renderer};
 
-use crate::sources::{programs, FsSchemas};
+use crate::sources::{load_one, FsSchemas};
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -28,20 +28,11 @@ enum Emit {
 }
 
 pub fn run(args: Args) -> Outcome {
-    let programs = match programs(&args.paths) {
-        Ok(p) if p.len() == 1 => p,
-        Ok(p) if p.is_empty() => return Outcome::Usage("no .mon files found".into()),
-        Ok(p) => {
-            let roots: Vec<String> = p.iter().map(|p| p.root.display().to_string()).collect();
-            return Outcome::Usage(format!(
-                "these paths hold {} programs ({}); compile one at a time",
-                p.len(),
-                roots.join(", ")
-            ));
-        }
+    let program = match load_one(&args.paths) {
+        Ok(p) => p,
         Err(e) => return Outcome::Usage(e),
     };
-    let files = &programs[0].files;
+    let files = &program.files;
     let compilation = compile(files, mon_stdlib::registry(), &FsSchemas);
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     eprint!("{}", Renderer { sources: files }.human(&compilation.diagnostics, color));

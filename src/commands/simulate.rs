@@ -11,7 +11,7 @@ use mon_runtime::simulate::Simulation;
 use mon_runtime::Record;
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
 
-use crate::sources::{programs, FsSchemas};
+use crate::sources::{load_one, FsSchemas};
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -46,12 +46,11 @@ enum Format {
 }
 
 pub fn run(args: Args) -> Outcome {
-    let programs = match programs(std::slice::from_ref(&args.rules)) {
-        Ok(p) if p.len() == 1 => p,
-        Ok(_) => return Outcome::Usage(format!("{} does not hold exactly one program", args.rules.display())),
+    let rules = match load_one(std::slice::from_ref(&args.rules)) {
+        Ok(p) => p,
         Err(e) => return Outcome::Usage(e),
     };
-    let files = &programs[0].files;
+    let files = &rules.files;
     let compilation = compile(files, mon_stdlib::registry(), &FsSchemas);
     if !compilation.diagnostics.is_empty() {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -100,7 +99,7 @@ pub fn run(args: Args) -> Outcome {
         read += line.len() as u64 + 1;
         simulation.feed(&line, &mut records);
         if let Some(bar) = &progress {
-            if simulation.lines % 4096 == 0 {
+            if simulation.lines.is_multiple_of(4096) {
                 bar.set_position(read);
             }
         }

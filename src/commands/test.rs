@@ -7,7 +7,7 @@ use mon_compiler::diagnostics::line_col;
 use mon_compiler::{compile, Renderer};
 use mon_runtime::testing::run_test;
 
-use crate::sources::{programs, FsSchemas};
+use crate::sources::{load, FsSchemas};
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -18,8 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Outcome {
-    let programs = match programs(&args.paths) {
-        Ok(p) if p.is_empty() => return Outcome::Usage("no .mon files found".into()),
+    let programs = match load(&args.paths) {
         Ok(p) => p,
         Err(e) => return Outcome::Usage(e),
     };

@@ -353,7 +353,7 @@ impl<'p> Engine<'p> {
         }
         let key = instance.key.to_string();
         for (kind, step, deadline) in fired {
-            let instance = self.state.workflows[w].get_mut(slot).expect("checked above");
+            let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
             if kind == Kind::Missing {
                 instance.missing |= bit(step);
                 instance.at_risk &= !bit(step);
@@ -492,7 +492,7 @@ impl<'p> Engine<'p> {
             }
             return;
         };
-        let instance = self.state.workflows[w].get(slot).expect("found above");
+        let Some(instance) = self.state.workflows[w].get(slot) else { return };
         let fingerprint = fingerprint(self.current_id);
         if relevant.iter().any(|&s| instance.ids.get(s as usize) == Some(&fingerprint) && instance.time(s).is_some()) {
             // Redelivery of the event that took this step: nothing happened.
@@ -532,7 +532,7 @@ impl<'p> Engine<'p> {
             (instance.is_skipped(s) || optional_after_end) && instance.time(s).is_none()
         };
         if let Some(step) = relevant.iter().copied().find(|&s| fills(s)) {
-            let instance = self.state.workflows[w].get_mut(slot).expect("found above");
+            let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
             instance.times[step as usize] = event.time;
             instance.ids[step as usize] = fingerprint;
             instance.skipped &= !bit(step);
@@ -543,7 +543,7 @@ impl<'p> Engine<'p> {
         if let Some(step) =
             relevant.iter().copied().find(|&s| instance.was_taken(s) || (is_start(s) && stage.is_some()))
         {
-            self.classified(workflow, slot, event, step, Kind::Duplicate, workflow.on_duplicate, out);
+            self.classified(workflow, slot, event, step, Kind::Duplicate, out);
             return;
         }
         // 4. A step reachable later: out of order.
@@ -560,12 +560,12 @@ impl<'p> Engine<'p> {
                 if workflow.on_out_of_order != Handling::Drop {
                     self.take(workflow, slot, step, event, Some(&path), out);
                 }
-                self.classified(workflow, slot, event, step, Kind::OutOfOrder, workflow.on_out_of_order, out);
+                self.classified(workflow, slot, event, step, Kind::OutOfOrder, out);
                 return;
             }
         }
         // 5. Anything else the workflow uses is a stray.
-        self.classified(workflow, slot, event, relevant[0], Kind::Unexpected, workflow.on_unexpected, out);
+        self.classified(workflow, slot, event, relevant[0], Kind::Unexpected, out);
     }
 
     fn guard_holds(&self, workflow: &ir::Workflow, step: u32, event: &Event, kept: &[(u32, u32, Value)]) -> bool {
@@ -786,9 +786,13 @@ impl<'p> Engine<'p> {
         event: &Event,
         step: u32,
         kind: Kind,
-        handling: Handling,
         out: &mut Vec<Record>,
     ) {
+        let handling = match kind {
+            Kind::Duplicate => workflow.on_duplicate,
+            Kind::OutOfOrder => workflow.on_out_of_order,
+            _ => workflow.on_unexpected,
+        };
         let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
         let (stage, group, key) = (instance.stage.unwrap_or(step), instance.group, instance.key.to_string());
         self.remember_stray(workflow.id, &key);
@@ -912,10 +916,8 @@ impl<'p> Engine<'p> {
             excerpt: Some(excerpt(self.program, event)),
         };
         let instances = &mut self.state.workflows[workflow as usize];
-        match instances.find(key) {
-            Some(slot) => {
-                instances.get_mut(slot).expect("found").extra.get_or_insert_with(Default::default).trace.push(entry)
-            }
+        match instances.find(key).and_then(|slot| instances.get_mut(slot)) {
+            Some(instance) => instance.extra.get_or_insert_with(Default::default).trace.push(entry),
             None => self.state.stray_trace.push((workflow, key.to_string(), entry)),
         }
     }
