@@ -1,5 +1,6 @@
-//! The `mon` command line: check, format and compile rules (and, in later
-//! issues, test, simulate and run them).
+//! The `mon` command line: check, format and compile rules; run their tests,
+//! replay recorded events through them, and measure the engine (the service,
+//! `mon run` and `mon demo`, comes with the next issue).
 //!
 //! Each subcommand lives in `commands/`; this file only parses arguments
 //! and maps outcomes to exit codes: 0 success, 1 the rules (or the files)

@@ -3,7 +3,9 @@
 //! Today this crate holds the pure core: decoding of the event envelope
 //! ([`event`]), the reference expression interpreter ([`eval`]), the
 //! engine ([`engine`]) with its records ([`record`]), aggregates and
-//! statuses ([`aggregates`]). The core must not do I/O or read the wall
+//! statuses ([`aggregates`]), and the two drivers that feed it on a virtual
+//! clock: replays ([`simulate`]) and `test` blocks ([`testing`]). The core
+//! must not do I/O or read the wall
 //! clock: time is always an argument, so a test, a simulation and the live
 //! service give the same records for the same input. The service shell
 //! (Kafka, sled, HTTP) will live beside it and only feed it.
