@@ -345,11 +345,13 @@ impl<'p> Engine<'p> {
             }
             return;
         }
-        let mut fired: Vec<(Kind, u32, i64)> = Vec::new();
-        for (at, step, deadline, missing) in pending(workflow, instance) {
-            if at == due {
-                fired.push((if missing { Kind::Missing } else { Kind::AtRisk }, step, deadline));
-            }
+        let fired: smallvec::SmallVec<[(Kind, u32, i64); 2]> = pending(workflow, instance)
+            .filter(|(at, ..)| *at == due)
+            .map(|(_, step, deadline, missing)| (if missing { Kind::Missing } else { Kind::AtRisk }, step, deadline))
+            .collect();
+        if fired.is_empty() {
+            self.schedule(workflow, slot);
+            return;
         }
         let key = instance.key.to_string();
         for (kind, step, deadline) in fired {
