@@ -188,6 +188,15 @@ pub fn run(args: Args) -> Outcome {
     if args.engine_only {
         return if alone.missing == stalls { Outcome::Ok } else { Outcome::Problems };
     }
+    let start = Instant::now();
+    let mut decoded = 0u64;
+    for line in &lines {
+        if let Decoded::Event(event) = decoder.decode(line) {
+            decoded += u64::from(event.time > 0);
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!("decode alone:    {decoded} events in {seconds:.2}s = {:.0} events/s", decoded as f64 / seconds);
     let functions = mon_stdlib::registry();
     let mut engine = Engine::new(&program, functions, BASE);
     let mut out: Vec<Record> = Vec::new();
