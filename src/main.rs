@@ -6,6 +6,23 @@
 //! and maps outcomes to exit codes: 0 success, 1 the rules (or the files)
 //! have problems, 2 the command itself was wrong (bad flag, missing path).
 
+/// `println!` that does not panic when stdout is closed (`mon test | head`):
+/// output nobody reads is not an error worth a crash.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same courtesy.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod sources;
 
@@ -50,13 +67,13 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
-        Command::Check(args) => commands::check::run(args),
-        Command::Compile(args) => commands::compile::run(args),
-        Command::Fmt(args) => commands::fmt::run(args),
-        Command::Test(args) => commands::test::run(args),
-        Command::Simulate(args) => commands::simulate::run(args),
-        Command::Bench(args) => commands::bench::run(args),
+    // The parser and checker recurse over expressions; a generated rule with
+    // thousands of `or` terms needs more stack than a main thread's 8 MB.
+    let worker = std::thread::Builder::new().stack_size(1 << 30).spawn(move || run(cli));
+    let outcome = match worker.map(|w| w.join()) {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => return ExitCode::from(101),
+        Err(e) => Outcome::Usage(format!("cannot start: {e}")),
     };
     match outcome {
         Outcome::Ok => ExitCode::SUCCESS,
@@ -65,5 +82,16 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::Check(args) => commands::check::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Fmt(args) => commands::fmt::run(args),
+        Command::Test(args) => commands::test::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     }
 }

@@ -37,7 +37,11 @@ pub fn programs(paths: &[PathBuf]) -> Result<Vec<ProgramFiles>, String> {
         if path.is_dir() {
             find_program_dirs(path, &mut programs)?;
         } else if path.is_file() {
-            loose.push(path.clone());
+            // The same file named twice is one file, not a duplicate of itself.
+            let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
+            if !loose.iter().any(|l| l.canonicalize().ok().as_ref() == Some(&canonical)) {
+                loose.push(path.clone());
+            }
         } else {
             return Err(format!("no such file or directory: {}", path.display()));
         }
@@ -75,9 +79,16 @@ pub fn collect_rule_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Stri
     Ok(())
 }
 
+/// The entries of `dir`, sorted, without symbolic links (a link to a
+/// directory above would make the search endless, and a link to a file
+/// would count it twice).
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
-    let mut entries: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink()))
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     Ok(entries)
 }

@@ -905,7 +905,7 @@ impl<'a> Checker<'a> {
                 // A relative warn needs a stage to count from; a scheduled
                 // start has none, so its warning must be a clock time.
                 (Some(ir::Warn::After(_)), None) if start && scheduled => {
-                    self.report(file, span, DiagnosticKind::TimingConflict(TimingConflict::WarnWithoutDeadline))
+                    self.report(file, span, DiagnosticKind::TimingConflict(TimingConflict::WarnNeedsClockTime))
                 }
                 _ => {}
             }

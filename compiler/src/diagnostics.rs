@@ -132,6 +132,8 @@ pub enum TimingConflict {
     AgingNotIncreasing,
     /// `not before D` on a start step: there is no stage to time it from.
     NotBeforeOnStart,
+    /// `warn D` on a scheduled start: there is no stage to count from.
+    WarnNeedsClockTime,
     /// A scheduled workflow whose start steps disagree about `by`.
     StartsDisagree,
 }
@@ -265,6 +267,7 @@ impl DiagnosticKind {
                 self::TimingConflict::WithinOnStart => "a start step cannot have `within`".into(),
                 self::TimingConflict::AgingNotIncreasing => "aging buckets must increase".into(),
                 self::TimingConflict::NotBeforeOnStart => "a start step cannot have `not before D`".into(),
+                self::TimingConflict::WarnNeedsClockTime => "a scheduled start cannot have `warn D`".into(),
                 self::TimingConflict::StartsDisagree => {
                     "the start steps of a scheduled workflow must all have `by`".into()
                 }
@@ -438,6 +441,9 @@ impl DiagnosticKind {
             }
             TimingConflict(self::TimingConflict::AgingNotIncreasing) => {
                 Some("list the buckets in increasing order, as in `aging 1m, 5m, 15m, 1h`".into())
+            }
+            TimingConflict(self::TimingConflict::WarnNeedsClockTime) => {
+                Some("`warn D` counts from entering a stage, and a start has none: use `warn at 07:45`".into())
             }
             TimingConflict(self::TimingConflict::NotBeforeOnStart) => {
                 Some("on a scheduled start, use a clock time: `not before 06:00`".into())

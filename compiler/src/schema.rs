@@ -73,9 +73,26 @@ pub fn fields_from_schema(text: &str) -> Result<Vec<SchemaField>, SchemaError> {
             None => (None, false),
             Some(_) => return Err(unsupported("`type` must be a string or an array of strings")),
         };
+        let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !mon_grammar::reserved_words().contains(&name.as_str());
+        if !valid_name {
+            return Err(unsupported(
+                "the name is not a valid mon field name (letters, digits and `_`, not a reserved word)",
+            ));
+        }
+        let mut nullable = nullable;
         let ty = if let Some(variants) = property.get("enum").and_then(Json::as_array) {
-            let names: Option<Vec<String>> = variants.iter().map(|v| v.as_str().map(str::to_string)).collect();
-            FieldType::Enum(names.ok_or_else(|| unsupported("only string enums are supported"))?)
+            // `null` among the values is the usual way to say "optional".
+            nullable |= variants.iter().any(Json::is_null);
+            let names: Option<Vec<String>> =
+                variants.iter().filter(|v| !v.is_null()).map(|v| v.as_str().map(str::to_string)).collect();
+            let names = names.ok_or_else(|| unsupported("only string enums are supported"))?;
+            let repeated = names.iter().enumerate().any(|(i, n)| names[..i].contains(n));
+            if names.is_empty() || repeated {
+                return Err(unsupported("an enum needs distinct values"));
+            }
+            FieldType::Enum(names)
         } else {
             match (type_name, property.get("format").and_then(Json::as_str)) {
                 (Some("string"), Some("date")) => FieldType::Date,
@@ -145,6 +162,24 @@ mod tests {
     fn refuses_nested_objects_naming_the_property() {
         let err = fields_from_schema(r#"{"type":"object","properties":{"meta":{"type":"object"}}}"#).unwrap_err();
         assert!(matches!(err, SchemaError::Unsupported { ref property, .. } if property == "meta"), "{err:?}");
+    }
+
+    #[test]
+    fn a_null_enum_value_makes_the_field_optional() {
+        let fields = fields_from_schema(
+            r#"{"type":"object","properties":{"s":{"type":["string","null"],"enum":["NEW",null]}},"required":["s"]}"#,
+        )
+        .expect("valid");
+        assert_eq!(fields[0].ty, FieldType::Enum(vec!["NEW".into()]));
+        assert!(fields[0].optional);
+    }
+
+    #[test]
+    fn refuses_names_no_rule_could_use() {
+        for name in ["trade-id", "open", "", "9lives"] {
+            let schema = format!(r#"{{"type":"object","properties":{{"{name}":{{"type":"string"}}}}}}"#);
+            assert!(matches!(fields_from_schema(&schema), Err(SchemaError::Unsupported { .. })), "{name}");
+        }
     }
 
     #[test]

@@ -49,7 +49,14 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                 match builder.recover_block(src, start, end) {
                     Some(item) => {
                         file.items.push(item);
-                        errors.extend(builder.errors.into_inner());
+                        let found = builder.errors.into_inner();
+                        // Every statement parsed alone, yet the whole did
+                        // not: the problem is between them, so say what
+                        // pest said rather than pass a broken item.
+                        if found.is_empty() {
+                            errors.push(convert_error(src, start, &err));
+                        }
+                        errors.extend(found);
                     }
                     None => {
                         errors.push(convert_error(src, start, &err));
@@ -74,7 +81,9 @@ fn split_items(src: &str) -> Vec<(usize, usize)> {
         let trimmed = line.trim_start();
         let column = line.len() - trimmed.len();
         let word: &str = trimmed.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
-        let is_top = !in_block_comment && TOP_LEVEL_KEYWORDS.contains(&word);
+        // `event: string` is a field named `event`, not a declaration.
+        let after_word = trimmed[word.len()..].trim_start();
+        let is_top = !in_block_comment && TOP_LEVEL_KEYWORDS.contains(&word) && !after_word.starts_with(':');
         // A keyword in column 0 while a block is still open means a `}` was
         // forgotten: start afresh rather than swallow the rest of the file.
         // Tests contain `event` statements, which are not items.
@@ -1184,7 +1193,7 @@ fn convert_error(src: &str, offset: usize, err: &pest::error::Error<Rule>) -> Sy
     };
 
     if let Some((number, word, unit)) = spelled_out_duration(&src[pos..]) {
-        if positives.iter().any(|r| matches!(r, Rule::duration)) || unit.is_some() {
+        if positives.iter().any(|r| matches!(r, Rule::duration)) {
             let len = src[pos..].find(word).map_or(number.len(), |i| i + word.len());
             return SyntaxError {
                 kind: SyntaxErrorKind::InvalidDuration {
@@ -1209,7 +1218,19 @@ fn convert_error(src: &str, offset: usize, err: &pest::error::Error<Rule>) -> Sy
             expected.push(word);
         }
     }
-    if pos >= src.len() || found == "}" {
+    let braces_open = {
+        let mut depth = 0i64;
+        walk_code(&src[offset..], |_, b, _| {
+            match b {
+                b'{' => depth += 1,
+                b'}' => depth -= 1,
+                _ => {}
+            }
+            false
+        });
+        depth > 0
+    };
+    if (pos >= src.len() && braces_open) || found == "}" {
         // End of input while a block is open: the usual cause is a missing brace.
         if pos >= src.len() {
             // Point at the last character: an empty span draws no caret.
@@ -1298,9 +1319,14 @@ fn describe(rule: Rule) -> &'static str {
         Rule::day_offset => "a day offset such as `+1d`",
         Rule::string => "a string",
         Rule::boolean => "`true` or `false`",
-        Rule::expr | Rule::paren | Rule::list | Rule::call | Rule::path | Rule::op_not | Rule::op_neg => {
-            "an expression"
-        }
+        Rule::expr
+        | Rule::expr_in
+        | Rule::paren
+        | Rule::list
+        | Rule::call
+        | Rule::path
+        | Rule::op_not
+        | Rule::op_neg => "an expression",
         Rule::op_or
         | Rule::op_and
         | Rule::op_not_in

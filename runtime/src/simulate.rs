@@ -85,6 +85,16 @@ impl<'p> Simulation<'p> {
         })
     }
 
+    /// Records a line that could not even be read as text.
+    pub fn reject(&mut self, reason: &str, out: &mut Vec<Record>) {
+        self.lines += 1;
+        self.rejected += 1;
+        let at = self.last_time.or(self.from).unwrap_or(0);
+        let mut r = Record::new(Kind::Rejected, at);
+        r.reason = Some(reason.to_string());
+        out.push(r.with_id());
+    }
+
     /// Feeds one line of NDJSON.
     pub fn feed(&mut self, line: &str, out: &mut Vec<Record>) {
         if line.trim().is_empty() {

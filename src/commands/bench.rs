@@ -173,7 +173,7 @@ pub fn run(args: Args) -> Outcome {
 
     let alone = run_engine(&program, &events, args.trades);
     drop(events);
-    println!(
+    say!(
         "engine alone:    {} events in {:.2}s = {:.0} events/s; {} stalls planted, {} missing reported",
         alone.events,
         alone.seconds,
@@ -182,7 +182,7 @@ pub fn run(args: Args) -> Outcome {
         alone.missing
     );
     if let Some(bytes) = alone.per_instance {
-        println!("resident memory: {bytes:.0} bytes per in-flight instance ({} instances)", args.trades);
+        say!("resident memory: {bytes:.0} bytes per in-flight instance ({} instances)", args.trades);
     }
 
     if args.engine_only {
@@ -196,7 +196,7 @@ pub fn run(args: Args) -> Outcome {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!("decode alone:    {decoded} events in {seconds:.2}s = {:.0} events/s", decoded as f64 / seconds);
+    say!("decode alone:    {decoded} events in {seconds:.2}s = {:.0} events/s", decoded as f64 / seconds);
     let functions = mon_stdlib::registry();
     let mut engine = Engine::new(&program, functions, BASE);
     let mut out: Vec<Record> = Vec::new();
@@ -209,12 +209,7 @@ pub fn run(args: Args) -> Outcome {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    println!(
-        "decode + engine: {} events in {:.2}s = {:.0} events/s",
-        lines.len(),
-        seconds,
-        lines.len() as f64 / seconds
-    );
+    say!("decode + engine: {} events in {:.2}s = {:.0} events/s", lines.len(), seconds, lines.len() as f64 / seconds);
     if alone.missing != stalls {
         eprintln!("error: {stalls} stalls were planted but {} missing records were made", alone.missing);
         return Outcome::Problems;

@@ -45,7 +45,7 @@ pub fn run(args: Args) -> Outcome {
             Format::Human => eprint!("{}", renderer.human(&compilation.diagnostics, color)),
             Format::Json => {
                 for d in &compilation.diagnostics {
-                    println!("{}", serde_json::to_string(&renderer.json(d)).expect("diagnostics serialise"));
+                    say!("{}", serde_json::to_string(&renderer.json(d)).expect("diagnostics serialise"));
                 }
             }
         }

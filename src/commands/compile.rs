@@ -42,10 +42,10 @@ pub fn run(args: Args) -> Outcome {
     match args.emit {
         Emit::Json => {
             let out = serde_json::json!({ "hash": program.hash(), "program": program });
-            println!("{}", serde_json::to_string_pretty(&out).expect("programs serialise"));
+            say!("{}", serde_json::to_string_pretty(&out).expect("programs serialise"));
         }
-        Emit::Dot => print!("{}", dot::render(&program)),
-        Emit::Ir => print!("{}", listing(&program)),
+        Emit::Dot => say_raw!("{}", dot::render(&program)),
+        Emit::Ir => say_raw!("{}", listing(&program)),
     }
     Outcome::Ok
 }

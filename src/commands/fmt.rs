@@ -30,6 +30,9 @@ pub fn run(args: Args) -> Outcome {
             return Outcome::Usage(format!("no such file or directory: {}", path.display()));
         }
     }
+    if files.is_empty() {
+        return Outcome::Usage("no .mon files found".into());
+    }
     let mut problems = false;
     for path in files {
         let text = match std::fs::read_to_string(&path) {
@@ -55,7 +58,7 @@ pub fn run(args: Args) -> Outcome {
             Ok(formatted) => {
                 if args.check {
                     problems = true;
-                    println!("{}", path.display());
+                    say!("{}", path.display());
                 } else if let Err(e) = std::fs::write(&path, formatted) {
                     eprintln!("error: cannot write {}: {e}", path.display());
                     problems = true;

@@ -66,6 +66,9 @@ pub fn run(args: Args) -> Outcome {
         (Ok(f), Ok(u)) => (f, u),
         (Err(e), _) | (_, Err(e)) => return Outcome::Usage(e),
     };
+    if args.events.is_dir() {
+        return Outcome::Usage(format!("{} is a directory, not a file of events", args.events.display()));
+    }
     let (reader, size): (Box<dyn Read>, Option<u64>) = if args.events.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -88,16 +91,21 @@ pub fn run(args: Args) -> Outcome {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut records: Vec<Record> = Vec::new();
     let mut read: u64 = 0;
-    for line in BufReader::new(reader).lines() {
-        let line = match line {
-            Ok(l) => l,
+    for chunk in BufReader::new(reader).split(b'\n') {
+        let bytes = match chunk {
+            Ok(b) => b,
             Err(e) => {
                 eprintln!("error: reading events: {e}");
                 return Outcome::Problems;
             }
         };
-        read += line.len() as u64 + 1;
-        simulation.feed(&line, &mut records);
+        read += bytes.len() as u64 + 1;
+        // A line that is not text is rejected like any malformed event,
+        // and the replay goes on.
+        match std::str::from_utf8(&bytes) {
+            Ok(line) => simulation.feed(line.trim_start_matches('\u{feff}'), &mut records),
+            Err(_) => simulation.reject("the line is not valid UTF-8", &mut records),
+        }
         if let Some(bar) = &progress {
             if simulation.lines.is_multiple_of(4096) {
                 bar.set_position(read);
@@ -128,8 +136,9 @@ pub fn run(args: Args) -> Outcome {
     }
     let _ = out.flush();
     eprintln!(
-        "read {} lines: {} rejected, {} of types no rule uses{}",
+        "read {} line{}: {} rejected, {} of types no rule uses{}",
         simulation.lines,
+        if simulation.lines == 1 { "" } else { "s" },
         simulation.rejected,
         simulation.ignored,
         end.map(|e| format!("; clock at {}", format_rfc3339(e))).unwrap_or_default()

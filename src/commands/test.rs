@@ -39,24 +39,24 @@ pub fn run(args: Args) -> Outcome {
             match run_test(&program, mon_stdlib::registry(), test) {
                 Ok(()) => {
                     passed += 1;
-                    println!("ok    {} :: {}", file.path, test.name);
+                    say!("ok    {} :: {}", file.path, test.name);
                 }
                 Err(failures) => {
                     failed += 1;
-                    println!("FAIL  {} :: {}", file.path, test.name);
+                    say!("FAIL  {} :: {}", file.path, test.name);
                     for f in failures {
                         let (line, column) = line_col(&file.text, f.span.0);
                         let source = file.text[f.span.0..f.span.1].trim();
-                        println!("      at {}:{line}:{column}: {source}", file.path);
-                        println!("        expected {}", f.expected);
-                        println!("        found    {}", f.found);
+                        say!("      at {}:{line}:{column}: {source}", file.path);
+                        say!("        expected {}", f.expected);
+                        say!("        found    {}", f.found);
                     }
                 }
             }
         }
     }
     let broken_note = if broken > 0 { format!(", {broken} programs did not compile") } else { String::new() };
-    println!("{passed} passed, {failed} failed{broken_note}");
+    say!("{passed} passed, {failed} failed{broken_note}");
     if failed > 0 || broken > 0 {
         Outcome::Problems
     } else {
