@@ -241,3 +241,34 @@ fn simulate_rejects_bad_lines_with_a_reason_and_keeps_going() {
     assert!(rejected[0]["reason"].as_str().is_some_and(|r| r.starts_with("invalid JSON")));
     assert!(rejected[1]["reason"].as_str().is_some_and(|r| r.starts_with("missing required field")), "{stdout}");
 }
+
+#[test]
+fn simulate_rejects_a_line_that_is_not_text_and_goes_on() {
+    let dir = tempdir("sim-binary");
+    let events = dir.join("events.ndjson");
+    let mut bytes = b"\xff\xfe\x00garbage\n".to_vec();
+    bytes.extend_from_slice(
+        b"{\"type\":\"trade_ingested\",\"id\":\"i1\",\"time\":\"2026-03-02T08:00:00Z\",\"data\":{\"trade_id\":\"T1\"}}\n",
+    );
+    std::fs::write(&events, bytes).expect("write");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", events.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reasons: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|l| l["kind"] == "rejected")
+        .map(|l| l["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{stdout}");
+    assert_eq!(reasons[0], "the line is not valid UTF-8");
+    assert_eq!(mon(&["simulate", "examples/trade_lifecycle", "--events", "examples"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_file_named_twice_is_checked_once() {
+    let file = "examples/trade_lifecycle/events.mon";
+    let out = mon(&["check", file, file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 file"));
+}
