@@ -374,7 +374,7 @@ impl DiagnosticKind {
         let did_you_mean = |s: &Option<String>| s.as_ref().map(|s| format!("did you mean `{s}`?"));
         match self {
             Syntax(SyntaxErrorKind::InvalidDuration { suggestion: Some(s), .. }) => {
-                Some(format!("write durations with a unit suffix: `{s}`"))
+                Some(format!("write it `{s}`: numbers with unit suffixes (ms s m h d), largest unit first"))
             }
             Syntax(SyntaxErrorKind::InvalidDuration { suggestion: None, .. }) => {
                 Some("write durations with a unit suffix: ms, s, m, h or d, as in `90s` or `1h30m`".into())

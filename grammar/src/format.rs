@@ -48,6 +48,11 @@ pub fn format(src: &str) -> Result<String, Vec<SyntaxError>> {
     let spans: Vec<Span> = file.items.iter().map(Item::span).collect();
     printer.lines(0, src.len(), &spans, 0, &mut |p, i| p.item(&file.items[i], 0));
     debug_assert!(printer.used.iter().all(|&u| u), "every comment is printed");
+    // A file written with CRLF line endings keeps them.
+    let crlf = src.matches("\r\n").count() * 2 > src.matches('\n').count();
+    if crlf {
+        return Ok(printer.out.replace("\r\n", "\n").replace('\n', "\r\n"));
+    }
     Ok(printer.out)
 }
 

@@ -980,6 +980,9 @@ impl<'a> Builder<'a> {
         let mut millis: u64 = 0;
         let mut number: u64 = 0;
         let mut overflow = false;
+        // Units come largest first (`1h30m`, not `30m1h`).
+        let mut previous_unit = u64::MAX;
+        let mut out_of_order = false;
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
             if let Some(d) = c.to_digit(10) {
@@ -1003,7 +1006,13 @@ impl<'a> Builder<'a> {
                 Some(total) => millis = total,
                 None => overflow = true,
             }
+            out_of_order |= unit >= previous_unit;
+            previous_unit = unit;
             number = 0;
+        }
+        if out_of_order && !overflow {
+            let suggestion = Some(canonical_duration(millis));
+            self.error(SyntaxErrorKind::InvalidDuration { written: text.to_string(), suggestion }, span);
         }
         // Instants are i64 milliseconds: a longer duration means nothing.
         if overflow || millis > i64::MAX as u64 {
@@ -1163,6 +1172,22 @@ fn continues(before: &str) -> bool {
     ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"].iter().any(|op| {
         code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' '))
     })
+}
+
+/// `5400000` → `1h30m`: the way a duration is meant to be written.
+fn canonical_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut rest = ms;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {

@@ -931,3 +931,11 @@ fn tricky_inputs_keep_the_guarantees() {
         check("tricky", src);
     }
 }
+
+#[test]
+fn crlf_files_keep_their_line_endings() {
+    let src = "event a { x: string }\r\n/* two\r\nlines */\r\nworkflow w {\r\n  key x\r\n    expect a\r\n}\r\n";
+    let out = mon_grammar::format(src).expect("formats");
+    assert!(out.contains("\r\n") && !out.replace("\r\n", "").contains('\n'), "{out:?}");
+    assert_eq!(mon_grammar::format(&out).expect("formats"), out, "idempotent");
+}

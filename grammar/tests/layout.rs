@@ -48,3 +48,13 @@ fn a_block_that_only_fails_as_a_whole_still_reports_an_error() {
     let errs = errors("workflow w { key x\n expect a } junk\n");
     assert!(!errs.is_empty());
 }
+
+#[test]
+fn duration_units_come_largest_first() {
+    let errs = errors("workflow w { key x; expect a; then b within 30m1h }\n");
+    assert!(
+        matches!(errs.as_slice(), [SyntaxErrorKind::InvalidDuration { suggestion: Some(s), .. }] if s == "1h30m"),
+        "{errs:?}"
+    );
+    assert_eq!(errors("workflow w { key x; expect a; then b within 1h30m }\n"), Vec::new());
+}
