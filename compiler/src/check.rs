@@ -1427,7 +1427,19 @@ impl<'a> Checker<'a> {
 
     fn test(&mut self, file: usize, test: &ast::TestDecl, workflows: &[ir::Workflow]) -> ir::TestCase {
         let mut steps = Vec::new();
+        let mut clock: Option<(i64, &str)> = None;
         for stmt in &test.stmts {
+            if let TestStmtKind::At(ts) | TestStmtKind::AdvanceTo(ts) = &stmt.kind {
+                if let Some(to) = time::parse_timestamp(&ts.text) {
+                    match clock {
+                        Some((now, from)) if to < now => {
+                            let kind = DiagnosticKind::ClockBackwards { to: ts.text.clone(), from: from.to_string() };
+                            self.report(file, ts.span, kind);
+                        }
+                        _ => clock = Some((to, ts.text.as_str())),
+                    }
+                }
+            }
             let kind = match &stmt.kind {
                 TestStmtKind::At(ts) => self.timestamp(file, ts).map(ir::TestStepKind::At),
                 TestStmtKind::AdvanceTo(ts) => self.timestamp(file, ts).map(ir::TestStepKind::AdvanceTo),

@@ -70,6 +70,7 @@ codes! {
     E414 = "E414", "setting given twice";
     E415 = "E415", "field of a step that does not come before";
     E416 = "E416", "workflow has too many steps";
+    E417 = "E417", "test clock moves backwards";
 
     E501 = "E501", "unknown function";
     E502 = "E502", "wrong number of arguments";

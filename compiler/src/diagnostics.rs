@@ -89,6 +89,7 @@ pub enum DiagnosticKind {
     DuplicateSetting { setting: String },
     NotAnAncestor { step: String, referenced: String },
     TooManySteps { workflow: String, steps: usize },
+    ClockBackwards { to: String, from: String },
 
     UnknownFunction { name: String, suggestion: Option<String> },
     WrongArgumentCount { function: String, expected: String, found: usize, signature: String },
@@ -191,6 +192,7 @@ impl DiagnosticKind {
             DuplicateSetting { .. } => codes::E414,
             NotAnAncestor { .. } => codes::E415,
             TooManySteps { .. } => codes::E416,
+            ClockBackwards { .. } => codes::E417,
             UnknownFunction { .. } => codes::E501,
             WrongArgumentCount { .. } => codes::E502,
             WrongArgumentType { .. } => codes::E503,
@@ -292,6 +294,7 @@ impl DiagnosticKind {
             TooManySteps { workflow, steps } => {
                 format!("workflow `{workflow}` has {steps} steps; at most {MAX_STEPS} are supported")
             }
+            ClockBackwards { to, from } => format!("the test clock cannot move back to {to}: it is already at {from}"),
             UnknownFunction { name, .. } => format!("unknown function `{name}`"),
             WrongArgumentCount { function, expected, found, .. } => {
                 format!("`{function}` takes {expected}, but {found} given")
@@ -363,6 +366,7 @@ impl DiagnosticKind {
             DuplicateSetting { .. } => "given again here".into(),
             NotAnAncestor { .. } => "not an earlier step".into(),
             TooManySteps { .. } => "too many steps".into(),
+            ClockBackwards { .. } => "earlier than the clock".into(),
             WrongArgumentCount { .. } => "wrong number of arguments".into(),
             WrongArgumentType { expected, .. } => format!("expected {expected}"),
             InvalidLiteralArgument { .. } => "invalid value".into(),
@@ -459,6 +463,9 @@ impl DiagnosticKind {
             CohortNotDate { .. } => Some("the cohort field names the occurrence's date".into()),
             NotAnAncestor { .. } => Some("a `where` may read fields of the steps before it only".into()),
             TooManySteps { .. } => Some("split the flow into workflows linked with `depends on`".into()),
+            ClockBackwards { .. } => {
+                Some("a test runs forward in time; start a new `test` for an earlier scenario".into())
+            }
             UnreachableStage { .. } => Some("add a step into it, or remove it".into()),
             _ => None,
         }
