@@ -400,6 +400,15 @@ impl DiagnosticKind {
             Syntax(SyntaxErrorKind::UnnamedKeySource) => {
                 Some("name the key field first: `key trade_id = trade_ingested.trade_id, sys3_ack.ref`".into())
             }
+            // A misspelled keyword: the nearest of the words that would fit.
+            Syntax(SyntaxErrorKind::Unexpected { found, expected }) => {
+                let word = found.trim_matches('`');
+                let keywords = expected.iter().filter_map(|e| {
+                    let inner = e.strip_prefix('`')?.strip_suffix('`')?;
+                    inner.chars().all(|c| c.is_ascii_lowercase() || c == '_').then_some(inner)
+                });
+                crate::suggest::did_you_mean(word, keywords).map(|k| format!("did you mean `{k}`?"))
+            }
             Syntax(_) => None,
             UnknownEvent { suggestion, .. }
             | UnknownField { suggestion, .. }

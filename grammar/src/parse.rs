@@ -297,7 +297,16 @@ impl<'a> Builder<'a> {
                     }
                     self.errors.borrow_mut().extend(builder.errors.into_inner());
                 }
-                Err(err) => self.errors.borrow_mut().push(convert_error(src, start + s, &err)),
+                Err(err) => {
+                    // Parsed alone, a statement's end is its end, not the file's.
+                    let mut error = convert_error(src, start + s, &err);
+                    if let SyntaxErrorKind::Unexpected { expected, .. } = &mut error.kind {
+                        for e in expected.iter_mut().filter(|e| e.as_str() == "the end of the file") {
+                            *e = "the end of the statement".to_string();
+                        }
+                    }
+                    self.errors.borrow_mut().push(error);
+                }
             }
         }
         let span = Span::new(start + keyword_at, start + body_end.min(text.len()) + usize::from(body_end < text.len()));
