@@ -80,9 +80,11 @@ fn split_items(src: &str) -> Vec<(usize, usize)> {
     for line in src.split_inclusive('\n') {
         let trimmed = line.trim_start();
         let column = line.len() - trimmed.len();
-        let word: &str = trimmed.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+        // A block comment closed on the same line may come before the keyword.
+        let code = if in_block_comment { trimmed } else { &trimmed[first_code_offset(trimmed).min(trimmed.len())..] };
+        let word: &str = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
         // `event: string` is a field named `event`, not a declaration.
-        let after_word = trimmed[word.len()..].trim_start();
+        let after_word = code[word.len()..].trim_start();
         let is_top = !in_block_comment && TOP_LEVEL_KEYWORDS.contains(&word) && !after_word.starts_with(':');
         // A keyword in column 0 while a block is still open means a `}` was
         // forgotten: start afresh rather than swallow the rest of the file.

@@ -58,3 +58,11 @@ fn duration_units_come_largest_first() {
     );
     assert_eq!(errors("workflow w { key x; expect a; then b within 1h30m }\n"), Vec::new());
 }
+
+#[test]
+fn a_declaration_may_follow_a_block_comment_on_its_line() {
+    let src = "event a { x: string }\n/* the flow */ workflow w { key x; expect a }\n// workflow not_this {\nevent b { x: string }\n";
+    let (file, errs) = parse(src);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(file.items.len(), 3);
+}
