@@ -2,6 +2,8 @@
 
 use std::fmt::Write;
 
+use mon_grammar::format_duration;
+
 use crate::ir::{Outcome, Program, Timing, Warn};
 
 /// One `digraph` with a cluster per workflow: stages are nodes, steps are
@@ -50,34 +52,18 @@ pub fn render(program: &Program) -> String {
 fn describe_timing(timing: &Timing) -> String {
     let mut parts = Vec::new();
     if let Some(ms) = timing.within_ms {
-        parts.push(format!("within {}", human_duration(ms)));
+        parts.push(format!("within {}", format_duration(ms)));
     }
     if let Some(by) = &timing.by {
         let offset = if by.day_offset > 0 { format!(" +{}d", by.day_offset) } else { String::new() };
         parts.push(format!("by {:02}:{:02} {}{offset}", by.seconds / 3600, by.seconds / 60 % 60, by.zone));
     }
     match &timing.warn {
-        Some(Warn::After(ms)) => parts.push(format!("warn {}", human_duration(*ms))),
+        Some(Warn::After(ms)) => parts.push(format!("warn {}", format_duration(*ms))),
         Some(Warn::At(at)) => parts.push(format!("warn at {:02}:{:02}", at.seconds / 3600, at.seconds / 60 % 60)),
         None => {}
     }
     parts.join(", ")
-}
-
-/// `90000` → `1m30s`.
-pub fn human_duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut rest = ms;
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if rest >= size {
-            let _ = write!(out, "{}{unit}", rest / size);
-            rest %= size;
-        }
-    }
-    out
 }
 
 fn quote(text: &str) -> String {

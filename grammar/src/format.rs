@@ -488,9 +488,9 @@ impl<'a> Printer<'a> {
             StmtKind::Status { color, condition } => format!("status {} when {}", color.name, expr(condition)),
             StmtKind::On { case, action } => format!("on {} {}", case.name, action.name),
             StmtKind::DependsOn(workflows) => format!("depends on {}", names(workflows, ", ")),
-            StmtKind::Retain(d) => format!("retain {}", duration(d.millis)),
+            StmtKind::Retain(d) => format!("retain {}", format_duration(d.millis)),
             StmtKind::Aging(buckets) => {
-                let buckets: Vec<String> = buckets.iter().map(|d| duration(d.millis)).collect();
+                let buckets: Vec<String> = buckets.iter().map(|d| format_duration(d.millis)).collect();
                 format!("aging {}", buckets.join(", "))
             }
             StmtKind::Open(time) => format!("open {}", time_of_day(time)),
@@ -505,7 +505,7 @@ impl<'a> Printer<'a> {
         match &s.kind {
             TestStmtKind::At(ts) => Rendered::line(format!("at {}", ts.text)),
             TestStmtKind::AdvanceTo(ts) => Rendered::line(format!("advance to {}", ts.text)),
-            TestStmtKind::AdvanceBy(d) => Rendered::line(format!("advance by {}", duration(d.millis))),
+            TestStmtKind::AdvanceBy(d) => Rendered::line(format!("advance by {}", format_duration(d.millis))),
             TestStmtKind::Event { event, fields, at, id } => {
                 let (record, body) = self.record(fields, event.span.end, depth);
                 let mut text = format!("event {} {record}", event.name);
@@ -536,7 +536,7 @@ impl<'a> Printer<'a> {
             Expectation::Record { kind, target, delay, key } => {
                 let mut text = format!("expect {} {}", kind.name, target_text(target));
                 if let Some(delay) = delay {
-                    text.push_str(&format!(" by {}", duration(delay.millis)));
+                    text.push_str(&format!(" by {}", format_duration(delay.millis)));
                 }
                 if let Some(key) = key {
                     let (record, span) = self.record(key, target.span.end, depth);
@@ -600,8 +600,8 @@ fn setting_text(setting: &SettingKind) -> String {
             }
             text
         }
-        SettingKind::Renotify(d) => format!("renotify {}", duration(d.millis)),
-        SettingKind::Grace(d) => format!("grace {}", duration(d.millis)),
+        SettingKind::Renotify(d) => format!("renotify {}", format_duration(d.millis)),
+        SettingKind::Grace(d) => format!("grace {}", format_duration(d.millis)),
     }
 }
 
@@ -681,7 +681,7 @@ fn clause_rank(clause: &ClauseKind) -> u8 {
 
 fn clause_text(clause: &ClauseKind) -> String {
     match clause {
-        ClauseKind::Within(d) => format!("within {}", duration(d.millis)),
+        ClauseKind::Within(d) => format!("within {}", format_duration(d.millis)),
         ClauseKind::By { time, zone, day_offset } => {
             let mut text = format!("by {}", time_of_day(time));
             push_zone(&mut text, zone);
@@ -690,13 +690,13 @@ fn clause_text(clause: &ClauseKind) -> String {
             }
             text
         }
-        ClauseKind::Warn(d) => format!("warn {}", duration(d.millis)),
+        ClauseKind::Warn(d) => format!("warn {}", format_duration(d.millis)),
         ClauseKind::WarnAt { time, zone } => {
             let mut text = format!("warn at {}", time_of_day(time));
             push_zone(&mut text, zone);
             text
         }
-        ClauseKind::NotBefore(d) => format!("not before {}", duration(d.millis)),
+        ClauseKind::NotBefore(d) => format!("not before {}", format_duration(d.millis)),
         ClauseKind::NotBeforeTime { time, zone } => {
             let mut text = format!("not before {}", time_of_day(time));
             push_zone(&mut text, zone);
@@ -794,7 +794,7 @@ fn literal_text(literal: &Literal) -> String {
         Literal::Float(x) => float(*x),
         Literal::String(s) => string(s),
         Literal::Bool(b) => b.to_string(),
-        Literal::Duration(ms) => duration(*ms),
+        Literal::Duration(ms) => format_duration(*ms),
         Literal::Date { year, month, day } => date_text(*year, *month, *day),
         Literal::TimeOfDay { hour, minute, second } => clock(*hour, *minute, *second),
         Literal::Timestamp(text) => text.clone(),
@@ -803,8 +803,10 @@ fn literal_text(literal: &Literal) -> String {
 
 // ---------------------------------------------------------------- literals
 
-/// Largest unit first, each unit at most once: `90000ms` is `1m30s`.
-fn duration(millis: u64) -> String {
+/// A duration as mon writes it: largest unit first, each unit at most once
+/// (`90000` ms is `1m30s`). The formatter, the parser's suggestions and the
+/// CLI's reports all use this one.
+pub fn format_duration(millis: u64) -> String {
     if millis == 0 {
         return "0s".to_string();
     }
@@ -875,11 +877,11 @@ mod tests {
 
     #[test]
     fn durations_are_canonical() {
-        assert_eq!(duration(0), "0s");
-        assert_eq!(duration(250), "250ms");
-        assert_eq!(duration(90_000), "1m30s");
-        assert_eq!(duration(86_400_000), "1d");
-        assert_eq!(duration(86_400_000 + 3_600_000 * 2 + 5), "1d2h5ms");
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(250), "250ms");
+        assert_eq!(format_duration(90_000), "1m30s");
+        assert_eq!(format_duration(86_400_000), "1d");
+        assert_eq!(format_duration(86_400_000 + 3_600_000 * 2 + 5), "1d2h5ms");
     }
 
     #[test]

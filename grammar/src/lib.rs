@@ -12,5 +12,5 @@ mod format;
 mod parse;
 
 pub use error::{SyntaxError, SyntaxErrorKind};
-pub use format::format;
+pub use format::{format, format_duration};
 pub use parse::{parse, reserved_words};

@@ -51,8 +51,9 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                         file.items.push(item);
                         let found = builder.errors.into_inner();
                         // Every statement parsed alone, yet the whole did
-                        // not: the problem is between them, so say what
-                        // pest said rather than pass a broken item.
+                        // not: say what pest said rather than pass a broken
+                        // item. No known input gets here since a `{` may
+                        // open on the next line; this keeps it that way.
                         if found.is_empty() {
                             errors.push(convert_error(src, start, &err));
                         }
@@ -1022,7 +1023,7 @@ impl<'a> Builder<'a> {
             number = 0;
         }
         if out_of_order && !overflow {
-            let suggestion = Some(canonical_duration(millis));
+            let suggestion = Some(crate::format::format_duration(millis));
             self.error(SyntaxErrorKind::InvalidDuration { written: text.to_string(), suggestion }, span);
         }
         // Instants are i64 milliseconds: a longer duration means nothing.
@@ -1183,22 +1184,6 @@ fn continues(before: &str) -> bool {
     ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"].iter().any(|op| {
         code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' '))
     })
-}
-
-/// `5400000` → `1h30m`: the way a duration is meant to be written.
-fn canonical_duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut rest = ms;
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if rest >= size {
-            out.push_str(&format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    out
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {

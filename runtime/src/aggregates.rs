@@ -9,7 +9,7 @@
 //! trade keeps its workflow red until it expires (acknowledging alerts is
 //! the service's job).
 
-use mon_compiler::ir::{self, BinaryOp, Expr, Metric, Outcome, Program, UnaryOp, Value};
+use mon_compiler::ir::{self, BinaryOp, Expr, Metric, Outcome, UnaryOp, Value};
 use serde::Serialize;
 
 use crate::engine::{Counters, Instance, State};
@@ -60,7 +60,7 @@ pub struct Slice<'a> {
     pub group: Option<&'a [String]>,
 }
 
-pub fn metrics(program: &Program, state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Metrics {
+pub fn metrics(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Metrics {
     let mut m = Metrics { aging: vec![0; workflow.aging_ms.len()], ..Metrics::default() };
     let mut stays: Vec<i64> = Vec::new();
     let group_id = match slice.group {
@@ -96,7 +96,6 @@ pub fn metrics(program: &Program, state: &State, workflow: &ir::Workflow, slice:
     stays.sort_unstable();
     m.stay_p50_ms = percentile(&stays, 50);
     m.stay_p95_ms = percentile(&stays, 95);
-    let _ = program;
     m
 }
 
@@ -145,8 +144,8 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 
 /// Green, amber or red, from the workflow's `status` rules (defaults:
 /// red when missing > 0, amber when at_risk > 0 or late > 0).
-pub fn status(program: &Program, state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Status {
-    let m = metrics(program, state, workflow, slice, now);
+pub fn status(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Status {
+    let m = metrics(state, workflow, slice, now);
     let aged = |ms: u64| -> u64 {
         let group_id = slice.group.map(|g| state.group_id(g));
         state.workflows[workflow.id as usize]

@@ -5,7 +5,9 @@
 //! made so far and the engine's state at the current instant; a failure
 //! says what was expected and what happened instead.
 
-use mon_compiler::ir::{Expectation, Program, TestCase, TestStepKind, Value};
+use std::collections::BTreeMap;
+
+use mon_compiler::ir::{Expectation, FieldType, Program, TestCase, TestStepKind, Value};
 use mon_compiler::Functions;
 
 use crate::aggregates::{self, Slice};
@@ -76,13 +78,16 @@ pub fn run_test(program: &Program, functions: &dyn Functions, test: &TestCase) -
     }
 }
 
-fn key_matches(program: &Program, workflow: u32, record: &Record, key: &[(String, Value)]) -> bool {
-    let w = &program.workflows[workflow as usize];
-    let Some(record_key) = &record.key else { return false };
+/// Whether a key object (as records carry it) matches a key given in a
+/// test; a scheduled workflow's `date` is compared as a date.
+fn key_matches(
+    workflow: &mon_compiler::ir::Workflow,
+    object: &BTreeMap<String, String>,
+    key: &[(String, Value)],
+) -> bool {
     key.iter().all(|(name, value)| {
-        let ty =
-            w.key.iter().find(|k| &k.name == name).map(|k| k.ty.clone()).unwrap_or(mon_compiler::ir::FieldType::Date);
-        record_key.get(name).is_some_and(|v| *v == display(value, &ty))
+        let ty = workflow.key.iter().find(|k| &k.name == name).map_or(FieldType::Date, |k| k.ty.clone());
+        object.get(name).is_some_and(|v| *v == display(value, &ty))
     })
 }
 
@@ -126,7 +131,9 @@ fn check(
                     && (!alert || r.is_alert())
                     && step.is_none_or(|s| r.step.as_deref() == Some(&step_name(*workflow, s)))
                     && delay_ms.is_none_or(|d| r.delay_ms == Some(d as i64))
-                    && key.as_ref().is_none_or(|k| key_matches(program, *workflow, r, k))
+                    && key.as_ref().is_none_or(|k| {
+                        r.key.as_ref().is_some_and(|o| key_matches(&program.workflows[*workflow as usize], o, k))
+                    })
             });
             if found {
                 return Ok(());
@@ -159,11 +166,11 @@ fn check(
         }
         Expectation::Status { workflow, stage, color } => {
             let w = &program.workflows[*workflow as usize];
-            let status = aggregates::status(program, &engine.state, w, &Slice { stage: *stage, group: None }, now);
+            let status = aggregates::status(&engine.state, w, &Slice { stage: *stage, group: None }, now);
             if status.name() == color {
                 return Ok(());
             }
-            let m = aggregates::metrics(program, &engine.state, w, &Slice { stage: *stage, group: None }, now);
+            let m = aggregates::metrics(&engine.state, w, &Slice { stage: *stage, group: None }, now);
             Err((
                 format!("status {color}"),
                 format!(
@@ -180,18 +187,7 @@ fn check(
         Expectation::Stage { workflow, key, stage } => {
             let w = &program.workflows[*workflow as usize];
             let wanted = step_name(*workflow, *stage);
-            let instance = engine.instances(*workflow).find(|(k, _)| {
-                let object = key_object(w, k);
-                key.iter().all(|(name, value)| {
-                    let ty = w
-                        .key
-                        .iter()
-                        .find(|kf| &kf.name == name)
-                        .map(|kf| kf.ty.clone())
-                        .unwrap_or(mon_compiler::ir::FieldType::Date);
-                    object.get(name).is_some_and(|v| *v == display(value, &ty))
-                })
-            });
+            let instance = engine.instances(*workflow).find(|(k, _)| key_matches(w, &key_object(w, k), key));
             match instance {
                 Some((_, i)) if i.stage == Some(*stage) => Ok(()),
                 Some((_, i)) => {
@@ -205,7 +201,7 @@ fn check(
         }
         Expectation::Count { metric, workflow, stage, op, value } => {
             let w = &program.workflows[*workflow as usize];
-            let m = aggregates::metrics(program, &engine.state, w, &Slice { stage: *stage, group: None }, now);
+            let m = aggregates::metrics(&engine.state, w, &Slice { stage: *stage, group: None }, now);
             let actual = match metric.as_str() {
                 "in_flight" => m.in_flight,
                 "entered" => m.entered,

@@ -23,6 +23,6 @@ fn enormous_durations_and_far_future_clocks_do_not_overflow() {
     assert_eq!(kinds, ["early"], "{records:?}");
     let engine = simulation.engine().expect("an engine");
     let w = &program.workflows[0];
-    let metrics = mon_runtime::aggregates::metrics(&program, &engine.state, w, &Default::default(), i64::MAX);
+    let metrics = mon_runtime::aggregates::metrics(&engine.state, w, &Default::default(), i64::MAX);
     assert_eq!(metrics.in_flight, 1);
 }

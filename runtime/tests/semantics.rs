@@ -105,13 +105,8 @@ fn taking_one_start_of_an_occurrence_clears_the_other_alternative() {
     );
     // `y` was the alternative: once `x` happened, nothing is missing any more.
     let engine = simulation.engine().expect("engine");
-    let metrics = mon_runtime::aggregates::metrics(
-        &program,
-        &engine.state,
-        &program.workflows[0],
-        &Default::default(),
-        engine.state.clock,
-    );
+    let metrics =
+        mon_runtime::aggregates::metrics(&engine.state, &program.workflows[0], &Default::default(), engine.state.clock);
     assert_eq!(metrics.missing, 0, "{metrics:?}");
 }
 

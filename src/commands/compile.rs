@@ -114,7 +114,9 @@ fn listing(program: &ir::Program) -> String {
                 event,
                 from,
                 if step.optional { " (optional)" } else { "" },
-                step.timing.within_ms.map_or(String::new(), |ms| format!(" within {}", dot::human_duration(ms))),
+                step.timing
+                    .within_ms
+                    .map_or(String::new(), |ms| format!(" within {}", mon_grammar::format_duration(ms))),
                 step.timing.by.as_ref().map_or(String::new(), |b| format!(
                     " by {} {}{}",
                     clock(b.seconds),

@@ -112,7 +112,7 @@ pub fn run(args: Args) -> Outcome {
             }
         }
         if args.format != Format::Summary && args.trace.is_none() {
-            write_records(&mut out, &program, &records, args.format);
+            write_records(&mut out, &records, args.format);
         }
         records.clear();
     }
@@ -121,7 +121,7 @@ pub fn run(args: Args) -> Outcome {
         bar.finish_and_clear();
     }
     if args.format != Format::Summary && args.trace.is_none() {
-        write_records(&mut out, &program, &records, args.format);
+        write_records(&mut out, &records, args.format);
     }
     let now = end.unwrap_or(0);
     match (&trace_key, simulation.engine()) {
@@ -159,8 +159,7 @@ fn progress_bar(size: Option<u64>) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn write_records(out: &mut impl Write, program: &ir::Program, records: &[Record], format: Format) {
-    let _ = program;
+fn write_records(out: &mut impl Write, records: &[Record], format: Format) {
     for r in records {
         let _ = match format {
             Format::Ndjson => writeln!(out, "{}", serde_json::to_string(r).expect("records serialise")),
@@ -185,7 +184,7 @@ fn human(r: &Record) -> String {
         line.push_str(&format!("  deadline {}", format_rfc3339(d)));
     }
     if let Some(ms) = r.delay_ms {
-        line.push_str(&format!("  late by {}", mon_compiler::dot::human_duration(ms.max(0) as u64)));
+        line.push_str(&format!("  late by {}", mon_grammar::format_duration(ms.max(0) as u64)));
     }
     if let Some(s) = r.severity {
         line.push_str(&format!(
@@ -208,8 +207,8 @@ fn human(r: &Record) -> String {
 fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, now: i64, format: Format) {
     for workflow in &program.workflows {
         let whole = Slice::default();
-        let m = aggregates::metrics(program, &engine.state, workflow, &whole, now);
-        let status = aggregates::status(program, &engine.state, workflow, &whole, now);
+        let m = aggregates::metrics(&engine.state, workflow, &whole, now);
+        let status = aggregates::status(&engine.state, workflow, &whole, now);
         if format == Format::Ndjson {
             let line = serde_json::json!({
                 "kind": "summary", "workflow": workflow.name, "status": status, "at": format_rfc3339(now), "metrics": m,
@@ -229,12 +228,12 @@ fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runti
         groups.dedup();
         for stage in &workflow.stages {
             let slice = Slice { stage: Some(stage.id), group: None };
-            row(out, program, engine, workflow, &stage.name, &slice, now);
+            row(out, engine, workflow, &stage.name, &slice, now);
         }
         if !workflow.group_by.is_empty() {
             for group in groups.iter().filter(|g| !g.is_empty()) {
                 let slice = Slice { stage: None, group: Some(group) };
-                row(out, program, engine, workflow, &group.join("/"), &slice, now);
+                row(out, engine, workflow, &group.join("/"), &slice, now);
             }
         }
         let _ = writeln!(
@@ -246,7 +245,7 @@ fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runti
             .aging_ms
             .iter()
             .zip(&m.aging)
-            .map(|(b, n)| format!(">={}: {n}", mon_compiler::dot::human_duration(*b)))
+            .map(|(b, n)| format!(">={}: {n}", mon_grammar::format_duration(*b)))
             .collect();
         let _ = writeln!(out, "  aging: {}", buckets.join(", "));
     }
@@ -254,20 +253,19 @@ fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runti
 
 fn row(
     out: &mut impl Write,
-    program: &ir::Program,
     engine: &mon_runtime::Engine,
     workflow: &ir::Workflow,
     label: &str,
     slice: &Slice,
     now: i64,
 ) {
-    let m = aggregates::metrics(program, &engine.state, workflow, slice, now);
-    let status = aggregates::status(program, &engine.state, workflow, slice, now);
+    let m = aggregates::metrics(&engine.state, workflow, slice, now);
+    let status = aggregates::status(&engine.state, workflow, slice, now);
     // Whole seconds are precise enough for a table of stays.
     let ms = |v: Option<i64>| {
         v.map_or("-".into(), |v| {
             let v = v.max(0) as u64;
-            mon_compiler::dot::human_duration(if v >= 1000 { v / 1000 * 1000 } else { v })
+            mon_grammar::format_duration(if v >= 1000 { v / 1000 * 1000 } else { v })
         })
     };
     let _ = writeln!(
@@ -288,7 +286,7 @@ fn row(
 }
 
 fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, key: &str) {
-    let human = |ms: i64| mon_compiler::dot::human_duration(ms.unsigned_abs());
+    let human = |ms: i64| mon_grammar::format_duration(ms.unsigned_abs());
     let mut any = false;
     for workflow in &program.workflows {
         let step = |s: u32| workflow.steps[s as usize].name.as_str();
@@ -378,7 +376,7 @@ fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime
                 };
                 for next in waiting {
                     let s = &workflow.steps[next as usize];
-                    let text = match mon_runtime::engine::deadline(workflow, s, instance.date, instance.entered_at) {
+                    let text = match mon_runtime::engine::deadline(s, instance.date, instance.entered_at) {
                         Some(d) if d >= engine.state.clock => {
                             format!("deadline {}, {} left", format_rfc3339(d), human(d - engine.state.clock))
                         }

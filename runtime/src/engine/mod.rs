@@ -225,6 +225,8 @@ pub struct Engine<'p> {
     /// Per workflow: its depth in the `depends on` graph (upstream first)
     /// in the high 16 bits, its id in the low 16.
     orders: Vec<u32>,
+    /// How long the ids of strays are remembered (see `State::seen`).
+    seen_window: u64,
     pub state: State,
     /// Reused per event, so routing allocates nothing.
     scratch: Vec<u32>,
@@ -238,15 +240,7 @@ impl<'p> Engine<'p> {
         let mut state = State { start, clock: start, ..State::default() };
         state.workflows = vec![Instances::default(); program.workflows.len()];
         state.intern(Vec::new());
-        let mut engine = Engine {
-            program,
-            functions,
-            routes: routes(program),
-            orders: orders(program),
-            state,
-            scratch: Vec::new(),
-            current_id: 0,
-        };
+        let mut engine = Engine::with_state(program, functions, state);
         for workflow in &program.workflows {
             if let Some(first) = engine.first_occurrence_date(workflow) {
                 engine.queue_open(workflow, first);
@@ -261,11 +255,19 @@ impl<'p> Engine<'p> {
             instances.reindex();
         }
         state.group_ids = state.groups.iter().enumerate().map(|(i, g)| (g.clone(), i as u32)).collect();
+        Engine::with_state(program, functions, state)
+    }
+
+    fn with_state(program: &'p Program, functions: &'p dyn Functions, state: State) -> Self {
+        // Redelivery memory for strays lasts one to two of the longest
+        // retention windows (at least a day).
+        let seen_window = program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
         Engine {
             program,
             functions,
             routes: routes(program),
             orders: orders(program),
+            seen_window,
             state,
             scratch: Vec::new(),
             current_id: 0,
@@ -292,10 +294,6 @@ impl<'p> Engine<'p> {
     /// compound keys joined by U+001F, scheduled ones as the date).
     pub fn trace_key(&mut self, key: &str) {
         self.state.traced_keys.insert(key.to_string());
-    }
-
-    pub fn functions(&self) -> &'p dyn Functions {
-        self.functions
     }
 
     // ------------------------------------------------------------ time
@@ -417,8 +415,7 @@ impl<'p> Engine<'p> {
     /// first so that timers due before it have fired.
     pub fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
         self.state.clock = self.state.clock.max(event.time);
-        let window = self.program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
-        if self.state.clock >= after(self.state.seen_since, window) {
+        if self.state.clock >= after(self.state.seen_since, self.seen_window) {
             self.state.seen_before = std::mem::take(&mut self.state.seen);
             self.state.seen_since = self.state.clock;
         }
@@ -443,7 +440,7 @@ impl<'p> Engine<'p> {
                     relevant.push(s);
                 }
             }
-            let Some((key, date)) = key_of(program, workflow, event) else {
+            let Some(key) = key_of(program, workflow, event) else {
                 if !relevant.is_empty() && !self.redelivered_stray(workflow.id, "") {
                     self.stray(workflow, None, event, relevant[0], out);
                 }
@@ -458,21 +455,13 @@ impl<'p> Engine<'p> {
                 self.trace_stray(workflow.id, &key, event, TraceWhat::Irrelevant);
                 continue;
             }
-            self.route(workflow, &key, date, event, &relevant, out);
+            self.route(workflow, &key, event, &relevant, out);
         }
         self.scratch = relevant;
         self.routes = routes;
     }
 
-    fn route(
-        &mut self,
-        workflow: &ir::Workflow,
-        key: &str,
-        date: Option<i32>,
-        event: &Event,
-        relevant: &[u32],
-        out: &mut Vec<Record>,
-    ) {
+    fn route(&mut self, workflow: &ir::Workflow, key: &str, event: &Event, relevant: &[u32], out: &mut Vec<Record>) {
         let w = workflow.id as usize;
         let is_start = |s: u32| workflow.steps[s as usize].sources.is_empty();
         let Some(slot) = self.state.workflows[w].find(key) else {
@@ -487,10 +476,7 @@ impl<'p> Engine<'p> {
                     let slot = self.state.workflows[w].insert(instance);
                     self.take(workflow, slot, step, event, None, out);
                 }
-                _ => {
-                    let _ = date;
-                    self.stray(workflow, Some(key), event, relevant[0], out);
-                }
+                _ => self.stray(workflow, Some(key), event, relevant[0], out),
             }
             return;
         };
@@ -622,8 +608,6 @@ impl<'p> Engine<'p> {
                     .zip(self.state.group(found))
                     .map(|(old, new)| if old.is_empty() { new.clone() } else { old.clone() })
                     .collect();
-                let merged =
-                    if self.state.group(current).is_empty() { self.state.group(found).to_vec() } else { merged };
                 let id = self.state.intern(merged);
                 if let Some(i) = self.state.workflows[w].get_mut(slot) {
                     i.group = id;
@@ -637,7 +621,7 @@ impl<'p> Engine<'p> {
         // entered, so only an absolute `by` deadline applies to it.
         let deadline = match skipped {
             Some(path) if !path.is_empty() => clock_only_deadline(step, instance.date),
-            _ => deadline(workflow, step, instance.date, entered),
+            _ => deadline(step, instance.date, entered),
         };
         let mut records: Vec<(Record, TraceWhat)> = Vec::new();
         if let (Some(deadline), true) = (deadline, from_stage.is_some() || workflow.schedule.is_some()) {
@@ -765,7 +749,7 @@ impl<'p> Engine<'p> {
             return;
         }
         let starts = workflow.steps.iter().filter(|s| s.sources.is_empty());
-        let deadlines: Vec<i64> = starts.filter_map(|s| deadline(workflow, s, date, open)).collect();
+        let deadlines: Vec<i64> = starts.filter_map(|s| deadline(s, date, open)).collect();
         // A fresh deployment does not alert on history it never watched.
         if deadlines.iter().all(|d| *d < self.state.start) {
             return;
@@ -996,10 +980,9 @@ fn id_hash(id: &str) -> u128 {
     ((a as u128) << 64) | b as u128
 }
 
-/// The instance key of `event` in `workflow` (compound keys joined by
-/// U+001F; scheduled workflows: the occurrence date) and, for a scheduled
-/// workflow, that date.
-pub fn key_of<'e>(program: &Program, workflow: &ir::Workflow, event: &'e Event) -> Option<(Cow<'e, str>, Option<i32>)> {
+/// The instance key of `event` in `workflow`: compound keys joined by
+/// U+001F; for a scheduled workflow, the occurrence date.
+pub fn key_of<'e>(program: &Program, workflow: &ir::Workflow, event: &'e Event) -> Option<Cow<'e, str>> {
     match &workflow.schedule {
         Some(schedule) => {
             let cohort = schedule.cohort.iter().find(|(e, _)| *e == event.event_type);
@@ -1007,14 +990,14 @@ pub fn key_of<'e>(program: &Program, workflow: &ir::Workflow, event: &'e Event) 
                 Some(Value::Date(d)) => *d,
                 _ => t::local_date(event.time, &workflow.timezone)?,
             };
-            Some((Cow::Owned(t::format_date(date)), Some(date)))
+            Some(Cow::Owned(t::format_date(date)))
         }
         None => {
             let slot_of =
                 |field: &ir::KeyField| field.slots.iter().find(|(e, _)| *e == event.event_type).map(|(_, s)| *s);
             if let [field] = workflow.key.as_slice() {
                 if let Value::String(s) = &event.fields[slot_of(field)? as usize] {
-                    return Some((Cow::Borrowed(s.as_str()), None));
+                    return Some(Cow::Borrowed(s.as_str()));
                 }
             }
             let mut key = String::new();
@@ -1026,7 +1009,7 @@ pub fn key_of<'e>(program: &Program, workflow: &ir::Workflow, event: &'e Event) 
                 let ty = &program.events[event.event_type as usize].fields[slot as usize].ty;
                 key.push_str(&display(&event.fields[slot as usize], ty));
             }
-            Some((Cow::Owned(key), None))
+            Some(Cow::Owned(key))
         }
     }
 }
@@ -1048,7 +1031,7 @@ fn pending<'a>(workflow: &'a ir::Workflow, instance: &'a Instance) -> impl Itera
         if step.optional || instance.missing & bit(n) != 0 || instance.time(n).is_some() {
             return out.into_iter().flatten();
         }
-        if let Some(deadline) = deadline(workflow, step, instance.date, instance.entered_at) {
+        if let Some(deadline) = deadline(step, instance.date, instance.entered_at) {
             // A deadline already past when the stage was entered is reported
             // at entry, not back-dated before the event that led here.
             let missing_at = after(deadline, step.grace_ms).max(instance.entered_at);
@@ -1120,8 +1103,7 @@ mod pairs {
 
 /// The deadline of `step` for an instance of date `date` that entered the
 /// step's source stage at `entered`: the earlier of `within` and `by`.
-pub fn deadline(workflow: &ir::Workflow, step: &ir::Step, date: i32, entered: i64) -> Option<i64> {
-    let _ = workflow;
+pub fn deadline(step: &ir::Step, date: i32, entered: i64) -> Option<i64> {
     let within = step.timing.within_ms.map(|ms| after(entered, ms));
     let by = step.timing.by.as_ref().and_then(|b| t::clock_deadline(date, b));
     match (within, by) {
