@@ -1206,7 +1206,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        self.schedule_clauses_misplaced(file, &ScheduleOnly, steps, starts);
+        self.schedule_clauses_misplaced(file, settings, steps, starts);
         let mut cohort = Vec::new();
         if let Some(field) = settings.cohort {
             let mut used: Vec<u32> = events.iter().flatten().copied().collect();
@@ -1248,18 +1248,18 @@ impl<'a> Checker<'a> {
     /// Reports `every`, `except`, `open` and `cohort` where there is no
     /// scheduled start step to attach them to. `starts` lists the steps
     /// where they are allowed.
-    fn schedule_clauses_misplaced<S: ScheduleSettings>(
+    fn schedule_clauses_misplaced(
         &mut self,
         file: usize,
-        settings: &S,
+        settings: &Settings<'a>,
         steps: &[&ast::StepDecl],
         starts: &[usize],
     ) {
         if starts.is_empty() {
-            if let Some(span) = settings.cohort_span() {
-                self.report(file, span, DiagnosticKind::ScheduleOutsideStart { clause: "cohort" });
+            if let Some(field) = settings.cohort {
+                self.report(file, field.span, DiagnosticKind::ScheduleOutsideStart { clause: "cohort" });
             }
-            if let Some(span) = settings.open_span() {
+            if let Some((_, span)) = settings.open {
                 self.report(file, span, DiagnosticKind::ScheduleOutsideStart { clause: "open" });
             }
         }
@@ -1688,32 +1688,6 @@ struct Settings<'a> {
     /// out_of_order, duplicate, unexpected.
     handling: [Handling; 3],
     depends_on: Vec<u32>,
-}
-
-trait ScheduleSettings {
-    fn cohort_span(&self) -> Option<Span>;
-    fn open_span(&self) -> Option<Span>;
-}
-
-impl ScheduleSettings for Settings<'_> {
-    fn cohort_span(&self) -> Option<Span> {
-        self.cohort.map(|c| c.span)
-    }
-    fn open_span(&self) -> Option<Span> {
-        self.open.map(|(_, s)| s)
-    }
-}
-
-/// For a scheduled workflow the workflow-level clauses are fine.
-struct ScheduleOnly;
-
-impl ScheduleSettings for ScheduleOnly {
-    fn cohort_span(&self) -> Option<Span> {
-        None
-    }
-    fn open_span(&self) -> Option<Span> {
-        None
-    }
 }
 
 fn is_start(step: &ast::StepDecl) -> bool {
