@@ -43,13 +43,6 @@ fn the_end_of_a_file_without_a_block_is_not_an_unclosed_block() {
 }
 
 #[test]
-fn a_block_that_only_fails_as_a_whole_still_reports_an_error() {
-    // Each line parses alone; the item does not. The error must not vanish.
-    let errs = errors("workflow w { key x\n expect a } junk\n");
-    assert!(!errs.is_empty());
-}
-
-#[test]
 fn duration_units_come_largest_first() {
     let errs = errors("workflow w { key x; expect a; then b within 30m1h }\n");
     assert!(
