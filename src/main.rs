@@ -1,6 +1,6 @@
 //! The `mon` command line: check, format and compile rules; run their tests,
-//! replay recorded events through them, and measure the engine (the service,
-//! `mon run` and `mon demo`, comes with the next issue).
+//! replay recorded events through them, run the service (`mon run`, and
+//! `mon demo` on the examples), and measure the engine.
 //!
 //! Each subcommand lives in `commands/`; this file only parses arguments
 //! and maps outcomes to exit codes: 0 success, 1 the rules (or the files)
@@ -54,6 +54,10 @@ enum Command {
     Test(commands::test::Args),
     /// Replay recorded events and print the records mon would have made.
     Simulate(commands::simulate::Args),
+    /// Run the service: consume events (Kafka or HTTP), keep state in sled, publish records.
+    Run(commands::run::Args),
+    /// Run the examples as a live demo: no Kafka, no configuration.
+    Demo(commands::demo::Args),
     /// Measure the engine on a synthetic trade lifecycle stream.
     Bench(commands::bench::Args),
 }
@@ -92,6 +96,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Fmt(args) => commands::fmt::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),
     }
 }

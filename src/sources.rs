@@ -117,3 +117,17 @@ impl SchemaLoader for FsSchemas {
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     }
 }
+
+/// Every `.mon` file under `dir`, recursively, as one program: the rules
+/// one service runs (`mon run`, `mon demo`).
+pub fn load_tree(dir: &Path) -> Result<ProgramFiles, String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory of rules", dir.display()));
+    }
+    let mut paths = Vec::new();
+    collect_rule_files(dir, &mut paths)?;
+    if paths.is_empty() {
+        return Err(format!("no .mon files under {}", dir.display()));
+    }
+    Ok(ProgramFiles { root: dir.to_path_buf(), files: read_all(&paths)? })
+}

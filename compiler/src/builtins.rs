@@ -60,7 +60,7 @@ pub struct Example {
     pub result: Value,
 }
 
-pub trait Functions {
+pub trait Functions: Send + Sync {
     fn get(&self, name: &str) -> Option<&dyn Function>;
     fn names(&self) -> Vec<&'static str>;
 }

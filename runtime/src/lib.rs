@@ -17,7 +17,9 @@ pub mod aggregates;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod live;
 pub mod record;
+pub mod service;
 pub mod simulate;
 pub mod testing;
 

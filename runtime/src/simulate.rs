@@ -100,8 +100,15 @@ impl<'p> Simulation<'p> {
         if line.trim().is_empty() {
             return;
         }
+        let decoded = self.decoder.decode(line);
+        self.feed_decoded(decoded, out);
+    }
+
+    /// Feeds a line the caller has decoded (the service decodes once to
+    /// count events by type).
+    pub fn feed_decoded(&mut self, decoded: Decoded, out: &mut Vec<Record>) {
         self.lines += 1;
-        match self.decoder.decode(line) {
+        match decoded {
             Decoded::Rejected(rejection) => {
                 self.rejected += 1;
                 let at = rejection.time.or(self.last_time).or(self.from).unwrap_or(0);

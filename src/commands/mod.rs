@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod check;
 pub mod compile;
+pub mod demo;
 pub mod fmt;
+pub mod run;
 pub mod simulate;
 pub mod test;

@@ -298,6 +298,20 @@ impl<'p> Engine<'p> {
 
     // ------------------------------------------------------------ time
 
+    /// The earliest instant at which [`advance`](Self::advance) may have
+    /// something to do (a queued timer, possibly cancelled since, or an
+    /// occurrence to open), so a live clock need not tick when nothing is due.
+    pub fn next_due(&self) -> Option<i64> {
+        let timer = self.state.queue.peek().map(|Reverse(e)| e.0);
+        let open = self.state.opens.values().map(|(at, _)| *at).min();
+        timer.into_iter().chain(open).min()
+    }
+
+    /// Timer entries queued (including cancelled ones not yet swept).
+    pub fn timers_queued(&self) -> usize {
+        self.state.queue.len()
+    }
+
     /// Fires every timer due before `now` (or at `now` when `inclusive`).
     pub fn advance(&mut self, now: i64, inclusive: bool, out: &mut Vec<Record>) {
         loop {

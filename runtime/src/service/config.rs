@@ -1,0 +1,354 @@
+//! The service's configuration (DESIGN.md §5): built-in defaults, then
+//! `mon.toml`, then `MON_*` environment variables, then command-line flags,
+//! each overriding the one before; validated before anything starts.
+//!
+//! Environment variables name a key by its path, joined with `__`:
+//! `MON_KAFKA__BROKERS=host:9092`, `MON_HTTP__LISTEN=0.0.0.0:8080`,
+//! `MON_STATE_DIR=/var/lib/mon`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use super::envelope::EnvelopeConfig;
+use crate::live::ClockMode;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where sled keeps the state; created if missing.
+    pub state_dir: PathBuf,
+    pub clock: ClockMode,
+    /// Kafka in and out; absent: events come over HTTP only.
+    pub kafka: Option<KafkaConfig>,
+    pub envelope: EnvelopeConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub engine: EngineConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topics the events come from.
+    pub topics: Vec<String>,
+    pub group: String,
+    /// Where records go (keyed by workflow and key).
+    pub records_topic: String,
+    /// Where rejected messages go, with the reason in headers.
+    pub dead_letter_topic: String,
+    /// Passed to librdkafka as they are: TLS and SASL
+    /// (`security.protocol`, `ssl.ca.location`, `sasl.mechanisms`,
+    /// `sasl.username`, `sasl.password`...) or tuning.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// Largest `POST /api/v1/events` body, bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `mon_runtime=debug`.
+    pub level: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Most events per batch (one journal write and fsync each).
+    pub max_batch: usize,
+    /// Longest wait to fill a batch, ms: the floor of event-to-record latency.
+    pub max_batch_wait_ms: u64,
+    /// A snapshot is taken after this many journaled inputs (bounds replay at start).
+    pub snapshot_every: u64,
+    /// Records and dead letters kept in the local logs (newest).
+    pub keep_records: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from("mon-state"),
+            clock: ClockMode::Wall,
+            kafka: None,
+            envelope: EnvelopeConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topics: Vec::new(),
+            group: "mon".into(),
+            records_topic: "mon.records".into(),
+            dead_letter_topic: "mon.dead-letter".into(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Pretty, level: "info".into() }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { max_batch: 5000, max_batch_wait_ms: 20, snapshot_every: 500_000, keep_records: 1_000_000 }
+    }
+}
+
+/// Command-line flags that override the configuration (absent: no override).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogOverrides>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KafkaOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter_topic: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HttpOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LogOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `env` (the `MON_*` variables,
+    /// passed in so tests need not touch the process environment), then
+    /// the flags; validated.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!("no configuration file at {}", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("MON_")).collect();
+        figment = figment.merge(EnvVars(vars));
+        figment = figment.merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| {
+            let mut message = String::from("invalid configuration:");
+            for error in e {
+                message.push_str(&format!("\n  {error}"));
+                if let Some(source) = &error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                    message.push_str(&format!(" (from {source})"));
+                }
+            }
+            message
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!("http.listen: `{}` is not an address such as 127.0.0.1:8080", self.http.listen));
+        }
+        if let Some(kafka) = &self.kafka {
+            if kafka.brokers.trim().is_empty() {
+                problems.push("kafka.brokers: empty; give host:port (or remove [kafka] to ingest over HTTP only)".into());
+            }
+            if kafka.topics.is_empty() || kafka.topics.iter().any(|t| t.trim().is_empty()) {
+                problems.push("kafka.topics: name at least one topic to consume, none empty".into());
+            }
+            for (name, value) in [
+                ("kafka.group", &kafka.group),
+                ("kafka.records_topic", &kafka.records_topic),
+                ("kafka.dead_letter_topic", &kafka.dead_letter_topic),
+            ] {
+                if value.trim().is_empty() {
+                    problems.push(format!("{name}: empty"));
+                }
+            }
+            if kafka.topics.contains(&kafka.records_topic) {
+                problems.push(format!(
+                    "kafka.records_topic: `{}` is also an input topic; mon would read its own records",
+                    kafka.records_topic
+                ));
+            }
+        }
+        if let Some(mapping) = &self.envelope.mapping {
+            if let Err(e) = mapping.validate() {
+                problems.push(format!("envelope.mapping: {e}"));
+            }
+        }
+        if self.engine.max_batch == 0 {
+            problems.push("engine.max_batch: must be at least 1".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!("log.level: `{}` is not a filter: {e}", self.log.level));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("invalid configuration:\n  {}", problems.join("\n  ")))
+        }
+    }
+}
+
+/// The `MON_*` variables as a figment provider. `Env::prefixed` reads the
+/// process environment; this takes the variables as data so that tests
+/// can give their own.
+struct EnvVars(Vec<(String, String)>);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named("MON_* environment variables")
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        let mut dict = figment::value::Dict::new();
+        for (name, value) in &self.0 {
+            let path: Vec<String> =
+                name.trim_start_matches("MON_").split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let parsed: figment::value::Value = value.parse().unwrap_or_else(|_| value.clone().into());
+            // `topics` is a list: a comma-separated value is split.
+            let parsed = match path.last().map(String::as_str) {
+                Some("topics") => value.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>().into(),
+                _ => parsed,
+            };
+            insert(&mut dict, &path, parsed);
+        }
+        Ok(figment::Profile::Default.collect(dict))
+    }
+}
+
+fn insert(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert(inner, rest, value);
+            } else {
+                let mut inner = figment::value::Dict::new();
+                insert(&mut inner, rest, value);
+                *entry = inner.into();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(
+            &path,
+            "state_dir = \"/tmp/a\"\nclock = \"event\"\n[kafka]\nbrokers = \"k1:9092\"\ntopics = [\"t1\"]\n\
+             [kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[("MON_KAFKA__BROKERS", "k2:9092"), ("MON_KAFKA__TOPICS", "a, b"), ("OTHER", "x")]),
+            &Overrides { state_dir: Some("/tmp/b".into()), ..Default::default() },
+        )
+        .unwrap();
+        let kafka = config.kafka.unwrap();
+        assert_eq!(kafka.brokers, "k2:9092");
+        assert_eq!(kafka.topics, vec!["a", "b"]);
+        assert_eq!(kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
+        assert_eq!(config.state_dir, PathBuf::from("/tmp/b"));
+        assert_eq!(config.clock, ClockMode::Event);
+    }
+
+    #[test]
+    fn mistakes_are_named_with_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(&path, "clok = \"wall\"\n").unwrap();
+        let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err();
+        assert!(error.contains("clok"), "{error}");
+
+        std::fs::write(&path, "clock = \"sundial\"\n").unwrap();
+        let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err();
+        assert!(error.contains("sundial") && error.contains("clock"), "{error}");
+
+        std::fs::write(&path, "[http]\nlisten = \"everywhere\"\n[kafka]\nbrokers = \"\"\n").unwrap();
+        let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err();
+        assert!(error.contains("http.listen") && error.contains("kafka.brokers") && error.contains("kafka.topics"));
+
+        let error = Config::load(Some(&dir.path().join("missing.toml")), vec![], &Overrides::default()).unwrap_err();
+        assert!(error.contains("no configuration file"), "{error}");
+    }
+}

@@ -1,0 +1,219 @@
+//! Kafka through rdkafka: the consumer the processing thread polls, and
+//! the publisher that drains the outbox to the records and dead-letter
+//! topics.
+//!
+//! Kafka's own offset commit is for lag visibility only: where to resume is
+//! the offset stored in sled with the batch (DESIGN.md §1 rule 3), and the
+//! processing thread skips anything below it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::util::Timeout;
+
+use super::config::KafkaConfig;
+use super::metrics::{Metrics, PartitionLabels};
+use super::store::{StoreHandle, Target};
+
+/// Settings every client gets, then the user's `[kafka.properties]`.
+fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &kafka.brokers);
+    for (k, v) in defaults {
+        config.set(*k, *v);
+    }
+    for (k, v) in &kafka.properties {
+        config.set(k, v);
+    }
+    config
+}
+
+/// Reports the client's state into the metrics and readiness.
+pub struct Context {
+    pub metrics: Arc<Metrics>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is "unknown" (not consuming it), and the internal
+                // unassigned partition is -1 too.
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    let labels = PartitionLabels { topic: topic.clone(), partition: *partition };
+                    self.metrics.consumer_lag.get_or_create(&labels).set(p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        self.metrics.set_kafka_problem(Some(format!("{error}: {reason}")));
+    }
+}
+
+impl ConsumerContext for Context {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        use rdkafka::consumer::Consumer as _;
+        let assigned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        match rebalance {
+            Rebalance::Assign(tpl) => tracing::info!(partitions = tpl.count(), "kafka partitions assigned"),
+            Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "kafka partitions revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka rebalance failed"),
+        }
+        self.metrics.assigned_partitions.set(assigned as i64);
+        self.metrics.kafka_assigned.store(assigned > 0, Ordering::Relaxed);
+        if assigned > 0 {
+            self.metrics.set_kafka_problem(None);
+        }
+    }
+}
+
+pub type Consumer = BaseConsumer<Context>;
+
+pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, String> {
+    use rdkafka::consumer::Consumer as _;
+    let group_instance = kafka.group.clone();
+    let consumer: Consumer = client_config(
+        kafka,
+        &[
+            ("group.id", &group_instance),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            // Where to resume is sled's business; when Kafka has no commit
+            // yet, reading from the start and skipping is always safe.
+            ("auto.offset.reset", "earliest"),
+            ("statistics.interval.ms", "1000"),
+            // A group join takes about half the session timeout with some
+            // brokers (../shared/KAFKA.md); a short one makes starts quick.
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+            ("fetch.wait.max.ms", "50"),
+        ],
+    )
+    .create_with_context(Context { metrics })
+    .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+    let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(|e| format!("cannot subscribe to {}: {e}", kafka.topics.join(", ")))?;
+    Ok(consumer)
+}
+
+pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, String> {
+    client_config(
+        kafka,
+        &[
+            // Retries after a lost acknowledgement do not duplicate: the
+            // crash test counts what repeats are left (outbox replays).
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "30000"),
+        ],
+    )
+    .create()
+    .map_err(|e| format!("cannot create the Kafka producer: {e}"))
+}
+
+/// Drains the outbox until `stop` says so and the outbox is empty (or the
+/// drain deadline passes): publish a chunk, wait for every delivery,
+/// forget what was delivered; what failed stays and is tried again.
+pub async fn publish(
+    producer: FutureProducer,
+    kafka: KafkaConfig,
+    outbox: StoreHandle,
+    metrics: Arc<Metrics>,
+    wake: Arc<tokio::sync::Notify>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    const CHUNK: usize = 5000;
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let items = match outbox.outbox(CHUNK) {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if items.len() < CHUNK {
+            metrics.outbox_pending.set(items.len() as i64);
+        }
+        if items.is_empty() {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            continue;
+        }
+        let mut pending = Vec::with_capacity(items.len());
+        for (key, item) in &items {
+            let topic = match item.target {
+                Target::Records => &kafka.records_topic,
+                Target::DeadLetters => &kafka.dead_letter_topic,
+            };
+            let mut headers = OwnedHeaders::new_with_capacity(item.headers.len());
+            for (name, value) in &item.headers {
+                headers = headers.insert(Header { key: name, value: Some(value) });
+            }
+            let mut record = FutureRecord::to(topic).payload(&item.payload).headers(headers);
+            if let Some(k) = &item.key {
+                record = record.key(k);
+            }
+            match producer.send_result(record) {
+                Ok(delivery) => pending.push((key.clone(), delivery)),
+                // The local queue is full: wait for what is in flight first.
+                Err((e, _)) => {
+                    tracing::debug!(error = %e, "producer queue full");
+                    break;
+                }
+            }
+        }
+        let mut delivered = Vec::with_capacity(pending.len());
+        let mut failed = false;
+        for (key, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(_)) => delivered.push(key),
+                Ok(Err((e, _))) => {
+                    failed = true;
+                    metrics.publish_errors.inc();
+                    tracing::warn!(error = %e, "publishing failed; will retry");
+                }
+                Err(_) => failed = true,
+            }
+        }
+        metrics.published.inc_by(delivered.len() as u64);
+        if let Err(e) = outbox.published(&delivered) {
+            tracing::error!(error = %e, "cannot forget published outbox items");
+        }
+        if failed {
+            if *stop.borrow() {
+                let deadline = *drain_deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + Duration::from_secs(5)
+                });
+                if tokio::time::Instant::now() > deadline {
+                    tracing::warn!("stopping with unpublished records; they are published at the next start");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Flushes the producer's queue at shutdown.
+pub fn flush(producer: &FutureProducer) {
+    use rdkafka::producer::Producer as _;
+    let _ = producer.flush(Timeout::After(Duration::from_secs(5)));
+}

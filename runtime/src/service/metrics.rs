@@ -1,0 +1,134 @@
+//! The service's own metrics, served at `/metrics` in the Prometheus text
+//! format (DESIGN.md §6: observability of mon itself).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event_type: String,
+    /// `accepted` (a type rules use), `ignored` (no rule uses it) or `rejected`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkflowLabels {
+    pub workflow: String,
+}
+
+/// Every metric, shared between the processing thread and the HTTP server.
+pub struct Metrics {
+    registry: Registry,
+    pub events: Family<EventLabels, Counter>,
+    pub consumer_lag: Family<PartitionLabels, Gauge>,
+    pub batch_commit_seconds: Histogram,
+    pub timers_pending: Gauge,
+    pub records: Family<KindLabels, Counter>,
+    pub instances: Family<WorkflowLabels, Gauge>,
+    pub outbox_pending: Gauge,
+    pub published: Counter,
+    pub publish_errors: Counter,
+    pub assigned_partitions: Gauge,
+    /// Readiness: the state is open and the rules loaded (set once at start).
+    pub state_open: AtomicBool,
+    /// Readiness: Kafka has given this process its partitions (always true without Kafka).
+    pub kafka_assigned: AtomicBool,
+    /// Why Kafka is not usable, if it is not (the last client error).
+    pub kafka_problem: Mutex<Option<String>>,
+    /// Wall clock of the last processed batch, ms.
+    pub last_batch_at: AtomicI64,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("mon");
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register("events", "Events read, by type and outcome", events.clone());
+        let consumer_lag = Family::<PartitionLabels, Gauge>::default();
+        registry.register("consumer_lag", "Messages behind the partition's high watermark", consumer_lag.clone());
+        let batch_commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "batch_commit_seconds",
+            "Time to write and flush one batch to the state store",
+            batch_commit_seconds.clone(),
+        );
+        let timers_pending = Gauge::default();
+        registry.register("timers_pending", "Timer entries queued in the engine", timers_pending.clone());
+        let records = Family::<KindLabels, Counter>::default();
+        registry.register("records", "Records made, by kind", records.clone());
+        let instances = Family::<WorkflowLabels, Gauge>::default();
+        registry.register("instances", "Items held (in flight, or closed within retention)", instances.clone());
+        let outbox_pending = Gauge::default();
+        registry.register("outbox_pending", "Records and dead letters not yet published", outbox_pending.clone());
+        let published = Counter::default();
+        registry.register("published", "Messages published to Kafka from the outbox", published.clone());
+        let publish_errors = Counter::default();
+        registry.register("publish_errors", "Failed attempts to publish (retried)", publish_errors.clone());
+        let assigned_partitions = Gauge::default();
+        registry.register("assigned_partitions", "Kafka partitions assigned to this process", assigned_partitions.clone());
+        Metrics {
+            registry,
+            events,
+            consumer_lag,
+            batch_commit_seconds,
+            timers_pending,
+            records,
+            instances,
+            outbox_pending,
+            published,
+            publish_errors,
+            assigned_partitions,
+            state_open: AtomicBool::new(false),
+            kafka_assigned: AtomicBool::new(false),
+            kafka_problem: Mutex::new(None),
+            last_batch_at: AtomicI64::new(0),
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    pub fn set_kafka_problem(&self, problem: Option<String>) {
+        if let Ok(mut slot) = self.kafka_problem.lock() {
+            *slot = problem;
+        }
+    }
+
+    pub fn kafka_problem(&self) -> Option<String> {
+        self.kafka_problem.lock().ok().and_then(|p| p.clone())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.state_open.load(Ordering::Relaxed) && self.kafka_assigned.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,224 @@
+//! The service shell around the engine (DESIGN.md §4–§5): Kafka in and
+//! out, sled state, the wall clock, HTTP. `mon run` and `mon demo` call
+//! [`run`]. The engine modules never use anything from here.
+//!
+//! Threads: one processing thread owns the engine and writes the state
+//! ([`processor`]); a tokio runtime serves HTTP ([`http`]), drains the
+//! outbox to Kafka ([`kafka::publish`]) and waits for SIGTERM/SIGINT.
+//! Durability and recovery are described in docs/notes/durability.md.
+
+pub mod config;
+pub mod envelope;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
+pub mod processor;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use mon_compiler::ir::Program;
+use mon_compiler::Functions;
+
+use crate::live::Live;
+use config::{Config, LogFormat};
+use processor::{Processor, StatusView};
+use store::Store;
+
+/// Installs the process's log subscriber (JSON or human), once.
+pub fn init_logging(config: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+/// Runs the service until `stop` is set (by the caller, or by SIGTERM /
+/// SIGINT), then shuts down in order: stop consuming, commit the batch in
+/// hand, snapshot and flush the state, drain the outbox, stop HTTP.
+/// `listening` is called with the HTTP address once it is bound.
+pub fn run(
+    config: Config,
+    program: &Program,
+    functions: &dyn Functions,
+    stop: Arc<AtomicBool>,
+    listening: impl FnOnce(SocketAddr),
+) -> Result<(), String> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let started = Instant::now();
+    let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let recovered = store.recover().map_err(|e| e.to_string())?;
+    let mut live = match &recovered.snapshot {
+        Some(bytes) => Live::resume_bytes(program, functions, bytes)?,
+        None => Live::new(program, functions, config.clock),
+    };
+    if live.mode() != config.clock {
+        return Err(format!(
+            "the state in {} was made on the {:?} clock, and this run uses the {:?} clock; \
+             use the same clock or another state directory",
+            config.state_dir.display(),
+            live.mode(),
+            config.clock
+        ));
+    }
+    let mut replayed = 0usize;
+    let mut discard = Vec::new();
+    for inputs in &recovered.journal {
+        for input in inputs {
+            live.apply(input, &mut discard);
+            discard.clear();
+            replayed += 1;
+        }
+    }
+    tracing::info!(
+        snapshot = recovered.snapshot.is_some(),
+        replayed_inputs = replayed,
+        ms = started.elapsed().as_millis() as u64,
+        state_dir = %config.state_dir.display(),
+        "state recovered"
+    );
+    metrics.state_open.store(true, Ordering::Relaxed);
+
+    let envelopes = envelope::Envelopes::new(&config.envelope)?;
+    let (consumer, producer) = match &config.kafka {
+        Some(kafka) => (Some(kafka::consumer(kafka, metrics.clone())?), Some(kafka::producer(kafka)?)),
+        None => {
+            metrics.kafka_assigned.store(true, Ordering::Relaxed);
+            (None, None)
+        }
+    };
+    let (ingest_tx, ingest_rx) = std::sync::mpsc::sync_channel(64);
+    let status = Arc::new(RwLock::new(StatusView::default()));
+    let publisher_wake = Arc::new(tokio::sync::Notify::new());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let listen: SocketAddr =
+        config.http.listen.parse().map_err(|_| format!("http.listen: `{}` is not an address", config.http.listen))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "HTTP listening");
+
+    let api = http::Api {
+        metrics: metrics.clone(),
+        ingest: ingest_tx,
+        status: status.clone(),
+        store: store.handle(),
+        kafka_configured: config.kafka.is_some(),
+    };
+    let (http_stop_tx, mut http_stop_rx) = tokio::sync::watch::channel(false);
+    let max_body_bytes = config.http.max_body_bytes;
+    let server = runtime.spawn(async move {
+        let app = http::router(api, max_body_bytes);
+        let shutdown = async move {
+            let _ = http_stop_rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    let (publisher_stop_tx, publisher_stop_rx) = tokio::sync::watch::channel(false);
+    let publisher = match (&config.kafka, producer.clone()) {
+        (Some(kafka), Some(producer)) => Some(runtime.spawn(kafka::publish(
+            producer,
+            kafka.clone(),
+            store.handle(),
+            metrics.clone(),
+            publisher_wake.clone(),
+            publisher_stop_rx,
+        ))),
+        _ => None,
+    };
+    {
+        let stop = stop.clone();
+        runtime.spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received; stopping");
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    listening(address);
+
+    let processor = Processor {
+        program,
+        live,
+        store,
+        stored_offsets: recovered.offsets,
+        envelopes,
+        consumer,
+        ingest: ingest_rx,
+        metrics: metrics.clone(),
+        status,
+        publisher_wake: publisher_wake.clone(),
+        stop: stop.clone(),
+        journaled_since_snapshot: replayed as u64,
+        totals: StatusView::default(),
+        config,
+    };
+    let outcome = std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("mon-processor".into())
+            .spawn_scoped(scope, move || processor.run())
+            .map_err(|e| format!("cannot start the processing thread: {e}"))?;
+        runtime.block_on(async {
+            while !worker.is_finished() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        // The processing thread has stopped (asked to, or failed): make
+        // sure everything else stops too.
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap_or_else(|_| Err("the processing thread panicked".into()))
+    });
+    let _ = publisher_stop_tx.send(true);
+    publisher_wake.notify_one();
+    runtime.block_on(async {
+        if let Some(publisher) = publisher {
+            let _ = publisher.await;
+        }
+        if let Some(producer) = &producer {
+            kafka::flush(producer);
+        }
+        let _ = http_stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match &outcome {
+        Ok(()) => tracing::info!("stopped"),
+        Err(e) => tracing::error!(error = %e, "stopped on an error"),
+    }
+    outcome
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

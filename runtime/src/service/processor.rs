@@ -1,0 +1,419 @@
+//! The processing thread: the only owner of the engine and the only writer
+//! of the state.
+//!
+//! Each turn gathers one batch (a wall-clock tick if a timer is due, HTTP
+//! ingest requests, Kafka messages), applies it to the engine as it comes,
+//! then writes everything the batch did to sled in one atomic, flushed
+//! write. Only after that does anything leave: HTTP replies, the outbox's
+//! records, Kafka's offset commit. A failed write stops the service, since
+//! memory is then ahead of disk; the next start replays the journal.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use mon_compiler::ir::Program;
+use rdkafka::consumer::{CommitMode, Consumer as _};
+use rdkafka::message::{Headers as _, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::config::Config;
+use super::envelope::Envelopes;
+use super::kafka::Consumer;
+use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
+use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
+use crate::aggregates::{self, Slice};
+use crate::live::{Fed, Input, Live};
+use crate::record::Record;
+
+/// Events posted over HTTP, with where to send the outcome.
+pub struct IngestRequest {
+    pub lines: Vec<String>,
+    pub reply: tokio::sync::oneshot::Sender<IngestReply>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IngestReply {
+    pub accepted: usize,
+    /// Well-formed events of types no rule uses.
+    pub ignored: usize,
+    pub rejected: Vec<RejectedLine>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RejectedLine {
+    /// Position in the request, from 0.
+    pub index: usize,
+    pub reason: String,
+}
+
+/// What the API shows, refreshed by the processing thread about once a second.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StatusView {
+    /// The engine's clock (RFC 3339), or none before the first event.
+    pub clock: Option<String>,
+    pub workflows: Vec<WorkflowView>,
+    pub events_accepted: u64,
+    pub events_ignored: u64,
+    pub events_rejected: u64,
+    pub records: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkflowView {
+    pub name: String,
+    pub status: &'static str,
+    pub metrics: aggregates::Metrics,
+}
+
+pub struct Processor<'p> {
+    pub program: &'p Program,
+    pub live: Live<'p>,
+    pub store: Store,
+    pub stored_offsets: Offsets,
+    pub config: Config,
+    pub envelopes: Envelopes,
+    pub consumer: Option<Consumer>,
+    pub ingest: Receiver<IngestRequest>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<RwLock<StatusView>>,
+    pub publisher_wake: Arc<tokio::sync::Notify>,
+    pub stop: Arc<AtomicBool>,
+    pub journaled_since_snapshot: u64,
+    pub totals: StatusView,
+}
+
+fn wall_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The records topic's key: the workflow and the item, so one item's
+/// records stay in order on one partition.
+fn record_key(record: &Record) -> Option<Vec<u8>> {
+    let workflow = record.workflow.as_deref()?;
+    let mut key = workflow.to_string();
+    for value in record.key.iter().flat_map(|k| k.values()) {
+        key.push('/');
+        key.push_str(value);
+    }
+    Some(key.into_bytes())
+}
+
+impl Processor<'_> {
+    /// Runs until `stop` is set; the error is why the state can no longer
+    /// be trusted to match memory.
+    pub fn run(mut self) -> Result<(), String> {
+        let mut last_status = Instant::now() - Duration::from_secs(10);
+        let mut records = Vec::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let mut batch = BatchWrite::default();
+            let mut replies = Vec::new();
+            let mut accepted_by_type = vec![0u64; self.program.events.len()];
+            self.gather(&mut batch, &mut replies, &mut records, &mut accepted_by_type);
+            if !batch.inputs.is_empty() {
+                self.commit(batch, &mut records, &accepted_by_type)?;
+                for (reply, outcome) in replies {
+                    let _ = reply.send(outcome);
+                }
+            }
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                self.refresh_status();
+                last_status = Instant::now();
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Collects one batch, applying each input as it arrives.
+    fn gather(
+        &mut self,
+        batch: &mut BatchWrite,
+        replies: &mut Vec<(tokio::sync::oneshot::Sender<IngestReply>, IngestReply)>,
+        records: &mut Vec<Record>,
+        accepted_by_type: &mut [u64],
+    ) {
+        let now = wall_now();
+        if self.live.tick_due(now) {
+            self.apply(Input::Tick(now), batch, records);
+        }
+        let started = Instant::now();
+        // Taken out for the batch: a polled message borrows the consumer
+        // while the engine (in `self`) is fed.
+        let consumer = self.consumer.take();
+        self.poll(consumer.as_ref(), batch, replies, records, accepted_by_type, started);
+        self.consumer = consumer;
+    }
+
+    fn poll(
+        &mut self,
+        consumer: Option<&Consumer>,
+        batch: &mut BatchWrite,
+        replies: &mut Vec<(tokio::sync::oneshot::Sender<IngestReply>, IngestReply)>,
+        records: &mut Vec<Record>,
+        accepted_by_type: &mut [u64],
+        started: Instant,
+    ) {
+        let max_batch = self.config.engine.max_batch;
+        let wait = Duration::from_millis(self.config.engine.max_batch_wait_ms.max(1));
+        loop {
+            // HTTP first: its callers wait on the reply.
+            while let Ok(request) = self.ingest.try_recv() {
+                replies.push(self.ingest_request(request, batch, records, accepted_by_type));
+            }
+            if batch.inputs.len() >= max_batch || started.elapsed() >= wait {
+                return;
+            }
+            let Some(consumer) = consumer else {
+                // Without Kafka, wait on the HTTP channel, but not past the
+                // next tick.
+                match self.ingest.recv_timeout(wait.saturating_sub(started.elapsed())) {
+                    Ok(request) => replies.push(self.ingest_request(request, batch, records, accepted_by_type)),
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+                }
+                continue;
+            };
+            let timeout = if batch.inputs.is_empty() { wait.saturating_sub(started.elapsed()) } else { Duration::ZERO };
+            let message = match consumer.poll(timeout) {
+                None => {
+                    if !batch.inputs.is_empty() {
+                        return;
+                    }
+                    continue;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "kafka poll");
+                    self.metrics.set_kafka_problem(Some(e.to_string()));
+                    return;
+                }
+                Some(Ok(message)) => message,
+            };
+            let topic = message.topic().to_string();
+            let partition = message.partition();
+            let offset = message.offset();
+            // Below the stored offset: already journaled before a restart.
+            if self.stored_offsets.get(&(topic.clone(), partition)).is_some_and(|next| offset < *next) {
+                continue;
+            }
+            batch.offsets.insert((topic.clone(), partition), offset + 1);
+            let headers: Vec<(&str, &[u8])> = message
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
+                .unwrap_or_default();
+            let origin = format!("kafka:{topic}/{partition}@{offset}");
+            let (fed, _) = match self.envelopes.normalize(message.payload(), &headers) {
+                Ok(line) => {
+                    let line = line.into_owned();
+                    self.apply(Input::Line(line), batch, records)
+                }
+                Err(reason) => self.apply(Input::Unreadable(reason), batch, records),
+            };
+            match fed {
+                Fed::Event { event_type } => {
+                    if let Some(count) = accepted_by_type.get_mut(event_type as usize) {
+                        *count += 1;
+                    }
+                }
+                Fed::Rejected { reason } => {
+                    let owned_headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+                    self.dead_letter(batch, reason, origin, message.payload().unwrap_or_default(), owned_headers);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn ingest_request(
+        &mut self,
+        request: IngestRequest,
+        batch: &mut BatchWrite,
+        records: &mut Vec<Record>,
+        accepted_by_type: &mut [u64],
+    ) -> (tokio::sync::oneshot::Sender<IngestReply>, IngestReply) {
+        let mut reply = IngestReply::default();
+        for (index, line) in request.lines.into_iter().enumerate() {
+            let bytes = line.as_bytes().to_vec();
+            let (fed, _) = self.apply(Input::Line(line), batch, records);
+            match fed {
+                Fed::Event { event_type } => {
+                    reply.accepted += 1;
+                    if let Some(count) = accepted_by_type.get_mut(event_type as usize) {
+                        *count += 1;
+                    }
+                }
+                Fed::Ignored { .. } => reply.ignored += 1,
+                Fed::Rejected { reason } => {
+                    self.dead_letter(batch, reason.clone(), "http".into(), &bytes, Vec::new());
+                    reply.rejected.push(RejectedLine { index, reason });
+                }
+                Fed::Tick => {}
+            }
+        }
+        (request.reply, reply)
+    }
+
+    /// Applies one input and journals it; returns what it did and how many
+    /// records it made.
+    fn apply(&mut self, input: Input, batch: &mut BatchWrite, records: &mut Vec<Record>) -> (Fed, usize) {
+        let before = records.len();
+        let fed = self.live.apply(&input, records);
+        match &fed {
+            Fed::Ignored { type_name } => {
+                self.totals.events_ignored += 1;
+                self.metrics.events.get_or_create(&EventLabels { event_type: type_name.clone(), outcome: "ignored" }).inc();
+            }
+            Fed::Rejected { .. } => {
+                self.totals.events_rejected += 1;
+                let event_type = match &input {
+                    Input::Line(line) => rejected_type(self.program, line),
+                    _ => String::new(),
+                };
+                self.metrics.events.get_or_create(&EventLabels { event_type, outcome: "rejected" }).inc();
+            }
+            Fed::Event { .. } => self.totals.events_accepted += 1,
+            Fed::Tick => {}
+        }
+        batch.inputs.push(input);
+        (fed, records.len() - before)
+    }
+
+    fn dead_letter(
+        &mut self,
+        batch: &mut BatchWrite,
+        reason: String,
+        origin: String,
+        bytes: &[u8],
+        mut headers: Vec<(String, Vec<u8>)>,
+    ) {
+        if self.config.kafka.is_some() {
+            headers.push(("mon_reason".into(), reason.clone().into_bytes()));
+            headers.push(("mon_origin".into(), origin.clone().into_bytes()));
+            batch.outbox.push(OutboxItem { target: Target::DeadLetters, key: None, payload: bytes.to_vec(), headers });
+        }
+        batch.dead_letters.push(DeadLetter { reason, origin, received: wall_now(), bytes: bytes.to_vec() });
+    }
+
+    fn commit(&mut self, mut batch: BatchWrite, records: &mut Vec<Record>, accepted_by_type: &[u64]) -> Result<(), String> {
+        for record in records.drain(..) {
+            let json = serde_json::to_string(&record).map_err(|e| format!("cannot encode a record: {e}"))?;
+            self.metrics.records.get_or_create(&KindLabels { kind: record.kind.name() }).inc();
+            *self.totals.records.entry(record.kind.name()).or_default() += 1;
+            if self.config.kafka.is_some() {
+                batch.outbox.push(OutboxItem {
+                    target: Target::Records,
+                    key: record_key(&record),
+                    payload: json.clone().into_bytes(),
+                    headers: vec![("mon_id".into(), record.id.into_bytes())],
+                });
+            }
+            batch.records.push(json);
+        }
+        for (event_type, count) in accepted_by_type.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let name = self.program.events[event_type].name.clone();
+            self.metrics.events.get_or_create(&EventLabels { event_type: name, outcome: "accepted" }).inc_by(*count);
+        }
+        let has_output = !batch.outbox.is_empty();
+        let kafka_offsets = batch.offsets.clone();
+        self.journaled_since_snapshot += batch.inputs.len() as u64;
+        let started = Instant::now();
+        self.store.commit(batch, &mut self.stored_offsets).map_err(|e| e.to_string())?;
+        self.metrics.batch_commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.last_batch_at.store(wall_now(), Ordering::Relaxed);
+        if has_output {
+            self.publisher_wake.notify_one();
+        }
+        if let (Some(consumer), false) = (&self.consumer, kafka_offsets.is_empty()) {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, partition), next) in &kafka_offsets {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+            // For lag metrics only: a failed commit costs nothing but a
+            // stale lag figure.
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!(error = %e, "kafka offset commit");
+            }
+        }
+        if self.journaled_since_snapshot >= self.config.engine.snapshot_every {
+            self.take_snapshot()?;
+        }
+        Ok(())
+    }
+
+    fn take_snapshot(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let bytes = self.live.snapshot_bytes().map_err(|e| format!("cannot encode a snapshot: {e}"))?;
+        self.store.snapshot(&bytes).map_err(|e| e.to_string())?;
+        self.store.trim(self.config.engine.keep_records).map_err(|e| e.to_string())?;
+        tracing::info!(
+            bytes = bytes.len(),
+            inputs = self.journaled_since_snapshot,
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot taken"
+        );
+        self.journaled_since_snapshot = 0;
+        Ok(())
+    }
+
+    fn refresh_status(&mut self) {
+        let Some(state) = self.live.state() else { return };
+        let now = self.live.clock().unwrap_or(0);
+        let mut workflows = Vec::with_capacity(self.program.workflows.len());
+        for workflow in &self.program.workflows {
+            let metrics = aggregates::metrics(state, workflow, &Slice::default(), now);
+            let status = aggregates::status(state, workflow, &Slice::default(), now);
+            let held = state.workflows[workflow.id as usize].len();
+            self.metrics.instances.get_or_create(&WorkflowLabels { workflow: workflow.name.clone() }).set(held as i64);
+            workflows.push(WorkflowView { name: workflow.name.clone(), status: status.name(), metrics });
+        }
+        if let Some(engine) = self.live.engine() {
+            self.metrics.timers_pending.set(engine.timers_queued() as i64);
+        }
+        let view = StatusView {
+            clock: Some(mon_stdlib::time::format_rfc3339(now)),
+            workflows,
+            events_accepted: self.totals.events_accepted,
+            events_ignored: self.totals.events_ignored,
+            events_rejected: self.totals.events_rejected,
+            records: self.totals.records.clone(),
+        };
+        if let Ok(mut slot) = self.status.write() {
+            *slot = view;
+        }
+    }
+
+    /// Stops consuming, then leaves a snapshot so the next start replays nothing.
+    fn shutdown(mut self) -> Result<(), String> {
+        if let Some(consumer) = self.consumer.take() {
+            consumer.unsubscribe();
+        }
+        // Answer any request that arrived too late to be processed.
+        while let Ok(request) = self.ingest.try_recv() {
+            drop(request);
+        }
+        if self.journaled_since_snapshot > 0 {
+            self.take_snapshot()?;
+        }
+        self.store.flush().map_err(|e| e.to_string())?;
+        tracing::info!("state flushed; processing stopped");
+        Ok(())
+    }
+}
+
+/// The `type` of a rejected line, for the metric label: a declared type or
+/// "" (any other string would let bad input grow the label set without end).
+fn rejected_type(program: &Program, line: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct TypeOnly {
+        #[serde(rename = "type")]
+        type_name: Option<String>,
+    }
+    serde_json::from_str::<TypeOnly>(line)
+        .ok()
+        .and_then(|t| t.type_name)
+        .filter(|name| program.events.iter().any(|e| &e.name == name))
+        .unwrap_or_default()
+}

@@ -1,0 +1,384 @@
+//! Durable state in sled: the journal of inputs, the snapshot, the outbox,
+//! the record and dead-letter logs, and the consumed Kafka offsets.
+//!
+//! Everything one batch changes goes into one tree with one atomic
+//! `apply_batch`, then one `flush` (fsync) before anything leaves the
+//! process: that is DESIGN.md §1 rule 3. The state change of a batch is
+//! journaled as the batch's inputs (see `live.rs`) rather than as changed
+//! instances: the engine is deterministic, so replaying the journal since
+//! the last snapshot rebuilds exactly the state, its timers included, and
+//! a batch costs one sequential write whatever it touched. See
+//! docs/notes/durability.md.
+//!
+//! Keys, all in the default tree: `j`+seq journal entry, `o`+seq outbox
+//! item, `r`+seq record (JSON), `d`+seq dead letter, `s` snapshot,
+//! `m/offsets` consumed offsets. Sequences are big-endian u64 so keys sort
+//! in order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::live::{decode_inputs, encode_inputs, Input};
+
+const JOURNAL: u8 = b'j';
+const OUTBOX: u8 = b'o';
+const RECORDS: u8 = b'r';
+const DEAD_LETTERS: u8 = b'd';
+const SNAPSHOT: &[u8] = b"s";
+const OFFSETS: &[u8] = b"m/offsets";
+
+/// Next offset to consume, per (topic, partition).
+pub type Offsets = BTreeMap<(String, i32), i64>;
+
+pub struct Store {
+    db: sled::Db,
+    next: [u64; 4],
+}
+
+/// Where an outbox item goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Records,
+    DeadLetters,
+}
+
+/// A message waiting to be published.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxItem {
+    pub target: Target,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A rejected message as kept in the dead-letter log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub reason: String,
+    /// Where it came from: `kafka:topic/partition@offset` or `http`.
+    pub origin: String,
+    /// When it was received (wall clock, ms).
+    pub received: i64,
+    /// The original bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What one processed batch leaves behind, written atomically.
+#[derive(Default)]
+pub struct BatchWrite {
+    pub inputs: Vec<Input>,
+    pub records: Vec<String>,
+    pub outbox: Vec<OutboxItem>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Offsets moved by this batch (merged into the stored ones).
+    pub offsets: Offsets,
+}
+
+/// The stored snapshot and the journal entries after it.
+pub struct Recovered {
+    pub snapshot: Option<Vec<u8>>,
+    pub journal: Vec<Vec<Input>>,
+    pub offsets: Offsets,
+}
+
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError(format!("state store: {e}"))
+    }
+}
+
+fn key(prefix: u8, seq: u64) -> [u8; 9] {
+    let mut k = [prefix; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    key.get(1..9).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+        let db = sled::Config::new()
+            .path(dir.join("state.sled"))
+            // The journal is append-only and read back only after a crash;
+            // a larger cache helps the outbox scans, not correctness.
+            .cache_capacity(64 << 20)
+            .open()
+            .map_err(|e| StoreError(format!("cannot open the state in {}: {e}", dir.display())))?;
+        let mut next = [0u64; 4];
+        for (i, prefix) in [JOURNAL, OUTBOX, RECORDS, DEAD_LETTERS].into_iter().enumerate() {
+            next[i] = match db.scan_prefix([prefix]).next_back() {
+                Some(entry) => seq_of(&entry?.0) + 1,
+                None => 0,
+            };
+        }
+        Ok(Store { db, next })
+    }
+
+    /// The snapshot, the journal after it, and the stored offsets.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let snapshot = self.db.get(SNAPSHOT)?.map(|v| v.to_vec());
+        let mut journal = Vec::new();
+        for entry in self.db.scan_prefix([JOURNAL]) {
+            let (k, v) = entry?;
+            let inputs = decode_inputs(&v)
+                .ok_or_else(|| StoreError(format!("journal entry {} is damaged", seq_of(&k))))?;
+            journal.push(inputs);
+        }
+        Ok(Recovered { snapshot, journal, offsets: self.offsets()? })
+    }
+
+    pub fn offsets(&self) -> Result<Offsets, StoreError> {
+        let Some(bytes) = self.db.get(OFFSETS)? else { return Ok(Offsets::new()) };
+        let pairs: Vec<(String, i32, i64)> =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("stored offsets are damaged: {e}")))?;
+        Ok(pairs.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
+    }
+
+    /// Writes one batch atomically and flushes it to disk.
+    pub fn commit(&mut self, batch: BatchWrite, stored_offsets: &mut Offsets) -> Result<(), StoreError> {
+        let mut write = sled::Batch::default();
+        if !batch.inputs.is_empty() {
+            write.insert(&key(JOURNAL, self.next[0]), encode_inputs(&batch.inputs));
+            self.next[0] += 1;
+        }
+        for item in &batch.outbox {
+            write.insert(&key(OUTBOX, self.next[1]), encode_outbox(item));
+            self.next[1] += 1;
+        }
+        for record in &batch.records {
+            write.insert(&key(RECORDS, self.next[2]), record.as_bytes());
+            self.next[2] += 1;
+        }
+        for letter in &batch.dead_letters {
+            let bytes = serde_json::to_vec(letter).map_err(|e| StoreError(e.to_string()))?;
+            write.insert(&key(DEAD_LETTERS, self.next[3]), bytes);
+            self.next[3] += 1;
+        }
+        if !batch.offsets.is_empty() {
+            stored_offsets.extend(batch.offsets);
+            let pairs: Vec<(&str, i32, i64)> = stored_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
+            write.insert(OFFSETS, serde_json::to_vec(&pairs).map_err(|e| StoreError(e.to_string()))?);
+        }
+        self.db.apply_batch(write)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Replaces the snapshot and drops the journal it covers, atomically.
+    pub fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let mut write = sled::Batch::default();
+        write.insert(SNAPSHOT, snapshot);
+        for entry in self.db.scan_prefix([JOURNAL]) {
+            write.remove(entry?.0);
+        }
+        self.db.apply_batch(write)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A handle for the publisher and the API: sled is shared between threads.
+    pub fn handle(&self) -> StoreHandle {
+        StoreHandle { db: self.db.clone() }
+    }
+
+    /// Drops the oldest records and dead letters beyond `keep` of each.
+    pub fn trim(&self, keep: u64) -> Result<(), StoreError> {
+        for (i, prefix) in [(2, RECORDS), (3, DEAD_LETTERS)] {
+            let first_kept = self.next[i].saturating_sub(keep);
+            let mut write = sled::Batch::default();
+            for entry in self.db.range(key(prefix, 0)..key(prefix, first_kept)) {
+                write.remove(entry?.0);
+            }
+            self.db.apply_batch(write)?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Reads (and outbox deletes) that other threads may do while the
+/// processing thread writes.
+#[derive(Clone)]
+pub struct StoreHandle {
+    db: sled::Db,
+}
+
+impl StoreHandle {
+    /// Up to `limit` outbox items, oldest first, with their keys.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(sled::IVec, OutboxItem)>, StoreError> {
+        let mut items = Vec::new();
+        for entry in self.db.scan_prefix([OUTBOX]).take(limit) {
+            let (k, v) = entry?;
+            let item = decode_outbox(&v).ok_or_else(|| StoreError(format!("outbox item {} is damaged", seq_of(&k))))?;
+            items.push((k, item));
+        }
+        Ok(items)
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.db.scan_prefix([OUTBOX]).count()
+    }
+
+    /// Forgets published outbox items. Not flushed: after a crash an item
+    /// may be published again, with the same record id.
+    pub fn published(&self, keys: &[sled::IVec]) -> Result<(), StoreError> {
+        let mut write = sled::Batch::default();
+        for k in keys {
+            write.remove(k.clone());
+        }
+        self.db.apply_batch(write)?;
+        Ok(())
+    }
+
+    /// The last `limit` records (JSON), oldest first.
+    pub fn recent_records(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut records = Vec::new();
+        for entry in self.db.scan_prefix([RECORDS]).rev().take(limit) {
+            records.push(String::from_utf8_lossy(&entry?.1).into_owned());
+        }
+        records.reverse();
+        Ok(records)
+    }
+
+    /// Every record in the log, oldest first.
+    pub fn records(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        self.db
+            .scan_prefix([RECORDS])
+            .map(|e| e.map(|(_, v)| String::from_utf8_lossy(&v).into_owned()).map_err(StoreError::from))
+    }
+
+    /// The last `limit` dead letters, oldest first.
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut letters = Vec::new();
+        for entry in self.db.scan_prefix([DEAD_LETTERS]).rev().take(limit) {
+            if let Ok(letter) = serde_json::from_slice(&entry?.1) {
+                letters.push(letter);
+            }
+        }
+        letters.reverse();
+        Ok(letters)
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take_bytes<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let value = rest.get(..len)?;
+    *bytes = &rest[len..];
+    Some(value)
+}
+
+/// Target byte, key (flag + bytes), payload, header count, headers.
+fn encode_outbox(item: &OutboxItem) -> Vec<u8> {
+    let mut out = Vec::with_capacity(item.payload.len() + 64);
+    out.push(match item.target {
+        Target::Records => 0,
+        Target::DeadLetters => 1,
+    });
+    match &item.key {
+        Some(k) => {
+            out.push(1);
+            put_bytes(&mut out, k);
+        }
+        None => out.push(0),
+    }
+    put_bytes(&mut out, &item.payload);
+    out.extend_from_slice(&(item.headers.len() as u32).to_le_bytes());
+    for (name, value) in &item.headers {
+        put_bytes(&mut out, name.as_bytes());
+        put_bytes(&mut out, value);
+    }
+    out
+}
+
+fn decode_outbox(mut bytes: &[u8]) -> Option<OutboxItem> {
+    let (&target, rest) = bytes.split_first()?;
+    let target = match target {
+        0 => Target::Records,
+        1 => Target::DeadLetters,
+        _ => return None,
+    };
+    let (&has_key, rest) = rest.split_first()?;
+    bytes = rest;
+    let key = if has_key == 1 { Some(take_bytes(&mut bytes)?.to_vec()) } else { None };
+    let payload = take_bytes(&mut bytes)?.to_vec();
+    let (count, rest) = bytes.split_first_chunk::<4>()?;
+    bytes = rest;
+    let mut headers = Vec::new();
+    for _ in 0..u32::from_le_bytes(*count) {
+        let name = String::from_utf8(take_bytes(&mut bytes)?.to_vec()).ok()?;
+        headers.push((name, take_bytes(&mut bytes)?.to_vec()));
+    }
+    Some(OutboxItem { target, key, payload, headers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_committed_batch_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut offsets = Offsets::new();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            let mut batch = BatchWrite { inputs: vec![Input::Tick(7), Input::Line("{}".into())], ..Default::default() };
+            batch.records.push("{\"id\":\"a\"}".into());
+            batch.outbox.push(OutboxItem {
+                target: Target::DeadLetters,
+                key: None,
+                payload: vec![0xff, 0],
+                headers: vec![("mon_reason".into(), b"bad".to_vec())],
+            });
+            batch.offsets.insert(("t".into(), 3), 42);
+            store.commit(batch, &mut offsets).unwrap();
+            store.commit(BatchWrite { inputs: vec![Input::Tick(9)], ..Default::default() }, &mut offsets).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let recovered = store.recover().unwrap();
+        assert_eq!(recovered.journal, vec![vec![Input::Tick(7), Input::Line("{}".into())], vec![Input::Tick(9)]]);
+        assert_eq!(recovered.offsets.get(&("t".to_string(), 3)), Some(&42));
+        let outbox = store.handle().outbox(10).unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].1.payload, vec![0xff, 0]);
+        assert_eq!(outbox[0].1.headers[0].1, b"bad");
+        assert_eq!(store.handle().recent_records(5).unwrap(), vec!["{\"id\":\"a\"}".to_string()]);
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_journal_it_covers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut offsets = Offsets::new();
+        store.commit(BatchWrite { inputs: vec![Input::Tick(1)], ..Default::default() }, &mut offsets).unwrap();
+        store.snapshot(b"state").unwrap();
+        store.commit(BatchWrite { inputs: vec![Input::Tick(2)], ..Default::default() }, &mut offsets).unwrap();
+        drop(store);
+        let recovered = Store::open(dir.path()).unwrap().recover().unwrap();
+        assert_eq!(recovered.snapshot.as_deref(), Some(&b"state"[..]));
+        assert_eq!(recovered.journal, vec![vec![Input::Tick(2)]]);
+    }
+}

@@ -1,0 +1,127 @@
+//! `mon run [--config mon.toml] RULES_DIR`: the long-running service.
+//!
+//! Every `.mon` file under RULES_DIR is one program. Configuration comes
+//! from built-in defaults, the file, `MON_*` variables and these flags, in
+//! that order (see docs/service.md).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use mon_compiler::{compile, ir, Renderer};
+use mon_runtime::live::ClockMode;
+use mon_runtime::service::config::{Config, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides};
+
+use crate::sources::{load_tree, FsSchemas};
+use crate::Outcome;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The rules: every `.mon` file under this directory, as one program.
+    rules: PathBuf,
+    /// The configuration file (TOML).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT]; without Kafka, events come over HTTP only.
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Topics to consume, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    topics: Option<Vec<String>>,
+    /// Kafka consumer group.
+    #[arg(long)]
+    group: Option<String>,
+    /// Topic the records are published to (default mon.records).
+    #[arg(long)]
+    records_topic: Option<String>,
+    /// Topic rejected messages go to (default mon.dead-letter).
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    /// Where the state is kept (created if missing).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// `wall` (live) or `event` (the virtual clock of `mon simulate`).
+    #[arg(long, value_enum)]
+    clock: Option<Clock>,
+    /// HTTP address, ADDR:PORT (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    #[arg(long, value_enum)]
+    log_format: Option<Log>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Clock {
+    Wall,
+    Event,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Log {
+    Json,
+    Pretty,
+}
+
+impl Args {
+    fn overrides(&self) -> Overrides {
+        let kafka_flags = self.brokers.is_some()
+            || self.topics.is_some()
+            || self.group.is_some()
+            || self.records_topic.is_some()
+            || self.dead_letter_topic.is_some();
+        Overrides {
+            state_dir: self.state_dir.clone(),
+            clock: self.clock.map(|c| match c {
+                Clock::Wall => ClockMode::Wall,
+                Clock::Event => ClockMode::Event,
+            }),
+            kafka: kafka_flags.then(|| KafkaOverrides {
+                brokers: self.brokers.clone(),
+                topics: self.topics.clone(),
+                group: self.group.clone(),
+                records_topic: self.records_topic.clone(),
+                dead_letter_topic: self.dead_letter_topic.clone(),
+            }),
+            http: self.listen.clone().map(|listen| HttpOverrides { listen: Some(listen) }),
+            log: self.log_format.map(|f| LogOverrides {
+                format: Some(match f {
+                    Log::Json => LogFormat::Json,
+                    Log::Pretty => LogFormat::Pretty,
+                }),
+            }),
+        }
+    }
+}
+
+/// Compiles the rules under `dir`, printing diagnostics; `None` on errors.
+pub fn compile_tree(dir: &std::path::Path) -> Result<Option<ir::Program>, String> {
+    let rules = load_tree(dir)?;
+    let compilation = compile(&rules.files, mon_stdlib::registry(), &FsSchemas);
+    if !compilation.diagnostics.is_empty() {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        eprint!("{}", Renderer { sources: &rules.files }.human(&compilation.diagnostics, color));
+    }
+    Ok(compilation.program)
+}
+
+pub fn run(args: Args) -> Outcome {
+    let config = match Config::load(args.config.as_deref(), std::env::vars(), &args.overrides()) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Usage(e),
+    };
+    let program = match compile_tree(&args.rules) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Outcome::Problems,
+        Err(e) => return Outcome::Usage(e),
+    };
+    mon_runtime::service::init_logging(&config.log);
+    let stop = Arc::new(AtomicBool::new(false));
+    match mon_runtime::service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::Problems
+        }
+    }
+}
