@@ -70,14 +70,16 @@ pub struct Snapshot {
 }
 
 impl<'p> Live<'p> {
-    pub fn new(program: &'p Program, functions: &'p dyn Functions, mode: ClockMode) -> Self {
-        let simulation = (mode == ClockMode::Event).then(|| Simulation::new(program, functions, None, None));
+    /// `from`: with the event clock, when monitoring starts (default: the
+    /// first event), as `mon simulate --from`.
+    pub fn new(program: &'p Program, functions: &'p dyn Functions, mode: ClockMode, from: Option<i64>) -> Self {
+        let simulation = (mode == ClockMode::Event).then(|| Simulation::new(program, functions, from, None));
         Live { mode, program, functions, decoder: Decoder::new(program), simulation, engine: None, now: None }
     }
 
     /// Resumes from a snapshot taken by [`snapshot`](Self::snapshot).
     pub fn resume(program: &'p Program, functions: &'p dyn Functions, snapshot: Snapshot) -> Self {
-        let mut live = Live::new(program, functions, snapshot.mode);
+        let mut live = Live::new(program, functions, snapshot.mode, None);
         live.now = snapshot.now;
         if let Some(state) = snapshot.state {
             match snapshot.mode {

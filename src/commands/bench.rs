@@ -49,6 +49,10 @@ pub struct Args {
     /// Measure the engine alone (skip the decode + engine run).
     #[arg(long)]
     engine_only: bool,
+    /// Write the stream instead of measuring: DIR/rules/bench.mon and
+    /// DIR/events.ndjson, for the service's benchmark and crash test.
+    #[arg(long, value_name = "DIR")]
+    emit: Option<std::path::PathBuf>,
 }
 
 /// A small deterministic generator (SplitMix64): the same seed gives the
@@ -112,6 +116,19 @@ fn generate(args: &Args) -> (Vec<String>, u64) {
     (lines, stalls)
 }
 
+fn emit(dir: &std::path::Path, lines: &[String], stalls: u64) -> Outcome {
+    let written = std::fs::create_dir_all(dir.join("rules"))
+        .and_then(|()| std::fs::write(dir.join("rules/bench.mon"), RULES))
+        .and_then(|()| std::fs::write(dir.join("events.ndjson"), lines.join("\n") + "\n"));
+    match written {
+        Ok(()) => {
+            say!("wrote {} events ({stalls} stalls) to {}", lines.len(), dir.display());
+            Outcome::Ok
+        }
+        Err(e) => Outcome::Usage(format!("cannot write to {}: {e}", dir.display())),
+    }
+}
+
 fn resident_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
@@ -161,6 +178,9 @@ pub fn run(args: Args) -> Outcome {
     };
     eprintln!("generating {} trades ({}% stalls, seed {})...", args.trades, args.stall_rate * 100.0, args.seed);
     let (lines, stalls) = generate(&args);
+    if let Some(dir) = &args.emit {
+        return emit(dir, &lines, stalls);
+    }
     let decoder = Decoder::new(&program);
     let events: Vec<Event> = lines
         .iter()

@@ -90,7 +90,7 @@ pub fn run(args: Args) -> Outcome {
         say!("  records:    http://{address}/api/v1/records?limit=20");
         say!("  metrics:    http://{address}/metrics");
         say!("  state:      {state_shown}");
-        say!("Feeding generated events (a backlog of the last half hour first); Ctrl-C stops.\n");
+        say!("Feeding generated events (the last 25 minutes first, as a backlog); Ctrl-C stops.\n");
         std::thread::spawn(move || feed_and_report(address, seed, every, seconds, feeder_stop));
     });
     drop(temporary);
@@ -107,7 +107,7 @@ pub fn run(args: Args) -> Outcome {
 /// `every` seconds, until `stop` (or `seconds` have passed).
 fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds: Option<u64>, stop: Arc<AtomicBool>) {
     let started = Instant::now();
-    let mut generator = PendingGenerator::new(seed, wall_now()); // TODO(lead): generator::Generator once written
+    let mut generator = generator::Generator::new(seed, wall_now());
     let mut last_report = Instant::now();
     let events_url = format!("http://{address}/api/v1/events");
     let status_url = format!("http://{address}/api/v1/status");
@@ -159,13 +159,3 @@ fn report(status_url: &str, posted: usize) {
     }
 }
 
-// Temporary until generator.rs lands.
-struct PendingGenerator;
-impl PendingGenerator {
-    fn new(_: u64, _: i64) -> Self {
-        PendingGenerator
-    }
-    fn until(&mut self, _: i64) -> Vec<String> {
-        Vec::new()
-    }
-}

@@ -44,6 +44,9 @@ pub struct Args {
     /// `wall` (live) or `event` (the virtual clock of `mon simulate`).
     #[arg(long, value_enum)]
     clock: Option<Clock>,
+    /// With `--clock event`: monitoring starts here (RFC 3339), as `mon simulate --from`.
+    #[arg(long)]
+    from: Option<String>,
     /// HTTP address, ADDR:PORT (port 0 picks a free one).
     #[arg(long)]
     listen: Option<String>,
@@ -76,6 +79,7 @@ impl Args {
                 Clock::Wall => ClockMode::Wall,
                 Clock::Event => ClockMode::Event,
             }),
+            from: self.from.clone(),
             kafka: kafka_flags.then(|| KafkaOverrides {
                 brokers: self.brokers.clone(),
                 topics: self.topics.clone(),

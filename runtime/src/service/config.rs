@@ -23,6 +23,9 @@ pub struct Config {
     /// Where sled keeps the state; created if missing.
     pub state_dir: PathBuf,
     pub clock: ClockMode,
+    /// Event clock only: monitoring starts at this instant (RFC 3339), as
+    /// `mon simulate --from`; default: the first event's time.
+    pub from: Option<String>,
     /// Kafka in and out; absent: events come over HTTP only.
     pub kafka: Option<KafkaConfig>,
     pub envelope: EnvelopeConfig,
@@ -91,6 +94,7 @@ impl Default for Config {
         Config {
             state_dir: PathBuf::from("mon-state"),
             clock: ClockMode::Wall,
+            from: None,
             kafka: None,
             envelope: EnvelopeConfig::default(),
             http: HttpConfig::default(),
@@ -138,6 +142,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<ClockMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaOverrides>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +211,11 @@ impl Config {
         Ok(config)
     }
 
+    /// The `from` instant, ms (validated by [`load`](Self::load)).
+    pub fn from_ms(&self) -> Option<i64> {
+        self.from.as_deref().and_then(mon_stdlib::time::parse_rfc3339)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         if self.http.listen.parse::<SocketAddr>().is_err() {
@@ -236,6 +247,14 @@ impl Config {
         if let Some(mapping) = &self.envelope.mapping {
             if let Err(e) = mapping.validate() {
                 problems.push(format!("envelope.mapping: {e}"));
+            }
+        }
+        if let Some(from) = &self.from {
+            if mon_stdlib::time::parse_rfc3339(from).is_none() {
+                problems.push(format!("from: `{from}` is not an RFC 3339 instant"));
+            }
+            if self.clock != ClockMode::Event {
+                problems.push("from: only the event clock can start in the past; add clock = \"event\"".into());
             }
         }
         if self.engine.max_batch == 0 {

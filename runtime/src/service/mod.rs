@@ -56,7 +56,7 @@ pub fn run(
     let recovered = store.recover().map_err(|e| e.to_string())?;
     let mut live = match &recovered.snapshot {
         Some(bytes) => Live::resume_bytes(program, functions, bytes)?,
-        None => Live::new(program, functions, config.clock),
+        None => Live::new(program, functions, config.clock, config.from_ms()),
     };
     if live.mode() != config.clock {
         return Err(format!(

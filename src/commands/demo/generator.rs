@@ -254,7 +254,8 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// A deterministic generator (same seed and start, same events).
+    /// A deterministic generator (same seed and start, same events). `start_ms`
+    /// is the demo's start on the wall clock, in ms since the Unix epoch.
     pub fn new(seed: u64, start_ms: i64) -> Generator {
         let window = Window::new(start_ms);
         let history_start = window.history_start;
@@ -277,7 +278,8 @@ impl Generator {
 
     /// Every event with time <= now_ms not returned before, in time order, as JSON lines.
     /// The first call also returns a backlog of recent history (the last [`HISTORY_MS`]
-    /// before start_ms), so that alerts with deadlines of minutes appear as soon as the demo starts.
+    /// before start_ms, or since a feed deadline in them), so that alerts with deadlines of
+    /// minutes appear as soon as the demo starts.
     pub fn until(&mut self, now_ms: i64) -> Vec<String> {
         self.plan(now_ms);
         let mut lines = Vec::new();
@@ -1128,7 +1130,7 @@ fn plan_positions(rng: &mut Rng, date: i32, window: Window, out: &mut Outbox) {
             ("path", json!(format!("/inbound/positions/POS_{compact}.csv"))),
             ("transport", json!("SFTP")),
             ("size_bytes", json!(rng.between(18_100_000, 18_400_000))),
-            ("checksum", json!(format!("{:012x}", rng.next() >> 16))),
+            ("checksum", json!(format!("{:012x}", rng.next_u64() >> 16))),
             ("landed_at", json!(timestamp(received_at - rng.between(100, 400)))),
         ],
     );
@@ -1227,14 +1229,14 @@ impl Rng {
         Rng(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -1246,7 +1248,7 @@ impl Rng {
         if hi <= lo {
             return lo;
         }
-        lo + (self.next() % (hi - lo) as u64) as i64
+        lo + (self.next_u64() % (hi - lo) as u64) as i64
     }
 
     /// An exponential gap with this mean: the time between arrivals of a
@@ -1300,9 +1302,9 @@ mod tests {
     use crate::sources::{collect_rule_files, FsSchemas};
 
     const SEED: u64 = 20260303;
-    /// Tuesday 3 March 2026, 08:10 in London (GMT): the positions file's 08:00
-    /// deadline is inside the history window.
-    const MORNING: &str = "2026-03-03T08:10:00Z";
+    /// Tuesday 3 March 2026, 07:50 in London (GMT): the hour covers the
+    /// positions file's 08:00 deadline.
+    const MORNING: &str = "2026-03-03T07:50:00Z";
 
     fn at(text: &str) -> i64 {
         parse_rfc3339(text).expect("a valid timestamp")
@@ -1353,8 +1355,11 @@ mod tests {
         outcomes: BTreeMap<String, (u64, u64, u64)>,
     }
 
-    fn replay(program: &Program, lines: &[String], backlog: usize, end: i64) -> Replay {
-        let mut simulation = Simulation::new(program, mon_stdlib::registry(), None, Some(end));
+    /// Replays `lines` on a virtual clock up to `end`. Monitoring starts at
+    /// `from`, as the demo's wall-clock engine does, or with `None` at the
+    /// first event, as `mon simulate` does.
+    fn replay(program: &Program, lines: &[String], backlog: usize, from: Option<i64>, end: i64) -> Replay {
+        let mut simulation = Simulation::new(program, mon_stdlib::registry(), from, Some(end));
         let mut records = Vec::new();
         let mut backlog_records = Vec::new();
         for (i, line) in lines.iter().enumerate() {
@@ -1483,7 +1488,7 @@ mod tests {
             now += SECOND;
             lines.extend(generator.until(now));
         }
-        let replay = replay(&program, &lines, backlog, end);
+        let replay = replay(&program, &lines, backlog, Some(start), end);
 
         let first_rejection = replay.records.iter().find(|r| r.kind == Kind::Rejected);
         assert_eq!(replay.rejected, 0, "every event fits its declaration: {first_rejection:?}");
@@ -1537,6 +1542,10 @@ mod tests {
         let status = |workflow: &str, group: &str| replay.statuses[&(workflow.to_string(), group.to_string())];
         assert_eq!(status("trade_lifecycle", "EMEA/EQ-LDN-1"), Status::Green, "the reference book stays green");
         assert_eq!(status("order_flow", "XLON/EMEA/EQUITY"), Status::Green);
+
+        // An engine that starts at the first event makes the same records.
+        let from_first_event = self::replay(&program, &lines, backlog, None, end);
+        assert_eq!(count_by_kind(&from_first_event.records), counts);
     }
 
     #[test]
@@ -1564,13 +1573,12 @@ mod tests {
             let mut outbox = Outbox::default();
             let date = parse_date("2026-03-30") + day;
             let mut rng = Rng::new(derive(derive(SEED, STREAM_POSITIONS), date as u64));
-            plan_positions(&mut rng, date, i64::MIN, &mut outbox);
-            let deadline = local_to_utc(date, POSITIONS_DEADLINE_S, LONDON).unwrap();
+            plan_positions(&mut rng, date, Window { history_start: i64::MIN, start: i64::MIN }, &mut outbox);
             let events: Vec<Planned> = outbox.heap.into_sorted_vec().into_iter().map(|Reverse(p)| p).collect();
-            if !business_day(date, UK_HOLIDAYS) {
+            let Some(deadline) = POSITIONS.deadline(date) else {
                 assert!(events.is_empty(), "{}", format_date(date));
                 continue;
-            }
+            };
             let file = events.iter().find(|e| e.kind == "file_received" && e.data.contains("DAILY_POSITIONS"));
             match file {
                 Some(f) if f.time <= deadline => on_time += 1,
@@ -1584,22 +1592,52 @@ mod tests {
         assert!(on_time >= 12 && late >= 1, "{on_time} on time, {late} late");
     }
 
+    /// Replays `lines` both ways (monitoring from `start`, and from the first
+    /// event) and checks that both see the same, valid, stream.
+    fn replay_both_ways(program: &Program, lines: &[String], start: i64, end: i64) -> Replay {
+        let from_start = replay(program, lines, 0, Some(start), end);
+        let from_first_event = replay(program, lines, 0, None, end);
+        assert_eq!(from_start.rejected, 0);
+        assert_eq!(from_first_event.rejected, 0);
+        assert_eq!(count_by_kind(&from_start.records), count_by_kind(&from_first_event.records));
+        from_start
+    }
+
+    fn feed_records<'r>(replay: &'r Replay, workflow: &str) -> Vec<&'r Record> {
+        replay.records.iter().filter(|r| r.workflow.as_deref() == Some(workflow)).collect()
+    }
+
     #[test]
     fn an_evening_in_new_york_replays_cleanly() {
         let program = examples_program();
-        // 18:45 New York (EST) on Wednesday 4 March: the 18:30 deadline is in the window.
-        let start = at("2026-03-04T23:45:00Z");
+        // 18:20 New York (EST) on Wednesday 4 March: the 18:30 deadline is ahead.
+        let start = at("2026-03-04T23:20:00Z");
         let end = start + HOUR;
         let lines = run(SEED, start, end);
         assert!(lines.iter().any(|l| l.contains(r#""type":"prices_file""#)));
-        let replay = replay(&program, &lines, 0, end);
-        assert_eq!(replay.rejected, 0);
+        let replay = replay_both_ways(&program, &lines, start, end);
         let (done, _, open) = replay.outcomes["ny_eod_prices"];
         assert_eq!(done + open, 1, "one occurrence for 4 March");
-        assert!(!replay
-            .records
-            .iter()
-            .any(|r| r.kind == Kind::Unexpected && r.workflow.as_deref() == Some("ny_eod_prices")));
+        assert!(!feed_records(&replay, "ny_eod_prices").iter().any(|r| r.kind == Kind::Unexpected));
+        // Good Friday is an NYSE holiday too.
+        assert_eq!(PRICES.deadline(parse_date("2026-04-03")), None);
+    }
+
+    #[test]
+    fn a_demo_started_just_after_a_deadline_does_not_show_that_day() {
+        let program = examples_program();
+        // 08:10 London: the 08:00 occurrence is not watched by an engine
+        // started now, so the backlog begins just after 08:00 and nothing of
+        // that day's positions file is shown (no stray, no false alarm).
+        let start = at("2026-03-03T08:10:00Z");
+        let end = start + HOUR;
+        let lines = run(SEED, start, end);
+        let first = parse_rfc3339(parse(&lines[0])["time"].as_str().expect("a time")).expect("a time");
+        assert!(first > at("2026-03-03T08:00:00Z") && first < start, "backlog from {}", format_rfc3339(first));
+        assert!(!lines.iter().any(|l| l.contains("DAILY_POSITIONS")));
+        let replay = replay_both_ways(&program, &lines, start, end);
+        assert!(feed_records(&replay, "daily_positions").is_empty());
+        assert_eq!(replay.outcomes["daily_positions"], (0, 0, 0));
     }
 
     fn parse_date(text: &str) -> i32 {

@@ -1,0 +1,188 @@
+//! Runs `mon run` as a child process, as an operator would, for the
+//! service tests: start, wait until ready, read its API, stop it with
+//! SIGTERM or kill it with SIGKILL.
+//!
+//! Include with `#[path = "support/service.rs"] mod service;`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Service {
+    child: Option<Child>,
+    pub address: String,
+    pub log: PathBuf,
+}
+
+/// A free TCP port on loopback (bound and released: the OS may reuse it,
+/// which is good enough for a test).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("address").to_string()
+}
+
+/// A config file for a Kafka-fed service with quick group joins.
+pub fn kafka_config(dir: &Path, brokers: &str, topic: &str, records: &str, dead: &str, group: &str) -> PathBuf {
+    let path = dir.join("mon.toml");
+    let text = format!(
+        "[kafka]\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup = \"{group}\"\n\
+         records_topic = \"{records}\"\ndead_letter_topic = \"{dead}\"\n\
+         [kafka.properties]\n\"session.timeout.ms\" = \"2000\"\n\"heartbeat.interval.ms\" = \"200\"\n"
+    );
+    std::fs::write(&path, text).expect("write mon.toml");
+    path
+}
+
+impl Service {
+    /// Starts `mon run` with `args` (the listen address is added) and
+    /// waits until `/readyz` answers 200.
+    pub fn start(args: &[&str], log: &Path) -> Service {
+        let service = Service::spawn(args, log);
+        service.wait_ready(Duration::from_secs(30));
+        service
+    }
+
+    /// Starts `mon run` without waiting for readiness (only for `/healthz`).
+    pub fn spawn(args: &[&str], log: &Path) -> Service {
+        let address = free_address();
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
+        let child = Command::new(env!("CARGO_BIN_EXE_mon"))
+            .arg("run")
+            .args(args)
+            .args(["--listen", &address, "--log-format", "json"])
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start mon run");
+        let service = Service { child: Some(child), address, log: log.to_path_buf() };
+        service.wait_http(Duration::from_secs(20));
+        service
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_http(&self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if self.get("/healthz").is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("mon run did not answer on {} within {limit:?}; log:\n{}", self.address, self.log_text());
+    }
+
+    pub fn wait_ready(&self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(response) = ureq::get(&self.url("/readyz")).call() {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let readyz = self.get_any("/readyz");
+        panic!("mon run not ready within {limit:?}: {readyz:?}; log:\n{}", self.log_text());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// The body of a 2xx answer.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let mut response = ureq::get(&self.url(path)).call().ok()?;
+        response.body_mut().read_to_string().ok()
+    }
+
+    /// Status and body, whatever the status.
+    pub fn get_any(&self, path: &str) -> Option<(u16, String)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent.get(&self.url(path)).call().ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.body_mut().read_to_string().ok()?))
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut response = agent.post(&self.url(path)).send(body).expect("POST");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    /// The value of one metric line (exact name with labels), if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics")?;
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// The sum of every series of a metric family (any labels).
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").unwrap_or_default();
+        text.lines()
+            .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// SIGTERM, then waits for a clean exit (and returns its status code).
+    pub fn terminate(mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("mon run did not stop within 30 s of SIGTERM; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `mon simulate` and returns its records (no summary lines).
+pub fn simulate(rules: &Path, events: &Path, extra: &[String]) -> Vec<serde_json::Value> {
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .arg("simulate")
+        .arg(rules)
+        .arg("--events")
+        .arg(events)
+        .args(extra)
+        .output()
+        .expect("run mon simulate");
+    assert!(
+        output.status.success() || output.status.code() == Some(1),
+        "mon simulate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] != "summary")
+        .collect()
+}
