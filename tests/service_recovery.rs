@@ -1,0 +1,203 @@
+//! Durability of `mon run` against a real broker and real sled files:
+//! SIGKILL at random points while events flow loses nothing and makes no
+//! record twice with different content; a deadline that passes while the
+//! service is down is reported once, at the next start.
+
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/service.rs"]
+mod service;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use service::Service;
+
+/// A small deterministic generator, so a failing run can be repeated.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn records_of(messages: &[kafka::Message]) -> Vec<Value> {
+    messages
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).expect("a record is JSON"))
+        .collect()
+}
+
+/// Distinct records by id; panics if one id carries two contents.
+fn distinct(records: &[Value]) -> (BTreeMap<String, String>, usize) {
+    let mut map = BTreeMap::new();
+    let mut repeats = 0;
+    for record in records {
+        let id = record["id"].as_str().expect("id").to_string();
+        let text = record.to_string();
+        if let Some(previous) = map.insert(id.clone(), text.clone()) {
+            assert_eq!(previous, text, "record {id} was published with two different contents");
+            repeats += 1;
+        }
+    }
+    (map, repeats)
+}
+
+fn run_args<'a>(config: &'a str, state: &'a str, rules: &'a str, clock: &'a str) -> Vec<&'a str> {
+    vec!["--config", config, "--clock", clock, "--state-dir", state, rules]
+}
+
+#[test]
+fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("stream");
+    let status = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["bench", "--trades", "40000", "--stall-rate", "0.03", "--emit"])
+        .arg(&stream)
+        .output()
+        .expect("mon bench --emit");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    let end = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| mon_stdlib::time::parse_rfc3339(v["time"].as_str()?))
+        .max()
+        .unwrap();
+    // A last event of a type no rule uses moves the event clock past the
+    // end, so the service fires what `mon simulate --until end` fires.
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"clock","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
+        mon_stdlib::time::format_rfc3339(end + 1)
+    ));
+    assert!(lines.len() >= 190_000, "{} events", lines.len());
+    let events = dir.path().join("all.ndjson");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let rules = stream.join("rules");
+    let expected = service::simulate(&rules, &events, &["--until".into(), mon_stdlib::time::format_rfc3339(end)]);
+    let (expected, _) = distinct(&expected);
+    assert!(expected.len() > 500, "the stream should make records throughout ({})", expected.len());
+
+    let topic = kafka::unique_topic("crash");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    for t in [&topic, &records, &dead] {
+        kafka::create_topic(t, 1);
+    }
+    kafka::produce_lines(&topic, &lines);
+
+    // Small batches: more commits, so more places for a kill to land.
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[engine]\nmax_batch = 400\nsnapshot_every = 40000\n");
+    std::fs::write(&config, text).unwrap();
+    let (config, state, rules) =
+        (config.display().to_string(), dir.path().join("state").display().to_string(), rules.display().to_string());
+    let args = run_args(&config, &state, &rules, "event");
+    let log = dir.path().join("mon.log");
+
+    let mut rng = Rng(7);
+    let mut kills = 0;
+    let mut mid_stream = 0;
+    let started = Instant::now();
+    while kills < 24 {
+        let service = Service::start(&args, &log);
+        // Kill at a random point of this life: early, mid-batch, or during a snapshot.
+        std::thread::sleep(Duration::from_millis(rng.next() % 400));
+        let consumed = service.metric_sum("mon_events_total");
+        service.kill9();
+        kills += 1;
+        if consumed > 0.0 {
+            mid_stream += 1;
+        }
+    }
+    let service = Service::start(&args, &log);
+    let published = kafka::consume_all(&records, expected.len(), Duration::from_secs(3), Duration::from_secs(120));
+    assert_eq!(service.terminate(), Some(0), "a clean stop after the kills");
+    let published = records_of(&published);
+    let (actual, repeats) = distinct(&published);
+    eprintln!(
+        "crash test: {} events, {kills} SIGKILLs ({mid_stream} while events were being consumed), {} distinct records, \
+         {repeats} repeated deliveries of the same record, {:.1} s",
+        lines.len(),
+        actual.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let lost: Vec<&String> = expected.keys().filter(|id| !actual.contains_key(*id)).collect();
+    let extra: Vec<&String> = actual.keys().filter(|id| !expected.contains_key(*id)).collect();
+    assert!(lost.is_empty(), "{} records lost, e.g. {:?}", lost.len(), lost.iter().take(3).map(|id| &expected[*id]).collect::<Vec<_>>());
+    assert!(extra.is_empty(), "{} records not in the uninterrupted run, e.g. {:?}", extra.len(), extra.iter().take(3).map(|id| &actual[*id]).collect::<Vec<_>>());
+    assert_eq!(actual, expected, "the same records, with the same content");
+    assert!(mid_stream >= 20, "only {mid_stream} of {kills} kills landed while events were consumed");
+}
+
+/// A rule with a deadline a few seconds after the start event.
+const QUICK_RULES: &str = r#"
+event job_started { job: string }
+event job_done { job: string }
+
+workflow jobs {
+  key job
+  start started: job_started
+  step done: job_done after started within 3s
+}
+"#;
+
+#[test]
+fn a_deadline_that_passes_while_the_service_is_down_is_reported_once_at_the_next_start() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("jobs.mon"), QUICK_RULES).unwrap();
+    let topic = kafka::unique_topic("timers");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    for t in [&topic, &records, &dead] {
+        kafka::create_topic(t, 1);
+    }
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic).display().to_string();
+    let state = dir.path().join("state").display().to_string();
+    let rules = rules.display().to_string();
+    let args = run_args(&config, &state, &rules, "wall");
+    let log = dir.path().join("mon.log");
+
+    let service = Service::start(&args, &log);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let event = format!(
+        r#"{{"specversion":"1.0","id":"j1","source":"test","type":"job_started","time":"{}","data":{{"job":"J1"}}}}"#,
+        mon_stdlib::time::format_rfc3339(now)
+    );
+    kafka::produce_lines(&topic, &[event]);
+    // Stop once the event is durable, well before its deadline.
+    let waited = Instant::now();
+    while service.metric_sum("mon_events_total") < 1.0 {
+        assert!(waited.elapsed() < Duration::from_secs(20), "the event was not consumed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(service.terminate(), Some(0));
+    let stopped = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    assert!(stopped < now + 3000, "stopped {} ms after the event; the deadline is at 3000", stopped - now);
+    assert!(kafka::consume_all(&records, 0, Duration::from_millis(500), Duration::from_secs(2)).is_empty());
+
+    // Down while the deadline passes.
+    std::thread::sleep(Duration::from_millis((now + 4000 - stopped).max(0) as u64));
+    let service = Service::start(&args, &log);
+    let published = records_of(&kafka::consume_all(&records, 1, Duration::from_secs(2), Duration::from_secs(20)));
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["kind"], "missing");
+    assert_eq!(published[0]["deadline"], mon_stdlib::time::format_rfc3339(now + 3000));
+    // And a further restart does not report it again.
+    assert_eq!(service.terminate(), Some(0));
+    let service = Service::start(&args, &log);
+    let again = kafka::consume_all(&records, 1, Duration::from_secs(2), Duration::from_secs(10));
+    assert_eq!(again.len(), 1, "the missing record was published again after a restart");
+    service.terminate();
+}
