@@ -108,10 +108,12 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     let mut kills = 0;
     let mut mid_stream = 0;
     let started = Instant::now();
-    while kills < 24 {
+    // Kill until at least 22 kills landed while events were still being
+    // consumed (the stream takes a couple of seconds of processing in all).
+    while mid_stream < 22 && kills < 80 {
         let service = Service::start(&args, &log);
         // Kill at a random point of this life: early, mid-batch, or during a snapshot.
-        std::thread::sleep(Duration::from_millis(rng.next() % 400));
+        std::thread::sleep(Duration::from_millis(rng.next() % 150));
         let consumed = service.metric_sum("mon_events_total");
         service.kill9();
         kills += 1;

@@ -99,7 +99,8 @@ impl Record {
     pub fn with_id(mut self) -> Record {
         let mut hasher = Sha256::new();
         hasher.update(self.kind.name());
-        for part in [&self.workflow, &self.step, &self.event_id] {
+        // The reason tells apart rejections of different lines at one instant.
+        for part in [&self.workflow, &self.step, &self.event_id, &self.reason] {
             hasher.update([0]);
             hasher.update(part.as_deref().unwrap_or(""));
         }

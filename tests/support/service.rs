@@ -186,3 +186,25 @@ pub fn simulate(rules: &Path, events: &Path, extra: &[String]) -> Vec<serde_json
         .filter(|v| v["kind"] != "summary")
         .collect()
 }
+
+impl Service {
+    /// SIGTERM, then waits at most `limit` for the exit. `Ok` with its status
+    /// code, or `Err` saying it was still running (it is then killed with
+    /// SIGKILL, and the error carries its log).
+    pub fn terminate_within(mut self, limit: Duration) -> Result<Option<i32>, String> {
+        let Some(mut child) = self.child.take() else { return Ok(None) };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Ok(status.code());
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("still running {limit:?} after SIGTERM; log:\n{}", self.log_text()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

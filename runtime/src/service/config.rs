@@ -131,7 +131,7 @@ impl Default for LogConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { max_batch: 5000, max_batch_wait_ms: 20, snapshot_every: 500_000, keep_records: 1_000_000 }
+        EngineConfig { max_batch: 5000, max_batch_wait_ms: 20, snapshot_every: 2_000_000, keep_records: 1_000_000 }
     }
 }
 

@@ -56,8 +56,15 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "kafka client error");
-        self.metrics.set_kafka_problem(Some(format!("{error}: {reason}")));
+        // librdkafka repeats a connection error on every retry; say it once
+        // per change, the rest at debug level.
+        let problem = format!("{error}: {reason}");
+        if self.metrics.kafka_problem().as_deref() == Some(problem.as_str()) {
+            tracing::debug!(%error, reason, "kafka client error (again)");
+        } else {
+            tracing::warn!(%error, reason, "kafka client error");
+        }
+        self.metrics.set_kafka_problem(Some(problem));
     }
 }
 
@@ -134,7 +141,6 @@ pub async fn publish(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     const CHUNK: usize = 5000;
-    let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
         let items = match outbox.outbox(CHUNK) {
             Ok(items) => items,
@@ -172,7 +178,11 @@ pub async fn publish(
                 record = record.key(k);
             }
             match producer.send_result(record) {
-                Ok(delivery) => pending.push((key.clone(), delivery)),
+                Ok(delivery) => {
+                    let due = item.headers.iter().find(|(name, _)| name == "mon_due");
+                    let due = due.and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
+                    pending.push((key.clone(), due, delivery));
+                }
                 // The local queue is full: wait for what is in flight first.
                 Err((e, _)) => {
                     tracing::debug!(error = %e, "producer queue full");
@@ -182,9 +192,27 @@ pub async fn publish(
         }
         let mut delivered = Vec::with_capacity(pending.len());
         let mut failed = false;
-        for (key, delivery) in pending {
-            match delivery.await {
-                Ok(Ok(_)) => delivered.push(key),
+        // At shutdown, deliveries get a few seconds: a broker that is down
+        // must not hold the process for the producer's message timeout.
+        let give_up = drain_deadline_after_stop(stop.clone());
+        tokio::pin!(give_up);
+        let mut gave_up = false;
+        for (key, due, delivery) in pending {
+            let outcome = tokio::select! {
+                outcome = delivery => outcome,
+                _ = &mut give_up => {
+                    gave_up = true;
+                    break;
+                }
+            };
+            match outcome {
+                Ok(Ok(_)) => {
+                    if let Some(due) = due {
+                        let late_ms = (super::processor::wall_now() - due).max(0);
+                        metrics.alert_publish_delay_seconds.observe(late_ms as f64 / 1000.0);
+                    }
+                    delivered.push(key);
+                }
                 Ok(Err((e, _))) => {
                     failed = true;
                     metrics.publish_errors.inc();
@@ -197,23 +225,26 @@ pub async fn publish(
         if let Err(e) = outbox.published(&delivered) {
             tracing::error!(error = %e, "cannot forget published outbox items");
         }
+        if gave_up || (failed && *stop.borrow()) {
+            tracing::warn!("stopping with unpublished records; they are published at the next start");
+            return;
+        }
         if failed {
-            if *stop.borrow() {
-                let deadline = *drain_deadline.get_or_insert_with(|| {
-                    tokio::time::Instant::now() + Duration::from_secs(5)
-                });
-                if tokio::time::Instant::now() > deadline {
-                    tracing::warn!("stopping with unpublished records; they are published at the next start");
-                    return;
-                }
-            }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 }
 
+/// Completes a few seconds after `stop` turns true.
+async fn drain_deadline_after_stop(mut stop: tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+}
+
 /// Flushes the producer's queue at shutdown.
 pub fn flush(producer: &FutureProducer) {
     use rdkafka::producer::Producer as _;
-    let _ = producer.flush(Timeout::After(Duration::from_secs(5)));
+    let _ = producer.flush(Timeout::After(Duration::from_secs(2)));
 }

@@ -40,6 +40,9 @@ pub struct Metrics {
     pub events: Family<EventLabels, Counter>,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub batch_commit_seconds: Histogram,
+    /// From a timer's due instant to its record acknowledged by Kafka
+    /// (live clock only: on the event clock "due" is not wall time).
+    pub alert_publish_delay_seconds: Histogram,
     pub timers_pending: Gauge,
     pub records: Family<KindLabels, Counter>,
     pub instances: Family<WorkflowLabels, Gauge>,
@@ -70,6 +73,12 @@ impl Metrics {
             "Time to write and flush one batch to the state store",
             batch_commit_seconds.clone(),
         );
+        let alert_publish_delay_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register(
+            "alert_publish_delay_seconds",
+            "From a deadline to its record acknowledged by Kafka",
+            alert_publish_delay_seconds.clone(),
+        );
         let timers_pending = Gauge::default();
         registry.register("timers_pending", "Timer entries queued in the engine", timers_pending.clone());
         let records = Family::<KindLabels, Counter>::default();
@@ -89,6 +98,7 @@ impl Metrics {
             events,
             consumer_lag,
             batch_commit_seconds,
+            alert_publish_delay_seconds,
             timers_pending,
             records,
             instances,

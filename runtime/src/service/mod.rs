@@ -10,6 +10,7 @@
 pub mod config;
 pub mod envelope;
 pub mod http;
+pub mod journal;
 pub mod kafka;
 pub mod metrics;
 pub mod processor;
@@ -25,6 +26,7 @@ use mon_compiler::Functions;
 
 use crate::live::Live;
 use config::{Config, LogFormat};
+use journal::Journal;
 use processor::{Processor, StatusView};
 use store::Store;
 
@@ -53,37 +55,23 @@ pub fn run(
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
     let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
-    let recovered = store.recover().map_err(|e| e.to_string())?;
-    let mut live = match &recovered.snapshot {
-        Some(bytes) => Live::resume_bytes(program, functions, bytes)?,
-        None => Live::new(program, functions, config.clock, config.from_ms()),
-    };
-    if live.mode() != config.clock {
+    let made_on = store.clock(config.clock).map_err(|e| e.to_string())?;
+    if made_on != config.clock {
         return Err(format!(
-            "the state in {} was made on the {:?} clock, and this run uses the {:?} clock; \
+            "the state in {} was made on the {} clock, and this run uses the {} clock; \
              use the same clock or another state directory",
             config.state_dir.display(),
-            live.mode(),
-            config.clock
+            clock_name(made_on),
+            clock_name(config.clock)
         ));
     }
-    let mut replayed = 0usize;
-    let mut discard = Vec::new();
-    for inputs in &recovered.journal {
-        for input in inputs {
-            live.apply(input, &mut discard);
-            discard.clear();
-            replayed += 1;
-        }
-    }
-    tracing::info!(
-        snapshot = recovered.snapshot.is_some(),
-        replayed_inputs = replayed,
-        ms = started.elapsed().as_millis() as u64,
-        state_dir = %config.state_dir.display(),
-        "state recovered"
-    );
-    metrics.state_open.store(true, Ordering::Relaxed);
+    let (journal, recovered) = Journal::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let live = match &recovered.snapshot {
+        Some((_, bytes)) => Live::resume_bytes(program, functions, bytes)?,
+        None => Live::new(program, functions, config.clock, config.from_ms()),
+    };
+    let applied = store.applied().map_err(|e| e.to_string())?;
+    let stored_offsets = store.offsets().map_err(|e| e.to_string())?;
 
     let envelopes = envelope::Envelopes::new(&config.envelope)?;
     let (consumer, producer) = match &config.kafka {
@@ -150,11 +138,12 @@ pub fn run(
     }
     listening(address);
 
-    let processor = Processor {
+    let mut processor = Processor {
         program,
         live,
+        journal,
         store,
-        stored_offsets: recovered.offsets,
+        stored_offsets,
         envelopes,
         consumer,
         ingest: ingest_rx,
@@ -162,10 +151,20 @@ pub fn run(
         status,
         publisher_wake: publisher_wake.clone(),
         stop: stop.clone(),
-        journaled_since_snapshot: replayed as u64,
+        journaled_since_snapshot: 0,
         totals: StatusView::default(),
         config,
     };
+    let had_snapshot = recovered.snapshot.is_some();
+    let replayed = processor.replay(recovered.entries, applied)?;
+    tracing::info!(
+        snapshot = had_snapshot,
+        replayed_inputs = replayed,
+        ms = started.elapsed().as_millis() as u64,
+        "state recovered"
+    );
+    metrics.state_open.store(true, Ordering::Relaxed);
+    publisher_wake.notify_one();
     let outcome = std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("mon-processor".into())
@@ -199,6 +198,13 @@ pub fn run(
         Err(e) => tracing::error!(error = %e, "stopped on an error"),
     }
     outcome
+}
+
+fn clock_name(mode: crate::live::ClockMode) -> &'static str {
+    match mode {
+        crate::live::ClockMode::Wall => "wall",
+        crate::live::ClockMode::Event => "event",
+    }
 }
 
 async fn wait_for_signal() {

@@ -24,10 +24,11 @@ use super::config::Config;
 use super::envelope::Envelopes;
 use super::kafka::Consumer;
 use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
+use super::journal::{Entry, Journal};
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
 use crate::aggregates::{self, Slice};
 use crate::live::{Fed, Input, Live};
-use crate::record::Record;
+use crate::record::{Kind, Record};
 
 /// Events posted over HTTP, with where to send the outcome.
 pub struct IngestRequest {
@@ -69,9 +70,20 @@ pub struct WorkflowView {
     pub metrics: aggregates::Metrics,
 }
 
+/// What a batch has done so far, before it is written.
+#[derive(Default)]
+pub struct Pending {
+    pub inputs: Vec<Input>,
+    pub outbox: Vec<OutboxItem>,
+    pub dead_letters: Vec<DeadLetter>,
+    /// Offsets moved by this batch.
+    pub offsets: Offsets,
+}
+
 pub struct Processor<'p> {
     pub program: &'p Program,
     pub live: Live<'p>,
+    pub journal: Journal,
     pub store: Store,
     pub stored_offsets: Offsets,
     pub config: Config,
@@ -86,7 +98,7 @@ pub struct Processor<'p> {
     pub totals: StatusView,
 }
 
-fn wall_now() -> i64 {
+pub fn wall_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -111,7 +123,7 @@ impl Processor<'_> {
         let mut last_status = Instant::now() - Duration::from_secs(10);
         let mut records = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
-            let mut batch = BatchWrite::default();
+            let mut batch = Pending::default();
             let mut replies = Vec::new();
             let mut accepted_by_type = vec![0u64; self.program.events.len()];
             self.gather(&mut batch, &mut replies, &mut records, &mut accepted_by_type);
@@ -132,7 +144,7 @@ impl Processor<'_> {
     /// Collects one batch, applying each input as it arrives.
     fn gather(
         &mut self,
-        batch: &mut BatchWrite,
+        batch: &mut Pending,
         replies: &mut Vec<(tokio::sync::oneshot::Sender<IngestReply>, IngestReply)>,
         records: &mut Vec<Record>,
         accepted_by_type: &mut [u64],
@@ -152,7 +164,7 @@ impl Processor<'_> {
     fn poll(
         &mut self,
         consumer: Option<&Consumer>,
-        batch: &mut BatchWrite,
+        batch: &mut Pending,
         replies: &mut Vec<(tokio::sync::oneshot::Sender<IngestReply>, IngestReply)>,
         records: &mut Vec<Record>,
         accepted_by_type: &mut [u64],
@@ -230,7 +242,7 @@ impl Processor<'_> {
     fn ingest_request(
         &mut self,
         request: IngestRequest,
-        batch: &mut BatchWrite,
+        batch: &mut Pending,
         records: &mut Vec<Record>,
         accepted_by_type: &mut [u64],
     ) -> (tokio::sync::oneshot::Sender<IngestReply>, IngestReply) {
@@ -258,7 +270,7 @@ impl Processor<'_> {
 
     /// Applies one input and journals it; returns what it did and how many
     /// records it made.
-    fn apply(&mut self, input: Input, batch: &mut BatchWrite, records: &mut Vec<Record>) -> (Fed, usize) {
+    fn apply(&mut self, input: Input, batch: &mut Pending, records: &mut Vec<Record>) -> (Fed, usize) {
         let before = records.len();
         let fed = self.live.apply(&input, records);
         match &fed {
@@ -283,7 +295,7 @@ impl Processor<'_> {
 
     fn dead_letter(
         &mut self,
-        batch: &mut BatchWrite,
+        batch: &mut Pending,
         reason: String,
         origin: String,
         bytes: &[u8],
@@ -297,30 +309,16 @@ impl Processor<'_> {
         batch.dead_letters.push(DeadLetter { reason, origin, received: wall_now(), bytes: bytes.to_vec() });
     }
 
-    fn commit(&mut self, mut batch: BatchWrite, records: &mut Vec<Record>, accepted_by_type: &[u64]) -> Result<(), String> {
-        for record in records.drain(..) {
-            let json = serde_json::to_string(&record).map_err(|e| format!("cannot encode a record: {e}"))?;
-            self.metrics.records.get_or_create(&KindLabels { kind: record.kind.name() }).inc();
-            *self.totals.records.entry(record.kind.name()).or_default() += 1;
-            if self.config.kafka.is_some() {
-                batch.outbox.push(OutboxItem {
-                    target: Target::Records,
-                    key: record_key(&record),
-                    payload: json.clone().into_bytes(),
-                    headers: vec![("mon_id".into(), record.id.into_bytes())],
-                });
-            }
-            batch.records.push(json);
-        }
+    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &[u64]) -> Result<(), String> {
         for (event_type, count) in accepted_by_type.iter().enumerate().filter(|(_, c)| **c > 0) {
             let name = self.program.events[event_type].name.clone();
             self.metrics.events.get_or_create(&EventLabels { event_type: name, outcome: "accepted" }).inc_by(*count);
         }
-        let has_output = !batch.outbox.is_empty();
-        let kafka_offsets = batch.offsets.clone();
-        self.journaled_since_snapshot += batch.inputs.len() as u64;
         let started = Instant::now();
-        self.store.commit(batch, &mut self.stored_offsets).map_err(|e| e.to_string())?;
+        let seq = self.journal.append(&batch.inputs, &batch.offsets).map_err(|e| e.to_string())?;
+        self.journaled_since_snapshot += batch.inputs.len() as u64;
+        let kafka_offsets = batch.offsets.clone();
+        let has_output = self.write_outputs(batch, records, seq)?;
         self.metrics.batch_commit_seconds.observe(started.elapsed().as_secs_f64());
         self.metrics.last_batch_at.store(wall_now(), Ordering::Relaxed);
         if has_output {
@@ -343,10 +341,78 @@ impl Processor<'_> {
         Ok(())
     }
 
+    /// Writes what journal entry `seq` made (records, dead letters,
+    /// offsets) to sled, atomically; true if there is something to publish.
+    fn write_outputs(&mut self, batch: Pending, records: &mut Vec<Record>, seq: u64) -> Result<bool, String> {
+        let mut write = BatchWrite {
+            applied: Some(seq),
+            outbox: batch.outbox,
+            dead_letters: batch.dead_letters,
+            offsets: batch.offsets,
+            ..BatchWrite::default()
+        };
+        for record in records.drain(..) {
+            let json = serde_json::to_string(&record).map_err(|e| format!("cannot encode a record: {e}"))?;
+            self.metrics.records.get_or_create(&KindLabels { kind: record.kind.name() }).inc();
+            *self.totals.records.entry(record.kind.name()).or_default() += 1;
+            if self.config.kafka.is_some() {
+                let mut headers = vec![("mon_id".to_string(), record.id.as_bytes().to_vec())];
+                // When a timer made it, its due instant: the publisher
+                // measures the delay from deadline to publication.
+                if matches!(record.kind, Kind::Missing | Kind::AtRisk) {
+                    headers.push(("mon_due".into(), record.at.to_string().into_bytes()));
+                }
+                write.outbox.push(OutboxItem {
+                    target: Target::Records,
+                    key: record_key(&record),
+                    payload: json.clone().into_bytes(),
+                    headers,
+                });
+            }
+            write.records.push(json);
+        }
+        let has_output = !write.outbox.is_empty();
+        self.store.commit(write, &mut self.stored_offsets).map_err(|e| e.to_string())?;
+        Ok(has_output)
+    }
+
+    /// Replays the journal after the snapshot. Entries whose outputs never
+    /// reached sled (journaled just before a crash) have them written now;
+    /// the others' outputs are already there and are dropped. Returns the
+    /// number of inputs replayed.
+    pub fn replay(&mut self, entries: Vec<Entry>, applied: Option<u64>) -> Result<usize, String> {
+        let mut records = Vec::new();
+        let mut replayed = 0;
+        for entry in entries {
+            let redo = applied.is_none_or(|a| entry.seq > a);
+            let mut batch = Pending::default();
+            for input in entry.inputs {
+                let fed = self.live.apply(&input, &mut records);
+                replayed += 1;
+                if let (true, Fed::Rejected { reason }) = (redo, fed) {
+                    let bytes = match &input {
+                        Input::Line(line) => line.as_bytes().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    self.dead_letter(&mut batch, reason, "journal".into(), &bytes, Vec::new());
+                }
+            }
+            if redo {
+                tracing::info!(entry = entry.seq, records = records.len(), "writing the outputs of a journaled batch");
+                batch.offsets = entry.offsets;
+                self.write_outputs(batch, &mut records, entry.seq)?;
+            } else {
+                records.clear();
+            }
+        }
+        self.journaled_since_snapshot = replayed as u64;
+        Ok(replayed)
+    }
+
     fn take_snapshot(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let bytes = self.live.snapshot_bytes().map_err(|e| format!("cannot encode a snapshot: {e}"))?;
-        self.store.snapshot(&bytes).map_err(|e| e.to_string())?;
+        self.journal.snapshot(&bytes).map_err(|e| e.to_string())?;
         self.store.trim(self.config.engine.keep_records).map_err(|e| e.to_string())?;
         tracing::info!(
             bytes = bytes.len(),

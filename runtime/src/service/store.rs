@@ -1,40 +1,37 @@
-//! Durable state in sled: the journal of inputs, the snapshot, the outbox,
-//! the record and dead-letter logs, and the consumed Kafka offsets.
+//! Durable state in sled: the outbox, the record and dead-letter logs, the
+//! consumed Kafka offsets, and which journal entry they belong to.
 //!
-//! Everything one batch changes goes into one tree with one atomic
-//! `apply_batch`, then one `flush` (fsync) before anything leaves the
-//! process: that is DESIGN.md §1 rule 3. The state change of a batch is
-//! journaled as the batch's inputs (see `live.rs`) rather than as changed
-//! instances: the engine is deterministic, so replaying the journal since
-//! the last snapshot rebuilds exactly the state, its timers included, and
-//! a batch costs one sequential write whatever it touched. See
-//! docs/notes/durability.md.
+//! Everything one batch leaves behind goes into one tree with one atomic
+//! `apply_batch`, then one `flush` (fsync), after the batch's inputs were
+//! journaled (`journal.rs`) and before anything leaves the process: that is
+//! DESIGN.md §1 rule 3, with the state change held by the journal.
 //!
-//! Keys, all in the default tree: `j`+seq journal entry, `o`+seq outbox
-//! item, `r`+seq record (JSON), `d`+seq dead letter, `s` snapshot,
-//! `m/offsets` consumed offsets. Sequences are big-endian u64 so keys sort
-//! in order.
+//! Keys in the default tree: `o`+seq outbox item, `r`+seq record (JSON),
+//! `d`+seq dead letter, `m/offsets` consumed offsets, `m/applied` the last
+//! journal entry whose outputs are here, `m/clock` the clock the state was
+//! made on. Sequences are big-endian so keys sort in order.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::live::{decode_inputs, encode_inputs, Input};
+use crate::live::ClockMode;
 
-const JOURNAL: u8 = b'j';
 const OUTBOX: u8 = b'o';
 const RECORDS: u8 = b'r';
 const DEAD_LETTERS: u8 = b'd';
-const SNAPSHOT: &[u8] = b"s";
 const OFFSETS: &[u8] = b"m/offsets";
+const APPLIED: &[u8] = b"m/applied";
+const CLOCK: &[u8] = b"m/clock";
 
 /// Next offset to consume, per (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), i64>;
 
 pub struct Store {
     db: sled::Db,
-    next: [u64; 4],
+    /// Next sequence of the outbox, records and dead letters.
+    next: [u64; 3],
 }
 
 /// Where an outbox item goes.
@@ -68,7 +65,8 @@ pub struct DeadLetter {
 /// What one processed batch leaves behind, written atomically.
 #[derive(Default)]
 pub struct BatchWrite {
-    pub inputs: Vec<Input>,
+    /// The journal entry this batch belongs to.
+    pub applied: Option<u64>,
     pub records: Vec<String>,
     pub outbox: Vec<OutboxItem>,
     pub dead_letters: Vec<DeadLetter>,
@@ -76,12 +74,6 @@ pub struct BatchWrite {
     pub offsets: Offsets,
 }
 
-/// The stored snapshot and the journal entries after it.
-pub struct Recovered {
-    pub snapshot: Option<Vec<u8>>,
-    pub journal: Vec<Vec<Input>>,
-    pub offsets: Offsets,
-}
 
 #[derive(Debug)]
 pub struct StoreError(pub String);
@@ -113,13 +105,11 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
         let db = sled::Config::new()
             .path(dir.join("state.sled"))
-            // The journal is append-only and read back only after a crash;
-            // a larger cache helps the outbox scans, not correctness.
             .cache_capacity(64 << 20)
             .open()
             .map_err(|e| StoreError(format!("cannot open the state in {}: {e}", dir.display())))?;
-        let mut next = [0u64; 4];
-        for (i, prefix) in [JOURNAL, OUTBOX, RECORDS, DEAD_LETTERS].into_iter().enumerate() {
+        let mut next = [0u64; 3];
+        for (i, prefix) in [OUTBOX, RECORDS, DEAD_LETTERS].into_iter().enumerate() {
             next[i] = match db.scan_prefix([prefix]).next_back() {
                 Some(entry) => seq_of(&entry?.0) + 1,
                 None => 0,
@@ -128,17 +118,23 @@ impl Store {
         Ok(Store { db, next })
     }
 
-    /// The snapshot, the journal after it, and the stored offsets.
-    pub fn recover(&self) -> Result<Recovered, StoreError> {
-        let snapshot = self.db.get(SNAPSHOT)?.map(|v| v.to_vec());
-        let mut journal = Vec::new();
-        for entry in self.db.scan_prefix([JOURNAL]) {
-            let (k, v) = entry?;
-            let inputs = decode_inputs(&v)
-                .ok_or_else(|| StoreError(format!("journal entry {} is damaged", seq_of(&k))))?;
-            journal.push(inputs);
+    /// The clock the state was made on; recorded by the first call.
+    pub fn clock(&self, wanted: ClockMode) -> Result<ClockMode, StoreError> {
+        let name = |mode: ClockMode| if mode == ClockMode::Event { b"event".to_vec() } else { b"wall".to_vec() };
+        match self.db.get(CLOCK)? {
+            Some(v) if v.as_ref() == b"event" => Ok(ClockMode::Event),
+            Some(_) => Ok(ClockMode::Wall),
+            None => {
+                self.db.insert(CLOCK, name(wanted))?;
+                self.db.flush()?;
+                Ok(wanted)
+            }
         }
-        Ok(Recovered { snapshot, journal, offsets: self.offsets()? })
+    }
+
+    /// The last journal entry whose outputs were written.
+    pub fn applied(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.db.get(APPLIED)?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes))
     }
 
     pub fn offsets(&self) -> Result<Offsets, StoreError> {
@@ -151,39 +147,26 @@ impl Store {
     /// Writes one batch atomically and flushes it to disk.
     pub fn commit(&mut self, batch: BatchWrite, stored_offsets: &mut Offsets) -> Result<(), StoreError> {
         let mut write = sled::Batch::default();
-        if !batch.inputs.is_empty() {
-            write.insert(&key(JOURNAL, self.next[0]), encode_inputs(&batch.inputs));
-            self.next[0] += 1;
+        if let Some(applied) = batch.applied {
+            write.insert(APPLIED, &applied.to_be_bytes());
         }
         for item in &batch.outbox {
-            write.insert(&key(OUTBOX, self.next[1]), encode_outbox(item));
-            self.next[1] += 1;
+            write.insert(&key(OUTBOX, self.next[0]), encode_outbox(item));
+            self.next[0] += 1;
         }
         for record in &batch.records {
-            write.insert(&key(RECORDS, self.next[2]), record.as_bytes());
-            self.next[2] += 1;
+            write.insert(&key(RECORDS, self.next[1]), record.as_bytes());
+            self.next[1] += 1;
         }
         for letter in &batch.dead_letters {
             let bytes = serde_json::to_vec(letter).map_err(|e| StoreError(e.to_string()))?;
-            write.insert(&key(DEAD_LETTERS, self.next[3]), bytes);
-            self.next[3] += 1;
+            write.insert(&key(DEAD_LETTERS, self.next[2]), bytes);
+            self.next[2] += 1;
         }
         if !batch.offsets.is_empty() {
             stored_offsets.extend(batch.offsets);
             let pairs: Vec<(&str, i32, i64)> = stored_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
             write.insert(OFFSETS, serde_json::to_vec(&pairs).map_err(|e| StoreError(e.to_string()))?);
-        }
-        self.db.apply_batch(write)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    /// Replaces the snapshot and drops the journal it covers, atomically.
-    pub fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
-        let mut write = sled::Batch::default();
-        write.insert(SNAPSHOT, snapshot);
-        for entry in self.db.scan_prefix([JOURNAL]) {
-            write.remove(entry?.0);
         }
         self.db.apply_batch(write)?;
         self.db.flush()?;
@@ -197,7 +180,7 @@ impl Store {
 
     /// Drops the oldest records and dead letters beyond `keep` of each.
     pub fn trim(&self, keep: u64) -> Result<(), StoreError> {
-        for (i, prefix) in [(2, RECORDS), (3, DEAD_LETTERS)] {
+        for (i, prefix) in [(1, RECORDS), (2, DEAD_LETTERS)] {
             let first_kept = self.next[i].saturating_sub(keep);
             let mut write = sled::Batch::default();
             for entry in self.db.range(key(prefix, 0)..key(prefix, first_kept)) {
@@ -345,7 +328,7 @@ mod tests {
         let mut offsets = Offsets::new();
         {
             let mut store = Store::open(dir.path()).unwrap();
-            let mut batch = BatchWrite { inputs: vec![Input::Tick(7), Input::Line("{}".into())], ..Default::default() };
+            let mut batch = BatchWrite { applied: Some(7), ..Default::default() };
             batch.records.push("{\"id\":\"a\"}".into());
             batch.outbox.push(OutboxItem {
                 target: Target::DeadLetters,
@@ -355,12 +338,11 @@ mod tests {
             });
             batch.offsets.insert(("t".into(), 3), 42);
             store.commit(batch, &mut offsets).unwrap();
-            store.commit(BatchWrite { inputs: vec![Input::Tick(9)], ..Default::default() }, &mut offsets).unwrap();
+            store.commit(BatchWrite { applied: Some(8), ..Default::default() }, &mut offsets).unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let recovered = store.recover().unwrap();
-        assert_eq!(recovered.journal, vec![vec![Input::Tick(7), Input::Line("{}".into())], vec![Input::Tick(9)]]);
-        assert_eq!(recovered.offsets.get(&("t".to_string(), 3)), Some(&42));
+        assert_eq!(store.applied().unwrap(), Some(8));
+        assert_eq!(store.offsets().unwrap().get(&("t".to_string(), 3)), Some(&42));
         let outbox = store.handle().outbox(10).unwrap();
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].1.payload, vec![0xff, 0]);
@@ -369,16 +351,9 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_replaces_the_journal_it_covers() {
+    fn the_clock_of_the_first_run_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        let mut offsets = Offsets::new();
-        store.commit(BatchWrite { inputs: vec![Input::Tick(1)], ..Default::default() }, &mut offsets).unwrap();
-        store.snapshot(b"state").unwrap();
-        store.commit(BatchWrite { inputs: vec![Input::Tick(2)], ..Default::default() }, &mut offsets).unwrap();
-        drop(store);
-        let recovered = Store::open(dir.path()).unwrap().recover().unwrap();
-        assert_eq!(recovered.snapshot.as_deref(), Some(&b"state"[..]));
-        assert_eq!(recovered.journal, vec![vec![Input::Tick(2)]]);
+        assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Event).unwrap(), ClockMode::Event);
+        assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Wall).unwrap(), ClockMode::Event);
     }
 }

@@ -1,0 +1,241 @@
+//! The service's throughput and alert latency against the real broker.
+//!
+//! `cargo bench --bench service` (needs `scripts/setup-test-env`):
+//!
+//! 1. **Throughput.** The trade lifecycle stream of `mon bench` (all trades
+//!    ingested first, so they are all in flight at once) is produced to one
+//!    topic. Then, in turn, a bare rdkafka consumer reads the whole topic,
+//!    and `mon run --clock event` consumes it to durable state (journal
+//!    write and fsync per batch, records to the outbox and the records
+//!    topic). Both are timed from their first message to their last, so
+//!    the consumer group join is not counted. Rounds alternate to share the
+//!    machine's noise; medians are reported.
+//! 2. **Latency.** `mon run` on the wall clock gets start events whose
+//!    next step is due 1 s later and never comes; a consumer of the records
+//!    topic measures, for each `missing` record, the time from its deadline
+//!    to its arrival.
+//!
+//! Under `cargo test --all-targets` it runs once on a small stream, to show
+//! that it works.
+
+#[path = "../tests/support/kafka.rs"]
+mod kafka;
+#[path = "../tests/support/service.rs"]
+mod service;
+
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use service::Service;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Seconds for a bare consumer to read `count` messages from the start.
+fn bare_consumer(topic: &str, count: usize) -> f64 {
+    let consumer: BaseConsumer = kafka::client_config()
+        .set("group.id", kafka::unique_topic("bare"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut read = 0;
+    let mut first = None;
+    let mut bytes = 0usize;
+    while read < count {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(message)) => {
+                first.get_or_insert_with(Instant::now);
+                // Touch the payload, as any real consumer would.
+                bytes += message.payload().map_or(0, <[u8]>::len);
+                read += 1;
+            }
+            Some(Err(e)) => panic!("bare consumer: {e}"),
+            None => panic!("bare consumer stalled at {read} of {count}"),
+        }
+    }
+    assert!(bytes > 0);
+    first.unwrap().elapsed().as_secs_f64()
+}
+
+/// Seconds for `mon run` to consume `count` events into durable state.
+fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path) -> f64 {
+    let brokers = kafka::brokers();
+    let records = format!("{topic}.records-{}", now_ms());
+    let dead = format!("{records}.dead");
+    kafka::create_topic(&records, 1);
+    kafka::create_topic(&dead, 1);
+    let group = kafka::unique_topic("mon-bench");
+    let config = service::kafka_config(dir, &brokers, topic, &records, &dead, &group).display().to_string();
+    let state = dir.join(format!("state-{group}"));
+    let state_arg = state.display().to_string();
+    let service =
+        Service::start(&["--config", &config, "--clock", "event", "--state-dir", &state_arg, rules], &dir.join("mon.log"));
+    // Time from the first event consumed to the last one durable.
+    let mut first: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let done = service.metric_sum("mon_events_total") as usize;
+        if done > 0 && first.is_none() {
+            first = Some(Instant::now());
+        }
+        if done >= count {
+            break;
+        }
+        assert!(Instant::now() < deadline, "mon run consumed only {done} of {count} in 10 minutes");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    service.terminate();
+    let _ = std::fs::remove_dir_all(&state);
+    seconds
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn throughput(trades: u64, rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("stream");
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["bench", "--trades", &trades.to_string(), "--emit"])
+        .arg(&stream)
+        .output()
+        .expect("mon bench --emit");
+    assert!(output.status.success());
+    let lines: Vec<String> =
+        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    let topic = kafka::unique_topic("bench-trades");
+    kafka::create_topic(&topic, 1);
+    let produced = Instant::now();
+    kafka::produce_lines(&topic, &lines);
+    eprintln!(
+        "produced {} events ({} trades in flight at the peak) in {:.1} s",
+        lines.len(),
+        trades,
+        produced.elapsed().as_secs_f64()
+    );
+    let rules = stream.join("rules").display().to_string();
+    let (mut bare, mut mon) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let b = lines.len() as f64 / bare_consumer(&topic, lines.len());
+        let m = lines.len() as f64 / mon_run(&topic, &rules, lines.len(), dir.path());
+        eprintln!("round {}: bare consumer {b:.0} events/s, mon run {m:.0} events/s ({:.0}%)", round + 1, 100.0 * m / b);
+        bare.push(b);
+        mon.push(m);
+    }
+    let (b, m) = (median(&mut bare), median(&mut mon));
+    println!(
+        "throughput: bare consumer median {b:.0} events/s, mon run (Kafka to durable state) median {m:.0} events/s = {:.0}% (target 80%)",
+        100.0 * m / b
+    );
+}
+
+const LATENCY_RULES: &str = r#"
+event job_started { job: string }
+event job_done { job: string }
+
+workflow jobs {
+  key job
+  start started: job_started
+  step done: job_done after started within 1s
+}
+"#;
+
+fn latency(jobs: usize) {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("jobs.mon"), LATENCY_RULES).unwrap();
+    let topic = kafka::unique_topic("bench-latency");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    for t in [&topic, &records, &dead] {
+        kafka::create_topic(t, 1);
+    }
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic).display().to_string();
+    let state = dir.path().join("state").display().to_string();
+    let rules = rules.display().to_string();
+    let service = Service::start(&["--config", &config, "--state-dir", &state, &rules], &dir.path().join("mon.log"));
+
+    let consumer: BaseConsumer = kafka::client_config()
+        .set("group.id", kafka::unique_topic("latency"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "5")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&records, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+
+    // Start events spread over a few seconds, so deadlines fall all the time.
+    let spread_ms = 4000i64;
+    let start = now_ms();
+    let lines: Vec<String> = (0..jobs)
+        .map(|i| {
+            let time = start + (i as i64 * spread_ms) / jobs as i64;
+            format!(
+                r#"{{"specversion":"1.0","id":"j{i}","source":"bench","type":"job_started","time":"{}","data":{{"job":"J{i}"}}}}"#,
+                mon_stdlib::time::format_rfc3339(time)
+            )
+        })
+        .collect();
+    let mut sent = 0;
+    let mut latencies = Vec::with_capacity(jobs);
+    // When mon handed each record to its Kafka producer (the message's
+    // create time): the part of the latency that is mon's own.
+    let mut handed = Vec::with_capacity(jobs);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while latencies.len() < jobs && Instant::now() < deadline {
+        // Produce each start event when its time comes.
+        let mut batch = Vec::new();
+        while sent < jobs && start + (sent as i64 * spread_ms) / jobs as i64 <= now_ms() {
+            batch.push(lines[sent].clone());
+            sent += 1;
+        }
+        if !batch.is_empty() {
+            kafka::produce_lines(&topic, &batch);
+        }
+        while let Some(Ok(message)) = consumer.poll(Duration::from_millis(1)) {
+            let arrived = now_ms();
+            let record: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            if record["kind"] == "missing" {
+                let due = mon_stdlib::time::parse_rfc3339(record["deadline"].as_str().unwrap()).unwrap();
+                latencies.push((arrived - due) as f64);
+                if let Some(created) = message.timestamp().to_millis() {
+                    handed.push((created - due) as f64);
+                }
+            }
+        }
+    }
+    service.terminate();
+    assert_eq!(latencies.len(), jobs, "every deadline gave a missing record");
+    let quantiles = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let p = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        format!("p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", p(0.5), p(0.99), p(1.0))
+    };
+    println!("latency over {jobs} deadlines (target p99 < 100 ms):");
+    println!("  deadline to the record handed to the producer: {}", quantiles(&mut handed));
+    println!("  deadline to its arrival at a consumer of the records topic: {}", quantiles(&mut latencies));
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    if full {
+        throughput(120_000, 3);
+        latency(2000);
+    } else {
+        throughput(2_000, 1);
+        latency(50);
+    }
+}
