@@ -78,3 +78,39 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) {
         }
     }
 }
+
+/// The engine is pure (DESIGN.md §1 rule 1): the modules of the core use
+/// none of the service's crates and read no clock. Only `runtime/src/service/`
+/// may.
+#[test]
+fn the_engine_modules_do_no_io_and_read_no_clock() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/src");
+    let forbidden =
+        ["sled", "rdkafka", "tokio", "axum", "tracing", "SystemTime", "Instant::now", "std::fs", "std::net", "crate::service"];
+    let mut offences = Vec::new();
+    let mut checked = 0;
+    visit(&src, &mut |path| {
+        // lib.rs declares the service module beside the core.
+        if path.starts_with(src.join("service")) || path.ends_with("lib.rs") {
+            return;
+        }
+        checked += 1;
+        let text = std::fs::read_to_string(path).expect("read");
+        // Tests may use temporary files; only the code above them counts.
+        let code: String = text
+            .split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for word in forbidden {
+            if code.contains(word) {
+                offences.push(format!("{} uses {word}", path.display()));
+            }
+        }
+    });
+    assert!(checked >= 9, "only {checked} engine files found");
+    assert!(offences.is_empty(), "the engine must stay pure:\n{}", offences.join("\n"));
+}
