@@ -127,6 +127,15 @@ impl<'p> Live<'p> {
         self.state().map(|s| s.clock)
     }
 
+    /// On the wall clock, the instant of the next timer (it fires at the
+    /// first tick after it); `None` on the event clock.
+    pub fn next_due(&self) -> Option<i64> {
+        match (self.mode, &self.engine) {
+            (ClockMode::Wall, Some(engine)) => engine.next_due(),
+            _ => None,
+        }
+    }
+
     /// Whether a [`Input::Tick`] at `now` could fire something: a live
     /// service journals a tick only then, not every few milliseconds.
     pub fn tick_due(&self, now: i64) -> bool {

@@ -121,7 +121,7 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, String> {
             // Retries after a lost acknowledgement do not duplicate: the
             // crash test counts what repeats are left (outbox replays).
             ("enable.idempotence", "true"),
-            ("linger.ms", "5"),
+            ("linger.ms", "1"),
             ("message.timeout.ms", "30000"),
         ],
     )
@@ -130,8 +130,12 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, String> {
 }
 
 /// Drains the outbox until `stop` says so and the outbox is empty (or the
-/// drain deadline passes): publish a chunk, wait for every delivery,
-/// forget what was delivered; what failed stays and is tried again.
+/// drain deadline passes). Items are handed to the producer as soon as they
+/// are in the outbox, without waiting for earlier deliveries (a broker's
+/// acknowledgement takes tens of milliseconds, which would otherwise be
+/// added to every alert behind it); each is forgotten once Kafka
+/// acknowledges it. After a failure, once nothing is in flight, the outbox
+/// is read again from its start, so what failed is sent again.
 pub async fn publish(
     producer: FutureProducer,
     kafka: KafkaConfig,
@@ -140,30 +144,21 @@ pub async fn publish(
     wake: Arc<tokio::sync::Notify>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    const CHUNK: usize = 5000;
+    const IN_FLIGHT: usize = 5000;
+    type Delivered = (sled::IVec, Option<i64>, bool);
+    let mut in_flight: tokio::task::JoinSet<Delivered> = tokio::task::JoinSet::new();
+    // The last outbox key handed to the producer.
+    let mut cursor: Option<sled::IVec> = None;
+    let mut failed = false;
+    let give_up = drain_deadline_after_stop(stop.clone());
+    tokio::pin!(give_up);
     loop {
-        let items = match outbox.outbox(CHUNK) {
-            Ok(items) => items,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if items.len() < CHUNK {
-            metrics.outbox_pending.set(items.len() as i64);
-        }
-        if items.is_empty() {
-            if *stop.borrow() {
-                return;
-            }
-            tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-            continue;
-        }
-        let mut pending = Vec::with_capacity(items.len());
+        let room = IN_FLIGHT.saturating_sub(in_flight.len());
+        let items = if failed || room == 0 { Ok(Vec::new()) } else { outbox.outbox_after(cursor.as_ref(), room) };
+        let items = items.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the outbox");
+            Vec::new()
+        });
         for (key, item) in &items {
             let topic = match item.target {
                 Target::Records => &kafka.records_topic,
@@ -181,7 +176,19 @@ pub async fn publish(
                 Ok(delivery) => {
                     let due = item.headers.iter().find(|(name, _)| name == "mon_due");
                     let due = due.and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<i64>().ok());
-                    pending.push((key.clone(), due, delivery));
+                    cursor = Some(key.clone());
+                    let key = key.clone();
+                    in_flight.spawn(async move {
+                        let ok = match delivery.await {
+                            Ok(Ok(_)) => true,
+                            Ok(Err((e, _))) => {
+                                tracing::warn!(error = %e, "publishing failed; will retry");
+                                false
+                            }
+                            Err(_) => false,
+                        };
+                        (key, due, ok)
+                    });
                 }
                 // The local queue is full: wait for what is in flight first.
                 Err((e, _)) => {
@@ -190,47 +197,59 @@ pub async fn publish(
                 }
             }
         }
-        let mut delivered = Vec::with_capacity(pending.len());
-        let mut failed = false;
-        // At shutdown, deliveries get a few seconds: a broker that is down
-        // must not hold the process for the producer's message timeout.
-        let give_up = drain_deadline_after_stop(stop.clone());
-        tokio::pin!(give_up);
-        let mut gave_up = false;
-        for (key, due, delivery) in pending {
-            let outcome = tokio::select! {
-                outcome = delivery => outcome,
-                _ = &mut give_up => {
-                    gave_up = true;
-                    break;
+        if in_flight.is_empty() {
+            if failed {
+                // Everything sent has settled: start again from the oldest item.
+                failed = false;
+                cursor = None;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            if items.is_empty() {
+                metrics.outbox_pending.set(0);
+                if *stop.borrow() {
+                    return;
                 }
-            };
-            match outcome {
-                Ok(Ok(_)) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            continue;
+        }
+        metrics.outbox_pending.set(in_flight.len() as i64);
+        tokio::select! {
+            settled = in_flight.join_next() => {
+                let mut settled: Vec<Delivered> = settled.into_iter().filter_map(Result::ok).collect();
+                while let Some(Ok(more)) = in_flight.try_join_next() {
+                    settled.push(more);
+                }
+                let mut delivered = Vec::with_capacity(settled.len());
+                for (key, due, ok) in settled {
+                    if !ok {
+                        failed = true;
+                        metrics.publish_errors.inc();
+                        continue;
+                    }
                     if let Some(due) = due {
                         let late_ms = (super::processor::wall_now() - due).max(0);
                         metrics.alert_publish_delay_seconds.observe(late_ms as f64 / 1000.0);
                     }
                     delivered.push(key);
                 }
-                Ok(Err((e, _))) => {
-                    failed = true;
-                    metrics.publish_errors.inc();
-                    tracing::warn!(error = %e, "publishing failed; will retry");
+                metrics.published.inc_by(delivered.len() as u64);
+                if let Err(e) = outbox.published(&delivered) {
+                    tracing::error!(error = %e, "cannot forget published outbox items");
                 }
-                Err(_) => failed = true,
             }
-        }
-        metrics.published.inc_by(delivered.len() as u64);
-        if let Err(e) = outbox.published(&delivered) {
-            tracing::error!(error = %e, "cannot forget published outbox items");
-        }
-        if gave_up || (failed && *stop.borrow()) {
-            tracing::warn!("stopping with unpublished records; they are published at the next start");
-            return;
-        }
-        if failed {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            _ = wake.notified(), if !failed => {}
+            _ = &mut give_up => {
+                tracing::warn!(
+                    in_flight = in_flight.len(),
+                    "stopping with unpublished records; they are published at the next start"
+                );
+                return;
+            }
         }
     }
 }

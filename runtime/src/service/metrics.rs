@@ -73,7 +73,10 @@ impl Metrics {
             "Time to write and flush one batch to the state store",
             batch_commit_seconds.clone(),
         );
-        let alert_publish_delay_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        // 5 ms steps up to 250 ms, where the latency target (100 ms) lies,
+        // then coarse ones.
+        let fine = (1..=50).map(|i| f64::from(i) * 0.005);
+        let alert_publish_delay_seconds = Histogram::new(fine.chain([0.5, 1.0, 2.0, 5.0, 10.0, 30.0]));
         registry.register(
             "alert_publish_delay_seconds",
             "From a deadline to its record acknowledged by Kafka",

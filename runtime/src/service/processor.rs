@@ -172,24 +172,30 @@ impl Processor<'_> {
     ) {
         let max_batch = self.config.engine.max_batch;
         let wait = Duration::from_millis(self.config.engine.max_batch_wait_ms.max(1));
+        // On the wall clock, a batch ends when the next timer falls due, so
+        // the next turn fires it at once: the batch wait is not added to
+        // the delay of an alert.
+        let due = self.live.next_due();
         loop {
             // HTTP first: its callers wait on the reply.
             while let Ok(request) = self.ingest.try_recv() {
                 replies.push(self.ingest_request(request, batch, records, accepted_by_type));
             }
-            if batch.inputs.len() >= max_batch || started.elapsed() >= wait {
+            let until_due = due.map(|due| Duration::from_millis((due + 1 - wall_now()).max(0) as u64));
+            let budget = wait.saturating_sub(started.elapsed()).min(until_due.unwrap_or(Duration::MAX));
+            if batch.inputs.len() >= max_batch || budget.is_zero() {
                 return;
             }
             let Some(consumer) = consumer else {
                 // Without Kafka, wait on the HTTP channel, but not past the
                 // next tick.
-                match self.ingest.recv_timeout(wait.saturating_sub(started.elapsed())) {
+                match self.ingest.recv_timeout(budget) {
                     Ok(request) => replies.push(self.ingest_request(request, batch, records, accepted_by_type)),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
                 }
                 continue;
             };
-            let timeout = if batch.inputs.is_empty() { wait.saturating_sub(started.elapsed()) } else { Duration::ZERO };
+            let timeout = if batch.inputs.is_empty() { budget } else { Duration::ZERO };
             let message = match consumer.poll(timeout) {
                 None => {
                     if !batch.inputs.is_empty() {

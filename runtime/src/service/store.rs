@@ -216,6 +216,26 @@ impl StoreHandle {
         Ok(items)
     }
 
+    /// Up to `limit` outbox items after `after` (from the start when `None`).
+    pub fn outbox_after(
+        &self,
+        after: Option<&sled::IVec>,
+        limit: usize,
+    ) -> Result<Vec<(sled::IVec, OutboxItem)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Included(vec![OUTBOX]),
+        };
+        let mut items = Vec::new();
+        for entry in self.db.range::<Vec<u8>, _>((start, Bound::Excluded(vec![OUTBOX + 1]))).take(limit) {
+            let (k, v) = entry?;
+            let item = decode_outbox(&v).ok_or_else(|| StoreError(format!("outbox item {} is damaged", seq_of(&k))))?;
+            items.push((k, item));
+        }
+        Ok(items)
+    }
+
     pub fn outbox_len(&self) -> usize {
         self.db.scan_prefix([OUTBOX]).count()
     }
