@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use service::Service;
 
@@ -77,8 +77,10 @@ fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path) -> f64
     let config = service::kafka_config(dir, &brokers, topic, &records, &dead, &group).display().to_string();
     let state = dir.join(format!("state-{group}"));
     let state_arg = state.display().to_string();
-    let service =
-        Service::start(&["--config", &config, "--clock", "event", "--state-dir", &state_arg, rules], &dir.join("mon.log"));
+    let service = Service::start(
+        &["--config", &config, "--clock", "event", "--state-dir", &state_arg, rules],
+        &dir.join("mon.log"),
+    );
     // Time from the first event consumed to the last one durable.
     let mut first: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -130,7 +132,11 @@ fn throughput(trades: u64, rounds: usize) {
     for round in 0..rounds {
         let b = lines.len() as f64 / bare_consumer(&topic, lines.len());
         let m = lines.len() as f64 / mon_run(&topic, &rules, lines.len(), dir.path());
-        eprintln!("round {}: bare consumer {b:.0} events/s, mon run {m:.0} events/s ({:.0}%)", round + 1, 100.0 * m / b);
+        eprintln!(
+            "round {}: bare consumer {b:.0} events/s, mon run {m:.0} events/s ({:.0}%)",
+            round + 1,
+            100.0 * m / b
+        );
         bare.push(b);
         mon.push(m);
     }
@@ -207,7 +213,9 @@ fn latency(jobs: usize) {
             sent += 1;
         }
         for line in &batch {
-            producer.send(BaseRecord::<(), str>::to(&topic).payload(line.as_str()).partition(0)).expect("queue a start event");
+            producer
+                .send(BaseRecord::<(), str>::to(&topic).payload(line.as_str()).partition(0))
+                .expect("queue a start event");
         }
         producer.poll(Duration::ZERO);
         while let Some(Ok(message)) = consumer.poll(Duration::from_millis(1)) {

@@ -85,8 +85,18 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) {
 #[test]
 fn the_engine_modules_do_no_io_and_read_no_clock() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/src");
-    let forbidden =
-        ["sled", "rdkafka", "tokio", "axum", "tracing", "SystemTime", "Instant::now", "std::fs", "std::net", "crate::service"];
+    let forbidden = [
+        "sled",
+        "rdkafka",
+        "tokio",
+        "axum",
+        "tracing",
+        "SystemTime",
+        "Instant::now",
+        "std::fs",
+        "std::net",
+        "crate::service",
+    ];
     let mut offences = Vec::new();
     let mut checked = 0;
     visit(&src, &mut |path| {

@@ -135,8 +135,18 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     );
     let lost: Vec<&String> = expected.keys().filter(|id| !actual.contains_key(*id)).collect();
     let extra: Vec<&String> = actual.keys().filter(|id| !expected.contains_key(*id)).collect();
-    assert!(lost.is_empty(), "{} records lost, e.g. {:?}", lost.len(), lost.iter().take(3).map(|id| &expected[*id]).collect::<Vec<_>>());
-    assert!(extra.is_empty(), "{} records not in the uninterrupted run, e.g. {:?}", extra.len(), extra.iter().take(3).map(|id| &actual[*id]).collect::<Vec<_>>());
+    assert!(
+        lost.is_empty(),
+        "{} records lost, e.g. {:?}",
+        lost.len(),
+        lost.iter().take(3).map(|id| &expected[*id]).collect::<Vec<_>>()
+    );
+    assert!(
+        extra.is_empty(),
+        "{} records not in the uninterrupted run, e.g. {:?}",
+        extra.len(),
+        extra.iter().take(3).map(|id| &actual[*id]).collect::<Vec<_>>()
+    );
     assert_eq!(actual, expected, "the same records, with the same content");
     assert!(mid_stream >= 20, "only {mid_stream} of {kills} kills landed while events were consumed");
 }

@@ -139,9 +139,9 @@ fn report(status_url: &str, posted: usize) {
     let Ok(text) = response.body_mut().read_to_string() else { return };
     let Ok(status) = serde_json::from_str::<serde_json::Value>(&text) else { return };
     let clock = status["clock"].as_str().unwrap_or("-");
-    let records = status["records"].as_object().map_or_else(String::new, |r| {
-        r.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-    });
+    let records = status["records"]
+        .as_object()
+        .map_or_else(String::new, |r| r.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
     say!("{clock}  events posted {posted}  records: {}", if records.is_empty() { "none yet" } else { &records });
     for workflow in status["workflows"].as_array().into_iter().flatten() {
         let m = &workflow["metrics"];
@@ -158,4 +158,3 @@ fn report(status_url: &str, posted: usize) {
         );
     }
 }
-

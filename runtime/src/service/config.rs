@@ -223,7 +223,8 @@ impl Config {
         }
         if let Some(kafka) = &self.kafka {
             if kafka.brokers.trim().is_empty() {
-                problems.push("kafka.brokers: empty; give host:port (or remove [kafka] to ingest over HTTP only)".into());
+                problems
+                    .push("kafka.brokers: empty; give host:port (or remove [kafka] to ingest over HTTP only)".into());
             }
             if kafka.topics.is_empty() || kafka.topics.iter().any(|t| t.trim().is_empty()) {
                 problems.push("kafka.topics: name at least one topic to consume, none empty".into());
@@ -305,9 +306,8 @@ fn insert(dict: &mut figment::value::Dict, path: &[String], value: figment::valu
             dict.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = dict
-                .entry(first.clone())
-                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            let entry =
+                dict.entry(first.clone()).or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
             if let figment::value::Value::Dict(_, inner) = entry {
                 insert(inner, rest, value);
             } else {

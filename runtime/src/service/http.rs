@@ -106,8 +106,7 @@ async fn records(State(api): State<Api>, Query(q): Query<Limit>) -> Response {
     let limit = q.limit.unwrap_or(100).min(10_000);
     match api.store.recent_records(limit) {
         Ok(records) => {
-            let values: Vec<serde_json::Value> =
-                records.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+            let values: Vec<serde_json::Value> = records.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
             Json(values).into_response()
         }
         Err(e) => problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

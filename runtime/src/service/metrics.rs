@@ -95,7 +95,11 @@ impl Metrics {
         let publish_errors = Counter::default();
         registry.register("publish_errors", "Failed attempts to publish (retried)", publish_errors.clone());
         let assigned_partitions = Gauge::default();
-        registry.register("assigned_partitions", "Kafka partitions assigned to this process", assigned_partitions.clone());
+        registry.register(
+            "assigned_partitions",
+            "Kafka partitions assigned to this process",
+            assigned_partitions.clone(),
+        );
         Metrics {
             registry,
             events,

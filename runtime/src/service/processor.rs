@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use super::config::Config;
 use super::envelope::Envelopes;
+use super::journal::{Entry, Journal};
 use super::kafka::Consumer;
 use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
-use super::journal::{Entry, Journal};
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
 use crate::aggregates::{self, Slice};
 use crate::live::{Fed, Input, Live};
@@ -282,7 +282,10 @@ impl Processor<'_> {
         match &fed {
             Fed::Ignored { type_name } => {
                 self.totals.events_ignored += 1;
-                self.metrics.events.get_or_create(&EventLabels { event_type: type_name.clone(), outcome: "ignored" }).inc();
+                self.metrics
+                    .events
+                    .get_or_create(&EventLabels { event_type: type_name.clone(), outcome: "ignored" })
+                    .inc();
             }
             Fed::Rejected { .. } => {
                 self.totals.events_rejected += 1;

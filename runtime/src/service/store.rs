@@ -74,7 +74,6 @@ pub struct BatchWrite {
     pub offsets: Offsets,
 }
 
-
 #[derive(Debug)]
 pub struct StoreError(pub String);
 
