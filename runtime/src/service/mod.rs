@@ -153,6 +153,7 @@ pub fn run(
         stop: stop.clone(),
         journaled_since_snapshot: 0,
         totals: StatusView::default(),
+        ignored_types: Default::default(),
         config,
     };
     let had_snapshot = recovered.snapshot.is_some();

@@ -96,7 +96,12 @@ pub struct Processor<'p> {
     pub stop: Arc<AtomicBool>,
     pub journaled_since_snapshot: u64,
     pub totals: StatusView,
+    /// Undeclared event types that have their own metric label.
+    pub ignored_types: std::collections::HashSet<String>,
 }
+
+/// How many undeclared event types get a metric label of their own.
+const MAX_IGNORED_TYPE_LABELS: usize = 100;
 
 pub fn wall_now() -> i64 {
     std::time::SystemTime::now()
@@ -282,9 +287,20 @@ impl Processor<'_> {
         match &fed {
             Fed::Ignored { type_name } => {
                 self.totals.events_ignored += 1;
+                // Undeclared types come from the producers: the first few
+                // keep their name, the rest share one label, so a producer
+                // that sends random types cannot grow /metrics without end.
+                let event_type = if self.ignored_types.contains(type_name) {
+                    type_name.clone()
+                } else if self.ignored_types.len() < MAX_IGNORED_TYPE_LABELS {
+                    self.ignored_types.insert(type_name.clone());
+                    type_name.clone()
+                } else {
+                    "(other)".to_string()
+                };
                 self.metrics
                     .events
-                    .get_or_create(&EventLabels { event_type: type_name.clone(), outcome: "ignored" })
+                    .get_or_create(&EventLabels { event_type, outcome: "ignored" })
                     .inc();
             }
             Fed::Rejected { .. } => {
