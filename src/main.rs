@@ -60,6 +60,8 @@ enum Command {
     Demo(commands::demo::Args),
     /// Measure the engine on a synthetic trade lifecycle stream.
     Bench(commands::bench::Args),
+    /// Run the language server on stdin/stdout (for editors).
+    Lsp(commands::lsp::Args),
 }
 
 /// How a command ended; `Usage` maps to exit code 2.
@@ -99,5 +101,6 @@ fn run(cli: Cli) -> Outcome {
         Command::Run(args) => commands::run::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Lsp(args) => commands::lsp::run(args),
     }
 }

@@ -571,7 +571,9 @@ fn with_kafka_unreachable_it_is_alive_not_ready_and_still_fires_deadlines() {
 fn configuration_errors_exit_2_naming_the_key_without_starting() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write_rules(dir.path(), ORDERS);
-    let cases: [(&str, Option<&str>, &[&str], &[&str]); 4] = [
+    // (what, mon.toml text, extra flags, words the error must say)
+    type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 4] = [
         ("unknown key", Some("clok = \"wall\"\n"), &[], &["clok"]),
         ("--clock sundial", None, &["--clock", "sundial"], &["sundial", "--clock"]),
         ("clock = sundial", Some("clock = \"sundial\"\n"), &[], &["sundial", "clock"]),

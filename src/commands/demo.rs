@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mon_runtime::service::config::{Config, LogConfig};
+use mon_runtime::service::config::{Config, HttpConfig, LogConfig};
 
 use crate::commands::run::compile_tree;
 use crate::Outcome;
@@ -71,11 +71,14 @@ pub fn run(args: Args) -> Outcome {
             Err(_) => "127.0.0.1:0".to_string(),
         }
     });
-    let mut config = Config::default();
-    config.state_dir = state_dir.unwrap_or_else(|| PathBuf::from("mon-demo-state"));
-    config.http.listen = listen;
-    // The demo's own summary is the output; the service logs only problems.
-    config.log = LogConfig { level: "warn".into(), ..LogConfig::default() };
+    let defaults = Config::default();
+    let config = Config {
+        state_dir: state_dir.unwrap_or_else(|| PathBuf::from("mon-demo-state")),
+        http: HttpConfig { listen, ..defaults.http.clone() },
+        // The demo's own summary is the output; the service logs only problems.
+        log: LogConfig { level: "warn".into(), ..LogConfig::default() },
+        ..defaults
+    };
     mon_runtime::service::init_logging(&config.log);
 
     let stop = Arc::new(AtomicBool::new(false));

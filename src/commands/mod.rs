@@ -5,6 +5,7 @@ pub mod check;
 pub mod compile;
 pub mod demo;
 pub mod fmt;
+pub mod lsp;
 pub mod run;
 pub mod simulate;
 pub mod test;
