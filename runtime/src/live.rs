@@ -59,6 +59,8 @@ pub struct Live<'p> {
     engine: Option<Engine<'p>>,
     /// Wall clock: the latest tick.
     now: Option<i64>,
+    /// Event clock: when monitoring starts, if given.
+    from: Option<i64>,
 }
 
 /// What a snapshot holds: enough to resume exactly.
@@ -66,6 +68,9 @@ pub struct Live<'p> {
 pub struct Snapshot {
     pub mode: ClockMode,
     pub now: Option<i64>,
+    /// The event clock's `from`, needed while no event has started the engine.
+    #[serde(default)]
+    pub from: Option<i64>,
     pub state: Option<State>,
 }
 
@@ -74,12 +79,12 @@ impl<'p> Live<'p> {
     /// first event), as `mon simulate --from`.
     pub fn new(program: &'p Program, functions: &'p dyn Functions, mode: ClockMode, from: Option<i64>) -> Self {
         let simulation = (mode == ClockMode::Event).then(|| Simulation::new(program, functions, from, None));
-        Live { mode, program, functions, decoder: Decoder::new(program), simulation, engine: None, now: None }
+        Live { mode, program, functions, decoder: Decoder::new(program), simulation, engine: None, now: None, from }
     }
 
     /// Resumes from a snapshot taken by [`snapshot`](Self::snapshot).
     pub fn resume(program: &'p Program, functions: &'p dyn Functions, snapshot: Snapshot) -> Self {
-        let mut live = Live::new(program, functions, snapshot.mode, None);
+        let mut live = Live::new(program, functions, snapshot.mode, snapshot.from);
         live.now = snapshot.now;
         if let Some(state) = snapshot.state {
             match snapshot.mode {
@@ -96,9 +101,10 @@ impl<'p> Live<'p> {
         struct SnapshotRef<'a> {
             mode: ClockMode,
             now: Option<i64>,
+            from: Option<i64>,
             state: Option<&'a State>,
         }
-        serde_json::to_vec(&SnapshotRef { mode: self.mode, now: self.now, state: self.state() })
+        serde_json::to_vec(&SnapshotRef { mode: self.mode, now: self.now, from: self.from, state: self.state() })
     }
 
     /// Resumes from [`snapshot_bytes`](Self::snapshot_bytes).

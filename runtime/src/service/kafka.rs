@@ -13,7 +13,7 @@ use std::time::Duration;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
@@ -142,6 +142,7 @@ pub async fn publish(
     outbox: StoreHandle,
     metrics: Arc<Metrics>,
     wake: Arc<tokio::sync::Notify>,
+    flushed: Arc<std::sync::atomic::AtomicU64>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     const IN_FLIGHT: usize = 5000;
@@ -154,11 +155,16 @@ pub async fn publish(
     tokio::pin!(give_up);
     loop {
         let room = IN_FLIGHT.saturating_sub(in_flight.len());
-        let items = if failed || room == 0 { Ok(Vec::new()) } else { outbox.outbox_after(cursor.as_ref(), room) };
+        let items = if failed || room == 0 {
+            Ok(Vec::new())
+        } else {
+            outbox.outbox_after(cursor.as_ref(), flushed.load(Ordering::Acquire), room)
+        };
         let items = items.unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot read the outbox");
             Vec::new()
         });
+        let mut refused = false;
         for (key, item) in &items {
             let topic = match item.target {
                 Target::Records => &kafka.records_topic,
@@ -190,12 +196,37 @@ pub async fn publish(
                         (key, due, ok)
                     });
                 }
-                // The local queue is full: wait for what is in flight first.
+                // Too large for Kafka: sending it again would fail again and
+                // hold up everything behind it. It is kept in the local record
+                // or dead-letter log; the outbox lets it go.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                    tracing::error!(
+                        bytes = item.payload.len(),
+                        "an outbox item is too large for Kafka; dropped from the outbox"
+                    );
+                    metrics.publish_errors.inc();
+                    cursor = Some(key.clone());
+                    if let Err(e) = outbox.published(std::slice::from_ref(key)) {
+                        tracing::error!(error = %e, "cannot drop a refused outbox item");
+                    }
+                }
+                // The local queue is full, or the producer cannot take
+                // messages now: wait for what is in flight, then try again
+                // (never spin: see `refused` below).
                 Err((e, _)) => {
-                    tracing::debug!(error = %e, "producer queue full");
+                    tracing::debug!(error = %e, "the producer did not take an outbox item");
+                    refused = true;
                     break;
                 }
             }
+        }
+        if refused && in_flight.is_empty() {
+            metrics.outbox_pending.set(items.len() as i64);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if *stop.borrow() {
+                return;
+            }
+            continue;
         }
         if in_flight.is_empty() {
             if failed {

@@ -84,6 +84,8 @@ pub fn run(
     let (ingest_tx, ingest_rx) = std::sync::mpsc::sync_channel(64);
     let status = Arc::new(RwLock::new(StatusView::default()));
     let publisher_wake = Arc::new(tokio::sync::Notify::new());
+    // Everything in the outbox at start was flushed by an earlier run.
+    let outbox_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_outbox_seq()));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -124,6 +126,7 @@ pub fn run(
             store.handle(),
             metrics.clone(),
             publisher_wake.clone(),
+            outbox_flushed.clone(),
             publisher_stop_rx,
         ))),
         _ => None,
@@ -150,6 +153,7 @@ pub fn run(
         metrics: metrics.clone(),
         status,
         publisher_wake: publisher_wake.clone(),
+        outbox_flushed: outbox_flushed.clone(),
         stop: stop.clone(),
         journaled_since_snapshot: 0,
         totals: StatusView::default(),

@@ -93,12 +93,17 @@ pub struct Processor<'p> {
     pub metrics: Arc<Metrics>,
     pub status: Arc<RwLock<StatusView>>,
     pub publisher_wake: Arc<tokio::sync::Notify>,
+    /// Outbox items below this sequence are flushed and may be published.
+    pub outbox_flushed: Arc<std::sync::atomic::AtomicU64>,
     pub stop: Arc<AtomicBool>,
     pub journaled_since_snapshot: u64,
     pub totals: StatusView,
     /// Undeclared event types that have their own metric label.
     pub ignored_types: std::collections::HashSet<String>,
 }
+
+/// The most of a rejected message's bytes sent to the dead-letter topic.
+const MAX_DEAD_LETTER_BYTES: usize = 900_000;
 
 /// How many undeclared event types get a metric label of their own.
 const MAX_IGNORED_TYPE_LABELS: usize = 100;
@@ -183,10 +188,12 @@ impl Processor<'_> {
         let due = self.live.next_due();
         loop {
             // HTTP first: its callers wait on the reply.
-            while let Ok(request) = self.ingest.try_recv() {
+            while batch.inputs.len() < max_batch {
+                let Ok(request) = self.ingest.try_recv() else { break };
                 replies.push(self.ingest_request(request, batch, records, accepted_by_type));
             }
-            let until_due = due.map(|due| Duration::from_millis((due + 1 - wall_now()).max(0) as u64));
+            let until_due =
+                due.map(|due| Duration::from_millis(due.saturating_add(1).saturating_sub(wall_now()).max(0) as u64));
             let budget = wait.saturating_sub(started.elapsed()).min(until_due.unwrap_or(Duration::MAX));
             if batch.inputs.len() >= max_batch || budget.is_zero() {
                 return;
@@ -218,11 +225,14 @@ impl Processor<'_> {
             let topic = message.topic().to_string();
             let partition = message.partition();
             let offset = message.offset();
-            // Below the stored offset: already journaled before a restart.
-            if self.stored_offsets.get(&(topic.clone(), partition)).is_some_and(|next| offset < *next) {
+            // Below the next offset this batch or an earlier one took: a
+            // redelivery after a restart or a rebalance, already journaled.
+            let partition_key = (topic.clone(), partition);
+            let taken = batch.offsets.get(&partition_key).or_else(|| self.stored_offsets.get(&partition_key));
+            if taken.is_some_and(|next| offset < *next) {
                 continue;
             }
-            batch.offsets.insert((topic.clone(), partition), offset + 1);
+            batch.offsets.insert(partition_key, offset + 1);
             let headers: Vec<(&str, &[u8])> = message
                 .headers()
                 .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
@@ -298,10 +308,7 @@ impl Processor<'_> {
                 } else {
                     "(other)".to_string()
                 };
-                self.metrics
-                    .events
-                    .get_or_create(&EventLabels { event_type, outcome: "ignored" })
-                    .inc();
+                self.metrics.events.get_or_create(&EventLabels { event_type, outcome: "ignored" }).inc();
             }
             Fed::Rejected { .. } => {
                 self.totals.events_rejected += 1;
@@ -329,7 +336,14 @@ impl Processor<'_> {
         if self.config.kafka.is_some() {
             headers.push(("mon_reason".into(), reason.clone().into_bytes()));
             headers.push(("mon_origin".into(), origin.clone().into_bytes()));
-            batch.outbox.push(OutboxItem { target: Target::DeadLetters, key: None, payload: bytes.to_vec(), headers });
+            // Kafka refuses messages over `message.max.bytes` (1,000,000 by
+            // default); the whole original stays in the local dead-letter log.
+            let mut payload = bytes.to_vec();
+            if payload.len() > MAX_DEAD_LETTER_BYTES {
+                payload.truncate(MAX_DEAD_LETTER_BYTES);
+                headers.push(("mon_truncated_from".into(), bytes.len().to_string().into_bytes()));
+            }
+            batch.outbox.push(OutboxItem { target: Target::DeadLetters, key: None, payload, headers });
         }
         batch.dead_letters.push(DeadLetter { reason, origin, received: wall_now(), bytes: bytes.to_vec() });
     }
@@ -398,6 +412,7 @@ impl Processor<'_> {
         }
         let has_output = !write.outbox.is_empty();
         self.store.commit(write, &mut self.stored_offsets).map_err(|e| e.to_string())?;
+        self.outbox_flushed.store(self.store.next_outbox_seq(), Ordering::Release);
         Ok(has_output)
     }
 

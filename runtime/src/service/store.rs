@@ -172,6 +172,12 @@ impl Store {
         Ok(())
     }
 
+    /// The sequence the next outbox item gets: every item below it is flushed
+    /// once [`commit`](Self::commit) has returned.
+    pub fn next_outbox_seq(&self) -> u64 {
+        self.next[0]
+    }
+
     /// A handle for the publisher and the API: sled is shared between threads.
     pub fn handle(&self) -> StoreHandle {
         StoreHandle { db: self.db.clone() }
@@ -215,10 +221,13 @@ impl StoreHandle {
         Ok(items)
     }
 
-    /// Up to `limit` outbox items after `after` (from the start when `None`).
+    /// Up to `limit` outbox items after `after` (from the start when `None`)
+    /// and below sequence `below` (the items of batches already flushed:
+    /// sled shows a batch before its flush returns).
     pub fn outbox_after(
         &self,
         after: Option<&sled::IVec>,
+        below: u64,
         limit: usize,
     ) -> Result<Vec<(sled::IVec, OutboxItem)>, StoreError> {
         use std::ops::Bound;
@@ -226,8 +235,9 @@ impl StoreHandle {
             Some(k) => Bound::Excluded(k.to_vec()),
             None => Bound::Included(vec![OUTBOX]),
         };
+        let end = Bound::Excluded(key(OUTBOX, below).to_vec());
         let mut items = Vec::new();
-        for entry in self.db.range::<Vec<u8>, _>((start, Bound::Excluded(vec![OUTBOX + 1]))).take(limit) {
+        for entry in self.db.range::<Vec<u8>, _>((start, end)).take(limit) {
             let (k, v) = entry?;
             let item = decode_outbox(&v).ok_or_else(|| StoreError(format!("outbox item {} is damaged", seq_of(&k))))?;
             items.push((k, item));
