@@ -24,17 +24,13 @@ mod kafka;
 mod service;
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use service::Service;
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
 
 /// Seconds for a bare consumer to read `count` messages from the start.
 fn bare_consumer(topic: &str, count: usize) -> f64 {
@@ -69,7 +65,7 @@ fn bare_consumer(topic: &str, count: usize) -> f64 {
 /// Seconds for `mon run` to consume `count` events into durable state.
 fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path) -> f64 {
     let brokers = kafka::brokers();
-    let records = format!("{topic}.records-{}", now_ms());
+    let records = format!("{topic}.records-{}", service::now_ms());
     let dead = format!("{records}.dead");
     kafka::create_topic(&records, 1);
     kafka::create_topic(&dead, 1);
@@ -147,23 +143,10 @@ fn throughput(trades: u64, rounds: usize) {
     );
 }
 
-const LATENCY_RULES: &str = r#"
-event job_started { job: string }
-event job_done { job: string }
-
-workflow jobs {
-  key job
-  start started: job_started
-  step done: job_done after started within 1s
-}
-"#;
-
 fn latency(jobs: usize) {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("jobs.mon"), LATENCY_RULES).unwrap();
+    let rules = service::write_job_rules(dir.path(), "1s");
     let topic = kafka::unique_topic("bench-latency");
     let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
     for t in [&topic, &records, &dead] {
@@ -189,16 +172,9 @@ fn latency(jobs: usize) {
     let producer: BaseProducer = kafka::client_config().set("linger.ms", "0").create().expect("producer");
     // Start events spread over a few seconds, so deadlines fall all the time.
     let spread_ms = 4000i64;
-    let start = now_ms();
-    let lines: Vec<String> = (0..jobs)
-        .map(|i| {
-            let time = start + (i as i64 * spread_ms) / jobs as i64;
-            format!(
-                r#"{{"specversion":"1.0","id":"j{i}","source":"bench","type":"job_started","time":"{}","data":{{"job":"J{i}"}}}}"#,
-                mon_stdlib::time::format_rfc3339(time)
-            )
-        })
-        .collect();
+    let start = service::now_ms();
+    let lines: Vec<String> =
+        (0..jobs).map(|i| service::job_started(i, start + (i as i64 * spread_ms) / jobs as i64)).collect();
     let mut sent = 0;
     let mut latencies = Vec::with_capacity(jobs);
     // When mon handed each record to its Kafka producer (the message's
@@ -208,7 +184,7 @@ fn latency(jobs: usize) {
     while latencies.len() < jobs && Instant::now() < deadline {
         // Produce each start event when its time comes.
         let mut batch = Vec::new();
-        while sent < jobs && start + (sent as i64 * spread_ms) / jobs as i64 <= now_ms() {
+        while sent < jobs && start + (sent as i64 * spread_ms) / jobs as i64 <= service::now_ms() {
             batch.push(lines[sent].clone());
             sent += 1;
         }
@@ -219,7 +195,7 @@ fn latency(jobs: usize) {
         }
         producer.poll(Duration::ZERO);
         while let Some(Ok(message)) = consumer.poll(Duration::from_millis(1)) {
-            let arrived = now_ms();
+            let arrived = service::now_ms();
             let record: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
             if record["kind"] == "missing" {
                 let due = mon_stdlib::time::parse_rfc3339(record["deadline"].as_str().unwrap()).unwrap();

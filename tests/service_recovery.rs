@@ -151,25 +151,11 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     assert!(mid_stream >= 20, "only {mid_stream} of {kills} kills landed while events were consumed");
 }
 
-/// A rule with a deadline a few seconds after the start event.
-const QUICK_RULES: &str = r#"
-event job_started { job: string }
-event job_done { job: string }
-
-workflow jobs {
-  key job
-  start started: job_started
-  step done: job_done after started within 3s
-}
-"#;
-
 #[test]
 fn a_deadline_that_passes_while_the_service_is_down_is_reported_once_at_the_next_start() {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("jobs.mon"), QUICK_RULES).unwrap();
+    let rules = service::write_job_rules(dir.path(), "3s");
     let topic = kafka::unique_topic("timers");
     let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
     for t in [&topic, &records, &dead] {
@@ -182,12 +168,8 @@ fn a_deadline_that_passes_while_the_service_is_down_is_reported_once_at_the_next
     let log = dir.path().join("mon.log");
 
     let service = Service::start(&args, &log);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let event = format!(
-        r#"{{"specversion":"1.0","id":"j1","source":"test","type":"job_started","time":"{}","data":{{"job":"J1"}}}}"#,
-        mon_stdlib::time::format_rfc3339(now)
-    );
-    kafka::produce_lines(&topic, &[event]);
+    let now = service::now_ms();
+    kafka::produce_lines(&topic, &[service::job_started(1, now)]);
     // Stop once the event is durable, well before its deadline.
     let waited = Instant::now();
     while service.metric_sum("mon_events_total") < 1.0 {
@@ -195,7 +177,7 @@ fn a_deadline_that_passes_while_the_service_is_down_is_reported_once_at_the_next
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(service.terminate(), Some(0));
-    let stopped = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let stopped = service::now_ms();
     assert!(stopped < now + 3000, "stopped {} ms after the event; the deadline is at 3000", stopped - now);
     assert!(kafka::consume_all(&records, 0, Duration::from_millis(500), Duration::from_secs(2)).is_empty());
 

@@ -45,10 +45,6 @@ fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
-fn wall_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 pub fn run(args: Args) -> Outcome {
     let rules = args.rules.clone().unwrap_or_else(examples_dir);
     let program = match compile_tree(&rules) {
@@ -110,13 +106,13 @@ pub fn run(args: Args) -> Outcome {
 /// `every` seconds, until `stop` (or `seconds` have passed).
 fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds: Option<u64>, stop: Arc<AtomicBool>) {
     let started = Instant::now();
-    let mut generator = generator::Generator::new(seed, wall_now());
+    let mut generator = generator::Generator::new(seed, mon_runtime::service::processor::wall_now());
     let mut last_report = Instant::now();
     let events_url = format!("http://{address}/api/v1/events");
     let status_url = format!("http://{address}/api/v1/status");
     let mut posted = 0usize;
     while !stop.load(Ordering::Relaxed) {
-        let lines = generator.until(wall_now());
+        let lines = generator.until(mon_runtime::service::processor::wall_now());
         if !lines.is_empty() {
             let body = lines.join("\n");
             match ureq::post(&events_url).header("content-type", "application/x-ndjson").send(body.as_str()) {

@@ -208,3 +208,28 @@ impl Service {
         }
     }
 }
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+/// Rules with one deadline: `job_done` within `within` (e.g. `1s`) of `job_started`.
+pub fn write_job_rules(dir: &Path, within: &str) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    let text = format!(
+        "event job_started {{ job: string }}\nevent job_done {{ job: string }}\n\n\
+         workflow jobs {{\n  key job\n  start started: job_started\n  step done: job_done after started within {within}\n}}\n"
+    );
+    std::fs::write(rules.join("jobs.mon"), text).expect("write rules");
+    rules
+}
+
+/// A `job_started` envelope for job `J{n}` at `time` (ms).
+pub fn job_started(n: usize, time: i64) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"j{n}","source":"test","type":"job_started","time":"{}","data":{{"job":"J{n}"}}}}"#,
+        mon_stdlib::time::format_rfc3339(time)
+    )
+}

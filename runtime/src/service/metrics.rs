@@ -1,7 +1,7 @@
 //! The service's own metrics, served at `/metrics` in the Prometheus text
 //! format (DESIGN.md §6: observability of mon itself).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -56,8 +56,6 @@ pub struct Metrics {
     pub kafka_assigned: AtomicBool,
     /// Why Kafka is not usable, if it is not (the last client error).
     pub kafka_problem: Mutex<Option<String>>,
-    /// Wall clock of the last processed batch, ms.
-    pub last_batch_at: AtomicI64,
 }
 
 impl Metrics {
@@ -116,7 +114,6 @@ impl Metrics {
             state_open: AtomicBool::new(false),
             kafka_assigned: AtomicBool::new(false),
             kafka_problem: Mutex::new(None),
-            last_batch_at: AtomicI64::new(0),
         }
     }
 
@@ -137,10 +134,6 @@ impl Metrics {
 
     pub fn kafka_problem(&self) -> Option<String> {
         self.kafka_problem.lock().ok().and_then(|p| p.clone())
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.state_open.load(Ordering::Relaxed) && self.kafka_assigned.load(Ordering::Relaxed)
     }
 }
 

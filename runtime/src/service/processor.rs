@@ -222,12 +222,10 @@ impl Processor<'_> {
                 }
                 Some(Ok(message)) => message,
             };
-            let topic = message.topic().to_string();
-            let partition = message.partition();
-            let offset = message.offset();
+            let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
             // Below the next offset this batch or an earlier one took: a
             // redelivery after a restart or a rebalance, already journaled.
-            let partition_key = (topic.clone(), partition);
+            let partition_key = (topic.to_string(), partition);
             let taken = batch.offsets.get(&partition_key).or_else(|| self.stored_offsets.get(&partition_key));
             if taken.is_some_and(|next| offset < *next) {
                 continue;
@@ -237,8 +235,7 @@ impl Processor<'_> {
                 .headers()
                 .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
                 .unwrap_or_default();
-            let origin = format!("kafka:{topic}/{partition}@{offset}");
-            let (fed, _) = match self.envelopes.normalize(message.payload(), &headers) {
+            let fed = match self.envelopes.normalize(message.payload(), &headers) {
                 Ok(line) => {
                     let line = line.into_owned();
                     self.apply(Input::Line(line), batch, records)
@@ -253,6 +250,7 @@ impl Processor<'_> {
                 }
                 Fed::Rejected { reason } => {
                     let owned_headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
+                    let origin = format!("kafka:{topic}/{partition}@{offset}");
                     self.dead_letter(batch, reason, origin, message.payload().unwrap_or_default(), owned_headers);
                 }
                 _ => {}
@@ -270,7 +268,7 @@ impl Processor<'_> {
         let mut reply = IngestReply::default();
         for (index, line) in request.lines.into_iter().enumerate() {
             let bytes = line.as_bytes().to_vec();
-            let (fed, _) = self.apply(Input::Line(line), batch, records);
+            let fed = self.apply(Input::Line(line), batch, records);
             match fed {
                 Fed::Event { event_type } => {
                     reply.accepted += 1;
@@ -289,10 +287,8 @@ impl Processor<'_> {
         (request.reply, reply)
     }
 
-    /// Applies one input and journals it; returns what it did and how many
-    /// records it made.
-    fn apply(&mut self, input: Input, batch: &mut Pending, records: &mut Vec<Record>) -> (Fed, usize) {
-        let before = records.len();
+    /// Applies one input and journals it; returns what it did.
+    fn apply(&mut self, input: Input, batch: &mut Pending, records: &mut Vec<Record>) -> Fed {
         let fed = self.live.apply(&input, records);
         match &fed {
             Fed::Ignored { type_name } => {
@@ -322,7 +318,7 @@ impl Processor<'_> {
             Fed::Tick => {}
         }
         batch.inputs.push(input);
-        (fed, records.len() - before)
+        fed
     }
 
     fn dead_letter(
@@ -359,7 +355,6 @@ impl Processor<'_> {
         let kafka_offsets = batch.offsets.clone();
         let has_output = self.write_outputs(batch, records, seq)?;
         self.metrics.batch_commit_seconds.observe(started.elapsed().as_secs_f64());
-        self.metrics.last_batch_at.store(wall_now(), Ordering::Relaxed);
         if has_output {
             self.publisher_wake.notify_one();
         }

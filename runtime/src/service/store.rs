@@ -210,17 +210,6 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
-    /// Up to `limit` outbox items, oldest first, with their keys.
-    pub fn outbox(&self, limit: usize) -> Result<Vec<(sled::IVec, OutboxItem)>, StoreError> {
-        let mut items = Vec::new();
-        for entry in self.db.scan_prefix([OUTBOX]).take(limit) {
-            let (k, v) = entry?;
-            let item = decode_outbox(&v).ok_or_else(|| StoreError(format!("outbox item {} is damaged", seq_of(&k))))?;
-            items.push((k, item));
-        }
-        Ok(items)
-    }
-
     /// Up to `limit` outbox items after `after` (from the start when `None`)
     /// and below sequence `below` (the items of batches already flushed:
     /// sled shows a batch before its flush returns).
@@ -245,10 +234,6 @@ impl StoreHandle {
         Ok(items)
     }
 
-    pub fn outbox_len(&self) -> usize {
-        self.db.scan_prefix([OUTBOX]).count()
-    }
-
     /// Forgets published outbox items. Not flushed: after a crash an item
     /// may be published again, with the same record id.
     pub fn published(&self, keys: &[sled::IVec]) -> Result<(), StoreError> {
@@ -268,13 +253,6 @@ impl StoreHandle {
         }
         records.reverse();
         Ok(records)
-    }
-
-    /// Every record in the log, oldest first.
-    pub fn records(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
-        self.db
-            .scan_prefix([RECORDS])
-            .map(|e| e.map(|(_, v)| String::from_utf8_lossy(&v).into_owned()).map_err(StoreError::from))
     }
 
     /// The last `limit` dead letters, oldest first.
@@ -372,7 +350,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.applied().unwrap(), Some(8));
         assert_eq!(store.offsets().unwrap().get(&("t".to_string(), 3)), Some(&42));
-        let outbox = store.handle().outbox(10).unwrap();
+        let outbox = store.handle().outbox_after(None, u64::MAX, 10).unwrap();
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].1.payload, vec![0xff, 0]);
         assert_eq!(outbox[0].1.headers[0].1, b"bad");
