@@ -24,7 +24,6 @@ macro_rules! say_raw {
 }
 
 mod commands;
-mod sources;
 
 use std::process::ExitCode;
 

@@ -550,7 +550,7 @@ fn with_kafka_unreachable_it_is_alive_not_ready_and_still_fires_deadlines() {
     assert_eq!(service.get_any("/readyz").map(|(c, _)| c), Some(503), "still not ready: Kafka is still down");
 
     // The publisher gives up draining after 5 s and the producer flush after
-    // 5 s more (runtime/src/service/{mod,kafka}.rs); beyond that it hangs.
+    // 5 s more (service/src/{lib,kafka}.rs); beyond that it hangs.
     let limit = Duration::from_secs(12);
     match service.terminate_within(limit) {
         Ok(code) => assert_eq!(code, Some(0), "exit code after SIGTERM"),

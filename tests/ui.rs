@@ -23,23 +23,16 @@ fn cases() -> Vec<Case> {
     let mut entries: Vec<PathBuf> =
         std::fs::read_dir(&dir).expect("tests/ui exists").map(|e| e.expect("entry").path()).collect();
     entries.sort();
-    let relative = |p: &Path| p.strip_prefix(root()).expect("under the repo").display().to_string();
     let mut cases = Vec::new();
     for path in entries {
         let name = path.file_stem().expect("a name").to_string_lossy().into_owned();
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> =
-                std::fs::read_dir(&path).expect("case dir").map(|e| e.expect("entry").path()).collect();
-            files.sort();
-            let files = files
-                .iter()
-                .filter(|f| f.extension().is_some_and(|e| e == "mon"))
-                .map(|f| SourceFile { path: relative(f), text: std::fs::read_to_string(f).expect("readable") })
-                .collect();
-            cases.push(Case { name, files });
-        } else if path.extension().is_some_and(|e| e == "mon") {
-            let text = std::fs::read_to_string(&path).expect("readable");
-            cases.push(Case { name, files: vec![SourceFile { path: relative(&path), text }] });
+        if path.is_dir() || path.extension().is_some_and(|e| e == "mon") {
+            // Relative to the package root (the test's working directory),
+            // so snapshots name files as a user in the repository would.
+            // The files are grouped and read by the loader the CLI uses.
+            let relative = path.strip_prefix(root()).expect("under the repo").to_path_buf();
+            let program = mon_loader::load_one(&[relative]).unwrap_or_else(|e| panic!("case {name}: {e}"));
+            cases.push(Case { name, files: program.files });
         }
     }
     cases
@@ -60,7 +53,7 @@ fn every_case_renders_its_declared_codes() {
     assert!(cases.len() >= 40, "only {} ui cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let compilation = compile(&case.files, mon_stdlib::registry(), &FsSchemas);
+        let compilation = compile(&case.files, mon_stdlib::registry(), &mon_loader::FsSchemas);
         let found: BTreeSet<String> = compilation.diagnostics.iter().map(|d| d.kind.code().id.to_string()).collect();
         let declared = declared_codes(case);
         if declared.is_empty() {
@@ -97,14 +90,4 @@ fn every_code_has_a_case_and_a_page() {
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
-}
-
-/// Schemas for ui cases live beside them.
-struct FsSchemas;
-
-impl mon_compiler::SchemaLoader for FsSchemas {
-    fn load(&self, rule_file: &str, relative: &str) -> Result<String, String> {
-        let path = root().join(rule_file).parent().expect("a parent").join(relative);
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {relative}: {}", e.kind()))
-    }
 }

@@ -5,15 +5,15 @@
 //! file that is the highest directory above it that still directly holds
 //! `.mon` files, never above the workspace folder the editor opened (so a
 //! stray `.mon` in the home directory does not swallow every project).
-//! This crate cannot use the `mon` binary's `sources.rs`, so the small walk
-//! is repeated here.
+//! The walk is `mon-loader`'s, the same as the CLI's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use lsp_types::Uri;
-use mon_compiler::{Compilation, SchemaLoader, SourceFile};
+use mon_compiler::{Compilation, SourceFile};
+use mon_loader::FsSchemas;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::documents::Documents;
@@ -91,55 +91,7 @@ pub fn program_of(uri: &Uri, roots: &[PathBuf]) -> ProgramKey {
         return ProgramKey::Alone(uri.clone());
     };
     let ceiling = roots.iter().filter(|r| dir.starts_with(r)).max_by_key(|r| r.components().count());
-    let mut best = dir.to_path_buf();
-    let mut current = dir;
-    while let Some(parent) = current.parent() {
-        match ceiling {
-            // Inside a workspace folder: climb to it, keeping the highest
-            // directory that holds rule files.
-            Some(root) if !parent.starts_with(root) => break,
-            Some(_) => {}
-            // Outside any folder: climb only while directories hold rule files.
-            None if !holds_rule_files(parent) => break,
-            None => {}
-        }
-        if holds_rule_files(parent) {
-            best = parent.to_path_buf();
-        }
-        current = parent;
-    }
-    ProgramKey::Dir(best)
-}
-
-fn holds_rule_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| entries.filter_map(Result::ok).any(|e| is_rule_file(&e.path())))
-}
-
-fn is_rule_file(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "mon") && path.is_file()
-}
-
-/// Every `.mon` file under `dir`, sorted, without following symbolic links.
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<PathBuf> = read
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink()))
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for entry in entries {
-        if out.len() >= MAX_FILES {
-            return;
-        }
-        if entry.is_dir() {
-            collect(&entry, out);
-        } else if is_rule_file(&entry) {
-            out.push(entry);
-        }
-    }
+    ProgramKey::Dir(mon_loader::program_dir_of(dir, ceiling.map(PathBuf::as_path)))
 }
 
 /// Reads and compiles a program; open documents' text wins over the disk,
@@ -157,8 +109,9 @@ pub fn analyze(key: &ProgramKey, documents: &Documents) -> Analysis {
                 .filter_map(|(uri, doc)| Some((uri_to_path(uri)?, (uri, doc.text.as_str()))))
                 .filter(|(path, _)| path.starts_with(dir) && path.extension().is_some_and(|e| e == "mon"))
                 .collect();
-            let mut paths = Vec::new();
-            collect(dir, &mut paths);
+            // A directory that cannot be read leaves the open documents,
+            // which are still worth checking.
+            let mut paths = mon_loader::rule_files(dir, MAX_FILES).unwrap_or_default();
             for path in open.keys() {
                 if !paths.contains(path) {
                     paths.push(path.clone());
@@ -178,17 +131,6 @@ pub fn analyze(key: &ProgramKey, documents: &Documents) -> Analysis {
     let (uris, sources): (Vec<Uri>, Vec<SourceFile>) = files.into_iter().unzip();
     let compilation = mon_compiler::compile(&sources, mon_stdlib::registry(), &FsSchemas);
     Analysis { uris, sources, compilation }
-}
-
-/// Loads JSON Schemas relative to the rule file that names them, as the CLI does.
-struct FsSchemas;
-
-impl SchemaLoader for FsSchemas {
-    fn load(&self, rule_file: &str, relative: &str) -> Result<String, String> {
-        let base = Path::new(rule_file).parent().unwrap_or(Path::new("."));
-        let path = base.join(relative);
-        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The mon runtime: the engine that runs a compiled `Program` over events,
-//! and the service around it.
+//! The mon runtime: the pure core that runs a compiled `Program` over
+//! events.
 //!
 //! The pure core: decoding of the event envelope ([`event`]), the
 //! reference expression interpreter ([`eval`]), the engine ([`engine`])
@@ -10,9 +10,11 @@
 //! a test, a simulation and the live service give the same records for the
 //! same input.
 //!
-//! The shell ([`service`]): Kafka, the journal and sled, HTTP, metrics. It
-//! only feeds the core and carries its outputs; no engine module may use it
-//! (`tests/architecture.rs` checks).
+//! This crate must not depend on an I/O crate (tokio, rdkafka, sled, axum,
+//! tracing, …), touch the filesystem or the network, or read a clock. The
+//! shell that does those things is the `mon-service` crate, which feeds
+//! the core and carries its outputs; `tests/architecture.rs` checks this
+//! crate's dependencies with `cargo metadata`.
 
 // Long-running code does not panic on input (STYLE.md lesson 10).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -23,7 +25,6 @@ pub mod eval;
 pub mod event;
 pub mod live;
 pub mod record;
-pub mod service;
 pub mod simulate;
 pub mod testing;
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use mon_compiler::{compile, Level, Renderer};
 
-use crate::sources::{load, FsSchemas};
 use crate::Outcome;
+use mon_loader::{load, FsSchemas};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,7 +27,7 @@ enum Format {
 pub fn run(args: Args) -> Outcome {
     let programs = match load(&args.paths) {
         Ok(p) => p,
-        Err(e) => return Outcome::Usage(e),
+        Err(e) => return Outcome::Usage(e.to_string()),
     };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (mut errors, mut warnings, mut files) = (0, 0, 0);

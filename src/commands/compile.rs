@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use mon_compiler::{compile, dot, ir, Renderer};
 
-use crate::sources::{load_one, FsSchemas};
 use crate::Outcome;
+use mon_loader::{load_one, FsSchemas};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,7 +30,7 @@ enum Emit {
 pub fn run(args: Args) -> Outcome {
     let program = match load_one(&args.paths) {
         Ok(p) => p,
-        Err(e) => return Outcome::Usage(e),
+        Err(e) => return Outcome::Usage(e.to_string()),
     };
     let files = &program.files;
     let compilation = compile(files, mon_stdlib::registry(), &FsSchemas);

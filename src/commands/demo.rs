@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mon_runtime::service::config::{Config, HttpConfig, LogConfig};
+use mon_service::config::{Config, HttpConfig, LogConfig};
 
 use crate::commands::run::compile_tree;
 use crate::Outcome;
@@ -75,14 +75,14 @@ pub fn run(args: Args) -> Outcome {
         log: LogConfig { level: "warn".into(), ..LogConfig::default() },
         ..defaults
     };
-    mon_runtime::service::init_logging(&config.log);
+    mon_service::init_logging(&config.log);
 
     let stop = Arc::new(AtomicBool::new(false));
     let workflows: Vec<String> = program.workflows.iter().map(|w| w.name.clone()).collect();
     let state_shown = config.state_dir.display().to_string();
     let (seed, every, seconds) = (args.seed, args.every.max(1), args.seconds);
     let feeder_stop = stop.clone();
-    let outcome = mon_runtime::service::run(config, &program, mon_stdlib::registry(), stop.clone(), move |address| {
+    let outcome = mon_service::run(config, &program, mon_stdlib::registry(), stop.clone(), move |address| {
         say!("mon demo: {} workflows from {} ({})", workflows.len(), rules.display(), workflows.join(", "));
         say!("  events in:  POST http://{address}/api/v1/events (NDJSON or a JSON array)");
         say!("  status:     http://{address}/api/v1/status");
@@ -106,13 +106,13 @@ pub fn run(args: Args) -> Outcome {
 /// `every` seconds, until `stop` (or `seconds` have passed).
 fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds: Option<u64>, stop: Arc<AtomicBool>) {
     let started = Instant::now();
-    let mut generator = generator::Generator::new(seed, mon_runtime::service::processor::wall_now());
+    let mut generator = generator::Generator::new(seed, mon_service::clock::wall_now());
     let mut last_report = Instant::now();
     let events_url = format!("http://{address}/api/v1/events");
     let status_url = format!("http://{address}/api/v1/status");
     let mut posted = 0usize;
     while !stop.load(Ordering::Relaxed) {
-        let lines = generator.until(mon_runtime::service::processor::wall_now());
+        let lines = generator.until(mon_service::clock::wall_now());
         if !lines.is_empty() {
             let body = lines.join("\n");
             match ureq::post(&events_url).header("content-type", "application/x-ndjson").send(body.as_str()) {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use mon_compiler::{Diagnostic, DiagnosticKind, Renderer, SourceFile};
 
-use crate::sources::collect_rule_files;
 use crate::Outcome;
+use mon_loader::{rule_files, LoadError};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,17 +21,18 @@ pub fn run(args: Args) -> Outcome {
     let mut files = Vec::new();
     for path in &args.paths {
         if path.is_dir() {
-            if let Err(e) = collect_rule_files(path, &mut files) {
-                return Outcome::Usage(e);
+            match rule_files(path, usize::MAX) {
+                Ok(found) => files.extend(found),
+                Err(e) => return Outcome::Usage(e.to_string()),
             }
         } else if path.is_file() {
             files.push(path.clone());
         } else {
-            return Outcome::Usage(format!("no such file or directory: {}", path.display()));
+            return Outcome::Usage(LoadError::Missing(path.clone()).to_string());
         }
     }
     if files.is_empty() {
-        return Outcome::Usage("no .mon files found".into());
+        return Outcome::Usage(LoadError::NoRules.to_string());
     }
     let mut problems = false;
     for path in files {

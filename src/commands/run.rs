@@ -9,11 +9,10 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use mon_compiler::{compile, ir, Renderer};
+use mon_compiler::{ir, Renderer};
 use mon_runtime::live::ClockMode;
-use mon_runtime::service::config::{Config, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides};
+use mon_service::config::{Config, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides};
 
-use crate::sources::{load_tree, FsSchemas};
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -100,29 +99,32 @@ impl Args {
 
 /// Compiles the rules under `dir`, printing diagnostics; `None` on errors.
 pub fn compile_tree(dir: &std::path::Path) -> Result<Option<ir::Program>, String> {
-    let rules = load_tree(dir)?;
-    let compilation = compile(&rules.files, mon_stdlib::registry(), &FsSchemas);
-    if !compilation.diagnostics.is_empty() {
+    let rules = mon_service::rules::load(dir, mon_stdlib::registry()).map_err(|e| e.to_string())?;
+    let diagnostics = &rules.compilation.diagnostics;
+    if !diagnostics.is_empty() {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        eprint!("{}", Renderer { sources: &rules.files }.human(&compilation.diagnostics, color));
+        eprint!("{}", Renderer { sources: &rules.files.files }.human(diagnostics, color));
     }
-    Ok(compilation.program)
+    Ok(rules.compilation.program)
 }
 
 pub fn run(args: Args) -> Outcome {
     let config = match Config::load(args.config.as_deref(), std::env::vars(), &args.overrides()) {
         Ok(c) => c,
-        Err(e) => return Outcome::Usage(e),
+        Err(e) => return Outcome::Usage(e.to_string()),
     };
     let program = match compile_tree(&args.rules) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Problems,
         Err(e) => return Outcome::Usage(e),
     };
-    mon_runtime::service::init_logging(&config.log);
+    mon_service::init_logging(&config.log);
     let stop = Arc::new(AtomicBool::new(false));
-    match mon_runtime::service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
+    match mon_service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
         Ok(()) => Outcome::Ok,
+        // A setting that cannot work (a state directory made on another
+        // clock, say) is the caller's to fix, like a bad flag.
+        Err(e) if e.domain == mon_service::error::Domain::Config => Outcome::Usage(e.to_string()),
         Err(e) => {
             eprintln!("error: {e}");
             Outcome::Problems

@@ -11,8 +11,8 @@ use mon_runtime::simulate::Simulation;
 use mon_runtime::Record;
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
 
-use crate::sources::{load_one, FsSchemas};
 use crate::Outcome;
+use mon_loader::{load_one, FsSchemas};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,7 +48,7 @@ enum Format {
 pub fn run(args: Args) -> Outcome {
     let rules = match load_one(std::slice::from_ref(&args.rules)) {
         Ok(p) => p,
-        Err(e) => return Outcome::Usage(e),
+        Err(e) => return Outcome::Usage(e.to_string()),
     };
     let files = &rules.files;
     let compilation = compile(files, mon_stdlib::registry(), &FsSchemas);

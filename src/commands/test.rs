@@ -7,8 +7,8 @@ use mon_compiler::diagnostics::line_col;
 use mon_compiler::{compile, Renderer};
 use mon_runtime::testing::run_test;
 
-use crate::sources::{load, FsSchemas};
 use crate::Outcome;
+use mon_loader::{load, FsSchemas};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,7 +20,7 @@ pub struct Args {
 pub fn run(args: Args) -> Outcome {
     let programs = match load(&args.paths) {
         Ok(p) => p,
-        Err(e) => return Outcome::Usage(e),
+        Err(e) => return Outcome::Usage(e.to_string()),
     };
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let (mut passed, mut failed, mut broken) = (0, 0, 0);

@@ -1,5 +1,5 @@
 //! Test harness for a real Kafka-protocol broker (tansu, started by
-//! `scripts/setup-test-env`; see ../shared/KAFKA.md for what it supports).
+//! `scripts/setup-test-env`; see docs/notes/kafka-broker.md for what it supports).
 //!
 //! Include it from an integration test with
 //! `#[path = "support/kafka.rs"] mod kafka;` — it lives under `tests/support/`
@@ -68,7 +68,7 @@ pub fn client_config() -> ClientConfig {
 }
 
 /// Configuration for a consumer in group `group_id`. tansu's first group join
-/// takes about half of `session.timeout.ms`, so keep it short (KAFKA.md);
+/// takes about half of `session.timeout.ms`, so keep it short (docs/notes/kafka-broker.md);
 /// still wait for the assignment before asserting anything.
 pub fn group_config(group_id: &str) -> ClientConfig {
     let mut config = client_config();
@@ -158,7 +158,7 @@ fn produce_to(
 ) {
     let producer: BaseProducer<DeliveryLog> = client_config()
         // Idempotence: no duplicates or reordering on internal retries
-        // (supported by tansu, per KAFKA.md).
+        // (supported by tansu, per docs/notes/kafka-broker.md).
         .set("enable.idempotence", "true")
         // Bulk speed: wait a few ms to fill large batches.
         .set("linger.ms", "5")

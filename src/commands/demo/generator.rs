@@ -1291,15 +1291,15 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
     use std::path::Path;
 
+    use mon_compiler::compile;
     use mon_compiler::ir::Program;
-    use mon_compiler::{compile, SourceFile};
     use mon_runtime::aggregates::{self, Slice, Status};
     use mon_runtime::simulate::Simulation;
     use mon_runtime::{Kind, Record};
     use mon_stdlib::time::parse_rfc3339;
 
     use super::*;
-    use crate::sources::{collect_rule_files, FsSchemas};
+    use mon_loader::{load_tree, FsSchemas};
 
     const SEED: u64 = 20260303;
     /// Tuesday 3 March 2026, 07:50 in London (GMT): the hour covers the
@@ -1313,15 +1313,7 @@ mod tests {
     /// Every `.mon` file under `examples/`, compiled as one program (as `mon demo` does).
     fn examples_program() -> Program {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let mut paths = Vec::new();
-        collect_rule_files(&dir, &mut paths).expect("examples/ is readable");
-        let files: Vec<SourceFile> = paths
-            .iter()
-            .map(|p| SourceFile {
-                path: p.display().to_string(),
-                text: std::fs::read_to_string(p).expect("a readable rule file"),
-            })
-            .collect();
+        let files = load_tree(&dir).expect("examples/ is readable").files;
         let compilation = compile(&files, mon_stdlib::registry(), &FsSchemas);
         compilation.program.unwrap_or_else(|| panic!("examples/ compiles: {:?}", compilation.diagnostics))
     }

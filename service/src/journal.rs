@@ -25,8 +25,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::store::{Offsets, StoreError};
-use crate::live::{decode_inputs, encode_inputs, Input};
+use super::error::{Domain, Error};
+use super::store::Offsets;
+use mon_runtime::live::{decode_inputs, encode_inputs, Input};
 
 pub struct Journal {
     dir: PathBuf,
@@ -51,8 +52,8 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
 }
 
-fn io(context: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError(format!("{context} {}: {e}", path.display()))
+fn io(doing: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::io(Domain::Journal, doing, path, e)
 }
 
 const JOURNAL: &str = "journal.log";
@@ -61,7 +62,7 @@ const SNAPSHOT: &str = "snapshot.bin";
 impl Journal {
     /// Opens the journal in `dir`, reads what it holds, and cuts off an
     /// incomplete last entry.
-    pub fn open(dir: &Path) -> Result<(Journal, Recovered), StoreError> {
+    pub fn open(dir: &Path) -> Result<(Journal, Recovered), Error> {
         std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
         let snapshot_path = dir.join(SNAPSHOT);
         let snapshot = match std::fs::read(&snapshot_path) {
@@ -69,7 +70,7 @@ impl Journal {
                 let covered = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
                 Some((covered, bytes[8..].to_vec()))
             }
-            Ok(_) => return Err(StoreError(format!("{} is damaged", snapshot_path.display()))),
+            Ok(_) => return Err(Error::damaged(Domain::Journal, format!("{} is damaged", snapshot_path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io("cannot read", &snapshot_path, e)),
         };
@@ -95,7 +96,7 @@ impl Journal {
     }
 
     /// Appends one batch and fsyncs it; returns its sequence number.
-    pub fn append(&mut self, inputs: &[Input], offsets: &Offsets) -> Result<u64, StoreError> {
+    pub fn append(&mut self, inputs: &[Input], offsets: &Offsets) -> Result<u64, Error> {
         let seq = self.next_seq;
         let mut body = Vec::with_capacity(64 + inputs.len() * 256);
         body.extend_from_slice(&seq.to_le_bytes());
@@ -122,7 +123,7 @@ impl Journal {
     /// the journal. The snapshot is written to a new file and renamed over
     /// the old one, so a crash leaves either snapshot whole; one between
     /// the rename and the truncation leaves entries that recovery skips.
-    pub fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+    pub fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), Error> {
         let path = self.dir.join(SNAPSHOT);
         let temporary = self.dir.join("snapshot.tmp");
         let mut file = File::create(&temporary).map_err(|e| io("cannot create", &temporary, e))?;
@@ -139,7 +140,7 @@ impl Journal {
 }
 
 /// The complete entries of the file and the length they span.
-fn read_entries(file: &File, path: &Path) -> Result<(Vec<Entry>, u64), StoreError> {
+fn read_entries(file: &File, path: &Path) -> Result<(Vec<Entry>, u64), Error> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     reader.seek(SeekFrom::Start(0)).map_err(|e| io("cannot read", path, e))?;
     let mut entries = Vec::new();

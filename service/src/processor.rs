@@ -20,15 +20,17 @@ use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use super::clock::wall_now;
 use super::config::Config;
 use super::envelope::Envelopes;
+use super::error::{Domain, Error};
 use super::journal::{Entry, Journal};
 use super::kafka::Consumer;
 use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
-use crate::aggregates::{self, Slice};
-use crate::live::{Fed, Input, Live};
-use crate::record::{Kind, Record};
+use mon_runtime::aggregates::{self, Slice};
+use mon_runtime::live::{Fed, Input, Live};
+use mon_runtime::record::{Kind, Record};
 
 /// Events posted over HTTP, with where to send the outcome.
 pub struct IngestRequest {
@@ -108,12 +110,6 @@ const MAX_DEAD_LETTER_BYTES: usize = 900_000;
 /// How many undeclared event types get a metric label of their own.
 const MAX_IGNORED_TYPE_LABELS: usize = 100;
 
-pub fn wall_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The records topic's key: the workflow and the item, so one item's
 /// records stay in order on one partition.
 fn record_key(record: &Record) -> Option<Vec<u8>> {
@@ -129,7 +125,7 @@ fn record_key(record: &Record) -> Option<Vec<u8>> {
 impl Processor<'_> {
     /// Runs until `stop` is set; the error is why the state can no longer
     /// be trusted to match memory.
-    pub fn run(mut self) -> Result<(), String> {
+    pub fn run(mut self) -> Result<(), Error> {
         let mut last_status = Instant::now() - Duration::from_secs(10);
         let mut records = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
@@ -344,13 +340,13 @@ impl Processor<'_> {
         batch.dead_letters.push(DeadLetter { reason, origin, received: wall_now(), bytes: bytes.to_vec() });
     }
 
-    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &[u64]) -> Result<(), String> {
+    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &[u64]) -> Result<(), Error> {
         for (event_type, count) in accepted_by_type.iter().enumerate().filter(|(_, c)| **c > 0) {
             let name = self.program.events[event_type].name.clone();
             self.metrics.events.get_or_create(&EventLabels { event_type: name, outcome: "accepted" }).inc_by(*count);
         }
         let started = Instant::now();
-        let seq = self.journal.append(&batch.inputs, &batch.offsets).map_err(|e| e.to_string())?;
+        let seq = self.journal.append(&batch.inputs, &batch.offsets)?;
         self.journaled_since_snapshot += batch.inputs.len() as u64;
         let kafka_offsets = batch.offsets.clone();
         let has_output = self.write_outputs(batch, records, seq)?;
@@ -377,7 +373,7 @@ impl Processor<'_> {
 
     /// Writes what journal entry `seq` made (records, dead letters,
     /// offsets) to sled, atomically; true if there is something to publish.
-    fn write_outputs(&mut self, batch: Pending, records: &mut Vec<Record>, seq: u64) -> Result<bool, String> {
+    fn write_outputs(&mut self, batch: Pending, records: &mut Vec<Record>, seq: u64) -> Result<bool, Error> {
         let mut write = BatchWrite {
             applied: Some(seq),
             outbox: batch.outbox,
@@ -386,7 +382,8 @@ impl Processor<'_> {
             ..BatchWrite::default()
         };
         for record in records.drain(..) {
-            let json = serde_json::to_string(&record).map_err(|e| format!("cannot encode a record: {e}"))?;
+            let json = serde_json::to_string(&record)
+                .map_err(|e| Error::damaged(Domain::Store, "cannot encode a record").caused_by(e))?;
             self.metrics.records.get_or_create(&KindLabels { kind: record.kind.name() }).inc();
             *self.totals.records.entry(record.kind.name()).or_default() += 1;
             if self.config.kafka.is_some() {
@@ -406,7 +403,7 @@ impl Processor<'_> {
             write.records.push(json);
         }
         let has_output = !write.outbox.is_empty();
-        self.store.commit(write, &mut self.stored_offsets).map_err(|e| e.to_string())?;
+        self.store.commit(write, &mut self.stored_offsets)?;
         self.outbox_flushed.store(self.store.next_outbox_seq(), Ordering::Release);
         Ok(has_output)
     }
@@ -415,7 +412,7 @@ impl Processor<'_> {
     /// reached sled (journaled just before a crash) have them written now;
     /// the others' outputs are already there and are dropped. Returns the
     /// number of inputs replayed.
-    pub fn replay(&mut self, entries: Vec<Entry>, applied: Option<u64>) -> Result<usize, String> {
+    pub fn replay(&mut self, entries: Vec<Entry>, applied: Option<u64>) -> Result<usize, Error> {
         let mut records = Vec::new();
         let mut replayed = 0;
         for entry in entries {
@@ -444,11 +441,14 @@ impl Processor<'_> {
         Ok(replayed)
     }
 
-    fn take_snapshot(&mut self) -> Result<(), String> {
+    fn take_snapshot(&mut self) -> Result<(), Error> {
         let started = Instant::now();
-        let bytes = self.live.snapshot_bytes().map_err(|e| format!("cannot encode a snapshot: {e}"))?;
-        self.journal.snapshot(&bytes).map_err(|e| e.to_string())?;
-        self.store.trim(self.config.engine.keep_records).map_err(|e| e.to_string())?;
+        let bytes = self
+            .live
+            .snapshot_bytes()
+            .map_err(|e| Error::damaged(Domain::Journal, format!("cannot encode a snapshot: {e}")))?;
+        self.journal.snapshot(&bytes)?;
+        self.store.trim(self.config.engine.keep_records)?;
         tracing::info!(
             bytes = bytes.len(),
             inputs = self.journaled_since_snapshot,
@@ -487,7 +487,7 @@ impl Processor<'_> {
     }
 
     /// Stops consuming, then leaves a snapshot so the next start replays nothing.
-    fn shutdown(mut self) -> Result<(), String> {
+    fn shutdown(mut self) -> Result<(), Error> {
         if let Some(consumer) = self.consumer.take() {
             consumer.unsubscribe();
         }
@@ -498,7 +498,7 @@ impl Processor<'_> {
         if self.journaled_since_snapshot > 0 {
             self.take_snapshot()?;
         }
-        self.store.flush().map_err(|e| e.to_string())?;
+        self.store.flush()?;
         tracing::info!("state flushed; processing stopped");
         Ok(())
     }

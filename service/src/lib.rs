@@ -1,19 +1,28 @@
-//! The service shell around the engine (DESIGN.md §4–§5): Kafka in and
-//! out, sled state, the wall clock, HTTP. `mon run` and `mon demo` call
-//! [`run`]. The engine modules never use anything from here.
+//! The service shell around the pure engine (`mon-runtime`): Kafka in and
+//! out, the journal, snapshot and sled state, the wall clock, HTTP and
+//! metrics. `mon run` and `mon demo` call [`run`].
+//!
+//! What it must not do: change engine state except through the runtime's
+//! journaled inputs (an event, a tick), or let anything leave the process
+//! (an HTTP reply, a published record, an offset commit) before the batch
+//! that made it is journaled and written to sled. Every error says its
+//! [`error::Domain`] and whether retrying can help.
 //!
 //! Threads: one processing thread owns the engine and writes the state
 //! ([`processor`]); a tokio runtime serves HTTP ([`http`]), drains the
 //! outbox to Kafka ([`kafka::publish`]) and waits for SIGTERM/SIGINT.
 //! Durability and recovery are described in docs/notes/durability.md.
 
+pub mod clock;
 pub mod config;
 pub mod envelope;
+pub mod error;
 pub mod http;
 pub mod journal;
 pub mod kafka;
 pub mod metrics;
 pub mod processor;
+pub mod rules;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -24,9 +33,10 @@ use std::time::{Duration, Instant};
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
-use crate::live::Live;
 use config::{Config, LogFormat};
+use error::{Domain, Error, Retry};
 use journal::Journal;
+use mon_runtime::live::Live;
 use processor::{Processor, StatusView};
 use store::Store;
 
@@ -51,29 +61,31 @@ pub fn run(
     functions: &dyn Functions,
     stop: Arc<AtomicBool>,
     listening: impl FnOnce(SocketAddr),
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
-    let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
-    let made_on = store.clock(config.clock).map_err(|e| e.to_string())?;
+    let store = Store::open(&config.state_dir)?;
+    let made_on = store.clock(config.clock)?;
     if made_on != config.clock {
-        return Err(format!(
+        return Err(Error::config(format!(
             "the state in {} was made on the {} clock, and this run uses the {} clock; \
              use the same clock or another state directory",
             config.state_dir.display(),
             clock_name(made_on),
             clock_name(config.clock)
-        ));
+        )));
     }
-    let (journal, recovered) = Journal::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let (journal, recovered) = Journal::open(&config.state_dir)?;
     let live = match &recovered.snapshot {
-        Some((_, bytes)) => Live::resume_bytes(program, functions, bytes)?,
+        Some((_, bytes)) => {
+            Live::resume_bytes(program, functions, bytes).map_err(|e| Error::damaged(Domain::Journal, e))?
+        }
         None => Live::new(program, functions, config.clock, config.from_ms()),
     };
-    let applied = store.applied().map_err(|e| e.to_string())?;
-    let stored_offsets = store.offsets().map_err(|e| e.to_string())?;
+    let applied = store.applied()?;
+    let stored_offsets = store.offsets()?;
 
-    let envelopes = envelope::Envelopes::new(&config.envelope)?;
+    let envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
     let (consumer, producer) = match &config.kafka {
         Some(kafka) => (Some(kafka::consumer(kafka, metrics.clone())?), Some(kafka::producer(kafka)?)),
         None => {
@@ -91,13 +103,19 @@ pub fn run(
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let listen: SocketAddr =
-        config.http.listen.parse().map_err(|_| format!("http.listen: `{}` is not an address", config.http.listen))?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    let listen: SocketAddr = config
+        .http
+        .listen
+        .parse()
+        .map_err(|_| Error::config(format!("http.listen: `{}` is not an address", config.http.listen)))?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).map_err(|e| {
+        let retry = if e.kind() == std::io::ErrorKind::AddrInUse { Retry::Later } else { Retry::Never };
+        Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
+    })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
     tracing::info!(%address, "HTTP listening");
 
     let api = http::Api {
@@ -174,7 +192,9 @@ pub fn run(
         let worker = std::thread::Builder::new()
             .name("mon-processor".into())
             .spawn_scoped(scope, move || processor.run())
-            .map_err(|e| format!("cannot start the processing thread: {e}"))?;
+            .map_err(|e| {
+                Error::new(Domain::Process, Retry::Later, "cannot start the processing thread").caused_by(e)
+            })?;
         runtime.block_on(async {
             while !worker.is_finished() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -183,7 +203,9 @@ pub fn run(
         // The processing thread has stopped (asked to, or failed): make
         // sure everything else stops too.
         stop.store(true, Ordering::Relaxed);
-        worker.join().unwrap_or_else(|_| Err("the processing thread panicked".into()))
+        worker
+            .join()
+            .unwrap_or_else(|_| Err(Error::new(Domain::Process, Retry::Never, "the processing thread panicked")))
     });
     let _ = publisher_stop_tx.send(true);
     publisher_wake.notify_one();
@@ -200,15 +222,17 @@ pub fn run(
     runtime.shutdown_timeout(Duration::from_secs(1));
     match &outcome {
         Ok(()) => tracing::info!("stopped"),
-        Err(e) => tracing::error!(error = %e, "stopped on an error"),
+        Err(e) => {
+            tracing::error!(error = %e, domain = e.domain.name(), retryable = e.is_retryable(), "stopped on an error")
+        }
     }
     outcome
 }
 
-fn clock_name(mode: crate::live::ClockMode) -> &'static str {
+fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {
     match mode {
-        crate::live::ClockMode::Wall => "wall",
-        crate::live::ClockMode::Event => "event",
+        mon_runtime::live::ClockMode::Wall => "wall",
+        mon_runtime::live::ClockMode::Event => "event",
     }
 }
 

@@ -20,6 +20,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 
 use super::config::KafkaConfig;
+use super::error::{Domain, Error, Retry};
 use super::metrics::{Metrics, PartitionLabels};
 use super::store::{StoreHandle, Target};
 
@@ -87,7 +88,7 @@ impl ConsumerContext for Context {
 
 pub type Consumer = BaseConsumer<Context>;
 
-pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, String> {
+pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, Error> {
     use rdkafka::consumer::Consumer as _;
     let group_instance = kafka.group.clone();
     let consumer: Consumer = client_config(
@@ -101,20 +102,22 @@ pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, 
             ("auto.offset.reset", "earliest"),
             ("statistics.interval.ms", "1000"),
             // A group join takes about half the session timeout with some
-            // brokers (../shared/KAFKA.md); a short one makes starts quick.
+            // brokers (docs/notes/kafka-broker.md); a short one makes starts quick.
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "500"),
             ("fetch.wait.max.ms", "50"),
         ],
     )
     .create_with_context(Context { metrics })
-    .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
+    .map_err(|e| client_error("cannot create the Kafka consumer", e))?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(|e| format!("cannot subscribe to {}: {e}", kafka.topics.join(", ")))?;
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| client_error(&format!("cannot subscribe to {}", kafka.topics.join(", ")), e))?;
     Ok(consumer)
 }
 
-pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, String> {
+pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, Error> {
     client_config(
         kafka,
         &[
@@ -126,7 +129,14 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, String> {
         ],
     )
     .create()
-    .map_err(|e| format!("cannot create the Kafka producer: {e}"))
+    .map_err(|e| client_error("cannot create the Kafka producer", e))
+}
+
+/// Creating a client or subscribing fails on what librdkafka can check
+/// without a broker (a property it does not know, a topic name it refuses):
+/// only a change of settings helps.
+fn client_error(doing: &str, error: KafkaError) -> Error {
+    Error::new(Domain::Kafka, Retry::Never, doing).caused_by(error)
 }
 
 /// Drains the outbox until `stop` says so and the outbox is empty (or the
@@ -263,7 +273,7 @@ pub async fn publish(
                         continue;
                     }
                     if let Some(due) = due {
-                        let late_ms = (super::processor::wall_now() - due).max(0);
+                        let late_ms = (super::clock::wall_now() - due).max(0);
                         metrics.alert_publish_delay_seconds.observe(late_ms as f64 / 1000.0);
                     }
                     delivered.push(key);

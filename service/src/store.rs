@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::live::ClockMode;
+use crate::error::{Domain, Error};
+use mon_runtime::live::ClockMode;
 
 const OUTBOX: u8 = b'o';
 const RECORDS: u8 = b'r';
@@ -74,21 +75,6 @@ pub struct BatchWrite {
     pub offsets: Offsets,
 }
 
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError(format!("state store: {e}"))
-    }
-}
-
 fn key(prefix: u8, seq: u64) -> [u8; 9] {
     let mut k = [prefix; 9];
     k[1..].copy_from_slice(&seq.to_be_bytes());
@@ -100,13 +86,13 @@ fn seq_of(key: &[u8]) -> u64 {
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create {}: {e}", dir.display())))?;
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(Domain::Store, "cannot create", dir, e))?;
         let db = sled::Config::new()
             .path(dir.join("state.sled"))
             .cache_capacity(64 << 20)
             .open()
-            .map_err(|e| StoreError(format!("cannot open the state in {}: {e}", dir.display())))?;
+            .map_err(|e| Error::from(e).context(format!("cannot open the state in {}", dir.display())))?;
         let mut next = [0u64; 3];
         for (i, prefix) in [OUTBOX, RECORDS, DEAD_LETTERS].into_iter().enumerate() {
             next[i] = match db.scan_prefix([prefix]).next_back() {
@@ -118,7 +104,7 @@ impl Store {
     }
 
     /// The clock the state was made on; recorded by the first call.
-    pub fn clock(&self, wanted: ClockMode) -> Result<ClockMode, StoreError> {
+    pub fn clock(&self, wanted: ClockMode) -> Result<ClockMode, Error> {
         let name = |mode: ClockMode| if mode == ClockMode::Event { b"event".to_vec() } else { b"wall".to_vec() };
         match self.db.get(CLOCK)? {
             Some(v) if v.as_ref() == b"event" => Ok(ClockMode::Event),
@@ -132,19 +118,19 @@ impl Store {
     }
 
     /// The last journal entry whose outputs were written.
-    pub fn applied(&self) -> Result<Option<u64>, StoreError> {
+    pub fn applied(&self) -> Result<Option<u64>, Error> {
         Ok(self.db.get(APPLIED)?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes))
     }
 
-    pub fn offsets(&self) -> Result<Offsets, StoreError> {
+    pub fn offsets(&self) -> Result<Offsets, Error> {
         let Some(bytes) = self.db.get(OFFSETS)? else { return Ok(Offsets::new()) };
-        let pairs: Vec<(String, i32, i64)> =
-            serde_json::from_slice(&bytes).map_err(|e| StoreError(format!("stored offsets are damaged: {e}")))?;
+        let pairs: Vec<(String, i32, i64)> = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::damaged(Domain::Store, "stored offsets are damaged").caused_by(e))?;
         Ok(pairs.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
     }
 
     /// Writes one batch atomically and flushes it to disk.
-    pub fn commit(&mut self, batch: BatchWrite, stored_offsets: &mut Offsets) -> Result<(), StoreError> {
+    pub fn commit(&mut self, batch: BatchWrite, stored_offsets: &mut Offsets) -> Result<(), Error> {
         let mut write = sled::Batch::default();
         if let Some(applied) = batch.applied {
             write.insert(APPLIED, &applied.to_be_bytes());
@@ -158,14 +144,19 @@ impl Store {
             self.next[1] += 1;
         }
         for letter in &batch.dead_letters {
-            let bytes = serde_json::to_vec(letter).map_err(|e| StoreError(e.to_string()))?;
+            let bytes = serde_json::to_vec(letter)
+                .map_err(|e| Error::damaged(Domain::Store, "cannot encode a dead letter").caused_by(e))?;
             write.insert(&key(DEAD_LETTERS, self.next[2]), bytes);
             self.next[2] += 1;
         }
         if !batch.offsets.is_empty() {
             stored_offsets.extend(batch.offsets);
             let pairs: Vec<(&str, i32, i64)> = stored_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
-            write.insert(OFFSETS, serde_json::to_vec(&pairs).map_err(|e| StoreError(e.to_string()))?);
+            write.insert(
+                OFFSETS,
+                serde_json::to_vec(&pairs)
+                    .map_err(|e| Error::damaged(Domain::Store, "cannot encode the offsets").caused_by(e))?,
+            );
         }
         self.db.apply_batch(write)?;
         self.db.flush()?;
@@ -184,7 +175,7 @@ impl Store {
     }
 
     /// Drops the oldest records and dead letters beyond `keep` of each.
-    pub fn trim(&self, keep: u64) -> Result<(), StoreError> {
+    pub fn trim(&self, keep: u64) -> Result<(), Error> {
         for (i, prefix) in [(1, RECORDS), (2, DEAD_LETTERS)] {
             let first_kept = self.next[i].saturating_sub(keep);
             let mut write = sled::Batch::default();
@@ -196,7 +187,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn flush(&self) -> Result<(), StoreError> {
+    pub fn flush(&self) -> Result<(), Error> {
         self.db.flush()?;
         Ok(())
     }
@@ -218,7 +209,7 @@ impl StoreHandle {
         after: Option<&sled::IVec>,
         below: u64,
         limit: usize,
-    ) -> Result<Vec<(sled::IVec, OutboxItem)>, StoreError> {
+    ) -> Result<Vec<(sled::IVec, OutboxItem)>, Error> {
         use std::ops::Bound;
         let start = match after {
             Some(k) => Bound::Excluded(k.to_vec()),
@@ -228,7 +219,8 @@ impl StoreHandle {
         let mut items = Vec::new();
         for entry in self.db.range::<Vec<u8>, _>((start, end)).take(limit) {
             let (k, v) = entry?;
-            let item = decode_outbox(&v).ok_or_else(|| StoreError(format!("outbox item {} is damaged", seq_of(&k))))?;
+            let item = decode_outbox(&v)
+                .ok_or_else(|| Error::damaged(Domain::Store, format!("outbox item {} is damaged", seq_of(&k))))?;
             items.push((k, item));
         }
         Ok(items)
@@ -236,7 +228,7 @@ impl StoreHandle {
 
     /// Forgets published outbox items. Not flushed: after a crash an item
     /// may be published again, with the same record id.
-    pub fn published(&self, keys: &[sled::IVec]) -> Result<(), StoreError> {
+    pub fn published(&self, keys: &[sled::IVec]) -> Result<(), Error> {
         let mut write = sled::Batch::default();
         for k in keys {
             write.remove(k.clone());
@@ -246,7 +238,7 @@ impl StoreHandle {
     }
 
     /// The last `limit` records (JSON), oldest first.
-    pub fn recent_records(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+    pub fn recent_records(&self, limit: usize) -> Result<Vec<String>, Error> {
         let mut records = Vec::new();
         for entry in self.db.scan_prefix([RECORDS]).rev().take(limit) {
             records.push(String::from_utf8_lossy(&entry?.1).into_owned());
@@ -256,7 +248,7 @@ impl StoreHandle {
     }
 
     /// The last `limit` dead letters, oldest first.
-    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, Error> {
         let mut letters = Vec::new();
         for entry in self.db.scan_prefix([DEAD_LETTERS]).rev().take(limit) {
             if let Ok(letter) = serde_json::from_slice(&entry?.1) {

@@ -1,6 +1,6 @@
 //! Turning a Kafka message into the CloudEvents line the decoder reads.
 //!
-//! The decoder ([`crate::event`]) reads one envelope shape: CloudEvents 1.0
+//! The decoder ([`mon_runtime::event`]) reads one envelope shape: CloudEvents 1.0
 //! in structured mode (LANGUAGE.md §6). A Kafka message can carry an event in
 //! three ways, and [`Envelopes::normalize`] turns each into that shape, or
 //! says why it cannot:
@@ -384,9 +384,9 @@ fn mapped(paths: &Paths, payload: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Decoded, Decoder};
     use mon_compiler::ir::{Program, Value as Slot};
     use mon_compiler::{compile, NoSchemas, SourceFile};
+    use mon_runtime::event::{Decoded, Decoder};
 
     const TIME: &str = "2026-03-02T08:00:01.250Z";
 

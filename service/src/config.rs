@@ -15,7 +15,8 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use super::envelope::EnvelopeConfig;
-use crate::live::ClockMode;
+use super::error::Error;
+use mon_runtime::live::ClockMode;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,11 +187,11 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
-    ) -> Result<Config, String> {
+    ) -> Result<Config, Error> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(format!("no configuration file at {}", path.display()));
+                return Err(Error::config(format!("no configuration file at {}", path.display())));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -205,7 +206,7 @@ impl Config {
                     message.push_str(&format!(" (from {source})"));
                 }
             }
-            message
+            Error::config(message)
         })?;
         config.validate()?;
         Ok(config)
@@ -216,7 +217,7 @@ impl Config {
         self.from.as_deref().and_then(mon_stdlib::time::parse_rfc3339)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
         if self.http.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!("http.listen: `{}` is not an address such as 127.0.0.1:8080", self.http.listen));
@@ -267,7 +268,7 @@ impl Config {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(format!("invalid configuration:\n  {}", problems.join("\n  ")))
+            Err(Error::config(format!("invalid configuration:\n  {}", problems.join("\n  "))))
         }
     }
 }
@@ -322,6 +323,7 @@ fn insert(dict: &mut figment::value::Dict, path: &[String], value: figment::valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{Domain, Retry};
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -357,17 +359,25 @@ mod tests {
         let path = dir.path().join("mon.toml");
         std::fs::write(&path, "clok = \"wall\"\n").unwrap();
         let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err();
+        assert_eq!((error.domain, error.retry), (Domain::Config, Retry::Never));
+        let error = error.to_string();
         assert!(error.contains("clok"), "{error}");
 
         std::fs::write(&path, "clock = \"sundial\"\n").unwrap();
         let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err();
+        assert_eq!((error.domain, error.retry), (Domain::Config, Retry::Never));
+        let error = error.to_string();
         assert!(error.contains("sundial") && error.contains("clock"), "{error}");
 
         std::fs::write(&path, "[http]\nlisten = \"everywhere\"\n[kafka]\nbrokers = \"\"\n").unwrap();
         let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err();
+        assert_eq!((error.domain, error.retry), (Domain::Config, Retry::Never));
+        let error = error.to_string();
         assert!(error.contains("http.listen") && error.contains("kafka.brokers") && error.contains("kafka.topics"));
 
         let error = Config::load(Some(&dir.path().join("missing.toml")), vec![], &Overrides::default()).unwrap_err();
+        assert_eq!((error.domain, error.retry), (Domain::Config, Retry::Never));
+        let error = error.to_string();
         assert!(error.contains("no configuration file"), "{error}");
     }
 }
