@@ -1,6 +1,7 @@
 //! The conformance corpus: `tests/conformance/<case>/` holds `rules/`,
 //! `events.ndjson` and `expected.ndjson`, and optionally `args` (extra
-//! `mon simulate` flags such as `--from`/`--until`, one line). Each case runs
+//! `mon simulate` flags such as `--from`/`--until`, one line). A directory
+//! that lacks one of these fails the test; it is never skipped. Each case runs
 //! through the `mon simulate` binary and its records are compared with the
 //! expected ones as multisets, ignoring the `id` field (a hash) and the
 //! `summary` lines. Every case then runs again in-process, cut at several
@@ -15,15 +16,51 @@ use mon_runtime::simulate::Simulation;
 use mon_runtime::{Record, State};
 use serde_json::Value;
 
+/// Every directory under `tests/conformance`. A case that lacks one of its
+/// files fails here, by name, rather than being skipped: a case that is never
+/// run would pass forever.
 fn cases() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/conformance exists")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.join("expected.ndjson").exists())
-        .collect();
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&dir).expect("tests/conformance exists").map(|e| e.expect("entry").path()).collect();
     cases.sort();
+    let problems: Vec<String> =
+        cases.iter().filter_map(|case| incomplete(case).map(|why| format!("  {}: {why}", case.display()))).collect();
+    assert!(
+        problems.is_empty(),
+        "incomplete conformance cases (each needs rules/*.mon, events.ndjson and expected.ndjson):\n{}",
+        problems.join("\n")
+    );
+    assert!(cases.len() >= 10, "only {} conformance cases", cases.len());
     cases
+}
+
+/// What is wrong with a case directory, if anything.
+fn incomplete(case: &Path) -> Option<String> {
+    if !case.is_dir() {
+        return Some("not a directory; tests/conformance holds only case directories".into());
+    }
+    let rules = std::fs::read_dir(case.join("rules"))
+        .map(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "mon")))
+        .unwrap_or(false);
+    if !rules {
+        return Some("no rules/*.mon".into());
+    }
+    if !case.join("events.ndjson").is_file() {
+        return Some("no events.ndjson".into());
+    }
+    if !case.join("expected.ndjson").is_file() {
+        return Some("no expected.ndjson".into());
+    }
+    match std::fs::read_to_string(case.join("expected.ndjson")) {
+        Err(e) => Some(format!("cannot read expected.ndjson: {e}")),
+        // Why: an empty file is more likely a lost file than a claim; a case
+        // that expects no records says so in a `//` comment line.
+        Ok(text) if text.trim().is_empty() => {
+            Some("expected.ndjson is blank; a case expecting no records says so in a `//` line".into())
+        }
+        Ok(_) => None,
+    }
 }
 
 fn args_of(case: &Path) -> Vec<String> {
@@ -73,7 +110,6 @@ fn diff(expected: &BTreeMap<String, usize>, actual: &BTreeMap<String, usize>) ->
 #[test]
 fn every_case_gives_its_expected_records() {
     let cases = cases();
-    assert!(cases.len() >= 10, "only {} conformance cases", cases.len());
     let mut failures = String::new();
     for case in &cases {
         let output = Command::new(env!("CARGO_BIN_EXE_mon"))

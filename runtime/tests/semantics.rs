@@ -1,5 +1,6 @@
 //! Focused engine cases found in review: each names the rule it protects.
 
+use mon_compiler::ir::Outcome;
 use mon_compiler::{compile, NoSchemas, SourceFile};
 use mon_runtime::simulate::Simulation;
 use mon_runtime::Record;
@@ -48,9 +49,32 @@ fn a_flow_ending_in_an_optional_step_completes_and_the_step_may_still_fill_in() 
         event("b", "2", "2026-03-02T08:00:30Z", r#"{"id":"x"}"#),
         event("c", "3", "2026-03-02T08:05:00Z", r#"{"id":"x"}"#),
     ];
-    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let records = run(rules, &lines, None);
+    let sources = vec![SourceFile { path: "r.mon".into(), text: rules.into() }];
+    let program = compile(&sources, mon_stdlib::registry(), &NoSchemas).program.expect("compiles");
+    let mut simulation = Simulation::new(&program, mon_stdlib::registry(), None, None);
+    let mut records = Vec::new();
+    for line in &lines {
+        simulation.feed(line, &mut records);
+    }
+    simulation.finish(&mut records);
     assert!(records.is_empty(), "the optional tail fills in silently: {:?}", summary(&records));
+
+    // No records is also what a run that dropped every event would give, so
+    // the instance itself must show that each event took its step.
+    let at = |t: &str| mon_stdlib::time::parse_rfc3339(t);
+    let workflow = program.workflow("w").expect("workflow w");
+    let step = |name: &str| workflow.steps.iter().find(|s| s.name == name).expect("step").id;
+    let engine = simulation.engine().expect("the events started the engine");
+    let instance = engine.instance(0, "x").expect("the instance of key x is held after it closed");
+    assert_eq!(instance.time(step("a")), at("2026-03-02T08:00:00Z"), "a started the instance");
+    assert_eq!(instance.time(step("b")), at("2026-03-02T08:00:30Z"), "b took its step");
+    assert_eq!(
+        instance.closed.map(|(outcome, when)| (outcome, Some(when))),
+        Some((Outcome::Success, at("2026-03-02T08:00:30Z"))),
+        "b, the last required step, closed the instance with success"
+    );
+    assert_eq!(instance.time(step("c")), at("2026-03-02T08:05:00Z"), "c filled in after the close");
+    assert_eq!((simulation.rejected, simulation.ignored), (0, 0), "every event reached the workflow");
 }
 
 #[test]

@@ -1,5 +1,9 @@
 //! Runs every worked example of every registered function, and checks that
 //! the registry, the signatures and the examples agree with each other.
+//! Here an example's `args` are passed to the function directly; the
+//! workspace's `tests/stdlib_examples.rs` runs its `call` text through the
+//! parser, the checker and the runtime's interpreter, which this crate
+//! cannot reach, and checks that the call passes exactly these `args`.
 
 use std::collections::BTreeSet;
 

@@ -40,11 +40,12 @@ impl Function for EndsWith {
                 args: vec![Value::String("daily_feed.csv.tmp".into()), Value::String(".csv".into())],
                 result: Value::Bool(false),
             },
-            // `source` is an optional field that is absent.
+            // `source` is an optional field that is absent: `??` gives it a
+            // default, since an optional field cannot be passed directly.
             Example {
-                call: "ends_with(source, \".csv\")",
-                args: vec![Value::Null, Value::String(".csv".into())],
-                result: Value::Null,
+                call: "ends_with(source ?? \"\", \".csv\")",
+                args: vec![Value::String(String::new()), Value::String(".csv".into())],
+                result: Value::Bool(false),
             },
         ]
     }

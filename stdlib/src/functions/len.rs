@@ -34,8 +34,13 @@ impl Function for Len {
             Example { call: "len(\"TRD-0042\")", args: vec![Value::String("TRD-0042".into())], result: Value::Int(8) },
             Example { call: "len(\"café\")", args: vec![Value::String("café".into())], result: Value::Int(4) },
             Example { call: "len(\"\")", args: vec![Value::String(String::new())], result: Value::Int(0) },
-            // An optional field that is absent.
-            Example { call: "len(nickname)", args: vec![Value::Null], result: Value::Null },
+            // `nickname` is an optional field that is absent: `??` gives it a
+            // default, since an optional field cannot be passed directly.
+            Example {
+                call: "len(nickname ?? \"anonymous\")",
+                args: vec![Value::String("anonymous".into())],
+                result: Value::Int(9),
+            },
         ]
     }
 

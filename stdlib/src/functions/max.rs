@@ -34,8 +34,9 @@ impl Function for Max {
         vec![
             Example { call: "max(3, 7)", args: vec![Value::Int(3), Value::Int(7)], result: Value::Int(7) },
             Example {
+                // An int literal after a float is checked as a float.
                 call: "max(1, 2.5, 2)",
-                args: vec![Value::Int(1), Value::Float(2.5), Value::Int(2)],
+                args: vec![Value::Int(1), Value::Float(2.5), Value::Float(2.0)],
                 result: Value::Float(2.5),
             },
             Example { call: "max(2, 2.0)", args: vec![Value::Int(2), Value::Float(2.0)], result: Value::Float(2.0) },

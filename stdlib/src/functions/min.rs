@@ -39,8 +39,9 @@ impl Function for Min {
             },
             Example { call: "min(2, 1.5)", args: vec![Value::Int(2), Value::Float(1.5)], result: Value::Float(1.5) },
             Example { call: "min(-1, 4)", args: vec![Value::Int(-1), Value::Int(4)], result: Value::Int(-1) },
-            // `retries` is an optional field that is absent.
-            Example { call: "min(retries, 4)", args: vec![Value::Null, Value::Int(4)], result: Value::Null },
+            // `retries` is an optional field that is absent: `??` gives it a
+            // default, since an optional field cannot be passed directly.
+            Example { call: "min(retries ?? 0, 4)", args: vec![Value::Int(0), Value::Int(4)], result: Value::Int(0) },
         ]
     }
 
