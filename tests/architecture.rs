@@ -147,6 +147,7 @@ fn every_rust_file_opens_with_a_module_doc() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut missing = Vec::new();
     for dir in ["src", "grammar", "compiler", "stdlib", "runtime", "loader", "service", "lsp", "tests", "benches"] {
+        assert!(root.join(dir).is_dir(), "{dir}/ is gone: update this list");
         visit(&root.join(dir), &mut |path| {
             let text = std::fs::read_to_string(path).expect("readable");
             if !text.trim_start().starts_with("//!") {

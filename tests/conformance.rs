@@ -136,17 +136,9 @@ fn every_case_gives_its_expected_records() {
 }
 
 fn load(case: &Path) -> (mon_compiler::ir::Program, Vec<String>) {
-    let mut sources = Vec::new();
-    let mut paths: Vec<PathBuf> =
-        std::fs::read_dir(case.join("rules")).expect("rules").map(|e| e.expect("e").path()).collect();
-    paths.sort();
-    for p in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "mon")) {
-        sources.push(mon_compiler::SourceFile {
-            path: p.display().to_string(),
-            text: std::fs::read_to_string(p).expect("read"),
-        });
-    }
-    let compilation = mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas);
+    // The rules are read as `mon simulate RULES` reads them.
+    let rules = mon_loader::load_one(&[case.join("rules")]).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+    let compilation = mon_compiler::compile(&rules.files, mon_stdlib::registry(), &mon_loader::FsSchemas);
     let program = compilation.program.unwrap_or_else(|| panic!("{} does not compile", case.display()));
     let events = std::fs::read_to_string(case.join("events.ndjson")).expect("events");
     (program, events.lines().map(str::to_string).collect())
