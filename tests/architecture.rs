@@ -1,12 +1,12 @@
-//! Architecture invariants, tested (STYLE.md lessons 2 and 13): crates
-//! depend only on the crates above them in DESIGN.md's table, the pure
+//! Architecture invariants, tested: crates depend only on the crates above
+//! them in ARCHITECTURE.md's table, the pure
 //! crates know nothing of I/O frameworks, and every Rust file opens with a
 //! `//!` paragraph saying what it is for.
 
 use std::path::Path;
 use std::process::Command;
 
-/// The layers of DESIGN.md §2, top to bottom, and whether each is pure
+/// The layers of ARCHITECTURE.md's crate table, top to bottom, and whether each is pure
 /// (no I/O crate anywhere in its dependency tree).
 const LAYERS: [(&str, bool); 7] = [
     ("mon-grammar", true),
@@ -77,7 +77,7 @@ fn crates_depend_only_on_crates_above_them() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
-/// `cargo tree -p mon-runtime` shows no I/O crate (DESIGN.md §1 rule 1):
+/// `cargo tree -p mon-runtime` shows no I/O crate (ARCHITECTURE.md rule 1):
 /// the pure layers' normal dependencies, followed to the bottom, reach none
 /// of `IO_CRATES`. The path to the offender is printed.
 #[test]
@@ -173,7 +173,7 @@ fn visit(dir: &Path, f: &mut dyn FnMut(&Path)) {
     }
 }
 
-/// The runtime is pure (DESIGN.md §1 rule 1). Its manifest keeps the I/O
+/// The runtime is pure (ARCHITECTURE.md rule 1). Its manifest keeps the I/O
 /// crates out (above); this keeps out what the standard library alone can
 /// do: files, sockets and clocks.
 #[test]

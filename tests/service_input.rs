@@ -470,7 +470,7 @@ fn http_ingest_without_kafka_reports_each_line_and_keeps_records_and_dead_letter
 
 /// Two different malformed lines read at the same event-clock instant make
 /// two `rejected` records that must be told apart: the record id exists so
-/// that a consumer can drop *repeats* (DESIGN.md §1 rule 3), so two
+/// that a consumer can drop *repeats* (ARCHITECTURE.md rule 3), so two
 /// distinct rejections must not share one.
 #[test]
 fn distinct_rejections_at_the_same_instant_have_distinct_record_ids() {

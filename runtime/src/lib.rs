@@ -16,7 +16,7 @@
 //! the core and carries its outputs; `tests/architecture.rs` checks this
 //! crate's dependencies with `cargo metadata`.
 
-// Long-running code does not panic on input (STYLE.md lesson 10).
+// Long-running code does not panic on input.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aggregates;

@@ -3,7 +3,7 @@
 //!
 //! The service journals every input before it acts on its outputs, so the
 //! state after a crash is rebuilt by replaying the journal since the last
-//! snapshot through this same code (DESIGN.md §1 rule 1: the engine is a
+//! snapshot through this same code (ARCHITECTURE.md rule 1: the engine is a
 //! pure function of program, state, input and clock; the wall clock is
 //! made an input by [`Input::Tick`]). Nothing here does I/O.
 

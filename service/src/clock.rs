@@ -1,6 +1,6 @@
 //! The wall clock, read in one place. The engine never reads it: the
 //! processor reads it here and hands it to the engine as a journaled
-//! `Tick`, so a replay sees the same instants (DESIGN.md §1 rule 1).
+//! `Tick`, so a replay sees the same instants (ARCHITECTURE.md rule 1).
 
 /// Milliseconds since the Unix epoch, UTC; 0 if the system clock is set
 /// before 1970.

@@ -1,4 +1,4 @@
-//! The service's configuration (DESIGN.md §5): built-in defaults, then
+//! The service's configuration (docs/service.md): built-in defaults, then
 //! `mon.toml`, then `MON_*` environment variables, then command-line flags,
 //! each overriding the one before; validated before anything starts.
 //!

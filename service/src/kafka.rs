@@ -3,7 +3,7 @@
 //! topics.
 //!
 //! Kafka's own offset commit is for lag visibility only: where to resume is
-//! the offset stored in sled with the batch (DESIGN.md §1 rule 3), and the
+//! the offset stored in sled with the batch (ARCHITECTURE.md rule 3), and the
 //! processing thread skips anything below it.
 
 use std::sync::atomic::Ordering;

@@ -1,5 +1,5 @@
 //! The service's own metrics, served at `/metrics` in the Prometheus text
-//! format (DESIGN.md §6: observability of mon itself).
+//! format (the observability of mon itself).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 //! Everything one batch leaves behind goes into one tree with one atomic
 //! `apply_batch`, then one `flush` (fsync), after the batch's inputs were
 //! journaled (`journal.rs`) and before anything leaves the process: that is
-//! DESIGN.md §1 rule 3, with the state change held by the journal.
+//! ARCHITECTURE.md rule 3, with the state change held by the journal.
 //!
 //! Keys in the default tree: `o`+seq outbox item, `r`+seq record (JSON),
 //! `d`+seq dead letter, `m/offsets` consumed offsets, `m/applied` the last
