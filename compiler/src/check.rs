@@ -13,7 +13,9 @@ use mon_grammar::ast::{self, ClauseKind, Ident, Item, SettingKind, Span, StepFor
 use crate::builtins::Functions;
 use crate::diagnostics::{Diagnostic, DiagnosticKind, Misplaced, NeverMatch, Related, SourceFile, TimingConflict};
 use crate::expr::{conjunction, conjuncts, reads_kept, ExprChecker, Scope};
-use crate::ir::{self, EventType, FieldType, Handling, Metric, Outcome, Severity, Value};
+use crate::ir::{
+    self, EventType, FieldType, Handling, Metric, Outcome, RecordKind, Severity, Status, StatusMetric, Value,
+};
 use crate::schema::{fields_from_schema, SchemaError, SchemaLoader};
 use crate::suggest::{did_you_mean, nearest_zone};
 use crate::time;
@@ -22,21 +24,6 @@ use crate::types::Type;
 const DEFAULT_RETAIN_MS: u64 = 7 * 86_400_000;
 const DEFAULT_AGING_MS: [u64; 4] = [60_000, 300_000, 900_000, 3_600_000];
 const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const RECORD_KINDS: [&str; 8] =
-    ["missing", "late", "early", "at_risk", "out_of_order", "duplicate", "unexpected", "rejected"];
-const COUNT_METRICS: [&str; 10] = [
-    "in_flight",
-    "entered",
-    "completed",
-    "failed",
-    "late",
-    "missing",
-    "at_risk",
-    "duplicate",
-    "out_of_order",
-    "unexpected",
-];
-
 pub struct Checker<'a> {
     sources: &'a [SourceFile],
     files: &'a [ast::File],
@@ -312,7 +299,7 @@ impl<'a> Checker<'a> {
 
     fn channel(&mut self, file: usize, decl: &ast::ChannelDecl, id: u32) -> ir::Channel {
         let kind =
-            self.choice(file, &decl.kind, "channel kind", &ir::ChannelKind::ALL).unwrap_or(ir::ChannelKind::Webhook);
+            self.choice(file, &decl.kind, "channel kind", ir::ChannelKind::ALL).unwrap_or(ir::ChannelKind::Webhook);
         let targets = decl
             .targets
             .iter()
@@ -730,13 +717,13 @@ impl<'a> Checker<'a> {
     ) {
         match setting {
             SettingKind::Severity(level) => {
-                if let Some(sev) = self.choice(file, level, "severity", &Severity::ALL) {
+                if let Some(sev) = self.choice(file, level, "severity", Severity::ALL) {
                     alerting.severity = sev;
                 }
             }
             SettingKind::Runbook(url) => alerting.runbook = Some(url.value.clone()),
             SettingKind::Notify { channels, min_severity } => {
-                let min = min_severity.as_ref().and_then(|m| self.choice(file, m, "severity", &Severity::ALL));
+                let min = min_severity.as_ref().and_then(|m| self.choice(file, m, "severity", Severity::ALL));
                 if !append_notify {
                     alerting.notify.clear();
                 }
@@ -1323,15 +1310,16 @@ impl<'a> Checker<'a> {
                     DiagnosticKind::NotBoolean { context: "status", found: ty.to_string() },
                 );
             }
-            match self.choice(file, color, "status color", &[("red", true), ("amber", false)]) {
-                Some(true) => rules.red.push(lowered),
-                Some(false) => rules.amber.push(lowered),
-                None => {}
+            let colors = [Status::Red, Status::Amber].map(|c| (c.name(), c));
+            match self.choice(file, color, "status color", &colors) {
+                Some(Status::Red) => rules.red.push(lowered),
+                Some(Status::Amber) => rules.amber.push(lowered),
+                Some(Status::Green) | None => {}
             }
         }
         let gt_zero = |m: Metric| ir::Expr::Binary {
             op: ir::BinaryOp::Gt,
-            lhs: Box::new(ir::Expr::Metric(m)),
+            lhs: Box::new(ir::Expr::Metric(StatusMetric::Count(m))),
             rhs: Box::new(ir::Expr::Const(Value::Int(0))),
         };
         if rules.red.is_empty() {
@@ -1597,10 +1585,9 @@ impl<'a> Checker<'a> {
         expectation: &ast::Expectation,
         workflows: &[ir::Workflow],
     ) -> Option<ir::Expectation> {
-        let kinds: Vec<(&str, ())> = RECORD_KINDS.iter().map(|k| (*k, ())).collect();
         match expectation {
             ast::Expectation::Alert { kind, target, key } | ast::Expectation::Record { kind, target, key, .. } => {
-                let valid_kind = self.choice(file, kind, "record kind", &kinds).is_some();
+                let kind = self.choice(file, kind, "record kind", RecordKind::ALL);
                 let (workflow, step) = self.target(file, target, workflows)?;
                 let key = key.as_ref().map(|k| self.key_filter(file, &workflows[workflow as usize], k));
                 let delay_ms = match expectation {
@@ -1608,20 +1595,12 @@ impl<'a> Checker<'a> {
                     _ => None,
                 };
                 let alert = matches!(expectation, ast::Expectation::Alert { .. });
-                valid_kind.then(|| ir::Expectation::Record {
-                    alert,
-                    kind: kind.name.clone(),
-                    workflow,
-                    step,
-                    delay_ms,
-                    key,
-                })
+                Some(ir::Expectation::Record { alert, kind: kind?, workflow, step, delay_ms, key })
             }
             ast::Expectation::Status { target, color } => {
-                let valid =
-                    self.choice(file, color, "status color", &[("green", ()), ("amber", ()), ("red", ())]).is_some();
+                let color = self.choice(file, color, "status color", Status::ALL);
                 let (workflow, stage) = self.target(file, target, workflows)?;
-                valid.then(|| ir::Expectation::Status { workflow, stage, color: color.name.clone() })
+                Some(ir::Expectation::Status { workflow, stage, color: color? })
             }
             ast::Expectation::Stage { workflow, key, stage } => {
                 let target = ast::Target { workflow: workflow.clone(), step: Some(stage.clone()), span: workflow.span };
@@ -1630,20 +1609,21 @@ impl<'a> Checker<'a> {
                 Some(ir::Expectation::Stage { workflow, key, stage: stage? })
             }
             ast::Expectation::Count { metric, target, op, value, .. } => {
-                let metrics: Vec<(&str, ())> = COUNT_METRICS.iter().map(|m| (*m, ())).collect();
-                let valid = self.choice(file, metric, "count metric", &metrics).is_some();
+                let metric = self.choice(file, metric, "count metric", Metric::ALL);
                 let (workflow, stage) = self.target(file, target, workflows)?;
-                valid.then(|| ir::Expectation::Count {
-                    metric: metric.name.clone(),
-                    workflow,
-                    stage,
-                    op: op.symbol().to_string(),
-                    value: *value,
-                })
+                let op = match op {
+                    ast::CompareOp::Eq => ir::CompareOp::Eq,
+                    ast::CompareOp::Ne => ir::CompareOp::Ne,
+                    ast::CompareOp::Lt => ir::CompareOp::Lt,
+                    ast::CompareOp::Le => ir::CompareOp::Le,
+                    ast::CompareOp::Gt => ir::CompareOp::Gt,
+                    ast::CompareOp::Ge => ir::CompareOp::Ge,
+                };
+                Some(ir::Expectation::Count { metric: metric?, workflow, stage, op, value: *value })
             }
             ast::Expectation::No { alert, kind, target } => {
                 let kind = match kind {
-                    Some(k) => Some(self.choice(file, k, "record kind", &kinds).map(|_| k.name.clone())?),
+                    Some(k) => Some(self.choice(file, k, "record kind", RecordKind::ALL)?),
                     None => None,
                 };
                 let (workflow, step) = match target {

@@ -357,33 +357,31 @@ impl<'p> Engine<'p> {
             }
             return;
         }
-        let fired: smallvec::SmallVec<[(Kind, u32, i64); 2]> = pending(workflow, instance)
+        let fired: smallvec::SmallVec<[(bool, u32, i64); 2]> = pending(workflow, instance)
             .filter(|(at, ..)| *at == due)
-            .map(|(_, step, deadline, missing)| (if missing { Kind::Missing } else { Kind::AtRisk }, step, deadline))
+            .map(|(_, step, deadline, missing)| (missing, step, deadline))
             .collect();
         if fired.is_empty() {
             self.schedule(workflow, slot);
             return;
         }
         let key = instance.key.to_string();
-        for (kind, step, deadline) in fired {
+        for (missing, step, deadline) in fired {
             let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
-            if kind == Kind::Missing {
+            let (kind, what) = if missing {
                 instance.missing |= bit(step);
                 instance.at_risk &= !bit(step);
+                (Kind::Missing, TraceWhat::Missing { step, deadline })
             } else {
                 instance.at_risk |= bit(step);
-            }
+                (Kind::AtRisk, TraceWhat::AtRisk { step, deadline })
+            };
             let step_ir = &workflow.steps[step as usize];
             let mut r = Record::new(kind, due);
             r.step = Some(step_ir.name.clone());
             r.deadline = Some(deadline);
             r.severity = Some(step_ir.alerting.severity);
             r.caused_by = self.upstream_cause(workflow, &key);
-            let what = match kind {
-                Kind::Missing => TraceWhat::Missing { step, deadline },
-                _ => TraceWhat::AtRisk { step, deadline },
-            };
             self.trace(workflow.id, slot, due, what, None);
             self.emit(workflow, &key, r, out);
         }
@@ -545,7 +543,7 @@ impl<'p> Engine<'p> {
         if let Some(step) =
             relevant.iter().copied().find(|&s| instance.was_taken(s) || (is_start(s) && stage.is_some()))
         {
-            self.classified(workflow, slot, event, step, Kind::Duplicate, out);
+            self.classified(workflow, slot, event, step, Irregular::Duplicate, out);
             return;
         }
         // 4. A step reachable later: out of order.
@@ -562,12 +560,12 @@ impl<'p> Engine<'p> {
                 if workflow.on_out_of_order != Handling::Drop {
                     self.take(workflow, slot, step, event, Some(&path), out);
                 }
-                self.classified(workflow, slot, event, step, Kind::OutOfOrder, out);
+                self.classified(workflow, slot, event, step, Irregular::OutOfOrder, out);
                 return;
             }
         }
         // 5. Anything else the workflow uses is a stray.
-        self.classified(workflow, slot, event, relevant[0], Kind::Unexpected, out);
+        self.classified(workflow, slot, event, relevant[0], Irregular::Unexpected, out);
     }
 
     fn guard_holds(&self, workflow: &ir::Workflow, step: u32, event: &Event, kept: &[(u32, u32, Value)]) -> bool {
@@ -779,33 +777,39 @@ impl<'p> Engine<'p> {
 
     // ------------------------------------------------------------ records
 
+    /// Counts, traces and (unless dropped) records an event that took no
+    /// step, as the workflow's `on duplicate|out_of_order|unexpected` says.
     fn classified(
         &mut self,
         workflow: &ir::Workflow,
         slot: u32,
         event: &Event,
         step: u32,
-        kind: Kind,
+        irregular: Irregular,
         out: &mut Vec<Record>,
     ) {
-        let handling = match kind {
-            Kind::Duplicate => workflow.on_duplicate,
-            Kind::OutOfOrder => workflow.on_out_of_order,
-            _ => workflow.on_unexpected,
+        let handling = match irregular {
+            Irregular::Duplicate => workflow.on_duplicate,
+            Irregular::OutOfOrder => workflow.on_out_of_order,
+            Irregular::Unexpected => workflow.on_unexpected,
         };
         let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
         let (stage, group, key) = (instance.stage.unwrap_or(step), instance.group, instance.key.to_string());
         self.remember_stray(workflow.id, &key);
         let c = self.counters(workflow.id, stage, group);
-        match kind {
-            Kind::Duplicate => c.duplicate += 1,
-            Kind::OutOfOrder => c.out_of_order += 1,
-            _ => c.unexpected += 1,
-        }
-        let what = match kind {
-            Kind::Duplicate => TraceWhat::Duplicate { step },
-            Kind::OutOfOrder => TraceWhat::OutOfOrder { step, dropped: handling == Handling::Drop },
-            _ => TraceWhat::Unexpected,
+        let (kind, what) = match irregular {
+            Irregular::Duplicate => {
+                c.duplicate += 1;
+                (Kind::Duplicate, TraceWhat::Duplicate { step })
+            }
+            Irregular::OutOfOrder => {
+                c.out_of_order += 1;
+                (Kind::OutOfOrder, TraceWhat::OutOfOrder { step, dropped: handling == Handling::Drop })
+            }
+            Irregular::Unexpected => {
+                c.unexpected += 1;
+                (Kind::Unexpected, TraceWhat::Unexpected)
+            }
         };
         self.trace(workflow.id, slot, event.time, what, Some(event));
         if handling == Handling::Drop {
@@ -921,6 +925,15 @@ impl<'p> Engine<'p> {
             None => self.state.stray_trace.push((workflow, key.to_string(), entry)),
         }
     }
+}
+
+/// An event that took no step of the instance it belongs to: the three
+/// cases a workflow's `on ...` settings handle (LANGUAGE.md §3.6).
+#[derive(Clone, Copy)]
+enum Irregular {
+    Duplicate,
+    OutOfOrder,
+    Unexpected,
 }
 
 /// The event's fields as JSON for a trace, without `pii` fields.
