@@ -1132,8 +1132,7 @@ impl<'a> Checker<'a> {
         let Some(fields) = settings.group_by else {
             return Vec::new();
         };
-        let mut used: Vec<u32> = events.iter().flatten().copied().collect();
-        used.dedup();
+        let used = distinct_events(events);
         let mut groups = Vec::new();
         for field in fields {
             let slots: Vec<(u32, u32)> =
@@ -1196,9 +1195,7 @@ impl<'a> Checker<'a> {
         self.schedule_clauses_misplaced(file, settings, steps, starts);
         let mut cohort = Vec::new();
         if let Some(field) = settings.cohort {
-            let mut used: Vec<u32> = events.iter().flatten().copied().collect();
-            used.dedup();
-            for e in used {
+            for e in distinct_events(events) {
                 let event = &self.events[e as usize];
                 if let Some(f) = event.field(&field.name) {
                     if f.ty == FieldType::Date {
@@ -1668,6 +1665,13 @@ struct Settings<'a> {
     /// out_of_order, duplicate, unexpected.
     handling: [Handling; 3],
     depends_on: Vec<u32>,
+}
+
+/// The event types of a workflow's steps, each once, in step order (so
+/// that what is reported about them comes in the order of the source).
+fn distinct_events(events: &[Option<u32>]) -> Vec<u32> {
+    let mut seen = BTreeSet::new();
+    events.iter().flatten().copied().filter(|e| seen.insert(*e)).collect()
 }
 
 fn is_start(step: &ast::StepDecl) -> bool {
