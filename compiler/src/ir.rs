@@ -135,19 +135,21 @@ vocabulary! {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Success,
-    Failure,
+vocabulary! {
+    /// How a step closes the instance (`-> success`, `-> failure`).
+    pub enum Outcome {
+        Success = "success",
+        Failure = "failure",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Handling {
-    Flag,
-    Drop,
-    Alert,
+vocabulary! {
+    /// What `on out_of_order|duplicate|unexpected` does with such an event.
+    pub enum Handling {
+        Flag = "flag",
+        Drop = "drop",
+        Alert = "alert",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

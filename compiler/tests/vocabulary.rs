@@ -4,7 +4,8 @@
 //! strings, and a test block lowers its words to those enums.
 
 use mon_compiler::ir::{
-    ChannelKind, CompareOp, Expectation, Metric, RecordKind, Severity, Status, StatusMetric, TestStepKind,
+    ChannelKind, CompareOp, Expectation, Handling, Metric, Outcome, RecordKind, Severity, Status, StatusMetric,
+    TestStepKind,
 };
 use mon_compiler::{compile, NoFunctions, NoSchemas, SourceFile};
 use serde::de::DeserializeOwned;
@@ -26,6 +27,8 @@ fn every_word_is_written_as_the_rules_write_it() {
     round_trips(CompareOp::ALL);
     round_trips(Severity::ALL);
     round_trips(ChannelKind::ALL);
+    round_trips(Outcome::ALL);
+    round_trips(Handling::ALL);
     let words: Vec<&str> = RecordKind::ALL.iter().map(|(w, _)| *w).collect();
     assert_eq!(words, ["missing", "late", "early", "at_risk", "out_of_order", "duplicate", "unexpected", "rejected"]);
     assert_eq!(Status::Amber.to_string(), "amber");

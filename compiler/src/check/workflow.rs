@@ -150,9 +150,7 @@ impl<'a> Checker<'a> {
             };
             let timing = self.timing(file, step, &timezone, is_start(step), scheduled);
             let optional = matches!(step.form, StepForm::Then { maybe: true });
-            let outcome = step.outcome.as_ref().and_then(|o| {
-                self.choice(file, o, "outcome", &[("success", Outcome::Success), ("failure", Outcome::Failure)])
-            });
+            let outcome = step.outcome.as_ref().and_then(|o| self.choice(file, o, "outcome", Outcome::ALL));
             let mut alerting = settings.alerting.clone();
             let mut grace_ms = settings.grace_ms;
             let mut seen_settings: HashMap<&'static str, Span> = HashMap::new();
@@ -280,9 +278,8 @@ impl<'a> Checker<'a> {
                 StmtKind::Status { color, condition } => s.status.push((color, condition)),
                 StmtKind::On { case, action } => {
                     let cases = [("out_of_order", 0usize), ("duplicate", 1), ("unexpected", 2)];
-                    let actions = [("flag", Handling::Flag), ("drop", Handling::Drop), ("alert", Handling::Alert)];
                     let case_index = self.choice(file, case, "kind of event handling", &cases);
-                    let action = self.choice(file, action, "handling action", &actions);
+                    let action = self.choice(file, action, "handling action", Handling::ALL);
                     if let Some(index) = case_index {
                         let setting = ["on out_of_order", "on duplicate", "on unexpected"][index];
                         if !self.once(file, &mut seen, setting, stmt.span) {

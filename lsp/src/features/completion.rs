@@ -6,7 +6,7 @@
 //! syntax trees of the whole program.
 
 use lsp_types::{CompletionItem, CompletionItemKind};
-use mon_compiler::ir::{ChannelKind, Severity};
+use mon_compiler::ir::{ChannelKind, Handling, Outcome, Severity};
 use mon_grammar::ast::{EventBody, File, Item, StmtKind};
 
 use crate::index::find_event;
@@ -245,12 +245,12 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
             )
         }
         "every" => return items(DAYS.iter().copied(), CompletionItemKind::ENUM_MEMBER),
-        "->" => return items(["success", "failure"], CompletionItemKind::ENUM_MEMBER),
+        "->" => return items(Outcome::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER),
         "on" if words.len() == 1 => {
             return items(["out_of_order", "duplicate", "unexpected"], CompletionItemKind::ENUM_MEMBER)
         }
         "out_of_order" | "duplicate" | "unexpected" => {
-            return items(["flag", "drop", "alert"], CompletionItemKind::ENUM_MEMBER)
+            return items(Handling::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER)
         }
         "for" if words.first() == Some(&"maintenance") || words.contains(&"to") => {
             return items(
