@@ -531,11 +531,7 @@ impl<'a> Renderer<'a> {
             .iter()
             .map(|r| {
                 let file = &self.sources[r.file];
-                RelatedReport {
-                    message: r.label.clone(),
-                    source: miette::NamedSource::new(&file.path, file.text.clone()),
-                    span: r.span,
-                }
+                RelatedReport { message: r.label.clone(), source: named_source(file), span: r.span }
             })
             .collect();
         Report {
@@ -544,7 +540,7 @@ impl<'a> Renderer<'a> {
             level: d.kind.level(),
             label: d.kind.label(),
             help: d.kind.help(),
-            source: miette::NamedSource::new(&source.path, source.text.clone()),
+            source: named_source(source),
             span: d.span,
             related,
         }
@@ -609,6 +605,42 @@ pub struct JsonRelated {
     pub message: String,
 }
 
+fn named_source(file: &SourceFile) -> miette::NamedSource<CharColumns> {
+    miette::NamedSource::new(&file.path, CharColumns(file.text.clone()))
+}
+
+/// A file's text for miette, with columns counted in characters as the JSON
+/// output and the language server count them: miette's own `SourceCode`
+/// for strings counts bytes, so a header would say `1:25` where JSON says
+/// `1:22` after an `é` and a `→`.
+#[derive(Debug)]
+struct CharColumns(String);
+
+impl miette::SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let contents = self.0.read_span(span, context_lines_before, context_lines_after)?;
+        // Miette's column is the number of bytes between the line's start
+        // and the start of the contents.
+        let start = contents.span().offset();
+        let column = start
+            .checked_sub(contents.column())
+            .and_then(|line_start| self.0.get(line_start..start))
+            .map_or(contents.column(), |before| before.chars().count());
+        Ok(Box::new(miette::MietteSpanContents::new(
+            contents.data(),
+            *contents.span(),
+            contents.line(),
+            column,
+            contents.line_count(),
+        )))
+    }
+}
+
 fn source_span(span: Span) -> miette::SourceSpan {
     (span.start, span.len()).into()
 }
@@ -620,7 +652,7 @@ struct Report {
     level: Level,
     label: String,
     help: Option<String>,
-    source: miette::NamedSource<String>,
+    source: miette::NamedSource<CharColumns>,
     span: Span,
     related: Vec<RelatedReport>,
 }
@@ -671,7 +703,7 @@ impl miette::Diagnostic for Report {
 #[derive(Debug)]
 struct RelatedReport {
     message: String,
-    source: miette::NamedSource<String>,
+    source: miette::NamedSource<CharColumns>,
     span: Span,
 }
 

@@ -8,7 +8,7 @@ use mon_grammar::ast::{self, BinaryOp, ExprKind, Literal, Span, UnaryOp};
 
 use crate::builtins::{Functions, Param, Returns};
 use crate::diagnostics::DiagnosticKind;
-use crate::ir::{self, EventType, Metric, Value};
+use crate::ir::{self, EventType, Metric, StatusMetric, Value};
 use crate::suggest::did_you_mean;
 use crate::time;
 use crate::types::Type;
@@ -178,10 +178,10 @@ impl<'a> ExprChecker<'a> {
                 },
                 ident.span,
             ),
-            Scope::Status => match Metric::NAMED.iter().find(|(n, _)| *n == ident.name) {
-                Some((_, metric)) => (ir::Expr::Metric(metric.clone()), Type::Int),
+            Scope::Status => match Metric::STATUS.into_iter().find(|m| m.name() == ident.name) {
+                Some(metric) => (ir::Expr::Metric(StatusMetric::Count(metric)), Type::Int),
                 None => {
-                    let names: Vec<&str> = Metric::NAMED.iter().map(|(n, _)| *n).collect();
+                    let names: Vec<&str> = Metric::STATUS.iter().map(|m| m.name()).collect();
                     self.error(
                         DiagnosticKind::InvalidChoice {
                             what: "status metric",
@@ -496,7 +496,7 @@ impl<'a> ExprChecker<'a> {
     fn aged(&mut self, args: &[ast::Expr], span: Span) -> (ir::Expr, Type) {
         match args {
             [ast::Expr { kind: ExprKind::Literal(Literal::Duration(ms)), .. }] => {
-                (ir::Expr::Metric(Metric::Aged(*ms)), Type::Int)
+                (ir::Expr::Metric(StatusMetric::Aged(*ms)), Type::Int)
             }
             [other] => {
                 let found = match &other.kind {

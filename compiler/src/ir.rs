@@ -11,6 +11,39 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Declares words of the language as an enum, written once: each variant is
+/// serialised as its word, `ALL` lists (word, variant) pairs in declaration
+/// order for the checker's choices, and `name` and `Display` give the word
+/// back. Matching on the enum is exhaustive, so a new word is a compile
+/// error wherever it is not handled.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            /// Every word with its variant, in declaration order.
+            pub const ALL: &'static [(&'static str, $name)] = &[$(($word, $name::$variant)),+];
+
+            /// The word as rules and output write it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
 /// Bumped whenever the shape of the IR changes incompatibly.
 pub const IR_VERSION: u32 = 1;
 
@@ -91,39 +124,32 @@ pub struct Candidate {
     pub step: StepId,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
+vocabulary! {
+    /// How urgent an alert is; ordered, for `when severity >= LEVEL`.
+    pub enum Severity {
+        Info = "info",
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Critical = "critical",
+    }
 }
 
-impl Severity {
-    pub const ALL: [(&'static str, Severity); 5] = [
-        ("info", Severity::Info),
-        ("low", Severity::Low),
-        ("medium", Severity::Medium),
-        ("high", Severity::High),
-        ("critical", Severity::Critical),
-    ];
+vocabulary! {
+    /// How a step closes the instance (`-> success`, `-> failure`).
+    pub enum Outcome {
+        Success = "success",
+        Failure = "failure",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Success,
-    Failure,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Handling {
-    Flag,
-    Drop,
-    Alert,
+vocabulary! {
+    /// What `on out_of_order|duplicate|unexpected` does with such an event.
+    pub enum Handling {
+        Flag = "flag",
+        Drop = "drop",
+        Alert = "alert",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,26 +311,15 @@ pub struct Channel {
     pub targets: Vec<ChannelTarget>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    Email,
-    Webhook,
-    Slack,
-    Pagerduty,
-    Alertmanager,
-    Sms,
-}
-
-impl ChannelKind {
-    pub const ALL: [(&'static str, ChannelKind); 6] = [
-        ("email", ChannelKind::Email),
-        ("webhook", ChannelKind::Webhook),
-        ("slack", ChannelKind::Slack),
-        ("pagerduty", ChannelKind::Pagerduty),
-        ("alertmanager", ChannelKind::Alertmanager),
-        ("sms", ChannelKind::Sms),
-    ];
+vocabulary! {
+    pub enum ChannelKind {
+        Email = "email",
+        Webhook = "webhook",
+        Slack = "slack",
+        Pagerduty = "pagerduty",
+        Alertmanager = "alertmanager",
+        Sms = "sms",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -340,6 +355,34 @@ pub enum MaintenanceWindow {
     Fixed { from_ms: i64, to_ms: i64 },
 }
 
+// ---------------------------------------------------------------- outputs
+
+// The engine's records and statuses are not part of the `Program`; their
+// words live here so that `test` blocks (below) and the runtime share them.
+
+vocabulary! {
+    /// The kind of an output record (LANGUAGE.md §7).
+    pub enum RecordKind {
+        Missing = "missing",
+        Late = "late",
+        Early = "early",
+        AtRisk = "at_risk",
+        OutOfOrder = "out_of_order",
+        Duplicate = "duplicate",
+        Unexpected = "unexpected",
+        Rejected = "rejected",
+    }
+}
+
+vocabulary! {
+    /// A workflow's status colour, ordered from best to worst.
+    pub enum Status {
+        Green = "green",
+        Amber = "amber",
+        Red = "red",
+    }
+}
+
 // ---------------------------------------------------------------- expressions
 
 /// A typed expression. Field reads are slots; names are gone.
@@ -355,7 +398,7 @@ pub enum Expr {
         slot: Slot,
     },
     /// A status metric, for `status` rules.
-    Metric(Metric),
+    Metric(StatusMetric),
     Call {
         function: String,
         args: Vec<Expr>,
@@ -399,32 +442,47 @@ pub enum BinaryOp {
     Coalesce,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    Missing,
-    AtRisk,
-    Late,
-    InFlight,
-    Failed,
-    Duplicate,
-    OutOfOrder,
-    Unexpected,
-    /// In-flight items older than this many milliseconds in their stage.
-    Aged(u64),
+vocabulary! {
+    /// A count of a workflow's items or events: what `expect count` and
+    /// status rules read (LANGUAGE.md §3.7, §5).
+    pub enum Metric {
+        InFlight = "in_flight",
+        Entered = "entered",
+        Completed = "completed",
+        Failed = "failed",
+        Late = "late",
+        Missing = "missing",
+        AtRisk = "at_risk",
+        Duplicate = "duplicate",
+        OutOfOrder = "out_of_order",
+        Unexpected = "unexpected",
+    }
 }
 
 impl Metric {
-    pub const NAMED: [(&'static str, Metric); 8] = [
-        ("missing", Metric::Missing),
-        ("at_risk", Metric::AtRisk),
-        ("late", Metric::Late),
-        ("in_flight", Metric::InFlight),
-        ("failed", Metric::Failed),
-        ("duplicate", Metric::Duplicate),
-        ("out_of_order", Metric::OutOfOrder),
-        ("unexpected", Metric::Unexpected),
+    /// The metrics a status rule may name (LANGUAGE.md §3.7), in the order
+    /// diagnostics list them.
+    pub const STATUS: [Metric; 8] = [
+        Metric::Missing,
+        Metric::AtRisk,
+        Metric::Late,
+        Metric::InFlight,
+        Metric::Failed,
+        Metric::Duplicate,
+        Metric::OutOfOrder,
+        Metric::Unexpected,
     ];
+}
+
+/// A number a status rule reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusMetric {
+    /// In-flight items older than this many milliseconds in their stage.
+    Aged(u64),
+    /// Written as the metric's bare word (`"missing"`).
+    #[serde(untagged)]
+    Count(Metric),
 }
 
 /// A runtime value. Dates are days and timestamps milliseconds since the
@@ -483,7 +541,7 @@ pub enum Expectation {
     /// A record of this kind was made (with a severity, when `alert`).
     Record {
         alert: bool,
-        kind: String,
+        kind: RecordKind,
         workflow: WorkflowId,
         step: Option<StepId>,
         delay_ms: Option<u64>,
@@ -492,14 +550,14 @@ pub enum Expectation {
     /// No such record was made.
     NoRecord {
         alert: bool,
-        kind: Option<String>,
+        kind: Option<RecordKind>,
         workflow: Option<WorkflowId>,
         step: Option<StepId>,
     },
     Status {
         workflow: WorkflowId,
         stage: Option<StepId>,
-        color: String,
+        color: Status,
     },
     Stage {
         workflow: WorkflowId,
@@ -507,10 +565,36 @@ pub enum Expectation {
         stage: StepId,
     },
     Count {
-        metric: String,
+        metric: Metric,
         workflow: WorkflowId,
         stage: Option<StepId>,
-        op: String,
+        op: CompareOp,
         value: i64,
     },
+}
+
+vocabulary! {
+    /// The comparison of an `expect count`.
+    pub enum CompareOp {
+        Eq = "==",
+        Ne = "!=",
+        Lt = "<",
+        Le = "<=",
+        Gt = ">",
+        Ge = ">=",
+    }
+}
+
+impl CompareOp {
+    /// Whether `actual OP expected` holds.
+    pub fn holds<T: Ord>(self, actual: T, expected: T) -> bool {
+        match self {
+            CompareOp::Eq => actual == expected,
+            CompareOp::Ne => actual != expected,
+            CompareOp::Lt => actual < expected,
+            CompareOp::Le => actual <= expected,
+            CompareOp::Gt => actual > expected,
+            CompareOp::Ge => actual >= expected,
+        }
+    }
 }

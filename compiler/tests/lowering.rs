@@ -139,6 +139,28 @@ fn a_start_with_by_schedules_the_workflow() {
 }
 
 #[test]
+fn an_event_type_used_by_two_steps_counts_once_for_group_by_and_cohort() {
+    // Steps on a, b and a again: the event types list holds a twice, apart.
+    let p = program(&format!(
+        "{EVENTS}
+workflow grouped {{ key id; group by amount; start s: a; step t: b after s; step u: a after t }}
+workflow scheduled {{
+  cohort day
+  start s: e by 08:00
+  step t: f after s
+  step u: e after t
+}}
+event e {{ day: date }}
+event f {{ day: date }}"
+    ));
+    let (a, b) = (p.event_id("a").expect("a"), p.event_id("b").expect("b"));
+    assert_eq!(p.workflow("grouped").expect("grouped").group_by[0].slots, vec![(a, 1), (b, 1)]);
+    let (e, f) = (p.event_id("e").expect("e"), p.event_id("f").expect("f"));
+    let schedule = p.workflow("scheduled").expect("scheduled").schedule.clone().expect("scheduled");
+    assert_eq!(schedule.cohort, vec![(e, 0), (f, 0)]);
+}
+
+#[test]
 fn by_with_a_zone_and_a_day_offset() {
     let p = program(&format!("{EVENTS}\nworkflow w {{ key id; expect a; then b by 09:30 America/New_York +1d }}"));
     let by = step(&p.workflows[0], "b").timing.by.clone().expect("by");

@@ -9,28 +9,13 @@
 //! trade keeps its workflow red until it expires (acknowledging alerts is
 //! the service's job).
 
-use mon_compiler::ir::{self, BinaryOp, Expr, Metric, Outcome, UnaryOp, Value};
+use mon_compiler::ir::{self, BinaryOp, Expr, Metric, Outcome, StatusMetric, UnaryOp, Value};
 use serde::Serialize;
 
 use crate::engine::{Counters, Instance, State};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Green,
-    Amber,
-    Red,
-}
-
-impl Status {
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Green => "green",
-            Status::Amber => "amber",
-            Status::Red => "red",
-        }
-    }
-}
+/// Green, amber or red: the compiler's vocabulary, shared with `expect status`.
+pub use mon_compiler::ir::Status;
 
 /// The numbers of one workflow, or one of its stages or groups.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -51,6 +36,24 @@ pub struct Metrics {
     pub stay_p50_ms: Option<i64>,
     pub stay_p95_ms: Option<i64>,
     pub entries_last_minute: u64,
+}
+
+impl Metrics {
+    /// The count a metric names.
+    pub fn count(&self, metric: Metric) -> u64 {
+        match metric {
+            Metric::InFlight => self.in_flight,
+            Metric::Entered => self.entered,
+            Metric::Completed => self.completed,
+            Metric::Failed => self.failed,
+            Metric::Late => self.late,
+            Metric::Missing => self.missing,
+            Metric::AtRisk => self.at_risk,
+            Metric::Duplicate => self.duplicate,
+            Metric::OutOfOrder => self.out_of_order,
+            Metric::Unexpected => self.unexpected,
+        }
+    }
 }
 
 /// Which slice of a workflow to measure.
@@ -171,17 +174,8 @@ fn eval_status(expr: &Expr, m: &Metrics, aged: &dyn Fn(u64) -> u64) -> Value {
     let int = |n: u64| Value::Int(n as i64);
     match expr {
         Expr::Const(v) => v.clone(),
-        Expr::Metric(metric) => match metric {
-            Metric::Missing => int(m.missing),
-            Metric::AtRisk => int(m.at_risk),
-            Metric::Late => int(m.late),
-            Metric::InFlight => int(m.in_flight),
-            Metric::Failed => int(m.failed),
-            Metric::Duplicate => int(m.duplicate),
-            Metric::OutOfOrder => int(m.out_of_order),
-            Metric::Unexpected => int(m.unexpected),
-            Metric::Aged(ms) => int(aged(*ms)),
-        },
+        Expr::Metric(StatusMetric::Count(metric)) => int(m.count(*metric)),
+        Expr::Metric(StatusMetric::Aged(ms)) => int(aged(*ms)),
         Expr::Unary { op: UnaryOp::Not, operand } => match eval_status(operand, m, aged) {
             Value::Bool(b) => Value::Bool(!b),
             _ => Value::Null,

@@ -11,35 +11,9 @@ use mon_compiler::ir::Severity;
 use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Missing,
-    Late,
-    Early,
-    AtRisk,
-    OutOfOrder,
-    Duplicate,
-    Unexpected,
-    Rejected,
-}
-
-impl Kind {
-    pub const ALL: [(&'static str, Kind); 8] = [
-        ("missing", Kind::Missing),
-        ("late", Kind::Late),
-        ("early", Kind::Early),
-        ("at_risk", Kind::AtRisk),
-        ("out_of_order", Kind::OutOfOrder),
-        ("duplicate", Kind::Duplicate),
-        ("unexpected", Kind::Unexpected),
-        ("rejected", Kind::Rejected),
-    ];
-
-    pub fn name(self) -> &'static str {
-        Kind::ALL.iter().find(|(_, k)| *k == self).map_or("?", |(n, _)| n)
-    }
-}
+/// A record's kind is the compiler's vocabulary, so that `expect` in a
+/// test and the records the engine makes name the same type.
+pub use mon_compiler::ir::RecordKind as Kind;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Record {

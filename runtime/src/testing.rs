@@ -127,7 +127,7 @@ fn check(
             let related: Vec<&Record> =
                 records.iter().filter(|r| r.workflow.as_deref() == Some(&workflow_name(*workflow))).collect();
             let found = related.iter().any(|r| {
-                r.kind.name() == kind
+                r.kind == *kind
                     && (!alert || r.is_alert())
                     && step.is_none_or(|s| r.step.as_deref() == Some(&step_name(*workflow, s)))
                     && delay_ms.is_none_or(|d| r.delay_ms == Some(d as i64))
@@ -146,7 +146,7 @@ fn check(
             let matching: Vec<&Record> = records
                 .iter()
                 .filter(|r| !alert || r.is_alert())
-                .filter(|r| kind.as_ref().is_none_or(|k| r.kind.name() == k))
+                .filter(|r| kind.is_none_or(|k| r.kind == k))
                 .filter(|r| workflow.is_none_or(|w| r.workflow.as_deref() == Some(&workflow_name(w))))
                 .filter(|r| match (workflow, step) {
                     (Some(w), Some(s)) => r.step.as_deref() == Some(&step_name(*w, *s)),
@@ -167,7 +167,7 @@ fn check(
         Expectation::Status { workflow, stage, color } => {
             let w = &program.workflows[*workflow as usize];
             let status = aggregates::status(&engine.state, w, &Slice { stage: *stage, group: None }, now);
-            if status.name() == color {
+            if status == *color {
                 return Ok(());
             }
             let m = aggregates::metrics(&engine.state, w, &Slice { stage: *stage, group: None }, now);
@@ -175,12 +175,7 @@ fn check(
                 format!("status {color}"),
                 format!(
                     "status {} (missing {}, at_risk {}, late {}, failed {}, in_flight {})",
-                    status.name(),
-                    m.missing,
-                    m.at_risk,
-                    m.late,
-                    m.failed,
-                    m.in_flight
+                    status, m.missing, m.at_risk, m.late, m.failed, m.in_flight
                 ),
             ))
         }
@@ -202,26 +197,8 @@ fn check(
         Expectation::Count { metric, workflow, stage, op, value } => {
             let w = &program.workflows[*workflow as usize];
             let m = aggregates::metrics(&engine.state, w, &Slice { stage: *stage, group: None }, now);
-            let actual = match metric.as_str() {
-                "in_flight" => m.in_flight,
-                "entered" => m.entered,
-                "completed" => m.completed,
-                "failed" => m.failed,
-                "late" => m.late,
-                "missing" => m.missing,
-                "at_risk" => m.at_risk,
-                "duplicate" => m.duplicate,
-                "out_of_order" => m.out_of_order,
-                _ => m.unexpected,
-            } as i64;
-            let ok = match op.as_str() {
-                "==" => actual == *value,
-                "!=" => actual != *value,
-                "<" => actual < *value,
-                "<=" => actual <= *value,
-                ">" => actual > *value,
-                _ => actual >= *value,
-            };
+            let actual = m.count(*metric) as i64;
+            let ok = op.holds(actual, *value);
             if ok {
                 Ok(())
             } else {

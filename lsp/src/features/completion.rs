@@ -6,6 +6,7 @@
 //! syntax trees of the whole program.
 
 use lsp_types::{CompletionItem, CompletionItemKind};
+use mon_compiler::ir::{ChannelKind, Handling, Outcome, Severity};
 use mon_grammar::ast::{EventBody, File, Item, StmtKind};
 
 use crate::index::find_event;
@@ -61,9 +62,7 @@ const EXPECTATIONS: &[&str] = &[
     "unexpected",
 ];
 const FIELD_TYPES: &[&str] = &["string", "int", "float", "bool", "date", "timestamp", "duration", "enum"];
-const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
 const DAYS: &[&str] = &["day", "weekday", "weekend", "mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const CHANNEL_KINDS: &[&str] = &["email", "webhook", "slack", "pagerduty", "alertmanager", "sms"];
 
 fn items(words: impl IntoIterator<Item = impl Into<String>>, kind: CompletionItemKind) -> Vec<CompletionItem> {
     words
@@ -231,7 +230,7 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
         }
         "timezone" => return zones(),
         "severity" | ">=" | ">" if last == "severity" || words.contains(&"severity") => {
-            return items(SEVERITIES.iter().copied(), CompletionItemKind::ENUM_MEMBER);
+            return items(Severity::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER);
         }
         "notify" => {
             return items(
@@ -246,12 +245,12 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
             )
         }
         "every" => return items(DAYS.iter().copied(), CompletionItemKind::ENUM_MEMBER),
-        "->" => return items(["success", "failure"], CompletionItemKind::ENUM_MEMBER),
+        "->" => return items(Outcome::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER),
         "on" if words.len() == 1 => {
             return items(["out_of_order", "duplicate", "unexpected"], CompletionItemKind::ENUM_MEMBER)
         }
         "out_of_order" | "duplicate" | "unexpected" => {
-            return items(["flag", "drop", "alert"], CompletionItemKind::ENUM_MEMBER)
+            return items(Handling::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER)
         }
         "for" if words.first() == Some(&"maintenance") || words.contains(&"to") => {
             return items(
@@ -265,7 +264,7 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
         return items(names(files, |i| matches!(i, Item::Workflow(_)).then(|| i.name().0)), CompletionItemKind::CLASS);
     }
     if words.len() == 2 && words[0] == "channel" {
-        return items(CHANNEL_KINDS.iter().copied(), CompletionItemKind::ENUM_MEMBER);
+        return items(ChannelKind::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER);
     }
     // `by 08:00 ` → a zone.
     if words.len() >= 2 && words[words.len() - 2] == "by" && last.contains(':') {
