@@ -1,4 +1,4 @@
-//! The `Program`: what the compiler hands the engine (DESIGN.md §3).
+//! The `Program`: what the compiler hands the engine.
 //!
 //! Everything the engine would otherwise work out per event is decided here:
 //! event types have dense ids and fields have slots, each workflow is a state

@@ -1,5 +1,5 @@
 //! The engine: a pure, deterministic function of (program, state, input,
-//! clock) — DESIGN.md §1 rule 1.
+//! clock) — ARCHITECTURE.md rule 1.
 //!
 //! [`Engine::process`] takes one decoded event; [`Engine::advance`] moves
 //! the clock and fires the timers that came due. Both append
