@@ -355,6 +355,12 @@ fn hover_definition_references_symbols_and_completion() {
     assert!(fields.starts_with(&["trade_id".to_string(), "ok".to_string()]), "{fields:?}");
     let top = client.at("textDocument/completion", &uri, 8, 0);
     assert_eq!(labels(&top), ["event", "workflow", "channel", "calendar", "maintenance", "test"]);
+    // In a test block, `expect` is followed by an assertion or any record kind.
+    client.change(&uri, 3, json!([{ "text": format!("{edited}test t {{\n  expect \n}}\n") }]));
+    let expectations = labels(&client.at("textDocument/completion", &uri, 9, 9));
+    for word in ["alert", "count", "missing", "at_risk", "early", "rejected"] {
+        assert!(expectations.iter().any(|l| l == word), "{word} in {expectations:?}");
+    }
     assert_eq!(client.stop(), 0);
 }
 

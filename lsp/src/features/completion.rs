@@ -48,19 +48,9 @@ const TEST_STATEMENTS: &[&str] = &[
     "expect stage",
     "expect count",
 ];
-const EXPECTATIONS: &[&str] = &[
-    "alert",
-    "no",
-    "status",
-    "stage",
-    "count",
-    "missing",
-    "late",
-    "at_risk",
-    "out_of_order",
-    "duplicate",
-    "unexpected",
-];
+/// What may follow `expect` in a test; the record kinds come from the IR's
+/// vocabulary, so a new kind is offered without an edit here.
+const EXPECTATIONS: &[&str] = &["alert", "no", "status", "stage", "count"];
 const FIELD_TYPES: &[&str] = &["string", "int", "float", "bool", "date", "timestamp", "duration", "enum"];
 const DAYS: &[&str] = &["day", "weekday", "weekend", "mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -218,7 +208,8 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
     match last {
         "expect" | "then" | "maybe" => {
             if enclosing_block(before).as_deref() == Some("test") {
-                return items(EXPECTATIONS.iter().copied(), CompletionItemKind::KEYWORD);
+                let kinds = mon_compiler::ir::RecordKind::ALL.iter().map(|(word, _)| *word);
+                return items(EXPECTATIONS.iter().copied().chain(kinds), CompletionItemKind::KEYWORD);
             }
             return items(events(), CompletionItemKind::STRUCT);
         }
