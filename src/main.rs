@@ -26,6 +26,7 @@ macro_rules! say_raw {
 
 mod commands;
 mod demo;
+mod rng;
 
 use std::process::ExitCode;
 

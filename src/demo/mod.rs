@@ -92,11 +92,11 @@
 //! This module is the interface: [`Generator`] and the flows it starts.
 //! `scenarios/` plans each example program's events (one module each),
 //! `outbox` keeps them in time order and renders their envelopes, `window`
-//! says which part of time is shown, and `random` holds the draws the
-//! scenarios make.
+//! says which part of time is shown, and `draw` holds the draws the
+//! scenarios make on the binary's one SplitMix64 (`crate::rng`).
 
+mod draw;
 mod outbox;
-mod random;
 mod scenarios;
 #[cfg(test)]
 mod tests;
@@ -106,13 +106,15 @@ use std::cmp::Reverse;
 
 use mon_stdlib::time::local_to_utc;
 
+use draw::Draw;
 use outbox::{Outbox, STREAM_BATCHES, STREAM_ORDERS, STREAM_POSITIONS, STREAM_PRICES, STREAM_TRADES};
-use random::{derive, Rng};
 use scenarios::batch_sequence::plan_batch;
 use scenarios::file_receipt::{plan_positions, plan_prices, LONDON, NEW_YORK, POSITIONS, PRICES};
 use scenarios::grouped_metrics::plan_order;
 use scenarios::trade_lifecycle::plan_trade;
 use window::Window;
+
+use crate::rng::{derive, SplitMix64};
 
 const SECOND: i64 = 1_000;
 const MINUTE: i64 = 60 * SECOND;
@@ -209,13 +211,13 @@ impl Generator {
         // A business date's file events all come after its local midnight.
         while local_to_utc(self.positions_date, 0, LONDON).is_some_and(|midnight| midnight <= now) {
             let date = self.positions_date;
-            let mut rng = Rng::new(derive(self.positions_rng_seed, date as u64));
+            let mut rng = SplitMix64::new(derive(self.positions_rng_seed, date as u64));
             plan_positions(&mut rng, date, self.window, &mut self.outbox);
             self.positions_date += 1;
         }
         while local_to_utc(self.prices_date, 0, NEW_YORK).is_some_and(|midnight| midnight <= now) {
             let date = self.prices_date;
-            let mut rng = Rng::new(derive(self.prices_rng_seed, date as u64));
+            let mut rng = SplitMix64::new(derive(self.prices_rng_seed, date as u64));
             plan_prices(&mut rng, date, self.window, &mut self.outbox);
             self.prices_date += 1;
         }
@@ -224,21 +226,21 @@ impl Generator {
 
 /// One stream of flows (trades, orders or batch runs) started at random gaps.
 struct Flows {
-    rng: Rng,
+    rng: SplitMix64,
     next_start: i64,
     started: u64,
 }
 
 impl Flows {
     fn new(seed: u64, history_start: i64) -> Flows {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         // The first flow comes a random bit after the window opens, like any other.
         let first = history_start + rng.between(0, 2 * SECOND);
         Flows { rng, next_start: first, started: 0 }
     }
 
     /// The number and start instant of the next flow; draws the gap to the one after.
-    fn start(&mut self, gap: impl Fn(&mut Rng) -> i64) -> (u64, i64) {
+    fn start(&mut self, gap: impl Fn(&mut SplitMix64) -> i64) -> (u64, i64) {
         self.started += 1;
         let t0 = self.next_start;
         self.next_start = t0 + gap(&mut self.rng);

@@ -3,9 +3,10 @@
 
 use serde_json::{json, Value};
 
+use crate::demo::draw::Draw;
 use crate::demo::outbox::{Outbox, STREAM_BATCHES};
-use crate::demo::random::Rng;
 use crate::demo::{MINUTE, SECOND};
+use crate::rng::SplitMix64;
 
 /// The scheduler retries a job whose completion callback timed out, so A is
 /// reported twice.
@@ -44,7 +45,7 @@ const BATCH_REGIONS: &[(&str, &str, &str, i64)] = &[
     ("APAC", "batch-hk-01", "batch-hk-02", 96_000),
 ];
 
-pub(crate) fn plan_batch(rng: &mut Rng, tag: &str, n: u64, t0: i64, out: &mut Outbox) {
+pub(crate) fn plan_batch(rng: &mut SplitMix64, tag: &str, n: u64, t0: i64, out: &mut Outbox) {
     const S: u64 = STREAM_BATCHES;
     const SOURCE: &str = "scheduler/control-m";
     // The regions take turns.

@@ -5,10 +5,11 @@
 use mon_stdlib::time::{format_date, local_date, local_to_utc, weekday};
 use serde_json::json;
 
+use crate::demo::draw::Draw;
 use crate::demo::outbox::{timestamp, Outbox, STREAM_POSITIONS, STREAM_PRICES};
-use crate::demo::random::Rng;
 use crate::demo::window::Window;
 use crate::demo::{DAY, MINUTE};
+use crate::rng::SplitMix64;
 
 pub(crate) const LONDON: &str = "Europe/London";
 pub(crate) const NEW_YORK: &str = "America/New_York";
@@ -85,7 +86,7 @@ enum Arrival {
 }
 
 /// `daily_positions`: the London positions file and its warehouse load.
-pub(crate) fn plan_positions(rng: &mut Rng, date: i32, window: Window, out: &mut Outbox) {
+pub(crate) fn plan_positions(rng: &mut SplitMix64, date: i32, window: Window, out: &mut Outbox) {
     const S: u64 = STREAM_POSITIONS;
     let Some(deadline) = POSITIONS.deadline(date) else { return };
     let day = format_date(date);
@@ -161,7 +162,7 @@ pub(crate) fn plan_positions(rng: &mut Rng, date: i32, window: Window, out: &mut
 }
 
 /// `ny_eod_prices`: the New York vendor's end-of-day prices and their load.
-pub(crate) fn plan_prices(rng: &mut Rng, date: i32, window: Window, out: &mut Outbox) {
+pub(crate) fn plan_prices(rng: &mut SplitMix64, date: i32, window: Window, out: &mut Outbox) {
     const S: u64 = STREAM_PRICES;
     let Some(deadline) = PRICES.deadline(date) else { return };
     if !window.watches(deadline) {
@@ -217,10 +218,10 @@ mod tests {
 
     use super::{plan_positions, POSITIONS, PRICES};
     use crate::demo::outbox::{Outbox, Planned, STREAM_POSITIONS};
-    use crate::demo::random::{derive, Rng};
     use crate::demo::tests::{at, count_by_kind, examples_program, parse, replay, run, Replay, SEED};
     use crate::demo::window::Window;
     use crate::demo::HOUR;
+    use crate::rng::{derive, SplitMix64};
 
     #[test]
     fn scheduled_feeds_keep_their_times_of_day() {
@@ -246,7 +247,7 @@ mod tests {
         for day in 0..28 {
             let mut outbox = Outbox::default();
             let date = parse_date("2026-03-30") + day;
-            let mut rng = Rng::new(derive(derive(SEED, STREAM_POSITIONS), date as u64));
+            let mut rng = SplitMix64::new(derive(derive(SEED, STREAM_POSITIONS), date as u64));
             plan_positions(&mut rng, date, Window { history_start: i64::MIN, start: i64::MIN }, &mut outbox);
             let events: Vec<Planned> = outbox.heap.into_sorted_vec().into_iter().map(|Reverse(p)| p).collect();
             let Some(deadline) = POSITIONS.deadline(date) else {

@@ -4,9 +4,10 @@
 
 use serde_json::{json, Value};
 
+use crate::demo::draw::Draw;
 use crate::demo::outbox::{Outbox, STREAM_ORDERS};
-use crate::demo::random::Rng;
 use crate::demo::{MINUTE, SECOND};
+use crate::rng::SplitMix64;
 
 /// Orders with a limit price (the others are market orders).
 const LIMIT_SHARE: f64 = 0.4;
@@ -192,7 +193,7 @@ const CLIENTS: &[&str] = &[
 const PRE_TRADE_REASONS: &[&str] = &["PRE_TRADE_LIMIT", "RESTRICTED_INSTRUMENT", "CREDIT_LIMIT"];
 const VENUE_REASONS: &[&str] = &["VENUE_REJECT", "PRICE_BAND"];
 
-pub(crate) fn plan_order(rng: &mut Rng, tag: &str, n: u64, t0: i64, out: &mut Outbox) {
+pub(crate) fn plan_order(rng: &mut SplitMix64, tag: &str, n: u64, t0: i64, out: &mut Outbox) {
     const S: u64 = STREAM_ORDERS;
     let order_id = format!("O-{tag}-{n:05}");
     let listing = rng.weighted(LISTINGS, |l| l.weight);
@@ -319,7 +320,7 @@ pub(crate) fn plan_order(rng: &mut Rng, tag: &str, n: u64, t0: i64, out: &mut Ou
 }
 
 /// The counterparty's answer to a booked trade (`trade_confirmation`).
-fn plan_confirmation(rng: &mut Rng, trouble: &OrderTroubles, trade_id: &str, booked_at: i64, out: &mut Outbox) {
+fn plan_confirmation(rng: &mut SplitMix64, trouble: &OrderTroubles, trade_id: &str, booked_at: i64, out: &mut Outbox) {
     if rng.chance(trouble.never_confirmed) {
         return;
     }

@@ -4,9 +4,10 @@
 
 use serde_json::{json, Value};
 
+use crate::demo::draw::Draw;
 use crate::demo::outbox::{timestamp, Outbox, STREAM_TRADES};
-use crate::demo::random::Rng;
 use crate::demo::SECOND;
+use crate::rng::SplitMix64;
 
 /// System 1 replays its outbox after a restart: the same trade again, with a
 /// new envelope id (the rule drops it as a duplicate).
@@ -117,7 +118,7 @@ const BOOKS: &[Book] = &[
 /// Why System 3 refuses a trade.
 const NACK_REASONS: &[&str] = &["UNKNOWN_COUNTERPARTY", "SSI_MISSING", "TRADE_DATE_MISMATCH"];
 
-pub(crate) fn plan_trade(rng: &mut Rng, trade_id: &str, t0: i64, out: &mut Outbox) {
+pub(crate) fn plan_trade(rng: &mut SplitMix64, trade_id: &str, t0: i64, out: &mut Outbox) {
     const S: u64 = STREAM_TRADES;
     let book = rng.weighted(BOOKS, |b| b.weight);
     let fate = rng.fate(book.troubles, TradeFate::Clean);
