@@ -2,9 +2,10 @@
 //! replay recorded events through them, run the service (`mon run`, and
 //! `mon demo` on the examples), and measure the engine.
 //!
-//! Each subcommand lives in `commands/`; this file only parses arguments
-//! and maps outcomes to exit codes: 0 success, 1 the rules (or the files)
-//! have problems, 2 the command itself was wrong (bad flag, missing path).
+//! Each subcommand lives in `commands/`, and the event generator behind
+//! `mon demo` in `demo/`; this file only parses arguments and maps outcomes
+//! to exit codes: 0 success, 1 the rules (or the files) have problems, 2 the
+//! command itself was wrong (bad flag, missing path).
 
 /// `println!` that does not panic when stdout is closed (`mon test | head`):
 /// output nobody reads is not an error worth a crash.
@@ -24,6 +25,8 @@ macro_rules! say_raw {
 }
 
 mod commands;
+mod demo;
+mod rng;
 
 use std::process::ExitCode;
 

@@ -5,6 +5,8 @@
 
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "support/service.rs"]
 mod service;
 
@@ -12,21 +14,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rng::SplitMix64;
 use serde_json::Value;
 use service::Service;
-
-/// A small deterministic generator, so a failing run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
 
 fn records_of(messages: &[kafka::Message]) -> Vec<Value> {
     messages
@@ -104,7 +94,8 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     let args = run_args(&config, &state, &rules, "event");
     let log = dir.path().join("mon.log");
 
-    let mut rng = Rng(7);
+    // A fixed seed, so a failing run can be repeated.
+    let mut rng = SplitMix64::new(7);
     let mut kills = 0;
     let mut mid_stream = 0;
     let started = Instant::now();
@@ -113,7 +104,7 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     while mid_stream < 22 && kills < 80 {
         let service = Service::start(&args, &log);
         // Kill at a random point of this life: early, mid-batch, or during a snapshot.
-        std::thread::sleep(Duration::from_millis(rng.next() % 150));
+        std::thread::sleep(Duration::from_millis(rng.next_u64() % 150));
         let consumed = service.metric_sum("mon_events_total");
         service.kill9();
         kills += 1;

@@ -15,6 +15,7 @@ use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
 use mon_runtime::event::{Decoded, Decoder};
 use mon_runtime::{Engine, Event, Kind, Record};
 
+use crate::rng::SplitMix64;
 use crate::Outcome;
 
 const RULES: &str = r#"
@@ -55,33 +56,17 @@ pub struct Args {
     emit: Option<std::path::PathBuf>,
 }
 
-/// A small deterministic generator (SplitMix64): the same seed gives the
-/// same stream on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 const BASE: i64 = 1_772_438_400_000; // 2026-03-02T08:00:00Z
 const STEPS: usize = 5;
 const TYPES: [&str; STEPS] = ["trade_ingested", "trade_verified", "sent_to_sys3", "sys3_ack", "sent_to_sys4"];
 
 /// The JSON lines of the stream, phase by phase, and the number of stalls.
 fn generate(args: &Args) -> (Vec<String>, u64) {
-    let mut rng = Rng(args.seed);
+    // SplitMix64: the same seed gives the same stream on every machine.
+    let mut rng = SplitMix64::new(args.seed);
     // The step (1..5) at which each trade stalls, or 5 for none.
     let stop: Vec<u8> = (0..args.trades)
-        .map(|_| if rng.unit() < args.stall_rate { 1 + (rng.next() % 4) as u8 } else { STEPS as u8 })
+        .map(|_| if rng.unit() < args.stall_rate { 1 + (rng.next_u64() % 4) as u8 } else { STEPS as u8 })
         .collect();
     let stalls = stop.iter().filter(|&&s| (s as usize) < STEPS).count() as u64;
     let regions = ["EMEA", "AMER", "APAC"];

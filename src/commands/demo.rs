@@ -3,8 +3,6 @@
 //! generator posts realistic events (some late, missing, out of order)
 //! through the HTTP ingest path, and a summary is printed every few seconds.
 
-pub mod generator;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,6 +11,7 @@ use std::time::{Duration, Instant};
 use mon_service::config::{Config, HttpConfig, LogConfig};
 
 use crate::commands::run::compile_tree;
+use crate::demo::Generator;
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -106,7 +105,7 @@ pub fn run(args: Args) -> Outcome {
 /// `every` seconds, until `stop` (or `seconds` have passed).
 fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds: Option<u64>, stop: Arc<AtomicBool>) {
     let started = Instant::now();
-    let mut generator = generator::Generator::new(seed, mon_service::clock::wall_now());
+    let mut generator = Generator::new(seed, mon_service::clock::wall_now());
     let mut last_report = Instant::now();
     let events_url = format!("http://{address}/api/v1/events");
     let status_url = format!("http://{address}/api/v1/status");
