@@ -9,8 +9,10 @@
 pub mod ast;
 mod error;
 mod format;
+mod literal;
 mod parse;
 
 pub use error::{SyntaxError, SyntaxErrorKind};
-pub use format::{format, format_duration};
+pub use format::format;
+pub use literal::format_duration;
 pub use parse::{parse, reserved_words};

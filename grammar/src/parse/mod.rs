@@ -1,0 +1,94 @@
+//! From source text to [`ast::File`](crate::ast::File).
+//!
+//! Parsing never fails. pest stops at the first error, so the file is first
+//! cut into top-level items ([`split`]) and each item is parsed on its own
+//! ([`build`], the only module that touches pest's pairs): a broken item gives
+//! one error and the items around it still parse, which is what lets the
+//! checker and the editor work on a file being typed. A broken `workflow`,
+//! `event` or `test` is re-parsed statement by statement ([`recover`]), so
+//! one bad line costs one error. [`errors`] puts pest's errors into words.
+
+mod build;
+mod errors;
+mod recover;
+mod split;
+
+use crate::ast::{Comment, File};
+use crate::error::SyntaxError;
+use build::Parsed;
+
+/// Parses one file. Always returns a tree (possibly missing the broken
+/// items) and every syntax error found.
+pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
+    let mut file = File { items: Vec::new(), comments: split::scan_comments(src), unparsed: Vec::new() };
+    let mut errors = Vec::new();
+    let cx = Context { src, comments: &file.comments };
+    for (start, end) in split::split_items(src) {
+        match build::item(cx, start, end) {
+            Parsed::Built(item, found) => {
+                file.items.push(item);
+                errors.extend(found);
+            }
+            Parsed::Refused(_) if build::is_blank(&src[start..end]) => {}
+            Parsed::Refused(err) => match recover::recover_block(cx, start, end) {
+                Some((item, found)) => {
+                    file.items.push(item);
+                    // Every statement parsed alone, yet the whole did
+                    // not: say what pest said rather than pass a broken
+                    // item. No known input gets here since a `{` may
+                    // open on the next line; this keeps it that way.
+                    if found.is_empty() {
+                        errors.push(errors::convert_error(src, start, &err));
+                    }
+                    errors.extend(found);
+                }
+                None => {
+                    errors.push(errors::convert_error(src, start, &err));
+                    file.unparsed.extend(split::declared_name(src, start, end));
+                }
+            },
+        }
+    }
+    (file, errors)
+}
+
+/// The reserved words, for documentation and for the language server.
+pub fn reserved_words() -> &'static [&'static str] {
+    errors::RESERVED
+}
+
+/// The file being parsed, as every piece of the parser sees it.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    src: &'a str,
+    /// Every comment of the file, in order: for doc comments and for
+    /// trimming spans.
+    comments: &'a [Comment],
+}
+
+impl Context<'_> {
+    /// The `///` lines directly above `start`, joined.
+    fn doc(&self, start: usize) -> Option<String> {
+        let mut lines = Vec::new();
+        let mut cursor = start;
+        for comment in self.comments.iter().rev().filter(|c| c.span.end <= start) {
+            let between = &self.src[comment.span.end..cursor];
+            let newlines = between.matches('\n').count();
+            if !between.trim().is_empty() || newlines > 1 || !comment.text.starts_with("///") {
+                break;
+            }
+            // A `///` that ends a code line documents that line, not ours.
+            let line_start = self.src[..comment.span.start].rfind('\n').map_or(0, |i| i + 1);
+            if !self.src[line_start..comment.span.start].trim().is_empty() {
+                break;
+            }
+            lines.push(comment.text.trim_start_matches('/').trim().to_string());
+            cursor = comment.span.start;
+        }
+        if lines.is_empty() {
+            return None;
+        }
+        lines.reverse();
+        Some(lines.join("\n"))
+    }
+}

@@ -1,0 +1,262 @@
+//! Cutting source text into the pieces pest parses one at a time.
+//!
+//! pest stops at the first error, so the parser never hands it a whole file:
+//! this module cuts the file into top-level items (a line that starts with
+//! `event`, `workflow`, ... at brace depth zero begins a new one) and a broken
+//! block into its statements. It is a small lexer that knows only brackets,
+//! strings and comments, which is all that cutting needs; it never decides
+//! whether a piece is valid.
+
+use crate::ast::{Comment, Ident, Span};
+
+pub(super) const TOP_LEVEL_KEYWORDS: &[&str] = &["event", "workflow", "channel", "calendar", "maintenance", "test"];
+
+/// Byte ranges of the top-level items of `src`. The ranges cover the whole
+/// file, so comments and junk between items belong to some item.
+pub(super) fn split_items(src: &str) -> Vec<(usize, usize)> {
+    let mut starts = vec![0];
+    let mut depth: i64 = 0;
+    let mut in_block_comment = false;
+    let mut in_test = false;
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let column = line.len() - trimmed.len();
+        // A block comment closed on the same line may come before the keyword.
+        let code = if in_block_comment { trimmed } else { &trimmed[first_code_offset(trimmed).min(trimmed.len())..] };
+        let word: &str = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+        // `event: string` is a field named `event`, not a declaration.
+        let after_word = code[word.len()..].trim_start();
+        let is_top = !in_block_comment && TOP_LEVEL_KEYWORDS.contains(&word) && !after_word.starts_with(':');
+        // A keyword in column 0 while a block is still open means a `}` was
+        // forgotten: start afresh rather than swallow the rest of the file.
+        // Tests contain `event` statements, which are not items.
+        let recovers = is_top && column == 0 && depth > 0 && !(in_test && word == "event");
+        if is_top && (depth <= 0 || recovers) {
+            if offset > 0 {
+                starts.push(doc_start(src, offset));
+            }
+            depth = 0;
+            in_test = word == "test";
+        }
+        scan_line(line, &mut depth, &mut in_block_comment);
+        offset += line.len();
+    }
+    starts.dedup();
+    let mut ranges = Vec::with_capacity(starts.len());
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(src.len());
+        if start < end {
+            ranges.push((start, end));
+        }
+    }
+    ranges
+}
+
+/// Moves an item's start back over the `///` doc lines right above it, so
+/// that a doc comment travels with its item.
+fn doc_start(src: &str, line_start: usize) -> usize {
+    let mut start = line_start;
+    while start > 0 {
+        let prev_end = start - 1; // the '\n' ending the previous line
+        let prev_start = src[..prev_end].rfind('\n').map_or(0, |i| i + 1);
+        if src[prev_start..prev_end].trim_start().starts_with("///") {
+            start = prev_start;
+        } else {
+            break;
+        }
+    }
+    start
+}
+
+/// Tracks bracket depth across one line, skipping strings and comments.
+fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool) {
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if *in_block_comment {
+            if bytes[i..].starts_with(b"*/") {
+                *in_block_comment = false;
+                i += 2;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => return,
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                *in_block_comment = true;
+                i += 2;
+                continue;
+            }
+            b'"' => {
+                i = string_end(bytes, i);
+                continue;
+            }
+            b'{' | b'(' | b'[' => *depth += 1,
+            b'}' | b')' | b']' => *depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// The offset just past the string literal opening at `start`. An unclosed
+/// string ends at the end of its line, and that newline still separates
+/// statements.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+        i += if bytes[i] == b'\\' { 2 } else { 1 };
+    }
+    if bytes.get(i) == Some(&b'"') {
+        i + 1
+    } else {
+        i.min(bytes.len())
+    }
+}
+
+/// Every comment in the file, found by a small lexer that knows strings.
+pub(super) fn scan_comments(src: &str) -> Vec<Comment> {
+    let bytes = src.as_bytes();
+    let mut comments = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => i = string_end(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                let end = src[i..].find('\n').map_or(src.len(), |n| i + n);
+                let end = if src[i..end].ends_with('\r') { end - 1 } else { end };
+                comments.push(Comment { text: src[i..end].to_string(), span: Span::new(i, end) });
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = src[i + 2..].find("*/").map_or(src.len(), |n| i + 2 + n + 2);
+                comments.push(Comment { text: src[i..end].to_string(), span: Span::new(i, end) });
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    comments
+}
+/// The keyword and name a broken item starts with, if it has them.
+pub(super) fn declared_name(src: &str, start: usize, end: usize) -> Option<(String, Ident)> {
+    let text = &src[start..end];
+    let at = first_code_offset(text);
+    let mut words = text[at..].split(|c: char| c.is_whitespace() || c == '{');
+    let keyword = words.next().filter(|w| TOP_LEVEL_KEYWORDS.contains(w))?;
+    let rest_at = at + keyword.len();
+    let name_at = rest_at + (text[rest_at..].len() - text[rest_at..].trim_start().len());
+    let name: String = text[name_at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    if name.is_empty() {
+        return None;
+    }
+    let span = Span::new(start + name_at, start + name_at + name.len());
+    Some((keyword.to_string(), Ident { name, span }))
+}
+
+/// The offset of the first character that is not blank or comment.
+pub(super) fn first_code_offset(text: &str) -> usize {
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+        } else if bytes[i..].starts_with(b"//") {
+            i += text[i..].find('\n').unwrap_or(text.len() - i);
+        } else if bytes[i..].starts_with(b"/*") {
+            // An unclosed block comment is code to complain about.
+            match text[i..].find("*/") {
+                Some(n) => i += n + 2,
+                None => break,
+            }
+        } else {
+            break;
+        }
+    }
+    i
+}
+
+/// Calls `visit(offset, byte, depth)` for every byte outside strings and
+/// comments; stops early when `visit` returns true.
+pub(super) fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0i64;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i = string_end(bytes, i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(text.len() - i);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += text[i..].find("*/").map_or(text.len() - i, |n| n + 2);
+                continue;
+            }
+            b @ (b'{' | b'(' | b'[') => {
+                if visit(i, b, depth) {
+                    return Some(i);
+                }
+                depth += 1;
+            }
+            b @ (b'}' | b')' | b']') => {
+                depth -= 1;
+                if visit(i, b, depth) {
+                    return Some(i);
+                }
+            }
+            b => {
+                if visit(i, b, depth) {
+                    return Some(i);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+pub(super) fn find_top_level(text: &str, wanted: u8) -> Option<usize> {
+    walk_code(text, |_, b, depth| depth == 0 && b == wanted)
+}
+
+/// The `}` closing a block whose `{` came just before `text`.
+pub(super) fn find_matching_close(text: &str) -> Option<usize> {
+    walk_code(text, |_, b, depth| b == b'}' && depth < 0)
+}
+
+/// Statement ranges of a block body: split at `;` and at newlines that do
+/// not follow a binary operator or a comma, outside brackets.
+pub(super) fn split_statements(body: &str, split_on_comma: bool) -> Vec<(usize, usize)> {
+    let mut cuts = Vec::new();
+    walk_code(body, |i, b, depth| {
+        let cut = depth == 0 && (b == b';' || (split_on_comma && b == b',') || (b == b'\n' && !continues(&body[..i])));
+        if cut {
+            cuts.push(i);
+        }
+        false
+    });
+    let mut ranges = Vec::new();
+    let mut from = 0;
+    for cut in cuts {
+        ranges.push((from, cut));
+        from = cut + 1;
+    }
+    ranges.push((from, body.len()));
+    ranges
+}
+
+/// Whether the line ending here continues on the next one.
+fn continues(before: &str) -> bool {
+    let line = before.rsplit('\n').next().unwrap_or("");
+    let code = line.split("//").next().unwrap_or("").trim_end();
+    ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"].iter().any(|op| {
+        code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' '))
+    })
+}
