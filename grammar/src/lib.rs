@@ -6,6 +6,10 @@
 //! about names, types or time zones (that is the compiler's job) and does no
 //! I/O: it takes `&str` and gives data.
 
+// `parse` must return for every input, so a surprise inside the parser is an
+// error value, never a panic (see `parse/build.rs`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod ast;
 mod error;
 mod format;

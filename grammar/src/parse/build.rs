@@ -5,8 +5,16 @@
 //! the parser asks this module to parse and build one piece of text (an item,
 //! a block's header, one statement) and gets back a node or pest's error, so
 //! that a change of the grammar's shape is met here and nowhere else.
+//!
+//! The builder trusts nothing about the shape of the pairs: the grammar and
+//! the builder are two descriptions of one language, and an edit to one can
+//! miss the other. A pair it does not expect (a missing child, an extra one,
+//! another rule) makes the piece an internal error at that pair's span,
+//! never a panic, so that `parse` keeps its promise to return for every
+//! input and the editor keeps working while the bug is reported.
 
 use std::cell::RefCell;
+use std::iter::{Filter, Peekable};
 use std::sync::OnceLock;
 
 use pest::iterators::{Pair, Pairs};
@@ -29,6 +37,9 @@ pub(super) enum Parsed<T> {
     Built(T, Vec<SyntaxError>),
     /// pest did not accept the text.
     Refused(pest::error::Error<Rule>),
+    /// pest accepted the text but the builder could not make a node of it.
+    /// The errors say why (the last one) and what was found before.
+    Unbuilt(Vec<SyntaxError>),
 }
 
 /// The blocks that recovery re-parses statement by statement.
@@ -66,42 +77,160 @@ pub(super) fn item(cx: Context, start: usize, end: usize) -> Parsed<Item> {
 /// keyword to just before its `{`.
 pub(super) fn head(cx: Context, kind: BlockKind, start: usize, end: usize) -> Parsed<Head> {
     match kind {
-        BlockKind::Workflow => piece(cx, Rule::workflow_head, start, end, |b, p| Head::Name(b.ident(p))),
-        BlockKind::Event => piece(cx, Rule::event_head, start, end, |b, p| Head::Name(b.ident(p))),
-        BlockKind::Test => piece(cx, Rule::test_head, start, end, |b, p| Head::Title(b.string(p))),
+        BlockKind::Workflow => piece(cx, Rule::workflow_head, start, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Event => piece(cx, Rule::event_head, start, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Test => piece(cx, Rule::test_head, start, end, |b, p| Ok(Head::Title(b.string(p)?))),
     }
 }
 
 /// Parses `src[start..end]` as one statement of a block of `kind`.
 pub(super) fn statement(cx: Context, kind: BlockKind, start: usize, end: usize) -> Parsed<Statement> {
     match kind {
-        BlockKind::Workflow => piece(cx, Rule::workflow_stmt_only, start, end, |b, p| Statement::Workflow(b.stmt(p))),
-        BlockKind::Event => piece(cx, Rule::field_only, start, end, |b, p| Statement::Field(b.field(p))),
-        BlockKind::Test => piece(cx, Rule::test_stmt_only, start, end, |b, p| Statement::Test(b.test_stmt(p))),
+        BlockKind::Workflow => {
+            piece(cx, Rule::workflow_stmt_only, start, end, |b, p| Ok(Statement::Workflow(b.stmt(p)?)))
+        }
+        BlockKind::Event => piece(cx, Rule::field_only, start, end, |b, p| Ok(Statement::Field(b.field(p)?))),
+        BlockKind::Test => piece(cx, Rule::test_stmt_only, start, end, |b, p| Ok(Statement::Test(b.test_stmt(p)?))),
     }
 }
 
 /// Parses `src[start..end]` with `rule`, one of the wrappers of mon.pest that
-/// hold a single node between the start and the end of the input, and
-/// builds that node.
+/// hold a single node (after its keyword, for a header) between the start
+/// and the end of the input, and builds that node.
 fn piece<'a, T>(
     cx: Context<'a>,
     rule: Rule,
     start: usize,
     end: usize,
-    build: impl FnOnce(&Builder<'a>, Pair<Rule>) -> T,
+    build: impl FnOnce(&Builder<'a>, Pair<Rule>) -> Built<T>,
 ) -> Parsed<T> {
     let pairs = match MonParser::parse(rule, &cx.src[start..end]) {
         Ok(pairs) => pairs,
         Err(err) => return Parsed::Refused(err),
     };
     let builder = Builder { offset: start, cx, errors: RefCell::new(Vec::new()) };
-    let wrapper = pairs.into_iter().next().expect("a rule yields its own pair");
-    let node = builder.inner(wrapper).find(|p| p.as_rule() != Rule::EOI).expect("a wrapper holds its node");
-    let value = build(&builder, node);
-    Parsed::Built(value, builder.errors.into_inner())
+    let built = (|| {
+        let mut wrapper = Children::of_all(rule, Span::new(start, end), start, pairs);
+        let wrapper = wrapper.next("the rule's own pair")?;
+        let mut children = builder.children(wrapper);
+        let node = children.next("a node")?;
+        children.next_if(Rule::EOI);
+        children.done()?;
+        build(&builder, node)
+    })();
+    let mut errors = builder.errors.into_inner();
+    match built {
+        Ok(value) => Parsed::Built(value, errors),
+        Err(error) => {
+            errors.push(error);
+            Parsed::Unbuilt(errors)
+        }
+    }
 }
 
+/// A node, or the internal error that stopped it from being built.
+type Built<T> = Result<T, SyntaxError>;
+
+/// The grammar and the builder disagree: a bug in mon, not in the rule file.
+fn internal(expected: &str, found: String, span: Span) -> SyntaxError {
+    SyntaxError { kind: SyntaxErrorKind::Internal { expected: expected.to_string(), found }, span }
+}
+
+fn is_not_keyword(pair: &Pair<Rule>) -> bool {
+    !format!("{:?}", pair.as_rule()).starts_with("kw_")
+}
+
+/// The children of one pair without its keyword tokens, taken one by one as
+/// the grammar promises them.
+struct Children<'i> {
+    /// The parent's rule and span (in the file), for errors.
+    rule: Rule,
+    span: Span,
+    /// Where the parsed text starts in the file.
+    offset: usize,
+    pairs: Peekable<NoKeywords<'i>>,
+}
+
+type NoKeywords<'i> = Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>;
+
+impl<'i> Children<'i> {
+    fn of_all(rule: Rule, span: Span, offset: usize, pairs: Pairs<'i, Rule>) -> Self {
+        let not_keyword: fn(&Pair<'i, Rule>) -> bool = is_not_keyword;
+        Children { rule, span, offset, pairs: pairs.filter(not_keyword).peekable() }
+    }
+
+    /// The next child, which the grammar promises: `expected` says what it
+    /// should be.
+    fn next(&mut self, expected: &str) -> Built<Pair<'i, Rule>> {
+        match self.pairs.next() {
+            Some(pair) => Ok(pair),
+            None => Err(internal(expected, format!("the end of `{:?}`", self.rule), self.span)),
+        }
+    }
+
+    /// The next child if it is a `rule`.
+    fn next_if(&mut self, rule: Rule) -> Option<Pair<'i, Rule>> {
+        self.pairs.next_if(|p| p.as_rule() == rule)
+    }
+
+    /// Every child taken: one more is something the grammar gives and the
+    /// builder would silently drop.
+    fn done(mut self) -> Built<()> {
+        match self.pairs.next() {
+            None => Ok(()),
+            Some(pair) => Err(unexpected(self.offset, &pair, &format!("the end of `{:?}`", self.rule))),
+        }
+    }
+}
+
+impl<'i> Iterator for Children<'i> {
+    type Item = Pair<'i, Rule>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.pairs.next()
+    }
+}
+
+/// `pair` is not what the builder expected there.
+fn unexpected(offset: usize, pair: &Pair<Rule>, expected: &str) -> SyntaxError {
+    let s = pair.as_span();
+    internal(expected, format!("`{:?}`", pair.as_rule()), Span::new(offset + s.start(), offset + s.end()))
+}
+
+/// The operators of mon.pest's `expr`, as [`pratt`] knows them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fixity {
+    Prefix,
+    Infix,
+}
+
+/// Whether `rule` is an operator of [`pratt`], and which kind. Everything
+/// else in an `expr` is a primary.
+fn fixity(rule: Rule) -> Option<Fixity> {
+    match rule {
+        Rule::op_not | Rule::op_neg => Some(Fixity::Prefix),
+        Rule::op_or
+        | Rule::op_and
+        | Rule::op_eq
+        | Rule::op_ne
+        | Rule::op_lt
+        | Rule::op_le
+        | Rule::op_gt
+        | Rule::op_ge
+        | Rule::op_in
+        | Rule::op_not_in
+        | Rule::op_add
+        | Rule::op_sub
+        | Rule::op_mul
+        | Rule::op_div
+        | Rule::op_coalesce => Some(Fixity::Infix),
+        _ => None,
+    }
+}
+
+/// Operator precedence, loosest first. Every operator here is in
+/// [`fixity`], and the other way round: pest's Pratt parser panics on an
+/// operator it does not know.
 fn pratt() -> &'static PrattParser<Rule> {
     static PRATT: OnceLock<PrattParser<Rule>> = OnceLock::new();
     PRATT.get_or_init(|| {
@@ -124,15 +253,12 @@ fn pratt() -> &'static PrattParser<Rule> {
     })
 }
 
-fn is_keyword(rule: Rule) -> bool {
-    format!("{rule:?}").starts_with("kw_")
-}
-
-/// Turns the pairs of one item into AST nodes, shifting spans by the item's
-/// offset in the file.
+/// Turns the pairs of one piece of text into AST nodes, shifting spans by
+/// the piece's offset in the file.
 struct Builder<'a> {
     offset: usize,
     cx: Context<'a>,
+    /// Problems that do not stop a node from being built.
     errors: RefCell<Vec<SyntaxError>>,
 }
 
@@ -157,125 +283,168 @@ impl<'a> Builder<'a> {
         self.errors.borrow_mut().push(SyntaxError { kind, span });
     }
 
-    /// The inner pairs of `pair` without its keyword tokens.
-    fn inner<'i>(&self, pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
-        pair.into_inner().filter(|p| !is_keyword(p.as_rule()))
+    fn children<'i>(&self, pair: Pair<'i, Rule>) -> Children<'i> {
+        Children::of_all(pair.as_rule(), self.span(&pair), self.offset, pair.into_inner())
     }
 
-    fn ident(&self, pair: Pair<Rule>) -> Ident {
-        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    /// `pair` is not what the builder expected there.
+    fn unexpected(&self, pair: &Pair<Rule>, expected: &str) -> SyntaxError {
+        unexpected(self.offset, pair, expected)
     }
 
-    fn idents(&self, pairs: impl Iterator<Item = Pair<'a, Rule>>) -> Vec<Ident> {
+    /// The span of `pair`, which must be a `rule`.
+    fn token(&self, pair: &Pair<Rule>, rule: Rule) -> Built<Span> {
+        if pair.as_rule() == rule {
+            Ok(self.span(pair))
+        } else {
+            Err(self.unexpected(pair, &format!("`{rule:?}`")))
+        }
+    }
+
+    fn ident(&self, pair: Pair<Rule>) -> Built<Ident> {
+        let span = self.token(&pair, Rule::ident)?;
+        Ok(Ident { name: pair.as_str().to_string(), span })
+    }
+
+    fn idents(&self, pairs: impl Iterator<Item = Pair<'a, Rule>>) -> Built<Vec<Ident>> {
         pairs.map(|p| self.ident(p)).collect()
     }
 
-    fn item(&self, pair: Pair<Rule>) -> Item {
-        match pair.as_rule() {
-            Rule::event_decl => Item::Event(self.event_decl(pair)),
-            Rule::workflow_decl => Item::Workflow(self.workflow_decl(pair)),
-            Rule::channel_decl => Item::Channel(self.channel_decl(pair)),
-            Rule::calendar_decl => Item::Calendar(self.calendar_decl(pair)),
-            Rule::maintenance_decl => Item::Maintenance(self.maintenance_decl(pair)),
-            Rule::test_decl => Item::Test(self.test_decl(pair)),
-            other => unreachable!("item rule {other:?}"),
-        }
+    fn item(&self, pair: Pair<Rule>) -> Built<Item> {
+        Ok(match pair.as_rule() {
+            Rule::event_decl => Item::Event(self.event_decl(pair)?),
+            Rule::workflow_decl => Item::Workflow(self.workflow_decl(pair)?),
+            Rule::channel_decl => Item::Channel(self.channel_decl(pair)?),
+            Rule::calendar_decl => Item::Calendar(self.calendar_decl(pair)?),
+            Rule::maintenance_decl => Item::Maintenance(self.maintenance_decl(pair)?),
+            Rule::test_decl => Item::Test(self.test_decl(pair)?),
+            _ => return Err(self.unexpected(&pair, "a declaration")),
+        })
     }
 
     // ------------------------------------------------------------ events
 
-    fn event_decl(&self, pair: Pair<Rule>) -> EventDecl {
+    fn event_decl(&self, pair: Pair<Rule>) -> Built<EventDecl> {
         let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.ident(inner.next().expect("event name"));
-        let body_pair = inner.next().expect("event body");
+        let mut inner = self.children(pair);
+        let name = self.ident(inner.next("the event's name")?)?;
+        let body_pair = inner.next("the event's body")?;
+        inner.done()?;
         let body = match body_pair.as_rule() {
-            Rule::event_schema => EventBody::Schema(self.string(self.inner(body_pair).next().expect("schema path"))),
-            _ => EventBody::Fields(self.inner(body_pair).map(|f| self.field(f)).collect()),
-        };
-        EventDecl { doc: self.cx.doc(span.start), name, body, span }
-    }
-
-    fn field(&self, pair: Pair<Rule>) -> FieldDecl {
-        let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.ident(inner.next().expect("field name"));
-        let ty = self.type_expr(inner.next().expect("field type"));
-        let pii = inner.next().is_some();
-        FieldDecl { doc: self.cx.doc(span.start), name, ty, pii, span }
-    }
-
-    fn type_expr(&self, pair: Pair<Rule>) -> TypeExpr {
-        let span = self.span(&pair);
-        let mut kind = None;
-        let mut optional = false;
-        for p in self.inner(pair) {
-            match p.as_rule() {
-                Rule::named_type => kind = Some(TypeKind::Named(self.ident(self.inner(p).next().expect("type name")))),
-                Rule::enum_type => kind = Some(TypeKind::Enum(self.idents(self.inner(p)))),
-                Rule::optional => optional = true,
-                other => unreachable!("type rule {other:?}"),
+            Rule::event_schema => {
+                let mut schema = self.children(body_pair);
+                let path = self.string(schema.next("the schema's path")?)?;
+                schema.done()?;
+                EventBody::Schema(path)
             }
-        }
-        TypeExpr { kind: kind.expect("a type has a kind"), optional, span }
+            Rule::event_fields => {
+                EventBody::Fields(self.children(body_pair).map(|f| self.field(f)).collect::<Built<_>>()?)
+            }
+            _ => return Err(self.unexpected(&body_pair, "`from` or the event's fields")),
+        };
+        Ok(EventDecl { doc: self.cx.doc(span.start), name, body, span })
+    }
+
+    fn field(&self, pair: Pair<Rule>) -> Built<FieldDecl> {
+        let span = self.token(&pair, Rule::field)?;
+        let mut inner = self.children(pair);
+        let name = self.ident(inner.next("the field's name")?)?;
+        let ty = self.type_expr(inner.next("the field's type")?)?;
+        let pii = inner.next_if(Rule::pii).is_some();
+        inner.done()?;
+        Ok(FieldDecl { doc: self.cx.doc(span.start), name, ty, pii, span })
+    }
+
+    fn type_expr(&self, pair: Pair<Rule>) -> Built<TypeExpr> {
+        let span = self.token(&pair, Rule::type_expr)?;
+        let mut inner = self.children(pair);
+        let kind_pair = inner.next("a type")?;
+        let kind = match kind_pair.as_rule() {
+            Rule::named_type => {
+                let mut named = self.children(kind_pair);
+                let name = self.ident(named.next("the type's name")?)?;
+                named.done()?;
+                TypeKind::Named(name)
+            }
+            Rule::enum_type => TypeKind::Enum(self.idents(self.children(kind_pair))?),
+            _ => return Err(self.unexpected(&kind_pair, "a named type or an enum")),
+        };
+        let optional = inner.next_if(Rule::optional).is_some();
+        inner.done()?;
+        Ok(TypeExpr { kind, optional, span })
     }
 
     // ------------------------------------------------------------ workflows
 
-    fn workflow_decl(&self, pair: Pair<Rule>) -> WorkflowDecl {
+    fn workflow_decl(&self, pair: Pair<Rule>) -> Built<WorkflowDecl> {
         let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.ident(inner.next().expect("workflow name"));
-        let stmts = inner.map(|p| self.stmt(p)).collect();
-        WorkflowDecl { doc: self.cx.doc(span.start), name, stmts, span, incomplete: false }
+        let mut inner = self.children(pair);
+        let name = self.ident(inner.next("the workflow's name")?)?;
+        let stmts = inner.map(|p| self.stmt(p)).collect::<Built<_>>()?;
+        Ok(WorkflowDecl { doc: self.cx.doc(span.start), name, stmts, span, incomplete: false })
     }
 
-    fn stmt(&self, pair: Pair<Rule>) -> Stmt {
+    /// One child of `pair` and no more, built by `build`.
+    fn only<'i, T>(
+        &self,
+        pair: Pair<'i, Rule>,
+        what: &str,
+        build: impl FnOnce(Pair<'i, Rule>) -> Built<T>,
+    ) -> Built<T> {
+        let mut inner = self.children(pair);
+        let value = build(inner.next(what)?)?;
+        inner.done()?;
+        Ok(value)
+    }
+
+    fn stmt(&self, pair: Pair<Rule>) -> Built<Stmt> {
         let span = self.span(&pair);
-        let rule = pair.as_rule();
-        let kind = match rule {
-            Rule::key_stmt => StmtKind::Key(self.key_fields(pair)),
-            Rule::group_stmt => StmtKind::GroupBy(self.idents(self.inner(pair))),
-            Rule::cohort_stmt => StmtKind::Cohort(self.ident(self.inner(pair).next().expect("cohort field"))),
-            Rule::timezone_stmt => StmtKind::Timezone(self.zone(self.inner(pair).next().expect("zone"))),
+        let kind = match pair.as_rule() {
+            Rule::key_stmt => StmtKind::Key(self.key_fields(pair)?),
+            Rule::group_stmt => StmtKind::GroupBy(self.idents(self.children(pair))?),
+            Rule::cohort_stmt => StmtKind::Cohort(self.only(pair, "the cohort field", |p| self.ident(p))?),
+            Rule::timezone_stmt => StmtKind::Timezone(self.only(pair, "a time zone", |p| self.zone(p))?),
             Rule::status_stmt => {
-                let mut inner = self.inner(pair);
-                let color = self.ident(inner.next().expect("status color"));
-                let condition = self.expr(inner.next().expect("status condition"));
+                let mut inner = self.children(pair);
+                let color = self.ident(inner.next("the status color")?)?;
+                let condition = self.expr(inner.next("the status condition")?)?;
+                inner.done()?;
                 StmtKind::Status { color, condition }
             }
             Rule::on_stmt => {
-                let mut inner = self.inner(pair);
-                let case = self.ident(inner.next().expect("on case"));
-                let action = self.ident(inner.next().expect("on action"));
+                let mut inner = self.children(pair);
+                let case = self.ident(inner.next("the case")?)?;
+                let action = self.ident(inner.next("the action")?)?;
+                inner.done()?;
                 StmtKind::On { case, action }
             }
-            Rule::depends_stmt => StmtKind::DependsOn(self.idents(self.inner(pair))),
-            Rule::retain_stmt => StmtKind::Retain(self.duration(self.inner(pair).next().expect("retain duration"))),
-            Rule::aging_stmt => StmtKind::Aging(self.inner(pair).map(|p| self.duration(p)).collect()),
-            Rule::open_stmt => StmtKind::Open(self.time_of_day(self.inner(pair).next().expect("open time"))),
+            Rule::depends_stmt => StmtKind::DependsOn(self.idents(self.children(pair))?),
+            Rule::retain_stmt => StmtKind::Retain(self.only(pair, "a duration", |p| self.duration(p))?),
+            Rule::aging_stmt => StmtKind::Aging(self.children(pair).map(|p| self.duration(p)).collect::<Built<_>>()?),
+            Rule::open_stmt => StmtKind::Open(self.only(pair, "a time of day", |p| self.time_of_day(p))?),
             Rule::expect_stmt | Rule::then_stmt | Rule::start_stmt | Rule::step_stmt => {
-                StmtKind::Step(self.step_decl(pair))
+                StmtKind::Step(self.step_decl(pair)?)
             }
-            _ => StmtKind::Setting(Setting { kind: self.setting(pair), span }),
+            _ => StmtKind::Setting(Setting { kind: self.setting(pair)?, span }),
         };
-        Stmt { kind, span }
+        Ok(Stmt { kind, span })
     }
 
-    fn key_fields(&self, pair: Pair<Rule>) -> Vec<KeyField> {
+    fn key_fields(&self, pair: Pair<Rule>) -> Built<Vec<KeyField>> {
         let mut fields: Vec<KeyField> = Vec::new();
-        for p in self.inner(pair) {
+        for p in self.children(pair) {
             let span = self.span(&p);
             match p.as_rule() {
-                Rule::ident => fields.push(KeyField { name: self.ident(p), sources: Vec::new(), span }),
+                Rule::ident => fields.push(KeyField { name: self.ident(p)?, sources: Vec::new(), span }),
                 Rule::key_mapping => {
-                    let mut inner = self.inner(p);
-                    let name = self.ident(inner.next().expect("key name"));
-                    let source = self.qualified(inner.next().expect("key source"));
+                    let mut inner = self.children(p);
+                    let name = self.ident(inner.next("the key's name")?)?;
+                    let source = self.qualified(inner.next("the key's source")?)?;
+                    inner.done()?;
                     fields.push(KeyField { name, sources: vec![source], span });
                 }
                 Rule::qualified => {
-                    let source = self.qualified(p);
+                    let source = self.qualified(p)?;
                     match fields.last_mut().filter(|f| !f.sources.is_empty()) {
                         Some(field) => {
                             field.span = field.span.to(span);
@@ -284,63 +453,68 @@ impl<'a> Builder<'a> {
                         None => self.error(SyntaxErrorKind::UnnamedKeySource, span),
                     }
                 }
-                other => unreachable!("key rule {other:?}"),
+                _ => return Err(self.unexpected(&p, "a key field")),
             }
         }
-        fields
+        Ok(fields)
     }
 
-    fn qualified(&self, pair: Pair<Rule>) -> QualifiedName {
-        let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let qualifier = self.ident(inner.next().expect("qualifier"));
-        let name = self.ident(inner.next().expect("qualified name"));
-        QualifiedName { qualifier, name, span }
+    fn qualified(&self, pair: Pair<Rule>) -> Built<QualifiedName> {
+        let span = self.token(&pair, Rule::qualified)?;
+        self.qualified_name(pair, span)
     }
 
-    fn setting(&self, pair: Pair<Rule>) -> SettingKind {
-        let rule = pair.as_rule();
-        let mut inner = self.inner(pair);
-        match rule {
-            Rule::severity_set => SettingKind::Severity(self.ident(inner.next().expect("severity"))),
-            Rule::runbook_set => SettingKind::Runbook(self.string(inner.next().expect("runbook"))),
+    /// `qualifier.name`, from a `qualified` or a `path`.
+    fn qualified_name(&self, pair: Pair<Rule>, span: Span) -> Built<QualifiedName> {
+        let mut inner = self.children(pair);
+        let qualifier = self.ident(inner.next("the qualifier")?)?;
+        let name = self.ident(inner.next("the qualified name")?)?;
+        inner.done()?;
+        Ok(QualifiedName { qualifier, name, span })
+    }
+
+    fn setting(&self, pair: Pair<Rule>) -> Built<SettingKind> {
+        Ok(match pair.as_rule() {
+            Rule::severity_set => SettingKind::Severity(self.only(pair, "a severity", |p| self.ident(p))?),
+            Rule::runbook_set => SettingKind::Runbook(self.only(pair, "a runbook", |p| self.string(p))?),
             Rule::notify_set => {
                 let mut channels = Vec::new();
                 let mut min_severity = None;
-                for p in inner {
+                for p in self.children(pair) {
                     match p.as_rule() {
-                        Rule::ident => channels.push(self.ident(p)),
-                        Rule::notify_filter => min_severity = Some(self.ident(self.inner(p).next().expect("severity"))),
-                        other => unreachable!("notify rule {other:?}"),
+                        Rule::ident if min_severity.is_none() => channels.push(self.ident(p)?),
+                        Rule::notify_filter => {
+                            min_severity = Some(self.only(p, "a severity", |q| self.ident(q))?);
+                        }
+                        _ => return Err(self.unexpected(&p, "a channel or `when severity >=`")),
                     }
                 }
                 SettingKind::Notify { channels, min_severity }
             }
-            Rule::renotify_set => SettingKind::Renotify(self.duration(inner.next().expect("renotify"))),
-            Rule::grace_set => SettingKind::Grace(self.duration(inner.next().expect("grace"))),
-            other => unreachable!("setting rule {other:?}"),
-        }
+            Rule::renotify_set => SettingKind::Renotify(self.only(pair, "a duration", |p| self.duration(p))?),
+            Rule::grace_set => SettingKind::Grace(self.only(pair, "a duration", |p| self.duration(p))?),
+            _ => return Err(self.unexpected(&pair, "a statement")),
+        })
     }
 
-    fn step_decl(&self, pair: Pair<Rule>) -> StepDecl {
+    fn step_decl(&self, pair: Pair<Rule>) -> Built<StepDecl> {
         let span = self.span(&pair);
         let rule = pair.as_rule();
-        let mut inner = self.inner(pair).peekable();
+        let mut inner = self.children(pair);
         let mut form = match rule {
             Rule::expect_stmt => StepForm::Expect,
             Rule::then_stmt => StepForm::Then { maybe: false },
             Rule::start_stmt => StepForm::Start,
             _ => StepForm::Step,
         };
-        if inner.peek().is_some_and(|p| p.as_rule() == Rule::maybe) {
-            inner.next();
+        if rule == Rule::then_stmt && inner.next_if(Rule::maybe).is_some() {
             form = StepForm::Then { maybe: true };
         }
         let mut name = None;
         if matches!(rule, Rule::start_stmt | Rule::step_stmt) {
-            name = Some(self.ident(inner.next().expect("step name")));
+            name = Some(self.ident(inner.next("the step's name")?)?);
         }
-        let event = self.ident(inner.next().expect("step event"));
+        let event = self.ident(inner.next("the step's event")?)?;
         let mut step = StepDecl {
             form,
             name,
@@ -355,290 +529,297 @@ impl<'a> Builder<'a> {
             let clause_span = self.span(&p);
             let kind = match p.as_rule() {
                 Rule::step_alias => {
-                    step.name = Some(self.ident(self.inner(p).next().expect("alias")));
+                    step.name = Some(self.only(p, "the step's name", |q| self.ident(q))?);
                     continue;
                 }
                 Rule::where_clause => {
-                    step.predicate = Some(self.expr(self.inner(p).next().expect("predicate")));
+                    step.predicate = Some(self.only(p, "a condition", |q| self.expr(q))?);
                     continue;
                 }
                 Rule::outcome => {
-                    step.outcome = Some(self.ident(self.inner(p).next().expect("outcome")));
+                    step.outcome = Some(self.only(p, "an outcome", |q| self.ident(q))?);
                     continue;
                 }
                 Rule::after_clause => {
-                    step.after.extend(self.idents(self.inner(p)));
+                    step.after.extend(self.idents(self.children(p))?);
                     continue;
                 }
-                Rule::within_clause => ClauseKind::Within(self.duration(self.inner(p).next().expect("within"))),
+                Rule::within_clause => ClauseKind::Within(self.only(p, "a duration", |q| self.duration(q))?),
                 Rule::by_clause => {
-                    let mut time = None;
-                    let mut zone = None;
-                    let mut day_offset = None;
-                    for q in self.inner(p) {
-                        match q.as_rule() {
-                            Rule::time_of_day => time = Some(self.time_of_day(q)),
-                            Rule::zone => zone = Some(self.zone(q)),
-                            Rule::day_offset => {
-                                let days = self.number::<u32>(&q.as_str()[1..q.as_str().len() - 1], self.span(&q));
-                                if days > 36_600 {
-                                    self.error(SyntaxErrorKind::NumberOutOfRange, self.span(&q));
-                                }
-                                day_offset = Some((days, self.span(&q)));
-                            }
-                            other => unreachable!("by rule {other:?}"),
-                        }
-                    }
-                    ClauseKind::By { time: time.expect("by time"), zone, day_offset }
+                    let mut inner = self.children(p);
+                    let time = self.time_of_day(inner.next("a time of day")?)?;
+                    let zone = inner.next_if(Rule::zone).map(|z| self.zone(z)).transpose()?;
+                    let day_offset = inner.next_if(Rule::day_offset).map(|q| self.day_offset(q)).transpose()?;
+                    inner.done()?;
+                    ClauseKind::By { time, zone, day_offset }
                 }
                 Rule::warn_clause => {
-                    let q = self.inner(p).next().expect("warn");
+                    let q = self.only(p, "a duration or `at`", Ok)?;
                     match q.as_rule() {
-                        Rule::duration => ClauseKind::Warn(self.duration(q)),
-                        _ => {
-                            let (time, zone) = self.clock_time(q);
+                        Rule::duration => ClauseKind::Warn(self.duration(q)?),
+                        Rule::warn_at => {
+                            let (time, zone) = self.clock_time(q)?;
                             ClauseKind::WarnAt { time, zone }
                         }
+                        _ => return Err(self.unexpected(&q, "a duration or `at`")),
                     }
                 }
                 Rule::not_before_clause => {
-                    let q = self.inner(p).next().expect("not before");
+                    let q = self.only(p, "a duration or a time of day", Ok)?;
                     match q.as_rule() {
-                        Rule::duration => ClauseKind::NotBefore(self.duration(q)),
-                        _ => {
-                            let (time, zone) = self.clock_time(q);
+                        Rule::duration => ClauseKind::NotBefore(self.duration(q)?),
+                        Rule::clock_time => {
+                            let (time, zone) = self.clock_time(q)?;
                             ClauseKind::NotBeforeTime { time, zone }
                         }
+                        _ => return Err(self.unexpected(&q, "a duration or a time of day")),
                     }
                 }
-                Rule::every_clause => ClauseKind::Every(self.idents(self.inner(p))),
-                Rule::except_clause => ClauseKind::Except(self.idents(self.inner(p))),
-                Rule::open_stmt => ClauseKind::Open(self.time_of_day(self.inner(p).next().expect("open"))),
-                _ => ClauseKind::Setting(self.setting(p)),
+                Rule::every_clause => ClauseKind::Every(self.idents(self.children(p))?),
+                Rule::except_clause => ClauseKind::Except(self.idents(self.children(p))?),
+                Rule::open_stmt => ClauseKind::Open(self.only(p, "a time of day", |q| self.time_of_day(q))?),
+                _ => ClauseKind::Setting(self.setting(p)?),
             };
             step.clauses.push(Clause { kind, span: clause_span });
         }
-        step
+        Ok(step)
     }
 
-    fn clock_time(&self, pair: Pair<Rule>) -> (TimeOfDay, Option<Zone>) {
-        let mut inner = self.inner(pair);
-        let time = self.time_of_day(inner.next().expect("clock time"));
-        let zone = inner.next().map(|z| self.zone(z));
-        (time, zone)
+    fn day_offset(&self, pair: Pair<Rule>) -> Built<(u32, Span)> {
+        let span = self.token(&pair, Rule::day_offset)?;
+        // `+Nd`: the grammar guarantees the sign and the unit around the digits.
+        let text = pair.as_str();
+        let digits = text.get(1..text.len().saturating_sub(1)).unwrap_or("");
+        let days = self.number::<u32>(digits, span);
+        if days > 36_600 {
+            self.error(SyntaxErrorKind::NumberOutOfRange, span);
+        }
+        Ok((days, span))
+    }
+
+    /// A time of day and an optional zone, from `warn_at` or `clock_time`.
+    fn clock_time(&self, pair: Pair<Rule>) -> Built<(TimeOfDay, Option<Zone>)> {
+        let mut inner = self.children(pair);
+        let time = self.time_of_day(inner.next("a time of day")?)?;
+        let zone = inner.next_if(Rule::zone).map(|z| self.zone(z)).transpose()?;
+        inner.done()?;
+        Ok((time, zone))
     }
 
     // ------------------------------------------------------------ other items
 
-    fn channel_decl(&self, pair: Pair<Rule>) -> ChannelDecl {
+    fn channel_decl(&self, pair: Pair<Rule>) -> Built<ChannelDecl> {
         let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.ident(inner.next().expect("channel name"));
-        let kind = self.ident(inner.next().expect("channel kind"));
+        let mut inner = self.children(pair);
+        let name = self.ident(inner.next("the channel's name")?)?;
+        let kind = self.ident(inner.next("the channel's kind")?)?;
         let targets = inner
             .map(|p| match p.as_rule() {
-                Rule::secret_ref => ChannelTarget::Secret(self.string(self.inner(p).next().expect("secret"))),
-                _ => ChannelTarget::Literal(self.string(p)),
+                Rule::secret_ref => Ok(ChannelTarget::Secret(self.only(p, "the secret's name", |q| self.string(q))?)),
+                _ => Ok(ChannelTarget::Literal(self.string(p)?)),
             })
-            .collect();
-        ChannelDecl { doc: self.cx.doc(span.start), name, kind, targets, span }
+            .collect::<Built<_>>()?;
+        Ok(ChannelDecl { doc: self.cx.doc(span.start), name, kind, targets, span })
     }
 
-    fn calendar_decl(&self, pair: Pair<Rule>) -> CalendarDecl {
+    fn calendar_decl(&self, pair: Pair<Rule>) -> Built<CalendarDecl> {
         let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.ident(inner.next().expect("calendar name"));
-        let dates = inner.map(|p| self.date(p)).collect();
-        CalendarDecl { doc: self.cx.doc(span.start), name, dates, span }
+        let mut inner = self.children(pair);
+        let name = self.ident(inner.next("the calendar's name")?)?;
+        let dates = inner.map(|p| self.date(p)).collect::<Built<_>>()?;
+        Ok(CalendarDecl { doc: self.cx.doc(span.start), name, dates, span })
     }
 
-    fn maintenance_decl(&self, pair: Pair<Rule>) -> MaintenanceDecl {
+    fn maintenance_decl(&self, pair: Pair<Rule>) -> Built<MaintenanceDecl> {
         let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.ident(inner.next().expect("maintenance name"));
-        let window_pair = inner.next().expect("maintenance window");
+        let mut inner = self.children(pair);
+        let name = self.ident(inner.next("the window's name")?)?;
+        let window_pair = inner.next("the window")?;
         let window = match window_pair.as_rule() {
             Rule::weekly_window => {
-                let mut from_day = None;
-                let mut to_day = None;
-                let mut from = None;
-                let mut to = None;
-                let mut zone = None;
-                for p in self.inner(window_pair) {
-                    match p.as_rule() {
-                        Rule::ident if from.is_none() => from_day = Some(self.ident(p)),
-                        Rule::ident => to_day = Some(self.ident(p)),
-                        Rule::time_of_day if from.is_none() => from = Some(self.time_of_day(p)),
-                        Rule::time_of_day => to = Some(self.time_of_day(p)),
-                        Rule::zone => zone = Some(self.zone(p)),
-                        other => unreachable!("window rule {other:?}"),
-                    }
-                }
-                MaintenanceWindow::Weekly {
-                    from_day,
-                    from: from.expect("window start"),
-                    to_day,
-                    to: to.expect("window end"),
-                    zone,
-                }
+                let mut window = self.children(window_pair);
+                let from_day = window.next_if(Rule::ident).map(|p| self.ident(p)).transpose()?;
+                let from = self.time_of_day(window.next("the window's start")?)?;
+                let to_day = window.next_if(Rule::ident).map(|p| self.ident(p)).transpose()?;
+                let to = self.time_of_day(window.next("the window's end")?)?;
+                let zone = window.next_if(Rule::zone).map(|p| self.zone(p)).transpose()?;
+                window.done()?;
+                MaintenanceWindow::Weekly { from_day, from, to_day, to, zone }
             }
-            _ => {
-                let mut inner = self.inner(window_pair);
-                let from = self.timestamp(inner.next().expect("from"));
-                let to = self.timestamp(inner.next().expect("to"));
+            Rule::fixed_window => {
+                let mut window = self.children(window_pair);
+                let from = self.timestamp(window.next("the window's start")?)?;
+                let to = self.timestamp(window.next("the window's end")?)?;
+                window.done()?;
                 MaintenanceWindow::Fixed { from, to }
             }
+            _ => return Err(self.unexpected(&window_pair, "a window")),
         };
-        let workflows = inner.next().map(|p| self.idents(self.inner(p))).unwrap_or_default();
-        MaintenanceDecl { doc: self.cx.doc(span.start), name, window, workflows, span }
+        let workflows = match inner.next_if(Rule::maintenance_for) {
+            Some(p) => self.idents(self.children(p))?,
+            None => Vec::new(),
+        };
+        inner.done()?;
+        Ok(MaintenanceDecl { doc: self.cx.doc(span.start), name, window, workflows, span })
     }
 
     // ------------------------------------------------------------ tests
 
-    fn test_decl(&self, pair: Pair<Rule>) -> TestDecl {
+    fn test_decl(&self, pair: Pair<Rule>) -> Built<TestDecl> {
         let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let name = self.string(inner.next().expect("test name"));
-        let stmts = inner.map(|p| self.test_stmt(p)).collect();
-        TestDecl { name, stmts, span }
+        let mut inner = self.children(pair);
+        let name = self.string(inner.next("the test's name")?)?;
+        let stmts = inner.map(|p| self.test_stmt(p)).collect::<Built<_>>()?;
+        Ok(TestDecl { name, stmts, span })
     }
 
-    fn test_stmt(&self, pair: Pair<Rule>) -> TestStmt {
+    fn test_stmt(&self, pair: Pair<Rule>) -> Built<TestStmt> {
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
-            Rule::at_stmt => TestStmtKind::At(self.timestamp(self.inner(pair).next().expect("at"))),
+            Rule::at_stmt => TestStmtKind::At(self.only(pair, "a timestamp", |p| self.timestamp(p))?),
             Rule::advance_stmt => {
-                let p = self.inner(pair).next().expect("advance");
-                let q = self.inner(p.clone()).next().expect("advance value");
+                let p = self.only(pair, "`to` or `by`", Ok)?;
                 match p.as_rule() {
-                    Rule::advance_to => TestStmtKind::AdvanceTo(self.timestamp(q)),
-                    _ => TestStmtKind::AdvanceBy(self.duration(q)),
+                    Rule::advance_to => TestStmtKind::AdvanceTo(self.only(p, "a timestamp", |q| self.timestamp(q))?),
+                    Rule::advance_by => TestStmtKind::AdvanceBy(self.only(p, "a duration", |q| self.duration(q))?),
+                    _ => return Err(self.unexpected(&p, "`to` or `by`")),
                 }
             }
             Rule::event_stmt => {
-                let mut inner = self.inner(pair);
-                let event = self.ident(inner.next().expect("event type"));
-                let fields = self.record(inner.next().expect("event record"));
-                let mut at = None;
-                let mut id = None;
-                for p in inner {
-                    match p.as_rule() {
-                        Rule::event_at => at = Some(self.timestamp(self.inner(p).next().expect("at"))),
-                        _ => id = Some(self.string(self.inner(p).next().expect("id"))),
-                    }
-                }
+                let mut inner = self.children(pair);
+                let event = self.ident(inner.next("the event's type")?)?;
+                let fields = self.record(inner.next("the event's fields")?)?;
+                let at = match inner.next_if(Rule::event_at) {
+                    Some(p) => Some(self.only(p, "a timestamp", |q| self.timestamp(q))?),
+                    None => None,
+                };
+                let id = match inner.next_if(Rule::event_id) {
+                    Some(p) => Some(self.only(p, "an id", |q| self.string(q))?),
+                    None => None,
+                };
+                inner.done()?;
                 TestStmtKind::Event { event, fields, at, id }
             }
-            _ => TestStmtKind::Expect(self.expectation(self.inner(pair).next().expect("expectation"))),
+            Rule::assertion => TestStmtKind::Expect(self.only(pair, "an expectation", |p| self.expectation(p))?),
+            _ => return Err(self.unexpected(&pair, "a test statement")),
         };
-        TestStmt { kind, span }
+        Ok(TestStmt { kind, span })
     }
 
-    fn record(&self, pair: Pair<Rule>) -> Vec<RecordField> {
-        self.inner(pair)
+    fn record(&self, pair: Pair<Rule>) -> Built<Vec<RecordField>> {
+        self.token(&pair, Rule::record)?;
+        self.children(pair)
             .map(|p| {
-                let span = self.span(&p);
-                let mut inner = self.inner(p);
-                let name = self.ident(inner.next().expect("field name"));
-                let value = self.expr(inner.next().expect("field value"));
-                RecordField { name, value, span }
+                let span = self.token(&p, Rule::record_field)?;
+                let mut inner = self.children(p);
+                let name = self.ident(inner.next("the field's name")?)?;
+                let value = self.expr(inner.next("the field's value")?)?;
+                inner.done()?;
+                Ok(RecordField { name, value, span })
             })
             .collect()
     }
 
-    fn target(&self, pair: Pair<Rule>) -> Target {
-        let span = self.span(&pair);
-        let mut inner = self.inner(pair);
-        let workflow = self.ident(inner.next().expect("workflow"));
-        let step = inner.next().map(|p| self.ident(p));
-        Target { workflow, step, span }
+    fn target(&self, pair: Pair<Rule>) -> Built<Target> {
+        let span = self.token(&pair, Rule::target)?;
+        let mut inner = self.children(pair);
+        let workflow = self.ident(inner.next("a workflow")?)?;
+        let step = inner.next_if(Rule::ident).map(|p| self.ident(p)).transpose()?;
+        inner.done()?;
+        Ok(Target { workflow, step, span })
     }
 
-    fn key_filter(&self, pair: Pair<Rule>) -> Vec<RecordField> {
-        self.record(self.inner(pair).next().expect("key record"))
+    fn key_filter(&self, pair: Pair<Rule>) -> Built<Vec<RecordField>> {
+        self.token(&pair, Rule::key_filter)?;
+        self.only(pair, "a record", |p| self.record(p))
     }
 
-    fn expectation(&self, pair: Pair<Rule>) -> Expectation {
+    fn expectation(&self, pair: Pair<Rule>) -> Built<Expectation> {
         let rule = pair.as_rule();
-        let mut inner = self.inner(pair);
-        match rule {
+        let mut inner = self.children(pair);
+        let expectation = match rule {
             Rule::expect_alert => {
-                let kind = self.ident(inner.next().expect("kind"));
-                let target = self.target(inner.next().expect("target"));
-                let key = inner.next().map(|p| self.key_filter(p));
+                let kind = self.ident(inner.next("the alert's kind")?)?;
+                let target = self.target(inner.next("a target")?)?;
+                let key = inner.next_if(Rule::key_filter).map(|p| self.key_filter(p)).transpose()?;
                 Expectation::Alert { kind, target, key }
             }
             Rule::expect_status => {
-                let target = self.target(inner.next().expect("target"));
-                let color = self.ident(inner.next().expect("color"));
+                let target = self.target(inner.next("a target")?)?;
+                let color = self.ident(inner.next("a color")?)?;
                 Expectation::Status { target, color }
             }
             Rule::expect_stage => {
-                let workflow = self.ident(inner.next().expect("workflow"));
-                let key = self.key_filter(inner.next().expect("key"));
-                let stage = self.ident(inner.next().expect("stage"));
+                let workflow = self.ident(inner.next("a workflow")?)?;
+                let key = self.key_filter(inner.next("a key")?)?;
+                let stage = self.ident(inner.next("a stage")?)?;
                 Expectation::Stage { workflow, key, stage }
             }
             Rule::expect_count => {
-                let metric = self.ident(inner.next().expect("metric"));
-                let target = self.target(inner.next().expect("target"));
-                let op = match inner.next().expect("op").as_str() {
+                let metric = self.ident(inner.next("a metric")?)?;
+                let target = self.target(inner.next("a target")?)?;
+                let op_pair = inner.next("a comparison")?;
+                self.token(&op_pair, Rule::compare_op)?;
+                let op = match op_pair.as_str() {
                     "==" => CompareOp::Eq,
                     "!=" => CompareOp::Ne,
                     "<" => CompareOp::Lt,
                     "<=" => CompareOp::Le,
                     ">" => CompareOp::Gt,
-                    _ => CompareOp::Ge,
+                    ">=" => CompareOp::Ge,
+                    _ => return Err(self.unexpected(&op_pair, "a comparison")),
                 };
-                let value_pair = inner.next().expect("count");
-                let value_span = self.span(&value_pair);
+                let value_pair = inner.next("a count")?;
+                let value_span = self.token(&value_pair, Rule::int)?;
                 let value = self.number::<i64>(value_pair.as_str(), value_span);
                 Expectation::Count { metric, target, op, value, value_span }
             }
             Rule::expect_no => {
-                let mut alert = false;
-                let mut kind = None;
-                let mut target = None;
-                for p in inner {
-                    match p.as_rule() {
-                        Rule::no_alert => alert = true,
-                        Rule::ident => kind = Some(self.ident(p)),
-                        _ => target = Some(self.target(p)),
-                    }
-                }
+                let alert = inner.next_if(Rule::no_alert).is_some();
+                let kind = inner.next_if(Rule::ident).map(|p| self.ident(p)).transpose()?;
+                let target = inner.next_if(Rule::target).map(|p| self.target(p)).transpose()?;
                 Expectation::No { alert, kind, target }
             }
-            _ => {
-                let kind = self.ident(inner.next().expect("kind"));
-                let target = self.target(inner.next().expect("target"));
-                let mut delay = None;
-                let mut key = None;
-                for p in inner {
-                    match p.as_rule() {
-                        Rule::record_delay => delay = Some(self.duration(self.inner(p).next().expect("delay"))),
-                        _ => key = Some(self.key_filter(p)),
-                    }
-                }
+            Rule::expect_record => {
+                let kind = self.ident(inner.next("a record kind")?)?;
+                let target = self.target(inner.next("a target")?)?;
+                let delay = match inner.next_if(Rule::record_delay) {
+                    Some(p) => Some(self.only(p, "a duration", |q| self.duration(q))?),
+                    None => None,
+                };
+                let key = inner.next_if(Rule::key_filter).map(|p| self.key_filter(p)).transpose()?;
                 Expectation::Record { kind, target, delay, key }
             }
-        }
+            _ => return Err(internal("an expectation", format!("`{rule:?}`"), inner.span)),
+        };
+        inner.done()?;
+        Ok(expectation)
     }
 
     // ------------------------------------------------------------ expressions
 
-    fn expr(&self, pair: Pair<Rule>) -> Expr {
-        self.expr_pairs(pair.into_inner())
-    }
-
-    fn expr_pairs(&self, pairs: Pairs<Rule>) -> Expr {
+    fn expr(&self, pair: Pair<Rule>) -> Built<Expr> {
+        let rule = pair.as_rule();
+        if !matches!(rule, Rule::expr | Rule::expr_in) {
+            return Err(self.unexpected(&pair, "an expression"));
+        }
+        let span = self.span(&pair);
+        let pairs = pair.into_inner();
+        self.in_turn(&pairs, rule, span)?;
         pratt()
             .map_primary(|p| self.primary(p))
             .map_prefix(|op, operand| {
+                let operand = operand?;
                 let span = self.span(&op).to(operand.span);
-                let op = if op.as_rule() == Rule::op_not { UnaryOp::Not } else { UnaryOp::Neg };
-                Expr { kind: ExprKind::Unary { op, operand: Box::new(operand) }, span }
+                let op = match op.as_rule() {
+                    Rule::op_not => UnaryOp::Not,
+                    Rule::op_neg => UnaryOp::Neg,
+                    _ => return Err(self.unexpected(&op, "a prefix operator")),
+                };
+                Ok(Expr { kind: ExprKind::Unary { op, operand: Box::new(operand) }, span })
             })
             .map_infix(|lhs, op, rhs| {
+                let (lhs, rhs) = (lhs?, rhs?);
                 let op = match op.as_rule() {
                     Rule::op_or => BinaryOp::Or,
                     Rule::op_and => BinaryOp::And,
@@ -654,43 +835,63 @@ impl<'a> Builder<'a> {
                     Rule::op_sub => BinaryOp::Sub,
                     Rule::op_mul => BinaryOp::Mul,
                     Rule::op_div => BinaryOp::Div,
-                    _ => BinaryOp::Coalesce,
+                    Rule::op_coalesce => BinaryOp::Coalesce,
+                    _ => return Err(self.unexpected(&op, "a binary operator")),
                 };
                 let span = lhs.span.to(rhs.span);
-                Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span }
+                Ok(Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span })
             })
             .parse(pairs)
     }
 
-    fn primary(&self, pair: Pair<Rule>) -> Expr {
+    /// pest's Pratt parser panics on a sequence it cannot read, so check
+    /// that the children of an `expr` are `prefix* primary (infix prefix*
+    /// primary)*` before handing them over.
+    fn in_turn(&self, pairs: &Pairs<Rule>, rule: Rule, span: Span) -> Built<()> {
+        let mut operand_next = true;
+        for p in pairs.clone() {
+            match (operand_next, fixity(p.as_rule())) {
+                (true, Some(Fixity::Prefix)) => {}
+                (true, None) => operand_next = false,
+                (false, Some(Fixity::Infix)) => operand_next = true,
+                _ => return Err(self.unexpected(&p, "operands and operators in turn")),
+            }
+        }
+        if operand_next {
+            return Err(internal("an operand", format!("the end of `{rule:?}`"), span));
+        }
+        Ok(())
+    }
+
+    fn primary(&self, pair: Pair<Rule>) -> Built<Expr> {
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
-            Rule::paren => ExprKind::Paren(Box::new(self.expr(pair.into_inner().next().expect("paren expr")))),
-            Rule::list => ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
+            Rule::paren => ExprKind::Paren(Box::new(self.only(pair, "an expression", |p| self.expr(p))?)),
+            Rule::list => ExprKind::List(self.children(pair).map(|p| self.expr(p)).collect::<Built<_>>()?),
             Rule::call => {
-                let mut inner = pair.into_inner();
-                let function = self.ident(inner.next().expect("function"));
-                ExprKind::Call { function, args: inner.map(|p| self.expr(p)).collect() }
+                let mut inner = self.children(pair);
+                let function = self.ident(inner.next("the function's name")?)?;
+                ExprKind::Call { function, args: inner.map(|p| self.expr(p)).collect::<Built<_>>()? }
             }
-            Rule::path => ExprKind::Path(self.qualified(pair)),
-            Rule::ident => ExprKind::Name(self.ident(pair)),
+            Rule::path => ExprKind::Path(self.qualified_name(pair, span)?),
+            Rule::ident => ExprKind::Name(self.ident(pair)?),
             Rule::int => ExprKind::Literal(Literal::Int(self.number(pair.as_str(), span))),
             Rule::float => ExprKind::Literal(Literal::Float(self.number(pair.as_str(), span))),
-            Rule::string => ExprKind::Literal(Literal::String(self.string(pair).value)),
+            Rule::string => ExprKind::Literal(Literal::String(self.string(pair)?.value)),
             Rule::boolean => ExprKind::Literal(Literal::Bool(pair.as_str() == "true")),
-            Rule::duration => ExprKind::Literal(Literal::Duration(self.duration(pair).millis)),
+            Rule::duration => ExprKind::Literal(Literal::Duration(self.duration(pair)?.millis)),
             Rule::date => {
-                let d = self.date(pair);
+                let d = self.date(pair)?;
                 ExprKind::Literal(Literal::Date { year: d.year, month: d.month, day: d.day })
             }
             Rule::time_of_day => {
-                let t = self.time_of_day(pair);
+                let t = self.time_of_day(pair)?;
                 ExprKind::Literal(Literal::TimeOfDay { hour: t.hour, minute: t.minute, second: t.second })
             }
             Rule::timestamp => ExprKind::Literal(Literal::Timestamp(pair.as_str().to_string())),
-            other => unreachable!("primary rule {other:?}"),
+            _ => return Err(self.unexpected(&pair, "an operand")),
         };
-        Expr { kind, span }
+        Ok(Expr { kind, span })
     }
 
     // ------------------------------------------------------------ literals
@@ -703,8 +904,8 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn string(&self, pair: Pair<Rule>) -> StringLit {
-        let span = self.span(&pair);
+    fn string(&self, pair: Pair<Rule>) -> Built<StringLit> {
+        let span = self.token(&pair, Rule::string)?;
         let raw = pair.into_inner().next().map_or("", |p| p.as_str());
         // The raw text starts one byte (the quote) after the literal.
         let raw_start = span.start + 1;
@@ -748,11 +949,11 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        StringLit { value, span }
+        Ok(StringLit { value, span })
     }
 
-    fn duration(&self, pair: Pair<Rule>) -> Duration {
-        let span = self.span(&pair);
+    fn duration(&self, pair: Pair<Rule>) -> Built<Duration> {
+        let span = self.token(&pair, Rule::duration)?;
         let text = pair.as_str();
         let value = literal::read_duration(text);
         if value.units_out_of_order && !value.overflow {
@@ -762,32 +963,97 @@ impl<'a> Builder<'a> {
         if value.out_of_range() {
             self.error(SyntaxErrorKind::NumberOutOfRange, span);
         }
-        Duration { millis: value.millis, span }
+        Ok(Duration { millis: value.millis, span })
     }
 
-    fn time_of_day(&self, pair: Pair<Rule>) -> TimeOfDay {
-        let span = self.span(&pair);
+    fn time_of_day(&self, pair: Pair<Rule>) -> Built<TimeOfDay> {
+        let span = self.token(&pair, Rule::time_of_day)?;
         let (hour, minute, second, valid) = literal::read_time_of_day(pair.as_str());
         if !valid {
             self.error(SyntaxErrorKind::InvalidTimeOfDay, span);
         }
-        TimeOfDay { hour, minute, second, span }
+        Ok(TimeOfDay { hour, minute, second, span })
     }
 
-    fn date(&self, pair: Pair<Rule>) -> Date {
-        let span = self.span(&pair);
+    fn date(&self, pair: Pair<Rule>) -> Built<Date> {
+        let span = self.token(&pair, Rule::date)?;
         let (year, month, day, valid) = literal::read_date(pair.as_str());
         if !valid {
             self.error(SyntaxErrorKind::InvalidDate, span);
         }
-        Date { year, month, day, span }
+        Ok(Date { year, month, day, span })
     }
 
-    fn timestamp(&self, pair: Pair<Rule>) -> Timestamp {
-        Timestamp { text: pair.as_str().to_string(), span: self.span(&pair) }
+    fn timestamp(&self, pair: Pair<Rule>) -> Built<Timestamp> {
+        let span = self.token(&pair, Rule::timestamp)?;
+        Ok(Timestamp { text: pair.as_str().to_string(), span })
     }
 
-    fn zone(&self, pair: Pair<Rule>) -> Zone {
-        Zone { name: pair.as_str().to_string(), span: self.span(&pair) }
+    fn zone(&self, pair: Pair<Rule>) -> Built<Zone> {
+        let span = self.token(&pair, Rule::zone)?;
+        Ok(Zone { name: pair.as_str().to_string(), span })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Grammar drift cannot be produced from the grammar itself, so these
+    //! tests hand the builder pairs of the wrong shape on purpose.
+
+    use super::*;
+
+    fn builder(src: &str) -> Builder<'_> {
+        Builder { offset: 0, cx: Context { src, comments: &[] }, errors: RefCell::new(Vec::new()) }
+    }
+
+    fn pair(rule: Rule, src: &str) -> Pair<'_, Rule> {
+        MonParser::parse(rule, src).expect("the test's text parses").next().expect("a pair")
+    }
+
+    fn internal_error<T: std::fmt::Debug>(built: Built<T>) -> (String, String, Span) {
+        match built {
+            Err(SyntaxError { kind: SyntaxErrorKind::Internal { expected, found }, span }) => (expected, found, span),
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_child_of_another_rule_is_an_internal_error() {
+        let src = "x: int";
+        let (expected, found, span) = internal_error(builder(src).event_decl(pair(Rule::field, src)));
+        assert_eq!((expected.as_str(), found.as_str()), ("`from` or the event's fields", "`type_expr`"));
+        assert_eq!(span, Span::new(3, 6));
+    }
+
+    #[test]
+    fn a_missing_child_is_an_internal_error_at_its_parent() {
+        let src = "42";
+        let (expected, found, span) = internal_error(builder(src).workflow_decl(pair(Rule::int, src)));
+        assert_eq!((expected.as_str(), found.as_str()), ("the workflow's name", "the end of `int`"));
+        assert_eq!(span, Span::new(0, 2));
+    }
+
+    #[test]
+    fn a_child_the_builder_would_drop_is_an_internal_error() {
+        let src = "by 08:00 Europe/London +1d";
+        let (_, found, span) = internal_error(builder(src).clock_time(pair(Rule::by_clause, src)));
+        assert_eq!(found, "`day_offset`");
+        assert_eq!(span, Span::new(23, 26));
+    }
+
+    #[test]
+    fn operands_out_of_turn_are_an_internal_error_not_a_pratt_panic() {
+        let src = "a.b";
+        let path = pair(Rule::path, src);
+        let (expected, found, _) =
+            internal_error(builder(src).in_turn(&path.into_inner(), Rule::expr, Span::new(0, 3)));
+        assert_eq!((expected.as_str(), found.as_str()), ("operands and operators in turn", "`ident`"));
+    }
+
+    #[test]
+    fn a_leaf_of_another_rule_is_an_internal_error() {
+        let src = "\"x\"";
+        let (expected, found, _) = internal_error(builder(src).ident(pair(Rule::string, src)));
+        assert_eq!((expected.as_str(), found.as_str()), ("`ident`", "`string`"));
     }
 }

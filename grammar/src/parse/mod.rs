@@ -47,6 +47,20 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                     file.unparsed.extend(split::declared_name(src, start, end));
                 }
             },
+            // pest accepted the item but it could not be built. A block is
+            // rebuilt statement by statement, which leaves out only the
+            // statement at fault; the item's own error stands when that
+            // finds nothing (the fault is outside the statements).
+            Parsed::Unbuilt(found) => match recover::recover_block(cx, start, end) {
+                Some((item, more)) => {
+                    file.items.push(item);
+                    errors.extend(if more.is_empty() { found } else { more });
+                }
+                None => {
+                    errors.extend(found);
+                    file.unparsed.extend(split::declared_name(src, start, end));
+                }
+            },
         }
     }
     (file, errors)

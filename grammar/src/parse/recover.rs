@@ -32,7 +32,7 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
     let head_end = start + keyword_at + head[keyword_at..].trim_end().len();
     let (head, mut errors) = match build::head(cx, kind, start + keyword_at, head_end) {
         Parsed::Built(head, found) => (head, found),
-        Parsed::Refused(_) => return None,
+        Parsed::Refused(_) | Parsed::Unbuilt(_) => return None,
     };
 
     let body_start = brace + 1;
@@ -89,6 +89,8 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
                 }
                 errors.push(error);
             }
+            // The statement is left out, and its error says why.
+            Parsed::Unbuilt(found) => errors.extend(found),
         }
     }
 
