@@ -154,6 +154,7 @@ impl DiagnosticKind {
                 SyntaxErrorKind::InvalidDate => codes::E108,
                 SyntaxErrorKind::NumberOutOfRange => codes::E109,
                 SyntaxErrorKind::UnnamedKeySource => codes::E110,
+                SyntaxErrorKind::TooDeep { .. } => codes::E111,
                 // A bug in mon, not a new kind of mistake: the generic
                 // syntax code, with a message that says so (docs/errors/E101.md).
                 SyntaxErrorKind::Internal { .. } => codes::E101,
@@ -225,6 +226,7 @@ impl DiagnosticKind {
                 SyntaxErrorKind::InvalidDate => "not a valid date".into(),
                 SyntaxErrorKind::NumberOutOfRange => "number out of range".into(),
                 SyntaxErrorKind::UnnamedKeySource => "a key source needs a key name".into(),
+                SyntaxErrorKind::TooDeep { limit } => format!("this is nested more than {limit} levels deep"),
                 SyntaxErrorKind::Internal { expected, found } => format!(
                     "internal error: the parser's builder did not expect {found} here, where it wanted \
                      {expected}; please report this as a bug in mon"
@@ -330,6 +332,7 @@ impl DiagnosticKind {
             Syntax(SyntaxErrorKind::UnclosedBlock) => "no matching `}`".into(),
             Syntax(SyntaxErrorKind::ReservedWord { .. }) => "reserved word".into(),
             Syntax(SyntaxErrorKind::Internal { .. }) => "the parser could not build this".into(),
+            Syntax(SyntaxErrorKind::TooDeep { .. }) => "one level too many".into(),
             Syntax(_) | InvalidTimestamp { .. } => "here".into(),
             UnknownEvent { .. } => "not declared".into(),
             UnknownField { .. } => "no such field".into(),
@@ -408,6 +411,11 @@ impl DiagnosticKind {
             Syntax(SyntaxErrorKind::UnnamedKeySource) => {
                 Some("name the key field first: `key trade_id = trade_ingested.trade_id, sys3_ack.ref`".into())
             }
+            Syntax(SyntaxErrorKind::TooDeep { .. }) => Some(
+                "each bracket, each `not` or `-` before a value and each operator of a chain is a level; \
+                 split the condition, or write a long chain of `or` comparisons as `field in [a, b, c]`"
+                    .into(),
+            ),
             Syntax(SyntaxErrorKind::Internal { .. }) => Some(
                 "the grammar accepted this text, but the code that builds the syntax tree does not agree with it; \
                  the rest of the file is still checked"

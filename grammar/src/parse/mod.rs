@@ -13,9 +13,37 @@ mod errors;
 mod recover;
 mod split;
 
-use crate::ast::{Comment, File};
-use crate::error::SyntaxError;
+use crate::ast::{Comment, File, Span};
+use crate::error::{SyntaxError, SyntaxErrorKind};
 use build::Parsed;
+
+/// How deeply brackets and expressions may nest. pest's parser recurses
+/// once per bracket and the tree builder once per bracket or prefix
+/// operator; the checker, the formatter and even `Drop` recurse once per
+/// level of the finished tree, where a chain such as `a or b or c` is as
+/// deep as it is long. Without a bound, a generated or mistyped file could
+/// overflow the stack of whoever parses it (the CLI runs on a 1 GiB thread
+/// for this reason; a library caller, the language server or a test thread
+/// may have 2 MiB). 128 levels is far beyond what a person writes (a long
+/// disjunction reads better as `field in [a, b, c]`). In a debug build,
+/// parsing and checking the deepest expressions allowed take about 1 MiB of
+/// stack at 128 levels, and between 1.5 and 2 MiB at 256, which would leave
+/// a 2 MiB thread no room for its caller (measured for brackets, calls and
+/// chains). The bound is checked on the text before pest sees it, so the
+/// error does not depend on how much stack the caller happens to have.
+const MAX_DEPTH: usize = 128;
+
+/// How deeply brackets may nest in an item before pest sees it. An
+/// expression holds at most `MAX_DEPTH - 1` brackets (its innermost level is
+/// a value), and around it there are at most two more: the item's block and
+/// a test event's record. Text that nests deeper holds an expression that
+/// is too deep, or junk.
+const MAX_BRACKETS: usize = MAX_DEPTH + 1;
+
+/// The error for nesting deeper than [`MAX_DEPTH`]; `span` is where.
+fn too_deep(span: Span) -> SyntaxError {
+    SyntaxError { kind: SyntaxErrorKind::TooDeep { limit: MAX_DEPTH }, span }
+}
 
 /// Parses one file. Always returns a tree (possibly missing the broken
 /// items) and every syntax error found.
@@ -24,7 +52,12 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
     let mut errors = Vec::new();
     let cx = Context { src, comments: &file.comments };
     for (start, end) in split::split_items(src) {
-        match build::item(cx, start, end) {
+        let parsed = match split::too_deep(&src[start..end], MAX_BRACKETS) {
+            // Left to pest, this would recurse once per bracket.
+            Some(at) => Parsed::Unbuilt(vec![too_deep(Span::new(start + at, start + at + 1))]),
+            None => build::item(cx, start, end),
+        };
+        match parsed {
             Parsed::Built(item, found) => {
                 file.items.push(item);
                 errors.extend(found);
@@ -47,10 +80,11 @@ pub fn parse(src: &str) -> (File, Vec<SyntaxError>) {
                     file.unparsed.extend(split::declared_name(src, start, end));
                 }
             },
-            // pest accepted the item but it could not be built. A block is
-            // rebuilt statement by statement, which leaves out only the
-            // statement at fault; the item's own error stands when that
-            // finds nothing (the fault is outside the statements).
+            // The item is too deep for pest, or pest accepted it but it
+            // could not be built. A block is rebuilt statement by statement,
+            // which leaves out only the statement at fault; the item's own
+            // error stands when that finds nothing (the fault is outside
+            // the statements).
             Parsed::Unbuilt(found) => match recover::recover_block(cx, start, end) {
                 Some((item, more)) => {
                     file.items.push(item);

@@ -8,8 +8,8 @@
 
 use super::build::{self, BlockKind, Head, Parsed, Statement};
 use super::errors::{convert_error, describe_found, token_at};
-use super::split::{find_matching_close, find_top_level, first_code_offset, split_statements};
-use super::Context;
+use super::split::{find_matching_close, find_top_level, first_code_offset, split_statements, too_deep};
+use super::{Context, MAX_BRACKETS};
 use crate::ast::*;
 use crate::error::{SyntaxError, SyntaxErrorKind};
 
@@ -68,6 +68,11 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
     for (s, e) in split_statements(&text[body_start..body_end], split_on_comma) {
         let (s, e) = (start + body_start + s, start + body_start + e);
         if build::is_blank(&src[s..e]) {
+            continue;
+        }
+        // The block's `{` is one level already.
+        if let Some(at) = too_deep(&src[s..e], MAX_BRACKETS - 1) {
+            errors.push(super::too_deep(Span::new(s + at, s + at + 1)));
             continue;
         }
         match build::statement(cx, kind, s, e) {

@@ -222,6 +222,24 @@ pub(super) fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> boo
     None
 }
 
+/// The offset of the first bracket of `text` that opens more than `limit`
+/// levels deep, outside strings and comments. A stray closing bracket does
+/// not make room for more.
+pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    walk_code(text, |_, b, _| match b {
+        b'{' | b'(' | b'[' => {
+            depth += 1;
+            depth > limit
+        }
+        b'}' | b')' | b']' => {
+            depth = depth.saturating_sub(1);
+            false
+        }
+        _ => false,
+    })
+}
+
 pub(super) fn find_top_level(text: &str, wanted: u8) -> Option<usize> {
     walk_code(text, |_, b, depth| depth == 0 && b == wanted)
 }
