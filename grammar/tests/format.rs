@@ -177,6 +177,18 @@ fn one_liners_stay_on_one_line() {
 }
 
 #[test]
+fn items_that_share_a_line_get_one_each() {
+    assert_formats(
+        "event a { x: string }; event b { y: int }\n\
+         workflow w { key x; expect a };workflow v { key y; expect b } // v\n",
+        "event a { x: string }\n\
+         event b { y: int }\n\
+         workflow w { key x; expect a }\n\
+         workflow v { key y; expect b }  // v\n",
+    );
+}
+
+#[test]
 fn multi_line_items_get_one_child_per_line() {
     assert_formats(
         "event trade { trade_id: string\n  region: enum { EMEA, AMER }, trader: string pii }\n\

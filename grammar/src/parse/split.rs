@@ -9,7 +9,7 @@
 
 use crate::ast::{Comment, Ident, Span};
 
-pub(super) const TOP_LEVEL_KEYWORDS: &[&str] = &["event", "workflow", "channel", "calendar", "maintenance", "test"];
+const TOP_LEVEL_KEYWORDS: &[&str] = &["event", "workflow", "channel", "calendar", "maintenance", "test"];
 
 /// Byte ranges of the top-level items of `src`. The ranges cover the whole
 /// file, so comments and junk between items belong to some item.
@@ -24,22 +24,33 @@ pub(super) fn split_items(src: &str) -> Vec<(usize, usize)> {
         let column = line.len() - trimmed.len();
         // A block comment closed on the same line may come before the keyword.
         let code = if in_block_comment { trimmed } else { &trimmed[first_code_offset(trimmed).min(trimmed.len())..] };
-        let word: &str = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
-        // `event: string` is a field named `event`, not a declaration.
-        let after_word = code[word.len()..].trim_start();
-        let is_top = !in_block_comment && TOP_LEVEL_KEYWORDS.contains(&word) && !after_word.starts_with(':');
+        let word = if in_block_comment { None } else { item_keyword(code) };
         // A keyword in column 0 while a block is still open means a `}` was
         // forgotten: start afresh rather than swallow the rest of the file.
         // Tests contain `event` statements, which are not items.
-        let recovers = is_top && column == 0 && depth > 0 && !(in_test && word == "event");
-        if is_top && (depth <= 0 || recovers) {
+        let recovers = word.is_some() && column == 0 && depth > 0 && !(in_test && word == Some("event"));
+        if let Some(word) = word.filter(|_| depth <= 0 || recovers) {
             if offset > 0 {
                 starts.push(doc_start(src, offset));
             }
             depth = 0;
             in_test = word == "test";
         }
-        scan_line(line, &mut depth, &mut in_block_comment);
+        // Items may also share a line, separated by `;` at the top level
+        // (`event a { x: int }; event b { y: int }`), as in the grammar's
+        // `file` rule: the next item starts after the `;` when a keyword
+        // follows it on the line.
+        scan_line(line, &mut depth, &mut in_block_comment, |after| {
+            let rest = &line[after..];
+            match item_keyword(&rest[first_code_offset(rest).min(rest.len())..]) {
+                Some(word) => {
+                    starts.push(offset + after);
+                    in_test = word == "test";
+                    true
+                }
+                None => false,
+            }
+        });
         offset += line.len();
     }
     starts.dedup();
@@ -51,6 +62,17 @@ pub(super) fn split_items(src: &str) -> Vec<(usize, usize)> {
         }
     }
     ranges
+}
+
+/// The declaration keyword `code` starts with, if it starts an item:
+/// `event: string` is a field named `event`, not a declaration.
+fn item_keyword(code: &str) -> Option<&'static str> {
+    let word = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+    let after_word = code[word.len()..].trim_start();
+    if after_word.starts_with(':') {
+        return None;
+    }
+    TOP_LEVEL_KEYWORDS.iter().find(|&&k| k == word).copied()
 }
 
 /// Moves an item's start back over the `///` doc lines right above it, so
@@ -70,7 +92,9 @@ fn doc_start(src: &str, line_start: usize) -> usize {
 }
 
 /// Tracks bracket depth across one line, skipping strings and comments.
-fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool) {
+/// At each `;` outside brackets it asks `item_after(offset just past it)`
+/// whether an item starts there, which begins a new item at depth zero.
+fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool, mut item_after: impl FnMut(usize) -> bool) {
     let bytes = line.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -96,6 +120,7 @@ fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool) {
             }
             b'{' | b'(' | b'[' => *depth += 1,
             b'}' | b')' | b']' => *depth -= 1,
+            b';' if *depth <= 0 && item_after(i + 1) => *depth = 0,
             _ => {}
         }
         i += 1;
