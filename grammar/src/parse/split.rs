@@ -14,12 +14,36 @@ const TOP_LEVEL_KEYWORDS: &[&str] = &["event", "workflow", "channel", "calendar"
 /// Byte ranges of the top-level items of `src`. The ranges cover the whole
 /// file, so comments and junk between items belong to some item.
 pub(super) fn split_items(src: &str) -> Vec<(usize, usize)> {
+    let lines: Vec<(usize, &str)> = src
+        .split_inclusive('\n')
+        .scan(0, |offset, line| {
+            let at = *offset;
+            *offset += line.len();
+            Some((at, line))
+        })
+        .collect();
     let mut starts = vec![0];
     let mut depth: i64 = 0;
     let mut in_block_comment = false;
     let mut in_test = false;
-    let mut offset = 0;
-    for line in src.split_inclusive('\n') {
+    // Whether the open test's statements are indented, from its first one.
+    let mut test_indented: Option<bool> = None;
+    // The first line of an open, indented test that starts with `event` in
+    // column 0: where the test ends if it turns out never to be closed.
+    let mut test_end: Option<usize> = None;
+    let mut i = 0;
+    while i <= lines.len() {
+        let Some(&(offset, line)) = lines.get(i) else {
+            // The end of the file: an open test ends where it was guessed,
+            // and the lines after that are read again as items.
+            match test_end.take().filter(|_| in_test && depth > 0) {
+                Some(end) => {
+                    (i, depth, in_block_comment) = (end, 0, false);
+                    continue;
+                }
+                None => break,
+            }
+        };
         let trimmed = line.trim_start();
         let column = line.len() - trimmed.len();
         // A block comment closed on the same line may come before the keyword.
@@ -27,14 +51,35 @@ pub(super) fn split_items(src: &str) -> Vec<(usize, usize)> {
         let word = if in_block_comment { None } else { item_keyword(code) };
         // A keyword in column 0 while a block is still open means a `}` was
         // forgotten: start afresh rather than swallow the rest of the file.
-        // Tests contain `event` statements, which are not items.
-        let recovers = word.is_some() && column == 0 && depth > 0 && !(in_test && word == Some("event"));
+        // Tests contain `event` statements, which are not items, so in an
+        // open test whose statements are indented a column-0 `event` is
+        // remembered: if the test is never closed (the file ends, or another
+        // declaration starts in column 0 first), it ended there and the
+        // splitting resumes from that line. In a test written without
+        // indentation, layout tells statements from declarations no longer.
+        let in_open_test = in_test && depth > 0;
+        if in_open_test && test_indented.is_none() && !code.trim().is_empty() {
+            test_indented = Some(column > 0);
+        }
+        if in_open_test && test_indented == Some(true) && column == 0 && word == Some("event") && test_end.is_none() {
+            test_end = Some(i);
+        }
+        let recovers = word.is_some() && column == 0 && depth > 0 && !(in_open_test && word == Some("event"));
+        if recovers && in_open_test {
+            if let Some(end) = test_end.take() {
+                // Resume at depth zero from the line after the test: always
+                // a later line than the test's first, so this ends.
+                (i, depth, in_block_comment) = (end, 0, false);
+                continue;
+            }
+        }
         if let Some(word) = word.filter(|_| depth <= 0 || recovers) {
             if offset > 0 {
                 starts.push(doc_start(src, offset));
             }
             depth = 0;
             in_test = word == "test";
+            (test_indented, test_end) = (None, None);
         }
         // Items may also share a line, separated by `;` at the top level
         // (`event a { x: int }; event b { y: int }`), as in the grammar's
@@ -46,12 +91,17 @@ pub(super) fn split_items(src: &str) -> Vec<(usize, usize)> {
                 Some(word) => {
                     starts.push(offset + after);
                     in_test = word == "test";
+                    (test_indented, test_end) = (None, None);
                     true
                 }
                 None => false,
             }
         });
-        offset += line.len();
+        if depth <= 0 {
+            // Whatever block was open is closed.
+            test_end = None;
+        }
+        i += 1;
     }
     starts.dedup();
     let mut ranges = Vec::with_capacity(starts.len());
