@@ -5,6 +5,11 @@
 use mon_grammar::ast::{Item, TestStmtKind};
 use mon_grammar::{parse, SyntaxErrorKind};
 
+/// The kinds of the syntax errors of `src`.
+fn error_kinds(src: &str) -> Vec<SyntaxErrorKind> {
+    parse(src).1.into_iter().map(|e| e.kind).collect()
+}
+
 /// Each item as `keyword name`.
 fn items(src: &str) -> Vec<String> {
     parse(src)
@@ -46,8 +51,7 @@ fn an_unclosed_test_does_not_swallow_the_events_after_it() {
 #[test]
 fn an_unclosed_test_at_the_end_keeps_its_unindented_statements() {
     let src = "event a { x: string }\ntest \"t\" {\nat 2026-03-02T08:00:00Z\nevent a { x: \"1\" }\n";
-    let (_, errors) = parse(src);
-    assert_eq!(errors.iter().map(|e| &e.kind).collect::<Vec<_>>(), [&SyntaxErrorKind::UnclosedBlock]);
+    assert_eq!(error_kinds(src), [SyntaxErrorKind::UnclosedBlock]);
 }
 
 #[test]
@@ -64,16 +68,15 @@ fn a_closed_test_may_hold_event_statements_in_column_zero() {
 #[test]
 fn an_unclosed_workflow_ends_at_the_next_declaration() {
     let src = "workflow w {\n  key x\n  expect a\n\nevent a { x: string }\n";
-    let (_, errors) = parse(src);
-    assert_eq!(errors.iter().map(|e| &e.kind).collect::<Vec<_>>(), [&SyntaxErrorKind::UnclosedBlock]);
+    assert_eq!(error_kinds(src), [SyntaxErrorKind::UnclosedBlock]);
     assert_eq!(items(src), ["workflow w", "event a"]);
 }
 
 #[test]
 fn an_unclosed_test_at_the_end_of_the_file_ends_at_the_next_event() {
     let src = "test \"t\" {\n  at 2026-03-02T08:00:00Z\n\n/// The second event.\nevent b { y: int }\n";
-    let (file, errors) = parse(src);
-    assert_eq!(errors.iter().map(|e| &e.kind).collect::<Vec<_>>(), [&SyntaxErrorKind::UnclosedBlock]);
+    let file = parse(src).0;
+    assert_eq!(error_kinds(src), [SyntaxErrorKind::UnclosedBlock]);
     assert_eq!(items(src), ["test t", "event b"]);
     let Some(Item::Event(event)) = file.items.get(1) else { panic!("the event is the second item") };
     assert_eq!(event.doc.as_deref(), Some("The second event."), "its doc comment travels with it");
