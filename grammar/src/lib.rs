@@ -7,7 +7,7 @@
 //! I/O: it takes `&str` and gives data.
 
 // `parse` must return for every input, so a surprise inside the parser is an
-// error value, never a panic (see `parse/build.rs`).
+// error value, never a panic (see `parse/build/`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod ast;

@@ -1,6 +1,6 @@
 //! `parse` returns for every input, and its builder agrees with its grammar:
 //! no text, valid or broken, gives an internal error (one would mean that
-//! `mon.pest` and `parse/build.rs` describe different languages). Checked
+//! `mon.pest` and `parse/build/` describe different languages). Checked
 //! on every spec block and `.mon` file of the repository, on every prefix of
 //! them (a file being typed), on each of them with one line left out, and on
 //! random edits.
