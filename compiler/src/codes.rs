@@ -31,6 +31,7 @@ codes! {
     E108 = "E108", "invalid date or timestamp";
     E109 = "E109", "number out of range";
     E110 = "E110", "key source without a key name";
+    E111 = "E111", "nested too deeply";
 
     E201 = "E201", "unknown event";
     E202 = "E202", "unknown field";

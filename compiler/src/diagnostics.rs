@@ -154,6 +154,10 @@ impl DiagnosticKind {
                 SyntaxErrorKind::InvalidDate => codes::E108,
                 SyntaxErrorKind::NumberOutOfRange => codes::E109,
                 SyntaxErrorKind::UnnamedKeySource => codes::E110,
+                SyntaxErrorKind::TooDeep { .. } => codes::E111,
+                // A bug in mon, not a new kind of mistake: the generic
+                // syntax code, with a message that says so (docs/errors/E101.md).
+                SyntaxErrorKind::Internal { .. } => codes::E101,
             },
             InvalidTimestamp { .. } => codes::E108,
             UnknownEvent { .. } => codes::E201,
@@ -222,6 +226,11 @@ impl DiagnosticKind {
                 SyntaxErrorKind::InvalidDate => "not a valid date".into(),
                 SyntaxErrorKind::NumberOutOfRange => "number out of range".into(),
                 SyntaxErrorKind::UnnamedKeySource => "a key source needs a key name".into(),
+                SyntaxErrorKind::TooDeep { limit } => format!("this is nested more than {limit} levels deep"),
+                SyntaxErrorKind::Internal { expected, found } => format!(
+                    "internal error: the parser's builder did not expect {found} here, where it wanted \
+                     {expected}; please report this as a bug in mon"
+                ),
             },
             InvalidTimestamp { text } => format!("`{text}` is not a valid RFC 3339 timestamp"),
             UnknownEvent { name, .. } => format!("unknown event `{name}`"),
@@ -322,6 +331,8 @@ impl DiagnosticKind {
             Syntax(SyntaxErrorKind::InvalidDuration { .. }) => "expected a duration such as `5m`".into(),
             Syntax(SyntaxErrorKind::UnclosedBlock) => "no matching `}`".into(),
             Syntax(SyntaxErrorKind::ReservedWord { .. }) => "reserved word".into(),
+            Syntax(SyntaxErrorKind::Internal { .. }) => "the parser could not build this".into(),
+            Syntax(SyntaxErrorKind::TooDeep { .. }) => "one level too many".into(),
             Syntax(_) | InvalidTimestamp { .. } => "here".into(),
             UnknownEvent { .. } => "not declared".into(),
             UnknownField { .. } => "no such field".into(),
@@ -400,6 +411,16 @@ impl DiagnosticKind {
             Syntax(SyntaxErrorKind::UnnamedKeySource) => {
                 Some("name the key field first: `key trade_id = trade_ingested.trade_id, sys3_ack.ref`".into())
             }
+            Syntax(SyntaxErrorKind::TooDeep { .. }) => Some(
+                "each bracket, each `not` or `-` before a value and each operator of a chain is a level; \
+                 split the condition, or write a long chain of `or` comparisons as `field in [a, b, c]`"
+                    .into(),
+            ),
+            Syntax(SyntaxErrorKind::Internal { .. }) => Some(
+                "the grammar accepted this text, but the code that builds the syntax tree does not agree with it; \
+                 the rest of the file is still checked"
+                    .into(),
+            ),
             // A misspelled keyword: the nearest of the words that would fit.
             Syntax(SyntaxErrorKind::Unexpected { found, expected }) => {
                 let word = found.trim_matches('`');

@@ -40,4 +40,17 @@ pub enum SyntaxErrorKind {
     NumberOutOfRange,
     /// `key a.b` without `name =` before it.
     UnnamedKeySource,
+    /// Brackets, prefix operators or a chain of operators nested deeper
+    /// than `limit` levels; the span is where the limit was passed.
+    TooDeep {
+        limit: usize,
+    },
+    /// The grammar accepted the text but the parser's tree builder did not
+    /// expect what it produced: `expected` is what the builder wanted,
+    /// `found` the rule it got (or the end of one). A bug in mon, never in
+    /// the rule file; the span is the pair the two disagree about.
+    Internal {
+        expected: String,
+        found: String,
+    },
 }

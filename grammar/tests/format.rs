@@ -5,59 +5,14 @@
 //! every `.mon` file under `examples/` and `tests/`, on hand-written cases
 //! with their expected output, and on random programs.
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use mon_grammar::ast::{ClauseKind, File, Item, StmtKind};
 use mon_grammar::{format, parse};
 use proptest::prelude::*;
+use support::{repo_mon_files, spec_blocks};
 
 // ---------------------------------------------------------------- helpers
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn spec_blocks() -> Vec<(String, String)> {
-    let text = std::fs::read_to_string(repo_root().join("docs/LANGUAGE.md")).expect("docs/LANGUAGE.md is readable");
-    let mut blocks = Vec::new();
-    let mut current: Option<(usize, String)> = None;
-    for (n, line) in text.lines().enumerate() {
-        match &mut current {
-            None if line.trim() == "```mon" => current = Some((n + 1, String::new())),
-            Some(_) if line.trim() == "```" => {
-                let (line, body) = current.take().expect("open block");
-                blocks.push((format!("LANGUAGE.md:{line}"), body));
-            }
-            Some((_, body)) => {
-                body.push_str(line);
-                body.push('\n');
-            }
-            None => {}
-        }
-    }
-    blocks
-}
-
-/// Every `.mon` file under `examples/` and `tests/`, whatever is there today.
-fn repo_mon_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, found);
-            } else if path.extension().is_some_and(|e| e == "mon") {
-                found.push(path);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    for dir in ["examples", "tests"] {
-        walk(&repo_root().join(dir), &mut found);
-    }
-    found.sort();
-    found
-}
 
 /// The rank of a clause in the formatter's canonical order, restated here so
 /// that the test says what order is expected rather than asking the formatter.
@@ -221,6 +176,18 @@ fn one_liners_stay_on_one_line() {
          calendar uk_holidays { 2026-12-25, 2026-12-28 }\n\
          test \"t\" { at 2026-03-02T06:00:00Z; event e { a: 1, b: \"x\" } at 2026-03-02T06:00:01Z }\n\
          workflow empty {}\n",
+    );
+}
+
+#[test]
+fn items_that_share_a_line_get_one_each() {
+    assert_formats(
+        "event a { x: string }; event b { y: int }\n\
+         workflow w { key x; expect a };workflow v { key y; expect b } // v\n",
+        "event a { x: string }\n\
+         event b { y: int }\n\
+         workflow w { key x; expect a }\n\
+         workflow v { key y; expect b }  // v\n",
     );
 }
 

@@ -59,3 +59,25 @@ fn a_declaration_may_follow_a_block_comment_on_its_line() {
     assert!(errs.is_empty(), "{errs:?}");
     assert_eq!(file.items.len(), 3);
 }
+
+#[test]
+fn items_on_one_line_may_be_separated_by_a_semicolon() {
+    let src = "event a { x: string }; event b { y: int }\n\
+               workflow w { key x; expect a }; workflow v { key y; expect b }\n\
+               channel c email \"c@example.com\"; calendar h { 2026-12-25 }; event s from \"s.json\"\n";
+    let (file, errs) = parse(src);
+    assert!(errs.is_empty(), "{errs:?}");
+    let names: Vec<&str> = file.items.iter().map(|i| &src[i.span().start..i.span().end]).collect();
+    assert_eq!(
+        names,
+        [
+            "event a { x: string }",
+            "event b { y: int }",
+            "workflow w { key x; expect a }",
+            "workflow v { key y; expect b }",
+            "channel c email \"c@example.com\"",
+            "calendar h { 2026-12-25 }",
+            "event s from \"s.json\"",
+        ]
+    );
+}
