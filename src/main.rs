@@ -75,9 +75,11 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The parser and checker recurse over expressions; a generated rule with
-    // thousands of `or` terms needs more stack than a main thread's 8 MB.
-    let worker = std::thread::Builder::new().stack_size(1 << 30).spawn(move || run(cli));
+    // The parser, checker and interpreter recurse over expressions. The
+    // parser refuses nesting past 128 levels (E111), which needs about
+    // 1 MiB in a debug build; 64 MiB leaves room for every command's own
+    // frames (tests/cli_limits.rs runs the binary on 100k-deep input).
+    let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || run(cli));
     let outcome = match worker.map(|w| w.join()) {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => return ExitCode::from(101),

@@ -909,3 +909,31 @@ fn crlf_files_keep_their_line_endings() {
     assert!(out.contains("\r\n") && !out.replace("\r\n", "").contains('\n'), "{out:?}");
     assert_eq!(mon_grammar::format(&out).expect("formats"), out, "idempotent");
 }
+
+/// `edited_spec_programs_format_stably` checks only the edits that still
+/// parse; this makes sure that is not none of them. The same edits, from a
+/// fixed tape, must leave a good share of files parsing, and those keep the
+/// formatter's guarantees.
+#[test]
+fn edits_leave_enough_parsing_files_to_check() {
+    let mut corpus: Vec<String> = spec_blocks().into_iter().map(|(_, b)| b).collect();
+    corpus.extend(repo_mon_files().iter().filter_map(|p| std::fs::read_to_string(p).ok()));
+    let mut state = 0x6d6f_6e5f_6564_6974_u64;
+    let mut next = || {
+        // A linear congruential step: any fixed spread of bytes will do.
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u8
+    };
+    let (mut tried, mut checked) = (0, 0);
+    for round in 0..400 {
+        let src = &corpus[round % corpus.len()];
+        let bytes: Vec<u8> = (0..120).map(|_| next()).collect();
+        let edited = mutate(src, &mut Tape { bytes, pos: 0 });
+        tried += 1;
+        if parse(&edited).1.is_empty() {
+            check("edited (fixed tape)", &edited);
+            checked += 1;
+        }
+    }
+    assert!(checked * 10 >= tried, "only {checked} of {tried} edited files parse: the property checks almost nothing");
+}
