@@ -238,8 +238,16 @@ fn simulate_rejects_bad_lines_with_a_reason_and_keeps_going() {
         .filter(|l| l["kind"] == "rejected")
         .collect();
     assert_eq!(rejected.len(), 2, "{stdout}");
-    assert!(rejected[0]["reason"].as_str().is_some_and(|r| r.starts_with("invalid JSON")));
-    assert!(rejected[1]["reason"].as_str().is_some_and(|r| r.starts_with("missing required field")), "{stdout}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r == "type unknown: invalid JSON: key must be a string at column 2"),
+        "{stdout}"
+    );
+    assert!(
+        rejected[1]["reason"].as_str().is_some_and(|r| r.starts_with("trade_ingested: missing required field ")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -261,7 +269,7 @@ fn simulate_rejects_a_line_that_is_not_text_and_goes_on() {
         .map(|l| l["reason"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(reasons.len(), 2, "{stdout}");
-    assert_eq!(reasons[0], "the line is not valid UTF-8");
+    assert_eq!(reasons[0], "type unknown: the line is not valid UTF-8");
     assert_eq!(mon(&["simulate", "examples/trade_lifecycle", "--events", "examples"]).status.code(), Some(2));
 }
 

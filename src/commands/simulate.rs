@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Outcome {
         // and the replay goes on.
         match std::str::from_utf8(&bytes) {
             Ok(line) => simulation.feed(line.trim_start_matches('\u{feff}'), &mut records),
-            Err(_) => simulation.reject("the line is not valid UTF-8", &mut records),
+            Err(_) => simulation.reject("type unknown: the line is not valid UTF-8", &mut records),
         }
         if let Some(bar) = &progress {
             if simulation.lines.is_multiple_of(4096) {
