@@ -280,3 +280,77 @@ fn a_file_named_twice_is_checked_once() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 file"));
 }
+
+/// A file of events with one mistake of each kind `mon simulate` must
+/// name: two malformed lines (3 and 7, after a blank line), and three
+/// events of types no rule declares, two of them a typo.
+fn events_with_mistakes(dir: &Path) -> PathBuf {
+    let good = std::fs::read_to_string(root().join("examples/trade_lifecycle/events.ndjson"))
+        .expect("example events")
+        .lines()
+        .next()
+        .expect("a first event")
+        .to_string();
+    let other = |ty: &str, id: &str, minute: u32| {
+        format!(r#"{{"type":"{ty}","id":"{id}","time":"2026-03-03T08:0{minute}:00Z","data":{{"trade_id":"T-1001"}}}}"#)
+    };
+    let lines = [
+        good,
+        String::new(),
+        "{not json".to_string(),
+        other("trade_ingestd", "u1", 1),
+        other("heartbeat", "h1", 2),
+        other("trade_ingestd", "u2", 3),
+        other("trade_ingested", "m1", 4),
+    ];
+    let events = dir.join("events.ndjson");
+    std::fs::write(&events, lines.join("\n") + "\n").expect("write");
+    events
+}
+
+fn rejected_records(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|l| l["kind"] == "rejected")
+        .collect()
+}
+
+/// A malformed line is named by its place in the file: `line` in its
+/// record, `FILE:LINE` on stderr and in the human format. It is made at
+/// the virtual clock's instant (the last event's time, LANGUAGE.md
+/// changelog v1.4), since a line without a readable time cannot move it.
+#[test]
+fn simulate_names_the_line_of_each_rejected_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = events_with_mistakes(dir.path());
+    let path = events.to_str().expect("utf-8");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", path]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rejected = rejected_records(&out.stdout);
+    let lines: Vec<&serde_json::Value> = rejected.iter().map(|r| &r["line"]).collect();
+    assert_eq!(lines, [3, 7], "{rejected:?}");
+    assert_eq!(rejected[0]["at"], "2026-03-03T08:00:00Z", "made at the clock of the event before it");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        format!("{path}:3: rejected: type unknown: invalid JSON: key must be a string at column 2\n"),
+        format!("{path}:7: rejected: trade_ingested: missing required field book\n"),
+    ] {
+        assert!(stderr.contains(&expected), "stderr should say {expected:?}:\n{stderr}");
+    }
+
+    let human = mon(&["simulate", "examples/trade_lifecycle", "--events", path, "--format", "human"]);
+    let stdout = String::from_utf8_lossy(&human.stdout);
+    let line = stdout.lines().find(|l| l.contains(" rejected ")).expect("a rejected line");
+    assert!(line.contains(&format!("{path}:3 ")), "{line}");
+    assert!(!String::from_utf8_lossy(&human.stderr).contains(": rejected: "), "listed once, on stdout");
+
+    // Ten are listed; the records hold them all.
+    let many = dir.path().join("many.ndjson");
+    std::fs::write(&many, "{oops\n".repeat(12)).expect("write");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", many.to_str().expect("utf-8")]);
+    assert_eq!(rejected_records(&out.stdout).len(), 12);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("many.ndjson:10: rejected: ") && !stderr.contains("many.ndjson:11:"), "{stderr}");
+    assert!(stderr.contains("\n... and 2 more rejected lines\n"), "{stderr}");
+}
