@@ -354,3 +354,30 @@ fn simulate_names_the_line_of_each_rejected_line() {
     assert!(stderr.contains("many.ndjson:10: rejected: ") && !stderr.contains("many.ndjson:11:"), "{stderr}");
     assert!(stderr.contains("\n... and 2 more rejected lines\n"), "{stderr}");
 }
+
+/// An event type no rule declares is named with its count, and a likely
+/// typo gets the compiler's "did you mean".
+#[test]
+fn simulate_names_the_types_no_rule_uses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = events_with_mistakes(dir.path());
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", events.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = "3 events of types no rule uses: trade_ingestd ×2 (did you mean trade_ingested?), heartbeat ×1\n";
+    assert!(stderr.contains(expected), "stderr should say {expected:?}:\n{stderr}");
+
+    // Ten types are named, the most frequent first; the rest are counted.
+    let many = dir.path().join("many.ndjson");
+    let lines: Vec<String> = (0..11)
+        .flat_map(|i| {
+            let line = format!(r#"{{"type":"kind{i:02}","time":"2026-03-03T08:00:00Z","data":{{}}}}"#);
+            std::iter::repeat_n(line, if i == 10 { 2 } else { 1 })
+        })
+        .collect();
+    std::fs::write(&many, lines.join("\n")).expect("write");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", many.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = "12 events of types no rule uses: kind10 ×2, kind00 ×1, kind01 ×1, kind02 ×1, kind03 ×1, \
+                    kind04 ×1, kind05 ×1, kind06 ×1, kind07 ×1, kind08 ×1, and 1 more type\n";
+    assert!(stderr.contains(expected), "stderr should say {expected:?}:\n{stderr}");
+}

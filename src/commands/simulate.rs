@@ -1,9 +1,12 @@
 //! `mon simulate RULES --events FILE|-`: replay recorded events and print
 //! what mon would have recorded (LANGUAGE.md §7).
 //!
-//! A rejected line is named by `FILE:LINE`: in its record's `line`, and
-//! on stderr unless the human records already show it.
+//! Bad input is named, never only counted: a rejected line by `FILE:LINE`
+//! (in its record's `line`, and on stderr unless the human records already
+//! show it), and the event types no rule declares by name and count, with
+//! a "did you mean" for a likely typo.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
@@ -11,7 +14,7 @@ use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::engine::{key_object, TraceEntry, TraceWhat};
 use mon_runtime::simulate::Simulation;
-use mon_runtime::{Decoder, Kind, Record};
+use mon_runtime::{Decoded, Decoder, Kind, Record};
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
 
 use crate::Outcome;
@@ -114,6 +117,9 @@ pub fn run(args: Args) -> Outcome {
             Ok(line) if line.trim().is_empty() => {}
             Ok(line) => {
                 let decoded = decoder.decode(line);
+                if let Decoded::Ignored { type_name, .. } = &decoded {
+                    *bad.undeclared.entry(type_name.clone()).or_default() += 1;
+                }
                 simulation.feed_decoded(decoded, Some(number), &mut records);
             }
             Err(_) => simulation.reject("type unknown: the line is not valid UTF-8", Some(number), &mut records),
@@ -158,7 +164,7 @@ pub fn run(args: Args) -> Outcome {
     );
     // The human records already show each rejected line where it happened.
     let listed = args.format == Format::Human && args.trace.is_none();
-    eprint!("{}", bad.report(&source, simulation.rejected, !listed));
+    eprint!("{}", bad.report(&source, simulation.rejected, !listed, &program));
     Outcome::Ok
 }
 
@@ -175,10 +181,12 @@ fn plural(n: u64) -> &'static str {
 struct BadInput {
     /// The first rejected lines, as (line, reason); the rest are counted.
     rejected: Vec<(u64, String)>,
+    /// Events of types no rule declares, by type.
+    undeclared: HashMap<String, u64>,
 }
 
-/// How many rejected lines the report names: enough to act on; the
-/// records hold them all.
+/// How many rejected lines and undeclared types the report names: enough
+/// to act on; the records hold every rejected line.
 const LISTED: usize = 10;
 
 impl BadInput {
@@ -190,8 +198,9 @@ impl BadInput {
         }
     }
 
-    /// `FILE:LINE: rejected: REASON` lines (when `list_rejected`).
-    fn report(&self, source: &str, rejected: u64, list_rejected: bool) -> String {
+    /// `FILE:LINE: rejected: REASON` lines (when `list_rejected`), then one
+    /// line naming the undeclared types, most frequent first.
+    fn report(&self, source: &str, rejected: u64, list_rejected: bool, program: &ir::Program) -> String {
         let mut text = String::new();
         if list_rejected {
             for (line, reason) in &self.rejected {
@@ -202,6 +211,27 @@ impl BadInput {
                 text.push_str(&format!("... and {more} more rejected line{}\n", plural(more)));
             }
         }
+        if self.undeclared.is_empty() {
+            return text;
+        }
+        let mut types: Vec<(&String, &u64)> = self.undeclared.iter().collect();
+        types.sort_by(|(a, m), (b, n)| n.cmp(m).then(a.cmp(b)));
+        let declared = || program.events.iter().map(|e| e.name.as_str());
+        let mut named: Vec<String> = types
+            .iter()
+            .take(LISTED)
+            .map(|(name, n)| match mon_compiler::suggest::did_you_mean(name, declared()) {
+                Some(near) => format!("{name} ×{n} (did you mean {near}?)"),
+                None => format!("{name} ×{n}"),
+            })
+            .collect();
+        if types.len() > LISTED {
+            let more = (types.len() - LISTED) as u64;
+            named.push(format!("and {more} more type{}", plural(more)));
+        }
+        let events: u64 = self.undeclared.values().sum();
+        let kinds = if types.len() == 1 { "a type" } else { "types" };
+        text.push_str(&format!("{events} event{} of {kinds} no rule uses: {}\n", plural(events), named.join(", ")));
         text
     }
 }
