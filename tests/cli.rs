@@ -381,3 +381,38 @@ fn simulate_names_the_types_no_rule_uses() {
                     kind04 ×1, kind05 ×1, kind06 ×1, kind07 ×1, kind08 ×1, and 1 more type\n";
     assert!(stderr.contains(expected), "stderr should say {expected:?}:\n{stderr}");
 }
+
+/// `--strict` is for CI: a rejected line or an event of a type no rule
+/// uses fails the run (exit 1); a clean file passes.
+#[test]
+fn simulate_strict_fails_on_bad_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let all = events_with_mistakes(dir.path());
+    let text = std::fs::read_to_string(&all).expect("read");
+    let only = |name: &str, keep: &dyn Fn(&str) -> bool| {
+        let path = dir.path().join(name);
+        let kept: Vec<&str> = text.lines().enumerate().filter(|(i, l)| *i == 0 || keep(l)).map(|(_, l)| l).collect();
+        std::fs::write(&path, kept.join("\n") + "\n").expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let rejected_only = only("rejected.ndjson", &|l| l.starts_with("{not"));
+    let undeclared_only = only("undeclared.ndjson", &|l| l.contains("heartbeat"));
+    let clean = "examples/trade_lifecycle/events.ndjson";
+    let code = |events: &str, strict: bool| {
+        let mut args = vec!["simulate", "examples/trade_lifecycle", "--events", events, "--format", "summary"];
+        if strict {
+            args.push("--strict");
+        }
+        let out = mon(&args);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    for events in [all.to_str().expect("utf-8"), &rejected_only, &undeclared_only] {
+        assert_eq!(code(events, false).0, Some(0), "without --strict bad input is reported, not fatal: {events}");
+        let (status, stderr) = code(events, true);
+        assert_eq!(status, Some(1), "{events}: {stderr}");
+        assert!(stderr.contains("--strict"), "says why it failed: {stderr}");
+    }
+    assert_eq!(code(clean, true), (Some(0), code(clean, false).1));
+    let help = String::from_utf8_lossy(&mon(&["simulate", "--help"]).stdout).to_string();
+    assert!(help.contains("--strict"), "{help}");
+}

@@ -4,7 +4,8 @@
 //! Bad input is named, never only counted: a rejected line by `FILE:LINE`
 //! (in its record's `line`, and on stderr unless the human records already
 //! show it), and the event types no rule declares by name and count, with
-//! a "did you mean" for a likely typo.
+//! a "did you mean" for a likely typo. `--strict` makes either fail the
+//! run, for CI.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -39,6 +40,10 @@ pub struct Args {
     /// scheduled workflows: the date).
     #[arg(long)]
     trace: Option<String>,
+    /// Exit with 1 if any line is rejected or has an event type no rule
+    /// declares (for CI: a mistyped type would otherwise go unmonitored).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -165,6 +170,16 @@ pub fn run(args: Args) -> Outcome {
     // The human records already show each rejected line where it happened.
     let listed = args.format == Format::Human && args.trace.is_none();
     eprint!("{}", bad.report(&source, simulation.rejected, !listed, &program));
+    if args.strict && (simulation.rejected > 0 || simulation.ignored > 0) {
+        eprintln!(
+            "error: --strict: {} rejected line{} and {} event{} of types no rule uses",
+            simulation.rejected,
+            plural(simulation.rejected),
+            simulation.ignored,
+            plural(simulation.ignored)
+        );
+        return Outcome::Problems;
+    }
     Outcome::Ok
 }
 
