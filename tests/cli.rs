@@ -238,8 +238,16 @@ fn simulate_rejects_bad_lines_with_a_reason_and_keeps_going() {
         .filter(|l| l["kind"] == "rejected")
         .collect();
     assert_eq!(rejected.len(), 2, "{stdout}");
-    assert!(rejected[0]["reason"].as_str().is_some_and(|r| r.starts_with("invalid JSON")));
-    assert!(rejected[1]["reason"].as_str().is_some_and(|r| r.starts_with("missing required field")), "{stdout}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r == "type unknown: invalid JSON: key must be a string at column 2"),
+        "{stdout}"
+    );
+    assert!(
+        rejected[1]["reason"].as_str().is_some_and(|r| r.starts_with("trade_ingested: missing required field ")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -261,7 +269,7 @@ fn simulate_rejects_a_line_that_is_not_text_and_goes_on() {
         .map(|l| l["reason"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(reasons.len(), 2, "{stdout}");
-    assert_eq!(reasons[0], "the line is not valid UTF-8");
+    assert_eq!(reasons[0], "type unknown: the line is not valid UTF-8");
     assert_eq!(mon(&["simulate", "examples/trade_lifecycle", "--events", "examples"]).status.code(), Some(2));
 }
 
@@ -271,4 +279,140 @@ fn a_file_named_twice_is_checked_once() {
     let out = mon(&["check", file, file]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checked 1 file"));
+}
+
+/// A file of events with one mistake of each kind `mon simulate` must
+/// name: two malformed lines (3 and 7, after a blank line), and three
+/// events of types no rule declares, two of them a typo.
+fn events_with_mistakes(dir: &Path) -> PathBuf {
+    let good = std::fs::read_to_string(root().join("examples/trade_lifecycle/events.ndjson"))
+        .expect("example events")
+        .lines()
+        .next()
+        .expect("a first event")
+        .to_string();
+    let other = |ty: &str, id: &str, minute: u32| {
+        format!(r#"{{"type":"{ty}","id":"{id}","time":"2026-03-03T08:0{minute}:00Z","data":{{"trade_id":"T-1001"}}}}"#)
+    };
+    let lines = [
+        good,
+        String::new(),
+        "{not json".to_string(),
+        other("trade_ingestd", "u1", 1),
+        other("heartbeat", "h1", 2),
+        other("trade_ingestd", "u2", 3),
+        other("trade_ingested", "m1", 4),
+    ];
+    let events = dir.join("events.ndjson");
+    std::fs::write(&events, lines.join("\n") + "\n").expect("write");
+    events
+}
+
+fn rejected_records(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .filter(|l| l["kind"] == "rejected")
+        .collect()
+}
+
+/// A malformed line is named by its place in the file: `line` in its
+/// record, `FILE:LINE` on stderr and in the human format. It is made at
+/// the virtual clock's instant (the last event's time, LANGUAGE.md
+/// changelog v1.4), since a line without a readable time cannot move it.
+#[test]
+fn simulate_names_the_line_of_each_rejected_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = events_with_mistakes(dir.path());
+    let path = events.to_str().expect("utf-8");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", path]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rejected = rejected_records(&out.stdout);
+    let lines: Vec<&serde_json::Value> = rejected.iter().map(|r| &r["line"]).collect();
+    assert_eq!(lines, [3, 7], "{rejected:?}");
+    assert_eq!(rejected[0]["at"], "2026-03-03T08:00:00Z", "made at the clock of the event before it");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        format!("{path}:3: rejected: type unknown: invalid JSON: key must be a string at column 2\n"),
+        format!("{path}:7: rejected: trade_ingested: missing required field book\n"),
+    ] {
+        assert!(stderr.contains(&expected), "stderr should say {expected:?}:\n{stderr}");
+    }
+
+    let human = mon(&["simulate", "examples/trade_lifecycle", "--events", path, "--format", "human"]);
+    let stdout = String::from_utf8_lossy(&human.stdout);
+    let line = stdout.lines().find(|l| l.contains(" rejected ")).expect("a rejected line");
+    assert!(line.contains(&format!("{path}:3 ")), "{line}");
+    assert!(!String::from_utf8_lossy(&human.stderr).contains(": rejected: "), "listed once, on stdout");
+
+    // Ten are listed; the records hold them all.
+    let many = dir.path().join("many.ndjson");
+    std::fs::write(&many, "{oops\n".repeat(12)).expect("write");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", many.to_str().expect("utf-8")]);
+    assert_eq!(rejected_records(&out.stdout).len(), 12);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("many.ndjson:10: rejected: ") && !stderr.contains("many.ndjson:11:"), "{stderr}");
+    assert!(stderr.contains("\n... and 2 more rejected lines\n"), "{stderr}");
+}
+
+/// An event type no rule declares is named with its count, and a likely
+/// typo gets the compiler's "did you mean".
+#[test]
+fn simulate_names_the_types_no_rule_uses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let events = events_with_mistakes(dir.path());
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", events.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = "3 events of types no rule uses: trade_ingestd ×2 (did you mean trade_ingested?), heartbeat ×1\n";
+    assert!(stderr.contains(expected), "stderr should say {expected:?}:\n{stderr}");
+
+    // Ten types are named, the most frequent first; the rest are counted.
+    let many = dir.path().join("many.ndjson");
+    let lines: Vec<String> = (0..11)
+        .flat_map(|i| {
+            let line = format!(r#"{{"type":"kind{i:02}","time":"2026-03-03T08:00:00Z","data":{{}}}}"#);
+            std::iter::repeat_n(line, if i == 10 { 2 } else { 1 })
+        })
+        .collect();
+    std::fs::write(&many, lines.join("\n")).expect("write");
+    let out = mon(&["simulate", "examples/trade_lifecycle", "--events", many.to_str().expect("utf-8")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = "12 events of types no rule uses: kind10 ×2, kind00 ×1, kind01 ×1, kind02 ×1, kind03 ×1, \
+                    kind04 ×1, kind05 ×1, kind06 ×1, kind07 ×1, kind08 ×1, and 1 more type\n";
+    assert!(stderr.contains(expected), "stderr should say {expected:?}:\n{stderr}");
+}
+
+/// `--strict` is for CI: a rejected line or an event of a type no rule
+/// uses fails the run (exit 1); a clean file passes.
+#[test]
+fn simulate_strict_fails_on_bad_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let all = events_with_mistakes(dir.path());
+    let text = std::fs::read_to_string(&all).expect("read");
+    let only = |name: &str, keep: &dyn Fn(&str) -> bool| {
+        let path = dir.path().join(name);
+        let kept: Vec<&str> = text.lines().enumerate().filter(|(i, l)| *i == 0 || keep(l)).map(|(_, l)| l).collect();
+        std::fs::write(&path, kept.join("\n") + "\n").expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let rejected_only = only("rejected.ndjson", &|l| l.starts_with("{not"));
+    let undeclared_only = only("undeclared.ndjson", &|l| l.contains("heartbeat"));
+    let clean = "examples/trade_lifecycle/events.ndjson";
+    let code = |events: &str, strict: bool| {
+        let mut args = vec!["simulate", "examples/trade_lifecycle", "--events", events, "--format", "summary"];
+        if strict {
+            args.push("--strict");
+        }
+        let out = mon(&args);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    for events in [all.to_str().expect("utf-8"), &rejected_only, &undeclared_only] {
+        assert_eq!(code(events, false).0, Some(0), "without --strict bad input is reported, not fatal: {events}");
+        let (status, stderr) = code(events, true);
+        assert_eq!(status, Some(1), "{events}: {stderr}");
+        assert!(stderr.contains("--strict"), "says why it failed: {stderr}");
+    }
+    assert_eq!(code(clean, true), (Some(0), code(clean, false).1));
+    let help = String::from_utf8_lossy(&mon(&["simulate", "--help"]).stdout).to_string();
+    assert!(help.contains("--strict"), "{help}");
 }

@@ -5,10 +5,16 @@
 //! type no rule uses (ignored, but its time still counts for a virtual
 //! clock), or a [`Rejection`] with the reason. `pii` fields are replaced by
 //! a hash at decode time, so their values never reach the engine's state.
+//!
+//! A reason is read in a dead-letter log, far from the line, so it always
+//! starts with what it is about: the event type (`order_placed: missing
+//! required field order_id`), the type and the field (`order_placed.qty:
+//! expected int, found string "x"`), or `type unknown` when the line gives
+//! no type. It never shows a `pii` value, and cuts a long one.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Display};
 
 use compact_str::CompactString;
 
@@ -43,6 +49,7 @@ pub enum Decoded {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rejection {
+    /// Starts with the event type (and field) it is about, or `type unknown`.
     pub reason: String,
     pub id: Option<String>,
     pub type_name: Option<String>,
@@ -68,15 +75,46 @@ struct Envelope<'a> {
     data: Data<'a>,
 }
 
+impl Envelope<'_> {
+    fn partial(&self) -> Partial {
+        let owned = |text: &Option<Cow<str>>| text.as_deref().map(str::to_string);
+        Partial { type_name: owned(&self.type_name), id: owned(&self.id), time: owned(&self.time) }
+    }
+}
+
 #[derive(Default)]
 enum Data<'a> {
     #[default]
     Absent,
-    Decoded(u32, Result<Vec<Value>, String>),
+    Decoded(u32, Result<Vec<Value>, Invalid>),
     Raw(&'a RawValue),
 }
 
-struct EnvelopeVisitor<'d, 'p>(&'d Decoder<'p>);
+/// What is wrong with `data`: the field at fault, if there is one, and how.
+struct Invalid {
+    field: Option<String>,
+    what: String,
+}
+
+impl Invalid {
+    fn data(what: impl Into<String>) -> Invalid {
+        Invalid { field: None, what: what.into() }
+    }
+}
+
+/// The attributes read before a line turned out to be broken, so that its
+/// rejection can still name its type, its id and its time.
+#[derive(Default)]
+struct Partial {
+    type_name: Option<String>,
+    id: Option<String>,
+    time: Option<String>,
+}
+
+struct EnvelopeVisitor<'d, 'p> {
+    decoder: &'d Decoder<'p>,
+    partial: &'d mut Partial,
+}
 
 impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
     type Value = Envelope<'de>;
@@ -87,6 +125,17 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut envelope = Envelope::default();
+        let read = self.read(&mut envelope, &mut map);
+        if read.is_err() {
+            // Why: only on the error path, so a good line pays nothing.
+            *self.partial = envelope.partial();
+        }
+        read.map(|()| envelope)
+    }
+}
+
+impl<'de> EnvelopeVisitor<'_, '_> {
+    fn read<A: MapAccess<'de>>(&self, envelope: &mut Envelope<'de>, map: &mut A) -> Result<(), A::Error> {
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
             match name.as_ref() {
                 "specversion" => envelope.specversion = map.next_value()?,
@@ -94,10 +143,10 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
                 "id" => envelope.id = map.next_value()?,
                 "time" => envelope.time = map.next_value()?,
                 "data" => {
-                    let known = envelope.type_name.as_deref().and_then(|t| self.0.types.get(t)).copied();
+                    let known = envelope.type_name.as_deref().and_then(|t| self.decoder.types.get(t)).copied();
                     envelope.data = match known {
                         Some(event_type) => {
-                            let declared = &self.0.program.events[event_type as usize];
+                            let declared = &self.decoder.program.events[event_type as usize];
                             Data::Decoded(event_type, map.next_value_seed(DataSeed(declared))?)
                         }
                         None => Data::Raw(map.next_value()?),
@@ -108,7 +157,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
                 }
             }
         }
-        Ok(envelope)
+        Ok(())
     }
 }
 
@@ -120,14 +169,30 @@ impl<'p> Decoder<'p> {
 
     pub fn decode(&self, line: &str) -> Decoded {
         let mut deserializer = serde_json::Deserializer::from_str(line);
-        let parsed = deserializer.deserialize_map(EnvelopeVisitor(self)).and_then(|e| deserializer.end().map(|()| e));
+        let mut partial = Partial::default();
+        let parsed = deserializer.deserialize_map(EnvelopeVisitor { decoder: self, partial: &mut partial }).and_then(
+            |envelope| match deserializer.end() {
+                Ok(()) => Ok(envelope),
+                // Trailing characters after a whole envelope: its attributes were read.
+                Err(e) => {
+                    partial = envelope.partial();
+                    Err(e)
+                }
+            },
+        );
         let envelope = match parsed {
             Ok(v) => v,
-            Err(e) if e.is_syntax() || e.is_eof() => return reject(format!("invalid JSON: {e}"), None, None, None),
-            Err(_) if !line.trim_start().starts_with('{') => {
-                return reject("the envelope is not a JSON object".into(), None, None, None);
+            Err(e) => {
+                let what = if e.is_syntax() || e.is_eof() {
+                    format!("invalid JSON: {}", json_error(&e))
+                } else if !line.trim_start().starts_with('{') {
+                    "the envelope is not a JSON object".into()
+                } else {
+                    format!("invalid envelope: {}", json_error(&e))
+                };
+                let time = partial.time.as_deref().and_then(mon_stdlib::time::parse_rfc3339);
+                return reject(what, partial.id, partial.type_name, time);
             }
-            Err(e) => return reject(format!("invalid envelope: {e}"), None, None, None),
         };
         let envelope_id = envelope.id.clone();
         let id = envelope.id.map(Cow::into_owned);
@@ -161,22 +226,46 @@ impl<'p> Decoder<'p> {
         };
         let declared = &self.program.events[event_type as usize];
         let decoded = match envelope.data {
-            Data::Absent => Ok(Err("missing `data`".to_string())),
+            Data::Absent => Ok(Err(Invalid::data("missing `data`"))),
             Data::Decoded(t, result) if t == event_type => Ok(result),
-            Data::Decoded(..) => Ok(Err("`type` is given twice".to_string())),
+            Data::Decoded(..) => Ok(Err(Invalid::data("`type` is given twice"))),
             Data::Raw(raw) => DataSeed(declared).deserialize(&mut serde_json::Deserializer::from_str(raw.get())),
         };
-        let fields = match decoded {
-            Ok(Ok(fields)) => fields,
-            Ok(Err(reason)) => return reject(reason, Some(id.to_string()), Some(type_name), Some(time)),
-            Err(e) => return reject(format!("invalid `data`: {e}"), Some(id.to_string()), Some(type_name), Some(time)),
+        let invalid = match decoded {
+            Ok(Ok(fields)) => return Decoded::Event(Event { id, event_type, time, fields }),
+            Ok(Err(invalid)) => invalid,
+            Err(e) => Invalid::data(format!("invalid `data`: {}", json_error(&e))),
         };
-        Decoded::Event(Event { id, event_type, time, fields })
+        let subject = match &invalid.field {
+            Some(field) => format!("{type_name}.{field}"),
+            None => type_name.clone(),
+        };
+        Decoded::Rejected(Rejection {
+            reason: format!("{subject}: {}", invalid.what),
+            id: Some(id.to_string()),
+            type_name: Some(type_name),
+            time: Some(time),
+        })
     }
 }
 
-fn reject(reason: String, id: Option<String>, type_name: Option<String>, time: Option<i64>) -> Decoded {
+/// A rejection whose reason starts with the event type, or with `type
+/// unknown` when the line did not give one.
+fn reject(what: String, id: Option<String>, type_name: Option<String>, time: Option<i64>) -> Decoded {
+    let reason = format!("{}: {what}", type_name.as_deref().unwrap_or("type unknown"));
     Decoded::Rejected(Rejection { reason, id, type_name, time })
+}
+
+/// serde_json's message, with "at line 1 column N" shortened to "at column
+/// N": an event is one line, and the line that matters is the line in the
+/// file, which the caller names.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let position = format!(" at line 1 column {}", e.column());
+    match text.strip_suffix(&position) {
+        Some(message) if e.line() == 1 => format!("{message} at column {}", e.column()),
+        _ => text,
+    }
 }
 
 /// Decodes `data` straight into the slots of its event type, checking
@@ -185,7 +274,7 @@ fn reject(reason: String, id: Option<String>, type_name: Option<String>, time: O
 struct DataSeed<'d>(&'d EventType);
 
 impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
-    type Value = Result<Vec<Value>, String>;
+    type Value = Result<Vec<Value>, Invalid>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
@@ -195,7 +284,7 @@ impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
 const NOT_AN_OBJECT: &str = "`data` is not a JSON object";
 
 impl<'de> Visitor<'de> for DataSeed<'_> {
-    type Value = Result<Vec<Value>, String>;
+    type Value = Result<Vec<Value>, Invalid>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
@@ -207,10 +296,10 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
         let mut problems: Vec<(u32, String)> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
             match declared.fields.iter().find(|f| f.name == name) {
-                Some(field) => match map.next_value_seed(FieldSeed(&field.ty))? {
+                Some(field) => match map.next_value_seed(FieldSeed { ty: &field.ty, pii: field.pii })? {
                     Ok(Value::Null) => {}
                     Ok(value) => fields[field.slot as usize] = if field.pii { hash_pii(&value) } else { value },
-                    Err(why) => problems.push((field.slot, format!("field `{}` {why}", field.name))),
+                    Err(why) => problems.push((field.slot, why)),
                 },
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -220,47 +309,51 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
         // The first problem in declaration order.
         for field in &declared.fields {
             if let Some((_, why)) = problems.iter().find(|(slot, _)| *slot == field.slot) {
-                return Ok(Err(why.clone()));
+                return Ok(Err(Invalid { field: Some(field.name.to_string()), what: why.clone() }));
             }
             if !field.optional && fields[field.slot as usize] == Value::Null {
-                return Ok(Err(format!("missing required field `{}`", field.name)));
+                return Ok(Err(Invalid::data(format!("missing required field {}", field.name))));
             }
         }
         Ok(Ok(fields))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err("missing `data`".into()))
+        Ok(Err(Invalid::data("missing `data`")))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Err(NOT_AN_OBJECT.into()))
+        Ok(Err(Invalid::data(NOT_AN_OBJECT)))
     }
 
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Err(NOT_AN_OBJECT.into()))
+        Ok(Err(Invalid::data(NOT_AN_OBJECT)))
     }
 
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Err(NOT_AN_OBJECT.into()))
+        Ok(Err(Invalid::data(NOT_AN_OBJECT)))
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Err(NOT_AN_OBJECT.into()))
+        Ok(Err(Invalid::data(NOT_AN_OBJECT)))
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Err(NOT_AN_OBJECT.into()))
+        Ok(Err(Invalid::data(NOT_AN_OBJECT)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Err(NOT_AN_OBJECT.into()))
+        Ok(Err(Invalid::data(NOT_AN_OBJECT)))
     }
 }
 
-/// One field's value, checked against its declared type.
-struct FieldSeed<'t>(&'t FieldType);
+/// One field's value, checked against its declared type. A value of the
+/// wrong type comes back as what was expected and what was found.
+struct FieldSeed<'t> {
+    ty: &'t FieldType,
+    pii: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     type Value = Result<Value, String>;
@@ -270,18 +363,38 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     }
 }
 
+/// How much of a wrong string value a reason quotes.
+const EXCERPT_CHARS: usize = 40;
+
 impl FieldSeed<'_> {
-    fn wrong(&self, got: &str) -> Result<Value, String> {
-        let want = match self.0 {
-            FieldType::String | FieldType::Enum(_) => "a string",
-            FieldType::Int => "an integer",
-            FieldType::Float => "a number",
-            FieldType::Bool => "a bool",
-            FieldType::Date => "a date string",
-            FieldType::Timestamp => "a timestamp string",
-            FieldType::Duration => "a duration in milliseconds",
+    /// `expected int, found string "x"`; the value is left out for a `pii`
+    /// field, and there is none to show for an array or an object.
+    fn wrong(&self, kind: &str, value: Option<&dyn Display>) -> Result<Value, String> {
+        let expected = match self.ty {
+            FieldType::String => "string".to_string(),
+            FieldType::Int => "int".to_string(),
+            FieldType::Float => "float".to_string(),
+            FieldType::Bool => "bool".to_string(),
+            FieldType::Date => "date (YYYY-MM-DD)".to_string(),
+            FieldType::Timestamp => "timestamp (RFC 3339)".to_string(),
+            FieldType::Duration => "duration (milliseconds)".to_string(),
+            FieldType::Enum(variants) => format!("one of {}", variants.join(", ")),
         };
-        Err(format!("must be {want}, got {got}"))
+        let article = if kind.starts_with(['a', 'o']) { "an" } else { "a" };
+        let found = match value {
+            Some(_) if self.pii => format!("{article} {kind} (pii: value not shown)"),
+            Some(value) => format!("{kind} {value}"),
+            None => format!("{article} {kind}"),
+        };
+        Err(format!("expected {expected}, found {found}"))
+    }
+
+    fn wrong_string(&self, s: &str) -> Result<Value, String> {
+        let quoted = match s.char_indices().nth(EXCERPT_CHARS) {
+            Some((cut, _)) => format!("{:?}", format!("{}…", &s[..cut])),
+            None => format!("{s:?}"),
+        };
+        self.wrong("string", Some(&quoted))
     }
 }
 
@@ -301,65 +414,58 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(match self.0 {
+        Ok(match self.ty {
             FieldType::Bool => Ok(Value::Bool(b)),
-            _ => self.wrong("a bool"),
+            _ => self.wrong("bool", Some(&b)),
         })
     }
 
     fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
-        Ok(match self.0 {
+        Ok(match self.ty {
             FieldType::Int => Ok(Value::Int(i)),
             FieldType::Float => Ok(Value::Float(i as f64)),
             FieldType::Duration => Ok(Value::Duration(i)),
-            _ => self.wrong("a number"),
+            _ => self.wrong("number", Some(&i)),
         })
     }
 
     fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
         match i64::try_from(u) {
             Ok(i) => self.visit_i64(i),
-            Err(_) => Ok(match self.0 {
+            Err(_) => Ok(match self.ty {
                 FieldType::Float => Ok(Value::Float(u as f64)),
-                FieldType::Int | FieldType::Duration => Err("is out of range".into()),
-                _ => self.wrong("a number"),
+                FieldType::Int | FieldType::Duration => self.wrong("number", Some(&format!("{u} (out of range)"))),
+                _ => self.wrong("number", Some(&u)),
             }),
         }
     }
 
     fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
-        Ok(match self.0 {
+        Ok(match self.ty {
             FieldType::Float => Ok(Value::Float(f)),
-            _ => self.wrong("a number"),
+            _ => self.wrong("number", Some(&f)),
         })
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        Ok(match self.0 {
-            FieldType::String => Ok(Value::String(s.to_string())),
-            FieldType::Date => {
-                mon_stdlib_date(s).map(Value::Date).ok_or_else(|| format!("must be a date (YYYY-MM-DD), got {s:?}"))
-            }
-            FieldType::Timestamp => mon_stdlib::time::parse_rfc3339(s)
-                .map(Value::Timestamp)
-                .ok_or_else(|| format!("must be an RFC 3339 timestamp, got {s:?}")),
-            FieldType::Enum(variants) => variants
-                .iter()
-                .position(|v| v == s)
-                .map(|i| Value::Enum(i as u32))
-                .ok_or_else(|| format!("has unknown value {s:?} (expected one of {})", variants.join(", "))),
-            _ => self.wrong("a string"),
-        })
+        let value = match self.ty {
+            FieldType::String => Some(Value::String(s.to_string())),
+            FieldType::Date => mon_stdlib_date(s).map(Value::Date),
+            FieldType::Timestamp => mon_stdlib::time::parse_rfc3339(s).map(Value::Timestamp),
+            FieldType::Enum(variants) => variants.iter().position(|v| v == s).map(|i| Value::Enum(i as u32)),
+            FieldType::Int | FieldType::Float | FieldType::Bool | FieldType::Duration => None,
+        };
+        Ok(value.map_or_else(|| self.wrong_string(s), Ok))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(self.wrong("an array"))
+        Ok(self.wrong("array", None))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(self.wrong("an object"))
+        Ok(self.wrong("object", None))
     }
 }
 

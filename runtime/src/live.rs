@@ -162,7 +162,7 @@ impl<'p> Live<'p> {
             Input::Line(line) => self.line(line, out),
             Input::Unreadable(reason) => {
                 match &mut self.simulation {
-                    Some(simulation) => simulation.reject(reason, out),
+                    Some(simulation) => simulation.reject(reason, None, out),
                     None => {
                         let at = self.now.unwrap_or(0);
                         let mut r = Record::new(Kind::Rejected, at);
@@ -196,7 +196,7 @@ impl<'p> Live<'p> {
             Decoded::Rejected(rejection) => Fed::Rejected { reason: rejection.reason.clone() },
         };
         if let Some(simulation) = &mut self.simulation {
-            simulation.feed_decoded(decoded, out);
+            simulation.feed_decoded(decoded, None, out);
             return fed;
         }
         let now = self.now.unwrap_or(0);

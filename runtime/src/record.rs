@@ -40,6 +40,12 @@ pub struct Record {
     /// Why an event was rejected.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a `rejected` record of a replayed file: the line's number in it,
+    /// from 1 (LANGUAGE.md changelog v1.4). A live input has no lines, and
+    /// `id` leaves it out, so a record has the same id in a replay of a file
+    /// and in the live service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
     /// Made during a maintenance window: recorded, not sent.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub suppressed: bool,
@@ -65,6 +71,7 @@ impl Record {
             event_id: None,
             caused_by: None,
             reason: None,
+            line: None,
             suppressed: false,
         }
     }

@@ -5,6 +5,11 @@
 //! and every timer due at or before it fires. Monitoring starts at `from`,
 //! or at the first well-formed event. Lines are fed one at a time, so the
 //! caller chooses the I/O (a file, stdin, a Kafka topic).
+//!
+//! A line without a readable `time` cannot move the clock, so its
+//! rejection is made at the clock's instant: the latest event's time, or
+//! `from` (LANGUAGE.md changelog v1.4). A caller that reads a file passes
+//! the line's number, and the `rejected` record names it.
 
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
@@ -85,13 +90,15 @@ impl<'p> Simulation<'p> {
         })
     }
 
-    /// Records a line that could not even be read as text.
-    pub fn reject(&mut self, reason: &str, out: &mut Vec<Record>) {
+    /// Records a line that could not even be read as text; `line` is its
+    /// number in the file being replayed, if there is one.
+    pub fn reject(&mut self, reason: &str, line: Option<u64>, out: &mut Vec<Record>) {
         self.lines += 1;
         self.rejected += 1;
         let at = self.last_time.or(self.from).unwrap_or(0);
         let mut r = Record::new(Kind::Rejected, at);
         r.reason = Some(reason.to_string());
+        r.line = line;
         out.push(r.with_id());
     }
 
@@ -101,12 +108,13 @@ impl<'p> Simulation<'p> {
             return;
         }
         let decoded = self.decoder.decode(line);
-        self.feed_decoded(decoded, out);
+        self.feed_decoded(decoded, None, out);
     }
 
-    /// Feeds a line the caller has decoded (the service decodes once to
-    /// count events by type).
-    pub fn feed_decoded(&mut self, decoded: Decoded, out: &mut Vec<Record>) {
+    /// Feeds a line the caller has decoded (the service and `mon simulate`
+    /// decode once to count events by type); `line` is its number in the
+    /// file being replayed, if there is one.
+    pub fn feed_decoded(&mut self, decoded: Decoded, line: Option<u64>, out: &mut Vec<Record>) {
         self.lines += 1;
         match decoded {
             Decoded::Rejected(rejection) => {
@@ -115,7 +123,7 @@ impl<'p> Simulation<'p> {
                 let mut r = Record::new(Kind::Rejected, at);
                 r.event_id = rejection.id;
                 r.reason = Some(rejection.reason);
-                r.workflow = None;
+                r.line = line;
                 out.push(r.with_id());
             }
             Decoded::Ignored { time, .. } => {

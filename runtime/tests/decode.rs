@@ -68,33 +68,92 @@ fn pii_values_are_replaced_by_a_stable_hash() {
     assert_ne!(alice, decode(&GOOD.replace("Alice", "Bob")));
 }
 
+/// Every reason says which event type it is about (or that the type is
+/// unknown) and, for a field, which field: a dead letter read at 3 a.m.
+/// names what to fix without opening the line.
 #[test]
-fn every_rejection_has_its_reason() {
+fn every_rejection_names_the_type_and_the_field() {
     let program = program();
+    let at = r#""time":"2026-03-02T08:00:00Z""#;
     let cases: Vec<(String, &str)> = vec![
-        ("{not json".into(), "invalid JSON"),
-        ("[1, 2]".into(), "the envelope is not a JSON object"),
-        (r#"{"type":"trade","id":"x","data":{}}"#.into(), "missing `time`"),
-        (r#"{"type":"trade","time":"yesterday","data":{}}"#.into(), "invalid `time`"),
-        (r#"{"time":"2026-03-02T08:00:00Z","data":{}}"#.into(), "missing `type`"),
+        ("{not json".into(), "type unknown: invalid JSON: key must be a string at column 2"),
+        ("[1, 2]".into(), "type unknown: the envelope is not a JSON object"),
+        (format!(r#"{{{at},"data":{{}}}}"#), "type unknown: missing `type`"),
         (
-            r#"{"specversion":"2.0","type":"trade","time":"2026-03-02T08:00:00Z","data":{}}"#.into(),
-            "unsupported specversion",
+            format!(r#"{{"type":3,{at},"data":{{}}}}"#),
+            "type unknown: invalid envelope: invalid type: integer `3`, expected a string at column 9",
         ),
-        (r#"{"type":"trade","time":"2026-03-02T08:00:00Z"}"#.into(), "missing `data`"),
-        (r#"{"type":"trade","time":"2026-03-02T08:00:00Z","data":"x"}"#.into(), "`data` is not a JSON object"),
-        (line(&GOOD.replace(r#""qty":3,"#, "")), "missing required field `qty`"),
-        (line(&GOOD.replace(r#""qty":3"#, r#""qty":"3""#)), "field `qty` must be an integer, got a string"),
-        (line(&GOOD.replace(r#""qty":3"#, r#""qty":3.5"#)), "field `qty` must be an integer, got a number"),
-        (line(&GOOD.replace("EMEA", "LATAM")), "field `region` has unknown value \"LATAM\""),
-        (line(&GOOD.replace("2026-03-02\"", "2026-02-30\"")), "field `trade_date` must be a date"),
-        (line(&GOOD.replace("2026-03-02T08:00:00Z", "soon")), "field `booked_at` must be an RFC 3339 timestamp"),
-        (line(&GOOD.replace(r#""trade_id":"T1""#, r#""trade_id":null"#)), "missing required field `trade_id`"),
+        // The type was read before the line broke off: it is named.
+        (r#"{"type":"trade","id":"e1","time":"#.into(), "trade: invalid JSON: EOF while parsing a value at column 33"),
+        (format!("{} {{}}", line(GOOD)), "trade: invalid JSON: trailing characters at column 239"),
+        (r#"{"type":"trade","id":"x","data":{}}"#.into(), "trade: missing `time`"),
+        (r#"{"type":"trade","time":"yesterday","data":{}}"#.into(), "trade: invalid `time` \"yesterday\""),
+        (
+            format!(r#"{{"specversion":"2.0","type":"trade",{at},"data":{{}}}}"#),
+            "trade: unsupported specversion \"2.0\"",
+        ),
+        (format!(r#"{{"type":"trade",{at}}}"#), "trade: missing `data`"),
+        (format!(r#"{{"type":"trade",{at},"data":"x"}}"#), "trade: `data` is not a JSON object"),
+        (line(&GOOD.replace(r#""qty":3,"#, "")), "trade: missing required field qty"),
+        (line(&GOOD.replace(r#""trade_id":"T1""#, r#""trade_id":null"#)), "trade: missing required field trade_id"),
+        (line(&GOOD.replace(r#""qty":3"#, r#""qty":"x""#)), "trade.qty: expected int, found string \"x\""),
+        (line(&GOOD.replace(r#""qty":3"#, r#""qty":3.5"#)), "trade.qty: expected int, found number 3.5"),
+        (line(&GOOD.replace(r#""qty":3"#, r#""qty":true"#)), "trade.qty: expected int, found bool true"),
+        (line(&GOOD.replace(r#""qty":3"#, r#""qty":[3]"#)), "trade.qty: expected int, found an array"),
+        (
+            line(&GOOD.replace(r#""qty":3"#, r#""qty":18446744073709551615"#)),
+            "trade.qty: expected int, found number 18446744073709551615 (out of range)",
+        ),
+        (
+            line(&GOOD.replace(r#""notional":1.5"#, r#""notional":{}"#)),
+            "trade.notional: expected float, found an object",
+        ),
+        (
+            line(&GOOD.replace(r#""urgent":false"#, r#""urgent":"no""#)),
+            "trade.urgent: expected bool, found string \"no\"",
+        ),
+        (line(&GOOD.replace("EMEA", "LATAM")), "trade.region: expected one of EMEA, AMER, found string \"LATAM\""),
+        (
+            line(&GOOD.replace("2026-03-02\"", "2026-02-30\"")),
+            "trade.trade_date: expected date (YYYY-MM-DD), found string \"2026-02-30\"",
+        ),
+        (
+            line(&GOOD.replace("2026-03-02T08:00:00Z", "soon")),
+            "trade.booked_at: expected timestamp (RFC 3339), found string \"soon\"",
+        ),
     ];
+    let mut wrong = String::new();
     for (text, reason) in cases {
         let got = rejected(&program, &text);
-        assert!(got.starts_with(reason), "{text}\n  expected a reason starting {reason:?}\n  got {got:?}");
+        if got != reason {
+            wrong.push_str(&format!("{text}\n  expected {reason:?}\n  got      {got:?}\n"));
+        }
     }
+    assert!(wrong.is_empty(), "{wrong}");
+}
+
+/// A `pii` value is never shown, not even in a rejection; a long value is
+/// cut so that one bad field cannot fill the dead-letter log.
+#[test]
+fn a_reason_never_shows_a_pii_value_and_cuts_a_long_one() {
+    let program = program();
+    let pii = rejected(&program, &line(&GOOD.replace(r#""trader":"Alice""#, r#""trader":["Alice"]"#)));
+    assert_eq!(pii, "trade.trader: expected string, found an array");
+    let pii = rejected(&program, &line(&GOOD.replace(r#""trader":"Alice""#, r#""trader":4242"#)));
+    assert_eq!(pii, "trade.trader: expected string, found a number (pii: value not shown)");
+    let long = "y".repeat(500);
+    let got = rejected(&program, &line(&GOOD.replace(r#""qty":3"#, &format!(r#""qty":"{long}""#))));
+    assert_eq!(got, format!("trade.qty: expected int, found string \"{}…\"", "y".repeat(40)));
+}
+
+/// A line cut short after its `id` still names the event in its record.
+#[test]
+fn a_broken_line_keeps_the_type_and_id_it_had_before_the_break() {
+    let program = program();
+    let Decoded::Rejected(r) = Decoder::new(&program).decode(r#"{"type":"trade","id":"e1","time":"#) else {
+        panic!("not rejected")
+    };
+    assert_eq!((r.type_name.as_deref(), r.id.as_deref(), r.time), (Some("trade"), Some("e1"), None));
 }
 
 #[test]

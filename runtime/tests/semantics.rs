@@ -161,3 +161,25 @@ test "at eight with no file, it is missing" {
         assert!(result.is_ok(), "{}: {result:?}", test.name);
     }
 }
+
+#[test]
+fn a_rejected_line_of_a_file_names_its_number_and_keeps_the_id_it_has_live() {
+    let sources = vec![SourceFile {
+        path: "r.mon".into(),
+        text: "event a { id: string }\nworkflow w { key id; expect a }".into(),
+    }];
+    let program = compile(&sources, mon_stdlib::registry(), &NoSchemas).program.expect("compiles");
+    let decoder = mon_runtime::Decoder::new(&program);
+    let mut simulation = Simulation::new(&program, mon_stdlib::registry(), None, None);
+    let mut records = Vec::new();
+    simulation.feed(&event("a", "1", "2026-03-02T08:00:00Z", r#"{"id":"x"}"#), &mut records);
+    simulation.feed_decoded(decoder.decode("{oops"), Some(3), &mut records);
+    simulation.feed_decoded(decoder.decode("{oops"), Some(5), &mut records);
+    simulation.reject("type unknown: the line is not valid UTF-8", Some(6), &mut records);
+    simulation.feed("{oops", &mut records);
+    let lines: Vec<Option<u64>> = records.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [Some(3), Some(5), Some(6), None], "a line fed without a number has none");
+    assert_eq!(records[0].id, records[3].id, "the line's number is not part of the record's identity");
+    let at = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z");
+    assert!(records.iter().all(|r| Some(r.at) == at), "made at the clock: the last event's time");
+}

@@ -518,7 +518,7 @@ mod tests {
             assert!(json(&line).get("data").is_none(), "{line}");
             let program = program();
             let Decoded::Rejected(r) = Decoder::new(&program).decode(&line) else { panic!("{line}") };
-            assert_eq!(r.reason, "missing `data`");
+            assert_eq!(r.reason, "trade: missing `data`");
         }
     }
 

@@ -1,6 +1,13 @@
 //! `mon simulate RULES --events FILE|-`: replay recorded events and print
 //! what mon would have recorded (LANGUAGE.md §7).
+//!
+//! Bad input is named, never only counted: a rejected line by `FILE:LINE`
+//! (in its record's `line`, and on stderr unless the human records already
+//! show it), and the event types no rule declares by name and count, with
+//! a "did you mean" for a likely typo. `--strict` makes either fail the
+//! run, for CI.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::PathBuf;
 
@@ -8,7 +15,7 @@ use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::engine::{key_object, TraceEntry, TraceWhat};
 use mon_runtime::simulate::Simulation;
-use mon_runtime::Record;
+use mon_runtime::{Decoded, Decoder, Kind, Record};
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
 
 use crate::Outcome;
@@ -33,6 +40,10 @@ pub struct Args {
     /// scheduled workflows: the date).
     #[arg(long)]
     trace: Option<String>,
+    /// Exit with 1 if any line is rejected or has an event type no rule
+    /// declares (for CI: a mistyped type would otherwise go unmonitored).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,7 +91,11 @@ pub fn run(args: Args) -> Outcome {
             Err(e) => return Outcome::Usage(format!("cannot read {}: {e}", args.events.display())),
         }
     };
+    // How a rejected line is named: `FILE:LINE`.
+    let source = if args.events.as_os_str() == "-" { "stdin".to_string() } else { args.events.display().to_string() };
     let functions = mon_stdlib::registry();
+    let decoder = Decoder::new(&program);
+    let mut bad = BadInput::default();
     let mut simulation = Simulation::new(&program, functions, from, until);
     let trace_key = args.trace.as_ref().map(|k| k.split(',').map(str::trim).collect::<Vec<_>>().join("\u{1f}"));
     if let Some(key) = &trace_key {
@@ -91,7 +106,8 @@ pub fn run(args: Args) -> Outcome {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut records: Vec<Record> = Vec::new();
     let mut read: u64 = 0;
-    for chunk in BufReader::new(reader).split(b'\n') {
+    for (index, chunk) in BufReader::new(reader).split(b'\n').enumerate() {
+        let number = index as u64 + 1;
         let bytes = match chunk {
             Ok(b) => b,
             Err(e) => {
@@ -102,17 +118,25 @@ pub fn run(args: Args) -> Outcome {
         read += bytes.len() as u64 + 1;
         // A line that is not text is rejected like any malformed event,
         // and the replay goes on.
-        match std::str::from_utf8(&bytes) {
-            Ok(line) => simulation.feed(line.trim_start_matches('\u{feff}'), &mut records),
-            Err(_) => simulation.reject("the line is not valid UTF-8", &mut records),
+        match std::str::from_utf8(&bytes).map(|line| line.trim_start_matches('\u{feff}')) {
+            Ok(line) if line.trim().is_empty() => {}
+            Ok(line) => {
+                let decoded = decoder.decode(line);
+                if let Decoded::Ignored { type_name, .. } = &decoded {
+                    *bad.undeclared.entry(type_name.clone()).or_default() += 1;
+                }
+                simulation.feed_decoded(decoded, Some(number), &mut records);
+            }
+            Err(_) => simulation.reject("type unknown: the line is not valid UTF-8", Some(number), &mut records),
         }
+        bad.note_rejections(&records);
         if let Some(bar) = &progress {
             if simulation.lines.is_multiple_of(4096) {
                 bar.set_position(read);
             }
         }
         if args.format != Format::Summary && args.trace.is_none() {
-            write_records(&mut out, &records, args.format);
+            write_records(&mut out, &records, args.format, &source);
         }
         records.clear();
     }
@@ -121,7 +145,7 @@ pub fn run(args: Args) -> Outcome {
         bar.finish_and_clear();
     }
     if args.format != Format::Summary && args.trace.is_none() {
-        write_records(&mut out, &records, args.format);
+        write_records(&mut out, &records, args.format, &source);
     }
     let now = end.unwrap_or(0);
     match (&trace_key, simulation.engine()) {
@@ -138,12 +162,93 @@ pub fn run(args: Args) -> Outcome {
     eprintln!(
         "read {} line{}: {} rejected, {} of types no rule uses{}",
         simulation.lines,
-        if simulation.lines == 1 { "" } else { "s" },
+        plural(simulation.lines),
         simulation.rejected,
         simulation.ignored,
         end.map(|e| format!("; clock at {}", format_rfc3339(e))).unwrap_or_default()
     );
+    // The human records already show each rejected line where it happened.
+    let listed = args.format == Format::Human && args.trace.is_none();
+    eprint!("{}", bad.report(&source, simulation.rejected, !listed, &program));
+    if args.strict && (simulation.rejected > 0 || simulation.ignored > 0) {
+        eprintln!(
+            "error: --strict: {} rejected line{} and {} event{} of types no rule uses",
+            simulation.rejected,
+            plural(simulation.rejected),
+            simulation.ignored,
+            plural(simulation.ignored)
+        );
+        return Outcome::Problems;
+    }
     Outcome::Ok
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// What the end-of-run report says about bad input.
+#[derive(Default)]
+struct BadInput {
+    /// The first rejected lines, as (line, reason); the rest are counted.
+    rejected: Vec<(u64, String)>,
+    /// Events of types no rule declares, by type.
+    undeclared: HashMap<String, u64>,
+}
+
+/// How many rejected lines and undeclared types the report names: enough
+/// to act on; the records hold every rejected line.
+const LISTED: usize = 10;
+
+impl BadInput {
+    fn note_rejections(&mut self, records: &[Record]) {
+        for r in records.iter().filter(|r| r.kind == Kind::Rejected) {
+            if let (Some(line), Some(reason), true) = (r.line, &r.reason, self.rejected.len() < LISTED) {
+                self.rejected.push((line, reason.clone()));
+            }
+        }
+    }
+
+    /// `FILE:LINE: rejected: REASON` lines (when `list_rejected`), then one
+    /// line naming the undeclared types, most frequent first.
+    fn report(&self, source: &str, rejected: u64, list_rejected: bool, program: &ir::Program) -> String {
+        let mut text = String::new();
+        if list_rejected {
+            for (line, reason) in &self.rejected {
+                text.push_str(&format!("{source}:{line}: rejected: {reason}\n"));
+            }
+            let more = rejected.saturating_sub(self.rejected.len() as u64);
+            if more > 0 {
+                text.push_str(&format!("... and {more} more rejected line{}\n", plural(more)));
+            }
+        }
+        if self.undeclared.is_empty() {
+            return text;
+        }
+        let mut types: Vec<(&String, &u64)> = self.undeclared.iter().collect();
+        types.sort_by(|(a, m), (b, n)| n.cmp(m).then(a.cmp(b)));
+        let declared = || program.events.iter().map(|e| e.name.as_str());
+        let mut named: Vec<String> = types
+            .iter()
+            .take(LISTED)
+            .map(|(name, n)| match mon_compiler::suggest::did_you_mean(name, declared()) {
+                Some(near) => format!("{name} ×{n} (did you mean {near}?)"),
+                None => format!("{name} ×{n}"),
+            })
+            .collect();
+        if types.len() > LISTED {
+            let more = (types.len() - LISTED) as u64;
+            named.push(format!("and {more} more type{}", plural(more)));
+        }
+        let events: u64 = self.undeclared.values().sum();
+        let kinds = if types.len() == 1 { "a type" } else { "types" };
+        text.push_str(&format!("{events} event{} of {kinds} no rule uses: {}\n", plural(events), named.join(", ")));
+        text
+    }
 }
 
 fn progress_bar(size: Option<u64>) -> Option<indicatif::ProgressBar> {
@@ -159,19 +264,21 @@ fn progress_bar(size: Option<u64>) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn write_records(out: &mut impl Write, records: &[Record], format: Format) {
+fn write_records(out: &mut impl Write, records: &[Record], format: Format, source: &str) {
     for r in records {
         let _ = match format {
             Format::Ndjson => writeln!(out, "{}", serde_json::to_string(r).expect("records serialise")),
-            _ => writeln!(out, "{}", human(r)),
+            _ => writeln!(out, "{}", human(r, source)),
         };
     }
 }
 
-fn human(r: &Record) -> String {
-    let target = match (&r.workflow, &r.step) {
-        (Some(w), Some(s)) => format!("{w}.{s}"),
-        (Some(w), None) => w.clone(),
+/// One record as a line; a rejected line is named `FILE:LINE`.
+fn human(r: &Record, source: &str) -> String {
+    let target = match (&r.workflow, &r.step, r.line) {
+        (Some(w), Some(s), _) => format!("{w}.{s}"),
+        (Some(w), None, _) => w.clone(),
+        (None, _, Some(line)) => format!("{source}:{line}"),
         _ => "-".into(),
     };
     let key = r
