@@ -12,11 +12,32 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mon-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// A fresh directory under the system's temporary directory, removed when
+/// the test is done with it (also when it fails): a test run leaves nothing
+/// behind in /tmp. It derefs to a `Path`, so it is used like one.
+struct TempDir(tempfile::TempDir);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.path().as_os_str()
+    }
+}
+
+fn tempdir(name: &str) -> TempDir {
+    TempDir(tempfile::Builder::new().prefix(&format!("mon-cli-{name}-")).tempdir().expect("create temp dir"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {

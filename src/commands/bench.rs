@@ -166,6 +166,13 @@ pub fn run(args: Args) -> Outcome {
     if let Some(dir) = &args.emit {
         return emit(dir, &lines, stalls);
     }
+    // Why: `cargo run -- bench` (no --release) is an easy slip, and its
+    // figures, several times slower, would be taken for the engine's.
+    // Debug assertions stand for "not optimized": cargo's dev profile has
+    // both, its release profile neither.
+    if cfg!(debug_assertions) {
+        eprintln!("note: this mon is a debug build, so these figures are not the engine's: measure with `cargo run --release -- bench`");
+    }
     let decoder = Decoder::new(&program);
     let events: Vec<Event> = lines
         .iter()
