@@ -147,11 +147,32 @@ fn internal(expected: &str, found: String, span: Span) -> SyntaxError {
     SyntaxError { kind: SyntaxErrorKind::Internal { expected: expected.to_string(), found }, span }
 }
 
-fn is_not_keyword(pair: &Pair<Rule>) -> bool {
-    !format!("{:?}", pair.as_rule()).starts_with("kw_")
+/// Whether a child carries meaning for the tree: keywords and punctuation
+/// (rules only so that pest reports them, see the end of mon.pest) do not.
+fn carries_meaning(pair: &Pair<Rule>) -> bool {
+    !is_punctuation(pair.as_rule()) && !format!("{:?}", pair.as_rule()).starts_with("kw_")
 }
 
-/// The children of one pair without its keyword tokens, taken one by one as
+/// The punctuation rules of mon.pest.
+pub(super) fn is_punctuation(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::colon
+            | Rule::comma
+            | Rule::equals
+            | Rule::dot
+            | Rule::pipe
+            | Rule::arrow
+            | Rule::at_least
+            | Rule::open_brace
+            | Rule::close_brace
+            | Rule::open_paren
+            | Rule::close_paren
+            | Rule::close_bracket
+    )
+}
+
+/// The children of one pair without its keywords and punctuation, taken one by one as
 /// the grammar promises them.
 struct Children<'i> {
     /// The parent's rule and span (in the file), for errors.
@@ -159,15 +180,15 @@ struct Children<'i> {
     span: Span,
     /// Where the parsed text starts in the file.
     offset: usize,
-    pairs: Peekable<NoKeywords<'i>>,
+    pairs: Peekable<Meaningful<'i>>,
 }
 
-type NoKeywords<'i> = Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>;
+type Meaningful<'i> = Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>;
 
 impl<'i> Children<'i> {
     fn of_all(rule: Rule, span: Span, offset: usize, pairs: Pairs<'i, Rule>) -> Self {
-        let not_keyword: fn(&Pair<'i, Rule>) -> bool = is_not_keyword;
-        Children { rule, span, offset, pairs: pairs.filter(not_keyword).peekable() }
+        let meaningful: fn(&Pair<'i, Rule>) -> bool = carries_meaning;
+        Children { rule, span, offset, pairs: pairs.filter(meaningful).peekable() }
     }
 
     /// The next child, which the grammar promises: `expected` says what it
