@@ -3,6 +3,7 @@
 //! many, a misspelled word) and checks that the parser reports exactly one
 //! error, where the mistake is, and keeps the statements around it.
 
+use mon_grammar::ast::{EventBody, Item};
 use mon_grammar::{parse, SyntaxError, SyntaxErrorKind};
 
 /// Valid rules for the mistakes to be made in: a workflow in graph form,
@@ -65,4 +66,82 @@ fn a_missing_colon_is_reported_where_it_belongs_not_at_the_statement_keyword() {
         SyntaxErrorKind::Unexpected { found: "`trade_ingested`".into(), expected: vec!["`:`".into()] }
     );
     assert_eq!(error.span.start, at(&src, "trade_ingested\n"));
+}
+
+/// How many statements (fields, for an event) each item of `src` kept.
+fn statements(src: &str) -> Vec<usize> {
+    parse(src)
+        .0
+        .items
+        .iter()
+        .map(|item| match item {
+            Item::Event(e) => match &e.body {
+                EventBody::Fields(fields) => fields.len(),
+                EventBody::Schema(_) => 0,
+            },
+            Item::Workflow(w) => w.stmts.len(),
+            Item::Test(t) => t.stmts.len(),
+            _ => 0,
+        })
+        .collect()
+}
+
+/// `statements(RULES)` with one statement fewer in item `item`: only the
+/// broken statement is lost.
+fn all_but_one_in(item: usize) -> Vec<usize> {
+    let mut counts = statements(RULES);
+    counts[item] -= 1;
+    counts
+}
+
+const EVENT: usize = 0;
+const WORKFLOW: usize = 1;
+const TEST: usize = 2;
+
+#[test]
+fn a_stray_opening_bracket_costs_its_statement_and_does_not_leave_the_block_open() {
+    for (old, new, marker) in [
+        ("after verified within 1m", "after (verified within 1m", "(verified"),
+        ("after sent3 within 5m", "after [sent3 within 5m", "[sent3"),
+    ] {
+        let src = with_mistake(old, new);
+        let error = the_error(&src);
+        assert_eq!(error.span.start, at(&src, marker), "{new}: {error:?}");
+        assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
+    }
+}
+
+#[test]
+fn a_stray_closing_bracket_costs_its_statement_and_not_the_ones_after_it() {
+    for (old, new, marker) in [
+        ("after verified within 1m", "after verified) within 1m", ") within"),
+        (r#"where status == "NACK""#, r#"where status == "NACK"]"#, "] after sent3 ->"),
+    ] {
+        let src = with_mistake(old, new);
+        let error = the_error(&src);
+        assert_eq!(error.span.start, at(&src, marker), "{new}: {error:?}");
+        assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
+    }
+}
+
+#[test]
+fn a_closing_bracket_missing_at_the_end_of_a_line_ends_its_statement_there() {
+    let src = with_mistake("when missing > 0 or failed > 0", "when (missing > 0 or failed > 0");
+    let error = the_error(&src);
+    assert_eq!(error.span.start, at(&src, "\n  start ingested"));
+    assert_eq!(statements(&src), all_but_one_in(WORKFLOW));
+}
+
+#[test]
+fn a_record_or_enum_missing_its_closing_brace_does_not_take_its_blocks() {
+    for (old, new, item) in [
+        ("APAC }", "APAC", EVENT),
+        (r#"system: "S2" } at"#, r#"system: "S2" at"#, TEST),
+        (r#"{ trade_id: "T-1" } verified"#, r#"{ trade_id: "T-1" verified"#, TEST),
+    ] {
+        let src = with_mistake(old, new);
+        let error = the_error(&src);
+        assert_ne!(error.kind, SyntaxErrorKind::UnclosedBlock, "{new}");
+        assert_eq!(statements(&src), all_but_one_in(item), "{new}");
+    }
 }

@@ -9,7 +9,7 @@
 use pest::error::{ErrorVariant, InputLocation};
 
 use super::build::Rule;
-use super::split::walk_code;
+use super::split::walk_raw;
 use crate::ast::Span;
 use crate::error::{SyntaxError, SyntaxErrorKind};
 
@@ -56,7 +56,7 @@ pub(super) fn convert_error(src: &str, offset: usize, err: &pest::error::Error<R
     }
     let braces_open = {
         let mut depth = 0i64;
-        walk_code(&src[offset..], |_, b, _| {
+        walk_raw(&src[offset..], |_, b| {
             match b {
                 b'{' => depth += 1,
                 b'}' => depth -= 1,

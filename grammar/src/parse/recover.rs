@@ -8,7 +8,7 @@
 
 use super::build::{self, BlockKind, Head, Parsed, Statement};
 use super::errors::{convert_error, describe_found, token_at};
-use super::split::{find_matching_close, find_top_level, first_code_offset, split_statements, too_deep};
+use super::split::{find_top_level, first_code_offset, split_statements, too_deep, Brackets};
 use super::{Context, MAX_BRACKETS};
 use crate::ast::*;
 use crate::error::{SyntaxError, SyntaxErrorKind};
@@ -36,9 +36,9 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
     };
 
     let body_start = brace + 1;
-    let body_end = match find_matching_close(&text[body_start..]) {
+    let body_end = match Brackets::of(text).closer(brace) {
         Some(close) => {
-            let after = body_start + close + 1;
+            let after = close + 1;
             if !build::is_blank(&text[after..]) {
                 let pos = start + after + first_code_offset(&text[after..]);
                 let token = token_at(src, pos);
@@ -50,7 +50,7 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
                     span: Span::new(pos, (pos + token.len()).min(src.len())),
                 });
             }
-            body_start + close
+            close
         }
         None => {
             errors.push(SyntaxError {
