@@ -1,9 +1,11 @@
 //! One mistake, one error, at the place of the mistake: each test makes one
 //! small mistake in otherwise valid rules (a character missing, one too
 //! many, a misspelled word) and checks that the parser reports exactly one
-//! error, where the mistake is, and keeps the statements around it.
+//! error, where the mistake is, and keeps the statements around it; and the
+//! broken statement too when one token, added or removed, is the one way to
+//! mend it.
 
-use mon_grammar::ast::{EventBody, Item};
+use mon_grammar::ast::{EventBody, Item, Span, StepDecl, StmtKind};
 use mon_grammar::{parse, SyntaxError, SyntaxErrorKind};
 
 /// Valid rules for the mistakes to be made in: a workflow in graph form,
@@ -52,22 +54,6 @@ fn at(src: &str, marker: &str) -> usize {
     src.find(marker).expect("the marker")
 }
 
-#[test]
-fn the_rules_have_no_mistake() {
-    assert_eq!(parse(RULES).1, Vec::new());
-}
-
-#[test]
-fn a_missing_colon_is_reported_where_it_belongs_not_at_the_statement_keyword() {
-    let src = with_mistake("start ingested: trade_ingested", "start ingested trade_ingested");
-    let error = the_error(&src);
-    assert_eq!(
-        error.kind,
-        SyntaxErrorKind::Unexpected { found: "`trade_ingested`".into(), expected: vec!["`:`".into()] }
-    );
-    assert_eq!(error.span.start, at(&src, "trade_ingested\n"));
-}
-
 /// How many statements (fields, for an event) each item of `src` kept.
 fn statements(src: &str) -> Vec<usize> {
     parse(src)
@@ -94,54 +80,103 @@ fn all_but_one_in(item: usize) -> Vec<usize> {
     counts
 }
 
-const EVENT: usize = 0;
+/// The workflow's place among the items of `RULES`.
 const WORKFLOW: usize = 1;
-const TEST: usize = 2;
 
 #[test]
-fn a_stray_opening_bracket_costs_its_statement_and_does_not_leave_the_block_open() {
+fn the_rules_have_no_mistake() {
+    assert_eq!(parse(RULES).1, Vec::new());
+}
+
+#[test]
+fn a_missing_colon_is_reported_where_it_belongs_not_at_the_statement_keyword() {
+    let src = with_mistake("start ingested: trade_ingested", "start ingested trade_ingested");
+    let error = the_error(&src);
+    assert_eq!(
+        error.kind,
+        SyntaxErrorKind::Missing {
+            token: ":".into(),
+            after: "ingested".into(),
+            fix: "ingested: trade_ingested".into()
+        }
+    );
+    // The blank where the `:` belongs.
+    assert_eq!((error.span.start, error.span.end), (at(&src, " trade_ingested\n"), at(&src, "trade_ingested\n")));
+    assert_eq!(statements(&src), statements(RULES), "the step is kept");
+}
+
+#[test]
+fn a_missing_punctuation_token_is_named_at_its_place_and_its_statement_kept() {
+    for (old, new, token, place) in [
+        ("group by region, book", "group by region book", ",", " book"),
+        ("trade_id = trade_ingested", "trade_id trade_ingested", "=", " trade_ingested."),
+        (r#""S3"] after"#, r#""S3" after"#, "]", " after ingested"),
+        (r#""ACK") after"#, r#""ACK" after"#, ")", " after sent3 within"),
+        ("when missing > 0 or failed > 0", "when (missing > 0 or failed > 0", ")", "0\n  start"),
+        ("  system: string", "  system string", ":", " string\n}"),
+        ("APAC }", "APAC", "}", "C\n  system"),
+        (r#"system: "S2" } at"#, r#"system: "S2" at"#, "}", " at 2026-03-02T09:00:40Z"),
+        (r#"system: "S2""#, r#"system "S2""#, ":", r#" "S2" }"#),
+        (r#""T-1" } verified"#, r#""T-1" verified"#, "}", " verified\n"),
+    ] {
+        let src = with_mistake(old, new);
+        let error = the_error(&src);
+        let SyntaxErrorKind::Missing { token: missing, .. } = &error.kind else { panic!("{new}: {error:?}") };
+        assert_eq!(missing, token, "{new}");
+        assert_eq!(error.span.start, at(&src, place), "{new}: {error:?}");
+        assert_eq!(statements(&src), statements(RULES), "{new}: the statement is kept");
+    }
+}
+
+#[test]
+fn a_stray_bracket_costs_no_statement() {
     for (old, new, marker) in [
         ("after verified within 1m", "after (verified within 1m", "(verified"),
         ("after sent3 within 5m", "after [sent3 within 5m", "[sent3"),
-    ] {
-        let src = with_mistake(old, new);
-        let error = the_error(&src);
-        assert_eq!(error.span.start, at(&src, marker), "{new}: {error:?}");
-        assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
-    }
-}
-
-#[test]
-fn a_stray_closing_bracket_costs_its_statement_and_not_the_ones_after_it() {
-    for (old, new, marker) in [
         ("after verified within 1m", "after verified) within 1m", ") within"),
         (r#"where status == "NACK""#, r#"where status == "NACK"]"#, "] after sent3 ->"),
+        ("advance by 10m", "advance by (10m", "(10m"),
     ] {
         let src = with_mistake(old, new);
         let error = the_error(&src);
+        let SyntaxErrorKind::Unexpected { found, .. } = &error.kind else { panic!("{new}: {error:?}") };
+        assert_eq!(found, &format!("`{}`", &marker[..1]), "{new}");
         assert_eq!(error.span.start, at(&src, marker), "{new}: {error:?}");
-        assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
+        assert_eq!(statements(&src), statements(RULES), "{new}: the statement is kept");
     }
 }
 
 #[test]
-fn a_closing_bracket_missing_at_the_end_of_a_line_ends_its_statement_there() {
-    let src = with_mistake("when missing > 0 or failed > 0", "when (missing > 0 or failed > 0");
-    let error = the_error(&src);
-    assert_eq!(error.span.start, at(&src, "\n  start ingested"));
-    assert_eq!(statements(&src), all_but_one_in(WORKFLOW));
+fn a_repaired_statement_has_its_spans_in_the_file() {
+    let src = with_mistake("start ingested: trade_ingested", "start ingested trade_ingested");
+    let src = src.replace("after verified within 1m", "after (verified within 1m");
+    let file = parse(&src).0;
+    let Some(Item::Workflow(workflow)) = file.items.get(WORKFLOW) else { panic!("the workflow") };
+    let steps: Vec<&StepDecl> = workflow
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StmtKind::Step(step) => Some(step),
+            _ => None,
+        })
+        .collect();
+    let text = |span: Span| &src[span.start..span.end];
+    assert_eq!(text(steps[0].span), "start ingested trade_ingested");
+    assert_eq!(text(steps[0].event.span), "trade_ingested");
+    assert_eq!(text(steps[2].span), "step sent3: sent_to_sys3 after (verified within 1m");
+    assert_eq!(text(steps[2].after[0].span), "verified");
+    assert_eq!(text(steps[2].clauses[0].span), "within 1m");
 }
 
 #[test]
-fn a_record_or_enum_missing_its_closing_brace_does_not_take_its_blocks() {
-    for (old, new, item) in [
-        ("APAC }", "APAC", EVENT),
-        (r#"system: "S2" } at"#, r#"system: "S2" at"#, TEST),
-        (r#"{ trade_id: "T-1" } verified"#, r#"{ trade_id: "T-1" verified"#, TEST),
-    ] {
+fn a_misspelled_keyword_costs_its_statement_and_no_more() {
+    for (old, new) in
+        [("after ingested within", "aftr ingested within"), ("after sent3 within 5m", "after sent3 withn 5m")]
+    {
         let src = with_mistake(old, new);
         let error = the_error(&src);
-        assert_ne!(error.kind, SyntaxErrorKind::UnclosedBlock, "{new}");
-        assert_eq!(statements(&src), all_but_one_in(item), "{new}");
+        let misspelled = new.split(' ').find(|w| !old.contains(w)).expect("the misspelled word");
+        assert_eq!(error.span.start, at(&src, &format!("{misspelled} ")), "{new}: {error:?}");
+        assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
     }
 }

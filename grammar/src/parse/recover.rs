@@ -5,10 +5,17 @@
 //! costs one error and the rest of the block is still checked. A workflow
 //! rebuilt this way is marked `incomplete`, so that the checker does not
 //! report the missing statement a second time (a missing `key`, say).
+//!
+//! A statement that one punctuation token would mend (a `:` missing, a
+//! stray `(`) is kept, read as mended, and the error names the token: the
+//! step or field it declares is then known to the rest of the file, which
+//! would otherwise report every reference to it.
 
-use super::build::{self, BlockKind, Head, Parsed, Statement};
+use pest::error::ErrorVariant;
+
+use super::build::{self, BlockKind, Edit, Head, Parsed, Rule, Statement};
 use super::errors::{convert_error, describe_found, token_at};
-use super::split::{find_top_level, first_code_offset, split_statements, too_deep, Brackets};
+use super::split::{find_top_level, first_code_offset, split_statements, string_end, too_deep, walk_raw, Brackets};
 use super::{Context, MAX_BRACKETS};
 use crate::ast::*;
 use crate::error::{SyntaxError, SyntaxErrorKind};
@@ -75,15 +82,8 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
             errors.push(super::too_deep(Span::new(s + at, s + at + 1)));
             continue;
         }
-        match build::statement(cx, kind, s, e) {
-            Parsed::Built(statement, found) => {
-                match statement {
-                    Statement::Workflow(stmt) => stmts.push(stmt),
-                    Statement::Field(field) => fields.push(field),
-                    Statement::Test(stmt) => test_stmts.push(stmt),
-                }
-                errors.extend(found);
-            }
+        let (statement, found) = match build::statement(cx, kind, s, e, None) {
+            Parsed::Built(statement, found) => (Some(statement), found),
             Parsed::Refused(err) => {
                 // Parsed alone, a statement's end is its end, not the file's.
                 let mut error = convert_error(src, s, &err);
@@ -92,11 +92,21 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
                         *e = "the end of the statement".to_string();
                     }
                 }
-                errors.push(error);
+                match repair(cx, kind, (s, e), &err, error) {
+                    Ok((statement, error)) => (Some(statement), vec![error]),
+                    // The statement is left out, and its error says why.
+                    Err(error) => (None, vec![error]),
+                }
             }
-            // The statement is left out, and its error says why.
-            Parsed::Unbuilt(found) => errors.extend(found),
+            Parsed::Unbuilt(found) => (None, found),
+        };
+        match statement {
+            Some(Statement::Workflow(stmt)) => stmts.push(stmt),
+            Some(Statement::Field(field)) => fields.push(field),
+            Some(Statement::Test(stmt)) => test_stmts.push(stmt),
+            None => {}
         }
+        errors.extend(found);
     }
 
     let span = Span::new(start + keyword_at, start + body_end.min(text.len()) + usize::from(body_end < text.len()));
@@ -113,4 +123,170 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
         _ => return None,
     };
     Some((item, errors))
+}
+
+/// Repairs the statement `src[s..e]`, which pest refused with `err`
+/// (`error` in words), when one token makes it valid: a punctuation token
+/// pest expected, inserted where it stopped, or the punctuation token it
+/// found there, removed. Returns the statement and the error to report (a
+/// missing token gets its own, at its place), or `error` when no single
+/// token, or more than one, does.
+///
+/// Why: a statement left out costs more than its own error. Other
+/// statements, tests and other files refer to its step, its fields, its
+/// stages, and each of those references would be reported too. A repair is
+/// trusted only when it is the one way to make the statement valid with one
+/// token, and it is always reported, so nothing wrong is ever accepted.
+fn repair(
+    cx: Context,
+    kind: BlockKind,
+    (s, e): (usize, usize),
+    err: &pest::error::Error<Rule>,
+    error: SyntaxError,
+) -> Result<(Statement, SyntaxError), SyntaxError> {
+    // A spelled-out duration, an unclosed string or a reserved word has its
+    // own error and its own fix.
+    if !matches!(error.kind, SyntaxErrorKind::Unexpected { .. }) {
+        return Err(error);
+    }
+    let src = cx.src;
+    let at = error.span.start.min(e);
+    let positives = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.as_slice(),
+        ErrorVariant::CustomError { .. } => &[],
+    };
+    let mut edits: Vec<Edit> =
+        positives.iter().filter_map(|&r| build::punctuation(r)).map(|t| Edit { at, removed: 0, inserted: t }).collect();
+    let found = token_at(&src[..e], at);
+    if PUNCTUATION.contains(&found.as_str()) {
+        edits.push(Edit { at, removed: found.len(), inserted: "" });
+    }
+    let mut valid = edits.into_iter().filter_map(|edit| match build::statement(cx, kind, s, e, Some(edit)) {
+        Parsed::Built(statement, found) if found.is_empty() => Some((edit, statement)),
+        _ => None,
+    });
+    let (Some((edit, statement)), None) = (valid.next(), valid.next()) else {
+        return Err(error);
+    };
+    let (after, place) = token_before(cx, s, at);
+    // A removed token is what pest found unexpected; a token missing at the
+    // start of the statement has nothing to come after.
+    if edit.removed > 0 || after.0 == after.1 {
+        return Ok((statement, error));
+    }
+    let next = token_from(&src[..e], at).map(|(a, b)| &src[a..b]);
+    // A closing bracket is shown with what it closes, when that is short.
+    let opened = opened_at(&src[s..after.1], edit.inserted).map(|o| s + o).filter(|&o| after.1 - o <= 60);
+    let fix = match opened {
+        Some(opened) => written_with(&src[opened..after.1], edit.inserted, None),
+        None => written_with(&src[after.0..after.1], edit.inserted, next),
+    };
+    let kind = SyntaxErrorKind::Missing { token: edit.inserted.into(), after: src[after.0..after.1].into(), fix };
+    Ok((statement, SyntaxError { kind, span: place }))
+}
+
+/// Where in `text` the bracket that `closer` would close opens, together
+/// with a name written right before it (`starts_with(`): the innermost one
+/// of its kind still open at the end of `text`.
+fn opened_at(text: &str, closer: &str) -> Option<usize> {
+    let opener = match closer {
+        ")" => b'(',
+        "]" => b'[',
+        "}" => b'{',
+        _ => return None,
+    };
+    let mut open = Vec::new();
+    walk_raw(text, |i, b| {
+        match b {
+            b'(' | b'[' | b'{' => open.push((i, b)),
+            b')' | b']' | b'}' => {
+                let wanted = match b {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                if let Some(at) = open.iter().rposition(|&(_, o)| o == wanted) {
+                    open.truncate(at);
+                }
+            }
+            _ => {}
+        }
+        false
+    });
+    let (at, _) = open.into_iter().rev().find(|&(_, o)| o == opener)?;
+    let name = text[..at].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    Some(if opener == b'(' { name.len() } else { at })
+}
+
+/// The punctuation tokens recovery may remove: what pest can find where it
+/// stopped that the grammar writes as punctuation, brackets included.
+const PUNCTUATION: &[&str] = &[":", ",", "=", ".", "|", "->", "(", ")", "[", "]", "{", "}"];
+
+/// The last token of statement `src[s..]` before `at`, and the place
+/// where a token missing after it belongs: the blank right after it, or its
+/// last character when nothing separates it from the next token or from
+/// the end of its line.
+fn token_before(cx: Context, s: usize, at: usize) -> ((usize, usize), Span) {
+    let src = cx.src;
+    // Back over blanks, line breaks and comments.
+    let mut end = at;
+    loop {
+        end = s + src[s..end].trim_end().len();
+        match cx.comments.binary_search_by(|c| c.span.end.cmp(&end)) {
+            Ok(i) if cx.comments[i].span.start >= s => end = cx.comments[i].span.start,
+            _ => break,
+        }
+    }
+    let line = s.max(src[..end].rfind('\n').map_or(0, |i| i + 1));
+    let mut token = (end, end);
+    let mut i = line;
+    while let Some((a, b)) = token_from(&src[..end], i) {
+        token = (a, b);
+        i = b;
+    }
+    let place = if src[end..].starts_with([' ', '\t']) {
+        Span::new(end, end + 1)
+    } else {
+        let last = src[..end].chars().next_back().map_or(0, char::len_utf8);
+        Span::new(end - last, end)
+    };
+    (token, place)
+}
+
+/// The first token of `text` at or after `from`, skipping blanks: a string,
+/// a bracket or comma, or a run of anything else up to a blank, a bracket,
+/// a comma or a quote (a name, a number, a path, a timestamp, an operator).
+/// None at the end of the text or of the line, or at a comment.
+fn token_from(text: &str, from: usize) -> Option<(usize, usize)> {
+    let start = from + (text[from..].len() - text[from..].trim_start_matches([' ', '\t']).len());
+    let rest = &text[start..];
+    let first = rest.chars().next()?;
+    let len = match first {
+        '\n' | '\r' => return None,
+        _ if rest.starts_with("//") || rest.starts_with("/*") => return None,
+        '"' => string_end(rest.as_bytes(), 0),
+        '(' | ')' | '[' | ']' | '{' | '}' | ',' => 1,
+        _ => rest.find(|c: char| c.is_whitespace() || "()[]{},\"".contains(c)).unwrap_or(rest.len()),
+    };
+    Some((start, start + len))
+}
+
+/// `before`, then the missing `token` and what follows it (`after`), as
+/// `mon fmt` would space them: `ingested: trade_ingested`, `region, book`,
+/// `"S3"] after`, `trade_id = trade_ingested.trade_id`.
+fn written_with(before: &str, token: &str, after: Option<&str>) -> String {
+    let tight_before = matches!(token, ":" | "," | ")" | "]" | ".");
+    let tight_after = matches!(token, "." | "(");
+    let mut text = before.to_string();
+    if !tight_before {
+        text.push(' ');
+    }
+    text.push_str(token);
+    if let Some(after) = after {
+        if !tight_after {
+            text.push(' ');
+        }
+        text.push_str(after);
+    }
+    text
 }

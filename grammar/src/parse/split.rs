@@ -185,7 +185,7 @@ fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool, mut item_
 /// The offset just past the string literal opening at `start`. An unclosed
 /// string ends at the end of its line, and that newline still separates
 /// statements.
-fn string_end(bytes: &[u8], start: usize) -> usize {
+pub(super) fn string_end(bytes: &[u8], start: usize) -> usize {
     let mut i = start + 1;
     while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
         i += if bytes[i] == b'\\' { 2 } else { 1 };
