@@ -180,3 +180,14 @@ fn a_misspelled_keyword_costs_its_statement_and_no_more() {
         assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
     }
 }
+
+#[test]
+fn a_duration_missing_its_unit_mid_statement_is_called_that() {
+    let src = with_mistake("within 2m warn 1m", "within 2 warn 1m");
+    let error = the_error(&src);
+    assert_eq!(error.kind, SyntaxErrorKind::InvalidDuration { written: "2".into(), suggestion: None });
+    assert_eq!(error.span.start, at(&src, "2 warn"));
+    // A word written onto the number is not taken for a missing unit.
+    let src = with_mistake("within 2m warn 1m", "within 2x warn 1m");
+    assert!(matches!(the_error(&src).kind, SyntaxErrorKind::Unexpected { .. }));
+}

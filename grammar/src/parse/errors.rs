@@ -104,6 +104,10 @@ fn spelled_out_duration(text: &str) -> Option<(&str, &str, Option<&'static str>)
         "m" | "min" | "mins" | "minute" | "minutes" => "m",
         "h" | "hr" | "hrs" | "hour" | "hours" => "h",
         "d" | "day" | "days" => "d",
+        // A bare number, then the next word of the statement (`within 2
+        // warn 1m`): the unit is what is missing. A word written onto the
+        // number (`2x`) makes it something else.
+        _ if rest.len() < text[digits..].len() => return Some((number, number, None)),
         _ => return None,
     };
     Some((number, word, Some(unit)))
