@@ -112,7 +112,6 @@ fn a_missing_punctuation_token_is_named_at_its_place_and_its_statement_kept() {
         ("trade_id = trade_ingested", "trade_id trade_ingested", "=", " trade_ingested."),
         (r#""S3"] after"#, r#""S3" after"#, "]", " after ingested"),
         (r#""ACK") after"#, r#""ACK" after"#, ")", " after sent3 within"),
-        ("when missing > 0 or failed > 0", "when (missing > 0 or failed > 0", ")", "0\n  start"),
         ("  system: string", "  system string", ":", " string\n}"),
         ("APAC }", "APAC", "}", "C\n  system"),
         (r#"system: "S2" } at"#, r#"system: "S2" at"#, "}", " at 2026-03-02T09:00:40Z"),
@@ -125,6 +124,24 @@ fn a_missing_punctuation_token_is_named_at_its_place_and_its_statement_kept() {
         assert_eq!(missing, token, "{new}");
         assert_eq!(error.span.start, at(&src, place), "{new}: {error:?}");
         assert_eq!(statements(&src), statements(RULES), "{new}: the statement is kept");
+    }
+}
+
+#[test]
+fn a_bracket_that_could_close_in_several_places_is_not_guessed() {
+    // `(missing) > 0 ...`, `(missing > 0) or ...` and the whole condition
+    // are all valid, and so is the condition without its `(`: one error,
+    // where the statement ends with the bracket open, and no guess.
+    for (old, new) in [
+        ("when missing > 0 or failed > 0", "when (missing > 0 or failed > 0"),
+        ("when missing > 0 or failed > 0", "when missing > (0 or failed > 0"),
+        (r#"where status == "NACK""#, r#"where status == ["NACK""#),
+    ] {
+        let src = with_mistake(old, new);
+        let error = the_error(&src);
+        let SyntaxErrorKind::Unexpected { expected, .. } = &error.kind else { panic!("{new}: {error:?}") };
+        assert!(expected.iter().any(|e| e == "`)`" || e == "`]`"), "{new}: {error:?}");
+        assert_eq!(statements(&src), all_but_one_in(WORKFLOW), "{new}");
     }
 }
 
@@ -190,4 +207,18 @@ fn a_duration_missing_its_unit_mid_statement_is_called_that() {
     // A word written onto the number is not taken for a missing unit.
     let src = with_mistake("within 2m warn 1m", "within 2x warn 1m");
     assert!(matches!(the_error(&src).kind, SyntaxErrorKind::Unexpected { .. }));
+}
+
+#[test]
+fn a_stray_bracket_in_a_block_header_costs_nothing_of_the_block() {
+    for (old, new, marker) in [
+        ("workflow trade_lifecycle {", "workflow (trade_lifecycle {", "(trade_lifecycle"),
+        ("workflow trade_lifecycle {", "workflow trade_lifecycle) {", ") {"),
+        (r#"test "a trade flows" {"#, r#"test "a trade flows" ] {"#, "] {"),
+    ] {
+        let src = with_mistake(old, new);
+        let error = the_error(&src);
+        assert_eq!(error.span.start, at(&src, marker), "{new}: {error:?}");
+        assert_eq!(statements(&src), statements(RULES), "{new}");
+    }
 }

@@ -15,7 +15,7 @@ use pest::error::ErrorVariant;
 
 use super::build::{self, BlockKind, Edit, Head, Parsed, Rule, Statement};
 use super::errors::{convert_error, describe_found, token_at};
-use super::split::{find_top_level, first_code_offset, split_statements, string_end, too_deep, walk_raw, Brackets};
+use super::split::{find_block, first_code_offset, split_statements, string_end, too_deep, walk_raw, Brackets};
 use super::{Context, MAX_BRACKETS};
 use crate::ast::*;
 use crate::error::{SyntaxError, SyntaxErrorKind};
@@ -26,7 +26,7 @@ use crate::error::{SyntaxError, SyntaxErrorKind};
 pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(Item, Vec<SyntaxError>)> {
     let src = cx.src;
     let text = &src[start..end];
-    let brace = find_top_level(text, b'{')?;
+    let brace = find_block(text)?;
     let head = &text[..brace];
     // The header may be preceded by comments: parse from its keyword.
     let keyword_at = first_code_offset(head);
@@ -36,10 +36,20 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
         "test" => BlockKind::Test,
         _ => return None,
     };
-    let head_end = start + keyword_at + head[keyword_at..].trim_end().len();
-    let (head, mut errors) = match build::head(cx, kind, start + keyword_at, head_end) {
+    let (head_start, head_end) = (start + keyword_at, start + keyword_at + head[keyword_at..].trim_end().len());
+    let (head, mut errors) = match build::head(cx, kind, head_start, head_end, None) {
         Parsed::Built(head, found) => (head, found),
-        Parsed::Refused(_) | Parsed::Unbuilt(_) => return None,
+        Parsed::Refused(err) => {
+            // Parsed alone, a header ends where its block opens.
+            let mut error = convert_error(src, head_start, &err);
+            rename_end(&mut error, "`{`");
+            let edited = |edit| build::head(cx, kind, head_start, head_end, Some(edit));
+            match repair(cx, (head_start, head_end), &err, error, edited) {
+                Ok((head, error)) => (head, vec![error]),
+                Err(_) => return None,
+            }
+        }
+        Parsed::Unbuilt(_) => return None,
     };
 
     let body_start = brace + 1;
@@ -87,12 +97,8 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
             Parsed::Refused(err) => {
                 // Parsed alone, a statement's end is its end, not the file's.
                 let mut error = convert_error(src, s, &err);
-                if let SyntaxErrorKind::Unexpected { expected, .. } = &mut error.kind {
-                    for e in expected.iter_mut().filter(|e| e.as_str() == "the end of the file") {
-                        *e = "the end of the statement".to_string();
-                    }
-                }
-                match repair(cx, kind, (s, e), &err, error) {
+                rename_end(&mut error, "the end of the statement");
+                match repair(cx, (s, e), &err, error, |edit| build::statement(cx, kind, s, e, Some(edit))) {
                     Ok((statement, error)) => (Some(statement), vec![error]),
                     // The statement is left out, and its error says why.
                     Err(error) => (None, vec![error]),
@@ -125,7 +131,17 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
     Some((item, errors))
 }
 
-/// Repairs the statement `src[s..e]`, which pest refused with `err`
+/// Says `end` for "the end of the file" in what `error` expected: a piece
+/// parsed alone ends where the piece does.
+fn rename_end(error: &mut SyntaxError, end: &str) {
+    if let SyntaxErrorKind::Unexpected { expected, .. } = &mut error.kind {
+        for e in expected.iter_mut().filter(|e| e.as_str() == "the end of the file") {
+            *e = end.to_string();
+        }
+    }
+}
+
+/// Repairs the statement (or header) `src[s..e]`, which pest refused with `err`
 /// (`error` in words), when one token makes it valid: a punctuation token
 /// pest expected, inserted where it stopped, or the punctuation token it
 /// found there, removed. Returns the statement and the error to report (a
@@ -137,13 +153,14 @@ pub(super) fn recover_block(cx: Context, start: usize, end: usize) -> Option<(It
 /// stages, and each of those references would be reported too. A repair is
 /// trusted only when it is the one way to make the statement valid with one
 /// token, and it is always reported, so nothing wrong is ever accepted.
-fn repair(
+/// `edited` parses the piece with an edit made.
+fn repair<T>(
     cx: Context,
-    kind: BlockKind,
     (s, e): (usize, usize),
     err: &pest::error::Error<Rule>,
     error: SyntaxError,
-) -> Result<(Statement, SyntaxError), SyntaxError> {
+    edited: impl Fn(Edit) -> Parsed<T>,
+) -> Result<(T, SyntaxError), SyntaxError> {
     // A spelled-out duration, an unclosed string or a reserved word has its
     // own error and its own fix.
     if !matches!(error.kind, SyntaxErrorKind::Unexpected { .. }) {
@@ -155,26 +172,60 @@ fn repair(
         ErrorVariant::ParsingError { positives, .. } => positives.as_slice(),
         ErrorVariant::CustomError { .. } => &[],
     };
-    let mut edits: Vec<Edit> =
-        positives.iter().filter_map(|&r| build::punctuation(r)).map(|t| Edit { at, removed: 0, inserted: t }).collect();
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut add = |edit: Edit| {
+        if !edits.contains(&edit) {
+            edits.push(edit);
+        }
+    };
+    let expected: Vec<&'static str> = positives.iter().filter_map(|&r| build::punctuation(r)).collect();
+    for &token in &expected {
+        add(Edit { at, removed: 0, inserted: token });
+    }
     let found = token_at(&src[..e], at);
     if PUNCTUATION.contains(&found.as_str()) {
-        edits.push(Edit { at, removed: found.len(), inserted: "" });
+        add(Edit { at, removed: found.len(), inserted: "" });
     }
-    let mut valid = edits.into_iter().filter_map(|edit| match build::statement(cx, kind, s, e, Some(edit)) {
-        Parsed::Built(statement, found) if found.is_empty() => Some((edit, statement)),
+    // A bracket left open reads two more ways, each one token away: its
+    // opener is one too many, or its closer belongs further back. These
+    // count as repairs too, so that the statement is mended only when one
+    // reading is valid, and a guess never regroups an expression: in
+    // `missing > (0 or failed > 0` the `)` could follow either `0`.
+    for &opener in Brackets::of(&src[s..e]).unpaired() {
+        if s + opener < at && matches!(src.as_bytes()[s + opener], b'(' | b'[' | b'{') {
+            add(Edit { at: s + opener, removed: 1, inserted: "" });
+        }
+    }
+    let before = tokens(&src[s..at]);
+    for &closer in expected.iter().filter(|t| matches!(**t, ")" | "]" | "}")) {
+        for &(_, end) in before.iter().rev().skip(1) {
+            add(Edit { at: s + end, removed: 0, inserted: closer });
+        }
+    }
+    let mut valid = edits.into_iter().filter_map(|edit| match edited(edit) {
+        Parsed::Built(piece, found) if found.is_empty() => Some((edit, piece)),
         _ => None,
     });
-    let (Some((edit, statement)), None) = (valid.next(), valid.next()) else {
+    let (Some((edit, piece)), None) = (valid.next(), valid.next()) else {
         return Err(error);
     };
-    let (after, place) = token_before(cx, s, at);
-    // A removed token is what pest found unexpected; a token missing at the
-    // start of the statement has nothing to come after.
-    if edit.removed > 0 || after.0 == after.1 {
-        return Ok((statement, error));
+    if edit.removed > 0 {
+        // Pest stopped at the token, or the token is a bracket left open
+        // before it: either way, the token is what is unexpected.
+        if edit.at == at {
+            return Ok((piece, error));
+        }
+        let found = format!("`{}`", &src[edit.at..edit.at + edit.removed]);
+        let kind = SyntaxErrorKind::Unexpected { found, expected: Vec::new() };
+        return Ok((piece, SyntaxError { kind, span: Span::new(edit.at, edit.at + edit.removed) }));
     }
-    let next = token_from(&src[..e], at).map(|(a, b)| &src[a..b]);
+    let (after, place) = token_before(cx, s, edit.at);
+    // A token missing at the start of the statement has nothing to come
+    // after: pest's own words say it best.
+    if after.0 == after.1 {
+        return Ok((piece, error));
+    }
+    let next = token_from(&src[..e], edit.at).map(|(a, b)| &src[a..b]);
     // A closing bracket is shown with what it closes, when that is short.
     let opened = opened_at(&src[s..after.1], edit.inserted).map(|o| s + o).filter(|&o| after.1 - o <= 60);
     let fix = match opened {
@@ -182,7 +233,25 @@ fn repair(
         None => written_with(&src[after.0..after.1], edit.inserted, next),
     };
     let kind = SyntaxErrorKind::Missing { token: edit.inserted.into(), after: src[after.0..after.1].into(), fix };
-    Ok((statement, SyntaxError { kind, span: place }))
+    Ok((piece, SyntaxError { kind, span: place }))
+}
+
+/// The tokens of `text` (see [`token_from`]), across lines, without its
+/// blanks and comments.
+fn tokens(text: &str) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        i += first_code_offset(&text[i..]);
+        match token_from(text, i) {
+            Some((start, end)) => {
+                found.push((start, end));
+                i = end;
+            }
+            None => break,
+        }
+    }
+    found
 }
 
 /// Where in `text` the bracket that `closer` would close opens, together

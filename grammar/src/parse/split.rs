@@ -339,6 +339,11 @@ impl Brackets {
         pairing.finish()
     }
 
+    /// The offsets of the brackets that pair with nothing, in order.
+    pub(super) fn unpaired(&self) -> &[usize] {
+        &self.unpaired
+    }
+
     /// The offset of the bracket that closes the one opening at `open`.
     pub(super) fn closer(&self, open: usize) -> Option<usize> {
         let at = self.closers.binary_search_by_key(&open, |&(opener, _)| opener).ok()?;
@@ -441,7 +446,7 @@ impl Pairing {
 /// opener that pairs with nothing holds only until the end of its line (or
 /// of the bracket around it), so that a statement with a `(` left open ends
 /// where its line does; a closer that pairs with nothing counts for nothing.
-pub(super) fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Option<usize> {
+fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Option<usize> {
     let unpaired = Brackets::of(text).unpaired;
     // The next unpaired bracket: brackets are visited in order.
     let mut next_unpaired = unpaired.iter().peekable();
@@ -499,8 +504,25 @@ pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
     })
 }
 
-pub(super) fn find_top_level(text: &str, wanted: u8) -> Option<usize> {
-    walk_code(text, |_, b, depth| depth == 0 && b == wanted)
+/// The first `{` of `text` outside brackets: where a block opens, closed or
+/// not. A bracket that pairs with nothing (`workflow (w {`) does not hide it.
+pub(super) fn find_block(text: &str) -> Option<usize> {
+    let unpaired = Brackets::of(text).unpaired;
+    let mut next_unpaired = unpaired.iter().peekable();
+    let mut depth = 0usize;
+    walk_raw(text, |i, b| {
+        if !matches!(b, b'{' | b'(' | b'[' | b'}' | b')' | b']') {
+            return false;
+        }
+        let paired = next_unpaired.next_if_eq(&&i).is_none();
+        match b {
+            b'{' if depth == 0 => return true,
+            _ if !paired => {}
+            b'{' | b'(' | b'[' => depth += 1,
+            _ => depth = depth.saturating_sub(1),
+        }
+        false
+    })
 }
 
 /// Statement ranges of a block body: split at `;` and at newlines that do

@@ -79,12 +79,14 @@ pub(super) fn item(cx: Context, start: usize, end: usize) -> Parsed<Item> {
 }
 
 /// Parses `src[start..end]` as the header of a block of `kind`, from its
-/// keyword to just before its `{`.
-pub(super) fn head(cx: Context, kind: BlockKind, start: usize, end: usize) -> Parsed<Head> {
+/// keyword to just before its `{`, with `edit` made to it first if there is
+/// one (recovery's repair of one token).
+pub(super) fn head(cx: Context, kind: BlockKind, start: usize, end: usize, edit: Option<Edit>) -> Parsed<Head> {
+    let place = Place { offset: start, edit };
     match kind {
-        BlockKind::Workflow => piece(cx, Rule::workflow_head, start, end, |b, p| Ok(Head::Name(b.ident(p)?))),
-        BlockKind::Event => piece(cx, Rule::event_head, start, end, |b, p| Ok(Head::Name(b.ident(p)?))),
-        BlockKind::Test => piece(cx, Rule::test_head, start, end, |b, p| Ok(Head::Title(b.string(p)?))),
+        BlockKind::Workflow => edited_piece(cx, Rule::workflow_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Event => edited_piece(cx, Rule::event_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Test => edited_piece(cx, Rule::test_head, place, end, |b, p| Ok(Head::Title(b.string(p)?))),
     }
 }
 
