@@ -169,20 +169,19 @@ fn a_repaired_statement_has_its_spans_in_the_file() {
     let src = src.replace("after verified within 1m", "after (verified within 1m");
     let file = parse(&src).0;
     let Some(Item::Workflow(workflow)) = file.items.get(WORKFLOW) else { panic!("the workflow") };
-    let steps: Vec<&StepDecl> = workflow
-        .stmts
-        .iter()
-        .filter_map(|s| match &s.kind {
-            StmtKind::Step(step) => Some(step),
+    let step = |name: &str| -> &StepDecl {
+        let mut steps = workflow.stmts.iter().filter_map(|s| match &s.kind {
+            StmtKind::Step(step) if step.step_name().name == name => Some(step),
             _ => None,
-        })
-        .collect();
+        });
+        steps.next().expect("the step")
+    };
     let text = |span: Span| &src[span.start..span.end];
-    assert_eq!(text(steps[0].span), "start ingested trade_ingested");
-    assert_eq!(text(steps[0].event.span), "trade_ingested");
-    assert_eq!(text(steps[2].span), "step sent3: sent_to_sys3 after (verified within 1m");
-    assert_eq!(text(steps[2].after[0].span), "verified");
-    assert_eq!(text(steps[2].clauses[0].span), "within 1m");
+    assert_eq!(text(step("ingested").span), "start ingested trade_ingested");
+    assert_eq!(text(step("ingested").event.span), "trade_ingested");
+    assert_eq!(text(step("sent3").span), "step sent3: sent_to_sys3 after (verified within 1m");
+    assert_eq!(text(step("sent3").after[0].span), "verified");
+    assert_eq!(text(step("sent3").clauses[0].span), "within 1m");
 }
 
 #[test]

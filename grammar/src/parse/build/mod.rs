@@ -75,7 +75,7 @@ pub(super) fn is_blank(text: &str) -> bool {
 
 /// Parses `src[start..end]` as one top-level item.
 pub(super) fn item(cx: Context, start: usize, end: usize) -> Parsed<Item> {
-    piece(cx, Rule::item_only, start, end, |b, pair| b.item(pair))
+    piece(cx, Rule::item_only, Place { offset: start, edit: None }, end, |b, pair| b.item(pair))
 }
 
 /// Parses `src[start..end]` as the header of a block of `kind`, from its
@@ -84,9 +84,9 @@ pub(super) fn item(cx: Context, start: usize, end: usize) -> Parsed<Item> {
 pub(super) fn head(cx: Context, kind: BlockKind, start: usize, end: usize, edit: Option<Edit>) -> Parsed<Head> {
     let place = Place { offset: start, edit };
     match kind {
-        BlockKind::Workflow => edited_piece(cx, Rule::workflow_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
-        BlockKind::Event => edited_piece(cx, Rule::event_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
-        BlockKind::Test => edited_piece(cx, Rule::test_head, place, end, |b, p| Ok(Head::Title(b.string(p)?))),
+        BlockKind::Workflow => piece(cx, Rule::workflow_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Event => piece(cx, Rule::event_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Test => piece(cx, Rule::test_head, place, end, |b, p| Ok(Head::Title(b.string(p)?))),
     }
 }
 
@@ -102,12 +102,10 @@ pub(super) fn statement(
     let place = Place { offset: start, edit };
     match kind {
         BlockKind::Workflow => {
-            edited_piece(cx, Rule::workflow_stmt_only, place, end, |b, p| Ok(Statement::Workflow(b.stmt(p)?)))
+            piece(cx, Rule::workflow_stmt_only, place, end, |b, p| Ok(Statement::Workflow(b.stmt(p)?)))
         }
-        BlockKind::Event => edited_piece(cx, Rule::field_only, place, end, |b, p| Ok(Statement::Field(b.field(p)?))),
-        BlockKind::Test => {
-            edited_piece(cx, Rule::test_stmt_only, place, end, |b, p| Ok(Statement::Test(b.test_stmt(p)?)))
-        }
+        BlockKind::Event => piece(cx, Rule::field_only, place, end, |b, p| Ok(Statement::Field(b.field(p)?))),
+        BlockKind::Test => piece(cx, Rule::test_stmt_only, place, end, |b, p| Ok(Statement::Test(b.test_stmt(p)?))),
     }
 }
 
@@ -161,21 +159,11 @@ impl Place {
     }
 }
 
-/// Parses `src[start..end]` with `rule`, one of the wrappers of mon.pest that
-/// hold a single node (after its keyword, for a header) between the start
-/// and the end of the input, and builds that node.
+/// Parses the text from `place` to `end`, with `place`'s edit made, with
+/// `rule`, one of the wrappers of mon.pest that hold a single node (after
+/// its keyword, for a header) between the start and the end of the input,
+/// and builds that node.
 fn piece<'a, T>(
-    cx: Context<'a>,
-    rule: Rule,
-    start: usize,
-    end: usize,
-    build: impl FnOnce(&Builder<'a>, Pair<Rule>) -> Built<T>,
-) -> Parsed<T> {
-    edited_piece(cx, rule, Place { offset: start, edit: None }, end, build)
-}
-
-/// [`piece`], for the text from `place` to `end` with `place`'s edit made.
-fn edited_piece<'a, T>(
     cx: Context<'a>,
     rule: Rule,
     place: Place,
