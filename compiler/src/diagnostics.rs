@@ -145,6 +145,9 @@ impl DiagnosticKind {
         match self {
             Syntax(kind) => match kind {
                 SyntaxErrorKind::Unexpected { .. } => codes::E101,
+                // A missing token is the most common unexpected token
+                // (docs/errors/E101.md), found at its place.
+                SyntaxErrorKind::Missing { .. } => codes::E101,
                 SyntaxErrorKind::InvalidDuration { .. } => codes::E102,
                 SyntaxErrorKind::UnterminatedString => codes::E103,
                 SyntaxErrorKind::InvalidEscape { .. } => codes::E104,
@@ -217,6 +220,7 @@ impl DiagnosticKind {
         match self {
             Syntax(kind) => match kind {
                 SyntaxErrorKind::Unexpected { found, .. } => format!("unexpected {found}"),
+                SyntaxErrorKind::Missing { token, after, .. } => format!("expected `{token}` after `{after}`"),
                 SyntaxErrorKind::InvalidDuration { written, .. } => format!("`{written}` is not a duration"),
                 SyntaxErrorKind::UnterminatedString => "this string has no closing quote".into(),
                 SyntaxErrorKind::InvalidEscape { escape } => format!("`{escape}` is not an escape sequence"),
@@ -328,6 +332,7 @@ impl DiagnosticKind {
                     format!("expected one of {}{more}", shown.join(", "))
                 }
             },
+            Syntax(SyntaxErrorKind::Missing { token, .. }) => format!("`{token}` is missing here"),
             Syntax(SyntaxErrorKind::InvalidDuration { .. }) => "expected a duration such as `5m`".into(),
             Syntax(SyntaxErrorKind::UnclosedBlock) => "no matching `}`".into(),
             Syntax(SyntaxErrorKind::ReservedWord { .. }) => "reserved word".into(),
@@ -396,6 +401,7 @@ impl DiagnosticKind {
             }
             Syntax(SyntaxErrorKind::ReservedWord { word }) => Some(format!("choose another name, such as `{word}_`")),
             Syntax(SyntaxErrorKind::UnclosedBlock) => Some("add the missing `}` where the block ends".into()),
+            Syntax(SyntaxErrorKind::Missing { fix, .. }) => Some(format!("write `{fix}`")),
             Syntax(SyntaxErrorKind::UnterminatedString) => Some("add a closing `\"` on the same line".into()),
             Syntax(SyntaxErrorKind::InvalidEscape { escape }) if escape.starts_with("\\u") => {
                 Some("`\\u{...}` takes 1 to 6 hex digits naming a Unicode character, as in `\\u{e9}`".into())

@@ -18,6 +18,16 @@ pub enum SyntaxErrorKind {
         found: String,
         expected: Vec<String>,
     },
+    /// A punctuation token is missing after `after`, the token before the
+    /// place it belongs (the span); `fix` is the text around that place
+    /// written with the token, as in `ingested: trade_ingested`. Reported
+    /// only when adding the token makes the statement valid, which is how
+    /// the parser kept the statement.
+    Missing {
+        token: String,
+        after: String,
+        fix: String,
+    },
     /// `5 minutes`, `5min` or a bare `5` where a duration belongs.
     InvalidDuration {
         written: String,

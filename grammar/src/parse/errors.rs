@@ -9,7 +9,7 @@
 use pest::error::{ErrorVariant, InputLocation};
 
 use super::build::Rule;
-use super::split::walk_code;
+use super::split::walk_raw;
 use crate::ast::Span;
 use crate::error::{SyntaxError, SyntaxErrorKind};
 
@@ -56,7 +56,7 @@ pub(super) fn convert_error(src: &str, offset: usize, err: &pest::error::Error<R
     }
     let braces_open = {
         let mut depth = 0i64;
-        walk_code(&src[offset..], |_, b, _| {
+        walk_raw(&src[offset..], |_, b| {
             match b {
                 b'{' => depth += 1,
                 b'}' => depth -= 1,
@@ -104,6 +104,10 @@ fn spelled_out_duration(text: &str) -> Option<(&str, &str, Option<&'static str>)
         "m" | "min" | "mins" | "minute" | "minutes" => "m",
         "h" | "hr" | "hrs" | "hour" | "hours" => "h",
         "d" | "day" | "days" => "d",
+        // A bare number, then the next word of the statement (`within 2
+        // warn 1m`): the unit is what is missing. A word written onto the
+        // number (`2x`) makes it something else.
+        _ if rest.len() < text[digits..].len() => return Some((number, number, None)),
         _ => return None,
     };
     Some((number, word, Some(unit)))
@@ -239,6 +243,18 @@ fn describe(rule: Rule) -> &'static str {
         Rule::target => "a workflow or `workflow.step`",
         Rule::compare_op => "a comparison such as `==`",
         Rule::record_field => "a field such as `trade_id: \"T1\"`",
+        Rule::colon => "`:`",
+        Rule::comma => "`,`",
+        Rule::equals => "`=`",
+        Rule::dot => "`.`",
+        Rule::pipe => "`|`",
+        Rule::arrow => "`->`",
+        Rule::at_least => "`>=`",
+        Rule::open_brace => "`{`",
+        Rule::close_brace => "`}`",
+        Rule::open_paren => "`(`",
+        Rule::close_paren => "`)`",
+        Rule::close_bracket => "`]`",
         Rule::EOI => "the end of the file",
         _ => "something else",
     }

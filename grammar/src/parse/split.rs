@@ -5,7 +5,9 @@
 //! `event`, `workflow`, ... at brace depth zero begins a new one) and a broken
 //! block into its statements. It is a small lexer that knows only brackets,
 //! strings and comments, which is all that cutting needs; it never decides
-//! whether a piece is valid.
+//! whether a piece is valid. In a broken block it pairs brackets as a reader
+//! would ([`Brackets`]), so that a bracket left open or one too many costs
+//! the statement it is in, not the rest of the block.
 
 use crate::ast::{Comment, Ident, Span};
 
@@ -141,9 +143,12 @@ fn doc_start(src: &str, line_start: usize) -> usize {
     start
 }
 
-/// Tracks bracket depth across one line, skipping strings and comments.
-/// At each `;` outside brackets it asks `item_after(offset just past it)`
+/// Tracks brace depth across one line, skipping strings and comments.
+/// At each `;` outside braces it asks `item_after(offset just past it)`
 /// whether an item starts there, which begins a new item at depth zero.
+/// Only braces count: items hold their statements in braces, and a `(` or
+/// `[` left open in a statement must not keep its block open past its `}`.
+/// A `}` that closes nothing is one too many and counts for nothing.
 fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool, mut item_after: impl FnMut(usize) -> bool) {
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -168,9 +173,9 @@ fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool, mut item_
                 i = string_end(bytes, i);
                 continue;
             }
-            b'{' | b'(' | b'[' => *depth += 1,
-            b'}' | b')' | b']' => *depth -= 1,
-            b';' if *depth <= 0 && item_after(i + 1) => *depth = 0,
+            b'{' => *depth += 1,
+            b'}' => *depth = (*depth - 1).max(0),
+            b';' if *depth == 0 && item_after(i + 1) => {}
             _ => {}
         }
         i += 1;
@@ -180,7 +185,7 @@ fn scan_line(line: &str, depth: &mut i64, in_block_comment: &mut bool, mut item_
 /// The offset just past the string literal opening at `start`. An unclosed
 /// string ends at the end of its line, and that newline still separates
 /// statements.
-fn string_end(bytes: &[u8], start: usize) -> usize {
+pub(super) fn string_end(bytes: &[u8], start: usize) -> usize {
     let mut i = start + 1;
     while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
         i += if bytes[i] == b'\\' { 2 } else { 1 };
@@ -254,11 +259,10 @@ pub(super) fn first_code_offset(text: &str) -> usize {
     i
 }
 
-/// Calls `visit(offset, byte, depth)` for every byte outside strings and
-/// comments; stops early when `visit` returns true.
-pub(super) fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Option<usize> {
+/// Calls `visit(offset, byte)` for every byte outside strings and comments;
+/// stops early when `visit` returns true.
+pub(super) fn walk_raw(text: &str, mut visit: impl FnMut(usize, u8) -> bool) -> Option<usize> {
     let bytes = text.as_bytes();
-    let mut depth = 0i64;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -274,20 +278,8 @@ pub(super) fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> boo
                 i += text[i..].find("*/").map_or(text.len() - i, |n| n + 2);
                 continue;
             }
-            b @ (b'{' | b'(' | b'[') => {
-                if visit(i, b, depth) {
-                    return Some(i);
-                }
-                depth += 1;
-            }
-            b @ (b'}' | b')' | b']') => {
-                depth -= 1;
-                if visit(i, b, depth) {
-                    return Some(i);
-                }
-            }
             b => {
-                if visit(i, b, depth) {
+                if visit(i, b) {
                     return Some(i);
                 }
             }
@@ -297,12 +289,209 @@ pub(super) fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> boo
     None
 }
 
+/// How the brackets of a broken text pair up, as a person reading it pairs
+/// them. A bracket left open or one too many must cost its own statement and
+/// no more, so pairing goes by kind and by layout rather than by count:
+///
+/// - brackets never hold a block, so a `}` closes whatever `(` or `[` is
+///   still open inside its block, and they pair with nothing;
+/// - a `)` or `]` with no opener of its kind open in its block is one too
+///   many, and pairs with nothing;
+/// - a `}` that starts a line closes the innermost open `{` whose line is
+///   not indented deeper than the `}` (the innermost one when none is): a
+///   record or an enum missing its `}` does not take its block's `}`.
+#[derive(Default)]
+pub(super) struct Brackets {
+    /// Each paired opener's offset with its closer's, by opener.
+    closers: Vec<(usize, usize)>,
+    /// The offsets of the brackets that pair with nothing, in order.
+    unpaired: Vec<usize>,
+}
+
+impl Brackets {
+    pub(super) fn of(text: &str) -> Brackets {
+        let mut pairing = Pairing::default();
+        // The start of the line of the last brace seen, found by looking
+        // back only as far as the brace before it, so that a long line of
+        // brackets costs linear time.
+        let (mut line_start, mut looked_to) = (0, 0);
+        walk_raw(text, |i, b| {
+            if matches!(b, b'{' | b'}') {
+                if let Some(newline) = text[looked_to..i].rfind('\n') {
+                    line_start = looked_to + newline + 1;
+                }
+                looked_to = i;
+            }
+            // Brackets are ASCII, so `i` is a character boundary here.
+            let line = || &text[line_start..i];
+            match b {
+                b'{' | b'(' | b'[' => {
+                    let indentation = line().len() - line().trim_start_matches([' ', '\t']).len();
+                    pairing.open(i, b, indentation);
+                }
+                b'}' if line().trim_start_matches([' ', '\t']).is_empty() => pairing.close_brace(i, Some(line().len())),
+                b'}' => pairing.close_brace(i, None),
+                b')' | b']' => pairing.close(i, b),
+                _ => {}
+            }
+            false
+        });
+        pairing.finish()
+    }
+
+    /// The offsets of the brackets that pair with nothing, in order.
+    pub(super) fn unpaired(&self) -> &[usize] {
+        &self.unpaired
+    }
+
+    /// The offset of the bracket that closes the one opening at `open`.
+    pub(super) fn closer(&self, open: usize) -> Option<usize> {
+        let at = self.closers.binary_search_by_key(&open, |&(opener, _)| opener).ok()?;
+        Some(self.closers[at].1)
+    }
+}
+
+/// The open brackets while [`Brackets::of`] reads a text. Each kind has a
+/// stack of its own, so that finding the opener a closer pairs with costs
+/// constant time however many brackets of other kinds are open.
+#[derive(Default)]
+struct Pairing {
+    /// The brackets still open: offset and byte.
+    open: Vec<(usize, u8)>,
+    /// Indices into `open` of its `(`, its `[` and its `{`.
+    parens: Vec<usize>,
+    squares: Vec<usize>,
+    braces: Vec<usize>,
+    /// For each entry of `braces`, its line's indentation and the least
+    /// indentation of the braces up to it, which says at once whether any
+    /// open `{` is indented no deeper than a given column.
+    indentation: Vec<(usize, usize)>,
+    done: Brackets,
+}
+
+impl Pairing {
+    fn open(&mut self, at: usize, b: u8, indentation: usize) {
+        let index = self.open.len();
+        self.open.push((at, b));
+        match b {
+            b'(' => self.parens.push(index),
+            b'[' => self.squares.push(index),
+            _ => {
+                let least = self.indentation.last().map_or(indentation, |&(_, least)| least.min(indentation));
+                self.braces.push(index);
+                self.indentation.push((indentation, least));
+            }
+        }
+    }
+
+    /// A `)` or `]`: it closes the innermost opener of its kind inside the
+    /// innermost block, or nothing.
+    fn close(&mut self, at: usize, b: u8) {
+        let block = self.braces.last().copied();
+        let opener = if b == b')' { self.parens.last() } else { self.squares.last() };
+        match opener.copied().filter(|&o| block.is_none_or(|block| o > block)) {
+            Some(index) => self.pair(index, at),
+            None => {
+                self.done.unpaired.push(at);
+            }
+        }
+    }
+
+    /// A `}`, which starts a line at `column` or does not start one.
+    fn close_brace(&mut self, at: usize, column: Option<usize>) {
+        let fits = |&(indentation, _): &(usize, usize)| column.is_none_or(|column| indentation <= column);
+        let any_fits = self.indentation.last().is_some_and(|&(_, least)| column.is_none_or(|column| least <= column));
+        // Every brace looked at before the one that fits is left open, so
+        // the search costs no more than the pairing it leads to.
+        let nth = if any_fits { self.indentation.iter().rposition(fits) } else { self.braces.len().checked_sub(1) };
+        match nth {
+            Some(nth) => self.pair(self.braces[nth], at),
+            None => {
+                self.done.unpaired.push(at);
+            }
+        }
+    }
+
+    /// The opener at `open[index]` pairs with the closer at `at`; the
+    /// brackets opened after it are left open.
+    fn pair(&mut self, index: usize, at: usize) {
+        for (left_open, _) in self.open.drain(index + 1..) {
+            self.done.unpaired.push(left_open);
+        }
+        if let Some((opener, _)) = self.open.pop() {
+            self.done.closers.push((opener, at));
+        }
+        for stack in [&mut self.parens, &mut self.squares] {
+            while stack.last().is_some_and(|&i| i >= index) {
+                stack.pop();
+            }
+        }
+        while self.braces.last().is_some_and(|&i| i >= index) {
+            self.braces.pop();
+            self.indentation.pop();
+        }
+    }
+
+    fn finish(mut self) -> Brackets {
+        self.done.unpaired.extend(self.open.into_iter().map(|(at, _)| at));
+        self.done.unpaired.sort_unstable();
+        self.done.closers.sort_unstable();
+        self.done
+    }
+}
+
+/// Calls `visit(offset, byte, depth)` for every byte outside strings and
+/// comments, with the depth of the brackets open around it; stops early
+/// when `visit` returns true. Brackets count as [`Brackets`] pairs them: an
+/// opener that pairs with nothing holds only until the end of its line (or
+/// of the bracket around it), so that a statement with a `(` left open ends
+/// where its line does; a closer that pairs with nothing counts for nothing.
+fn walk_code(text: &str, mut visit: impl FnMut(usize, u8, i64) -> bool) -> Option<usize> {
+    let unpaired = Brackets::of(text).unpaired;
+    // The next unpaired bracket: brackets are visited in order.
+    let mut next_unpaired = unpaired.iter().peekable();
+    let mut depth = 0i64;
+    // The paired depth at which each unpaired opener of this line opened.
+    let mut left_open: Vec<i64> = Vec::new();
+    walk_raw(text, |i, b| {
+        let paired = !matches!(b, b'{' | b'(' | b'[' | b'}' | b')' | b']') || next_unpaired.next_if_eq(&&i).is_none();
+        match b {
+            b'\n' => {
+                left_open.clear();
+                visit(i, b, depth)
+            }
+            b'{' | b'(' | b'[' => {
+                let stop = visit(i, b, depth + left_open.len() as i64);
+                if paired {
+                    depth += 1;
+                } else {
+                    left_open.push(depth);
+                }
+                stop
+            }
+            b'}' | b')' | b']' => {
+                if paired {
+                    depth -= 1;
+                    // Those opened inside the bracket just closed are the
+                    // last ones: depths only grow along the line until a
+                    // paired closer comes.
+                    while left_open.last().is_some_and(|&opened_at| opened_at > depth) {
+                        left_open.pop();
+                    }
+                }
+                visit(i, b, depth + left_open.len() as i64)
+            }
+            b => visit(i, b, depth + left_open.len() as i64),
+        }
+    })
+}
+
 /// The offset of the first bracket of `text` that opens more than `limit`
 /// levels deep, outside strings and comments. A stray closing bracket does
 /// not make room for more.
 pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
     let mut depth = 0usize;
-    walk_code(text, |_, b, _| match b {
+    walk_raw(text, |_, b| match b {
         b'{' | b'(' | b'[' => {
             depth += 1;
             depth > limit
@@ -315,17 +504,30 @@ pub(super) fn too_deep(text: &str, limit: usize) -> Option<usize> {
     })
 }
 
-pub(super) fn find_top_level(text: &str, wanted: u8) -> Option<usize> {
-    walk_code(text, |_, b, depth| depth == 0 && b == wanted)
-}
-
-/// The `}` closing a block whose `{` came just before `text`.
-pub(super) fn find_matching_close(text: &str) -> Option<usize> {
-    walk_code(text, |_, b, depth| b == b'}' && depth < 0)
+/// The first `{` of `text` outside brackets: where a block opens, closed or
+/// not. A bracket that pairs with nothing (`workflow (w {`) does not hide it.
+pub(super) fn find_block(text: &str) -> Option<usize> {
+    let unpaired = Brackets::of(text).unpaired;
+    let mut next_unpaired = unpaired.iter().peekable();
+    let mut depth = 0usize;
+    walk_raw(text, |i, b| {
+        if !matches!(b, b'{' | b'(' | b'[' | b'}' | b')' | b']') {
+            return false;
+        }
+        let paired = next_unpaired.next_if_eq(&&i).is_none();
+        match b {
+            b'{' if depth == 0 => return true,
+            _ if !paired => {}
+            b'{' | b'(' | b'[' => depth += 1,
+            _ => depth = depth.saturating_sub(1),
+        }
+        false
+    })
 }
 
 /// Statement ranges of a block body: split at `;` and at newlines that do
-/// not follow a binary operator or a comma, outside brackets.
+/// not follow a binary operator or a comma, outside brackets (as
+/// [`walk_code`] counts them).
 pub(super) fn split_statements(body: &str, split_on_comma: bool) -> Vec<(usize, usize)> {
     let mut cuts = Vec::new();
     walk_code(body, |i, b, depth| {
@@ -352,4 +554,48 @@ fn continues(before: &str) -> bool {
     ["and", "or", "==", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "??", ",", "in"].iter().any(|op| {
         code.ends_with(op) && (op.chars().all(|c| !c.is_alphanumeric()) || code[..code.len() - op.len()].ends_with(' '))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The brackets of `text` that pair with nothing, as text.
+    fn unpaired(text: &str) -> Vec<String> {
+        Brackets::of(text).unpaired.into_iter().map(|i| format!("{}@{i}", &text[i..i + 1])).collect()
+    }
+
+    #[test]
+    fn a_brace_closes_what_is_left_open_inside_its_block() {
+        assert_eq!(unpaired("w {\n  a (b [c\n}\n"), ["(@8", "[@11"]);
+    }
+
+    #[test]
+    fn a_closer_with_nothing_of_its_kind_open_in_its_block_is_one_too_many() {
+        assert_eq!(unpaired("w {\n  a b) c]\n}"), [")@9", "]@12"]);
+        assert_eq!(unpaired("( w {\n  a) \n}"), ["(@0", ")@9"]);
+    }
+
+    #[test]
+    fn a_brace_starting_a_line_closes_the_block_opened_on_a_line_no_deeper() {
+        let text = "test {\n  event a { x: 1\n  expect b\n}\n";
+        assert_eq!(unpaired(text), ["{@17"]);
+        assert_eq!(Brackets::of(text).closer(5), Some(text.len() - 2));
+        // Written on one line, or with the `}` indented past its `{`, a
+        // brace closes the innermost block as it always does.
+        assert_eq!(unpaired("test { event a { x: 1 }"), ["{@5"]);
+        assert_eq!(unpaired("test {\n  event a {\n    x: 1\n    }\n"), ["{@5"]);
+    }
+
+    #[test]
+    fn text_around_the_brackets_may_be_any_unicode() {
+        assert_eq!(unpaired("é {\n  ö (é\n  }é"), ["(@10"]);
+    }
+
+    #[test]
+    fn an_unpaired_opener_holds_its_statement_only_to_the_end_of_its_line() {
+        let body = "\n  a (b\n  c [d]\n  e, (f\n    , g)\n";
+        let statements: Vec<&str> = split_statements(body, false).into_iter().map(|(s, e)| body[s..e].trim()).collect();
+        assert_eq!(statements, ["", "a (b", "c [d]", "e, (f\n    , g)", ""]);
+    }
 }

@@ -303,11 +303,12 @@ mod tests {
 
     #[test]
     fn operands_out_of_turn_are_an_internal_error() {
-        let src = "a.b";
-        let mut pairs = pair(Rule::path, src).into_inner().peekable();
-        let parent: Parent = (Rule::expr, Span::new(0, 3));
+        // Two operands in a row, as no `expr` has them: a name, then a target.
+        let src = "missing w";
+        let mut pairs = pair(Rule::expect_record, src).into_inner().peekable();
+        let parent: Parent = (Rule::expr, Span::new(0, 9));
         let (expected, found, span) = internal_error(builder(src).climb(&mut pairs, 0, parent));
-        assert_eq!((expected.as_str(), found.as_str(), span), ("an operator", "`ident`", Span::new(2, 3)));
+        assert_eq!((expected.as_str(), found.as_str(), span), ("an operator", "`target`", Span::new(8, 9)));
     }
 
     /// The tree of an expression in prefix notation: `(or a (and b c))`.

@@ -3,8 +3,10 @@
 //! [`MonParser`] is derived from `mon.pest`; the builder walks the pairs it
 //! produces and makes [`crate::ast`] nodes with spans in the file. The rest of
 //! the parser asks this module to parse and build one piece of text (an item,
-//! a block's header, one statement) and gets back a node or pest's error, so
-//! that a change of the grammar's shape is met here and nowhere else.
+//! a block's header, one statement, or one statement with a token added or
+//! removed by recovery, spans still in the file) and gets back a node or
+//! pest's error, so that a change of the grammar's shape is met here and
+//! nowhere else.
 //!
 //! The builder trusts nothing about the shape of the pairs: the grammar and
 //! the builder are two descriptions of one language, and an edit to one can
@@ -73,47 +75,117 @@ pub(super) fn is_blank(text: &str) -> bool {
 
 /// Parses `src[start..end]` as one top-level item.
 pub(super) fn item(cx: Context, start: usize, end: usize) -> Parsed<Item> {
-    piece(cx, Rule::item_only, start, end, |b, pair| b.item(pair))
+    piece(cx, Rule::item_only, Place { offset: start, edit: None }, end, |b, pair| b.item(pair))
 }
 
 /// Parses `src[start..end]` as the header of a block of `kind`, from its
-/// keyword to just before its `{`.
-pub(super) fn head(cx: Context, kind: BlockKind, start: usize, end: usize) -> Parsed<Head> {
+/// keyword to just before its `{`, with `edit` made to it first if there is
+/// one (recovery's repair of one token).
+pub(super) fn head(cx: Context, kind: BlockKind, start: usize, end: usize, edit: Option<Edit>) -> Parsed<Head> {
+    let place = Place { offset: start, edit };
     match kind {
-        BlockKind::Workflow => piece(cx, Rule::workflow_head, start, end, |b, p| Ok(Head::Name(b.ident(p)?))),
-        BlockKind::Event => piece(cx, Rule::event_head, start, end, |b, p| Ok(Head::Name(b.ident(p)?))),
-        BlockKind::Test => piece(cx, Rule::test_head, start, end, |b, p| Ok(Head::Title(b.string(p)?))),
+        BlockKind::Workflow => piece(cx, Rule::workflow_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Event => piece(cx, Rule::event_head, place, end, |b, p| Ok(Head::Name(b.ident(p)?))),
+        BlockKind::Test => piece(cx, Rule::test_head, place, end, |b, p| Ok(Head::Title(b.string(p)?))),
     }
 }
 
-/// Parses `src[start..end]` as one statement of a block of `kind`.
-pub(super) fn statement(cx: Context, kind: BlockKind, start: usize, end: usize) -> Parsed<Statement> {
+/// Parses `src[start..end]` as one statement of a block of `kind`, with
+/// `edit` made to it first if there is one (recovery's repair of one token).
+pub(super) fn statement(
+    cx: Context,
+    kind: BlockKind,
+    start: usize,
+    end: usize,
+    edit: Option<Edit>,
+) -> Parsed<Statement> {
+    let place = Place { offset: start, edit };
     match kind {
         BlockKind::Workflow => {
-            piece(cx, Rule::workflow_stmt_only, start, end, |b, p| Ok(Statement::Workflow(b.stmt(p)?)))
+            piece(cx, Rule::workflow_stmt_only, place, end, |b, p| Ok(Statement::Workflow(b.stmt(p)?)))
         }
-        BlockKind::Event => piece(cx, Rule::field_only, start, end, |b, p| Ok(Statement::Field(b.field(p)?))),
-        BlockKind::Test => piece(cx, Rule::test_stmt_only, start, end, |b, p| Ok(Statement::Test(b.test_stmt(p)?))),
+        BlockKind::Event => piece(cx, Rule::field_only, place, end, |b, p| Ok(Statement::Field(b.field(p)?))),
+        BlockKind::Test => piece(cx, Rule::test_stmt_only, place, end, |b, p| Ok(Statement::Test(b.test_stmt(p)?))),
     }
 }
 
-/// Parses `src[start..end]` with `rule`, one of the wrappers of mon.pest that
-/// hold a single node (after its keyword, for a header) between the start
-/// and the end of the input, and builds that node.
+/// One token inserted into a statement or removed from it, so that recovery
+/// can try whether the statement parses that way: at offset `at` of the
+/// file, `removed` bytes give way to `inserted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Edit {
+    pub at: usize,
+    pub removed: usize,
+    pub inserted: &'static str,
+}
+
+/// Where the text pest parsed lies in the file: from `offset`, with `edit`
+/// made to it.
+#[derive(Clone, Copy)]
+struct Place {
+    offset: usize,
+    edit: Option<Edit>,
+}
+
+impl Place {
+    /// A span of the parsed text as a span of the file. Inserted text is in
+    /// no span of the file: a span that ends in it ends where it was
+    /// inserted, and one that starts in it starts there.
+    fn span(&self, s: pest::Span) -> Span {
+        let start = self.in_file(s.start(), false);
+        Span::new(start, self.in_file(s.end(), true).max(start))
+    }
+
+    /// Position `pos` of the parsed text, as a position of the file. Where
+    /// a token was removed, starts and ends map apart: a span that ends
+    /// there ends before the token, one that starts there starts after it.
+    fn in_file(&self, pos: usize, is_end: bool) -> usize {
+        let pos = self.offset + pos;
+        let Some(Edit { at, removed, inserted }) = self.edit else {
+            return pos;
+        };
+        let after_insert = at + inserted.len();
+        if pos < at || (is_end && pos == at) {
+            pos
+        } else if pos < after_insert || (is_end && pos == after_insert) {
+            if is_end {
+                at
+            } else {
+                at + removed
+            }
+        } else {
+            pos - inserted.len() + removed
+        }
+    }
+}
+
+/// Parses the text from `place` to `end`, with `place`'s edit made, with
+/// `rule`, one of the wrappers of mon.pest that hold a single node (after
+/// its keyword, for a header) between the start and the end of the input,
+/// and builds that node.
 fn piece<'a, T>(
     cx: Context<'a>,
     rule: Rule,
-    start: usize,
+    place: Place,
     end: usize,
     build: impl FnOnce(&Builder<'a>, Pair<Rule>) -> Built<T>,
 ) -> Parsed<T> {
-    let pairs = match MonParser::parse(rule, &cx.src[start..end]) {
+    let start = place.offset;
+    let edited;
+    let text = match place.edit {
+        None => &cx.src[start..end],
+        Some(Edit { at, removed, inserted }) => {
+            edited = format!("{}{inserted}{}", &cx.src[start..at], &cx.src[at + removed..end]);
+            edited.as_str()
+        }
+    };
+    let pairs = match MonParser::parse(rule, text) {
         Ok(pairs) => pairs,
         Err(err) => return Parsed::Refused(err),
     };
-    let builder = Builder { offset: start, cx, errors: RefCell::new(Vec::new()), depth: Cell::new(0) };
+    let builder = Builder { place, cx, errors: RefCell::new(Vec::new()), depth: Cell::new(0) };
     let built = (|| {
-        let mut wrapper = Children::of_all(rule, Span::new(start, end), start, pairs);
+        let mut wrapper = Children::of_all(rule, Span::new(start, end), place, pairs);
         let wrapper = wrapper.next("the rule's own pair")?;
         let mut children = builder.children(wrapper);
         let node = children.next("a node")?;
@@ -147,27 +219,53 @@ fn internal(expected: &str, found: String, span: Span) -> SyntaxError {
     SyntaxError { kind: SyntaxErrorKind::Internal { expected: expected.to_string(), found }, span }
 }
 
-fn is_not_keyword(pair: &Pair<Rule>) -> bool {
-    !format!("{:?}", pair.as_rule()).starts_with("kw_")
+/// Whether a child carries meaning for the tree: keywords and punctuation
+/// (rules only so that pest reports them, see the end of mon.pest) do not.
+fn carries_meaning(pair: &Pair<Rule>) -> bool {
+    !is_punctuation(pair.as_rule()) && !format!("{:?}", pair.as_rule()).starts_with("kw_")
 }
 
-/// The children of one pair without its keyword tokens, taken one by one as
+/// The punctuation rules of mon.pest.
+fn is_punctuation(rule: Rule) -> bool {
+    punctuation(rule).is_some()
+}
+
+/// The text of a punctuation rule of mon.pest.
+pub(super) fn punctuation(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::colon => ":",
+        Rule::comma => ",",
+        Rule::equals => "=",
+        Rule::dot => ".",
+        Rule::pipe => "|",
+        Rule::arrow => "->",
+        Rule::at_least => ">=",
+        Rule::open_brace => "{",
+        Rule::close_brace => "}",
+        Rule::open_paren => "(",
+        Rule::close_paren => ")",
+        Rule::close_bracket => "]",
+        _ => return None,
+    })
+}
+
+/// The children of one pair without its keywords and punctuation, taken one by one as
 /// the grammar promises them.
 struct Children<'i> {
     /// The parent's rule and span (in the file), for errors.
     rule: Rule,
     span: Span,
-    /// Where the parsed text starts in the file.
-    offset: usize,
-    pairs: Peekable<NoKeywords<'i>>,
+    /// Where the parsed text lies in the file.
+    place: Place,
+    pairs: Peekable<Meaningful<'i>>,
 }
 
-type NoKeywords<'i> = Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>;
+type Meaningful<'i> = Filter<Pairs<'i, Rule>, fn(&Pair<'i, Rule>) -> bool>;
 
 impl<'i> Children<'i> {
-    fn of_all(rule: Rule, span: Span, offset: usize, pairs: Pairs<'i, Rule>) -> Self {
-        let not_keyword: fn(&Pair<'i, Rule>) -> bool = is_not_keyword;
-        Children { rule, span, offset, pairs: pairs.filter(not_keyword).peekable() }
+    fn of_all(rule: Rule, span: Span, place: Place, pairs: Pairs<'i, Rule>) -> Self {
+        let meaningful: fn(&Pair<'i, Rule>) -> bool = carries_meaning;
+        Children { rule, span, place, pairs: pairs.filter(meaningful).peekable() }
     }
 
     /// The next child, which the grammar promises: `expected` says what it
@@ -189,7 +287,7 @@ impl<'i> Children<'i> {
     fn done(mut self) -> Built<()> {
         match self.pairs.next() {
             None => Ok(()),
-            Some(pair) => Err(unexpected(self.offset, &pair, &format!("the end of `{:?}`", self.rule))),
+            Some(pair) => Err(unexpected(self.place, &pair, &format!("the end of `{:?}`", self.rule))),
         }
     }
 }
@@ -203,15 +301,14 @@ impl<'i> Iterator for Children<'i> {
 }
 
 /// `pair` is not what the builder expected there.
-fn unexpected(offset: usize, pair: &Pair<Rule>, expected: &str) -> SyntaxError {
-    let s = pair.as_span();
-    internal(expected, format!("`{:?}`", pair.as_rule()), Span::new(offset + s.start(), offset + s.end()))
+fn unexpected(place: Place, pair: &Pair<Rule>, expected: &str) -> SyntaxError {
+    internal(expected, format!("`{:?}`", pair.as_rule()), place.span(pair.as_span()))
 }
 
-/// Turns the pairs of one piece of text into AST nodes, shifting spans by
-/// the piece's offset in the file.
+/// Turns the pairs of one piece of text into AST nodes, with spans in the
+/// file.
 struct Builder<'a> {
-    offset: usize,
+    place: Place,
     cx: Context<'a>,
     /// Problems that do not stop a node from being built.
     errors: RefCell<Vec<SyntaxError>>,
@@ -224,9 +321,7 @@ impl<'a> Builder<'a> {
     /// The pair's span in the file, without the blanks and comments that
     /// pest lets a rule end with when its optional tail is absent.
     fn span(&self, pair: &Pair<Rule>) -> Span {
-        let s = pair.as_span();
-        let start = s.start() + self.offset;
-        let mut end = s.end() + self.offset;
+        let Span { start, mut end } = self.place.span(pair.as_span());
         loop {
             end = start + self.cx.src[start..end].trim_end().len();
             match self.cx.comments.binary_search_by(|c| c.span.end.cmp(&end)) {
@@ -242,12 +337,12 @@ impl<'a> Builder<'a> {
     }
 
     fn children<'i>(&self, pair: Pair<'i, Rule>) -> Children<'i> {
-        Children::of_all(pair.as_rule(), self.span(&pair), self.offset, pair.into_inner())
+        Children::of_all(pair.as_rule(), self.span(&pair), self.place, pair.into_inner())
     }
 
     /// `pair` is not what the builder expected there.
     fn unexpected(&self, pair: &Pair<Rule>, expected: &str) -> SyntaxError {
-        unexpected(self.offset, pair, expected)
+        unexpected(self.place, pair, expected)
     }
 
     /// The span of `pair`, which must be a `rule`.
@@ -302,7 +397,8 @@ mod tests {
     use super::*;
 
     pub(super) fn builder(src: &str) -> Builder<'_> {
-        Builder { offset: 0, cx: Context { src, comments: &[] }, errors: RefCell::new(Vec::new()), depth: Cell::new(0) }
+        let place = Place { offset: 0, edit: None };
+        Builder { place, cx: Context { src, comments: &[] }, errors: RefCell::new(Vec::new()), depth: Cell::new(0) }
     }
 
     pub(super) fn pair(rule: Rule, src: &str) -> Pair<'_, Rule> {
