@@ -133,6 +133,9 @@ impl<'a> Checker<'a> {
         let Some(step) = &target.step else { return Some((id, None)) };
         match workflow.steps.iter().position(|s| s.name == step.name) {
             Some(s) => Some((id, Some(s as u32))),
+            // A statement of the workflow did not parse: the step may be the
+            // one it would have declared, and the syntax error is reported.
+            None if self.workflow_decls[id as usize].1.incomplete => None,
             None => {
                 let suggestion = did_you_mean(&step.name, workflow.steps.iter().map(|s| s.name.as_str()));
                 self.report(
