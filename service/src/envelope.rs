@@ -189,20 +189,36 @@ impl Envelopes {
     /// `type` before `data`, the order the decoder reads in one pass.
     pub fn normalize<'a>(&self, payload: Option<&'a [u8]>, headers: &[(&str, &[u8])]) -> Result<Cow<'a, str>, String> {
         let payload = payload.unwrap_or_default();
+        // Every reason starts with the event type it is about, as the
+        // decoder's do: here only a binary-mode header can tell it.
+        let about = |reason: String| format!("{}: {reason}", header_type(headers).unwrap_or("type unknown"));
         if payload.len() > self.max_bytes {
-            return Err(format!("message of {} bytes is larger than the limit of {}", payload.len(), self.max_bytes));
+            return Err(about(format!(
+                "message of {} bytes is larger than the limit of {}",
+                payload.len(),
+                self.max_bytes
+            )));
         }
         if let Some(paths) = &self.mapping {
             return mapped(paths, payload).map(Cow::Owned);
         }
-        if is_binary_mode(headers)? {
-            return binary(payload, headers).map(Cow::Owned);
+        if is_binary_mode(headers).map_err(about)? {
+            return binary(payload, headers).map(Cow::Owned).map_err(about);
         }
         if payload.is_empty() {
-            return Err("empty message".into());
+            return Err(about("empty message".into()));
         }
-        utf8("payload", payload).map(Cow::Borrowed)
+        utf8("payload", payload).map(Cow::Borrowed).map_err(about)
     }
+}
+
+/// The `ce_type` header's value, when there is one that can be read.
+fn header_type<'h>(headers: &[(&str, &'h [u8])]) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(name, _)| *name == "ce_type")
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+        .filter(|t| !t.trim().is_empty())
 }
 
 /// The payload or a header value as text, or a reason naming it.
@@ -362,23 +378,26 @@ struct MappedLine<'v> {
 
 /// A non-CloudEvents JSON message read with the mapping's paths.
 fn mapped(paths: &Paths, payload: &[u8]) -> Result<String, String> {
+    let unknown = |reason: String| format!("type unknown: {reason}");
     if payload.is_empty() {
-        return Err("empty message".into());
+        return Err(unknown("empty message".into()));
     }
-    let text = utf8("payload", payload)?;
-    let message: Value = serde_json::from_str(text).map_err(|e| format!("payload is not valid JSON: {e}"))?;
+    let text = utf8("payload", payload).map_err(unknown)?;
+    let message: Value = serde_json::from_str(text).map_err(|e| unknown(format!("payload is not valid JSON: {e}")))?;
+    let type_ = paths.type_.find_text(&message, false).map_err(unknown)?;
+    let about = |reason: String| format!("{type_}: {reason}");
     let line = MappedLine {
         specversion: "1.0",
-        id: paths.id.as_ref().map(|p| p.find_text(&message, true)).transpose()?,
-        source: paths.source.as_ref().map(|p| p.find_text(&message, false)).transpose()?,
-        type_: paths.type_.find_text(&message, false)?,
-        time: paths.time.find_text(&message, false)?,
+        id: paths.id.as_ref().map(|p| p.find_text(&message, true)).transpose().map_err(about)?,
+        source: paths.source.as_ref().map(|p| p.find_text(&message, false)).transpose().map_err(about)?,
+        type_: type_.clone(),
+        time: paths.time.find_text(&message, false).map_err(about)?,
         data: match &paths.data {
-            Some(path) => path.find(&message)?,
+            Some(path) => path.find(&message).map_err(about)?,
             None => &message,
         },
     };
-    serde_json::to_string(&line).map_err(|e| format!("cannot write the event: {e}"))
+    serde_json::to_string(&line).map_err(|e| about(format!("cannot write the event: {e}")))
 }
 
 #[cfg(test)]
@@ -527,11 +546,11 @@ mod tests {
         let data = Some(&br#"{"trade_id":"T1","qty":3}"#[..]);
         assert_eq!(
             rejected(&cloudevents(), data, &binary_headers("ce_type")),
-            "binary-mode CloudEvent without the ce_type header"
+            "type unknown: binary-mode CloudEvent without the ce_type header"
         );
         assert_eq!(
             rejected(&cloudevents(), data, &binary_headers("ce_time")),
-            "binary-mode CloudEvent without the ce_time header"
+            "trade: binary-mode CloudEvent without the ce_time header"
         );
     }
 
@@ -540,10 +559,10 @@ mod tests {
         let data = Some(&br#"{"trade_id":"T1","qty":3}"#[..]);
         let mut headers = binary_headers("ce_time");
         headers.push(("ce_time", b"2026-03-02T08:00:00\xffZ"));
-        assert_eq!(rejected(&cloudevents(), data, &headers), "header ce_time is not UTF-8");
+        assert_eq!(rejected(&cloudevents(), data, &headers), "trade: header ce_time is not UTF-8");
         let mut headers = binary_headers("");
         headers.push(("ce_type", b"other"));
-        assert_eq!(rejected(&cloudevents(), data, &headers), "header ce_type appears more than once");
+        assert_eq!(rejected(&cloudevents(), data, &headers), "trade: header ce_type appears more than once");
     }
 
     #[test]
@@ -552,12 +571,12 @@ mod tests {
             let mut headers = binary_headers("content-type");
             headers.extend(content_type.map(|c| ("content-type", c)));
             let reason = rejected(&cloudevents(), Some(b"trade_id=T1"), &headers);
-            assert!(reason.starts_with("binary-mode data is not valid JSON: "), "{reason}");
+            assert!(reason.starts_with("trade: binary-mode data is not valid JSON: "), "{reason}");
             let reason = rejected(&cloudevents(), Some(br#"{"a":1} {"b":2}"#), &headers);
-            assert!(reason.starts_with("binary-mode data is not valid JSON: "), "{reason}");
+            assert!(reason.starts_with("trade: binary-mode data is not valid JSON: "), "{reason}");
             assert_eq!(
                 rejected(&cloudevents(), Some(b"{\"a\":\"\xff\"}"), &headers),
-                "payload is not UTF-8 (invalid byte at 6)"
+                "trade: payload is not UTF-8 (invalid byte at 6)"
             );
         }
     }
@@ -582,16 +601,16 @@ mod tests {
         let structured = Envelopes::new(&config(None)).expect("config");
         assert!(structured.normalize(Some(exactly), &[]).is_ok(), "at the limit is accepted");
         let why = "message of 17 bytes is larger than the limit of 16";
-        assert_eq!(rejected(&structured, Some(bigger), &[]), why);
-        assert_eq!(rejected(&structured, Some(bigger), &binary_headers("")), why);
+        assert_eq!(rejected(&structured, Some(bigger), &[]), format!("type unknown: {why}"));
+        assert_eq!(rejected(&structured, Some(bigger), &binary_headers("")), format!("trade: {why}"));
         let mapped = Envelopes::new(&config(Some(mapping("$.t", "$.t")))).expect("config");
-        assert_eq!(rejected(&mapped, Some(bigger), &[]), why);
+        assert_eq!(rejected(&mapped, Some(bigger), &[]), format!("type unknown: {why}"));
         let default = EnvelopeConfig::default();
         assert_eq!(default.max_bytes, 1_048_576);
         let huge = vec![b' '; 2_000_000];
         assert_eq!(
             rejected(&Envelopes::new(&default).expect("config"), Some(&huge), &[]),
-            "message of 2000000 bytes is larger than the limit of 1048576"
+            "type unknown: message of 2000000 bytes is larger than the limit of 1048576"
         );
         assert!(Envelopes::new(&EnvelopeConfig { max_bytes: 0, mapping: None }).is_err());
     }
@@ -600,21 +619,24 @@ mod tests {
     fn empty_messages_are_refused() {
         let mapped = mapped_reader(mapping("$.t", "$.ts"));
         for payload in [None, Some(&b""[..])] {
-            assert_eq!(rejected(&cloudevents(), payload, &[]), "empty message");
-            assert_eq!(rejected(&mapped, payload, &[]), "empty message");
+            assert_eq!(rejected(&cloudevents(), payload, &[]), "type unknown: empty message");
+            assert_eq!(rejected(&mapped, payload, &[]), "type unknown: empty message");
         }
     }
 
     #[test]
     fn garbage_bytes_are_refused_with_the_position() {
         let garbage = b"{\"type\":\xc3\x28\x00\xff}";
-        assert_eq!(rejected(&cloudevents(), Some(garbage), &[]), "payload is not UTF-8 (invalid byte at 8)");
+        assert_eq!(
+            rejected(&cloudevents(), Some(garbage), &[]),
+            "type unknown: payload is not UTF-8 (invalid byte at 8)"
+        );
         assert_eq!(
             rejected(&mapped_reader(mapping("$.t", "$.ts")), Some(garbage), &[]),
-            "payload is not UTF-8 (invalid byte at 8)"
+            "type unknown: payload is not UTF-8 (invalid byte at 8)"
         );
         let reason = rejected(&mapped_reader(mapping("$.t", "$.ts")), Some(b"\x00\x01garbage"), &[]);
-        assert!(reason.starts_with("payload is not valid JSON: "), "{reason}");
+        assert!(reason.starts_with("type unknown: payload is not valid JSON: "), "{reason}");
     }
 
     const NESTED: &str = r#"{"header":{"eventType":"trade","ts":"2026-03-02T08:00:01.250Z","msgId":42,
@@ -658,25 +680,31 @@ mod tests {
     fn mapping_paths_must_match_exactly_one_string() {
         let payload = Some(NESTED.as_bytes());
         let reader = mapped_reader(mapping("$.header.eventType", "$.ts"));
-        assert_eq!(rejected(&reader, payload, &[]), "mapping: $.ts (time) matched nothing");
+        assert_eq!(rejected(&reader, payload, &[]), "trade: mapping: $.ts (time) matched nothing");
         let reader = mapped_reader(mapping("$.header.eventType", "$..ts"));
         let line = reader.normalize(payload, &[]).expect("a descendant path matching one node is fine");
         assert_eq!(json(&line)["time"], TIME);
         let two = br#"{"items":[{"t":"a"},{"t":"b"}],"ts":"2026-03-02T08:00:00Z"}"#;
         let reader = mapped_reader(mapping("$.items[*].t", "$.ts"));
-        assert_eq!(rejected(&reader, Some(two), &[]), "mapping: $.items[*].t (type) matched 2 nodes, not one");
+        assert_eq!(
+            rejected(&reader, Some(two), &[]),
+            "type unknown: mapping: $.items[*].t (type) matched 2 nodes, not one"
+        );
         let reader = mapped_reader(mapping("$.header.msgId", "$.header.ts"));
-        assert_eq!(rejected(&reader, payload, &[]), "mapping: $.header.msgId (type) is a number, not a string");
+        assert_eq!(
+            rejected(&reader, payload, &[]),
+            "type unknown: mapping: $.header.msgId (type) is a number, not a string"
+        );
         let reader = mapped_reader(Mapping {
             id: Some("$.header.origin".into()),
             ..mapping("$.header.eventType", "$.header.ts")
         });
-        assert_eq!(rejected(&reader, payload, &[]), "mapping: $.header.origin (id) is an object, not a string");
+        assert_eq!(rejected(&reader, payload, &[]), "trade: mapping: $.header.origin (id) is an object, not a string");
         let reader =
             mapped_reader(Mapping { data: Some("$.nobody".into()), ..mapping("$.header.eventType", "$.header.ts") });
-        assert_eq!(rejected(&reader, payload, &[]), "mapping: $.nobody (data) matched nothing");
+        assert_eq!(rejected(&reader, payload, &[]), "trade: mapping: $.nobody (data) matched nothing");
         let reason = rejected(&reader, Some(b"{\"a\":"), &[]);
-        assert!(reason.starts_with("payload is not valid JSON: "), "{reason}");
+        assert!(reason.starts_with("type unknown: payload is not valid JSON: "), "{reason}");
     }
 
     #[test]
