@@ -49,7 +49,10 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Passed to librdkafka as they are: TLS and SASL
     /// (`security.protocol`, `ssl.ca.location`, `sasl.mechanisms`,
-    /// `sasl.username`, `sasl.password`...) or tuning.
+    /// `sasl.username`, `sasl.password`...) or tuning. A number or a
+    /// boolean is taken as its text (`"linger.ms" = 5`, or a `MON_*`
+    /// variable, which is read as a number when it looks like one).
+    #[serde(deserialize_with = "properties")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -273,6 +276,32 @@ impl Config {
     }
 }
 
+/// librdkafka takes every property as text; TOML and the `MON_*`
+/// variables give numbers and booleans as such, so they are written back.
+fn properties<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Scalar::Text(t) => t,
+                Scalar::Integer(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
+}
+
 /// The `MON_*` variables as a figment provider. `Env::prefixed` reads the
 /// process environment; this takes the variables as data so that tests
 /// can give their own.
@@ -351,6 +380,27 @@ mod tests {
         assert_eq!(kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
         assert_eq!(config.state_dir, PathBuf::from("/tmp/b"));
         assert_eq!(config.clock, ClockMode::Event);
+    }
+
+    #[test]
+    fn kafka_properties_may_be_numbers_in_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n[kafka.properties]\n\"linger.ms\" = 5\n\"enable.idempotence\" = false\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[("MON_KAFKA__PROPERTIES__TOPIC.METADATA.REFRESH.INTERVAL.MS", "1000")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let properties = config.kafka.unwrap().properties;
+        assert_eq!(properties.get("linger.ms").map(String::as_str), Some("5"));
+        assert_eq!(properties.get("enable.idempotence").map(String::as_str), Some("false"));
+        assert_eq!(properties.get("topic.metadata.refresh.interval.ms").map(String::as_str), Some("1000"));
     }
 
     #[test]
