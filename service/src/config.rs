@@ -54,6 +54,27 @@ pub struct KafkaConfig {
     /// variable, which is read as a number when it looks like one).
     #[serde(deserialize_with = "properties")]
     pub properties: BTreeMap<String, String>,
+    /// The topics `mon run --create-topics` creates when they are missing.
+    pub create_topics: CreateTopicsConfig,
+}
+
+/// How missing topics are created (docs/service.md, "Topics").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CreateTopicsConfig {
+    /// Create the input, records and dead-letter topics that do not exist,
+    /// before subscribing (the `--create-topics` flag sets it).
+    pub enabled: bool,
+    /// Partitions of each topic created. One keeps the order the event
+    /// clock needs, and one process consumes every partition anyway
+    /// (docs/service.md, "Limits").
+    pub partitions: i32,
+    /// Replicas of each partition; -1 takes the broker's
+    /// `default.replication.factor`.
+    pub replication: i32,
+    /// The dead-letter topic's `retention.ms`: long enough for a person to
+    /// look at what was refused and send it again; -1 keeps it forever.
+    pub dead_letter_retention_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,7 +138,15 @@ impl Default for KafkaConfig {
             records_topic: "mon.records".into(),
             dead_letter_topic: "mon.dead-letter".into(),
             properties: BTreeMap::new(),
+            create_topics: CreateTopicsConfig::default(),
         }
+    }
+}
+
+impl Default for CreateTopicsConfig {
+    fn default() -> Self {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        CreateTopicsConfig { enabled: false, partitions: 1, replication: -1, dead_letter_retention_ms: 30 * DAY_MS }
     }
 }
 
@@ -168,6 +197,14 @@ pub struct KafkaOverrides {
     pub records_topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_topics: Option<CreateTopicsOverrides>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CreateTopicsOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -241,6 +278,22 @@ impl Config {
                 if value.trim().is_empty() {
                     problems.push(format!("{name}: empty"));
                 }
+            }
+            let create = &kafka.create_topics;
+            if create.partitions < 1 {
+                problems.push(format!("kafka.create_topics.partitions: {} (at least 1)", create.partitions));
+            }
+            if create.replication == 0 || create.replication < -1 {
+                problems.push(format!(
+                    "kafka.create_topics.replication: {} (at least 1, or -1 for the broker's default)",
+                    create.replication
+                ));
+            }
+            if create.dead_letter_retention_ms < 1 && create.dead_letter_retention_ms != -1 {
+                problems.push(format!(
+                    "kafka.create_topics.dead_letter_retention_ms: {} (a number of ms, or -1 to keep forever)",
+                    create.dead_letter_retention_ms
+                ));
             }
             if kafka.topics.contains(&kafka.records_topic) {
                 problems.push(format!(

@@ -5,6 +5,10 @@
 //! Kafka's own offset commit is for lag visibility only: where to resume is
 //! the offset stored in sled with the batch (ARCHITECTURE.md rule 3), and the
 //! processing thread skips anything below it.
+//!
+//! `topics` creates missing topics (`mon run --create-topics`).
+
+pub mod topics;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -106,6 +110,13 @@ pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, 
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "500"),
             ("fetch.wait.max.ms", "50"),
+            // Why: a subscribed topic that does not exist yet is looked for
+            // again only at this interval (librdkafka's default is 5 min),
+            // so a service started before its topic would stay unready
+            // that long. Every 5 s it is assigned 3-8 s after the topic is
+            // created (docs/service.md, "Topics"); the price is one small
+            // metadata request per 5 s, for the subscribed topics only.
+            ("topic.metadata.refresh.interval.ms", "5000"),
         ],
     )
     .create_with_context(Context { metrics })

@@ -86,6 +86,16 @@ pub fn run(
     let stored_offsets = store.offsets()?;
 
     let envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
+        // Before subscribing: the consumer then finds its topics at once.
+        runtime.block_on(kafka::topics::create_missing(kafka, metrics.clone()))?;
+    }
     let (consumer, producer) = match &config.kafka {
         Some(kafka) => (Some(kafka::consumer(kafka, metrics.clone())?), Some(kafka::producer(kafka)?)),
         None => {
@@ -99,11 +109,6 @@ pub fn run(
     // Everything in the outbox at start was flushed by an earlier run.
     let outbox_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_outbox_seq()));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
     let listen: SocketAddr = config
         .http
         .listen
