@@ -139,3 +139,40 @@ fn checked(log: &str) -> Option<Value> {
     let line = log.lines().find(|l| l.contains("kafka topics checked"))?;
     serde_json::from_str(line).ok()
 }
+
+#[test]
+fn an_unreachable_broker_is_logged_a_few_times_and_named_by_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bound and released: nothing listens there, so every connection is refused.
+    let nowhere = service::free_address();
+    let rules = service::write_job_rules(dir.path(), "1m");
+    let state = dir.path().join("state");
+    let log = dir.path().join("mon.log");
+    let service = Service::spawn(
+        &[
+            "--brokers",
+            &nowhere,
+            "--topics",
+            "events",
+            "--state-dir",
+            &state.display().to_string(),
+            &rules.display().to_string(),
+        ],
+        &log,
+    );
+    // librdkafka reports the failure about 20 times a second.
+    std::thread::sleep(Duration::from_secs(6));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines = text.lines().count();
+    assert!(lines <= 12, "{lines} log lines in 6 s:\n{text}");
+    let (status, reasons) = readiness(&service);
+    assert_eq!(status, 503);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("Kafka client errors since") && r.contains("brokers are down") || r.contains(&nowhere)),
+        "{reasons:?}"
+    );
+    assert!(service.metric_sum("mon_kafka_errors_total") >= 10.0, "{:?}", service.get("/metrics"));
+    assert_eq!(service.terminate(), Some(0));
+}

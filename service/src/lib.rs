@@ -92,12 +92,16 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    let kafka_context =
+        kafka::Context { metrics: metrics.clone(), problems: Arc::new(kafka::Problems::new(metrics.clone())) };
     if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
         // Before subscribing: the consumer then finds its topics at once.
-        runtime.block_on(kafka::topics::create_missing(kafka, metrics.clone()))?;
+        runtime.block_on(kafka::topics::create_missing(kafka, kafka_context.clone()))?;
     }
     let (consumer, producer) = match &config.kafka {
-        Some(kafka) => (Some(kafka::consumer(kafka, metrics.clone())?), Some(kafka::producer(kafka)?)),
+        Some(kafka) => {
+            (Some(kafka::consumer(kafka, kafka_context.clone())?), Some(kafka::producer(kafka, kafka_context.clone())?))
+        }
         None => {
             metrics.kafka_assigned.store(true, Ordering::Relaxed);
             (None, None)

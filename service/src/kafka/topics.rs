@@ -8,7 +8,6 @@
 //! a new topic, and why, are in docs/service.md ("Topics").
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -17,7 +16,6 @@ use rdkafka::error::RDKafkaErrorCode;
 use super::{client_config, client_error, Context};
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
-use crate::metrics::Metrics;
 
 /// The longest creating the topics may take (a broker answers in
 /// milliseconds; an unreachable one is reported after this).
@@ -32,9 +30,9 @@ pub struct Outcome {
 
 /// Creates every topic of `kafka` that does not exist yet, with the
 /// settings of `kafka.create_topics`.
-pub async fn create_missing(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Outcome, Error> {
+pub async fn create_missing(kafka: &KafkaConfig, context: Context) -> Result<Outcome, Error> {
     let admin: AdminClient<Context> = client_config(kafka, &[])
-        .create_with_context(Context { metrics })
+        .create_with_context(context)
         .map_err(|e| client_error("cannot create the Kafka admin client", e))?;
     let settings = &kafka.create_topics;
     let replication = || TopicReplication::Fixed(settings.replication);
