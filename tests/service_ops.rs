@@ -8,6 +8,9 @@ mod kafka;
 #[path = "support/service.rs"]
 mod service;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
@@ -175,4 +178,132 @@ fn an_unreachable_broker_is_logged_a_few_times_and_named_by_readiness() {
     );
     assert!(service.metric_sum("mon_kafka_errors_total") >= 10.0, "{:?}", service.get("/metrics"));
     assert_eq!(service.terminate(), Some(0));
+}
+
+/// `mon ARGS` with stdout and stderr piped: the child, and the lines of
+/// the stream `watch` names as they come (the other one is collected whole
+/// by the returned thread).
+fn spawn_piped(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, mpsc::Receiver<String>, std::thread::JoinHandle<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mon"));
+    command.args(args).env_remove("NO_COLOR").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start mon");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    (child, rx, rest)
+}
+
+/// Lines from `rx` until one contains `needle` (all of them, that one last).
+fn lines_until(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration) -> Vec<String> {
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    while started.elapsed() < limit {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                lines.push(line);
+                if found {
+                    return lines;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    panic!("no line with {needle:?} within {limit:?}:\n{}", lines.join("\n"));
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([name, &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+}
+
+/// Waits for the exit; kills the child and panics after `limit`.
+fn exit_within(child: &mut Child, limit: Duration) -> Option<i32> {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {limit:?} after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn logs_on_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1m");
+    let state = dir.path().join("state").display().to_string();
+    let listen = service::free_address();
+    let rules = rules.display().to_string();
+    let (mut child, rx, _) = spawn_piped(&["run", "--state-dir", &state, "--listen", &listen, &rules], &[]);
+    let mut lines = lines_until(&rx, "HTTP listening", Duration::from_secs(20));
+    signal(&child, "-TERM");
+    assert_eq!(exit_within(&mut child, Duration::from_secs(20)), Some(0));
+    lines.extend(rx.try_iter());
+    let text = lines.join("\n");
+    assert!(text.contains("stopped"), "{text}");
+    assert!(!text.contains("\x1b["), "escape codes in a log that is not a terminal:\n{text:?}");
+}
+
+#[test]
+fn the_start_up_line_names_the_rules_workflows_topics_group_and_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1m");
+    let state = dir.path().join("state");
+    let log = dir.path().join("mon.log");
+    let nowhere = service::free_address();
+    let service = Service::spawn(
+        &[
+            "--brokers",
+            &nowhere,
+            "--topics",
+            "orders,files",
+            "--group",
+            "mon-ops",
+            "--clock",
+            "event",
+            "--state-dir",
+            &state.display().to_string(),
+            &rules.display().to_string(),
+        ],
+        &log,
+    );
+    assert_eq!(service.terminate(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().expect("a log line")).unwrap();
+    assert_eq!(first["message"], "starting mon run", "{text}");
+    assert_eq!(first["level"], "INFO");
+    assert_eq!(first["rules"], rules.display().to_string());
+    assert_eq!(first["workflows"], "jobs");
+    assert_eq!(first["topics"], "orders, files");
+    assert_eq!(first["group"], "mon-ops");
+    assert_eq!(first["clock"], "event");
+    assert_eq!(first["brokers"], nowhere.as_str());
 }

@@ -40,15 +40,39 @@ use mon_runtime::live::Live;
 use processor::{Processor, StatusView};
 use store::Store;
 
-/// Installs the process's log subscriber (JSON or human), once.
+/// Installs the process's log subscriber (JSON or human), once. Colours
+/// only on a terminal, and never with `NO_COLOR` set (no-color.org): a log
+/// file or a log shipper would get escape codes in every line.
 pub fn init_logging(config: &config::LogConfig) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+}
+
+/// The start-up line: what this process is about to run, and where from,
+/// so that the first line of a log answers "which rules, which topics,
+/// which group, which clock" without looking at the deployment.
+pub fn log_start(rules: &std::path::Path, program: &Program, config: &Config) {
+    let workflows: Vec<&str> = program.workflows.iter().map(|w| w.name.as_str()).collect();
+    let kafka = config.kafka.as_ref();
+    tracing::info!(
+        rules = %rules.display(),
+        workflows = workflows.join(", "),
+        clock = clock_name(config.clock),
+        state_dir = %config.state_dir.display(),
+        brokers = kafka.map(|k| k.brokers.as_str()).unwrap_or("none: events over HTTP only"),
+        topics = kafka.map(|k| k.topics.join(", ")),
+        group = kafka.map(|k| k.group.as_str()),
+        records_topic = kafka.map(|k| k.records_topic.as_str()),
+        dead_letter_topic = kafka.map(|k| k.dead_letter_topic.as_str()),
+        "starting mon run"
+    );
 }
 
 /// Runs the service until `stop` is set (by the caller, or by SIGTERM /

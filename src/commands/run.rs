@@ -127,6 +127,7 @@ pub fn run(args: Args) -> Outcome {
         Err(e) => return Outcome::Usage(e),
     };
     mon_service::init_logging(&config.log);
+    mon_service::log_start(&args.rules, &program, &config);
     let stop = Arc::new(AtomicBool::new(false));
     match mon_service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
         Ok(()) => Outcome::Ok,
