@@ -307,3 +307,20 @@ fn the_start_up_line_names_the_rules_workflows_topics_group_and_clock() {
     assert_eq!(first["clock"], "event");
     assert_eq!(first["brokers"], nowhere.as_str());
 }
+
+#[test]
+fn a_closed_stderr_does_not_stop_the_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1m");
+    let state = dir.path().join("state").display().to_string();
+    let listen = service::free_address();
+    let rules = rules.display().to_string();
+    let (mut child, rx, _) = spawn_piped(&["run", "--state-dir", &state, "--listen", &listen, &rules], &[]);
+    lines_until(&rx, "HTTP listening", Duration::from_secs(20));
+    // Whoever read the log has gone (`mon run 2>&1 | head`): every later
+    // line fails to be written, which must not stop the process stopping.
+    drop(rx);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-TERM");
+    assert_eq!(exit_within(&mut child, Duration::from_secs(20)), Some(0));
+}

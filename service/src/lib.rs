@@ -48,7 +48,16 @@ pub fn init_logging(config: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        // Why: by default a line that cannot be written is reported with
+        // `eprintln!`, which panics when stderr is gone (`mon run | head`
+        // closed it) and so kills whichever thread was logging: the signal
+        // handler's, and the service never stopped. A lost log line is
+        // not worth a thread.
+        .log_internal_errors(false);
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
