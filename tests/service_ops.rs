@@ -324,3 +324,35 @@ fn a_closed_stderr_does_not_stop_the_shutdown() {
     signal(&child, "-TERM");
     assert_eq!(exit_within(&mut child, Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn demo_ends_with_a_one_line_summary_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mon"));
+    command
+        .args(["demo", "--listen", "127.0.0.1:0", "--every", "1", "--state-dir", &state])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("start mon demo");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The first periodic report: events went in.
+    let mut lines = lines_until(&rx, "events posted", Duration::from_secs(60));
+    signal(&child, "-INT");
+    assert_eq!(exit_within(&mut child, Duration::from_secs(30)), Some(0));
+    std::thread::sleep(Duration::from_millis(100));
+    lines.extend(rx.try_iter());
+    let last = lines.last().expect("output");
+    assert!(last.starts_with("mon demo stopped after "), "the last line is not the summary:\n{}", lines.join("\n"));
+    for part in ["  events posted ", "  records: ", "  workflows: ", " red, ", " amber, ", " green"] {
+        assert!(last.contains(part), "{part:?} missing from {last:?}");
+    }
+}

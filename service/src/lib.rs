@@ -87,14 +87,15 @@ pub fn log_start(rules: &std::path::Path, program: &Program, config: &Config) {
 /// Runs the service until `stop` is set (by the caller, or by SIGTERM /
 /// SIGINT), then shuts down in order: stop consuming, commit the batch in
 /// hand, snapshot and flush the state, drain the outbox, stop HTTP.
-/// `listening` is called with the HTTP address once it is bound.
+/// `listening` is called with the HTTP address once it is bound. Returns
+/// the last status (as `/api/v1/status` gave it), taken after the last batch.
 pub fn run(
     config: Config,
     program: &Program,
     functions: &dyn Functions,
     stop: Arc<AtomicBool>,
     listening: impl FnOnce(SocketAddr),
-) -> Result<(), Error> {
+) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
     let store = Store::open(&config.state_dir)?;
@@ -211,7 +212,7 @@ pub fn run(
         consumer,
         ingest: ingest_rx,
         metrics: metrics.clone(),
-        status,
+        status: status.clone(),
         publisher_wake: publisher_wake.clone(),
         outbox_flushed: outbox_flushed.clone(),
         stop: stop.clone(),
@@ -268,7 +269,9 @@ pub fn run(
             tracing::error!(error = %e, domain = e.domain.name(), retryable = e.is_retryable(), "stopped on an error")
         }
     }
-    outcome
+    outcome?;
+    let last = status.read().map(|view| view.clone()).unwrap_or_default();
+    Ok(last)
 }
 
 fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {

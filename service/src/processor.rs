@@ -501,6 +501,9 @@ impl Processor<'_> {
         if self.journaled_since_snapshot > 0 {
             self.take_snapshot()?;
         }
+        // The last word for `mon demo`'s summary, and for a reader of
+        // `/api/v1/status` while HTTP drains.
+        self.refresh_status();
         self.store.flush()?;
         tracing::info!("state flushed; processing stopped");
         Ok(())

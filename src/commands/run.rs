@@ -130,7 +130,7 @@ pub fn run(args: Args) -> Outcome {
     mon_service::log_start(&args.rules, &program, &config);
     let stop = Arc::new(AtomicBool::new(false));
     match mon_service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
-        Ok(()) => Outcome::Ok,
+        Ok(_) => Outcome::Ok,
         // A setting that cannot work (a state directory made on another
         // clock, say) is the caller's to fix, like a bad flag.
         Err(e) if e.domain == mon_service::error::Domain::Config => Outcome::Usage(e.to_string()),
