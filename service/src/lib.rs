@@ -126,6 +126,7 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    stop_on_signal(&runtime, stop.clone());
     let kafka_context =
         kafka::Context { metrics: metrics.clone(), problems: Arc::new(kafka::Problems::new(metrics.clone())) };
     if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
@@ -192,14 +193,6 @@ pub fn run(
         ))),
         _ => None,
     };
-    {
-        let stop = stop.clone();
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received; stopping");
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
     listening(address);
 
     let mut processor = Processor {
@@ -281,24 +274,33 @@ fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {
     }
 }
 
-async fn wait_for_signal() {
+/// Sets `stop` on SIGTERM or SIGINT. The handlers are in place when this
+/// returns, before anything is announced: a signal sent as soon as the
+/// service says it listens gets the orderly shutdown, not the default
+/// sudden death.
+fn stop_on_signal(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+    let _context = runtime.enter();
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+    };
+    runtime.spawn(async move {
+        #[cfg(unix)]
+        match signals {
+            Ok((mut term, mut interrupt)) => {
                 tokio::select! {
                     _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt.recv() => {}
                 }
             }
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-    }
+        tracing::info!("signal received; stopping");
+        stop.store(true, Ordering::Relaxed);
+    });
 }
