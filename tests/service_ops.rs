@@ -180,38 +180,53 @@ fn an_unreachable_broker_is_logged_a_few_times_and_named_by_readiness() {
     assert_eq!(service.terminate(), Some(0));
 }
 
-/// `mon ARGS` with stdout and stderr piped: the child, and the lines of
-/// the stream `watch` names as they come (the other one is collected whole
-/// by the returned thread).
-fn spawn_piped(
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Child, mpsc::Receiver<String>, std::thread::JoinHandle<String>) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mon"));
-    command.args(args).env_remove("NO_COLOR").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("start mon");
+/// Which output of a child the test reads.
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// `mon ARGS`, run from the repository with `NO_COLOR` unset: the child,
+/// and the lines of `stream` as they come (the other output is dropped).
+/// The reader stops, closing its end of the pipe, when `rx` is dropped.
+fn spawn_lines(args: &[&str], stream: Stream) -> (Child, mpsc::Receiver<String>) {
+    let (stdout, stderr) = match stream {
+        Stream::Stdout => (Stdio::piped(), Stdio::null()),
+        Stream::Stderr => (Stdio::null(), Stdio::piped()),
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("start mon");
+    let pipe: Box<dyn std::io::Read + Send> = match stream {
+        Stream::Stdout => Box::new(child.stdout.take().expect("stdout")),
+        Stream::Stderr => Box::new(child.stderr.take().expect("stderr")),
+    };
     let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().expect("stderr");
     std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    let stdout = child.stdout.take().expect("stdout");
-    let rest = std::thread::spawn(move || {
-        let mut text = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    (child, rx, rest)
+    (child, rx)
+}
+
+/// `mon run` without Kafka, its log (text) on a pipe, once it listens:
+/// the child, the log so far, and the rest of it as it comes.
+fn run_http_only(dir: &std::path::Path) -> (Child, Vec<String>, mpsc::Receiver<String>) {
+    let rules = service::write_job_rules(dir, "1m").display().to_string();
+    let state = dir.join("state").display().to_string();
+    let listen = service::free_address();
+    let (child, rx) = spawn_lines(&["run", "--state-dir", &state, "--listen", &listen, &rules], Stream::Stderr);
+    let lines = lines_until(&rx, "HTTP listening", Duration::from_secs(20));
+    (child, lines, rx)
 }
 
 /// Lines from `rx` until one contains `needle` (all of them, that one last).
@@ -258,12 +273,7 @@ fn exit_within(child: &mut Child, limit: Duration) -> Option<i32> {
 #[test]
 fn logs_on_a_pipe_carry_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = service::write_job_rules(dir.path(), "1m");
-    let state = dir.path().join("state").display().to_string();
-    let listen = service::free_address();
-    let rules = rules.display().to_string();
-    let (mut child, rx, _) = spawn_piped(&["run", "--state-dir", &state, "--listen", &listen, &rules], &[]);
-    let mut lines = lines_until(&rx, "HTTP listening", Duration::from_secs(20));
+    let (mut child, mut lines, rx) = run_http_only(dir.path());
     signal(&child, "-TERM");
     assert_eq!(exit_within(&mut child, Duration::from_secs(20)), Some(0));
     lines.extend(rx.try_iter());
@@ -311,12 +321,7 @@ fn the_start_up_line_names_the_rules_workflows_topics_group_and_clock() {
 #[test]
 fn a_closed_stderr_does_not_stop_the_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = service::write_job_rules(dir.path(), "1m");
-    let state = dir.path().join("state").display().to_string();
-    let listen = service::free_address();
-    let rules = rules.display().to_string();
-    let (mut child, rx, _) = spawn_piped(&["run", "--state-dir", &state, "--listen", &listen, &rules], &[]);
-    lines_until(&rx, "HTTP listening", Duration::from_secs(20));
+    let (mut child, _, rx) = run_http_only(dir.path());
     // Whoever read the log has gone (`mon run 2>&1 | head`): every later
     // line fails to be written, which must not stop the process stopping.
     drop(rx);
@@ -329,21 +334,8 @@ fn a_closed_stderr_does_not_stop_the_shutdown() {
 fn demo_ends_with_a_one_line_summary_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").display().to_string();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mon"));
-    command
-        .args(["demo", "--listen", "127.0.0.1:0", "--every", "1", "--state-dir", &state])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().expect("start mon demo");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let args = ["demo", "--listen", "127.0.0.1:0", "--every", "1", "--state-dir", &state];
+    let (mut child, rx) = spawn_lines(&args, Stream::Stdout);
     // The first periodic report: events went in.
     let mut lines = lines_until(&rx, "events posted", Duration::from_secs(60));
     signal(&child, "-INT");
