@@ -49,8 +49,32 @@ pub struct KafkaConfig {
     pub dead_letter_topic: String,
     /// Passed to librdkafka as they are: TLS and SASL
     /// (`security.protocol`, `ssl.ca.location`, `sasl.mechanisms`,
-    /// `sasl.username`, `sasl.password`...) or tuning.
+    /// `sasl.username`, `sasl.password`...) or tuning. A number or a
+    /// boolean is taken as its text (`"linger.ms" = 5`, or a `MON_*`
+    /// variable, which is read as a number when it looks like one).
+    #[serde(deserialize_with = "properties")]
     pub properties: BTreeMap<String, String>,
+    /// The topics `mon run --create-topics` creates when they are missing.
+    pub create_topics: CreateTopicsConfig,
+}
+
+/// How missing topics are created (docs/service.md, "Topics").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CreateTopicsConfig {
+    /// Create the input, records and dead-letter topics that do not exist,
+    /// before subscribing (the `--create-topics` flag sets it).
+    pub enabled: bool,
+    /// Partitions of each topic created. One keeps the order the event
+    /// clock needs, and one process consumes every partition anyway
+    /// (docs/service.md, "Limits").
+    pub partitions: i32,
+    /// Replicas of each partition; -1 takes the broker's
+    /// `default.replication.factor`.
+    pub replication: i32,
+    /// The dead-letter topic's `retention.ms`: long enough for a person to
+    /// look at what was refused and send it again; -1 keeps it forever.
+    pub dead_letter_retention_ms: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,7 +138,15 @@ impl Default for KafkaConfig {
             records_topic: "mon.records".into(),
             dead_letter_topic: "mon.dead-letter".into(),
             properties: BTreeMap::new(),
+            create_topics: CreateTopicsConfig::default(),
         }
+    }
+}
+
+impl Default for CreateTopicsConfig {
+    fn default() -> Self {
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        CreateTopicsConfig { enabled: false, partitions: 1, replication: -1, dead_letter_retention_ms: 30 * DAY_MS }
     }
 }
 
@@ -165,6 +197,14 @@ pub struct KafkaOverrides {
     pub records_topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter_topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_topics: Option<CreateTopicsOverrides>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CreateTopicsOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -196,15 +236,13 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         let vars: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("MON_")).collect();
-        figment = figment.merge(EnvVars(vars));
+        figment = figment.merge(EnvVars(vars.clone()));
         figment = figment.merge(Serialized::defaults(overrides));
         let config: Config = figment.extract().map_err(|e| {
             let mut message = String::from("invalid configuration:");
             for error in e {
-                message.push_str(&format!("\n  {error}"));
-                if let Some(source) = &error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
-                    message.push_str(&format!(" (from {source})"));
-                }
+                message.push_str("\n  ");
+                message.push_str(&describe(&error, &vars));
             }
             Error::config(message)
         })?;
@@ -238,6 +276,22 @@ impl Config {
                 if value.trim().is_empty() {
                     problems.push(format!("{name}: empty"));
                 }
+            }
+            let create = &kafka.create_topics;
+            if create.partitions < 1 {
+                problems.push(format!("kafka.create_topics.partitions: {} (at least 1)", create.partitions));
+            }
+            if create.replication == 0 || create.replication < -1 {
+                problems.push(format!(
+                    "kafka.create_topics.replication: {} (at least 1, or -1 for the broker's default)",
+                    create.replication
+                ));
+            }
+            if create.dead_letter_retention_ms < 1 && create.dead_letter_retention_ms != -1 {
+                problems.push(format!(
+                    "kafka.create_topics.dead_letter_retention_ms: {} (a number of ms, or -1 to keep forever)",
+                    create.dead_letter_retention_ms
+                ));
             }
             if kafka.topics.contains(&kafka.records_topic) {
                 problems.push(format!(
@@ -273,6 +327,111 @@ impl Config {
     }
 }
 
+/// One configuration error in words. An unknown key or word gets the
+/// nearest known one ("did you mean"), named as it was written: a key of
+/// the file, or a `MON_*` variable.
+fn describe(error: &figment::Error, vars: &[(String, String)]) -> String {
+    use figment::error::Kind;
+    let from_env = error.metadata.as_ref().is_some_and(|m| m.name == ENV_NAME);
+    let source = match error.metadata.as_ref() {
+        Some(m) if m.name == ENV_NAME => " (a MON_* variable)".to_string(),
+        Some(m) => m.source.as_ref().map(|s| format!(" (in {s})")).unwrap_or_default(),
+        None => String::new(),
+    };
+    // `path` is the key that failed: for an unknown field, the field last.
+    let mut path: Vec<&str> = error.path.iter().map(String::as_str).collect();
+    if let Kind::UnknownField(field, _) = &error.kind {
+        if path.last() == Some(&field.as_str()) {
+            path.pop();
+        }
+    }
+    let key_of = |name: &str| path.iter().copied().chain([name]).collect::<Vec<_>>().join(".");
+    match &error.kind {
+        Kind::UnknownField(field, expected) => {
+            let guess = mon_compiler::suggest::did_you_mean(field, expected.iter().copied());
+            if from_env {
+                let variable = variable_for(vars, &path, field);
+                match guess {
+                    Some(guess) => format!("unknown variable {variable}; did you mean {}?", env_name(&path, &guess)),
+                    None => format!("unknown variable {variable}: no key `{}`", key_of(field)),
+                }
+            } else {
+                let known = expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                match guess {
+                    Some(guess) => {
+                        format!("unknown key `{}`{source}; did you mean `{}`?", key_of(field), key_of(&guess))
+                    }
+                    None => format!("unknown key `{}`{source}; the keys here are {known}", key_of(field)),
+                }
+            }
+        }
+        Kind::UnknownVariant(word, expected) => {
+            let key = path.join(".");
+            let known = expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" or ");
+            match mon_compiler::suggest::did_you_mean(word, expected.iter().copied()) {
+                Some(guess) => format!("{key}: unknown value `{word}`{source}; did you mean `{guess}`?"),
+                None => format!("{key}: unknown value `{word}`{source}; expected {known}"),
+            }
+        }
+        _ => {
+            let mut text = error.to_string();
+            if let Some(source) = error.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                text.push_str(&format!(" (from {source})"));
+            }
+            text
+        }
+    }
+}
+
+/// The variable as the user wrote it (`MON_KAFKA__BROKRES`), found by its path.
+fn variable_for(vars: &[(String, String)], path: &[&str], field: &str) -> String {
+    let wanted: Vec<String> = path.iter().copied().chain([field]).map(str::to_ascii_lowercase).collect();
+    vars.iter()
+        .map(|(name, _)| name)
+        .find(|name| env_path(name) == wanted)
+        .cloned()
+        .unwrap_or_else(|| env_name(path, field))
+}
+
+/// `MON_KAFKA__BROKERS` for the key `kafka.brokers`.
+fn env_name(path: &[&str], field: &str) -> String {
+    let parts: Vec<String> = path.iter().copied().chain([field]).map(str::to_ascii_uppercase).collect();
+    format!("MON_{}", parts.join("__"))
+}
+
+/// The key path a `MON_*` variable names: `MON_KAFKA__BROKERS` is `kafka.brokers`.
+fn env_path(name: &str) -> Vec<String> {
+    name.trim_start_matches("MON_").split("__").map(|p| p.to_ascii_lowercase()).collect()
+}
+
+const ENV_NAME: &str = "MON_* environment variables";
+
+/// librdkafka takes every property as text; TOML and the `MON_*`
+/// variables give numbers and booleans as such, so they are written back.
+fn properties<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let map = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                Scalar::Text(t) => t,
+                Scalar::Integer(i) => i.to_string(),
+                Scalar::Float(f) => f.to_string(),
+                Scalar::Bool(b) => b.to_string(),
+            };
+            (key, text)
+        })
+        .collect())
+}
+
 /// The `MON_*` variables as a figment provider. `Env::prefixed` reads the
 /// process environment; this takes the variables as data so that tests
 /// can give their own.
@@ -280,14 +439,13 @@ struct EnvVars(Vec<(String, String)>);
 
 impl figment::Provider for EnvVars {
     fn metadata(&self) -> figment::Metadata {
-        figment::Metadata::named("MON_* environment variables")
+        figment::Metadata::named(ENV_NAME)
     }
 
     fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
         let mut dict = figment::value::Dict::new();
         for (name, value) in &self.0 {
-            let path: Vec<String> =
-                name.trim_start_matches("MON_").split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let path = env_path(name);
             let parsed: figment::value::Value = value.parse().unwrap_or_else(|_| value.clone().into());
             // `topics` is a list: a comma-separated value is split.
             let parsed = match path.last().map(String::as_str) {
@@ -351,6 +509,55 @@ mod tests {
         assert_eq!(kafka.properties.get("security.protocol").map(String::as_str), Some("SASL_SSL"));
         assert_eq!(config.state_dir, PathBuf::from("/tmp/b"));
         assert_eq!(config.clock, ClockMode::Event);
+    }
+
+    #[test]
+    fn kafka_properties_may_be_numbers_in_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n[kafka.properties]\n\"linger.ms\" = 5\n\"enable.idempotence\" = false\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[("MON_KAFKA__PROPERTIES__TOPIC.METADATA.REFRESH.INTERVAL.MS", "1000")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let properties = config.kafka.unwrap().properties;
+        assert_eq!(properties.get("linger.ms").map(String::as_str), Some("5"));
+        assert_eq!(properties.get("enable.idempotence").map(String::as_str), Some("false"));
+        assert_eq!(properties.get("topic.metadata.refresh.interval.ms").map(String::as_str), Some("1000"));
+    }
+
+    #[test]
+    fn a_misspelled_key_gets_the_nearest_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        let load_file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err().to_string()
+        };
+        let error = load_file("clok = \"wall\"\n");
+        assert!(error.contains("unknown key `clok`") && error.contains("did you mean `clock`?"), "{error}");
+        assert!(error.contains("mon.toml"), "{error}");
+        let error = load_file("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\nrecord_topic = \"r\"\n");
+        assert!(error.contains("did you mean `kafka.records_topic`?"), "{error}");
+        let error = load_file("[engine]\nmax_batch_wait = 5\n");
+        assert!(error.contains("did you mean `engine.max_batch_wait_ms`?"), "{error}");
+        let error = load_file("clock = \"evnt\"\n");
+        assert!(error.contains("clock: unknown value `evnt`") && error.contains("did you mean `event`?"), "{error}");
+        let error = load_file("zebra = 1\n");
+        assert!(error.contains("unknown key `zebra`") && error.contains("`state_dir`"), "{error}");
+
+        let load_env =
+            |pairs: &[(&str, &str)]| Config::load(None, env(pairs), &Overrides::default()).unwrap_err().to_string();
+        let error = load_env(&[("MON_CLOK", "event")]);
+        assert!(error.contains("unknown variable MON_CLOK; did you mean MON_CLOCK?"), "{error}");
+        let error = load_env(&[("MON_KAFKA__BROKRES", "k:9092"), ("MON_KAFKA__TOPICS", "t")]);
+        assert!(error.contains("unknown variable MON_KAFKA__BROKRES; did you mean MON_KAFKA__BROKERS?"), "{error}");
     }
 
     #[test]

@@ -5,13 +5,19 @@
 //! Kafka's own offset commit is for lag visibility only: where to resume is
 //! the offset stored in sled with the batch (ARCHITECTURE.md rule 3), and the
 //! processing thread skips anything below it.
+//!
+//! `topics` creates missing topics (`mon run --create-topics`);
+//! `problems` logs what the clients report at a bounded rate.
+
+pub mod problems;
+pub mod topics;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -23,6 +29,7 @@ use super::config::KafkaConfig;
 use super::error::{Domain, Error, Retry};
 use super::metrics::{Metrics, PartitionLabels};
 use super::store::{StoreHandle, Target};
+pub use problems::Problems;
 
 /// Settings every client gets, then the user's `[kafka.properties]`.
 fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
@@ -37,9 +44,12 @@ fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig
     config
 }
 
-/// Reports the client's state into the metrics and readiness.
+/// Reports the client's state into the metrics, readiness and the log.
+/// Every client of the process shares one [`Problems`].
+#[derive(Clone)]
 pub struct Context {
     pub metrics: Arc<Metrics>,
+    pub problems: Arc<Problems>,
 }
 
 impl ClientContext for Context {
@@ -57,15 +67,11 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // librdkafka repeats a connection error on every retry; say it once
-        // per change, the rest at debug level.
-        let problem = format!("{error}: {reason}");
-        if self.metrics.kafka_problem().as_deref() == Some(problem.as_str()) {
-            tracing::debug!(%error, reason, "kafka client error (again)");
-        } else {
-            tracing::warn!(%error, reason, "kafka client error");
-        }
-        self.metrics.set_kafka_problem(Some(problem));
+        self.problems.error(&error, reason);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.problems.log(level, facility, message);
     }
 }
 
@@ -81,14 +87,16 @@ impl ConsumerContext for Context {
         self.metrics.assigned_partitions.set(assigned as i64);
         self.metrics.kafka_assigned.store(assigned > 0, Ordering::Relaxed);
         if assigned > 0 {
-            self.metrics.set_kafka_problem(None);
+            self.problems.resolved();
         }
     }
 }
 
 pub type Consumer = BaseConsumer<Context>;
 
-pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, Error> {
+pub type Producer = FutureProducer<Context>;
+
+pub fn consumer(kafka: &KafkaConfig, context: Context) -> Result<Consumer, Error> {
     use rdkafka::consumer::Consumer as _;
     let group_instance = kafka.group.clone();
     let consumer: Consumer = client_config(
@@ -106,9 +114,16 @@ pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, 
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "500"),
             ("fetch.wait.max.ms", "50"),
+            // Why: a subscribed topic that does not exist yet is looked for
+            // again only at this interval (librdkafka's default is 5 min),
+            // so a service started before its topic would stay unready
+            // that long. Every 5 s it is assigned 3-8 s after the topic is
+            // created (docs/service.md, "Topics"); the price is one small
+            // metadata request per 5 s, for the subscribed topics only.
+            ("topic.metadata.refresh.interval.ms", "5000"),
         ],
     )
-    .create_with_context(Context { metrics })
+    .create_with_context(context)
     .map_err(|e| client_error("cannot create the Kafka consumer", e))?;
     let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
     consumer
@@ -117,7 +132,7 @@ pub fn consumer(kafka: &KafkaConfig, metrics: Arc<Metrics>) -> Result<Consumer, 
     Ok(consumer)
 }
 
-pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, Error> {
+pub fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
     client_config(
         kafka,
         &[
@@ -128,7 +143,7 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, Error> {
             ("message.timeout.ms", "30000"),
         ],
     )
-    .create()
+    .create_with_context(context)
     .map_err(|e| client_error("cannot create the Kafka producer", e))
 }
 
@@ -147,7 +162,7 @@ fn client_error(doing: &str, error: KafkaError) -> Error {
 /// acknowledges it. After a failure, once nothing is in flight, the outbox
 /// is read again from its start, so what failed is sent again.
 pub async fn publish(
-    producer: FutureProducer,
+    producer: Producer,
     kafka: KafkaConfig,
     outbox: StoreHandle,
     metrics: Arc<Metrics>,
@@ -304,7 +319,7 @@ async fn drain_deadline_after_stop(mut stop: tokio::sync::watch::Receiver<bool>)
 }
 
 /// Flushes the producer's queue at shutdown.
-pub fn flush(producer: &FutureProducer) {
+pub fn flush(producer: &Producer) {
     use rdkafka::producer::Producer as _;
     let _ = producer.flush(Timeout::After(Duration::from_secs(2)));
 }

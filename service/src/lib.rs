@@ -40,28 +40,62 @@ use mon_runtime::live::Live;
 use processor::{Processor, StatusView};
 use store::Store;
 
-/// Installs the process's log subscriber (JSON or human), once.
+/// Installs the process's log subscriber (JSON or human), once. Colours
+/// only on a terminal, and never with `NO_COLOR` set (no-color.org): a log
+/// file or a log shipper would get escape codes in every line.
 pub fn init_logging(config: &config::LogConfig) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_new(&config.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        // Why: by default a line that cannot be written is reported with
+        // `eprintln!`, which panics when stderr is gone (`mon run | head`
+        // closed it) and so kills whichever thread was logging: the signal
+        // handler's, and the service never stopped. A lost log line is
+        // not worth a thread.
+        .log_internal_errors(false);
     let _ = match config.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
 
+/// The start-up line: what this process is about to run, and where from,
+/// so that the first line of a log answers "which rules, which topics,
+/// which group, which clock" without looking at the deployment.
+pub fn log_start(rules: &std::path::Path, program: &Program, config: &Config) {
+    let workflows: Vec<&str> = program.workflows.iter().map(|w| w.name.as_str()).collect();
+    let kafka = config.kafka.as_ref();
+    tracing::info!(
+        rules = %rules.display(),
+        workflows = workflows.join(", "),
+        clock = clock_name(config.clock),
+        state_dir = %config.state_dir.display(),
+        brokers = kafka.map(|k| k.brokers.as_str()).unwrap_or("none: events over HTTP only"),
+        topics = kafka.map(|k| k.topics.join(", ")),
+        group = kafka.map(|k| k.group.as_str()),
+        records_topic = kafka.map(|k| k.records_topic.as_str()),
+        dead_letter_topic = kafka.map(|k| k.dead_letter_topic.as_str()),
+        "starting mon run"
+    );
+}
+
 /// Runs the service until `stop` is set (by the caller, or by SIGTERM /
 /// SIGINT), then shuts down in order: stop consuming, commit the batch in
 /// hand, snapshot and flush the state, drain the outbox, stop HTTP.
-/// `listening` is called with the HTTP address once it is bound.
+/// `listening` is called with the HTTP address once it is bound. Returns
+/// the last status (as `/api/v1/status` gave it), taken after the last batch.
 pub fn run(
     config: Config,
     program: &Program,
     functions: &dyn Functions,
     stop: Arc<AtomicBool>,
     listening: impl FnOnce(SocketAddr),
-) -> Result<(), Error> {
+) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
     let store = Store::open(&config.state_dir)?;
@@ -86,8 +120,23 @@ pub fn run(
     let stored_offsets = store.offsets()?;
 
     let envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    stop_on_signal(&runtime, stop.clone());
+    let kafka_context =
+        kafka::Context { metrics: metrics.clone(), problems: Arc::new(kafka::Problems::new(metrics.clone())) };
+    if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
+        // Before subscribing: the consumer then finds its topics at once.
+        runtime.block_on(kafka::topics::create_missing(kafka, kafka_context.clone()))?;
+    }
     let (consumer, producer) = match &config.kafka {
-        Some(kafka) => (Some(kafka::consumer(kafka, metrics.clone())?), Some(kafka::producer(kafka)?)),
+        Some(kafka) => {
+            (Some(kafka::consumer(kafka, kafka_context.clone())?), Some(kafka::producer(kafka, kafka_context.clone())?))
+        }
         None => {
             metrics.kafka_assigned.store(true, Ordering::Relaxed);
             (None, None)
@@ -99,11 +148,6 @@ pub fn run(
     // Everything in the outbox at start was flushed by an earlier run.
     let outbox_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_outbox_seq()));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
     let listen: SocketAddr = config
         .http
         .listen
@@ -149,14 +193,6 @@ pub fn run(
         ))),
         _ => None,
     };
-    {
-        let stop = stop.clone();
-        runtime.spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received; stopping");
-            stop.store(true, Ordering::Relaxed);
-        });
-    }
     listening(address);
 
     let mut processor = Processor {
@@ -169,7 +205,7 @@ pub fn run(
         consumer,
         ingest: ingest_rx,
         metrics: metrics.clone(),
-        status,
+        status: status.clone(),
         publisher_wake: publisher_wake.clone(),
         outbox_flushed: outbox_flushed.clone(),
         stop: stop.clone(),
@@ -226,7 +262,9 @@ pub fn run(
             tracing::error!(error = %e, domain = e.domain.name(), retryable = e.is_retryable(), "stopped on an error")
         }
     }
-    outcome
+    outcome?;
+    let last = status.read().map(|view| view.clone()).unwrap_or_default();
+    Ok(last)
 }
 
 fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {
@@ -236,24 +274,33 @@ fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {
     }
 }
 
-async fn wait_for_signal() {
+/// Sets `stop` on SIGTERM or SIGINT. The handlers are in place when this
+/// returns, before anything is announced: a signal sent as soon as the
+/// service says it listens gets the orderly shutdown, not the default
+/// sudden death.
+fn stop_on_signal(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+    let _context = runtime.enter();
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+    };
+    runtime.spawn(async move {
+        #[cfg(unix)]
+        match signals {
+            Ok((mut term, mut interrupt)) => {
                 tokio::select! {
                     _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt.recv() => {}
                 }
             }
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-    }
+        tracing::info!("signal received; stopping");
+        stop.store(true, Ordering::Relaxed);
+    });
 }

@@ -29,6 +29,13 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// A Kafka client error by its librdkafka code (`BrokerTransportFailure`,
+/// `AllBrokersDown`...): a closed set, whatever the brokers say.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WorkflowLabels {
     pub workflow: String,
@@ -49,6 +56,7 @@ pub struct Metrics {
     pub outbox_pending: Gauge,
     pub published: Counter,
     pub publish_errors: Counter,
+    pub kafka_errors: Family<ErrorLabels, Counter>,
     pub assigned_partitions: Gauge,
     /// Readiness: the state is open and the rules loaded (set once at start).
     pub state_open: AtomicBool,
@@ -92,6 +100,8 @@ impl Metrics {
         registry.register("published", "Messages published to Kafka from the outbox", published.clone());
         let publish_errors = Counter::default();
         registry.register("publish_errors", "Failed attempts to publish (retried)", publish_errors.clone());
+        let kafka_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register("kafka_errors", "Errors reported by the Kafka clients, by code", kafka_errors.clone());
         let assigned_partitions = Gauge::default();
         registry.register(
             "assigned_partitions",
@@ -110,6 +120,7 @@ impl Metrics {
             outbox_pending,
             published,
             publish_errors,
+            kafka_errors,
             assigned_partitions,
             state_open: AtomicBool::new(false),
             kafka_assigned: AtomicBool::new(false),

@@ -212,8 +212,11 @@ impl Processor<'_> {
                     continue;
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(error = %e, "kafka poll");
-                    self.metrics.set_kafka_problem(Some(e.to_string()));
+                    // rdkafka has already handed this error, with its
+                    // reason (which topic is missing, which broker is
+                    // down), to the consumer's context (`kafka::Context`),
+                    // which logs it and keeps it for readiness.
+                    tracing::debug!(error = %e, "kafka poll");
                     return;
                 }
                 Some(Ok(message)) => message,
@@ -498,6 +501,9 @@ impl Processor<'_> {
         if self.journaled_since_snapshot > 0 {
             self.take_snapshot()?;
         }
+        // The last word for `mon demo`'s summary, and for a reader of
+        // `/api/v1/status` while HTTP drains.
+        self.refresh_status();
         self.store.flush()?;
         tracing::info!("state flushed; processing stopped");
         Ok(())

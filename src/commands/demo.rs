@@ -1,14 +1,17 @@
 //! `mon demo`: the embedded default for a newcomer. No Kafka, no
 //! configuration: the examples run as one program on the wall clock, a
 //! generator posts realistic events (some late, missing, out of order)
-//! through the HTTP ingest path, and a summary is printed every few seconds.
+//! through the HTTP ingest path, and a summary is printed every few seconds,
+//! and once more in one line when it stops (Ctrl-C, or `--seconds`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use mon_runtime::aggregates::Status;
 use mon_service::config::{Config, HttpConfig, LogConfig};
+use mon_service::processor::StatusView;
 
 use crate::commands::run::compile_tree;
 use crate::demo::Generator;
@@ -81,6 +84,11 @@ pub fn run(args: Args) -> Outcome {
     let state_shown = config.state_dir.display().to_string();
     let (seed, every, seconds) = (args.seed, args.every.max(1), args.seconds);
     let feeder_stop = stop.clone();
+    let posted = Arc::new(AtomicUsize::new(0));
+    let feeder_posted = posted.clone();
+    let feeder = Arc::new(Mutex::new(None));
+    let feeder_slot = feeder.clone();
+    let started = Instant::now();
     let outcome = mon_service::run(config, &program, mon_stdlib::registry(), stop.clone(), move |address| {
         say!("mon demo: {} workflows from {} ({})", workflows.len(), rules.display(), workflows.join(", "));
         say!("  events in:  POST http://{address}/api/v1/events (NDJSON or a JSON array)");
@@ -89,11 +97,23 @@ pub fn run(args: Args) -> Outcome {
         say!("  metrics:    http://{address}/metrics");
         say!("  state:      {state_shown}");
         say!("Feeding generated events (the last 25 minutes first, as a backlog); Ctrl-C stops.\n");
-        std::thread::spawn(move || feed_and_report(address, seed, every, seconds, feeder_stop));
+        let handle =
+            std::thread::spawn(move || feed_and_report(address, seed, every, seconds, feeder_stop, feeder_posted));
+        if let Ok(mut slot) = feeder_slot.lock() {
+            *slot = Some(handle);
+        }
     });
+    // The feeder notices `stop` within half a second; after it, nothing
+    // else is printed.
+    if let Some(handle) = feeder.lock().ok().and_then(|mut slot| slot.take()) {
+        let _ = handle.join();
+    }
     drop(temporary);
     match outcome {
-        Ok(()) => Outcome::Ok,
+        Ok(last) => {
+            say!("{}", summary(&last, posted.load(Ordering::Relaxed), started.elapsed()));
+            Outcome::Ok
+        }
         Err(e) => {
             eprintln!("error: {e}");
             Outcome::Problems
@@ -103,7 +123,14 @@ pub fn run(args: Args) -> Outcome {
 
 /// Posts generated events every half second and prints a summary every
 /// `every` seconds, until `stop` (or `seconds` have passed).
-fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds: Option<u64>, stop: Arc<AtomicBool>) {
+fn feed_and_report(
+    address: std::net::SocketAddr,
+    seed: u64,
+    every: u64,
+    seconds: Option<u64>,
+    stop: Arc<AtomicBool>,
+    posted_total: Arc<AtomicUsize>,
+) {
     let started = Instant::now();
     let mut generator = Generator::new(seed, mon_service::clock::wall_now());
     let mut last_report = Instant::now();
@@ -115,7 +142,12 @@ fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds
         if !lines.is_empty() {
             let body = lines.join("\n");
             match ureq::post(&events_url).header("content-type", "application/x-ndjson").send(body.as_str()) {
-                Ok(_) => posted += lines.len(),
+                Ok(_) => {
+                    posted += lines.len();
+                    posted_total.store(posted, Ordering::Relaxed);
+                }
+                // Stopping: the service may have stopped taking events.
+                Err(_) if stop.load(Ordering::Relaxed) => break,
                 Err(e) => eprintln!("demo: posting events failed: {e}"),
             }
         }
@@ -130,6 +162,28 @@ fn feed_and_report(address: std::net::SocketAddr, seed: u64, every: u64, seconds
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The last line: how long it ran, what went in, what came out, and how
+/// the workflows stand, worst first.
+fn summary(last: &StatusView, posted: usize, ran: Duration) -> String {
+    let records = if last.records.is_empty() {
+        "none".to_string()
+    } else {
+        last.records.iter().map(|(kind, n)| format!("{kind} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    let statuses: Vec<String> = Status::ALL
+        .iter()
+        .rev()
+        .map(|(word, _)| format!("{} {word}", last.workflows.iter().filter(|w| w.status == *word).count()))
+        .collect();
+    // The periodic report's layout (two spaces between parts), so one
+    // reader of the output reads both.
+    format!(
+        "mon demo stopped after {} s  events posted {posted}  records: {records}  workflows: {}",
+        ran.as_secs(),
+        statuses.join(", ")
+    )
 }
 
 fn report(status_url: &str, posted: usize) {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use mon_compiler::{ir, Renderer};
 use mon_runtime::live::ClockMode;
-use mon_service::config::{Config, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides};
+use mon_service::config::{
+    Config, CreateTopicsOverrides, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides,
+};
 
 use crate::Outcome;
 
@@ -37,6 +39,10 @@ pub struct Args {
     /// Topic rejected messages go to (default mon.dead-letter).
     #[arg(long)]
     dead_letter_topic: Option<String>,
+    /// Create the input, records and dead-letter topics that are missing, before subscribing
+    /// (partitions and replication from `[kafka.create_topics]`).
+    #[arg(long)]
+    create_topics: bool,
     /// Where the state is kept (created if missing).
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -71,7 +77,8 @@ impl Args {
             || self.topics.is_some()
             || self.group.is_some()
             || self.records_topic.is_some()
-            || self.dead_letter_topic.is_some();
+            || self.dead_letter_topic.is_some()
+            || self.create_topics;
         Overrides {
             state_dir: self.state_dir.clone(),
             clock: self.clock.map(|c| match c {
@@ -85,6 +92,7 @@ impl Args {
                 group: self.group.clone(),
                 records_topic: self.records_topic.clone(),
                 dead_letter_topic: self.dead_letter_topic.clone(),
+                create_topics: self.create_topics.then_some(CreateTopicsOverrides { enabled: Some(true) }),
             }),
             http: self.listen.clone().map(|listen| HttpOverrides { listen: Some(listen) }),
             log: self.log_format.map(|f| LogOverrides {
@@ -119,9 +127,10 @@ pub fn run(args: Args) -> Outcome {
         Err(e) => return Outcome::Usage(e),
     };
     mon_service::init_logging(&config.log);
+    mon_service::log_start(&args.rules, &program, &config);
     let stop = Arc::new(AtomicBool::new(false));
     match mon_service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
-        Ok(()) => Outcome::Ok,
+        Ok(_) => Outcome::Ok,
         // A setting that cannot work (a state directory made on another
         // clock, say) is the caller's to fix, like a bad flag.
         Err(e) if e.domain == mon_service::error::Domain::Config => Outcome::Usage(e.to_string()),

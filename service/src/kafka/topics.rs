@@ -1,0 +1,104 @@
+//! Creating the topics mon uses, for `mon run --create-topics`: the input
+//! topics, the records topic and the dead-letter topic, each only if it is
+//! missing, through the Kafka admin API before the consumer subscribes.
+//!
+//! A topic that exists is left as it is: its partitions and settings are
+//! the operator's, and changing them (CreatePartitions, AlterConfigs) would
+//! move keys between partitions under a running producer. The settings of
+//! a new topic, and why, are in docs/service.md ("Topics").
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::RDKafkaErrorCode;
+
+use super::{client_config, client_error, Context};
+use crate::config::KafkaConfig;
+use crate::error::{Domain, Error, Retry};
+
+/// The longest creating the topics may take (a broker answers in
+/// milliseconds; an unreachable one is reported after this).
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What became of each topic.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub created: Vec<String>,
+    pub existing: Vec<String>,
+}
+
+/// Creates every topic of `kafka` that does not exist yet, with the
+/// settings of `kafka.create_topics`.
+pub async fn create_missing(kafka: &KafkaConfig, context: Context) -> Result<Outcome, Error> {
+    let admin: AdminClient<Context> = client_config(kafka, &[])
+        .create_with_context(context)
+        .map_err(|e| client_error("cannot create the Kafka admin client", e))?;
+    let settings = &kafka.create_topics;
+    let replication = || TopicReplication::Fixed(settings.replication);
+    let retention = settings.dead_letter_retention_ms.to_string();
+    // One request per name, even if the dead-letter topic is also read.
+    let mut names = BTreeSet::new();
+    let mut topics = Vec::new();
+    for name in &kafka.topics {
+        if names.insert(name.as_str()) {
+            topics.push(NewTopic::new(name, settings.partitions, replication()));
+        }
+    }
+    // Records and dead letters are logs, not latest-value tables: a
+    // compacted records topic would keep only an item's last record (its
+    // `completed`, say) and drop the `late` before it.
+    if names.insert(&kafka.records_topic) {
+        topics.push(
+            NewTopic::new(&kafka.records_topic, settings.partitions, replication()).set("cleanup.policy", "delete"),
+        );
+    }
+    if names.insert(&kafka.dead_letter_topic) {
+        topics.push(
+            NewTopic::new(&kafka.dead_letter_topic, settings.partitions, replication())
+                .set("cleanup.policy", "delete")
+                .set("retention.ms", &retention),
+        );
+    }
+    let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
+    let results = admin.create_topics(&topics, &options).await.map_err(|e| {
+        Error::new(Domain::Kafka, Retry::Later, format!("cannot create topics at {}", kafka.brokers)).caused_by(e)
+    })?;
+    let mut outcome = Outcome::default();
+    let mut failed = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => outcome.created.push(name),
+            Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => outcome.existing.push(name),
+            Err((name, code)) => failed.push((name, code)),
+        }
+    }
+    tracing::info!(
+        created = outcome.created.join(", "),
+        existing = outcome.existing.join(", "),
+        partitions = settings.partitions,
+        replication = settings.replication,
+        "kafka topics checked"
+    );
+    if failed.is_empty() {
+        return Ok(outcome);
+    }
+    // A broker that is unreachable or busy may answer later; a refusal
+    // (no permission, a setting it rejects) needs a person.
+    let retry = if failed.iter().all(|(_, code)| passing(*code)) { Retry::Later } else { Retry::Never };
+    let list: Vec<String> = failed.iter().map(|(name, code)| format!("{name}: {code}")).collect();
+    Err(Error::new(Domain::Kafka, retry, format!("cannot create topics ({})", list.join("; "))))
+}
+
+fn passing(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        code,
+        OperationTimedOut
+            | RequestTimedOut
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | NotController
+            | NetworkException
+    )
+}
