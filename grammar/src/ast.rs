@@ -195,6 +195,16 @@ pub struct WorkflowDecl {
     pub incomplete: bool,
 }
 
+impl WorkflowDecl {
+    /// The step statements, in source order.
+    pub fn steps(&self) -> impl Iterator<Item = &StepDecl> {
+        self.stmts.iter().filter_map(|s| match &s.kind {
+            StmtKind::Step(step) => Some(step),
+            _ => None,
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stmt {
     pub kind: StmtKind,

@@ -160,14 +160,7 @@ impl Builder<'_> {
     fn workflow(&mut self, w: &WorkflowDecl) {
         let wf = w.name.name.clone();
         self.push(w.name.span, Symbol::Workflow(wf.clone()), true);
-        let steps: Vec<&StepDecl> = w
-            .stmts
-            .iter()
-            .filter_map(|s| match &s.kind {
-                StmtKind::Step(step) => Some(step),
-                _ => None,
-            })
-            .collect();
+        let steps: Vec<&StepDecl> = w.steps().collect();
         for stmt in &w.stmts {
             match &stmt.kind {
                 StmtKind::Key(keys) => {

@@ -53,14 +53,7 @@ impl<'a> Checker<'a> {
         let timezone = settings.timezone.clone().or(start_zone).unwrap_or_else(|| "UTC".to_string());
 
         // Steps, their names and their events.
-        let step_decls: Vec<&ast::StepDecl> = decl
-            .stmts
-            .iter()
-            .filter_map(|s| match &s.kind {
-                StmtKind::Step(step) => Some(step),
-                _ => None,
-            })
-            .collect();
+        let step_decls: Vec<&ast::StepDecl> = decl.steps().collect();
         let mut names: HashMap<&str, usize> = HashMap::new();
         for (i, step) in step_decls.iter().enumerate() {
             let name = step.step_name();
