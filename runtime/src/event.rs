@@ -252,8 +252,15 @@ impl<'p> Decoder<'p> {
 /// A rejection whose reason starts with the event type, or with `type
 /// unknown` when the line did not give one.
 fn reject(what: String, id: Option<String>, type_name: Option<String>, time: Option<i64>) -> Decoded {
-    let reason = format!("{}: {what}", type_name.as_deref().unwrap_or("type unknown"));
+    let reason = reason_about(type_name.as_deref(), &what);
     Decoded::Rejected(Rejection { reason, id, type_name, time })
+}
+
+/// The one shape of a rejection reason: the event type it is about (or
+/// `type unknown`), then what is wrong. The service's envelope reader
+/// words the messages it refuses before decoding the same way.
+pub fn reason_about(type_name: Option<&str>, what: &str) -> String {
+    format!("{}: {what}", type_name.unwrap_or("type unknown"))
 }
 
 /// serde_json's message, with "at line 1 column N" shortened to "at column

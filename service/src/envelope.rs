@@ -24,6 +24,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
+use mon_runtime::event::reason_about;
+
 /// The default [`EnvelopeConfig::max_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
 
@@ -191,7 +193,7 @@ impl Envelopes {
         let payload = payload.unwrap_or_default();
         // Every reason starts with the event type it is about, as the
         // decoder's do: here only a binary-mode header can tell it.
-        let about = |reason: String| format!("{}: {reason}", header_type(headers).unwrap_or("type unknown"));
+        let about = |reason: String| reason_about(header_type(headers), &reason);
         if payload.len() > self.max_bytes {
             return Err(about(format!(
                 "message of {} bytes is larger than the limit of {}",
@@ -378,14 +380,14 @@ struct MappedLine<'v> {
 
 /// A non-CloudEvents JSON message read with the mapping's paths.
 fn mapped(paths: &Paths, payload: &[u8]) -> Result<String, String> {
-    let unknown = |reason: String| format!("type unknown: {reason}");
+    let unknown = |reason: String| reason_about(None, &reason);
     if payload.is_empty() {
         return Err(unknown("empty message".into()));
     }
     let text = utf8("payload", payload).map_err(unknown)?;
     let message: Value = serde_json::from_str(text).map_err(|e| unknown(format!("payload is not valid JSON: {e}")))?;
     let type_ = paths.type_.find_text(&message, false).map_err(unknown)?;
-    let about = |reason: String| format!("{type_}: {reason}");
+    let about = |reason: String| reason_about(Some(&type_), &reason);
     let line = MappedLine {
         specversion: "1.0",
         id: paths.id.as_ref().map(|p| p.find_text(&message, true)).transpose().map_err(about)?,
