@@ -76,7 +76,7 @@ pub fn load_one(paths: &[PathBuf]) -> Result<ProgramFiles, LoadError> {
 }
 
 /// Groups `paths` into programs (the rule in the module header).
-pub fn programs(paths: &[PathBuf]) -> Result<Vec<ProgramFiles>, LoadError> {
+fn programs(paths: &[PathBuf]) -> Result<Vec<ProgramFiles>, LoadError> {
     let mut programs = Vec::new();
     let mut loose: Vec<PathBuf> = Vec::new();
     for path in paths {
@@ -146,7 +146,7 @@ pub fn rule_files(dir: &Path, limit: usize) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Whether `path` names a rule file.
-pub fn is_rule_file(path: &Path) -> bool {
+fn is_rule_file(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "mon") && path.is_file()
 }
 
@@ -194,7 +194,7 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Reads one rule file; its path, as given, names it in diagnostics.
-pub fn read_source(path: &Path) -> Result<SourceFile, LoadError> {
+fn read_source(path: &Path) -> Result<SourceFile, LoadError> {
     let text =
         std::fs::read_to_string(path).map_err(|error| LoadError::ReadFile { path: path.to_path_buf(), error })?;
     Ok(SourceFile { path: path.display().to_string(), text })
