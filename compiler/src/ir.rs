@@ -211,6 +211,18 @@ pub struct Alerting {
     pub runbook: Option<String>,
     pub notify: Vec<Notify>,
     pub renotify_ms: Option<u64>,
+    /// `escalate after D to CHANNEL`: an alert still open and
+    /// unacknowledged `after_ms` after it opened also goes to `channel`.
+    /// Left out of the serialised form when empty, so programs without
+    /// escalation keep the hash they had before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalate: Vec<Escalation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub after_ms: u64,
+    pub channel: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

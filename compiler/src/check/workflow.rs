@@ -219,7 +219,13 @@ impl<'a> Checker<'a> {
 
     pub(super) fn workflow_settings(&mut self, file: usize, decl: &'a ast::WorkflowDecl) -> Settings<'a> {
         let mut s = Settings {
-            alerting: ir::Alerting { severity: Severity::High, runbook: None, notify: Vec::new(), renotify_ms: None },
+            alerting: ir::Alerting {
+                severity: Severity::High,
+                runbook: None,
+                notify: Vec::new(),
+                renotify_ms: None,
+                escalate: Vec::new(),
+            },
             grace_ms: 0,
             retain_ms: None,
             aging_ms: None,
