@@ -11,6 +11,7 @@ use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
 use crate::engine::{Engine, State};
 use crate::event::{Decoded, Decoder};
 use crate::record::{Kind, Record};
@@ -37,15 +38,25 @@ pub enum Input {
     Line(String),
     /// A message that could not be read as an envelope at all, and why.
     Unreadable(String),
+    /// A person's command to the alert book.
+    Command(Command),
 }
 
 /// What one input did, for the service's counters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fed {
     Tick,
-    Event { event_type: u32 },
-    Ignored { type_name: String },
-    Rejected { reason: String },
+    Event {
+        event_type: u32,
+    },
+    Ignored {
+        type_name: String,
+    },
+    Rejected {
+        reason: String,
+    },
+    /// The alert as the command left it, or why it did nothing.
+    Command(Result<Box<Alert>, CommandError>),
 }
 
 pub struct Live<'p> {
@@ -61,6 +72,11 @@ pub struct Live<'p> {
     now: Option<i64>,
     /// Event clock: when monitoring starts, if given.
     from: Option<i64>,
+    /// Wall clock, with alerting: the alert book (on the event clock the
+    /// simulation holds it).
+    book: Option<AlertBook<'p>>,
+    /// What the book decided to send since the caller last took them.
+    notifications: Vec<Notification>,
 }
 
 /// What a snapshot holds: enough to resume exactly.
@@ -72,6 +88,9 @@ pub struct Snapshot {
     #[serde(default)]
     pub from: Option<i64>,
     pub state: Option<State>,
+    /// The alert book, when alerting is on.
+    #[serde(default)]
+    pub book: Option<BookState>,
 }
 
 impl<'p> Live<'p> {
@@ -79,7 +98,48 @@ impl<'p> Live<'p> {
     /// first event), as `mon simulate --from`.
     pub fn new(program: &'p Program, functions: &'p dyn Functions, mode: ClockMode, from: Option<i64>) -> Self {
         let simulation = (mode == ClockMode::Event).then(|| Simulation::new(program, functions, from, None));
-        Live { mode, program, functions, decoder: Decoder::new(program), simulation, engine: None, now: None, from }
+        Live {
+            mode,
+            program,
+            functions,
+            decoder: Decoder::new(program),
+            simulation,
+            engine: None,
+            now: None,
+            from,
+            book: None,
+            notifications: Vec::new(),
+        }
+    }
+
+    /// Turns alerting on: records feed an alert book (the snapshot's, when
+    /// resumed from one that had it), whose notifications
+    /// [`take_notifications`](Self::take_notifications) hands out.
+    pub fn with_alerts(mut self, config: BookConfig) -> Self {
+        match self.simulation.take() {
+            Some(simulation) => self.simulation = Some(simulation.with_alerts(config)),
+            None => {
+                let state = self.book.take().map(|b| b.into_state()).unwrap_or_default();
+                self.book = Some(AlertBook::restore(self.program, config, state));
+            }
+        }
+        self
+    }
+
+    /// The alert book, when alerting is on.
+    pub fn book(&self) -> Option<&AlertBook<'p>> {
+        match &self.simulation {
+            Some(simulation) => simulation.book(),
+            None => self.book.as_ref(),
+        }
+    }
+
+    /// The notifications decided since the last call, in order.
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        match &mut self.simulation {
+            Some(simulation) => std::mem::take(&mut simulation.notifications),
+            None => std::mem::take(&mut self.notifications),
+        }
     }
 
     /// Resumes from a snapshot taken by [`snapshot`](Self::snapshot).
@@ -90,6 +150,12 @@ impl<'p> Live<'p> {
             match snapshot.mode {
                 ClockMode::Event => live.simulation = Some(Simulation::resume(program, functions, state, None)),
                 ClockMode::Wall => live.engine = Some(Engine::restore(program, functions, state)),
+            }
+        }
+        if let Some(book) = snapshot.book {
+            match &mut live.simulation {
+                Some(simulation) => simulation.restore_book(book),
+                None => live.book = Some(AlertBook::restore(program, BookConfig::default(), book)),
             }
         }
         live
@@ -103,8 +169,10 @@ impl<'p> Live<'p> {
             now: Option<i64>,
             from: Option<i64>,
             state: Option<&'a State>,
+            book: Option<&'a BookState>,
         }
-        serde_json::to_vec(&SnapshotRef { mode: self.mode, now: self.now, from: self.from, state: self.state() })
+        let book = self.book().map(|b| b.state());
+        serde_json::to_vec(&SnapshotRef { mode: self.mode, now: self.now, from: self.from, state: self.state(), book })
     }
 
     /// Resumes from [`snapshot_bytes`](Self::snapshot_bytes).
@@ -148,7 +216,10 @@ impl<'p> Live<'p> {
         match (self.mode, &self.engine) {
             (ClockMode::Event, _) => false,
             (ClockMode::Wall, None) => true,
-            (ClockMode::Wall, Some(engine)) => engine.next_due().is_some_and(|due| due < now),
+            (ClockMode::Wall, Some(engine)) => {
+                let book = self.book.as_ref().and_then(AlertBook::next_due);
+                engine.next_due().into_iter().chain(book).any(|due| due < now)
+            }
         }
     }
 
@@ -172,6 +243,28 @@ impl<'p> Live<'p> {
                 }
                 Fed::Rejected { reason: reason.clone() }
             }
+            Input::Command(command) => Fed::Command(self.command(command)),
+        }
+    }
+
+    fn command(&mut self, command: &Command) -> Result<Box<Alert>, CommandError> {
+        let result = match (&mut self.simulation, &mut self.book) {
+            (Some(simulation), _) => simulation.command(command),
+            (None, Some(book)) => book.command(command, &mut self.notifications),
+            (None, None) => Err(CommandError::NotFound(command.alert.clone())),
+        };
+        result.map(|alert| Box::new(alert.clone()))
+    }
+
+    /// Hands what the wall-clock engine just made to the alert book.
+    fn alert(&mut self, start: usize, out: &[Record]) {
+        let (Some(engine), now) = (self.engine.as_mut(), self.now.unwrap_or(0)) else { return };
+        match self.book.as_mut() {
+            Some(book) => {
+                book.observe(&out[start..], engine, now, &mut self.notifications);
+                book.advance(now, &mut self.notifications);
+            }
+            None => engine.clearances.clear(),
         }
     }
 
@@ -185,7 +278,9 @@ impl<'p> Live<'p> {
         self.now = Some(now);
         let (program, functions) = (self.program, self.functions);
         let engine = self.engine.get_or_insert_with(|| Engine::new(program, functions, now));
+        let start = out.len();
         engine.advance(now, false, out);
+        self.alert(start, out);
     }
 
     fn line(&mut self, line: &str, out: &mut Vec<Record>) -> Fed {
@@ -204,7 +299,9 @@ impl<'p> Live<'p> {
         match decoded {
             Decoded::Event(event) => {
                 let engine = self.engine.get_or_insert_with(|| Engine::new(program, functions, now.max(event.time)));
+                let start = out.len();
                 engine.process(&event, out);
+                self.alert(start, out);
             }
             Decoded::Ignored { .. } => {}
             Decoded::Rejected(rejection) => {
@@ -223,33 +320,44 @@ impl<'p> Live<'p> {
 const TICK: u8 = 0;
 const LINE: u8 = 1;
 const UNREADABLE: u8 = 2;
+const COMMAND: u8 = 3;
 
 /// Encodes a batch of inputs for the journal: a tag byte, then an i64
-/// instant or a u32 length and the UTF-8 bytes. Hand-rolled because the
-/// journal sees every event and JSON would escape every line again.
+/// instant or a u32 length and the UTF-8 bytes (a command as JSON).
+/// Hand-rolled because the journal sees every event and JSON would escape
+/// every line again.
 pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
-    let size: usize = inputs
-        .iter()
-        .map(|i| match i {
-            Input::Tick(_) => 9,
-            Input::Line(s) | Input::Unreadable(s) => 5 + s.len(),
-        })
-        .sum();
-    let mut bytes = Vec::with_capacity(size);
+    let mut bytes = Vec::with_capacity(inputs.iter().map(encoded_size).sum());
     for input in inputs {
+        let text = |tag: u8, s: &str, bytes: &mut Vec<u8>| {
+            bytes.push(tag);
+            bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(s.as_bytes());
+        };
         match input {
             Input::Tick(at) => {
                 bytes.push(TICK);
                 bytes.extend_from_slice(&at.to_le_bytes());
             }
-            Input::Line(s) | Input::Unreadable(s) => {
-                bytes.push(if matches!(input, Input::Line(_)) { LINE } else { UNREADABLE });
-                bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                bytes.extend_from_slice(s.as_bytes());
-            }
+            Input::Line(s) => text(LINE, s, &mut bytes),
+            Input::Unreadable(s) => text(UNREADABLE, s, &mut bytes),
+            Input::Command(command) => text(COMMAND, &command_json(command), &mut bytes),
         }
     }
     bytes
+}
+
+fn encoded_size(input: &Input) -> usize {
+    match input {
+        Input::Tick(_) => 9,
+        Input::Line(s) | Input::Unreadable(s) => 5 + s.len(),
+        Input::Command(_) => 256,
+    }
+}
+
+fn command_json(command: &Command) -> String {
+    // A command is plain data (strings and integers): it always serialises.
+    serde_json::to_string(command).unwrap_or_default()
 }
 
 /// Decodes what [`encode_inputs`] wrote; `None` if the bytes are damaged.
@@ -262,11 +370,15 @@ pub fn decode_inputs(mut bytes: &[u8]) -> Option<Vec<Input>> {
                 inputs.push(Input::Tick(i64::from_le_bytes(*at)));
                 bytes = rest;
             }
-            LINE | UNREADABLE => {
+            LINE | UNREADABLE | COMMAND => {
                 let (len, rest) = rest.split_first_chunk::<4>()?;
                 let len = u32::from_le_bytes(*len) as usize;
                 let text = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
-                inputs.push(if tag == LINE { Input::Line(text) } else { Input::Unreadable(text) });
+                inputs.push(match tag {
+                    LINE => Input::Line(text),
+                    UNREADABLE => Input::Unreadable(text),
+                    _ => Input::Command(serde_json::from_str(&text).ok()?),
+                });
                 bytes = &rest[len..];
             }
             _ => return None,
@@ -286,6 +398,13 @@ mod tests {
             Input::Line("{\"a\":\"é\"}".into()),
             Input::Unreadable("not UTF-8".into()),
             Input::Tick(i64::MAX),
+            Input::Command(Command {
+                alert: "a1".into(),
+                action: crate::alerts::Action::Suppress { until: Some(7) },
+                by: "ops \"night\"".into(),
+                reason: None,
+                at: 5,
+            }),
         ];
         let bytes = encode_inputs(&inputs);
         assert_eq!(decode_inputs(&bytes), Some(inputs));

@@ -14,6 +14,7 @@
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
+use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
 use crate::engine::{Engine, State};
 use crate::event::{Decoded, Decoder};
 use crate::record::{Kind, Record};
@@ -27,6 +28,10 @@ pub struct Simulation<'p> {
     until: Option<i64>,
     last_time: Option<i64>,
     traced: Vec<String>,
+    /// With [`with_alerts`](Self::with_alerts): the alert book the records feed.
+    book: Option<AlertBook<'p>>,
+    /// What the book decided to send, in order; the caller takes them.
+    pub notifications: Vec<Notification>,
     pub lines: u64,
     pub rejected: u64,
     pub ignored: u64,
@@ -43,6 +48,8 @@ impl<'p> Simulation<'p> {
             until,
             last_time: None,
             traced: Vec::new(),
+            book: None,
+            notifications: Vec::new(),
             lines: 0,
             rejected: 0,
             ignored: 0,
@@ -60,6 +67,35 @@ impl<'p> Simulation<'p> {
         simulation.from = Some(state.start);
         simulation.engine = Some(Engine::restore(program, functions, state));
         simulation
+    }
+
+    /// Feeds the records to an alert book, which collects what it would
+    /// send in [`notifications`](Self::notifications). A book restored with
+    /// [`restore_book`](Self::restore_book) keeps its state and takes this
+    /// configuration.
+    pub fn with_alerts(mut self, config: BookConfig) -> Self {
+        let state = self.book.take().map(|book| book.into_state()).unwrap_or_default();
+        self.book = Some(AlertBook::restore(self.program, config, state));
+        self
+    }
+
+    /// Restores the alert book saved with the engine's state.
+    pub fn restore_book(&mut self, state: BookState) {
+        let config = self.book.as_ref().map(|b| b.config()).unwrap_or_default();
+        self.book = Some(AlertBook::restore(self.program, config, state));
+    }
+
+    pub fn book(&self) -> Option<&AlertBook<'p>> {
+        self.book.as_ref()
+    }
+
+    /// Applies a person's command to the alert book, at the virtual clock's
+    /// instant (the command's own instant is wall time, which this clock
+    /// does not follow).
+    pub fn command(&mut self, command: &Command) -> Result<&Alert, CommandError> {
+        let Some(book) = self.book.as_mut() else { return Err(CommandError::NotFound(command.alert.clone())) };
+        let at = self.engine.as_ref().map_or(book.state().clock, |e| e.state.clock);
+        book.command(&Command { at, ..command.clone() }, &mut self.notifications)
     }
 
     pub fn state(&self) -> Option<&State> {
@@ -133,9 +169,11 @@ impl<'p> Simulation<'p> {
                 }
                 self.last_time = Some(self.last_time.map_or(time, |l| l.max(time)));
                 let last = self.last_time;
+                let start = out.len();
                 let engine = self.engine_at(time);
                 engine.state.last_event_time = last;
                 engine.advance(time, false, out);
+                self.alert(&out[start..], time);
             }
             Decoded::Event(event) => {
                 if self.until.is_some_and(|u| event.time > u) {
@@ -143,11 +181,27 @@ impl<'p> Simulation<'p> {
                 }
                 self.last_time = Some(self.last_time.map_or(event.time, |l| l.max(event.time)));
                 let last = self.last_time;
+                let start = out.len();
                 let engine = self.engine_at(event.time);
                 engine.state.last_event_time = last;
                 engine.advance(event.time, false, out);
                 engine.process(&event, out);
+                self.alert(&out[start..], event.time);
             }
+        }
+    }
+
+    /// Hands what the engine just made to the alert book, and moves the
+    /// book's clock to `now`. Without a book, the engine's clearances are
+    /// dropped so they cannot pile up.
+    fn alert(&mut self, records: &[Record], now: i64) {
+        let Some(engine) = self.engine.as_mut() else { return };
+        match self.book.as_mut() {
+            Some(book) => {
+                book.observe(records, engine, now, &mut self.notifications);
+                book.advance(now, &mut self.notifications);
+            }
+            None => engine.clearances.clear(),
         }
     }
 
@@ -155,8 +209,10 @@ impl<'p> Simulation<'p> {
     /// every timer due at or before it.
     pub fn finish(&mut self, out: &mut Vec<Record>) -> Option<i64> {
         let end = self.until.or(self.last_time)?;
+        let start = out.len();
         let engine = self.engine_at(end);
         engine.advance(end, true, out);
+        self.alert(&out[start..], end);
         Some(end)
     }
 }

@@ -280,7 +280,7 @@ impl Processor<'_> {
                     self.dead_letter(batch, reason.clone(), "http".into(), &bytes, Vec::new());
                     reply.rejected.push(RejectedLine { index, reason });
                 }
-                Fed::Tick => {}
+                Fed::Tick | Fed::Command(_) => {}
             }
         }
         (request.reply, reply)
@@ -314,7 +314,7 @@ impl Processor<'_> {
                 self.metrics.events.get_or_create(&EventLabels { event_type, outcome: "rejected" }).inc();
             }
             Fed::Event { .. } => self.totals.events_accepted += 1,
-            Fed::Tick => {}
+            Fed::Tick | Fed::Command(_) => {}
         }
         batch.inputs.push(input);
         fed

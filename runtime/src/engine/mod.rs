@@ -146,6 +146,32 @@ pub struct Engine<'p> {
     scratch: Vec<u32>,
     /// The id hash of the event being processed.
     current_id: u128,
+    /// Items whose `missing` or `at_risk` steps stopped being awaited, or
+    /// that closed or were forgotten after an alert, since the driver last
+    /// took them: what resolves alerts in the alert book. Rare by nature
+    /// (only items with an alert), so always collected; the driver drains it.
+    pub clearances: Vec<Clearance>,
+}
+
+/// An item stopped waiting for steps it had an alert about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Clearance {
+    pub workflow: u32,
+    pub key: String,
+    pub at: i64,
+    /// Bit per step: its `missing` or `at_risk` alert no longer applies.
+    pub steps: u32,
+    pub cause: ClearCause,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClearCause {
+    /// This step happened; the awaited step itself, or an alternative of it.
+    Taken(u32),
+    /// The item closed: every alert about it is over.
+    Closed,
+    /// The item was forgotten `retain` after it last moved.
+    Forgotten,
 }
 
 impl<'p> Engine<'p> {
@@ -185,6 +211,7 @@ impl<'p> Engine<'p> {
             state,
             scratch: Vec::new(),
             current_id: 0,
+            clearances: Vec::new(),
         }
     }
 

@@ -16,7 +16,7 @@ use mon_stdlib::time as t;
 
 use super::records::Irregular;
 use super::timers::{clock_only_deadline, not_before};
-use super::{after, bit, deadline, display, key_of, Engine, Instance, TraceWhat};
+use super::{after, bit, deadline, display, key_of, ClearCause, Clearance, Engine, Instance, TraceWhat};
 use crate::eval::{holds, Env};
 use crate::event::Event;
 use crate::record::{Kind, Record};
@@ -277,6 +277,7 @@ impl<'p> Engine<'p> {
             // The other start steps were alternatives: no longer expected.
             None => workflow.steps.iter().filter(|s| s.sources.is_empty()).fold(0, |m, s| m | bit(s.id)),
         } | skipped.unwrap_or(&[]).iter().fold(0u32, |m, &s| m | bit(s));
+        let cleared = (instance.missing | instance.at_risk) & leaving;
         instance.missing &= !leaving;
         instance.at_risk &= !leaving;
         for kept in workflow.kept.iter().filter(|k| k.step == step_id) {
@@ -291,6 +292,20 @@ impl<'p> Engine<'p> {
         let closes = workflow.stages[step_id as usize].closes;
         if let Some(outcome) = closes {
             instance.closed = Some((outcome, event.time));
+        }
+        // Alerts about this item end: a step it had an alert about was
+        // taken, or the item closed after one (a late step included).
+        let closed_after_alert = closes.is_some() && (instance.missing | instance.at_risk | instance.late) != 0;
+        if cleared != 0 || closed_after_alert {
+            let cause = if closes.is_some() { ClearCause::Closed } else { ClearCause::Taken(step_id) };
+            let clearance = Clearance {
+                workflow: workflow.id,
+                key: instance.key.to_string(),
+                at: event.time,
+                steps: cleared,
+                cause,
+            };
+            self.clearances.push(clearance);
         }
         let key = if records.is_empty() { None } else { Some(instance.key.to_string()) };
         // Counters: leaving, entering, closing.

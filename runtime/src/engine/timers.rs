@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use mon_compiler::ir;
 use mon_stdlib::time as t;
 
-use super::{bit, Engine, Instance, Instances, TraceWhat};
+use super::{bit, ClearCause, Clearance, Engine, Instance, Instances, TraceWhat};
 use crate::record::{Kind, Record};
 
 /// A queue entry: at `due`, look at slot `slot` of a workflow if it still
@@ -77,6 +77,18 @@ impl<'p> Engine<'p> {
         // last moved, so stuck items cannot accumulate forever.
         if pending(workflow, instance).next().is_none() {
             if due >= after(instance.entered_at, workflow.retain_ms) {
+                let alerted = instance.missing | instance.at_risk | instance.late;
+                if alerted != 0 {
+                    let key = instance.key.to_string();
+                    let steps = instance.missing | instance.at_risk;
+                    self.clearances.push(Clearance {
+                        workflow: workflow.id,
+                        key,
+                        at: due,
+                        steps,
+                        cause: ClearCause::Forgotten,
+                    });
+                }
                 self.state.workflows[w].remove(slot);
             }
             return;
