@@ -242,6 +242,41 @@ fn simulate_prints_records_a_summary_and_a_trace() {
 }
 
 #[test]
+fn simulate_notifications_shows_the_paging_a_replay_would_cause() {
+    let events = "examples/trade_lifecycle/events.ndjson";
+    let args = ["simulate", "examples/trade_lifecycle", "--events", events, "--notifications"];
+    let out = mon(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["kind"].as_str()).collect();
+    // After the records and before the summary lines.
+    let first = kinds.iter().position(|k| *k == "notification").expect("notifications");
+    assert!(kinds[..first].iter().all(|k| *k != "summary" && *k != "notification"), "{kinds:?}");
+    assert!(kinds[first..].iter().all(|k| *k == "notification" || *k == "summary"), "{kinds:?}");
+    let pages: Vec<&serde_json::Value> = lines.iter().filter(|l| l["channel"] == "trade_pager").collect();
+    assert!(!pages.is_empty(), "high alerts page trade_pager: {lines:?}");
+    let acked = pages.iter().find(|l| l["step"] == "acked" && l["kind"] == "notification").expect("acked pages");
+    // Group values in the workflow's `group by region, book` order, by name.
+    assert_eq!(acked["group"], serde_json::json!({"region": "APAC", "book": "EQ-HK-1"}));
+    assert!(acked["at"].as_str().is_some_and(|at| at.ends_with('Z')), "{acked}");
+
+    let human = mon(&[&args[..], &["--format", "human", "--group-wait", "0s"]].concat());
+    let human = String::from_utf8_lossy(&human.stdout);
+    let line = human.lines().find(|l| l.contains("notify trade_pager")).expect("a page line");
+    assert!(
+        line.contains("FIRING high trade_lifecycle.acked at_risk: 1 item (book=EQ-HK-1, region=APAC) — T-1007"),
+        "{line}"
+    );
+    // With no group wait, the first page goes at the instant of the record.
+    assert!(line.starts_with("2026-03-03T08:08:35Z"), "{line}");
+
+    let bad = mon(&[&args[..], &["--group-wait", "soon"]].concat());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("\"soon\" is not a duration"));
+}
+
+#[test]
 fn simulate_rejects_bad_lines_with_a_reason_and_keeps_going() {
     let dir = tempdir("sim-reject");
     let events = dir.join("events.ndjson");

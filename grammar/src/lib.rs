@@ -18,5 +18,5 @@ mod parse;
 
 pub use error::{SyntaxError, SyntaxErrorKind};
 pub use format::format;
-pub use literal::format_duration;
+pub use literal::{format_duration, parse_duration};
 pub use parse::{parse, reserved_words};

@@ -70,6 +70,29 @@ pub(crate) fn read_duration(text: &str) -> DurationValue {
     DurationValue { millis, units_out_of_order, overflow }
 }
 
+/// Reads a duration written as in rules (`30s`, `1h30m`, `250ms`) for
+/// flags and configuration; `None` if it is not one, or its units are not
+/// largest first, or it overflows.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        i += digits;
+        let unit = match (bytes.get(i), bytes.get(i + 1)) {
+            (Some(b'm'), Some(b's')) => 2,
+            (Some(b's' | b'm' | b'h' | b'd'), _) => 1,
+            _ => 0,
+        };
+        if digits == 0 || unit == 0 {
+            return None;
+        }
+        i += unit;
+    }
+    let value = read_duration(text);
+    (!text.is_empty() && !value.units_out_of_order && !value.out_of_range()).then_some(value.millis)
+}
+
 /// A duration as mon writes it: largest unit first, each unit at most once
 /// (`90000` ms is `1m30s`). The formatter, the parser's suggestions and the
 /// CLI's reports all use this one.
@@ -138,6 +161,17 @@ fn days_in_month(year: i32, month: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_for_flags_and_refuse_what_rules_refuse() {
+        assert_eq!(parse_duration("30s"), Some(30_000));
+        assert_eq!(parse_duration("1h30m"), Some(5_400_000));
+        assert_eq!(parse_duration("250ms"), Some(250));
+        assert_eq!(parse_duration("2d"), Some(172_800_000));
+        for bad in ["", "30", "s", "30m1h", "1.5h", "30 s", "-1m", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations_are_canonical() {

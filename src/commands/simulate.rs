@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
+use mon_runtime::alerts::{BookConfig, Notification};
 use mon_runtime::engine::{key_object, TraceEntry, TraceWhat};
 use mon_runtime::simulate::Simulation;
 use mon_runtime::{Decoded, Decoder, Kind, Record};
@@ -44,6 +45,23 @@ pub struct Args {
     /// declares (for CI: a mistyped type would otherwise go unmonitored).
     #[arg(long)]
     strict: bool,
+    /// After the records, print the notifications the alert book would have
+    /// sent (after dedup, grouping, maintenance and routing), with their
+    /// times: a rule change's paging impact, visible in CI.
+    #[arg(long)]
+    notifications: bool,
+    /// With --notifications: how long a new alert group gathers alerts
+    /// before its first message, as the service's `[alerts] group_wait`.
+    #[arg(long, default_value = "30s", value_parser = duration_flag)]
+    group_wait: u64,
+    /// With --notifications: the shortest time between two messages of a
+    /// group about changes, as the service's `[alerts] group_interval`.
+    #[arg(long, default_value = "5m", value_parser = duration_flag)]
+    group_interval: u64,
+}
+
+fn duration_flag(text: &str) -> Result<u64, String> {
+    mon_grammar::parse_duration(text).ok_or_else(|| format!("{text:?} is not a duration such as 30s, 5m or 1h30m"))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,6 +115,10 @@ pub fn run(args: Args) -> Outcome {
     let decoder = Decoder::new(&program);
     let mut bad = BadInput::default();
     let mut simulation = Simulation::new(&program, functions, from, until);
+    if args.notifications {
+        let config = BookConfig { group_wait_ms: args.group_wait, group_interval_ms: args.group_interval };
+        simulation = simulation.with_alerts(config);
+    }
     let trace_key = args.trace.as_ref().map(|k| k.split(',').map(str::trim).collect::<Vec<_>>().join("\u{1f}"));
     if let Some(key) = &trace_key {
         simulation.trace_key(key);
@@ -146,6 +168,9 @@ pub fn run(args: Args) -> Outcome {
     }
     if args.format != Format::Summary && args.trace.is_none() {
         write_records(&mut out, &records, args.format, &source);
+    }
+    if args.notifications {
+        write_notifications(&mut out, &simulation.notifications, args.format);
     }
     let now = end.unwrap_or(0);
     match (&trace_key, simulation.engine()) {
@@ -271,6 +296,34 @@ fn write_records(out: &mut impl Write, records: &[Record], format: Format, sourc
             _ => writeln!(out, "{}", human(r, source)),
         };
     }
+}
+
+/// The notifications after the records: NDJSON lines of `kind`
+/// `notification` (instants in RFC 3339), or one readable line each.
+fn write_notifications(out: &mut impl Write, notifications: &[Notification], format: Format) {
+    for n in notifications {
+        let _ = match format {
+            Format::Ndjson => writeln!(out, "{}", notification_json(n)),
+            _ => writeln!(out, "{}  notify {:<16} {}", format_rfc3339(n.at), n.channel, n.summary),
+        };
+    }
+}
+
+fn notification_json(n: &Notification) -> serde_json::Value {
+    let mut value = serde_json::to_value(n).expect("notifications serialise");
+    if let Some(object) = value.as_object_mut() {
+        object.insert("kind".into(), "notification".into());
+        object.insert("at".into(), format_rfc3339(n.at).into());
+        if let Some(alerts) = object.get_mut("alerts").and_then(|a| a.as_array_mut()) {
+            for (alert, brief) in alerts.iter_mut().zip(&n.alerts) {
+                alert["opened_at"] = format_rfc3339(brief.opened_at).into();
+                if let Some(deadline) = brief.deadline {
+                    alert["deadline"] = format_rfc3339(deadline).into();
+                }
+            }
+        }
+    }
+    value
 }
 
 /// One record as a line; a rejected line is named `FILE:LINE`.

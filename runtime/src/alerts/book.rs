@@ -402,7 +402,7 @@ impl<'p> AlertBook<'p> {
         let Some(alert) = self.state.alerts.get_mut(id) else { return };
         alert.state = state;
         let (workflow_id, step_id, kind, severity) = (alert.workflow_id, alert.step_id, alert.kind, alert.severity);
-        let group_values: Vec<String> = alert.group.values().cloned().collect();
+        let group_values = group_values(self.program, alert);
         let Some(step) = self.program.workflows.get(workflow_id as usize).and_then(|w| w.steps.get(step_id as usize))
         else {
             return;
@@ -457,7 +457,7 @@ impl<'p> AlertBook<'p> {
             return; // acknowledged, suppressed or resolved in time
         }
         let (workflow_id, step_id, kind) = (alert.workflow_id, alert.step_id, alert.kind);
-        let group_values: Vec<String> = alert.group.values().cloned().collect();
+        let group_values = group_values(self.program, alert);
         let Some(escalation) = self
             .program
             .workflows
@@ -574,6 +574,13 @@ impl<'p> AlertBook<'p> {
             }
         }
     }
+}
+
+/// An alert's group-by values in the workflow's `group by` order (the
+/// alert's map is sorted by name).
+fn group_values(program: &Program, alert: &Alert) -> Vec<String> {
+    let Some(workflow) = program.workflows.get(alert.workflow_id as usize) else { return Vec::new() };
+    workflow.group_by.iter().map(|f| alert.group.get(&f.name).cloned().unwrap_or_default()).collect()
 }
 
 /// `instant + ms`, saturating.
