@@ -12,7 +12,6 @@ use super::Checker;
 use crate::diagnostics::{DiagnosticKind, Related, TimingConflict};
 use crate::expr::{conjunction, conjuncts, reads_kept, ExprChecker, Scope};
 use crate::ir::{self, EventType, Handling, Outcome, Severity};
-use crate::suggest::did_you_mean;
 use crate::time;
 use crate::types::Type;
 
@@ -150,7 +149,7 @@ impl<'a> Checker<'a> {
             for clause in &step.clauses {
                 if let ClauseKind::Setting(setting) = &clause.kind {
                     let name = setting_name(setting);
-                    if name != "notify" && self.once(file, &mut seen_settings, name, clause.span) {
+                    if !adds_up(name) && self.once(file, &mut seen_settings, name, clause.span) {
                         continue;
                     }
                     self.apply_setting(
@@ -158,7 +157,7 @@ impl<'a> Checker<'a> {
                         setting,
                         &mut alerting,
                         &mut grace_ms,
-                        name != "notify" || seen_settings.contains_key("notify"),
+                        !adds_up(name) || seen_settings.contains_key(name),
                     );
                     seen_settings.insert(name, clause.span);
                 }
@@ -251,7 +250,7 @@ impl<'a> Checker<'a> {
                 StmtKind::Setting(setting) => setting_name(&setting.kind),
                 _ => "",
             };
-            if !name.is_empty() && name != "notify" && self.once(file, &mut seen, name, stmt.span) {
+            if !name.is_empty() && !adds_up(name) && self.once(file, &mut seen, name, stmt.span) {
                 continue;
             }
             match &stmt.kind {
@@ -301,16 +300,17 @@ impl<'a> Checker<'a> {
         s
     }
 
-    /// Applies a workflow- or step-level setting. `replace_notify` is false
-    /// for the first `notify` of a step, which replaces the workflow's list
-    /// rather than adding to it.
+    /// Applies a workflow- or step-level setting. `append` is false for the
+    /// first `notify` (or `escalate`) of a step, which replaces the
+    /// workflow's list rather than adding to it (LANGUAGE.md changelog v1.1
+    /// and v1.5).
     pub(super) fn apply_setting(
         &mut self,
         file: usize,
         setting: &SettingKind,
         alerting: &mut ir::Alerting,
         grace_ms: &mut u64,
-        append_notify: bool,
+        append: bool,
     ) {
         match setting {
             SettingKind::Severity(level) => {
@@ -321,28 +321,34 @@ impl<'a> Checker<'a> {
             SettingKind::Runbook(url) => alerting.runbook = Some(url.value.clone()),
             SettingKind::Notify { channels, min_severity } => {
                 let min = min_severity.as_ref().and_then(|m| self.choice(file, m, "severity", Severity::ALL));
-                if !append_notify {
+                if !append {
                     alerting.notify.clear();
                 }
                 for channel in channels {
-                    match self.channel_ids.get(channel.name.as_str()) {
-                        Some(&id) => alerting.notify.push(ir::Notify { channel: id, min_severity: min }),
-                        None if self.is_unparsed("channel", &channel.name) => {}
-                        None => {
-                            let suggestion = did_you_mean(&channel.name, self.channel_ids.keys().copied());
-                            self.report(
-                                file,
-                                channel.span,
-                                DiagnosticKind::UnknownChannel { name: channel.name.clone(), suggestion },
-                            );
-                        }
+                    if let Some(id) = self.channel_id(file, channel) {
+                        alerting.notify.push(ir::Notify { channel: id, min_severity: min });
                     }
                 }
             }
             SettingKind::Renotify(d) => alerting.renotify_ms = Some(d.millis),
+            SettingKind::Escalate { after, channel } => {
+                if !append {
+                    alerting.escalate.clear();
+                }
+                if let Some(id) = self.channel_id(file, channel) {
+                    alerting.escalate.push(ir::Escalation { after_ms: after.millis, channel: id });
+                }
+            }
             SettingKind::Grace(d) => *grace_ms = d.millis,
         }
     }
+}
+
+/// Whether statements of this setting add up instead of being given once:
+/// a workflow's `notify` and `escalate` statements all apply, and on a step
+/// the first replaces the workflow's list and the next add to it.
+fn adds_up(setting: &str) -> bool {
+    matches!(setting, "notify" | "escalate")
 }
 
 /// The event types of a workflow's steps, each once, in step order (so
@@ -362,6 +368,7 @@ pub(super) fn setting_name(setting: &SettingKind) -> &'static str {
         SettingKind::Runbook(_) => "runbook",
         SettingKind::Notify { .. } => "notify",
         SettingKind::Renotify(_) => "renotify",
+        SettingKind::Escalate { .. } => "escalate",
         SettingKind::Grace(_) => "grace",
     }
 }
