@@ -294,3 +294,60 @@ fn a_program_without_escalate_serialises_as_before() {
         program(&format!("{EVENTS}{CHANNELS}\nworkflow w {{ key id; notify ops; escalate after 1h to pager; expect a; then b within 1m }}"));
     assert_ne!(p.hash(), escalating.hash());
 }
+
+/// The E418 warnings of a program: the escalated channel and the text at
+/// the warning's related span (the `notify` that names it).
+fn escalation_warnings(workflow: &str) -> Vec<(String, String)> {
+    let text = format!("{EVENTS}{CHANNELS}\n{workflow}");
+    let sources = vec![SourceFile { path: "test.mon".into(), text: text.clone() }];
+    let compilation = compile(&sources, &NoFunctions, &NoSchemas);
+    assert!(compilation.program.is_some(), "warnings keep the program: {:?}", compilation.diagnostics);
+    compilation
+        .diagnostics
+        .iter()
+        .map(|d| match &d.kind {
+            mon_compiler::DiagnosticKind::EscalationToNotified { channel } => {
+                let related = d.related.first().map_or("", |r| &text[r.span.start..r.span.end]);
+                (channel.clone(), related.to_string())
+            }
+            other => panic!("only E418 expected, not {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn escalating_to_a_channel_already_notified_is_a_warning_once() {
+    let warned = |channel: &str, notify: &str| vec![(channel.to_string(), notify.to_string())];
+    // At workflow level: reported once, not once per step that inherits it.
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify ops, pager; escalate after 1h to pager; expect a; then b within 1m }"
+        ),
+        warned("pager", "notify ops, pager")
+    );
+    // A step's escalation to the workflow's channel, and to its own.
+    assert_eq!(
+        escalation_warnings("workflow w { key id; notify ops; expect a; then b within 1m escalate after 5m to ops }"),
+        warned("ops", "notify ops")
+    );
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify ops; expect a; then b within 1m notify lead escalate after 5m to lead }"
+        ),
+        warned("lead", "notify lead")
+    );
+    // Not notified at the alert's severity, or replaced by the step's own
+    // `notify`: the escalation reaches someone new.
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify pager when severity >= critical; escalate after 1h to pager; expect a }"
+        ),
+        []
+    );
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify ops; expect a; then b within 1m notify lead escalate after 5m to ops }"
+        ),
+        []
+    );
+}

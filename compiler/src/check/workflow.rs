@@ -101,6 +101,7 @@ impl<'a> Checker<'a> {
         let ancestors = ancestors(&sources);
         let mut steps: Vec<ir::Step> = Vec::with_capacity(step_decls.len());
         let mut kept: BTreeSet<(u32, u32)> = BTreeSet::new();
+        let workflow_written = workflow_settings_written(decl);
         for (i, step) in step_decls.iter().enumerate() {
             let event = events[i].and_then(|e| self.events.get(e as usize)).cloned();
             let (relevance, guard) = match (&step.predicate, &event) {
@@ -162,6 +163,18 @@ impl<'a> Checker<'a> {
                     seen_settings.insert(name, clause.span);
                 }
             }
+            // Whom the step notifies: its own `notify`, or the workflow's.
+            let own: Vec<(&SettingKind, Span)> = step
+                .clauses
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    ClauseKind::Setting(s) => Some((s, c.span)),
+                    _ => None,
+                })
+                .collect();
+            let notifies_itself = own.iter().any(|(s, _)| matches!(s, SettingKind::Notify { .. }));
+            let notifies = if notifies_itself { &own } else { &workflow_written };
+            self.escalation_to_notified(file, &own, notifies, &alerting);
             steps.push(ir::Step {
                 id: i as u32,
                 name: step.step_name().name.clone(),
@@ -297,7 +310,44 @@ impl<'a> Checker<'a> {
                 StmtKind::Step(_) => {}
             }
         }
+        let written = workflow_settings_written(decl);
+        self.escalation_to_notified(file, &written, &written, &s.alerting);
         s
+    }
+
+    /// E418 (a warning) for each `escalate` of `escalates` to a channel that
+    /// `alerting` already notifies at its severity, pointing at the `notify`
+    /// of `notifies` that names it. Only the `escalate` written at a level
+    /// is checked there, so one mistake is reported once, not per step.
+    fn escalation_to_notified(
+        &mut self,
+        file: usize,
+        escalates: &[(&SettingKind, Span)],
+        notifies: &[(&SettingKind, Span)],
+        alerting: &ir::Alerting,
+    ) {
+        for (setting, span) in escalates {
+            let SettingKind::Escalate { channel, .. } = setting else { continue };
+            let Some(&id) = self.channel_ids.get(channel.name.as_str()) else { continue };
+            let notified = alerting
+                .notify
+                .iter()
+                .any(|n| n.channel == id && n.min_severity.is_none_or(|min| alerting.severity >= min));
+            if !notified {
+                continue;
+            }
+            let kind = DiagnosticKind::EscalationToNotified { channel: channel.name.clone() };
+            let names_it = |s: &SettingKind| match s {
+                SettingKind::Notify { channels, .. } => channels.iter().any(|c| c.name == channel.name),
+                _ => false,
+            };
+            match notifies.iter().find(|(s, _)| names_it(s)) {
+                Some(&(_, at)) => {
+                    self.report_with(file, *span, kind, Related { file, span: at, label: "notified here".into() })
+                }
+                None => self.report(file, *span, kind),
+            }
+        }
     }
 
     /// Applies a workflow- or step-level setting. `append` is false for the
@@ -342,6 +392,17 @@ impl<'a> Checker<'a> {
             SettingKind::Grace(d) => *grace_ms = d.millis,
         }
     }
+}
+
+/// The settings written as workflow statements, with their spans.
+fn workflow_settings_written(decl: &ast::WorkflowDecl) -> Vec<(&SettingKind, Span)> {
+    decl.stmts
+        .iter()
+        .filter_map(|st| match &st.kind {
+            StmtKind::Setting(s) => Some((&s.kind, st.span)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether statements of this setting add up instead of being given once:
