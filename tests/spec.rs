@@ -30,6 +30,9 @@ const FRAGMENTS: &[(&str, &[&str])] = &[
     ("channel trade_support", &[SCHEDULED]),
     // `depends on trade_lifecycle` (§3.2); its events are in Appendix A.
     ("workflow settlement", &[GRAPH, APPENDIX_A]),
+    // The v1.5 escalation example notifies and escalates to the channels of
+    // §3.8; its events are in Appendix A.
+    ("channel team_lead", &[CHANNELS, APPENDIX_A]),
     // The test drives `daily_feed` (§3.5).
     ("test \"a late file turns the feed red, then late\"", &[SCHEDULED]),
 ];
@@ -38,6 +41,7 @@ const EVENTS: &str = "event file_received";
 const GRAPH: &str = "workflow trade_lifecycle";
 const SCHEDULED: &str = "calendar uk_holidays";
 const APPENDIX_A: &str = "event file_loaded";
+const CHANNELS: &str = "channel trade_support";
 
 struct Block {
     /// The line of its opening fence in LANGUAGE.md.

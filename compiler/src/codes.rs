@@ -72,6 +72,7 @@ codes! {
     E415 = "E415", "field of a step that does not come before";
     E416 = "E416", "workflow has too many steps";
     E417 = "E417", "test clock moves backwards";
+    E418 = "E418", "escalation to a channel already notified";
 
     E501 = "E501", "unknown function";
     E502 = "E502", "wrong number of arguments";

@@ -90,6 +90,9 @@ pub enum DiagnosticKind {
     NotAnAncestor { step: String, referenced: String },
     TooManySteps { workflow: String, steps: usize },
     ClockBackwards { to: String, from: String },
+    // `escalate ... to CHANNEL` where the alert already goes to `CHANNEL`
+    // when it opens: the escalation reaches no one new.
+    EscalationToNotified { channel: String },
 
     UnknownFunction { name: String, suggestion: Option<String> },
     WrongArgumentCount { function: String, expected: String, found: usize, signature: String },
@@ -200,6 +203,7 @@ impl DiagnosticKind {
             NotAnAncestor { .. } => codes::E415,
             TooManySteps { .. } => codes::E416,
             ClockBackwards { .. } => codes::E417,
+            EscalationToNotified { .. } => codes::E418,
             UnknownFunction { .. } => codes::E501,
             WrongArgumentCount { .. } => codes::E502,
             WrongArgumentType { .. } => codes::E503,
@@ -210,7 +214,9 @@ impl DiagnosticKind {
     /// Warnings describe rules that work but probably not as meant.
     pub fn level(&self) -> Level {
         match self {
-            DiagnosticKind::UnreachableStage { .. } | DiagnosticKind::NeverMatches { .. } => Level::Warning,
+            DiagnosticKind::UnreachableStage { .. }
+            | DiagnosticKind::NeverMatches { .. }
+            | DiagnosticKind::EscalationToNotified { .. } => Level::Warning,
             _ => Level::Error,
         }
     }
@@ -308,6 +314,7 @@ impl DiagnosticKind {
                 format!("workflow `{workflow}` has {steps} steps; at most {MAX_STEPS} are supported")
             }
             ClockBackwards { to, from } => format!("the test clock cannot move back to {to}: it is already at {from}"),
+            EscalationToNotified { channel } => format!("the alert already goes to `{channel}` when it opens"),
             UnknownFunction { name, .. } => format!("unknown function `{name}`"),
             WrongArgumentCount { function, expected, found, .. } => {
                 format!("`{function}` takes {expected}, but {found} given")
@@ -383,6 +390,7 @@ impl DiagnosticKind {
             NotAnAncestor { .. } => "not an earlier step".into(),
             TooManySteps { .. } => "too many steps".into(),
             ClockBackwards { .. } => "earlier than the clock".into(),
+            EscalationToNotified { .. } => "this escalation reaches no one new".into(),
             WrongArgumentCount { .. } => "wrong number of arguments".into(),
             WrongArgumentType { expected, .. } => format!("expected {expected}"),
             InvalidLiteralArgument { .. } => "invalid value".into(),
@@ -503,6 +511,9 @@ impl DiagnosticKind {
                 Some("a test runs forward in time; start a new `test` for an earlier scenario".into())
             }
             UnreachableStage { .. } => Some("add a step into it, or remove it".into()),
+            EscalationToNotified { .. } => {
+                Some("escalate to the next person's channel; to send the alert again, use `renotify D`".into())
+            }
             _ => None,
         }
     }

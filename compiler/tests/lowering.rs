@@ -229,3 +229,125 @@ fn the_hash_ignores_layout_and_comments_but_not_meaning() {
     assert_eq!(program(&base).hash(), program(&spaced).hash());
     assert_ne!(program(&base).hash(), program(&changed).hash());
 }
+
+const CHANNELS: &str = "
+channel ops email \"ops@example.com\"
+channel lead email \"lead@example.com\"
+channel pager pagerduty secret(\"KEY\")
+";
+
+/// `(after_ms, channel)` of each escalation of a step.
+fn escalations(s: &ir::Step) -> Vec<(u64, u32)> {
+    s.alerting.escalate.iter().map(|e| (e.after_ms, e.channel)).collect()
+}
+
+#[test]
+fn escalations_add_up_and_a_step_replaces_them_like_notify() {
+    let p = program(&format!(
+        "{EVENTS}{CHANNELS}
+workflow w {{
+  key id
+  notify ops
+  escalate after 15m to lead
+  escalate after 1h to pager
+  expect a
+  then b within 1m escalate after 5m to pager
+  then c within 1m escalate after 30s to ops escalate after 2m to lead
+  then d within 1m notify lead
+}}"
+    ));
+    let w = &p.workflows[0];
+    assert_eq!(
+        w.alerting.escalate.iter().map(|e| (e.after_ms, e.channel)).collect::<Vec<_>>(),
+        [(900_000, 1), (3_600_000, 2)]
+    );
+    assert_eq!(escalations(step(w, "a")), [(900_000, 1), (3_600_000, 2)], "a step without escalate inherits");
+    assert_eq!(escalations(step(w, "b")), [(300_000, 2)], "the first escalate of a step replaces");
+    assert_eq!(escalations(step(w, "c")), [(30_000, 0), (120_000, 1)], "the next ones add to it");
+    // `notify` and `escalate` are replaced each on its own.
+    assert_eq!(escalations(step(w, "d")), [(900_000, 1), (3_600_000, 2)]);
+    assert_eq!(step(w, "d").alerting.notify.iter().map(|n| n.channel).collect::<Vec<_>>(), [1]);
+    assert_eq!(step(w, "b").alerting.notify.iter().map(|n| n.channel).collect::<Vec<_>>(), [0]);
+}
+
+#[test]
+fn an_escalation_to_an_unknown_channel_is_e205_with_a_suggestion() {
+    let text =
+        format!("{EVENTS}{CHANNELS}\nworkflow w {{ key id; expect a; then b within 1m escalate after 5m to pagr }}");
+    let sources = vec![SourceFile { path: "test.mon".into(), text: text.clone() }];
+    let compilation = compile(&sources, &NoFunctions, &NoSchemas);
+    assert!(compilation.program.is_none());
+    let [d] = compilation.diagnostics.as_slice() else { panic!("one diagnostic: {:?}", compilation.diagnostics) };
+    assert_eq!(
+        d.kind,
+        mon_compiler::DiagnosticKind::UnknownChannel { name: "pagr".into(), suggestion: Some("pager".into()) }
+    );
+    assert_eq!(&text[d.span.start..d.span.end], "pagr");
+}
+
+#[test]
+fn a_program_without_escalate_serialises_as_before() {
+    let p = program(&format!("{EVENTS}{CHANNELS}\nworkflow w {{ key id; notify ops; expect a; then b within 1m }}"));
+    let json = serde_json::to_string(&p).expect("serialises");
+    assert!(!json.contains("escalate"), "{json}");
+    let escalating =
+        program(&format!("{EVENTS}{CHANNELS}\nworkflow w {{ key id; notify ops; escalate after 1h to pager; expect a; then b within 1m }}"));
+    assert_ne!(p.hash(), escalating.hash());
+}
+
+/// The E418 warnings of a program: the escalated channel and the text at
+/// the warning's related span (the `notify` that names it).
+fn escalation_warnings(workflow: &str) -> Vec<(String, String)> {
+    let text = format!("{EVENTS}{CHANNELS}\n{workflow}");
+    let sources = vec![SourceFile { path: "test.mon".into(), text: text.clone() }];
+    let compilation = compile(&sources, &NoFunctions, &NoSchemas);
+    assert!(compilation.program.is_some(), "warnings keep the program: {:?}", compilation.diagnostics);
+    compilation
+        .diagnostics
+        .iter()
+        .map(|d| match &d.kind {
+            mon_compiler::DiagnosticKind::EscalationToNotified { channel } => {
+                let related = d.related.first().map_or("", |r| &text[r.span.start..r.span.end]);
+                (channel.clone(), related.to_string())
+            }
+            other => panic!("only E418 expected, not {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn escalating_to_a_channel_already_notified_is_a_warning_once() {
+    let warned = |channel: &str, notify: &str| vec![(channel.to_string(), notify.to_string())];
+    // At workflow level: reported once, not once per step that inherits it.
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify ops, pager; escalate after 1h to pager; expect a; then b within 1m }"
+        ),
+        warned("pager", "notify ops, pager")
+    );
+    // A step's escalation to the workflow's channel, and to its own.
+    assert_eq!(
+        escalation_warnings("workflow w { key id; notify ops; expect a; then b within 1m escalate after 5m to ops }"),
+        warned("ops", "notify ops")
+    );
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify ops; expect a; then b within 1m notify lead escalate after 5m to lead }"
+        ),
+        warned("lead", "notify lead")
+    );
+    // Not notified at the alert's severity, or replaced by the step's own
+    // `notify`: the escalation reaches someone new.
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify pager when severity >= critical; escalate after 1h to pager; expect a }"
+        ),
+        []
+    );
+    assert_eq!(
+        escalation_warnings(
+            "workflow w { key id; notify ops; expect a; then b within 1m notify lead escalate after 5m to ops }"
+        ),
+        []
+    );
+}

@@ -252,7 +252,8 @@ pub struct QualifiedName {
     pub span: Span,
 }
 
-/// A workflow-level setting that a step may override.
+/// A workflow-level setting that a step may override. `notify` and
+/// `escalate` may be given several times (`escalate after D to CHANNEL`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Setting {
     pub kind: SettingKind,
@@ -265,6 +266,7 @@ pub enum SettingKind {
     Runbook(StringLit),
     Notify { channels: Vec<Ident>, min_severity: Option<Ident> },
     Renotify(Duration),
+    Escalate { after: Duration, channel: Ident },
     Grace(Duration),
 }
 

@@ -162,6 +162,16 @@ workflow   trade_lifecycle{
 }
 
 #[test]
+fn escalate_is_canonical_where_it_is_written() {
+    assert_formats(
+        "workflow w {\n  key k\n    escalate   after 90m to   pager\n  escalate after 3600s to noc\n  expect a\n  \
+         then b escalate after 15m to lead   by 08:00 within 5m\n}\n",
+        "workflow w {\n  key k\n  escalate after 1h30m to pager\n  escalate after 1h to noc\n  expect a\n  \
+         then b within 5m by 08:00 escalate after 15m to lead\n}\n",
+    );
+}
+
+#[test]
 fn one_liners_stay_on_one_line() {
     assert_formats(
         "event file_loaded {job_id:string,date:date ,rows:int}\n\
@@ -516,7 +526,7 @@ impl Gen {
         let d = self.tape.one(DURATIONS);
         let t = self.tape.one(TIMES);
         let z = self.tape.one(ZONES);
-        let mut choice = self.tape.pick(16);
+        let mut choice = self.tape.pick(17);
         if choice == 13 && after_bare_time {
             choice = 12;
         }
@@ -536,6 +546,7 @@ impl Gen {
             12 => "severity high".to_string(),
             13 => "notify a , b when severity >= high".to_string(),
             14 => format!("renotify {d}"),
+            15 => format!("escalate after {d} to pager"),
             _ => "after a | b".to_string(),
         };
         Self::words(toks, &text);
@@ -577,7 +588,10 @@ impl Gen {
             10 => Self::words(toks, &format!("timezone {}", self.tape.one(ZONES))),
             11 => Self::words(toks, &format!("aging {} , {}", self.tape.one(DURATIONS), self.tape.one(DURATIONS))),
             12 => Self::words(toks, &format!("retain {}", self.tape.one(DURATIONS))),
-            _ => Self::words(toks, self.tape.one(&["severity low", "runbook \"https://x/y\"", "grace 30s"])),
+            _ => Self::words(
+                toks,
+                self.tape.one(&["severity low", "runbook \"https://x/y\"", "grace 30s", "escalate after 1h to pager"]),
+            ),
         }
     }
 

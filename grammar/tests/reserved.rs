@@ -23,7 +23,7 @@ fn contextual_keywords_and_lookalikes_are_names() {
     let names = [
         "status", "date", "key", "group", "event", "test", "on", "for", "to", "id", "from", "pii", "alert", "stage",
         "notifyx", "nota", "order", "assert", "inx", "bye", "whenever", "starts", "steps", "maybes", "opened",
-        "graceful",
+        "graceful", "escalate",
     ];
     for name in names {
         assert_eq!(field_named(name), Vec::new(), "`{name}` should be a valid name");

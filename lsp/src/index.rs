@@ -187,10 +187,16 @@ impl Builder<'_> {
     }
 
     fn setting(&mut self, setting: &SettingKind) {
-        if let SettingKind::Notify { channels, .. } = setting {
-            for c in channels {
-                self.push(c.span, Symbol::Channel(c.name.clone()), false);
+        match setting {
+            SettingKind::Notify { channels, .. } => {
+                for c in channels {
+                    self.push(c.span, Symbol::Channel(c.name.clone()), false);
+                }
             }
+            SettingKind::Escalate { channel, .. } => {
+                self.push(channel.span, Symbol::Channel(channel.name.clone()), false)
+            }
+            _ => {}
         }
     }
 

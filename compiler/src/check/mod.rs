@@ -246,6 +246,20 @@ impl<'a> Checker<'a> {
         None
     }
 
+    /// The id of the channel `ident` names, or E205 with a suggestion
+    /// (`notify` and `escalate` name channels the same way).
+    fn channel_id(&mut self, file: usize, ident: &Ident) -> Option<u32> {
+        if let Some(&id) = self.channel_ids.get(ident.name.as_str()) {
+            return Some(id);
+        }
+        if self.is_unparsed("channel", &ident.name) {
+            return None;
+        }
+        let suggestion = did_you_mean(&ident.name, self.channel_ids.keys().copied());
+        self.report(file, ident.span, DiagnosticKind::UnknownChannel { name: ident.name.clone(), suggestion });
+        None
+    }
+
     /// Records that `name` was given at `span`; true (and E414) if it was already.
     fn once(&mut self, file: usize, seen: &mut HashMap<&'static str, Span>, name: &'static str, span: Span) -> bool {
         if let Some(&first) = seen.get(name) {

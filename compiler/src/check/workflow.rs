@@ -12,7 +12,6 @@ use super::Checker;
 use crate::diagnostics::{DiagnosticKind, Related, TimingConflict};
 use crate::expr::{conjunction, conjuncts, reads_kept, ExprChecker, Scope};
 use crate::ir::{self, EventType, Handling, Outcome, Severity};
-use crate::suggest::did_you_mean;
 use crate::time;
 use crate::types::Type;
 
@@ -102,6 +101,7 @@ impl<'a> Checker<'a> {
         let ancestors = ancestors(&sources);
         let mut steps: Vec<ir::Step> = Vec::with_capacity(step_decls.len());
         let mut kept: BTreeSet<(u32, u32)> = BTreeSet::new();
+        let workflow_written = workflow_settings_written(decl);
         for (i, step) in step_decls.iter().enumerate() {
             let event = events[i].and_then(|e| self.events.get(e as usize)).cloned();
             let (relevance, guard) = match (&step.predicate, &event) {
@@ -150,7 +150,7 @@ impl<'a> Checker<'a> {
             for clause in &step.clauses {
                 if let ClauseKind::Setting(setting) = &clause.kind {
                     let name = setting_name(setting);
-                    if name != "notify" && self.once(file, &mut seen_settings, name, clause.span) {
+                    if !adds_up(name) && self.once(file, &mut seen_settings, name, clause.span) {
                         continue;
                     }
                     self.apply_setting(
@@ -158,11 +158,23 @@ impl<'a> Checker<'a> {
                         setting,
                         &mut alerting,
                         &mut grace_ms,
-                        name != "notify" || seen_settings.contains_key("notify"),
+                        !adds_up(name) || seen_settings.contains_key(name),
                     );
                     seen_settings.insert(name, clause.span);
                 }
             }
+            // Whom the step notifies: its own `notify`, or the workflow's.
+            let own: Vec<(&SettingKind, Span)> = step
+                .clauses
+                .iter()
+                .filter_map(|c| match &c.kind {
+                    ClauseKind::Setting(s) => Some((s, c.span)),
+                    _ => None,
+                })
+                .collect();
+            let notifies_itself = own.iter().any(|(s, _)| matches!(s, SettingKind::Notify { .. }));
+            let notifies = if notifies_itself { &own } else { &workflow_written };
+            self.escalation_to_notified(file, &own, notifies, &alerting);
             steps.push(ir::Step {
                 id: i as u32,
                 name: step.step_name().name.clone(),
@@ -251,7 +263,7 @@ impl<'a> Checker<'a> {
                 StmtKind::Setting(setting) => setting_name(&setting.kind),
                 _ => "",
             };
-            if !name.is_empty() && name != "notify" && self.once(file, &mut seen, name, stmt.span) {
+            if !name.is_empty() && !adds_up(name) && self.once(file, &mut seen, name, stmt.span) {
                 continue;
             }
             match &stmt.kind {
@@ -298,19 +310,57 @@ impl<'a> Checker<'a> {
                 StmtKind::Step(_) => {}
             }
         }
+        let written = workflow_settings_written(decl);
+        self.escalation_to_notified(file, &written, &written, &s.alerting);
         s
     }
 
-    /// Applies a workflow- or step-level setting. `replace_notify` is false
-    /// for the first `notify` of a step, which replaces the workflow's list
-    /// rather than adding to it.
+    /// E418 (a warning) for each `escalate` of `escalates` to a channel that
+    /// `alerting` already notifies at its severity, pointing at the `notify`
+    /// of `notifies` that names it. Only the `escalate` written at a level
+    /// is checked there, so one mistake is reported once, not per step.
+    fn escalation_to_notified(
+        &mut self,
+        file: usize,
+        escalates: &[(&SettingKind, Span)],
+        notifies: &[(&SettingKind, Span)],
+        alerting: &ir::Alerting,
+    ) {
+        for (setting, span) in escalates {
+            let SettingKind::Escalate { channel, .. } = setting else { continue };
+            let Some(&id) = self.channel_ids.get(channel.name.as_str()) else { continue };
+            let notified = alerting
+                .notify
+                .iter()
+                .any(|n| n.channel == id && n.min_severity.is_none_or(|min| alerting.severity >= min));
+            if !notified {
+                continue;
+            }
+            let kind = DiagnosticKind::EscalationToNotified { channel: channel.name.clone() };
+            let names_it = |s: &SettingKind| match s {
+                SettingKind::Notify { channels, .. } => channels.iter().any(|c| c.name == channel.name),
+                _ => false,
+            };
+            match notifies.iter().find(|(s, _)| names_it(s)) {
+                Some(&(_, at)) => {
+                    self.report_with(file, *span, kind, Related { file, span: at, label: "notified here".into() })
+                }
+                None => self.report(file, *span, kind),
+            }
+        }
+    }
+
+    /// Applies a workflow- or step-level setting. `append` is false for the
+    /// first `notify` (or `escalate`) of a step, which replaces the
+    /// workflow's list rather than adding to it (LANGUAGE.md changelog v1.1
+    /// and v1.5).
     pub(super) fn apply_setting(
         &mut self,
         file: usize,
         setting: &SettingKind,
         alerting: &mut ir::Alerting,
         grace_ms: &mut u64,
-        append_notify: bool,
+        append: bool,
     ) {
         match setting {
             SettingKind::Severity(level) => {
@@ -321,28 +371,45 @@ impl<'a> Checker<'a> {
             SettingKind::Runbook(url) => alerting.runbook = Some(url.value.clone()),
             SettingKind::Notify { channels, min_severity } => {
                 let min = min_severity.as_ref().and_then(|m| self.choice(file, m, "severity", Severity::ALL));
-                if !append_notify {
+                if !append {
                     alerting.notify.clear();
                 }
                 for channel in channels {
-                    match self.channel_ids.get(channel.name.as_str()) {
-                        Some(&id) => alerting.notify.push(ir::Notify { channel: id, min_severity: min }),
-                        None if self.is_unparsed("channel", &channel.name) => {}
-                        None => {
-                            let suggestion = did_you_mean(&channel.name, self.channel_ids.keys().copied());
-                            self.report(
-                                file,
-                                channel.span,
-                                DiagnosticKind::UnknownChannel { name: channel.name.clone(), suggestion },
-                            );
-                        }
+                    if let Some(id) = self.channel_id(file, channel) {
+                        alerting.notify.push(ir::Notify { channel: id, min_severity: min });
                     }
                 }
             }
             SettingKind::Renotify(d) => alerting.renotify_ms = Some(d.millis),
+            SettingKind::Escalate { after, channel } => {
+                if !append {
+                    alerting.escalate.clear();
+                }
+                if let Some(id) = self.channel_id(file, channel) {
+                    alerting.escalate.push(ir::Escalation { after_ms: after.millis, channel: id });
+                }
+            }
             SettingKind::Grace(d) => *grace_ms = d.millis,
         }
     }
+}
+
+/// The settings written as workflow statements, with their spans.
+fn workflow_settings_written(decl: &ast::WorkflowDecl) -> Vec<(&SettingKind, Span)> {
+    decl.stmts
+        .iter()
+        .filter_map(|st| match &st.kind {
+            StmtKind::Setting(s) => Some((&s.kind, st.span)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether statements of this setting add up instead of being given once:
+/// a workflow's `notify` and `escalate` statements all apply, and on a step
+/// the first replaces the workflow's list and the next add to it.
+fn adds_up(setting: &str) -> bool {
+    matches!(setting, "notify" | "escalate")
 }
 
 /// The event types of a workflow's steps, each once, in step order (so
@@ -362,6 +429,7 @@ pub(super) fn setting_name(setting: &SettingKind) -> &'static str {
         SettingKind::Runbook(_) => "runbook",
         SettingKind::Notify { .. } => "notify",
         SettingKind::Renotify(_) => "renotify",
+        SettingKind::Escalate { .. } => "escalate",
         SettingKind::Grace(_) => "grace",
     }
 }

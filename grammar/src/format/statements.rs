@@ -19,6 +19,9 @@ pub(super) fn setting_text(setting: &SettingKind) -> String {
             text
         }
         SettingKind::Renotify(d) => format!("renotify {}", format_duration(d.millis)),
+        SettingKind::Escalate { after, channel } => {
+            format!("escalate after {} to {}", format_duration(after.millis), channel.name)
+        }
         SettingKind::Grace(d) => format!("grace {}", format_duration(d.millis)),
     }
 }

@@ -208,6 +208,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::notify_set | Rule::kw_notify => "`notify`",
         Rule::notify_filter | Rule::kw_when => "`when`",
         Rule::renotify_set | Rule::kw_renotify => "`renotify`",
+        Rule::escalate_set | Rule::kw_escalate => "`escalate`",
         Rule::grace_set | Rule::kw_grace => "`grace`",
         Rule::expect_stmt | Rule::kw_expect | Rule::assertion => "`expect`",
         Rule::then_stmt | Rule::kw_then => "`then`",

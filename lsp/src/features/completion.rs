@@ -27,6 +27,7 @@ const WORKFLOW_STATEMENTS: &[&str] = &[
     "runbook",
     "notify",
     "renotify",
+    "escalate after",
     "grace",
     "expect",
     "then",
@@ -213,6 +214,8 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
             }
             return items(events(), CompletionItemKind::STRUCT);
         }
+        // `escalate after ` takes a duration, not a stage.
+        "after" if words.len() >= 2 && words[words.len() - 2] == "escalate" => return Vec::new(),
         "after" | "|" if after_clause.is_some() => {
             return items(stages(files, file, offset), CompletionItemKind::EVENT)
         }
@@ -223,7 +226,8 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
         "severity" | ">=" | ">" if last == "severity" || words.contains(&"severity") => {
             return items(Severity::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER);
         }
-        "notify" => {
+        // `escalate after 15m to ` → a channel.
+        "notify" | "to" if last == "notify" || words.contains(&"escalate") => {
             return items(
                 names(files, |i| matches!(i, Item::Channel(_)).then(|| i.name().0)),
                 CompletionItemKind::INTERFACE,
@@ -284,4 +288,29 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
 
 fn zones() -> Vec<CompletionItem> {
     items(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()), CompletionItemKind::VALUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "channel ops email \"ops@example.com\"\nchannel pager pagerduty secret(\"KEY\")\n\
+                        event a { k: string }\nworkflow w {\n  key k\n  expect a\n}\n";
+
+    /// The labels offered at the end of `line`, written as the last line of
+    /// workflow `w`.
+    fn labels_after(line: &str) -> Vec<String> {
+        let text = TEXT.replace("  expect a\n}\n", &format!("  expect a\n{line}"));
+        let files = vec![mon_grammar::parse(TEXT).0];
+        complete(&files, 0, &text, text.len()).into_iter().map(|i| i.label).collect()
+    }
+
+    #[test]
+    fn escalate_is_a_workflow_statement_and_its_target_a_channel() {
+        assert!(labels_after("  ").iter().any(|l| l == "escalate after"));
+        assert_eq!(labels_after("  escalate after "), Vec::<String>::new(), "a duration, not a stage");
+        assert_eq!(labels_after("  escalate after 15m to "), ["ops", "pager"]);
+        assert_eq!(labels_after("  then a within 5m escalate after 1h to p"), ["ops", "pager"]);
+        assert_eq!(labels_after("  notify "), ["ops", "pager"]);
+    }
 }

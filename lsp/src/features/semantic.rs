@@ -81,6 +81,7 @@ const KEYWORDS: &[&str] = &[
     "runbook",
     "notify",
     "renotify",
+    "escalate",
     "when",
     "before",
     "for",

@@ -116,6 +116,13 @@ impl Builder<'_> {
                 SettingKind::Notify { channels, min_severity }
             }
             Rule::renotify_set => SettingKind::Renotify(self.only(pair, "a duration", |p| self.duration(p))?),
+            Rule::escalate_set => {
+                let mut inner = self.children(pair);
+                let after = self.duration(inner.next("a duration")?)?;
+                let channel = self.ident(inner.next("a channel")?)?;
+                inner.done()?;
+                SettingKind::Escalate { after, channel }
+            }
             Rule::grace_set => SettingKind::Grace(self.only(pair, "a duration", |p| self.duration(p))?),
             _ => return Err(self.unexpected(&pair, "a statement")),
         })
