@@ -279,11 +279,10 @@ fn a_suppression_ends_at_its_time_and_the_alert_is_told_again() {
 
 #[test]
 fn an_unacknowledged_alert_escalates_after_its_delay_and_an_acknowledged_one_does_not() {
-    let mut program = program(RULES);
+    let program = program(&RULES.replace("renotify 10m", "renotify 10m\n  escalate after 15m to lead"));
     let lead = program.channels.iter().position(|c| c.name == "lead").expect("lead") as u32;
-    for step in &mut program.workflows[0].steps {
-        step.alerting.escalate = vec![Escalation { after_ms: 15 * MINUTE as u64, channel: lead }];
-    }
+    let escalation = Escalation { after_ms: 15 * MINUTE as u64, channel: lead };
+    assert!(program.workflows[0].steps.iter().all(|s| s.alerting.escalate == [escalation.clone()]));
     let start = at("2026-03-02T08:00:00Z");
     let acked = alert_id(&program, &[placed(2, start), placed(9, start + 2 * MINUTE)], "T2");
     let inputs = vec![

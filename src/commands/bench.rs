@@ -12,6 +12,7 @@
 use std::time::Instant;
 
 use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
+use mon_runtime::alerts::{AlertBook, BookConfig, Notification};
 use mon_runtime::event::{Decoded, Decoder};
 use mon_runtime::{Engine, Event, Kind, Record};
 
@@ -125,11 +126,16 @@ struct Run {
     seconds: f64,
     missing: u64,
     per_instance: Option<f64>,
+    /// With the alert book: alerts it holds and notifications it made.
+    alerts: Option<(u64, u64)>,
 }
 
-fn run_engine(program: &Program, events: &[Event], trades: u64) -> Run {
+/// With `alerts`, the records also feed an alert book, as the service's do.
+fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool) -> Run {
     let functions = mon_stdlib::registry();
     let mut engine = Engine::new(program, functions, BASE);
+    let mut book = alerts.then(|| AlertBook::new(program, BookConfig::default()));
+    let mut notifications: Vec<Notification> = Vec::new();
     let mut out: Vec<Record> = Vec::new();
     let mut missing = 0;
     let before = resident_bytes();
@@ -141,22 +147,38 @@ fn run_engine(program: &Program, events: &[Event], trades: u64) -> Run {
         if n as u64 + 1 == trades {
             after_first_phase = resident_bytes();
         }
+        match book.as_mut() {
+            Some(book) => {
+                book.observe(&out, &mut engine, event.time, &mut notifications);
+                book.advance(event.time, &mut notifications);
+            }
+            None => engine.clearances.clear(),
+        }
         missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
         out.clear();
     }
     let end = events.last().map_or(BASE, |e| e.time) + 3_600_000;
     engine.advance(end, true, &mut out);
+    if let Some(book) = book.as_mut() {
+        book.observe(&out, &mut engine, end, &mut notifications);
+        book.advance(end, &mut notifications);
+    }
     let seconds = start.elapsed().as_secs_f64();
     missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
     let per_instance = match (before, after_first_phase) {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / trades as f64),
         _ => None,
     };
-    Run { events: events.len() as u64, seconds, missing, per_instance }
+    let alerts = book.map(|b| (b.alerts().count() as u64, notifications.len() as u64));
+    Run { events: events.len() as u64, seconds, missing, per_instance, alerts }
 }
 
 pub fn run(args: Args) -> Outcome {
-    let sources = vec![SourceFile { path: "bench.mon".into(), text: RULES.into() }];
+    // The alert book needs somewhere to send; the emitted rules (for the
+    // service's benchmark) have no channel, so that nothing is delivered.
+    let rules = format!("{RULES}\nchannel desk webhook \"http://127.0.0.1:9/desk\"\n");
+    let rules = rules.replace("  group by region, book\n", "  group by region, book\n  notify desk\n");
+    let sources = vec![SourceFile { path: "bench.mon".into(), text: rules }];
     let compilation = compile(&sources, mon_stdlib::registry(), &NoSchemas);
     let Some(program) = compilation.program else {
         return Outcome::Problems;
@@ -183,8 +205,7 @@ pub fn run(args: Args) -> Outcome {
         .collect();
     assert_eq!(events.len(), lines.len(), "every generated line decodes");
 
-    let alone = run_engine(&program, &events, args.trades);
-    drop(events);
+    let alone = run_engine(&program, &events, args.trades, false);
     say!(
         "engine alone:    {} events in {:.2}s = {:.0} events/s; {} stalls planted, {} missing reported",
         alone.events,
@@ -195,6 +216,17 @@ pub fn run(args: Args) -> Outcome {
     );
     if let Some(bytes) = alone.per_instance {
         say!("resident memory: {bytes:.0} bytes per in-flight instance ({} instances)", args.trades);
+    }
+    let alerting = run_engine(&program, &events, args.trades, true);
+    drop(events);
+    if let Some((alerts, notifications)) = alerting.alerts {
+        say!(
+            "engine + alerts: {} events in {:.2}s = {:.0} events/s ({:+.1}% time); {alerts} alerts, {notifications} notifications",
+            alerting.events,
+            alerting.seconds,
+            alerting.events as f64 / alerting.seconds,
+            (alerting.seconds / alone.seconds - 1.0) * 100.0
+        );
     }
 
     if args.engine_only {
