@@ -353,3 +353,20 @@ fn an_email_channel_without_smtp_settings_is_a_configuration_error() {
     assert_eq!(error.domain, Domain::Config);
     assert!(error.to_string().contains("channel ops: an email channel needs [notify.smtp]"), "{error}");
 }
+
+#[test]
+fn the_documented_configuration_loads() {
+    // docs/service.md, "Notifications": the example must stay a valid file.
+    let doc = include_str!("../docs/service.md");
+    let section = doc.split("\n## Notifications\n").nth(1).expect("the Notifications section");
+    let toml = section.split("```toml\n").nth(1).and_then(|s| s.split("```").next()).expect("its TOML example");
+    let config = config(toml, &[]);
+    let smtp = config.notify.smtp.as_ref().unwrap();
+    assert_eq!((smtp.host.as_str(), smtp.port), ("smtp.example.com", 25));
+    assert_eq!(config.notify.http.timeout_ms, 10_000);
+    assert!(config.secrets.contains_key("PAGERDUTY_ROUTING_KEY"));
+    let rules = "channel ops email \"ops@example.com\"\nchannel pager pagerduty secret(\"PAGERDUTY_ROUTING_KEY\")\n\
+                 channel text sms \"+15550100\"\n";
+    let notifiers = Notifiers::new(&config.notify, &config.secrets, &compile(rules)).unwrap();
+    assert_eq!(notifiers.channel_names().collect::<Vec<_>>(), ["ops", "pager", "text"]);
+}
