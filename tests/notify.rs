@@ -107,7 +107,11 @@ async fn email_reaches_a_real_smtp_server_configured_from_the_environment() {
     // The exact variables an operator would set; the file has only `from`.
     let config = config(
         "[notify.smtp]\nfrom = \"mon <mon@example.com>\"\n",
-        &[("MON_NOTIFY__SMTP__HOST", "127.0.0.1"), ("MON_NOTIFY__SMTP__PORT", &port), ("MON_NOTIFY__SMTP__TLS", "none")],
+        &[
+            ("MON_NOTIFY__SMTP__HOST", "127.0.0.1"),
+            ("MON_NOTIFY__SMTP__PORT", &port),
+            ("MON_NOTIFY__SMTP__TLS", "none"),
+        ],
     );
     let rules = "channel trade_support email \"ops@example.com\", \"desk@example.com\"\n";
     let notifiers = Notifiers::new(&config.notify, &config.secrets, &compile(rules)).unwrap();
@@ -155,7 +159,8 @@ async fn smtp_refusals_are_permanent_or_passing_as_the_server_says() {
 
     // Nobody listening: the relay may come back.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let toml = format!("[notify.smtp]\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\nfrom = \"mon@example.com\"\n");
+    let toml =
+        format!("[notify.smtp]\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\nfrom = \"mon@example.com\"\n");
     let failure = notifiers_for(rules, &toml).send(&firing("bounced")).await.unwrap_err();
     assert_eq!(failure.retry, Retry::Later, "{failure}");
     assert!(failure.message.contains("bounced"), "{failure}");

@@ -615,9 +615,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("did you mean `starttls`?"), "{error}");
-        let error = Config::load(None, env(&[("MON_NOTIFY__SMTP__HOTS", "h")]), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let error =
+            Config::load(None, env(&[("MON_NOTIFY__SMTP__HOTS", "h")]), &Overrides::default()).unwrap_err().to_string();
         assert!(error.contains("did you mean MON_NOTIFY__SMTP__HOST?"), "{error}");
     }
 

@@ -88,8 +88,9 @@ mod tests {
 
     #[test]
     fn one_alert_labelled_by_its_group() {
-        insta::assert_snapshot!(serde_json::to_string_pretty(&payload(&sample(), Some("https://mon.example.com")))
-            .unwrap());
+        insta::assert_snapshot!(
+            serde_json::to_string_pretty(&payload(&sample(), Some("https://mon.example.com"))).unwrap()
+        );
     }
 
     #[test]

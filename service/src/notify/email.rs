@@ -48,10 +48,8 @@ impl Mailer {
         if smtp.host.trim().is_empty() {
             return Err("notify.smtp.host: empty".into());
         }
-        let from: Mailbox = smtp
-            .from
-            .parse()
-            .map_err(|_| format!("notify.smtp.from: `{}` is not an email address", smtp.from))?;
+        let from: Mailbox =
+            smtp.from.parse().map_err(|_| format!("notify.smtp.from: `{}` is not an email address", smtp.from))?;
         let password = match (&smtp.password, &smtp.password_secret) {
             (Some(_), Some(_)) => return Err("notify.smtp has both password and password_secret; keep one".into()),
             (Some(password), None) => Some(password.clone()),

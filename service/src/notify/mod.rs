@@ -244,7 +244,8 @@ impl Notifiers {
                         continue;
                     }
                     None => {
-                        problems.push(format!("channel {name}: an sms channel needs [notify.sms] with the gateway's url"));
+                        problems
+                            .push(format!("channel {name}: an sms channel needs [notify.sms] with the gateway's url"));
                         continue;
                     }
                 },

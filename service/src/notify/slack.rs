@@ -85,8 +85,9 @@ mod tests {
 
     #[test]
     fn a_block_kit_message_with_the_summary_as_fallback() {
-        insta::assert_snapshot!(serde_json::to_string_pretty(&payload(&sample(), Some("https://mon.example.com")))
-            .unwrap());
+        insta::assert_snapshot!(
+            serde_json::to_string_pretty(&payload(&sample(), Some("https://mon.example.com"))).unwrap()
+        );
     }
 
     #[test]

@@ -133,9 +133,8 @@ fn email_and_sms_need_their_sections_and_every_problem_is_reported() {
         ("text", ChannelKind::Sms, vec![literal("+441234567890")]),
         ("hook", ChannelKind::Webhook, vec![literal("not a url")]),
     ]);
-    let text = Notifiers::with_env(&NotifyConfig::default(), &Secrets::new(), &program, no_env)
-        .unwrap_err()
-        .to_string();
+    let text =
+        Notifiers::with_env(&NotifyConfig::default(), &Secrets::new(), &program, no_env).unwrap_err().to_string();
     assert!(text.contains("channel mail: an email channel needs [notify.smtp]"), "{text}");
     assert!(text.contains("channel text: an sms channel needs [notify.sms]"), "{text}");
     assert!(text.contains("channel hook: \"not a url\" is not an http(s) URL"), "{text}");

@@ -51,16 +51,11 @@ impl Http {
         for (name, value) in headers {
             let value = HeaderValue::from_str(value)
                 .map_err(|_| SendFailure::never(format!("{}: header {name} is not valid", target.shown)))?;
-            map.insert(HeaderName::from_static(name), value);
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| SendFailure::never(format!("{}: `{name}` is not a header name", target.shown)))?;
+            map.insert(name, value);
         }
-        let response = self
-            .client
-            .post(url)
-            .headers(map)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| failure_of(target, e))?;
+        let response = self.client.post(url).headers(map).json(body).send().await.map_err(|e| failure_of(target, e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
