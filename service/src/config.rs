@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::envelope::EnvelopeConfig;
 use super::error::Error;
+use super::notify::config::{NotifyConfig, Secrets};
 use mon_runtime::live::ClockMode;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,13 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub engine: EngineConfig,
+    /// How notifications reach their receivers (docs/service.md,
+    /// "Notifications").
+    pub notify: NotifyConfig,
+    /// `NAME = "value"` for the rules' `secret("NAME")` and the `*_secret`
+    /// keys of `[notify]`; a name not here is read from the environment
+    /// variable `NAME`. Printed as `***`.
+    pub secrets: Secrets,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,6 +133,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             engine: EngineConfig::default(),
+            notify: NotifyConfig::default(),
+            secrets: Secrets::new(),
         }
     }
 }
@@ -558,6 +568,56 @@ mod tests {
         assert!(error.contains("unknown variable MON_CLOK; did you mean MON_CLOCK?"), "{error}");
         let error = load_env(&[("MON_KAFKA__BROKRES", "k:9092"), ("MON_KAFKA__TOPICS", "t")]);
         assert!(error.contains("unknown variable MON_KAFKA__BROKRES; did you mean MON_KAFKA__BROKERS?"), "{error}");
+    }
+
+    #[test]
+    fn notification_settings_from_the_file_and_the_environment() {
+        use crate::notify::config::SmtpTls;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(
+            &path,
+            "[notify]\npublic_url = \"https://mon.example.com\"\n[notify.smtp]\nhost = \"smtp.example.com\"\n\
+             from = \"mon@example.com\"\n[notify.http]\ntimeout_ms = 2500\n\
+             [secrets]\nPAGERDUTY_ROUTING_KEY = \"pd-value\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("MON_NOTIFY__SMTP__HOST", "127.0.0.1"),
+                ("MON_NOTIFY__SMTP__PORT", "2525"),
+                ("MON_NOTIFY__SMTP__TLS", "none"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let smtp = config.notify.smtp.as_ref().unwrap();
+        assert_eq!((smtp.host.as_str(), smtp.port, smtp.tls), ("127.0.0.1", 2525, SmtpTls::None));
+        assert_eq!(smtp.from, "mon@example.com");
+        assert_eq!(config.notify.http.timeout_ms, 2500);
+        assert_eq!(config.notify.pagerduty.url, "https://events.pagerduty.com/v2/enqueue");
+        assert_eq!(config.secrets.get("PAGERDUTY_ROUTING_KEY").map(|s| s.expose()), Some("pd-value"));
+        // A secret never shows in the configuration's Debug form.
+        assert!(!format!("{config:?}").contains("pd-value"));
+
+        // Only the environment: the section is made, with its defaults.
+        let config = Config::load(
+            None,
+            env(&[("MON_NOTIFY__SMTP__HOST", "127.0.0.1"), ("MON_NOTIFY__SMTP__FROM", "mon@example.com")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let smtp = config.notify.smtp.unwrap();
+        assert_eq!((smtp.port, smtp.tls), (25, SmtpTls::Starttls));
+
+        let error = Config::load(None, env(&[("MON_NOTIFY__SMTP__TLS", "startls")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("did you mean `starttls`?"), "{error}");
+        let error =
+            Config::load(None, env(&[("MON_NOTIFY__SMTP__HOTS", "h")]), &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("did you mean MON_NOTIFY__SMTP__HOST?"), "{error}");
     }
 
     #[test]

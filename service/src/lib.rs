@@ -12,6 +12,10 @@
 //! ([`processor`]); a tokio runtime serves HTTP ([`http`]), drains the
 //! outbox to Kafka ([`kafka::publish`]) and waits for SIGTERM/SIGINT.
 //! Durability and recovery are described in docs/notes/durability.md.
+//!
+//! [`notify`] delivers the alert book's notifications to their channels'
+//! receivers (email, webhook, Slack, PagerDuty, Alertmanager, SMS), one
+//! attempt at a time, saying whether another attempt can help.
 
 pub mod clock;
 pub mod config;
@@ -21,6 +25,7 @@ pub mod http;
 pub mod journal;
 pub mod kafka;
 pub mod metrics;
+pub mod notify;
 pub mod processor;
 pub mod rules;
 pub mod store;
