@@ -543,6 +543,62 @@ mod tests {
     }
 
     #[test]
+    fn a_notification_keeps_its_sequence_from_pending_to_sent_or_failed() {
+        use mon_runtime::alerts::Notification;
+        let dir = tempfile::tempdir().unwrap();
+        let notification = |id: &str| -> Notification {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "channel": "ops", "at": 5, "event": "firing", "group_key": "ops/g",
+                "workflow": "w", "step": "s", "kind": "missing", "severity": "high", "group": {},
+                "program_hash": "h", "active": 1, "acknowledged": 0, "new": 1, "resolved": 0,
+                "escalated": false, "alerts": [], "summary": "s"
+            }))
+            .unwrap()
+        };
+        let mut offsets = Offsets::new();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            let batch = BatchWrite {
+                applied: Some(1),
+                notifications: vec![
+                    NotificationEntry::new(notification("a"), 10),
+                    NotificationEntry::new(notification("b"), 11),
+                ],
+                ..Default::default()
+            };
+            store.commit(batch, &mut offsets).unwrap();
+            assert_eq!(store.next_notification_seq(), 2);
+            let handle = store.handle();
+            assert_eq!(handle.pending_notifications(1).unwrap().len(), 1, "only below the flushed sequence");
+            let pending = handle.pending_notifications(2).unwrap();
+            let (seq, mut entry) = pending[0].clone();
+            entry.attempts = 1;
+            entry.last_error = Some("503".into());
+            handle.notification_attempted(seq, &entry).unwrap();
+            assert_eq!(handle.notification("a").unwrap().unwrap().0, DeliveryState::Retrying);
+            handle.notification_done(seq, &entry, true).unwrap();
+            handle.notification_done(pending[1].0, &pending[1].1, false).unwrap();
+            // A late attempt record does not bring a finished one back.
+            handle.notification_attempted(seq, &entry).unwrap();
+            assert!(handle.pending_notifications(2).unwrap().is_empty());
+            store.flush().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.next_notification_seq(), 2, "sent and failed ones keep their sequence");
+        let handle = store.handle();
+        let (state, entry) = handle.notification("a").unwrap().unwrap();
+        assert_eq!((state, entry.attempts), (DeliveryState::Sent, 1));
+        assert_eq!(handle.notification("b").unwrap().unwrap().0, DeliveryState::Failed);
+        assert_eq!(handle.notifications(true, 10).unwrap().len(), 1);
+        let batch =
+            BatchWrite { notifications: vec![NotificationEntry::new(notification("c"), 12)], ..Default::default() };
+        store.commit(batch, &mut offsets).unwrap();
+        store.trim(1).unwrap();
+        assert!(handle.notification("a").unwrap().is_none(), "trimmed with its index");
+        assert_eq!(handle.notification("c").unwrap().unwrap().0, DeliveryState::Pending);
+    }
+
+    #[test]
     fn the_clock_of_the_first_run_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Event).unwrap(), ClockMode::Event);
