@@ -562,6 +562,8 @@ impl Processor<'_> {
             }
         }
         self.journaled_since_snapshot = replayed as u64;
+        // Before readiness: a ready service shows the alerts it recovered.
+        self.refresh_alerts();
         Ok(replayed)
     }
 
