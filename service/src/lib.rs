@@ -13,6 +13,7 @@
 //! outbox to Kafka ([`kafka::publish`]), sends the alert book's
 //! notifications ([`delivery`]) and waits for SIGTERM/SIGINT.
 //! Durability and recovery are described in docs/notes/durability.md.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
 pub mod config;
