@@ -41,6 +41,8 @@ pub struct Config {
     /// keys of `[notify]`; a name not here is read from the environment
     /// variable `NAME`. Printed as `***`.
     pub secrets: Secrets,
+    /// The alert book and the delivery of its notifications.
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,6 +124,74 @@ pub struct EngineConfig {
     pub keep_records: u64,
 }
 
+/// `[alerts]`: how the alert book groups notifications, and how the
+/// delivery task sends them (docs/service.md, "Alerting"). Durations are
+/// in ms, as everywhere else in this file (`max_batch_wait_ms`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Off: records still carry their severity, but no alert book is kept
+    /// and nothing is notified.
+    pub enabled: bool,
+    /// How long a new group gathers alerts before its first message.
+    pub group_wait_ms: u64,
+    /// The shortest time between two messages of a group about changes.
+    pub group_interval_ms: u64,
+    pub delivery: DeliveryConfig,
+}
+
+/// `[alerts.delivery]`: the notification outbox's sender.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Notifications being sent at once to one channel.
+    pub max_in_flight_per_channel: usize,
+    /// The wait before the first retry; it doubles with each failure.
+    pub retry_initial_ms: u64,
+    /// The longest wait between two attempts.
+    pub retry_max_ms: u64,
+    /// Each wait is moved by up to this fraction either way (0.2: ±20%),
+    /// so receivers that come back are not hit by every sender at once.
+    pub retry_jitter: f64,
+    /// An attempt that has not answered by then counts as a failure that
+    /// may pass.
+    pub send_timeout_ms: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        let book = mon_runtime::alerts::BookConfig::default();
+        AlertsConfig {
+            enabled: true,
+            group_wait_ms: book.group_wait_ms,
+            group_interval_ms: book.group_interval_ms,
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The alert book's settings, or `None` when alerting is off.
+    pub fn book(&self) -> Option<mon_runtime::alerts::BookConfig> {
+        self.enabled.then_some(mon_runtime::alerts::BookConfig {
+            group_wait_ms: self.group_wait_ms,
+            group_interval_ms: self.group_interval_ms,
+        })
+    }
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            max_in_flight_per_channel: 4,
+            retry_initial_ms: 1_000,
+            retry_max_ms: 300_000,
+            retry_jitter: 0.2,
+            send_timeout_ms: 30_000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -135,6 +205,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             notify: NotifyConfig::default(),
             secrets: Secrets::new(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -325,6 +396,25 @@ impl Config {
         }
         if self.engine.max_batch == 0 {
             problems.push("engine.max_batch: must be at least 1".into());
+        }
+        let delivery = &self.alerts.delivery;
+        if delivery.max_in_flight_per_channel == 0 {
+            problems.push("alerts.delivery.max_in_flight_per_channel: must be at least 1".into());
+        }
+        if delivery.retry_initial_ms == 0 || delivery.retry_max_ms < delivery.retry_initial_ms {
+            problems.push(format!(
+                "alerts.delivery.retry_initial_ms: {} and retry_max_ms: {} (at least 1 ms, and the first no more than the second)",
+                delivery.retry_initial_ms, delivery.retry_max_ms
+            ));
+        }
+        if !(0.0..1.0).contains(&delivery.retry_jitter) {
+            problems.push(format!(
+                "alerts.delivery.retry_jitter: {} (a fraction from 0 to below 1)",
+                delivery.retry_jitter
+            ));
+        }
+        if delivery.send_timeout_ms == 0 {
+            problems.push("alerts.delivery.send_timeout_ms: must be at least 1".into());
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!("log.level: `{}` is not a filter: {e}", self.log.level));
@@ -568,6 +658,32 @@ mod tests {
         assert!(error.contains("unknown variable MON_CLOK; did you mean MON_CLOCK?"), "{error}");
         let error = load_env(&[("MON_KAFKA__BROKRES", "k:9092"), ("MON_KAFKA__TOPICS", "t")]);
         assert!(error.contains("unknown variable MON_KAFKA__BROKRES; did you mean MON_KAFKA__BROKERS?"), "{error}");
+    }
+
+    #[test]
+    fn the_alerts_section_sets_the_book_and_the_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(
+            &path,
+            "[alerts]\ngroup_wait_ms = 100\ngroup_interval_ms = 2000\n[alerts.delivery]\nmax_in_flight_per_channel = 2\n",
+        )
+        .unwrap();
+        let config =
+            Config::load(Some(&path), env(&[("MON_ALERTS__DELIVERY__RETRY_INITIAL_MS", "50")]), &Overrides::default())
+                .unwrap();
+        let book = config.alerts.book().unwrap();
+        assert_eq!((book.group_wait_ms, book.group_interval_ms), (100, 2000));
+        assert_eq!(config.alerts.delivery.max_in_flight_per_channel, 2);
+        assert_eq!(config.alerts.delivery.retry_initial_ms, 50);
+        assert_eq!(config.alerts.delivery.retry_max_ms, 300_000);
+
+        std::fs::write(&path, "[alerts]\nenabled = false\n[alerts.delivery]\nretry_jitter = 1.5\n").unwrap();
+        let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("alerts.delivery.retry_jitter"), "{error}");
+        std::fs::write(&path, "[alerts]\ngroup_wait = \"30s\"\n").unwrap();
+        let error = Config::load(Some(&path), vec![], &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("did you mean `alerts.group_wait_ms`?"), "{error}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! The HTTP side (axum): health, readiness, metrics, event ingest, and the
-//! first read-only API endpoints (status, recent records, dead letters).
+//! The HTTP side (axum): health, readiness, metrics, event ingest, the
+//! read-only endpoints (status, recent records, dead letters), and the
+//! alert API ([`alerts`]).
+
+mod alerts;
 
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, RwLock};
@@ -14,14 +17,16 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::metrics::Metrics;
-use super::processor::{IngestRequest, StatusView};
+use super::processor::{AlertsView, IngestRequest, Request, StatusView};
 use super::store::StoreHandle;
 
 #[derive(Clone)]
 pub struct Api {
     pub metrics: Arc<Metrics>,
-    pub ingest: SyncSender<IngestRequest>,
+    /// The processing thread's input channel: events and alert commands.
+    pub ingest: SyncSender<Request>,
     pub status: Arc<RwLock<StatusView>>,
+    pub alerts: Arc<RwLock<AlertsView>>,
     pub store: StoreHandle,
     pub kafka_configured: bool,
 }
@@ -35,6 +40,10 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/records", get(records))
         .route("/api/v1/dead-letters", get(dead_letters))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{id}", get(alerts::get))
+        .route("/api/v1/alerts/{id}/{action}", post(alerts::command))
+        .route("/api/v1/notifications", get(alerts::notifications))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
 }
@@ -79,7 +88,7 @@ async fn ingest(State(api): State<Api>, body: Bytes) -> Response {
         return problem(StatusCode::BAD_REQUEST, "no events in the body");
     }
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    match api.ingest.try_send(IngestRequest { lines, reply }) {
+    match api.ingest.try_send(Request::Events(IngestRequest { lines, reply })) {
         Ok(()) => {}
         Err(TrySendError::Full(_)) => {
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "busy; retry\n").into_response();

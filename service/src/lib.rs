@@ -10,15 +10,18 @@
 //!
 //! Threads: one processing thread owns the engine and writes the state
 //! ([`processor`]); a tokio runtime serves HTTP ([`http`]), drains the
-//! outbox to Kafka ([`kafka::publish`]) and waits for SIGTERM/SIGINT.
+//! outbox to Kafka ([`kafka::publish`]), sends the alert book's
+//! notifications ([`delivery`]) and waits for SIGTERM/SIGINT.
 //! Durability and recovery are described in docs/notes/durability.md.
 //!
 //! [`notify`] delivers the alert book's notifications to their channels'
 //! receivers (email, webhook, Slack, PagerDuty, Alertmanager, SMS), one
 //! attempt at a time, saying whether another attempt can help.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod http;
@@ -94,12 +97,34 @@ pub fn log_start(rules: &std::path::Path, program: &Program, config: &Config) {
 /// hand, snapshot and flush the state, drain the outbox, stop HTTP.
 /// `listening` is called with the HTTP address once it is bound. Returns
 /// the last status (as `/api/v1/status` gave it), taken after the last batch.
+/// Notifications go to the log ([`delivery::LogDeliverer`]); see [`run_with`].
 pub fn run(
     config: Config,
     program: &Program,
     functions: &dyn Functions,
     stop: Arc<AtomicBool>,
     listening: impl FnOnce(SocketAddr),
+) -> Result<StatusView, Error> {
+    // Built before anything starts: a channel whose secret or settings
+    // are missing is a configuration error now, not at the first alert.
+    let deliver: Arc<dyn delivery::Deliver> = match config.notify.deliver {
+        notify::config::DeliverTo::Log => Arc::new(delivery::LogDeliverer),
+        notify::config::DeliverTo::Receivers => {
+            Arc::new(notify::Notifiers::new(&config.notify, &config.secrets, program)?)
+        }
+    };
+    run_with(config, program, functions, stop, listening, deliver)
+}
+
+/// [`run`], with the alert book's notifications sent through `deliver`
+/// (the configured notifiers).
+pub fn run_with(
+    config: Config,
+    program: &Program,
+    functions: &dyn Functions,
+    stop: Arc<AtomicBool>,
+    listening: impl FnOnce(SocketAddr),
+    deliver: Arc<dyn delivery::Deliver>,
 ) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
@@ -115,12 +140,16 @@ pub fn run(
         )));
     }
     let (journal, recovered) = Journal::open(&config.state_dir)?;
-    let live = match &recovered.snapshot {
+    let mut live = match &recovered.snapshot {
         Some((_, bytes)) => {
             Live::resume_bytes(program, functions, bytes).map_err(|e| Error::damaged(Domain::Journal, e))?
         }
         None => Live::new(program, functions, config.clock, config.from_ms()),
     };
+    // Also after a snapshot: it carries the book's state, not its settings.
+    if let Some(book) = config.alerts.book() {
+        live = live.with_alerts(book);
+    }
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 
@@ -149,6 +178,10 @@ pub fn run(
     };
     let (ingest_tx, ingest_rx) = std::sync::mpsc::sync_channel(64);
     let status = Arc::new(RwLock::new(StatusView::default()));
+    let alerts_view = Arc::new(RwLock::new(processor::AlertsView::default()));
+    let delivery_wake = Arc::new(tokio::sync::Notify::new());
+    // Every pending notification at start was flushed by an earlier run.
+    let notifications_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_notification_seq()));
     let publisher_wake = Arc::new(tokio::sync::Notify::new());
     // Everything in the outbox at start was flushed by an earlier run.
     let outbox_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_outbox_seq()));
@@ -171,6 +204,7 @@ pub fn run(
         metrics: metrics.clone(),
         ingest: ingest_tx,
         status: status.clone(),
+        alerts: alerts_view.clone(),
         store: store.handle(),
         kafka_configured: config.kafka.is_some(),
     };
@@ -198,6 +232,21 @@ pub fn run(
         ))),
         _ => None,
     };
+    let (delivery_stop_tx, delivery_stop_rx) = tokio::sync::watch::channel(false);
+    // Without the book there is nothing to send, but what an earlier run
+    // left pending still goes.
+    let delivery = runtime.spawn(
+        delivery::DeliveryTask {
+            store: store.handle(),
+            deliver,
+            config: config.alerts.delivery.clone(),
+            metrics: metrics.clone(),
+            flushed: notifications_flushed.clone(),
+            wake: delivery_wake.clone(),
+            stop: delivery_stop_rx,
+        }
+        .run(),
+    );
     listening(address);
 
     let mut processor = Processor {
@@ -217,6 +266,10 @@ pub fn run(
         journaled_since_snapshot: 0,
         totals: StatusView::default(),
         ignored_types: Default::default(),
+        notifications_flushed: notifications_flushed.clone(),
+        delivery_wake: delivery_wake.clone(),
+        alerts_view: alerts_view.clone(),
+        alerts_dirty: true,
         config,
     };
     let had_snapshot = recovered.snapshot.is_some();
@@ -250,7 +303,9 @@ pub fn run(
     });
     let _ = publisher_stop_tx.send(true);
     publisher_wake.notify_one();
+    let _ = delivery_stop_tx.send(true);
     runtime.block_on(async {
+        let _ = delivery.await;
         if let Some(publisher) = publisher {
             let _ = publisher.await;
         }

@@ -1,7 +1,7 @@
 //! The service's own metrics, served at `/metrics` in the Prometheus text
 //! format (the observability of mon itself).
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -41,6 +41,12 @@ pub struct WorkflowLabels {
     pub workflow: String,
 }
 
+/// A notification channel, as declared in the rules: a closed set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    pub channel: String,
+}
+
 /// Every metric, shared between the processing thread and the HTTP server.
 pub struct Metrics {
     registry: Registry,
@@ -58,6 +64,14 @@ pub struct Metrics {
     pub publish_errors: Counter,
     pub kafka_errors: Family<ErrorLabels, Counter>,
     pub assigned_partitions: Gauge,
+    /// Notifications accepted by their receiver.
+    pub notifications_sent: Family<ChannelLabels, Counter>,
+    /// Notifications refused for good (in the failed log).
+    pub notifications_failed: Family<ChannelLabels, Counter>,
+    /// Pending notifications that have failed at least once and wait for a retry.
+    pub notifications_retrying: Family<ChannelLabels, Gauge>,
+    /// Age of the oldest pending notification (since it was written), s.
+    pub notifications_oldest_pending_seconds: Family<ChannelLabels, Gauge<f64, AtomicU64>>,
     /// Readiness: the state is open and the rules loaded (set once at start).
     pub state_open: AtomicBool,
     /// Readiness: Kafka has given this process its partitions (always true without Kafka).
@@ -108,8 +122,36 @@ impl Metrics {
             "Kafka partitions assigned to this process",
             assigned_partitions.clone(),
         );
+        let notifications_sent = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "notifications_sent",
+            "Notifications accepted by their receiver, by channel",
+            notifications_sent.clone(),
+        );
+        let notifications_failed = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "notifications_failed",
+            "Notifications refused for good by their receiver, by channel",
+            notifications_failed.clone(),
+        );
+        let notifications_retrying = Family::<ChannelLabels, Gauge>::default();
+        registry.register(
+            "notifications_retrying",
+            "Pending notifications waiting for a retry after a failure, by channel",
+            notifications_retrying.clone(),
+        );
+        let notifications_oldest_pending_seconds = Family::<ChannelLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "notifications_oldest_pending_seconds",
+            "Age of the oldest notification not yet delivered, by channel",
+            notifications_oldest_pending_seconds.clone(),
+        );
         Metrics {
             registry,
+            notifications_sent,
+            notifications_failed,
+            notifications_retrying,
+            notifications_oldest_pending_seconds,
             events,
             consumer_lag,
             batch_commit_seconds,

@@ -27,10 +27,51 @@ use super::error::{Domain, Error};
 use super::journal::{Entry, Journal};
 use super::kafka::Consumer;
 use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
+use super::store::NotificationEntry;
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
 use mon_runtime::aggregates::{self, Slice};
+use mon_runtime::alerts::{Action, Alert, CommandError};
 use mon_runtime::live::{Fed, Input, Live};
 use mon_runtime::record::{Kind, Record};
+
+/// What the HTTP side asks of the processing thread.
+pub enum Request {
+    Events(IngestRequest),
+    Command(CommandRequest),
+}
+
+/// A person's command to an alert (`POST /api/v1/alerts/{id}/ACTION`). The
+/// processor stamps it with the clock and journals it as an
+/// [`Input::Command`]; the reply goes once the batch is durable.
+pub struct CommandRequest {
+    pub alert: String,
+    pub action: Action,
+    pub by: String,
+    pub reason: Option<String>,
+    pub reply: tokio::sync::oneshot::Sender<CommandReply>,
+}
+
+/// The alert as the command left it, or why it did nothing.
+pub type CommandReply = Result<Box<Alert>, CommandError>;
+
+/// A reply held until its batch is durable.
+pub enum Reply {
+    Events(tokio::sync::oneshot::Sender<IngestReply>, IngestReply),
+    Command(tokio::sync::oneshot::Sender<CommandReply>, CommandReply),
+}
+
+/// The alert book as the API shows it, refreshed by the processing thread
+/// after a batch that may have changed it (at once after a command).
+#[derive(Clone, Debug, Default)]
+pub struct AlertsView {
+    /// Every alert the book holds, newest first (by `opened_at`, then id).
+    pub alerts: Vec<Alert>,
+    /// Alerting is on.
+    pub enabled: bool,
+    /// The engine's clock (ms) on the event clock; `None` on the wall clock,
+    /// where "now" is the wall clock.
+    pub event_clock: Option<i64>,
+}
 
 /// Events posted over HTTP, with where to send the outcome.
 pub struct IngestRequest {
@@ -91,7 +132,7 @@ pub struct Processor<'p> {
     pub config: Config,
     pub envelopes: Envelopes,
     pub consumer: Option<Consumer>,
-    pub ingest: Receiver<IngestRequest>,
+    pub ingest: Receiver<Request>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<RwLock<StatusView>>,
     pub publisher_wake: Arc<tokio::sync::Notify>,
@@ -100,12 +141,23 @@ pub struct Processor<'p> {
     pub stop: Arc<AtomicBool>,
     pub journaled_since_snapshot: u64,
     pub totals: StatusView,
+    /// Pending notifications below this sequence are flushed and may be sent.
+    pub notifications_flushed: Arc<std::sync::atomic::AtomicU64>,
+    pub delivery_wake: Arc<tokio::sync::Notify>,
+    pub alerts_view: Arc<RwLock<AlertsView>>,
+    /// The book may have changed since `alerts_view` was refreshed.
+    pub alerts_dirty: bool,
     /// Undeclared event types that have their own metric label.
     pub ignored_types: std::collections::HashSet<String>,
 }
 
 /// The most of a rejected message's bytes sent to the dead-letter topic.
 const MAX_DEAD_LETTER_BYTES: usize = 900_000;
+
+/// The alert view is copied at most this often, except after a command:
+/// with thousands of alerts, a copy per 20 ms batch would cost more than
+/// the batch.
+const ALERTS_VIEW_EVERY: Duration = Duration::from_millis(200);
 
 /// How many undeclared event types get a metric label of their own.
 const MAX_IGNORED_TYPE_LABELS: usize = 100;
@@ -127,6 +179,7 @@ impl Processor<'_> {
     /// be trusted to match memory.
     pub fn run(mut self) -> Result<(), Error> {
         let mut last_status = Instant::now() - Duration::from_secs(10);
+        let mut last_alerts = last_status;
         let mut records = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
             let mut batch = Pending::default();
@@ -134,10 +187,28 @@ impl Processor<'_> {
             let mut accepted_by_type = vec![0u64; self.program.events.len()];
             self.gather(&mut batch, &mut replies, &mut records, &mut accepted_by_type);
             if !batch.inputs.is_empty() {
+                let commands = replies.iter().any(|r| matches!(r, Reply::Command(..)));
                 self.commit(batch, &mut records, &accepted_by_type)?;
-                for (reply, outcome) in replies {
-                    let _ = reply.send(outcome);
+                // Why before the replies: a client that acknowledged an
+                // alert and then reads it must see it acknowledged.
+                if commands || (self.alerts_dirty && last_alerts.elapsed() >= ALERTS_VIEW_EVERY) {
+                    self.refresh_alerts();
+                    last_alerts = Instant::now();
                 }
+                for reply in replies {
+                    match reply {
+                        Reply::Events(reply, outcome) => {
+                            let _ = reply.send(outcome);
+                        }
+                        Reply::Command(reply, outcome) => {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                }
+            }
+            if self.alerts_dirty && last_alerts.elapsed() >= ALERTS_VIEW_EVERY {
+                self.refresh_alerts();
+                last_alerts = Instant::now();
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
                 self.refresh_status();
@@ -151,7 +222,7 @@ impl Processor<'_> {
     fn gather(
         &mut self,
         batch: &mut Pending,
-        replies: &mut Vec<(tokio::sync::oneshot::Sender<IngestReply>, IngestReply)>,
+        replies: &mut Vec<Reply>,
         records: &mut Vec<Record>,
         accepted_by_type: &mut [u64],
     ) {
@@ -171,7 +242,7 @@ impl Processor<'_> {
         &mut self,
         consumer: Option<&Consumer>,
         batch: &mut Pending,
-        replies: &mut Vec<(tokio::sync::oneshot::Sender<IngestReply>, IngestReply)>,
+        replies: &mut Vec<Reply>,
         records: &mut Vec<Record>,
         accepted_by_type: &mut [u64],
         started: Instant,
@@ -186,7 +257,7 @@ impl Processor<'_> {
             // HTTP first: its callers wait on the reply.
             while batch.inputs.len() < max_batch {
                 let Ok(request) = self.ingest.try_recv() else { break };
-                replies.push(self.ingest_request(request, batch, records, accepted_by_type));
+                replies.push(self.request(request, batch, records, accepted_by_type));
             }
             let until_due =
                 due.map(|due| Duration::from_millis(due.saturating_add(1).saturating_sub(wall_now()).max(0) as u64));
@@ -198,7 +269,7 @@ impl Processor<'_> {
                 // Without Kafka, wait on the HTTP channel, but not past the
                 // next tick.
                 match self.ingest.recv_timeout(budget) {
-                    Ok(request) => replies.push(self.ingest_request(request, batch, records, accepted_by_type)),
+                    Ok(request) => replies.push(self.request(request, batch, records, accepted_by_type)),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
                 }
                 continue;
@@ -253,6 +324,38 @@ impl Processor<'_> {
                     self.dead_letter(batch, reason, origin, message.payload().unwrap_or_default(), owned_headers);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    fn request(
+        &mut self,
+        request: Request,
+        batch: &mut Pending,
+        records: &mut Vec<Record>,
+        accepted_by_type: &mut [u64],
+    ) -> Reply {
+        match request {
+            Request::Events(request) => {
+                let (reply, outcome) = self.ingest_request(request, batch, records, accepted_by_type);
+                Reply::Events(reply, outcome)
+            }
+            Request::Command(request) => {
+                // Stamped here, with the wall clock, so that its instant is
+                // journaled and in order with the ticks. On the event clock
+                // the book takes its own clock instead (`Simulation::command`).
+                let command = mon_runtime::alerts::Command {
+                    alert: request.alert,
+                    action: request.action,
+                    by: request.by,
+                    reason: request.reason,
+                    at: wall_now(),
+                };
+                let outcome = match self.apply(Input::Command(command), batch, records) {
+                    Fed::Command(outcome) => outcome,
+                    _ => Err(CommandError::NotFound(String::new())),
+                };
+                Reply::Command(request.reply, outcome)
             }
         }
     }
@@ -314,7 +417,9 @@ impl Processor<'_> {
                 self.metrics.events.get_or_create(&EventLabels { event_type, outcome: "rejected" }).inc();
             }
             Fed::Event { .. } => self.totals.events_accepted += 1,
-            Fed::Tick | Fed::Command(_) => {}
+            // The book's timers (escalation, the end of a suppression) and
+            // commands change alerts without a record.
+            Fed::Tick | Fed::Command(_) => self.alerts_dirty = true,
         }
         batch.inputs.push(input);
         fed
@@ -405,9 +510,23 @@ impl Processor<'_> {
             }
             write.records.push(json);
         }
+        // Why in this write: a notification is written with the batch that
+        // made it, or not at all, so a crash can neither lose it (it is
+        // made again by the replay) nor write it twice (see `replay`).
+        let queued_at = wall_now();
+        write.notifications =
+            self.live.take_notifications().into_iter().map(|n| NotificationEntry::new(n, queued_at)).collect();
+        let notified = !write.notifications.is_empty();
+        if notified || !write.records.is_empty() {
+            self.alerts_dirty = true;
+        }
         let has_output = !write.outbox.is_empty();
         self.store.commit(write, &mut self.stored_offsets)?;
         self.outbox_flushed.store(self.store.next_outbox_seq(), Ordering::Release);
+        self.notifications_flushed.store(self.store.next_notification_seq(), Ordering::Release);
+        if notified {
+            self.delivery_wake.notify_one();
+        }
         Ok(has_output)
     }
 
@@ -437,11 +556,30 @@ impl Processor<'_> {
                 batch.offsets = entry.offsets;
                 self.write_outputs(batch, &mut records, entry.seq)?;
             } else {
+                // Their notifications were written with their batch too.
                 records.clear();
+                self.live.take_notifications();
             }
         }
         self.journaled_since_snapshot = replayed as u64;
+        // Before readiness: a ready service shows the alerts it recovered.
+        self.refresh_alerts();
         Ok(replayed)
+    }
+
+    /// Publishes the alert book for the API.
+    fn refresh_alerts(&mut self) {
+        self.alerts_dirty = false;
+        let Some(book) = self.live.book() else { return };
+        let mut alerts: Vec<Alert> = book.alerts().cloned().collect();
+        alerts.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then_with(|| b.id.cmp(&a.id)));
+        let event_clock = match self.live.mode() {
+            mon_runtime::live::ClockMode::Event => Some(self.live.clock().unwrap_or(0)),
+            mon_runtime::live::ClockMode::Wall => None,
+        };
+        if let Ok(mut slot) = self.alerts_view.write() {
+            *slot = AlertsView { alerts, enabled: true, event_clock };
+        }
     }
 
     fn take_snapshot(&mut self) -> Result<(), Error> {

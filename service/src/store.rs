@@ -10,6 +10,16 @@
 //! `d`+seq dead letter, `m/offsets` consumed offsets, `m/applied` the last
 //! journal entry whose outputs are here, `m/clock` the clock the state was
 //! made on. Sequences are big-endian so keys sort in order.
+//!
+//! Notifications of the alert book ([`NotificationEntry`], JSON) keep one
+//! sequence for their whole life and change prefix as they go: `n`+seq
+//! pending (written by the processor in the batch that made it), then
+//! either `s`+seq sent (the receiver accepted it) or `f`+seq failed (the
+//! receiver refused it for good); `i/`+notification id → seq finds one by
+//! its id. The move from `n` to `s` or `f` is one atomic batch written by
+//! the delivery task (`delivery.rs`), not flushed: after a crash the item
+//! may be pending again and is sent again with the same id, which the
+//! receiver drops. Sent and failed ones are trimmed like records.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +27,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Domain, Error};
+use mon_runtime::alerts::Notification;
 use mon_runtime::live::ClockMode;
 
 const OUTBOX: u8 = b'o';
@@ -25,14 +36,79 @@ const DEAD_LETTERS: u8 = b'd';
 const OFFSETS: &[u8] = b"m/offsets";
 const APPLIED: &[u8] = b"m/applied";
 const CLOCK: &[u8] = b"m/clock";
+const PENDING: u8 = b'n';
+const SENT: u8 = b's';
+const FAILED: u8 = b'f';
+const BY_ID: &[u8] = b"i/";
 
 /// Next offset to consume, per (topic, partition).
 pub type Offsets = BTreeMap<(String, i32), i64>;
 
 pub struct Store {
     db: sled::Db,
-    /// Next sequence of the outbox, records and dead letters.
-    next: [u64; 3],
+    /// Next sequence of the outbox, records, dead letters and notifications.
+    next: [u64; 4],
+}
+
+/// A notification in the outbox, with what its delivery has met so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NotificationEntry {
+    pub notification: Notification,
+    /// When it was written to the outbox (wall clock, ms).
+    pub queued_at: i64,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<i64>,
+    /// When it is tried again, after a failure that may pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// When it was accepted or refused for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<i64>,
+}
+
+impl NotificationEntry {
+    pub fn new(notification: Notification, queued_at: i64) -> Self {
+        NotificationEntry {
+            notification,
+            queued_at,
+            attempts: 0,
+            last_error: None,
+            last_attempt_at: None,
+            next_attempt_at: None,
+            done_at: None,
+        }
+    }
+}
+
+/// Where a notification is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not yet tried, or being tried.
+    Pending,
+    /// Tried, failed in a way that may pass, and waiting for its next attempt.
+    Retrying,
+    /// Accepted by its receiver.
+    Sent,
+    /// Refused by its receiver for good; kept, not retried.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Failed => "failed",
+        }
+    }
 }
 
 /// Where an outbox item goes.
@@ -71,6 +147,8 @@ pub struct BatchWrite {
     pub records: Vec<String>,
     pub outbox: Vec<OutboxItem>,
     pub dead_letters: Vec<DeadLetter>,
+    /// Notifications the alert book decided on in this batch, in order.
+    pub notifications: Vec<NotificationEntry>,
     /// Offsets moved by this batch (merged into the stored ones).
     pub offsets: Offsets,
 }
@@ -93,13 +171,16 @@ impl Store {
             .cache_capacity(64 << 20)
             .open()
             .map_err(|e| Error::from(e).context(format!("cannot open the state in {}", dir.display())))?;
-        let mut next = [0u64; 3];
-        for (i, prefix) in [OUTBOX, RECORDS, DEAD_LETTERS].into_iter().enumerate() {
-            next[i] = match db.scan_prefix([prefix]).next_back() {
+        let last = |prefix: u8| -> Result<u64, Error> {
+            Ok(match db.scan_prefix([prefix]).next_back() {
                 Some(entry) => seq_of(&entry?.0) + 1,
                 None => 0,
-            };
-        }
+            })
+        };
+        // A notification keeps its sequence as it moves from pending to
+        // sent or failed: the next one follows the highest of the three.
+        let notifications = last(PENDING)?.max(last(SENT)?).max(last(FAILED)?);
+        let next = [last(OUTBOX)?, last(RECORDS)?, last(DEAD_LETTERS)?, notifications];
         Ok(Store { db, next })
     }
 
@@ -149,6 +230,12 @@ impl Store {
             write.insert(&key(DEAD_LETTERS, self.next[2]), bytes);
             self.next[2] += 1;
         }
+        for entry in &batch.notifications {
+            let seq = self.next[3];
+            write.insert(&key(PENDING, seq), encode_entry(entry)?);
+            write.insert(by_id(&entry.notification.id), &seq.to_be_bytes());
+            self.next[3] += 1;
+        }
         if !batch.offsets.is_empty() {
             stored_offsets.extend(batch.offsets);
             let pairs: Vec<(&str, i32, i64)> = stored_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
@@ -169,6 +256,12 @@ impl Store {
         self.next[0]
     }
 
+    /// The sequence the next notification gets: every pending one below it
+    /// is flushed once [`commit`](Self::commit) has returned.
+    pub fn next_notification_seq(&self) -> u64 {
+        self.next[3]
+    }
+
     /// A handle for the publisher and the API: sled is shared between threads.
     pub fn handle(&self) -> StoreHandle {
         StoreHandle { db: self.db.clone() }
@@ -181,6 +274,18 @@ impl Store {
             let mut write = sled::Batch::default();
             for entry in self.db.range(key(prefix, 0)..key(prefix, first_kept)) {
                 write.remove(entry?.0);
+            }
+            self.db.apply_batch(write)?;
+        }
+        let first_kept = self.next[3].saturating_sub(keep);
+        for prefix in [SENT, FAILED] {
+            let mut write = sled::Batch::default();
+            for entry in self.db.range(key(prefix, 0)..key(prefix, first_kept)) {
+                let (k, v) = entry?;
+                if let Ok(old) = serde_json::from_slice::<NotificationEntry>(&v) {
+                    write.remove(by_id(&old.notification.id));
+                }
+                write.remove(k);
             }
             self.db.apply_batch(write)?;
         }
@@ -258,6 +363,94 @@ impl StoreHandle {
         letters.reverse();
         Ok(letters)
     }
+}
+
+impl StoreHandle {
+    /// The pending notifications below sequence `below` (those of flushed
+    /// batches), oldest first.
+    pub fn pending_notifications(&self, below: u64) -> Result<Vec<(u64, NotificationEntry)>, Error> {
+        let mut entries = Vec::new();
+        for entry in self.db.range(key(PENDING, 0)..key(PENDING, below)) {
+            let (k, v) = entry?;
+            entries.push((seq_of(&k), decode_entry(&k, &v)?));
+        }
+        Ok(entries)
+    }
+
+    /// Records a failed attempt of pending notification `seq` (its count,
+    /// error and next attempt). Not flushed: losing it costs an attempt
+    /// count, not a notification.
+    pub fn notification_attempted(&self, seq: u64, entry: &NotificationEntry) -> Result<(), Error> {
+        let k = key(PENDING, seq);
+        // Only while it is still pending: never resurrect a finished one.
+        if self.db.contains_key(k)? {
+            self.db.insert(k, encode_entry(entry)?)?;
+        }
+        Ok(())
+    }
+
+    /// Moves pending notification `seq` to the sent log (`sent`) or the
+    /// failed log, in one atomic batch. Not flushed: after a crash it may
+    /// be sent again, with the same id.
+    pub fn notification_done(&self, seq: u64, entry: &NotificationEntry, sent: bool) -> Result<(), Error> {
+        let mut write = sled::Batch::default();
+        write.remove(&key(PENDING, seq));
+        write.insert(&key(if sent { SENT } else { FAILED }, seq), encode_entry(entry)?);
+        self.db.apply_batch(write)?;
+        Ok(())
+    }
+
+    /// A notification by its id, with where it is; `None` if unknown (or
+    /// trimmed).
+    pub fn notification(&self, id: &str) -> Result<Option<(DeliveryState, NotificationEntry)>, Error> {
+        let Some(seq) = self.db.get(by_id(id))? else { return Ok(None) };
+        let Some(seq) = <[u8; 8]>::try_from(seq.as_ref()).ok().map(u64::from_be_bytes) else { return Ok(None) };
+        for (prefix, state) in
+            [(PENDING, DeliveryState::Pending), (SENT, DeliveryState::Sent), (FAILED, DeliveryState::Failed)]
+        {
+            let k = key(prefix, seq);
+            if let Some(v) = self.db.get(k)? {
+                let entry = decode_entry(&k, &v)?;
+                let state = match state {
+                    DeliveryState::Pending if entry.attempts > 0 => DeliveryState::Retrying,
+                    other => other,
+                };
+                return Ok(Some((state, entry)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Up to `limit` pending notifications, oldest first (the order they
+    /// go out in), or failed ones, newest first.
+    pub fn notifications(&self, failed: bool, limit: usize) -> Result<Vec<NotificationEntry>, Error> {
+        let mut entries = Vec::new();
+        if failed {
+            for entry in self.db.scan_prefix([FAILED]).rev().take(limit) {
+                let (k, v) = entry?;
+                entries.push(decode_entry(&k, &v)?);
+            }
+        } else {
+            for entry in self.db.scan_prefix([PENDING]).take(limit) {
+                let (k, v) = entry?;
+                entries.push(decode_entry(&k, &v)?);
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn by_id(id: &str) -> Vec<u8> {
+    [BY_ID, id.as_bytes()].concat()
+}
+
+fn encode_entry(entry: &NotificationEntry) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(entry).map_err(|e| Error::damaged(Domain::Store, "cannot encode a notification").caused_by(e))
+}
+
+fn decode_entry(k: &[u8], v: &[u8]) -> Result<NotificationEntry, Error> {
+    serde_json::from_slice(v)
+        .map_err(|e| Error::damaged(Domain::Store, format!("notification {} is damaged", seq_of(k))).caused_by(e))
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -347,6 +540,62 @@ mod tests {
         assert_eq!(outbox[0].1.payload, vec![0xff, 0]);
         assert_eq!(outbox[0].1.headers[0].1, b"bad");
         assert_eq!(store.handle().recent_records(5).unwrap(), vec!["{\"id\":\"a\"}".to_string()]);
+    }
+
+    #[test]
+    fn a_notification_keeps_its_sequence_from_pending_to_sent_or_failed() {
+        use mon_runtime::alerts::Notification;
+        let dir = tempfile::tempdir().unwrap();
+        let notification = |id: &str| -> Notification {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "channel": "ops", "at": 5, "event": "firing", "group_key": "ops/g",
+                "workflow": "w", "step": "s", "kind": "missing", "severity": "high", "group": {},
+                "program_hash": "h", "active": 1, "acknowledged": 0, "new": 1, "resolved": 0,
+                "escalated": false, "alerts": [], "summary": "s"
+            }))
+            .unwrap()
+        };
+        let mut offsets = Offsets::new();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            let batch = BatchWrite {
+                applied: Some(1),
+                notifications: vec![
+                    NotificationEntry::new(notification("a"), 10),
+                    NotificationEntry::new(notification("b"), 11),
+                ],
+                ..Default::default()
+            };
+            store.commit(batch, &mut offsets).unwrap();
+            assert_eq!(store.next_notification_seq(), 2);
+            let handle = store.handle();
+            assert_eq!(handle.pending_notifications(1).unwrap().len(), 1, "only below the flushed sequence");
+            let pending = handle.pending_notifications(2).unwrap();
+            let (seq, mut entry) = pending[0].clone();
+            entry.attempts = 1;
+            entry.last_error = Some("503".into());
+            handle.notification_attempted(seq, &entry).unwrap();
+            assert_eq!(handle.notification("a").unwrap().unwrap().0, DeliveryState::Retrying);
+            handle.notification_done(seq, &entry, true).unwrap();
+            handle.notification_done(pending[1].0, &pending[1].1, false).unwrap();
+            // A late attempt record does not bring a finished one back.
+            handle.notification_attempted(seq, &entry).unwrap();
+            assert!(handle.pending_notifications(2).unwrap().is_empty());
+            store.flush().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.next_notification_seq(), 2, "sent and failed ones keep their sequence");
+        let handle = store.handle();
+        let (state, entry) = handle.notification("a").unwrap().unwrap();
+        assert_eq!((state, entry.attempts), (DeliveryState::Sent, 1));
+        assert_eq!(handle.notification("b").unwrap().unwrap().0, DeliveryState::Failed);
+        assert_eq!(handle.notifications(true, 10).unwrap().len(), 1);
+        let batch =
+            BatchWrite { notifications: vec![NotificationEntry::new(notification("c"), 12)], ..Default::default() };
+        store.commit(batch, &mut offsets).unwrap();
+        store.trim(1).unwrap();
+        assert!(handle.notification("a").unwrap().is_none(), "trimmed with its index");
+        assert_eq!(handle.notification("c").unwrap().unwrap().0, DeliveryState::Pending);
     }
 
     #[test]

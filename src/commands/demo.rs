@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mon_runtime::aggregates::Status;
+use mon_runtime::alerts::Notification;
 use mon_service::config::{Config, HttpConfig, LogConfig};
+use mon_service::delivery::{Deliver, Delivery};
 use mon_service::processor::StatusView;
 
 use crate::commands::run::compile_tree;
@@ -89,12 +91,14 @@ pub fn run(args: Args) -> Outcome {
     let feeder = Arc::new(Mutex::new(None));
     let feeder_slot = feeder.clone();
     let started = Instant::now();
-    let outcome = mon_service::run(config, &program, mon_stdlib::registry(), stop.clone(), move |address| {
+    let console = Arc::new(ConsoleDeliverer);
+    let listening = move |address: std::net::SocketAddr| {
         say!("mon demo: {} workflows from {} ({})", workflows.len(), rules.display(), workflows.join(", "));
         say!("  events in:  POST http://{address}/api/v1/events (NDJSON or a JSON array)");
         say!("  status:     http://{address}/api/v1/status");
         say!("  records:    http://{address}/api/v1/records?limit=20");
         say!("  metrics:    http://{address}/metrics");
+        say!("  alerts:     http://{address}/api/v1/alerts (notifications are printed here, grouped)");
         say!("  state:      {state_shown}");
         say!("Feeding generated events (the last 25 minutes first, as a backlog); Ctrl-C stops.\n");
         let handle =
@@ -102,7 +106,8 @@ pub fn run(args: Args) -> Outcome {
         if let Ok(mut slot) = feeder_slot.lock() {
             *slot = Some(handle);
         }
-    });
+    };
+    let outcome = mon_service::run_with(config, &program, mon_stdlib::registry(), stop.clone(), listening, console);
     // The feeder notices `stop` within half a second; after it, nothing
     // else is printed.
     if let Some(handle) = feeder.lock().ok().and_then(|mut slot| slot.take()) {
@@ -118,6 +123,20 @@ pub fn run(args: Args) -> Outcome {
             eprintln!("error: {e}");
             Outcome::Problems
         }
+    }
+}
+
+/// The demo's channel: every notification is printed on the console, one
+/// line each, instead of being sent (the examples' receivers are at
+/// example.com). The alert book has already grouped them: a stalled book
+/// is one line, then updates.
+struct ConsoleDeliverer;
+
+impl Deliver for ConsoleDeliverer {
+    fn deliver<'a>(&'a self, n: &'a Notification) -> Delivery<'a> {
+        let at = mon_stdlib::time::format_rfc3339(n.at);
+        say!("{at}  notify {:<16} {}", n.channel, n.summary);
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

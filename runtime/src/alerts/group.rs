@@ -368,8 +368,9 @@ fn summary(
             text.push_str(", …");
         }
     }
+    // Only a missing step is still overdue; a late one has happened.
     let firing = matches!(event, NotificationEvent::Firing | NotificationEvent::Renotify | NotificationEvent::Update);
-    if let (true, Some(deadline)) = (firing, alerts.first().and_then(|a| a.deadline)) {
+    if let (true, RecordKind::Missing, Some(deadline)) = (firing, kind, alerts.first().and_then(|a| a.deadline)) {
         if at > deadline {
             text.push_str(&format!(" (oldest {} past its deadline)", human_duration(at - deadline)));
         }

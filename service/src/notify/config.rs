@@ -72,10 +72,24 @@ pub fn resolve_secret_with(secrets: &Secrets, name: &str, env: impl Fn(&str) -> 
     secrets.get(name).cloned().or_else(|| env(name).filter(|v| !v.is_empty()).map(Secret))
 }
 
+/// `[notify] deliver`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliverTo {
+    #[default]
+    Receivers,
+    Log,
+}
+
 /// `[notify]`: how notifications reach their receivers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
+    /// Where notifications go: `receivers` (the channels' own: email,
+    /// webhooks, PagerDuty...) or `log` (one log line each, nothing sent
+    /// and no secret needed: for `mon demo`, trying rules out, and
+    /// examples whose receivers do not exist).
+    pub deliver: DeliverTo,
     /// Where mon's HTTP API is reachable from a receiver's point of view
     /// (`https://mon.example.com`); Alertmanager's `generatorURL` and the
     /// links in Slack messages and emails point there. Absent: no links.

@@ -359,3 +359,15 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// The delivery task sends through the notifiers: one attempt per call;
+/// the task retries and keeps each group's order.
+impl crate::delivery::Deliver for Notifiers {
+    fn deliver<'a>(&'a self, notification: &'a Notification) -> crate::delivery::Delivery<'a> {
+        Box::pin(async move {
+            self.send(notification)
+                .await
+                .map_err(|failure| crate::delivery::DeliveryFailure { retry: failure.retry, message: failure.message })
+        })
+    }
+}
