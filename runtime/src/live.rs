@@ -126,6 +126,15 @@ impl<'p> Live<'p> {
         self
     }
 
+    /// Turns alerting off, dropping a book a snapshot brought back.
+    pub fn without_alerts(mut self) -> Self {
+        self.book = None;
+        if let Some(simulation) = self.simulation.take() {
+            self.simulation = Some(simulation.without_alerts());
+        }
+        self
+    }
+
     /// The alert book, when alerting is on.
     pub fn book(&self) -> Option<&AlertBook<'p>> {
         match &self.simulation {

@@ -79,6 +79,12 @@ impl<'p> Simulation<'p> {
         self
     }
 
+    /// Stops feeding an alert book.
+    pub fn without_alerts(mut self) -> Self {
+        self.book = None;
+        self
+    }
+
     /// Restores the alert book saved with the engine's state.
     pub fn restore_book(&mut self, state: BookState) {
         let config = self.book.as_ref().map(|b| b.config()).unwrap_or_default();

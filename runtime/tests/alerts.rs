@@ -443,3 +443,19 @@ fn a_replay_resumed_from_a_snapshot_gives_the_same_book_and_notifications() {
     assert!(whole.iter().any(|n| n.acknowledged == 1), "the replay includes an ack");
     assert!(whole.len() >= 3, "{:?}", whole.iter().map(brief).collect::<Vec<_>>());
 }
+
+#[test]
+fn alerting_turned_off_drops_the_book_a_snapshot_brought_back() {
+    let program = program(RULES);
+    let start = at("2026-03-02T08:00:00Z");
+    for mode in [ClockMode::Event, ClockMode::Wall] {
+        let mut live = Live::new(&program, mon_stdlib::registry(), mode, None).with_alerts(BookConfig::default());
+        let mut records = Vec::new();
+        live.apply(&Input::Tick(start), &mut records);
+        live.apply(&Input::Line(placed(1, start)), &mut records);
+        let snapshot = live.snapshot_bytes().expect("a snapshot");
+        let resumed = Live::resume_bytes(&program, mon_stdlib::registry(), &snapshot).expect("resumes");
+        assert!(resumed.book().is_some(), "{mode:?}: the snapshot carries the book");
+        assert!(resumed.without_alerts().book().is_none(), "{mode:?}");
+    }
+}

@@ -147,9 +147,10 @@ pub fn run_with(
         None => Live::new(program, functions, config.clock, config.from_ms()),
     };
     // Also after a snapshot: it carries the book's state, not its settings.
-    if let Some(book) = config.alerts.book() {
-        live = live.with_alerts(book);
-    }
+    live = match config.alerts.book() {
+        Some(book) => live.with_alerts(book),
+        None => live.without_alerts(),
+    };
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 

@@ -37,6 +37,12 @@ pub struct HttpReceiver {
 
 impl HttpReceiver {
     pub async fn start() -> HttpReceiver {
+        HttpReceiver::start_on("127.0.0.1:0").await
+    }
+
+    /// On a given address (`127.0.0.1:PORT`), to come back where a
+    /// receiver that was down is expected.
+    pub async fn start_on(address: &str) -> HttpReceiver {
         use axum::body::Bytes;
         use axum::http::{HeaderMap, StatusCode, Uri};
         let requests: Arc<Mutex<Vec<Recorded>>> = Arc::default();
@@ -61,7 +67,7 @@ impl HttpReceiver {
             }
         };
         let app = axum::Router::new().fallback(handler);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(address).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         HttpReceiver { base, requests }
@@ -162,10 +168,17 @@ impl Mail {
 
 impl SmtpServer {
     pub fn start(dir: &Path) -> SmtpServer {
+        SmtpServer::start_on(dir, 0)
+    }
+
+    /// On `port` (0: a free one), saving into `dir`, numbering after the
+    /// messages already there.
+    pub fn start_on(dir: &Path, port: u16) -> SmtpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(&script)
             .arg(dir)
+            .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

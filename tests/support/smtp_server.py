@@ -3,9 +3,9 @@
 python3-aiosmtpd, installed by scripts/setup-test-env for the system
 Python, hence /usr/bin/python3).
 
-    smtp_server.py DIRECTORY
+    smtp_server.py DIRECTORY [PORT]
 
-Listens on a free port of 127.0.0.1 and prints `listening PORT` once it
+Listens on PORT (default: a free port) of 127.0.0.1 and prints `listening PORT` once it
 accepts connections. Each message accepted is saved as DIRECTORY/NNNN.eml:
 a first line of JSON with the envelope (`mail_from`, `rcpt_tos`), then the
 message as received. The file is written under another name and renamed,
@@ -29,7 +29,8 @@ from aiosmtpd.smtp import SMTP
 class Saver:
     def __init__(self, directory):
         self.directory = directory
-        self.count = 0
+        # A server restarted on the same directory goes on numbering.
+        self.count = len([n for n in os.listdir(directory) if n.endswith(".eml")])
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("bounce"):
@@ -58,7 +59,8 @@ def exit_when_stdin_closes():
 async def main():
     saver = Saver(sys.argv[1])
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(saver), "127.0.0.1", 0)
+    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    server = await loop.create_server(lambda: SMTP(saver), "127.0.0.1", port, reuse_address=True)
     port = server.sockets[0].getsockname()[1]
     print(f"listening {port}", flush=True)
     await server.serve_forever()
