@@ -233,3 +233,52 @@ fn alertmanager_lists_a_missing_step_and_shows_it_resolved_after_the_late_event(
     assert_eq!(sent, Some(2.0), "firing, then resolved");
     service.terminate();
 }
+
+/// A channel whose secret nobody gave stops `mon run` before it starts
+/// anything, naming the channel, not at the first alert; with
+/// `deliver = "log"` nothing is sent, so no secret is needed.
+#[test]
+fn an_unresolved_secret_is_a_configuration_error_at_start_naming_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("trade.mon"),
+        "event placed { id: string }\nevent booked { id: string }\n\
+         channel pager pagerduty secret(\"MON_TEST_UNSET_ROUTING_KEY\")\n\
+         workflow trade { key id\n notify pager\n expect placed\n then booked within 1m }\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["run", rules.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .args(["--listen", &service::free_address()])
+        .env_remove("MON_TEST_UNSET_ROUTING_KEY")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("mon run started without the secret");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pager") && stderr.contains("MON_TEST_UNSET_ROUTING_KEY"), "{stderr}");
+    assert!(!state.exists(), "it started: the state directory was made");
+
+    let config = dir.path().join("mon.toml");
+    std::fs::write(&config, "[notify]\ndeliver = \"log\"\n").unwrap();
+    let service = Service::start(
+        &["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), rules.to_str().unwrap()],
+        &dir.path().join("mon.log"),
+    );
+    service.terminate();
+}
