@@ -257,7 +257,8 @@ fn simulate_notifications_shows_the_paging_a_replay_would_cause() {
     let pages: Vec<&serde_json::Value> = lines.iter().filter(|l| l["channel"] == "trade_pager").collect();
     assert!(!pages.is_empty(), "high alerts page trade_pager: {lines:?}");
     let acked = pages.iter().find(|l| l["step"] == "acked" && l["kind"] == "notification").expect("acked pages");
-    // Group values in the workflow's `group by region, book` order, by name.
+    // Each `group by` value under its own field's name (they were once
+    // paired in the wrong order).
     assert_eq!(acked["group"], serde_json::json!({"region": "APAC", "book": "EQ-HK-1"}));
     assert!(acked["at"].as_str().is_some_and(|at| at.ends_with('Z')), "{acked}");
 

@@ -342,8 +342,10 @@ fn at_risk_is_superseded_by_missing_and_an_alternative_step_ends_both() {
 }
 
 /// A weekly window over a night when the clocks change: alerts whose
-/// records fall inside it are suppressed, and only those.
-fn maintenance_case(window: &str, instants: &[&str]) -> Vec<(String, AlertState)> {
+/// records fall inside it are suppressed until the window ends, and only
+/// those; nothing about them is sent before that end, and what is still
+/// active is told after it. Returns (opened, suppressed until) per alert.
+fn maintenance_case(window: &str, instants: &[&str], window_end: &str) -> Vec<(String, Option<String>)> {
     let rules = format!("{RULES}\nmaintenance night {window} for trade\n");
     let program = program(&rules);
     let mut lines = Vec::new();
@@ -351,7 +353,6 @@ fn maintenance_case(window: &str, instants: &[&str]) -> Vec<(String, AlertState)
         // Placed a minute before: its `missing` record is made at `instant`.
         lines.push(placed(n as u64, at(instant) - MINUTE));
     }
-    lines.sort_by_key(|l| l[l.find("\"time\"").unwrap_or(0)..].to_string());
     let end = at(instants.last().expect("instants")) + MINUTE;
     let mut simulation =
         Simulation::new(&program, mon_stdlib::registry(), None, Some(end)).with_alerts(BookConfig::default());
@@ -361,16 +362,50 @@ fn maintenance_case(window: &str, instants: &[&str]) -> Vec<(String, AlertState)
     }
     simulation.finish(&mut records);
     let book = simulation.book().expect("alerting is on");
-    let mut states: Vec<(i64, String, AlertState)> =
-        book.alerts().map(|a| (a.opened_at, mon_stdlib::time::format_rfc3339(a.opened_at), a.state)).collect();
-    states.sort_by_key(|s| s.0);
-    let sent_keys: Vec<String> =
-        simulation.notifications.iter().flat_map(|n| n.alerts.iter().map(|a| a.key["id"].clone())).collect();
-    for (n, state) in states.iter().enumerate() {
-        let key = format!("T{n}");
-        assert_eq!(state.2 == AlertState::Suppressed, !sent_keys.contains(&key), "{key}: {state:?}");
+    let mut alerts: Vec<_> = book.alerts().collect();
+    alerts.sort_by_key(|a| a.opened_at);
+    let window_end = at(window_end);
+    for alert in &alerts {
+        let key = &alert.key["id"];
+        let told: Vec<i64> = simulation
+            .notifications
+            .iter()
+            .filter(|n| n.alerts.iter().any(|a| &a.key["id"] == key))
+            .map(|n| n.at)
+            .collect();
+        let inside =
+            alert.history.iter().any(|e| e.what == "suppressed" && e.reason.as_deref() == Some("maintenance night"));
+        if inside {
+            assert!(told.iter().all(|t| *t >= window_end), "{key} was told inside the window: {told:?}");
+            assert!(
+                !told.is_empty(),
+                "{key} is still missing after the window and was never told: {:?} {:?}",
+                alert.history,
+                simulation
+                    .notifications
+                    .iter()
+                    .map(|n| (n.event, mon_stdlib::time::format_rfc3339(n.at), n.active))
+                    .collect::<Vec<_>>()
+            );
+            assert!(
+                alert.history.iter().any(|e| e.what == "unsuppressed" && e.at == window_end),
+                "{:?}",
+                alert.history
+            );
+        } else {
+            assert!(told.iter().any(|t| *t < window_end.max(alert.opened_at + MINUTE)), "{key} was held: {told:?}");
+        }
     }
-    states.into_iter().map(|(_, at, state)| (at, state)).collect()
+    alerts
+        .iter()
+        .map(|a| {
+            let suppressed = a.history.iter().find(|e| e.what == "suppressed").map(|_| {
+                let until = a.history.iter().find(|e| e.what == "unsuppressed").map(|e| e.at);
+                until.map(mon_stdlib::time::format_rfc3339).unwrap_or_default()
+            });
+            (mon_stdlib::time::format_rfc3339(a.opened_at), suppressed)
+        })
+        .collect()
 }
 
 #[test]
@@ -380,13 +415,14 @@ fn a_maintenance_window_across_the_october_change_suppresses_exactly_the_alerts_
     let states = maintenance_case(
         "every sat 22:00 to sun 06:00 Europe/London",
         &["2026-10-24T20:59:00Z", "2026-10-24T21:00:00Z", "2026-10-25T05:59:00Z", "2026-10-25T06:00:00Z"],
+        "2026-10-25T06:00:00Z",
     );
-    use AlertState::{Open, Suppressed};
+    let until = Some("2026-10-25T06:00:00Z".to_string());
     let expected = [
-        ("2026-10-24T20:59:00Z", Open),
-        ("2026-10-24T21:00:00Z", Suppressed),
-        ("2026-10-25T05:59:00Z", Suppressed),
-        ("2026-10-25T06:00:00Z", Open),
+        ("2026-10-24T20:59:00Z", None),
+        ("2026-10-24T21:00:00Z", until.clone()),
+        ("2026-10-25T05:59:00Z", until),
+        ("2026-10-25T06:00:00Z", None),
     ];
     assert_eq!(states, expected.map(|(a, s)| (a.to_string(), s)));
 }
@@ -398,13 +434,14 @@ fn a_maintenance_window_across_the_march_change_suppresses_exactly_the_alerts_in
     let states = maintenance_case(
         "every sat 22:00 to sun 06:00 Europe/London",
         &["2026-03-28T21:59:00Z", "2026-03-28T22:00:00Z", "2026-03-29T04:59:00Z", "2026-03-29T05:00:00Z"],
+        "2026-03-29T05:00:00Z",
     );
-    use AlertState::{Open, Suppressed};
+    let until = Some("2026-03-29T05:00:00Z".to_string());
     let expected = [
-        ("2026-03-28T21:59:00Z", Open),
-        ("2026-03-28T22:00:00Z", Suppressed),
-        ("2026-03-29T04:59:00Z", Suppressed),
-        ("2026-03-29T05:00:00Z", Open),
+        ("2026-03-28T21:59:00Z", None),
+        ("2026-03-28T22:00:00Z", until.clone()),
+        ("2026-03-29T04:59:00Z", until),
+        ("2026-03-29T05:00:00Z", None),
     ];
     assert_eq!(states, expected.map(|(a, s)| (a.to_string(), s)));
 }
@@ -458,4 +495,93 @@ fn alerting_turned_off_drops_the_book_a_snapshot_brought_back() {
         assert!(resumed.book().is_some(), "{mode:?}: the snapshot carries the book");
         assert!(resumed.without_alerts().book().is_none(), "{mode:?}");
     }
+}
+
+#[test]
+fn an_ack_in_the_group_wait_does_not_hurry_the_first_message_and_a_partial_ack_sends_nothing() {
+    let program = program(RULES);
+    let start = at("2026-03-02T08:00:00Z");
+    let id1 = alert_id(&program, &[placed(1, start), placed(99, start + 2 * MINUTE)], "T1");
+    let id2 = alert_id(&program, &[placed(2, start), placed(99, start + 2 * MINUTE)], "T2");
+    let inputs = vec![
+        Input::Line(placed(1, start)),
+        Input::Line(placed(2, start)),
+        clock(start + MINUTE + 10_000), // both missing at 08:01; firing due 08:01:30
+        command(&id1, Action::Ack),
+        clock(start + 3 * MINUTE),
+        command(&id2, Action::Ack),
+        clock(start + 30 * MINUTE),
+    ];
+    let (notifications, results) = live_run(&program, &inputs);
+    assert_eq!(results, [Ok(AlertState::Acknowledged), Ok(AlertState::Acknowledged)]);
+    let sent: Vec<String> = notifications
+        .iter()
+        .map(|n| {
+            format!("{} at {} acknowledged={}", n.event.name(), mon_stdlib::time::format_rfc3339(n.at), n.acknowledged)
+        })
+        .collect();
+    // Firing at the end of the group wait with one of two acknowledged;
+    // the last acknowledgement is told at once; nothing renotifies after.
+    assert_eq!(
+        sent,
+        ["firing at 2026-03-02T08:01:30Z acknowledged=1", "acknowledged at 2026-03-02T08:03:00Z acknowledged=2"]
+    );
+}
+
+#[test]
+fn an_alert_unacknowledged_after_its_escalation_time_escalates_at_once() {
+    let program = program(&RULES.replace("renotify 10m", "escalate after 15m to lead"));
+    let start = at("2026-03-02T08:00:00Z");
+    let id = alert_id(&program, &[placed(1, start), placed(99, start + 2 * MINUTE)], "T1");
+    let inputs = vec![
+        Input::Line(placed(1, start)),
+        clock(start + 2 * MINUTE),
+        command(&id, Action::Ack),
+        clock(start + 30 * MINUTE),
+        command(&id, Action::Unack),
+        clock(start + 40 * MINUTE),
+    ];
+    let (notifications, _) = live_run(&program, &inputs);
+    let lead: Vec<String> = notifications
+        .iter()
+        .filter(|n| n.channel == "lead")
+        .map(|n| format!("{} at {}", n.event.name(), mon_stdlib::time::format_rfc3339(n.at)))
+        .collect();
+    // Due at 08:16 while acknowledged; unacknowledged at 08:30: escalated
+    // then, and the lead's group waits 30 s.
+    assert_eq!(lead, ["firing at 2026-03-02T08:30:30Z"]);
+}
+
+#[test]
+fn a_book_restored_under_changed_rules_finds_its_alerts_by_name() {
+    let before = program(RULES);
+    let start = at("2026-03-02T08:00:00Z");
+    let mut live =
+        Live::new(&before, mon_stdlib::registry(), ClockMode::Event, None).with_alerts(BookConfig::default());
+    let mut records = Vec::new();
+    for line in [placed(1, start), event("noise", 1, start + 2 * MINUTE, "{}")] {
+        live.apply(&Input::Line(line), &mut records);
+    }
+    let told_before = live.take_notifications();
+    assert_eq!(told_before.len(), 1);
+    let snapshot = live.snapshot_bytes().expect("a snapshot");
+
+    // Another workflow first and the channels in another order: every id
+    // the state holds means something else now.
+    let changed = RULES
+        .replace("channel ops webhook", "channel first_new email \"x@example.com\"\nchannel ops webhook")
+        .replace("workflow trade {", "workflow other { key id\n expect booked }\nworkflow trade {");
+    let after = program(&changed);
+    assert_ne!(after.workflows[0].name, "trade");
+    let mut resumed = Live::resume_bytes(&after, mon_stdlib::registry(), &snapshot)
+        .expect("resumes")
+        .with_alerts(BookConfig::default());
+    resumed.apply(&Input::Line(event("noise", 2, start + 10 * MINUTE, "{}")), &mut records);
+    let told_after = resumed.take_notifications();
+    let alert = resumed.book().expect("alerting is on").alerts().next().expect("the alert").clone();
+    assert_eq!((alert.workflow.as_str(), alert.step.as_str(), alert.state), ("trade", "booked", AlertState::Open));
+    // The active alert is told again, to the channel of the same name,
+    // under an id the old rules never made.
+    assert_eq!(told_after.iter().map(|n| n.channel.as_str()).collect::<Vec<_>>(), ["ops"]);
+    assert_ne!(told_after[0].id, told_before[0].id);
 }

@@ -22,8 +22,8 @@
 //!   A restart tries every pending item at once.
 //!
 //! The real notifiers (email, webhook, Slack, PagerDuty, Alertmanager,
-//! SMS) implement [`Deliver`]; until they are configured, [`LogDeliverer`]
-//! writes each notification as one log line.
+//! SMS) implement [`Deliver`]; with `[notify] deliver = "log"`,
+//! [`LogDeliverer`] writes each notification as one log line instead.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -87,6 +87,7 @@ impl Deliver for LogDeliverer {
     fn deliver<'a>(&'a self, n: &'a Notification) -> Delivery<'a> {
         tracing::info!(
             id = %n.id,
+            at = %mon_stdlib::time::format_rfc3339(n.at),
             channel = %n.channel,
             event = n.event.name(),
             group_key = %n.group_key,

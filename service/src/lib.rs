@@ -97,7 +97,9 @@ pub fn log_start(rules: &std::path::Path, program: &Program, config: &Config) {
 /// hand, snapshot and flush the state, drain the outbox, stop HTTP.
 /// `listening` is called with the HTTP address once it is bound. Returns
 /// the last status (as `/api/v1/status` gave it), taken after the last batch.
-/// Notifications go to the log ([`delivery::LogDeliverer`]); see [`run_with`].
+/// Notifications go to the channels' receivers (the [`notify::Notifiers`],
+/// built first, so that a missing secret stops the start), or to the log
+/// with `[notify] deliver = "log"`; [`run_with`] takes another deliverer.
 pub fn run(
     config: Config,
     program: &Program,

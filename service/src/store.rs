@@ -390,13 +390,17 @@ impl StoreHandle {
     }
 
     /// Moves pending notification `seq` to the sent log (`sent`) or the
-    /// failed log, in one atomic batch. Not flushed: after a crash it may
-    /// be sent again, with the same id.
+    /// failed log, in one atomic batch, and flushes it: a receiver that
+    /// does not drop repeats (an SMTP server, Slack) gets a notification
+    /// twice only when the process dies between the receiver's answer and
+    /// this flush. Notifications are few (the book groups them), so one
+    /// fsync each costs little.
     pub fn notification_done(&self, seq: u64, entry: &NotificationEntry, sent: bool) -> Result<(), Error> {
         let mut write = sled::Batch::default();
         write.remove(&key(PENDING, seq));
         write.insert(&key(if sent { SENT } else { FAILED }, seq), encode_entry(entry)?);
         self.db.apply_batch(write)?;
+        self.db.flush()?;
         Ok(())
     }
 

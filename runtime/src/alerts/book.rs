@@ -31,7 +31,7 @@ impl Default for BookConfig {
 
 /// How long a group whose message falls in a maintenance window waits
 /// before it looks again.
-const MAINTENANCE_RECHECK_MS: i64 = 60_000;
+pub(super) const RECHECK_MS: i64 = 60_000;
 
 /// One alert: an item's step that is missing, at risk, late, early, out of
 /// order, a duplicate or unexpected.
@@ -62,6 +62,10 @@ pub struct Alert {
     pub excerpt: serde_json::Value,
     /// With state `suppressed`: until when (ms); `None` until resolved.
     pub suppressed_until: Option<i64>,
+    /// With state `suppressed`: the state it goes back to (open or
+    /// acknowledged) when the suppression ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed_from: Option<AlertState>,
     pub resolved_at: Option<i64>,
     /// Why it was resolved, in words.
     pub resolution: Option<String>,
@@ -106,11 +110,12 @@ impl Alert {
     }
 }
 
-/// What the book's timers do when they come due.
+/// What the book's timers do when they come due. At one instant they fire
+/// in this order: state changes first, messages last, so a message says
+/// what the instant left (an alert back from a suppression at 06:00 is in
+/// the group's message at 06:00).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(super) enum Timer {
-    /// A group's next message (if the group still wants it then).
-    Flush(GroupId),
     /// An alert's escalation number `n` (index into its step's `escalate`).
     Escalate(String, u32),
     /// A suppression ends.
@@ -119,6 +124,8 @@ pub(super) enum Timer {
     Expire(String),
     /// A resolved alert is dropped from the book.
     Forget(String),
+    /// A group's next message (if the group still wants it then).
+    Flush(GroupId),
 }
 
 /// Everything the book knows; serialisable for the service's snapshot.
@@ -129,6 +136,9 @@ pub struct BookState {
     pub(super) timers: BTreeSet<(i64, Timer)>,
     /// The latest instant the book has seen.
     pub clock: i64,
+    /// The rules whose ids (workflow, step, channel) the state uses.
+    #[serde(default)]
+    pub(super) program_hash: String,
 }
 
 pub struct AlertBook<'p> {
@@ -151,20 +161,60 @@ impl<'p> AlertBook<'p> {
         AlertBook::restore(program, config, BookState::default())
     }
 
-    pub fn restore(program: &'p Program, config: BookConfig, state: BookState) -> Self {
+    pub fn restore(program: &'p Program, config: BookConfig, mut state: BookState) -> Self {
+        let program_hash = program.hash();
+        let rules_changed = !state.program_hash.is_empty() && state.program_hash != program_hash;
+        let rebase = rules_changed.then(|| std::mem::take(&mut state.groups));
+        state.program_hash = program_hash.clone();
         let mut active: HashMap<(u32, String), Vec<String>> = HashMap::new();
         for alert in state.alerts.values().filter(|a| a.state != AlertState::Resolved) {
             active.entry((alert.workflow_id, alert.item.clone())).or_default().push(alert.id.clone());
         }
         let group_index = state.groups.iter().enumerate().map(|(i, g)| (g.identity(), i as GroupId)).collect();
-        AlertBook {
-            program,
-            config,
-            program_hash: program.hash(),
-            state,
-            active,
-            group_index,
-            resolved_by_step: Vec::new(),
+        let mut book =
+            AlertBook { program, config, program_hash, state, active, group_index, resolved_by_step: Vec::new() };
+        if rebase.is_some() {
+            book.rebase();
+        }
+        book
+    }
+
+    /// The state was made by other rules: workflow, step and channel ids
+    /// may mean something else now. Alerts are matched to the new rules by
+    /// name (those whose step is gone resolve), groups start again, and
+    /// the active alerts join them as new: their receivers hear of them
+    /// again, under notification ids the new rules' hash makes distinct.
+    fn rebase(&mut self) {
+        let at = self.state.clock;
+        self.state.timers.retain(|(_, timer)| !matches!(timer, Timer::Flush(_)));
+        self.group_index.clear();
+        let ids: Vec<String> = self.state.alerts.keys().cloned().collect();
+        for id in ids {
+            let Some(alert) = self.state.alerts.get_mut(&id) else { continue };
+            alert.groups.clear();
+            let found = self
+                .program
+                .workflow(&alert.workflow)
+                .and_then(|w| w.steps.iter().find(|s| s.name == alert.step).map(|s| (w.id, s.id)));
+            match found {
+                Some((workflow, step)) => {
+                    alert.workflow_id = workflow;
+                    alert.step_id = step;
+                }
+                None if alert.state != AlertState::Resolved => {
+                    self.resolve(&id, at, "its rule is gone from the active rules".into(), None);
+                    continue;
+                }
+                None => continue,
+            }
+            let state = alert.state;
+            if matches!(state, AlertState::Open | AlertState::Acknowledged) {
+                self.activate(&id, at, state);
+            }
+        }
+        self.active.clear();
+        for alert in self.state.alerts.values().filter(|a| a.state != AlertState::Resolved) {
+            self.active.entry((alert.workflow_id, alert.item.clone())).or_default().push(alert.id.clone());
         }
     }
 
@@ -252,8 +302,10 @@ impl<'p> AlertBook<'p> {
                 let Some(alert) = self.state.alerts.get_mut(&id) else { return };
                 if alert.state == AlertState::Suppressed && alert.suppressed_until == Some(due) {
                     alert.suppressed_until = None;
+                    let back_to = alert.suppressed_from.take().unwrap_or(AlertState::Open);
                     alert.history.push(AlertEntry::new(due, "unsuppressed"));
-                    self.activate(&id, due, AlertState::Open);
+                    self.activate(&id, due, back_to);
+                    self.arm_escalations(&id, due);
                 }
             }
             Timer::Expire(id) => {
@@ -331,6 +383,7 @@ impl<'p> AlertBook<'p> {
             program_hash: self.program_hash.clone(),
             excerpt: excerpt(self.program, engine, workflow, &item),
             suppressed_until: None,
+            suppressed_from: None,
             resolved_at: None,
             resolution: None,
             history: vec![AlertEntry::new(at, "opened")],
@@ -340,8 +393,11 @@ impl<'p> AlertBook<'p> {
             groups: Vec::new(),
         };
         let id = alert.id.clone();
+        let window_end = if record.suppressed { maintenance_end(self.program, workflow.id, at) } else { None };
         if record.suppressed {
             alert.state = AlertState::Suppressed;
+            alert.suppressed_until = window_end;
+            alert.suppressed_from = Some(AlertState::Open);
             let mut entry = AlertEntry::new(at, "suppressed");
             entry.reason = Some(maintenance_name(self.program, workflow, at));
             alert.history.push(entry);
@@ -353,11 +409,45 @@ impl<'p> AlertBook<'p> {
         if one_shot {
             self.schedule(after(at, workflow.retain_ms), Timer::Expire(id.clone()));
         }
+        if let Some(end) = window_end {
+            // Told if still active when the window ends, as a silence ends.
+            self.schedule(end, Timer::Unsuppress(id.clone()));
+        }
         if !suppressed {
-            for (n, escalation) in step.alerting.escalate.iter().enumerate() {
-                self.schedule(after(at, escalation.after_ms), Timer::Escalate(id.clone(), n as u32));
-            }
             self.activate(&id, at, AlertState::Open);
+            self.arm_escalations(&id, at);
+        }
+    }
+
+    /// Schedules the alert's escalations, counted from `since` (when it
+    /// opened, or came back from a suppression); one already due fires now.
+    fn arm_escalations(&mut self, id: &str, since: i64) {
+        let Some(alert) = self.state.alerts.get(id) else { return };
+        let Some(step) =
+            self.program.workflows.get(alert.workflow_id as usize).and_then(|w| w.steps.get(alert.step_id as usize))
+        else {
+            return;
+        };
+        for (n, escalation) in step.alerting.escalate.iter().enumerate() {
+            self.schedule(after(since, escalation.after_ms), Timer::Escalate(id.to_string(), n as u32));
+        }
+    }
+
+    /// After an unacknowledgement: the escalations whose time passed while
+    /// the alert was acknowledged happen now.
+    fn escalate_overdue(&mut self, id: &str, now: i64) {
+        let Some(alert) = self.state.alerts.get(id) else { return };
+        let opened_at = alert.opened_at;
+        let Some(step) =
+            self.program.workflows.get(alert.workflow_id as usize).and_then(|w| w.steps.get(alert.step_id as usize))
+        else {
+            return;
+        };
+        let overdue: Vec<u32> = (0..step.alerting.escalate.len() as u32)
+            .filter(|n| step.alerting.escalate.get(*n as usize).is_some_and(|e| after(opened_at, e.after_ms) <= now))
+            .collect();
+        for n in overdue {
+            self.escalate(id, n, now);
         }
     }
 
@@ -435,6 +525,7 @@ impl<'p> AlertBook<'p> {
         alert.state = AlertState::Resolved;
         alert.resolved_at = Some(at);
         alert.suppressed_until = None;
+        alert.suppressed_from = None;
         alert.resolution = Some(why.clone());
         let mut entry = AlertEntry::new(at, "resolved");
         entry.reason = Some(why);
@@ -505,6 +596,7 @@ impl<'p> AlertBook<'p> {
                 }
                 entry.what = "unacknowledged".into();
                 self.set_acknowledged(id, at, false, &command.by);
+                self.escalate_overdue(id, at);
             }
             Action::Suppress { until } => {
                 if !matches!(state, AlertState::Open | AlertState::Acknowledged | AlertState::Suppressed) {
@@ -519,6 +611,9 @@ impl<'p> AlertBook<'p> {
                 entry.what = "suppressed".into();
                 self.deactivate(id, at, false);
                 if let Some(alert) = self.state.alerts.get_mut(id) {
+                    if alert.state != AlertState::Suppressed {
+                        alert.suppressed_from = Some(alert.state);
+                    }
                     alert.state = AlertState::Suppressed;
                     alert.suppressed_until = until;
                 }
@@ -644,7 +739,37 @@ pub(super) fn in_maintenance(program: &Program, workflow: u32, at: i64) -> bool 
         .any(|m| mon_stdlib::time::in_maintenance(&m.window, at))
 }
 
-pub(super) const RECHECK_MS: i64 = MAINTENANCE_RECHECK_MS;
+/// When the maintenance covering `workflow` at `at` ends: the first
+/// instant after `at` outside every window, found by doubling steps (a
+/// minute, two, four... up to two weeks) then halving them to the
+/// millisecond. Windows are contiguous stretches of local time, so this
+/// finds the end through daylight-saving changes as `in_maintenance` does.
+fn maintenance_end(program: &Program, workflow: u32, at: i64) -> Option<i64> {
+    const LIMIT_MS: i64 = 14 * 86_400_000;
+    let mut inside = at;
+    let mut step = 60_000;
+    let outside = loop {
+        if step > LIMIT_MS {
+            return None;
+        }
+        let probe = inside.saturating_add(step);
+        if !in_maintenance(program, workflow, probe) {
+            break probe;
+        }
+        inside = probe;
+        step *= 2;
+    };
+    let (mut inside, mut outside) = (inside, outside);
+    while outside - inside > 1 {
+        let middle = inside + (outside - inside) / 2;
+        if in_maintenance(program, workflow, middle) {
+            inside = middle;
+        } else {
+            outside = middle;
+        }
+    }
+    Some(outside)
+}
 
 /// `1h 2m 3s`, for people.
 pub(super) fn human_duration(ms: i64) -> String {

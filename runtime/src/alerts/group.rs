@@ -106,8 +106,12 @@ impl AlertBook<'_> {
         let workflow = workflow.map_or("", |w| w.name.as_str());
         let mut key = format!("{channel}/{workflow}.{step}/{kind}");
         if !group.is_empty() {
+            // Escaped, so that values holding the separators cannot make
+            // two groups one key (`a,b` + `c` against `a` + `b,c`).
+            let values: Vec<String> =
+                group.iter().map(|v| v.replace('%', "%25").replace(',', "%2C").replace('/', "%2F")).collect();
             key.push('/');
-            key.push_str(&group.join(","));
+            key.push_str(&values.join(","));
         }
         key
     }
@@ -136,14 +140,31 @@ impl AlertBook<'_> {
         self.changed(group, at, false);
     }
 
+    /// An alert of the group was acknowledged (`by` someone) or
+    /// unacknowledged (`None`).
     pub(super) fn acknowledgement_changed(&mut self, group: GroupId, at: i64, by: Option<&str>) {
+        let Some(g) = self.state.groups.get(group as usize) else { return };
+        let open =
+            g.members.iter().filter(|(_, id)| self.alert(id).is_some_and(|a| a.state == AlertState::Open)).count();
+        let (notified, acknowledged_sent) = (g.notified, g.acknowledged_sent);
         let Some(g) = self.state.groups.get_mut(group as usize) else { return };
-        g.acknowledgement_changed = true;
-        if let Some(by) = by {
-            g.acknowledged_by = Some(by.to_string());
+        match by {
+            // The last open alert of a notified group acknowledged: told at
+            // once, so a pager stops ringing. A partial acknowledgement is
+            // told in the group's next message, not by one of its own.
+            Some(by) if notified && open == 0 => {
+                g.acknowledgement_changed = true;
+                g.acknowledged_by = Some(by.to_string());
+                self.changed(group, at, true);
+            }
+            Some(_) => {}
+            // Open again after the receivers heard it was acknowledged.
+            None if acknowledged_sent => {
+                g.acknowledgement_changed = true;
+                self.changed(group, at, false);
+            }
+            None => {}
         }
-        // An acknowledgement is told at once: a pager must stop ringing.
-        self.changed(group, at, by.is_some());
     }
 
     /// Schedules the group's next message after a change: the group wait
@@ -175,14 +196,6 @@ impl AlertBook<'_> {
         let Some(g) = self.state.groups.get(group as usize) else { return };
         if g.next_flush != Some(due) {
             return; // rescheduled since
-        }
-        if in_maintenance(self.program, g.workflow, due) {
-            let next = due.saturating_add(RECHECK_MS);
-            if let Some(g) = self.state.groups.get_mut(group as usize) {
-                g.next_flush = Some(next);
-            }
-            self.schedule(next, Timer::Flush(group));
-            return;
         }
         let acknowledged = g
             .members
@@ -228,7 +241,20 @@ impl AlertBook<'_> {
             }
             return;
         }
-        let notification = self.notification(group, due, event, active, acknowledged);
+        // A window holds what would ring; an acknowledgement or a
+        // resolution goes out, so a pager can stop.
+        let rings =
+            matches!(event, NotificationEvent::Firing | NotificationEvent::Update | NotificationEvent::Renotify);
+        if rings && in_maintenance(self.program, g.workflow, due) {
+            let next = due.saturating_add(RECHECK_MS);
+            if let Some(g) = self.state.groups.get_mut(group as usize) {
+                g.next_flush = Some(next);
+            }
+            self.schedule(next, Timer::Flush(group));
+            return;
+        }
+        let Some(notification) = self.notification(group, due, event, active, acknowledged) else { return };
+        let Some(g) = self.state.groups.get(group as usize) else { return };
         let listed: Vec<String> = match event {
             NotificationEvent::Firing | NotificationEvent::Update | NotificationEvent::Renotify => g.joined.clone(),
             NotificationEvent::Acknowledged | NotificationEvent::Resolved => g.left.clone(),
@@ -272,11 +298,11 @@ impl AlertBook<'_> {
         event: NotificationEvent,
         active: usize,
         acknowledged: usize,
-    ) -> Notification {
-        let g = &self.state.groups[group as usize];
+    ) -> Option<Notification> {
+        let g = self.state.groups.get(group as usize)?;
         let program = self.program;
-        let workflow = &program.workflows[g.workflow as usize];
-        let step = &workflow.steps[g.step as usize];
+        let workflow = program.workflows.get(g.workflow as usize)?;
+        let step = workflow.steps.get(g.step as usize)?;
         let channel = program.channels.get(g.channel as usize).map_or_else(String::new, |c| c.name.clone());
         let brief = |id: &String| {
             self.alert(id).map(|a| AlertBrief {
@@ -303,9 +329,13 @@ impl AlertBook<'_> {
             workflow.group_by.iter().map(|f| f.name.clone()).zip(g.group.iter().cloned()).collect();
         let runbook = step.alerting.runbook.clone().or_else(|| workflow.alerting.runbook.clone());
         let what = Subject { event, severity, workflow: &workflow.name, step: &step.name, kind: g.kind };
-        let summary = summary(&what, at, active, &group_values, &alerts, g.left.len());
-        Notification {
-            id: AlertBook::digest(&[&g.key, &g.sent.to_string()]),
+        let summary = summary(&what, at, active, &group_values, &alerts, g.resolved as usize);
+        // The group and its message number make the id; the instant and
+        // the rules' hash keep it distinct when a replay under other
+        // settings or rules numbers the group's messages differently.
+        let id = AlertBook::digest(&[&g.key, &g.sent.to_string(), &at.to_string(), event.name(), &self.program_hash]);
+        Some(Notification {
+            id,
             channel,
             at,
             event,
@@ -319,13 +349,17 @@ impl AlertBook<'_> {
             program_hash: self.program_hash.clone(),
             active: active as u32,
             acknowledged: acknowledged as u32,
-            new: g.joined.iter().filter(|id| g.members.iter().any(|(_, m)| m == *id)).count() as u32,
+            new: g
+                .joined
+                .iter()
+                .filter(|id| self.alert(id).is_some_and(|a| g.members.contains(&(a.opened_at, (*id).clone()))))
+                .count() as u32,
             resolved: g.resolved,
             escalated: g.escalated,
             acknowledged_by: g.acknowledged_by.clone().filter(|_| event == NotificationEvent::Acknowledged),
             alerts,
             summary,
-        }
+        })
     }
 }
 
@@ -346,13 +380,13 @@ fn summary(
     active: usize,
     group: &BTreeMap<String, String>,
     alerts: &[AlertBrief],
-    left: usize,
+    resolved: usize,
 ) -> String {
     let Subject { event, severity, workflow, step, kind } = what;
     let mut text = format!("{} {severity} {workflow}.{step} {kind}", event.name().to_uppercase());
     let items = |n: usize| if n == 1 { "1 item".to_string() } else { format!("{n} items") };
     match event {
-        NotificationEvent::Resolved => text.push_str(&format!(": {} resolved", items(left))),
+        NotificationEvent::Resolved => text.push_str(&format!(": {} resolved", items(resolved))),
         NotificationEvent::Acknowledged => text.push_str(&format!(": {} acknowledged", items(active))),
         _ => text.push_str(&format!(": {}", items(active))),
     }
@@ -364,7 +398,7 @@ fn summary(
         let keys: Vec<String> = alerts.iter().map(|a| key_text(&a.key)).collect();
         text.push_str(" — ");
         text.push_str(&keys.join(", "));
-        if alerts.len() < active.max(left) {
+        if alerts.len() < active.max(resolved) {
             text.push_str(", …");
         }
     }
@@ -382,6 +416,6 @@ fn summary(
 pub fn key_text(key: &BTreeMap<String, String>) -> String {
     match key.len() {
         1 => key.values().next().cloned().unwrap_or_default(),
-        _ => key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+        _ => key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
     }
 }

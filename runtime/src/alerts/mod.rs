@@ -40,4 +40,5 @@ pub mod notification;
 
 pub use book::{Alert, AlertBook, AlertEntry, BookConfig, BookState};
 pub use command::{Action, Command, CommandError};
+pub use group::key_text;
 pub use notification::{AlertBrief, AlertState, Notification, NotificationEvent, FIRST_ALERTS};

@@ -24,7 +24,7 @@
 use mon_runtime::alerts::{Notification, NotificationEvent};
 use serde_json::{json, Map, Value};
 
-use super::{key_text, rfc3339};
+use super::{key_fields, rfc3339};
 
 /// How long an active alert stays active in Alertmanager without news.
 pub const HORIZON_MS: i64 = 24 * 3600 * 1000;
@@ -52,7 +52,7 @@ pub fn payload(n: &Notification, public_url: Option<&str>) -> Value {
     }
     annotations.insert("active".into(), n.active.to_string().into());
     annotations.insert("acknowledged".into(), n.acknowledged.to_string().into());
-    let keys: Vec<String> = n.alerts.iter().map(|a| key_text(&a.key)).collect();
+    let keys: Vec<String> = n.alerts.iter().map(|a| key_fields(&a.key)).collect();
     annotations.insert("first_keys".into(), keys.join("; ").into());
     if let Some(by) = &n.acknowledged_by {
         annotations.insert("acknowledged_by".into(), by.clone().into());

@@ -25,7 +25,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use mon_runtime::alerts::{Notification, NotificationEvent};
 
 use super::config::{Secret, SmtpConfig, SmtpTls};
-use super::{key_text, rfc3339, Retry, SendFailure};
+use super::{key_fields, rfc3339, Retry, SendFailure};
 
 /// The relay and the sender, shared by every email channel.
 #[derive(Clone)]
@@ -142,7 +142,7 @@ pub fn body(n: &Notification, public_url: Option<&str>) -> String {
     line("Kind", n.kind.name());
     line("Severity", n.severity.name());
     if !n.group.is_empty() {
-        line("Group", &key_text(&n.group));
+        line("Group", &key_fields(&n.group));
     }
     line("Active", &format!("{} ({} acknowledged)", n.active, n.acknowledged));
     line("New", &n.new.to_string());
@@ -157,7 +157,7 @@ pub fn body(n: &Notification, public_url: Option<&str>) -> String {
         let heading = if n.event == NotificationEvent::Resolved { "Last keys" } else { "First keys" };
         text.push_str(&format!("\n{heading}:\n"));
         for alert in &n.alerts {
-            text.push_str(&format!("  {}  ({}", key_text(&alert.key), alert.state.name()));
+            text.push_str(&format!("  {}  ({}", key_fields(&alert.key), alert.state.name()));
             if let Some(deadline) = alert.deadline {
                 text.push_str(&format!(", deadline {}", rfc3339(deadline)));
             }

@@ -342,8 +342,9 @@ pub(crate) fn rfc3339(ms: i64) -> String {
     mon_stdlib::time::format_rfc3339(ms)
 }
 
-/// `trade_id=T-1, book=B` for an alert's key.
-pub(crate) fn key_text(key: &BTreeMap<String, String>) -> String {
+/// Every field of a key, named: `trade_id=T-1, book=B` (the summary names
+/// only the value of a one-field key).
+pub(crate) fn key_fields(key: &BTreeMap<String, String>) -> String {
     key.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
 }
 

@@ -14,7 +14,7 @@ use mon_compiler::ir::Severity;
 use mon_runtime::alerts::{Notification, NotificationEvent};
 use serde_json::{json, Value};
 
-use super::{key_text, rfc3339, truncate};
+use super::{key_fields, rfc3339, truncate};
 
 /// PagerDuty refuses a longer `payload.summary`.
 const SUMMARY_MAX: usize = 1024;
@@ -39,7 +39,7 @@ pub fn payload(n: &Notification, routing_key: &str) -> Value {
     if action != "trigger" {
         return json!({"routing_key": routing_key, "event_action": action, "dedup_key": n.group_key});
     }
-    let first_keys: Vec<String> = n.alerts.iter().map(|a| key_text(&a.key)).collect();
+    let first_keys: Vec<String> = n.alerts.iter().map(|a| key_fields(&a.key)).collect();
     let mut body = json!({
         "routing_key": routing_key,
         "event_action": action,

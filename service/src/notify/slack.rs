@@ -11,7 +11,7 @@
 use mon_runtime::alerts::{Notification, NotificationEvent};
 use serde_json::{json, Value};
 
-use super::{key_text, rfc3339, truncate};
+use super::{key_fields, rfc3339, truncate};
 
 /// The first keys listed (of the notification's first alerts).
 const KEYS_SHOWN: usize = 10;
@@ -37,8 +37,8 @@ pub fn payload(n: &Notification, public_url: Option<&str>) -> Value {
             .iter()
             .take(KEYS_SHOWN)
             .map(|a| match a.deadline {
-                Some(deadline) => format!("• `{}` (deadline {})", escape(&key_text(&a.key)), rfc3339(deadline)),
-                None => format!("• `{}`", escape(&key_text(&a.key))),
+                Some(deadline) => format!("• `{}` (deadline {})", escape(&key_fields(&a.key)), rfc3339(deadline)),
+                None => format!("• `{}`", escape(&key_fields(&a.key))),
             })
             .collect();
         let heading = if n.event == NotificationEvent::Resolved { "Last keys" } else { "First keys" };
