@@ -586,6 +586,30 @@ mod tests {
     }
 
     #[test]
+    fn record_pages_are_newest_first_filtered_and_stable_under_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut offsets = Offsets::new();
+        let write = |store: &mut Store, offsets: &mut Offsets, ids: std::ops::Range<u32>| {
+            let records = ids
+                .map(|i| format!("{{\"id\":\"r{i}\",\"kind\":\"{}\"}}", if i % 2 == 0 { "late" } else { "missing" }));
+            store.commit(BatchWrite { records: records.collect(), ..Default::default() }, offsets).unwrap();
+        };
+        write(&mut store, &mut offsets, 0..7);
+        let ids = |page: &Page<String>| page.items.iter().map(|(_, r)| r[7..9].to_string()).collect::<Vec<_>>();
+        let late = |r: &str| r.contains("late").then(|| r.to_string());
+        let first = store.handle().records(None, 2, late).unwrap();
+        assert_eq!(ids(&first), ["r6", "r4"]);
+        // Appends after the first page do not shift the second.
+        write(&mut store, &mut offsets, 7..10);
+        let second = store.handle().records(first.next, 2, late).unwrap();
+        assert_eq!(ids(&second), ["r2", "r0"]);
+        assert_eq!(second.next, None, "the last page says so");
+        let newest = store.handle().records(None, 1, |r| Some(r.to_string())).unwrap();
+        assert_eq!(ids(&newest), ["r9"]);
+    }
+
+    #[test]
     fn a_notification_keeps_its_sequence_from_pending_to_sent_or_failed() {
         use mon_runtime::alerts::Notification;
         let dir = tempfile::tempdir().unwrap();

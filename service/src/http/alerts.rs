@@ -586,8 +586,8 @@ command_endpoint!(resolve, "/api/v1/alerts/{id}/resolve", CommandBody, "Resolves
 pub struct NotificationsQuery {
     /// `pending` (the default: oldest first, the order they go out in) or
     /// `failed` (newest first).
-    #[param(value_type = Option<NotificationList>)]
-    state: Option<String>,
+    #[param(inline)]
+    state: Option<NotificationList>,
     /// At most this many (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,

@@ -8,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
-use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
@@ -17,15 +17,16 @@ use super::Api;
 use crate::processor::{IngestReply, IngestRequest, Request, StatusView};
 
 /// A JSON array of event envelopes (CloudEvents in structured mode, or
-/// the configured `[envelope.mapping]`), at least one.
+/// the configured `[envelope.mapping]`), at least one. An item that is
+/// not a valid envelope is rejected in the answer, not refused.
 pub struct EventBatch;
 
 impl PartialSchema for EventBatch {
     fn schema() -> RefOr<Schema> {
-        let envelope = ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some("One event envelope; what it must hold depends on `[envelope]`"))
-            .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+        // Any JSON value: an item that is not a valid envelope is rejected
+        // in the answer and kept as a dead letter, not refused with a 400.
+        let envelope =
+            ObjectBuilder::new().description(Some("One event envelope; what it must hold depends on `[envelope]`"));
         ArrayBuilder::new().items(envelope).min_items(Some(1)).into()
     }
 }
@@ -69,9 +70,6 @@ pub async fn ingest(
     let lines: Vec<String> = if declared_json || text.trim_start().starts_with('[') {
         let items = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text)
             .map_err(|e| ApiError::invalid("body", format!("the body is not a JSON array of events: {e}")))?;
-        if let Some(index) = items.iter().position(|raw| !raw.get().trim_start().starts_with('{')) {
-            return Err(ApiError::invalid("body", format!("item {index} of the array is not a JSON object")));
-        }
         items.into_iter().map(|raw| raw.get().to_string()).collect()
     } else {
         text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()

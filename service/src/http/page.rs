@@ -33,9 +33,10 @@ pub fn decode_seq(text: &str) -> Result<u64, ApiError> {
 }
 
 /// The values of a parameter that takes a comma list and may be repeated
-/// (`kind=late,missing` or `kind=late&kind=missing`).
+/// (`kind=late,missing` or `kind=late&kind=missing`). An empty word is
+/// kept: for a parameter of known words it is a 400, not "no filter".
 pub fn list(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').filter(|w| !w.is_empty())
+    value.split(',')
 }
 
 #[cfg(test)]
