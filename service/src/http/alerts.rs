@@ -148,7 +148,7 @@ pub struct UnknownDelivery {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Delivery {
-    Known(NotificationView),
+    Known(Box<NotificationView>),
     Unknown(UnknownDelivery),
 }
 
@@ -228,7 +228,7 @@ fn detail(api: &Api, alert: &Alert, now: i64) -> Result<Json<AlertDetail>, ApiEr
             continue;
         }
         match api.store.notification(id) {
-            Ok(Some((state, entry))) => notifications.push(Delivery::Known(notification_view(state, &entry))),
+            Ok(Some((state, entry))) => notifications.push(Delivery::Known(Box::new(notification_view(state, &entry)))),
             // Trimmed from the sent log, or never written (alerting's
             // history outlives the log's limit).
             Ok(None) => notifications.push(Delivery::Unknown(UnknownDelivery { id: id.to_string(), state: "unknown" })),
