@@ -107,7 +107,7 @@ fn metric(service: &Service, name: &str, labels: &[&str]) -> f64 {
 
 fn records_api(service: &Service) -> Vec<Value> {
     let body = service.get("/api/v1/records?limit=1000").expect("GET /api/v1/records");
-    json(&body).as_array().expect("an array of records").clone()
+    json(&body)["records"].as_array().expect("an array of records").clone()
 }
 
 /// Sorted canonical texts: compares two record lists as multisets.
@@ -442,10 +442,13 @@ fn http_ingest_without_kafka_reports_each_line_and_keeps_records_and_dead_letter
     assert_eq!(records.iter().filter(|r| r["kind"] == "rejected").count(), 4, "{records:#?}");
 
     let dead_letters = || -> Vec<Value> {
-        json(&service.get("/api/v1/dead-letters").expect("GET /api/v1/dead-letters")).as_array().unwrap().clone()
+        let page = json(&service.get("/api/v1/dead-letters").expect("GET /api/v1/dead-letters"));
+        assert!(page["next_cursor"].is_null(), "{page}");
+        page["dead_letters"].as_array().unwrap().clone()
     };
     let letters = dead_letters();
-    let texts: Vec<&str> = letters.iter().map(|l| l["text"].as_str().unwrap()).collect();
+    // Newest first.
+    let texts: Vec<&str> = letters.iter().rev().map(|l| l["text"].as_str().unwrap()).collect();
     assert_eq!(texts, [ndjson[1].as_str(), &ndjson[3], &array_items[1], "42"], "{letters:#?}");
     for letter in &letters {
         assert_eq!(letter["origin"], "http", "{letter}");
@@ -460,7 +463,10 @@ fn http_ingest_without_kafka_reports_each_line_and_keeps_records_and_dead_letter
     ] {
         let (code, reply) = service.post("/api/v1/events", body);
         assert_eq!(code, 400, "body {body:?} gave {reply}");
-        let error = json(&reply)["error"].as_str().unwrap_or_default().to_string();
+        let reply = json(&reply);
+        assert_eq!(reply["error"]["code"], "invalid_request", "{reply}");
+        assert_eq!(reply["error"]["details"]["field"], "body", "{reply}");
+        let error = reply["error"]["message"].as_str().unwrap_or_default().to_string();
         assert!(error.contains(says), "body {body:?}: the reason {error:?} should say {says:?}");
     }
     assert_eq!(dead_letters().len(), 4, "refused bodies leave no dead letters");

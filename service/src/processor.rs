@@ -79,7 +79,8 @@ pub struct IngestRequest {
     pub reply: tokio::sync::oneshot::Sender<IngestReply>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+/// What became of the events of one `POST /api/v1/events`.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct IngestReply {
     pub accepted: usize,
     /// Well-formed events of types no rule uses.
@@ -87,7 +88,7 @@ pub struct IngestReply {
     pub rejected: Vec<RejectedLine>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RejectedLine {
     /// Position in the request, from 0.
     pub index: usize,
@@ -95,7 +96,7 @@ pub struct RejectedLine {
 }
 
 /// What the API shows, refreshed by the processing thread about once a second.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct StatusView {
     /// The engine's clock (RFC 3339), or none before the first event.
     pub clock: Option<String>,
@@ -103,13 +104,17 @@ pub struct StatusView {
     pub events_accepted: u64,
     pub events_ignored: u64,
     pub events_rejected: u64,
+    /// Records made, by kind.
+    #[schema(value_type = BTreeMap<String, u64>)]
     pub records: BTreeMap<&'static str, u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct WorkflowView {
     pub name: String,
+    #[schema(value_type = crate::http::schema::StatusWord)]
     pub status: &'static str,
+    #[schema(value_type = crate::http::schema::WorkflowMetrics)]
     pub metrics: aggregates::Metrics,
 }
 

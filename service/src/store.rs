@@ -342,27 +342,75 @@ impl StoreHandle {
         Ok(())
     }
 
-    /// The last `limit` records (JSON), oldest first.
-    pub fn recent_records(&self, limit: usize) -> Result<Vec<String>, Error> {
-        let mut records = Vec::new();
-        for entry in self.db.scan_prefix([RECORDS]).rev().take(limit) {
-            records.push(String::from_utf8_lossy(&entry?.1).into_owned());
-        }
-        records.reverse();
-        Ok(records)
+    /// A page of the record log, newest first: up to `limit` records (JSON)
+    /// that `take` keeps (and makes into a `T`), below sequence `before` when given.
+    pub fn records<T>(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        mut take: impl FnMut(&str) -> Option<T>,
+    ) -> Result<Page<T>, Error> {
+        self.page(RECORDS, Order::NewestFirst, before, limit, |_, bytes| Ok(take(&String::from_utf8_lossy(bytes))))
     }
 
-    /// The last `limit` dead letters, oldest first.
-    pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, Error> {
-        let mut letters = Vec::new();
-        for entry in self.db.scan_prefix([DEAD_LETTERS]).rev().take(limit) {
-            if let Ok(letter) = serde_json::from_slice(&entry?.1) {
-                letters.push(letter);
-            }
-        }
-        letters.reverse();
-        Ok(letters)
+    /// A page of the dead-letter log, newest first, below `before`. A
+    /// damaged entry is skipped: it cannot be shown, and it must not hide
+    /// the others.
+    pub fn dead_letters(&self, before: Option<u64>, limit: usize) -> Result<Page<DeadLetter>, Error> {
+        self.page(DEAD_LETTERS, Order::NewestFirst, before, limit, |_, bytes| Ok(serde_json::from_slice(bytes).ok()))
     }
+
+    /// Up to `limit` entries of one log (keys `prefix` + sequence) that
+    /// `take` keeps, in `order`, strictly past sequence `from`. The page
+    /// says the sequence to continue from when more entries are kept
+    /// past it: a position, so appends never shift a page already given.
+    fn page<T>(
+        &self,
+        prefix: u8,
+        order: Order,
+        from: Option<u64>,
+        limit: usize,
+        mut take: impl FnMut(u64, &[u8]) -> Result<Option<T>, Error>,
+    ) -> Result<Page<T>, Error> {
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = match (order, from) {
+            (Order::NewestFirst, None) => Box::new(self.db.scan_prefix([prefix]).rev()),
+            (Order::NewestFirst, Some(seq)) => Box::new(self.db.range(key(prefix, 0)..key(prefix, seq)).rev()),
+            (Order::OldestFirst, None) => Box::new(self.db.scan_prefix([prefix])),
+            (Order::OldestFirst, Some(seq)) => match seq.checked_add(1) {
+                Some(next) => Box::new(self.db.range(key(prefix, next)..=key(prefix, u64::MAX))),
+                None => Box::new(std::iter::empty()),
+            },
+        };
+        let mut page = Page { items: Vec::new(), next: None };
+        let mut last = None;
+        for entry in entries {
+            let (k, v) = entry?;
+            let seq = seq_of(&k);
+            let Some(item) = take(seq, &v)? else { continue };
+            if page.items.len() == limit {
+                page.next = last;
+                break;
+            }
+            page.items.push((seq, item));
+            last = Some(seq);
+        }
+        Ok(page)
+    }
+}
+
+/// The order a log is read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// A page of a log: its items with their sequence numbers, and the
+/// sequence to continue from when there are more.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<(u64, T)>,
+    pub next: Option<u64>,
 }
 
 impl StoreHandle {
@@ -425,22 +473,16 @@ impl StoreHandle {
         Ok(None)
     }
 
-    /// Up to `limit` pending notifications, oldest first (the order they
-    /// go out in), or failed ones, newest first.
-    pub fn notifications(&self, failed: bool, limit: usize) -> Result<Vec<NotificationEntry>, Error> {
-        let mut entries = Vec::new();
-        if failed {
-            for entry in self.db.scan_prefix([FAILED]).rev().take(limit) {
-                let (k, v) = entry?;
-                entries.push(decode_entry(&k, &v)?);
-            }
-        } else {
-            for entry in self.db.scan_prefix([PENDING]).take(limit) {
-                let (k, v) = entry?;
-                entries.push(decode_entry(&k, &v)?);
-            }
-        }
-        Ok(entries)
+    /// A page of pending notifications, oldest first (the order they go
+    /// out in), or of failed ones, newest first; past sequence `from`.
+    pub fn notifications(
+        &self,
+        failed: bool,
+        from: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<NotificationEntry>, Error> {
+        let (prefix, order) = if failed { (FAILED, Order::NewestFirst) } else { (PENDING, Order::OldestFirst) };
+        self.page(prefix, order, from, limit, |seq, v| decode_entry(&key(prefix, seq), v).map(Some))
     }
 }
 
@@ -543,7 +585,32 @@ mod tests {
         assert_eq!(outbox.len(), 1);
         assert_eq!(outbox[0].1.payload, vec![0xff, 0]);
         assert_eq!(outbox[0].1.headers[0].1, b"bad");
-        assert_eq!(store.handle().recent_records(5).unwrap(), vec!["{\"id\":\"a\"}".to_string()]);
+        let page = store.handle().records(None, 5, |r| Some(r.to_string())).unwrap();
+        assert_eq!(page.items.into_iter().map(|(_, r)| r).collect::<Vec<_>>(), vec!["{\"id\":\"a\"}".to_string()]);
+    }
+
+    #[test]
+    fn record_pages_are_newest_first_filtered_and_stable_under_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut offsets = Offsets::new();
+        let write = |store: &mut Store, offsets: &mut Offsets, ids: std::ops::Range<u32>| {
+            let records = ids
+                .map(|i| format!("{{\"id\":\"r{i}\",\"kind\":\"{}\"}}", if i % 2 == 0 { "late" } else { "missing" }));
+            store.commit(BatchWrite { records: records.collect(), ..Default::default() }, offsets).unwrap();
+        };
+        write(&mut store, &mut offsets, 0..7);
+        let ids = |page: &Page<String>| page.items.iter().map(|(_, r)| r[7..9].to_string()).collect::<Vec<_>>();
+        let late = |r: &str| r.contains("late").then(|| r.to_string());
+        let first = store.handle().records(None, 2, late).unwrap();
+        assert_eq!(ids(&first), ["r6", "r4"]);
+        // Appends after the first page do not shift the second.
+        write(&mut store, &mut offsets, 7..10);
+        let second = store.handle().records(first.next, 2, late).unwrap();
+        assert_eq!(ids(&second), ["r2", "r0"]);
+        assert_eq!(second.next, None, "the last page says so");
+        let newest = store.handle().records(None, 1, |r| Some(r.to_string())).unwrap();
+        assert_eq!(ids(&newest), ["r9"]);
     }
 
     #[test]
@@ -593,7 +660,7 @@ mod tests {
         let (state, entry) = handle.notification("a").unwrap().unwrap();
         assert_eq!((state, entry.attempts), (DeliveryState::Sent, 1));
         assert_eq!(handle.notification("b").unwrap().unwrap().0, DeliveryState::Failed);
-        assert_eq!(handle.notifications(true, 10).unwrap().len(), 1);
+        assert_eq!(handle.notifications(true, None, 10).unwrap().items.len(), 1);
         let batch =
             BatchWrite { notifications: vec![NotificationEntry::new(notification("c"), 12)], ..Default::default() };
         store.commit(batch, &mut offsets).unwrap();

@@ -168,7 +168,8 @@ async fn a_refusal_goes_to_the_failed_log_and_the_group_moves_on() {
     let store = running.stop().await;
     assert_eq!(script.calls("n1"), 1, "a refusal is not retried");
     assert_eq!(*script.accepted.lock().unwrap(), vec!["n2"]);
-    let failed = store.handle().notifications(true, 10).unwrap();
+    let failed =
+        store.handle().notifications(true, None, 10).unwrap().items.into_iter().map(|(_, e)| e).collect::<Vec<_>>();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].notification.id, "n1");
     assert_eq!(failed[0].last_error.as_deref(), Some("400: bad payload"));

@@ -5,159 +5,269 @@
 //! [`Input::Command`](mon_runtime::live::Input::Command) like an event, and
 //! is answered once its batch is durable.
 //!
-//! Every error of these endpoints has one shape:
-//! `{"error": {"code": "...", "message": "...", "details": ...}}`, where
-//! `details.field` names the parameter or body field at fault for a 400.
+//! Errors have the API's one shape ([`super::error`]).
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::mpsc::TrySendError;
 
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use axum::Json;
 use mon_compiler::ir::Severity;
 use mon_runtime::alerts::{Action, Alert, AlertState, CommandError};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::page::{self, DEFAULT_LIMIT};
+use super::schema::{
+    AlertStateWord, DeliveryStateWord, NotificationEventWord, RecordKindWord, SeverityWord, ALERT_STATES,
+};
 use super::Api;
 use crate::clock::wall_now;
 use crate::processor::{CommandRequest, Request};
 use crate::store::{DeliveryState, NotificationEntry};
 
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
-
-/// The one error shape of the alert API.
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>, details: Value) -> Response {
-    (status, Json(json!({ "error": { "code": code, "message": message.into(), "details": details } }))).into_response()
-}
-
-/// A 400, naming the parameter or field at fault.
-struct Invalid {
-    field: String,
-    message: String,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> Invalid {
-    Invalid { field: field.to_string(), message: message.into() }
-}
-
-impl IntoResponse for Invalid {
-    fn into_response(self) -> Response {
-        error(StatusCode::BAD_REQUEST, "invalid_request", self.message, json!({ "field": self.field }))
-    }
-}
-
-fn not_found(id: &str) -> Response {
-    error(StatusCode::NOT_FOUND, "not_found", format!("no alert has the id {id}"), json!({ "id": id }))
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no alert has the id {id}"), json!({ "id": id }))
 }
 
 fn rfc3339(ms: i64) -> String {
     mon_stdlib::time::format_rfc3339(ms)
 }
 
+/// One alert as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct AlertView {
+    /// The id of the record that opened it.
+    id: String,
+    workflow: String,
+    step: String,
+    #[schema(value_type = RecordKindWord)]
+    kind: &'static str,
+    /// Key field name to value.
+    key: BTreeMap<String, String>,
+    /// The workflow's `group by` field name to value.
+    group: BTreeMap<String, String>,
+    #[schema(value_type = SeverityWord)]
+    severity: &'static str,
+    #[schema(value_type = AlertStateWord)]
+    state: &'static str,
+    /// RFC 3339.
+    opened_at: String,
+    /// The deadline missed or at risk (RFC 3339).
+    deadline: Option<String>,
+    /// Now minus the deadline, or minus the opening without one.
+    since_breach_ms: i64,
+    /// Later records of the same workflow, step, kind and key while active.
+    repeats: u32,
+    runbook: Option<String>,
+    /// With state `suppressed`: until when (RFC 3339); null until resolved.
+    suppressed_until: Option<String>,
+    resolved_at: Option<String>,
+    /// Why it was resolved, in words.
+    resolution: Option<String>,
+    /// The hash of the rule version that made it.
+    program_hash: String,
+    /// What the engine knew of the item when the alert opened.
+    excerpt: Value,
+}
+
+/// One line of an alert's history.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryLine {
+    /// RFC 3339.
+    at: String,
+    /// `opened`, `notified`, `acknowledged`, `unacknowledged`, `suppressed`,
+    /// `unsuppressed`, `escalated`, `resolved`.
+    what: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// For `notified` and `escalated`: the channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<String>,
+    /// For `notified`: the notification's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<String>,
+}
+
+/// An alert with its history and the delivery of its notifications.
+#[derive(Serialize, ToSchema)]
+pub struct AlertDetail {
+    #[serde(flatten)]
+    alert: AlertView,
+    history: Vec<HistoryLine>,
+    notifications: Vec<Delivery>,
+}
+
+/// A notification with its delivery state.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationView {
+    id: String,
+    /// The channel's name, as the rules declare it.
+    channel: String,
+    #[schema(value_type = NotificationEventWord)]
+    event: &'static str,
+    group_key: String,
+    workflow: String,
+    step: String,
+    #[schema(value_type = RecordKindWord)]
+    kind: &'static str,
+    #[schema(value_type = SeverityWord)]
+    severity: &'static str,
+    summary: String,
+    /// The ids of the alerts it lists.
+    alerts: Vec<String>,
+    /// When the alert book decided to send it (RFC 3339).
+    at: String,
+    #[schema(value_type = DeliveryStateWord)]
+    state: &'static str,
+    queued_at: String,
+    attempts: u32,
+    last_error: Option<String>,
+    last_attempt_at: Option<String>,
+    next_attempt_at: Option<String>,
+    sent_at: Option<String>,
+    failed_at: Option<String>,
+}
+
+/// A notification trimmed from the sent log (the alert's history outlives it).
+#[derive(Serialize, ToSchema)]
+pub struct UnknownDelivery {
+    id: String,
+    #[schema(value_type = String, pattern = "^unknown$")]
+    state: &'static str,
+}
+
+/// What an alert's detail says of one of its notifications.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Delivery {
+    Known(Box<NotificationView>),
+    Unknown(UnknownDelivery),
+}
+
 /// What one alert looks like in the API: times as RFC 3339, plus
 /// `since_breach_ms` (now − the deadline, or − the opening when it has no
-/// deadline); with `history` for the detail view.
-fn alert_json(alert: &Alert, now: i64, history: bool) -> Value {
+/// deadline).
+fn alert_view(alert: &Alert, now: i64) -> AlertView {
     let breach = alert.deadline.unwrap_or(alert.opened_at);
-    let mut value = json!({
-        "id": alert.id,
-        "workflow": alert.workflow,
-        "step": alert.step,
-        "kind": alert.kind.name(),
-        "key": alert.key,
-        "group": alert.group,
-        "severity": alert.severity.name(),
-        "state": alert.state.name(),
-        "opened_at": rfc3339(alert.opened_at),
-        "deadline": alert.deadline.map(rfc3339),
-        "since_breach_ms": now.saturating_sub(breach),
-        "repeats": alert.repeats,
-        "runbook": alert.runbook,
-        "suppressed_until": alert.suppressed_until.map(rfc3339),
-        "resolved_at": alert.resolved_at.map(rfc3339),
-        "resolution": alert.resolution,
-        "program_hash": alert.program_hash,
-        "excerpt": alert.excerpt,
-    });
-    if history {
-        let entries: Vec<Value> = alert
-            .history
-            .iter()
-            .map(|e| {
-                let mut entry = Map::new();
-                entry.insert("at".into(), json!(rfc3339(e.at)));
-                entry.insert("what".into(), json!(e.what));
-                for (name, field) in
-                    [("by", &e.by), ("reason", &e.reason), ("channel", &e.channel), ("notification", &e.notification)]
-                {
-                    if let Some(text) = field {
-                        entry.insert(name.into(), json!(text));
-                    }
-                }
-                Value::Object(entry)
-            })
-            .collect();
-        value["history"] = Value::Array(entries);
+    AlertView {
+        id: alert.id.clone(),
+        workflow: alert.workflow.clone(),
+        step: alert.step.clone(),
+        kind: alert.kind.name(),
+        key: alert.key.clone(),
+        group: alert.group.clone(),
+        severity: alert.severity.name(),
+        state: alert.state.name(),
+        opened_at: rfc3339(alert.opened_at),
+        deadline: alert.deadline.map(rfc3339),
+        since_breach_ms: now.saturating_sub(breach),
+        repeats: alert.repeats,
+        runbook: alert.runbook.clone(),
+        suppressed_until: alert.suppressed_until.map(rfc3339),
+        resolved_at: alert.resolved_at.map(rfc3339),
+        resolution: alert.resolution.clone(),
+        program_hash: alert.program_hash.clone(),
+        excerpt: alert.excerpt.clone(),
     }
-    value
 }
 
 /// A notification with its delivery state, for the alert detail and
 /// `/api/v1/notifications`.
-fn notification_json(state: DeliveryState, entry: &NotificationEntry) -> Value {
+fn notification_view(state: DeliveryState, entry: &NotificationEntry) -> NotificationView {
     let n = &entry.notification;
-    json!({
-        "id": n.id,
-        "channel": n.channel,
-        "event": n.event.name(),
-        "group_key": n.group_key,
-        "workflow": n.workflow,
-        "step": n.step,
-        "kind": n.kind.name(),
-        "severity": n.severity.name(),
-        "summary": n.summary,
-        "alerts": n.alerts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
-        "at": rfc3339(n.at),
-        "state": state.name(),
-        "queued_at": rfc3339(entry.queued_at),
-        "attempts": entry.attempts,
-        "last_error": entry.last_error,
-        "last_attempt_at": entry.last_attempt_at.map(rfc3339),
-        "next_attempt_at": entry.next_attempt_at.map(rfc3339),
-        "sent_at": entry.done_at.filter(|_| state == DeliveryState::Sent).map(rfc3339),
-        "failed_at": entry.done_at.filter(|_| state == DeliveryState::Failed).map(rfc3339),
-    })
+    NotificationView {
+        id: n.id.clone(),
+        channel: n.channel.clone(),
+        event: n.event.name(),
+        group_key: n.group_key.clone(),
+        workflow: n.workflow.clone(),
+        step: n.step.clone(),
+        kind: n.kind.name(),
+        severity: n.severity.name(),
+        summary: n.summary.clone(),
+        alerts: n.alerts.iter().map(|a| a.id.clone()).collect(),
+        at: rfc3339(n.at),
+        state: state.name(),
+        queued_at: rfc3339(entry.queued_at),
+        attempts: entry.attempts,
+        last_error: entry.last_error.clone(),
+        last_attempt_at: entry.last_attempt_at.map(rfc3339),
+        next_attempt_at: entry.next_attempt_at.map(rfc3339),
+        sent_at: entry.done_at.filter(|_| state == DeliveryState::Sent).map(rfc3339),
+        failed_at: entry.done_at.filter(|_| state == DeliveryState::Failed).map(rfc3339),
+    }
 }
 
 /// The alert with its history and the delivery state of each notification
 /// its history names.
-fn detail(api: &Api, alert: &Alert, now: i64) -> Response {
-    let mut value = alert_json(alert, now, true);
-    let mut deliveries = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+fn detail(api: &Api, alert: &Alert, now: i64) -> Result<Json<AlertDetail>, ApiError> {
+    let history = alert
+        .history
+        .iter()
+        .map(|e| HistoryLine {
+            at: rfc3339(e.at),
+            what: e.what.clone(),
+            by: e.by.clone(),
+            reason: e.reason.clone(),
+            channel: e.channel.clone(),
+            notification: e.notification.clone(),
+        })
+        .collect();
+    let mut notifications = Vec::new();
+    let mut seen = HashSet::new();
     for id in alert.history.iter().filter_map(|e| e.notification.as_deref()) {
         if !seen.insert(id) {
             continue;
         }
         match api.store.notification(id) {
-            Ok(Some((state, entry))) => deliveries.push(notification_json(state, &entry)),
+            Ok(Some((state, entry))) => notifications.push(Delivery::Known(Box::new(notification_view(state, &entry)))),
             // Trimmed from the sent log, or never written (alerting's
             // history outlives the log's limit).
-            Ok(None) => deliveries.push(json!({ "id": id, "state": "unknown" })),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string(), Value::Null),
+            Ok(None) => notifications.push(Delivery::Unknown(UnknownDelivery { id: id.to_string(), state: "unknown" })),
+            Err(e) => return Err(ApiError::internal("reading a notification", e)),
         }
     }
-    value["notifications"] = Value::Array(deliveries);
-    Json(value).into_response()
+    Ok(Json(AlertDetail { alert: alert_view(alert, now), history, notifications }))
 }
 
 /// "Now" for `since_breach_ms`: the wall clock, or the engine's clock on
 /// the event clock.
 fn now_of(view: &crate::processor::AlertsView) -> i64 {
     view.event_clock.unwrap_or_else(wall_now)
+}
+
+/// The parameters of `GET /api/v1/alerts`, all optional, combined with "and".
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AlertsQuery {
+    /// Alerts in any of these states (repeated, or a comma list).
+    #[param(value_type = Option<Vec<AlertStateWord>>)]
+    state: Option<Vec<String>>,
+    /// Alerts of any of these workflows (repeated, or a comma list).
+    workflow: Option<Vec<String>>,
+    /// Alerts of any of these severities (repeated, or a comma list).
+    #[param(value_type = Option<Vec<SeverityWord>>)]
+    severity: Option<Vec<String>>,
+    /// `NAME=VALUE`: the workflow's `group by` field has this value.
+    #[param(pattern = "=")]
+    group: Option<String>,
+    /// `VALUE` (any key field has it) or `NAME=VALUE`.
+    key: Option<String>,
+    /// At most this many alerts (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as it is.
+    #[param(pattern = "^[0-9a-f]{16}([0-9a-f]{2})*$")]
+    cursor: Option<String>,
 }
 
 /// The filters of `GET /api/v1/alerts`.
@@ -169,32 +279,35 @@ struct Filter {
     group: Vec<(String, String)>,
     key: Vec<(Option<String>, String)>,
     limit: Option<usize>,
-    cursor: Option<(i64, String)>,
+    cursor: Option<(i64, Vec<u8>)>,
 }
 
 impl Filter {
-    fn parse(pairs: Vec<(String, String)>) -> Result<Filter, Invalid> {
+    fn parse(pairs: Vec<(String, String)>) -> Result<Filter, ApiError> {
         let mut filter = Filter::default();
         for (name, value) in pairs {
             match name.as_str() {
                 "state" => {
-                    for word in value.split(',') {
-                        let state = [AlertState::Open, AlertState::Acknowledged, AlertState::Suppressed, AlertState::Resolved]
-                            .into_iter()
-                            .find(|s| s.name() == word)
-                            .ok_or_else(|| {
-                                invalid("state", format!("state: unknown `{word}`; expected open, acknowledged, suppressed or resolved"))
-                            })?;
+                    for word in page::list(&value) {
+                        let state = ALERT_STATES.into_iter().find(|s| s.name() == word).ok_or_else(|| {
+                            ApiError::invalid(
+                                "state",
+                                format!("state: unknown `{word}`; expected open, acknowledged, suppressed or resolved"),
+                            )
+                        })?;
                         filter.states.push(state);
                     }
                 }
-                "workflow" => filter.workflows.extend(value.split(',').map(str::to_string)),
+                "workflow" => filter.workflows.extend(page::list(&value).map(str::to_string)),
                 "severity" => {
-                    for word in value.split(',') {
+                    for word in page::list(&value) {
                         let severity =
                             Severity::ALL.iter().find(|(w, _)| *w == word).map(|(_, s)| *s).ok_or_else(|| {
                                 let known: Vec<&str> = Severity::ALL.iter().map(|(w, _)| *w).collect();
-                                invalid("severity", format!("severity: unknown `{word}`; expected one of {}", known.join(", ")))
+                                ApiError::invalid(
+                                    "severity",
+                                    format!("severity: unknown `{word}`; expected one of {}", known.join(", ")),
+                                )
                             })?;
                         filter.severities.push(severity);
                     }
@@ -202,27 +315,23 @@ impl Filter {
                 "group" => {
                     let (k, v) = value
                         .split_once('=')
-                        .ok_or_else(|| invalid("group", format!("group: `{value}` is not NAME=VALUE")))?;
+                        .ok_or_else(|| ApiError::invalid("group", format!("group: `{value}` is not NAME=VALUE")))?;
                     filter.group.push((k.to_string(), v.to_string()));
                 }
                 "key" => match value.split_once('=') {
                     Some((k, v)) => filter.key.push((Some(k.to_string()), v.to_string())),
                     None => filter.key.push((None, value)),
                 },
-                "limit" => match value.parse::<usize>() {
-                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => filter.limit = Some(n),
-                    _ => return Err(invalid("limit", format!("limit: `{value}` is not a number from 1 to {MAX_LIMIT}"))),
-                },
+                "limit" => filter.limit = Some(page::limit(&value)?),
                 "cursor" => {
-                    filter.cursor = Some(
-                        decode_cursor(&value)
-                            .ok_or_else(|| invalid("cursor", "cursor: not a cursor this API gave (take `next_cursor` as it is)"))?,
-                    );
+                    filter.cursor = Some(decode_cursor(&value).ok_or_else(|| {
+                        ApiError::invalid("cursor", "cursor: not a cursor this API gave (take `next_cursor` as it is)")
+                    })?);
                 }
                 other => {
-                    return Err(invalid(
+                    return Err(ApiError::unknown_parameter(
                         other,
-                        format!("unknown parameter `{other}`; the parameters are state, workflow, severity, group, key, limit, cursor"),
+                        &["state", "workflow", "severity", "group", "key", "limit", "cursor"],
                     ))
                 }
             }
@@ -242,39 +351,63 @@ impl Filter {
     }
 }
 
-/// The cursor is the position of the last alert given, `opened_at` and id,
-/// hex-encoded: opaque to clients, and stable while alerts come and go
-/// (newer alerts never shift a page that was already given).
+/// The cursor is the position of the last alert given, `opened_at` (16
+/// hex digits of its two's complement) then the id's bytes in hex: opaque
+/// to clients, and stable while alerts come and go (newer alerts never
+/// shift a page that was already given). Any string of that pattern is a
+/// position, so the document can say exactly what a cursor is.
 fn encode_cursor(alert: &Alert) -> String {
-    format!("{}:{}", alert.opened_at, alert.id).bytes().map(|b| format!("{b:02x}")).collect()
+    let mut text = format!("{:016x}", alert.opened_at as u64);
+    text.extend(alert.id.bytes().map(|b| format!("{b:02x}")));
+    text
 }
 
-fn decode_cursor(text: &str) -> Option<(i64, String)> {
-    if !text.len().is_multiple_of(2) {
+fn decode_cursor(text: &str) -> Option<(i64, Vec<u8>)> {
+    if text.len() < 16
+        || !text.len().is_multiple_of(2)
+        || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
-    let bytes: Option<Vec<u8>> =
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect();
-    let text = String::from_utf8(bytes?).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((at.parse().ok()?, id.to_string()))
+    let at = u64::from_str_radix(text.get(..16)?, 16).ok()? as i64;
+    let id: Option<Vec<u8>> =
+        (16..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect();
+    Some((at, id?))
 }
 
-/// `GET /api/v1/alerts`: newest first, filtered, a page at a time.
-pub async fn list(State(api): State<Api>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
-    let filter = match Filter::parse(pairs) {
-        Ok(filter) => filter,
-        Err(invalid) => return invalid.into_response(),
-    };
-    let Ok(view) = api.alerts.read() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the alert view is unavailable", Value::Null);
-    };
+/// A page of alerts, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AlertPage {
+    alerts: Vec<AlertView>,
+    /// The cursor of the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Alerts, newest first, filtered, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "A page of alerts", body = AlertPage),
+        (status = 400, description = "A parameter is wrong; `details.field` names it", body = ErrorBody),
+        (status = 500, description = "The alert view is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(api): State<Api>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<AlertPage>, ApiError> {
+    let Query(pairs) = query?;
+    let filter = Filter::parse(pairs)?;
+    let view = api.alerts.read().map_err(|_| ApiError::internal("reading the alert view", "the lock is poisoned"))?;
     let now = now_of(&view);
     let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
     // The view is sorted by (opened_at, id), newest first: a page starts
     // after the cursor's position.
     let after = |a: &Alert| match &filter.cursor {
-        Some((at, id)) => (a.opened_at, a.id.as_str()) < (*at, id.as_str()),
+        Some((at, id)) => (a.opened_at, a.id.as_bytes()) < (*at, id.as_slice()),
         None => true,
     };
     let mut matching = view.alerts.iter().filter(|a| after(a) && filter.accepts(a));
@@ -283,155 +416,255 @@ pub async fn list(State(api): State<Api>, Query(pairs): Query<Vec<(String, Strin
         (Some(last), Some(_)) => Some(encode_cursor(last)),
         _ => None,
     };
-    let alerts: Vec<Value> = page.iter().map(|a| alert_json(a, now, false)).collect();
-    Json(json!({ "alerts": alerts, "next_cursor": next_cursor })).into_response()
+    Ok(Json(AlertPage { alerts: page.iter().map(|a| alert_view(a, now)).collect(), next_cursor }))
 }
 
-/// `GET /api/v1/alerts/{id}`: the alert, its history, its notifications.
-pub async fn get(State(api): State<Api>, Path(id): Path<String>) -> Response {
+/// One alert, its history, and the delivery of its notifications.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{id}",
+    tag = "alerts",
+    params(("id" = String, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "The alert", body = AlertDetail),
+        (status = 404, description = "No alert has this id", body = ErrorBody),
+        (status = 500, description = "The notification log cannot be read", body = ErrorBody),
+    )
+)]
+pub async fn get(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<AlertDetail>, ApiError> {
     let found = api.alerts.read().ok().and_then(|view| {
         let now = now_of(&view);
         view.alerts.iter().find(|a| a.id == id).cloned().map(|a| (a, now))
     });
     match found {
         Some((alert, now)) => detail(&api, &alert, now),
-        None => not_found(&id),
+        None => Err(not_found(&id)),
     }
 }
 
+/// The body of `ack`, `unack` and `resolve`.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CommandBody {
+    /// Who does it; not blank.
+    #[schema(pattern = "\\S")]
+    by: String,
+    reason: Option<String>,
+}
+
+/// The body of `suppress`.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SuppressBody {
+    /// Who does it; not blank.
+    #[schema(pattern = "\\S")]
+    by: String,
+    reason: Option<String>,
+    /// Until when (RFC 3339); without it, until the alert is resolved.
+    #[schema(format = DateTime)]
+    until: Option<String>,
+}
+
 /// The body of a command: `{"by": "...", "reason": "...", "until": "RFC 3339"}`.
-fn parse_command(action: &str, body: &[u8]) -> Result<(Action, String, Option<String>), Invalid> {
+fn parse_command(action: &str, body: &[u8]) -> Result<(Action, String, Option<String>), ApiError> {
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
-        serde_json::from_slice(body).map_err(|e| invalid("body", format!("the body is not JSON: {e}")))?
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", format!("the body is not JSON: {e}")))?
     };
     let Value::Object(fields) = value else {
-        return Err(invalid("body", "the body must be a JSON object such as {\"by\": \"alice\"}"));
+        return Err(ApiError::invalid("body", "the body must be a JSON object such as {\"by\": \"alice\"}"));
     };
     for name in fields.keys() {
         if !matches!(name.as_str(), "by" | "reason" | "until") {
-            return Err(invalid(name, format!("unknown field `{name}`; the fields are by, reason, until")));
+            return Err(ApiError::invalid(name, format!("unknown field `{name}`; the fields are by, reason, until")));
         }
     }
     let by = match fields.get("by") {
         Some(Value::String(by)) if !by.trim().is_empty() => by.clone(),
-        Some(Value::String(_)) => return Err(invalid("by", "by: empty; say who does it")),
-        Some(_) => return Err(invalid("by", "by: must be a string")),
-        None => return Err(invalid("by", "by: missing; say who does it")),
+        Some(Value::String(_)) => return Err(ApiError::invalid("by", "by: empty; say who does it")),
+        Some(_) => return Err(ApiError::invalid("by", "by: must be a string")),
+        None => return Err(ApiError::invalid("by", "by: missing; say who does it")),
     };
     let reason = match fields.get("reason") {
         None | Some(Value::Null) => None,
         Some(Value::String(reason)) => Some(reason.clone()),
-        Some(_) => return Err(invalid("reason", "reason: must be a string")),
+        Some(_) => return Err(ApiError::invalid("reason", "reason: must be a string")),
     };
     let until = match fields.get("until") {
         None | Some(Value::Null) => None,
         Some(_) if action != "suppress" => {
-            return Err(invalid("until", format!("until: only `suppress` takes it, not `{action}`")))
+            return Err(ApiError::invalid("until", format!("until: only `suppress` takes it, not `{action}`")))
         }
         Some(Value::String(text)) => Some(
             mon_stdlib::time::parse_rfc3339(text)
-                .ok_or_else(|| invalid("until", format!("until: `{text}` is not an RFC 3339 instant")))?,
+                .ok_or_else(|| ApiError::invalid("until", format!("until: `{text}` is not an RFC 3339 instant")))?,
         ),
-        Some(_) => return Err(invalid("until", "until: must be an RFC 3339 string")),
+        Some(_) => return Err(ApiError::invalid("until", "until: must be an RFC 3339 string")),
     };
     let action = match action {
         "ack" => Action::Ack,
         "unack" => Action::Unack,
         "suppress" => Action::Suppress { until },
         "resolve" => Action::Resolve,
-        other => return Err(invalid("action", format!("no action `{other}`"))),
+        other => return Err(ApiError::invalid("action", format!("no action `{other}`"))),
     };
     Ok((action, by, reason))
 }
 
-/// `POST /api/v1/alerts/{id}/{action}`: answers with the alert as the
-/// command left it, once the command is journaled and its batch written.
-pub async fn command(State(api): State<Api>, Path((id, action)): Path<(String, String)>, body: Bytes) -> Response {
-    if !matches!(action.as_str(), "ack" | "unack" | "suppress" | "resolve") {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no action `{action}`; the actions are ack, unack, suppress, resolve"),
-            json!({ "action": action }),
-        );
-    }
-    let (action, by, reason) = match parse_command(&action, &body) {
-        Ok(parsed) => parsed,
-        Err(invalid) => return invalid.into_response(),
-    };
+/// A command to an alert: answers with the alert as the command left it,
+/// once the command is journaled and its batch written.
+async fn command(
+    api: Api,
+    id: String,
+    action: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AlertDetail>, ApiError> {
+    let (action, by, reason) = parse_command(action, &body?)?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Command(CommandRequest { alert: id.clone(), action, by, reason, reply });
     match api.ingest.try_send(request) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "busy", "busy; retry", Value::Null);
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            return response;
-        }
-        Err(TrySendError::Disconnected(_)) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "shutting down", Value::Null)
-        }
+        Err(TrySendError::Full(_)) => return Err(ApiError::busy()),
+        Err(TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
     }
     let now_view = api.alerts.read().ok().map(|v| now_of(&v)).unwrap_or_else(wall_now);
     match outcome.await {
         Ok(Ok(alert)) => detail(&api, &alert, now_view),
-        Ok(Err(CommandError::NotFound(_))) => not_found(&id),
-        Ok(Err(CommandError::Conflict(why))) => error(StatusCode::CONFLICT, "conflict", why, json!({ "id": id })),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "shutting down; the command was not applied",
-            Value::Null,
-        ),
+        Ok(Err(CommandError::NotFound(_))) => Err(not_found(&id)),
+        Ok(Err(CommandError::Conflict(why))) => {
+            Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, why, json!({ "id": id })))
+        }
+        Err(_) => Err(ApiError::unavailable("shutting down; the command was not applied")),
     }
 }
 
-/// `GET /api/v1/notifications?state=pending|failed&limit=N`: pending ones
-/// oldest first (the order they go out in), failed ones newest first, with
-/// their attempts and last error.
-pub async fn notifications(State(api): State<Api>, Query(pairs): Query<Vec<(String, String)>>) -> Response {
-    let mut failed = false;
-    let mut limit = DEFAULT_LIMIT;
+macro_rules! command_endpoint {
+    ($name:ident, $path:literal, $body:ty, $what:literal) => {
+        #[doc = $what]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "alerts",
+            params(("id" = String, Path, description = "The alert's id")),
+            request_body = $body,
+            responses(
+                (status = 200, description = "The alert as the command left it, once journaled", body = AlertDetail),
+                (status = 400, description = "The body is wrong; `details.field` names the field", body = ErrorBody),
+                (status = 404, description = "No alert has this id", body = ErrorBody),
+                (status = 409, description = "The alert's state does not allow it", body = ErrorBody),
+                (status = 413, description = "The body is over `[http] max_body_bytes`", body = ErrorBody),
+                (status = 503, description = "Busy (with `Retry-After`), or shutting down", body = ErrorBody),
+            )
+        )]
+        pub async fn $name(
+            State(api): State<Api>,
+            Path(id): Path<String>,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Json<AlertDetail>, ApiError> {
+            command(api, id, stringify!($name), body).await
+        }
+    };
+}
+
+command_endpoint!(ack, "/api/v1/alerts/{id}/ack", CommandBody, "Acknowledges an alert: someone is on it.");
+command_endpoint!(unack, "/api/v1/alerts/{id}/unack", CommandBody, "Takes an acknowledgement back.");
+command_endpoint!(
+    suppress,
+    "/api/v1/alerts/{id}/suppress",
+    SuppressBody,
+    "Silences an alert, until a time or until resolved."
+);
+command_endpoint!(resolve, "/api/v1/alerts/{id}/resolve", CommandBody, "Resolves an alert by hand.");
+
+/// The parameters of `GET /api/v1/notifications`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct NotificationsQuery {
+    /// `pending` (the default: oldest first, the order they go out in) or
+    /// `failed` (newest first).
+    #[param(inline)]
+    state: Option<NotificationList>,
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as it is.
+    #[param(pattern = "^[0-9a-f]{16}$")]
+    cursor: Option<String>,
+}
+
+/// Which notifications to list.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum NotificationList {
+    Pending,
+    Failed,
+}
+
+/// A page of notifications.
+#[derive(Serialize, ToSchema)]
+pub struct NotificationPage {
+    notifications: Vec<NotificationView>,
+    /// The cursor of the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The notification outbox: pending notifications oldest first (the
+/// order they go out in), or failed ones newest first, with their
+/// attempts and last error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "alerts",
+    params(NotificationsQuery),
+    responses(
+        (status = 200, description = "A page of notifications", body = NotificationPage),
+        (status = 400, description = "A parameter is wrong; `details.field` names it", body = ErrorBody),
+        (status = 500, description = "The notification log cannot be read", body = ErrorBody),
+    )
+)]
+pub async fn notifications(
+    State(api): State<Api>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<NotificationPage>, ApiError> {
+    let Query(pairs) = query?;
+    let (mut failed, mut limit, mut cursor) = (false, DEFAULT_LIMIT, None);
     for (name, value) in pairs {
         match name.as_str() {
             "state" => match value.as_str() {
                 "pending" => failed = false,
                 "failed" => failed = true,
                 _ => {
-                    return invalid("state", format!("state: unknown `{value}`; expected pending or failed"))
-                        .into_response()
+                    return Err(ApiError::invalid(
+                        "state",
+                        format!("state: unknown `{value}`; expected pending or failed"),
+                    ))
                 }
             },
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => {
-                    return invalid("limit", format!("limit: `{value}` is not a number from 1 to {MAX_LIMIT}"))
-                        .into_response()
-                }
-            },
-            other => {
-                return invalid(other, format!("unknown parameter `{other}`; the parameters are state, limit"))
-                    .into_response()
-            }
+            "limit" => limit = page::limit(&value)?,
+            "cursor" => cursor = Some(page::decode_seq(&value)?),
+            other => return Err(ApiError::unknown_parameter(other, &["state", "limit", "cursor"])),
         }
     }
-    match api.store.notifications(failed, limit) {
-        Ok(entries) => {
-            let values: Vec<Value> = entries
-                .iter()
-                .map(|e| {
-                    let state = match (failed, e.attempts) {
-                        (true, _) => DeliveryState::Failed,
-                        (false, 0) => DeliveryState::Pending,
-                        (false, _) => DeliveryState::Retrying,
-                    };
-                    notification_json(state, e)
-                })
-                .collect();
-            Json(json!({ "notifications": values })).into_response()
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string(), Value::Null),
-    }
+    let page = api
+        .store
+        .notifications(failed, cursor, limit)
+        .map_err(|e| ApiError::internal("reading the notification log", e))?;
+    let notifications = page
+        .items
+        .iter()
+        .map(|(_, e)| {
+            let state = match (failed, e.attempts) {
+                (true, _) => DeliveryState::Failed,
+                (false, 0) => DeliveryState::Pending,
+                (false, _) => DeliveryState::Retrying,
+            };
+            notification_view(state, e)
+        })
+        .collect();
+    Ok(Json(NotificationPage { notifications, next_cursor: page.next.map(page::encode_seq) }))
 }
