@@ -64,6 +64,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Run the language server on stdin/stdout (for editors).
     Lsp(commands::lsp::Args),
+    /// Create, list and revoke the HTTP API's tokens (`[auth] enabled`).
+    Token(commands::token::Args),
 }
 
 /// How a command ended; `Usage` maps to exit code 2.
@@ -106,5 +108,6 @@ fn run(cli: Cli) -> Outcome {
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Lsp(args) => commands::lsp::run(args),
+        Command::Token(args) => commands::token::run(args),
     }
 }

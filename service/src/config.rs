@@ -43,6 +43,18 @@ pub struct Config {
     pub secrets: Secrets,
     /// The alert book and the delivery of its notifications.
     pub alerts: AlertsConfig,
+    /// Who may use the HTTP API (docs/service.md, "Authentication").
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: off by default (every endpoint open, as before).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// When true, every endpoint but `/healthz`, `/readyz` and `/metrics`
+    /// needs `Authorization: Bearer <token>` of a token with the role it
+    /// needs (`mon token create`).
+    pub enabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,6 +218,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             secrets: Secrets::new(),
             alerts: AlertsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -8,6 +8,11 @@
 //! description, and `utoipa_axum` registers the route and its description
 //! together, so the document lists every route the router serves and no
 //! other. Every error answer has the shape of [`error`].
+//!
+//! With `[auth] enabled`, one middleware ([`authorize`]) asks every
+//! matched route for the role [`crate::auth::required_role`] gives it, and
+//! the document served declares the same requirements, made from the same
+//! table ([`openapi_with_auth`]).
 
 mod alerts;
 pub mod error;
@@ -19,8 +24,9 @@ pub mod schema;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -28,6 +34,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::{self, Tokens};
 use super::metrics::Metrics;
 use super::processor::{AlertsView, Request, StatusView};
 use super::store::StoreHandle;
@@ -41,6 +48,8 @@ pub struct Api {
     pub alerts: Arc<RwLock<AlertsView>>,
     pub store: StoreHandle,
     pub kafka_configured: bool,
+    /// The tokens, when `[auth] enabled`; `None`: every endpoint is open.
+    pub auth: Option<Arc<Tokens>>,
 }
 
 #[derive(OpenApi)]
@@ -83,18 +92,109 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(alerts::notifications))
 }
 
-/// The OpenAPI document of this API.
+/// The OpenAPI document of this API, with the bearer scheme and each
+/// operation's role (the document of a service with `[auth] enabled`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    openapi_with_auth(true)
+}
+
+/// The document as a service with or without auth serves it: without,
+/// no operation declares a requirement (none is enforced).
+pub fn openapi_with_auth(auth: bool) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let mut document = routes().split_for_parts().1;
+    if !auth {
+        return document;
+    }
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("mon API token")
+                .description(Some(
+                    "A token from `mon token create --role ROLE`; the roles, lowest first, are viewer, \
+                     operator, editor, admin, and each may do what the lower ones may. Each operation names \
+                     the lowest role it needs.",
+                ))
+                .build(),
+        ),
+    );
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build(),
+        )
+    };
+    for (path, item) in document.paths.paths.iter_mut() {
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            match auth::required_role(method, path) {
+                None => operation.security = Some(Vec::new()),
+                Some(role) => {
+                    operation.security = Some(vec![SecurityRequirement::new("bearer", [role.as_str()])]);
+                    let responses = &mut operation.responses.responses;
+                    responses.insert("401".into(), error("No token, or not a known one"));
+                    responses.insert("403".into(), error(&format!("The token's role is below `{role}`")));
+                }
+            }
+        }
+    }
+    document
 }
 
 pub fn router(api: Api, max_body_bytes: usize) -> Router {
     let (router, _) = routes().split_for_parts();
     router
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorize))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(api)
+}
+
+/// With auth on, the role the matched route needs, from the bearer token:
+/// none or an unknown one is a 401 (with `WWW-Authenticate: Bearer`), a
+/// known one of too low a role a 403.
+async fn authorize(State(api): State<Api>, request: axum::extract::Request, next: Next) -> Response {
+    let Some(tokens) = &api.auth else { return next.run(request).await };
+    let path = request.extensions().get::<MatchedPath>().map_or(request.uri().path(), |m| m.as_str());
+    let Some(needed) = auth::required_role(request.method().as_str(), path) else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = presented else {
+        return error::ApiError::unauthorized("this endpoint needs `Authorization: Bearer <token>`").into_response();
+    };
+    match tokens.authenticate(token) {
+        None => error::ApiError::unauthorized("the token is not known (or was revoked)").into_response(),
+        Some((name, role)) if !role.allows(needed) => error::ApiError::new(
+            StatusCode::FORBIDDEN,
+            error::ErrorCode::Forbidden,
+            format!("the token `{name}` has the role {role}; this endpoint needs {needed}"),
+            serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
+        )
+        .into_response(),
+        Some(_) => next.run(request).await,
+    }
 }
 
 /// `ok` while the process runs.
@@ -161,9 +261,11 @@ async fn metrics(State(api): State<Api>) -> Response {
     tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object))
 )]
-async fn openapi_json() -> Response {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let text = DOCUMENT.get_or_init(|| openapi().to_json().unwrap_or_else(|_| "{}".to_string()));
+async fn openapi_json(State(api): State<Api>) -> Response {
+    static DOCUMENTS: [OnceLock<String>; 2] = [OnceLock::new(), OnceLock::new()];
+    let auth = api.auth.is_some();
+    let text = DOCUMENTS[usize::from(auth)]
+        .get_or_init(|| openapi_with_auth(auth).to_json().unwrap_or_else(|_| "{}".to_string()));
     ([(header::CONTENT_TYPE, "application/json")], text.as_str()).into_response()
 }
 
@@ -196,5 +298,31 @@ mod tests {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
         assert_eq!(paths.len(), 15, "{paths:?}");
+    }
+
+    #[test]
+    fn the_document_declares_the_bearer_scheme_and_each_operations_role() {
+        let document: serde_json::Value = serde_json::to_value(openapi()).unwrap();
+        let scheme = &document["components"]["securitySchemes"]["bearer"];
+        assert_eq!((scheme["type"].as_str(), scheme["scheme"].as_str()), (Some("http"), Some("bearer")), "{scheme}");
+        for (path, method, role) in [
+            ("/healthz", "get", None),
+            ("/readyz", "get", None),
+            ("/metrics", "get", None),
+            ("/api/v1/status", "get", Some("viewer")),
+            ("/api/v1/alerts/{id}/ack", "post", Some("operator")),
+            ("/api/v1/events", "post", Some("operator")),
+        ] {
+            let operation = &document["paths"][path][method];
+            match role {
+                None => assert_eq!(operation["security"], serde_json::json!([]), "{path}"),
+                Some(role) => {
+                    assert_eq!(operation["security"], serde_json::json!([{ "bearer": [role] }]), "{path}");
+                    assert!(operation["responses"]["401"].is_object() && operation["responses"]["403"].is_object());
+                }
+            }
+        }
+        let open: serde_json::Value = serde_json::to_value(openapi_with_auth(false)).unwrap();
+        assert!(open["paths"]["/api/v1/status"]["get"]["security"].is_null());
     }
 }

@@ -19,6 +19,7 @@
 //! attempt at a time, saying whether another attempt can help.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod delivery;
@@ -210,6 +211,18 @@ pub fn run_with(
         alerts: alerts_view.clone(),
         store: store.handle(),
         kafka_configured: config.kafka.is_some(),
+        auth: config.auth.enabled.then(|| {
+            let tokens = auth::Tokens::new(&config.state_dir);
+            if tokens.count() == 0 {
+                tracing::warn!(
+                    "auth is on and no token exists: every endpoint but /healthz, /readyz and /metrics answers 401; \
+                     create one with `mon token create --role admin --name NAME`"
+                );
+            } else {
+                tracing::info!(tokens = tokens.count(), "auth is on");
+            }
+            Arc::new(tokens)
+        }),
     };
     let (http_stop_tx, mut http_stop_rx) = tokio::sync::watch::channel(false);
     let max_body_bytes = config.http.max_body_bytes;

@@ -9,3 +9,4 @@ pub mod lsp;
 pub mod run;
 pub mod simulate;
 pub mod test;
+pub mod token;

@@ -23,6 +23,10 @@ use utoipa::ToSchema;
 pub enum ErrorCode {
     /// 400: a parameter or body field is wrong; `details.field` names it.
     InvalidRequest,
+    /// 401 with `WWW-Authenticate: Bearer`: no token, or not a known one.
+    Unauthorized,
+    /// 403: the token's role is below the one the endpoint needs.
+    Forbidden,
     /// 404: no such resource (or route).
     NotFound,
     /// 405: the route exists, not with this method.
@@ -77,6 +81,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message, details)
     }
 
+    /// 401: no credentials, or not known ones.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message, Value::Null)
+    }
+
     /// The input queue is full: retry in a second.
     pub fn busy() -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Busy, "busy; retry", Value::Null)
@@ -107,10 +116,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let busy = self.code == ErrorCode::Busy;
+        let unauthorized = self.code == ErrorCode::Unauthorized;
         let body = ErrorBody { error: ErrorInfo { code: self.code, message: self.message, details: self.details } };
         let mut response = (self.status, Json(body)).into_response();
         if busy {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if unauthorized {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mon\""));
         }
         response
     }

@@ -1,0 +1,339 @@
+//! Authentication and authorization of the HTTP API: API tokens and roles.
+//!
+//! A token is `mon_` and 64 hex digits (32 random bytes from the operating
+//! system). Only its SHA-256 is kept, with its name, role and creation time,
+//! in `tokens.json` in the state directory. The file, not sled: sled admits
+//! one process, and `mon token create` must work while `mon run` runs. The
+//! file is replaced atomically (written beside, synced, renamed), and the
+//! service re-reads it when it changes (its size, time or inode), so a new
+//! or revoked token counts from the next request.
+//!
+//! Roles are ordered: a higher role may do what a lower one may
+//! ([`Role`]). Which role each endpoint needs is [`required_role`], the one
+//! table the middleware and the OpenAPI document are both made from.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The roles, lowest first: each may do what the ones before it may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read: status, records, dead letters, alerts, notifications, the document.
+    Viewer,
+    /// Act on alerts (ack, unack, suppress, resolve) and send events.
+    Operator,
+    /// Change rules (no endpoint yet).
+    Editor,
+    /// Manage tokens and configuration.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Editor, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Editor => "editor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            format!("unknown role `{s}`; the roles are viewer, operator, editor, admin")
+        })
+    }
+}
+
+/// The role an endpoint needs, or `None` for the open ones (`/healthz`,
+/// `/readyz`, `/metrics`). `path` is the route as declared
+/// (`/api/v1/alerts/{id}/ack`), `method` in any case.
+///
+/// `POST /api/v1/events` needs `operator`: sending events changes what the
+/// service believes and which alerts open, as much as acting on alerts
+/// does; feeds in production come through Kafka, so the HTTP ingest is for
+/// tests, demos and small feeds, and a separate role (outside the order)
+/// is not worth its complication today.
+pub fn required_role(method: &str, path: &str) -> Option<Role> {
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return None;
+    }
+    if method.eq_ignore_ascii_case("get") || method.eq_ignore_ascii_case("head") {
+        return Some(Role::Viewer);
+    }
+    if path == "/api/v1/events" || path.starts_with("/api/v1/alerts/") {
+        return Some(Role::Operator);
+    }
+    if path.starts_with("/api/v1/tokens") {
+        return Some(Role::Admin);
+    }
+    // Anything else that changes state: the highest role until decided.
+    Some(Role::Admin)
+}
+
+/// One token as stored: never the token itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub name: String,
+    pub role: Role,
+    /// RFC 3339.
+    pub created_at: String,
+    /// SHA-256 of the token, lowercase hex.
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenFile {
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// The file of tokens in a state directory.
+pub fn tokens_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("tokens.json")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a token, lowercase hex.
+pub fn hash_token(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+/// A new token: `mon_` and 32 random bytes from the OS, in hex.
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| format!("no randomness from the operating system: {e}"))?;
+    Ok(format!("mon_{}", hex(&bytes)))
+}
+
+impl TokenFile {
+    /// The file at `path`; empty when there is none.
+    pub fn read(path: &Path) -> Result<TokenFile, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a token file: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenFile::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Replaces the file at `path` atomically: written beside it, synced,
+    /// renamed over it (readable by its owner only).
+    pub fn write(&self, path: &Path) -> Result<(), String> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let temporary = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).map_err(|e| format!("cannot encode the tokens: {e}"))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temporary).map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
+        file.write_all(&text)
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot write {}: {e}", temporary.display()))?;
+        std::fs::rename(&temporary, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The entry whose hash is the token's, compared in constant time
+    /// (every entry is compared, whatever matches).
+    pub fn find(&self, token: &str) -> Option<&TokenEntry> {
+        let hash = hash_token(token);
+        let mut found = None;
+        for entry in &self.tokens {
+            if bool::from(entry.sha256.as_bytes().ct_eq(hash.as_bytes())) && found.is_none() {
+                found = Some(entry);
+            }
+        }
+        found
+    }
+}
+
+/// Reads, changes and replaces the token file of `state_dir`, one process
+/// at a time (a `tokens.json.lock` file made with `create_new` is the
+/// lock; a stale one, left by a killed process, is named in the error).
+pub fn update<T>(state_dir: &Path, change: impl FnOnce(&mut TokenFile) -> Result<T, String>) -> Result<T, String> {
+    std::fs::create_dir_all(state_dir).map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+    let lock = state_dir.join("tokens.json.lock");
+    let started = std::time::Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&lock) {
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if started.elapsed() > std::time::Duration::from_secs(5) {
+                    return Err(format!(
+                        "{} is held by another `mon token` (or left by one that was killed: remove it)",
+                        lock.display()
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(format!("cannot create {}: {e}", lock.display())),
+        }
+    }
+    let path = tokens_path(state_dir);
+    let result = TokenFile::read(&path).and_then(|mut file| {
+        let value = change(&mut file)?;
+        file.write(&path)?;
+        Ok(value)
+    });
+    let _ = std::fs::remove_file(&lock);
+    result
+}
+
+/// What identifies a version of the file: size, modification time, inode.
+type Stamp = (u64, Option<std::time::SystemTime>, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.len(), meta.modified().ok(), inode))
+}
+
+/// The service's view of the token file, re-read when it changes.
+pub struct Tokens {
+    path: PathBuf,
+    cache: Mutex<(Option<Stamp>, TokenFile)>,
+}
+
+impl Tokens {
+    pub fn new(state_dir: &Path) -> Tokens {
+        let path = tokens_path(state_dir);
+        let file = TokenFile::read(&path).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "auth: the token file is unreadable; no token is accepted");
+            TokenFile::default()
+        });
+        Tokens { cache: Mutex::new((stamp(&path), file)), path }
+    }
+
+    /// How many tokens there are now.
+    pub fn count(&self) -> usize {
+        self.cache.lock().map(|c| c.1.tokens.len()).unwrap_or(0)
+    }
+
+    /// The name and role of a token, if it is known.
+    pub fn authenticate(&self, token: &str) -> Option<(String, Role)> {
+        let now = stamp(&self.path);
+        let Ok(mut cache) = self.cache.lock() else { return None };
+        if cache.0 != now {
+            let file = match TokenFile::read(&self.path) {
+                Ok(f) => f,
+                Err(e) => {
+                    // Fail closed: no token counts until the file is right.
+                    tracing::error!(error = %e, "auth: the token file is unreadable; no token is accepted");
+                    TokenFile::default()
+                }
+            };
+            *cache = (now, file);
+        }
+        cache.1.find(token).map(|e| (e.name.clone(), e.role))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_and_a_higher_one_may_do_what_a_lower_may() {
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Editor && Role::Editor < Role::Admin);
+        for (i, have) in Role::ALL.iter().enumerate() {
+            for (j, needed) in Role::ALL.iter().enumerate() {
+                assert_eq!(have.allows(*needed), i >= j, "{have} for {needed}");
+            }
+        }
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        assert!("root".parse::<Role>().unwrap_err().contains("viewer, operator, editor, admin"));
+    }
+
+    #[test]
+    fn each_endpoint_has_its_role() {
+        assert_eq!(required_role("GET", "/healthz"), None);
+        assert_eq!(required_role("GET", "/readyz"), None);
+        assert_eq!(required_role("GET", "/metrics"), None);
+        assert_eq!(required_role("GET", "/api/v1/openapi.json"), Some(Role::Viewer));
+        assert_eq!(required_role("GET", "/api/v1/alerts/{id}"), Some(Role::Viewer));
+        assert_eq!(required_role("post", "/api/v1/alerts/{id}/ack"), Some(Role::Operator));
+        assert_eq!(required_role("POST", "/api/v1/events"), Some(Role::Operator));
+        assert_eq!(required_role("POST", "/api/v1/tokens"), Some(Role::Admin));
+    }
+
+    #[test]
+    fn tokens_are_random_and_kept_as_their_hash() {
+        let a = new_token().unwrap();
+        let b = new_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("mon_") && a.len() == 4 + 64, "{a}");
+        // SHA-256 of "abc" (FIPS 180-2 example).
+        assert_eq!(hash_token("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let file = TokenFile {
+            tokens: vec![TokenEntry {
+                name: "alice".into(),
+                role: Role::Operator,
+                created_at: "2026-01-01T00:00:00Z".into(),
+                sha256: hash_token(&a),
+            }],
+        };
+        assert_eq!(file.find(&a).map(|e| e.name.as_str()), Some("alice"));
+        assert!(file.find(&b).is_none());
+        assert!(file.find("").is_none());
+    }
+
+    #[test]
+    fn the_service_sees_a_new_and_a_revoked_token_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = Tokens::new(dir.path());
+        let token = new_token().unwrap();
+        assert_eq!(tokens.authenticate(&token), None);
+        let mut file = TokenFile::default();
+        file.tokens.push(TokenEntry {
+            name: "bob".into(),
+            role: Role::Admin,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            sha256: hash_token(&token),
+        });
+        file.write(&tokens_path(dir.path())).unwrap();
+        assert_eq!(tokens.authenticate(&token), Some(("bob".into(), Role::Admin)));
+        TokenFile::default().write(&tokens_path(dir.path())).unwrap();
+        assert_eq!(tokens.authenticate(&token), None);
+        let text = std::fs::read_to_string(tokens_path(dir.path())).unwrap();
+        assert!(!text.contains(&token));
+    }
+}
