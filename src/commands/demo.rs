@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use mon_runtime::aggregates::Status;
 use mon_runtime::alerts::Notification;
-use mon_service::config::{Config, HttpConfig, LogConfig};
+use mon_service::config::{AuthConfig, Config, HttpConfig, LogConfig};
 use mon_service::delivery::{Deliver, Delivery};
 use mon_service::processor::StatusView;
 
@@ -77,6 +77,8 @@ pub fn run(args: Args) -> Outcome {
         http: HttpConfig { listen, ..defaults.http.clone() },
         // The demo's own summary is the output; the service logs only problems.
         log: LogConfig { level: "warn".into(), ..LogConfig::default() },
+        // A demo is open: no token to make before trying the API.
+        auth: AuthConfig { enabled: false },
         ..defaults
     };
     mon_service::init_logging(&config.log);
@@ -100,6 +102,7 @@ pub fn run(args: Args) -> Outcome {
         say!("  metrics:    http://{address}/metrics");
         say!("  alerts:     http://{address}/api/v1/alerts (notifications are printed here, grouped)");
         say!("  state:      {state_shown}");
+        say!("  auth:       off (a demo: every endpoint is open; see `[auth]` in docs/service.md)");
         say!("Feeding generated events (the last 25 minutes first, as a backlog); Ctrl-C stops.\n");
         let handle =
             std::thread::spawn(move || feed_and_report(address, seed, every, seconds, feeder_stop, feeder_posted));
