@@ -50,7 +50,8 @@ fn mon(args: &[&str]) -> (i32, String, String) {
 }
 
 fn create(state: &Path, role: &str, name: &str) -> String {
-    let (code, out, err) = mon(&["token", "create", "--role", role, "--name", name, "--state-dir", &state.display().to_string()]);
+    let (code, out, err) =
+        mon(&["token", "create", "--role", role, "--name", name, "--state-dir", &state.display().to_string()]);
     assert_eq!(code, 0, "mon token create: {err}");
     let token = out.trim().to_string();
     assert!(token.starts_with("mon_") && token.len() == 68 && out.lines().count() == 1, "stdout: {out}");
@@ -93,7 +94,13 @@ fn start(dir: &Path, auth: bool) -> Service {
     std::fs::write(&config, format!("[auth]\nenabled = {auth}\n")).unwrap();
     let state = dir.join("state");
     Service::start(
-        &["--config", &config.display().to_string(), "--state-dir", &state.display().to_string(), &rules.display().to_string()],
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--state-dir",
+            &state.display().to_string(),
+            &rules.display().to_string(),
+        ],
         &dir.join("mon.log"),
     )
 }
@@ -150,7 +157,10 @@ fn each_endpoint_needs_its_role_and_a_revoked_token_is_refused() {
                     assert_eq!(value["error"]["code"], "forbidden", "{body}");
                     assert_eq!(value["error"]["details"]["needed"], *needed, "{body}");
                 }
-                _ => assert!(status != 401 && status != 403 && status < 500, "{role} on {method} {path}: {status} {body}"),
+                _ => assert!(
+                    status != 401 && status != 403 && status < 500,
+                    "{role} on {method} {path}: {status} {body}"
+                ),
             }
         }
     }

@@ -61,9 +61,10 @@ impl std::fmt::Display for Role {
 impl std::str::FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Role, String> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            format!("unknown role `{s}`; the roles are viewer, operator, editor, admin")
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role `{s}`; the roles are viewer, operator, editor, admin"))
     }
 }
 
@@ -134,7 +135,9 @@ impl TokenFile {
     /// The file at `path`; empty when there is none.
     pub fn read(path: &Path) -> Result<TokenFile, String> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a token file: {e}", path.display())),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("{}: not a token file: {e}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenFile::default()),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }

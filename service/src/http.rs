@@ -127,7 +127,10 @@ pub fn openapi_with_auth(auth: bool) -> utoipa::openapi::OpenApi {
         RefOr::T(
             ResponseBuilder::new()
                 .description(description)
-                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
                 .build(),
         )
     };

@@ -60,9 +60,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 fn state_dir(place: &Place) -> Result<PathBuf, String> {
     let overrides = Overrides { state_dir: place.state_dir.clone(), ..Default::default() };
-    Config::load(place.config.as_deref(), std::env::vars(), &overrides)
-        .map(|c| c.state_dir)
-        .map_err(|e| e.to_string())
+    Config::load(place.config.as_deref(), std::env::vars(), &overrides).map(|c| c.state_dir).map_err(|e| e.to_string())
 }
 
 fn now_rfc3339() -> String {
