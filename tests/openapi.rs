@@ -52,12 +52,17 @@ const ROUTES: &[(&str, &str)] = &[
 ];
 
 fn start(dir: &Path) -> Service {
+    start_with(dir, "")
+}
+
+fn start_with(dir: &Path, extra_config: &str) -> Service {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("jobs.mon"), RULES).unwrap();
     let config = dir.join("mon.toml");
-    std::fs::write(&config, "[alerts]\ngroup_wait_ms = 200\ngroup_interval_ms = 500\n[notify]\ndeliver = \"log\"\n")
-        .unwrap();
+    let text =
+        format!("[alerts]\ngroup_wait_ms = 200\ngroup_interval_ms = 500\n[notify]\ndeliver = \"log\"\n{extra_config}");
+    std::fs::write(&config, text).unwrap();
     let state = dir.join("state");
     Service::start(
         &[
@@ -140,15 +145,58 @@ fn the_document_lists_every_route_and_schemathesis_finds_no_failure() {
 
     // schemathesis: must be installed (scripts/setup-test-env); a missing
     // one fails this test rather than passing it unchecked.
+    schemathesis(&service, dir.path(), None);
+}
+
+/// Runs schemathesis against the service's document (with `token` as the
+/// bearer token, if any); fails the test on any failure.
+fn schemathesis(service: &Service, dir: &Path, token: Option<&str>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/schemathesis");
-    let output = Command::new(&script)
+    let mut command = Command::new(&script);
+    command
         .args(["run", &service.url("/api/v1/openapi.json")])
         .args(["--checks", "all", "--max-examples", "25", "--max-time", "75", "--request-timeout", "5"])
-        .args(["--no-color", "--generation-deterministic"])
-        .current_dir(dir.path())
+        .args(["--no-color", "--generation-deterministic"]);
+    if let Some(token) = token {
+        command.args(["--header", &format!("Authorization: Bearer {token}")]);
+    }
+    let output = command
+        .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {} (scripts/setup-test-env installs it): {e}", script.display()));
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "schemathesis failed ({:?}):\n{report}", output.status.code());
     assert!(report.contains("passed"), "schemathesis ran no test:\n{report}");
+}
+
+/// With `[auth] enabled`: the document (fetched with a token) declares the
+/// bearer scheme, and schemathesis, given an admin token, finds no failure,
+/// including its `ignored_auth` check (a declared requirement is enforced).
+#[test]
+fn with_auth_the_document_declares_its_requirements_and_schemathesis_finds_no_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", "admin", "--name", "schemathesis", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let service = start_with(dir.path(), "[auth]\nenabled = true\n");
+    let (status, _) = service.get_any("/api/v1/openapi.json").expect("GET");
+    assert_eq!(status, 401);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let text = agent
+        .get(&service.url("/api/v1/openapi.json"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .expect("GET")
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let document = json(&text);
+    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(document["paths"]["/healthz"]["get"]["security"], serde_json::json!([]));
+    schemathesis(&service, dir.path(), Some(&token));
 }
