@@ -18,12 +18,13 @@
 //! only "look at instance S of workflow W at time T, generation G". Moving
 //! an instance bumps its generation, which turns its queued entry stale:
 //! cancelling is free, and stale entries are swept when they outnumber the
-//! live ones.
+//! live ones. The queue is a hierarchical timing wheel (`wheel`), O(1)
+//! amortised per timer, that pops in the order a binary heap would.
 //!
 //! This module holds the [`Engine`] and its [`State`]; `routing` is the
 //! event path, `timers` the clock, `occurrences` the openings of scheduled
-//! workflows, `records` the records of events that moved nothing, `traces`
-//! the lifecycle traces, `keys` the instance keys, `instances` the slab of
+//! workflows, `records` the records of events that moved nothing, `wheel` the
+//! timer queue, `traces` the lifecycle traces, `keys` the instance keys, `instances` the slab of
 //! one workflow's instances, and `state` what an instance keeps.
 
 mod instances;
@@ -34,8 +35,9 @@ mod routing;
 mod state;
 mod timers;
 mod traces;
+mod wheel;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
@@ -47,7 +49,7 @@ pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 pub use timers::{after, deadline};
 
 use routing::{orders, routes, Routes};
-use timers::Entry;
+use wheel::Wheel;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
@@ -57,7 +59,8 @@ type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct State {
     pub workflows: Vec<Instances>,
-    queue: BinaryHeap<Entry>,
+    /// Timer entries, in a timing wheel (see `wheel`).
+    queue: Wheel,
     /// Per scheduled workflow: the next occurrence to open, (instant, date).
     /// Kept apart from the timers because an occurrence opening at `t`
     /// must exist for an event at `t`, while timers at `t` fire after it.
@@ -177,7 +180,7 @@ pub enum ClearCause {
 impl<'p> Engine<'p> {
     /// An engine that starts monitoring at `start` (ms since the epoch).
     pub fn new(program: &'p Program, functions: &'p dyn Functions, start: i64) -> Self {
-        let mut state = State { start, clock: start, ..State::default() };
+        let mut state = State { start, clock: start, queue: Wheel::starting_at(start), ..State::default() };
         state.workflows = vec![Instances::default(); program.workflows.len()];
         state.intern(Vec::new());
         let mut engine = Engine::with_state(program, functions, state);
