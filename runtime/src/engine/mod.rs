@@ -22,11 +22,14 @@
 //! amortised per timer, that pops in the order a binary heap would.
 //!
 //! This module holds the [`Engine`] and its [`State`]; `routing` is the
-//! event path, `timers` the clock, `occurrences` the openings of scheduled
-//! workflows, `records` the records of events that moved nothing, `wheel` the
-//! timer queue, `traces` the lifecycle traces, `keys` the instance keys, `instances` the slab of
-//! one workflow's instances, and `state` what an instance keeps.
+//! event path, `filter` the index of its routes by field values, `timers`
+//! the clock, `wheel` the timer queue, `occurrences` the openings of
+//! scheduled workflows, `records` the records of events that moved
+//! nothing, `traces` the lifecycle traces, `keys` the instance keys,
+//! `instances` the slab of one workflow's instances, and `state` what an
+//! instance keeps.
 
+mod filter;
 mod instances;
 mod keys;
 mod occurrences;
@@ -48,6 +51,7 @@ pub use keys::{display, key_object, key_of};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 pub use timers::{after, deadline};
 
+use filter::Filter;
 use routing::{orders, routes, Routes};
 use wheel::Wheel;
 
@@ -139,6 +143,11 @@ pub struct Engine<'p> {
     program: &'p Program,
     functions: &'p dyn Functions,
     routes: Routes,
+    /// Per event type: the routes an event's field values can be relevant
+    /// to (see `filter`).
+    filter: Filter,
+    /// Off only to measure what the filter index saves (`mon bench`).
+    use_filter: bool,
     /// Per workflow: its depth in the `depends on` graph (upstream first)
     /// in the high 16 bits, its id in the low 16.
     orders: Vec<u32>,
@@ -147,6 +156,7 @@ pub struct Engine<'p> {
     pub state: State,
     /// Reused per event, so routing allocates nothing.
     scratch: Vec<u32>,
+    scratch_routes: Vec<u32>,
     /// The id hash of the event being processed.
     current_id: u128,
     /// Items whose `missing` or `at_risk` steps stopped being awaited, or
@@ -205,17 +215,28 @@ impl<'p> Engine<'p> {
         // Redelivery memory for strays lasts one to two of the longest
         // retention windows (at least a day).
         let seen_window = program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
+        let routes = routes(program);
         Engine {
             program,
             functions,
-            routes: routes(program),
+            filter: Filter::new(program, &routes),
+            use_filter: true,
+            routes,
             orders: orders(program),
             seen_window,
             state,
             scratch: Vec::new(),
+            scratch_routes: Vec::new(),
             current_id: 0,
             clearances: Vec::new(),
         }
+    }
+
+    /// Turns the filter index off or on; records are the same either
+    /// way. Only for measuring what the index saves.
+    #[doc(hidden)]
+    pub fn set_filter_index(&mut self, on: bool) {
+        self.use_filter = on;
     }
 
     pub fn program(&self) -> &'p Program {

@@ -29,7 +29,7 @@ fn entries_of_one_instant_come_out_by_order_slot_and_generation() {
     let mut expected = entries.to_vec();
     expected.sort();
     assert_eq!(drain(&mut wheel, 500), expected, "duplicates too, as the heap gave them");
-    assert!(wheel.is_empty());
+    assert_eq!(wheel.len(), 0);
 }
 
 #[test]
@@ -176,5 +176,28 @@ proptest! {
         }
         let rest: Vec<Entry> = heap.into_sorted_vec().into_iter().rev().map(|Reverse(e)| e).collect();
         prop_assert_eq!(drain(&mut wheel, i64::MAX), rest);
+    }
+}
+
+/// The shape of `mon bench`: a burst of items within milliseconds, each
+/// arming a deadline two minutes on, the clock moving with the events.
+#[test]
+fn a_burst_of_deadlines_pops_as_the_heap_does() {
+    let base = 1_772_438_400_000i64;
+    let mut wheel = Wheel::starting_at(base);
+    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::new();
+    for phase in 0..5i64 {
+        for i in 0..1000i64 {
+            let t = base + phase * 30_000 + i * 20 / 1000;
+            let mut expected = Vec::new();
+            while let Some(Reverse(e)) = heap.peek().copied().filter(|Reverse(e)| e.0 < t) {
+                heap.pop();
+                expected.push(e);
+            }
+            assert_eq!(drain(&mut wheel, t - 1), expected, "phase {phase} i {i}");
+            let e = (t + 120_000, 0, i as u32, phase as u32);
+            wheel.push(e);
+            heap.push(Reverse(e));
+        }
     }
 }
