@@ -157,6 +157,8 @@ pub struct Engine<'p> {
     /// Reused per event, so routing allocates nothing.
     scratch: Vec<u32>,
     scratch_routes: Vec<u32>,
+    /// Instances held, over all workflows (for sweeping the timer queue).
+    live: usize,
     /// The id hash of the event being processed.
     current_id: u128,
     /// Items whose `missing` or `at_risk` steps stopped being awaited, or
@@ -216,6 +218,7 @@ impl<'p> Engine<'p> {
         // retention windows (at least a day).
         let seen_window = program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
         let routes = routes(program);
+        let live = state.workflows.iter().map(Instances::len).sum();
         Engine {
             program,
             functions,
@@ -227,6 +230,7 @@ impl<'p> Engine<'p> {
             state,
             scratch: Vec::new(),
             scratch_routes: Vec::new(),
+            live,
             current_id: 0,
             clearances: Vec::new(),
         }

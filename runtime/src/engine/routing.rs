@@ -108,6 +108,7 @@ impl<'p> Engine<'p> {
                     let group = self.group_of(workflow, event);
                     let instance = Instance::new(key, date, event.time, group, workflow.steps.len());
                     let slot = self.state.workflows[w].insert(instance);
+                    self.live += 1;
                     self.take(workflow, slot, step, event, None, out);
                 }
                 _ => self.stray(workflow, Some(key), event, relevant[0], out),
