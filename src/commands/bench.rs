@@ -8,6 +8,9 @@
 //! JSON lines. Resident memory per in-flight instance is the growth of the
 //! process's resident set while the trades are ingested, divided by their
 //! number (it includes the timers they arm).
+//!
+//! `--workflows N` measures many rules on one event type instead
+//! (`many_rules`).
 
 use std::time::Instant;
 
@@ -18,6 +21,8 @@ use mon_runtime::{Engine, Event, Kind, Record};
 
 use crate::rng::SplitMix64;
 use crate::Outcome;
+
+mod many_rules;
 
 const RULES: &str = r#"
 event trade_ingested { trade_id: string, region: enum { EMEA, AMER, APAC }, book: string, notional: float }
@@ -51,6 +56,13 @@ pub struct Args {
     /// Measure the engine alone (skip the decode + engine run).
     #[arg(long)]
     engine_only: bool,
+    /// Measure N file-SLA workflows on one event type instead of the
+    /// trade lifecycle (the filter index, with and without).
+    #[arg(long, value_name = "N")]
+    workflows: Option<u64>,
+    /// Events in the stream of `--workflows`.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
     /// Write the stream instead of measuring: DIR/rules/bench.mon and
     /// DIR/events.ndjson, for the service's benchmark and crash test.
     #[arg(long, value_name = "DIR")]
@@ -179,6 +191,9 @@ fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool) ->
 }
 
 pub fn run(args: Args) -> Outcome {
+    if let Some(workflows) = args.workflows {
+        return many_rules::run(workflows, args.events, args.stall_rate, args.seed);
+    }
     // The alert book needs somewhere to send; the emitted rules (for the
     // service's benchmark) have no channel, so that nothing is delivered.
     let rules = format!("{RULES}\nchannel desk webhook \"http://127.0.0.1:9/desk\"\n");

@@ -18,14 +18,18 @@
 //! only "look at instance S of workflow W at time T, generation G". Moving
 //! an instance bumps its generation, which turns its queued entry stale:
 //! cancelling is free, and stale entries are swept when they outnumber the
-//! live ones.
+//! live ones. The queue is a hierarchical timing wheel (`wheel`), O(1)
+//! amortised per timer, that pops in the order a binary heap would.
 //!
 //! This module holds the [`Engine`] and its [`State`]; `routing` is the
-//! event path, `timers` the clock, `occurrences` the openings of scheduled
-//! workflows, `records` the records of events that moved nothing, `traces`
-//! the lifecycle traces, `keys` the instance keys, `instances` the slab of
-//! one workflow's instances, and `state` what an instance keeps.
+//! event path, `filter` the index of its routes by field values, `timers`
+//! the clock, `wheel` the timer queue, `occurrences` the openings of
+//! scheduled workflows, `records` the records of events that moved
+//! nothing, `traces` the lifecycle traces, `keys` the instance keys,
+//! `instances` the slab of one workflow's instances, and `state` what an
+//! instance keeps.
 
+mod filter;
 mod instances;
 mod keys;
 mod occurrences;
@@ -34,8 +38,9 @@ mod routing;
 mod state;
 mod timers;
 mod traces;
+mod wheel;
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
@@ -46,8 +51,9 @@ pub use keys::{display, key_object, key_of};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 pub use timers::{after, deadline};
 
+use filter::Filter;
 use routing::{orders, routes, Routes};
-use timers::Entry;
+use wheel::Wheel;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
@@ -57,7 +63,8 @@ type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct State {
     pub workflows: Vec<Instances>,
-    queue: BinaryHeap<Entry>,
+    /// Timer entries, in a timing wheel (see `wheel`).
+    queue: Wheel,
     /// Per scheduled workflow: the next occurrence to open, (instant, date).
     /// Kept apart from the timers because an occurrence opening at `t`
     /// must exist for an event at `t`, while timers at `t` fire after it.
@@ -136,6 +143,11 @@ pub struct Engine<'p> {
     program: &'p Program,
     functions: &'p dyn Functions,
     routes: Routes,
+    /// Per event type: the routes an event's field values can be relevant
+    /// to (see `filter`).
+    filter: Filter,
+    /// Off only to measure what the filter index saves (`mon bench`).
+    use_filter: bool,
     /// Per workflow: its depth in the `depends on` graph (upstream first)
     /// in the high 16 bits, its id in the low 16.
     orders: Vec<u32>,
@@ -144,6 +156,9 @@ pub struct Engine<'p> {
     pub state: State,
     /// Reused per event, so routing allocates nothing.
     scratch: Vec<u32>,
+    scratch_routes: Vec<u32>,
+    /// Instances held, over all workflows (for sweeping the timer queue).
+    live: usize,
     /// The id hash of the event being processed.
     current_id: u128,
     /// Items whose `missing` or `at_risk` steps stopped being awaited, or
@@ -177,7 +192,7 @@ pub enum ClearCause {
 impl<'p> Engine<'p> {
     /// An engine that starts monitoring at `start` (ms since the epoch).
     pub fn new(program: &'p Program, functions: &'p dyn Functions, start: i64) -> Self {
-        let mut state = State { start, clock: start, ..State::default() };
+        let mut state = State { start, clock: start, queue: Wheel::starting_at(start), ..State::default() };
         state.workflows = vec![Instances::default(); program.workflows.len()];
         state.intern(Vec::new());
         let mut engine = Engine::with_state(program, functions, state);
@@ -202,17 +217,30 @@ impl<'p> Engine<'p> {
         // Redelivery memory for strays lasts one to two of the longest
         // retention windows (at least a day).
         let seen_window = program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
+        let routes = routes(program);
+        let live = state.workflows.iter().map(Instances::len).sum();
         Engine {
             program,
             functions,
-            routes: routes(program),
+            filter: Filter::new(program, &routes),
+            use_filter: true,
+            routes,
             orders: orders(program),
             seen_window,
             state,
             scratch: Vec::new(),
+            scratch_routes: Vec::new(),
+            live,
             current_id: 0,
             clearances: Vec::new(),
         }
+    }
+
+    /// Turns the filter index off or on; records are the same either
+    /// way. Only for measuring what the index saves.
+    #[doc(hidden)]
+    pub fn set_filter_index(&mut self, on: bool) {
+        self.use_filter = on;
     }
 
     pub fn program(&self) -> &'p Program {

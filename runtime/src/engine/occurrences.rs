@@ -47,6 +47,7 @@ impl<'p> Engine<'p> {
             return;
         }
         let slot = self.state.workflows[w].insert(Instance::new(&key, date, open, 0, workflow.steps.len()));
+        self.live += 1;
         self.schedule(workflow, slot);
     }
 }

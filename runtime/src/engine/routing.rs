@@ -6,7 +6,8 @@
 //! stage: a step to take, a skipped step to fill in, or (recorded by
 //! `records`) a duplicate, an out-of-order jump or an unexpected event.
 //! Taking a step moves the instance, checks `late` and `early`, counts, and
-//! closes the instance on an outcome.
+//! closes the instance on an outcome. With many routes on one event type,
+//! the filter index (`filter`) picks the few an event can be relevant to.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -36,45 +37,62 @@ impl<'p> Engine<'p> {
             self.state.seen_since = self.state.clock;
         }
         self.current_id = id_hash(&event.id);
-        let program = self.program;
         if self.routes.get(event.event_type as usize).is_none() {
             return;
         }
         let routes = std::mem::take(&mut self.routes);
+        let type_routes = &routes[event.event_type as usize];
         let mut relevant = std::mem::take(&mut self.scratch);
-        for (workflow_id, steps) in &routes[event.event_type as usize] {
-            let workflow = &program.workflows[*workflow_id as usize];
-            relevant.clear();
-            for &s in steps {
-                let holds = match &workflow.steps[s as usize].relevance {
-                    Some(condition) => {
-                        holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions })
-                    }
-                    None => true,
-                };
-                if holds {
-                    relevant.push(s);
-                }
+        // Why only without traces: a route left out by the filter index is
+        // one the event is irrelevant to, which only a trace would show.
+        if self.use_filter && self.state.traced_keys.is_empty() && self.filter.indexes(event.event_type) {
+            let mut candidates = std::mem::take(&mut self.scratch_routes);
+            self.filter.candidates(event.event_type, &event.fields, &mut candidates);
+            for &r in &candidates {
+                let (workflow_id, steps) = &type_routes[r as usize];
+                self.visit(*workflow_id, steps, event, &mut relevant, out);
             }
-            let Some(key) = key_of(program, workflow, event) else {
-                if !relevant.is_empty() && !self.redelivered_stray(workflow.id, "") {
-                    self.stray(workflow, None, event, relevant[0], out);
-                }
-                continue;
-            };
-            if self.redelivered_stray(workflow.id, &key) {
-                // Redelivery of an event that moved nothing the first time.
-                self.trace_stray(workflow.id, &key, event, TraceWhat::Redelivery);
-                continue;
+            self.scratch_routes = candidates;
+        } else {
+            for (workflow_id, steps) in type_routes {
+                self.visit(*workflow_id, steps, event, &mut relevant, out);
             }
-            if relevant.is_empty() {
-                self.trace_stray(workflow.id, &key, event, TraceWhat::Irrelevant);
-                continue;
-            }
-            self.route(workflow, &key, event, &relevant, out);
         }
         self.scratch = relevant;
         self.routes = routes;
+    }
+
+    /// One route of the event: the workflow's relevant steps, its key, and
+    /// the instance the event moves (or the stray it is).
+    fn visit(&mut self, workflow_id: u32, steps: &[u32], event: &Event, relevant: &mut Vec<u32>, out: &mut Vec<Record>) {
+        let program = self.program;
+        let workflow = &program.workflows[workflow_id as usize];
+        relevant.clear();
+        for &s in steps {
+            let holds = match &workflow.steps[s as usize].relevance {
+                Some(condition) => holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions }),
+                None => true,
+            };
+            if holds {
+                relevant.push(s);
+            }
+        }
+        let Some(key) = key_of(program, workflow, event) else {
+            if !relevant.is_empty() && !self.redelivered_stray(workflow.id, "") {
+                self.stray(workflow, None, event, relevant[0], out);
+            }
+            return;
+        };
+        if self.redelivered_stray(workflow.id, &key) {
+            // Redelivery of an event that moved nothing the first time.
+            self.trace_stray(workflow.id, &key, event, TraceWhat::Redelivery);
+            return;
+        }
+        if relevant.is_empty() {
+            self.trace_stray(workflow.id, &key, event, TraceWhat::Irrelevant);
+            return;
+        }
+        self.route(workflow, &key, event, relevant, out);
     }
 
     fn route(&mut self, workflow: &ir::Workflow, key: &str, event: &Event, relevant: &[u32], out: &mut Vec<Record>) {
@@ -90,6 +108,7 @@ impl<'p> Engine<'p> {
                     let group = self.group_of(workflow, event);
                     let instance = Instance::new(key, date, event.time, group, workflow.steps.len());
                     let slot = self.state.workflows[w].insert(instance);
+                    self.live += 1;
                     self.take(workflow, slot, step, event, None, out);
                 }
                 _ => self.stray(workflow, Some(key), event, relevant[0], out),
