@@ -154,6 +154,8 @@ pub struct AlertBook<'p> {
     /// `missing` alerts resolved by a step taken in the current call, so
     /// the `late` record of that step is told in their resolution.
     resolved_by_step: Vec<(u32, String, u32, i64, String)>,
+    /// The first timer's instant (`i64::MAX`: none), kept beside the set.
+    earliest: i64,
 }
 
 impl<'p> AlertBook<'p> {
@@ -171,8 +173,17 @@ impl<'p> AlertBook<'p> {
             active.entry((alert.workflow_id, alert.item.clone())).or_default().push(alert.id.clone());
         }
         let group_index = state.groups.iter().enumerate().map(|(i, g)| (g.identity(), i as GroupId)).collect();
-        let mut book =
-            AlertBook { program, config, program_hash, state, active, group_index, resolved_by_step: Vec::new() };
+        let mut book = AlertBook {
+            program,
+            config,
+            program_hash,
+            state,
+            active,
+            group_index,
+            resolved_by_step: Vec::new(),
+            earliest: 0,
+        };
+        book.earliest = book.state.timers.first().map_or(i64::MAX, |(at, _)| *at);
         if rebase.is_some() {
             book.rebase();
         }
@@ -187,6 +198,7 @@ impl<'p> AlertBook<'p> {
     fn rebase(&mut self) {
         let at = self.state.clock;
         self.state.timers.retain(|(_, timer)| !matches!(timer, Timer::Flush(_)));
+        self.earliest = self.state.timers.first().map_or(i64::MAX, |(at, _)| *at);
         self.group_index.clear();
         let ids: Vec<String> = self.state.alerts.keys().cloned().collect();
         for id in ids {
@@ -284,6 +296,11 @@ impl<'p> AlertBook<'p> {
     }
 
     fn fire_before(&mut self, instant: i64, out: &mut Vec<Notification>) {
+        // Called for every event: the common case (nothing due) must not
+        // walk the tree.
+        if self.earliest >= instant {
+            return;
+        }
         while let Some((due, _)) = self.state.timers.first() {
             if *due >= instant {
                 break;
@@ -292,6 +309,7 @@ impl<'p> AlertBook<'p> {
             self.state.clock = self.state.clock.max(due);
             self.fire(due, timer, out);
         }
+        self.earliest = self.state.timers.first().map_or(i64::MAX, |(at, _)| *at);
     }
 
     fn fire(&mut self, due: i64, timer: Timer, out: &mut Vec<Notification>) {
@@ -322,6 +340,7 @@ impl<'p> AlertBook<'p> {
     }
 
     pub(super) fn schedule(&mut self, at: i64, timer: Timer) {
+        self.earliest = self.earliest.min(at);
         self.state.timers.insert((at, timer));
     }
 

@@ -184,11 +184,8 @@ mod tests {
 
     #[test]
     fn finds_an_equality_conjunct_under_and() {
-        let gt = Expr::Binary {
-            op: BinaryOp::Gt,
-            lhs: Box::new(Expr::Field(0)),
-            rhs: Box::new(Expr::Const(Value::Int(3))),
-        };
+        let gt =
+            Expr::Binary { op: BinaryOp::Gt, lhs: Box::new(Expr::Field(0)), rhs: Box::new(Expr::Const(Value::Int(3))) };
         let and = Expr::Binary {
             op: BinaryOp::And,
             lhs: Box::new(gt),

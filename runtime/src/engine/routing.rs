@@ -64,13 +64,22 @@ impl<'p> Engine<'p> {
 
     /// One route of the event: the workflow's relevant steps, its key, and
     /// the instance the event moves (or the stray it is).
-    fn visit(&mut self, workflow_id: u32, steps: &[u32], event: &Event, relevant: &mut Vec<u32>, out: &mut Vec<Record>) {
+    fn visit(
+        &mut self,
+        workflow_id: u32,
+        steps: &[u32],
+        event: &Event,
+        relevant: &mut Vec<u32>,
+        out: &mut Vec<Record>,
+    ) {
         let program = self.program;
         let workflow = &program.workflows[workflow_id as usize];
         relevant.clear();
         for &s in steps {
             let holds = match &workflow.steps[s as usize].relevance {
-                Some(condition) => holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions }),
+                Some(condition) => {
+                    holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions })
+                }
                 None => true,
             };
             if holds {

@@ -143,7 +143,10 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> Outcome {
     );
     let ok = missing == stalls;
     let (seconds, _) = run_once(&program, &decoder, &lines, true, false);
-    say!("{workflows} workflows, index on:  engine alone    {n} events in {seconds:.2}s = {:.0} events/s", rate(n, seconds));
+    say!(
+        "{workflows} workflows, index on:  engine alone    {n} events in {seconds:.2}s = {:.0} events/s",
+        rate(n, seconds)
+    );
     // Without the index each event evaluates every workflow's predicate:
     // a prefix of the stream keeps the run to seconds.
     let prefix = n.min((200_000_000 / workflows as usize).max(2_000));
