@@ -25,8 +25,9 @@ impl PartialSchema for EventBatch {
     fn schema() -> RefOr<Schema> {
         // Any JSON value: an item that is not a valid envelope is rejected
         // in the answer and kept as a dead letter, not refused with a 400.
-        let envelope =
-            ObjectBuilder::new().description(Some("One event envelope; what it must hold depends on `[envelope]`"));
+        let envelope = ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+            .description(Some("One event envelope; what it must hold depends on `[envelope]`"));
         ArrayBuilder::new().items(envelope).min_items(Some(1)).into()
     }
 }
