@@ -15,11 +15,13 @@ use sha2::{Digest, Sha256};
 /// serialised as its word, `ALL` lists (word, variant) pairs in declaration
 /// order for the checker's choices, and `name` and `Display` give the word
 /// back. Matching on the enum is exhaustive, so a new word is a compile
-/// error wherever it is not handled.
+/// error wherever it is not handled. Exported for the words the runtime
+/// adds (alert states, notification events); the user needs `serde`.
+#[macro_export]
 macro_rules! vocabulary {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $word:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
         }

@@ -10,54 +10,31 @@ use std::collections::BTreeMap;
 use mon_compiler::ir::{RecordKind, Severity};
 use serde::{Deserialize, Serialize};
 
-/// Why a group is being notified now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationEvent {
-    /// The group's first message: alerts opened (after the group wait).
-    Firing,
-    /// Alerts were added to or resolved in a group already notified (after
-    /// the group interval).
-    Update,
-    /// Nothing changed, but alerts are still open and unacknowledged after
-    /// `renotify`.
-    Renotify,
-    /// Every active alert of the group is acknowledged.
-    Acknowledged,
-    /// No alert of the group is active any more.
-    Resolved,
-}
-
-impl NotificationEvent {
-    pub fn name(self) -> &'static str {
-        match self {
-            NotificationEvent::Firing => "firing",
-            NotificationEvent::Update => "update",
-            NotificationEvent::Renotify => "renotify",
-            NotificationEvent::Acknowledged => "acknowledged",
-            NotificationEvent::Resolved => "resolved",
-        }
+mon_compiler::vocabulary! {
+    /// Why a group is being notified now.
+    pub enum NotificationEvent {
+        /// The group's first message: alerts opened (after the group wait).
+        Firing = "firing",
+        /// Alerts were added to or resolved in a group already notified
+        /// (after the group interval).
+        Update = "update",
+        /// Nothing changed, but alerts are still open and unacknowledged
+        /// after `renotify`.
+        Renotify = "renotify",
+        /// Every active alert of the group is acknowledged.
+        Acknowledged = "acknowledged",
+        /// No alert of the group is active any more.
+        Resolved = "resolved",
     }
 }
 
-/// The state of one alert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertState {
-    Open,
-    Acknowledged,
-    Suppressed,
-    Resolved,
-}
-
-impl AlertState {
-    pub fn name(self) -> &'static str {
-        match self {
-            AlertState::Open => "open",
-            AlertState::Acknowledged => "acknowledged",
-            AlertState::Suppressed => "suppressed",
-            AlertState::Resolved => "resolved",
-        }
+mon_compiler::vocabulary! {
+    /// The state of one alert, in the order of an alert's life.
+    pub enum AlertState {
+        Open = "open",
+        Acknowledged = "acknowledged",
+        Suppressed = "suppressed",
+        Resolved = "resolved",
     }
 }
 

@@ -23,9 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::page::{self, DEFAULT_LIMIT};
-use super::schema::{
-    AlertStateWord, DeliveryStateWord, NotificationEventWord, RecordKindWord, SeverityWord, ALERT_STATES,
-};
+use super::schema::{AlertStateWord, DeliveryStateWord, NotificationEventWord, RecordKindWord, SeverityWord};
 use super::Api;
 use crate::clock::wall_now;
 use crate::processor::{CommandRequest, Request};
@@ -289,27 +287,13 @@ impl Filter {
             match name.as_str() {
                 "state" => {
                     for word in page::list(&value) {
-                        let state = ALERT_STATES.into_iter().find(|s| s.name() == word).ok_or_else(|| {
-                            ApiError::invalid(
-                                "state",
-                                format!("state: unknown `{word}`; expected open, acknowledged, suppressed or resolved"),
-                            )
-                        })?;
-                        filter.states.push(state);
+                        filter.states.push(page::word("state", word, AlertState::ALL)?);
                     }
                 }
                 "workflow" => filter.workflows.extend(page::list(&value).map(str::to_string)),
                 "severity" => {
                     for word in page::list(&value) {
-                        let severity =
-                            Severity::ALL.iter().find(|(w, _)| *w == word).map(|(_, s)| *s).ok_or_else(|| {
-                                let known: Vec<&str> = Severity::ALL.iter().map(|(w, _)| *w).collect();
-                                ApiError::invalid(
-                                    "severity",
-                                    format!("severity: unknown `{word}`; expected one of {}", known.join(", ")),
-                                )
-                            })?;
-                        filter.severities.push(severity);
+                        filter.severities.push(page::word("severity", word, Severity::ALL)?);
                     }
                 }
                 "group" => {

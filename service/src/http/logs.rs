@@ -64,14 +64,7 @@ pub async fn records(
         match name.as_str() {
             "kind" => {
                 for word in page::list(value) {
-                    let kind = RecordKind::ALL.iter().find(|(w, _)| *w == word).map(|(w, _)| *w).ok_or_else(|| {
-                        let known: Vec<&str> = RecordKind::ALL.iter().map(|(w, _)| *w).collect();
-                        ApiError::invalid(
-                            "kind",
-                            format!("kind: unknown `{word}`; expected one of {}", known.join(", ")),
-                        )
-                    })?;
-                    kinds.push(kind);
+                    kinds.push(page::word("kind", word, RecordKind::ALL)?);
                 }
             }
             "workflow" => workflows.extend(page::list(value)),
@@ -82,7 +75,7 @@ pub async fn records(
     }
     let found = api.store.records(cursor, limit, |text| {
         let record: Value = serde_json::from_str(text).ok()?;
-        let kind_ok = kinds.is_empty() || kinds.iter().any(|k| record["kind"] == *k);
+        let kind_ok = kinds.is_empty() || kinds.iter().any(|k| record["kind"] == k.name());
         let workflow_ok = workflows.is_empty() || workflows.iter().any(|w| record["workflow"] == *w);
         (kind_ok && workflow_ok).then_some(record)
     });

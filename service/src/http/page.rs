@@ -32,6 +32,15 @@ pub fn decode_seq(text: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::invalid("cursor", "cursor: not a cursor this API gave (take `next_cursor` as it is)"))
 }
 
+/// A word of one of the language's vocabularies (`RecordKind::ALL`,
+/// `Severity::ALL`...), or a 400 naming `field` and the words it takes.
+pub fn word<T: Copy>(field: &str, word: &str, all: &[(&'static str, T)]) -> Result<T, ApiError> {
+    all.iter().find(|(w, _)| *w == word).map(|(_, v)| *v).ok_or_else(|| {
+        let known: Vec<&str> = all.iter().map(|(w, _)| *w).collect();
+        ApiError::invalid(field, format!("{field}: unknown `{word}`; expected one of {}", known.join(", ")))
+    })
+}
+
 /// The values of a parameter that takes a comma list and may be repeated
 /// (`kind=late,missing` or `kind=late&kind=missing`). An empty word is
 /// kept: for a parameter of known words it is a 400, not "no filter".

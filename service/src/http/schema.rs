@@ -40,20 +40,8 @@ macro_rules! word_schema {
 word_schema!(RecordKindWord, "The kind of an output record (LANGUAGE.md §7).", RecordKind::ALL.iter().map(|(w, _)| *w));
 word_schema!(SeverityWord, "An alert's severity, lowest first.", Severity::ALL.iter().map(|(w, _)| *w));
 word_schema!(StatusWord, "A workflow's status colour.", Status::ALL.iter().map(|(w, _)| *w));
-word_schema!(AlertStateWord, "The state of an alert.", ALERT_STATES.iter().map(|s| s.name()));
-word_schema!(
-    NotificationEventWord,
-    "Why a group is notified.",
-    [
-        NotificationEvent::Firing,
-        NotificationEvent::Update,
-        NotificationEvent::Renotify,
-        NotificationEvent::Acknowledged,
-        NotificationEvent::Resolved
-    ]
-    .into_iter()
-    .map(NotificationEvent::name)
-);
+word_schema!(AlertStateWord, "The state of an alert.", AlertState::ALL.iter().map(|(w, _)| *w));
+word_schema!(NotificationEventWord, "Why a group is notified.", NotificationEvent::ALL.iter().map(|(w, _)| *w));
 word_schema!(
     DeliveryStateWord,
     "Where a notification is in its delivery.",
@@ -61,10 +49,6 @@ word_schema!(
         .into_iter()
         .map(DeliveryState::name)
 );
-
-/// Every alert state, in the order of an alert's life.
-pub const ALERT_STATES: [AlertState; 4] =
-    [AlertState::Open, AlertState::Acknowledged, AlertState::Suppressed, AlertState::Resolved];
 
 /// An output record as the engine writes it (LANGUAGE.md §7); fields
 /// without a value are left out.
