@@ -268,13 +268,7 @@ impl<'p> Live<'p> {
     /// Hands what the wall-clock engine just made to the alert book.
     fn alert(&mut self, start: usize, out: &[Record]) {
         let (Some(engine), now) = (self.engine.as_mut(), self.now.unwrap_or(0)) else { return };
-        match self.book.as_mut() {
-            Some(book) => {
-                book.observe(&out[start..], engine, now, &mut self.notifications);
-                book.advance(now, &mut self.notifications);
-            }
-            None => engine.clearances.clear(),
-        }
+        crate::alerts::follow(self.book.as_mut(), &out[start..], engine, now, &mut self.notifications);
     }
 
     fn tick(&mut self, now: i64, out: &mut Vec<Record>) {

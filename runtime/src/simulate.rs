@@ -202,13 +202,7 @@ impl<'p> Simulation<'p> {
     /// dropped so they cannot pile up.
     fn alert(&mut self, records: &[Record], now: i64) {
         let Some(engine) = self.engine.as_mut() else { return };
-        match self.book.as_mut() {
-            Some(book) => {
-                book.observe(records, engine, now, &mut self.notifications);
-                book.advance(now, &mut self.notifications);
-            }
-            None => engine.clearances.clear(),
-        }
+        crate::alerts::follow(self.book.as_mut(), records, engine, now, &mut self.notifications);
     }
 
     /// Moves the clock to `until` (or the last event's time) and fires

@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
-use mon_runtime::alerts::{AlertBook, BookConfig, Notification};
+use mon_runtime::alerts::{self, AlertBook, BookConfig, Notification};
 use mon_runtime::event::{Decoded, Decoder};
 use mon_runtime::{Engine, Event, Kind, Record};
 
@@ -164,22 +164,13 @@ fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool) ->
         if n as u64 + 1 == trades {
             after_first_phase = resident_bytes();
         }
-        match book.as_mut() {
-            Some(book) => {
-                book.observe(&out, &mut engine, event.time, &mut notifications);
-                book.advance(event.time, &mut notifications);
-            }
-            None => engine.clearances.clear(),
-        }
+        alerts::follow(book.as_mut(), &out, &mut engine, event.time, &mut notifications);
         missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
         out.clear();
     }
     let end = events.last().map_or(BASE, |e| e.time) + 3_600_000;
     engine.advance(end, true, &mut out);
-    if let Some(book) = book.as_mut() {
-        book.observe(&out, &mut engine, end, &mut notifications);
-        book.advance(end, &mut notifications);
-    }
+    alerts::follow(book.as_mut(), &out, &mut engine, end, &mut notifications);
     let seconds = start.elapsed().as_secs_f64();
     missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
     let per_instance = match (before, after_first_phase) {

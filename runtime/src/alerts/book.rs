@@ -260,9 +260,11 @@ impl<'p> AlertBook<'p> {
     /// Takes what one engine call made at clock `now`: its records (in the
     /// order made, so by instant) and the engine's clearances, which this
     /// drains. The book's own timers due before each one fire first, but
-    /// none after `now` (on the wall clock an event's time may be ahead).
+    /// none after `now` (on the wall clock an event's time may be ahead);
+    /// then the book's clock moves to `now`.
     pub fn observe(&mut self, records: &[Record], engine: &mut Engine, now: i64, out: &mut Vec<Notification>) {
         if records.is_empty() && engine.clearances.is_empty() {
+            self.advance(now, out);
             return;
         }
         let clearances = std::mem::take(&mut engine.clearances);
@@ -287,6 +289,7 @@ impl<'p> AlertBook<'p> {
             }
         }
         self.resolved_by_step.clear();
+        self.advance(now, out);
     }
 
     /// Moves the clock to `now` and fires every timer due at or before it.

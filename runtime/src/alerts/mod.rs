@@ -39,6 +39,25 @@ mod group;
 pub mod notification;
 
 pub use book::{Alert, AlertBook, AlertEntry, BookConfig, BookState};
+
+use crate::engine::Engine;
+use crate::record::Record;
+
+/// What every driver does after an engine call: hand its records and
+/// clearances to the book, if alerting is on; without a book, drop the
+/// clearances, which the engine always collects, so they cannot pile up.
+pub fn follow(
+    book: Option<&mut AlertBook>,
+    records: &[Record],
+    engine: &mut Engine,
+    now: i64,
+    out: &mut Vec<Notification>,
+) {
+    match book {
+        Some(book) => book.observe(records, engine, now, out),
+        None => engine.clearances.clear(),
+    }
+}
 pub use command::{Action, Command, CommandError};
 pub use group::key_text;
 pub use notification::{AlertBrief, AlertState, Notification, NotificationEvent, FIRST_ALERTS};
