@@ -293,7 +293,7 @@ impl<'p> AlertBook<'p> {
     }
 
     /// Moves the clock to `now` and fires every timer due at or before it.
-    pub fn advance(&mut self, now: i64, out: &mut Vec<Notification>) {
+    fn advance(&mut self, now: i64, out: &mut Vec<Notification>) {
         self.fire_before(now.saturating_add(1), out);
         self.state.clock = self.state.clock.max(now);
     }
