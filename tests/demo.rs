@@ -1,6 +1,7 @@
 //! `mon demo`, the README's first command: it must start with nothing but
 //! the repository, feed its generated events through HTTP, show a summary
-//! of every example workflow with alerts among them, and stop cleanly.
+//! of every example workflow with alerts among them, print the
+//! notifications it would send, and stop cleanly.
 
 use std::process::Command;
 
@@ -31,6 +32,13 @@ fn the_demo_runs_the_examples_and_prints_a_live_summary() {
     assert!(posted > 1000, "only {posted} events posted: {last}");
     assert!(last.contains("missing") || last.contains("late"), "no alerts in {last}");
     assert!(stdout.contains("RED") || stdout.contains("AMBER"), "every workflow green:\n{stdout}");
+    // The alert book's notifications are printed, grouped by channel and
+    // step: `TIME  notify CHANNEL  FIRING SEVERITY WORKFLOW.STEP KIND: N items`.
+    let firing = stdout
+        .lines()
+        .find(|l| l.contains("  notify ") && l.contains(" FIRING "))
+        .unwrap_or_else(|| panic!("no notification printed:\n{stdout}"));
+    assert!(firing.contains(": 1 item") || firing.contains(" items"), "{firing}");
     // The state it kept is a real journal and sled store.
     assert!(state.path().join("state.sled").is_dir());
     assert!(state.path().join("snapshot.bin").is_file(), "a clean stop leaves a snapshot");

@@ -585,3 +585,15 @@ fn a_book_restored_under_changed_rules_finds_its_alerts_by_name() {
     assert_eq!(told_after.iter().map(|n| n.channel.as_str()).collect::<Vec<_>>(), ["ops"]);
     assert_ne!(told_after[0].id, told_before[0].id);
 }
+
+#[test]
+fn a_group_whose_alerts_all_resolve_in_the_group_wait_sends_nothing() {
+    let program = program(RULES);
+    let start = at("2026-03-02T08:00:00Z");
+    // Missing at 08:01, booked late at 08:01:10, before the first message
+    // was due (08:01:30): a flap nobody needs to hear about.
+    let lines = [placed(1, start), booked(1, start + MINUTE + 10_000)];
+    let (records, notifications) = replay(&program, &lines, start + 30 * MINUTE);
+    assert!(records.iter().any(|r| r.kind.name() == "missing"), "the engine recorded it");
+    assert!(notifications.is_empty(), "{:?}", notifications.iter().map(brief).collect::<Vec<_>>());
+}
