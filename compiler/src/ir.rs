@@ -401,6 +401,21 @@ vocabulary! {
     }
 }
 
+impl RecordKind {
+    /// The kinds a `test` block may expect: a `mon test` run never
+    /// activates other rules, so it never makes a `superseded` record.
+    pub const IN_TESTS: &'static [(&'static str, RecordKind)] = &[
+        ("missing", RecordKind::Missing),
+        ("late", RecordKind::Late),
+        ("early", RecordKind::Early),
+        ("at_risk", RecordKind::AtRisk),
+        ("out_of_order", RecordKind::OutOfOrder),
+        ("duplicate", RecordKind::Duplicate),
+        ("unexpected", RecordKind::Unexpected),
+        ("rejected", RecordKind::Rejected),
+    ];
+}
+
 vocabulary! {
     /// A workflow's status colour, ordered from best to worst.
     pub enum Status {

@@ -30,7 +30,14 @@ fn every_word_is_written_as_the_rules_write_it() {
     round_trips(Outcome::ALL);
     round_trips(Handling::ALL);
     let words: Vec<&str> = RecordKind::ALL.iter().map(|(w, _)| *w).collect();
-    assert_eq!(words, ["missing", "late", "early", "at_risk", "out_of_order", "duplicate", "unexpected", "rejected", "superseded"]);
+    assert_eq!(
+        words,
+        ["missing", "late", "early", "at_risk", "out_of_order", "duplicate", "unexpected", "rejected", "superseded"]
+    );
+    let in_tests: Vec<&str> = RecordKind::IN_TESTS.iter().map(|(w, _)| *w).collect();
+    assert_eq!(in_tests, words[..words.len() - 1], "every kind but superseded");
+    let written: Vec<&str> = Outcome::WRITTEN.iter().map(|(w, _)| *w).collect();
+    assert_eq!(written, ["success", "failure"]);
     assert_eq!(Status::Amber.to_string(), "amber");
     assert!(Status::Green < Status::Amber && Status::Amber < Status::Red);
     assert!(Severity::High < Severity::Critical);

@@ -31,8 +31,8 @@ use mon_compiler::Functions;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
-use crate::engine::{Engine, State};
 pub use crate::engine::{Carried, Migration, Superseded};
+use crate::engine::{Engine, State};
 use crate::event::{Decoded, Decoder};
 use crate::record::{Kind, Record};
 use crate::simulate::Simulation;

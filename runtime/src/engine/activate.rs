@@ -206,7 +206,8 @@ impl<'p> Plan<'p> {
         instance.group = group;
         if let Some(extra) = instance.extra.as_deref_mut() {
             let kept = std::mem::take(&mut extra.kept);
-            extra.kept = kept.into_iter().filter_map(|(step, slot, value)| self.kept(old, new, step, slot, value)).collect();
+            extra.kept =
+                kept.into_iter().filter_map(|(step, slot, value)| self.kept(old, new, step, slot, value)).collect();
             let trace = std::mem::take(&mut extra.trace);
             extra.trace = trace
                 .into_iter()
@@ -230,12 +231,13 @@ impl<'p> Plan<'p> {
         }
         let old_field = fields(old, self.from, step)?.get(slot as usize)?;
         let to_step = self.step(step)?;
-        let new_field = fields(new, self.to, to_step)?.iter().find(|f| f.name == old_field.name && f.ty == old_field.ty)?;
-        self.to
-            .kept
-            .iter()
-            .any(|k| k.step == to_step && k.slot == new_field.slot)
-            .then_some((to_step, new_field.slot, value))
+        let new_field =
+            fields(new, self.to, to_step)?.iter().find(|f| f.name == old_field.name && f.ty == old_field.ty)?;
+        self.to.kept.iter().any(|k| k.step == to_step && k.slot == new_field.slot).then_some((
+            to_step,
+            new_field.slot,
+            value,
+        ))
     }
 
     /// A trace line in the new step ids; dropped when its step is gone.
@@ -287,7 +289,12 @@ impl<'p> Engine<'p> {
     /// 7"). Records go to `out`. The clearances returned name workflows by
     /// the **old** program's ids: hand them to the alert book before it
     /// switches to the new program.
-    pub fn activate(&mut self, program: &'p Program, rules: &str, out: &mut Vec<Record>) -> (Migration, Vec<Clearance>) {
+    pub fn activate(
+        &mut self,
+        program: &'p Program,
+        rules: &str,
+        out: &mut Vec<Record>,
+    ) -> (Migration, Vec<Clearance>) {
         let old = self.program;
         let at = self.state.clock;
         let mut clearances = std::mem::take(&mut self.clearances);
