@@ -240,7 +240,7 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
             )
         }
         "every" => return items(DAYS.iter().copied(), CompletionItemKind::ENUM_MEMBER),
-        "->" => return items(Outcome::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER),
+        "->" => return items(Outcome::WRITTEN.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER),
         "on" if words.len() == 1 => {
             return items(["out_of_order", "duplicate", "unexpected"], CompletionItemKind::ENUM_MEMBER)
         }
