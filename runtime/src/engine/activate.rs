@@ -62,7 +62,8 @@ use smallvec::SmallVec;
 use super::routing::STAY_SAMPLE;
 use super::wheel::Wheel;
 use super::{
-    bit, key_object, ClearCause, Clearance, Counters, Engine, Instance, Instances, TraceEntry, TraceWhat, NOT_TAKEN,
+    bit, key_object, ClearCause, Clearance, Counters, Engine, Instance, Instances, State, TraceEntry, TraceWhat,
+    NOT_TAKEN,
 };
 use crate::record::{Kind, Record};
 
@@ -108,10 +109,12 @@ pub struct Superseded {
 }
 
 impl Migration {
-    fn carry(&mut self, item: Carried) {
+    /// Counts an item carried over; lists it while there is room (made
+    /// only then: a large state carries millions).
+    fn carry(&mut self, item: impl FnOnce() -> Carried) {
         self.carried_count += 1;
         if self.carried.len() < LISTED {
-            self.carried.push(item);
+            self.carried.push(item());
         } else {
             self.truncated = true;
         }
@@ -302,8 +305,8 @@ impl<'p> Engine<'p> {
         let mut state = std::mem::take(&mut self.state);
         let plans: Vec<Option<Plan<'p>>> =
             old.workflows.iter().map(|from| program.workflow(&from.name).map(|to| Plan::new(from, to))).collect();
-        let empty_groups: Vec<u32> =
-            program.workflows.iter().map(|w| state.intern(vec![String::new(); w.group_by.len()])).collect();
+        // Interned only when a workflow's group-by fields changed.
+        let empty_group = |state: &mut State, w: &ir::Workflow| state.intern(vec![String::new(); w.group_by.len()]);
 
         // Instances, workflow by workflow, each slab kept whole so that
         // every instance keeps its slot (the timer order at one instant).
@@ -314,13 +317,13 @@ impl<'p> Engine<'p> {
             let slots: Vec<u32> = instances.iter().map(|(slot, _)| slot).collect();
             for slot in slots {
                 let Some(instance) = instances.get_mut(slot) else { continue };
-                let key = instance.key.to_string();
                 let gone = match plan {
                     None => Some(format!("workflow {} removed", from.name)),
                     Some(plan) => plan.gone(instance),
                 };
                 let open = instance.is_open();
                 if let (Some(reason), true) = (&gone, open) {
+                    let key = instance.key.to_string();
                     let stage = instance.stage.and_then(|s| from.stages.get(s as usize)).map(|s| s.name.clone());
                     let reason = format!("{rules}: {reason}");
                     let mut r = Record::new(Kind::Superseded, at);
@@ -340,13 +343,13 @@ impl<'p> Engine<'p> {
                 }
                 match plan {
                     Some(plan) if plan.same_key => {
-                        let group = if plan.same_groups { instance.group } else { empty_groups[plan.to.id as usize] };
+                        let group = if plan.same_groups { instance.group } else { empty_group(&mut state, plan.to) };
                         plan.remap(old, program, instance, group);
                         if gone.is_none() && open {
                             let stage = instance.stage.and_then(|s| plan.to.stages.get(s as usize));
-                            migration.carry(Carried {
+                            migration.carry(|| Carried {
                                 workflow: plan.to.name.clone(),
-                                key: crate::alerts::key_text(&key_object(plan.to, &key)),
+                                key: crate::alerts::key_text(&key_object(plan.to, &instance.key)),
                                 stage: stage.map(|s| s.name.clone()).unwrap_or_default(),
                             });
                         }
@@ -367,7 +370,7 @@ impl<'p> Engine<'p> {
         for ((workflow, stage, group), c) in counters {
             let Some(plan) = plans.get(workflow as usize).and_then(Option::as_ref) else { continue };
             let Some(stage) = plan.stage(stage).or_else(|| plan.step(stage)) else { continue };
-            let group = if plan.same_groups { group } else { empty_groups[plan.to.id as usize] };
+            let group = if plan.same_groups { group } else { empty_group(&mut state, plan.to) };
             state.counters.entry((plan.to.id, stage, group)).or_default().absorb(c);
         }
         for (workflow, c) in std::mem::take(&mut state.strays) {
