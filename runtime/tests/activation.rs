@@ -534,3 +534,38 @@ fn a_workflow_switched_off_before_the_first_event_stays_off() {
         assert!(!engine.is_enabled(0), "{mode:?}");
     }
 }
+
+#[test]
+fn kept_fields_carry_over_where_the_new_rules_still_keep_them() {
+    let rules = |within: &str| {
+        compiled(&format!(
+            r#"
+event ordered {{ id: string, qty: int }}
+event filled {{ id: string, qty: int }}
+workflow order {{
+  key id
+  expect ordered
+  then filled where qty == ordered.qty within {within}
+}}
+"#
+        ))
+    };
+    let fill = |id: &str, qty: i64, time: i64| line("filled", id, time, &format!(r#"{{"id":"{id}","qty":{qty}}}"#));
+    let mut live = wall(rules("10m"));
+    let mut records = Vec::new();
+    let inputs = [
+        Input::Tick(start()),
+        line("ordered", "O1", start(), r#"{"id":"O1","qty":5}"#),
+        line("ordered", "O2", start(), r#"{"id":"O2","qty":5}"#),
+    ];
+    feed(&mut live, &inputs, &mut records);
+    activate(&mut live, 2, rules("20m"), &mut records);
+    // The guard still reads the quantity kept from `ordered`: 5 fills O1,
+    // 6 does not fill O2 (an event the workflow uses but cannot take).
+    feed(&mut live, &[fill("O1", 5, start() + 15 * MINUTE), fill("O2", 6, start() + 15 * MINUTE)], &mut records);
+    let engine = live.engine().expect("an engine");
+    assert!(engine.instance(0, "O1").is_some_and(|i| !i.is_open()), "O1 filled under the new deadline");
+    assert!(engine.instance(0, "O2").is_some_and(|i| i.is_open()), "O2's fill did not match its order");
+    assert!(of_kind(&records, Kind::Late).is_empty(), "15 minutes is on time under `within 20m`: {records:?}");
+    assert_eq!(of_kind(&records, Kind::Unexpected).iter().map(|r| key(r)).collect::<Vec<_>>(), ["O2"]);
+}
