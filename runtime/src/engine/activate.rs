@@ -305,8 +305,6 @@ impl<'p> Engine<'p> {
         let mut state = std::mem::take(&mut self.state);
         let plans: Vec<Option<Plan<'p>>> =
             old.workflows.iter().map(|from| program.workflow(&from.name).map(|to| Plan::new(from, to))).collect();
-        // Interned only when a workflow's group-by fields changed.
-        let empty_group = |state: &mut State, w: &ir::Workflow| state.intern(vec![String::new(); w.group_by.len()]);
 
         // Instances, workflow by workflow, each slab kept whole so that
         // every instance keeps its slot (the timer order at one instant).
@@ -363,48 +361,9 @@ impl<'p> Engine<'p> {
         }
         state.workflows = workflows;
 
-        // Counters and strays by name; sorted first, so that counters that
-        // meet in one place always add up in the same order.
-        let mut counters: Vec<_> = std::mem::take(&mut state.counters).into_iter().collect();
-        counters.sort_by_key(|(key, _)| *key);
-        for ((workflow, stage, group), c) in counters {
-            let Some(plan) = plans.get(workflow as usize).and_then(Option::as_ref) else { continue };
-            let Some(stage) = plan.stage(stage).or_else(|| plan.step(stage)) else { continue };
-            let group = if plan.same_groups { group } else { empty_group(&mut state, plan.to) };
-            state.counters.entry((plan.to.id, stage, group)).or_default().absorb(c);
-        }
-        for (workflow, c) in std::mem::take(&mut state.strays) {
-            let Some(plan) = plans.get(workflow as usize).and_then(Option::as_ref) else { continue };
-            state.strays.entry(plan.to.id).or_default().absorb(c);
-        }
-        state.stray_trace = std::mem::take(&mut state.stray_trace)
-            .into_iter()
-            .filter_map(|(workflow, key, entry)| {
-                let plan = plans.get(workflow as usize)?.as_ref()?;
-                Some((plan.to.id, key, TraceEntry { what: plan.trace(entry.what)?, ..entry }))
-            })
-            .collect();
+        move_tallies(&mut state, &plans);
         state.disabled.retain(|name| program.workflow(name).is_some());
-
-        // Occurrences: the next date of a workflow scheduled before keeps
-        // its date; one scheduled only now is watched from now on.
-        let old_opens = std::mem::take(&mut state.opens);
-        let mut opens: Vec<(u32, Option<i32>)> = Vec::new();
-        for to in program.workflows.iter().filter(|w| w.schedule.is_some()) {
-            let before = old.workflow(&to.name).filter(|from| from.schedule.is_some());
-            match before {
-                Some(from) => {
-                    if let Some(&(_, date)) = old_opens.get(&from.id) {
-                        opens.push((to.id, Some(date)));
-                    }
-                }
-                None => {
-                    state.watched_since.insert(to.name.clone(), at);
-                    opens.push((to.id, None));
-                }
-            }
-        }
-        state.watched_since.retain(|name, _| program.workflow(name).is_some_and(|w| w.schedule.is_some()));
+        let opens = move_opens(&mut state, old, program, at);
 
         // The queue is rebuilt from the instances: timers are derived, and
         // the new rules may order workflows differently.
@@ -461,4 +420,60 @@ impl<'p> Engine<'p> {
             self.schedule(workflow, slot);
         }
     }
+}
+
+/// Counters and strays by name; sorted first, so that counters that meet
+/// in one place always add up in the same order. Trace lines of strays
+/// follow their workflow.
+fn move_tallies(state: &mut State, plans: &[Option<Plan>]) {
+    let plan_of = |workflow: u32| plans.get(workflow as usize).and_then(Option::as_ref);
+    let mut counters: Vec<_> = std::mem::take(&mut state.counters).into_iter().collect();
+    counters.sort_by_key(|(key, _)| *key);
+    for ((workflow, stage, group), c) in counters {
+        let Some(plan) = plan_of(workflow) else { continue };
+        let Some(stage) = plan.stage(stage) else { continue };
+        let group = if plan.same_groups { group } else { empty_group(state, plan.to) };
+        state.counters.entry((plan.to.id, stage, group)).or_default().absorb(c);
+    }
+    for (workflow, c) in std::mem::take(&mut state.strays) {
+        let Some(plan) = plan_of(workflow) else { continue };
+        state.strays.entry(plan.to.id).or_default().absorb(c);
+    }
+    state.stray_trace = std::mem::take(&mut state.stray_trace)
+        .into_iter()
+        .filter_map(|(workflow, key, entry)| {
+            let plan = plan_of(workflow)?;
+            Some((plan.to.id, key, TraceEntry { what: plan.trace(entry.what)?, ..entry }))
+        })
+        .collect();
+}
+
+/// Occurrences: the next date of a workflow scheduled before keeps its
+/// date (the new schedule gives its opening instant); one scheduled only
+/// now is watched from `at` on. What to queue, by new workflow id: a date,
+/// or `None` for the first date watched.
+fn move_opens(state: &mut State, old: &Program, program: &Program, at: i64) -> Vec<(u32, Option<i32>)> {
+    let old_opens = std::mem::take(&mut state.opens);
+    let mut opens = Vec::new();
+    for to in program.workflows.iter().filter(|w| w.schedule.is_some()) {
+        match old.workflow(&to.name).filter(|from| from.schedule.is_some()) {
+            Some(from) => {
+                if let Some(&(_, date)) = old_opens.get(&from.id) {
+                    opens.push((to.id, Some(date)));
+                }
+            }
+            None => {
+                state.watched_since.insert(to.name.clone(), at);
+                opens.push((to.id, None));
+            }
+        }
+    }
+    state.watched_since.retain(|name, _| program.workflow(name).is_some_and(|w| w.schedule.is_some()));
+    opens
+}
+
+/// The group of a workflow whose group-by fields changed: every value
+/// empty, for the item's next step to fill in.
+fn empty_group(state: &mut State, workflow: &ir::Workflow) -> u32 {
+    state.intern(vec![String::new(); workflow.group_by.len()])
 }
