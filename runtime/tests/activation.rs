@@ -81,7 +81,7 @@ fn wall(program: &'static Program) -> Live<'static> {
 }
 
 /// Applies inputs in order (ticks before events at the same instant).
-fn feed(live: &mut Live<'static>, inputs: &[Input], records: &mut Vec<Record>) {
+fn feed_inputs(live: &mut Live<'static>, inputs: &[Input], records: &mut Vec<Record>) {
     for input in inputs {
         live.apply(input, records);
     }
@@ -222,11 +222,15 @@ fn a_kept_stage_meets_the_new_deadline() {
     let v2 = edited("then verified within 30m warn 20m", "then verified within 1h");
     let mut live = wall(compiled(V1));
     let mut records = Vec::new();
-    feed(&mut live, &[Input::Tick(start()), placed("T1", start()), Input::Tick(start() + 10 * MINUTE)], &mut records);
+    feed_inputs(
+        &mut live,
+        &[Input::Tick(start()), placed("T1", start()), Input::Tick(start() + 10 * MINUTE)],
+        &mut records,
+    );
     let migration = activate(&mut live, 2, v2, &mut records);
     assert_eq!(migration.carried_count, 1);
     let ticks: Vec<Input> = (11..=70).map(|m| Input::Tick(start() + m * MINUTE)).collect();
-    feed(&mut live, &ticks, &mut records);
+    feed_inputs(&mut live, &ticks, &mut records);
     assert!(of_kind(&records, Kind::AtRisk).is_empty(), "the new rule has no warning: {records:?}");
     let missing = of_kind(&records, Kind::Missing);
     assert_eq!(missing.len(), 1, "{records:?}");
@@ -240,10 +244,14 @@ fn a_deadline_already_past_under_the_new_rule_fires_at_the_next_tick() {
     let v2 = edited("then verified within 30m warn 20m", "then verified within 5m");
     let mut live = wall(compiled(V1));
     let mut records = Vec::new();
-    feed(&mut live, &[Input::Tick(start()), placed("T1", start()), Input::Tick(start() + 10 * MINUTE)], &mut records);
+    feed_inputs(
+        &mut live,
+        &[Input::Tick(start()), placed("T1", start()), Input::Tick(start() + 10 * MINUTE)],
+        &mut records,
+    );
     activate(&mut live, 2, v2, &mut records);
     assert!(of_kind(&records, Kind::Missing).is_empty(), "nothing fires before the next tick");
-    feed(&mut live, &[Input::Tick(start() + 10 * MINUTE + 1)], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start() + 10 * MINUTE + 1)], &mut records);
     let missing = of_kind(&records, Kind::Missing);
     assert_eq!(missing.len(), 1, "{records:?}");
     assert_eq!(missing[0].deadline, Some(start() + 5 * MINUTE));
@@ -266,7 +274,7 @@ fn an_item_whose_stage_is_removed_is_superseded_and_its_alerts_resolve() {
         // T2's booking is due at 09:11: missing, with an open alert.
         Input::Tick(start() + 12 * MINUTE),
     ];
-    feed(&mut live, &inputs, &mut records);
+    feed_inputs(&mut live, &inputs, &mut records);
     let alert = live.book().and_then(|b| b.alerts().find(|a| a.key["id"] == "T2")).expect("T2's alert").id.clone();
     let before = records.len();
     let migration = activate(&mut live, 2, v2, &mut records);
@@ -297,7 +305,7 @@ fn an_item_whose_stage_is_removed_is_superseded_and_its_alerts_resolve() {
     assert_eq!(t2.closed, Some((Outcome::Superseded, start() + 12 * MINUTE)));
     assert_eq!(t2.stage, None);
     // T1 carries on under the new timing: booked within 40m of 09:00.
-    feed(&mut live, &[Input::Tick(start() + 41 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start() + 41 * MINUTE)], &mut records);
     let missing: Vec<(&str, Option<&str>)> =
         of_kind(&records[before..], Kind::Missing).iter().map(|r| (key(r), r.step.as_deref())).collect();
     assert_eq!(missing, [("T1", Some("booked"))]);
@@ -309,14 +317,14 @@ fn a_renamed_step_supersedes_the_items_in_its_stage() {
     let mut live = wall(compiled(V1));
     let mut records = Vec::new();
     let inputs = [Input::Tick(start()), placed("T1", start()), placed("T2", start()), verified("T2", start() + MINUTE)];
-    feed(&mut live, &inputs, &mut records);
+    feed_inputs(&mut live, &inputs, &mut records);
     let migration = activate(&mut live, 3, v2, &mut records);
     let reasons: Vec<(&str, Option<&str>)> =
         of_kind(&records, Kind::Superseded).iter().map(|r| (key(r), r.reason.as_deref())).collect();
     assert_eq!(reasons, [("T2", Some("rules version 3: stage verified no longer exists"))]);
     assert_eq!(migration.carried.len(), 1);
     // T1 waits in `placed` for the renamed step, which its event takes.
-    feed(&mut live, &[verified("T1", start() + 2 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[verified("T1", start() + 2 * MINUTE)], &mut records);
     let engine = live.engine().expect("an engine");
     let checked = engine.program().workflows[0].steps.iter().find(|s| s.name == "checked").expect("the step").id;
     assert_eq!(engine.instance(0, "T1").and_then(|i| i.stage), Some(checked));
@@ -344,7 +352,7 @@ workflow shipping {
         cancelled("T2", start() + MINUTE),
         Input::Tick(start() + 31 * MINUTE),
     ];
-    feed(&mut live, &inputs, &mut records);
+    feed_inputs(&mut live, &inputs, &mut records);
     assert_eq!(of_kind(&records, Kind::Missing).len(), 1, "T1's verification is missing");
     let migration = activate(&mut live, 4, v2, &mut records);
     let superseded = of_kind(&records, Kind::Superseded);
@@ -360,7 +368,7 @@ workflow shipping {
     // The new workflow starts empty and takes the next placement.
     let engine = live.engine().expect("an engine");
     assert_eq!(engine.instances(0).count(), 0);
-    feed(&mut live, &[placed("T3", start() + 40 * MINUTE), Input::Tick(start() + 101 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[placed("T3", start() + 40 * MINUTE), Input::Tick(start() + 101 * MINUTE)], &mut records);
     let missing: Vec<(&str, Option<&str>)> = of_kind(&records, Kind::Missing)
         .iter()
         .filter(|r| r.workflow.as_deref() == Some("shipping"))
@@ -377,10 +385,10 @@ fn a_new_scheduled_workflow_expects_from_the_activation_on() {
     let mut live = wall(compiled(V1));
     let mut records = Vec::new();
     // Activated at 09:00, after that day's 08:00 deadline.
-    feed(&mut live, &[Input::Tick(start())], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start())], &mut records);
     activate(&mut live, 2, v2, &mut records);
     let ticks: Vec<Input> = (1..=48).map(|h| Input::Tick(start() + h * HOUR)).collect();
-    feed(&mut live, &ticks, &mut records);
+    feed_inputs(&mut live, &ticks, &mut records);
     let missing: Vec<(Option<&str>, Option<&String>)> = of_kind(&records, Kind::Missing)
         .iter()
         .map(|r| (r.workflow.as_deref(), r.key.as_ref().and_then(|k| k.get("date"))))
@@ -397,14 +405,14 @@ fn changed_group_by_fields_leave_the_group_to_the_next_step() {
     let v2 = edited("group by book", "group by system");
     let mut live = wall(compiled(V1));
     let mut records = Vec::new();
-    feed(&mut live, &[Input::Tick(start()), placed("T1", start())], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start()), placed("T1", start())], &mut records);
     activate(&mut live, 2, v2, &mut records);
     let group = |live: &Live| {
         let engine = live.engine().expect("an engine");
         engine.state.group(engine.instance(0, "T1").expect("T1").group).to_vec()
     };
     assert_eq!(group(&live), [""], "the empty group: `book` means nothing to `group by system`");
-    feed(&mut live, &[verified("T1", start() + MINUTE)], &mut records);
+    feed_inputs(&mut live, &[verified("T1", start() + MINUTE)], &mut records);
     assert_eq!(group(&live), ["S2"], "filled in by the next step's event");
 }
 
@@ -413,7 +421,7 @@ fn the_migration_lists_a_thousand_items_and_counts_them_all() {
     let mut live = Live::new(compiled(V1), mon_stdlib::registry(), ClockMode::Event, None);
     let mut records = Vec::new();
     let inputs: Vec<Input> = (0..1005).map(|n| placed(&format!("T{n:04}"), start())).collect();
-    feed(&mut live, &inputs, &mut records);
+    feed_inputs(&mut live, &inputs, &mut records);
     let v2 = compiled(
         &V1.replace("  expect placed\n", "  expect placed as ordered\n").replace("after placed", "after ordered"),
     );
@@ -466,15 +474,15 @@ fn a_snapshot_after_an_activation_resumes_exactly() {
         ];
         let mut live = Live::new(compiled(V1), mon_stdlib::registry(), mode, None).with_alerts(BookConfig::default());
         let mut records = Vec::new();
-        feed(&mut live, &before, &mut records);
+        feed_inputs(&mut live, &before, &mut records);
         activate(&mut live, 2, v2, &mut records);
         let snapshot = live.snapshot_bytes().expect("a snapshot");
         let mut resumed = Live::resume_bytes(v2, mon_stdlib::registry(), &snapshot)
             .expect("resumes")
             .with_alerts(BookConfig::default());
         let (mut straight, mut again) = (Vec::new(), Vec::new());
-        feed(&mut live, &after, &mut straight);
-        feed(&mut resumed, &after, &mut again);
+        feed_inputs(&mut live, &after, &mut straight);
+        feed_inputs(&mut resumed, &after, &mut again);
         assert!(straight.iter().any(|r| r.kind == Kind::Missing), "{mode:?}: the run after makes records");
         assert_eq!(again, straight, "{mode:?}");
         assert_eq!(resumed.take_notifications(), live.take_notifications(), "{mode:?}");
@@ -488,12 +496,12 @@ fn a_snapshot_after_an_activation_resumes_exactly() {
 fn a_disabled_workflow_takes_no_events_and_fires_nothing_until_switched_on() {
     let mut live = wall(compiled(V1));
     let mut records = Vec::new();
-    feed(&mut live, &[Input::Tick(start()), placed("T1", start())], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start()), placed("T1", start())], &mut records);
     let off = live.apply(&Input::SetEnabled { workflow: "trade".into(), enabled: false }, &mut records);
     assert_eq!(off, Fed::SetEnabled { workflow: "trade".into(), enabled: false, known: true });
     let unknown = live.apply(&Input::SetEnabled { workflow: "trades".into(), enabled: false }, &mut records);
     assert_eq!(unknown, Fed::SetEnabled { workflow: "trades".into(), enabled: false, known: false });
-    feed(&mut live, &[placed("T2", start() + MINUTE), Input::Tick(start() + 40 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[placed("T2", start() + MINUTE), Input::Tick(start() + 40 * MINUTE)], &mut records);
     assert!(records.is_empty(), "no event taken, no timer fired: {records:?}");
     let engine = live.engine().expect("an engine");
     assert!(engine.instance(0, "T2").is_none(), "the event was not routed");
@@ -506,17 +514,17 @@ fn a_disabled_workflow_takes_no_events_and_fires_nothing_until_switched_on() {
         .expect("resumes")
         .with_alerts(BookConfig::default());
     activate(&mut live, 2, edited("then booked within 10m", "then booked within 15m"), &mut records);
-    feed(&mut live, &[Input::Tick(start() + 45 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start() + 45 * MINUTE)], &mut records);
     assert!(records.is_empty(), "still off: {records:?}");
 
     // On again: the deadline that passed meanwhile fires at the next tick.
     live.apply(&Input::SetEnabled { workflow: "trade".into(), enabled: true }, &mut records);
     assert!(records.is_empty());
-    feed(&mut live, &[Input::Tick(start() + 46 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[Input::Tick(start() + 46 * MINUTE)], &mut records);
     let fired: Vec<(Kind, &str, Option<i64>)> = records.iter().map(|r| (r.kind, key(r), r.deadline)).collect();
     let deadline = Some(start() + 30 * MINUTE);
     assert_eq!(fired, [(Kind::AtRisk, "T1", deadline), (Kind::Missing, "T1", deadline)]);
-    feed(&mut live, &[placed("T5", start() + 47 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[placed("T5", start() + 47 * MINUTE)], &mut records);
     assert!(live.engine().and_then(|e| e.instance(0, "T5")).is_some(), "events are routed again");
 }
 
@@ -528,7 +536,11 @@ fn a_workflow_switched_off_before_the_first_event_stays_off() {
         live.apply(&Input::SetEnabled { workflow: "trade".into(), enabled: false }, &mut records);
         let snapshot = live.snapshot_bytes().expect("a snapshot");
         let mut live = Live::resume_bytes(compiled(V1), mon_stdlib::registry(), &snapshot).expect("resumes");
-        feed(&mut live, &[Input::Tick(start()), placed("T1", start()), Input::Tick(start() + HOUR)], &mut records);
+        feed_inputs(
+            &mut live,
+            &[Input::Tick(start()), placed("T1", start()), Input::Tick(start() + HOUR)],
+            &mut records,
+        );
         let engine = live.engine().expect("started by the event");
         assert!(engine.instance(0, "T1").is_none(), "{mode:?}");
         assert!(!engine.is_enabled(0), "{mode:?}");
@@ -558,14 +570,59 @@ workflow order {{
         line("ordered", "O1", start(), r#"{"id":"O1","qty":5}"#),
         line("ordered", "O2", start(), r#"{"id":"O2","qty":5}"#),
     ];
-    feed(&mut live, &inputs, &mut records);
+    feed_inputs(&mut live, &inputs, &mut records);
     activate(&mut live, 2, rules("20m"), &mut records);
     // The guard still reads the quantity kept from `ordered`: 5 fills O1,
     // 6 does not fill O2 (an event the workflow uses but cannot take).
-    feed(&mut live, &[fill("O1", 5, start() + 15 * MINUTE), fill("O2", 6, start() + 15 * MINUTE)], &mut records);
+    feed_inputs(&mut live, &[fill("O1", 5, start() + 15 * MINUTE), fill("O2", 6, start() + 15 * MINUTE)], &mut records);
     let engine = live.engine().expect("an engine");
     assert!(engine.instance(0, "O1").is_some_and(|i| !i.is_open()), "O1 filled under the new deadline");
     assert!(engine.instance(0, "O2").is_some_and(|i| i.is_open()), "O2's fill did not match its order");
     assert!(of_kind(&records, Kind::Late).is_empty(), "15 minutes is on time under `within 20m`: {records:?}");
     assert_eq!(of_kind(&records, Kind::Unexpected).iter().map(|r| key(r)).collect::<Vec<_>>(), ["O2"]);
+}
+
+#[test]
+fn an_occurrence_in_flight_takes_its_new_schedule() {
+    let feed = |by: &str| {
+        compiled(&format!(
+            "event file_received {{ job: string }}\nworkflow feed {{\n  timezone UTC\n  expect file_received where job == \"F\" by {by} every day\n}}\n"
+        ))
+    };
+    let mut live = wall(feed("10:00"));
+    let mut records = Vec::new();
+    feed_inputs(&mut live, &[Input::Tick(start())], &mut records);
+    let migration = activate(&mut live, 2, feed("09:30"), &mut records);
+    let carried: Vec<(&str, &str)> = migration.carried.iter().map(|c| (c.key.as_str(), c.stage.as_str())).collect();
+    assert_eq!(carried, [("2026-03-02", "")], "today's occurrence, not started");
+    let ticks: Vec<Input> = (1..=50).map(|h| Input::Tick(start() + h * 30 * MINUTE)).collect();
+    feed_inputs(&mut live, &ticks, &mut records);
+    let missing: Vec<(String, Option<i64>)> = of_kind(&records, Kind::Missing)
+        .iter()
+        .map(|r| (r.key.as_ref().and_then(|k| k.get("date")).cloned().unwrap_or_default(), r.deadline))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            ("2026-03-02".to_string(), Some(start() + 30 * MINUTE)),
+            ("2026-03-03".to_string(), Some(start() + 24 * HOUR + 30 * MINUTE)),
+        ]
+    );
+}
+
+#[test]
+fn rules_activated_before_the_engine_started_are_the_ones_it_starts_with() {
+    let v2 = edited("then verified within 30m warn 20m", "then verified within 1h");
+    for mode in [ClockMode::Wall, ClockMode::Event] {
+        let mut live = Live::new(compiled(V1), mon_stdlib::registry(), mode, None);
+        let mut records = Vec::new();
+        let migration = activate(&mut live, 2, v2, &mut records);
+        assert_eq!(migration, Migration::default(), "{mode:?}: nothing in flight");
+        let inputs = [Input::Tick(start()), placed("T1", start()), placed("T2", start() + 2 * HOUR)];
+        feed_inputs(&mut live, &[inputs[0].clone(), inputs[1].clone(), Input::Tick(start() + 2 * HOUR)], &mut records);
+        feed_inputs(&mut live, &inputs[2..], &mut records);
+        let missing: Vec<Option<i64>> = of_kind(&records, Kind::Missing).iter().map(|r| r.deadline).collect();
+        assert_eq!(missing, [Some(start() + HOUR)], "{mode:?}");
+        assert_eq!(live.program().hash(), v2.hash());
+    }
 }
