@@ -49,6 +49,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/alerts/{id}/suppress", "post"),
     ("/api/v1/alerts/{id}/resolve", "post"),
     ("/api/v1/notifications", "get"),
+    ("/api/v1/rules/versions", "get"),
+    ("/api/v1/rules/versions", "post"),
+    ("/api/v1/rules/versions/{version}", "get"),
+    ("/api/v1/rules/validate", "post"),
+    ("/api/v1/rules/versions/{version}/diff", "get"),
+    ("/api/v1/rules/versions/{version}/dry-run", "post"),
+    ("/api/v1/rules/versions/{version}/activate", "post"),
+    ("/api/v1/rules/rollback", "post"),
+    ("/api/v1/rules/activations", "get"),
+    ("/api/v1/workflows/{workflow}/disable", "post"),
+    ("/api/v1/workflows/{workflow}/enable", "post"),
+    ("/api/v1/audit", "get"),
 ];
 
 fn start(dir: &Path) -> Service {
@@ -153,7 +165,10 @@ fn the_document_lists_every_route_and_schemathesis_finds_no_failure() {
 fn schemathesis(service: &Service, dir: &Path, token: Option<&str>) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/schemathesis");
     let mut command = Command::new(&script);
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     command
+        .arg("--config-file")
+        .arg(&config)
         .args(["run", &service.url("/api/v1/openapi.json")])
         .args(["--checks", "all", "--max-examples", "25", "--max-time", "75", "--request-timeout", "5"])
         .args(["--no-color", "--generation-deterministic"]);

@@ -49,11 +49,10 @@ fn body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> 
     serde_json::from_slice(text).map_err(|e| ApiError::invalid("body", format!("the body is not what this endpoint takes: {e}")))
 }
 
+/// A version number; 0 is well formed and names no version (a 404).
 fn version_number(text: &str) -> Result<u64, ApiError> {
     text.parse::<u64>()
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| ApiError::invalid("version", format!("version: `{text}` is not a version number (1, 2, ...)")))
+        .map_err(|_| ApiError::invalid("version", format!("version: `{text}` is not a version number (1, 2, ...)")))
 }
 
 fn no_version(version: u64) -> ApiError {
@@ -112,7 +111,9 @@ pub struct Validation {
 }
 
 fn validate_bundle(bundle: &Bundle, functions: &'static dyn mon_compiler::Functions) -> Result<Validation, ApiError> {
-    bundle.check().map_err(|message| ApiError::invalid("files", message))?;
+    // Well-formed JSON whose paths are not a bundle's: unprocessable, like
+    // rules that do not compile.
+    bundle.check().map_err(|message| unprocessable(message, json!({ "field": "files" })))?;
     let compiled = bundle.compile(functions);
     let diagnostics = compiled.diagnostics_json();
     let errors = compiled.compilation.diagnostics.iter().filter(|d| d.kind.level() == mon_compiler::Level::Error).count();
@@ -135,8 +136,9 @@ fn validate_bundle(bundle: &Bundle, functions: &'static dyn mon_compiler::Functi
     request_body = BundleBody,
     responses(
         (status = 200, description = "The diagnostics (`ok` is false when there are errors)", body = Validation),
-        (status = 400, description = "The body or a path in it is wrong", body = ErrorBody),
+        (status = 400, description = "The body is not a bundle", body = ErrorBody),
         (status = 413, description = "The body is over the limit", body = ErrorBody),
+        (status = 422, description = "A path is not a bundle's (relative, `.mon` or `.json`)", body = ErrorBody),
     )
 )]
 pub async fn validate(State(api): State<Api>, raw: Result<Bytes, BytesRejection>) -> Result<Json<Validation>, ApiError> {
@@ -165,9 +167,9 @@ pub struct NewVersion {
     responses(
         (status = 201, description = "Stored as a new version", body = NewVersion),
         (status = 200, description = "The same bundle is already stored: that version", body = NewVersion),
-        (status = 400, description = "The body or a path in it is wrong", body = ErrorBody),
+        (status = 400, description = "The body is not a bundle", body = ErrorBody),
         (status = 413, description = "The body is over the limit", body = ErrorBody),
-        (status = 422, description = "The rules do not compile; `details.diagnostics` says why", body = ErrorBody),
+        (status = 422, description = "A path is not a bundle's, or the rules do not compile (`details.diagnostics` says why)", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -279,7 +281,7 @@ pub struct VersionDetail {
     get,
     path = "/api/v1/rules/versions/{version}",
     tag = "rules",
-    params(("version" = String, Path, description = "The version number")),
+    params(("version" = u64, Path, description = "The version number")),
     responses(
         (status = 200, description = "The version", body = VersionDetail),
         (status = 400, description = "Not a version number", body = ErrorBody),
@@ -353,7 +355,7 @@ fn against_of(api: &Api, pairs: Vec<(String, String)>) -> Result<u64, ApiError> 
     get,
     path = "/api/v1/rules/versions/{version}/diff",
     tag = "rules",
-    params(("version" = String, Path, description = "The version number"), DiffQuery),
+    params(("version" = u64, Path, description = "The version number"), DiffQuery),
     responses(
         (status = 200, description = "What changed, from `against` to `version`", body = VersionDiff),
         (status = 400, description = "A parameter is wrong", body = ErrorBody),
@@ -400,10 +402,10 @@ pub struct DryRunBody {
     /// `--notifications`: also run the alert book and return what it would send.
     #[serde(default)]
     notifications: bool,
-    /// `--group-wait` (a duration such as `30s`).
-    group_wait: Option<String>,
-    /// `--group-interval` (a duration such as `5m`).
-    group_interval: Option<String>,
+    /// `--group-wait`, in ms, as `[alerts] group_wait_ms` (default 30000).
+    group_wait_ms: Option<u64>,
+    /// `--group-interval`, in ms, as `[alerts] group_interval_ms` (default 300000).
+    group_interval_ms: Option<u64>,
     /// Also replay the same events through this version and list the
     /// records only one of the two makes.
     against: Option<u64>,
@@ -454,21 +456,13 @@ fn instant(field: &str, text: &Option<String>) -> Result<Option<i64>, ApiError> 
         .transpose()
 }
 
-fn duration(field: &str, text: &Option<String>, default_ms: u64) -> Result<u64, ApiError> {
-    match text {
-        None => Ok(default_ms),
-        Some(t) => mon_grammar::parse_duration(t)
-            .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{t}` is not a duration such as 30s, 5m or 1h30m"))),
-    }
-}
-
 /// Replays events through a stored version with the engine `mon simulate`
 /// uses, and answers what `mon simulate --format ndjson` would print.
 #[utoipa::path(
     post,
     path = "/api/v1/rules/versions/{version}/dry-run",
     tag = "rules",
-    params(("version" = String, Path, description = "The version number")),
+    params(("version" = u64, Path, description = "The version number")),
     request_body = DryRunBody,
     responses(
         (status = 200, description = "The records, notifications and summary", body = DryRunResult),
@@ -488,9 +482,12 @@ pub async fn dry_run_version(
     let options = DryRunOptions {
         from: instant("from", &request.from)?,
         until: instant("until", &request.until)?,
-        alerts: request.notifications.then_some(BookConfig {
-            group_wait_ms: duration("group_wait", &request.group_wait, 30_000)?,
-            group_interval_ms: duration("group_interval", &request.group_interval, 300_000)?,
+        alerts: request.notifications.then(|| {
+            let defaults = BookConfig::default();
+            BookConfig {
+                group_wait_ms: request.group_wait_ms.unwrap_or(defaults.group_wait_ms),
+                group_interval_ms: request.group_interval_ms.unwrap_or(defaults.group_interval_ms),
+            }
         }),
     };
     let subject = stored(&api, version)?;
@@ -571,7 +568,7 @@ pub struct Activated {
     post,
     path = "/api/v1/rules/versions/{version}/activate",
     tag = "rules",
-    params(("version" = String, Path, description = "The version number")),
+    params(("version" = u64, Path, description = "The version number")),
     request_body = ActivateBody,
     responses(
         (status = 200, description = "Activated; the migration and the audit entry", body = Activated),
