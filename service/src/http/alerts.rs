@@ -452,7 +452,13 @@ pub struct SuppressBody {
 }
 
 /// The body of a command: `{"by": "...", "reason": "...", "until": "RFC 3339"}`.
-fn parse_command(action: &str, body: &[u8]) -> Result<(Action, String, Option<String>), ApiError> {
+/// With auth on, the authenticated caller is who does it: `by` may then
+/// be left out, and the caller's name is recorded whatever it says.
+fn parse_command(
+    action: &str,
+    body: &[u8],
+    caller: Option<&crate::auth::Caller>,
+) -> Result<(Action, String, Option<String>), ApiError> {
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Map::new())
     } else {
@@ -470,8 +476,10 @@ fn parse_command(action: &str, body: &[u8]) -> Result<(Action, String, Option<St
         Some(Value::String(by)) if !by.trim().is_empty() => by.clone(),
         Some(Value::String(_)) => return Err(ApiError::invalid("by", "by: empty; say who does it")),
         Some(_) => return Err(ApiError::invalid("by", "by: must be a string")),
+        None if caller.is_some() => String::new(),
         None => return Err(ApiError::invalid("by", "by: missing; say who does it")),
     };
+    let by = caller.map_or(by, |caller| caller.name.clone());
     let reason = match fields.get("reason") {
         None | Some(Value::Null) => None,
         Some(Value::String(reason)) => Some(reason.clone()),
@@ -505,8 +513,9 @@ async fn command(
     id: String,
     action: &str,
     body: Result<Bytes, BytesRejection>,
+    caller: Option<crate::auth::Caller>,
 ) -> Result<Json<AlertDetail>, ApiError> {
-    let (action, by, reason) = parse_command(action, &body?)?;
+    let (action, by, reason) = parse_command(action, &body?, caller.as_ref())?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Command(CommandRequest { alert: id.clone(), action, by, reason, reply });
     match api.ingest.try_send(request) {
@@ -546,9 +555,10 @@ macro_rules! command_endpoint {
         pub async fn $name(
             State(api): State<Api>,
             Path(id): Path<String>,
+            caller: Option<axum::Extension<crate::auth::Caller>>,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<AlertDetail>, ApiError> {
-            command(api, id, stringify!($name), body).await
+            command(api, id, stringify!($name), body, caller.map(|c| c.0)).await
         }
     };
 }
