@@ -12,7 +12,9 @@
 //! With `[auth] enabled`, one middleware ([`authorize`]) asks every
 //! matched route for the role [`crate::auth::required_role`] gives it, and
 //! the document served declares the same requirements, made from the same
-//! table ([`openapi_with_auth`]).
+//! table ([`openapi_with_auth`]). The middleware hands the handler the
+//! [`crate::auth::Caller`] (a request extension): who the alert commands
+//! record.
 
 mod alerts;
 pub mod error;

@@ -9,7 +9,8 @@
 //! [`error::Domain`] and whether retrying can help.
 //!
 //! Threads: one processing thread owns the engine and writes the state
-//! ([`processor`]); a tokio runtime serves HTTP ([`http`]), drains the
+//! ([`processor`]); a tokio runtime serves HTTP ([`http`], over HTTPS with
+//! `[http.tls]`: [`tls`]), drains the
 //! outbox to Kafka ([`kafka::publish`]), sends the alert book's
 //! notifications ([`delivery`]) and waits for SIGTERM/SIGINT.
 //! Durability and recovery are described in docs/notes/durability.md.
