@@ -283,6 +283,17 @@ fn tokens_of_the_identity_provider_are_checked_against_its_key_set() {
         assert_refused(&service, &stranger.sign_as(kid, &valid), "unknown key id (kid)");
     }
     assert_eq!(keys.fetches(), before, "refetches for unknown keys are rate-limited");
+
+    // API tokens work beside the JWTs.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", "viewer", "--name", "script"])
+        .args(["--state-dir", &dir.path().join("state").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    assert_eq!(call(&service, "get", "/api/v1/status", &token, "").0, 200);
+    assert_refused(&service, "mon_0123", "the token is not known (or was revoked)");
     assert_eq!(service.terminate(), Some(0));
 }
 
