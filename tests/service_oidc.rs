@@ -35,8 +35,12 @@ struct KeyServer {
 
 impl KeyServer {
     fn start(jwks: Value) -> KeyServer {
+        KeyServer::start_on("127.0.0.1:0", jwks)
+    }
+
+    fn start_on(address: &str, jwks: Value) -> KeyServer {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(address)).unwrap();
         let address = listener.local_addr().unwrap();
         let jwks = Arc::new(Mutex::new(jwks));
         let fetches = Arc::new(AtomicUsize::new(0));
@@ -307,7 +311,7 @@ fn the_service_starts_when_the_key_set_cannot_be_fetched_and_takes_it_when_it_ca
         &config,
         format!(
             "[auth]\nenabled = true\n[auth.oidc]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\n\
-             jwks_url = \"http://{address}/jwks\"\njwks_min_refetch_seconds = 0\n"
+             jwks_url = \"http://{address}/jwks\"\njwks_min_refetch_seconds = 0\njwks_refresh_seconds = 1\n"
         ),
     )
     .unwrap();
@@ -329,20 +333,14 @@ fn the_service_starts_when_the_key_set_cannot_be_fetched_and_takes_it_when_it_ca
     let (status, body) = call(&service, "get", "/api/v1/status", &token, "");
     assert_eq!(status, 401, "{body}");
     // The provider comes up on that port; the next token fetches its keys.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(&address)).unwrap();
-    let set = jwks(&[&signer]);
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let set = set.clone();
-            async move { axum::Json(set) }
-        }),
-    );
-    std::thread::spawn(move || runtime.block_on(async move { axum::serve(listener, app).await }));
+    let keys = KeyServer::start_on(&address, jwks(&[&signer]));
     let (status, body) = call(&service, "get", "/api/v1/status", &token, "");
     assert_eq!(status, 200, "{body}");
     let log = std::fs::read_to_string(dir.path().join("mon.log")).unwrap();
     assert!(log.contains("cannot fetch the JWKS"), "{log}");
+    // Then it is fetched every `jwks_refresh_seconds` (and every 10 s
+    // while it failed): give the periodic fetch a few seconds to show.
+    let after_first = keys.fetches();
+    wait_for("periodic JWKS fetches", || keys.fetches() >= after_first + 2);
     assert_eq!(service.terminate(), Some(0));
 }

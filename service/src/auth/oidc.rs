@@ -14,7 +14,8 @@
 //!   that disagree a little.
 //!
 //! The JWKS is fetched when the service starts (a failure is logged and
-//! retried, never fatal: the provider may come up after mon), again every
+//! retried every 10 s, never fatal: the provider may come up after mon),
+//! again every
 //! `jwks_refresh_seconds`, and at once when a token names a `kid` the set
 //! does not have (a rotation), but such a fetch at most once every
 //! `jwks_min_refetch_seconds`, so that a stream of made-up `kid`s cannot
@@ -71,17 +72,24 @@ impl OidcVerifier {
     }
 
     /// Keeps the key set fresh until the runtime stops: fetched now,
-    /// retried every 10 s while it fails, then every `jwks_refresh_seconds`.
+    /// retried every 10 s (or every `jwks_refresh_seconds`, if shorter)
+    /// while it fails, then every `jwks_refresh_seconds`.
     pub async fn keep_fresh(self: std::sync::Arc<Self>) {
+        let refresh = Duration::from_secs(self.config.jwks_refresh_seconds.max(1));
+        let retry = refresh.min(Duration::from_secs(10));
         loop {
             let wait = match self.fetch().await {
                 Ok(count) => {
                     tracing::info!(keys = count, url = %self.config.jwks_url, "auth.oidc: JWKS fetched");
-                    Duration::from_secs(self.config.jwks_refresh_seconds.max(1))
+                    refresh
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "auth.oidc: cannot fetch the JWKS; tokens are refused until it is fetched; retrying in 10 s");
-                    Duration::from_secs(10)
+                    tracing::warn!(
+                        error = %e,
+                        retry_in_s = retry.as_secs(),
+                        "auth.oidc: cannot fetch the JWKS; its tokens are refused until it is fetched"
+                    );
+                    retry
                 }
             };
             tokio::time::sleep(wait).await;
