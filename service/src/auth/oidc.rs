@@ -15,11 +15,11 @@
 //!
 //! The JWKS is fetched when the service starts (a failure is logged and
 //! retried every 10 s, never fatal: the provider may come up after mon),
-//! again every
-//! `jwks_refresh_seconds`, and at once when a token names a `kid` the set
-//! does not have (a rotation), but such a fetch at most once every
-//! `jwks_min_refetch_seconds`, so that a stream of made-up `kid`s cannot
-//! make mon hammer the provider.
+//! again every `jwks_refresh_seconds`, and at once when a token names a
+//! `kid` the set does not have (a rotation), but such a fetch at most once
+//! every `jwks_min_refetch_seconds`, so that a stream of made-up `kid`s
+//! cannot make mon hammer the provider. Tokens must name their key: a JWKS
+//! key without `kid` is left out, as OIDC providers always give one.
 //!
 //! What it must not do: put key material, or the token, in an answer or a
 //! log line; the reasons it gives ("expired", "wrong issuer") name the
