@@ -90,7 +90,9 @@ pub async fn serve(
     });
     let acceptor =
         axum_server::tls_rustls::RustlsAcceptor::new(axum_server::tls_rustls::RustlsConfig::from_config(tls));
+    // HTTP/1 only, as over plain HTTP: one protocol surface either way.
     let served = axum_server::Server::from_listener(listener)
+        .http1_only()
         .acceptor(acceptor)
         .handle(handle)
         .serve(app.into_make_service())
