@@ -209,7 +209,7 @@ fn tokens_of_the_identity_provider_are_checked_against_its_key_set() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["details"], json!({"role": "viewer", "needed": "operator"}), "{body}");
     for token in [&operator, &editor, &admin] {
-        let (status, body) = call(&service, "post", "/api/v1/alerts/nothing/ack", token, "{}");
+        let (status, body) = call(&service, "post", "/api/v1/alerts/nothing/ack", token, r#"{"by": "x"}"#);
         assert_eq!(status, 404, "{body}");
     }
     let nobody = rsa.sign(&claims("nina", &["admin", "offline_access"]));
@@ -217,7 +217,7 @@ fn tokens_of_the_identity_provider_are_checked_against_its_key_set() {
     assert_eq!(status, 403, "a valid token without a mon role: {body}");
     assert_eq!(body["error"]["details"]["role"], Value::Null, "{body}");
 
-    // The caller's name is who acts: an ack by a JWT records its user.
+    // The caller's name is who acts: an ack with a JWT is audited as its user.
     let time = mon_stdlib::time::format_rfc3339(service::now_ms());
     let event = format!(
         r#"{{"specversion":"1.0","id":"e-1","source":"t","type":"job_started","time":"{time}","data":{{"job":"A"}}}}"#
@@ -230,10 +230,13 @@ fn tokens_of_the_identity_provider_are_checked_against_its_key_set() {
         alert = body["alerts"][0]["id"].as_str().unwrap_or_default().to_string();
         !alert.is_empty()
     });
-    let (status, body) = call(&service, "post", &format!("/api/v1/alerts/{alert}/ack"), &operator, "{}");
+    let (status, body) =
+        call(&service, "post", &format!("/api/v1/alerts/{alert}/ack"), &operator, r#"{"by": "the night shift"}"#);
     assert_eq!(status, 200, "{body}");
-    let acked = body["history"].as_array().unwrap().iter().find(|line| line["what"] == "acknowledged").cloned();
-    assert_eq!(acked.map(|line| line["by"].clone()), Some(json!("otto")), "{body}");
+    let (status, body) = call(&service, "get", "/api/v1/audit?action=alert.ack", &viewer, "");
+    assert_eq!(status, 200, "{body}");
+    let entry = &body["entries"][0];
+    assert_eq!((&entry["who"], &entry["target"]), (&json!("otto"), &json!(alert)), "{body}");
 
     // Refused, each with the check that failed.
     let valid = claims("mallory", &["mon-admin"]);

@@ -101,6 +101,9 @@ pub fn required_role(method: &str, path: &str) -> Option<Role> {
     if path == "/api/v1/events" || path.starts_with("/api/v1/alerts/") {
         return Some(Role::Operator);
     }
+    if path.starts_with("/api/v1/rules/") || (path.starts_with("/api/v1/workflows/") && (path.ends_with("/enable") || path.ends_with("/disable"))) {
+        return Some(Role::Editor);
+    }
     if path.starts_with("/api/v1/tokens") {
         return Some(Role::Admin);
     }
@@ -108,8 +111,9 @@ pub fn required_role(method: &str, path: &str) -> Option<Role> {
     Some(Role::Admin)
 }
 
-/// Who makes a request: the one identity handlers record ("who acked"),
-/// from an API token or a JWT alike.
+/// Who makes a request, as the handlers record it (an alert's history,
+/// the audit log), from an API token or a JWT alike; present only with
+/// auth on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The API token's name, or the JWT's `preferred_username`, `email`

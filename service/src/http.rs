@@ -21,6 +21,7 @@ pub mod error;
 mod ingest;
 mod logs;
 mod page;
+mod rules;
 pub mod schema;
 
 use std::sync::mpsc::SyncSender;
@@ -53,6 +54,10 @@ pub struct Api {
     /// The tokens and the OIDC check, when `[auth] enabled`; `None`:
     /// every endpoint is open.
     pub auth: Option<Arc<Authenticator>>,
+    pub versions: crate::rules::versions::Versions,
+    pub audit: crate::audit::Audit,
+    /// What rules compile against (the standard library).
+    pub functions: &'static dyn mon_compiler::Functions,
 }
 
 #[derive(OpenApi)]
@@ -69,6 +74,7 @@ pub struct Api {
         (name = "status", description = "Workflow status"),
         (name = "records", description = "The service's local logs"),
         (name = "alerts", description = "The alert book and its notifications"),
+        (name = "rules", description = "Rule versions: store, validate, dry-run, diff, activate; the audit log"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -93,6 +99,17 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(alerts::suppress))
         .routes(routes!(alerts::resolve))
         .routes(routes!(alerts::notifications))
+        .routes(routes!(rules::list, rules::create))
+        .routes(routes!(rules::get))
+        .routes(routes!(rules::validate))
+        .routes(routes!(rules::diff))
+        .routes(routes!(rules::dry_run_version))
+        .routes(routes!(rules::activate))
+        .routes(routes!(rules::rollback))
+        .routes(routes!(rules::activations))
+        .routes(routes!(rules::disable))
+        .routes(routes!(rules::enable))
+        .routes(routes!(rules::audit_log))
 }
 
 /// The OpenAPI document of this API, with the bearer scheme and each
@@ -318,10 +335,21 @@ mod tests {
             "/api/v1/alerts/{id}/suppress",
             "/api/v1/alerts/{id}/resolve",
             "/api/v1/notifications",
+            "/api/v1/rules/versions",
+            "/api/v1/rules/versions/{version}",
+            "/api/v1/rules/validate",
+            "/api/v1/rules/versions/{version}/diff",
+            "/api/v1/rules/versions/{version}/dry-run",
+            "/api/v1/rules/versions/{version}/activate",
+            "/api/v1/rules/rollback",
+            "/api/v1/rules/activations",
+            "/api/v1/workflows/{workflow}/disable",
+            "/api/v1/workflows/{workflow}/enable",
+            "/api/v1/audit",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 15, "{paths:?}");
+        assert_eq!(paths.len(), 26, "{paths:?}");
     }
 
     #[test]
@@ -336,6 +364,11 @@ mod tests {
             ("/api/v1/status", "get", Some("viewer")),
             ("/api/v1/alerts/{id}/ack", "post", Some("operator")),
             ("/api/v1/events", "post", Some("operator")),
+            ("/api/v1/rules/versions", "get", Some("viewer")),
+            ("/api/v1/rules/versions", "post", Some("editor")),
+            ("/api/v1/rules/versions/{version}/activate", "post", Some("editor")),
+            ("/api/v1/workflows/{workflow}/disable", "post", Some("editor")),
+            ("/api/v1/audit", "get", Some("viewer")),
         ] {
             let operation = &document["paths"][path][method];
             match role {
