@@ -1,4 +1,5 @@
-//! Authentication and authorization of the HTTP API: API tokens and roles.
+//! Authentication and authorization of the HTTP API: API tokens, OIDC
+//! bearer JWTs ([`oidc`]) and roles.
 //!
 //! A token is `mon_` and 64 hex digits (32 random bytes from the operating
 //! system). Only its SHA-256 is kept, with its name, role and creation time,
@@ -6,11 +7,24 @@
 //! one process, and `mon token create` must work while `mon run` runs. The
 //! file is replaced atomically (written beside, synced, renamed), and the
 //! service re-reads it when it changes (its size, time or inode), so a new
-//! or revoked token counts from the next request.
+//! or revoked token counts from the next request; what changed is kept as
+//! [`TokenChange`]s for the audit log ([`Tokens::take_changes`]).
+//!
+//! A bearer value of three dot-separated parts is a JWT, checked by
+//! [`oidc`] when `[auth.oidc]` is configured; anything else is an API
+//! token. The two never overlap (an API token has no dot), so neither is
+//! ever tried as the other. Either way the caller is a [`Caller`]: a name
+//! (the token's name, or the JWT's `preferred_username`, `email` or `sub`)
+//! and a role.
 //!
 //! Roles are ordered: a higher role may do what a lower one may
 //! ([`Role`]). Which role each endpoint needs is [`required_role`], the one
 //! table the middleware and the OpenAPI document are both made from.
+//!
+//! What it must not do: say in an answer or a log line more than which
+//! check failed (never a token, a hash or key material).
+
+pub mod oidc;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -97,12 +111,91 @@ pub fn required_role(method: &str, path: &str) -> Option<Role> {
     Some(Role::Admin)
 }
 
-/// Who made a request, as the handlers record it (an alert's history, the
-/// audit log); present only with auth on.
+/// Who makes a request, as the handlers record it (an alert's history,
+/// the audit log), from an API token or a JWT alike; present only with
+/// auth on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
+    /// The API token's name, or the JWT's `preferred_username`, `email`
+    /// or `sub` (the first present).
     pub name: String,
     pub role: Role,
+}
+
+/// Why credentials are refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no credentials, or ones that do not check out; `reason` names
+    /// the check (`expired`, `wrong issuer`, `unknown token`...).
+    Unauthorized { reason: String },
+    /// 403: a valid JWT whose claims give no mon role at all.
+    NoRole { name: String, claim: String },
+}
+
+impl Refusal {
+    pub fn unauthorized(reason: &str) -> Refusal {
+        Refusal::Unauthorized { reason: reason.to_string() }
+    }
+
+    fn no_role(name: &str, claim: &str) -> Refusal {
+        Refusal::NoRole { name: name.to_string(), claim: claim.to_string() }
+    }
+}
+
+/// Everything that can vouch for a caller: the token file and, when
+/// configured, the identity provider.
+pub struct Authenticator {
+    pub tokens: Tokens,
+    pub oidc: Option<std::sync::Arc<oidc::OidcVerifier>>,
+}
+
+impl Authenticator {
+    /// The caller a bearer value stands for: a JWT (three dot-separated
+    /// parts) goes to the identity provider's check, anything else is
+    /// looked up as an API token.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller, Refusal> {
+        if looks_like_jwt(bearer) {
+            return match &self.oidc {
+                Some(verifier) => verifier.verify(bearer).await,
+                None => Err(Refusal::unauthorized("a JWT, and this service has no [auth.oidc] to check it with")),
+            };
+        }
+        self.tokens.authenticate(bearer).ok_or_else(|| Refusal::unauthorized("the token is not known (or was revoked)"))
+    }
+}
+
+/// Three base64url parts separated by dots, the first two not empty: the
+/// compact JWS form (an unsigned `alg: none` token has an empty third
+/// part, and is refused by the JWT check, with its reason).
+fn looks_like_jwt(bearer: &str) -> bool {
+    let parts: Vec<&str> = bearer.split('.').collect();
+    let base64url = |p: &&str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    parts.len() == 3 && !parts[0].is_empty() && !parts[1].is_empty() && parts.iter().all(base64url)
+}
+
+/// A change of the token file, for the audit log: made by `mon token
+/// create` or `revoke` while the service runs, seen when it re-reads the
+/// file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenChange {
+    /// `token.created` or `token.revoked`.
+    pub action: &'static str,
+    pub name: String,
+    /// The new token's role; `None` for a revocation.
+    pub role: Option<Role>,
+}
+
+/// What differs between two versions of the file. A name that is in both
+/// with another hash was revoked and made again (`mon token` refuses a
+/// duplicate name, so that is the only way).
+fn changes_between(before: &TokenFile, after: &TokenFile) -> Vec<TokenChange> {
+    let same = |a: &TokenEntry, b: &TokenEntry| a.name == b.name && a.sha256 == b.sha256;
+    let revoked = before.tokens.iter().filter(|old| !after.tokens.iter().any(|new| same(old, new)));
+    let created = after.tokens.iter().filter(|new| !before.tokens.iter().any(|old| same(old, new)));
+    revoked
+        .map(|e| TokenChange { action: "token.revoked", name: e.name.clone(), role: None })
+        .chain(created.map(|e| TokenChange { action: "token.created", name: e.name.clone(), role: Some(e.role) }))
+        .collect()
 }
 
 /// One token as stored: never the token itself.
@@ -241,7 +334,14 @@ fn stamp(path: &Path) -> Option<Stamp> {
 /// The service's view of the token file, re-read when it changes.
 pub struct Tokens {
     path: PathBuf,
-    cache: Mutex<(Option<Stamp>, TokenFile)>,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    stamp: Option<Stamp>,
+    file: TokenFile,
+    /// Seen since the last [`Tokens::take_changes`], oldest first.
+    changes: Vec<TokenChange>,
 }
 
 impl Tokens {
@@ -251,30 +351,48 @@ impl Tokens {
             tracing::error!(error = %e, "auth: the token file is unreadable; no token is accepted");
             TokenFile::default()
         });
-        Tokens { cache: Mutex::new((stamp(&path), file)), path }
+        Tokens { cache: Mutex::new(Cache { stamp: stamp(&path), file, changes: Vec::new() }), path }
     }
 
     /// How many tokens there are now.
     pub fn count(&self) -> usize {
-        self.cache.lock().map(|c| c.1.tokens.len()).unwrap_or(0)
+        self.cache.lock().map(|c| c.file.tokens.len()).unwrap_or(0)
     }
 
-    /// The name and role of a token, if it is known.
-    pub fn authenticate(&self, token: &str) -> Option<(String, Role)> {
-        let now = stamp(&self.path);
+    /// The caller a token stands for, if it is known.
+    pub fn authenticate(&self, token: &str) -> Option<Caller> {
         let Ok(mut cache) = self.cache.lock() else { return None };
-        if cache.0 != now {
-            let file = match TokenFile::read(&self.path) {
-                Ok(f) => f,
-                Err(e) => {
-                    // Fail closed: no token counts until the file is right.
-                    tracing::error!(error = %e, "auth: the token file is unreadable; no token is accepted");
-                    TokenFile::default()
-                }
-            };
-            *cache = (now, file);
+        self.refresh(&mut cache);
+        cache.file.find(token).map(|e| Caller { name: e.name.clone(), role: e.role })
+    }
+
+    /// The changes of the file since the last call (the file is re-read
+    /// first if it changed), oldest first; the tokens that were there when
+    /// the service started are not changes.
+    pub fn take_changes(&self) -> Vec<TokenChange> {
+        let Ok(mut cache) = self.cache.lock() else { return Vec::new() };
+        self.refresh(&mut cache);
+        std::mem::take(&mut cache.changes)
+    }
+
+    /// Re-reads the file if its stamp changed, and notes what changed.
+    fn refresh(&self, cache: &mut Cache) {
+        let now = stamp(&self.path);
+        if cache.stamp == now {
+            return;
         }
-        cache.1.find(token).map(|e| (e.name.clone(), e.role))
+        let file = match TokenFile::read(&self.path) {
+            Ok(f) => f,
+            Err(e) => {
+                // Fail closed: no token counts until the file is right.
+                tracing::error!(error = %e, "auth: the token file is unreadable; no token is accepted");
+                TokenFile::default()
+            }
+        };
+        let changes = changes_between(&cache.file, &file);
+        cache.changes.extend(changes);
+        cache.stamp = now;
+        cache.file = file;
     }
 }
 
@@ -344,10 +462,72 @@ mod tests {
             sha256: hash_token(&token),
         });
         file.write(&tokens_path(dir.path())).unwrap();
-        assert_eq!(tokens.authenticate(&token), Some(("bob".into(), Role::Admin)));
+        assert_eq!(tokens.authenticate(&token), Some(Caller { name: "bob".into(), role: Role::Admin }));
         TokenFile::default().write(&tokens_path(dir.path())).unwrap();
         assert_eq!(tokens.authenticate(&token), None);
         let text = std::fs::read_to_string(tokens_path(dir.path())).unwrap();
         assert!(!text.contains(&token));
+    }
+
+    fn entry(name: &str, role: Role, token: &str) -> TokenEntry {
+        TokenEntry { name: name.into(), role, created_at: "2026-01-01T00:00:00Z".into(), sha256: hash_token(token) }
+    }
+
+    #[test]
+    fn the_changes_of_the_file_are_kept_for_the_audit_log_until_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = tokens_path(dir.path());
+        // There at the start: not a change.
+        TokenFile { tokens: vec![entry("old", Role::Viewer, "mon_a")] }.write(&path).unwrap();
+        let tokens = Tokens::new(dir.path());
+        assert_eq!(tokens.take_changes(), vec![]);
+
+        update(dir.path(), |file| {
+            file.tokens.push(entry("ci", Role::Operator, "mon_b"));
+            Ok(())
+        })
+        .unwrap();
+        update(dir.path(), |file| {
+            file.tokens.retain(|e| e.name != "old");
+            file.tokens.push(entry("boss", Role::Admin, "mon_c"));
+            Ok(())
+        })
+        .unwrap();
+        // A request in between re-reads the file; its changes still wait.
+        assert!(tokens.authenticate("mon_b").is_some());
+        update(dir.path(), |file| {
+            file.tokens.retain(|e| e.name != "boss");
+            Ok(())
+        })
+        .unwrap();
+        let created = |name: &str, role| TokenChange { action: "token.created", name: name.into(), role: Some(role) };
+        let revoked = |name: &str| TokenChange { action: "token.revoked", name: name.into(), role: None };
+        let mut changes = tokens.take_changes();
+        // The two middle changes were seen in one read: order them by name.
+        changes[..3].sort_by(|a, b| (a.action, &a.name).cmp(&(b.action, &b.name)));
+        assert_eq!(
+            changes,
+            vec![created("boss", Role::Admin), created("ci", Role::Operator), revoked("old"), revoked("boss")]
+        );
+        assert_eq!(tokens.take_changes(), vec![], "taken once");
+
+        // Revoked and made again under the same name between two reads.
+        update(dir.path(), |file| {
+            file.tokens.retain(|e| e.name != "ci");
+            file.tokens.push(entry("ci", Role::Viewer, "mon_d"));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(tokens.take_changes(), vec![revoked("ci"), created("ci", Role::Viewer)]);
+    }
+
+    #[test]
+    fn a_bearer_value_is_a_jwt_only_in_the_compact_form() {
+        assert!(looks_like_jwt("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"));
+        assert!(!looks_like_jwt(&new_token().unwrap()));
+        assert!(looks_like_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."), "unsigned, still a JWT");
+        assert!(!looks_like_jwt("a..c"));
+        assert!(!looks_like_jwt("a.b.c.d"));
+        assert!(!looks_like_jwt("a.b.c d"));
     }
 }

@@ -53,8 +53,63 @@ pub struct Config {
 pub struct AuthConfig {
     /// When true, every endpoint but `/healthz`, `/readyz` and `/metrics`
     /// needs `Authorization: Bearer <token>` of a token with the role it
-    /// needs (`mon token create`).
+    /// needs (`mon token create`), or an OIDC JWT (`[auth.oidc]`).
     pub enabled: bool,
+    /// Bearer JWTs from an OpenID Connect identity provider, besides the
+    /// API tokens.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `[auth.oidc]`: which provider's JWTs count, and where their role is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The `iss` the tokens must have, exactly.
+    pub issuer: String,
+    /// A value the tokens' `aud` must have (mon's client id at the provider).
+    pub audience: String,
+    /// The provider's key set (JWKS); https, or http to a loopback address.
+    pub jwks_url: String,
+    /// The claim with the role: a name, or a dotted path into nested
+    /// objects (`realm_access.roles`); a string or an array of strings,
+    /// of which the highest known role counts.
+    pub role_claim: String,
+    /// The provider's role names to mon's (`"sre" = "operator"`). Empty:
+    /// the claim holds mon's own names. When given, only the names it
+    /// lists count.
+    pub roles: BTreeMap<String, crate::auth::Role>,
+    /// How far `exp` and `nbf` may be off, for clocks that disagree a little.
+    pub leeway_seconds: u64,
+    /// How often the key set is fetched again.
+    pub jwks_refresh_seconds: u64,
+    /// A token with an unknown key id fetches the key set at once (a key
+    /// rotation), but not more often than this.
+    pub jwks_min_refetch_seconds: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuer: String::new(),
+            audience: String::new(),
+            jwks_url: String::new(),
+            role_claim: "mon_role".into(),
+            roles: BTreeMap::new(),
+            leeway_seconds: 60,
+            jwks_refresh_seconds: 3600,
+            jwks_min_refetch_seconds: 30,
+        }
+    }
+}
+
+/// `[http.tls]`: serve HTTPS with this certificate and key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM: the server's certificate first, then its chain.
+    pub cert: PathBuf,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -107,6 +162,8 @@ pub struct HttpConfig {
     pub listen: String,
     /// Largest `POST /api/v1/events` body, bytes.
     pub max_body_bytes: usize,
+    /// HTTPS instead of HTTP, when given.
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +306,7 @@ impl Default for CreateTopicsConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20 }
+        HttpConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, tls: None }
     }
 }
 
@@ -433,6 +490,9 @@ impl Config {
         if delivery.send_timeout_ms == 0 {
             problems.push("alerts.delivery.send_timeout_ms: must be at least 1".into());
         }
+        if let Some(oidc) = &self.auth.oidc {
+            problems.extend(oidc_problems(oidc, self.auth.enabled));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!("log.level: `{}` is not a filter: {e}", self.log.level));
         }
@@ -442,6 +502,41 @@ impl Config {
             Err(Error::config(format!("invalid configuration:\n  {}", problems.join("\n  "))))
         }
     }
+}
+
+/// What is wrong with `[auth.oidc]`, if anything.
+fn oidc_problems(oidc: &OidcConfig, auth_enabled: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !auth_enabled {
+        problems.push("auth.oidc: set, but auth.enabled is false; add `enabled = true` to [auth]".into());
+    }
+    for (name, value) in [("issuer", &oidc.issuer), ("audience", &oidc.audience), ("role_claim", &oidc.role_claim)] {
+        if value.trim().is_empty() {
+            problems.push(format!("auth.oidc.{name}: empty"));
+        }
+    }
+    match reqwest::Url::parse(&oidc.jwks_url) {
+        Err(e) => problems.push(format!("auth.oidc.jwks_url: `{}` is not a URL: {e}", oidc.jwks_url)),
+        Ok(url) => {
+            // Why: whoever can change the key set in transit can sign any
+            // role; plain HTTP only where nothing is in between.
+            let loopback = match url.host_str() {
+                Some("localhost") => true,
+                Some(host) => host
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback()),
+                None => false,
+            };
+            if !(url.scheme() == "https" || url.scheme() == "http" && loopback) {
+                problems.push(format!(
+                    "auth.oidc.jwks_url: `{}`: use https (plain http only to a loopback address)",
+                    oidc.jwks_url
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// One configuration error in words. An unknown key or word gets the
@@ -779,5 +874,48 @@ mod tests {
         assert_eq!((error.domain, error.retry), (Domain::Config, Retry::Never));
         let error = error.to_string();
         assert!(error.contains("no configuration file"), "{error}");
+    }
+
+    #[test]
+    fn oidc_and_tls_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        std::fs::write(
+            &path,
+            "[auth]\nenabled = true\n[auth.oidc]\nissuer = \"https://idp.example.com\"\naudience = \"mon\"\n\
+             jwks_url = \"https://idp.example.com/certs\"\n[auth.oidc.roles]\nsre = \"operator\"\n\
+             [http.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n",
+        )
+        .unwrap();
+        let vars = env(&[("MON_AUTH__OIDC__ROLE_CLAIM", "realm_access.roles"), ("MON_HTTP__TLS__KEY", "/etc/k.pem")]);
+        let config = Config::load(Some(&path), vars, &Overrides::default()).unwrap();
+        let oidc = config.auth.oidc.unwrap();
+        assert_eq!((oidc.issuer.as_str(), oidc.audience.as_str()), ("https://idp.example.com", "mon"));
+        assert_eq!(oidc.role_claim, "realm_access.roles");
+        assert_eq!(oidc.roles.get("sre"), Some(&crate::auth::Role::Operator));
+        assert_eq!((oidc.leeway_seconds, oidc.jwks_min_refetch_seconds), (60, 30));
+        let tls = config.http.tls.unwrap();
+        assert_eq!((tls.cert, tls.key), (PathBuf::from("c.pem"), PathBuf::from("/etc/k.pem")));
+
+        // Only from the environment, and wrong three ways.
+        let vars = env(&[
+            ("MON_AUTH__OIDC__ISSUER", "https://idp.example.com"),
+            ("MON_AUTH__OIDC__JWKS_URL", "http://idp.example.com/certs"),
+            ("MON_AUTH__OIDC__ROLES__SRE", "superuser"),
+        ]);
+        let error = Config::load(None, vars.clone(), &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("superuser"), "{error}");
+        let error = Config::load(None, vars[..2].to_vec(), &Overrides::default()).unwrap_err().to_string();
+        assert!(error.contains("auth.enabled is false"), "{error}");
+        assert!(error.contains("auth.oidc.audience: empty"), "{error}");
+        assert!(error.contains("use https"), "{error}");
+        let mut vars = vars[..2].to_vec();
+        vars.extend(env(&[
+            ("MON_AUTH__ENABLED", "true"),
+            ("MON_AUTH__OIDC__AUDIENCE", "mon"),
+            ("MON_AUTH__OIDC__JWKS_URL", "http://127.0.0.1:8081/certs"),
+        ]));
+        let config = Config::load(None, vars, &Overrides::default()).unwrap();
+        assert_eq!(config.auth.oidc.unwrap().jwks_url, "http://127.0.0.1:8081/certs", "loopback may be plain http");
     }
 }

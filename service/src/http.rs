@@ -12,7 +12,9 @@
 //! With `[auth] enabled`, one middleware ([`authorize`]) asks every
 //! matched route for the role [`crate::auth::required_role`] gives it, and
 //! the document served declares the same requirements, made from the same
-//! table ([`openapi_with_auth`]).
+//! table ([`openapi_with_auth`]). The middleware hands the handler the
+//! [`crate::auth::Caller`] (a request extension): who the alert commands
+//! record.
 
 mod alerts;
 pub mod error;
@@ -35,7 +37,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::{self, Tokens};
+use super::auth::{self, Authenticator, Refusal};
 use super::metrics::Metrics;
 use super::processor::{AlertsView, Request, StatusView};
 use super::store::StoreHandle;
@@ -49,8 +51,9 @@ pub struct Api {
     pub alerts: Arc<RwLock<AlertsView>>,
     pub store: StoreHandle,
     pub kafka_configured: bool,
-    /// The tokens, when `[auth] enabled`; `None`: every endpoint is open.
-    pub auth: Option<Arc<Tokens>>,
+    /// The tokens and the OIDC check, when `[auth] enabled`; `None`:
+    /// every endpoint is open.
+    pub auth: Option<Arc<Authenticator>>,
     pub versions: crate::rules::versions::Versions,
     pub audit: crate::audit::Audit,
     /// What rules compile against (the standard library).
@@ -133,9 +136,9 @@ pub fn openapi_with_auth(auth: bool) -> utoipa::openapi::OpenApi {
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("mon API token")
                 .description(Some(
-                    "A token from `mon token create --role ROLE`; the roles, lowest first, are viewer, \
-                     operator, editor, admin, and each may do what the lower ones may. Each operation names \
-                     the lowest role it needs.",
+                    "A token from `mon token create --role ROLE`, or a JWT from the identity provider of \
+                     `[auth.oidc]`; the roles, lowest first, are viewer, operator, editor, admin, and each may \
+                     do what the lower ones may. Each operation names the lowest role it needs.",
                 ))
                 .build(),
         ),
@@ -185,11 +188,13 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
         .with_state(api)
 }
 
-/// With auth on, the role the matched route needs, from the bearer token:
-/// none or an unknown one is a 401 (with `WWW-Authenticate: Bearer`), a
-/// known one of too low a role a 403.
+/// With auth on, the role the matched route needs, from the bearer value
+/// (an API token or a JWT): none, or one that does not check out, is a 401
+/// (with `WWW-Authenticate: Bearer` and `details.reason`), a caller of too
+/// low a role a 403. The [`auth::Caller`] goes to the handler as a request
+/// extension: the "who" it records.
 async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, next: Next) -> Response {
-    let Some(tokens) = &api.auth else { return next.run(request).await };
+    let Some(authenticator) = &api.auth else { return next.run(request).await };
     let path = request.extensions().get::<MatchedPath>().map_or(request.uri().path(), |m| m.as_str());
     let Some(needed) = auth::required_role(request.method().as_str(), path) else {
         return next.run(request).await;
@@ -201,20 +206,33 @@ async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, 
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
-    let Some(token) = presented else {
+    let Some(bearer) = presented else {
         return error::ApiError::unauthorized("this endpoint needs `Authorization: Bearer <token>`").into_response();
     };
-    match tokens.authenticate(token) {
-        None => error::ApiError::unauthorized("the token is not known (or was revoked)").into_response(),
-        Some((name, role)) if !role.allows(needed) => error::ApiError::new(
+    let forbidden = |message: String, role: Option<auth::Role>| {
+        error::ApiError::new(
             StatusCode::FORBIDDEN,
             error::ErrorCode::Forbidden,
-            format!("the token `{name}` has the role {role}; this endpoint needs {needed}"),
-            serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
+            message,
+            serde_json::json!({ "role": role.map(auth::Role::as_str), "needed": needed.as_str() }),
         )
-        .into_response(),
-        Some((name, role)) => {
-            request.extensions_mut().insert(auth::Caller { name, role });
+        .into_response()
+    };
+    match authenticator.authenticate(bearer).await {
+        Err(Refusal::Unauthorized { reason }) => {
+            let mut refused = error::ApiError::unauthorized(format!("the credentials are refused: {reason}"));
+            refused.details = serde_json::json!({ "reason": reason });
+            refused.into_response()
+        }
+        Err(Refusal::NoRole { name, claim }) => {
+            forbidden(format!("`{name}` has no mon role in the claim `{claim}`; this endpoint needs {needed}"), None)
+        }
+        Ok(caller) if !caller.role.allows(needed) => forbidden(
+            format!("`{}` has the role {}; this endpoint needs {needed}", caller.name, caller.role),
+            Some(caller.role),
+        ),
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
             next.run(request).await
         }
     }

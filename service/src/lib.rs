@@ -9,7 +9,8 @@
 //! [`error::Domain`] and whether retrying can help.
 //!
 //! Threads: one processing thread owns the engine and writes the state
-//! ([`processor`]); a tokio runtime serves HTTP ([`http`]), drains the
+//! ([`processor`]); a tokio runtime serves HTTP ([`http`], over HTTPS with
+//! `[http.tls]`: [`tls`]), drains the
 //! outbox to Kafka ([`kafka::publish`]), sends the alert book's
 //! notifications ([`delivery`]) and waits for SIGTERM/SIGINT.
 //! Durability and recovery are described in docs/notes/durability.md.
@@ -34,6 +35,7 @@ pub mod notify;
 pub mod processor;
 pub mod rules;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,6 +138,9 @@ pub fn run_with(
 ) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
+    // Before the state is opened: a certificate that cannot be used is a
+    // configuration error, not a service that starts and cannot answer.
+    let tls = config.http.tls.as_ref().map(tls::server_config).transpose()?;
     let store = Store::open(&config.state_dir)?;
     let made_on = store.clock(config.clock)?;
     if made_on != config.clock {
@@ -232,7 +237,7 @@ pub fn run_with(
     let address = listener
         .local_addr()
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
-    tracing::info!(%address, "HTTP listening");
+    tracing::info!(%address, tls = tls.is_some(), "HTTP listening");
 
     let api = http::Api {
         metrics: metrics.clone(),
@@ -244,30 +249,14 @@ pub fn run_with(
         alerts: alerts_view.clone(),
         store: store.handle(),
         kafka_configured: config.kafka.is_some(),
-        auth: config.auth.enabled.then(|| {
-            let tokens = auth::Tokens::new(&config.state_dir);
-            if tokens.count() == 0 {
-                tracing::warn!(
-                    "auth is on and no token exists: every endpoint but /healthz, /readyz and /metrics answers 401; \
-                     create one with `mon token create --role admin --name NAME`"
-                );
-            } else {
-                tracing::info!(tokens = tokens.count(), "auth is on");
-            }
-            Arc::new(tokens)
-        }),
+        auth: match config.auth.enabled {
+            false => None,
+            true => Some(Arc::new(authenticator(&config, &runtime)?)),
+        },
     };
-    let (http_stop_tx, mut http_stop_rx) = tokio::sync::watch::channel(false);
-    let max_body_bytes = config.http.max_body_bytes;
-    let server = runtime.spawn(async move {
-        let app = http::router(api, max_body_bytes);
-        let shutdown = async move {
-            let _ = http_stop_rx.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+    let app = http::router(api, config.http.max_body_bytes);
+    let server = runtime.spawn(tls::serve(listener, app, tls, http_stop_rx));
     let (publisher_stop_tx, publisher_stop_rx) = tokio::sync::watch::channel(false);
     let publisher = match (&config.kafka, producer.clone()) {
         (Some(kafka), Some(producer)) => Some(runtime.spawn(kafka::publish(
@@ -398,6 +387,31 @@ pub fn run_with(
     outcome?;
     let last = status.read().map(|view| view.clone()).unwrap_or_default();
     Ok(last)
+}
+
+/// The API tokens and, with `[auth.oidc]`, the identity provider's check,
+/// whose key set is kept fresh on `runtime` (fetched now; a failure is
+/// logged and retried, not fatal).
+fn authenticator(config: &Config, runtime: &tokio::runtime::Runtime) -> Result<auth::Authenticator, Error> {
+    let tokens = auth::Tokens::new(&config.state_dir);
+    let oidc = match &config.auth.oidc {
+        None => None,
+        Some(oidc) => {
+            let verifier = Arc::new(auth::oidc::OidcVerifier::new(oidc.clone()).map_err(Error::config)?);
+            runtime.spawn(verifier.clone().keep_fresh());
+            tracing::info!(issuer = %oidc.issuer, jwks_url = %oidc.jwks_url, "auth: OIDC bearer tokens accepted");
+            Some(verifier)
+        }
+    };
+    if tokens.count() == 0 && oidc.is_none() {
+        tracing::warn!(
+            "auth is on and no token exists: every endpoint but /healthz, /readyz and /metrics answers 401; \
+             create one with `mon token create --role admin --name NAME`"
+        );
+    } else {
+        tracing::info!(tokens = tokens.count(), oidc = oidc.is_some(), "auth is on");
+    }
+    Ok(auth::Authenticator { tokens, oidc })
 }
 
 /// Stores the rules directory as a version unless it is the one imported

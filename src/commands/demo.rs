@@ -78,7 +78,7 @@ pub fn run(args: Args) -> Outcome {
         // The demo's own summary is the output; the service logs only problems.
         log: LogConfig { level: "warn".into(), ..LogConfig::default() },
         // A demo is open: no token to make before trying the API.
-        auth: AuthConfig { enabled: false },
+        auth: AuthConfig::default(),
         ..defaults
     };
     mon_service::init_logging(&config.log);
