@@ -77,6 +77,8 @@ pub struct Live<'p> {
     book: Option<AlertBook<'p>>,
     /// What the book decided to send since the caller last took them.
     notifications: Vec<Notification>,
+    /// Engines count movements per minute (see [`with_tally`](Self::with_tally)).
+    tally: bool,
 }
 
 /// What a snapshot holds: enough to resume exactly.
@@ -109,6 +111,31 @@ impl<'p> Live<'p> {
             from,
             book: None,
             notifications: Vec::new(),
+            tally: false,
+        }
+    }
+
+    /// Counts entries, completions, late and missing per minute, workflow,
+    /// stage and group, for the service's trend rollups; the driver takes
+    /// them after each batch with [`take_tally`](Self::take_tally).
+    pub fn with_tally(mut self) -> Self {
+        self.tally = true;
+        match &mut self.simulation {
+            Some(simulation) => simulation.keep_tally(),
+            None => {
+                if let Some(engine) = &mut self.engine {
+                    engine.keep_tally();
+                }
+            }
+        }
+        self
+    }
+
+    /// The per-minute movements since the last call.
+    pub fn take_tally(&mut self) -> crate::aggregates::Tally {
+        match &mut self.simulation {
+            Some(simulation) => simulation.take_tally(),
+            None => self.engine.as_mut().and_then(|e| e.tally.as_mut()).map(std::mem::take).unwrap_or_default(),
         }
     }
 
@@ -280,7 +307,8 @@ impl<'p> Live<'p> {
         let now = self.now.map_or(now, |n| n.max(now));
         self.now = Some(now);
         let (program, functions) = (self.program, self.functions);
-        let engine = self.engine.get_or_insert_with(|| Engine::new(program, functions, now));
+        let tally = self.tally;
+        let engine = self.engine.get_or_insert_with(|| wall_engine(program, functions, now, tally));
         let start = out.len();
         engine.advance(now, false, out);
         self.alert(start, out);
@@ -301,7 +329,9 @@ impl<'p> Live<'p> {
         let (program, functions) = (self.program, self.functions);
         match decoded {
             Decoded::Event(event) => {
-                let engine = self.engine.get_or_insert_with(|| Engine::new(program, functions, now.max(event.time)));
+                let tally = self.tally;
+                let engine =
+                    self.engine.get_or_insert_with(|| wall_engine(program, functions, now.max(event.time), tally));
                 let start = out.len();
                 engine.process(&event, out);
                 self.alert(start, out);
@@ -316,6 +346,15 @@ impl<'p> Live<'p> {
         }
         fed
     }
+}
+
+/// The wall clock's engine, made at the first tick or event.
+fn wall_engine<'p>(program: &'p Program, functions: &'p dyn Functions, start: i64, tally: bool) -> Engine<'p> {
+    let mut engine = Engine::new(program, functions, start);
+    if tally {
+        engine.keep_tally();
+    }
+    engine
 }
 
 // ---------------------------------------------------------------- journal

@@ -31,8 +31,10 @@ pub mod kafka;
 pub mod metrics;
 pub mod notify;
 pub mod processor;
+pub mod rollups;
 pub mod rules;
 pub mod store;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,6 +156,7 @@ pub fn run_with(
         Some(book) => live.with_alerts(book),
         None => live.without_alerts(),
     };
+    let live = live.with_tally();
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 
@@ -183,6 +186,8 @@ pub fn run_with(
     let (ingest_tx, ingest_rx) = std::sync::mpsc::sync_channel(64);
     let status = Arc::new(RwLock::new(StatusView::default()));
     let alerts_view = Arc::new(RwLock::new(processor::AlertsView::default()));
+    let views = Arc::new(RwLock::new(views::Views::default()));
+    let (changes, _) = tokio::sync::broadcast::channel(views::STREAM_BUFFER);
     let delivery_wake = Arc::new(tokio::sync::Notify::new());
     // Every pending notification at start was flushed by an earlier run.
     let notifications_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_notification_seq()));
@@ -204,11 +209,15 @@ pub fn run_with(
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
     tracing::info!(%address, "HTTP listening");
 
+    let (http_stop_tx, mut http_stop_rx) = tokio::sync::watch::channel(false);
     let api = http::Api {
+        stopping: http_stop_rx.clone(),
         metrics: metrics.clone(),
         ingest: ingest_tx,
         status: status.clone(),
         alerts: alerts_view.clone(),
+        views: views.clone(),
+        changes: changes.clone(),
         store: store.handle(),
         kafka_configured: config.kafka.is_some(),
         auth: config.auth.enabled.then(|| {
@@ -224,7 +233,6 @@ pub fn run_with(
             Arc::new(tokens)
         }),
     };
-    let (http_stop_tx, mut http_stop_rx) = tokio::sync::watch::channel(false);
     let max_body_bytes = config.http.max_body_bytes;
     let server = runtime.spawn(async move {
         let app = http::router(api, max_body_bytes);
@@ -286,6 +294,8 @@ pub fn run_with(
         delivery_wake: delivery_wake.clone(),
         alerts_view: alerts_view.clone(),
         alerts_dirty: true,
+        board: views::Board::new(views.clone(), changes.clone()),
+        compacted_hour: None,
         config,
     };
     let had_snapshot = recovered.snapshot.is_some();
