@@ -231,7 +231,9 @@ fn workflows_say_why_page_groups_stream_changes_and_roll_up_per_minute() {
     let (status, error) = get_json(&service, "/api/v1/workflows/order_flow/groups?cursor=zz");
     assert_eq!((status, &error["error"]["details"]["field"]), (400, &Value::from("cursor")), "{error}");
     let (status, error) = get_json(&service, "/api/v1/workflows/order_flow/trends?stage=nowhere");
-    assert_eq!((status, &error["error"]["details"]["field"]), (400, &Value::from("stage")), "{error}");
+    assert_eq!((status, &error["error"]["details"]["stage"]), (404, &Value::from("nowhere")), "{error}");
+    let (status, error) = get_json(&service, "/api/v1/workflows/order_flow/trends?from=yesterday");
+    assert_eq!((status, &error["error"]["details"]["field"]), (400, &Value::from("from")), "{error}");
 
     // Rollups: per minute over the example's span, adding up to the counts.
     let trend_path = "/api/v1/workflows/order_flow/trends?from=2026-03-02T14:00:00Z&to=2026-03-02T15:30:00Z";

@@ -276,7 +276,10 @@ pub fn series(db: &sled::Db, query: &Query) -> Result<Vec<Point>, Error> {
     let width = query.step.ms();
     let from = query.from.div_euclid(width) * width;
     let to = query.to.div_euclid(width) * width;
-    let reach = from - BASELINE_DAYS * DAY_MS - HOUR_MS;
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let reach = from.saturating_sub(BASELINE_DAYS * DAY_MS + HOUR_MS);
     let values = read(db, query, reach, to + width)?;
     let history_start = first_bucket(db, query.workflow)?;
     let has_history = |at: i64| history_start.is_some_and(|start| at >= start);

@@ -115,7 +115,7 @@ pub async fn groups(
     // Sorted by `group`: a page starts after the cursor's group, so groups
     // that appear meanwhile cannot shift it.
     let start = match &after {
-        Some(after) => all.partition_point(|g| g.group.as_str() <= after.as_str()),
+        Some(after) => all.partition_point(|g| g.group.as_bytes() <= after.as_slice()),
         None => 0,
     };
     let rest = all.get(start..).unwrap_or_default();
@@ -129,14 +129,16 @@ fn encode_cursor(group: &str) -> String {
     group.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_cursor(text: &str) -> Result<String, ApiError> {
+/// A cursor back to bytes. Any even run of hex digits is a position in
+/// the byte order of group texts, so none is refused for what it holds.
+fn decode_cursor(text: &str) -> Result<Vec<u8>, ApiError> {
     let bad = || ApiError::invalid("cursor", "cursor: not a cursor this API gave (take `next_cursor` as it is)");
     if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(bad());
     }
     let bytes: Option<Vec<u8>> =
         (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
-    bytes.and_then(|b| String::from_utf8(b).ok()).ok_or_else(bad)
+    bytes.ok_or_else(bad)
 }
 
 /// The parameters of `GET /api/v1/workflows/{workflow}/trends`.
@@ -150,9 +152,11 @@ pub struct TrendsQuery {
     /// (default: all groups summed).
     group: Option<String>,
     /// The first bucket (RFC 3339; default: `to` minus an hour for
-    /// minutes, a day for hours).
+    /// minutes, a day for hours). After `to`: no points.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// The last bucket (RFC 3339; default: the engine's clock).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `minute` (default) or `hour`.
     #[param(pattern = "^(minute|hour)$")]
@@ -173,7 +177,8 @@ pub struct Trend {
     pub points: Vec<Point>,
 }
 
-/// The most points one trend answers.
+/// The most points one trend answers (a week of minutes): a longer range
+/// is cut to its last `MAX_POINTS` buckets.
 const MAX_POINTS: i64 = 10_080;
 
 /// Entries, completions, late and missing per minute or hour, for the
@@ -189,7 +194,7 @@ const MAX_POINTS: i64 = 10_080;
     responses(
         (status = 200, description = "The trend", body = Trend),
         (status = 400, description = "A parameter is wrong; `details.field` names it", body = ErrorBody),
-        (status = 404, description = "No workflow has this name", body = ErrorBody),
+        (status = 404, description = "No workflow has this name, or it has no such stage", body = ErrorBody),
         (status = 500, description = "The rollups cannot be read", body = ErrorBody),
     )
 )]
@@ -224,26 +229,19 @@ pub async fn trends(
         let views = api.views.read().map_err(|_| poisoned())?;
         let detail = views.details.get(&workflow).ok_or_else(|| unknown_workflow(&workflow))?;
         if let Some(stage) = &stage {
+            // A 404 like an unknown workflow: the stage names a part of it.
             if !detail.graph.stages.contains(stage) {
-                return Err(ApiError::invalid(
-                    "stage",
-                    format!("stage: `{workflow}` has no stage `{stage}`; its stages are {}", detail.graph.stages.join(", ")),
+                return Err(ApiError::not_found(
+                    format!("`{workflow}` has no stage `{stage}`; its stages are {}", detail.graph.stages.join(", ")),
+                    serde_json::json!({ "workflow": workflow, "stage": stage }),
                 ));
             }
         }
         views.clock
     };
     let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
-    let from = from.unwrap_or(to - if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS });
-    if from > to {
-        return Err(ApiError::invalid("from", "from: after `to`"));
-    }
-    if (to - from) / step.ms() >= MAX_POINTS {
-        return Err(ApiError::invalid(
-            "from",
-            format!("from: the range holds more than {MAX_POINTS} {}s; narrow it or use step=hour", step.name()),
-        ));
-    }
+    let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
+    let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
     let query = rollups::Query {
         workflow: &workflow,
         stage: stage.as_deref(),
