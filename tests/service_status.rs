@@ -65,7 +65,12 @@ fn wait_json(service: &Service, path: &str, mut check: impl FnMut(&Value) -> boo
 }
 
 fn workflow<'a>(list: &'a Value, name: &str) -> &'a Value {
-    list["workflows"].as_array().unwrap().iter().find(|w| w["name"] == name).unwrap_or_else(|| panic!("{name} in {list}"))
+    list["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {list}"))
 }
 
 fn sum(points: &Value, field: &str) -> f64 {
@@ -82,7 +87,11 @@ struct Sse {
 
 /// Reads server-sent events from a streaming reqwest body until `want`
 /// has seen what it needs, or the time is up.
-async fn read_events(response: &mut reqwest::Response, limit: Duration, mut want: impl FnMut(&Sse) -> bool) -> Vec<Sse> {
+async fn read_events(
+    response: &mut reqwest::Response,
+    limit: Duration,
+    mut want: impl FnMut(&Sse) -> bool,
+) -> Vec<Sse> {
     let mut events = Vec::new();
     let mut buffer = String::new();
     let deadline = tokio::time::Instant::now() + limit;
@@ -265,7 +274,9 @@ const JOBS: &str = "event job_started { job: string }\nevent job_done { job: str
     workflow jobs {\n  key job\n  start started: job_started\n  step done: job_done after started within 1h\n}\n";
 
 fn job(n: usize, time: &str) -> String {
-    format!(r#"{{"specversion":"1.0","id":"j{n}","source":"test","type":"job_started","time":"{time}","data":{{"job":"J{n}"}}}}"#)
+    format!(
+        r#"{{"specversion":"1.0","id":"j{n}","source":"test","type":"job_started","time":"{time}","data":{{"job":"J{n}"}}}}"#
+    )
 }
 
 /// Minute rows older than `[retention] rollups_minutes_ms` become hour
@@ -307,13 +318,17 @@ fn rollups_compact_to_hours_and_the_baseline_is_the_same_hour_on_earlier_days() 
 
     // The minutes of the first day are hour rows now: a minute series
     // spreads the hour evenly over its minutes.
-    let (_, minutes) = get_json(&service, "/api/v1/workflows/jobs/trends?from=2026-03-02T10:00:00Z&to=2026-03-02T10:59:00Z");
-    let values: Vec<f64> = minutes["points"].as_array().unwrap().iter().map(|p| p["entered"].as_f64().unwrap()).collect();
+    let (_, minutes) =
+        get_json(&service, "/api/v1/workflows/jobs/trends?from=2026-03-02T10:00:00Z&to=2026-03-02T10:59:00Z");
+    let values: Vec<f64> =
+        minutes["points"].as_array().unwrap().iter().map(|p| p["entered"].as_f64().unwrap()).collect();
     assert_eq!(values.len(), 60);
     assert!(values.iter().all(|v| (v - 4.0 / 60.0).abs() < 1e-9), "{values:?}");
     // The last hour is still minutes.
-    let (_, recent) = get_json(&service, "/api/v1/workflows/jobs/trends?from=2026-03-04T12:29:00Z&to=2026-03-04T12:31:00Z");
-    let recent: Vec<f64> = recent["points"].as_array().unwrap().iter().map(|p| p["entered"].as_f64().unwrap()).collect();
+    let (_, recent) =
+        get_json(&service, "/api/v1/workflows/jobs/trends?from=2026-03-04T12:29:00Z&to=2026-03-04T12:31:00Z");
+    let recent: Vec<f64> =
+        recent["points"].as_array().unwrap().iter().map(|p| p["entered"].as_f64().unwrap()).collect();
     assert_eq!(recent, [0.0, 1.0, 0.0]);
 
     // Killed, the service replays its journal at start (no snapshot was
@@ -344,7 +359,10 @@ fn a_by_deadline_counts_down_on_the_engine_clock() {
     assert_eq!(detail["next_deadline"], *deadline, "the workflow's next deadline is this one");
     // Past the 07:45 warning: amber, and it says which rule.
     assert_eq!(detail["status"], "amber", "{detail}");
-    assert!(detail["reason"].as_str().unwrap().starts_with("amber: `at_risk > 0 or late > 0` holds: 1 at_risk"), "{detail}");
+    assert!(
+        detail["reason"].as_str().unwrap().starts_with("amber: `at_risk > 0 or late > 0` holds: 1 at_risk"),
+        "{detail}"
+    );
     let edge = &detail["graph"]["edges"][0];
     assert_eq!(edge["deadline"], "by 08:00 Europe/London", "{edge}");
 }

@@ -285,9 +285,7 @@ impl Oldest {
             Metric::AtRisk => self.at_risk.as_ref(),
             Metric::Late => self.late.as_ref(),
             Metric::Failed => self.failed.as_ref(),
-            Metric::Entered | Metric::Completed | Metric::Duplicate | Metric::OutOfOrder | Metric::Unexpected => {
-                None
-            }
+            Metric::Entered | Metric::Completed | Metric::Duplicate | Metric::OutOfOrder | Metric::Unexpected => None,
         }
     }
 }
@@ -331,7 +329,9 @@ impl Part {
     /// Green, amber or red by the workflow's rules, and the rule that held.
     pub fn verdict<'w>(&self, workflow: &'w ir::Workflow) -> Verdict<'w> {
         let aged = |ms: u64| self.aged.iter().find(|(d, _)| *d == ms).map_or(0, |(_, n)| *n);
-        let first = |rules: &'w [Expr]| rules.iter().find(|r| matches!(eval_status(r, &self.metrics, &aged), Value::Bool(true)));
+        let first = |rules: &'w [Expr]| {
+            rules.iter().find(|r| matches!(eval_status(r, &self.metrics, &aged), Value::Bool(true)))
+        };
         if let Some(rule) = first(&workflow.status.red) {
             Verdict { status: Status::Red, rule: Some(rule) }
         } else if let Some(rule) = first(&workflow.status.amber) {
@@ -438,7 +438,8 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
                 continue;
             }
             let Some(at) = crate::engine::deadline(step, instance.date, instance.entered_at) else { continue };
-            let absolute = step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(instance.date, b)) == Some(at);
+            let absolute =
+                step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(instance.date, b)) == Some(at);
             out.whole.deadline(at, n, absolute);
             group.deadline(at, n, absolute);
             if let Some(part) = out.stages.get_mut(n as usize) {
@@ -538,7 +539,7 @@ pub fn rule_text(expr: &Expr) -> String {
 /// A duration in the language's largest whole unit: `15m`, `1h`, `90s`.
 pub fn duration_text(ms: u64) -> String {
     for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms >= size && ms % size == 0 {
+        if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }

@@ -291,14 +291,21 @@ pub fn series(db: &sled::Db, query: &Query) -> Result<Vec<Point>, Error> {
         let baseline = if !days.is_empty() {
             let mut sum = Counts::default();
             days.iter().for_each(|t| sum.plus(&value(*t)));
-            Some(Baseline { counts: sum.divided(days.len() as f64), method: "same_time_of_day", samples: days.len() as u32 })
+            Some(Baseline {
+                counts: sum.divided(days.len() as f64),
+                method: "same_time_of_day",
+                samples: days.len() as u32,
+            })
         } else {
-            let earlier: Vec<i64> =
-                (1..=HOUR_MS / width).map(|k| at - k * width).filter(|t| has_history(*t)).collect();
+            let earlier: Vec<i64> = (1..=HOUR_MS / width).map(|k| at - k * width).filter(|t| has_history(*t)).collect();
             (!earlier.is_empty()).then(|| {
                 let mut sum = Counts::default();
                 earlier.iter().for_each(|t| sum.plus(&value(*t)));
-                Baseline { counts: sum.divided(earlier.len() as f64), method: "previous_hour", samples: earlier.len() as u32 }
+                Baseline {
+                    counts: sum.divided(earlier.len() as f64),
+                    method: "previous_hour",
+                    samples: earlier.len() as u32,
+                }
             })
         };
         points.push(Point { at: mon_stdlib::time::format_rfc3339(at), counts: value(at), baseline });

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use mon_compiler::ir::{self, Expr, Program, StatusMetric};
 use mon_runtime::aggregates::{self, Breakdown, NextDeadline, Part, Status, Witness};
-use mon_runtime::engine::key_object;
 use mon_runtime::alerts::Alert;
+use mon_runtime::engine::key_object;
 use mon_runtime::State;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -287,8 +287,7 @@ impl Board {
     /// Sends the alerts that differ from the last ones seen (new, changed,
     /// resolved); `alerts` is every alert the book holds.
     pub fn alerts(&mut self, alerts: &[Alert], event_clock: Option<i64>) {
-        let changed: Vec<Alert> =
-            alerts.iter().filter(|a| self.alerts.get(&a.id) != Some(*a)).cloned().collect();
+        let changed: Vec<Alert> = alerts.iter().filter(|a| self.alerts.get(&a.id) != Some(*a)).cloned().collect();
         if self.alerts.len() != alerts.len() || !changed.is_empty() {
             self.alerts = alerts.iter().map(|a| (a.id.clone(), a.clone())).collect();
         }
@@ -316,8 +315,12 @@ pub fn build(program: &Program, state: &State, now: i64) -> Views {
     for workflow in &program.workflows {
         let breakdown = aggregates::breakdown(state, workflow, now);
         let (status, why) = judge(workflow, &breakdown.whole, now);
-        let stages: Vec<StageView> =
-            workflow.steps.iter().zip(&breakdown.stages).map(|(step, part)| stage_view(workflow, step, part, now)).collect();
+        let stages: Vec<StageView> = workflow
+            .steps
+            .iter()
+            .zip(&breakdown.stages)
+            .map(|(step, part)| stage_view(workflow, step, part, now))
+            .collect();
         let worst = stages.iter().map(|s| s.status).max_by_key(|s| rank(s)).filter(|s| *s != Status::Green.name());
         let worst_stage = worst.and_then(|w| stages.iter().find(|s| s.status == w)).map(|s| s.name.clone());
         let next_deadline = breakdown.whole.next_deadline.as_ref().map(|d| deadline_view(workflow, d, now));
@@ -433,11 +436,9 @@ fn judge(workflow: &ir::Workflow, part: &Part, now: i64) -> (Status, Why) {
 /// its stage)".
 fn evidence(rule: &Expr, part: &Part, now: i64) -> String {
     let oldest = |w: Option<&Witness>| match w {
-        Some(w) => format!(
-            " (oldest {}, {} in its stage)",
-            key_text(&w.key),
-            age_text(now.saturating_sub(w.entered_at))
-        ),
+        Some(w) => {
+            format!(" (oldest {}, {} in its stage)", key_text(&w.key), age_text(now.saturating_sub(w.entered_at)))
+        }
         None => String::new(),
     };
     let terms: Vec<(u64, String)> = aggregates::rule_metrics(rule)

@@ -106,7 +106,8 @@ impl<'p> Engine<'p> {
                 instance.missing |= bit(step);
                 // Counted in the stage the item sits in, where the UI shows it.
                 if let (Some(tally), Some(stage)) = (&mut self.tally, stage) {
-                    tally.entry((crate::aggregates::minute_of(due), workflow.id, stage, group)).or_default().missing += 1;
+                    tally.entry((crate::aggregates::minute_of(due), workflow.id, stage, group)).or_default().missing +=
+                        1;
                 }
                 instance.at_risk &= !bit(step);
                 (Kind::Missing, TraceWhat::Missing { step, deadline })

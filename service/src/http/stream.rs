@@ -64,7 +64,9 @@ pub async fn stream(State(api): State<Api>) -> Sse<impl Stream<Item = Result<Eve
 async fn next_event(receiver: &mut Receiver<Change>) -> Option<Event> {
     match receiver.recv().await {
         Ok(change) => Some(change_event(&change)),
-        Err(RecvError::Lagged(missed)) => Some(Event::default().event("resync").data(json!({ "missed": missed }).to_string())),
+        Err(RecvError::Lagged(missed)) => {
+            Some(Event::default().event("resync").data(json!({ "missed": missed }).to_string()))
+        }
         Err(RecvError::Closed) => None,
     }
 }

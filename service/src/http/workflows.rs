@@ -133,7 +133,7 @@ fn encode_cursor(group: &str) -> String {
 /// the byte order of group texts, so none is refused for what it holds.
 fn decode_cursor(text: &str) -> Result<Vec<u8>, ApiError> {
     let bad = || ApiError::invalid("cursor", "cursor: not a cursor this API gave (take `next_cursor` as it is)");
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(bad());
     }
     let bytes: Option<Vec<u8>> =
@@ -242,14 +242,8 @@ pub async fn trends(
     let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
     let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
     let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
-    let query = rollups::Query {
-        workflow: &workflow,
-        stage: stage.as_deref(),
-        group: group.as_deref(),
-        from,
-        to,
-        step,
-    };
+    let query =
+        rollups::Query { workflow: &workflow, stage: stage.as_deref(), group: group.as_deref(), from, to, step };
     let points = api.store.trend(&query).map_err(|e| ApiError::internal("reading the rollups", e))?;
     let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
     let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
