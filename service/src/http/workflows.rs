@@ -242,9 +242,17 @@ pub async fn trends(
     let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
     let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
     let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
-    let query =
-        rollups::Query { workflow: &workflow, stage: stage.as_deref(), group: group.as_deref(), from, to, step };
-    let points = api.store.trend(&query).map_err(|e| ApiError::internal("reading the rollups", e))?;
+    // Why a blocking task: a week of minutes over many stages and groups is
+    // a long sled scan, which must not hold up an async worker.
+    let (store, names) = (api.store.clone(), (workflow.clone(), stage.clone(), group.clone()));
+    let points = tokio::task::spawn_blocking(move || {
+        let (workflow, stage, group) = &names;
+        let query = rollups::Query { workflow, stage: stage.as_deref(), group: group.as_deref(), from, to, step };
+        store.trend(&query)
+    })
+    .await
+    .map_err(|e| ApiError::internal("reading the rollups", e))?
+    .map_err(|e| ApiError::internal("reading the rollups", e))?;
     let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
     let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
     Ok(Json(Trend { workflow, stage, group, step: step.name(), from: first, to: last, points }))
