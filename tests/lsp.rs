@@ -361,6 +361,8 @@ fn hover_definition_references_symbols_and_completion() {
     for word in ["alert", "count", "missing", "at_risk", "early", "rejected"] {
         assert!(expectations.iter().any(|l| l == word), "{word} in {expectations:?}");
     }
+    // Only an activation makes `superseded`, which `mon test` never does.
+    assert!(!expectations.iter().any(|l| l == "superseded"), "{expectations:?}");
     assert_eq!(client.stop(), 0);
 }
 

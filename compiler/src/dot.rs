@@ -20,7 +20,8 @@ pub fn render(program: &Program) -> String {
             let shape = match stage.closes {
                 Some(Outcome::Failure) => ", peripheries=2, color=red",
                 Some(Outcome::Success) => ", peripheries=2",
-                None => "",
+                // Never a stage's outcome: the runtime gives it on activation.
+                Some(Outcome::Superseded) | None => "",
             };
             let _ = writeln!(out, "    w{w}_s{} [label={}{shape}];", stage.id, quote(&stage.name));
         }

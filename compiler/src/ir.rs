@@ -138,11 +138,21 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// How a step closes the instance (`-> success`, `-> failure`).
+    /// How an instance closed: by a step (`-> success`, `-> failure`), or
+    /// `superseded` when a new rules version was activated and its stage
+    /// or workflow no longer exists. Only the runtime closes an instance
+    /// that way: rules write one of [`Outcome::WRITTEN`].
     pub enum Outcome {
         Success = "success",
         Failure = "failure",
+        Superseded = "superseded",
     }
+}
+
+impl Outcome {
+    /// The outcomes a step's `->` may name; `superseded` is the runtime's.
+    pub const WRITTEN: &'static [(&'static str, Outcome)] =
+        &[("success", Outcome::Success), ("failure", Outcome::Failure)];
 }
 
 vocabulary! {
@@ -385,7 +395,25 @@ vocabulary! {
         Duplicate = "duplicate",
         Unexpected = "unexpected",
         Rejected = "rejected",
+        /// An open item closed by the activation of a rules version in
+        /// which its stage or its workflow no longer exists.
+        Superseded = "superseded",
     }
+}
+
+impl RecordKind {
+    /// The kinds a `test` block may expect: a `mon test` run never
+    /// activates other rules, so it never makes a `superseded` record.
+    pub const IN_TESTS: &'static [(&'static str, RecordKind)] = &[
+        ("missing", RecordKind::Missing),
+        ("late", RecordKind::Late),
+        ("early", RecordKind::Early),
+        ("at_risk", RecordKind::AtRisk),
+        ("out_of_order", RecordKind::OutOfOrder),
+        ("duplicate", RecordKind::Duplicate),
+        ("unexpected", RecordKind::Unexpected),
+        ("rejected", RecordKind::Rejected),
+    ];
 }
 
 vocabulary! {

@@ -30,7 +30,14 @@ fn every_word_is_written_as_the_rules_write_it() {
     round_trips(Outcome::ALL);
     round_trips(Handling::ALL);
     let words: Vec<&str> = RecordKind::ALL.iter().map(|(w, _)| *w).collect();
-    assert_eq!(words, ["missing", "late", "early", "at_risk", "out_of_order", "duplicate", "unexpected", "rejected"]);
+    assert_eq!(
+        words,
+        ["missing", "late", "early", "at_risk", "out_of_order", "duplicate", "unexpected", "rejected", "superseded"]
+    );
+    let in_tests: Vec<&str> = RecordKind::IN_TESTS.iter().map(|(w, _)| *w).collect();
+    assert_eq!(in_tests, words[..words.len() - 1], "every kind but superseded");
+    let written: Vec<&str> = Outcome::WRITTEN.iter().map(|(w, _)| *w).collect();
+    assert_eq!(written, ["success", "failure"]);
     assert_eq!(Status::Amber.to_string(), "amber");
     assert!(Status::Green < Status::Amber && Status::Amber < Status::Red);
     assert!(Severity::High < Severity::Critical);
@@ -105,4 +112,17 @@ fn default_status_rules_serialise_as_before() {
             r#""rhs":{"binary":{"op":"gt","lhs":{"metric":"late"},"rhs":{"const":{"int":0}}}}}}]}"#
         )
     );
+}
+
+#[test]
+fn rules_cannot_close_an_item_as_superseded() {
+    // `superseded` is an outcome only the runtime gives (a rules version
+    // activated without the item's stage); a step's `->` names the others.
+    let text = "event a { id: string }\nevent b { id: string }\nworkflow w { key id; expect a; then b -> superseded }";
+    let sources = vec![SourceFile { path: "t.mon".into(), text: text.into() }];
+    let compilation = compile(&sources, &NoFunctions, &NoSchemas);
+    assert!(compilation.has_errors());
+    let text = "event a { id: string }\nevent b { id: string }\nworkflow w { key id; expect a; then b -> failure }";
+    let sources = vec![SourceFile { path: "t.mon".into(), text: text.into() }];
+    assert!(!compile(&sources, &NoFunctions, &NoSchemas).has_errors());
 }

@@ -6,12 +6,32 @@
 //! snapshot through this same code (ARCHITECTURE.md rule 1: the engine is a
 //! pure function of program, state, input and clock; the wall clock is
 //! made an input by [`Input::Tick`]). Nothing here does I/O.
+//!
+//! ## Activating a new version
+//!
+//! A new rules version is activated while events flow, as a journaled
+//! input too, so a replay switches at the same point: [`Input::Activate`]
+//! names the version (and its program hash); [`Live::apply`] only reports
+//! it ([`Fed::Activate`]), because compiling rules is the driver's business
+//! and this crate never sees source text. The driver resolves the version
+//! to its compiled `Program` and calls [`Live::activate`], which moves the
+//! engine (and the alert book) to it at the engine's clock, keeping the
+//! state: items in flight carry over by workflow, stage and step names,
+//! their timers follow the new timing rules, and an item whose stage or
+//! workflow is gone closes as `superseded` with a record saying why (the
+//! rules in full: `engine/activate.rs`). The [`Migration`] it returns lists
+//! what was carried and what superseded. A snapshot taken afterwards is
+//! resumed with the new program. [`Input::SetEnabled`] switches one
+//! workflow off or on, under the same journal discipline.
+
+use std::collections::BTreeSet;
 
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
+pub use crate::engine::{Carried, Migration, Superseded};
 use crate::engine::{Engine, State};
 use crate::event::{Decoded, Decoder};
 use crate::record::{Kind, Record};
@@ -40,6 +60,25 @@ pub enum Input {
     Unreadable(String),
     /// A person's command to the alert book.
     Command(Command),
+    /// Activate this rules version. [`Live::apply`] changes nothing and
+    /// returns [`Fed::Activate`]: the driver resolves the version to its
+    /// compiled `Program` and calls [`Live::activate`] with it, so that a
+    /// replay of the journal switches at the same input.
+    Activate(Activation),
+    /// Switch one workflow off (`enabled: false`) or back on, by name:
+    /// off, it takes no events, fires no timers and opens no occurrences;
+    /// on again, its items' timers are derived afresh, so a deadline that
+    /// passed while it was off fires at the next tick.
+    SetEnabled { workflow: String, enabled: bool },
+}
+
+/// A rules version to activate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    pub version: u64,
+    /// The version's program hash (`Program::hash`), so a replay can tell
+    /// that the version it resolves is the one that was activated.
+    pub hash: String,
 }
 
 /// What one input did, for the service's counters.
@@ -57,6 +96,17 @@ pub enum Fed {
     },
     /// The alert as the command left it, or why it did nothing.
     Command(Result<Box<Alert>, CommandError>),
+    /// Nothing changed yet: call [`Live::activate`] with this version's program.
+    Activate {
+        version: u64,
+    },
+    /// A workflow switched off or on; `known: false` when the program has
+    /// no such workflow, and nothing changed.
+    SetEnabled {
+        workflow: String,
+        enabled: bool,
+        known: bool,
+    },
 }
 
 pub struct Live<'p> {
@@ -77,6 +127,11 @@ pub struct Live<'p> {
     book: Option<AlertBook<'p>>,
     /// What the book decided to send since the caller last took them.
     notifications: Vec<Notification>,
+    /// Wall clock: workflows switched off before the engine started.
+    disabled: BTreeSet<String>,
+    /// The version the last [`Input::Activate`] named, for the reasons of
+    /// the `superseded` records [`activate`](Self::activate) makes.
+    activating: Option<u64>,
     /// Engines count movements per minute (see [`with_tally`](Self::with_tally)).
     tally: bool,
 }
@@ -93,6 +148,10 @@ pub struct Snapshot {
     /// The alert book, when alerting is on.
     #[serde(default)]
     pub book: Option<BookState>,
+    /// Workflows switched off before the engine started (afterwards they
+    /// are in `state`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub disabled: BTreeSet<String>,
 }
 
 impl<'p> Live<'p> {
@@ -111,6 +170,8 @@ impl<'p> Live<'p> {
             from,
             book: None,
             notifications: Vec::new(),
+            disabled: BTreeSet::new(),
+            activating: None,
             tally: false,
         }
     }
@@ -188,6 +249,9 @@ impl<'p> Live<'p> {
                 ClockMode::Wall => live.engine = Some(Engine::restore(program, functions, state)),
             }
         }
+        for workflow in &snapshot.disabled {
+            live.set_enabled(workflow, false);
+        }
         if let Some(book) = snapshot.book {
             match &mut live.simulation {
                 Some(simulation) => simulation.restore_book(book),
@@ -206,9 +270,16 @@ impl<'p> Live<'p> {
             from: Option<i64>,
             state: Option<&'a State>,
             book: Option<&'a BookState>,
+            #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+            disabled: &'a BTreeSet<String>,
         }
         let book = self.book().map(|b| b.state());
-        serde_json::to_vec(&SnapshotRef { mode: self.mode, now: self.now, from: self.from, state: self.state(), book })
+        let disabled = match &self.simulation {
+            Some(simulation) => simulation.disabled_before_start(),
+            None => &self.disabled,
+        };
+        let (mode, now, from, state) = (self.mode, self.now, self.from, self.state());
+        serde_json::to_vec(&SnapshotRef { mode, now, from, state, book, disabled })
     }
 
     /// Resumes from [`snapshot_bytes`](Self::snapshot_bytes).
@@ -280,7 +351,82 @@ impl<'p> Live<'p> {
                 Fed::Rejected { reason: reason.clone() }
             }
             Input::Command(command) => Fed::Command(self.command(command)),
+            Input::Activate(activation) => {
+                self.activating = Some(activation.version);
+                Fed::Activate { version: activation.version }
+            }
+            Input::SetEnabled { workflow, enabled } => {
+                let known = self.set_enabled(workflow, *enabled);
+                Fed::SetEnabled { workflow: workflow.clone(), enabled: *enabled, known }
+            }
         }
+    }
+
+    /// Moves to another rules version, keeping the state (the rules of
+    /// what carries over: `engine/activate.rs`), at the engine's clock; the
+    /// alert book follows. Call it after [`apply`](Self::apply) returned
+    /// [`Fed::Activate`], with that version's program: the `superseded`
+    /// records name the version. Activating the program already running
+    /// changes nothing.
+    pub fn activate(&mut self, program: &'p Program, out: &mut Vec<Record>) -> Migration {
+        let rules = match self.activating.take() {
+            Some(version) => format!("rules version {version}"),
+            None => "new rules".to_string(),
+        };
+        self.program = program;
+        self.decoder = Decoder::new(program);
+        if let Some(simulation) = &mut self.simulation {
+            return simulation.activate(program, &rules, out);
+        }
+        self.disabled.retain(|name| program.workflow(name).is_some());
+        let (migration, clearances) = match &mut self.engine {
+            Some(engine) => engine.activate(program, &rules, out),
+            None => Default::default(),
+        };
+        if let Some(book) = &mut self.book {
+            let now = self.engine.as_ref().map_or(book.state().clock, |e| e.state.clock);
+            book.switch_program(program, &clearances, now, &mut self.notifications);
+        }
+        migration
+    }
+
+    /// The program running now (the last activated).
+    pub fn program(&self) -> &'p Program {
+        self.program
+    }
+
+    fn set_enabled(&mut self, workflow: &str, enabled: bool) -> bool {
+        if let Some(simulation) = &mut self.simulation {
+            return simulation.set_enabled(workflow, enabled);
+        }
+        if let Some(engine) = &mut self.engine {
+            return engine.set_enabled(workflow, enabled);
+        }
+        if self.program.workflow(workflow).is_none() {
+            return false;
+        }
+        if enabled {
+            self.disabled.remove(workflow);
+        } else {
+            self.disabled.insert(workflow.to_string());
+        }
+        true
+    }
+
+    /// The wall-clock engine, started at `start` if it has not yet (with
+    /// the workflows switched off before it started).
+    fn wall_engine(&mut self, start: i64) -> &mut Engine<'p> {
+        let (program, functions, disabled, tally) = (self.program, self.functions, &mut self.disabled, self.tally);
+        self.engine.get_or_insert_with(|| {
+            let mut engine = Engine::new(program, functions, start);
+            for workflow in std::mem::take(disabled) {
+                engine.set_enabled(&workflow, false);
+            }
+            if tally {
+                engine.keep_tally();
+            }
+            engine
+        })
     }
 
     fn command(&mut self, command: &Command) -> Result<Box<Alert>, CommandError> {
@@ -306,11 +452,8 @@ impl<'p> Live<'p> {
         // host's clock is stepped back.
         let now = self.now.map_or(now, |n| n.max(now));
         self.now = Some(now);
-        let (program, functions) = (self.program, self.functions);
-        let tally = self.tally;
-        let engine = self.engine.get_or_insert_with(|| wall_engine(program, functions, now, tally));
         let start = out.len();
-        engine.advance(now, false, out);
+        self.wall_engine(now).advance(now, false, out);
         self.alert(start, out);
     }
 
@@ -326,14 +469,10 @@ impl<'p> Live<'p> {
             return fed;
         }
         let now = self.now.unwrap_or(0);
-        let (program, functions) = (self.program, self.functions);
         match decoded {
             Decoded::Event(event) => {
-                let tally = self.tally;
-                let engine =
-                    self.engine.get_or_insert_with(|| wall_engine(program, functions, now.max(event.time), tally));
                 let start = out.len();
-                engine.process(&event, out);
+                self.wall_engine(now.max(event.time)).process(&event, out);
                 self.alert(start, out);
             }
             Decoded::Ignored { .. } => {}
@@ -348,24 +487,20 @@ impl<'p> Live<'p> {
     }
 }
 
-/// The wall clock's engine, made at the first tick or event.
-fn wall_engine<'p>(program: &'p Program, functions: &'p dyn Functions, start: i64, tally: bool) -> Engine<'p> {
-    let mut engine = Engine::new(program, functions, start);
-    if tally {
-        engine.keep_tally();
-    }
-    engine
-}
-
 // ---------------------------------------------------------------- journal
 
 const TICK: u8 = 0;
 const LINE: u8 = 1;
 const UNREADABLE: u8 = 2;
 const COMMAND: u8 = 3;
+const ACTIVATE: u8 = 4;
+const SET_ENABLED: u8 = 5;
 
 /// Encodes a batch of inputs for the journal: a tag byte, then an i64
-/// instant or a u32 length and the UTF-8 bytes (a command as JSON).
+/// instant or a u32 length and the UTF-8 bytes (a command as JSON); an
+/// activation is its u64 version then its hash as text, a switch one byte
+/// (1: on) then the workflow's name as text. Tags are never renumbered, so
+/// older journals still decode.
 /// Hand-rolled because the journal sees every event and JSON would escape
 /// every line again.
 pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
@@ -373,8 +508,7 @@ pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
     for input in inputs {
         let text = |tag: u8, s: &str, bytes: &mut Vec<u8>| {
             bytes.push(tag);
-            bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            bytes.extend_from_slice(s.as_bytes());
+            text_only(s, bytes);
         };
         match input {
             Input::Tick(at) => {
@@ -384,9 +518,33 @@ pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
             Input::Line(s) => text(LINE, s, &mut bytes),
             Input::Unreadable(s) => text(UNREADABLE, s, &mut bytes),
             Input::Command(command) => text(COMMAND, &command_json(command), &mut bytes),
+            Input::Activate(Activation { version, hash }) => {
+                bytes.push(ACTIVATE);
+                bytes.extend_from_slice(&version.to_le_bytes());
+                text_only(hash, &mut bytes);
+            }
+            Input::SetEnabled { workflow, enabled } => {
+                bytes.push(SET_ENABLED);
+                bytes.push(u8::from(*enabled));
+                text_only(workflow, &mut bytes);
+            }
         }
     }
     bytes
+}
+
+/// A u32 length and the UTF-8 bytes.
+fn text_only(s: &str, bytes: &mut Vec<u8>) {
+    bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(s.as_bytes());
+}
+
+/// Reads what [`text_only`] wrote.
+fn read_text(bytes: &[u8]) -> Option<(String, &[u8])> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let text = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
+    Some((text, &rest[len..]))
 }
 
 fn encoded_size(input: &Input) -> usize {
@@ -394,6 +552,8 @@ fn encoded_size(input: &Input) -> usize {
         Input::Tick(_) => 9,
         Input::Line(s) | Input::Unreadable(s) => 5 + s.len(),
         Input::Command(_) => 256,
+        Input::Activate(a) => 13 + a.hash.len(),
+        Input::SetEnabled { workflow, .. } => 6 + workflow.len(),
     }
 }
 
@@ -413,15 +573,30 @@ pub fn decode_inputs(mut bytes: &[u8]) -> Option<Vec<Input>> {
                 bytes = rest;
             }
             LINE | UNREADABLE | COMMAND => {
-                let (len, rest) = rest.split_first_chunk::<4>()?;
-                let len = u32::from_le_bytes(*len) as usize;
-                let text = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
+                let (text, rest) = read_text(rest)?;
                 inputs.push(match tag {
                     LINE => Input::Line(text),
                     UNREADABLE => Input::Unreadable(text),
                     _ => Input::Command(serde_json::from_str(&text).ok()?),
                 });
-                bytes = &rest[len..];
+                bytes = rest;
+            }
+            ACTIVATE => {
+                let (version, rest) = rest.split_first_chunk::<8>()?;
+                let (hash, rest) = read_text(rest)?;
+                inputs.push(Input::Activate(Activation { version: u64::from_le_bytes(*version), hash }));
+                bytes = rest;
+            }
+            SET_ENABLED => {
+                let (&enabled, rest) = rest.split_first()?;
+                let enabled = match enabled {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                };
+                let (workflow, rest) = read_text(rest)?;
+                inputs.push(Input::SetEnabled { workflow, enabled });
+                bytes = rest;
             }
             _ => return None,
         }
@@ -514,5 +689,15 @@ mod tests {
         assert_eq!(decode_inputs(&bytes[..bytes.len() - 1]), None);
         assert_eq!(decode_inputs(&[9]), None);
         assert_eq!(decode_inputs(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn journals_written_before_activation_existed_still_decode() {
+        // A tick at 5 and the line "x", byte for byte as the first journal
+        // format wrote them: new tags must never renumber the old ones.
+        let old = [0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, b'x'];
+        assert_eq!(decode_inputs(&old), Some(vec![Input::Tick(5), Input::Line("x".into())]));
+        // A switch whose flag byte is neither 0 nor 1 is damage.
+        assert_eq!(decode_inputs(&[5, 2, 0, 0, 0, 0]), None);
     }
 }

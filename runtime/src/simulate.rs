@@ -11,11 +11,13 @@
 //! `from` (LANGUAGE.md changelog v1.4). A caller that reads a file passes
 //! the line's number, and the `rejected` record names it.
 
+use std::collections::BTreeSet;
+
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
-use crate::engine::{Engine, State};
+use crate::engine::{Engine, Migration, State};
 use crate::event::{Decoded, Decoder};
 use crate::record::{Kind, Record};
 
@@ -28,6 +30,8 @@ pub struct Simulation<'p> {
     until: Option<i64>,
     last_time: Option<i64>,
     traced: Vec<String>,
+    /// Workflows switched off before the engine started.
+    disabled: BTreeSet<String>,
     /// Engines count movements per minute (see [`keep_tally`](Self::keep_tally)).
     tally: bool,
     /// With [`with_alerts`](Self::with_alerts): the alert book the records feed.
@@ -50,6 +54,7 @@ impl<'p> Simulation<'p> {
             until,
             last_time: None,
             traced: Vec::new(),
+            disabled: BTreeSet::new(),
             tally: false,
             book: None,
             notifications: Vec::new(),
@@ -139,17 +144,60 @@ impl<'p> Simulation<'p> {
 
     fn engine_at(&mut self, time: i64) -> &mut Engine<'p> {
         let (program, functions) = (self.program, self.functions);
-        let (traced, tally) = (&self.traced, self.tally);
+        let (traced, disabled, tally) = (&self.traced, &mut self.disabled, self.tally);
         self.engine.get_or_insert_with(|| {
             let mut engine = Engine::new(program, functions, time);
             for key in traced {
                 engine.trace_key(key);
+            }
+            for workflow in std::mem::take(disabled) {
+                engine.set_enabled(&workflow, false);
             }
             if tally {
                 engine.keep_tally();
             }
             engine
         })
+    }
+
+    /// Switches a workflow off or on (`Engine::set_enabled`), also before
+    /// the engine has started; `false` when there is no such workflow.
+    pub fn set_enabled(&mut self, workflow: &str, enabled: bool) -> bool {
+        if let Some(engine) = &mut self.engine {
+            return engine.set_enabled(workflow, enabled);
+        }
+        if self.program.workflow(workflow).is_none() {
+            return false;
+        }
+        if enabled {
+            self.disabled.remove(workflow);
+        } else {
+            self.disabled.insert(workflow.to_string());
+        }
+        true
+    }
+
+    /// The workflows switched off before the engine started (afterwards
+    /// they are in its state).
+    pub fn disabled_before_start(&self) -> &BTreeSet<String> {
+        &self.disabled
+    }
+
+    /// Moves to another rules version keeping the state
+    /// (`Engine::activate`); the alert book, if any, follows.
+    pub fn activate(&mut self, program: &'p Program, rules: &str, out: &mut Vec<Record>) -> Migration {
+        self.program = program;
+        self.decoder = Decoder::new(program);
+        self.disabled.retain(|name| program.workflow(name).is_some());
+        let (migration, clearances) = match &mut self.engine {
+            Some(engine) => engine.activate(program, rules, out),
+            None => Default::default(),
+        };
+        if let Some(book) = &mut self.book {
+            let now = self.engine.as_ref().map_or(book.state().clock, |e| e.state.clock);
+            book.switch_program(program, &clearances, now, &mut self.notifications);
+        }
+        migration
     }
 
     /// Records a line that could not even be read as text; `line` is its

@@ -396,7 +396,7 @@ impl Processor<'_> {
                     self.dead_letter(batch, reason.clone(), "http".into(), &bytes, Vec::new());
                     reply.rejected.push(RejectedLine { index, reason });
                 }
-                Fed::Tick | Fed::Command(_) => {}
+                Fed::Tick | Fed::Command(_) | Fed::Activate { .. } | Fed::SetEnabled { .. } => {}
             }
         }
         (request.reply, reply)
@@ -434,6 +434,14 @@ impl Processor<'_> {
             // The book's timers (escalation, the end of a suppression) and
             // commands change alerts without a record.
             Fed::Tick | Fed::Command(_) => self.alerts_dirty = true,
+            // Placeholder until activation is wired into the processor: no
+            // code path journals these inputs yet, so one here is logged.
+            Fed::Activate { version } => {
+                tracing::warn!(version, "rules activation is not wired into the processor yet: ignored");
+            }
+            Fed::SetEnabled { workflow, enabled, .. } => {
+                tracing::warn!(%workflow, enabled, "switching a workflow is not wired into the processor yet: ignored");
+            }
         }
         batch.inputs.push(input);
         fed

@@ -202,7 +202,7 @@ impl<'a> Checker<'a> {
     ) -> Option<ir::Expectation> {
         match expectation {
             ast::Expectation::Alert { kind, target, key } | ast::Expectation::Record { kind, target, key, .. } => {
-                let kind = self.choice(file, kind, "record kind", RecordKind::ALL);
+                let kind = self.choice(file, kind, "record kind", RecordKind::IN_TESTS);
                 let (workflow, step) = self.target(file, target, workflows)?;
                 let key = key.as_ref().map(|k| self.key_filter(file, &workflows[workflow as usize], k));
                 let delay_ms = match expectation {
@@ -238,7 +238,7 @@ impl<'a> Checker<'a> {
             }
             ast::Expectation::No { alert, kind, target } => {
                 let kind = match kind {
-                    Some(k) => Some(self.choice(file, k, "record kind", RecordKind::ALL)?),
+                    Some(k) => Some(self.choice(file, k, "record kind", RecordKind::IN_TESTS)?),
                     None => None,
                 };
                 let (workflow, step) = match target {

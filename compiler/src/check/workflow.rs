@@ -143,7 +143,7 @@ impl<'a> Checker<'a> {
             };
             let timing = self.timing(file, step, &timezone, is_start(step), scheduled);
             let optional = matches!(step.form, StepForm::Then { maybe: true });
-            let outcome = step.outcome.as_ref().and_then(|o| self.choice(file, o, "outcome", Outcome::ALL));
+            let outcome = step.outcome.as_ref().and_then(|o| self.choice(file, o, "outcome", Outcome::WRITTEN));
             let mut alerting = settings.alerting.clone();
             let mut grace_ms = settings.grace_ms;
             let mut seen_settings: HashMap<&'static str, Span> = HashMap::new();

@@ -209,7 +209,7 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
     match last {
         "expect" | "then" | "maybe" => {
             if enclosing_block(before).as_deref() == Some("test") {
-                let kinds = mon_compiler::ir::RecordKind::ALL.iter().map(|(word, _)| *word);
+                let kinds = mon_compiler::ir::RecordKind::IN_TESTS.iter().map(|(word, _)| *word);
                 return items(EXPECTATIONS.iter().copied().chain(kinds), CompletionItemKind::KEYWORD);
             }
             return items(events(), CompletionItemKind::STRUCT);
@@ -240,7 +240,7 @@ pub fn complete(files: &[File], file: usize, text: &str, offset: usize) -> Vec<C
             )
         }
         "every" => return items(DAYS.iter().copied(), CompletionItemKind::ENUM_MEMBER),
-        "->" => return items(Outcome::ALL.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER),
+        "->" => return items(Outcome::WRITTEN.iter().map(|(word, _)| *word), CompletionItemKind::ENUM_MEMBER),
         "on" if words.len() == 1 => {
             return items(["out_of_order", "duplicate", "unexpected"], CompletionItemKind::ENUM_MEMBER)
         }

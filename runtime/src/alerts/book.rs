@@ -166,7 +166,6 @@ impl<'p> AlertBook<'p> {
     pub fn restore(program: &'p Program, config: BookConfig, mut state: BookState) -> Self {
         let program_hash = program.hash();
         let rules_changed = !state.program_hash.is_empty() && state.program_hash != program_hash;
-        let rebase = rules_changed.then(|| std::mem::take(&mut state.groups));
         state.program_hash = program_hash.clone();
         let mut active: HashMap<(u32, String), Vec<String>> = HashMap::new();
         for alert in state.alerts.values().filter(|a| a.state != AlertState::Resolved) {
@@ -184,10 +183,38 @@ impl<'p> AlertBook<'p> {
             earliest: 0,
         };
         book.earliest = book.state.timers.first().map_or(i64::MAX, |(at, _)| *at);
-        if rebase.is_some() {
+        if rules_changed {
             book.rebase();
         }
         book
+    }
+
+    /// Moves the book to another rules version, when the engine beside it
+    /// was activated under them (`Engine::activate`). First the items the
+    /// activation superseded resolve their alerts, under the rules that
+    /// made them (`clearances` name the old program's workflows); then,
+    /// if the rules differ, the alerts are matched to the new rules by name
+    /// as for a book restored under changed rules (`rebase`). Activating
+    /// the same rules changes nothing.
+    pub fn switch_program(
+        &mut self,
+        program: &'p Program,
+        clearances: &[Clearance],
+        now: i64,
+        out: &mut Vec<Notification>,
+    ) {
+        for clearance in clearances {
+            self.fire_before(clearance.at.min(now), out);
+            self.clear(clearance);
+        }
+        self.advance(now, out);
+        self.program = program;
+        let program_hash = program.hash();
+        if program_hash != self.program_hash {
+            self.program_hash = program_hash.clone();
+            self.state.program_hash = program_hash;
+            self.rebase();
+        }
     }
 
     /// The state was made by other rules: workflow, step and channel ids
@@ -197,6 +224,7 @@ impl<'p> AlertBook<'p> {
     /// again, under notification ids the new rules' hash makes distinct.
     fn rebase(&mut self) {
         let at = self.state.clock;
+        self.state.groups.clear();
         self.state.timers.retain(|(_, timer)| !matches!(timer, Timer::Flush(_)));
         self.earliest = self.state.timers.first().map_or(i64::MAX, |(at, _)| *at);
         self.group_index.clear();
@@ -498,6 +526,7 @@ impl<'p> AlertBook<'p> {
                 ClearCause::Taken(_) => continue,
                 ClearCause::Closed => "the item closed".to_string(),
                 ClearCause::Forgotten => "the item was forgotten after retain".to_string(),
+                ClearCause::Superseded => "superseded: new rules have no place for the item".to_string(),
             };
             self.resolve(&id, clearance.at, why, None);
             if kind == RecordKind::Missing && matches!(clearance.cause, ClearCause::Taken(_) | ClearCause::Closed) {

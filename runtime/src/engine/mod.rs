@@ -26,9 +26,11 @@
 //! the clock, `wheel` the timer queue, `occurrences` the openings of
 //! scheduled workflows, `records` the records of events that moved
 //! nothing, `traces` the lifecycle traces, `keys` the instance keys,
-//! `instances` the slab of one workflow's instances, and `state` what an
-//! instance keeps.
+//! `instances` the slab of one workflow's instances, `state` what an
+//! instance keeps, and `activate` the switch to a new rules version that
+//! keeps the state (and turning one workflow off and on).
 
+mod activate;
 mod filter;
 mod instances;
 mod keys;
@@ -46,6 +48,7 @@ use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 use serde::{Deserialize, Serialize};
 
+pub use activate::{Carried, Migration, Superseded, LISTED};
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
@@ -100,6 +103,16 @@ pub struct State {
     /// moved no instance.
     pub traced_keys: BTreeSet<String>,
     pub stray_trace: Vec<(u32, String, TraceEntry)>,
+    /// Workflows switched off by name (`live::Input::SetEnabled`): they take
+    /// no events, fire no timers and open no occurrences. By name, so the
+    /// set survives an activation that renumbers workflows.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub disabled: BTreeSet<String>,
+    /// Scheduled workflows that began to be watched after `start` (added
+    /// or made scheduled by an activation): when, by name. No occurrence
+    /// whose deadlines are all before that is expected of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watched_since: BTreeMap<String, i64>,
 }
 
 impl State {
@@ -159,6 +172,8 @@ pub struct Engine<'p> {
     scratch_routes: Vec<u32>,
     /// Instances held, over all workflows (for sweeping the timer queue).
     live: usize,
+    /// Per workflow id: in `state.disabled` (looked up per event and timer).
+    disabled: Vec<bool>,
     /// The id hash of the event being processed.
     current_id: u128,
     /// Items whose `missing` or `at_risk` steps stopped being awaited, or
@@ -191,6 +206,9 @@ pub enum ClearCause {
     Closed,
     /// The item was forgotten `retain` after it last moved.
     Forgotten,
+    /// A new rules version was activated in which the item's stage or
+    /// workflow no longer exists (see `activate`).
+    Superseded,
 }
 
 impl<'p> Engine<'p> {
@@ -223,6 +241,7 @@ impl<'p> Engine<'p> {
         let seen_window = program.workflows.iter().map(|w| w.retain_ms).max().unwrap_or(0).max(86_400_000);
         let routes = routes(program);
         let live = state.workflows.iter().map(Instances::len).sum();
+        let disabled = program.workflows.iter().map(|w| state.disabled.contains(&w.name)).collect();
         Engine {
             program,
             functions,
@@ -235,6 +254,7 @@ impl<'p> Engine<'p> {
             scratch: Vec::new(),
             scratch_routes: Vec::new(),
             live,
+            disabled,
             current_id: 0,
             clearances: Vec::new(),
             tally: None,

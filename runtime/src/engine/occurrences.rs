@@ -2,7 +2,8 @@
 //! opened at the workflow's `open` instant, the next date queued as each
 //! opens. Openings are kept apart from timers because an occurrence
 //! opening at `t` must exist for an event at `t`, while timers at `t` fire
-//! after it.
+//! after it. A workflow an activation adds (or makes scheduled) is watched
+//! from that instant, as a fresh deployment is from its start.
 
 use mon_compiler::ir;
 use mon_stdlib::time as t;
@@ -16,7 +17,13 @@ impl<'p> Engine<'p> {
         workflow.schedule.as_ref()?;
         let max_offset =
             workflow.steps.iter().filter_map(|s| s.timing.by.as_ref()).map(|b| b.day_offset as i32).max().unwrap_or(0);
-        Some(t::local_date(self.state.start, &workflow.timezone)? - max_offset - 1)
+        Some(t::local_date(self.watched_since(workflow), &workflow.timezone)? - max_offset - 1)
+    }
+
+    /// When the engine began to watch `workflow`: the start of monitoring,
+    /// or the activation that added it (or made it scheduled).
+    fn watched_since(&self, workflow: &ir::Workflow) -> i64 {
+        self.state.watched_since.get(&workflow.name).map_or(self.state.start, |&since| since.max(self.state.start))
     }
 
     pub(super) fn queue_open(&mut self, workflow: &ir::Workflow, date: i32) {
@@ -32,13 +39,17 @@ impl<'p> Engine<'p> {
             self.queue_open(workflow, next);
         }
         let Some(schedule) = &workflow.schedule else { return };
+        // Switched off: its dates pass without an occurrence.
+        if self.disabled[workflow.id as usize] {
+            return;
+        }
         if !t::is_scheduled(schedule, &self.program.calendars, date) {
             return;
         }
         let starts = workflow.steps.iter().filter(|s| s.sources.is_empty());
         let deadlines: Vec<i64> = starts.filter_map(|s| deadline(s, date, open)).collect();
         // A fresh deployment does not alert on history it never watched.
-        if deadlines.iter().all(|d| *d < self.state.start) {
+        if deadlines.iter().all(|d| *d < self.watched_since(workflow)) {
             return;
         }
         let key = t::format_date(date);

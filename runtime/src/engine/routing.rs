@@ -25,7 +25,7 @@ use crate::record::{Kind, Record};
 /// The (workflow, steps) an event type can move, grouped by workflow.
 pub(super) type Routes = Vec<Vec<(u32, Vec<u32>)>>;
 
-const STAY_SAMPLE: usize = 1024;
+pub(super) const STAY_SAMPLE: usize = 1024;
 
 impl<'p> Engine<'p> {
     /// Processes one event at its own time. Call [`advance`](Self::advance)
@@ -72,6 +72,9 @@ impl<'p> Engine<'p> {
         relevant: &mut Vec<u32>,
         out: &mut Vec<Record>,
     ) {
+        if self.disabled[workflow_id as usize] {
+            return; // switched off: it takes no events (see `activate`)
+        }
         let program = self.program;
         let workflow = &program.workflows[workflow_id as usize];
         relevant.clear();
@@ -357,7 +360,8 @@ impl<'p> Engine<'p> {
         match closes {
             Some(Outcome::Success) => c.completed += 1,
             Some(Outcome::Failure) => c.failed += 1,
-            None => {}
+            // Only an activation supersedes (engine/activate.rs), never a step.
+            Some(Outcome::Superseded) | None => {}
         }
         if let Some(tally) = &mut self.tally {
             let m = tally.entry((crate::aggregates::minute_of(event.time), workflow.id, step_id, group)).or_default();

@@ -57,6 +57,11 @@ impl<'p> Engine<'p> {
     /// Fires what is due at `due` for one instance, if the entry is current.
     fn fire(&mut self, workflow: &ir::Workflow, slot: u32, generation: u32, due: i64, out: &mut Vec<Record>) {
         let w = workflow.id as usize;
+        if self.disabled[w] {
+            // Switched off: the entry is dropped, and switching the
+            // workflow on derives its timers again (`activate`).
+            return;
+        }
         let Some(instance) = self.state.workflows[w].get(slot) else { return };
         if instance.generation != generation {
             return; // the instance moved on: this entry was cancelled
