@@ -66,6 +66,8 @@ enum Command {
     Lsp(commands::lsp::Args),
     /// Create, list and revoke the HTTP API's tokens (`[auth] enabled`).
     Token(commands::token::Args),
+    /// Rule versions on a running service: push, validate, diff, dry-run, activate, rollback, log.
+    Rules(commands::rules::Args),
 }
 
 /// How a command ended; `Usage` maps to exit code 2.
@@ -109,5 +111,6 @@ fn run(cli: Cli) -> Outcome {
         Command::Bench(args) => commands::bench::run(args),
         Command::Lsp(args) => commands::lsp::run(args),
         Command::Token(args) => commands::token::run(args),
+        Command::Rules(args) => commands::rules::run(args),
     }
 }

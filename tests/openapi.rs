@@ -54,6 +54,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/workflows/{workflow}/groups", "get"),
     ("/api/v1/workflows/{workflow}/trends", "get"),
     ("/api/v1/stream", "get"),
+    ("/api/v1/rules/versions", "get"),
+    ("/api/v1/rules/versions", "post"),
+    ("/api/v1/rules/versions/{version}", "get"),
+    ("/api/v1/rules/validate", "post"),
+    ("/api/v1/rules/versions/{version}/diff", "get"),
+    ("/api/v1/rules/versions/{version}/dry-run", "post"),
+    ("/api/v1/rules/versions/{version}/activate", "post"),
+    ("/api/v1/rules/rollback", "post"),
+    ("/api/v1/rules/activations", "get"),
+    ("/api/v1/workflows/{workflow}/disable", "post"),
+    ("/api/v1/workflows/{workflow}/enable", "post"),
+    ("/api/v1/audit", "get"),
 ];
 
 /// The server-sent-events stream never ends, so no client that reads a
@@ -136,7 +148,7 @@ fn the_document_lists_every_route_and_schemathesis_finds_no_failure() {
     // Each documented route is served: the router's own 404 says
     // `details.path` and its 405 `method_not_allowed`; a handler never does.
     for (path, method) in ROUTES {
-        let path = path.replace("{id}", &alert).replace("{workflow}", "jobs");
+        let path = path.replace("{id}", &alert).replace("{workflow}", "jobs").replace("{version}", "1");
         if path == STREAM {
             // The head only: the body is endless.
             let response = ureq::get(&service.url(&path)).call().expect("GET /api/v1/stream");

@@ -87,11 +87,22 @@ pub fn required_role(method: &str, path: &str) -> Option<Role> {
     if path == "/api/v1/events" || path.starts_with("/api/v1/alerts/") {
         return Some(Role::Operator);
     }
+    if path.starts_with("/api/v1/rules/") || (path.starts_with("/api/v1/workflows/") && (path.ends_with("/enable") || path.ends_with("/disable"))) {
+        return Some(Role::Editor);
+    }
     if path.starts_with("/api/v1/tokens") {
         return Some(Role::Admin);
     }
     // Anything else that changes state: the highest role until decided.
     Some(Role::Admin)
+}
+
+/// Who made a request, as the handlers record it (an alert's history, the
+/// audit log); present only with auth on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
 }
 
 /// One token as stored: never the token itself.

@@ -88,6 +88,8 @@ pub struct KafkaConfig {
     pub records_topic: String,
     /// Where rejected messages go, with the reason in headers.
     pub dead_letter_topic: String,
+    /// Where the audit log's entries go (keyed by their sequence number).
+    pub audit_topic: String,
     /// Passed to librdkafka as they are: TLS and SASL
     /// (`security.protocol`, `ssl.ca.location`, `sasl.mechanisms`,
     /// `sasl.username`, `sasl.password`...) or tuning. A number or a
@@ -251,6 +253,7 @@ impl Default for KafkaConfig {
             group: "mon".into(),
             records_topic: "mon.records".into(),
             dead_letter_topic: "mon.dead-letter".into(),
+            audit_topic: "mon.audit".into(),
             properties: BTreeMap::new(),
             create_topics: CreateTopicsConfig::default(),
         }
@@ -386,6 +389,7 @@ impl Config {
                 ("kafka.group", &kafka.group),
                 ("kafka.records_topic", &kafka.records_topic),
                 ("kafka.dead_letter_topic", &kafka.dead_letter_topic),
+                ("kafka.audit_topic", &kafka.audit_topic),
             ] {
                 if value.trim().is_empty() {
                     problems.push(format!("{name}: empty"));

@@ -19,6 +19,7 @@ pub mod error;
 mod ingest;
 mod logs;
 mod page;
+mod rules;
 pub mod schema;
 mod stream;
 mod workflows;
@@ -58,6 +59,10 @@ pub struct Api {
     pub kafka_configured: bool,
     /// The tokens, when `[auth] enabled`; `None`: every endpoint is open.
     pub auth: Option<Arc<Tokens>>,
+    pub versions: crate::rules::versions::Versions,
+    pub audit: crate::audit::Audit,
+    /// What rules compile against (the standard library).
+    pub functions: &'static dyn mon_compiler::Functions,
 }
 
 #[derive(OpenApi)]
@@ -74,6 +79,7 @@ pub struct Api {
         (name = "status", description = "Workflow status"),
         (name = "records", description = "The service's local logs"),
         (name = "alerts", description = "The alert book and its notifications"),
+        (name = "rules", description = "Rule versions: store, validate, dry-run, diff, activate; the audit log"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -103,6 +109,17 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(alerts::suppress))
         .routes(routes!(alerts::resolve))
         .routes(routes!(alerts::notifications))
+        .routes(routes!(rules::list, rules::create))
+        .routes(routes!(rules::get))
+        .routes(routes!(rules::validate))
+        .routes(routes!(rules::diff))
+        .routes(routes!(rules::dry_run_version))
+        .routes(routes!(rules::activate))
+        .routes(routes!(rules::rollback))
+        .routes(routes!(rules::activations))
+        .routes(routes!(rules::disable))
+        .routes(routes!(rules::enable))
+        .routes(routes!(rules::audit_log))
 }
 
 /// The OpenAPI document of this API, with the bearer scheme and each
@@ -184,7 +201,7 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
 /// With auth on, the role the matched route needs, from the bearer token:
 /// none or an unknown one is a 401 (with `WWW-Authenticate: Bearer`), a
 /// known one of too low a role a 403.
-async fn authorize(State(api): State<Api>, request: axum::extract::Request, next: Next) -> Response {
+async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, next: Next) -> Response {
     let Some(tokens) = &api.auth else { return next.run(request).await };
     let path = request.extensions().get::<MatchedPath>().map_or(request.uri().path(), |m| m.as_str());
     let Some(needed) = auth::required_role(request.method().as_str(), path) else {
@@ -209,7 +226,10 @@ async fn authorize(State(api): State<Api>, request: axum::extract::Request, next
             serde_json::json!({ "role": role.as_str(), "needed": needed.as_str() }),
         )
         .into_response(),
-        Some(_) => next.run(request).await,
+        Some((name, role)) => {
+            request.extensions_mut().insert(auth::Caller { name, role });
+            next.run(request).await
+        }
     }
 }
 
@@ -315,10 +335,21 @@ mod tests {
             "/api/v1/workflows/{workflow}/groups",
             "/api/v1/workflows/{workflow}/trends",
             "/api/v1/stream",
+            "/api/v1/rules/versions",
+            "/api/v1/rules/versions/{version}",
+            "/api/v1/rules/validate",
+            "/api/v1/rules/versions/{version}/diff",
+            "/api/v1/rules/versions/{version}/dry-run",
+            "/api/v1/rules/versions/{version}/activate",
+            "/api/v1/rules/rollback",
+            "/api/v1/rules/activations",
+            "/api/v1/workflows/{workflow}/disable",
+            "/api/v1/workflows/{workflow}/enable",
+            "/api/v1/audit",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 20, "{paths:?}");
+        assert_eq!(paths.len(), 31, "{paths:?}");
     }
 
     #[test]
@@ -333,6 +364,11 @@ mod tests {
             ("/api/v1/status", "get", Some("viewer")),
             ("/api/v1/alerts/{id}/ack", "post", Some("operator")),
             ("/api/v1/events", "post", Some("operator")),
+            ("/api/v1/rules/versions", "get", Some("viewer")),
+            ("/api/v1/rules/versions", "post", Some("editor")),
+            ("/api/v1/rules/versions/{version}/activate", "post", Some("editor")),
+            ("/api/v1/workflows/{workflow}/disable", "post", Some("editor")),
+            ("/api/v1/audit", "get", Some("viewer")),
         ] {
             let operation = &document["paths"][path][method];
             match role {

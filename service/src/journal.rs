@@ -95,6 +95,12 @@ impl Journal {
         Ok((Journal { dir: dir.to_path_buf(), file, next_seq }, Recovered { snapshot, entries }))
     }
 
+    /// The sequence the next entry gets; a snapshot taken now covers every
+    /// entry below it.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Appends one batch and fsyncs it; returns its sequence number.
     pub fn append(&mut self, inputs: &[Input], offsets: &Offsets) -> Result<u64, Error> {
         let seq = self.next_seq;

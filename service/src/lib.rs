@@ -19,6 +19,7 @@
 //! attempt at a time, saying whether another attempt can help.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -44,7 +45,11 @@ use std::time::{Duration, Instant};
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
+use audit::Audit;
 use config::{Config, LogFormat};
+use mon_stdlib::time::format_rfc3339;
+use rules::versions::{ActivationEntry, Origin, Versions};
+use rules::StartRules;
 use error::{Domain, Error, Retry};
 use journal::Journal;
 use mon_runtime::live::Live;
@@ -105,8 +110,8 @@ pub fn log_start(rules: &std::path::Path, program: &Program, config: &Config) {
 /// with `[notify] deliver = "log"`; [`run_with`] takes another deliverer.
 pub fn run(
     config: Config,
-    program: &Program,
-    functions: &dyn Functions,
+    rules: &StartRules,
+    functions: &'static dyn Functions,
     stop: Arc<AtomicBool>,
     listening: impl FnOnce(SocketAddr),
 ) -> Result<StatusView, Error> {
@@ -115,18 +120,18 @@ pub fn run(
     let deliver: Arc<dyn delivery::Deliver> = match config.notify.deliver {
         notify::config::DeliverTo::Log => Arc::new(delivery::LogDeliverer),
         notify::config::DeliverTo::Receivers => {
-            Arc::new(notify::Notifiers::new(&config.notify, &config.secrets, program)?)
+            Arc::new(notify::Notifiers::new(&config.notify, &config.secrets, &rules.program)?)
         }
     };
-    run_with(config, program, functions, stop, listening, deliver)
+    run_with(config, rules, functions, stop, listening, deliver)
 }
 
 /// [`run`], with the alert book's notifications sent through `deliver`
 /// (the configured notifiers).
 pub fn run_with(
     config: Config,
-    program: &Program,
-    functions: &dyn Functions,
+    rules: &StartRules,
+    functions: &'static dyn Functions,
     stop: Arc<AtomicBool>,
     listening: impl FnOnce(SocketAddr),
     deliver: Arc<dyn delivery::Deliver>,
@@ -145,6 +150,30 @@ pub fn run_with(
         )));
     }
     let (journal, recovered) = Journal::open(&config.state_dir)?;
+    let versions = Versions::open(&store.handle())?;
+    let audit = Audit::open(&store.handle())?;
+    let (deploy, deployed_now) = import_rules(&versions, &audit, rules)?;
+    // The program the recovered state was made under: the snapshot's
+    // version, or for a state without a snapshot the first version it
+    // ran; the journal's activations then move it on, as they did.
+    let mut compiled = std::collections::HashMap::new();
+    let started_under = match &recovered.snapshot {
+        Some((covered, _)) => versions.snapshot_version(*covered)?,
+        None => versions.history(None, usize::MAX)?.0.last().map(|(_, first)| first.version),
+    };
+    let (program, start_version): (&Program, u64) = match started_under {
+        Some(version) if version != deploy => {
+            let program = processor::compile_version(&versions, version, functions).map_err(Error::config)?;
+            compiled.insert(version, program);
+            (program, version)
+        }
+        _ => (&rules.program, deploy),
+    };
+    if started_under.is_none() {
+        // A new state starts under the directory's rules: its first activation.
+        let at = format_rfc3339(clock::wall_now());
+        versions.activated(&ActivationEntry { version: deploy, previous: None, at, by: "mon run".into() })?;
+    }
     let mut live = match &recovered.snapshot {
         Some((_, bytes)) => {
             Live::resume_bytes(program, functions, bytes).map_err(|e| Error::damaged(Domain::Journal, e))?
@@ -184,6 +213,7 @@ pub fn run_with(
         }
     };
     let (ingest_tx, ingest_rx) = std::sync::mpsc::sync_channel(64);
+    let ingest_for_start = ingest_tx.clone();
     let status = Arc::new(RwLock::new(StatusView::default()));
     let alerts_view = Arc::new(RwLock::new(processor::AlertsView::default()));
     let views = Arc::new(RwLock::new(views::Views::default()));
@@ -214,6 +244,9 @@ pub fn run_with(
         stopping: http_stop_rx.clone(),
         metrics: metrics.clone(),
         ingest: ingest_tx,
+        versions: versions.clone(),
+        audit: audit.clone(),
+        functions,
         status: status.clone(),
         alerts: alerts_view.clone(),
         views: views.clone(),
@@ -256,6 +289,16 @@ pub fn run_with(
         ))),
         _ => None,
     };
+    // The audit log goes to Kafka too, when Kafka is on; it stops with the publisher.
+    let audit_publisher = match (&config.kafka, producer.clone()) {
+        (Some(kafka), Some(producer)) => Some(runtime.spawn(audit::publish(
+            audit.clone(),
+            producer,
+            kafka.audit_topic.clone(),
+            publisher_stop_tx.subscribe(),
+        ))),
+        _ => None,
+    };
     let (delivery_stop_tx, delivery_stop_rx) = tokio::sync::watch::channel(false);
     // Without the book there is nothing to send, but what an earlier run
     // left pending still goes.
@@ -275,6 +318,12 @@ pub fn run_with(
 
     let mut processor = Processor {
         program,
+        functions,
+        versions: versions.clone(),
+        active: Some(start_version),
+        compiled,
+        migrated: None,
+        activating_by: None,
         live,
         journal,
         store,
@@ -296,6 +345,7 @@ pub fn run_with(
         alerts_dirty: true,
         board: views::Board::new(views.clone(), changes.clone()),
         compacted_hour: None,
+        rollups_before_activation: Vec::new(),
         config,
     };
     let had_snapshot = recovered.snapshot.is_some();
@@ -306,6 +356,11 @@ pub fn run_with(
         ms = started.elapsed().as_millis() as u64,
         "state recovered"
     );
+    if deployed_now && processor.active != Some(deploy) {
+        // The rules directory changed since the last start: a deployment,
+        // activated like any other version, through the processing thread.
+        activate_at_start(&runtime, &ingest_for_start, &audit, deploy);
+    }
     metrics.state_open.store(true, Ordering::Relaxed);
     publisher_wake.notify_one();
     let outcome = std::thread::scope(|scope| {
@@ -335,6 +390,9 @@ pub fn run_with(
         if let Some(publisher) = publisher {
             let _ = publisher.await;
         }
+        if let Some(publisher) = audit_publisher {
+            let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+        }
         if let Some(producer) = &producer {
             kafka::flush(producer);
         }
@@ -351,6 +409,66 @@ pub fn run_with(
     outcome?;
     let last = status.read().map(|view| view.clone()).unwrap_or_default();
     Ok(last)
+}
+
+/// Stores the rules directory as a version unless it is the one imported
+/// last; returns that version and whether the directory changed since
+/// (a deployment, which the caller activates).
+fn import_rules(versions: &Versions, audit: &Audit, rules: &StartRules) -> Result<(u64, bool), Error> {
+    let hash = rules.program.hash();
+    if let Some(last) = versions.imported()? {
+        if versions.get(last)?.is_some_and(|v| v.bundle == rules.bundle && v.info.hash == hash) {
+            return Ok((last, false));
+        }
+    }
+    let workflows = rules.program.workflows.iter().map(|w| w.name.clone()).collect();
+    let message = format!("imported from {}", rules.dir.display());
+    let now = format_rfc3339(clock::wall_now());
+    let (info, created) =
+        versions.add(rules.bundle.clone(), hash, workflows, "mon run", &message, Origin::Directory, now)?;
+    versions.set_imported(info.version)?;
+    if created {
+        let details = serde_json::json!({ "version": info, "message": message });
+        audit.append("mon run", "rules.version_stored", &info.version.to_string(), details)?;
+    }
+    tracing::info!(version = info.version, new = created, "rules directory imported as a version");
+    Ok((info.version, true))
+}
+
+/// Activates `version` through the processing thread, as the API does,
+/// and audits it when it is done.
+fn activate_at_start(
+    runtime: &tokio::runtime::Runtime,
+    ingest: &std::sync::mpsc::SyncSender<processor::Request>,
+    audit: &Audit,
+    version: u64,
+) {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let request = processor::RulesRequest {
+        change: processor::RulesChange::Activate { version },
+        by: "mon run".into(),
+        reply,
+    };
+    if ingest.send(processor::Request::Rules(request)).is_err() {
+        return;
+    }
+    let audit = audit.clone();
+    runtime.spawn(async move {
+        match outcome.await {
+            Ok(Ok(processor::RulesDone::Activated { migration, previous, at })) => {
+                let details = serde_json::json!({
+                    "version": version, "previous": previous, "at": format_rfc3339(at),
+                    "message": "the rules directory changed: deployed at start", "migration": migration,
+                });
+                if let Err(e) = audit.append("mon run", "rules.activated", &version.to_string(), details) {
+                    tracing::error!(error = %e, "cannot audit the activation at start");
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(why)) => tracing::error!(version, "cannot activate the rules directory: {why}"),
+            Err(_) => {}
+        }
+    });
 }
 
 fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {

@@ -8,13 +8,14 @@
 //! records, Kafka's offset commit. A failed write stops the service, since
 //! memory is then ahead of disk; the next start replays the journal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use mon_compiler::ir::Program;
+use mon_compiler::Functions;
 use rdkafka::consumer::{CommitMode, Consumer as _};
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
@@ -27,17 +28,43 @@ use super::error::{Domain, Error};
 use super::journal::{Entry, Journal};
 use super::kafka::Consumer;
 use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
+use super::rules::versions::{ActivationEntry, Versions};
 use super::store::NotificationEntry;
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{Action, Alert, CommandError};
-use mon_runtime::live::{Fed, Input, Live};
+use mon_runtime::live::{Activation, Fed, Input, Live, Migration};
 use mon_runtime::record::{Kind, Record};
 
 /// What the HTTP side asks of the processing thread.
 pub enum Request {
     Events(IngestRequest),
     Command(CommandRequest),
+    Rules(RulesRequest),
+}
+
+/// A change to what runs: activate a stored rule version, or enable or
+/// disable one workflow. Journaled like an event; the reply goes once the
+/// batch is durable.
+pub struct RulesRequest {
+    pub change: RulesChange,
+    pub by: String,
+    pub reply: tokio::sync::oneshot::Sender<RulesReply>,
+}
+
+pub enum RulesChange {
+    Activate { version: u64 },
+    SetEnabled { workflow: String, enabled: bool },
+}
+
+/// What a rules change did, or why it did nothing.
+pub type RulesReply = Result<RulesDone, String>;
+
+pub enum RulesDone {
+    /// `at`: when it took effect, on the engine's clock (ms).
+    Activated { migration: Migration, previous: Option<u64>, at: i64 },
+    /// `known`: false when no workflow has that name (nothing changed).
+    SetEnabled { known: bool },
 }
 
 /// A person's command to an alert (`POST /api/v1/alerts/{id}/ACTION`). The
@@ -58,6 +85,7 @@ pub type CommandReply = Result<Box<Alert>, CommandError>;
 pub enum Reply {
     Events(tokio::sync::oneshot::Sender<IngestReply>, IngestReply),
     Command(tokio::sync::oneshot::Sender<CommandReply>, CommandReply),
+    Rules(tokio::sync::oneshot::Sender<RulesReply>, RulesReply),
 }
 
 /// The alert book as the API shows it, refreshed by the processing thread
@@ -129,7 +157,20 @@ pub struct Pending {
 }
 
 pub struct Processor<'p> {
+    /// The program the engine runs: the active rule version's.
     pub program: &'p Program,
+    pub functions: &'p dyn Functions,
+    pub versions: Versions,
+    /// The active rule version.
+    pub active: Option<u64>,
+    /// Rule versions compiled so far. A program lives as long as the
+    /// process (`Box::leak`): an engine's state borrows its program, and
+    /// activations are rare, human-made events.
+    pub compiled: HashMap<u64, &'p Program>,
+    /// What the last activation applied did (taken by its request).
+    pub migrated: Option<Result<Migration, String>>,
+    /// Who asked for the activation being applied.
+    pub activating_by: Option<String>,
     pub live: Live<'p>,
     pub journal: Journal,
     pub store: Store,
@@ -158,6 +199,25 @@ pub struct Processor<'p> {
     pub board: crate::views::Board,
     /// The engine-clock hour of the last rollup compaction.
     pub compacted_hour: Option<i64>,
+    /// Rollup rows of this batch made before an activation renumbered the
+    /// workflows: named by the program that counted them.
+    pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
+}
+
+/// Compiles a stored rule version, for as long as the process lives
+/// (see `Processor::compiled`).
+pub fn compile_version(versions: &Versions, version: u64, functions: &dyn Functions) -> Result<&'static Program, String> {
+    let stored = versions
+        .get(version)
+        .map_err(|e| format!("cannot read rule version {version}: {e}"))?
+        .ok_or_else(|| format!("no rule version {version}"))?;
+    let program = stored
+        .bundle
+        .compile(functions)
+        .compilation
+        .program
+        .ok_or_else(|| format!("rule version {version} does not compile"))?;
+    Ok(Box::leak(Box::new(program)))
 }
 
 /// The most of a rejected message's bytes sent to the dead-letter topic.
@@ -183,7 +243,7 @@ fn record_key(record: &Record) -> Option<Vec<u8>> {
     Some(key.into_bytes())
 }
 
-impl Processor<'_> {
+impl<'p> Processor<'p> {
     /// Runs until `stop` is set; the error is why the state can no longer
     /// be trusted to match memory.
     pub fn run(mut self) -> Result<(), Error> {
@@ -197,7 +257,7 @@ impl Processor<'_> {
             self.gather(&mut batch, &mut replies, &mut records, &mut accepted_by_type);
             if !batch.inputs.is_empty() {
                 let commands = replies.iter().any(|r| matches!(r, Reply::Command(..)));
-                self.commit(batch, &mut records, &accepted_by_type)?;
+                self.commit(batch, &mut records, &mut accepted_by_type)?;
                 // Why before the replies: a client that acknowledged an
                 // alert and then reads it must see it acknowledged.
                 if commands || (self.alerts_dirty && last_alerts.elapsed() >= ALERTS_VIEW_EVERY) {
@@ -210,6 +270,9 @@ impl Processor<'_> {
                             let _ = reply.send(outcome);
                         }
                         Reply::Command(reply, outcome) => {
+                            let _ = reply.send(outcome);
+                        }
+                        Reply::Rules(reply, outcome) => {
                             let _ = reply.send(outcome);
                         }
                     }
@@ -237,7 +300,7 @@ impl Processor<'_> {
         batch: &mut Pending,
         replies: &mut Vec<Reply>,
         records: &mut Vec<Record>,
-        accepted_by_type: &mut [u64],
+        accepted_by_type: &mut Vec<u64>,
     ) {
         let now = wall_now();
         if self.live.tick_due(now) {
@@ -257,7 +320,7 @@ impl Processor<'_> {
         batch: &mut Pending,
         replies: &mut Vec<Reply>,
         records: &mut Vec<Record>,
-        accepted_by_type: &mut [u64],
+        accepted_by_type: &mut Vec<u64>,
         started: Instant,
     ) {
         let max_batch = self.config.engine.max_batch;
@@ -346,7 +409,7 @@ impl Processor<'_> {
         request: Request,
         batch: &mut Pending,
         records: &mut Vec<Record>,
-        accepted_by_type: &mut [u64],
+        accepted_by_type: &mut Vec<u64>,
     ) -> Reply {
         match request {
             Request::Events(request) => {
@@ -370,6 +433,103 @@ impl Processor<'_> {
                 };
                 Reply::Command(request.reply, outcome)
             }
+            Request::Rules(request) => {
+                let outcome = self.rules_change(request.change, request.by, batch, records, accepted_by_type);
+                Reply::Rules(request.reply, outcome)
+            }
+        }
+    }
+
+    fn rules_change(
+        &mut self,
+        change: RulesChange,
+        by: String,
+        batch: &mut Pending,
+        records: &mut Vec<Record>,
+        accepted_by_type: &mut Vec<u64>,
+    ) -> RulesReply {
+        match change {
+            RulesChange::Activate { version } => {
+                let program = self.program_of(version)?;
+                // Event type ids are the program's: what this batch counted
+                // so far is counted under the names of the program it ran.
+                self.count_accepted(accepted_by_type);
+                let previous = self.active;
+                self.activating_by = Some(by);
+                let input = Input::Activate(Activation { version, hash: program.hash() });
+                self.apply(input, batch, records);
+                let migration = self.migrated.take().unwrap_or_else(|| Err("the activation did not apply".into()))?;
+                accepted_by_type.clear();
+                accepted_by_type.resize(self.program.events.len(), 0);
+                let at = self.live.clock().unwrap_or_else(wall_now);
+                Ok(RulesDone::Activated { migration, previous, at })
+            }
+            RulesChange::SetEnabled { workflow, enabled } => {
+                match self.apply(Input::SetEnabled { workflow, enabled }, batch, records) {
+                    Fed::SetEnabled { known, .. } => Ok(RulesDone::SetEnabled { known }),
+                    _ => Err("the change did not apply".into()),
+                }
+            }
+        }
+    }
+
+    /// The compiled program of a stored version.
+    fn program_of(&mut self, version: u64) -> Result<&'p Program, String> {
+        if let Some(program) = self.compiled.get(&version) {
+            return Ok(program);
+        }
+        let program = compile_version(&self.versions, version, self.functions)?;
+        self.compiled.insert(version, program);
+        Ok(program)
+    }
+
+    /// Feeds one input to the engine. An activation is resolved here, the
+    /// same way live and in replay: the version's program replaces the
+    /// running one, and what the migration did waits in `migrated`.
+    fn feed(&mut self, input: &Input, records: &mut Vec<Record>) -> Fed {
+        let fed = self.live.apply(input, records);
+        if let (Fed::Activate { version }, Input::Activate(activation)) = (&fed, input) {
+            let version = *version;
+            self.migrated = Some(self.program_of(version).map(|program| {
+                if program.hash() != activation.hash {
+                    tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
+                }
+                // The tally so far is keyed by the old program's ids.
+                let tally = self.live.take_tally();
+                if let Some(state) = self.live.state() {
+                    self.rollups_before_activation.extend(crate::rollups::rows(self.program, state, tally));
+                }
+                let migration = self.live.activate(program, records);
+                self.program = program;
+                let previous = self.active.replace(version);
+                let entry = ActivationEntry {
+                    version,
+                    previous,
+                    at: mon_stdlib::time::format_rfc3339(self.live.clock().unwrap_or_else(wall_now)),
+                    // Who asked is known live; a replay finds the entry already there.
+                    by: self.activating_by.take().unwrap_or_default(),
+                };
+                if let Err(e) = self.versions.activated(&entry) {
+                    tracing::error!(error = %e, "cannot record the active rule version");
+                }
+                tracing::info!(version, carried = migration.carried_count, superseded = migration.superseded.len(), "rule version activated");
+                migration
+            }));
+            if let Some(Err(why)) = &self.migrated {
+                tracing::error!(version, "cannot activate: {why}");
+            }
+        }
+        fed
+    }
+
+    /// Counts the events of the batch so far into the metrics, by type name.
+    fn count_accepted(&mut self, accepted_by_type: &mut Vec<u64>) {
+        for (event_type, count) in accepted_by_type.iter_mut().enumerate().filter(|(_, c)| **c > 0) {
+            if let Some(event) = self.program.events.get(event_type) {
+                let name = event.name.clone();
+                self.metrics.events.get_or_create(&EventLabels { event_type: name, outcome: "accepted" }).inc_by(*count);
+            }
+            *count = 0;
         }
     }
 
@@ -378,7 +538,7 @@ impl Processor<'_> {
         request: IngestRequest,
         batch: &mut Pending,
         records: &mut Vec<Record>,
-        accepted_by_type: &mut [u64],
+        accepted_by_type: &mut Vec<u64>,
     ) -> (tokio::sync::oneshot::Sender<IngestReply>, IngestReply) {
         let mut reply = IngestReply::default();
         for (index, line) in request.lines.into_iter().enumerate() {
@@ -404,7 +564,7 @@ impl Processor<'_> {
 
     /// Applies one input and journals it; returns what it did.
     fn apply(&mut self, input: Input, batch: &mut Pending, records: &mut Vec<Record>) -> Fed {
-        let fed = self.live.apply(&input, records);
+        let fed = self.feed(&input, records);
         self.board.dirty = true;
         match &fed {
             Fed::Ignored { type_name } => {
@@ -433,15 +593,7 @@ impl Processor<'_> {
             Fed::Event { .. } => self.totals.events_accepted += 1,
             // The book's timers (escalation, the end of a suppression) and
             // commands change alerts without a record.
-            Fed::Tick | Fed::Command(_) => self.alerts_dirty = true,
-            // Placeholder until activation is wired into the processor: no
-            // code path journals these inputs yet, so one here is logged.
-            Fed::Activate { version } => {
-                tracing::warn!(version, "rules activation is not wired into the processor yet: ignored");
-            }
-            Fed::SetEnabled { workflow, enabled, .. } => {
-                tracing::warn!(%workflow, enabled, "switching a workflow is not wired into the processor yet: ignored");
-            }
+            Fed::Tick | Fed::Command(_) | Fed::Activate { .. } | Fed::SetEnabled { .. } => self.alerts_dirty = true,
         }
         batch.inputs.push(input);
         fed
@@ -470,11 +622,8 @@ impl Processor<'_> {
         batch.dead_letters.push(DeadLetter { reason, origin, received: wall_now(), bytes: bytes.to_vec() });
     }
 
-    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &[u64]) -> Result<(), Error> {
-        for (event_type, count) in accepted_by_type.iter().enumerate().filter(|(_, c)| **c > 0) {
-            let name = self.program.events[event_type].name.clone();
-            self.metrics.events.get_or_create(&EventLabels { event_type: name, outcome: "accepted" }).inc_by(*count);
-        }
+    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &mut Vec<u64>) -> Result<(), Error> {
+        self.count_accepted(accepted_by_type);
         let started = Instant::now();
         let seq = self.journal.append(&batch.inputs, &batch.offsets)?;
         self.journaled_since_snapshot += batch.inputs.len() as u64;
@@ -525,10 +674,10 @@ impl Processor<'_> {
     /// offsets) to sled, atomically; true if there is something to publish.
     fn write_outputs(&mut self, batch: Pending, records: &mut Vec<Record>, seq: u64) -> Result<bool, Error> {
         let tally = self.live.take_tally();
-        let rollups = match self.live.state() {
-            Some(state) => crate::rollups::rows(self.program, state, tally),
-            None => Vec::new(),
-        };
+        let mut rollups = std::mem::take(&mut self.rollups_before_activation);
+        if let Some(state) = self.live.state() {
+            rollups.extend(crate::rollups::rows(self.program, state, tally));
+        }
         let mut write = BatchWrite {
             rollups,
             applied: Some(seq),
@@ -589,7 +738,7 @@ impl Processor<'_> {
             let redo = applied.is_none_or(|a| entry.seq > a);
             let mut batch = Pending::default();
             for input in entry.inputs {
-                let fed = self.live.apply(&input, &mut records);
+                let fed = self.feed(&input, &mut records);
                 replayed += 1;
                 if let (true, Fed::Rejected { reason }) = (redo, fed) {
                     let bytes = match &input {
@@ -609,6 +758,7 @@ impl Processor<'_> {
                 records.clear();
                 self.live.take_notifications();
                 self.live.take_tally();
+                self.rollups_before_activation.clear();
             }
         }
         self.journaled_since_snapshot = replayed as u64;
@@ -641,6 +791,10 @@ impl Processor<'_> {
             .live
             .snapshot_bytes()
             .map_err(|e| Error::damaged(Domain::Journal, format!("cannot encode a snapshot: {e}")))?;
+        // Before the snapshot: a start must know which program it was made under.
+        if let Some(active) = self.active {
+            self.versions.snapshot_made(self.journal.next_seq(), active)?;
+        }
         self.journal.snapshot(&bytes)?;
         self.store.trim(self.config.engine.keep_records)?;
         tracing::info!(

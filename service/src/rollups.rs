@@ -141,14 +141,21 @@ pub fn rows(program: &Program, state: &State, tally: Tally) -> Vec<(Vec<u8>, Mov
 
 /// Adds `rows` to what sled holds for them, into `write`. The caller is
 /// the rows' only writer, so reading before the atomic write is safe.
+/// A key may come twice (a batch with an activation in it counts before
+/// and after): it is summed first, since a batch keeps only its last
+/// insert of a key.
 pub fn add_rows(db: &sled::Db, write: &mut sled::Batch, rows: &[(Vec<u8>, Movement)]) -> Result<(), Error> {
+    let mut summed: BTreeMap<&[u8], Movement> = BTreeMap::new();
     for (key, movement) in rows {
+        summed.entry(key.as_slice()).or_default().add(movement);
+    }
+    for (key, movement) in summed {
         let mut total = match db.get(key)? {
             Some(old) => decode(&old).ok_or_else(|| damaged(key))?,
             None => Movement::default(),
         };
-        total.add(movement);
-        write.insert(key.as_slice(), &encode(&total));
+        total.add(&movement);
+        write.insert(key, &encode(&total));
     }
     Ok(())
 }
@@ -381,6 +388,18 @@ mod tests {
         let row = (key(step, "w", at, stage, ""), Movement { entered, ..Movement::default() });
         add_rows(db, &mut write, &[row]).unwrap();
         db.apply_batch(write).unwrap();
+    }
+
+    #[test]
+    fn a_key_twice_in_one_batch_is_summed() {
+        let (_dir, db) = db();
+        put(&db, Step::Minute, 0, "a", 1);
+        let row = || (key(Step::Minute, "w", 0, "a", ""), Movement { entered: 2, ..Movement::default() });
+        let mut write = sled::Batch::default();
+        add_rows(&db, &mut write, &[row(), row()]).unwrap();
+        db.apply_batch(write).unwrap();
+        let value = db.get(key(Step::Minute, "w", 0, "a", "")).unwrap().unwrap();
+        assert_eq!(decode(&value).unwrap().entered, 5);
     }
 
     #[test]

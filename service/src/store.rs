@@ -321,6 +321,12 @@ impl StoreHandle {
         crate::rollups::series(&self.db, query)
     }
 
+    /// A named tree of the same database, for a part of the state that
+    /// keeps its own keys (rule versions, the audit log).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, Error> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Up to `limit` outbox items after `after` (from the start when `None`)
     /// and below sequence `below` (the items of batches already flushed:
     /// sled shows a batch before its flush returns).

@@ -15,7 +15,7 @@ use mon_service::config::{AuthConfig, Config, HttpConfig, LogConfig};
 use mon_service::delivery::{Deliver, Delivery};
 use mon_service::processor::StatusView;
 
-use crate::commands::run::compile_tree;
+use crate::commands::run::start_rules;
 use crate::demo::Generator;
 use crate::Outcome;
 
@@ -51,7 +51,7 @@ fn examples_dir() -> PathBuf {
 
 pub fn run(args: Args) -> Outcome {
     let rules = args.rules.clone().unwrap_or_else(examples_dir);
-    let program = match compile_tree(&rules) {
+    let start = match start_rules(&rules) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Problems,
         Err(e) => return Outcome::Usage(e),
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Outcome {
     mon_service::init_logging(&config.log);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let workflows: Vec<String> = program.workflows.iter().map(|w| w.name.clone()).collect();
+    let workflows: Vec<String> = start.program.workflows.iter().map(|w| w.name.clone()).collect();
     let state_shown = config.state_dir.display().to_string();
     let (seed, every, seconds) = (args.seed, args.every.max(1), args.seconds);
     let feeder_stop = stop.clone();
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> Outcome {
             *slot = Some(handle);
         }
     };
-    let outcome = mon_service::run_with(config, &program, mon_stdlib::registry(), stop.clone(), listening, console);
+    let outcome = mon_service::run_with(config, &start, mon_stdlib::registry(), stop.clone(), listening, console);
     // The feeder notices `stop` within half a second; after it, nothing
     // else is printed.
     if let Some(handle) = feeder.lock().ok().and_then(|mut slot| slot.take()) {

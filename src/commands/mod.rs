@@ -6,6 +6,7 @@ pub mod compile;
 pub mod demo;
 pub mod fmt;
 pub mod lsp;
+pub mod rules;
 pub mod run;
 pub mod simulate;
 pub mod test;

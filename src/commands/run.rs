@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use mon_compiler::{ir, Renderer};
 use mon_runtime::live::ClockMode;
+use mon_service::rules::{Bundle, StartRules};
 use mon_service::config::{
     Config, CreateTopicsOverrides, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides,
 };
@@ -116,20 +117,28 @@ pub fn compile_tree(dir: &std::path::Path) -> Result<Option<ir::Program>, String
     Ok(rules.compilation.program)
 }
 
+/// The rules directory as `mon run` starts with it: compiled (diagnostics
+/// printed; `None` on errors) and read as a bundle for the version store.
+pub fn start_rules(dir: &std::path::Path) -> Result<Option<StartRules>, String> {
+    let Some(program) = compile_tree(dir)? else { return Ok(None) };
+    let bundle = Bundle::from_dir(dir, mon_stdlib::registry())?;
+    Ok(Some(StartRules { dir: dir.to_path_buf(), bundle, program }))
+}
+
 pub fn run(args: Args) -> Outcome {
     let config = match Config::load(args.config.as_deref(), std::env::vars(), &args.overrides()) {
         Ok(c) => c,
         Err(e) => return Outcome::Usage(e.to_string()),
     };
-    let program = match compile_tree(&args.rules) {
-        Ok(Some(p)) => p,
+    let rules = match start_rules(&args.rules) {
+        Ok(Some(rules)) => rules,
         Ok(None) => return Outcome::Problems,
         Err(e) => return Outcome::Usage(e),
     };
     mon_service::init_logging(&config.log);
-    mon_service::log_start(&args.rules, &program, &config);
+    mon_service::log_start(&args.rules, &rules.program, &config);
     let stop = Arc::new(AtomicBool::new(false));
-    match mon_service::run(config, &program, mon_stdlib::registry(), stop, |_| {}) {
+    match mon_service::run(config, &rules, mon_stdlib::registry(), stop, |_| {}) {
         Ok(_) => Outcome::Ok,
         // A setting that cannot work (a state directory made on another
         // clock, say) is the caller's to fix, like a bad flag.

@@ -15,8 +15,9 @@ use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{BookConfig, Notification};
 use mon_runtime::engine::{key_object, TraceEntry, TraceWhat};
+use mon_runtime::dry_run::{feed_line, notification_json, summary_json};
 use mon_runtime::simulate::Simulation;
-use mon_runtime::{Decoded, Decoder, Kind, Record};
+use mon_runtime::{Decoder, Kind, Record};
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
 
 use crate::Outcome;
@@ -143,11 +144,9 @@ pub fn run(args: Args) -> Outcome {
         match std::str::from_utf8(&bytes).map(|line| line.trim_start_matches('\u{feff}')) {
             Ok(line) if line.trim().is_empty() => {}
             Ok(line) => {
-                let decoded = decoder.decode(line);
-                if let Decoded::Ignored { type_name, .. } = &decoded {
-                    *bad.undeclared.entry(type_name.clone()).or_default() += 1;
+                if let Some(type_name) = feed_line(&mut simulation, &decoder, line, number, &mut records) {
+                    *bad.undeclared.entry(type_name).or_default() += 1;
                 }
-                simulation.feed_decoded(decoded, Some(number), &mut records);
             }
             Err(_) => simulation.reject("type unknown: the line is not valid UTF-8", Some(number), &mut records),
         }
@@ -309,23 +308,6 @@ fn write_notifications(out: &mut impl Write, notifications: &[Notification], for
     }
 }
 
-fn notification_json(n: &Notification) -> serde_json::Value {
-    let mut value = serde_json::to_value(n).expect("notifications serialise");
-    if let Some(object) = value.as_object_mut() {
-        object.insert("kind".into(), "notification".into());
-        object.insert("at".into(), format_rfc3339(n.at).into());
-        if let Some(alerts) = object.get_mut("alerts").and_then(|a| a.as_array_mut()) {
-            for (alert, brief) in alerts.iter_mut().zip(&n.alerts) {
-                alert["opened_at"] = format_rfc3339(brief.opened_at).into();
-                if let Some(deadline) = brief.deadline {
-                    alert["deadline"] = format_rfc3339(deadline).into();
-                }
-            }
-        }
-    }
-    value
-}
-
 /// One record as a line; a rejected line is named `FILE:LINE`.
 fn human(r: &Record, source: &str) -> String {
     let target = match (&r.workflow, &r.step, r.line) {
@@ -365,17 +347,16 @@ fn human(r: &Record, source: &str) -> String {
 }
 
 fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, now: i64, format: Format) {
+    if format == Format::Ndjson {
+        for line in summary_json(program, engine, now) {
+            let _ = writeln!(out, "{line}");
+        }
+        return;
+    }
     for workflow in &program.workflows {
         let whole = Slice::default();
         let m = aggregates::metrics(&engine.state, workflow, &whole, now);
         let status = aggregates::status(&engine.state, workflow, &whole, now);
-        if format == Format::Ndjson {
-            let line = serde_json::json!({
-                "kind": "summary", "workflow": workflow.name, "status": status, "at": format_rfc3339(now), "metrics": m,
-            });
-            let _ = writeln!(out, "{line}");
-            continue;
-        }
         let _ = writeln!(out, "{} [{}]", workflow.name, status.name());
         let _ = writeln!(
             out,

@@ -242,3 +242,15 @@ pub fn job_started(n: usize, time: i64) -> String {
         mon_stdlib::time::format_rfc3339(time)
     )
 }
+
+/// Waits until `done` holds, polling; panics naming `what` after `limit`.
+pub fn wait_until_true(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what}: not within {limit:?}");
+}

@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use mon_compiler::ir::Severity;
 use mon_runtime::alerts::{Action, Alert, AlertState, CommandError};
 use serde::Serialize;
@@ -25,6 +25,7 @@ use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::page::{self, DEFAULT_LIMIT};
 use super::schema::{AlertStateWord, DeliveryStateWord, NotificationEventWord, RecordKindWord, SeverityWord};
 use super::Api;
+use crate::auth::Caller;
 use crate::clock::wall_now;
 use crate::processor::{CommandRequest, Request};
 use crate::store::{DeliveryState, NotificationEntry};
@@ -502,11 +503,19 @@ fn parse_command(action: &str, body: &[u8]) -> Result<(Action, String, Option<St
 /// once the command is journaled and its batch written.
 async fn command(
     api: Api,
+    caller: Option<Caller>,
     id: String,
-    action: &str,
+    action_word: &str,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AlertDetail>, ApiError> {
-    let (action, by, reason) = parse_command(action, &body?)?;
+    let (action, by, reason) = parse_command(action_word, &body?)?;
+    // The audit log says who is authenticated, and whom they named.
+    let who = caller.map_or_else(|| by.clone(), |c| c.name);
+    let until = match action {
+        Action::Suppress { until } => until.map(rfc3339),
+        _ => None,
+    };
+    let audit_details = json!({ "by": by, "reason": reason, "until": until });
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Command(CommandRequest { alert: id.clone(), action, by, reason, reply });
     match api.ingest.try_send(request) {
@@ -516,7 +525,13 @@ async fn command(
     }
     let now_view = api.alerts.read().ok().map(|v| now_of(&v)).unwrap_or_else(wall_now);
     match outcome.await {
-        Ok(Ok(alert)) => detail(&api, &alert, now_view),
+        Ok(Ok(alert)) => {
+            let action = format!("alert.{action_word}");
+            api.audit
+                .append(&who, &action, &id, audit_details)
+                .map_err(|e| ApiError::internal("writing the audit log", e))?;
+            detail(&api, &alert, now_view)
+        }
         Ok(Err(CommandError::NotFound(_))) => Err(not_found(&id)),
         Ok(Err(CommandError::Conflict(why))) => {
             Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, why, json!({ "id": id })))
@@ -545,10 +560,11 @@ macro_rules! command_endpoint {
         )]
         pub async fn $name(
             State(api): State<Api>,
+            caller: Option<Extension<Caller>>,
             Path(id): Path<String>,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<AlertDetail>, ApiError> {
-            command(api, id, stringify!($name), body).await
+            command(api, caller.map(|Extension(c)| c), id, stringify!($name), body).await
         }
     };
 }

@@ -60,6 +60,12 @@ pub async fn create_missing(kafka: &KafkaConfig, context: Context) -> Result<Out
                 .set("retention.ms", &retention),
         );
     }
+    // The audit log is a log too; kept as long as the broker's default.
+    if names.insert(&kafka.audit_topic) {
+        topics.push(
+            NewTopic::new(&kafka.audit_topic, settings.partitions, replication()).set("cleanup.policy", "delete"),
+        );
+    }
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let results = admin.create_topics(&topics, &options).await.map_err(|e| {
         Error::new(Domain::Kafka, Retry::Later, format!("cannot create topics at {}", kafka.brokers)).caused_by(e)

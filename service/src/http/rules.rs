@@ -1,0 +1,845 @@
+//! Rules without deployments: store a bundle as a new version, validate
+//! one, dry-run a version over events, diff two versions, activate one (or
+//! roll back), enable or disable a workflow, and read the audit log.
+//!
+//! Storing and validating change nothing that runs. Activation and
+//! enabling go to the processing thread as journaled inputs and answer
+//! once their batch is durable ([`crate::processor::RulesRequest`]); every
+//! change is appended to the audit log ([`crate::audit`]) with who did it.
+//! Compiling runs on tokio's blocking pool: a large bundle must not stall
+//! the threads that answer health checks.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody, ErrorCode};
+use super::page::{self, DEFAULT_LIMIT};
+use super::Api;
+use crate::audit::AuditEntry;
+use crate::auth::Caller;
+use crate::processor::{Request, RulesChange, RulesDone, RulesRequest};
+use crate::rules::diff::{program_diff, source_diff, FileDiff, ProgramDiff};
+use crate::rules::versions::{ActivationEntry, Origin, StoredVersion, VersionInfo};
+use crate::rules::Bundle;
+use mon_runtime::alerts::BookConfig;
+use mon_runtime::dry_run::{dry_run, notification_json, DryRunOptions};
+use mon_runtime::live::Migration;
+
+/// Who the caller is: the authenticated name, else (auth off) what the
+/// body says, else `anonymous`.
+fn who(caller: &Option<Extension<Caller>>, said: Option<&str>) -> String {
+    match (caller, said) {
+        (Some(Extension(caller)), _) => caller.name.clone(),
+        (None, Some(name)) if !name.trim().is_empty() => name.trim().to_string(),
+        _ => "anonymous".into(),
+    }
+}
+
+/// A JSON body as `T`, or a 400 saying what is wrong with it. An empty
+/// body is `{}`.
+fn body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body?;
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    serde_json::from_slice(text).map_err(|e| ApiError::invalid("body", format!("the body is not what this endpoint takes: {e}")))
+}
+
+fn version_number(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| ApiError::invalid("version", format!("version: `{text}` is not a version number (1, 2, ...)")))
+}
+
+fn no_version(version: u64) -> ApiError {
+    ApiError::not_found(format!("no rule version {version}"), json!({ "version": version }))
+}
+
+fn stored(api: &Api, version: u64) -> Result<StoredVersion, ApiError> {
+    api.versions.get(version).map_err(|e| ApiError::internal("reading a rule version", e))?.ok_or_else(|| no_version(version))
+}
+
+fn unprocessable(message: impl Into<String>, details: Value) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRequest, message, details)
+}
+
+/// Runs `work` on the blocking pool.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal("compiling rules", e))
+}
+
+/// A bundle: `{"files": {"path.mon": "text", "schemas/x.json": "{...}"}}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BundleBody {
+    /// `.mon` files and `.json` schemas by relative path.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    files: Bundle,
+}
+
+/// The body of `POST /api/v1/rules/versions`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersionBody {
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    files: Bundle,
+    /// Why: what the change is for.
+    #[serde(default)]
+    message: String,
+    /// Who, when auth is off (with auth on the caller's identity is used).
+    author: Option<String>,
+}
+
+/// What compiling a bundle said.
+#[derive(Serialize, ToSchema)]
+pub struct Validation {
+    /// No errors: the bundle can become a version.
+    ok: bool,
+    errors: usize,
+    warnings: usize,
+    /// The program's hash, when it compiled.
+    hash: Option<String>,
+    /// The workflows it declares, when it compiled.
+    workflows: Vec<String>,
+    /// As `mon check --format json` prints them, one object each.
+    #[schema(value_type = Vec<Object>)]
+    diagnostics: Vec<Value>,
+}
+
+fn validate_bundle(bundle: &Bundle, functions: &'static dyn mon_compiler::Functions) -> Result<Validation, ApiError> {
+    bundle.check().map_err(|message| ApiError::invalid("files", message))?;
+    let compiled = bundle.compile(functions);
+    let diagnostics = compiled.diagnostics_json();
+    let errors = compiled.compilation.diagnostics.iter().filter(|d| d.kind.level() == mon_compiler::Level::Error).count();
+    let program = compiled.compilation.program.as_ref();
+    Ok(Validation {
+        ok: program.is_some(),
+        errors,
+        warnings: compiled.compilation.diagnostics.len() - errors,
+        hash: program.map(|p| p.hash()),
+        workflows: program.map(|p| p.workflows.iter().map(|w| w.name.clone()).collect()).unwrap_or_default(),
+        diagnostics,
+    })
+}
+
+/// Compiles a bundle and answers with the compiler's diagnostics; stores nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/validate",
+    tag = "rules",
+    request_body = BundleBody,
+    responses(
+        (status = 200, description = "The diagnostics (`ok` is false when there are errors)", body = Validation),
+        (status = 400, description = "The body or a path in it is wrong", body = ErrorBody),
+        (status = 413, description = "The body is over the limit", body = ErrorBody),
+    )
+)]
+pub async fn validate(State(api): State<Api>, raw: Result<Bytes, BytesRejection>) -> Result<Json<Validation>, ApiError> {
+    let BundleBody { files } = body(raw)?;
+    let functions = api.functions;
+    Ok(Json(blocking(move || validate_bundle(&files, functions)).await??))
+}
+
+/// A version stored (or found already stored), with its diagnostics.
+#[derive(Serialize, ToSchema)]
+pub struct NewVersion {
+    version: VersionInfo,
+    /// False when the same bundle was already stored as this version.
+    created: bool,
+    #[schema(value_type = Vec<Object>)]
+    diagnostics: Vec<Value>,
+}
+
+/// Stores a bundle as the next version; it runs only once activated. A
+/// bundle with errors is refused (422) with its diagnostics.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/versions",
+    tag = "rules",
+    request_body = NewVersionBody,
+    responses(
+        (status = 201, description = "Stored as a new version", body = NewVersion),
+        (status = 200, description = "The same bundle is already stored: that version", body = NewVersion),
+        (status = 400, description = "The body or a path in it is wrong", body = ErrorBody),
+        (status = 413, description = "The body is over the limit", body = ErrorBody),
+        (status = 422, description = "The rules do not compile; `details.diagnostics` says why", body = ErrorBody),
+    )
+)]
+pub async fn create(
+    State(api): State<Api>,
+    caller: Option<Extension<Caller>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<NewVersion>), ApiError> {
+    let NewVersionBody { files, message, author } = body(raw)?;
+    let author = who(&caller, author.as_deref());
+    let functions = api.functions;
+    let checked = files.clone();
+    let validation = blocking(move || validate_bundle(&checked, functions)).await??;
+    let Some(hash) = validation.hash.clone().filter(|_| validation.ok) else {
+        return Err(unprocessable(
+            format!("the rules do not compile: {} error(s)", validation.errors),
+            json!({ "field": "files", "diagnostics": validation.diagnostics }),
+        ));
+    };
+    let now = mon_stdlib::time::format_rfc3339(crate::clock::wall_now());
+    let (info, created) = api
+        .versions
+        .add(files, hash, validation.workflows.clone(), &author, &message, Origin::Api, now)
+        .map_err(|e| ApiError::internal("storing a rule version", e))?;
+    if created {
+        audit(&api, &author, "rules.version_stored", &info.version.to_string(), json!({ "version": info, "message": message }))?;
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(NewVersion { version: info, created, diagnostics: validation.diagnostics })))
+}
+
+fn audit(api: &Api, who: &str, action: &str, target: &str, details: Value) -> Result<AuditEntry, ApiError> {
+    api.audit.append(who, action, target, details).map_err(|e| ApiError::internal("writing the audit log", e))
+}
+
+/// The parameters of the version and audit lists.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageQuery {
+    /// At most this many (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as it is.
+    #[param(pattern = "^[0-9a-f]{16}$")]
+    cursor: Option<String>,
+}
+
+fn paging(pairs: Vec<(String, String)>, more: &[&str]) -> Result<(usize, Option<u64>, Vec<(String, String)>), ApiError> {
+    let (mut limit, mut cursor, mut rest) = (DEFAULT_LIMIT, None, Vec::new());
+    for (name, value) in pairs {
+        match name.as_str() {
+            "limit" => limit = page::limit(&value)?,
+            "cursor" => cursor = Some(page::decode_seq(&value)?),
+            other if more.contains(&other) => rest.push((name, value)),
+            other => {
+                let mut known = vec!["limit", "cursor"];
+                known.extend_from_slice(more);
+                return Err(ApiError::unknown_parameter(other, &known));
+            }
+        }
+    }
+    Ok((limit, cursor, rest))
+}
+
+/// The stored versions, newest first, and which one runs.
+#[derive(Serialize, ToSchema)]
+pub struct VersionPage {
+    versions: Vec<VersionInfo>,
+    /// The version the engine runs.
+    active: Option<u64>,
+    next_cursor: Option<String>,
+}
+
+/// The stored rule versions, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/versions",
+    tag = "rules",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of versions", body = VersionPage),
+        (status = 400, description = "A parameter is wrong; `details.field` names it", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(api): State<Api>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<VersionPage>, ApiError> {
+    let (limit, cursor, _) = paging(query?.0, &[])?;
+    let (versions, next) = api.versions.list(cursor, limit).map_err(|e| ApiError::internal("listing versions", e))?;
+    let active = api.versions.active().map_err(|e| ApiError::internal("reading the active version", e))?;
+    Ok(Json(VersionPage { versions, active, next_cursor: next.map(page::encode_seq) }))
+}
+
+/// One version with its files.
+#[derive(Serialize, ToSchema)]
+pub struct VersionDetail {
+    #[serde(flatten)]
+    info: VersionInfo,
+    /// The bundle: path → text.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    sources: Bundle,
+    /// The engine runs this version.
+    active: bool,
+}
+
+/// A stored version with its source.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/versions/{version}",
+    tag = "rules",
+    params(("version" = String, Path, description = "The version number")),
+    responses(
+        (status = 200, description = "The version", body = VersionDetail),
+        (status = 400, description = "Not a version number", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+    )
+)]
+pub async fn get(State(api): State<Api>, Path(version): Path<String>) -> Result<Json<VersionDetail>, ApiError> {
+    let version = version_number(&version)?;
+    let StoredVersion { info, bundle } = stored(&api, version)?;
+    let active = api.versions.active().ok().flatten() == Some(version);
+    Ok(Json(VersionDetail { info, sources: bundle, active }))
+}
+
+/// What changed from one version to another.
+#[derive(Serialize, ToSchema)]
+pub struct VersionDiff {
+    /// The version compared against (before).
+    from: u64,
+    /// The version asked about (after).
+    to: u64,
+    source: Vec<FileDiff>,
+    program: ProgramDiff,
+}
+
+/// The parameters of a diff.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct DiffQuery {
+    /// The version to compare against; default the active one.
+    #[param(minimum = 1)]
+    against: Option<u64>,
+}
+
+/// Compiles a stored version; the version was checked when stored, so a
+/// failure now is the service's own (another stdlib, say).
+fn compile_stored(api: &Api, stored: &StoredVersion) -> Result<mon_compiler::ir::Program, ApiError> {
+    let compiled = stored.bundle.compile(api.functions);
+    let diagnostics = compiled.diagnostics_json();
+    compiled.compilation.program.ok_or_else(|| {
+        unprocessable(
+            format!("rule version {} no longer compiles", stored.info.version),
+            json!({ "version": stored.info.version, "diagnostics": diagnostics }),
+        )
+    })
+}
+
+fn against_of(api: &Api, pairs: Vec<(String, String)>) -> Result<u64, ApiError> {
+    let mut against = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "against" => against = Some(version_number(&value).map_err(|_| {
+                ApiError::invalid("against", format!("against: `{value}` is not a version number"))
+            })?),
+            other => return Err(ApiError::unknown_parameter(other, &["against"])),
+        }
+    }
+    match against {
+        Some(v) => Ok(v),
+        None => api
+            .versions
+            .active()
+            .map_err(|e| ApiError::internal("reading the active version", e))?
+            .ok_or_else(|| ApiError::invalid("against", "against: no version is active yet; name one")),
+    }
+}
+
+/// The source and program diff of a version against another (default:
+/// the active one).
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/versions/{version}/diff",
+    tag = "rules",
+    params(("version" = String, Path, description = "The version number"), DiffQuery),
+    responses(
+        (status = 200, description = "What changed, from `against` to `version`", body = VersionDiff),
+        (status = 400, description = "A parameter is wrong", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 422, description = "A version no longer compiles", body = ErrorBody),
+    )
+)]
+pub async fn diff(
+    State(api): State<Api>,
+    Path(version): Path<String>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<VersionDiff>, ApiError> {
+    let to = version_number(&version)?;
+    let from = against_of(&api, query?.0)?;
+    let after = stored(&api, to)?;
+    let before = stored(&api, from)?;
+    let worker = api.clone();
+    Ok(Json(blocking(move || version_diff(&worker, &before, &after)).await??))
+}
+
+fn version_diff(api: &Api, before: &StoredVersion, after: &StoredVersion) -> Result<VersionDiff, ApiError> {
+    let program = program_diff(&compile_stored(api, before)?, &compile_stored(api, after)?);
+    Ok(VersionDiff {
+        from: before.info.version,
+        to: after.info.version,
+        source: source_diff(&before.bundle.files, &after.bundle.files),
+        program,
+    })
+}
+
+/// The body of a dry-run.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunBody {
+    /// The events, NDJSON (one CloudEvents envelope per line), as `mon
+    /// simulate --events` reads them.
+    events: String,
+    /// `--from` (RFC 3339).
+    #[schema(format = DateTime)]
+    from: Option<String>,
+    /// `--until` (RFC 3339).
+    #[schema(format = DateTime)]
+    until: Option<String>,
+    /// `--notifications`: also run the alert book and return what it would send.
+    #[serde(default)]
+    notifications: bool,
+    /// `--group-wait` (a duration such as `30s`).
+    group_wait: Option<String>,
+    /// `--group-interval` (a duration such as `5m`).
+    group_interval: Option<String>,
+    /// Also replay the same events through this version and list the
+    /// records only one of the two makes.
+    against: Option<u64>,
+}
+
+/// What a replay produced, as `mon simulate --format ndjson --notifications` prints it.
+#[derive(Serialize, ToSchema)]
+pub struct DryRunResult {
+    version: u64,
+    #[schema(value_type = Vec<crate::http::schema::Record>)]
+    records: Vec<Value>,
+    /// The alert book's messages (with `notifications: true`).
+    #[schema(value_type = Vec<Object>)]
+    notifications: Vec<Value>,
+    /// One `summary` line per workflow.
+    #[schema(value_type = Vec<Object>)]
+    summary: Vec<Value>,
+    lines: u64,
+    rejected: u64,
+    ignored: u64,
+    /// Where the clock ended (RFC 3339); null when no event was read.
+    end: Option<String>,
+    /// With `against`: the records that differ between the two versions.
+    compared: Option<RecordsCompared>,
+}
+
+/// Records only one of two versions makes over the same events, by id
+/// (a record's id hashes its content).
+#[derive(Serialize, ToSchema)]
+pub struct RecordsCompared {
+    against: u64,
+    /// Made by `version` and not by `against`.
+    #[schema(value_type = Vec<crate::http::schema::Record>)]
+    only_in_version: Vec<Value>,
+    /// Made by `against` and not by `version`.
+    #[schema(value_type = Vec<crate::http::schema::Record>)]
+    only_in_against: Vec<Value>,
+    /// Made by both.
+    same: usize,
+}
+
+fn instant(field: &str, text: &Option<String>) -> Result<Option<i64>, ApiError> {
+    text.as_ref()
+        .map(|t| {
+            mon_stdlib::time::parse_rfc3339(t)
+                .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{t}` is not an RFC 3339 instant")))
+        })
+        .transpose()
+}
+
+fn duration(field: &str, text: &Option<String>, default_ms: u64) -> Result<u64, ApiError> {
+    match text {
+        None => Ok(default_ms),
+        Some(t) => mon_grammar::parse_duration(t)
+            .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{t}` is not a duration such as 30s, 5m or 1h30m"))),
+    }
+}
+
+/// Replays events through a stored version with the engine `mon simulate`
+/// uses, and answers what `mon simulate --format ndjson` would print.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/versions/{version}/dry-run",
+    tag = "rules",
+    params(("version" = String, Path, description = "The version number")),
+    request_body = DryRunBody,
+    responses(
+        (status = 200, description = "The records, notifications and summary", body = DryRunResult),
+        (status = 400, description = "The body is wrong", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 413, description = "The body is over the limit", body = ErrorBody),
+        (status = 422, description = "A version no longer compiles", body = ErrorBody),
+    )
+)]
+pub async fn dry_run_version(
+    State(api): State<Api>,
+    Path(version): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<DryRunResult>, ApiError> {
+    let version = version_number(&version)?;
+    let request: DryRunBody = body(raw)?;
+    let options = DryRunOptions {
+        from: instant("from", &request.from)?,
+        until: instant("until", &request.until)?,
+        alerts: request.notifications.then_some(BookConfig {
+            group_wait_ms: duration("group_wait", &request.group_wait, 30_000)?,
+            group_interval_ms: duration("group_interval", &request.group_interval, 300_000)?,
+        }),
+    };
+    let subject = stored(&api, version)?;
+    let against = request.against.map(|v| stored(&api, v)).transpose()?;
+    let worker = api.clone();
+    blocking(move || {
+        let replay = |stored: &StoredVersion| -> Result<mon_runtime::dry_run::DryRun, ApiError> {
+            let program = compile_stored(&worker, stored)?;
+            Ok(dry_run(&program, worker.functions, request.events.split('\n'), &options))
+        };
+        let run = replay(&subject)?;
+        let to_json = |records: &[mon_runtime::Record]| -> Vec<Value> {
+            records.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect()
+        };
+        let compared = match &against {
+            Some(other) => {
+                let theirs = replay(other)?;
+                let ids = |records: &[mon_runtime::Record]| -> std::collections::HashSet<String> {
+                    records.iter().map(|r| r.id.clone()).collect()
+                };
+                let (mine, their_ids) = (ids(&run.records), ids(&theirs.records));
+                let only = |records: &[mon_runtime::Record], other: &std::collections::HashSet<String>| {
+                    to_json(&records.iter().filter(|r| !other.contains(&r.id)).cloned().collect::<Vec<_>>())
+                };
+                Some(RecordsCompared {
+                    against: other.info.version,
+                    only_in_version: only(&run.records, &their_ids),
+                    only_in_against: only(&theirs.records, &mine),
+                    same: run.records.iter().filter(|r| their_ids.contains(&r.id)).count(),
+                })
+            }
+            None => None,
+        };
+        Ok(Json(DryRunResult {
+            version,
+            records: to_json(&run.records),
+            notifications: run.notifications.iter().map(notification_json).collect(),
+            summary: run.summary,
+            lines: run.lines,
+            rejected: run.rejected,
+            ignored: run.ignored,
+            end: run.end.map(mon_stdlib::time::format_rfc3339),
+            compared,
+        }))
+    })
+    .await?
+}
+
+/// The body of an activation or a rollback.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBody {
+    /// Why: kept in the audit log.
+    #[serde(default)]
+    message: String,
+    /// Who, when auth is off.
+    by: Option<String>,
+}
+
+/// What an activation did.
+#[derive(Serialize, ToSchema)]
+pub struct Activated {
+    version: u64,
+    previous: Option<u64>,
+    /// When it took effect, on the engine's clock (RFC 3339).
+    at: String,
+    /// Items carried over to the new version, and those superseded.
+    #[schema(value_type = Object)]
+    migration: Migration,
+    /// The audit entry that records it.
+    audit: AuditEntry,
+}
+
+/// Makes a stored version the one the engine runs, keeping state: items
+/// whose workflow and stage still exist carry over (their timers re-derived
+/// from the new timings), the rest close as `superseded`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/versions/{version}/activate",
+    tag = "rules",
+    params(("version" = String, Path, description = "The version number")),
+    request_body = ActivateBody,
+    responses(
+        (status = 200, description = "Activated; the migration and the audit entry", body = Activated),
+        (status = 400, description = "The body is wrong", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "This version already runs", body = ErrorBody),
+        (status = 422, description = "The version no longer compiles", body = ErrorBody),
+        (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
+    )
+)]
+pub async fn activate(
+    State(api): State<Api>,
+    caller: Option<Extension<Caller>>,
+    Path(version): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Activated>, ApiError> {
+    let version = version_number(&version)?;
+    let request: ActivateBody = body(raw)?;
+    let by = who(&caller, request.by.as_deref());
+    activate_version(&api, version, &by, &request.message, "rules.activated").await
+}
+
+async fn activate_version(api: &Api, version: u64, by: &str, message: &str, action: &str) -> Result<Json<Activated>, ApiError> {
+    let target = stored(api, version)?;
+    let previous = api.versions.active().map_err(|e| ApiError::internal("reading the active version", e))?;
+    if previous == Some(version) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!("rule version {version} already runs"),
+            json!({ "version": version }),
+        ));
+    }
+    let before = previous.map(|v| stored(api, v)).transpose()?;
+    // Checked here, off the processing thread: the processor compiles it
+    // again (it must, on replay too), and that must not be where a bad
+    // version is found.
+    let worker = api.clone();
+    let diff_target = target.clone();
+    let diff = blocking(move || match &before {
+        Some(before) => version_diff(&worker, before, &diff_target).map(Some),
+        None => compile_stored(&worker, &diff_target).map(|_| None),
+    })
+    .await??;
+    let done = send(api, RulesChange::Activate { version }, by).await?;
+    let RulesDone::Activated { migration, previous, at } = done else {
+        return Err(ApiError::internal("activating", "the processor answered another change"));
+    };
+    let at = mon_stdlib::time::format_rfc3339(at);
+    let details = json!({
+        "version": version, "previous": previous, "message": message, "at": at,
+        "diff": diff, "migration": migration,
+    });
+    let audit = audit(api, by, action, &version.to_string(), details)?;
+    Ok(Json(Activated { version, previous, at, migration, audit }))
+}
+
+/// Sends a change to the processing thread and waits until it is durable.
+async fn send(api: &Api, change: RulesChange, by: &str) -> Result<RulesDone, ApiError> {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let request = Request::Rules(RulesRequest { change, by: by.to_string(), reply });
+    match api.ingest.try_send(request) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(ApiError::busy()),
+        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
+    }
+    match outcome.await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(message)) => Err(unprocessable(message, Value::Null)),
+        Err(_) => Err(ApiError::unavailable("shutting down")),
+    }
+}
+
+/// Activates the version that ran before the active one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/rollback",
+    tag = "rules",
+    request_body = ActivateBody,
+    responses(
+        (status = 200, description = "Rolled back; the migration and the audit entry", body = Activated),
+        (status = 400, description = "The body is wrong", body = ErrorBody),
+        (status = 409, description = "Nothing ran before the active version", body = ErrorBody),
+        (status = 422, description = "The earlier version no longer compiles", body = ErrorBody),
+        (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
+    )
+)]
+pub async fn rollback(
+    State(api): State<Api>,
+    caller: Option<Extension<Caller>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Activated>, ApiError> {
+    let request: ActivateBody = body(raw)?;
+    let by = who(&caller, request.by.as_deref());
+    let (history, _) = api.versions.history(None, 1).map_err(|e| ApiError::internal("reading activations", e))?;
+    let Some(previous) = history.first().and_then(|(_, last)| last.previous) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            "no version ran before the active one",
+            Value::Null,
+        ));
+    };
+    activate_version(&api, previous, &by, &request.message, "rules.rolled_back").await
+}
+
+/// Activations, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ActivationPage {
+    activations: Vec<ActivationEntry>,
+    next_cursor: Option<String>,
+}
+
+/// Which versions ran from when, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/activations",
+    tag = "rules",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of activations", body = ActivationPage),
+        (status = 400, description = "A parameter is wrong; `details.field` names it", body = ErrorBody),
+    )
+)]
+pub async fn activations(
+    State(api): State<Api>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ActivationPage>, ApiError> {
+    let (limit, cursor, _) = paging(query?.0, &[])?;
+    let (entries, next) = api.versions.history(cursor, limit).map_err(|e| ApiError::internal("reading activations", e))?;
+    Ok(Json(ActivationPage {
+        activations: entries.into_iter().map(|(_, e)| e).collect(),
+        next_cursor: next.map(page::encode_seq),
+    }))
+}
+
+/// Whether a workflow now runs.
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowSwitched {
+    workflow: String,
+    enabled: bool,
+    audit: AuditEntry,
+}
+
+/// The body of enable and disable.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchBody {
+    /// Why: kept in the audit log.
+    #[serde(default)]
+    reason: String,
+    /// Who, when auth is off.
+    by: Option<String>,
+}
+
+async fn switch(
+    api: Api,
+    caller: Option<Extension<Caller>>,
+    workflow: String,
+    enabled: bool,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<WorkflowSwitched>, ApiError> {
+    let request: SwitchBody = body(raw)?;
+    let by = who(&caller, request.by.as_deref());
+    let done = send(&api, RulesChange::SetEnabled { workflow: workflow.clone(), enabled }, &by).await?;
+    if !matches!(done, RulesDone::SetEnabled { known: true }) {
+        return Err(ApiError::not_found(format!("no workflow {workflow}"), json!({ "workflow": workflow })));
+    }
+    let action = if enabled { "workflow.enabled" } else { "workflow.disabled" };
+    let audit = audit(&api, &by, action, &workflow, json!({ "reason": request.reason }))?;
+    Ok(Json(WorkflowSwitched { workflow, enabled, audit }))
+}
+
+/// Stops a workflow: it takes no events, fires no timers and opens no
+/// occurrences until enabled; its items stay as they are.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{workflow}/disable",
+    tag = "rules",
+    params(("workflow" = String, Path, description = "The workflow's name")),
+    request_body = SwitchBody,
+    responses(
+        (status = 200, description = "Disabled", body = WorkflowSwitched),
+        (status = 400, description = "The body is wrong", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
+    )
+)]
+pub async fn disable(
+    State(api): State<Api>,
+    caller: Option<Extension<Caller>>,
+    Path(workflow): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<WorkflowSwitched>, ApiError> {
+    switch(api, caller, workflow, false, raw).await
+}
+
+/// Starts a disabled workflow again; deadlines that passed while it was
+/// disabled fire at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workflows/{workflow}/enable",
+    tag = "rules",
+    params(("workflow" = String, Path, description = "The workflow's name")),
+    request_body = SwitchBody,
+    responses(
+        (status = 200, description = "Enabled", body = WorkflowSwitched),
+        (status = 400, description = "The body is wrong", body = ErrorBody),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
+    )
+)]
+pub async fn enable(
+    State(api): State<Api>,
+    caller: Option<Extension<Caller>>,
+    Path(workflow): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<WorkflowSwitched>, ApiError> {
+    switch(api, caller, workflow, true, raw).await
+}
+
+/// The parameters of `GET /api/v1/audit`, combined with "and".
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuditQuery {
+    /// Only this action, or actions starting with it followed by `.` (`rules`).
+    action: Option<String>,
+    /// Only entries by this caller.
+    who: Option<String>,
+    /// Only entries about this target (a version, workflow, alert id, token).
+    target: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    #[param(pattern = "^[0-9a-f]{16}$")]
+    cursor: Option<String>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    entries: Vec<AuditEntry>,
+    next_cursor: Option<String>,
+}
+
+/// Who did what and when, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "rules",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of the audit log", body = AuditPage),
+        (status = 400, description = "A parameter is wrong; `details.field` names it", body = ErrorBody),
+    )
+)]
+pub async fn audit_log(
+    State(api): State<Api>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let (limit, cursor, filters) = paging(query?.0, &["action", "who", "target"])?;
+    let keep = |entry: &AuditEntry| {
+        filters.iter().all(|(name, value)| match name.as_str() {
+            "action" => entry.action == *value || entry.action.strip_prefix(value.as_str()).is_some_and(|r| r.starts_with('.')),
+            "who" => entry.who == *value,
+            _ => entry.target == *value,
+        })
+    };
+    let (entries, next) = api.audit.list(cursor, limit, keep).map_err(|e| ApiError::internal("reading the audit log", e))?;
+    Ok(Json(AuditPage { entries, next_cursor: next.map(page::encode_seq) }))
+}
