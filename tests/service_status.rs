@@ -169,7 +169,7 @@ fn workflows_say_why_page_groups_stream_changes_and_roll_up_per_minute() {
     // The list: order_flow is red because an order is missing.
     let list = wait_json(&service, "/api/v1/workflows", |l| workflow(l, "order_flow")["counts"]["missing"] != 0);
     let orders = workflow(&list, "order_flow");
-    assert_eq!(orders["status"], "red", "{orders}");
+    assert_eq!((&orders["status"], &orders["enabled"]), (&Value::from("red"), &Value::from(true)), "{orders}");
     assert_eq!(orders["rule"], "missing > 0 or aged(15m) > 10");
     let (_, records) = get_json(&service, "/api/v1/records?kind=missing&workflow=order_flow");
     let (_, late) = get_json(&service, "/api/v1/records?kind=late&workflow=order_flow");
@@ -243,6 +243,13 @@ fn workflows_say_why_page_groups_stream_changes_and_roll_up_per_minute() {
     assert_eq!((status, &error["error"]["details"]["stage"]), (404, &Value::from("nowhere")), "{error}");
     let (status, error) = get_json(&service, "/api/v1/workflows/order_flow/trends?from=yesterday");
     assert_eq!((status, &error["error"]["details"]["field"]), (400, &Value::from("from")), "{error}");
+
+    // A workflow switched off says so.
+    let (status, reply) = service.post("/api/v1/workflows/trade_confirmation/disable", r#"{"reason": "test"}"#);
+    assert_eq!(status, 200, "{reply}");
+    wait_json(&service, "/api/v1/workflows", |l| workflow(l, "trade_confirmation")["enabled"] == false);
+    let (_, confirmations) = get_json(&service, "/api/v1/workflows/trade_confirmation");
+    assert_eq!(confirmations["enabled"], false, "{confirmations}");
 
     // Rollups: per minute over the example's span, adding up to the counts.
     let trend_path = "/api/v1/workflows/order_flow/trends?from=2026-03-02T14:00:00Z&to=2026-03-02T15:30:00Z";

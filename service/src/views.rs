@@ -46,6 +46,9 @@ pub struct WorkflowList {
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct WorkflowSummary {
     pub name: String,
+    /// False while switched off (`POST /api/v1/workflows/{w}/disable`): it
+    /// takes no events and fires no timers; its items stay as they are.
+    pub enabled: bool,
     #[schema(value_type = crate::http::schema::StatusWord)]
     pub status: &'static str,
     #[serde(flatten)]
@@ -85,6 +88,8 @@ pub struct Counts {
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct WorkflowDetail {
     pub name: String,
+    /// False while switched off.
+    pub enabled: bool,
     /// The engine's clock (RFC 3339) the view was computed at.
     pub clock: Option<String>,
     #[schema(value_type = crate::http::schema::StatusWord)]
@@ -325,8 +330,10 @@ pub fn build(program: &Program, state: &State, now: i64) -> Views {
         let worst_stage = worst.and_then(|w| stages.iter().find(|s| s.status == w)).map(|s| s.name.clone());
         let next_deadline = breakdown.whole.next_deadline.as_ref().map(|d| deadline_view(workflow, d, now));
         let groups = group_views(workflow, state, &breakdown, now);
+        let enabled = !state.disabled.contains(&workflow.name);
         views.list.workflows.push(WorkflowSummary {
             name: workflow.name.clone(),
+            enabled,
             status: status.name(),
             why: why.clone(),
             counts: counts(&breakdown.whole),
@@ -337,6 +344,7 @@ pub fn build(program: &Program, state: &State, now: i64) -> Views {
             workflow.name.clone(),
             WorkflowDetail {
                 name: workflow.name.clone(),
+                enabled,
                 clock: clock.clone(),
                 status: status.name(),
                 why,
