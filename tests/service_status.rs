@@ -372,4 +372,15 @@ fn a_by_deadline_counts_down_on_the_engine_clock() {
     );
     let edge = &detail["graph"]["edges"][0];
     assert_eq!(edge["deadline"], "by 08:00 Europe/London", "{edge}");
+
+    // New York's occurrence opens at 16:00 there (21:00 UTC): before it
+    // exists, its 18:30 deadline is already counted down to.
+    let (_, ny) = get_json(&service, "/api/v1/workflows/ny_eod_prices");
+    let deadline = &ny["stages"][0]["next_deadline"];
+    assert_eq!(
+        (&deadline["at"], &deadline["time_left"]),
+        (&Value::from("2026-03-02T23:30:00Z"), &Value::from("15:42:31")),
+        "{ny}"
+    );
+    assert_eq!(ny["counts"]["in_flight"], 0, "no occurrence yet: {ny}");
 }

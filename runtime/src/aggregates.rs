@@ -261,7 +261,8 @@ pub struct Part {
     pub aged: Vec<(u64, u64)>,
     pub oldest: Oldest,
     /// The earliest deadline still ahead of an item, of a step into this
-    /// stage (for a group or the whole: of any step).
+    /// stage (for a group or the whole: of any step); for a scheduled
+    /// workflow, also of the first steps of the next occurrence to open.
     pub next_deadline: Option<NextDeadline>,
     stays: Vec<i64>,
 }
@@ -444,6 +445,18 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
             group.deadline(at, n, absolute);
             if let Some(part) = out.stages.get_mut(n as usize) {
                 part.deadline(at, n, absolute);
+            }
+        }
+    }
+    // A scheduled workflow's next occurrence has no item yet, but its
+    // first steps already have a deadline ("positions file due 08:00").
+    if let Some((opens_at, date)) = state.next_opening(workflow.id) {
+        for step in workflow.steps.iter().filter(|s| s.sources.is_empty() && !s.optional) {
+            let Some(at) = crate::engine::deadline(step, date, opens_at) else { continue };
+            let absolute = step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(date, b)) == Some(at);
+            out.whole.deadline(at, step.id, absolute);
+            if let Some(part) = out.stages.get_mut(step.id as usize) {
+                part.deadline(at, step.id, absolute);
             }
         }
     }

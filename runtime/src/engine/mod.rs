@@ -116,6 +116,13 @@ pub struct State {
 }
 
 impl State {
+    /// The next occurrence a scheduled workflow will open, as (instant,
+    /// date): what a status view counts down to before the day's
+    /// occurrence exists.
+    pub fn next_opening(&self, workflow: u32) -> Option<(i64, i32)> {
+        self.opens.get(&workflow).copied()
+    }
+
     /// The group-by values of an interned group id.
     pub fn group(&self, id: u32) -> &[String] {
         self.groups.get(id as usize).map_or(&[], Vec::as_slice)
