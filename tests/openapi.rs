@@ -49,6 +49,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/alerts/{id}/suppress", "post"),
     ("/api/v1/alerts/{id}/resolve", "post"),
     ("/api/v1/notifications", "get"),
+    ("/api/v1/workflows", "get"),
+    ("/api/v1/workflows/{workflow}", "get"),
+    ("/api/v1/workflows/{workflow}/groups", "get"),
+    ("/api/v1/workflows/{workflow}/trends", "get"),
+    ("/api/v1/stream", "get"),
     ("/api/v1/rules/versions", "get"),
     ("/api/v1/rules/versions", "post"),
     ("/api/v1/rules/versions/{version}", "get"),
@@ -62,6 +67,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/workflows/{workflow}/enable", "post"),
     ("/api/v1/audit", "get"),
 ];
+
+/// The server-sent-events stream never ends, so no client that reads a
+/// whole answer (ours below, schemathesis) can check it; it is left out
+/// of both and tested in tests/service_status.rs, read as a stream.
+const STREAM: &str = "/api/v1/stream";
 
 fn start(dir: &Path) -> Service {
     start_with(dir, "")
@@ -138,7 +148,14 @@ fn the_document_lists_every_route_and_schemathesis_finds_no_failure() {
     // Each documented route is served: the router's own 404 says
     // `details.path` and its 405 `method_not_allowed`; a handler never does.
     for (path, method) in ROUTES {
-        let path = path.replace("{id}", &alert);
+        let path = path.replace("{id}", &alert).replace("{workflow}", "jobs").replace("{version}", "1");
+        if path == STREAM {
+            // The head only: the body is endless.
+            let response = ureq::get(&service.url(&path)).call().expect("GET /api/v1/stream");
+            let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+            continue;
+        }
         let (status, body) = if *method == "get" {
             service.get_any(&path).expect("GET")
         } else if path == "/api/v1/events" {
@@ -171,7 +188,10 @@ fn schemathesis(service: &Service, dir: &Path, token: Option<&str>) {
         .arg(&config)
         .args(["run", &service.url("/api/v1/openapi.json")])
         .args(["--checks", "all", "--max-examples", "25", "--max-time", "75", "--request-timeout", "5"])
-        .args(["--no-color", "--generation-deterministic"]);
+        .args(["--no-color", "--generation-deterministic"])
+        // Why: an endless stream; schemathesis would wait on it until its
+        // request timeout and count that as a failure (see `STREAM`).
+        .args(["--exclude-path", STREAM]);
     if let Some(token) = token {
         command.args(["--header", &format!("Authorization: Bearer {token}")]);
     }

@@ -204,3 +204,357 @@ fn eval_status(expr: &Expr, m: &Metrics, aged: &dyn Fn(u64) -> u64) -> Value {
         _ => Value::Null,
     }
 }
+
+// ---------------------------------------------------------------- rollups
+
+/// Movements counted per minute for the service's trend rollups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Movement {
+    pub entered: u64,
+    pub completed: u64,
+    pub late: u64,
+    pub missing: u64,
+}
+
+impl Movement {
+    pub fn add(&mut self, other: &Movement) {
+        self.entered += other.entered;
+        self.completed += other.completed;
+        self.late += other.late;
+        self.missing += other.missing;
+    }
+}
+
+/// Movements by (minute start in ms, workflow, stage, group id), as the
+/// engine counts them when asked (`Engine::keep_tally`). An entry counts in
+/// the minute of its event's time, a `missing` in the minute of its
+/// deadline's firing, in the stage the item sits in.
+pub type Tally = std::collections::BTreeMap<(i64, u32, u32, u32), Movement>;
+
+/// The start of the minute holding `ms`.
+pub fn minute_of(ms: i64) -> i64 {
+    ms.div_euclid(60_000) * 60_000
+}
+
+// ---------------------------------------------------------------- breakdown
+
+/// One workflow measured in one pass over its instances: the whole, each
+/// stage and each group, with what a status view needs to say *why*.
+/// [`metrics`] and [`status`] answer one slice each; this answers every
+/// slice at once, so a view of 100,000 items costs one walk, not one per
+/// stage and group.
+#[derive(Clone, Debug, Default)]
+pub struct Breakdown {
+    pub whole: Part,
+    /// By stage id (the id of the step that leads into it).
+    pub stages: Vec<Part>,
+    /// By interned group id (see `State::group`).
+    pub groups: std::collections::BTreeMap<u32, Part>,
+}
+
+/// The numbers of one slice, with the oldest item behind each condition.
+#[derive(Clone, Debug, Default)]
+pub struct Part {
+    pub metrics: Metrics,
+    /// Per `aged(D)` threshold of the workflow's status rules: (D in ms,
+    /// in-flight items at least that long in their stage).
+    pub aged: Vec<(u64, u64)>,
+    pub oldest: Oldest,
+    /// The earliest deadline still ahead of an item, of a step into this
+    /// stage (for a group or the whole: of any step); for a scheduled
+    /// workflow, also of the first steps of the next occurrence to open.
+    pub next_deadline: Option<NextDeadline>,
+    stays: Vec<i64>,
+}
+
+/// The item that has been longest in its stage, per condition.
+#[derive(Clone, Debug, Default)]
+pub struct Oldest {
+    pub in_flight: Option<Witness>,
+    pub missing: Option<Witness>,
+    pub at_risk: Option<Witness>,
+    pub late: Option<Witness>,
+    pub failed: Option<Witness>,
+}
+
+impl Oldest {
+    /// The witness of a count metric, when the breakdown keeps one.
+    pub fn of(&self, metric: Metric) -> Option<&Witness> {
+        match metric {
+            Metric::InFlight => self.in_flight.as_ref(),
+            Metric::Missing => self.missing.as_ref(),
+            Metric::AtRisk => self.at_risk.as_ref(),
+            Metric::Late => self.late.as_ref(),
+            Metric::Failed => self.failed.as_ref(),
+            Metric::Entered | Metric::Completed | Metric::Duplicate | Metric::OutOfOrder | Metric::Unexpected => None,
+        }
+    }
+}
+
+/// An item: its key string (values joined by U+001F) and when it entered
+/// its stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Witness {
+    pub key: String,
+    pub entered_at: i64,
+}
+
+/// A pending deadline: when, of which step, whether it is a clock time
+/// (`by 08:00`) rather than a duration after entry, and how many items
+/// wait for that same instant.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NextDeadline {
+    pub at: i64,
+    pub step: u32,
+    pub absolute: bool,
+    pub items: u64,
+}
+
+/// Which rule made a slice red or amber.
+#[derive(Clone, Debug)]
+pub struct Verdict<'w> {
+    pub status: Status,
+    /// The first rule of that colour that holds; `None` when green.
+    pub rule: Option<&'w Expr>,
+}
+
+impl Part {
+    fn new(workflow: &ir::Workflow, thresholds: &[u64]) -> Part {
+        Part {
+            metrics: Metrics { aging: vec![0; workflow.aging_ms.len()], ..Metrics::default() },
+            aged: thresholds.iter().map(|&ms| (ms, 0)).collect(),
+            ..Part::default()
+        }
+    }
+
+    /// Green, amber or red by the workflow's rules, and the rule that held.
+    pub fn verdict<'w>(&self, workflow: &'w ir::Workflow) -> Verdict<'w> {
+        let aged = |ms: u64| self.aged.iter().find(|(d, _)| *d == ms).map_or(0, |(_, n)| *n);
+        let first = |rules: &'w [Expr]| {
+            rules.iter().find(|r| matches!(eval_status(r, &self.metrics, &aged), Value::Bool(true)))
+        };
+        if let Some(rule) = first(&workflow.status.red) {
+            Verdict { status: Status::Red, rule: Some(rule) }
+        } else if let Some(rule) = first(&workflow.status.amber) {
+            Verdict { status: Status::Amber, rule: Some(rule) }
+        } else {
+            Verdict { status: Status::Green, rule: None }
+        }
+    }
+
+    fn witness(slot: &mut Option<Witness>, instance: &Instance) {
+        if slot.as_ref().is_none_or(|w| instance.entered_at < w.entered_at) {
+            *slot = Some(Witness { key: instance.key.to_string(), entered_at: instance.entered_at });
+        }
+    }
+
+    fn count(&mut self, workflow: &ir::Workflow, instance: &Instance, now: i64) {
+        count_instance(&mut self.metrics, workflow, instance, now);
+        if instance.was_late() {
+            Part::witness(&mut self.oldest.late, instance);
+        }
+        match instance.closed {
+            Some((Outcome::Failure, _)) => Part::witness(&mut self.oldest.failed, instance),
+            Some(_) => {}
+            None => {
+                if instance.has_missing() {
+                    Part::witness(&mut self.oldest.missing, instance);
+                } else if instance.has_at_risk() {
+                    Part::witness(&mut self.oldest.at_risk, instance);
+                }
+                if instance.stage.is_some() {
+                    Part::witness(&mut self.oldest.in_flight, instance);
+                    let age = now.saturating_sub(instance.entered_at);
+                    for (ms, n) in &mut self.aged {
+                        if age >= i64::try_from(*ms).unwrap_or(i64::MAX) {
+                            *n += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn deadline(&mut self, at: i64, step: u32, absolute: bool) {
+        match &mut self.next_deadline {
+            Some(next) if next.at == at && next.step == step => next.items += 1,
+            Some(next) if next.at <= at => {}
+            next => *next = Some(NextDeadline { at, step, absolute, items: 1 }),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.stays.sort_unstable();
+        self.metrics.stay_p50_ms = percentile(&self.stays, 50);
+        self.metrics.stay_p95_ms = percentile(&self.stays, 95);
+        self.stays = Vec::new();
+    }
+}
+
+/// Measures a workflow: the whole, every stage and every group, in one
+/// walk over its instances and counters.
+pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown {
+    let mut thresholds = Vec::new();
+    for rule in workflow.status.red.iter().chain(&workflow.status.amber) {
+        collect_aged(rule, &mut thresholds);
+    }
+    let fresh = || Part::new(workflow, &thresholds);
+    let mut out = Breakdown {
+        whole: fresh(),
+        stages: workflow.steps.iter().map(|_| fresh()).collect(),
+        groups: std::collections::BTreeMap::new(),
+    };
+    for ((w, stage, group), c) in &state.counters {
+        if *w != workflow.id {
+            continue;
+        }
+        let group = out.groups.entry(*group).or_insert_with(fresh);
+        for part in [Some(&mut out.whole), out.stages.get_mut(*stage as usize), Some(group)].into_iter().flatten() {
+            add_counters(&mut part.metrics, c, now);
+            part.stays.extend(c.stay_ms.iter().copied());
+        }
+    }
+    if let Some(c) = state.strays.get(&workflow.id) {
+        add_counters(&mut out.whole.metrics, c, now);
+    }
+    for (_, instance) in state.workflows[workflow.id as usize].iter() {
+        let group = out.groups.entry(instance.group).or_insert_with(fresh);
+        let stage = instance.stage.and_then(|s| out.stages.get_mut(s as usize));
+        for part in [Some(&mut out.whole), stage, Some(&mut *group)].into_iter().flatten() {
+            part.count(workflow, instance, now);
+        }
+        if instance.closed.is_some() {
+            continue;
+        }
+        // The steps the item waits for: those out of its stage, or the
+        // start steps of an occurrence that has not started.
+        let awaited: &[u32] = match instance.stage {
+            Some(stage) => &workflow.stages[stage as usize].timers,
+            None => &[],
+        };
+        let starts = workflow.steps.iter().filter(|s| instance.stage.is_none() && s.sources.is_empty()).map(|s| s.id);
+        for n in awaited.iter().copied().chain(starts) {
+            let step = &workflow.steps[n as usize];
+            if step.optional || instance.missing & crate::engine::bit(n) != 0 || instance.time(n).is_some() {
+                continue;
+            }
+            let Some(at) = crate::engine::deadline(step, instance.date, instance.entered_at) else { continue };
+            let absolute =
+                step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(instance.date, b)) == Some(at);
+            out.whole.deadline(at, n, absolute);
+            group.deadline(at, n, absolute);
+            if let Some(part) = out.stages.get_mut(n as usize) {
+                part.deadline(at, n, absolute);
+            }
+        }
+    }
+    // A scheduled workflow's next occurrence has no item yet, but its
+    // first steps already have a deadline ("positions file due 08:00").
+    if let Some((opens_at, date)) = state.next_opening(workflow.id) {
+        for step in workflow.steps.iter().filter(|s| s.sources.is_empty() && !s.optional) {
+            let Some(at) = crate::engine::deadline(step, date, opens_at) else { continue };
+            let absolute = step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(date, b)) == Some(at);
+            out.whole.deadline(at, step.id, absolute);
+            if let Some(part) = out.stages.get_mut(step.id as usize) {
+                part.deadline(at, step.id, absolute);
+            }
+        }
+    }
+    out.whole.finish();
+    out.stages.iter_mut().chain(out.groups.values_mut()).for_each(Part::finish);
+    out
+}
+
+fn collect_aged(expr: &Expr, out: &mut Vec<u64>) {
+    match expr {
+        Expr::Metric(StatusMetric::Aged(ms)) if !out.contains(ms) => out.push(*ms),
+        Expr::Unary { operand, .. } => collect_aged(operand, out),
+        Expr::Binary { lhs, rhs, .. } => {
+            collect_aged(lhs, out);
+            collect_aged(rhs, out);
+        }
+        _ => {}
+    }
+}
+
+/// The metrics a status rule reads, in the order they appear.
+pub fn rule_metrics(expr: &Expr) -> Vec<StatusMetric> {
+    fn walk(expr: &Expr, out: &mut Vec<StatusMetric>) {
+        match expr {
+            Expr::Metric(m) if !out.contains(m) => out.push(m.clone()),
+            Expr::Unary { operand, .. } => walk(operand, out),
+            Expr::Binary { lhs, rhs, .. } => {
+                walk(lhs, out);
+                walk(rhs, out);
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(expr, &mut out);
+    out
+}
+
+/// A status rule as it is written: `missing > 0 or aged(15m) > 10`.
+pub fn rule_text(expr: &Expr) -> String {
+    fn precedence(op: BinaryOp) -> u8 {
+        match op {
+            BinaryOp::Or => 1,
+            BinaryOp::And => 2,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => 3,
+            BinaryOp::In | BinaryOp::NotIn | BinaryOp::Coalesce => 3,
+            BinaryOp::Add | BinaryOp::Sub => 4,
+            BinaryOp::Mul | BinaryOp::Div => 5,
+        }
+    }
+    fn word(op: BinaryOp) -> &'static str {
+        match op {
+            BinaryOp::Or => "or",
+            BinaryOp::And => "and",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::In => "in",
+            BinaryOp::NotIn => "not in",
+            BinaryOp::Coalesce => "??",
+        }
+    }
+    fn text(expr: &Expr, outer: u8) -> String {
+        match expr {
+            Expr::Const(Value::Int(n)) => n.to_string(),
+            Expr::Const(Value::Bool(b)) => b.to_string(),
+            Expr::Const(other) => format!("{other:?}"),
+            Expr::Metric(StatusMetric::Count(metric)) => metric.name().to_string(),
+            Expr::Metric(StatusMetric::Aged(ms)) => format!("aged({})", duration_text(*ms)),
+            Expr::Unary { op: UnaryOp::Not, operand } => format!("not {}", text(operand, 6)),
+            Expr::Binary { op, lhs, rhs } => {
+                let p = precedence(*op);
+                let inner = format!("{} {} {}", text(lhs, p), word(*op), text(rhs, p + 1));
+                if p < outer {
+                    format!("({inner})")
+                } else {
+                    inner
+                }
+            }
+            _ => "…".to_string(),
+        }
+    }
+    text(expr, 0)
+}
+
+/// A duration in the language's largest whole unit: `15m`, `1h`, `90s`.
+pub fn duration_text(ms: u64) -> String {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}

@@ -132,6 +132,8 @@ pub struct Live<'p> {
     /// The version the last [`Input::Activate`] named, for the reasons of
     /// the `superseded` records [`activate`](Self::activate) makes.
     activating: Option<u64>,
+    /// Engines count movements per minute (see [`with_tally`](Self::with_tally)).
+    tally: bool,
 }
 
 /// What a snapshot holds: enough to resume exactly.
@@ -170,6 +172,31 @@ impl<'p> Live<'p> {
             notifications: Vec::new(),
             disabled: BTreeSet::new(),
             activating: None,
+            tally: false,
+        }
+    }
+
+    /// Counts entries, completions, late and missing per minute, workflow,
+    /// stage and group, for the service's trend rollups; the driver takes
+    /// them after each batch with [`take_tally`](Self::take_tally).
+    pub fn with_tally(mut self) -> Self {
+        self.tally = true;
+        match &mut self.simulation {
+            Some(simulation) => simulation.keep_tally(),
+            None => {
+                if let Some(engine) = &mut self.engine {
+                    engine.keep_tally();
+                }
+            }
+        }
+        self
+    }
+
+    /// The per-minute movements since the last call.
+    pub fn take_tally(&mut self) -> crate::aggregates::Tally {
+        match &mut self.simulation {
+            Some(simulation) => simulation.take_tally(),
+            None => self.engine.as_mut().and_then(|e| e.tally.as_mut()).map(std::mem::take).unwrap_or_default(),
         }
     }
 
@@ -389,11 +416,14 @@ impl<'p> Live<'p> {
     /// The wall-clock engine, started at `start` if it has not yet (with
     /// the workflows switched off before it started).
     fn wall_engine(&mut self, start: i64) -> &mut Engine<'p> {
-        let (program, functions, disabled) = (self.program, self.functions, &mut self.disabled);
+        let (program, functions, disabled, tally) = (self.program, self.functions, &mut self.disabled, self.tally);
         self.engine.get_or_insert_with(|| {
             let mut engine = Engine::new(program, functions, start);
             for workflow in std::mem::take(disabled) {
                 engine.set_enabled(&workflow, false);
+            }
+            if tally {
+                engine.keep_tally();
             }
             engine
         })
@@ -577,6 +607,67 @@ pub fn decode_inputs(mut bytes: &[u8]) -> Option<Vec<Input>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregates::{minute_of, Movement};
+
+    const JOBS: &str = "event job_started { job: string }\nevent job_done { job: string }\n\
+        workflow jobs {\n  key job\n  start started: job_started\n  step done: job_done after started within 1m -> success\n}\n";
+
+    fn line(kind: &str, job: &str, time: &str) -> Input {
+        Input::Line(format!(
+            r#"{{"specversion":"1.0","id":"{kind}-{job}","source":"t","type":"{kind}","time":"2026-03-02T{time}Z","data":{{"job":"{job}"}}}}"#
+        ))
+    }
+
+    /// The tally counts per minute what the counters count in total, and
+    /// a `missing` in the minute its deadline fired, in the stage the item
+    /// waits in; it is off unless asked for, on either clock.
+    #[test]
+    fn the_tally_counts_movements_per_minute_only_when_asked() {
+        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: JOBS.into() }];
+        let program =
+            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let inputs = [
+            line("job_started", "J1", "10:00:10"),
+            line("job_done", "J1", "10:00:40"),
+            line("job_started", "J2", "10:00:50"),
+            line("job_started", "J3", "10:03:00"),
+            line("job_done", "J2", "10:03:30"),
+        ];
+        for mode in [ClockMode::Event, ClockMode::Wall] {
+            let mut records = Vec::new();
+            let mut plain = Live::new(&program, mon_stdlib::registry(), mode, None);
+            let mut live = Live::new(&program, mon_stdlib::registry(), mode, None).with_tally();
+            for input in &inputs {
+                if mode == ClockMode::Wall {
+                    // On the wall clock, time enters as ticks.
+                    let Input::Line(text) = input else { continue };
+                    let at = text.split("\"time\":\"").nth(1).and_then(|t| t.get(..20)).unwrap();
+                    let tick = Input::Tick(mon_stdlib::time::parse_rfc3339(at).unwrap());
+                    live.apply(&tick, &mut records);
+                    plain.apply(&tick, &mut Vec::new());
+                }
+                live.apply(input, &mut records);
+                plain.apply(input, &mut Vec::new());
+            }
+            assert!(plain.take_tally().is_empty(), "{mode:?}: no tally unless asked");
+            let tally = live.take_tally();
+            assert!(live.take_tally().is_empty(), "taken once");
+            let at = |time: &str| minute_of(mon_stdlib::time::parse_rfc3339(&format!("2026-03-02T{time}Z")).unwrap());
+            let missing = records.iter().find(|r| r.kind == crate::record::Kind::Missing).expect("J2 went missing");
+            let expected = [
+                ((at("10:00:00"), 0, 0, 0), Movement { entered: 2, ..Movement::default() }),
+                ((at("10:00:00"), 0, 1, 0), Movement { entered: 1, completed: 1, ..Movement::default() }),
+                ((minute_of(missing.at), 0, 0, 0), Movement { missing: 1, ..Movement::default() }),
+                ((at("10:03:00"), 0, 0, 0), Movement { entered: 1, ..Movement::default() }),
+                ((at("10:03:00"), 0, 1, 0), Movement { entered: 1, completed: 1, late: 1, missing: 0 }),
+            ];
+            let mut want = crate::aggregates::Tally::new();
+            for (key, movement) in expected {
+                want.entry(key).or_default().add(&movement);
+            }
+            assert_eq!(tally, want, "{mode:?}");
+        }
+    }
 
     #[test]
     fn journal_encoding_round_trips_and_refuses_damage() {

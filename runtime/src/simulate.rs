@@ -32,6 +32,8 @@ pub struct Simulation<'p> {
     traced: Vec<String>,
     /// Workflows switched off before the engine started.
     disabled: BTreeSet<String>,
+    /// Engines count movements per minute (see [`keep_tally`](Self::keep_tally)).
+    tally: bool,
     /// With [`with_alerts`](Self::with_alerts): the alert book the records feed.
     book: Option<AlertBook<'p>>,
     /// What the book decided to send, in order; the caller takes them.
@@ -53,6 +55,7 @@ impl<'p> Simulation<'p> {
             last_time: None,
             traced: Vec::new(),
             disabled: BTreeSet::new(),
+            tally: false,
             book: None,
             notifications: Vec::new(),
             lines: 0,
@@ -125,9 +128,23 @@ impl<'p> Simulation<'p> {
         }
     }
 
+    /// Counts movements per minute in the engine's `tally` (the service's
+    /// trend rollups), from now on and in any engine made later.
+    pub fn keep_tally(&mut self) {
+        self.tally = true;
+        if let Some(engine) = &mut self.engine {
+            engine.keep_tally();
+        }
+    }
+
+    /// The per-minute movements since the last call.
+    pub fn take_tally(&mut self) -> crate::aggregates::Tally {
+        self.engine.as_mut().and_then(|e| e.tally.as_mut()).map(std::mem::take).unwrap_or_default()
+    }
+
     fn engine_at(&mut self, time: i64) -> &mut Engine<'p> {
         let (program, functions) = (self.program, self.functions);
-        let (traced, disabled) = (&self.traced, &mut self.disabled);
+        let (traced, disabled, tally) = (&self.traced, &mut self.disabled, self.tally);
         self.engine.get_or_insert_with(|| {
             let mut engine = Engine::new(program, functions, time);
             for key in traced {
@@ -135,6 +152,9 @@ impl<'p> Simulation<'p> {
             }
             for workflow in std::mem::take(disabled) {
                 engine.set_enabled(&workflow, false);
+            }
+            if tally {
+                engine.keep_tally();
             }
             engine
         })

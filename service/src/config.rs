@@ -45,6 +45,25 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Who may use the HTTP API (docs/service.md, "Authentication").
     pub auth: AuthConfig,
+    /// How long trend rollups are kept (docs/service.md, "Trends").
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]`: trend rollups, on the engine's clock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Minute rows older than this are compacted into hour rows (2 days).
+    pub rollups_minutes_ms: u64,
+    /// Hour rows older than this are dropped (90 days).
+    pub rollups_hours_ms: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        const DAY_MS: u64 = 24 * 3600 * 1000;
+        RetentionConfig { rollups_minutes_ms: 2 * DAY_MS, rollups_hours_ms: 90 * DAY_MS }
+    }
 }
 
 /// `[auth]`: off by default (every endpoint open, as before).
@@ -278,6 +297,7 @@ impl Default for Config {
             secrets: Secrets::new(),
             alerts: AlertsConfig::default(),
             auth: AuthConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

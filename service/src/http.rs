@@ -23,6 +23,8 @@ mod logs;
 mod page;
 mod rules;
 pub mod schema;
+mod stream;
+mod workflows;
 
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -49,6 +51,12 @@ pub struct Api {
     pub ingest: SyncSender<Request>,
     pub status: Arc<RwLock<StatusView>>,
     pub alerts: Arc<RwLock<AlertsView>>,
+    /// The workflow views, rebuilt by the processing thread.
+    pub views: Arc<RwLock<crate::views::Views>>,
+    /// Status and alert changes, for `GET /api/v1/stream`.
+    pub changes: tokio::sync::broadcast::Sender<crate::views::Change>,
+    /// Turns true when HTTP drains: endless streams end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
     pub store: StoreHandle,
     pub kafka_configured: bool,
     /// The tokens and the OIDC check, when `[auth] enabled`; `None`:
@@ -90,6 +98,11 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(openapi_json))
         .routes(routes!(ingest::ingest))
         .routes(routes!(ingest::status))
+        .routes(routes!(workflows::list))
+        .routes(routes!(workflows::detail))
+        .routes(routes!(workflows::groups))
+        .routes(routes!(workflows::trends))
+        .routes(routes!(stream::stream))
         .routes(routes!(logs::records))
         .routes(routes!(logs::dead_letters))
         .routes(routes!(alerts::list))
@@ -335,6 +348,11 @@ mod tests {
             "/api/v1/alerts/{id}/suppress",
             "/api/v1/alerts/{id}/resolve",
             "/api/v1/notifications",
+            "/api/v1/workflows",
+            "/api/v1/workflows/{workflow}",
+            "/api/v1/workflows/{workflow}/groups",
+            "/api/v1/workflows/{workflow}/trends",
+            "/api/v1/stream",
             "/api/v1/rules/versions",
             "/api/v1/rules/versions/{version}",
             "/api/v1/rules/validate",
@@ -349,7 +367,7 @@ mod tests {
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 26, "{paths:?}");
+        assert_eq!(paths.len(), 31, "{paths:?}");
     }
 
     #[test]

@@ -33,9 +33,11 @@ pub mod kafka;
 pub mod metrics;
 pub mod notify;
 pub mod processor;
+pub mod rollups;
 pub mod rules;
 pub mod store;
 pub mod tls;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,6 +190,7 @@ pub fn run_with(
         Some(book) => live.with_alerts(book),
         None => live.without_alerts(),
     };
+    let live = live.with_tally();
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 
@@ -218,6 +221,8 @@ pub fn run_with(
     let ingest_for_start = ingest_tx.clone();
     let status = Arc::new(RwLock::new(StatusView::default()));
     let alerts_view = Arc::new(RwLock::new(processor::AlertsView::default()));
+    let views = Arc::new(RwLock::new(views::Views::default()));
+    let (changes, _) = tokio::sync::broadcast::channel(views::STREAM_BUFFER);
     let delivery_wake = Arc::new(tokio::sync::Notify::new());
     // Every pending notification at start was flushed by an earlier run.
     let notifications_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_notification_seq()));
@@ -239,7 +244,9 @@ pub fn run_with(
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
     tracing::info!(%address, tls = tls.is_some(), "HTTP listening");
 
+    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
     let api = http::Api {
+        stopping: http_stop_rx.clone(),
         metrics: metrics.clone(),
         ingest: ingest_tx,
         versions: versions.clone(),
@@ -247,6 +254,8 @@ pub fn run_with(
         functions,
         status: status.clone(),
         alerts: alerts_view.clone(),
+        views: views.clone(),
+        changes: changes.clone(),
         store: store.handle(),
         kafka_configured: config.kafka.is_some(),
         auth: match config.auth.enabled {
@@ -254,7 +263,9 @@ pub fn run_with(
             true => Some(Arc::new(authenticator(&config, &runtime)?)),
         },
     };
-    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(authenticator) = api.auth.clone() {
+        runtime.spawn(audit_token_changes(authenticator, audit.clone(), stop.clone()));
+    }
     let app = http::router(api, config.http.max_body_bytes);
     let server = runtime.spawn(tls::serve(listener, app, tls, http_stop_rx));
     let (publisher_stop_tx, publisher_stop_rx) = tokio::sync::watch::channel(false);
@@ -324,6 +335,9 @@ pub fn run_with(
         delivery_wake: delivery_wake.clone(),
         alerts_view: alerts_view.clone(),
         alerts_dirty: true,
+        board: views::Board::new(views.clone(), changes.clone()),
+        compacted_hour: None,
+        rollups_before_activation: Vec::new(),
         config,
     };
     let had_snapshot = recovered.snapshot.is_some();
@@ -368,8 +382,10 @@ pub fn run_with(
         if let Some(publisher) = publisher {
             let _ = publisher.await;
         }
+        // What it has not sent stays in the audit log and goes at the next
+        // start: no reason to hold a stop while Kafka is away.
         if let Some(publisher) = audit_publisher {
-            let _ = tokio::time::timeout(Duration::from_secs(5), publisher).await;
+            publisher.abort();
         }
         if let Some(producer) = &producer {
             kafka::flush(producer);
@@ -412,6 +428,22 @@ fn authenticator(config: &Config, runtime: &tokio::runtime::Runtime) -> Result<a
         tracing::info!(tokens = tokens.count(), oidc = oidc.is_some(), "auth is on");
     }
     Ok(auth::Authenticator { tokens, oidc })
+}
+
+/// Appends what `mon token create|revoke` changed to the audit log. The
+/// command writes `tokens.json` beside the state (the service holds the
+/// sled database), so the service finds the change when it reads the file
+/// again: at the next request, or here, every two seconds.
+async fn audit_token_changes(authenticator: Arc<auth::Authenticator>, audit: Audit, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        for change in authenticator.tokens.take_changes() {
+            let details = serde_json::json!({ "role": change.role.map(|r| r.as_str()) });
+            if let Err(e) = audit.append("mon token", change.action, &change.name, details) {
+                tracing::error!(error = %e, "cannot audit a token change");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Stores the rules directory as a version unless it is the one imported

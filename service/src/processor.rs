@@ -195,6 +195,13 @@ pub struct Processor<'p> {
     pub alerts_dirty: bool,
     /// Undeclared event types that have their own metric label.
     pub ignored_types: std::collections::HashSet<String>,
+    /// The workflow views and the stream's changes (`views.rs`).
+    pub board: crate::views::Board,
+    /// The engine-clock hour of the last rollup compaction.
+    pub compacted_hour: Option<i64>,
+    /// Rollup rows of this batch made before an activation renumbered the
+    /// workflows: named by the program that counted them.
+    pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
 }
 
 /// Compiles a stored rule version, for as long as the process lives
@@ -277,6 +284,10 @@ impl<'p> Processor<'p> {
             }
             if last_status.elapsed() >= Duration::from_secs(1) {
                 self.refresh_status();
+                // On the wall clock time alone ages items and runs down
+                // countdowns; on the event clock only inputs change them.
+                let wall = self.live.mode() == mon_runtime::live::ClockMode::Wall;
+                self.board.refresh(self.program, self.live.state(), self.live.clock().unwrap_or(0), wall);
                 last_status = Instant::now();
             }
         }
@@ -483,6 +494,11 @@ impl<'p> Processor<'p> {
                 if program.hash() != activation.hash {
                     tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
                 }
+                // The tally so far is keyed by the old program's ids.
+                let tally = self.live.take_tally();
+                if let Some(state) = self.live.state() {
+                    self.rollups_before_activation.extend(crate::rollups::rows(self.program, state, tally));
+                }
                 let migration = self.live.activate(program, records);
                 self.program = program;
                 let previous = self.active.replace(version);
@@ -549,6 +565,7 @@ impl<'p> Processor<'p> {
     /// Applies one input and journals it; returns what it did.
     fn apply(&mut self, input: Input, batch: &mut Pending, records: &mut Vec<Record>) -> Fed {
         let fed = self.feed(&input, records);
+        self.board.dirty = true;
         match &fed {
             Fed::Ignored { type_name } => {
                 self.totals.events_ignored += 1;
@@ -630,13 +647,39 @@ impl<'p> Processor<'p> {
         if self.journaled_since_snapshot >= self.config.engine.snapshot_every {
             self.take_snapshot()?;
         }
+        self.compact_rollups()?;
+        Ok(())
+    }
+
+    /// Once per hour of the engine's clock, folds old minute rollups into
+    /// hours and drops hours past retention (`rollups.rs`).
+    fn compact_rollups(&mut self) -> Result<(), Error> {
+        let Some(now) = self.live.clock() else { return Ok(()) };
+        let hour = now.div_euclid(crate::rollups::HOUR_MS);
+        if self.compacted_hour == Some(hour) {
+            return Ok(());
+        }
+        self.compacted_hour = Some(hour);
+        let retention = &self.config.retention;
+        let before = |ms: u64| now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+        let folded =
+            self.store.compact_rollups(before(retention.rollups_minutes_ms), before(retention.rollups_hours_ms))?;
+        if folded > 0 {
+            tracing::info!(minute_rows = folded, "rollups compacted");
+        }
         Ok(())
     }
 
     /// Writes what journal entry `seq` made (records, dead letters,
     /// offsets) to sled, atomically; true if there is something to publish.
     fn write_outputs(&mut self, batch: Pending, records: &mut Vec<Record>, seq: u64) -> Result<bool, Error> {
+        let tally = self.live.take_tally();
+        let mut rollups = std::mem::take(&mut self.rollups_before_activation);
+        if let Some(state) = self.live.state() {
+            rollups.extend(crate::rollups::rows(self.program, state, tally));
+        }
         let mut write = BatchWrite {
+            rollups,
             applied: Some(seq),
             outbox: batch.outbox,
             dead_letters: batch.dead_letters,
@@ -710,14 +753,19 @@ impl<'p> Processor<'p> {
                 batch.offsets = entry.offsets;
                 self.write_outputs(batch, &mut records, entry.seq)?;
             } else {
-                // Their notifications were written with their batch too.
+                // Their notifications and rollups were written with their
+                // batch too.
                 records.clear();
                 self.live.take_notifications();
+                self.live.take_tally();
+                self.rollups_before_activation.clear();
             }
         }
         self.journaled_since_snapshot = replayed as u64;
-        // Before readiness: a ready service shows the alerts it recovered.
+        // Before readiness: a ready service shows the alerts and the
+        // workflows it recovered.
         self.refresh_alerts();
+        self.board.refresh(self.program, self.live.state(), self.live.clock().unwrap_or(0), true);
         Ok(replayed)
     }
 
@@ -731,6 +779,7 @@ impl<'p> Processor<'p> {
             mon_runtime::live::ClockMode::Event => Some(self.live.clock().unwrap_or(0)),
             mon_runtime::live::ClockMode::Wall => None,
         };
+        self.board.alerts(&alerts, event_clock);
         if let Ok(mut slot) = self.alerts_view.write() {
             *slot = AlertsView { alerts, enabled: true, event_clock };
         }
@@ -800,6 +849,7 @@ impl<'p> Processor<'p> {
         // The last word for `mon demo`'s summary, and for a reader of
         // `/api/v1/status` while HTTP drains.
         self.refresh_status();
+        self.board.refresh(self.program, self.live.state(), self.live.clock().unwrap_or(0), true);
         self.store.flush()?;
         tracing::info!("state flushed; processing stopped");
         Ok(())

@@ -9,7 +9,8 @@
 //! Keys in the default tree: `o`+seq outbox item, `r`+seq record (JSON),
 //! `d`+seq dead letter, `m/offsets` consumed offsets, `m/applied` the last
 //! journal entry whose outputs are here, `m/clock` the clock the state was
-//! made on. Sequences are big-endian so keys sort in order.
+//! made on, `um`/`uh` trend rollup rows by minute and hour (`rollups.rs`).
+//! Sequences are big-endian so keys sort in order.
 //!
 //! Notifications of the alert book ([`NotificationEntry`], JSON) keep one
 //! sequence for their whole life and change prefix as they go: `n`+seq
@@ -151,6 +152,9 @@ pub struct BatchWrite {
     pub notifications: Vec<NotificationEntry>,
     /// Offsets moved by this batch (merged into the stored ones).
     pub offsets: Offsets,
+    /// Trend rollup rows to add to (`rollups.rs`): in this write, so a
+    /// replay counts a batch once.
+    pub rollups: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
 }
 
 fn key(prefix: u8, seq: u64) -> [u8; 9] {
@@ -236,6 +240,7 @@ impl Store {
             write.insert(by_id(&entry.notification.id), &seq.to_be_bytes());
             self.next[3] += 1;
         }
+        crate::rollups::add_rows(&self.db, &mut write, &batch.rollups)?;
         if !batch.offsets.is_empty() {
             stored_offsets.extend(batch.offsets);
             let pairs: Vec<(&str, i32, i64)> = stored_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
@@ -296,6 +301,11 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Compacts the trend rollups (`rollups::compact`).
+    pub fn compact_rollups(&self, minutes_before: i64, hours_before: i64) -> Result<usize, Error> {
+        crate::rollups::compact(&self.db, minutes_before, hours_before)
+    }
 }
 
 /// Reads (and outbox deletes) that other threads may do while the
@@ -306,6 +316,11 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
+    /// The trend series of a query (`rollups::series`).
+    pub fn trend(&self, query: &crate::rollups::Query) -> Result<Vec<crate::rollups::Point>, Error> {
+        crate::rollups::series(&self.db, query)
+    }
+
     /// A named tree of the same database, for a part of the state that
     /// keeps its own keys (rule versions, the audit log).
     pub fn tree(&self, name: &str) -> Result<sled::Tree, Error> {

@@ -116,6 +116,13 @@ pub struct State {
 }
 
 impl State {
+    /// The next occurrence a scheduled workflow will open, as (instant,
+    /// date): what a status view counts down to before the day's
+    /// occurrence exists.
+    pub fn next_opening(&self, workflow: u32) -> Option<(i64, i32)> {
+        self.opens.get(&workflow).copied()
+    }
+
     /// The group-by values of an interned group id.
     pub fn group(&self, id: u32) -> &[String] {
         self.groups.get(id as usize).map_or(&[], Vec::as_slice)
@@ -181,6 +188,10 @@ pub struct Engine<'p> {
     /// took them: what resolves alerts in the alert book. Rare by nature
     /// (only items with an alert), so always collected; the driver drains it.
     pub clearances: Vec<Clearance>,
+    /// Per-minute movements for the service's trend rollups, kept only
+    /// when the driver asks ([`keep_tally`](Self::keep_tally)) and drains
+    /// them: `mon test` and `mon simulate` pay nothing for them.
+    pub tally: Option<crate::aggregates::Tally>,
 }
 
 /// An item stopped waiting for steps it had an alert about.
@@ -253,7 +264,13 @@ impl<'p> Engine<'p> {
             disabled,
             current_id: 0,
             clearances: Vec::new(),
+            tally: None,
         }
+    }
+
+    /// Starts counting movements per minute into [`tally`](Self::tally).
+    pub fn keep_tally(&mut self) {
+        self.tally.get_or_insert_with(Default::default);
     }
 
     /// Turns the filter index off or on; records are the same either

@@ -353,7 +353,8 @@ impl<'p> Engine<'p> {
         while c.recent_entries.front().is_some_and(|&e| e <= event.time - 60_000) {
             c.recent_entries.pop_front();
         }
-        if records.iter().any(|(r, _)| r.kind == Kind::Late) {
+        let was_late = records.iter().any(|(r, _)| r.kind == Kind::Late);
+        if was_late {
             c.late += 1;
         }
         match closes {
@@ -361,6 +362,12 @@ impl<'p> Engine<'p> {
             Some(Outcome::Failure) => c.failed += 1,
             // Only an activation supersedes (engine/activate.rs), never a step.
             Some(Outcome::Superseded) | None => {}
+        }
+        if let Some(tally) = &mut self.tally {
+            let m = tally.entry((crate::aggregates::minute_of(event.time), workflow.id, step_id, group)).or_default();
+            m.entered += 1;
+            m.late += u64::from(was_late);
+            m.completed += u64::from(closes == Some(Outcome::Success));
         }
         let skipped = skipped.map(<[u32]>::to_vec);
         self.trace(workflow.id, slot, event.time, TraceWhat::Took { step: step_id, skipped, deadline }, Some(event));

@@ -104,10 +104,16 @@ impl<'p> Engine<'p> {
             return;
         }
         let key = instance.key.to_string();
+        let (stage, group) = (instance.stage, instance.group);
         for (missing, step, deadline) in fired {
             let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
             let (kind, what) = if missing {
                 instance.missing |= bit(step);
+                // Counted in the stage the item sits in, where the UI shows it.
+                if let (Some(tally), Some(stage)) = (&mut self.tally, stage) {
+                    tally.entry((crate::aggregates::minute_of(due), workflow.id, stage, group)).or_default().missing +=
+                        1;
+                }
                 instance.at_risk &= !bit(step);
                 (Kind::Missing, TraceWhat::Missing { step, deadline })
             } else {

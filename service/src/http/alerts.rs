@@ -154,7 +154,7 @@ pub enum Delivery {
 /// What one alert looks like in the API: times as RFC 3339, plus
 /// `since_breach_ms` (now − the deadline, or − the opening when it has no
 /// deadline).
-fn alert_view(alert: &Alert, now: i64) -> AlertView {
+pub(super) fn alert_view(alert: &Alert, now: i64) -> AlertView {
     let breach = alert.deadline.unwrap_or(alert.opened_at);
     AlertView {
         id: alert.id.clone(),

@@ -1,0 +1,432 @@
+//! Trend rollups: entered, completed, late and missing counts per minute
+//! and per (workflow, stage, group), kept longer than the record log and
+//! compacted to hours, for trend charts and their baselines.
+//!
+//! The engine counts movements per minute (`aggregates::Tally`); the
+//! processing thread turns each batch's tally into rows ([`rows`]) that
+//! go into sled in the batch's own atomic write, beside `m/applied`. So
+//! a replay after a crash counts a batch exactly once: a batch at or below
+//! `m/applied` has its rows already and its tally is dropped; one above
+//! it is written now, as its records are (docs/notes/durability.md).
+//!
+//! Keys live in the store's default tree, because a sled `Batch` writes
+//! one tree and the batch write must stay one atomic `apply_batch`:
+//! `u` + `m`|`h` (minute or hour) + workflow + 0 + bucket start (ms, as
+//! big-endian u64 with the sign bit flipped, so keys sort by time) +
+//! stage + 0 + group (values joined by `/`). A value is four big-endian
+//! u64s: entered, completed, late, missing.
+//!
+//! Compaction ([`compact`]) folds minute rows older than
+//! `[retention] rollups_minutes_ms` into hour rows and drops hour rows
+//! older than `rollups_hours_ms`, in one atomic batch, on the processing
+//! thread (the rows' only writer). Reading ([`series`]) is for the HTTP
+//! side and never writes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use mon_compiler::ir::Program;
+use mon_runtime::aggregates::{Movement, Tally};
+use mon_runtime::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{Domain, Error};
+
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// How many days back the same-time-of-day baseline looks.
+pub const BASELINE_DAYS: i64 = 7;
+
+/// Minute or hour rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Minute,
+    Hour,
+}
+
+impl Step {
+    fn tag(self) -> u8 {
+        match self {
+            Step::Minute => b'm',
+            Step::Hour => b'h',
+        }
+    }
+
+    pub fn ms(self) -> i64 {
+        match self {
+            Step::Minute => MINUTE_MS,
+            Step::Hour => HOUR_MS,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Minute => "minute",
+            Step::Hour => "hour",
+        }
+    }
+}
+
+fn time_bytes(ms: i64) -> [u8; 8] {
+    ((ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_of(bytes: &[u8]) -> Option<i64> {
+    let array: [u8; 8] = bytes.try_into().ok()?;
+    Some((u64::from_be_bytes(array) ^ (1 << 63)) as i64)
+}
+
+fn prefix(step: Step, workflow: &str) -> Vec<u8> {
+    let mut key = vec![b'u', step.tag()];
+    key.extend_from_slice(workflow.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The key of one row.
+pub fn key(step: Step, workflow: &str, bucket: i64, stage: &str, group: &str) -> Vec<u8> {
+    let mut key = prefix(step, workflow);
+    key.extend_from_slice(&time_bytes(bucket));
+    key.extend_from_slice(stage.as_bytes());
+    key.push(0);
+    key.extend_from_slice(group.as_bytes());
+    key
+}
+
+/// A row's key read back: (workflow, bucket, stage, group).
+struct RowKey<'a> {
+    workflow: &'a [u8],
+    bucket: i64,
+    stage: &'a [u8],
+    group: &'a [u8],
+}
+
+fn parse_key(key: &[u8]) -> Option<RowKey<'_>> {
+    let rest = key.get(2..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let (workflow, rest) = (&rest[..end], &rest[end + 1..]);
+    let bucket = time_of(rest.get(..8)?)?;
+    let rest = &rest[8..];
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(RowKey { workflow, bucket, stage: &rest[..end], group: &rest[end + 1..] })
+}
+
+pub fn encode(m: &Movement) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, n) in [m.entered, m.completed, m.late, m.missing].into_iter().enumerate() {
+        out[i * 8..i * 8 + 8].copy_from_slice(&n.to_be_bytes());
+    }
+    out
+}
+
+pub fn decode(bytes: &[u8]) -> Option<Movement> {
+    let n = |i: usize| bytes.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    Some(Movement { entered: n(0)?, completed: n(1)?, late: n(2)?, missing: n(3)? })
+}
+
+/// A batch's tally as minute rows (key, movements to add), named by the
+/// program so that rows outlive a change of rule ids.
+pub fn rows(program: &Program, state: &State, tally: Tally) -> Vec<(Vec<u8>, Movement)> {
+    let mut out = Vec::with_capacity(tally.len());
+    for ((minute, workflow, stage, group), movement) in tally {
+        let Some(workflow) = program.workflows.get(workflow as usize) else { continue };
+        let stage = workflow.steps.get(stage as usize).map_or("", |s| s.name.as_str());
+        let group = crate::views::group_text(state.group(group));
+        out.push((key(Step::Minute, &workflow.name, minute, stage, &group), movement));
+    }
+    out
+}
+
+/// Adds `rows` to what sled holds for them, into `write`. The caller is
+/// the rows' only writer, so reading before the atomic write is safe.
+/// A key may come twice (a batch with an activation in it counts before
+/// and after): it is summed first, since a batch keeps only its last
+/// insert of a key.
+pub fn add_rows(db: &sled::Db, write: &mut sled::Batch, rows: &[(Vec<u8>, Movement)]) -> Result<(), Error> {
+    let mut summed: BTreeMap<&[u8], Movement> = BTreeMap::new();
+    for (key, movement) in rows {
+        summed.entry(key.as_slice()).or_default().add(movement);
+    }
+    for (key, movement) in summed {
+        let mut total = match db.get(key)? {
+            Some(old) => decode(&old).ok_or_else(|| damaged(key))?,
+            None => Movement::default(),
+        };
+        total.add(&movement);
+        write.insert(key, &encode(&total));
+    }
+    Ok(())
+}
+
+fn damaged(key: &[u8]) -> Error {
+    Error::damaged(Domain::Store, format!("the rollup row {} is damaged", String::from_utf8_lossy(key)))
+}
+
+/// Folds minute rows before `minutes_before` into hour rows and drops hour
+/// rows before `hours_before`, in one atomic write. Returns the minute
+/// rows folded.
+pub fn compact(db: &sled::Db, minutes_before: i64, hours_before: i64) -> Result<usize, Error> {
+    let mut write = sled::Batch::default();
+    let mut hours: BTreeMap<Vec<u8>, Movement> = BTreeMap::new();
+    let mut folded = 0;
+    for entry in db.scan_prefix(b"um") {
+        let (key, value) = entry?;
+        let row = parse_key(&key).ok_or_else(|| damaged(&key))?;
+        if row.bucket >= minutes_before {
+            continue;
+        }
+        let movement = decode(&value).ok_or_else(|| damaged(&key))?;
+        let hour = row.bucket.div_euclid(HOUR_MS) * HOUR_MS;
+        let (workflow, stage, group) = (lossy(row.workflow), lossy(row.stage), lossy(row.group));
+        if hour >= hours_before {
+            hours.entry(self::key(Step::Hour, &workflow, hour, &stage, &group)).or_default().add(&movement);
+        }
+        write.remove(key);
+        folded += 1;
+    }
+    for entry in db.scan_prefix(b"uh") {
+        let (key, value) = entry?;
+        let row = parse_key(&key).ok_or_else(|| damaged(&key))?;
+        if row.bucket < hours_before {
+            write.remove(key);
+        } else if let Some(add) = hours.remove(key.as_ref()) {
+            let mut total = decode(&value).ok_or_else(|| damaged(&key))?;
+            total.add(&add);
+            write.insert(key, &encode(&total));
+        }
+    }
+    for (key, movement) in hours {
+        write.insert(key, &encode(&movement));
+    }
+    db.apply_batch(write)?;
+    db.flush()?;
+    Ok(folded)
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Movements as rates: counts per bucket, as numbers, since a baseline
+/// is a mean and a minute read from an hour row is a share of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, ToSchema)]
+pub struct Counts {
+    pub entered: f64,
+    pub completed: f64,
+    pub late: f64,
+    pub missing: f64,
+}
+
+impl Counts {
+    fn add(&mut self, m: &Movement, share: f64) {
+        self.entered += m.entered as f64 * share;
+        self.completed += m.completed as f64 * share;
+        self.late += m.late as f64 * share;
+        self.missing += m.missing as f64 * share;
+    }
+
+    fn plus(&mut self, other: &Counts) {
+        self.entered += other.entered;
+        self.completed += other.completed;
+        self.late += other.late;
+        self.missing += other.missing;
+    }
+
+    fn divided(mut self, n: f64) -> Counts {
+        self.entered /= n;
+        self.completed /= n;
+        self.late /= n;
+        self.missing /= n;
+        self
+    }
+}
+
+/// One point of a trend.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct Point {
+    /// The bucket's start (RFC 3339).
+    pub at: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// What this bucket usually holds; null without any history before it.
+    pub baseline: Option<Baseline>,
+}
+
+/// A point's baseline and how it was made.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct Baseline {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// `same_time_of_day`: the mean of this time of day over the previous
+    /// days with history (up to 7); `previous_hour`: the mean of the
+    /// buckets of the previous 60 minutes with history.
+    pub method: &'static str,
+    /// How many buckets the mean is over.
+    pub samples: u32,
+}
+
+/// Which rows a trend reads.
+pub struct Query<'a> {
+    pub workflow: &'a str,
+    pub stage: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub from: i64,
+    pub to: i64,
+    pub step: Step,
+}
+
+/// The series from `from` to `to` (bucket starts, both ends aligned down),
+/// every bucket present, with its baseline.
+pub fn series(db: &sled::Db, query: &Query) -> Result<Vec<Point>, Error> {
+    let width = query.step.ms();
+    let from = query.from.div_euclid(width) * width;
+    let to = query.to.div_euclid(width) * width;
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let reach = from.saturating_sub(BASELINE_DAYS * DAY_MS + HOUR_MS);
+    let values = read(db, query, reach, to + width)?;
+    let history_start = first_bucket(db, query.workflow)?;
+    let has_history = |at: i64| history_start.is_some_and(|start| at >= start);
+    let value = |at: i64| values.get(&at).copied().unwrap_or_default();
+    let mut points = Vec::new();
+    let mut at = from;
+    while at <= to {
+        let days: Vec<i64> = (1..=BASELINE_DAYS).map(|k| at - k * DAY_MS).filter(|t| has_history(*t)).collect();
+        let baseline = if !days.is_empty() {
+            let mut sum = Counts::default();
+            days.iter().for_each(|t| sum.plus(&value(*t)));
+            Some(Baseline {
+                counts: sum.divided(days.len() as f64),
+                method: "same_time_of_day",
+                samples: days.len() as u32,
+            })
+        } else {
+            let earlier: Vec<i64> = (1..=HOUR_MS / width).map(|k| at - k * width).filter(|t| has_history(*t)).collect();
+            (!earlier.is_empty()).then(|| {
+                let mut sum = Counts::default();
+                earlier.iter().for_each(|t| sum.plus(&value(*t)));
+                Baseline {
+                    counts: sum.divided(earlier.len() as f64),
+                    method: "previous_hour",
+                    samples: earlier.len() as u32,
+                }
+            })
+        };
+        points.push(Point { at: mon_stdlib::time::format_rfc3339(at), counts: value(at), baseline });
+        at += width;
+    }
+    Ok(points)
+}
+
+/// Buckets of `query.step` from `from` (inclusive) to `to` (exclusive),
+/// summed over the stages and groups the query leaves open. A minute
+/// series reads an hour row as 1/60 of it in each of its minutes; an hour
+/// series adds the minute rows not compacted yet to their hour.
+fn read(db: &sled::Db, query: &Query, from: i64, to: i64) -> Result<HashMap<i64, Counts>, Error> {
+    let mut out: HashMap<i64, Counts> = HashMap::new();
+    for step in [Step::Minute, Step::Hour] {
+        let base = prefix(step, query.workflow);
+        // An hour row starts up to an hour before the first minute asked.
+        let start = [base.as_slice(), &time_bytes(from - HOUR_MS)].concat();
+        let end = [base.as_slice(), &time_bytes(to)].concat();
+        for entry in db.range(start..end) {
+            let (key, value) = entry?;
+            let row = parse_key(&key).ok_or_else(|| damaged(&key))?;
+            if query.stage.is_some_and(|s| s.as_bytes() != row.stage)
+                || query.group.is_some_and(|g| g.as_bytes() != row.group)
+            {
+                continue;
+            }
+            let movement = decode(&value).ok_or_else(|| damaged(&key))?;
+            match (query.step, step) {
+                (Step::Minute, Step::Minute) | (Step::Hour, Step::Hour) => {
+                    out.entry(row.bucket).or_default().add(&movement, 1.0)
+                }
+                (Step::Hour, Step::Minute) => {
+                    out.entry(row.bucket.div_euclid(HOUR_MS) * HOUR_MS).or_default().add(&movement, 1.0)
+                }
+                (Step::Minute, Step::Hour) => {
+                    for minute in 0..60 {
+                        out.entry(row.bucket + minute * MINUTE_MS).or_default().add(&movement, 1.0 / 60.0);
+                    }
+                }
+            }
+        }
+    }
+    out.retain(|at, _| *at >= from && *at < to);
+    Ok(out)
+}
+
+/// The first bucket the workflow has any row for: where its history starts.
+fn first_bucket(db: &sled::Db, workflow: &str) -> Result<Option<i64>, Error> {
+    let mut first: Option<i64> = None;
+    for step in [Step::Minute, Step::Hour] {
+        if let Some(entry) = db.scan_prefix(prefix(step, workflow)).next() {
+            let (key, _) = entry?;
+            let bucket = parse_key(&key).ok_or_else(|| damaged(&key))?.bucket;
+            first = Some(first.map_or(bucket, |f| f.min(bucket)));
+        }
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, sled::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        (dir, db)
+    }
+
+    fn put(db: &sled::Db, step: Step, at: i64, stage: &str, entered: u64) {
+        let mut write = sled::Batch::default();
+        let row = (key(step, "w", at, stage, ""), Movement { entered, ..Movement::default() });
+        add_rows(db, &mut write, &[row]).unwrap();
+        db.apply_batch(write).unwrap();
+    }
+
+    #[test]
+    fn a_key_twice_in_one_batch_is_summed() {
+        let (_dir, db) = db();
+        put(&db, Step::Minute, 0, "a", 1);
+        let row = || (key(Step::Minute, "w", 0, "a", ""), Movement { entered: 2, ..Movement::default() });
+        let mut write = sled::Batch::default();
+        add_rows(&db, &mut write, &[row(), row()]).unwrap();
+        db.apply_batch(write).unwrap();
+        let value = db.get(key(Step::Minute, "w", 0, "a", "")).unwrap().unwrap();
+        assert_eq!(decode(&value).unwrap().entered, 5);
+    }
+
+    #[test]
+    fn keys_sort_by_time_across_the_epoch_and_read_back() {
+        let before = key(Step::Minute, "w", -60_000, "a", "g");
+        let after = key(Step::Minute, "w", 60_000, "a", "g");
+        assert!(before < after);
+        let row = parse_key(&after).unwrap();
+        assert_eq!((row.workflow, row.bucket, row.stage, row.group), (&b"w"[..], 60_000, &b"a"[..], &b"g"[..]));
+    }
+
+    #[test]
+    fn rows_add_up_and_compaction_keeps_the_sum() {
+        let (_dir, db) = db();
+        put(&db, Step::Minute, 0, "a", 2);
+        put(&db, Step::Minute, 0, "a", 3);
+        put(&db, Step::Minute, MINUTE_MS, "b", 4);
+        put(&db, Step::Minute, HOUR_MS, "a", 1);
+        let q = Query { workflow: "w", stage: None, group: None, from: 0, to: HOUR_MS, step: Step::Hour };
+        let before = series(&db, &q).unwrap();
+        assert_eq!(before.iter().map(|p| p.counts.entered).collect::<Vec<_>>(), [9.0, 1.0]);
+        assert_eq!(compact(&db, HOUR_MS, 0).unwrap(), 2, "two minute rows (one added to twice) in the first hour");
+        let after = series(&db, &q).unwrap();
+        assert_eq!(after.iter().map(|p| p.counts.entered).collect::<Vec<_>>(), [9.0, 1.0]);
+        assert_eq!(db.scan_prefix(b"um").count(), 1, "the minute of the second hour stays");
+        compact(&db, HOUR_MS, HOUR_MS).unwrap();
+        let dropped = series(&db, &q).unwrap();
+        assert_eq!(dropped[0].counts.entered, 0.0, "hour rows past retention are dropped");
+    }
+}
