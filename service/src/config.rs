@@ -45,6 +45,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Who may use the HTTP API (docs/service.md, "Authentication").
     pub auth: AuthConfig,
+    /// How long the event store keeps events (docs/service.md, "Event store").
+    pub retention: crate::events::RetentionConfig,
 }
 
 /// `[auth]`: off by default (every endpoint open, as before).
@@ -219,6 +221,7 @@ impl Default for Config {
             secrets: Secrets::new(),
             alerts: AlertsConfig::default(),
             auth: AuthConfig::default(),
+            retention: Default::default(),
         }
     }
 }
@@ -351,6 +354,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
+        if let Err(problem) = self.retention.events_ms() {
+            problems.push(problem);
+        }
         if self.http.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!("http.listen: `{}` is not an address such as 127.0.0.1:8080", self.http.listen));
         }

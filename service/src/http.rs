@@ -16,7 +16,9 @@
 
 mod alerts;
 pub mod error;
+mod events;
 mod ingest;
+mod items;
 mod logs;
 mod page;
 pub mod schema;
@@ -50,6 +52,11 @@ pub struct Api {
     pub kafka_configured: bool,
     /// The tokens, when `[auth] enabled`; `None`: every endpoint is open.
     pub auth: Option<Arc<Tokens>>,
+    /// The rules, for event search and lifecycle replays.
+    pub program: Arc<mon_compiler::ir::Program>,
+    pub clock: mon_runtime::live::ClockMode,
+    /// The event store is on (`[retention] events` is not "0").
+    pub event_store: bool,
 }
 
 #[derive(OpenApi)]
@@ -83,6 +90,8 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(ingest::status))
         .routes(routes!(logs::records))
         .routes(routes!(logs::dead_letters))
+        .routes(routes!(events::search))
+        .routes(routes!(items::lifecycle))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::get))
         .routes(routes!(alerts::ack))

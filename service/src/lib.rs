@@ -25,6 +25,7 @@ pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod journal;
 pub mod kafka;
@@ -45,7 +46,7 @@ use mon_compiler::Functions;
 use config::{Config, LogFormat};
 use error::{Domain, Error, Retry};
 use journal::Journal;
-use mon_runtime::live::Live;
+use mon_runtime::live::{ClockMode, Live};
 use processor::{Processor, StatusView};
 use store::Store;
 
@@ -131,7 +132,9 @@ pub fn run_with(
 ) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
-    let store = Store::open(&config.state_dir)?;
+    let mut store = Store::open(&config.state_dir)?;
+    let event_retention = config.retention.events_ms().map_err(Error::config)?;
+    store.keep_events(event_retention.is_some());
     let made_on = store.clock(config.clock)?;
     if made_on != config.clock {
         return Err(Error::config(format!(
@@ -154,6 +157,7 @@ pub fn run_with(
         Some(book) => live.with_alerts(book),
         None => live.without_alerts(),
     };
+    live = live.keep_events(event_retention.is_some());
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 
@@ -211,6 +215,9 @@ pub fn run_with(
         alerts: alerts_view.clone(),
         store: store.handle(),
         kafka_configured: config.kafka.is_some(),
+        program: Arc::new(program.clone()),
+        clock: config.clock,
+        event_store: event_retention.is_some(),
         auth: config.auth.enabled.then(|| {
             let tokens = auth::Tokens::new(&config.state_dir);
             if tokens.count() == 0 {
@@ -263,6 +270,20 @@ pub fn run_with(
         }
         .run(),
     );
+    if let Some(retention_ms) = event_retention {
+        let mode = config.clock;
+        let status = status.clone();
+        // On the event clock, "old" is measured on the event clock (the
+        // status view's copy of it), as a replay would.
+        let clock = move || match mode {
+            ClockMode::Wall => Some(clock::wall_now()),
+            ClockMode::Event => status
+                .read()
+                .ok()
+                .and_then(|view| view.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339)),
+        };
+        runtime.spawn(events::purge_old(store.handle().events(), retention_ms, clock, stop.clone()));
+    }
     listening(address);
 
     let mut processor = Processor {

@@ -521,6 +521,12 @@ impl Processor<'_> {
         let queued_at = wall_now();
         write.notifications =
             self.live.take_notifications().into_iter().map(|n| NotificationEntry::new(n, queued_at)).collect();
+        write.events = self
+            .live
+            .take_accepted()
+            .iter()
+            .map(|event| crate::events::StoredEvent::accepted(self.program, event, queued_at))
+            .collect();
         let notified = !write.notifications.is_empty();
         if notified || !write.records.is_empty() {
             self.alerts_dirty = true;
@@ -564,6 +570,7 @@ impl Processor<'_> {
                 // Their notifications were written with their batch too.
                 records.clear();
                 self.live.take_notifications();
+                self.live.take_accepted();
             }
         }
         self.journaled_since_snapshot = replayed as u64;

@@ -27,6 +27,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Domain, Error};
+use crate::events::{EventStore, StoredEvent};
 use mon_runtime::alerts::Notification;
 use mon_runtime::live::ClockMode;
 
@@ -48,6 +49,10 @@ pub struct Store {
     db: sled::Db,
     /// Next sequence of the outbox, records, dead letters and notifications.
     next: [u64; 4],
+    /// The event store is on: batches keep their events (`events.rs`).
+    keep_events: bool,
+    /// Next sequence of the event store.
+    next_event: u64,
 }
 
 /// A notification in the outbox, with what its delivery has met so far.
@@ -151,6 +156,9 @@ pub struct BatchWrite {
     pub notifications: Vec<NotificationEntry>,
     /// Offsets moved by this batch (merged into the stored ones).
     pub offsets: Offsets,
+    /// The events accepted in this batch, as the event store keeps them
+    /// (its rejected ones are made from `dead_letters`).
+    pub events: Vec<StoredEvent>,
 }
 
 fn key(prefix: u8, seq: u64) -> [u8; 9] {
@@ -181,7 +189,13 @@ impl Store {
         // sent or failed: the next one follows the highest of the three.
         let notifications = last(PENDING)?.max(last(SENT)?).max(last(FAILED)?);
         let next = [last(OUTBOX)?, last(RECORDS)?, last(DEAD_LETTERS)?, notifications];
-        Ok(Store { db, next })
+        let next_event = crate::events::next_seq(&db)?;
+        Ok(Store { db, next, keep_events: false, next_event })
+    }
+
+    /// Turns the event store on or off for the batches to come.
+    pub fn keep_events(&mut self, on: bool) {
+        self.keep_events = on;
     }
 
     /// The clock the state was made on; recorded by the first call.
@@ -235,6 +249,14 @@ impl Store {
             write.insert(&key(PENDING, seq), encode_entry(entry)?);
             write.insert(by_id(&entry.notification.id), &seq.to_be_bytes());
             self.next[3] += 1;
+        }
+        if self.keep_events && !(batch.events.is_empty() && batch.dead_letters.is_empty()) {
+            // Why here: an event is kept in the write that keeps its
+            // effects, or not at all (`events.rs`).
+            let rejected: Vec<StoredEvent> = batch.dead_letters.iter().map(StoredEvent::rejected).collect();
+            crate::events::add(&mut write, &mut self.next_event, &batch.events)?;
+            crate::events::add(&mut write, &mut self.next_event, &rejected)?;
+            write.insert(crate::events::NEXT_SEQ, &self.next_event.to_be_bytes());
         }
         if !batch.offsets.is_empty() {
             stored_offsets.extend(batch.offsets);
@@ -306,6 +328,11 @@ pub struct StoreHandle {
 }
 
 impl StoreHandle {
+    /// The event store, for search and lifecycle replays.
+    pub fn events(&self) -> EventStore {
+        EventStore::new(self.db.clone())
+    }
+
     /// Up to `limit` outbox items after `after` (from the start when `None`)
     /// and below sequence `below` (the items of batches already flushed:
     /// sled shows a batch before its flush returns).
