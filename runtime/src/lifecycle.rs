@@ -257,8 +257,7 @@ impl Lifecycle {
                     step: step.map(step_name),
                     reason: text.clone(),
                 }),
-                TraceWhat::OutOfOrder { dropped: false, .. } | TraceWhat::FilledIn { .. } | TraceWhat::Late { .. } => {
-                }
+                TraceWhat::OutOfOrder { dropped: false, .. } | TraceWhat::FilledIn { .. } | TraceWhat::Late { .. } => {}
             }
             lifecycle.entries.push(Entry {
                 at,
@@ -433,7 +432,9 @@ fn text(what: &TraceWhat, at: i64, entered: Option<i64>, step: &dyn Fn(u32) -> S
         TraceWhat::Missing { step: s, deadline } => {
             format!("MISSING {}: deadline {} passed", step(*s), format_rfc3339(*deadline))
         }
-        TraceWhat::AtRisk { step: s, deadline } => format!("AT RISK {}: deadline {}", step(*s), format_rfc3339(*deadline)),
+        TraceWhat::AtRisk { step: s, deadline } => {
+            format!("AT RISK {}: deadline {}", step(*s), format_rfc3339(*deadline))
+        }
         TraceWhat::Late { step: s, delay_ms, .. } => format!("LATE {} by {}", step(*s), human(*delay_ms)),
         TraceWhat::Early { step: s, earliest } => {
             format!("EARLY {}: not expected before {}", step(*s), format_rfc3339(*earliest))

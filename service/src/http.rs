@@ -1,5 +1,6 @@
 //! The HTTP side (axum): health, readiness, metrics, event ingest
-//! ([`ingest`]), the local logs ([`logs`]), the alert API ([`alerts`]),
+//! ([`ingest`]), the local logs ([`logs`]), event search ([`events`]),
+//! item lifecycles ([`items`]), the alert API ([`alerts`]),
 //! and the OpenAPI 3.1 document that describes them, served at
 //! `GET /api/v1/openapi.json`.
 //!
@@ -306,10 +307,11 @@ mod tests {
             "/api/v1/alerts/{id}/suppress",
             "/api/v1/alerts/{id}/resolve",
             "/api/v1/notifications",
+            "/api/v1/workflows/{workflow}/items/{key}",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 15, "{paths:?}");
+        assert_eq!(paths.len(), 16, "{paths:?}");
     }
 
     #[test]

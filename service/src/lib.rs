@@ -277,10 +277,9 @@ pub fn run_with(
         // status view's copy of it), as a replay would.
         let clock = move || match mode {
             ClockMode::Wall => Some(clock::wall_now()),
-            ClockMode::Event => status
-                .read()
-                .ok()
-                .and_then(|view| view.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339)),
+            ClockMode::Event => {
+                status.read().ok().and_then(|view| view.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339))
+            }
         };
         runtime.spawn(events::purge_old(store.handle().events(), retention_ms, clock, stop.clone()));
     }

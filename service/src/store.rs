@@ -20,6 +20,10 @@
 //! the delivery task (`delivery.rs`), not flushed: after a crash the item
 //! may be pending again and is sent again with the same id, which the
 //! receiver drops. Sent and failed ones are trimmed like records.
+//!
+//! With the event store on, a batch's events and rejected messages go into
+//! the same write, under the keys `events.rs` owns (`e`, `t`, `k`, `x`,
+//! `m/events`); that module also reads and purges them.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -147,7 +147,9 @@ fn parse(program: &Program, pairs: &[(String, String)]) -> Result<Search, ApiErr
                 search.rejected = Some(match value.as_str() {
                     "true" => true,
                     "false" => false,
-                    _ => return Err(ApiError::invalid("rejected", format!("rejected: `{value}` is not true or false"))),
+                    _ => {
+                        return Err(ApiError::invalid("rejected", format!("rejected: `{value}` is not true or false")))
+                    }
                 })
             }
             "limit" => search.limit = page::limit(value)?,

@@ -74,7 +74,8 @@ pub async fn lifecycle(
         // The event clock as the processing thread last showed it; never
         // before the item's own events.
         ClockMode::Event => {
-            let shown = api.status.read().ok().and_then(|s| s.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339));
+            let shown =
+                api.status.read().ok().and_then(|s| s.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339));
             shown.unwrap_or(latest).max(latest)
         }
     };
