@@ -117,7 +117,8 @@ fn main() {
     let mut millis = Vec::with_capacity(SEARCHES);
     for _ in 0..SEARCHES {
         let item = key(random.next_u64() % keys);
-        let search = Search { item: Some(("orders".to_string(), item.clone())), limit: 100, ..Search::default() };
+        let search =
+            Search { workflow: Some("orders".to_string()), key: Some(item.clone()), limit: 100, ..Search::default() };
         let started = Instant::now();
         let found = events.search(&program, &search).expect("search");
         millis.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -295,8 +295,11 @@ pub fn next_seq(db: &sled::Db) -> Result<u64, Error> {
 #[derive(Clone, Debug, Default)]
 pub struct Search {
     pub type_name: Option<String>,
-    /// (workflow, key as the engine builds it).
-    pub item: Option<(String, String)>,
+    /// Events that name an item of this workflow.
+    pub workflow: Option<String>,
+    /// Events that name an item with this key (as the engine builds it);
+    /// with `workflow`, that one item (found by its index).
+    pub key: Option<String>,
     /// Event time, inclusive, ms.
     pub from: Option<i64>,
     pub to: Option<i64>,
@@ -331,7 +334,8 @@ impl EventStore {
     /// type's, the rejected ones', or else the whole log; each within the
     /// time range.
     pub fn search(&self, program: &Program, search: &Search) -> Result<Found, Error> {
-        let prefix = match (&search.item, &search.type_name, search.rejected) {
+        let item = search.workflow.as_ref().zip(search.key.as_ref());
+        let prefix = match (item, &search.type_name, search.rejected) {
             (Some((workflow, key)), _, _) => item_prefix(workflow, key),
             (None, Some(type_name), _) => type_prefix(type_name),
             (None, None, Some(true)) => vec![REJECTED],
@@ -463,7 +467,10 @@ fn decode(key: &[u8], bytes: &[u8]) -> Result<StoredEvent, Error> {
 
 fn matches(program: &Program, search: &Search, event: &StoredEvent) -> bool {
     let type_ok = search.type_name.as_ref().is_none_or(|t| *t == event.type_name);
-    let item_ok = search.item.as_ref().is_none_or(|(w, k)| event.items.iter().any(|(ew, ek)| ew == w && ek == k));
+    let item_ok = search.workflow.is_none() && search.key.is_none()
+        || event.items.iter().any(|(w, k)| {
+            search.workflow.as_ref().is_none_or(|sw| sw == w) && search.key.as_ref().is_none_or(|sk| sk == k)
+        });
     let rejected_ok = search.rejected.is_none_or(|r| r == event.rejected.is_some());
     let fields_ok = search.fields.iter().all(|(name, value)| event.field(program, name).as_deref() == Some(value));
     let time_ok = search.from.is_none_or(|f| event.time >= f) && search.to.is_none_or(|t| event.time <= t);

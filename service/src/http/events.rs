@@ -30,18 +30,23 @@ pub struct EventsQuery {
     /// Only events of this type.
     #[param(rename = "type")]
     type_name: Option<String>,
-    /// With `key`: only the events of this workflow's item.
+    /// Only events that name an item of this workflow (with `key`: that
+    /// item, found by its index).
     workflow: Option<String>,
-    /// With `workflow`: the item's key (compound keys as `A,B`; a scheduled
-    /// workflow's occurrence as its date).
+    /// Only events that name an item with this key (compound keys as `A,B`;
+    /// a scheduled workflow's occurrence as its date).
     key: Option<String>,
-    /// Only events at or after this instant (RFC 3339, event time).
+    /// Only events at or after this instant (event time).
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// Only events at or before this instant (RFC 3339, event time).
+    /// Only events at or before this instant (event time).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `name:value`: only events whose top-level field `name` shows
-    /// `value` exactly (repeated: all must hold). `pii` fields are refused.
-    field: Option<Vec<String>>,
+    /// `value` exactly; repeat it for several (all must hold). A `pii`
+    /// field is refused (400).
+    #[param(pattern = ":")]
+    field: Option<String>,
     /// Only rejected messages (`true`) or only accepted events (`false`).
     rejected: Option<bool>,
     /// At most this many events (default 100).
@@ -130,7 +135,7 @@ pub async fn search(
 
 fn parse(program: &Program, pairs: &[(String, String)]) -> Result<Search, ApiError> {
     let mut search = Search { limit: DEFAULT_LIMIT, ..Search::default() };
-    let (mut workflow, mut key, mut fields) = (None, None, Vec::new());
+    let mut fields = Vec::new();
     let instant = |name: &str, value: &str| {
         mon_stdlib::time::parse_rfc3339(value)
             .ok_or_else(|| ApiError::invalid(name, format!("{name}: `{value}` is not an RFC 3339 instant")))
@@ -138,8 +143,8 @@ fn parse(program: &Program, pairs: &[(String, String)]) -> Result<Search, ApiErr
     for (name, value) in pairs {
         match name.as_str() {
             "type" => search.type_name = Some(value.clone()),
-            "workflow" => workflow = Some(value.as_str()),
-            "key" => key = Some(value.as_str()),
+            "workflow" => search.workflow = Some(value.clone()),
+            "key" => search.key = Some(engine_key(value)),
             "from" => search.from = Some(instant("from", value)?),
             "to" => search.to = Some(instant("to", value)?),
             "field" => fields.push(value.as_str()),
@@ -157,36 +162,21 @@ fn parse(program: &Program, pairs: &[(String, String)]) -> Result<Search, ApiErr
             other => return Err(ApiError::unknown_parameter(other, PARAMETERS)),
         }
     }
-    search.item = match (workflow, key) {
-        (Some(workflow), Some(key)) => Some((workflow.to_string(), engine_key(key))),
-        (None, None) => None,
-        (Some(_), None) => return Err(ApiError::invalid("key", "key: `workflow` needs `key` (the item's key)")),
-        (None, Some(_)) => return Err(ApiError::invalid("workflow", "workflow: `key` needs `workflow`")),
-    };
     for text in fields {
-        search.fields.push(field_filter(program, search.type_name.as_deref(), text)?);
+        search.fields.push(field_filter(program, text)?);
     }
     Ok(search)
 }
 
-/// `name:value`, where `name` is a declared field that is not `pii` (of
-/// `type_name` when the search names a type).
-fn field_filter(program: &Program, type_name: Option<&str>, text: &str) -> Result<(String, String), ApiError> {
+/// `name:value`. A field some event type declares `pii` is refused; one no
+/// type declares matches nothing, as an unknown workflow does.
+fn field_filter(program: &Program, text: &str) -> Result<(String, String), ApiError> {
     let Some((name, value)) = text.split_once(':') else {
         return Err(ApiError::invalid("field", format!("field: `{text}` is not `name:value`")));
     };
-    let types: Vec<&str> = match type_name {
-        Some(t) => vec![t],
-        None => program.events.iter().map(|e| e.name.as_str()).collect(),
-    };
-    let declared = types.iter().flat_map(|t| program.events.iter().filter(move |e| e.name == *t));
-    let fields: Vec<_> = declared.flat_map(|e| e.fields.iter().filter(|f| f.name == name)).collect();
-    if fields.iter().any(|f| f.pii) {
+    let pii = program.events.iter().flat_map(|e| &e.fields).any(|f| f.name == name && f.pii);
+    if pii {
         return Err(ApiError::invalid("field", format!("field: `{name}` is pii: it is never stored or searchable")));
-    }
-    if fields.is_empty() {
-        let within = type_name.map(|t| format!(" of `{t}`")).unwrap_or_default();
-        return Err(ApiError::invalid("field", format!("field: no event type{within} declares a field `{name}`")));
     }
     Ok((name.to_string(), value.to_string()))
 }
