@@ -93,6 +93,28 @@ fn an_items_lifecycle_on_the_service_equals_simulate_trace() {
         let live: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(&live, expected, "{key}: the service's lifecycle differs from simulate's");
     }
+    // The document's mirror of the lifecycle names the same fields.
+    let document: Value = serde_json::from_str(&service.get("/api/v1/openapi.json").unwrap()).unwrap();
+    let (_, body) = service.get_any(&format!("/api/v1/workflows/{WORKFLOW}/items/T-1007")).unwrap();
+    let live: Value = serde_json::from_str(&body).unwrap();
+    for (schema, value) in [
+        ("Lifecycle", &live),
+        ("LifecycleEntry", &live["entries"][0]),
+        ("LifecycleHop", &live["hops"][0]),
+        ("LifecycleState", &live["state"]),
+        ("LifecycleWait", &live["state"]["waits_for"][0]),
+        ("LifecycleDeadline", &live["deadlines"][0]),
+    ] {
+        let mut documented: Vec<&String> = document["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {schema}"))
+            .keys()
+            .collect();
+        documented.sort();
+        let mut answered: Vec<&String> = value.as_object().unwrap().keys().collect();
+        answered.sort();
+        assert_eq!(answered, documented, "{schema}");
+    }
     // The parts the issue names are there, not only equal: T-1008 was late
     // and missed a deadline; T-1007 still waits, overdue.
     let late = simulate_trace("T-1008");
