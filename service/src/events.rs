@@ -17,7 +17,7 @@
 //! ending in the event's time (big-endian, sign bit flipped so negative
 //! instants sort first) and its sequence (arrival order):
 //! - `e` time seq → the [`StoredEvent`] (JSON): the primary log;
-//! - `t` type seq… → nothing: by type (the name, length-prefixed, so
+//! - `t` type time seq → nothing: by type (the name, length-prefixed, so
 //!   undeclared and rejected types are found too);
 //! - `k` workflow key time seq → nothing: by item, the (workflow, key)
 //!   pairs [`mon_runtime::engine::item_keys`] gives, which are the engine's;
@@ -352,14 +352,16 @@ impl EventStore {
         for entry in range.rev() {
             let (key, value) = entry?;
             let position = position_of(&key);
-            let event = if prefix == [PRIMARY] {
-                decode(&key, &value)?
+            let decoded = if prefix == [PRIMARY] {
+                decode(&key, &value)
             } else {
                 let primary = with_position(&[PRIMARY], position);
                 // An index entry whose event the purge just removed.
                 let Some(bytes) = self.db.get(&primary)? else { continue };
-                decode(&primary, &bytes)?
+                decode(&primary, &bytes)
             };
+            // A damaged entry cannot be shown, and must not hide the others.
+            let Ok(event) = decoded else { continue };
             if !matches(program, search, &event) {
                 continue;
             }
@@ -380,8 +382,8 @@ impl EventStore {
             let (index, _) = entry?;
             let position = position_of(&index);
             let primary = with_position(&[PRIMARY], position);
-            if let Some(bytes) = self.db.get(&primary)? {
-                events.push((position.1, decode(&primary, &bytes)?));
+            if let Some(Ok(event)) = self.db.get(&primary)?.map(|bytes| decode(&primary, &bytes)) {
+                events.push((position.1, event));
             }
         }
         // Why by sequence: the live engine saw them in arrival order, which
