@@ -8,8 +8,10 @@
 //!    and `mon run --clock event` consumes it to durable state (journal
 //!    write and fsync per batch, records to the outbox and the records
 //!    topic). Both are timed from their first message to their last, so
-//!    the consumer group join is not counted. Rounds alternate to share the
-//!    machine's noise; medians are reported.
+//!    the consumer group join is not counted. `mon run` runs twice a round:
+//!    with the event store off (`[retention] events = "0"`) and on (the
+//!    default), so its cost is the ratio of the two (target: within 20%).
+//!    Rounds alternate to share the machine's noise; medians are reported.
 //! 2. **Latency.** `mon run` on the wall clock gets start events whose
 //!    next step is due 1 s later and never comes; a consumer of the records
 //!    topic measures, for each `missing` record, the time from its deadline
@@ -84,15 +86,22 @@ fn bare_consumer(topic: &str, count: usize) -> f64 {
     first.unwrap().elapsed().as_secs_f64()
 }
 
-/// Seconds for `mon run` to consume `count` events into durable state.
-fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path) -> f64 {
+/// Seconds for `mon run` to consume `count` events into durable state,
+/// with the event store on or off.
+fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path, event_store: bool) -> f64 {
     let brokers = kafka::brokers();
     let records = format!("{topic}.records-{}", service::now_ms());
     let dead = format!("{records}.dead");
     kafka::create_topic(&records, 1);
     kafka::create_topic(&dead, 1);
     let group = kafka::unique_topic("mon-bench");
-    let config = service::kafka_config(dir, &brokers, topic, &records, &dead, &group).display().to_string();
+    let config_path = service::kafka_config(dir, &brokers, topic, &records, &dead, &group);
+    if !event_store {
+        let mut text = std::fs::read_to_string(&config_path).unwrap();
+        text.push_str("[retention]\nevents = \"0\"\n");
+        std::fs::write(&config_path, text).unwrap();
+    }
+    let config = config_path.display().to_string();
     let state = dir.join(format!("state-{group}"));
     let state_arg = state.display().to_string();
     let service = Service::start(
@@ -146,18 +155,29 @@ fn throughput(trades: u64, rounds: usize) {
         produced.elapsed().as_secs_f64()
     );
     let rules = stream.join("rules").display().to_string();
-    let (mut bare, mut mon) = (Vec::new(), Vec::new());
+    let (mut bare, mut mon, mut stored) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let b = lines.len() as f64 / bare_consumer(&topic, lines.len());
-        let m = lines.len() as f64 / mon_run(&topic, &rules, lines.len(), dir.path());
-        figure!("round {}: bare consumer {b:.0} events/s, mon run {m:.0} events/s ({:.0}%)", round + 1, 100.0 * m / b);
+        let m = lines.len() as f64 / mon_run(&topic, &rules, lines.len(), dir.path(), false);
+        let s = lines.len() as f64 / mon_run(&topic, &rules, lines.len(), dir.path(), true);
+        figure!(
+            "round {}: bare consumer {b:.0} events/s, mon run {m:.0} events/s ({:.0}%), with the event store {s:.0} events/s ({:.0}% of without)",
+            round + 1,
+            100.0 * m / b,
+            100.0 * s / m
+        );
         bare.push(b);
         mon.push(m);
+        stored.push(s);
     }
-    let (b, m) = (median(&mut bare), median(&mut mon));
+    let (b, m, s) = (median(&mut bare), median(&mut mon), median(&mut stored));
     figure!(
-        "throughput: bare consumer median {b:.0} events/s, mon run (Kafka to durable state) median {m:.0} events/s = {:.0}% (target 80%)",
+        "throughput: bare consumer median {b:.0} events/s, mon run (Kafka to durable state, event store off) median {m:.0} events/s = {:.0}% (target 80%)",
         100.0 * m / b
+    );
+    figure!(
+        "event store: mon run with it on median {s:.0} events/s = {:.0}% of without (target: at least 80%)",
+        100.0 * s / m
     );
 }
 

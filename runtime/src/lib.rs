@@ -25,6 +25,7 @@ pub mod alerts;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod lifecycle;
 pub mod live;
 pub mod record;
 pub mod simulate;

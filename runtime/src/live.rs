@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
 pub use crate::engine::{Carried, Migration, Superseded};
 use crate::engine::{Engine, State};
-use crate::event::{Decoded, Decoder};
+use crate::event::{Decoded, Decoder, Event};
 use crate::record::{Kind, Record};
 use crate::simulate::Simulation;
 
@@ -134,6 +134,9 @@ pub struct Live<'p> {
     activating: Option<u64>,
     /// Engines count movements per minute (see [`with_tally`](Self::with_tally)).
     tally: bool,
+    /// With [`keep_events`](Self::keep_events): the events accepted since
+    /// the caller last took them (the service's event store).
+    accepted: Option<Vec<Event>>,
 }
 
 /// What a snapshot holds: enough to resume exactly.
@@ -170,6 +173,7 @@ impl<'p> Live<'p> {
             from,
             book: None,
             notifications: Vec::new(),
+            accepted: None,
             disabled: BTreeSet::new(),
             activating: None,
             tally: false,
@@ -198,6 +202,19 @@ impl<'p> Live<'p> {
             Some(simulation) => simulation.take_tally(),
             None => self.engine.as_mut().and_then(|e| e.tally.as_mut()).map(std::mem::take).unwrap_or_default(),
         }
+    }
+
+    /// Keeps a copy of every accepted event for
+    /// [`take_accepted`](Self::take_accepted), or stops keeping them.
+    pub fn keep_events(mut self, on: bool) -> Self {
+        self.accepted = on.then(Vec::new);
+        self
+    }
+
+    /// The events accepted since the last call, decoded (`pii` values
+    /// already hashed), in the order they were applied.
+    pub fn take_accepted(&mut self) -> Vec<Event> {
+        self.accepted.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Turns alerting on: records feed an alert book (the snapshot's, when
@@ -460,7 +477,12 @@ impl<'p> Live<'p> {
     fn line(&mut self, line: &str, out: &mut Vec<Record>) -> Fed {
         let decoded = self.decoder.decode(line);
         let fed = match &decoded {
-            Decoded::Event(event) => Fed::Event { event_type: event.event_type },
+            Decoded::Event(event) => {
+                if let Some(accepted) = &mut self.accepted {
+                    accepted.push(event.clone());
+                }
+                Fed::Event { event_type: event.event_type }
+            }
             Decoded::Ignored { type_name, .. } => Fed::Ignored { type_name: type_name.clone() },
             Decoded::Rejected(rejection) => Fed::Rejected { reason: rejection.reason.clone() },
         };

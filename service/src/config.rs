@@ -45,14 +45,20 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Who may use the HTTP API (docs/service.md, "Authentication").
     pub auth: AuthConfig,
-    /// How long trend rollups are kept (docs/service.md, "Trends").
+    /// How long events and trend rollups are kept (docs/service.md, "Event store", "Trends").
     pub retention: RetentionConfig,
 }
 
-/// `[retention]`: trend rollups, on the engine's clock.
+/// `[retention]`: how long the event store keeps events and how long trend
+/// rollups are kept, apart from the records and aggregates (`[engine]
+/// keep_records`, each workflow's `retain`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
+    /// A duration such as `14d` or `36h`, counted back from the service's
+    /// clock (the wall clock, or the event clock) against each event's
+    /// time; `"0"` turns the event store off.
+    pub events: String,
     /// Minute rows older than this are compacted into hour rows (2 days).
     pub rollups_minutes_ms: u64,
     /// Hour rows older than this are dropped (90 days).
@@ -62,7 +68,25 @@ pub struct RetentionConfig {
 impl Default for RetentionConfig {
     fn default() -> Self {
         const DAY_MS: u64 = 24 * 3600 * 1000;
-        RetentionConfig { rollups_minutes_ms: 2 * DAY_MS, rollups_hours_ms: 90 * DAY_MS }
+        RetentionConfig { events: "14d".into(), rollups_minutes_ms: 2 * DAY_MS, rollups_hours_ms: 90 * DAY_MS }
+    }
+}
+
+impl RetentionConfig {
+    /// The event retention in ms; `None` when the store is off.
+    pub fn events_ms(&self) -> Result<Option<u64>, String> {
+        let text = self.events.trim();
+        if text == "0" {
+            return Ok(None);
+        }
+        match mon_grammar::parse_duration(text) {
+            Some(0) => Ok(None),
+            Some(ms) => Ok(Some(ms)),
+            None => Err(format!(
+                "retention.events: `{}` is not a duration such as 14d, 36h or 90m (or \"0\" for no event store)",
+                self.events
+            )),
+        }
     }
 }
 
@@ -431,6 +455,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), Error> {
         let mut problems = Vec::new();
+        if let Err(problem) = self.retention.events_ms() {
+            problems.push(problem);
+        }
         if self.http.listen.parse::<SocketAddr>().is_err() {
             problems.push(format!("http.listen: `{}` is not an address such as 127.0.0.1:8080", self.http.listen));
         }

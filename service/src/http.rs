@@ -1,5 +1,6 @@
 //! The HTTP side (axum): health, readiness, metrics, event ingest
-//! ([`ingest`]), the local logs ([`logs`]), the alert API ([`alerts`]),
+//! ([`ingest`]), the local logs ([`logs`]), event search ([`events`]),
+//! item lifecycles ([`items`]), the alert API ([`alerts`]),
 //! and the OpenAPI 3.1 document that describes them, served at
 //! `GET /api/v1/openapi.json`.
 //!
@@ -18,7 +19,9 @@
 
 mod alerts;
 pub mod error;
+mod events;
 mod ingest;
+mod items;
 mod logs;
 mod page;
 mod rules;
@@ -66,6 +69,22 @@ pub struct Api {
     pub audit: crate::audit::Audit,
     /// What rules compile against (the standard library).
     pub functions: &'static dyn mon_compiler::Functions,
+    /// The rules that run (the active version's), for event search and
+    /// lifecycle replays; the processing thread swaps it on activation.
+    pub program: ActiveProgram,
+    pub clock: mon_runtime::live::ClockMode,
+    /// The event store is on (`[retention] events` is not "0").
+    pub event_store: bool,
+}
+
+/// The program the engine runs, shared with the HTTP side.
+pub type ActiveProgram = Arc<RwLock<Arc<mon_compiler::ir::Program>>>;
+
+impl Api {
+    /// The program the engine runs now.
+    pub fn program(&self) -> Arc<mon_compiler::ir::Program> {
+        self.program.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
 }
 
 #[derive(OpenApi)]
@@ -105,6 +124,8 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(stream::stream))
         .routes(routes!(logs::records))
         .routes(routes!(logs::dead_letters))
+        .routes(routes!(events::search))
+        .routes(routes!(items::lifecycle))
         .routes(routes!(alerts::list))
         .routes(routes!(alerts::get))
         .routes(routes!(alerts::ack))
@@ -364,10 +385,11 @@ mod tests {
             "/api/v1/workflows/{workflow}/disable",
             "/api/v1/workflows/{workflow}/enable",
             "/api/v1/audit",
+            "/api/v1/workflows/{workflow}/items/{key}",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 31, "{paths:?}");
+        assert_eq!(paths.len(), 32, "{paths:?}");
     }
 
     #[test]

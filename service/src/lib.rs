@@ -27,6 +27,7 @@ pub mod config;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod journal;
 pub mod kafka;
@@ -54,7 +55,7 @@ use rules::versions::{ActivationEntry, Origin, Versions};
 use rules::StartRules;
 use error::{Domain, Error, Retry};
 use journal::Journal;
-use mon_runtime::live::Live;
+use mon_runtime::live::{ClockMode, Live};
 use processor::{Processor, StatusView};
 use store::Store;
 
@@ -143,7 +144,9 @@ pub fn run_with(
     // Before the state is opened: a certificate that cannot be used is a
     // configuration error, not a service that starts and cannot answer.
     let tls = config.http.tls.as_ref().map(tls::server_config).transpose()?;
-    let store = Store::open(&config.state_dir)?;
+    let mut store = Store::open(&config.state_dir)?;
+    let event_retention = config.retention.events_ms().map_err(Error::config)?;
+    store.keep_events(event_retention.is_some());
     let made_on = store.clock(config.clock)?;
     if made_on != config.clock {
         return Err(Error::config(format!(
@@ -179,6 +182,7 @@ pub fn run_with(
         let at = format_rfc3339(clock::wall_now());
         versions.activated(&ActivationEntry { version: deploy, previous: None, at, by: "mon run".into() })?;
     }
+    let active_program: http::ActiveProgram = Arc::new(RwLock::new(Arc::new(program.clone())));
     let mut live = match &recovered.snapshot {
         Some((_, bytes)) => {
             Live::resume_bytes(program, functions, bytes).map_err(|e| Error::damaged(Domain::Journal, e))?
@@ -190,7 +194,7 @@ pub fn run_with(
         Some(book) => live.with_alerts(book),
         None => live.without_alerts(),
     };
-    let live = live.with_tally();
+    let live = live.with_tally().keep_events(event_retention.is_some());
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 
@@ -262,6 +266,9 @@ pub fn run_with(
             false => None,
             true => Some(Arc::new(authenticator(&config, &runtime)?)),
         },
+        program: active_program.clone(),
+        clock: config.clock,
+        event_store: event_retention.is_some(),
     };
     if let Some(authenticator) = api.auth.clone() {
         runtime.spawn(audit_token_changes(authenticator, audit.clone(), stop.clone()));
@@ -306,10 +313,24 @@ pub fn run_with(
         }
         .run(),
     );
+    if let Some(retention_ms) = event_retention {
+        let mode = config.clock;
+        let status = status.clone();
+        // On the event clock, "old" is measured on the event clock (the
+        // status view's copy of it), as a replay would.
+        let clock = move || match mode {
+            ClockMode::Wall => Some(clock::wall_now()),
+            ClockMode::Event => {
+                status.read().ok().and_then(|view| view.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339))
+            }
+        };
+        runtime.spawn(events::purge_old(store.handle().events(), retention_ms, clock, stop.clone()));
+    }
     listening(address);
 
     let mut processor = Processor {
         program,
+        shared_program: active_program.clone(),
         functions,
         versions: versions.clone(),
         active: Some(start_version),

@@ -160,6 +160,8 @@ pub struct Processor<'p> {
     /// The program the engine runs: the active rule version's.
     pub program: &'p Program,
     pub functions: &'p dyn Functions,
+    /// The same program, for the HTTP side (event search, lifecycles).
+    pub shared_program: crate::http::ActiveProgram,
     pub versions: Versions,
     /// The active rule version.
     pub active: Option<u64>,
@@ -501,6 +503,9 @@ impl<'p> Processor<'p> {
                 }
                 let migration = self.live.activate(program, records);
                 self.program = program;
+                if let Ok(mut shared) = self.shared_program.write() {
+                    *shared = Arc::new(program.clone());
+                }
                 let previous = self.active.replace(version);
                 let entry = ActivationEntry {
                     version,
@@ -713,6 +718,12 @@ impl<'p> Processor<'p> {
         let queued_at = wall_now();
         write.notifications =
             self.live.take_notifications().into_iter().map(|n| NotificationEntry::new(n, queued_at)).collect();
+        write.events = self
+            .live
+            .take_accepted()
+            .iter()
+            .map(|event| crate::events::StoredEvent::accepted(self.program, event, queued_at))
+            .collect();
         let notified = !write.notifications.is_empty();
         if notified || !write.records.is_empty() {
             self.alerts_dirty = true;
@@ -759,6 +770,7 @@ impl<'p> Processor<'p> {
                 self.live.take_notifications();
                 self.live.take_tally();
                 self.rollups_before_activation.clear();
+                self.live.take_accepted();
             }
         }
         self.journaled_since_snapshot = replayed as u64;

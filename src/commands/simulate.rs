@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{BookConfig, Notification};
-use mon_runtime::engine::{key_object, TraceEntry, TraceWhat};
 use mon_runtime::dry_run::{feed_line, notification_json, summary_json};
+use mon_runtime::lifecycle::Trace;
 use mon_runtime::simulate::Simulation;
 use mon_runtime::{Decoder, Kind, Record};
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
@@ -73,6 +73,10 @@ enum Format {
     Human,
     /// Only the end-of-run table of aggregates and statuses.
     Summary,
+    /// With `--trace`: the lifecycle as one JSON document (the structure
+    /// the service's `GET /api/v1/workflows/{workflow}/items/{key}` answers
+    /// for each of its items).
+    Json,
 }
 
 pub fn run(args: Args) -> Outcome {
@@ -87,6 +91,9 @@ pub fn run(args: Args) -> Outcome {
         eprint!("{}", Renderer { sources: files }.human(&compilation.diagnostics, color));
     }
     let Some(program) = compilation.program else { return Outcome::Problems };
+    if args.format == Format::Json && args.trace.is_none() {
+        return Outcome::Usage("--format json prints a lifecycle: give --trace KEY too".into());
+    }
     let parse_time = |flag: &str, text: &Option<String>| -> Result<Option<i64>, String> {
         text.as_ref()
             .map(|t| parse_rfc3339(t).ok_or_else(|| format!("--{flag} {t:?} is not an RFC 3339 timestamp")))
@@ -173,7 +180,17 @@ pub fn run(args: Args) -> Outcome {
     }
     let now = end.unwrap_or(0);
     match (&trace_key, simulation.engine()) {
-        (Some(key), Some(engine)) => write_trace(&mut out, &program, engine, key),
+        (Some(key), Some(engine)) => {
+            let trace = Trace::of(engine, key);
+            let _ = match args.format {
+                Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&trace).expect("a trace serialises")),
+                _ => write!(out, "{}", trace.render()),
+            };
+        }
+        (Some(key), None) if args.format == Format::Json => {
+            let trace = Trace { key: key.replace('\u{1f}', ","), items: Vec::new() };
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&trace).expect("a trace serialises"));
+        }
         (Some(_), None) => {
             let _ = writeln!(out, "no events were read");
         }
@@ -424,115 +441,4 @@ fn row(
         ms(m.stay_p50_ms),
         ms(m.stay_p95_ms)
     );
-}
-
-fn write_trace(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, key: &str) {
-    let human = |ms: i64| mon_grammar::format_duration(ms.unsigned_abs());
-    let mut any = false;
-    for workflow in &program.workflows {
-        let step = |s: u32| workflow.steps[s as usize].name.as_str();
-        let strays: Vec<&TraceEntry> = engine
-            .state
-            .stray_trace
-            .iter()
-            .filter(|(w, k, _)| *w == workflow.id && k == key)
-            .map(|(_, _, e)| e)
-            .collect();
-        let instance = engine.instance(workflow.id, key);
-        if instance.is_none() && strays.is_empty() {
-            continue;
-        }
-        any = true;
-        let key_text: Vec<String> = key_object(workflow, key).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(out, "{} {}", workflow.name, key_text.join(" "));
-        let mut entered: Option<i64> = None;
-        let mut last_event: Option<String> = None;
-        for entry in instance.map(|i| i.trace()).unwrap_or(&[]).iter().chain(strays.iter().copied()) {
-            let what = match &entry.what {
-                TraceWhat::Took { step: s, skipped, deadline } => {
-                    let timing = match deadline {
-                        Some(d) if entry.at > *d => {
-                            format!("late by {} (deadline {})", human(entry.at - d), format_rfc3339(*d))
-                        }
-                        Some(d) => {
-                            format!("on time (deadline {}, {} to spare)", format_rfc3339(*d), human(d - entry.at))
-                        }
-                        None => "no deadline".into(),
-                    };
-                    let stayed =
-                        entered.map(|e| format!(", {} in the previous stage", human(entry.at - e))).unwrap_or_default();
-                    entered = Some(entry.at);
-                    let jump = match skipped {
-                        Some(sk) if !sk.is_empty() => format!(
-                            " out of order, skipping {}",
-                            sk.iter().map(|x| step(*x)).collect::<Vec<_>>().join(", ")
-                        ),
-                        _ => String::new(),
-                    };
-                    format!("took {}{jump}: {timing}{stayed}", step(*s))
-                }
-                TraceWhat::FilledIn { step: s } => format!("filled in skipped step {} (no record)", step(*s)),
-                TraceWhat::Duplicate { step: s } => format!("duplicate: {} was already taken", step(*s)),
-                TraceWhat::OutOfOrder { step: s, dropped: true } => {
-                    format!("out of order for {}: dropped (`on out_of_order drop`)", step(*s))
-                }
-                TraceWhat::OutOfOrder { step: s, .. } => format!("out of order record for {}", step(*s)),
-                TraceWhat::Unexpected => {
-                    "unexpected: matches no step the item could still take (or starts none)".into()
-                }
-                TraceWhat::Irrelevant => {
-                    "ignored: the step's own `where` was false, so the event is not for this workflow".into()
-                }
-                TraceWhat::Redelivery => "ignored: an event with this id was already processed (redelivery)".into(),
-                TraceWhat::Missing { step: s, deadline } => {
-                    format!("MISSING {}: deadline {} passed", step(*s), format_rfc3339(*deadline))
-                }
-                TraceWhat::AtRisk { step: s, deadline } => {
-                    format!("AT RISK {}: deadline {}", step(*s), format_rfc3339(*deadline))
-                }
-                TraceWhat::Late { step: s, delay_ms, .. } => format!("LATE {} by {}", step(*s), human(*delay_ms)),
-                TraceWhat::Early { step: s, earliest } => {
-                    format!("EARLY {}: not expected before {}", step(*s), format_rfc3339(*earliest))
-                }
-            };
-            let event = entry.event_id.as_ref().map(|e| format!("  [event {e}]")).unwrap_or_default();
-            let _ = writeln!(out, "  {}  {what}{event}", format_rfc3339(entry.at));
-            // One payload per event, under the first line it caused.
-            if let (Some(excerpt), true) = (&entry.excerpt, entry.event_id != last_event) {
-                let _ = writeln!(out, "  {:24}  payload {excerpt}", "");
-            }
-            last_event = entry.event_id.clone();
-        }
-        let Some(instance) = instance else { continue };
-        match (instance.closed, instance.stage) {
-            (Some((outcome, at)), _) => {
-                let _ = writeln!(out, "  now: closed ({outcome:?}) at {}", format_rfc3339(at));
-            }
-            (None, stage) => {
-                let here = stage.map_or("not started".to_string(), |s| format!("in stage {}", step(s)));
-                let _ = writeln!(out, "  now: {here} since {}", format_rfc3339(instance.entered_at));
-                let waiting: Vec<u32> = match stage {
-                    Some(s) => workflow.stages[s as usize].outgoing.clone(),
-                    None => workflow.steps.iter().filter(|s| s.sources.is_empty()).map(|s| s.id).collect(),
-                };
-                for next in waiting {
-                    let s = &workflow.steps[next as usize];
-                    let text = match mon_runtime::engine::deadline(s, instance.date, instance.entered_at) {
-                        Some(d) if d >= engine.state.clock => {
-                            format!("deadline {}, {} left", format_rfc3339(d), human(d - engine.state.clock))
-                        }
-                        Some(d) => {
-                            format!("deadline {}, overdue by {}", format_rfc3339(d), human(engine.state.clock - d))
-                        }
-                        None => "no deadline".into(),
-                    };
-                    let optional = if s.optional { " (optional)" } else { "" };
-                    let _ = writeln!(out, "  waits for {}{optional}: {text}", s.name);
-                }
-            }
-        }
-    }
-    if !any {
-        let _ = writeln!(out, "no item with key {:?} was seen", key.replace('\u{1f}', ","));
-    }
 }

@@ -55,6 +55,7 @@ pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 pub use timers::{after, deadline};
 
 use filter::Filter;
+pub use routing::item_keys;
 use routing::{orders, routes, Routes};
 use wheel::Wheel;
 

@@ -416,18 +416,34 @@ pub(super) fn orders(program: &Program) -> Vec<u32> {
 
 /// For each event type, the workflows and steps it can move.
 pub(super) fn routes(program: &Program) -> Routes {
-    program
-        .candidates
-        .iter()
-        .map(|candidates| {
-            let mut grouped: Vec<(u32, Vec<u32>)> = Vec::new();
-            for c in candidates {
-                match grouped.last_mut() {
-                    Some((w, steps)) if *w == c.workflow => steps.push(c.step),
-                    _ => grouped.push((c.workflow, vec![c.step])),
-                }
-            }
-            grouped
+    program.candidates.iter().map(|candidates| type_routes(candidates)).collect()
+}
+
+/// The routes of one event type: its candidate steps grouped by workflow.
+fn type_routes(candidates: &[ir::Candidate]) -> Vec<(u32, Vec<u32>)> {
+    let mut grouped: Vec<(u32, Vec<u32>)> = Vec::new();
+    for c in candidates {
+        match grouped.last_mut() {
+            Some((w, steps)) if *w == c.workflow => steps.push(c.step),
+            _ => grouped.push((c.workflow, vec![c.step])),
+        }
+    }
+    grouped
+}
+
+/// The items an event names: for each workflow its type can move, the
+/// (workflow, key) the engine files it under. Made from the same routes
+/// and the same [`key_of`] as [`Engine::process`], so an index built from
+/// it (the service's event store) cannot disagree with the engine. The
+/// event's relevance is not asked: an event a step's `where` turns away
+/// still shows in that key's trace (as irrelevant).
+pub fn item_keys(program: &Program, event: &Event) -> Vec<(u32, String)> {
+    let Some(candidates) = program.candidates.get(event.event_type as usize) else { return Vec::new() };
+    type_routes(candidates)
+        .into_iter()
+        .filter_map(|(workflow, _)| {
+            let key = key_of(program, program.workflows.get(workflow as usize)?, event)?;
+            Some((workflow, key.into_owned()))
         })
         .collect()
 }
