@@ -46,6 +46,15 @@ fn call(service: &Service, method: &str, path: &str, token: Option<&str>, body: 
     }
     .expect("HTTP");
     let status = response.status().as_u16();
+    // An event stream never ends: its status is the answer.
+    let streaming = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if streaming {
+        return (status, String::new());
+    }
     (status, response.body_mut().read_to_string().unwrap_or_default())
 }
 

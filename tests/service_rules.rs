@@ -330,7 +330,13 @@ fn an_activation_while_kafka_flows_loses_and_repeats_no_event() {
     for name in [&topic, &records, &dead] {
         kafka::create_topic(name, 1);
     }
+    let audit_topic = format!("{topic}.audit");
+    kafka::create_topic(&audit_topic, 1);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    // The audit topic is a `[kafka]` key: it goes before `[kafka.properties]`.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[kafka.properties]", &format!("audit_topic = \"{audit_topic}\"\n[kafka.properties]"), 1);
+    std::fs::write(&config, text).unwrap();
     let rules = write_rules(dir.path(), "rules", V1);
     let state = dir.path().join("state");
     let service = Service::start(
@@ -408,4 +414,14 @@ fn an_activation_while_kafka_flows_loses_and_repeats_no_event() {
     assert!(problems.is_empty(), "{} records about the flowing items: {problems:?}", problems.len());
     assert_eq!(get(&service, "/api/v1/status")["events_accepted"], total + 1, "no event applied twice");
     service.terminate();
+
+    // The audit log went to its topic too, in order, keyed by sequence.
+    let published = kafka::consume_all(&audit_topic, 3, std::time::Duration::from_millis(1500), std::time::Duration::from_secs(20));
+    let entries: Vec<Value> =
+        published.iter().map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).unwrap()).collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(actions, ["rules.version_stored", "rules.version_stored", "rules.activated"], "{entries:?}");
+    let keys: Vec<String> = published.iter().map(|m| String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()).into_owned()).collect();
+    assert_eq!(keys, ["0", "1", "2"]);
+    assert_eq!(entries[2]["details"]["message"], "while flowing");
 }
