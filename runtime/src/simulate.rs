@@ -166,15 +166,7 @@ impl<'p> Simulation<'p> {
         if let Some(engine) = &mut self.engine {
             return engine.set_enabled(workflow, enabled);
         }
-        if self.program.workflow(workflow).is_none() {
-            return false;
-        }
-        if enabled {
-            self.disabled.remove(workflow);
-        } else {
-            self.disabled.insert(workflow.to_string());
-        }
-        true
+        crate::engine::switch_before_start(self.program, &mut self.disabled, workflow, enabled)
     }
 
     /// The workflows switched off before the engine started (afterwards

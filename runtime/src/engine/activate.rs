@@ -55,6 +55,8 @@
 //!
 //! Like the rest of the engine, nothing here does I/O or reads a clock.
 
+use std::collections::BTreeSet;
+
 use mon_compiler::ir::{self, Outcome, Program, Value};
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -476,4 +478,19 @@ fn move_opens(state: &mut State, old: &Program, program: &Program, at: i64) -> V
 /// empty, for the item's next step to fill in.
 fn empty_group(state: &mut State, workflow: &ir::Workflow) -> u32 {
     state.intern(vec![String::new(); workflow.group_by.len()])
+}
+
+/// Switches a workflow off or on in the set of names a driver keeps
+/// before its engine starts (the engine takes the set when it does);
+/// `false` when the program has no workflow of that name.
+pub fn switch_before_start(program: &Program, disabled: &mut BTreeSet<String>, workflow: &str, enabled: bool) -> bool {
+    if program.workflow(workflow).is_none() {
+        return false;
+    }
+    if enabled {
+        disabled.remove(workflow);
+    } else {
+        disabled.insert(workflow.to_string());
+    }
+    true
 }

@@ -48,7 +48,7 @@ use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 use serde::{Deserialize, Serialize};
 
-pub use activate::{Carried, Migration, Superseded, LISTED};
+pub use activate::{switch_before_start, Carried, Migration, Superseded, LISTED};
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};

@@ -72,6 +72,21 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal("compiling rules", e))
 }
 
+/// A whole number from 0 to i64's largest: JSON Schema's integers include
+/// `3.0`, serde's `u64` does not.
+fn whole<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    // The document says int64 (utoipa's u64), whose largest value is i64's.
+    if let Some(n) = number.as_u64().filter(|n| i64::try_from(*n).is_ok()) {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0 => Ok(Some(f as u64)),
+        _ => Err(D::Error::custom(format!("`{number}` is not a whole number of 0 or more"))),
+    }
+}
+
 /// A bundle: `{"files": {"path.mon": "text", "schemas/x.json": "{...}"}}`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -403,11 +418,14 @@ pub struct DryRunBody {
     #[serde(default)]
     notifications: bool,
     /// `--group-wait`, in ms, as `[alerts] group_wait_ms` (default 30000).
+    #[serde(default, deserialize_with = "whole")]
     group_wait_ms: Option<u64>,
     /// `--group-interval`, in ms, as `[alerts] group_interval_ms` (default 300000).
+    #[serde(default, deserialize_with = "whole")]
     group_interval_ms: Option<u64>,
     /// Also replay the same events through this version and list the
     /// records only one of the two makes.
+    #[serde(default, deserialize_with = "whole")]
     against: Option<u64>,
 }
 
