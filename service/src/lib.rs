@@ -372,9 +372,12 @@ pub fn run_with(
     if deployed_now && processor.active != Some(deploy) {
         // The rules directory changed since the last start: a deployment,
         // activated like any other version, through the processing thread.
-        activate_at_start(&runtime, &ingest_for_start, &audit, deploy);
+        // Ready once it runs: a client that sees /readyz answer 200 sees
+        // the deployed rules, not the ones before them.
+        activate_at_start(&runtime, &ingest_for_start, &audit, deploy, metrics.clone());
+    } else {
+        metrics.state_open.store(true, Ordering::Relaxed);
     }
-    metrics.state_open.store(true, Ordering::Relaxed);
     publisher_wake.notify_one();
     let outcome = std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
@@ -498,6 +501,7 @@ fn activate_at_start(
     ingest: &std::sync::mpsc::SyncSender<processor::Request>,
     audit: &Audit,
     version: u64,
+    metrics: Arc<metrics::Metrics>,
 ) {
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = processor::RulesRequest {
@@ -510,7 +514,9 @@ fn activate_at_start(
     }
     let audit = audit.clone();
     runtime.spawn(async move {
-        match outcome.await {
+        let outcome = outcome.await;
+        metrics.state_open.store(true, Ordering::Relaxed);
+        match outcome {
             Ok(Ok(processor::RulesDone::Activated { migration, previous, at })) => {
                 let details = serde_json::json!({
                     "version": version, "previous": previous, "at": format_rfc3339(at),
