@@ -161,13 +161,26 @@ impl<'a> Scanner<'a> {
     fn plain_string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        let length = self.bytes()[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let length = special_byte(&self.bytes()[start..])?;
         if self.bytes()[start + length] != b'"' {
             return None;
         }
         self.at = start + length + 1;
         // Why this slice is sound: both ends sit next to an ASCII quote.
         Some(&self.text[start..start + length])
+    }
+
+    /// The key `"name"` itself, when it is next (after whitespace): the
+    /// usual case, checked without searching the string's end.
+    fn eat_key(&mut self, name: &str) -> bool {
+        self.skip_whitespace();
+        let rest = &self.bytes()[self.at..];
+        let found = rest.len() > name.len() + 1
+            && rest[0] == b'"'
+            && rest[name.len() + 1] == b'"'
+            && &rest[1..=name.len()] == name.as_bytes();
+        self.at += if found { name.len() + 2 } else { 0 };
+        found
     }
 
     fn literal(&mut self, word: &str) -> Option<()> {
@@ -261,13 +274,15 @@ impl<'a> Scanner<'a> {
             // one after the last match before searching.
             let mut next = 0;
             loop {
-                let name = self.plain_string()?;
+                let index = match declared.fields.get(next) {
+                    Some(field) if self.eat_key(&field.name) => Some(next),
+                    _ => {
+                        let name = self.plain_string()?;
+                        declared.fields.iter().position(|f| f.name == name)
+                    }
+                };
                 self.eat(b':')?;
                 let value = self.scalar()?;
-                let index = match declared.fields.get(next) {
-                    Some(field) if field.name == name => Some(next),
-                    _ => declared.fields.iter().position(|f| f.name == name),
-                };
                 if let Some(index) = index {
                     if seen & (1 << index) != 0 {
                         return None;
@@ -314,6 +329,32 @@ fn convert(ty: &FieldType, scalar: Scalar<'_>) -> Option<Value> {
     })
 }
 
+/// The index of the first quote, backslash or control character: eight
+/// bytes at a time (strings are short, so a SIMD search would not pay for
+/// its setup), then byte by byte for the tail.
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A high bit in every byte of `word` below `n` (n <= 128). Only the
+    // lowest flag is sure (a borrow can flag a byte above it), and only
+    // the lowest is used.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let flags = below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
+        if flags != 0 {
+            return Some(offset + (flags.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    Some(offset + tail)
+}
+
 enum Number {
     Int(i64),
     Float(f64),
@@ -325,31 +366,34 @@ enum Number {
 /// exponent whose digits make a significand up to 2^53 with at most 18
 /// digits in all.
 fn number(text: &str) -> Option<Number> {
-    let (negative, unsigned) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = match unsigned.split_once('.') {
-        Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (unsigned, None),
-    };
-    let digits = whole.len() + fraction.map_or(0, str::len);
-    // Why 19: any 19 digits fit a u64, so the fold below cannot overflow.
-    if digits > 19 || unsigned.contains(['e', 'E']) {
-        return None;
+    let negative = text.starts_with('-');
+    let (mut significand, mut digits, mut decimals) = (0u64, 0, None);
+    for &byte in &text.as_bytes()[usize::from(negative)..] {
+        match byte {
+            b'0'..=b'9' => {
+                digits += 1;
+                // Why 19: any 19 digits fit a u64, so this cannot overflow.
+                if digits > 19 {
+                    return None;
+                }
+                significand = significand * 10 + u64::from(byte - b'0');
+                decimals = decimals.map(|d: usize| d + 1);
+            }
+            b'.' => decimals = Some(0),
+            // An exponent.
+            _ => return None,
+        }
     }
-    let significand =
-        whole.bytes().chain(fraction.unwrap_or("").bytes()).fold(0u64, |n, digit| n * 10 + u64::from(digit - b'0'));
-    match fraction {
+    match decimals {
         None if negative && significand == 0 => None,
         // As serde_json does it: 2^63 wraps to i64::MIN, which is right.
         None if negative => (significand <= 1 << 63).then(|| Number::Int((significand as i64).wrapping_neg())),
         None => i64::try_from(significand).ok().map(Number::Int),
-        Some(fraction) => {
+        Some(decimals) => {
             if digits > 18 || significand > 1 << 53 {
                 return None;
             }
-            let magnitude = significand as f64 / *POW10.get(fraction.len())?;
+            let magnitude = significand as f64 / *POW10.get(decimals)?;
             Some(Number::Float(if negative { -magnitude } else { magnitude }))
         }
     }
