@@ -29,45 +29,38 @@ pub(super) fn decode(decoder: &Decoder<'_>, line: &str) -> Option<Decoded> {
         loop {
             let key = scan.plain_string()?;
             scan.eat(b':')?;
-            let slot = match key {
-                "type" => &mut type_name,
-                "id" => &mut id,
-                "time" => &mut time,
-                "specversion" => &mut version,
+            let attribute = match key {
+                "type" => Some(&mut type_name),
+                "id" => Some(&mut id),
+                "time" => Some(&mut time),
+                "specversion" => Some(&mut version),
                 "data" => {
-                    if data.is_some() {
-                        return None;
-                    }
                     // `type` after `data` makes the reference keep `data`
                     // raw and decode it afterwards: left to it.
                     let known = decoder.types.get(type_name?).copied();
-                    data = Some(match known {
+                    let decoded = match known {
                         Some(event_type) => {
                             let declared = &decoder.program.events[event_type as usize];
                             Some((event_type, scan.data(declared)?))
                         }
-                        None => {
-                            scan.skip_flat_value()?;
-                            None
-                        }
-                    });
-                    if !scan.next_member()? {
-                        break;
+                        None => scan.skip_flat_value().map(|()| None)?,
+                    };
+                    if data.replace(decoded).is_some() {
+                        return None;
                     }
-                    continue;
+                    None
                 }
                 _ => {
                     scan.scalar()?;
-                    if !scan.next_member()? {
-                        break;
-                    }
-                    continue;
+                    None
                 }
             };
-            if slot.is_some() {
-                return None;
+            // Only strings, each given once (a duplicate is the reference's).
+            if let Some(attribute) = attribute {
+                if attribute.replace(scan.plain_string()?).is_some() {
+                    return None;
+                }
             }
-            *slot = Some(scan.plain_string()?);
             if !scan.next_member()? {
                 break;
             }
