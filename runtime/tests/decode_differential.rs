@@ -58,13 +58,49 @@ fn string_literal() -> impl Strategy<Value = String> {
 /// conversions.
 fn number_literal() -> impl Strategy<Value = String> {
     const EDGES: &[&str] = &[
-        "0", "-0", "1", "-1", "0.0", "-0.0", "01", "1.", ".5", "-", "+1", "1e400", "-1e400", "1e-400", "1E5",
-        "1e+5", "1.5e3", "2.5E-3", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
-        "-9223372036854775809", "18446744073709551615", "18446744073709551616", "9007199254740992",
-        "9007199254740993", "9007199254740993.0", "900719925474099.3", "123456789012345678",
-        "1234567890123456789", "999999999999999999", "-999999999999999999", "0.30000000000000004",
-        "0.1234567890123456789", "17976931348623157e292", "1.7976931348623157e308", "5e-324", "1e22", "1e23",
-        "0.0000000000000000000001", "NaN", "Infinity", "1_000",
+        "0",
+        "-0",
+        "1",
+        "-1",
+        "0.0",
+        "-0.0",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "+1",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "1E5",
+        "1e+5",
+        "1.5e3",
+        "2.5E-3",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "18446744073709551615",
+        "18446744073709551616",
+        "9007199254740992",
+        "9007199254740993",
+        "9007199254740993.0",
+        "900719925474099.3",
+        "123456789012345678",
+        "1234567890123456789",
+        "999999999999999999",
+        "-999999999999999999",
+        "0.30000000000000004",
+        "0.1234567890123456789",
+        "17976931348623157e292",
+        "1.7976931348623157e308",
+        "5e-324",
+        "1e22",
+        "1e23",
+        "0.0000000000000000000001",
+        "NaN",
+        "Infinity",
+        "1_000",
     ];
     prop_oneof![
         3 => prop::sample::select(EDGES).prop_map(str::to_string),
@@ -120,7 +156,9 @@ fn any_literal() -> impl Strategy<Value = String> {
 fn field_value(ty: &'static str) -> BoxedStrategy<String> {
     let typed: BoxedStrategy<String> = match ty {
         "string" => string_literal().boxed(),
-        "int" | "duration" => prop_oneof![20 => any::<i64>().prop_map(|i| i.to_string()), 1 => number_literal()].boxed(),
+        "int" | "duration" => {
+            prop_oneof![20 => any::<i64>().prop_map(|i| i.to_string()), 1 => number_literal()].boxed()
+        }
         "float" => prop_oneof![
             20 => (any::<i32>(), 0u32..1000).prop_map(|(w, f)| format!("{w}.{f}")),
             1 => number_literal(),
@@ -168,7 +206,10 @@ fn members(declared: &'static [(&'static str, &'static str)]) -> BoxedStrategy<V
         })
         .collect();
     let extra = prop::collection::vec(
-        (prop_oneof![Just("\"extra\"".to_string()), Just("\"trade\\u005fid\"".to_string()), string_literal()], any_literal()),
+        (
+            prop_oneof![Just("\"extra\"".to_string()), Just("\"trade\\u005fid\"".to_string()), string_literal()],
+            any_literal(),
+        ),
         0..2,
     );
     (fields, extra, any::<bool>(), prop::bool::weighted(0.1), any::<u64>())
@@ -200,8 +241,11 @@ const SEPARATORS: &[&str] = &["", "", "", " ", "\n", "\t", "\r\n  "];
 
 fn object(members: &[(String, String)], spaces: &[&str]) -> String {
     let space = |i: usize| spaces[i % spaces.len()];
-    let body: Vec<String> =
-        members.iter().enumerate().map(|(i, (k, v))| format!("{}{k}{}:{}{v}{}", space(i), space(i + 1), space(i + 2), space(i + 3))).collect();
+    let body: Vec<String> = members
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| format!("{}{k}{}:{}{v}{}", space(i), space(i + 1), space(i + 2), space(i + 3)))
+        .collect();
     format!("{{{}}}", body.join(","))
 }
 
@@ -216,60 +260,91 @@ fn envelope() -> impl Strategy<Value = String> {
     ];
     let attribute = |weight: f64, value: BoxedStrategy<String>| prop::option::weighted(weight, value);
     (
-        typed_data.prop_flat_map(|(t, m)| (Just(t), Just(m), prop::collection::vec(prop::sample::select(SEPARATORS), 1..5))),
-        attribute(0.9, prop_oneof![38 => Just("\"1.0\"".to_string()), 1 => Just("\"0.3\"".to_string()), 1 => any_literal()].boxed()),
-        attribute(0.9, prop_oneof![38 => "\"[a-z0-9-]{1,30}\"".boxed(), 1 => string_literal().boxed(), 1 => any_literal().boxed()].boxed()),
+        typed_data
+            .prop_flat_map(|(t, m)| (Just(t), Just(m), prop::collection::vec(prop::sample::select(SEPARATORS), 1..5))),
+        attribute(
+            0.9,
+            prop_oneof![38 => Just("\"1.0\"".to_string()), 1 => Just("\"0.3\"".to_string()), 1 => any_literal()]
+                .boxed(),
+        ),
+        attribute(
+            0.9,
+            prop_oneof![38 => "\"[a-z0-9-]{1,30}\"".boxed(), 1 => string_literal().boxed(), 1 => any_literal().boxed()]
+                .boxed(),
+        ),
         attribute(0.97, prop_oneof![38 => timestamp_literal().boxed(), 1 => any_literal().boxed()].boxed()),
-        (prop::option::weighted(0.98, prop_oneof![39 => Just(String::new()), 1 => any_literal()]), prop::bool::weighted(0.2)),
-        (prop::collection::vec(prop::sample::select(SEPARATORS), 1..5), any::<u64>(), any::<bool>(), prop::bool::weighted(0.1)),
-        (prop::sample::select(&["", "", "", " ", "\n", " \t"][..]), prop_oneof![
-            40 => Just(""),
-            1 => prop::sample::select(&[" \r\n", "x", "}", ",", "{}", "\u{feff}"][..]),
-        ]),
+        (
+            prop::option::weighted(0.98, prop_oneof![39 => Just(String::new()), 1 => any_literal()]),
+            prop::bool::weighted(0.2),
+        ),
+        (
+            prop::collection::vec(prop::sample::select(SEPARATORS), 1..5),
+            any::<u64>(),
+            any::<bool>(),
+            prop::bool::weighted(0.1),
+        ),
+        (
+            prop::sample::select(&["", "", "", " ", "\n", " \t"][..]),
+            prop_oneof![
+                40 => Just(""),
+                1 => prop::sample::select(&[" \r\n", "x", "}", ",", "{}", "\u{feff}"][..]),
+            ],
+        ),
         prop::option::weighted(0.05, any::<prop::sample::Index>()),
     )
-        .prop_map(|((type_name, data, data_spaces), version, id, time, (data_override, extra), (spaces, seed, shuffle, duplicate), (lead, trail), cut)| {
-            let data_text = match data_override {
-                Some(other) if !other.is_empty() => other,
-                Some(_) => object(&data, &data_spaces),
-                None => String::new(),
-            };
-            let mut attributes: Vec<(String, String)> = Vec::new();
-            if let Some(v) = version {
-                attributes.push(("\"specversion\"".into(), v));
-            }
-            attributes.push(("\"type\"".into(), type_name));
-            if let Some(id) = id {
-                attributes.push(("\"id\"".into(), id));
-            }
-            attributes.push(("\"source\"".into(), "\"gen\"".into()));
-            if let Some(t) = time {
-                attributes.push(("\"time\"".into(), t));
-            }
-            if !data_text.is_empty() {
-                attributes.push(("\"data\"".into(), data_text));
-            }
-            if extra {
-                attributes.push(("\"ext\"".into(), "{\"a\":[1,2]}".into()));
-            }
-            if duplicate {
-                let twice = attributes[seed as usize % attributes.len()].clone();
-                attributes.push(twice);
-            }
-            if shuffle {
-                rotate_by(&mut attributes, seed);
-            }
-            let line = format!("{lead}{}{trail}", object(&attributes, &spaces));
-            match cut {
-                // A line cut anywhere (on a character boundary).
-                Some(index) => {
-                    let at = index.index(line.len() + 1);
-                    let at = (0..=at).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
-                    line[..at].to_string()
+        .prop_map(
+            |(
+                (type_name, data, data_spaces),
+                version,
+                id,
+                time,
+                (data_override, extra),
+                (spaces, seed, shuffle, duplicate),
+                (lead, trail),
+                cut,
+            )| {
+                let data_text = match data_override {
+                    Some(other) if !other.is_empty() => other,
+                    Some(_) => object(&data, &data_spaces),
+                    None => String::new(),
+                };
+                let mut attributes: Vec<(String, String)> = Vec::new();
+                if let Some(v) = version {
+                    attributes.push(("\"specversion\"".into(), v));
                 }
-                None => line,
-            }
-        })
+                attributes.push(("\"type\"".into(), type_name));
+                if let Some(id) = id {
+                    attributes.push(("\"id\"".into(), id));
+                }
+                attributes.push(("\"source\"".into(), "\"gen\"".into()));
+                if let Some(t) = time {
+                    attributes.push(("\"time\"".into(), t));
+                }
+                if !data_text.is_empty() {
+                    attributes.push(("\"data\"".into(), data_text));
+                }
+                if extra {
+                    attributes.push(("\"ext\"".into(), "{\"a\":[1,2]}".into()));
+                }
+                if duplicate {
+                    let twice = attributes[seed as usize % attributes.len()].clone();
+                    attributes.push(twice);
+                }
+                if shuffle {
+                    rotate_by(&mut attributes, seed);
+                }
+                let line = format!("{lead}{}{trail}", object(&attributes, &spaces));
+                match cut {
+                    // A line cut anywhere (on a character boundary).
+                    Some(index) => {
+                        let at = index.index(line.len() + 1);
+                        let at = (0..=at).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+                        line[..at].to_string()
+                    }
+                    None => line,
+                }
+            },
+        )
 }
 
 proptest! {

@@ -309,15 +309,13 @@ fn convert(ty: &FieldType, scalar: Scalar<'_>) -> Option<Value> {
         (FieldType::Date, Scalar::String(s)) => Value::Date(mon_stdlib_date(s)?),
         (FieldType::Timestamp, Scalar::String(s)) => Value::Timestamp(mon_stdlib::time::parse_rfc3339(s)?),
         (FieldType::Enum(variants), Scalar::String(s)) => Value::Enum(variants.iter().position(|v| v == s)? as u32),
-        (FieldType::Int | FieldType::Float | FieldType::Duration, Scalar::Number(text)) => {
-            match (ty, number(text)?) {
-                (FieldType::Int, Number::Int(i)) => Value::Int(i),
-                (FieldType::Duration, Number::Int(i)) => Value::Duration(i),
-                (FieldType::Float, Number::Int(i)) => Value::Float(i as f64),
-                (FieldType::Float, Number::Float(f)) => Value::Float(f),
-                _ => return None,
-            }
-        }
+        (FieldType::Int | FieldType::Float | FieldType::Duration, Scalar::Number(text)) => match (ty, number(text)?) {
+            (FieldType::Int, Number::Int(i)) => Value::Int(i),
+            (FieldType::Duration, Number::Int(i)) => Value::Duration(i),
+            (FieldType::Float, Number::Int(i)) => Value::Float(i as f64),
+            (FieldType::Float, Number::Float(f)) => Value::Float(f),
+            _ => return None,
+        },
         _ => return None,
     })
 }
@@ -338,7 +336,8 @@ fn special_byte(bytes: &[u8]) -> Option<usize> {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
-        let flags = below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
+        let flags =
+            below(word ^ (ONES * u64::from(b'"')), 1) | below(word ^ (ONES * u64::from(b'\\')), 1) | below(word, 0x20);
         if flags != 0 {
             return Some(offset + (flags.trailing_zeros() / 8) as usize);
         }
