@@ -274,6 +274,7 @@ fn envelope() -> impl Strategy<Value = String> {
         ),
         attribute(0.97, prop_oneof![38 => timestamp_literal().boxed(), 1 => any_literal().boxed()].boxed()),
         (
+            // No `data`; "" for the generated object; or another value in its place.
             prop::option::weighted(0.98, prop_oneof![39 => Just(String::new()), 1 => any_literal()]),
             prop::bool::weighted(0.2),
         ),
@@ -298,12 +299,12 @@ fn envelope() -> impl Strategy<Value = String> {
                 version,
                 id,
                 time,
-                (data_override, extra),
+                (data_instead, extra),
                 (spaces, seed, shuffle, duplicate),
                 (lead, trail),
                 cut,
             )| {
-                let data_text = match data_override {
+                let data_text = match data_instead {
                     Some(other) if !other.is_empty() => other,
                     Some(_) => object(&data, &data_spaces),
                     None => String::new(),
