@@ -11,6 +11,10 @@
 //! required field order_id`), the type and the field (`order_placed.qty:
 //! expected int, found string "x"`), or `type unknown` when the line gives
 //! no type. It never shows a `pii` value, and cuts a long one.
+//!
+//! Two decoders give the same results for every line: the fast path in
+//! [`fast`] reads the common shape by hand, and the reference here (serde_json)
+//! decides every other line, every rejection included.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,6 +26,8 @@ use mon_compiler::ir::{EventType, FieldType, Program, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+
+mod fast;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -168,6 +174,19 @@ impl<'p> Decoder<'p> {
     }
 
     pub fn decode(&self, line: &str) -> Decoded {
+        fast::decode(self, line).unwrap_or_else(|| self.decode_reference(line))
+    }
+
+    /// The fast path alone: `None` for every line it leaves to the
+    /// reference. For tests and benches; [`Decoder::decode`] is the API.
+    pub fn decode_fast(&self, line: &str) -> Option<Decoded> {
+        fast::decode(self, line)
+    }
+
+    /// The reference decoder alone (serde_json), for every line the fast
+    /// path is not sure of; public so that tests and benches can hold the
+    /// two to the same results and compare their speed.
+    pub fn decode_reference(&self, line: &str) -> Decoded {
         let mut deserializer = serde_json::Deserializer::from_str(line);
         let mut partial = Partial::default();
         let parsed = deserializer.deserialize_map(EnvelopeVisitor { decoder: self, partial: &mut partial }).and_then(
