@@ -117,8 +117,12 @@ impl MemoryIndex {
         if event.rejected.is_some() {
             insert_sorted(&mut self.rejected, entry);
         }
-        if !event.type_name.is_empty() {
-            insert_sorted(self.types.entry(event.type_name.clone()).or_default(), entry);
+        match self.types.get_mut(&event.type_name) {
+            Some(list) => insert_sorted(list, entry),
+            None if event.type_name.is_empty() => {}
+            None => {
+                self.types.insert(event.type_name.clone(), vec![entry]);
+            }
         }
         for (workflow, key) in &event.items {
             let list = self.items.entry(item_hash(workflow, key)).or_default();
@@ -674,7 +678,12 @@ impl Closed {
                     Ok(low)
                 };
                 let first = bound(&|h| h < *hash)?;
-                let end = bound(&|h| h <= *hash)?;
+                // An item has few entries in a segment: a step past them
+                // costs less than a second binary search.
+                let mut end = first;
+                while end < len && hash_at(end)? == *hash {
+                    end += 1;
+                }
                 if first == end {
                     return Ok(None);
                 }
