@@ -510,7 +510,7 @@ impl Open {
         let bytes = std::fs::read(&open.path).map_err(|e| io("cannot read", &open.path, e))?;
         let mut at = 0usize;
         while let Some(frame) = read_frame(&bytes, at) {
-            let Ok(events) = frame_events(&open.path, &bytes, at, frame) else { break };
+            let Ok(events) = frame_events(&open.path, &bytes, frame) else { break };
             for (entry, event) in &events {
                 open.index.add(event, *entry);
                 open.first_hour.get_or_insert(event.time.div_euclid(HOUR_MS));
@@ -665,19 +665,15 @@ impl Closed {
                         .map_err(|e| io("cannot read the event index", &self.idx_path, e))?;
                     Ok(u64::from_le_bytes(bytes))
                 };
-                let bound = |below: &dyn Fn(u64) -> bool| -> Result<u64, Error> {
-                    let (mut low, mut high) = (0, len);
-                    while low < high {
-                        let middle = low + (high - low) / 2;
-                        if below(hash_at(middle)?) {
-                            low = middle + 1;
-                        } else {
-                            high = middle;
-                        }
+                let (mut first, mut high) = (0, len);
+                while first < high {
+                    let middle = first + (high - first) / 2;
+                    if hash_at(middle)? < *hash {
+                        first = middle + 1;
+                    } else {
+                        high = middle;
                     }
-                    Ok(low)
-                };
-                let first = bound(&|h| h < *hash)?;
+                }
                 // An item has few entries in a segment: a step past them
                 // costs less than a second binary search.
                 let mut end = first;
@@ -727,7 +723,7 @@ fn read_frame(bytes: &[u8], at: usize) -> Option<Frame> {
 }
 
 /// The events of a frame whose CRC held, with their index entries.
-fn frame_events(path: &Path, bytes: &[u8], _at: usize, frame: Frame) -> Result<Vec<(Entry, StoredEvent)>, Error> {
+fn frame_events(path: &Path, bytes: &[u8], frame: Frame) -> Result<Vec<(Entry, StoredEvent)>, Error> {
     let mut events = Vec::with_capacity(frame.count as usize);
     let mut at = frame.body + BODY_HEADER as usize;
     for _ in 0..frame.count {
