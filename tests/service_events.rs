@@ -1,7 +1,8 @@
 //! The event store of `mon run`, over real HTTP on a real state directory:
 //! `GET /api/v1/events` by type, item, time range, field and rejected or
 //! not, newest first and paged; `pii` values neither shown, nor
-//! searchable, nor in the sled files; and the retention purge.
+//! searchable, nor in the state's files; the retention purge, which
+//! deletes whole segment files; and a SIGKILL under load.
 
 #[path = "support/service.rs"]
 mod service;
@@ -173,15 +174,17 @@ fn search_filters_pages_and_keeps_no_pii() {
     assert!(pii["error"]["message"].as_str().unwrap().contains("pii"), "{pii}");
 
     service.terminate();
-    // The rejected line had no pii value; the accepted ones did, and sled
-    // holds only its hash. (The journal keeps inputs as they came, to
-    // replay them; it is not the store.)
-    let sled_files = files_under(&dir.path().join("state").join("state.sled"));
+    // The rejected line had no pii value; the accepted ones did, and the
+    // event segments hold only its hash. (The journal keeps inputs as they
+    // came, to replay them; it is not the store.)
+    let segment_files = files_under(&dir.path().join("state").join("events"));
     // The events are in these files (so the check below reads them)...
-    let holds = |text: &str| sled_files.iter().any(|(_, b)| String::from_utf8_lossy(b).contains(text));
-    assert!(holds("\"O3\"") && holds("pii:"), "the stored events are not in the sled files");
-    // ...and the customer's name is not.
-    for (path, bytes) in &sled_files {
+    let holds = |text: &str| segment_files.iter().any(|(_, b)| String::from_utf8_lossy(b).contains(text));
+    assert!(holds("\"O3\"") && holds("pii:"), "the stored events are not in the event segments");
+    // ...and the customer's name is in none of the state's files but the journal's.
+    let mut state_files = files_under(&dir.path().join("state").join("state.sled"));
+    state_files.extend(segment_files);
+    for (path, bytes) in &state_files {
         let text = String::from_utf8_lossy(bytes);
         assert!(!text.contains(SECRET), "{} holds the pii value", path.display());
         assert!(!text.contains("Zelda"), "{} holds part of the pii value", path.display());
@@ -193,7 +196,12 @@ fn events_older_than_the_retention_are_purged_with_their_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let service = start(dir.path(), "3s");
     let now = service::now_ms();
-    post(&service, &[placed("old", "O1", "EU", now - 3_600_000), placed("new", "O2", "US", now)]);
+    // Two batches an hour apart: the second closes the first's segment.
+    post(&service, &[placed("old", "O1", "EU", now - 3_600_000)]);
+    post(&service, &[placed("new", "O2", "US", now)]);
+    let events_dir = dir.path().join("state").join("events");
+    let segments = || files_under(&events_dir).into_iter().filter(|(p, _)| p.extension() == Some("seg".as_ref())).count();
+    assert_eq!(segments(), 2, "one segment per hour");
     let wait_until = |what: &str, check: &dyn Fn() -> bool| {
         let started = Instant::now();
         while !check() {
@@ -204,6 +212,7 @@ fn events_older_than_the_retention_are_purged_with_their_indexes() {
     wait_until("the old event is never purged", &|| found(&service, "") == ["new"]);
     assert_eq!(found(&service, "?workflow=orders&key=O1"), Vec::<String>::new(), "its index entry too");
     assert_eq!(found(&service, "?type=order_placed"), ["new"]);
+    wait_until("the old segment is never deleted", &|| segments() == 1);
     let (status, _) = service.get_any("/api/v1/workflows/orders/items/O1").unwrap();
     assert_eq!(status, 404);
     wait_until("the new event is never purged", &|| found(&service, "").is_empty());

@@ -146,7 +146,7 @@ pub fn run_with(
     let tls = config.http.tls.as_ref().map(tls::server_config).transpose()?;
     let mut store = Store::open(&config.state_dir)?;
     let event_retention = config.retention.events_ms().map_err(Error::config)?;
-    store.keep_events(event_retention.is_some());
+    store.keep_events(event_retention.is_some())?;
     let made_on = store.clock(config.clock)?;
     if made_on != config.clock {
         return Err(Error::config(format!(

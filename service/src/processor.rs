@@ -35,6 +35,7 @@ use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{Action, Alert, CommandError};
 use mon_runtime::live::{Activation, Fed, Input, Live, Migration};
 use mon_runtime::record::{Kind, Record};
+use mon_runtime::Event;
 
 /// What the HTTP side asks of the processing thread.
 pub enum Request {
@@ -718,12 +719,8 @@ impl<'p> Processor<'p> {
         let queued_at = wall_now();
         write.notifications =
             self.live.take_notifications().into_iter().map(|n| NotificationEntry::new(n, queued_at)).collect();
-        write.events = self
-            .live
-            .take_accepted()
-            .iter()
-            .map(|event| crate::events::StoredEvent::accepted(self.program, event, queued_at))
-            .collect();
+        let accepted = self.live.take_accepted();
+        self.store_events(seq, &accepted, &write.dead_letters, queued_at)?;
         let notified = !write.notifications.is_empty();
         if notified || !write.records.is_empty() {
             self.alerts_dirty = true;
@@ -738,6 +735,21 @@ impl<'p> Processor<'p> {
         Ok(has_output)
     }
 
+    /// Appends journal entry `seq`'s accepted events and rejected messages
+    /// to the event store, unless it holds them already (`events/`).
+    fn store_events(&self, seq: u64, accepted: &[Event], rejected: &[DeadLetter], received: i64) -> Result<(), Error> {
+        let events = self.store.event_store();
+        if (accepted.is_empty() && rejected.is_empty()) || !events.wants(seq)? {
+            return Ok(());
+        }
+        let stored: Vec<crate::events::StoredEvent> = accepted
+            .iter()
+            .map(|event| crate::events::StoredEvent::accepted(self.program, event, received))
+            .chain(rejected.iter().map(crate::events::StoredEvent::rejected))
+            .collect();
+        events.append(seq, &stored)
+    }
+
     /// Replays the journal after the snapshot. Entries whose outputs never
     /// reached sled (journaled just before a crash) have them written now;
     /// the others' outputs are already there and are dropped. Returns the
@@ -747,16 +759,25 @@ impl<'p> Processor<'p> {
         let mut replayed = 0;
         for entry in entries {
             let redo = applied.is_none_or(|a| entry.seq > a);
+            // The event store may lag sled (its appends are not fsynced):
+            // an entry whose outputs are written may still owe its events.
+            let owes_events = !redo && self.store.event_store().wants(entry.seq)?;
             let mut batch = Pending::default();
+            let mut rejected = Vec::new();
             for input in entry.inputs {
                 let fed = self.feed(&input, &mut records);
                 replayed += 1;
-                if let (true, Fed::Rejected { reason }) = (redo, fed) {
+                if let Fed::Rejected { reason } = fed {
                     let bytes = match &input {
                         Input::Line(line) => line.as_bytes().to_vec(),
                         _ => Vec::new(),
                     };
-                    self.dead_letter(&mut batch, reason, "journal".into(), &bytes, Vec::new());
+                    if redo {
+                        self.dead_letter(&mut batch, reason, "journal".into(), &bytes, Vec::new());
+                    } else if owes_events {
+                        let received = wall_now();
+                        rejected.push(DeadLetter { reason, origin: "journal".into(), received, bytes });
+                    }
                 }
             }
             if redo {
@@ -770,7 +791,10 @@ impl<'p> Processor<'p> {
                 self.live.take_notifications();
                 self.live.take_tally();
                 self.rollups_before_activation.clear();
-                self.live.take_accepted();
+                let accepted = self.live.take_accepted();
+                if owes_events {
+                    self.store_events(entry.seq, &accepted, &rejected, wall_now())?;
+                }
             }
         }
         self.journaled_since_snapshot = replayed as u64;
@@ -807,6 +831,9 @@ impl<'p> Processor<'p> {
         if let Some(active) = self.active {
             self.versions.snapshot_made(self.journal.next_seq(), active)?;
         }
+        // The journal is about to forget the entries whose events the
+        // open segment holds without an fsync.
+        self.store.event_store().sync()?;
         self.journal.snapshot(&bytes)?;
         self.store.trim(self.config.engine.keep_records)?;
         tracing::info!(

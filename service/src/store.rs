@@ -22,17 +22,17 @@
 //! may be pending again and is sent again with the same id, which the
 //! receiver drops. Sent and failed ones are trimmed like records.
 //!
-//! With the event store on, a batch's events and rejected messages go into
-//! the same write, under the keys `events.rs` owns (`e`, `t`, `k`, `x`,
-//! `m/events`); that module also reads and purges them.
+//! The event store is not in sled: it keeps its own segment files under
+//! `<state_dir>/events/` (`events/`); the store only opens it and hands it
+//! to the processor and the API.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Domain, Error};
-use crate::events::{EventStore, StoredEvent};
+use crate::events::EventStore;
 use mon_runtime::alerts::Notification;
 use mon_runtime::live::ClockMode;
 
@@ -54,10 +54,9 @@ pub struct Store {
     db: sled::Db,
     /// Next sequence of the outbox, records, dead letters and notifications.
     next: [u64; 4],
-    /// The event store is on: batches keep their events (`events.rs`).
-    keep_events: bool,
-    /// Next sequence of the event store.
-    next_event: u64,
+    dir: PathBuf,
+    /// The event store ([`EventStore::off`] unless turned on).
+    events: EventStore,
 }
 
 /// A notification in the outbox, with what its delivery has met so far.
@@ -164,9 +163,6 @@ pub struct BatchWrite {
     /// Trend rollup rows to add to (`rollups.rs`): in this write, so a
     /// replay counts a batch once.
     pub rollups: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
-    /// The events accepted in this batch, as the event store keeps them
-    /// (its rejected ones are made from `dead_letters`).
-    pub events: Vec<StoredEvent>,
 }
 
 fn key(prefix: u8, seq: u64) -> [u8; 9] {
@@ -197,13 +193,19 @@ impl Store {
         // sent or failed: the next one follows the highest of the three.
         let notifications = last(PENDING)?.max(last(SENT)?).max(last(FAILED)?);
         let next = [last(OUTBOX)?, last(RECORDS)?, last(DEAD_LETTERS)?, notifications];
-        let next_event = crate::events::next_seq(&db)?;
-        Ok(Store { db, next, keep_events: false, next_event })
+        Ok(Store { db, next, dir: dir.to_path_buf(), events: EventStore::off() })
     }
 
-    /// Turns the event store on or off for the batches to come.
-    pub fn keep_events(&mut self, on: bool) {
-        self.keep_events = on;
+    /// Opens the event store (`<dir>/events`) when `on`; before any handle
+    /// is made, so every handle sees it.
+    pub fn keep_events(&mut self, on: bool) -> Result<(), Error> {
+        self.events = if on { EventStore::open(&self.dir.join("events"))? } else { EventStore::off() };
+        Ok(())
+    }
+
+    /// The event store, for the processing thread's appends.
+    pub fn event_store(&self) -> &EventStore {
+        &self.events
     }
 
     /// The clock the state was made on; recorded by the first call.
@@ -259,14 +261,6 @@ impl Store {
             self.next[3] += 1;
         }
         crate::rollups::add_rows(&self.db, &mut write, &batch.rollups)?;
-        if self.keep_events && !(batch.events.is_empty() && batch.dead_letters.is_empty()) {
-            // Why here: an event is kept in the write that keeps its
-            // effects, or not at all (`events.rs`).
-            let rejected: Vec<StoredEvent> = batch.dead_letters.iter().map(StoredEvent::rejected).collect();
-            crate::events::add(&mut write, &mut self.next_event, &batch.events)?;
-            crate::events::add(&mut write, &mut self.next_event, &rejected)?;
-            write.insert(crate::events::NEXT_SEQ, &self.next_event.to_be_bytes());
-        }
         if !batch.offsets.is_empty() {
             stored_offsets.extend(batch.offsets);
             let pairs: Vec<(&str, i32, i64)> = stored_offsets.iter().map(|((t, p), o)| (t.as_str(), *p, *o)).collect();
@@ -295,7 +289,7 @@ impl Store {
 
     /// A handle for the publisher and the API: sled is shared between threads.
     pub fn handle(&self) -> StoreHandle {
-        StoreHandle { db: self.db.clone() }
+        StoreHandle { db: self.db.clone(), events: self.events.clone() }
     }
 
     /// Drops the oldest records and dead letters beyond `keep` of each.
@@ -339,6 +333,7 @@ impl Store {
 #[derive(Clone)]
 pub struct StoreHandle {
     db: sled::Db,
+    events: EventStore,
 }
 
 impl StoreHandle {
@@ -355,7 +350,7 @@ impl StoreHandle {
 
     /// The event store, for search and lifecycle replays.
     pub fn events(&self) -> EventStore {
-        EventStore::new(self.db.clone())
+        self.events.clone()
     }
 
     /// Up to `limit` outbox items after `after` (from the start when `None`)

@@ -1,0 +1,399 @@
+//! The event store: every event the service accepted (and every message it
+//! rejected), kept for search (`GET /api/v1/events`) and for replaying one
+//! item's lifecycle (`GET /api/v1/workflows/{workflow}/items/{key}`),
+//! under its own retention (`[retention] events`).
+//!
+//! Events are appended, a batch at a time, to segment files under
+//! `<state_dir>/events/` (`segments.rs`), beside sled rather than in it:
+//! a sled key per event cost more than the rest of the batch's write.
+//! What is stored is the decoded event: `pii` fields hold the decoder's
+//! hash, never the value (LANGUAGE.md §2), so equal values still compare
+//! equal in a replay. A rejected message is indexed with its reason and
+//! whatever type, id and time could be read; its bytes stay in the
+//! dead-letter log only.
+//!
+//! Durability without an fsync per batch: every batch's frame carries its
+//! journal sequence, and the journal holds every input since the last
+//! snapshot. At start the store knows the last journal entry whose events
+//! it holds ([`EventStore::last_journal`]); the replay appends the events
+//! of every later entry, whether or not sled had its other outputs
+//! (`Processor::replay`), and an append of an entry already held is a
+//! no-op. Before a snapshot truncates the journal the open segment is
+//! fsynced ([`EventStore::sync`]). So a crash neither loses an
+//! acknowledged event nor stores one twice.
+//!
+//! Retention drops whole closed segments whose newest event is past it,
+//! and every search also filters by the cutoff, since a segment can
+//! straddle it.
+//!
+//! This module must not decide what an event means: keys come from the
+//! runtime, and a search answers from stored data only.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use mon_compiler::ir::{self, Program, Value};
+use mon_runtime::engine::{display, item_keys};
+use mon_runtime::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Domain, Error};
+use crate::store::DeadLetter;
+
+mod segments;
+
+use segments::{item_hash, Narrowest, Segments};
+
+pub use crate::config::RetentionConfig;
+
+/// One event as kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub id: String,
+    /// The event type's name; empty for a rejected message without one.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The event's time, ms; for a rejected message without a readable
+    /// time, when it was received.
+    pub time: i64,
+    /// When the service received it (wall clock, ms).
+    pub received: i64,
+    /// Declared fields by name; `pii` ones hold the decoder's hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<(String, Value)>,
+    /// The items it names: (workflow, key as the engine builds it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<Rejected>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub reason: String,
+    /// `kafka:topic/partition@offset`, `http` or `journal`.
+    pub origin: String,
+}
+
+impl StoredEvent {
+    /// An accepted event as kept.
+    pub fn accepted(program: &Program, event: &Event, received: i64) -> StoredEvent {
+        let declared = program.events.get(event.event_type as usize);
+        let data = declared
+            .map(|d| {
+                d.fields
+                    .iter()
+                    .filter_map(|f| {
+                        let value = event.fields.get(f.slot as usize)?;
+                        (*value != Value::Null).then(|| (f.name.clone(), value.clone()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let items = item_keys(program, event)
+            .into_iter()
+            .filter_map(|(w, key)| Some((program.workflows.get(w as usize)?.name.clone(), key)))
+            .collect();
+        StoredEvent {
+            id: event.id.to_string(),
+            type_name: declared.map(|d| d.name.clone()).unwrap_or_default(),
+            time: event.time,
+            received,
+            data,
+            items,
+            rejected: None,
+        }
+    }
+
+    /// A rejected message as kept: what of its envelope could be read, and
+    /// the reason; never its data.
+    pub fn rejected(letter: &DeadLetter) -> StoredEvent {
+        #[derive(Deserialize)]
+        struct Attributes<'a> {
+            #[serde(rename = "type", borrow)]
+            type_name: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            id: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            time: Option<Cow<'a, str>>,
+        }
+        let attributes = serde_json::from_slice::<Attributes>(&letter.bytes).ok();
+        let (type_name, id, time) = match &attributes {
+            Some(a) => (a.type_name.as_deref(), a.id.as_deref(), a.time.as_deref()),
+            None => (None, None, None),
+        };
+        let time = time.and_then(mon_stdlib::time::parse_rfc3339).unwrap_or(letter.received);
+        StoredEvent {
+            id: id.unwrap_or_default().to_string(),
+            type_name: type_name.unwrap_or_default().to_string(),
+            time,
+            received: letter.received,
+            data: Vec::new(),
+            items: Vec::new(),
+            rejected: Some(Rejected { reason: letter.reason.clone(), origin: letter.origin.clone() }),
+        }
+    }
+
+    /// The event again, for the current program: `None` for a rejected one
+    /// or a type the rules no longer declare. A field no longer declared is
+    /// dropped; one newly declared is absent.
+    pub fn to_event(&self, program: &Program) -> Option<Event> {
+        if self.rejected.is_some() {
+            return None;
+        }
+        let declared = program.events.iter().find(|e| e.name == self.type_name)?;
+        let mut fields = vec![Value::Null; declared.fields.len()];
+        for (name, value) in &self.data {
+            if let Some(field) = declared.fields.iter().find(|f| &f.name == name) {
+                if let Some(slot) = fields.get_mut(field.slot as usize) {
+                    *slot = value.clone();
+                }
+            }
+        }
+        Some(Event { id: self.id.as_str().into(), event_type: declared.id, time: self.time, fields })
+    }
+
+    /// A field's value as the API shows and matches it; `None` for an
+    /// absent field, a `pii` one, or one the rules no longer declare.
+    pub fn field(&self, program: &Program, name: &str) -> Option<String> {
+        let field = declared_field(program, &self.type_name, name)?;
+        let (_, value) = self.data.iter().find(|(n, _)| n == name)?;
+        Some(display(value, &field.ty))
+    }
+}
+
+/// A declared, non-`pii` field of an event type.
+pub fn declared_field<'p>(program: &'p Program, type_name: &str, name: &str) -> Option<&'p ir::Field> {
+    let declared = program.events.iter().find(|e| e.name == type_name)?;
+    declared.fields.iter().find(|f| f.name == name && !f.pii)
+}
+
+/// A position in the time order: (event time, arrival sequence).
+pub type Position = (i64, u64);
+
+/// What a search asks for; every part optional, combined with "and".
+#[derive(Clone, Debug, Default)]
+pub struct Search {
+    pub type_name: Option<String>,
+    /// Events that name an item of this workflow.
+    pub workflow: Option<String>,
+    /// Events that name an item with this key (as the engine builds it);
+    /// with `workflow`, that one item (found by its index).
+    pub key: Option<String>,
+    /// Event time, inclusive, ms.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// (field, value): the field's value as shown equals `value`.
+    pub fields: Vec<(String, String)>,
+    pub rejected: Option<bool>,
+    /// Strictly older than this position (the previous page's last).
+    pub before: Option<Position>,
+    pub limit: usize,
+}
+
+/// A page of events, newest first, with the position to go on from.
+#[derive(Debug)]
+pub struct Found {
+    pub events: Vec<(Position, StoredEvent)>,
+    pub next: Option<Position>,
+}
+
+/// The event store: its segments behind a lock (appends take it for
+/// writing, searches for reading), and the retention cutoff searches apply.
+/// Cheap to clone; an `EventStore::off` answers every search with nothing.
+#[derive(Clone)]
+pub struct EventStore {
+    shared: Option<Arc<Shared>>,
+}
+
+struct Shared {
+    segments: RwLock<Segments>,
+    /// Events older than this (event time, ms) are past retention;
+    /// `i64::MIN` until the purge first runs.
+    cutoff: AtomicI64,
+}
+
+fn poisoned() -> Error {
+    Error::damaged(Domain::Store, "the event store's lock is poisoned (a thread panicked holding it)")
+}
+
+impl EventStore {
+    /// Opens (or creates) the event store in `dir` (`<state_dir>/events`),
+    /// cutting a torn tail left by a crash (`segments.rs`).
+    pub fn open(dir: &Path) -> Result<EventStore, Error> {
+        let segments = Segments::open(dir)?;
+        Ok(EventStore {
+            shared: Some(Arc::new(Shared { segments: RwLock::new(segments), cutoff: AtomicI64::new(i64::MIN) })),
+        })
+    }
+
+    /// The store when the configuration turns it off.
+    pub fn off() -> EventStore {
+        EventStore { shared: None }
+    }
+
+    /// The last journal entry whose events are all stored; `None` for an
+    /// empty or absent store.
+    pub fn last_journal(&self) -> Result<Option<u64>, Error> {
+        let Some(shared) = &self.shared else { return Ok(None) };
+        Ok(shared.segments.read().map_err(|_| poisoned())?.last_journal())
+    }
+
+    /// Whether the events of journal entry `journal` are still to be
+    /// stored (a replay asks before making them).
+    pub fn wants(&self, journal: u64) -> Result<bool, Error> {
+        if self.shared.is_none() {
+            return Ok(false);
+        }
+        Ok(self.last_journal()?.is_none_or(|done| journal > done))
+    }
+
+    /// Appends the events of journal entry `journal`, unless they are
+    /// stored already; not fsynced (see [`sync`](Self::sync)).
+    pub fn append(&self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        shared.segments.write().map_err(|_| poisoned())?.append(journal, events)
+    }
+
+    /// Fsyncs what was appended: before the journal is truncated.
+    pub fn sync(&self) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        shared.segments.read().map_err(|_| poisoned())?.sync()
+    }
+
+    fn cutoff(&self) -> i64 {
+        self.shared.as_ref().map_or(i64::MIN, |s| s.cutoff.load(Ordering::Relaxed))
+    }
+
+    /// Events matching `search`, newest first (by event time, then arrival).
+    /// It walks the narrowest index the search names (the item's, the
+    /// type's, the rejected ones', or else the whole log) in each segment
+    /// whose times meet the range, never past retention.
+    pub fn search(&self, program: &Program, search: &Search) -> Result<Found, Error> {
+        let mut found = Found { events: Vec::new(), next: None };
+        let Some(shared) = &self.shared else { return Ok(found) };
+        let narrowest = match (search.workflow.as_ref().zip(search.key.as_ref()), &search.type_name, search.rejected) {
+            (Some((workflow, key)), _, _) => Narrowest::Item(item_hash(workflow, key)),
+            (None, Some(type_name), _) => Narrowest::Type(type_name.clone()),
+            (None, None, Some(true)) => Narrowest::Rejected,
+            (None, None, _) => Narrowest::All,
+        };
+        let low = (search.from.unwrap_or(i64::MIN).max(self.cutoff()), 0);
+        let mut high = (search.to.unwrap_or(i64::MAX), u64::MAX);
+        // Strictly before the cursor: its own event was on the last page.
+        if let Some((time, seq)) = search.before {
+            let before = match seq.checked_sub(1) {
+                Some(seq) => Some((time, seq)),
+                None => time.checked_sub(1).map(|time| (time, u64::MAX)),
+            };
+            match before {
+                Some(before) => high = high.min(before),
+                None => return Ok(found),
+            }
+        }
+        if low > high {
+            return Ok(found);
+        }
+        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        segments.walk(&narrowest, low, high, |position, event| {
+            // The index narrowed; this decides (a hash may collide).
+            if !matches(program, search, &event) {
+                return true;
+            }
+            if found.events.len() == search.limit {
+                found.next = found.events.last().map(|(p, _)| *p);
+                return false;
+            }
+            found.events.push((position, event));
+            true
+        })?;
+        Ok(found)
+    }
+
+    /// Every stored event of one item within retention, in arrival order:
+    /// what a replay of its lifecycle feeds the engine.
+    pub fn of_item(&self, workflow: &str, key: &str) -> Result<Vec<StoredEvent>, Error> {
+        let Some(shared) = &self.shared else { return Ok(Vec::new()) };
+        let mut events = Vec::new();
+        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let named = |event: &StoredEvent| event.items.iter().any(|(w, k)| w == workflow && k == key);
+        segments.walk(
+            &Narrowest::Item(item_hash(workflow, key)),
+            (self.cutoff(), 0),
+            (i64::MAX, u64::MAX),
+            |(_, seq), event| {
+                if named(&event) {
+                    events.push((seq, event));
+                }
+                true
+            },
+        )?;
+        // Why by sequence: the live engine saw them in arrival order, which
+        // is not time order when an event comes late.
+        events.sort_by_key(|(seq, _)| *seq);
+        Ok(events.into_iter().map(|(_, e)| e).collect())
+    }
+
+    /// Hides the events older than `cutoff` (event time, ms) from every
+    /// search at once, then deletes the closed segments that hold only
+    /// such events; returns how many events were deleted. A segment that
+    /// straddles the cutoff stays until all of it is old.
+    pub fn purge(&self, cutoff: i64) -> Result<u64, Error> {
+        let Some(shared) = &self.shared else { return Ok(0) };
+        shared.cutoff.fetch_max(cutoff, Ordering::Relaxed);
+        shared.segments.write().map_err(|_| poisoned())?.drop_older_than(cutoff)
+    }
+}
+
+/// Runs until `stop`: about four times per retention (at least every 100
+/// ms, at most every minute), forgets the events older than `retention_ms`
+/// before `clock()` (the service's clock; `None` before it has one). On a
+/// blocking thread: deleting files never holds an async worker.
+pub async fn purge_old(
+    store: EventStore,
+    retention_ms: u64,
+    clock: impl Fn() -> Option<i64> + Send + Sync + 'static,
+    stop: Arc<AtomicBool>,
+) {
+    let period = Duration::from_millis((retention_ms / 4).clamp(100, 60_000));
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(period).await;
+        let Some(now) = clock() else { continue };
+        let cutoff = now.saturating_sub(i64::try_from(retention_ms).unwrap_or(i64::MAX));
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.purge(cutoff)).await {
+            Ok(Ok(0)) | Err(_) => {}
+            Ok(Ok(n)) => tracing::info!(events = n, "old event segments deleted"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging old events failed; trying again later"),
+        }
+    }
+}
+
+fn matches(program: &Program, search: &Search, event: &StoredEvent) -> bool {
+    let type_ok = search.type_name.as_ref().is_none_or(|t| *t == event.type_name);
+    let item_ok = search.workflow.is_none() && search.key.is_none()
+        || event.items.iter().any(|(w, k)| {
+            search.workflow.as_ref().is_none_or(|sw| sw == w) && search.key.as_ref().is_none_or(|sk| sk == k)
+        });
+    let rejected_ok = search.rejected.is_none_or(|r| r == event.rejected.is_some());
+    let fields_ok = search.fields.iter().all(|(name, value)| event.field(program, name).as_deref() == Some(value));
+    let time_ok = search.from.is_none_or(|f| event.time >= f) && search.to.is_none_or(|t| event.time <= t);
+    type_ok && item_ok && rejected_ok && fields_ok && time_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_reads_durations_and_zero_means_off() {
+        let retention = |text: &str| RetentionConfig { events: text.into(), ..RetentionConfig::default() }.events_ms();
+        assert_eq!(retention("14d"), Ok(Some(14 * 86_400_000)));
+        assert_eq!(retention("90m"), Ok(Some(5_400_000)));
+        assert_eq!(retention("0"), Ok(None));
+        assert!(retention("two weeks").is_err());
+    }
+}
