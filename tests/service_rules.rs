@@ -425,3 +425,43 @@ fn an_activation_while_kafka_flows_loses_and_repeats_no_event() {
     assert_eq!(keys, ["0", "1", "2"]);
     assert_eq!(entries[2]["details"]["message"], "while flowing");
 }
+
+/// A dry-run without events replays the stored history: for the running
+/// version it makes exactly the records the service made, and against
+/// another version it shows what that one would have changed.
+#[test]
+fn a_dry_run_over_the_stored_history_matches_the_service_and_compares_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write_rules(dir.path(), "rules", V1);
+    let service = start(dir.path(), &rules, "mon.log");
+    post_events(
+        &service,
+        &[
+            event("job_started", "k1", 0),
+            event("job_started", "k2", 0),
+            event("job_checked", "k2", 1),
+            event("job_started", "filler", 20),
+        ],
+    );
+    let made: Vec<Value> = get(&service, "/api/v1/records?limit=1000")["records"].as_array().unwrap().clone();
+    assert!(made.iter().any(|r| r["kind"] == "missing" && r["key"]["job"] == "k1"), "{made:?}");
+    let (status, answer) = post(&service, "/api/v1/rules/versions/1/dry-run", json!({}));
+    assert_eq!((status, &answer["source"], &answer["truncated"]), (200, &json!("history"), &json!(false)), "{answer}");
+    let ids = |records: &[Value]| {
+        let mut ids: Vec<String> = records.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(answer["records"].as_array().unwrap()), ids(&made), "the history replayed is what the service saw");
+
+    let (status, _) = post(&service, "/api/v1/rules/versions", json!({ "files": bundle(V2) }));
+    assert_eq!(status, 201);
+    let (status, answer) = post(&service, "/api/v1/rules/versions/2/dry-run", json!({ "against": 1 }));
+    assert_eq!(status, 200, "{answer}");
+    let only_before = answer["compared"]["only_in_against"].as_array().unwrap();
+    assert!(
+        only_before.iter().any(|r| r["kind"] == "missing" && r["key"]["job"] == "k1" && r["deadline"] == at(10)),
+        "version 2 waits 30m for k1, so the 10m miss goes: {answer}"
+    );
+    service.terminate();
+}

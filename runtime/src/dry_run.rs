@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::aggregates::{self, Slice};
 use crate::alerts::{BookConfig, Notification};
-use crate::event::{Decoded, Decoder};
+use crate::event::{Decoded, Decoder, Event};
 use crate::record::Record;
 use crate::simulate::Simulation;
 use crate::Engine;
@@ -57,18 +57,45 @@ pub fn dry_run<'a>(
     options: &DryRunOptions,
 ) -> DryRun {
     let decoder = Decoder::new(program);
+    replay(program, functions, options, |simulation, records| {
+        for (index, line) in lines.into_iter().enumerate() {
+            let line = line.trim_start_matches('\u{feff}');
+            if line.trim().is_empty() {
+                continue;
+            }
+            feed_line(simulation, &decoder, line, index as u64 + 1, records);
+        }
+    })
+}
+
+/// [`dry_run`] over events already decoded for `program` (the service's
+/// stored history), in the order given.
+pub fn dry_run_events(
+    program: &Program,
+    functions: &dyn Functions,
+    events: impl IntoIterator<Item = Event>,
+    options: &DryRunOptions,
+) -> DryRun {
+    replay(program, functions, options, |simulation, records| {
+        for event in events {
+            simulation.feed_decoded(Decoded::Event(event), None, records);
+        }
+    })
+}
+
+/// A simulation set up by `options`, fed by `feed`, finished, and what it made.
+fn replay(
+    program: &Program,
+    functions: &dyn Functions,
+    options: &DryRunOptions,
+    feed: impl FnOnce(&mut Simulation, &mut Vec<Record>),
+) -> DryRun {
     let mut simulation = Simulation::new(program, functions, options.from, options.until);
     if let Some(config) = &options.alerts {
         simulation = simulation.with_alerts(*config);
     }
     let mut records = Vec::new();
-    for (index, line) in lines.into_iter().enumerate() {
-        let line = line.trim_start_matches('\u{feff}');
-        if line.trim().is_empty() {
-            continue;
-        }
-        feed_line(&mut simulation, &decoder, line, index as u64 + 1, &mut records);
-    }
+    feed(&mut simulation, &mut records);
     let end = simulation.finish(&mut records);
     let summary = simulation.engine().map(|engine| summary_json(program, engine, end.unwrap_or(0))).unwrap_or_default();
     DryRun {

@@ -337,6 +337,31 @@ impl EventStore {
         Ok(events.into_iter().map(|(_, e)| e).collect())
     }
 
+    /// The accepted events with times in `from..=to` (within retention),
+    /// in arrival order: the newest `limit` of them, and `true` when older
+    /// ones were left out. What a dry-run over the history replays.
+    pub fn history(&self, from: Option<i64>, to: Option<i64>, limit: usize) -> Result<(Vec<StoredEvent>, bool), Error> {
+        let Some(shared) = &self.shared else { return Ok((Vec::new(), false)) };
+        let mut events = Vec::new();
+        let mut more = false;
+        let low = (from.unwrap_or(i64::MIN).max(self.cutoff()), 0);
+        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        // The walk goes newest first: it stops once the newest `limit` are in.
+        segments.walk(&Narrowest::All, low, (to.unwrap_or(i64::MAX), u64::MAX), |(_, seq), event| {
+            if event.rejected.is_some() {
+                return true;
+            }
+            if events.len() == limit {
+                more = true;
+                return false;
+            }
+            events.push((seq, event));
+            true
+        })?;
+        events.sort_by_key(|(seq, _)| *seq);
+        Ok((events.into_iter().map(|(_, e)| e).collect(), more))
+    }
+
     /// Hides the events older than `cutoff` (event time, ms) from every
     /// search at once, then deletes the closed segments that hold only
     /// such events; returns how many events were deleted. A segment that

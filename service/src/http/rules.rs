@@ -28,7 +28,7 @@ use crate::rules::diff::{program_diff, source_diff, FileDiff, ProgramDiff};
 use crate::rules::versions::{ActivationEntry, Origin, StoredVersion, VersionInfo};
 use crate::rules::Bundle;
 use mon_runtime::alerts::BookConfig;
-use mon_runtime::dry_run::{dry_run, notification_json, DryRunOptions};
+use mon_runtime::dry_run::{dry_run, dry_run_events, notification_json, DryRunOptions};
 use mon_runtime::live::Migration;
 
 /// Who the caller is: the authenticated name, else (auth off) what the
@@ -406,8 +406,9 @@ fn version_diff(api: &Api, before: &StoredVersion, after: &StoredVersion) -> Res
 #[serde(deny_unknown_fields)]
 pub struct DryRunBody {
     /// The events, NDJSON (one CloudEvents envelope per line), as `mon
-    /// simulate --events` reads them.
-    events: String,
+    /// simulate --events` reads them. Without it: the service's stored
+    /// history (the event store), within `from` and `until`.
+    events: Option<String>,
     /// `--from` (RFC 3339).
     #[schema(format = DateTime)]
     from: Option<String>,
@@ -429,6 +430,10 @@ pub struct DryRunBody {
     against: Option<u64>,
 }
 
+/// The most stored events a dry-run over the history replays: a bound on
+/// the memory and time one request may take.
+const HISTORY_LIMIT: usize = 1_000_000;
+
 /// What a replay produced, as `mon simulate --format ndjson --notifications` prints it.
 #[derive(Serialize, ToSchema)]
 pub struct DryRunResult {
@@ -446,6 +451,11 @@ pub struct DryRunResult {
     ignored: u64,
     /// Where the clock ended (RFC 3339); null when no event was read.
     end: Option<String>,
+    /// `upload` (the body's events) or `history` (the event store's).
+    source: &'static str,
+    /// From the history: older events in the range were left out (at
+    /// most [`HISTORY_LIMIT`] are replayed, the newest); narrow `from`.
+    truncated: bool,
     /// With `against`: the records that differ between the two versions.
     compared: Option<RecordsCompared>,
 }
@@ -510,11 +520,29 @@ pub async fn dry_run_version(
     };
     let subject = stored(&api, version)?;
     let against = request.against.map(|v| stored(&api, v)).transpose()?;
+    let (history, truncated) = match &request.events {
+        Some(_) => (Vec::new(), false),
+        None => api
+            .store
+            .events()
+            .history(options.from, options.until, HISTORY_LIMIT)
+            .map_err(|e| ApiError::internal("reading the event history", e))?,
+    };
+    let source = if request.events.is_some() { "upload" } else { "history" };
     let worker = api.clone();
     blocking(move || {
         let replay = |stored: &StoredVersion| -> Result<mon_runtime::dry_run::DryRun, ApiError> {
             let program = compile_stored(&worker, stored)?;
-            Ok(dry_run(&program, worker.functions, request.events.split('\n'), &options))
+            Ok(match &request.events {
+                Some(text) => dry_run(&program, worker.functions, text.split('\n'), &options),
+                // Decoded again for this version, field by field (`StoredEvent::to_event`).
+                None => dry_run_events(
+                    &program,
+                    worker.functions,
+                    history.iter().filter_map(|e| e.to_event(&program)),
+                    &options,
+                ),
+            })
         };
         let run = replay(&subject)?;
         let to_json = |records: &[mon_runtime::Record]| -> Vec<Value> {
@@ -548,6 +576,8 @@ pub async fn dry_run_version(
             rejected: run.rejected,
             ignored: run.ignored,
             end: run.end.map(mon_stdlib::time::format_rfc3339),
+            source,
+            truncated,
             compared,
         }))
     })
