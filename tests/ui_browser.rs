@@ -1,0 +1,426 @@
+//! The command center in a real browser: Debian's headless Chromium,
+//! driven over WebDriver (chromedriver, with `fantoccini`), against a real
+//! `mon run` on the wall clock, fed over HTTP. What a person at the
+//! wallboard sees: a missed deadline turns red and pulses within 5 s, the
+//! alert is acknowledged from the strip and the pulse stops, the map is
+//! laid out left to right from the program, and an item's lifecycle opens
+//! from a stage tile. Text contrast is measured on the rendered pages.
+//!
+//! The tests write `docs/screenshots/{wallboard,workflow-map,lifecycle}.png`
+//! (shown in the README). Without Chromium they fail, saying to run
+//! `scripts/setup-test-env`: a skipped browser test would hide a broken UI.
+
+#[path = "support/service.rs"]
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use service::Service;
+
+const RULES: &str = r#"
+event order_placed { order: string, desk: string }
+event order_routed { order: string }
+event order_filled { order: string }
+event order_rejected { order: string }
+event batch_opened { batch: string }
+event batch_closed { batch: string }
+channel ops webhook "http://127.0.0.1:9/hook"
+
+/// Orders from placement to a fill; a rejection is a failure.
+workflow orders {
+  key order
+  group by desk
+  severity high
+  runbook "https://runbooks.example.com/orders"
+  notify ops
+  aging 1m, 5m
+  start placed: order_placed
+  step routed: order_routed after placed within 3s
+  step rejected: order_rejected after placed | routed -> failure
+  step filled: order_filled after routed within 1h -> success
+}
+
+/// A quiet workflow that stays green, so the board has an order to keep.
+workflow settlements {
+  key batch
+  notify ops
+  start opened: batch_opened
+  step closed: batch_closed after opened within 1h
+}
+"#;
+
+/// How long after `placed` the `routed` deadline of RULES falls.
+const ROUTED_WITHIN: Duration = Duration::from_secs(3);
+
+/// `mon run` on the wall clock with RULES; notifications go to its log.
+fn start_service(dir: &Path) -> Service {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("orders.mon"), RULES).unwrap();
+    let config = dir.join("mon.toml");
+    std::fs::write(&config, "[alerts]\ngroup_wait_ms = 200\ngroup_interval_ms = 500\n[notify]\ndeliver = \"log\"\n")
+        .unwrap();
+    Service::start(
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--state-dir",
+            &dir.join("state").display().to_string(),
+            &rules.display().to_string(),
+        ],
+        &dir.join("service.log"),
+    )
+}
+
+/// A CloudEvents envelope of `type` with `data`, timed now.
+fn envelope(id: &str, type_name: &str, data: Value) -> String {
+    json!({
+        "specversion": "1.0", "id": id, "source": "ui-test", "type": type_name,
+        "time": mon_stdlib::time::format_rfc3339(service::now_ms()), "data": data,
+    })
+    .to_string()
+}
+
+fn send(service: &Service, events: &[String]) {
+    let (status, body) = service.post("/api/v1/events", &events.join("\n"));
+    assert!(status == 200 || status == 202, "POST /api/v1/events: {status} {body}");
+}
+
+/// Where a program is, from `$PATH` (or the variable naming it).
+fn program(variable: &str, names: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "{} is not installed: the browser tests need Debian's chromium and chromium-driver; \
+         run scripts/setup-test-env (or set {variable})",
+        names[0]
+    );
+}
+
+/// A chromedriver child process and a headless Chromium session on it.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    async fn open() -> Browser {
+        let chromium = program("MON_CHROMIUM", &["chromium", "chromium-browser"]);
+        let chromedriver = program("MON_CHROMEDRIVER", &["chromedriver"]);
+        let address = service::free_address();
+        let port = address.rsplit(':').next().unwrap().to_string();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "chromedriver did not listen on {address}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                // 1080p, the wallboard's smallest target.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1920,1080", "--hide-scrollbars", "--force-device-scale-factor=1"],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://{address}"))
+            .await
+            .expect("a Chromium session from chromedriver");
+        Browser { client, driver }
+    }
+
+    async fn eval(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `script` (which returns a value) until `done` holds of it.
+    async fn wait_for(&self, limit: Duration, what: &str, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        let mut last = Value::Null;
+        while started.elapsed() < limit {
+            last = self.eval(script).await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what}: not within {limit:?}; last seen: {last}");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// The tile of a workflow on the wallboard: its status, whether it pulses
+/// and its text.
+fn tile_script(workflow: &str) -> String {
+    format!(
+        "const t = document.querySelector('.tile[data-workflow=\"{workflow}\"]'); \
+         return t ? {{status: t.dataset.status, pulse: t.classList.contains('pulse'), text: t.innerText}} : null;"
+    )
+}
+
+/// Every visible piece of text with its colour and the colour behind it:
+/// an HTML element's background is its nearest ancestor's that is not
+/// transparent; an SVG label in a map node sits on the node's box.
+const CONTRAST_SCRIPT: &str = r#"
+const out = [];
+const opaque = (c) => c && c !== 'transparent' && !/rgba\(.*,\s*0\)$/.test(c);
+const backgroundOf = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    if (e instanceof SVGElement) {
+      const node = e.closest('g.node');
+      if (node) return getComputedStyle(node.querySelector('rect')).fill;
+      continue;
+    }
+    const bg = getComputedStyle(e).backgroundColor;
+    if (opaque(bg)) return bg;
+  }
+  return getComputedStyle(document.documentElement).backgroundColor;
+};
+for (const el of document.querySelectorAll('body *')) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.getClientRects().length) continue;
+  const style = getComputedStyle(el);
+  if (style.visibility === 'hidden' || el.closest('dialog:not([open])')) continue;
+  const color = el instanceof SVGElement ? style.fill : style.color;
+  out.push({ text: el.textContent.trim().slice(0, 40), color, background: backgroundOf(el), size: parseFloat(style.fontSize) });
+}
+return out;
+"#;
+
+fn rgb(css: &str) -> [f64; 3] {
+    let inner = css.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).unwrap_or_else(|| panic!("colour {css}"));
+    let parts: Vec<f64> = inner.split(',').map(|p| p.trim().parse().unwrap_or_else(|_| panic!("colour {css}"))).collect();
+    [parts[0], parts[1], parts[2]]
+}
+
+/// WCAG 2 contrast ratio of two sRGB colours.
+fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let luminance = |c: [f64; 3]| {
+        let channel = |v: f64| {
+            let v = v / 255.0;
+            if v <= 0.04045 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+        };
+        0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2])
+    };
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// Every text on the page reaches 7:1 (WCAG AAA) and is at least 16 px.
+async fn assert_legible(browser: &Browser, page: &str) {
+    let texts = browser.eval(CONTRAST_SCRIPT).await;
+    let texts = texts.as_array().expect("a list");
+    assert!(texts.len() > 10, "{page}: too little text measured: {texts:?}");
+    for text in texts {
+        let (color, background) = (text["color"].as_str().unwrap(), text["background"].as_str().unwrap());
+        let ratio = contrast(rgb(color), rgb(background));
+        assert!(ratio >= 7.0, "{page}: {text} has contrast {ratio:.2}:1, below 7:1");
+        assert!(text["size"].as_f64().unwrap() >= 16.0, "{page}: {text} is smaller than 16px");
+    }
+}
+
+#[test]
+fn contrast_is_the_wcag_ratio() {
+    assert!((contrast([0.0, 0.0, 0.0], [255.0, 255.0, 255.0]) - 21.0).abs() < 1e-9);
+    assert!((contrast([119.0, 119.0, 119.0], [255.0, 255.0, 255.0]) - 4.48).abs() < 0.01);
+}
+
+/// The wallboard loads with a countdown; a missed deadline turns the tile
+/// and its stage on the map red and pulsing within 5 s; the alert is
+/// acknowledged from the strip, the pulse stops and the tile says who.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_deadline_turns_red_and_pulses_until_acknowledged_from_the_strip() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+
+    let placed_at = Instant::now();
+    send(
+        &service,
+        &[
+            envelope("p1", "order_placed", json!({"order": "O-1001", "desk": "FX"})),
+            envelope("p2", "order_placed", json!({"order": "O-1002", "desk": "Rates"})),
+            envelope("r2", "order_routed", json!({"order": "O-1002"})),
+            envelope("b1", "batch_opened", json!({"batch": "B-7"})),
+        ],
+    );
+    let deadline = placed_at + ROUTED_WITHIN;
+    browser.client.goto(&service.url("/")).await.unwrap();
+
+    // Before the deadline: a tile with the status word, its counts and a
+    // countdown to the deadline of `routed`.
+    let tile = browser
+        .wait_for(Duration::from_secs(5), "the orders tile with 2 in flight", &tile_script("orders"), |t| {
+            t["text"].as_str().is_some_and(|s| s.contains("2\nin flight") || s.contains("2 in flight"))
+        })
+        .await;
+    assert!(Instant::now() < deadline, "the page took until the deadline to load; the test cannot see the countdown");
+    let text = tile["text"].as_str().unwrap();
+    assert!(text.contains("routed due") && text.contains(" left"), "no countdown on the tile: {text}");
+    assert_ne!(tile["status"], "red", "red before the deadline: {tile}");
+
+    // The deadline passes: red, pulsing, saying why (the rule's words, the key).
+    let red = browser
+        .wait_for(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5), "a red, pulsing tile", &tile_script("orders"), |t| {
+            t["status"] == "red" && t["pulse"] == true
+        })
+        .await;
+    let late_by = Instant::now().saturating_duration_since(deadline);
+    assert!(late_by <= Duration::from_secs(5), "red {late_by:?} after the deadline");
+    let text = red["text"].as_str().unwrap();
+    assert!(text.contains("BREACHED") && text.contains("missing") && text.contains("O-1001"), "{text}");
+    // Worst first: the red workflow before the green one.
+    let order = browser.eval("return [...document.querySelectorAll('.tile')].map(t => t.dataset.workflow)").await;
+    assert_eq!(order, json!(["orders", "settlements"]));
+    let strip = browser
+        .wait_for(Duration::from_secs(5), "the alert on the strip", "return document.getElementById('strip').innerText", |s| {
+            s.as_str().is_some_and(|s| s.contains("O-1001"))
+        })
+        .await;
+    assert!(strip.as_str().unwrap().contains("runbook"), "{strip}");
+    assert_legible(&browser, "the wallboard").await;
+    browser.screenshot("wallboard.png").await;
+
+    // The workflow page: the stage the item waits in is red and pulsing.
+    browser.client.find(Locator::Css(".tile[data-workflow=\"orders\"]")).await.unwrap().click().await.unwrap();
+    let node_script = "const n = document.querySelector('#map g.node[data-stage=\"placed\"]'); \
+                       return n ? {status: n.dataset.status, pulse: n.classList.contains('pulse'), text: n.textContent} : null;";
+    let node = browser
+        .wait_for(Duration::from_secs(5), "the placed stage red and pulsing on the map", node_script, |n| {
+            n["status"] == "red" && n["pulse"] == true
+        })
+        .await;
+    assert!(node["text"].as_str().unwrap().contains("BREACHED"), "{node}");
+    assert_legible(&browser, "the workflow page").await;
+    browser.screenshot("workflow-map.png").await;
+
+    // Acknowledge it from the strip, with a name and a reason.
+    let ack = browser.client.find(Locator::Css(".alert[data-workflow=\"orders\"] button.ack")).await.unwrap();
+    ack.click().await.unwrap();
+    let form = browser.client.find(Locator::Css(".alert form")).await.unwrap();
+    form.find(Locator::Css("input[name=by]")).await.unwrap().send_keys("ann").await.unwrap();
+    form.find(Locator::Css("input[name=reason]")).await.unwrap().send_keys("calling the FX desk").await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the map node to stop pulsing", node_script, |n| {
+            n["status"] == "red" && n["pulse"] == false
+        })
+        .await;
+    // The command went through the API: the alert book has it.
+    let alerts: Value = serde_json::from_str(&service.get("/api/v1/alerts?workflow=orders").unwrap()).unwrap();
+    let states: Vec<&str> = alerts["alerts"].as_array().unwrap().iter().map(|a| a["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["acknowledged"], "{alerts}");
+
+    // Back on the wallboard: still red, not pulsing, says who acknowledged.
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let acked = browser
+        .wait_for(Duration::from_secs(5), "a red tile acknowledged by ann", &tile_script("orders"), |t| {
+            t["text"].as_str().is_some_and(|s| s.contains("acknowledged by ann"))
+        })
+        .await;
+    assert_eq!((acked["status"].as_str(), acked["pulse"].as_bool()), (Some("red"), Some(false)), "{acked}");
+    browser.close().await;
+}
+
+/// The map is laid out from the program, left to right (a stage right of
+/// the stages it follows; the failure step drawn as such), and a stage
+/// tile's oldest key opens that item's lifecycle: its hops, what it waits
+/// for now, its payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+    send(
+        &service,
+        &[
+            envelope("p1", "order_placed", json!({"order": "O-2001", "desk": "FX"})),
+            envelope("r1", "order_routed", json!({"order": "O-2001"})),
+            envelope("p2", "order_placed", json!({"order": "O-2002", "desk": "Rates"})),
+            envelope("x2", "order_rejected", json!({"order": "O-2002"})),
+        ],
+    );
+    browser.client.goto(&service.url("/workflows/orders")).await.unwrap();
+    let nodes = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "four stages on the map",
+            "return [...document.querySelectorAll('#map g.node')].map(n => { const b = n.getBoundingClientRect(); \
+             return {stage: n.dataset.stage, x: b.x, y: b.y, text: n.textContent}; })",
+            |n| n.as_array().is_some_and(|n| n.len() == 4),
+        )
+        .await;
+    let x = |stage: &str| nodes.as_array().unwrap().iter().find(|n| n["stage"] == stage).unwrap()["x"].as_f64().unwrap();
+    assert!(x("placed") < x("routed") && x("routed") < x("filled"), "not left to right: {nodes}");
+    assert!(x("placed") < x("rejected"), "{nodes}");
+    let failure = browser.eval("return [...document.querySelectorAll('#map g.edge.failure')].map(e => e.dataset.step)").await;
+    assert_eq!(failure, json!(["rejected", "rejected"]), "the failure step leaves placed and routed");
+    let routed = browser.eval("return document.querySelector('#map g.node[data-stage=\"routed\"]').textContent").await;
+    assert!(routed.as_str().unwrap().contains("1 in flight"), "{routed}");
+
+    // The routed stage's tile names its oldest item; the link opens it.
+    let link = browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(".stage[data-stage=\"routed\"] a.item-link"))
+        .await
+        .unwrap();
+    assert_eq!(link.text().await.unwrap(), "O-2001");
+    link.click().await.unwrap();
+    let waits = browser
+        .wait_for(Duration::from_secs(5), "the lifecycle's current state", "const w = document.getElementById('waits'); return w ? w.innerText : null", |w| {
+            w.as_str().is_some_and(|w| w.contains("filled"))
+        })
+        .await;
+    assert!(waits.as_str().unwrap().contains("routed"), "{waits}");
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/items/orders/O-2001");
+    let hops = browser.eval("return [...document.querySelectorAll('table.hops tbody tr')].map(r => r.cells[0].innerText)").await;
+    assert_eq!(hops, json!(["placed", "routed"]));
+    let payload = browser.eval("return document.querySelector('pre.payload').innerText").await;
+    assert!(payload.as_str().unwrap().contains("O-2001"), "{payload}");
+    assert_legible(&browser, "the lifecycle page").await;
+    browser.screenshot("lifecycle.png").await;
+    browser.close().await;
+}
