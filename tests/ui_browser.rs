@@ -385,10 +385,14 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
     let nodes = browser
         .wait_for(
             Duration::from_secs(5),
-            "four stages on the map",
+            "four stages on the map, one item in flight in routed",
             "return [...document.querySelectorAll('#map g.node')].map(n => { const b = n.getBoundingClientRect(); \
              return {stage: n.dataset.stage, x: b.x, y: b.y, text: n.textContent}; })",
-            |n| n.as_array().is_some_and(|n| n.len() == 4),
+            |n| {
+                n.as_array().is_some_and(|n| {
+                    n.len() == 4 && n.iter().any(|n| n["stage"] == "routed" && n["text"].as_str().unwrap_or_default().contains("1 in flight"))
+                })
+            },
         )
         .await;
     let x = |stage: &str| nodes.as_array().unwrap().iter().find(|n| n["stage"] == stage).unwrap()["x"].as_f64().unwrap();
@@ -396,8 +400,6 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
     assert!(x("placed") < x("rejected"), "{nodes}");
     let failure = browser.eval("return [...document.querySelectorAll('#map g.edge.failure')].map(e => e.dataset.step)").await;
     assert_eq!(failure, json!(["rejected", "rejected"]), "the failure step leaves placed and routed");
-    let routed = browser.eval("return document.querySelector('#map g.node[data-stage=\"routed\"]').textContent").await;
-    assert!(routed.as_str().unwrap().contains("1 in flight"), "{routed}");
 
     // The routed stage's tile names its oldest item; the link opens it.
     let link = browser
@@ -422,5 +424,88 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
     assert!(payload.as_str().unwrap().contains("O-2001"), "{payload}");
     assert_legible(&browser, "the lifecycle page").await;
     browser.screenshot("lifecycle.png").await;
+    browser.close().await;
+}
+
+/// The rule editor: an edit with an error shows the compiler's diagnostic
+/// with its line; a valid edit is stored, diffed against the active
+/// version, dry-run over pasted events, and activated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/rules")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the active rules in the editor", "const t = document.getElementById('rule-text'); return t ? t.value : null", |t| {
+            t.as_str().is_some_and(|t| t.contains("workflow orders"))
+        })
+        .await;
+    // What typing does: change the text and raise `input`.
+    let edit = |from: &str, to: &str| {
+        format!(
+            "const t = document.getElementById('rule-text'); t.value = t.value.replace({}, {}); \
+             t.dispatchEvent(new Event('input')); return t.value;",
+            json!(from),
+            json!(to)
+        )
+    };
+    let broken = browser.eval(&edit("step routed: order_routed after", "step routed: order_routd after")).await;
+    let line = broken.as_str().unwrap().lines().position(|l| l.contains("order_routd")).unwrap() + 1;
+    let diagnostics = browser
+        .wait_for(Duration::from_secs(5), "the diagnostic of the typo", "return document.getElementById('diagnostics').innerText", |d| {
+            d.as_str().is_some_and(|d| d.contains("order_routd"))
+        })
+        .await;
+    assert!(diagnostics.as_str().unwrap().contains(&format!("orders.mon:{line}:")), "no line {line}: {diagnostics}");
+    assert!(diagnostics.as_str().unwrap().contains("error"), "{diagnostics}");
+    assert_legible(&browser, "the rule editor").await;
+    browser.screenshot("rule-editor.png").await;
+
+    // Fixed, and the deadline made longer: no problem left.
+    browser.eval(&edit("order_routd after placed within 3s", "order_routed after placed within 10s")).await;
+    browser
+        .wait_for(Duration::from_secs(5), "no diagnostics", "return document.getElementById('diagnostics').dataset.ok", |ok| ok == "true")
+        .await;
+    let form = browser.client.find(Locator::Css("#rule-store")).await.unwrap();
+    form.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("routing may take 10s").await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let stored = browser
+        .wait_for(Duration::from_secs(5), "version 2 and its diff", "return document.getElementById('stored').innerText", |s| {
+            s.as_str().is_some_and(|s| s.contains("Version 2") && s.contains("within 10s"))
+        })
+        .await;
+    assert!(stored.as_str().unwrap().contains("-  step routed: order_routed after placed within 3s"), "{stored}");
+
+    // Dry-run: an order routed after 5 s is late under version 1 only.
+    let at = |s: i64| mon_stdlib::time::format_rfc3339(1_772_438_400_000 + s * 1000);
+    let events = [
+        json!({"specversion": "1.0", "id": "d1", "source": "t", "type": "order_placed", "time": at(0), "data": {"order": "D-1", "desk": "FX"}}),
+        json!({"specversion": "1.0", "id": "d2", "source": "t", "type": "order_routed", "time": at(5), "data": {"order": "D-1"}}),
+    ]
+    .map(|e| e.to_string())
+    .join("\n");
+    let dry_run = browser.client.find(Locator::Css("#dry-run")).await.unwrap();
+    dry_run.find(Locator::Css("textarea[name=events]")).await.unwrap().send_keys(&events).await.unwrap();
+    dry_run.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let result = browser
+        .wait_for(Duration::from_secs(10), "the dry-run's result", "return document.getElementById('dry-run-result').innerText", |r| {
+            r.as_str().is_some_and(|r| r.contains("records"))
+        })
+        .await;
+    let result = result.as_str().unwrap();
+    assert!(result.contains("2 lines, 0 rejected"), "{result}");
+    assert!(result.contains("only with version 2"), "{result}");
+
+    let activate = browser.client.find(Locator::Css("#activate")).await.unwrap();
+    activate.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("reviewed").await.unwrap();
+    activate.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(10), "the activation", "return document.getElementById('activated').innerText", |a| {
+            a.as_str().is_some_and(|a| a.contains("Version 2 is active"))
+        })
+        .await;
+    let versions: Value = serde_json::from_str(&service.get("/api/v1/rules/versions").unwrap()).unwrap();
+    assert_eq!(versions["active"], 2, "{versions}");
     browser.close().await;
 }

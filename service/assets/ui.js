@@ -6,6 +6,7 @@
 //   /items/{w}/{key}       an item's lifecycle
 //   /alerts                every active alert
 //   /events                event search
+//   /rules                 rule editor
 // It must not hold state the API does not give: a reload shows the same.
 "use strict";
 
@@ -708,6 +709,119 @@ async function search(query) {
   }
 }
 
+// -- Rule editor ------------------------------------------------------------
+
+/// The active version's files in an editor: diagnostics from the compiler
+/// (`POST /api/v1/rules/validate`) as you type, then store the edit as a
+/// version, dry-run it against pasted events, diff it against the active
+/// version, and activate it. Storing and activating need the editor role;
+/// the API refuses a lower one and the page shows its answer.
+async function renderRules() {
+  const page = await api("/api/v1/rules/versions?limit=20");
+  const versions = page.versions || [];
+  const active = page.active;
+  if (active == null) {
+    view().innerHTML = `<h1>Rules</h1><p class="dim">No version is active.</p>`;
+    return;
+  }
+  const detail = await api(`/api/v1/rules/versions/${active}`);
+  const files = Object.assign({}, detail.sources);
+  const ruleFiles = Object.keys(files).filter((path) => path.endsWith(".mon"));
+  const log = versions
+    .map((v) => `<tr><td>${v.version}${v.version === active ? " (active)" : ""}</td><td>${esc(v.author)}</td><td>${esc(v.message)}</td><td>${esc(clockTime(v.created_at))}</td></tr>`)
+    .join("");
+  view().innerHTML = `<h1>Rules</h1>
+    <p>Editing version ${active} (active).
+      <label>File <select id="rule-file">${ruleFiles.map((f) => `<option>${esc(f)}</option>`).join("")}</select></label></p>
+    <textarea id="rule-text" class="editor" spellcheck="false" rows="24"></textarea>
+    <div id="diagnostics" class="diagnostics" aria-live="polite"></div>
+    <form id="rule-store" class="search">
+      <label>Message <input name="message" required placeholder="why this change"></label>
+      <button type="submit">Store as a new version</button>
+    </form>
+    <div id="stored"></div>
+    <h2>Versions</h2><table><thead><tr><th>version</th><th>author</th><th>message</th><th>stored</th></tr></thead><tbody>${log}</tbody></table>`;
+  const select = document.getElementById("rule-file");
+  const text = document.getElementById("rule-text");
+  let current = ruleFiles[0];
+  text.value = files[current] || "";
+  select.addEventListener("change", () => {
+    files[current] = text.value;
+    current = select.value;
+    text.value = files[current];
+  });
+  let timer = null;
+  text.addEventListener("input", () => {
+    files[current] = text.value;
+    clearTimeout(timer);
+    timer = setTimeout(() => validate(files), 300);
+  });
+  validate(files);
+  document.getElementById("rule-store").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const stored = document.getElementById("stored");
+    files[current] = text.value;
+    try {
+      const answer = await post("/api/v1/rules/versions", { files, message: event.target.message.value });
+      showStored(stored, answer.version.version, active);
+    } catch (error) {
+      stored.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+    }
+  });
+}
+
+async function validate(files) {
+  const box = document.getElementById("diagnostics");
+  if (!box) return;
+  try {
+    const result = await post("/api/v1/rules/validate", { files });
+    box.dataset.ok = String(result.ok);
+    box.innerHTML = result.diagnostics.length
+      ? `<ul>${result.diagnostics
+          .map((d) => `<li class="diag-${esc(d.severity)}"><span class="mono">${esc(d.file)}:${d.line}:${d.column}</span> ${esc(d.severity)} ${esc(d.code)}: ${esc(d.message)}${d.help ? ` <span class="dim">(${esc(d.help)})</span>` : ""}</li>`)
+          .join("")}</ul>`
+      : `<p class="verdict-met">No problems: ${result.workflows.length} workflows compile.</p>`;
+  } catch (error) {
+    box.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+  }
+}
+
+/// A stored version: its diff against the active one, a dry-run over
+/// pasted events, and activation.
+async function showStored(box, version, active) {
+  const diff = await api(`/api/v1/rules/versions/${version}/diff?against=${active}`).catch((error) => ({ error }));
+  const source = diff.error
+    ? `<p class="error">${esc(diff.error.message)}</p>`
+    : diff.source.map((f) => `<h3>${esc(f.path)} (${esc(f.status)})</h3><pre class="payload diff">${esc(f.diff)}</pre>`).join("") || "<p>No change to the sources.</p>";
+  box.innerHTML = `<h2>Version ${version}</h2><h3>Diff against version ${active}</h3>${source}
+    <form id="dry-run" class="search"><label>Events (NDJSON) <textarea name="events" rows="5" cols="80" required></textarea></label>
+      <button type="submit">Dry-run</button></form><div id="dry-run-result"></div>
+    <form id="activate" class="search"><label>Message <input name="message" required></label><button type="submit">Activate version ${version}</button></form>
+    <div id="activated"></div>`;
+  document.getElementById("dry-run").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = document.getElementById("dry-run-result");
+    try {
+      const result = await post(`/api/v1/rules/versions/${version}/dry-run`, { events: event.target.events.value, notifications: true, against: active });
+      const records = result.records.map((r) => `<li class="mono">${esc(JSON.stringify(r))}</li>`).join("");
+      const compared = result.compared ? `<p>${result.compared.only_in_version.length} records only with version ${version}.</p>` : "";
+      out.innerHTML = `<p>${result.lines} lines, ${result.rejected} rejected, ${result.records.length} records, ${result.notifications.length} notifications.</p>${compared}<ul class="records">${records}</ul>`;
+    } catch (error) {
+      out.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+    }
+  });
+  document.getElementById("activate").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const out = document.getElementById("activated");
+    try {
+      await post(`/api/v1/rules/versions/${version}/activate`, { message: event.target.message.value });
+      out.innerHTML = `<p class="verdict-met">Version ${version} is active.</p>`;
+    } catch (error) {
+      out.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+    }
+  });
+}
+
 // ---- Routing -------------------------------------------------------------
 
 function route() {
@@ -717,6 +831,7 @@ function route() {
   if (parts[0] === "items" && parts.length === 3) return { name: "item", workflow: parts[1], key: parts[2] };
   if (parts[0] === "alerts") return { name: "alerts" };
   if (parts[0] === "events") return { name: "events" };
+  if (parts[0] === "rules") return { name: "rules" };
   return { name: "unknown" };
 }
 
@@ -735,6 +850,7 @@ function render(what = "all") {
   } else if (r.name === "alerts") {
     if (!view().querySelector("form")) renderAlerts();
   } else if (r.name === "events" && what === "all") renderEvents();
+  else if (r.name === "rules" && what === "all") renderRules().catch(fail);
   else if (r.name === "unknown") view().innerHTML = `<p class="error">No such page.</p>`;
 }
 

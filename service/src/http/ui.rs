@@ -1,5 +1,6 @@
 //! The command center: the browser pages of `mon run` / `mon demo`
-//! (wallboard, workflow map, item lifecycle, alerts, event search), served
+//! (wallboard, workflow map, item lifecycle, alerts, event search, rule
+//! editor), served
 //! from assets embedded in the binary, so there is no build step beyond
 //! `cargo build` and nothing to install next to the binary.
 //!
@@ -36,6 +37,7 @@ pub fn routes() -> Router<Api> {
         .route("/items/{workflow}/{key}", get(shell))
         .route("/alerts", get(shell))
         .route("/events", get(shell))
+        .route("/rules", get(shell))
         .route("/ui/ui.css", get(|| asset("text/css; charset=utf-8", STYLE)))
         .route("/ui/ui.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
 }
