@@ -58,12 +58,20 @@ const ROUTED_WITHIN: Duration = Duration::from_secs(3);
 
 /// `mon run` on the wall clock with RULES; notifications go to its log.
 fn start_service(dir: &Path) -> Service {
+    start_service_with(dir, "")
+}
+
+/// The same, with more configuration (`extra`, TOML).
+fn start_service_with(dir: &Path, extra: &str) -> Service {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("orders.mon"), RULES).unwrap();
     let config = dir.join("mon.toml");
-    std::fs::write(&config, "[alerts]\ngroup_wait_ms = 200\ngroup_interval_ms = 500\n[notify]\ndeliver = \"log\"\n")
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!("[alerts]\ngroup_wait_ms = 200\ngroup_interval_ms = 500\n[notify]\ndeliver = \"log\"\n{extra}"),
+    )
+    .unwrap();
     Service::start(
         &[
             "--config",
@@ -507,5 +515,45 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
         .await;
     let versions: Value = serde_json::from_str(&service.get("/api/v1/rules/versions").unwrap()).unwrap();
     assert_eq!(versions["active"], 2, "{versions}");
+    browser.close().await;
+}
+
+/// With auth on, the page holds no data: it asks for a token, keeps it for
+/// the tab, and reads the API and the stream with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", "viewer", "--name", "wall", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("mon token create");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let service = start_service_with(dir.path(), "[auth]\nenabled = true\n");
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the sign-in dialog", "return document.getElementById('login').open", |open| open == true)
+        .await;
+    assert_eq!(browser.eval("return document.querySelectorAll('.tile').length").await, 0, "tiles without a token");
+    // A wrong token first: refused, asked again, with the API's reason.
+    browser.client.find(Locator::Id("login-token")).await.unwrap().send_keys("mon_wrong").await.unwrap();
+    browser.client.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the refusal", "return document.getElementById('login').open && document.getElementById('login-error').innerText", |e| {
+            e.as_str().is_some_and(|e| e.contains("refused"))
+        })
+        .await;
+    browser.eval("document.getElementById('login-token').value = ''; return null").await;
+    browser.client.find(Locator::Id("login-token")).await.unwrap().send_keys(&token).await.unwrap();
+    browser.client.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the wallboard and the live stream", "return [document.querySelectorAll('.tile').length, document.getElementById('live').dataset.live]", |v| {
+            *v == json!([2, "true"])
+        })
+        .await;
+    assert_eq!(browser.eval("return sessionStorage.getItem('mon.token')").await, json!(token));
     browser.close().await;
 }

@@ -1,8 +1,7 @@
 //! The command center: the browser pages of `mon run` / `mon demo`
 //! (wallboard, workflow map, item lifecycle, alerts, event search, rule
-//! editor), served
-//! from assets embedded in the binary, so there is no build step beyond
-//! `cargo build` and nothing to install next to the binary.
+//! editor), served from assets embedded in the binary, so there is no
+//! build step beyond `cargo build` and nothing to install next to it.
 //!
 //! What it must not do: read the engine or the stores. Every page is the
 //! same static shell; its script (`service/assets/ui.js`) reads and acts
