@@ -137,8 +137,14 @@ function tick() {
     el.textContent = leftText(left);
   });
   document.querySelectorAll("[data-since-ms]").forEach((el) => {
-    el.textContent = hms(Number(el.dataset.sinceMs) + (now - Number(el.dataset.received)));
+    el.textContent = sinceText(Number(el.dataset.sinceMs) + (now - Number(el.dataset.received)));
   });
+}
+
+/// An alert's time since its breach; an "at risk" alert's deadline is
+/// still ahead (negative).
+function sinceText(ms) {
+  return ms >= 0 ? "breached " + hms(ms) + " ago" : "deadline in " + hms(-ms);
 }
 
 function deadlineLine(deadline, receivedAt) {
@@ -330,7 +336,7 @@ function alertRow(alert) {
     <span class="sev">${esc(alert.severity)}</span>
     <span><a href="/workflows/${encodeURIComponent(alert.workflow)}">${esc(alert.workflow)}</a> · ${esc(alert.step)} · ${esc(alert.kind)}</span>
     <span>${itemLink(alert.workflow, alert.key) || (alert.group ? "group " + esc(keyText(alert.group)) : "")}</span>
-    <span>breached <span class="since" data-since-ms="${alert.since_breach_ms}" data-received="${alert._received}">${hms(alert.since_breach_ms)}</span> ago</span>
+    <span class="since" data-since-ms="${alert.since_breach_ms}" data-received="${alert._received}">${sinceText(alert.since_breach_ms)}</span>
     ${runbook}
     <span class="actions">${actions}</span>
   </div>`;
@@ -396,6 +402,11 @@ function initAlertActions() {
 
 const view = () => document.getElementById("view");
 
+/// A name that may wrap after its underscores rather than mid-word.
+function breakable(name) {
+  return esc(name).replace(/_/g, "_<wbr>");
+}
+
 function renderWallboard() {
   const list = state.workflows;
   if (!list) return;
@@ -406,7 +417,7 @@ function renderWallboard() {
     const acked = status === "red" && !pulsing ? acknowledgedBy(w.name) : [];
     const c = w.counts;
     return `<a class="tile s-${status}${pulsing ? " pulse" : ""}" href="/workflows/${encodeURIComponent(w.name)}" data-workflow="${esc(w.name)}" data-status="${status}">
-      <div class="tile-head"><span class="name">${esc(w.name)}</span>${statusBadge(status)}</div>
+      <div class="tile-head"><span class="name">${breakable(w.name)}</span>${statusBadge(status)}</div>
       <div class="counts">
         <div class="count"><b>${c.in_flight}</b><span>in flight</span></div>
         <div class="count"><b>${c.late}</b><span>late</span></div>
@@ -466,8 +477,15 @@ function layout(graph) {
   return { layer, position, layers: layers.filter(Boolean).length, height: Math.max(1, ...layers.map((l) => (l ? l.length : 0))) };
 }
 
+/// In flight always; late, missing and failed when there are any.
+function nodeCounts(c) {
+  const parts = [`${c.in_flight} in flight`];
+  for (const [count, word] of [[c.late, "late"], [c.missing, "missing"], [c.failed, "failed"]]) if (count) parts.push(`${count} ${word}`);
+  return parts.join(" · ");
+}
+
 function renderMap(detail) {
-  const NODE_W = 240, NODE_H = 96, COL = 480, ROW = 150, PAD_X = 190, PAD_Y = 40;
+  const NODE_W = 240, NODE_H = 96, COL = 430, ROW = 150, PAD_X = 190, PAD_Y = 40;
   const { layer, position, layers, height } = layout(detail.graph);
   const stageOf = new Map(detail.stages.map((s) => [s.name, s]));
   const pulsingWorkflow = unacknowledged(detail.name).length > 0;
@@ -514,7 +532,7 @@ function renderMap(detail) {
       <rect width="${NODE_W}" height="${NODE_H}" rx="10"/>
       <text x="14" y="28" font-weight="700">${esc(name)}</text>
       <text class="word" x="14" y="54">${word}</text>
-      <text x="14" y="80">${stage.counts.in_flight} in flight · ${stage.counts.missing} missing</text>
+      <text x="14" y="80">${esc(nodeCounts(stage.counts))}</text>
     </g>`;
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${svgHeight}" viewBox="0 0 ${width} ${svgHeight}" role="img" aria-label="map of ${esc(detail.name)}">
@@ -551,7 +569,7 @@ function applyBarHeights(root) {
 }
 
 function sparkline(points) {
-  if (!points.length) return "";
+  if (!points.length || !points.some((p) => p.entered || p.baseline)) return `<p class="dim">No entries in the last hour.</p>`;
   const W = 420, H = 60;
   const max = Math.max(1, ...points.map((p) => Math.max(p.entered, p.baseline || 0)));
   const line = (value) =>
@@ -581,17 +599,21 @@ function groupsTable(workflow, groups) {
 }
 
 let workflowLoad = null;
+let trendsCache = null;
 
 async function renderWorkflow(name) {
   // One request at a time: status events arrive about once a second.
   if (workflowLoad) return workflowLoad;
   workflowLoad = (async () => {
     const path = `/api/v1/workflows/${encodeURIComponent(name)}`;
+    // Trends change per minute: read them at most every 30 s.
+    const trendsFresh = trendsCache && trendsCache.workflow === name && Date.now() - trendsCache.at < 30000;
     const [detail, groups, trends] = await Promise.all([
       api(path),
       api(path + "/groups?limit=200").catch(() => ({ groups: [] })),
-      api(path + "/trends").catch(() => ({ points: [] })),
+      trendsFresh ? trendsCache.trends : api(path + "/trends").catch(() => ({ points: [] })),
     ]);
+    if (!trendsFresh) trendsCache = { workflow: name, at: Date.now(), trends };
     const receivedAt = Date.now();
     const status = detail.status;
     view().innerHTML = `<h1>${esc(detail.name)} ${statusBadge(status)}</h1>
