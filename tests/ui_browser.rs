@@ -555,5 +555,13 @@ async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
         })
         .await;
     assert_eq!(browser.eval("return sessionStorage.getItem('mon.token')").await, json!(token));
+
+    // NOC mode: the same board, read-only, with the token the tab keeps.
+    browser.client.goto(&service.url("/?board")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the board in NOC mode", "return document.querySelectorAll('.tile').length", |n| *n == 2)
+        .await;
+    let navigation = browser.eval("return getComputedStyle(document.querySelector('.top nav')).display").await;
+    assert_eq!(navigation, "none", "NOC mode shows the navigation");
     browser.close().await;
 }

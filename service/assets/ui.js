@@ -887,6 +887,9 @@ function changedWorkflow(name) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // NOC mode (`/?board`): the room's screen, read-only: no navigation, no
+  // alert actions, nothing to click by accident.
+  if (new URLSearchParams(location.search).has("board")) document.body.classList.add("board-mode");
   initLogin();
   initAlertActions();
   onChange(render);
