@@ -53,6 +53,12 @@ workflow settlements {
 }
 "#;
 
+/// The browser tests run side by side, except the one that times the
+/// page: it waits for the others to finish and runs alone (with six
+/// browsers and services on two cores, a timing says more about the
+/// machine than about the page).
+static TIMING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// How long after `placed` the `routed` deadline of RULES falls.
 const ROUTED_WITHIN: Duration = Duration::from_secs(3);
 
@@ -98,7 +104,8 @@ fn send(service: &Service, events: &[String]) {
     assert!(status == 200 || status == 202, "POST /api/v1/events: {status} {body}");
 }
 
-/// Where a program is, from `$PATH` (or the variable naming it).
+/// Where a program is, from `$PATH` (or the variable naming it; not a
+/// `MON_` one, which `mon run` would read as its configuration).
 fn program(variable: &str, names: &[&str]) -> PathBuf {
     if let Some(path) = std::env::var_os(variable) {
         return PathBuf::from(path);
@@ -127,8 +134,8 @@ struct Browser {
 
 impl Browser {
     async fn open() -> Browser {
-        let chromium = program("MON_CHROMIUM", &["chromium", "chromium-browser"]);
-        let chromedriver = program("MON_CHROMEDRIVER", &["chromedriver"]);
+        let chromium = program("UI_TEST_CHROMIUM", &["chromium", "chromium-browser"]);
+        let chromedriver = program("UI_TEST_CHROMEDRIVER", &["chromedriver"]);
         let address = service::free_address();
         let port = address.rsplit(':').next().unwrap().to_string();
         let driver = Command::new(chromedriver)
@@ -279,6 +286,7 @@ fn contrast_is_the_wcag_ratio() {
 /// acknowledged from the strip, the pulse stops and the tile says who.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_deadline_turns_red_and_pulses_until_acknowledged_from_the_strip() {
+    let _side_by_side = TIMING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let service = start_service(dir.path());
     let browser = Browser::open().await;
@@ -377,6 +385,7 @@ async fn a_missed_deadline_turns_red_and_pulses_until_acknowledged_from_the_stri
 /// for now, its payload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
+    let _side_by_side = TIMING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let service = start_service(dir.path());
     let browser = Browser::open().await;
@@ -440,6 +449,7 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
 /// version, dry-run over pasted events, and activated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
+    let _side_by_side = TIMING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let service = start_service(dir.path());
     let browser = Browser::open().await;
@@ -522,6 +532,7 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
 /// the tab, and reads the API and the stream with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
+    let _side_by_side = TIMING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let output = Command::new(env!("CARGO_BIN_EXE_mon"))
@@ -563,5 +574,96 @@ async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
         .await;
     let navigation = browser.eval("return getComputedStyle(document.querySelector('.top nav')).display").await;
     assert_eq!(navigation, "none", "NOC mode shows the navigation");
+    browser.close().await;
+}
+
+/// The wallboard's update budget: with 50 workflows, 500 groups and
+/// `UI_BUDGET_ITEMS` items in flight (default 10,000, to keep `cargo test`
+/// quick; the issue's figure is 100,000:
+/// `UI_BUDGET_ITEMS=100000 cargo test -p mon --test ui_browser budget -- --nocapture`),
+/// applying a streamed status update (script, style and layout) takes
+/// under 200 ms in the browser. The page sees the API's aggregates, not
+/// the items, so the item count loads the service, not the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallboard_update_of_50_workflows_stays_within_its_budget() {
+    let _alone = TIMING.write().await;
+    const WORKFLOWS: usize = 50;
+    const GROUPS_PER_WORKFLOW: usize = 10;
+    let items: usize = std::env::var("UI_BUDGET_ITEMS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let mut text = String::new();
+    for w in 0..WORKFLOWS {
+        text.push_str(&format!(
+            "event s{w} {{ id: string, desk: string }}\nevent d{w} {{ id: string }}\n\
+             workflow flow_{w:02} {{\n  key id\n  group by desk\n  start started: s{w}\n  step done: d{w} after started within 1h\n}}\n"
+        ));
+    }
+    std::fs::write(rules.join("flows.mon"), text).unwrap();
+    let service = Service::start(
+        &["--state-dir", &dir.path().join("state").display().to_string(), &rules.display().to_string()],
+        &dir.path().join("service.log"),
+    );
+    let time = mon_stdlib::time::format_rfc3339(service::now_ms());
+    let events: Vec<String> = (0..items)
+        .map(|i| {
+            let (w, desk) = (i % WORKFLOWS, (i / WORKFLOWS) % GROUPS_PER_WORKFLOW);
+            format!(
+                r#"{{"specversion":"1.0","id":"e{i}","source":"t","type":"s{w}","time":"{time}","data":{{"id":"K{i}","desk":"D{desk}"}}}}"#
+            )
+        })
+        .collect();
+    for batch in events.chunks(5000) {
+        send(&service, batch);
+    }
+    service::wait_until_true(Duration::from_secs(300), "every item in flight", || {
+        service.get("/api/v1/workflows").and_then(|body| serde_json::from_str::<Value>(&body).ok()).is_some_and(|list| {
+            list["workflows"].as_array().is_some_and(|w| w.iter().map(|w| w["counts"]["in_flight"].as_u64().unwrap_or(0)).sum::<u64>() == items as u64)
+        })
+    });
+
+    // Items complete while the page watches: each changes the counts, so
+    // the stream sends a status update (at most about one a second).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (stop, url, time) = (stop.clone(), service.url("/api/v1/events"), time.clone());
+        std::thread::spawn(move || {
+            for i in 0..items {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let event = format!(
+                    r#"{{"specversion":"1.0","id":"d{i}","source":"t","type":"d{}","time":"{time}","data":{{"id":"K{i}"}}}}"#,
+                    i % WORKFLOWS
+                );
+                let _ = ureq::post(&url).send(event.as_str());
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let times = browser
+        .wait_for(Duration::from_secs(15), "five streamed updates", "return window.monUpdateTimes || []", |t| {
+            t.as_array().is_some_and(|t| t.len() >= 5)
+        })
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
+    let tiles = browser.eval("return document.querySelectorAll('.tile').length").await;
+    assert_eq!(tiles, WORKFLOWS, "tiles on the board");
+    let mut sorted: Vec<f64> = times.as_array().unwrap().iter().filter_map(Value::as_f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let (median, slowest) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    println!(
+        "{WORKFLOWS} workflows, {} groups, {items} items in flight: updates took {median:.1} ms (median), \
+         {slowest:.1} ms (slowest) of {times}",
+        WORKFLOWS * GROUPS_PER_WORKFLOW
+    );
+    // The median holds the budget; the slowest may meet a machine busy
+    // with other work, so it is only held to what no busy machine excuses.
+    assert!(median < 200.0, "the median update took {median:.1} ms: {times}");
+    assert!(slowest < 500.0, "an update took {slowest:.1} ms: {times}");
     browser.close().await;
 }
