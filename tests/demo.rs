@@ -18,6 +18,8 @@ fn the_demo_runs_the_examples_and_prints_a_live_summary() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "mon demo failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("POST http://127.0.0.1:"), "{stdout}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.contains("command center at http://127.0.0.1:"), "the UI's address is not first:\n{stdout}");
     assert!(stdout.contains("auth:       off"), "the demo says auth is off:\n{stdout}");
     for workflow in ["trade_lifecycle", "order_flow", "trade_confirmation", "batch_sequence", "daily_positions"] {
         assert!(stdout.contains(workflow), "{workflow} missing from the summary:\n{stdout}");

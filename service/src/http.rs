@@ -27,6 +27,7 @@ mod page;
 mod rules;
 pub mod schema;
 mod stream;
+mod ui;
 mod workflows;
 
 use std::sync::mpsc::SyncSender;
@@ -216,6 +217,8 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
     let (router, _) = routes().split_for_parts();
     router
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorize))
+        // The command center's pages: HTML over the API, not part of it.
+        .merge(ui::routes())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -95,6 +95,8 @@ pub fn run(args: Args) -> Outcome {
     let started = Instant::now();
     let console = Arc::new(ConsoleDeliverer);
     let listening = move |address: std::net::SocketAddr| {
+        // The command center first: it is what a newcomer should open.
+        say!("mon demo: open the command center at http://{address}/");
         say!("mon demo: {} workflows from {} ({})", workflows.len(), rules.display(), workflows.join(", "));
         say!("  events in:  POST http://{address}/api/v1/events (NDJSON or a JSON array)");
         say!("  status:     http://{address}/api/v1/status");

@@ -1,0 +1,669 @@
+//! The command center in a real browser: Debian's headless Chromium,
+//! driven over WebDriver (chromedriver, with `fantoccini`), against a real
+//! `mon run` on the wall clock, fed over HTTP. What a person at the
+//! wallboard sees: a missed deadline turns red and pulses within 5 s, the
+//! alert is acknowledged from the strip and the pulse stops, the map is
+//! laid out left to right from the program, and an item's lifecycle opens
+//! from a stage tile. Text contrast is measured on the rendered pages.
+//!
+//! The tests write `docs/screenshots/{wallboard,workflow-map,lifecycle}.png`
+//! (shown in the README). Without Chromium they fail, saying to run
+//! `scripts/setup-test-env`: a skipped browser test would hide a broken UI.
+
+#[path = "support/service.rs"]
+mod service;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use service::Service;
+
+const RULES: &str = r#"
+event order_placed { order: string, desk: string }
+event order_routed { order: string }
+event order_filled { order: string }
+event order_rejected { order: string }
+event batch_opened { batch: string }
+event batch_closed { batch: string }
+channel ops webhook "http://127.0.0.1:9/hook"
+
+/// Orders from placement to a fill; a rejection is a failure.
+workflow orders {
+  key order
+  group by desk
+  severity high
+  runbook "https://runbooks.example.com/orders"
+  notify ops
+  aging 1m, 5m
+  start placed: order_placed
+  step routed: order_routed after placed within 3s
+  step rejected: order_rejected after placed | routed -> failure
+  step filled: order_filled after routed within 1h -> success
+}
+
+/// A quiet workflow that stays green, so the board has an order to keep.
+workflow settlements {
+  key batch
+  notify ops
+  start opened: batch_opened
+  step closed: batch_closed after opened within 1h
+}
+"#;
+
+/// The browser tests run side by side, except the one that times the
+/// page: it waits for the others to finish and runs alone (with six
+/// browsers and services on two cores, a timing says more about the
+/// machine than about the page).
+static TIMING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// How long after `placed` the `routed` deadline of RULES falls.
+const ROUTED_WITHIN: Duration = Duration::from_secs(3);
+
+/// `mon run` on the wall clock with RULES; notifications go to its log.
+fn start_service(dir: &Path) -> Service {
+    start_service_with(dir, "")
+}
+
+/// The same, with more configuration (`extra`, TOML).
+fn start_service_with(dir: &Path, extra: &str) -> Service {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("orders.mon"), RULES).unwrap();
+    let config = dir.join("mon.toml");
+    std::fs::write(
+        &config,
+        format!("[alerts]\ngroup_wait_ms = 200\ngroup_interval_ms = 500\n[notify]\ndeliver = \"log\"\n{extra}"),
+    )
+    .unwrap();
+    Service::start(
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--state-dir",
+            &dir.join("state").display().to_string(),
+            &rules.display().to_string(),
+        ],
+        &dir.join("service.log"),
+    )
+}
+
+/// A CloudEvents envelope of `type` with `data`, timed now.
+fn envelope(id: &str, type_name: &str, data: Value) -> String {
+    json!({
+        "specversion": "1.0", "id": id, "source": "ui-test", "type": type_name,
+        "time": mon_stdlib::time::format_rfc3339(service::now_ms()), "data": data,
+    })
+    .to_string()
+}
+
+fn send(service: &Service, events: &[String]) {
+    let (status, body) = service.post("/api/v1/events", &events.join("\n"));
+    assert!(status == 200 || status == 202, "POST /api/v1/events: {status} {body}");
+}
+
+/// Where a program is, from `$PATH` (or the variable naming it; not a
+/// `MON_` one, which `mon run` would read as its configuration).
+fn program(variable: &str, names: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "{} is not installed: the browser tests need Debian's chromium and chromium-driver; \
+         run scripts/setup-test-env (or set {variable})",
+        names[0]
+    );
+}
+
+/// A chromedriver child process and a headless Chromium session on it.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    async fn open() -> Browser {
+        let chromium = program("UI_TEST_CHROMIUM", &["chromium", "chromium-browser"]);
+        let chromedriver = program("UI_TEST_CHROMEDRIVER", &["chromedriver"]);
+        let address = service::free_address();
+        let port = address.rsplit(':').next().unwrap().to_string();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "chromedriver did not listen on {address}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                // 1080p, the wallboard's smallest target.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1920,1080", "--hide-scrollbars", "--force-device-scale-factor=1"],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://{address}"))
+            .await
+            .expect("a Chromium session from chromedriver");
+        Browser { client, driver }
+    }
+
+    async fn eval(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `script` (which returns a value) until `done` holds of it.
+    async fn wait_for(&self, limit: Duration, what: &str, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        let mut last = Value::Null;
+        while started.elapsed() < limit {
+            last = self.eval(script).await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what}: not within {limit:?}; last seen: {last}");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// The tile of a workflow on the wallboard: its status, whether it pulses
+/// and its text.
+fn tile_script(workflow: &str) -> String {
+    format!(
+        "const t = document.querySelector('.tile[data-workflow=\"{workflow}\"]'); \
+         return t ? {{status: t.dataset.status, pulse: t.classList.contains('pulse'), text: t.innerText}} : null;"
+    )
+}
+
+/// Every visible piece of text with its colour and the colour behind it:
+/// an HTML element's background is its nearest ancestor's that is not
+/// transparent; an SVG label in a map node sits on the node's box.
+const CONTRAST_SCRIPT: &str = r#"
+const out = [];
+const opaque = (c) => c && c !== 'transparent' && !/rgba\(.*,\s*0\)$/.test(c);
+const backgroundOf = (el) => {
+  for (let e = el; e; e = e.parentElement) {
+    if (e instanceof SVGElement) {
+      const node = e.closest('g.node');
+      if (node) return getComputedStyle(node.querySelector('rect')).fill;
+      continue;
+    }
+    const bg = getComputedStyle(e).backgroundColor;
+    if (opaque(bg)) return bg;
+  }
+  return getComputedStyle(document.documentElement).backgroundColor;
+};
+for (const el of document.querySelectorAll('body *')) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own || !el.getClientRects().length) continue;
+  const style = getComputedStyle(el);
+  if (style.visibility === 'hidden' || el.closest('dialog:not([open])')) continue;
+  const color = el instanceof SVGElement ? style.fill : style.color;
+  out.push({ text: el.textContent.trim().slice(0, 40), color, background: backgroundOf(el), size: parseFloat(style.fontSize) });
+}
+return out;
+"#;
+
+fn rgb(css: &str) -> [f64; 3] {
+    let inner = css.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).unwrap_or_else(|| panic!("colour {css}"));
+    let parts: Vec<f64> = inner.split(',').map(|p| p.trim().parse().unwrap_or_else(|_| panic!("colour {css}"))).collect();
+    [parts[0], parts[1], parts[2]]
+}
+
+/// WCAG 2 contrast ratio of two sRGB colours.
+fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
+    let luminance = |c: [f64; 3]| {
+        let channel = |v: f64| {
+            let v = v / 255.0;
+            if v <= 0.04045 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+        };
+        0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2])
+    };
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// Every text on the page reaches 7:1 (WCAG AAA) and is at least 16 px.
+async fn assert_legible(browser: &Browser, page: &str) {
+    let texts = browser.eval(CONTRAST_SCRIPT).await;
+    let texts = texts.as_array().expect("a list");
+    assert!(texts.len() > 10, "{page}: too little text measured: {texts:?}");
+    for text in texts {
+        let (color, background) = (text["color"].as_str().unwrap(), text["background"].as_str().unwrap());
+        let ratio = contrast(rgb(color), rgb(background));
+        assert!(ratio >= 7.0, "{page}: {text} has contrast {ratio:.2}:1, below 7:1");
+        assert!(text["size"].as_f64().unwrap() >= 16.0, "{page}: {text} is smaller than 16px");
+    }
+}
+
+#[test]
+fn contrast_is_the_wcag_ratio() {
+    assert!((contrast([0.0, 0.0, 0.0], [255.0, 255.0, 255.0]) - 21.0).abs() < 1e-9);
+    assert!((contrast([119.0, 119.0, 119.0], [255.0, 255.0, 255.0]) - 4.48).abs() < 0.01);
+}
+
+/// The wallboard loads with a countdown; a missed deadline turns the tile
+/// and its stage on the map red and pulsing within 5 s; the alert is
+/// acknowledged from the strip, the pulse stops and the tile says who.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_deadline_turns_red_and_pulses_until_acknowledged_from_the_strip() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+
+    let placed_at = Instant::now();
+    send(
+        &service,
+        &[
+            envelope("p1", "order_placed", json!({"order": "O-1001", "desk": "FX"})),
+            envelope("p2", "order_placed", json!({"order": "O-1002", "desk": "Rates"})),
+            envelope("r2", "order_routed", json!({"order": "O-1002"})),
+            envelope("b1", "batch_opened", json!({"batch": "B-7"})),
+        ],
+    );
+    let deadline = placed_at + ROUTED_WITHIN;
+    browser.client.goto(&service.url("/")).await.unwrap();
+
+    // Before the deadline: a tile with the status word, its counts and a
+    // countdown to the deadline of `routed`.
+    let tile = browser
+        .wait_for(Duration::from_secs(5), "the orders tile with 2 in flight", &tile_script("orders"), |t| {
+            t["text"].as_str().is_some_and(|s| s.contains("2\nin flight") || s.contains("2 in flight"))
+        })
+        .await;
+    assert!(Instant::now() < deadline, "the page took until the deadline to load; the test cannot see the countdown");
+    let text = tile["text"].as_str().unwrap();
+    assert!(text.contains("routed due") && text.contains(" left"), "no countdown on the tile: {text}");
+    assert_ne!(tile["status"], "red", "red before the deadline: {tile}");
+
+    // The deadline passes: red, pulsing, saying why (the rule's words, the key).
+    let red = browser
+        .wait_for(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5), "a red, pulsing tile", &tile_script("orders"), |t| {
+            t["status"] == "red" && t["pulse"] == true
+        })
+        .await;
+    let late_by = Instant::now().saturating_duration_since(deadline);
+    assert!(late_by <= Duration::from_secs(5), "red {late_by:?} after the deadline");
+    let text = red["text"].as_str().unwrap();
+    assert!(text.contains("BREACHED") && text.contains("missing") && text.contains("O-1001"), "{text}");
+    // Worst first: the red workflow before the green one.
+    let order = browser.eval("return [...document.querySelectorAll('.tile')].map(t => t.dataset.workflow)").await;
+    assert_eq!(order, json!(["orders", "settlements"]));
+    let strip = browser
+        .wait_for(Duration::from_secs(5), "the alert on the strip", "return document.getElementById('strip').innerText", |s| {
+            s.as_str().is_some_and(|s| s.contains("O-1001"))
+        })
+        .await;
+    assert!(strip.as_str().unwrap().contains("runbook"), "{strip}");
+    assert_legible(&browser, "the wallboard").await;
+    browser.screenshot("wallboard.png").await;
+
+    // The workflow page: the stage the item waits in is red and pulsing.
+    browser.client.find(Locator::Css(".tile[data-workflow=\"orders\"]")).await.unwrap().click().await.unwrap();
+    let node_script = "const n = document.querySelector('#map g.node[data-stage=\"placed\"]'); \
+                       return n ? {status: n.dataset.status, pulse: n.classList.contains('pulse'), text: n.textContent} : null;";
+    let node = browser
+        .wait_for(Duration::from_secs(5), "the placed stage red and pulsing on the map", node_script, |n| {
+            n["status"] == "red" && n["pulse"] == true
+        })
+        .await;
+    assert!(node["text"].as_str().unwrap().contains("BREACHED"), "{node}");
+    assert_legible(&browser, "the workflow page").await;
+    browser.screenshot("workflow-map.png").await;
+
+    // Acknowledge it from the strip, with a name and a reason.
+    let ack = browser.client.find(Locator::Css(".alert[data-workflow=\"orders\"] button.ack")).await.unwrap();
+    ack.click().await.unwrap();
+    let form = browser.client.find(Locator::Css(".alert form")).await.unwrap();
+    form.find(Locator::Css("input[name=by]")).await.unwrap().send_keys("ann").await.unwrap();
+    form.find(Locator::Css("input[name=reason]")).await.unwrap().send_keys("calling the FX desk").await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the map node to stop pulsing", node_script, |n| {
+            n["status"] == "red" && n["pulse"] == false
+        })
+        .await;
+    // The command went through the API: the alert book has it.
+    let alerts: Value = serde_json::from_str(&service.get("/api/v1/alerts?workflow=orders").unwrap()).unwrap();
+    let states: Vec<&str> = alerts["alerts"].as_array().unwrap().iter().map(|a| a["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["acknowledged"], "{alerts}");
+
+    // Back on the wallboard: still red, not pulsing, says who acknowledged.
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let acked = browser
+        .wait_for(Duration::from_secs(5), "a red tile acknowledged by ann", &tile_script("orders"), |t| {
+            t["text"].as_str().is_some_and(|s| s.contains("acknowledged by ann"))
+        })
+        .await;
+    assert_eq!((acked["status"].as_str(), acked["pulse"].as_bool()), (Some("red"), Some(false)), "{acked}");
+    browser.close().await;
+}
+
+/// The map is laid out from the program, left to right (a stage right of
+/// the stages it follows; the failure step drawn as such), and a stage
+/// tile's oldest key opens that item's lifecycle: its hops, what it waits
+/// for now, its payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+    send(
+        &service,
+        &[
+            envelope("p1", "order_placed", json!({"order": "O-2001", "desk": "FX"})),
+            envelope("r1", "order_routed", json!({"order": "O-2001"})),
+            envelope("p2", "order_placed", json!({"order": "O-2002", "desk": "Rates"})),
+            envelope("x2", "order_rejected", json!({"order": "O-2002"})),
+        ],
+    );
+    browser.client.goto(&service.url("/workflows/orders")).await.unwrap();
+    let nodes = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "four stages on the map, one item in flight in routed",
+            "return [...document.querySelectorAll('#map g.node')].map(n => { const b = n.getBoundingClientRect(); \
+             return {stage: n.dataset.stage, x: b.x, y: b.y, text: n.textContent}; })",
+            |n| {
+                n.as_array().is_some_and(|n| {
+                    n.len() == 4 && n.iter().any(|n| n["stage"] == "routed" && n["text"].as_str().unwrap_or_default().contains("1 in flight"))
+                })
+            },
+        )
+        .await;
+    let x = |stage: &str| nodes.as_array().unwrap().iter().find(|n| n["stage"] == stage).unwrap()["x"].as_f64().unwrap();
+    assert!(x("placed") < x("routed") && x("routed") < x("filled"), "not left to right: {nodes}");
+    assert!(x("placed") < x("rejected"), "{nodes}");
+    let failure = browser.eval("return [...document.querySelectorAll('#map g.edge.failure')].map(e => e.dataset.step)").await;
+    assert_eq!(failure, json!(["rejected", "rejected"]), "the failure step leaves placed and routed");
+
+    // The routed stage's tile names its oldest item; the link opens it.
+    let link = browser
+        .client
+        .wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css(".stage[data-stage=\"routed\"] a.item-link"))
+        .await
+        .unwrap();
+    assert_eq!(link.text().await.unwrap(), "O-2001");
+    link.click().await.unwrap();
+    let waits = browser
+        .wait_for(Duration::from_secs(5), "the lifecycle's current state", "const w = document.getElementById('waits'); return w ? w.innerText : null", |w| {
+            w.as_str().is_some_and(|w| w.contains("filled"))
+        })
+        .await;
+    assert!(waits.as_str().unwrap().contains("routed"), "{waits}");
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/items/orders/O-2001");
+    let hops = browser.eval("return [...document.querySelectorAll('table.hops tbody tr')].map(r => r.cells[0].innerText)").await;
+    assert_eq!(hops, json!(["placed", "routed"]));
+    let payload = browser.eval("return document.querySelector('pre.payload').innerText").await;
+    assert!(payload.as_str().unwrap().contains("O-2001"), "{payload}");
+    assert_legible(&browser, "the lifecycle page").await;
+    browser.screenshot("lifecycle.png").await;
+    browser.close().await;
+}
+
+/// The rule editor: an edit with an error shows the compiler's diagnostic
+/// with its line; a valid edit is stored, diffed against the active
+/// version, dry-run over pasted events, and activated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/rules")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the active rules in the editor", "const t = document.getElementById('rule-text'); return t ? t.value : null", |t| {
+            t.as_str().is_some_and(|t| t.contains("workflow orders"))
+        })
+        .await;
+    // What typing does: change the text and raise `input`.
+    let edit = |from: &str, to: &str| {
+        format!(
+            "const t = document.getElementById('rule-text'); t.value = t.value.replace({}, {}); \
+             t.dispatchEvent(new Event('input')); return t.value;",
+            json!(from),
+            json!(to)
+        )
+    };
+    let broken = browser.eval(&edit("step routed: order_routed after", "step routed: order_routd after")).await;
+    let line = broken.as_str().unwrap().lines().position(|l| l.contains("order_routd")).unwrap() + 1;
+    let diagnostics = browser
+        .wait_for(Duration::from_secs(5), "the diagnostic of the typo", "return document.getElementById('diagnostics').innerText", |d| {
+            d.as_str().is_some_and(|d| d.contains("order_routd"))
+        })
+        .await;
+    assert!(diagnostics.as_str().unwrap().contains(&format!("orders.mon:{line}:")), "no line {line}: {diagnostics}");
+    assert!(diagnostics.as_str().unwrap().contains("error"), "{diagnostics}");
+    assert_legible(&browser, "the rule editor").await;
+    browser.screenshot("rule-editor.png").await;
+
+    // Fixed, and the deadline made longer: no problem left.
+    browser.eval(&edit("order_routd after placed within 3s", "order_routed after placed within 10s")).await;
+    browser
+        .wait_for(Duration::from_secs(5), "no diagnostics", "return document.getElementById('diagnostics').dataset.ok", |ok| ok == "true")
+        .await;
+    let form = browser.client.find(Locator::Css("#rule-store")).await.unwrap();
+    form.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("routing may take 10s").await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let stored = browser
+        .wait_for(Duration::from_secs(5), "version 2 and its diff", "return document.getElementById('stored').innerText", |s| {
+            s.as_str().is_some_and(|s| s.contains("Version 2") && s.contains("within 10s"))
+        })
+        .await;
+    assert!(stored.as_str().unwrap().contains("-  step routed: order_routed after placed within 3s"), "{stored}");
+
+    // Dry-run: an order routed after 5 s is late under version 1 only.
+    let at = |s: i64| mon_stdlib::time::format_rfc3339(1_772_438_400_000 + s * 1000);
+    let events = [
+        json!({"specversion": "1.0", "id": "d1", "source": "t", "type": "order_placed", "time": at(0), "data": {"order": "D-1", "desk": "FX"}}),
+        json!({"specversion": "1.0", "id": "d2", "source": "t", "type": "order_routed", "time": at(5), "data": {"order": "D-1"}}),
+    ]
+    .map(|e| e.to_string())
+    .join("\n");
+    let dry_run = browser.client.find(Locator::Css("#dry-run")).await.unwrap();
+    dry_run.find(Locator::Css("textarea[name=events]")).await.unwrap().send_keys(&events).await.unwrap();
+    dry_run.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let result = browser
+        .wait_for(Duration::from_secs(10), "the dry-run's result", "return document.getElementById('dry-run-result').innerText", |r| {
+            r.as_str().is_some_and(|r| r.contains("records"))
+        })
+        .await;
+    let result = result.as_str().unwrap();
+    assert!(result.contains("2 lines, 0 rejected"), "{result}");
+    assert!(result.contains("only with version 2"), "{result}");
+
+    let activate = browser.client.find(Locator::Css("#activate")).await.unwrap();
+    activate.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("reviewed").await.unwrap();
+    activate.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(10), "the activation", "return document.getElementById('activated').innerText", |a| {
+            a.as_str().is_some_and(|a| a.contains("Version 2 is active"))
+        })
+        .await;
+    let versions: Value = serde_json::from_str(&service.get("/api/v1/rules/versions").unwrap()).unwrap();
+    assert_eq!(versions["active"], 2, "{versions}");
+    browser.close().await;
+}
+
+/// With auth on, the page holds no data: it asks for a token, keeps it for
+/// the tab, and reads the API and the stream with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", "viewer", "--name", "wall", "--state-dir"])
+        .arg(&state)
+        .output()
+        .expect("mon token create");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let service = start_service_with(dir.path(), "[auth]\nenabled = true\n");
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the sign-in dialog", "return document.getElementById('login').open", |open| open == true)
+        .await;
+    assert_eq!(browser.eval("return document.querySelectorAll('.tile').length").await, 0, "tiles without a token");
+    // A wrong token first: refused, asked again, with the API's reason.
+    browser.client.find(Locator::Id("login-token")).await.unwrap().send_keys("mon_wrong").await.unwrap();
+    browser.client.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the refusal", "return document.getElementById('login').open && document.getElementById('login-error').innerText", |e| {
+            e.as_str().is_some_and(|e| e.contains("refused"))
+        })
+        .await;
+    browser.eval("document.getElementById('login-token').value = ''; return null").await;
+    browser.client.find(Locator::Id("login-token")).await.unwrap().send_keys(&token).await.unwrap();
+    browser.client.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the wallboard and the live stream", "return [document.querySelectorAll('.tile').length, document.getElementById('live').dataset.live]", |v| {
+            *v == json!([2, "true"])
+        })
+        .await;
+    assert_eq!(browser.eval("return sessionStorage.getItem('mon.token')").await, json!(token));
+
+    // NOC mode: the same board, read-only, with the token the tab keeps.
+    browser.client.goto(&service.url("/?board")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the board in NOC mode", "return document.querySelectorAll('.tile').length", |n| *n == 2)
+        .await;
+    let navigation = browser.eval("return getComputedStyle(document.querySelector('.top nav')).display").await;
+    assert_eq!(navigation, "none", "NOC mode shows the navigation");
+    browser.close().await;
+}
+
+/// The wallboard's update budget: with 50 workflows, 500 groups and
+/// `UI_BUDGET_ITEMS` items in flight (default 10,000, to keep `cargo test`
+/// quick; the issue's figure is 100,000:
+/// `UI_BUDGET_ITEMS=100000 cargo test -p mon --test ui_browser budget -- --nocapture`),
+/// applying a streamed status update (script, style and layout) takes
+/// under 200 ms in the browser. The page sees the API's aggregates, not
+/// the items, so the item count loads the service, not the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallboard_update_of_50_workflows_stays_within_its_budget() {
+    let _alone = TIMING.write().await;
+    const WORKFLOWS: usize = 50;
+    const GROUPS_PER_WORKFLOW: usize = 10;
+    let items: usize = std::env::var("UI_BUDGET_ITEMS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let mut text = String::new();
+    for w in 0..WORKFLOWS {
+        text.push_str(&format!(
+            "event s{w} {{ id: string, desk: string }}\nevent d{w} {{ id: string }}\n\
+             workflow flow_{w:02} {{\n  key id\n  group by desk\n  start started: s{w}\n  step done: d{w} after started within 1h\n}}\n"
+        ));
+    }
+    std::fs::write(rules.join("flows.mon"), text).unwrap();
+    let service = Service::start(
+        &["--state-dir", &dir.path().join("state").display().to_string(), &rules.display().to_string()],
+        &dir.path().join("service.log"),
+    );
+    let time = mon_stdlib::time::format_rfc3339(service::now_ms());
+    let events: Vec<String> = (0..items)
+        .map(|i| {
+            let (w, desk) = (i % WORKFLOWS, (i / WORKFLOWS) % GROUPS_PER_WORKFLOW);
+            format!(
+                r#"{{"specversion":"1.0","id":"e{i}","source":"t","type":"s{w}","time":"{time}","data":{{"id":"K{i}","desk":"D{desk}"}}}}"#
+            )
+        })
+        .collect();
+    for batch in events.chunks(5000) {
+        send(&service, batch);
+    }
+    service::wait_until_true(Duration::from_secs(300), "every item in flight", || {
+        service.get("/api/v1/workflows").and_then(|body| serde_json::from_str::<Value>(&body).ok()).is_some_and(|list| {
+            list["workflows"].as_array().is_some_and(|w| w.iter().map(|w| w["counts"]["in_flight"].as_u64().unwrap_or(0)).sum::<u64>() == items as u64)
+        })
+    });
+
+    // Items complete while the page watches: each changes the counts, so
+    // the stream sends a status update (at most about one a second).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let (stop, url, time) = (stop.clone(), service.url("/api/v1/events"), time.clone());
+        std::thread::spawn(move || {
+            for i in 0..items {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let event = format!(
+                    r#"{{"specversion":"1.0","id":"d{i}","source":"t","type":"d{}","time":"{time}","data":{{"id":"K{i}"}}}}"#,
+                    i % WORKFLOWS
+                );
+                let _ = ureq::post(&url).send(event.as_str());
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let times = browser
+        .wait_for(Duration::from_secs(15), "five streamed updates", "return window.monUpdateTimes || []", |t| {
+            t.as_array().is_some_and(|t| t.len() >= 5)
+        })
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.join().unwrap();
+    let tiles = browser.eval("return document.querySelectorAll('.tile').length").await;
+    assert_eq!(tiles, WORKFLOWS, "tiles on the board");
+    let mut sorted: Vec<f64> = times.as_array().unwrap().iter().filter_map(Value::as_f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let (median, slowest) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    println!(
+        "{WORKFLOWS} workflows, {} groups, {items} items in flight: updates took {median:.1} ms (median), \
+         {slowest:.1} ms (slowest) of {times}",
+        WORKFLOWS * GROUPS_PER_WORKFLOW
+    );
+    // The median holds the budget; the slowest may meet a machine busy
+    // with other work, so it is only held to what no busy machine excuses.
+    assert!(median < 200.0, "the median update took {median:.1} ms: {times}");
+    assert!(slowest < 500.0, "an update took {slowest:.1} ms: {times}");
+    browser.close().await;
+}
