@@ -506,7 +506,13 @@ pub async fn dry_run_version(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DryRunResult>, ApiError> {
     let version = version_number(&version)?;
-    let request: DryRunBody = body(raw)?;
+    // The body is required even though every field is optional: `{}` is
+    // the way to say "the stored history, all of it".
+    let raw = raw?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid("body", "the body is required: `{}` replays the stored history"));
+    }
+    let request: DryRunBody = body(Ok(raw))?;
     let options = DryRunOptions {
         from: instant("from", &request.from)?,
         until: instant("until", &request.until)?,
