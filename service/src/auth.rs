@@ -101,7 +101,9 @@ pub fn required_role(method: &str, path: &str) -> Option<Role> {
     if path == "/api/v1/events" || path.starts_with("/api/v1/alerts/") {
         return Some(Role::Operator);
     }
-    if path.starts_with("/api/v1/rules/") || (path.starts_with("/api/v1/workflows/") && (path.ends_with("/enable") || path.ends_with("/disable"))) {
+    if path.starts_with("/api/v1/rules/")
+        || (path.starts_with("/api/v1/workflows/") && (path.ends_with("/enable") || path.ends_with("/disable")))
+    {
         return Some(Role::Editor);
     }
     if path.starts_with("/api/v1/tokens") {

@@ -50,13 +50,13 @@ use mon_compiler::Functions;
 
 use audit::Audit;
 use config::{Config, LogFormat};
-use mon_stdlib::time::format_rfc3339;
-use rules::versions::{ActivationEntry, Origin, Versions};
-use rules::StartRules;
 use error::{Domain, Error, Retry};
 use journal::Journal;
 use mon_runtime::live::{ClockMode, Live};
+use mon_stdlib::time::format_rfc3339;
 use processor::{Processor, StatusView};
+use rules::versions::{ActivationEntry, Draft, Origin, Versions};
+use rules::StartRules;
 use store::Store;
 
 /// Installs the process's log subscriber (JSON or human), once. Colours
@@ -483,8 +483,17 @@ fn import_rules(versions: &Versions, audit: &Audit, rules: &StartRules) -> Resul
     let workflows = rules.program.workflows.iter().map(|w| w.name.clone()).collect();
     let message = format!("imported from {}", rules.dir.display());
     let now = format_rfc3339(clock::wall_now());
-    let (info, created) =
-        versions.add(rules.bundle.clone(), hash, workflows, "mon run", &message, Origin::Directory, now)?;
+    let (info, created) = versions.add(
+        rules.bundle.clone(),
+        Draft {
+            hash,
+            workflows,
+            author: "mon run".into(),
+            message: message.clone(),
+            origin: Origin::Directory,
+            created_at: now,
+        },
+    )?;
     versions.set_imported(info.version)?;
     if created {
         let details = serde_json::json!({ "version": info, "message": message });
@@ -504,11 +513,8 @@ fn activate_at_start(
     metrics: Arc<metrics::Metrics>,
 ) {
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    let request = processor::RulesRequest {
-        change: processor::RulesChange::Activate { version },
-        by: "mon run".into(),
-        reply,
-    };
+    let request =
+        processor::RulesRequest { change: processor::RulesChange::Activate { version }, by: "mon run".into(), reply };
     if ingest.send(processor::Request::Rules(request)).is_err() {
         return;
     }

@@ -209,7 +209,11 @@ pub struct Processor<'p> {
 
 /// Compiles a stored rule version, for as long as the process lives
 /// (see `Processor::compiled`).
-pub fn compile_version(versions: &Versions, version: u64, functions: &dyn Functions) -> Result<&'static Program, String> {
+pub fn compile_version(
+    versions: &Versions,
+    version: u64,
+    functions: &dyn Functions,
+) -> Result<&'static Program, String> {
     let stored = versions
         .get(version)
         .map_err(|e| format!("cannot read rule version {version}: {e}"))?
@@ -529,11 +533,14 @@ impl<'p> Processor<'p> {
     }
 
     /// Counts the events of the batch so far into the metrics, by type name.
-    fn count_accepted(&mut self, accepted_by_type: &mut Vec<u64>) {
+    fn count_accepted(&mut self, accepted_by_type: &mut [u64]) {
         for (event_type, count) in accepted_by_type.iter_mut().enumerate().filter(|(_, c)| **c > 0) {
             if let Some(event) = self.program.events.get(event_type) {
                 let name = event.name.clone();
-                self.metrics.events.get_or_create(&EventLabels { event_type: name, outcome: "accepted" }).inc_by(*count);
+                self.metrics
+                    .events
+                    .get_or_create(&EventLabels { event_type: name, outcome: "accepted" })
+                    .inc_by(*count);
             }
             *count = 0;
         }
@@ -544,7 +551,7 @@ impl<'p> Processor<'p> {
         request: IngestRequest,
         batch: &mut Pending,
         records: &mut Vec<Record>,
-        accepted_by_type: &mut Vec<u64>,
+        accepted_by_type: &mut [u64],
     ) -> (tokio::sync::oneshot::Sender<IngestReply>, IngestReply) {
         let mut reply = IngestReply::default();
         for (index, line) in request.lines.into_iter().enumerate() {
@@ -628,7 +635,7 @@ impl<'p> Processor<'p> {
         batch.dead_letters.push(DeadLetter { reason, origin, received: wall_now(), bytes: bytes.to_vec() });
     }
 
-    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &mut Vec<u64>) -> Result<(), Error> {
+    fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &mut [u64]) -> Result<(), Error> {
         self.count_accepted(accepted_by_type);
         let started = Instant::now();
         let seq = self.journal.append(&batch.inputs, &batch.offsets)?;

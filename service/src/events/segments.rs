@@ -178,7 +178,14 @@ enum List<'a> {
     Memory(&'a [Entry]),
     /// `start` bytes into `file`, `len` entries of `stride` bytes, each
     /// entry `skip` bytes into its stride.
-    File { file: &'a File, path: &'a Path, start: u64, len: u64, stride: u64, skip: u64 },
+    File {
+        file: &'a File,
+        path: &'a Path,
+        start: u64,
+        len: u64,
+        stride: u64,
+        skip: u64,
+    },
 }
 
 impl List<'_> {
@@ -622,7 +629,8 @@ impl Closed {
         let rejected_start = all_start + all * ENTRY;
         let typed_start = rejected_start + rejected * ENTRY;
         let items_start = typed_start + typed * ENTRY;
-        let types = types.into_iter().map(|(name, (start, count))| (name, (typed_start + start * ENTRY, count))).collect();
+        let types =
+            types.into_iter().map(|(name, (start, count))| (name, (typed_start + start * ENTRY, count))).collect();
         Ok(Closed {
             first_seq: word(0),
             next_seq: word(1),

@@ -126,8 +126,7 @@ pub async fn search(
             serde_json::json!({ "store": "events" }),
         ));
     }
-    let found =
-        api.store.events().search(&program, &search).map_err(|e| ApiError::internal("searching events", e))?;
+    let found = api.store.events().search(&program, &search).map_err(|e| ApiError::internal("searching events", e))?;
     Ok(Json(EventPage {
         events: found.events.iter().map(|(_, e)| view(&program, e)).collect(),
         next_cursor: found.next.map(encode_cursor),

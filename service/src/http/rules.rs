@@ -25,7 +25,7 @@ use crate::audit::AuditEntry;
 use crate::auth::Caller;
 use crate::processor::{Request, RulesChange, RulesDone, RulesRequest};
 use crate::rules::diff::{program_diff, source_diff, FileDiff, ProgramDiff};
-use crate::rules::versions::{ActivationEntry, Origin, StoredVersion, VersionInfo};
+use crate::rules::versions::{ActivationEntry, Draft, Origin, StoredVersion, VersionInfo};
 use crate::rules::Bundle;
 use mon_runtime::alerts::BookConfig;
 use mon_runtime::dry_run::{dry_run, dry_run_events, notification_json, DryRunOptions};
@@ -46,7 +46,8 @@ fn who(caller: &Option<Extension<Caller>>, said: Option<&str>) -> String {
 fn body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let bytes = body?;
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-    serde_json::from_slice(text).map_err(|e| ApiError::invalid("body", format!("the body is not what this endpoint takes: {e}")))
+    serde_json::from_slice(text)
+        .map_err(|e| ApiError::invalid("body", format!("the body is not what this endpoint takes: {e}")))
 }
 
 /// A version number; 0 is well formed and names no version (a 404).
@@ -60,7 +61,10 @@ fn no_version(version: u64) -> ApiError {
 }
 
 fn stored(api: &Api, version: u64) -> Result<StoredVersion, ApiError> {
-    api.versions.get(version).map_err(|e| ApiError::internal("reading a rule version", e))?.ok_or_else(|| no_version(version))
+    api.versions
+        .get(version)
+        .map_err(|e| ApiError::internal("reading a rule version", e))?
+        .ok_or_else(|| no_version(version))
 }
 
 fn unprocessable(message: impl Into<String>, details: Value) -> ApiError {
@@ -131,7 +135,8 @@ fn validate_bundle(bundle: &Bundle, functions: &'static dyn mon_compiler::Functi
     bundle.check().map_err(|message| unprocessable(message, json!({ "field": "files" })))?;
     let compiled = bundle.compile(functions);
     let diagnostics = compiled.diagnostics_json();
-    let errors = compiled.compilation.diagnostics.iter().filter(|d| d.kind.level() == mon_compiler::Level::Error).count();
+    let errors =
+        compiled.compilation.diagnostics.iter().filter(|d| d.kind.level() == mon_compiler::Level::Error).count();
     let program = compiled.compilation.program.as_ref();
     Ok(Validation {
         ok: program.is_some(),
@@ -156,7 +161,10 @@ fn validate_bundle(bundle: &Bundle, functions: &'static dyn mon_compiler::Functi
         (status = 422, description = "A path is not a bundle's (relative, `.mon` or `.json`)", body = ErrorBody),
     )
 )]
-pub async fn validate(State(api): State<Api>, raw: Result<Bytes, BytesRejection>) -> Result<Json<Validation>, ApiError> {
+pub async fn validate(
+    State(api): State<Api>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Json<Validation>, ApiError> {
     let BundleBody { files } = body(raw)?;
     let functions = api.functions;
     Ok(Json(blocking(move || validate_bundle(&files, functions)).await??))
@@ -204,12 +212,24 @@ pub async fn create(
         ));
     };
     let now = mon_stdlib::time::format_rfc3339(crate::clock::wall_now());
-    let (info, created) = api
-        .versions
-        .add(files, hash, validation.workflows.clone(), &author, &message, Origin::Api, now)
-        .map_err(|e| ApiError::internal("storing a rule version", e))?;
+    let draft = Draft {
+        hash,
+        workflows: validation.workflows.clone(),
+        author: author.clone(),
+        message: message.clone(),
+        origin: Origin::Api,
+        created_at: now,
+    };
+    let (info, created) =
+        api.versions.add(files, draft).map_err(|e| ApiError::internal("storing a rule version", e))?;
     if created {
-        audit(&api, &author, "rules.version_stored", &info.version.to_string(), json!({ "version": info, "message": message }))?;
+        audit(
+            &api,
+            &author,
+            "rules.version_stored",
+            &info.version.to_string(),
+            json!({ "version": info, "message": message }),
+        )?;
     }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(NewVersion { version: info, created, diagnostics: validation.diagnostics })))
@@ -232,7 +252,14 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-fn paging(pairs: Vec<(String, String)>, more: &[&str]) -> Result<(usize, Option<u64>, Vec<(String, String)>), ApiError> {
+/// `limit`, `cursor`, and the other parameters a list takes (`more`).
+struct Paging {
+    limit: usize,
+    cursor: Option<u64>,
+    rest: Vec<(String, String)>,
+}
+
+fn paging(pairs: Vec<(String, String)>, more: &[&str]) -> Result<Paging, ApiError> {
     let (mut limit, mut cursor, mut rest) = (DEFAULT_LIMIT, None, Vec::new());
     for (name, value) in pairs {
         match name.as_str() {
@@ -246,7 +273,7 @@ fn paging(pairs: Vec<(String, String)>, more: &[&str]) -> Result<(usize, Option<
             }
         }
     }
-    Ok((limit, cursor, rest))
+    Ok(Paging { limit, cursor, rest })
 }
 
 /// The stored versions, newest first, and which one runs.
@@ -273,7 +300,7 @@ pub async fn list(
     State(api): State<Api>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<VersionPage>, ApiError> {
-    let (limit, cursor, _) = paging(query?.0, &[])?;
+    let Paging { limit, cursor, .. } = paging(query?.0, &[])?;
     let (versions, next) = api.versions.list(cursor, limit).map_err(|e| ApiError::internal("listing versions", e))?;
     let active = api.versions.active().map_err(|e| ApiError::internal("reading the active version", e))?;
     Ok(Json(VersionPage { versions, active, next_cursor: next.map(page::encode_seq) }))
@@ -348,9 +375,12 @@ fn against_of(api: &Api, pairs: Vec<(String, String)>) -> Result<u64, ApiError> 
     let mut against = None;
     for (name, value) in pairs {
         match name.as_str() {
-            "against" => against = Some(version_number(&value).map_err(|_| {
-                ApiError::invalid("against", format!("against: `{value}` is not a version number"))
-            })?),
+            "against" => {
+                against =
+                    Some(version_number(&value).map_err(|_| {
+                        ApiError::invalid("against", format!("against: `{value}` is not a version number"))
+                    })?)
+            }
             other => return Err(ApiError::unknown_parameter(other, &["against"])),
         }
     }
@@ -645,7 +675,13 @@ pub async fn activate(
     activate_version(&api, version, &by, &request.message, "rules.activated").await
 }
 
-async fn activate_version(api: &Api, version: u64, by: &str, message: &str, action: &str) -> Result<Json<Activated>, ApiError> {
+async fn activate_version(
+    api: &Api,
+    version: u64,
+    by: &str,
+    message: &str,
+    action: &str,
+) -> Result<Json<Activated>, ApiError> {
     let target = stored(api, version)?;
     let previous = api.versions.active().map_err(|e| ApiError::internal("reading the active version", e))?;
     if previous == Some(version) {
@@ -751,8 +787,9 @@ pub async fn activations(
     State(api): State<Api>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<ActivationPage>, ApiError> {
-    let (limit, cursor, _) = paging(query?.0, &[])?;
-    let (entries, next) = api.versions.history(cursor, limit).map_err(|e| ApiError::internal("reading activations", e))?;
+    let Paging { limit, cursor, .. } = paging(query?.0, &[])?;
+    let (entries, next) =
+        api.versions.history(cursor, limit).map_err(|e| ApiError::internal("reading activations", e))?;
     Ok(Json(ActivationPage {
         activations: entries.into_iter().map(|(_, e)| e).collect(),
         next_cursor: next.map(page::encode_seq),
@@ -883,14 +920,17 @@ pub async fn audit_log(
     State(api): State<Api>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let (limit, cursor, filters) = paging(query?.0, &["action", "who", "target"])?;
+    let Paging { limit, cursor, rest: filters } = paging(query?.0, &["action", "who", "target"])?;
     let keep = |entry: &AuditEntry| {
         filters.iter().all(|(name, value)| match name.as_str() {
-            "action" => entry.action == *value || entry.action.strip_prefix(value.as_str()).is_some_and(|r| r.starts_with('.')),
+            "action" => {
+                entry.action == *value || entry.action.strip_prefix(value.as_str()).is_some_and(|r| r.starts_with('.'))
+            }
             "who" => entry.who == *value,
             _ => entry.target == *value,
         })
     };
-    let (entries, next) = api.audit.list(cursor, limit, keep).map_err(|e| ApiError::internal("reading the audit log", e))?;
+    let (entries, next) =
+        api.audit.list(cursor, limit, keep).map_err(|e| ApiError::internal("reading the audit log", e))?;
     Ok(Json(AuditPage { entries, next_cursor: next.map(page::encode_seq) }))
 }

@@ -119,7 +119,12 @@ fn workflow_diff(old_program: &Program, old: &Workflow, new_program: &Program, n
     let group_names = |w: &Workflow| w.group_by.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
     compare(&mut changes, "key", &key_names(old), &key_names(new));
     compare(&mut changes, "group_by", &group_names(old), &group_names(new));
-    compare(&mut changes, "schedule", &old.schedule.as_ref().map(schedule_words), &new.schedule.as_ref().map(schedule_words));
+    compare(
+        &mut changes,
+        "schedule",
+        &old.schedule.as_ref().map(schedule_words),
+        &new.schedule.as_ref().map(schedule_words),
+    );
     compare(&mut changes, "timezone", &old.timezone, &new.timezone);
     compare(&mut changes, "grace_ms", &old.grace_ms, &new.grace_ms);
     compare(&mut changes, "retain_ms", &old.retain_ms, &new.retain_ms);
@@ -138,7 +143,12 @@ fn workflow_diff(old_program: &Program, old: &Workflow, new_program: &Program, n
     let mut diff = WorkflowDiff {
         workflow: new.name.clone(),
         steps_added: new.steps.iter().filter(|s| step_named(old, &s.name).is_none()).map(|s| s.name.clone()).collect(),
-        steps_removed: old.steps.iter().filter(|s| step_named(new, &s.name).is_none()).map(|s| s.name.clone()).collect(),
+        steps_removed: old
+            .steps
+            .iter()
+            .filter(|s| step_named(new, &s.name).is_none())
+            .map(|s| s.name.clone())
+            .collect(),
         steps_changed: Vec::new(),
         changes,
     };
@@ -232,12 +242,18 @@ mod tests {
 
     #[test]
     fn source_diff_lists_only_files_that_differ() {
-        let before: BTreeMap<String, String> =
-            [("a.mon".into(), "one\ntwo\n".into()), ("same.mon".into(), "x\n".into()), ("old.mon".into(), "o\n".into())]
-                .into();
-        let after: BTreeMap<String, String> =
-            [("a.mon".into(), "one\nthree\n".into()), ("same.mon".into(), "x\n".into()), ("new.mon".into(), "n\n".into())]
-                .into();
+        let before: BTreeMap<String, String> = [
+            ("a.mon".into(), "one\ntwo\n".into()),
+            ("same.mon".into(), "x\n".into()),
+            ("old.mon".into(), "o\n".into()),
+        ]
+        .into();
+        let after: BTreeMap<String, String> = [
+            ("a.mon".into(), "one\nthree\n".into()),
+            ("same.mon".into(), "x\n".into()),
+            ("new.mon".into(), "n\n".into()),
+        ]
+        .into();
         let diffs = source_diff(&before, &after);
         let summary: Vec<(&str, &str)> = diffs.iter().map(|d| (d.path.as_str(), d.status)).collect();
         assert_eq!(summary, [("a.mon", "changed"), ("new.mon", "added"), ("old.mon", "removed")]);

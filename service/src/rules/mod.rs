@@ -102,9 +102,13 @@ impl Bundle {
         let program = load_tree(dir).map_err(|e| e.to_string())?;
         let relative = |path: &Path| -> Result<String, String> {
             let inside = path.strip_prefix(dir).map_err(|_| {
-                format!("{} is outside the rules directory {}; a bundle holds only its own files", path.display(), dir.display())
+                format!(
+                    "{} is outside the rules directory {}; a bundle holds only its own files",
+                    path.display(),
+                    dir.display()
+                )
             })?;
-            Ok(normalize(inside).ok_or_else(|| format!("{} climbs out of {}", path.display(), dir.display()))?)
+            normalize(inside).ok_or_else(|| format!("{} climbs out of {}", path.display(), dir.display()))
         };
         let mut files = BTreeMap::new();
         for source in &program.files {
@@ -131,7 +135,11 @@ impl Compiled {
     /// The diagnostics as `mon check --format json` prints them, one value each.
     pub fn diagnostics_json(&self) -> Vec<serde_json::Value> {
         let renderer = Renderer { sources: &self.sources };
-        self.compilation.diagnostics.iter().map(|d| serde_json::to_value(renderer.json(d)).unwrap_or_default()).collect()
+        self.compilation
+            .diagnostics
+            .iter()
+            .map(|d| serde_json::to_value(renderer.json(d)).unwrap_or_default())
+            .collect()
     }
 }
 

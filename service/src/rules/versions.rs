@@ -70,6 +70,18 @@ pub struct ActivationEntry {
     pub by: String,
 }
 
+/// What a new version is stored with, besides its bundle.
+pub struct Draft {
+    /// The compiled program's hash.
+    pub hash: String,
+    pub workflows: Vec<String>,
+    pub author: String,
+    pub message: String,
+    pub origin: Origin,
+    /// RFC 3339, wall clock.
+    pub created_at: String,
+}
+
 /// The version store; cheap to clone (a sled tree handle).
 #[derive(Clone)]
 pub struct Versions {
@@ -98,29 +110,20 @@ impl Versions {
     /// Stores `bundle` as the next version, or returns the stored version
     /// with the same files and hash (`false`: nothing new was stored), so
     /// that a CI pipeline pushing the same rules twice makes one version.
-    pub fn add(
-        &self,
-        bundle: Bundle,
-        hash: String,
-        workflows: Vec<String>,
-        author: &str,
-        message: &str,
-        origin: Origin,
-        created_at: String,
-    ) -> Result<(VersionInfo, bool), Error> {
-        if let Some(same) = self.find(|stored| stored.info.hash == hash && stored.bundle == bundle)? {
+    pub fn add(&self, bundle: Bundle, draft: Draft) -> Result<(VersionInfo, bool), Error> {
+        if let Some(same) = self.find(|stored| stored.info.hash == draft.hash && stored.bundle == bundle)? {
             return Ok((same.info, false));
         }
         let version = self.latest()?.map_or(1, |v| v + 1);
         let info = VersionInfo {
             version,
-            hash,
-            author: author.to_string(),
-            message: message.to_string(),
-            created_at,
-            origin,
+            hash: draft.hash,
+            author: draft.author,
+            message: draft.message,
+            created_at: draft.created_at,
+            origin: draft.origin,
             files: bundle.files.keys().cloned().collect(),
-            workflows,
+            workflows: draft.workflows,
         };
         let stored = StoredVersion { info: info.clone(), bundle };
         let bytes = serde_json::to_vec(&stored).map_err(damaged("cannot encode a rule version".into()))?;
