@@ -23,9 +23,9 @@ mod rng;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use mon_compiler::ir::Program;
 use mon_compiler::ir::Value;
 use mon_compiler::{compile, SourceFile};
-use mon_compiler::ir::Program;
 use mon_service::events::{EventStore, Search, StoredEvent};
 
 const RULES: &str = "
@@ -122,7 +122,11 @@ fn main() {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    figure!("on disk: {:.0} MB ({:.0} bytes an event, segments and indexes)", bytes as f64 / 1e6, bytes as f64 / total as f64);
+    figure!(
+        "on disk: {:.0} MB ({:.0} bytes an event, segments and indexes)",
+        bytes as f64 / 1e6,
+        bytes as f64 / total as f64
+    );
     searches(&program, &store, keys, total, "");
     drop(store);
     let reopening = Instant::now();

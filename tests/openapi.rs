@@ -150,7 +150,8 @@ fn the_document_lists_every_route_and_schemathesis_finds_no_failure() {
     // Each documented route is served: the router's own 404 says
     // `details.path` and its 405 `method_not_allowed`; a handler never does.
     for (path, method) in ROUTES {
-        let path = path.replace("{id}", &alert).replace("{workflow}", "jobs").replace("{version}", "1").replace("{key}", "J1");
+        let path =
+            path.replace("{id}", &alert).replace("{workflow}", "jobs").replace("{version}", "1").replace("{key}", "J1");
         if path == STREAM {
             // The head only: the body is endless.
             let response = ureq::get(&service.url(&path)).call().expect("GET /api/v1/stream");

@@ -200,7 +200,8 @@ fn events_older_than_the_retention_are_purged_with_their_indexes() {
     post(&service, &[placed("old", "O1", "EU", now - 3_600_000)]);
     post(&service, &[placed("new", "O2", "US", now)]);
     let events_dir = dir.path().join("state").join("events");
-    let segments = || files_under(&events_dir).into_iter().filter(|(p, _)| p.extension() == Some("seg".as_ref())).count();
+    let segments =
+        || files_under(&events_dir).into_iter().filter(|(p, _)| p.extension() == Some("seg".as_ref())).count();
     assert_eq!(segments(), 2, "one segment per hour");
     let wait_until = |what: &str, check: &dyn Fn() -> bool| {
         let started = Instant::now();

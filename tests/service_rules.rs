@@ -116,7 +116,10 @@ fn an_activation_keeps_items_in_kept_stages_retimes_them_and_supersedes_the_rest
     assert_eq!(versions["active"], 1, "{versions}");
     assert_eq!(versions["versions"][0]["origin"], "directory");
 
-    post_events(&service, &[event("job_started", "k1", 0), event("job_started", "k2", 0), event("job_checked", "k2", 1)]);
+    post_events(
+        &service,
+        &[event("job_started", "k1", 0), event("job_started", "k2", 0), event("job_checked", "k2", 1)],
+    );
 
     // A bundle that does not compile is refused with the compiler's diagnostics.
     let (status, refused) = post(&service, "/api/v1/rules/versions", json!({ "files": bundle("workflow {") }));
@@ -128,8 +131,11 @@ fn an_activation_keeps_items_in_kept_stages_retimes_them_and_supersedes_the_rest
     assert_eq!((status, &validation["ok"]), (200, &json!(false)), "{validation}");
     assert_eq!(validation["diagnostics"], refused["error"]["details"]["diagnostics"]);
 
-    let (status, stored) =
-        post(&service, "/api/v1/rules/versions", json!({ "files": bundle(V2), "message": "checked is verified", "author": "ana" }));
+    let (status, stored) = post(
+        &service,
+        "/api/v1/rules/versions",
+        json!({ "files": bundle(V2), "message": "checked is verified", "author": "ana" }),
+    );
     assert_eq!(status, 201, "{stored}");
     assert_eq!(stored["version"]["version"], 2);
     assert_eq!(stored["version"]["author"], "ana");
@@ -281,9 +287,17 @@ fn mon_rules_pushes_diffs_activates_and_lists_versions() {
     let service = start(dir.path(), &rules, "mon.log");
     let server = format!("http://{}", service.address);
     let mon = |args: &[&str]| {
-        let output =
-            Command::new(env!("CARGO_BIN_EXE_mon")).arg("rules").args(args).args(["--server", &server]).output().unwrap();
-        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+        let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+            .arg("rules")
+            .args(args)
+            .args(["--server", &server])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     let next = write_rules(dir.path(), "next", V2);
     let (code, out, err) = mon(&["push", &next.display().to_string(), "-m", "rename checked"]);
@@ -291,7 +305,10 @@ fn mon_rules_pushes_diffs_activates_and_lists_versions() {
     assert!(out.starts_with("stored version 2 (1 files"), "{out}");
     let (code, out, _) = mon(&["diff", "2"]);
     assert_eq!(code, Some(0));
-    assert!(out.contains("+ step verified") && out.contains("- step checked") && out.contains("+++ b/jobs.mon"), "{out}");
+    assert!(
+        out.contains("+ step verified") && out.contains("- step checked") && out.contains("+++ b/jobs.mon"),
+        "{out}"
+    );
     let (code, out, err) = mon(&["activate", "2", "-m", "ship it"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.starts_with("version 2 runs (was 1)"), "{out}");
@@ -396,7 +413,8 @@ fn an_activation_while_kafka_flows_loses_and_repeats_no_event() {
         json!({ "files": bundle(&V1.replace("after checked within 10m", "after checked within 20m")) }),
     );
     assert_eq!(status, 201, "{stored}");
-    let (status, activated) = post(&service, "/api/v1/rules/versions/2/activate", json!({ "message": "while flowing" }));
+    let (status, activated) =
+        post(&service, "/api/v1/rules/versions/2/activate", json!({ "message": "while flowing" }));
     assert_eq!(status, 200, "{activated}");
     assert!(activated["migration"]["carried_count"].as_u64().unwrap() > 0, "items were in flight: {activated}");
     assert_eq!(activated["migration"]["superseded"], json!([]), "every stage is kept: {activated}");
@@ -416,12 +434,14 @@ fn an_activation_while_kafka_flows_loses_and_repeats_no_event() {
     service.terminate();
 
     // The audit log went to its topic too, in order, keyed by sequence.
-    let published = kafka::consume_all(&audit_topic, 3, std::time::Duration::from_millis(1500), std::time::Duration::from_secs(20));
+    let published =
+        kafka::consume_all(&audit_topic, 3, std::time::Duration::from_millis(1500), std::time::Duration::from_secs(20));
     let entries: Vec<Value> =
         published.iter().map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).unwrap()).collect();
     let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap_or_default()).collect();
     assert_eq!(actions, ["rules.version_stored", "rules.version_stored", "rules.activated"], "{entries:?}");
-    let keys: Vec<String> = published.iter().map(|m| String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()).into_owned()).collect();
+    let keys: Vec<String> =
+        published.iter().map(|m| String::from_utf8_lossy(m.key.as_deref().unwrap_or_default()).into_owned()).collect();
     assert_eq!(keys, ["0", "1", "2"]);
     assert_eq!(entries[2]["details"]["message"], "while flowing");
 }

@@ -244,8 +244,10 @@ return out;
 "#;
 
 fn rgb(css: &str) -> [f64; 3] {
-    let inner = css.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).unwrap_or_else(|| panic!("colour {css}"));
-    let parts: Vec<f64> = inner.split(',').map(|p| p.trim().parse().unwrap_or_else(|_| panic!("colour {css}"))).collect();
+    let inner =
+        css.split_once('(').and_then(|(_, rest)| rest.strip_suffix(')')).unwrap_or_else(|| panic!("colour {css}"));
+    let parts: Vec<f64> =
+        inner.split(',').map(|p| p.trim().parse().unwrap_or_else(|_| panic!("colour {css}"))).collect();
     [parts[0], parts[1], parts[2]]
 }
 
@@ -254,7 +256,11 @@ fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
     let luminance = |c: [f64; 3]| {
         let channel = |v: f64| {
             let v = v / 255.0;
-            if v <= 0.04045 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+            if v <= 0.04045 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
         };
         0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2])
     };
@@ -318,9 +324,12 @@ async fn a_missed_deadline_turns_red_and_pulses_until_acknowledged_from_the_stri
 
     // The deadline passes: red, pulsing, saying why (the rule's words, the key).
     let red = browser
-        .wait_for(deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5), "a red, pulsing tile", &tile_script("orders"), |t| {
-            t["status"] == "red" && t["pulse"] == true
-        })
+        .wait_for(
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5),
+            "a red, pulsing tile",
+            &tile_script("orders"),
+            |t| t["status"] == "red" && t["pulse"] == true,
+        )
         .await;
     let late_by = Instant::now().saturating_duration_since(deadline);
     assert!(late_by <= Duration::from_secs(5), "red {late_by:?} after the deadline");
@@ -330,9 +339,12 @@ async fn a_missed_deadline_turns_red_and_pulses_until_acknowledged_from_the_stri
     let order = browser.eval("return [...document.querySelectorAll('.tile')].map(t => t.dataset.workflow)").await;
     assert_eq!(order, json!(["orders", "settlements"]));
     let strip = browser
-        .wait_for(Duration::from_secs(5), "the alert on the strip", "return document.getElementById('strip').innerText", |s| {
-            s.as_str().is_some_and(|s| s.contains("O-1001"))
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "the alert on the strip",
+            "return document.getElementById('strip').innerText",
+            |s| s.as_str().is_some_and(|s| s.contains("O-1001")),
+        )
         .await;
     assert!(strip.as_str().unwrap().contains("runbook"), "{strip}");
     assert_legible(&browser, "the wallboard").await;
@@ -407,15 +419,20 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
              return {stage: n.dataset.stage, x: b.x, y: b.y, text: n.textContent}; })",
             |n| {
                 n.as_array().is_some_and(|n| {
-                    n.len() == 4 && n.iter().any(|n| n["stage"] == "routed" && n["text"].as_str().unwrap_or_default().contains("1 in flight"))
+                    n.len() == 4
+                        && n.iter().any(|n| {
+                            n["stage"] == "routed" && n["text"].as_str().unwrap_or_default().contains("1 in flight")
+                        })
                 })
             },
         )
         .await;
-    let x = |stage: &str| nodes.as_array().unwrap().iter().find(|n| n["stage"] == stage).unwrap()["x"].as_f64().unwrap();
+    let x =
+        |stage: &str| nodes.as_array().unwrap().iter().find(|n| n["stage"] == stage).unwrap()["x"].as_f64().unwrap();
     assert!(x("placed") < x("routed") && x("routed") < x("filled"), "not left to right: {nodes}");
     assert!(x("placed") < x("rejected"), "{nodes}");
-    let failure = browser.eval("return [...document.querySelectorAll('#map g.edge.failure')].map(e => e.dataset.step)").await;
+    let failure =
+        browser.eval("return [...document.querySelectorAll('#map g.edge.failure')].map(e => e.dataset.step)").await;
     assert_eq!(failure, json!(["rejected", "rejected"]), "the failure step leaves placed and routed");
 
     // The routed stage's tile names its oldest item; the link opens it.
@@ -429,13 +446,18 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
     assert_eq!(link.text().await.unwrap(), "O-2001");
     link.click().await.unwrap();
     let waits = browser
-        .wait_for(Duration::from_secs(5), "the lifecycle's current state", "const w = document.getElementById('waits'); return w ? w.innerText : null", |w| {
-            w.as_str().is_some_and(|w| w.contains("filled"))
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "the lifecycle's current state",
+            "const w = document.getElementById('waits'); return w ? w.innerText : null",
+            |w| w.as_str().is_some_and(|w| w.contains("filled")),
+        )
         .await;
     assert!(waits.as_str().unwrap().contains("routed"), "{waits}");
     assert_eq!(browser.client.current_url().await.unwrap().path(), "/items/orders/O-2001");
-    let hops = browser.eval("return [...document.querySelectorAll('table.hops tbody tr')].map(r => r.cells[0].innerText)").await;
+    let hops = browser
+        .eval("return [...document.querySelectorAll('table.hops tbody tr')].map(r => r.cells[0].innerText)")
+        .await;
     assert_eq!(hops, json!(["placed", "routed"]));
     let payload = browser.eval("return document.querySelector('pre.payload').innerText").await;
     assert!(payload.as_str().unwrap().contains("O-2001"), "{payload}");
@@ -455,9 +477,12 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
     let browser = Browser::open().await;
     browser.client.goto(&service.url("/rules")).await.unwrap();
     browser
-        .wait_for(Duration::from_secs(5), "the active rules in the editor", "const t = document.getElementById('rule-text'); return t ? t.value : null", |t| {
-            t.as_str().is_some_and(|t| t.contains("workflow orders"))
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "the active rules in the editor",
+            "const t = document.getElementById('rule-text'); return t ? t.value : null",
+            |t| t.as_str().is_some_and(|t| t.contains("workflow orders")),
+        )
         .await;
     // What typing does: change the text and raise `input`.
     let edit = |from: &str, to: &str| {
@@ -471,9 +496,12 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
     let broken = browser.eval(&edit("step routed: order_routed after", "step routed: order_routd after")).await;
     let line = broken.as_str().unwrap().lines().position(|l| l.contains("order_routd")).unwrap() + 1;
     let diagnostics = browser
-        .wait_for(Duration::from_secs(5), "the diagnostic of the typo", "return document.getElementById('diagnostics').innerText", |d| {
-            d.as_str().is_some_and(|d| d.contains("order_routd"))
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "the diagnostic of the typo",
+            "return document.getElementById('diagnostics').innerText",
+            |d| d.as_str().is_some_and(|d| d.contains("order_routd")),
+        )
         .await;
     assert!(diagnostics.as_str().unwrap().contains(&format!("orders.mon:{line}:")), "no line {line}: {diagnostics}");
     assert!(diagnostics.as_str().unwrap().contains("error"), "{diagnostics}");
@@ -483,15 +511,23 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
     // Fixed, and the deadline made longer: no problem left.
     browser.eval(&edit("order_routd after placed within 3s", "order_routed after placed within 10s")).await;
     browser
-        .wait_for(Duration::from_secs(5), "no diagnostics", "return document.getElementById('diagnostics').dataset.ok", |ok| ok == "true")
+        .wait_for(
+            Duration::from_secs(5),
+            "no diagnostics",
+            "return document.getElementById('diagnostics').dataset.ok",
+            |ok| ok == "true",
+        )
         .await;
     let form = browser.client.find(Locator::Css("#rule-store")).await.unwrap();
     form.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("routing may take 10s").await.unwrap();
     form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     let stored = browser
-        .wait_for(Duration::from_secs(5), "version 2 and its diff", "return document.getElementById('stored').innerText", |s| {
-            s.as_str().is_some_and(|s| s.contains("Version 2") && s.contains("within 10s"))
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "version 2 and its diff",
+            "return document.getElementById('stored').innerText",
+            |s| s.as_str().is_some_and(|s| s.contains("Version 2") && s.contains("within 10s")),
+        )
         .await;
     assert!(stored.as_str().unwrap().contains("-  step routed: order_routed after placed within 3s"), "{stored}");
 
@@ -507,9 +543,12 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
     dry_run.find(Locator::Css("textarea[name=events]")).await.unwrap().send_keys(&events).await.unwrap();
     dry_run.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     let result = browser
-        .wait_for(Duration::from_secs(10), "the dry-run's result", "return document.getElementById('dry-run-result').innerText", |r| {
-            r.as_str().is_some_and(|r| r.contains("records"))
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            "the dry-run's result",
+            "return document.getElementById('dry-run-result').innerText",
+            |r| r.as_str().is_some_and(|r| r.contains("records")),
+        )
         .await;
     let result = result.as_str().unwrap();
     assert!(result.contains("2 lines, 0 rejected"), "{result}");
@@ -519,9 +558,12 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
     activate.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("reviewed").await.unwrap();
     activate.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
     browser
-        .wait_for(Duration::from_secs(10), "the activation", "return document.getElementById('activated').innerText", |a| {
-            a.as_str().is_some_and(|a| a.contains("Version 2 is active"))
-        })
+        .wait_for(
+            Duration::from_secs(10),
+            "the activation",
+            "return document.getElementById('activated').innerText",
+            |a| a.as_str().is_some_and(|a| a.contains("Version 2 is active")),
+        )
         .await;
     let versions: Value = serde_json::from_str(&service.get("/api/v1/rules/versions").unwrap()).unwrap();
     assert_eq!(versions["active"], 2, "{versions}");
@@ -546,31 +588,47 @@ async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
     let browser = Browser::open().await;
     browser.client.goto(&service.url("/")).await.unwrap();
     browser
-        .wait_for(Duration::from_secs(5), "the sign-in dialog", "return document.getElementById('login').open", |open| open == true)
+        .wait_for(
+            Duration::from_secs(5),
+            "the sign-in dialog",
+            "return document.getElementById('login').open",
+            |open| open == true,
+        )
         .await;
     assert_eq!(browser.eval("return document.querySelectorAll('.tile').length").await, 0, "tiles without a token");
     // A wrong token first: refused, asked again, with the API's reason.
     browser.client.find(Locator::Id("login-token")).await.unwrap().send_keys("mon_wrong").await.unwrap();
     browser.client.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
     browser
-        .wait_for(Duration::from_secs(5), "the refusal", "return document.getElementById('login').open && document.getElementById('login-error').innerText", |e| {
-            e.as_str().is_some_and(|e| e.contains("refused"))
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "the refusal",
+            "return document.getElementById('login').open && document.getElementById('login-error').innerText",
+            |e| e.as_str().is_some_and(|e| e.contains("refused")),
+        )
         .await;
     browser.eval("document.getElementById('login-token').value = ''; return null").await;
     browser.client.find(Locator::Id("login-token")).await.unwrap().send_keys(&token).await.unwrap();
     browser.client.find(Locator::Css("#login-form button[type=submit]")).await.unwrap().click().await.unwrap();
     browser
-        .wait_for(Duration::from_secs(5), "the wallboard and the live stream", "return [document.querySelectorAll('.tile').length, document.getElementById('live').dataset.live]", |v| {
-            *v == json!([2, "true"])
-        })
+        .wait_for(
+            Duration::from_secs(5),
+            "the wallboard and the live stream",
+            "return [document.querySelectorAll('.tile').length, document.getElementById('live').dataset.live]",
+            |v| *v == json!([2, "true"]),
+        )
         .await;
     assert_eq!(browser.eval("return sessionStorage.getItem('mon.token')").await, json!(token));
 
     // NOC mode: the same board, read-only, with the token the tab keeps.
     browser.client.goto(&service.url("/?board")).await.unwrap();
     browser
-        .wait_for(Duration::from_secs(5), "the board in NOC mode", "return document.querySelectorAll('.tile').length", |n| *n == 2)
+        .wait_for(
+            Duration::from_secs(5),
+            "the board in NOC mode",
+            "return document.querySelectorAll('.tile').length",
+            |n| *n == 2,
+        )
         .await;
     let navigation = browser.eval("return getComputedStyle(document.querySelector('.top nav')).display").await;
     assert_eq!(navigation, "none", "NOC mode shows the navigation");
@@ -618,9 +676,13 @@ async fn a_wallboard_update_of_50_workflows_stays_within_its_budget() {
         send(&service, batch);
     }
     service::wait_until_true(Duration::from_secs(300), "every item in flight", || {
-        service.get("/api/v1/workflows").and_then(|body| serde_json::from_str::<Value>(&body).ok()).is_some_and(|list| {
-            list["workflows"].as_array().is_some_and(|w| w.iter().map(|w| w["counts"]["in_flight"].as_u64().unwrap_or(0)).sum::<u64>() == items as u64)
-        })
+        service.get("/api/v1/workflows").and_then(|body| serde_json::from_str::<Value>(&body).ok()).is_some_and(
+            |list| {
+                list["workflows"].as_array().is_some_and(|w| {
+                    w.iter().map(|w| w["counts"]["in_flight"].as_u64().unwrap_or(0)).sum::<u64>() == items as u64
+                })
+            },
+        )
     });
 
     // Items complete while the page watches: each changes the counts, so

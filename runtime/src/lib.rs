@@ -20,8 +20,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod aggregates;
-pub mod dry_run;
 pub mod alerts;
+pub mod dry_run;
 pub mod engine;
 pub mod eval;
 pub mod event;

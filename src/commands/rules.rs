@@ -202,7 +202,13 @@ fn print_diff(answer: &Value) {
         }
         for s in w["steps_changed"].as_array().into_iter().flatten() {
             for c in s["changes"].as_array().into_iter().flatten() {
-                println!("    ~ step {} {}: {} -> {}", s["step"].as_str().unwrap_or_default(), c["what"].as_str().unwrap_or_default(), c["before"], c["after"]);
+                println!(
+                    "    ~ step {} {}: {} -> {}",
+                    s["step"].as_str().unwrap_or_default(),
+                    c["what"].as_str().unwrap_or_default(),
+                    c["before"],
+                    c["after"]
+                );
             }
         }
         for c in w["changes"].as_array().into_iter().flatten() {
@@ -231,7 +237,10 @@ fn print_dry_run(answer: &Value) {
             compared["same"]
         );
     }
-    eprintln!("read {} lines: {} rejected, {} of types no rule uses", answer["lines"], answer["rejected"], answer["ignored"]);
+    eprintln!(
+        "read {} lines: {} rejected, {} of types no rule uses",
+        answer["lines"], answer["rejected"], answer["ignored"]
+    );
 }
 
 fn print_activation(answer: &Value) {
@@ -245,7 +254,12 @@ fn print_activation(answer: &Value) {
         migration["superseded"].as_array().map_or(0, Vec::len)
     );
     for s in migration["superseded"].as_array().into_iter().flatten().take(20) {
-        println!("  superseded {} {}: {}", s["workflow"].as_str().unwrap_or_default(), s["key"].as_str().unwrap_or_default(), s["reason"].as_str().unwrap_or_default());
+        println!(
+            "  superseded {} {}: {}",
+            s["workflow"].as_str().unwrap_or_default(),
+            s["key"].as_str().unwrap_or_default(),
+            s["reason"].as_str().unwrap_or_default()
+        );
     }
 }
 
@@ -327,7 +341,9 @@ impl Client {
             );
         }
         match status.as_u16() {
-            401 | 403 => Outcome::Usage("not allowed: pass an API token with the editor role (--token or MON_TOKEN)".into()),
+            401 | 403 => {
+                Outcome::Usage("not allowed: pass an API token with the editor role (--token or MON_TOKEN)".into())
+            }
             _ => Outcome::Problems,
         }
     }

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use mon_compiler::{ir, Renderer};
 use mon_runtime::live::ClockMode;
-use mon_service::rules::{Bundle, StartRules};
 use mon_service::config::{
     Config, CreateTopicsOverrides, HttpOverrides, KafkaOverrides, LogFormat, LogOverrides, Overrides,
 };
+use mon_service::rules::{Bundle, StartRules};
 
 use crate::Outcome;
 
