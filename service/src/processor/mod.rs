@@ -8,6 +8,9 @@
 //! records, Kafka's offset commit. A failed write stops the service, since
 //! memory is then ahead of disk; the next start replays the journal.
 
+mod activation;
+pub use activation::compile_version;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -28,12 +31,12 @@ use super::error::{Domain, Error};
 use super::journal::{Entry, Journal};
 use super::kafka::Consumer;
 use super::metrics::{EventLabels, KindLabels, Metrics, WorkflowLabels};
-use super::rules::versions::{ActivationEntry, Versions};
+use super::rules::versions::Versions;
 use super::store::NotificationEntry;
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{Action, Alert, CommandError};
-use mon_runtime::live::{Activation, Fed, Input, Live, Migration};
+use mon_runtime::live::{Fed, Input, Live, Migration};
 use mon_runtime::record::{Kind, Record};
 use mon_runtime::Event;
 
@@ -205,26 +208,6 @@ pub struct Processor<'p> {
     /// Rollup rows of this batch made before an activation renumbered the
     /// workflows: named by the program that counted them.
     pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
-}
-
-/// Compiles a stored rule version, for as long as the process lives
-/// (see `Processor::compiled`).
-pub fn compile_version(
-    versions: &Versions,
-    version: u64,
-    functions: &dyn Functions,
-) -> Result<&'static Program, String> {
-    let stored = versions
-        .get(version)
-        .map_err(|e| format!("cannot read rule version {version}: {e}"))?
-        .ok_or_else(|| format!("no rule version {version}"))?;
-    let program = stored
-        .bundle
-        .compile(functions)
-        .compilation
-        .program
-        .ok_or_else(|| format!("rule version {version} does not compile"))?;
-    Ok(Box::leak(Box::new(program)))
 }
 
 /// The most of a rejected message's bytes sent to the dead-letter topic.
@@ -445,91 +428,6 @@ impl<'p> Processor<'p> {
                 Reply::Rules(request.reply, outcome)
             }
         }
-    }
-
-    fn rules_change(
-        &mut self,
-        change: RulesChange,
-        by: String,
-        batch: &mut Pending,
-        records: &mut Vec<Record>,
-        accepted_by_type: &mut Vec<u64>,
-    ) -> RulesReply {
-        match change {
-            RulesChange::Activate { version } => {
-                let program = self.program_of(version)?;
-                // Event type ids are the program's: what this batch counted
-                // so far is counted under the names of the program it ran.
-                self.count_accepted(accepted_by_type);
-                let previous = self.active;
-                self.activating_by = Some(by);
-                let input = Input::Activate(Activation { version, hash: program.hash() });
-                self.apply(input, batch, records);
-                let migration = self.migrated.take().unwrap_or_else(|| Err("the activation did not apply".into()))?;
-                accepted_by_type.clear();
-                accepted_by_type.resize(self.program.events.len(), 0);
-                let at = self.live.clock().unwrap_or_else(wall_now);
-                Ok(RulesDone::Activated { migration, previous, at })
-            }
-            RulesChange::SetEnabled { workflow, enabled } => {
-                match self.apply(Input::SetEnabled { workflow, enabled }, batch, records) {
-                    Fed::SetEnabled { known, .. } => Ok(RulesDone::SetEnabled { known }),
-                    _ => Err("the change did not apply".into()),
-                }
-            }
-        }
-    }
-
-    /// The compiled program of a stored version.
-    fn program_of(&mut self, version: u64) -> Result<&'p Program, String> {
-        if let Some(program) = self.compiled.get(&version) {
-            return Ok(program);
-        }
-        let program = compile_version(&self.versions, version, self.functions)?;
-        self.compiled.insert(version, program);
-        Ok(program)
-    }
-
-    /// Feeds one input to the engine. An activation is resolved here, the
-    /// same way live and in replay: the version's program replaces the
-    /// running one, and what the migration did waits in `migrated`.
-    fn feed(&mut self, input: &Input, records: &mut Vec<Record>) -> Fed {
-        let fed = self.live.apply(input, records);
-        if let (Fed::Activate { version }, Input::Activate(activation)) = (&fed, input) {
-            let version = *version;
-            self.migrated = Some(self.program_of(version).map(|program| {
-                if program.hash() != activation.hash {
-                    tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
-                }
-                // The tally so far is keyed by the old program's ids.
-                let tally = self.live.take_tally();
-                if let Some(state) = self.live.state() {
-                    self.rollups_before_activation.extend(crate::rollups::rows(self.program, state, tally));
-                }
-                let migration = self.live.activate(program, records);
-                self.program = program;
-                if let Ok(mut shared) = self.shared_program.write() {
-                    *shared = Arc::new(program.clone());
-                }
-                let previous = self.active.replace(version);
-                let entry = ActivationEntry {
-                    version,
-                    previous,
-                    at: mon_stdlib::time::format_rfc3339(self.live.clock().unwrap_or_else(wall_now)),
-                    // Who asked is known live; a replay finds the entry already there.
-                    by: self.activating_by.take().unwrap_or_default(),
-                };
-                if let Err(e) = self.versions.activated(&entry) {
-                    tracing::error!(error = %e, "cannot record the active rule version");
-                }
-                tracing::info!(version, carried = migration.carried_count, superseded = migration.superseded.len(), "rule version activated");
-                migration
-            }));
-            if let Some(Err(why)) = &self.migrated {
-                tracing::error!(version, "cannot activate: {why}");
-            }
-        }
-        fed
     }
 
     /// Counts the events of the batch so far into the metrics, by type name.

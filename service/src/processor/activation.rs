@@ -1,0 +1,138 @@
+//! The processing thread's part in rule changes: an activation or a
+//! workflow switched on or off arrives as a [`RulesRequest`](super::RulesRequest),
+//! is journaled like an event, and is applied the same way live and in
+//! replay ([`Processor::feed`]), so a restart switches programs at the same
+//! input.
+
+use std::sync::Arc;
+
+use mon_compiler::ir::Program;
+use mon_compiler::Functions;
+use mon_runtime::live::{Activation, Fed, Input, Migration};
+use mon_runtime::record::Record;
+
+use super::{Pending, Processor, RulesChange, RulesDone, RulesReply};
+use crate::clock::wall_now;
+use crate::rules::versions::{ActivationEntry, Versions};
+
+/// Compiles a stored rule version, for as long as the process lives
+/// (see `Processor::compiled`).
+pub fn compile_version(
+    versions: &Versions,
+    version: u64,
+    functions: &dyn Functions,
+) -> Result<&'static Program, String> {
+    let stored = versions
+        .get(version)
+        .map_err(|e| format!("cannot read rule version {version}: {e}"))?
+        .ok_or_else(|| format!("no rule version {version}"))?;
+    let program = stored
+        .bundle
+        .compile(functions)
+        .compilation
+        .program
+        .ok_or_else(|| format!("rule version {version} does not compile"))?;
+    Ok(Box::leak(Box::new(program)))
+}
+
+impl<'p> Processor<'p> {
+    pub(super) fn rules_change(
+        &mut self,
+        change: RulesChange,
+        by: String,
+        batch: &mut Pending,
+        records: &mut Vec<Record>,
+        accepted_by_type: &mut Vec<u64>,
+    ) -> RulesReply {
+        match change {
+            RulesChange::Activate { version } => {
+                let program = self.program_of(version)?;
+                // Event type ids are the program's: what this batch counted
+                // so far is counted under the names of the program it ran.
+                self.count_accepted(accepted_by_type);
+                let previous = self.active;
+                self.activating_by = Some(by);
+                let input = Input::Activate(Activation { version, hash: program.hash() });
+                self.apply(input, batch, records);
+                let migration = self.migrated.take().unwrap_or_else(|| Err("the activation did not apply".into()))?;
+                accepted_by_type.clear();
+                accepted_by_type.resize(self.program.events.len(), 0);
+                let at = self.live.clock().unwrap_or_else(wall_now);
+                Ok(RulesDone::Activated { migration, previous, at })
+            }
+            RulesChange::SetEnabled { workflow, enabled } => {
+                match self.apply(Input::SetEnabled { workflow, enabled }, batch, records) {
+                    Fed::SetEnabled { known, .. } => Ok(RulesDone::SetEnabled { known }),
+                    _ => Err("the change did not apply".into()),
+                }
+            }
+        }
+    }
+
+    /// The compiled program of a stored version.
+    fn program_of(&mut self, version: u64) -> Result<&'p Program, String> {
+        if let Some(program) = self.compiled.get(&version) {
+            return Ok(program);
+        }
+        let program = compile_version(&self.versions, version, self.functions)?;
+        self.compiled.insert(version, program);
+        Ok(program)
+    }
+
+    /// Feeds one input to the engine. An activation is resolved here, the
+    /// same way live and in replay: the version's program replaces the
+    /// running one, and what the migration did waits in `migrated`.
+    pub(super) fn feed(&mut self, input: &Input, records: &mut Vec<Record>) -> Fed {
+        let fed = self.live.apply(input, records);
+        if let (Fed::Activate { version }, Input::Activate(activation)) = (&fed, input) {
+            let version = *version;
+            self.migrated =
+                Some(self.program_of(version).map(|program| self.switch(version, program, activation, records)));
+            if let Some(Err(why)) = &self.migrated {
+                tracing::error!(version, "cannot activate: {why}");
+            }
+        }
+        fed
+    }
+
+    /// Moves the engine, the shared views and the active pointer to `program`.
+    fn switch(
+        &mut self,
+        version: u64,
+        program: &'p Program,
+        activation: &Activation,
+        records: &mut Vec<Record>,
+    ) -> Migration {
+        if program.hash() != activation.hash {
+            tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
+        }
+        // The tally so far is keyed by the old program's ids.
+        let tally = self.live.take_tally();
+        if let Some(state) = self.live.state() {
+            self.rollups_before_activation.extend(crate::rollups::rows(self.program, state, tally));
+        }
+        let migration = self.live.activate(program, records);
+        self.program = program;
+        if let Ok(mut shared) = self.shared_program.write() {
+            *shared = Arc::new(program.clone());
+        }
+        let previous = self.active.replace(version);
+        let entry = ActivationEntry {
+            version,
+            previous,
+            at: mon_stdlib::time::format_rfc3339(self.live.clock().unwrap_or_else(wall_now)),
+            // Who asked is known live; a replay finds the entry already there.
+            by: self.activating_by.take().unwrap_or_default(),
+        };
+        if let Err(e) = self.versions.activated(&entry) {
+            tracing::error!(error = %e, "cannot record the active rule version");
+        }
+        tracing::info!(
+            version,
+            carried = migration.carried_count,
+            superseded = migration.superseded.len(),
+            "rule version activated"
+        );
+        migration
+    }
+}
