@@ -32,6 +32,9 @@ const CONTENT_SECURITY_POLICY: &str =
 pub fn routes() -> Router<Api> {
     Router::new()
         .route("/", get(shell))
+        .route("/w/{workflow}", get(shell))
+        .route("/w/{workflow}/i/{key}", get(shell))
+        // The first slice's paths: links in the wild keep working.
         .route("/workflows/{workflow}", get(shell))
         .route("/items/{workflow}/{key}", get(shell))
         .route("/alerts", get(shell))
