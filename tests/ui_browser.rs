@@ -890,6 +890,16 @@ async fn a_rollback_and_a_disabled_workflow_from_the_rules_page() {
     assert_legible(&browser, "the rules page").await;
     browser.screenshot("rules.png").await;
 
+    // Switched by someone else (through the API): the page follows the stream.
+    let orders_enabled = "const r = document.querySelector('#switches tr[data-workflow=\"orders\"]'); \
+                          return r ? r.dataset.enabled : null";
+    let (status, body) = service.post("/api/v1/workflows/orders/disable", r#"{"reason": "elsewhere"}"#);
+    assert_eq!(status, 200, "{body}");
+    browser.wait_for(Duration::from_secs(5), "orders disabled on the page", orders_enabled, |e| e == "false").await;
+    let (status, body) = service.post("/api/v1/workflows/orders/enable", r#"{"reason": "back"}"#);
+    assert_eq!(status, 200, "{body}");
+    browser.wait_for(Duration::from_secs(5), "orders enabled on the page", orders_enabled, |e| e == "true").await;
+
     // The wallboard: grey, the word DISABLED, not OK, after the others.
     send(&service, &[envelope("p1", "order_placed", json!({"order": "O-5001", "desk": "FX"}))]);
     browser.client.goto(&service.url("/")).await.unwrap();

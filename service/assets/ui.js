@@ -68,11 +68,16 @@ function can(needed) {
   return !!me && ROLES.indexOf(me.role) >= ROLES.indexOf(needed);
 }
 
+/// Why `whoami` failed (a JWT whose claims give no mon role is a 403).
+let meError = "";
+
 async function loadMe() {
   try {
     me = await api("/api/v1/whoami");
+    meError = "";
   } catch (error) {
     me = null;
+    meError = error.message;
   }
   renderWho();
 }
@@ -80,7 +85,8 @@ async function loadMe() {
 function renderWho() {
   const who = document.getElementById("who");
   if (!me) {
-    who.innerHTML = "";
+    who.innerHTML = meError ? `<span class="error">${esc(meError)}</span> <button type="button" id="sign-out">Sign out</button>` : "";
+    if (meError) document.getElementById("sign-out").addEventListener("click", signOut);
     return;
   }
   if (me.authentication === "off") {
@@ -90,10 +96,13 @@ function renderWho() {
   const via = me.authentication === "oidc" ? "OIDC" : "token";
   who.innerHTML = `<span title="signed in with a ${via}"><span class="who-name">${esc(me.name)}</span> · <span class="who-role">${esc(me.role)}</span></span>
     <button type="button" id="sign-out">Sign out</button>`;
-  document.getElementById("sign-out").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    location.reload();
-  });
+  document.getElementById("sign-out").addEventListener("click", signOut);
+}
+
+/// Forgets the token; the reload's first call asks for another.
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
 }
 
 /// The answer's JSON; a 401 asks for a token and retries; any other error
@@ -1008,6 +1017,18 @@ function workflowSwitches(editor) {
   return `<table class="switches"><thead><tr><th>workflow</th><th>state</th><th></th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
+/// Another person may switch a workflow: the streamed list redraws the
+/// switches, unless a reason is being typed into one.
+function refreshSwitches() {
+  const box = document.getElementById("switches");
+  if (!box || [...box.querySelectorAll("input")].some((input) => input.value || input === document.activeElement)) return;
+  const html = workflowSwitches(can("editor"));
+  if (html === box.dataset.drawn) return;
+  box.innerHTML = html;
+  box.dataset.drawn = html;
+  initSwitches();
+}
+
 function initSwitches() {
   document.querySelectorAll("form.switch").forEach((form) =>
     form.addEventListener("submit", async (event) => {
@@ -1124,6 +1145,7 @@ function render(what = "all") {
     if (!view().querySelector("form")) renderAlerts();
   } else if (r.name === "events" && what === "all") renderEvents();
   else if (r.name === "rules" && what === "all") renderRules().catch(fail);
+  else if (r.name === "rules" && what === "status") refreshSwitches();
   else if (r.name === "unknown") view().innerHTML = `<p class="error">No such page.</p>`;
 }
 
