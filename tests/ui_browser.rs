@@ -1037,6 +1037,179 @@ async fn the_header_says_who_is_signed_in_and_a_role_sees_only_its_actions() {
     browser.close().await;
 }
 
+/// An identity provider on loopback for the browser's sign-in: its
+/// discovery document, an authorization endpoint that signs `olga` in at
+/// once (sending the browser back with a code), a token endpoint that
+/// checks the code's PKCE verifier against its challenge, and its key
+/// set. Its answers allow any origin, as a provider does for a
+/// single-page client. The access token is for another audience (as
+/// Keycloak's often is), so the page must fall back to the ID token.
+struct IdentityProvider {
+    issuer: String,
+    /// Codes exchanged with a verifier that matched their challenge.
+    exchanged: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl IdentityProvider {
+    /// Serves on the test's own runtime, until the test ends.
+    async fn start() -> IdentityProvider {
+        use axum::extract::{Query, Request};
+        use axum::http::{header, StatusCode};
+        use axum::response::IntoResponse;
+        use std::collections::HashMap;
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let pem = std::fs::read(format!("{}/tests/fixtures/oidc/rsa-a.pem", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some("key-a".into());
+        let jwks = json!({ "keys": [jwk] });
+        let sign = {
+            let issuer = issuer.clone();
+            move |audience: &str| {
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                header.kid = Some("key-a".into());
+                let now = service::now_ms() / 1000;
+                let claims = json!({"iss": issuer, "aud": audience, "sub": "id-olga", "preferred_username": "olga",
+                                    "mon_role": "operator", "iat": now, "exp": now + 300});
+                jsonwebtoken::encode(&header, &claims, &key).unwrap()
+            }
+        };
+        // Code -> (challenge, redirect_uri) of the sign-ins under way.
+        let pending: Arc<Mutex<HashMap<String, (String, String)>>> = Arc::default();
+        let exchanged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        fn any_origin() -> [(header::HeaderName, &'static str); 1] {
+            [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")]
+        }
+        let discovery = json!({
+            "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        });
+        let authorize = {
+            let pending = pending.clone();
+            move |Query(query): Query<HashMap<String, String>>| {
+                let pending = pending.clone();
+                async move {
+                    let field = |name: &str| query.get(name).cloned().unwrap_or_default();
+                    assert_eq!(
+                        (
+                            field("response_type").as_str(),
+                            field("client_id").as_str(),
+                            field("code_challenge_method").as_str()
+                        ),
+                        ("code", "mon", "S256"),
+                        "{query:?}"
+                    );
+                    let code = format!("code-{}", pending.lock().unwrap().len() + 1);
+                    pending.lock().unwrap().insert(code.clone(), (field("code_challenge"), field("redirect_uri")));
+                    let back = format!("{}?code={code}&state={}", field("redirect_uri"), field("state"));
+                    (StatusCode::FOUND, [(header::LOCATION, back)]).into_response()
+                }
+            }
+        };
+        let token = {
+            let (pending, exchanged) = (pending.clone(), exchanged.clone());
+            move |request: Request| {
+                let (pending, exchanged, sign) = (pending.clone(), exchanged.clone(), sign.clone());
+                async move {
+                    let body = axum::body::to_bytes(request.into_body(), 10_000).await.unwrap_or_default();
+                    let uri: axum::http::Uri = format!("/?{}", String::from_utf8_lossy(&body)).parse().unwrap();
+                    let Query(form) = Query::<HashMap<String, String>>::try_from_uri(&uri).unwrap();
+                    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+                    let expected = pending.lock().unwrap().remove(&field("code"));
+                    let challenge = {
+                        use base64::Engine;
+                        use sha2::Digest;
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(sha2::Sha256::digest(field("code_verifier").as_bytes()))
+                    };
+                    let grant = field("grant_type") == "authorization_code" && field("client_id") == "mon";
+                    if !grant || expected != Some((challenge, field("redirect_uri"))) {
+                        return (StatusCode::BAD_REQUEST, any_origin(), axum::Json(json!({"error": "invalid_grant"})))
+                            .into_response();
+                    }
+                    exchanged.fetch_add(1, Ordering::SeqCst);
+                    let tokens =
+                        json!({"token_type": "Bearer", "access_token": sign("account"), "id_token": sign("mon")});
+                    (any_origin(), axum::Json(tokens)).into_response()
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { (any_origin(), axum::Json(discovery)) }),
+            )
+            .route("/authorize", axum::routing::get(authorize))
+            .route("/token", axum::routing::post(token))
+            .route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        IdentityProvider { issuer, exchanged }
+    }
+}
+
+/// Signing in at the identity provider from the sign-in dialog: the
+/// browser goes to the provider and back with a code, exchanges it with
+/// its PKCE verifier, keeps the token the API takes (the ID token: the
+/// access token is for another audience), and lands signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_at_the_identity_provider_with_pkce() {
+    let _side_by_side = TIMING.read().await;
+    let provider = IdentityProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = provider.issuer.clone();
+    let service = start_service_with(
+        dir.path(),
+        &format!("[auth]\nenabled = true\n[auth.oidc]\nissuer = \"{issuer}\"\naudience = \"mon\"\njwks_url = \"{issuer}/jwks\"\n"),
+    );
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/rules")).await.unwrap();
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the provider's sign-in button",
+            "return document.getElementById('login-oidc-redirect').hidden",
+            |h| h == false,
+        )
+        .await;
+    browser.click("#login-oidc-button").await;
+    let who = browser
+        .wait_for(
+            Duration::from_secs(10),
+            "signed in as olga",
+            "const w = document.getElementById('who'); return w ? w.innerText : null",
+            |w| w.as_str().is_some_and(|w| w.contains("olga")),
+        )
+        .await;
+    assert!(who.as_str().unwrap().contains("olga · operator"), "{who}");
+    assert_eq!(
+        provider.exchanged.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one code, exchanged with its verifier"
+    );
+    // Back where the sign-in started, reading with the provider's ID token.
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/rules");
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the rules",
+            "const t = document.getElementById('rule-text'); return t ? t.value : ''",
+            |t| t.as_str().is_some_and(|t| t.contains("workflow orders")),
+        )
+        .await;
+    let token = browser.eval("return sessionStorage.getItem('mon.token')").await;
+    let token = token.as_str().expect("a token kept for the tab").to_string();
+    let (status, body) = call_as(&service, &token, "GET", "/api/v1/whoami", None);
+    assert_eq!(status, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((me["name"].as_str(), me["authentication"].as_str()), (Some("olga"), Some("oidc")), "{me}");
+    assert_eq!(browser.eval("return sessionStorage.getItem('mon.oidc')").await, Value::Null, "the verifier is gone");
+    browser.close().await;
+}
+
 /// The wallboard's update budget: with 50 workflows, 500 groups and
 /// `UI_BUDGET_ITEMS` items in flight (default 10,000, to keep `cargo test`
 /// quick; the figure is 100,000:

@@ -36,8 +36,10 @@ function needLogin(message, details) {
     const issuer = details && details.oidc_issuer;
     const oidc = document.getElementById("login-oidc");
     if (issuer) {
-      oidc.textContent = `This service also accepts a bearer JWT (an ID or access token) from the identity provider ${issuer} (OIDC): paste it as the token.`;
+      oidc.textContent = `This service also accepts a bearer JWT (an ID or access token) from the identity provider ${issuer} (OIDC): sign in there, or paste one as the token.`;
       oidc.hidden = false;
+      identityProvider = { issuer, clientId: details.oidc_client_id };
+      document.getElementById("login-oidc-redirect").hidden = !details.oidc_client_id;
     }
     dialog.showModal();
   }
@@ -45,6 +47,9 @@ function needLogin(message, details) {
 }
 
 function initLogin() {
+  document.getElementById("login-oidc-button").addEventListener("click", () =>
+    startOidcSignIn().catch((error) => (document.getElementById("login-error").textContent = error.message))
+  );
   document.getElementById("login-form").addEventListener("submit", () => {
     sessionStorage.setItem(TOKEN_KEY, document.getElementById("login-token").value.trim());
     const waiters = loginWaiters || [];
@@ -53,6 +58,75 @@ function initLogin() {
     // Another person may have signed in: another name and role.
     loadMe().then(() => render("all"));
   });
+}
+
+// ---- Signing in at the identity provider (OIDC, authorization code + PKCE) --
+//
+// The browser is a public client: no secret, a one-time PKCE verifier
+// instead. The provider's addresses come from its discovery document;
+// its client id for mon is the configured audience (both named by a
+// 401). The verifier, the state and the page to come back to wait in
+// sessionStorage while the provider has the tab.
+
+const OIDC_KEY = "mon.oidc";
+let identityProvider = null;
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText(length) {
+  return base64url(crypto.getRandomValues(new Uint8Array(length)));
+}
+
+function callbackAddress() {
+  return location.origin + "/oidc/callback";
+}
+
+async function startOidcSignIn() {
+  if (!identityProvider) throw new Error("this service names no identity provider");
+  if (!window.crypto || !crypto.subtle) throw new Error("signing in at the identity provider needs HTTPS (or localhost); paste a token instead");
+  const discovery = await fetch(identityProvider.issuer.replace(/\/$/, "") + "/.well-known/openid-configuration")
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`the identity provider's discovery document: ${r.status}`))));
+  const verifier = randomText(32);
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const state = randomText(16);
+  sessionStorage.setItem(
+    OIDC_KEY,
+    JSON.stringify({ verifier, state, clientId: identityProvider.clientId, tokenEndpoint: discovery.token_endpoint, back: location.pathname + location.search })
+  );
+  const address = new URL(discovery.authorization_endpoint);
+  const query = { response_type: "code", client_id: identityProvider.clientId, redirect_uri: callbackAddress(), scope: "openid profile email", state, code_challenge: challenge, code_challenge_method: "S256" };
+  Object.entries(query).forEach(([name, value]) => address.searchParams.set(name, value));
+  location.assign(address.toString());
+}
+
+/// `/oidc/callback?code=...&state=...`: the code and the verifier for
+/// tokens; the access token when the API takes it, else the ID token
+/// (whose audience is mon's client id); then back to the page the
+/// sign-in started from.
+async function finishOidcSignIn() {
+  const params = new URLSearchParams(location.search);
+  const pending = JSON.parse(sessionStorage.getItem(OIDC_KEY) || "null");
+  sessionStorage.removeItem(OIDC_KEY);
+  if (params.get("error")) throw new Error("the identity provider refused: " + (params.get("error_description") || params.get("error")));
+  if (!pending || !params.get("state") || params.get("state") !== pending.state) throw new Error("this sign-in was not started from this tab (its state does not match)");
+  const body = new URLSearchParams({ grant_type: "authorization_code", code: params.get("code") || "", redirect_uri: callbackAddress(), client_id: pending.clientId, code_verifier: pending.verifier });
+  const response = await fetch(pending.tokenEndpoint, { method: "POST", body });
+  const tokens = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error("the identity provider's token endpoint: " + (tokens.error_description || tokens.error || response.status));
+  let refusal = "it gave no token";
+  for (const token of [tokens.access_token, tokens.id_token].filter(Boolean)) {
+    const check = await fetch("/api/v1/whoami", { headers: { Accept: "application/json", Authorization: "Bearer " + token } });
+    if (check.ok) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      location.replace(pending.back || "/");
+      return;
+    }
+    const answer = await check.json().catch(() => ({}));
+    refusal = answer.error ? answer.error.message : String(check.status);
+  }
+  throw new Error("this service does not accept the identity provider's tokens: " + refusal);
 }
 
 // ---- Who is signed in, and what the role may do --------------------------
@@ -1165,6 +1239,12 @@ document.addEventListener("DOMContentLoaded", () => {
   if (new URLSearchParams(location.search).has("board")) document.body.classList.add("board-mode");
   initLogin();
   initAlertActions();
+  if (location.pathname === "/oidc/callback") {
+    finishOidcSignIn().catch(
+      (error) => (view().innerHTML = `<p class="error">${esc(error.message)}</p><p><a href="/">Sign in again</a></p>`)
+    );
+    return;
+  }
   onChange(render);
   // Who first: the page draws actions only for a role that may take them.
   loadMe()

@@ -283,10 +283,12 @@ async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, 
 }
 
 /// A 401 of the token check: `details.reason` names the check that failed
-/// (when credentials were presented), and `details.oidc_issuer` the
-/// identity provider, when `[auth.oidc]` is configured, so that a sign-in
-/// page can say a JWT from it is accepted too. The issuer is no secret:
-/// the provider's discovery document says it to anyone.
+/// (when credentials were presented), and, when `[auth.oidc]` is
+/// configured, `details.oidc_issuer` and `details.oidc_client_id` (the
+/// audience), so that a sign-in page can say a JWT from the provider is
+/// accepted too and send a browser there to sign in. Neither is a secret:
+/// the provider's discovery document gives the issuer to anyone, and a
+/// public client's id is in every sign-in address.
 fn refused(authenticator: &Authenticator, message: String, reason: Option<String>) -> Response {
     let mut details = serde_json::Map::new();
     if let Some(reason) = reason {
@@ -294,6 +296,7 @@ fn refused(authenticator: &Authenticator, message: String, reason: Option<String
     }
     if let Some(verifier) = &authenticator.oidc {
         details.insert("oidc_issuer".into(), verifier.issuer().into());
+        details.insert("oidc_client_id".into(), verifier.audience().into());
     }
     let mut answer = error::ApiError::unauthorized(message);
     if !details.is_empty() {

@@ -191,6 +191,12 @@ impl OidcVerifier {
         &self.config.issuer
     }
 
+    /// The configured audience: mon's client id at the provider, with
+    /// which a browser signs in there (public, like the issuer).
+    pub fn audience(&self) -> &str {
+        &self.config.audience
+    }
+
     fn has_key(&self, kid: &str) -> bool {
         self.keys.read().map(|set| set.keys.contains_key(kid)).unwrap_or(false)
     }
