@@ -476,7 +476,10 @@ mod tests {
             sha256: hash_token(&token),
         });
         file.write(&tokens_path(dir.path())).unwrap();
-        assert_eq!(tokens.authenticate(&token), Some(Caller { name: "bob".into(), role: Role::Admin, credential: Credential::Token }));
+        assert_eq!(
+            tokens.authenticate(&token),
+            Some(Caller { name: "bob".into(), role: Role::Admin, credential: Credential::Token })
+        );
         TokenFile::default().write(&tokens_path(dir.path())).unwrap();
         assert_eq!(tokens.authenticate(&token), None);
         let text = std::fs::read_to_string(tokens_path(dir.path())).unwrap();
