@@ -187,7 +187,9 @@ async function api(path, options = {}) {
     const response = await fetch(path, Object.assign({}, options, { headers }));
     if (response.status === 401) {
       const body = await response.json().catch(() => ({}));
-      await needLogin(body.error ? body.error.message : "", body.error ? body.error.details : null);
+      // A first visit sent no token: nothing was refused, nothing to say.
+      const refusal = headers.Authorization && body.error ? body.error.message : "";
+      await needLogin(refusal, body.error ? body.error.details : null);
       continue;
     }
     const body = await response.json().catch(() => null);
