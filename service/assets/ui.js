@@ -326,6 +326,9 @@ function applyAlerts(alerts) {
     alert._received = now;
     const before = state.alerts.get(alert.id);
     if (!alert.history && before && before.history && before.state === alert.state) alert.history = before.history;
+    // Back in a state it was in before (acknowledged again): who did it
+    // this time is a new question.
+    if (before && before.state !== alert.state) historyAsked.delete(alert.id + " " + alert.state);
     if (activeAlert(alert)) state.alerts.set(alert.id, alert);
     else state.alerts.delete(alert.id);
     if ((alert.state === "acknowledged" || alert.state === "suppressed") && !alert.history) fetchHistory(alert.id, alert.state);
@@ -976,6 +979,10 @@ async function search(query, cursor) {
 
 // -- Rule editor ------------------------------------------------------------
 
+/// What the last change made on this page did, shown above the editor
+/// however often the page is redrawn.
+let rulesNotice = "";
+
 /// The active version's files in an editor: diagnostics from the compiler
 /// (`POST /api/v1/rules/validate`) as you type, then store the edit as a
 /// version, dry-run it (over pasted events or the stored history), diff it
@@ -984,10 +991,6 @@ async function search(query, cursor) {
 /// which); each workflow's state, with enable and disable. Every change
 /// needs the editor role (validation too): a lower role sees the rules
 /// read-only, without the forms.
-/// What the last change made on this page did, shown above the editor
-/// however often the page is redrawn.
-let rulesNotice = "";
-
 async function renderRules() {
   const [page, activations] = await Promise.all([
     api("/api/v1/rules/versions?limit=20"),
