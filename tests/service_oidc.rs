@@ -205,6 +205,10 @@ fn tokens_of_the_identity_provider_are_checked_against_its_key_set() {
         let (status, body) = call(&service, "get", "/api/v1/status", token, "");
         assert_eq!(status, 200, "{body}");
     }
+    // Who the API takes a JWT's caller for: its user, its mapped role, `oidc`.
+    let (status, body) = call(&service, "get", "/api/v1/whoami", &operator, "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"name": "otto", "role": "operator", "authentication": "oidc", "oidc_issuer": ISSUER}));
     let (status, body) = call(&service, "post", "/api/v1/alerts/nothing/ack", &viewer, "{}");
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["details"], json!({"role": "viewer", "needed": "operator"}), "{body}");

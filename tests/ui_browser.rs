@@ -104,6 +104,40 @@ fn send(service: &Service, events: &[String]) {
     assert!(status == 200 || status == 202, "POST /api/v1/events: {status} {body}");
 }
 
+/// Status and body of `method path` with a bearer token and a JSON body.
+fn call_as(service: &Service, token: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut request = ureq::http::Request::builder().method(method).uri(service.url(path));
+    if !token.is_empty() {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = match body {
+        Some(body) => agent.run(request.header("Content-Type", "application/json").body(body.to_string()).unwrap()),
+        None => agent.run(request.body(()).unwrap()),
+    }
+    .expect("HTTP");
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// A token of `role` named `name`, made as an operator would (`mon token create`).
+fn create_token(state: &Path, role: &str, name: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", role, "--name", name, "--state-dir"])
+        .arg(state)
+        .output()
+        .expect("mon token create");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// The alerts of the `orders` workflow, as the API lists them.
+fn order_alerts(service: &Service) -> Vec<Value> {
+    let body = service.get("/api/v1/alerts?workflow=orders").expect("GET /api/v1/alerts");
+    let list: Value = serde_json::from_str(&body).unwrap();
+    list["alerts"].as_array().cloned().unwrap_or_default()
+}
+
 /// Where a program is, from `$PATH` (or the variable naming it; not a
 /// `MON_` one, which `mon run` would read as its configuration).
 fn program(variable: &str, names: &[&str]) -> PathBuf {
@@ -176,13 +210,57 @@ impl Browser {
         let started = Instant::now();
         let mut last = Value::Null;
         while started.elapsed() < limit {
-            last = self.eval(script).await;
+            // A page that is navigating (a sign-out reloads it) answers
+            // no script for a moment: that is "not yet", not a failure.
+            last = self.client.execute(script, vec![]).await.unwrap_or(Value::Null);
             if done(&last) {
                 return last;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("{what}: not within {limit:?}; last seen: {last}");
+    }
+
+    /// Types into the field `selector` (inside `within`, a CSS selector)
+    /// and presses the form's submit button, as a person would.
+    async fn fill_and_submit(&self, within: &str, fields: &[(&str, &str)]) {
+        let form = self.client.find(Locator::Css(within)).await.unwrap_or_else(|e| panic!("{within}: {e}"));
+        for (field, text) in fields {
+            let input = form.find(Locator::Css(field)).await.unwrap_or_else(|e| panic!("{within} {field}: {e}"));
+            input.send_keys(text).await.unwrap();
+        }
+        form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    }
+
+    /// Clicks the first element `selector` matches. A live page may
+    /// redraw it between finding and clicking (a streamed update): then
+    /// it is found again, for up to 5 s.
+    async fn click(&self, selector: &str) {
+        let started = Instant::now();
+        loop {
+            let clicked = match self.client.find(Locator::Css(selector)).await {
+                Ok(element) => element.click().await,
+                Err(e) => Err(e),
+            };
+            match clicked {
+                Ok(()) => return,
+                Err(e) if started.elapsed() > Duration::from_secs(5) => panic!("click {selector}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits for the sign-in dialog, enters `token` and signs in.
+    async fn sign_in(&self, token: &str) {
+        self.wait_for(
+            Duration::from_secs(5),
+            "the sign-in dialog",
+            "return document.getElementById('login').open",
+            |o| o == true,
+        )
+        .await;
+        self.eval("document.getElementById('login-token').value = ''; return null").await;
+        self.fill_and_submit("#login-form", &[("#login-token", token)]).await;
     }
 
     async fn screenshot(&self, name: &str) {
@@ -454,7 +532,9 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
         )
         .await;
     assert!(waits.as_str().unwrap().contains("routed"), "{waits}");
-    assert_eq!(browser.client.current_url().await.unwrap().path(), "/items/orders/O-2001");
+    // The design brief's path for an item (the map itself was opened at
+    // the first slice's `/workflows/orders`, which keeps working).
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/w/orders/i/O-2001");
     let hops = browser
         .eval("return [...document.querySelectorAll('table.hops tbody tr')].map(r => r.cells[0].innerText)")
         .await;
@@ -463,6 +543,21 @@ async fn the_map_follows_the_program_and_a_tile_opens_an_items_lifecycle() {
     assert!(payload.as_str().unwrap().contains("O-2001"), "{payload}");
     assert_legible(&browser, "the lifecycle page").await;
     browser.screenshot("lifecycle.png").await;
+
+    // The events page with no filter lists the latest events, newest first.
+    browser.client.goto(&service.url("/events")).await.unwrap();
+    let rows = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the four events, newest first",
+            "return [...document.querySelectorAll('table.events tbody tr')].map(r => r.cells[1].innerText)",
+            |r| r.as_array().is_some_and(|r| r.len() == 4),
+        )
+        .await;
+    assert_eq!(rows, json!(["order_rejected", "order_placed", "order_routed", "order_placed"]), "newest first");
+    let older = browser.eval("return document.getElementById('older').innerText").await;
+    assert_eq!(older, "No older event.", "one page holds them all");
+    assert_legible(&browser, "the events page").await;
     browser.close().await;
 }
 
@@ -474,6 +569,14 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
     let _side_by_side = TIMING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let service = start_service(dir.path());
+    // The stored history a dry-run can replay.
+    send(
+        &service,
+        &[
+            envelope("h1", "order_placed", json!({"order": "H-1", "desk": "FX"})),
+            envelope("h2", "order_routed", json!({"order": "H-1"})),
+        ],
+    );
     let browser = Browser::open().await;
     browser.client.goto(&service.url("/rules")).await.unwrap();
     browser
@@ -551,8 +654,20 @@ async fn a_rule_edit_shows_its_diagnostic_then_dry_runs_and_activates() {
         )
         .await;
     let result = result.as_str().unwrap();
-    assert!(result.contains("2 lines, 0 rejected"), "{result}");
+    assert!(result.contains("Over the pasted events: 2 lines, 0 rejected"), "{result}");
     assert!(result.contains("only with version 2"), "{result}");
+
+    // The same version over the stored history: the two events sent above.
+    browser.click("#dry-run-history").await;
+    let result = browser
+        .wait_for(
+            Duration::from_secs(10),
+            "the dry-run over the history",
+            "return document.getElementById('dry-run-result').innerText",
+            |r| r.as_str().is_some_and(|r| r.contains("Over the stored history")),
+        )
+        .await;
+    assert!(result.as_str().unwrap().contains("Over the stored history: 2 lines, 0 rejected"), "{result}");
 
     let activate = browser.client.find(Locator::Css("#activate")).await.unwrap();
     activate.find(Locator::Css("input[name=message]")).await.unwrap().send_keys("reviewed").await.unwrap();
@@ -632,6 +747,466 @@ async fn with_auth_on_the_page_asks_for_a_token_and_reads_with_it() {
         .await;
     let navigation = browser.eval("return getComputedStyle(document.querySelector('.top nav')).display").await;
     assert_eq!(navigation, "none", "NOC mode shows the navigation");
+    browser.close().await;
+}
+
+/// The alert strip's other commands, from the browser: Unack puts the
+/// pulse back, a suppressed alert says until when, by whom and why, and
+/// Resolve takes it off the strip (each through the API: the alert book
+/// says the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unack_restores_the_pulse_suppress_says_until_when_and_resolve_clears_the_strip() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    let browser = Browser::open().await;
+    send(&service, &[envelope("p1", "order_placed", json!({"order": "O-3001", "desk": "FX"}))]);
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let pulsing = |pulse: bool| move |t: &Value| t["status"] == "red" && t["pulse"] == pulse;
+    browser
+        .wait_for(ROUTED_WITHIN + Duration::from_secs(5), "a red, pulsing tile", &tile_script("orders"), pulsing(true))
+        .await;
+
+    browser.click(".alert[data-workflow=\"orders\"] button.ack").await;
+    browser
+        .fill_and_submit(".alert form", &[("input[name=by]", "ann"), ("input[name=reason]", "calling the FX desk")])
+        .await;
+    browser.wait_for(Duration::from_secs(5), "the pulse to stop", &tile_script("orders"), pulsing(false)).await;
+
+    // Unack: the name is remembered; only the reason is asked.
+    browser.click(".alert[data-workflow=\"orders\"] button.unack").await;
+    let by = browser.eval("return document.querySelector('.alert form input[name=by]').value").await;
+    assert_eq!(by, "ann");
+    browser.fill_and_submit(".alert form", &[("input[name=reason]", "the desk does not answer")]).await;
+    browser.wait_for(Duration::from_secs(5), "the pulse back", &tile_script("orders"), pulsing(true)).await;
+    assert_eq!(order_alerts(&service)[0]["state"], "open");
+
+    // Suppress for 15 minutes (the form's first choice).
+    browser.click(".alert[data-workflow=\"orders\"] button.suppress").await;
+    browser.fill_and_submit(".alert form", &[("input[name=reason]", "maintenance window")]).await;
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the suppression on the strip",
+            "return document.getElementById('strip').innerText",
+            |s| s.as_str().is_some_and(|s| s.contains("suppressed until")),
+        )
+        .await;
+    let alert = &order_alerts(&service)[0];
+    assert_eq!(alert["state"], "suppressed", "{alert}");
+    let until = alert["suppressed_until"].as_str().expect("a suppression with an end");
+    let said = format!("suppressed until {} UTC by ann (“maintenance window”)", &until[11..16]);
+    let strip = browser.eval("return document.getElementById('strip').innerText").await;
+    assert!(strip.as_str().unwrap().contains(&said), "{said} is not in {strip}");
+    browser.wait_for(Duration::from_secs(5), "no pulse while suppressed", &tile_script("orders"), pulsing(false)).await;
+    assert_legible(&browser, "the wallboard with a suppressed alert").await;
+
+    // Resolve: off the strip; the alert book has it resolved.
+    browser.click(".alert[data-workflow=\"orders\"] button.resolve").await;
+    browser.fill_and_submit(".alert form", &[("input[name=reason]", "routed by hand")]).await;
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "an empty strip",
+            "return document.querySelectorAll('#strip .alert').length",
+            |n| *n == 0,
+        )
+        .await;
+    assert_eq!(order_alerts(&service)[0]["state"], "resolved");
+    browser.close().await;
+}
+
+/// The rules page rolls back to the version that ran before (read back
+/// from the API), lists the activations, and disables a workflow, which
+/// the wallboard then shows grey and DISABLED, last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_and_a_disabled_workflow_from_the_rules_page() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path());
+    // Version 2, made and activated through the API.
+    let first: Value = serde_json::from_str(&service.get("/api/v1/rules/versions/1").unwrap()).unwrap();
+    let mut files = first["sources"].as_object().unwrap().clone();
+    let (path, text) = files.iter().find(|(p, _)| p.ends_with(".mon")).map(|(p, t)| (p.clone(), t.clone())).unwrap();
+    files.insert(path, json!(text.as_str().unwrap().replace("within 3s", "within 10s")));
+    let (status, body) =
+        service.post("/api/v1/rules/versions", &json!({"files": files, "message": "slower routing"}).to_string());
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = service.post("/api/v1/rules/versions/2/activate", &json!({"message": "try it"}).to_string());
+    assert_eq!(status, 200, "{body}");
+
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/rules")).await.unwrap();
+    let button = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the rollback form",
+            "const f = document.getElementById('rollback'); return f ? f.querySelector('button').innerText : null",
+            |b| b.is_string(),
+        )
+        .await;
+    assert_eq!(button, "Roll back to version 1");
+    browser.fill_and_submit("#rollback", &[("input[name=message]", "10s hides real delays")]).await;
+    browser
+        .wait_for(
+            Duration::from_secs(10),
+            "the rollback",
+            "const p = document.getElementById('rolled-back-to'); return p ? p.innerText : null",
+            |p| p.as_str().is_some_and(|p| p.contains("version 1 is active")),
+        )
+        .await;
+    let versions: Value = serde_json::from_str(&service.get("/api/v1/rules/versions").unwrap()).unwrap();
+    assert_eq!(versions["active"], 1, "{versions}");
+    let activations = browser
+        .eval("return [...document.querySelectorAll('table.activations tbody tr')].map(r => r.cells[0].innerText)")
+        .await;
+    assert_eq!(activations, json!(["2 → 1", "1 → 2", "— → 1"]), "newest first, from → to");
+    let editing = browser.eval("return document.querySelector('.view p').innerText").await;
+    assert!(editing.as_str().unwrap().contains("version 1 (active)"), "{editing}");
+
+    // Disable settlements, with a reason.
+    browser
+        .fill_and_submit("form.switch[data-workflow=\"settlements\"]", &[("input[name=reason]", "batch feed retired")])
+        .await;
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "settlements disabled",
+            "const r = document.querySelector('#switches tr[data-workflow=\"settlements\"]'); \
+             return r ? [r.dataset.enabled, r.innerText] : null",
+            |r| r[0] == "false" && r[1].as_str().is_some_and(|t| t.contains("DISABLED") && t.contains("Enable")),
+        )
+        .await;
+    // The workflow list follows once the processing thread has switched it.
+    service::wait_until_true(Duration::from_secs(5), "settlements disabled in the API", || {
+        let list: Value =
+            serde_json::from_str(&service.get("/api/v1/workflows").unwrap_or_default()).unwrap_or_default();
+        let enabled: Vec<(String, bool)> = list["workflows"]
+            .as_array()
+            .map(|w| w.iter().map(|w| (w["name"].as_str().unwrap_or("").to_string(), w["enabled"] == true)).collect())
+            .unwrap_or_default();
+        enabled == [("orders".to_string(), true), ("settlements".to_string(), false)]
+    });
+    assert_legible(&browser, "the rules page").await;
+    browser.screenshot("rules.png").await;
+
+    // Switched by someone else (through the API): the page follows the stream.
+    let orders_enabled = "const r = document.querySelector('#switches tr[data-workflow=\"orders\"]'); \
+                          return r ? r.dataset.enabled : null";
+    let (status, body) = service.post("/api/v1/workflows/orders/disable", r#"{"reason": "elsewhere"}"#);
+    assert_eq!(status, 200, "{body}");
+    browser.wait_for(Duration::from_secs(5), "orders disabled on the page", orders_enabled, |e| e == "false").await;
+    let (status, body) = service.post("/api/v1/workflows/orders/enable", r#"{"reason": "back"}"#);
+    assert_eq!(status, 200, "{body}");
+    browser.wait_for(Duration::from_secs(5), "orders enabled on the page", orders_enabled, |e| e == "true").await;
+
+    // The wallboard: grey, the word DISABLED, not OK, after the others.
+    send(&service, &[envelope("p1", "order_placed", json!({"order": "O-5001", "desk": "FX"}))]);
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let tile = browser
+        .wait_for(Duration::from_secs(5), "the disabled tile", &tile_script("settlements"), |t| {
+            t["status"] == "disabled"
+        })
+        .await;
+    let text = tile["text"].as_str().unwrap();
+    assert!(text.contains("DISABLED") && !text.contains("OK"), "{text}");
+    let order = browser.eval("return [...document.querySelectorAll('.tile')].map(t => t.dataset.workflow)").await;
+    assert_eq!(order, json!(["orders", "settlements"]));
+    assert_legible(&browser, "the wallboard with a disabled workflow").await;
+    browser.close().await;
+}
+
+/// With auth on: the header says who is signed in and with which role,
+/// and the page shows only what the role may do. A viewer sees no alert
+/// action and the rules read-only; an operator (after signing out and in
+/// again) sees Ack but still no rule change. With `[auth.oidc]` the
+/// sign-in dialog says a JWT from its issuer works too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_says_who_is_signed_in_and_a_role_sees_only_its_actions() {
+    let _side_by_side = TIMING.read().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let viewer = create_token(&state, "viewer", "wall");
+    let operator = create_token(&state, "operator", "ann");
+    const ISSUER: &str = "https://idp.example.com/realms/ops";
+    // The provider's keys are never fetched: no JWT is tried here.
+    let service = start_service_with(
+        dir.path(),
+        &format!("[auth]\nenabled = true\n[auth.oidc]\nissuer = \"{ISSUER}\"\naudience = \"mon\"\njwks_url = \"http://127.0.0.1:9/certs\"\n"),
+    );
+    // The API first: who each token is, and what a refusal says.
+    let (status, body) = call_as(&service, "", "GET", "/api/v1/whoami", None);
+    let refused: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &refused["error"]["details"]["oidc_issuer"]), (401, &json!(ISSUER)), "{body}");
+    let (status, body) = call_as(&service, &viewer, "GET", "/api/v1/whoami", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"name": "wall", "role": "viewer", "authentication": "token", "oidc_issuer": ISSUER})
+    );
+    let event = envelope("p1", "order_placed", json!({"order": "O-4001", "desk": "FX"}));
+    let (status, body) = call_as(&service, &operator, "POST", "/api/v1/events", Some(&format!("[{event}]")));
+    assert!(status == 200 || status == 202, "{status} {body}");
+
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/")).await.unwrap();
+    browser
+        .wait_for(Duration::from_secs(5), "the sign-in dialog", "return document.getElementById('login').open", |o| {
+            o == true
+        })
+        .await;
+    let oidc =
+        browser.eval("const p = document.getElementById('login-oidc'); return p.hidden ? null : p.innerText").await;
+    assert!(oidc.as_str().is_some_and(|t| t.contains(ISSUER) && t.contains("JWT")), "{oidc}");
+    browser.sign_in(&viewer).await;
+    let who = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the viewer in the header",
+            "return document.getElementById('who').innerText",
+            |w| w.as_str().is_some_and(|w| w.contains("wall")),
+        )
+        .await;
+    assert!(who.as_str().unwrap().contains("wall · viewer") && who.as_str().unwrap().contains("Sign out"), "{who}");
+    browser
+        .wait_for(
+            ROUTED_WITHIN + Duration::from_secs(5),
+            "the alert on the strip",
+            "return document.getElementById('strip').innerText",
+            |s| s.as_str().is_some_and(|s| s.contains("O-4001")),
+        )
+        .await;
+    let buttons = browser.eval("return document.querySelectorAll('#strip .alert button').length").await;
+    assert_eq!(buttons, 0, "a viewer sees no alert action");
+    assert_legible(&browser, "the wallboard of a viewer").await;
+
+    browser.client.goto(&service.url("/rules")).await.unwrap();
+    let editor = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the rules, read-only",
+            "const t = document.getElementById('rule-text'); return t && t.value ? {readonly: t.readOnly, \
+             store: !!document.getElementById('rule-store'), rollback: !!document.getElementById('rollback'), \
+             switches: document.querySelectorAll('form.switch').length, \
+             workflows: document.querySelectorAll('#switches tbody tr').length, \
+             note: (document.getElementById('read-only') || {}).innerText} : null",
+            |e| e.is_object(),
+        )
+        .await;
+    assert_eq!(
+        editor,
+        json!({"readonly": true, "store": false, "rollback": false, "switches": 0, "workflows": 2,
+               "note": "Read-only: changing rules needs the editor role; you are viewer."})
+    );
+    assert_legible(&browser, "the rules page of a viewer").await;
+
+    // Sign out: the token is forgotten and the dialog asks again.
+    browser.click("#sign-out").await;
+    browser.sign_in(&operator).await;
+    assert_eq!(browser.eval("return sessionStorage.getItem('mon.token')").await, json!(operator));
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the operator in the header",
+            "return document.getElementById('who').innerText",
+            |w| w.as_str().is_some_and(|w| w.contains("ann · operator")),
+        )
+        .await;
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the rules page again",
+            "const t = document.getElementById('rule-text'); return t ? t.value : ''",
+            |t| t.as_str().is_some_and(|t| t.contains("workflow orders")),
+        )
+        .await;
+    let rules = browser
+        .eval("return [document.getElementById('rule-text').readOnly, !!document.getElementById('rule-store'), document.querySelectorAll('form.switch').length]")
+        .await;
+    assert_eq!(rules, json!([true, false, 0]), "an operator changes no rule");
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let actions = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the operator's actions",
+            "return [...document.querySelectorAll('#strip .alert button')].map(b => b.innerText)",
+            |b| b.as_array().is_some_and(|b| !b.is_empty()),
+        )
+        .await;
+    assert_eq!(actions, json!(["Ack", "Suppress", "Resolve"]));
+    browser.close().await;
+}
+
+/// An identity provider on loopback for the browser's sign-in: its
+/// discovery document, an authorization endpoint that signs `olga` in at
+/// once (sending the browser back with a code), a token endpoint that
+/// checks the code's PKCE verifier against its challenge, and its key
+/// set. Its answers allow any origin, as a provider does for a
+/// single-page client. The access token is for another audience (as
+/// Keycloak's often is), so the page must fall back to the ID token.
+struct IdentityProvider {
+    issuer: String,
+    /// Codes exchanged with a verifier that matched their challenge.
+    exchanged: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl IdentityProvider {
+    /// Serves on the test's own runtime, until the test ends.
+    async fn start() -> IdentityProvider {
+        use axum::extract::{Query, Request};
+        use axum::http::{header, StatusCode};
+        use axum::response::IntoResponse;
+        use std::collections::HashMap;
+        use std::sync::atomic::Ordering;
+        use std::sync::{Arc, Mutex};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let pem = std::fs::read(format!("{}/tests/fixtures/oidc/rsa-a.pem", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some("key-a".into());
+        let jwks = json!({ "keys": [jwk] });
+        let sign = {
+            let issuer = issuer.clone();
+            move |audience: &str| {
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+                header.kid = Some("key-a".into());
+                let now = service::now_ms() / 1000;
+                let claims = json!({"iss": issuer, "aud": audience, "sub": "id-olga", "preferred_username": "olga",
+                                    "mon_role": "operator", "iat": now, "exp": now + 300});
+                jsonwebtoken::encode(&header, &claims, &key).unwrap()
+            }
+        };
+        // Code -> (challenge, redirect_uri) of the sign-ins under way.
+        let pending: Arc<Mutex<HashMap<String, (String, String)>>> = Arc::default();
+        let exchanged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        fn any_origin() -> [(header::HeaderName, &'static str); 1] {
+            [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")]
+        }
+        let discovery = json!({
+            "issuer": issuer, "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"), "jwks_uri": format!("{issuer}/jwks"),
+        });
+        let authorize = {
+            let pending = pending.clone();
+            move |Query(query): Query<HashMap<String, String>>| {
+                let pending = pending.clone();
+                async move {
+                    let field = |name: &str| query.get(name).cloned().unwrap_or_default();
+                    assert_eq!(
+                        (
+                            field("response_type").as_str(),
+                            field("client_id").as_str(),
+                            field("code_challenge_method").as_str()
+                        ),
+                        ("code", "mon", "S256"),
+                        "{query:?}"
+                    );
+                    let code = format!("code-{}", pending.lock().unwrap().len() + 1);
+                    pending.lock().unwrap().insert(code.clone(), (field("code_challenge"), field("redirect_uri")));
+                    let back = format!("{}?code={code}&state={}", field("redirect_uri"), field("state"));
+                    (StatusCode::FOUND, [(header::LOCATION, back)]).into_response()
+                }
+            }
+        };
+        let token = {
+            let (pending, exchanged) = (pending.clone(), exchanged.clone());
+            move |request: Request| {
+                let (pending, exchanged, sign) = (pending.clone(), exchanged.clone(), sign.clone());
+                async move {
+                    let body = axum::body::to_bytes(request.into_body(), 10_000).await.unwrap_or_default();
+                    let uri: axum::http::Uri = format!("/?{}", String::from_utf8_lossy(&body)).parse().unwrap();
+                    let Query(form) = Query::<HashMap<String, String>>::try_from_uri(&uri).unwrap();
+                    let field = |name: &str| form.get(name).cloned().unwrap_or_default();
+                    let expected = pending.lock().unwrap().remove(&field("code"));
+                    let challenge = {
+                        use base64::Engine;
+                        use sha2::Digest;
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(sha2::Sha256::digest(field("code_verifier").as_bytes()))
+                    };
+                    let grant = field("grant_type") == "authorization_code" && field("client_id") == "mon";
+                    if !grant || expected != Some((challenge, field("redirect_uri"))) {
+                        return (StatusCode::BAD_REQUEST, any_origin(), axum::Json(json!({"error": "invalid_grant"})))
+                            .into_response();
+                    }
+                    exchanged.fetch_add(1, Ordering::SeqCst);
+                    let tokens =
+                        json!({"token_type": "Bearer", "access_token": sign("account"), "id_token": sign("mon")});
+                    (any_origin(), axum::Json(tokens)).into_response()
+                }
+            }
+        };
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(move || async move { (any_origin(), axum::Json(discovery)) }),
+            )
+            .route("/authorize", axum::routing::get(authorize))
+            .route("/token", axum::routing::post(token))
+            .route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        IdentityProvider { issuer, exchanged }
+    }
+}
+
+/// Signing in at the identity provider from the sign-in dialog: the
+/// browser goes to the provider and back with a code, exchanges it with
+/// its PKCE verifier, keeps the token the API takes (the ID token: the
+/// access token is for another audience), and lands signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_at_the_identity_provider_with_pkce() {
+    let _side_by_side = TIMING.read().await;
+    let provider = IdentityProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = provider.issuer.clone();
+    let service = start_service_with(
+        dir.path(),
+        &format!("[auth]\nenabled = true\n[auth.oidc]\nissuer = \"{issuer}\"\naudience = \"mon\"\njwks_url = \"{issuer}/jwks\"\n"),
+    );
+    let browser = Browser::open().await;
+    browser.client.goto(&service.url("/rules")).await.unwrap();
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the provider's sign-in button",
+            "return document.getElementById('login-oidc-redirect').hidden",
+            |h| h == false,
+        )
+        .await;
+    browser.click("#login-oidc-button").await;
+    let who = browser
+        .wait_for(
+            Duration::from_secs(10),
+            "signed in as olga",
+            "const w = document.getElementById('who'); return w ? w.innerText : null",
+            |w| w.as_str().is_some_and(|w| w.contains("olga")),
+        )
+        .await;
+    assert!(who.as_str().unwrap().contains("olga · operator"), "{who}");
+    assert_eq!(
+        provider.exchanged.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one code, exchanged with its verifier"
+    );
+    // Back where the sign-in started, reading with the provider's ID token.
+    assert_eq!(browser.client.current_url().await.unwrap().path(), "/rules");
+    browser
+        .wait_for(
+            Duration::from_secs(5),
+            "the rules",
+            "const t = document.getElementById('rule-text'); return t ? t.value : ''",
+            |t| t.as_str().is_some_and(|t| t.contains("workflow orders")),
+        )
+        .await;
+    let token = browser.eval("return sessionStorage.getItem('mon.token')").await;
+    let token = token.as_str().expect("a token kept for the tab").to_string();
+    let (status, body) = call_as(&service, &token, "GET", "/api/v1/whoami", None);
+    assert_eq!(status, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((me["name"].as_str(), me["authentication"].as_str()), (Some("olga"), Some("oidc")), "{me}");
+    assert_eq!(browser.eval("return sessionStorage.getItem('mon.oidc')").await, Value::Null, "the verifier is gone");
     browser.close().await;
 }
 

@@ -2,11 +2,14 @@
 // API (`/api/v1/...`) with the user's token, listens to `/api/v1/stream`
 // for changes (no polling), and renders the view the path names:
 //   /                      wallboard
-//   /workflows/{w}         map, stage tiles, groups, trend
-//   /items/{w}/{key}       an item's lifecycle
+//   /w/{w}                 map, stage tiles, groups, trend
+//   /w/{w}/i/{key}         an item's lifecycle
 //   /alerts                every active alert
-//   /events                event search
-//   /rules                 rule editor
+//   /events                event search (the latest events on open)
+//   /rules                 rule editor, versions, activations, workflows
+// (`/workflows/{w}` and `/items/{w}/{key}`, the first paths, still work.)
+// It shows only the actions the caller's role may take (`/api/v1/whoami`);
+// the API checks the role of every call all the same.
 // It must not hold state the API does not give: a reload shows the same.
 "use strict";
 
@@ -23,24 +26,157 @@ function authHeaders() {
 let loginWaiters = null;
 
 /// Shows the sign-in dialog once, however many requests were refused, and
-/// resolves when a token is entered.
-function needLogin(message) {
+/// resolves when a token is entered. A 401's `details.oidc_issuer` says
+/// the service also takes a JWT from that identity provider.
+function needLogin(message, details) {
   if (!loginWaiters) {
     loginWaiters = [];
     const dialog = document.getElementById("login");
     document.getElementById("login-error").textContent = message || "";
+    const issuer = details && details.oidc_issuer;
+    const oidc = document.getElementById("login-oidc");
+    if (issuer) {
+      oidc.textContent = `This service also accepts a bearer JWT (an ID or access token) from the identity provider ${issuer} (OIDC): sign in there, or paste one as the token.`;
+      oidc.hidden = false;
+      identityProvider = { issuer, clientId: details.oidc_client_id };
+      document.getElementById("login-oidc-redirect").hidden = !details.oidc_client_id;
+    }
     dialog.showModal();
   }
   return new Promise((resolve) => loginWaiters.push(resolve));
 }
 
 function initLogin() {
+  document.getElementById("login-oidc-button").addEventListener("click", () =>
+    startOidcSignIn().catch((error) => (document.getElementById("login-error").textContent = error.message))
+  );
   document.getElementById("login-form").addEventListener("submit", () => {
     sessionStorage.setItem(TOKEN_KEY, document.getElementById("login-token").value.trim());
     const waiters = loginWaiters || [];
     loginWaiters = null;
     waiters.forEach((resolve) => resolve());
+    // Another person may have signed in: another name and role.
+    loadMe().then(() => render("all"));
   });
+}
+
+// ---- Signing in at the identity provider (OIDC, authorization code + PKCE) --
+//
+// The browser is a public client: no secret, a one-time PKCE verifier
+// instead. The provider's addresses come from its discovery document;
+// its client id for mon is the configured audience (both named by a
+// 401). The verifier, the state and the page to come back to wait in
+// sessionStorage while the provider has the tab.
+
+const OIDC_KEY = "mon.oidc";
+let identityProvider = null;
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText(length) {
+  return base64url(crypto.getRandomValues(new Uint8Array(length)));
+}
+
+function callbackAddress() {
+  return location.origin + "/oidc/callback";
+}
+
+async function startOidcSignIn() {
+  if (!identityProvider) throw new Error("this service names no identity provider");
+  if (!window.crypto || !crypto.subtle) throw new Error("signing in at the identity provider needs HTTPS (or localhost); paste a token instead");
+  const discovery = await fetch(identityProvider.issuer.replace(/\/$/, "") + "/.well-known/openid-configuration")
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`the identity provider's discovery document: ${r.status}`))));
+  const verifier = randomText(32);
+  const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const state = randomText(16);
+  sessionStorage.setItem(
+    OIDC_KEY,
+    JSON.stringify({ verifier, state, clientId: identityProvider.clientId, tokenEndpoint: discovery.token_endpoint, back: location.pathname + location.search })
+  );
+  const address = new URL(discovery.authorization_endpoint);
+  const query = { response_type: "code", client_id: identityProvider.clientId, redirect_uri: callbackAddress(), scope: "openid profile email", state, code_challenge: challenge, code_challenge_method: "S256" };
+  Object.entries(query).forEach(([name, value]) => address.searchParams.set(name, value));
+  location.assign(address.toString());
+}
+
+/// `/oidc/callback?code=...&state=...`: the code and the verifier for
+/// tokens; the access token when the API takes it, else the ID token
+/// (whose audience is mon's client id); then back to the page the
+/// sign-in started from.
+async function finishOidcSignIn() {
+  const params = new URLSearchParams(location.search);
+  const pending = JSON.parse(sessionStorage.getItem(OIDC_KEY) || "null");
+  sessionStorage.removeItem(OIDC_KEY);
+  if (params.get("error")) throw new Error("the identity provider refused: " + (params.get("error_description") || params.get("error")));
+  if (!pending || !params.get("state") || params.get("state") !== pending.state) throw new Error("this sign-in was not started from this tab (its state does not match)");
+  const body = new URLSearchParams({ grant_type: "authorization_code", code: params.get("code") || "", redirect_uri: callbackAddress(), client_id: pending.clientId, code_verifier: pending.verifier });
+  const response = await fetch(pending.tokenEndpoint, { method: "POST", body });
+  const tokens = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error("the identity provider's token endpoint: " + (tokens.error_description || tokens.error || response.status));
+  let refusal = "it gave no token";
+  for (const token of [tokens.access_token, tokens.id_token].filter(Boolean)) {
+    const check = await fetch("/api/v1/whoami", { headers: { Accept: "application/json", Authorization: "Bearer " + token } });
+    if (check.ok) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      location.replace(pending.back || "/");
+      return;
+    }
+    const answer = await check.json().catch(() => ({}));
+    refusal = answer.error ? answer.error.message : String(check.status);
+  }
+  throw new Error("this service does not accept the identity provider's tokens: " + refusal);
+}
+
+// ---- Who is signed in, and what the role may do --------------------------
+
+/// `GET /api/v1/whoami`: name, role, authentication (off, token, oidc).
+/// Until it answers (or when it fails) the page shows no action at all.
+let me = null;
+const ROLES = ["viewer", "operator", "editor", "admin"];
+
+/// Whether the signed-in role may do what `needed` allows (roles are
+/// ordered: each may do what the lower ones may).
+function can(needed) {
+  return !!me && ROLES.indexOf(me.role) >= ROLES.indexOf(needed);
+}
+
+/// Why `whoami` failed (a JWT whose claims give no mon role is a 403).
+let meError = "";
+
+async function loadMe() {
+  try {
+    me = await api("/api/v1/whoami");
+    meError = "";
+  } catch (error) {
+    me = null;
+    meError = error.message;
+  }
+  renderWho();
+}
+
+function renderWho() {
+  const who = document.getElementById("who");
+  if (!me) {
+    who.innerHTML = meError ? `<span class="error">${esc(meError)}</span> <button type="button" id="sign-out">Sign out</button>` : "";
+    if (meError) document.getElementById("sign-out").addEventListener("click", signOut);
+    return;
+  }
+  if (me.authentication === "off") {
+    who.innerHTML = `<span><span class="who-name">anonymous</span> · <span class="who-role">${esc(me.role)}</span> (auth off)</span>`;
+    return;
+  }
+  const via = me.authentication === "oidc" ? "OIDC" : "token";
+  who.innerHTML = `<span title="signed in with a ${via}"><span class="who-name">${esc(me.name)}</span> · <span class="who-role">${esc(me.role)}</span></span>
+    <button type="button" id="sign-out">Sign out</button>`;
+  document.getElementById("sign-out").addEventListener("click", signOut);
+}
+
+/// Forgets the token; the reload's first call asks for another.
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  location.reload();
 }
 
 /// The answer's JSON; a 401 asks for a token and retries; any other error
@@ -51,7 +187,9 @@ async function api(path, options = {}) {
     const response = await fetch(path, Object.assign({}, options, { headers }));
     if (response.status === 401) {
       const body = await response.json().catch(() => ({}));
-      await needLogin(body.error ? body.error.message : "");
+      // A first visit sent no token: nothing was refused, nothing to say.
+      const refusal = headers.Authorization && body.error ? body.error.message : "";
+      await needLogin(refusal, body.error ? body.error.details : null);
       continue;
     }
     const body = await response.json().catch(() => null);
@@ -101,15 +239,19 @@ function clockTime(rfc3339) {
 }
 
 const STATUS = {
+  disabled: { word: "DISABLED", icon: '<svg viewBox="0 0 20 20" aria-hidden="true"><circle cx="10" cy="10" r="9" fill="currentColor"/><path d="M7.5 5.5v9M12.5 5.5v9" stroke="#0b0e13" stroke-width="2.6"/></svg>' },
   red: { word: "BREACHED", icon: '<svg viewBox="0 0 20 20" aria-hidden="true"><polygon points="6,1 14,1 19,6 19,14 14,19 6,19 1,14 1,6" fill="currentColor"/><path d="M6.5 6.5l7 7M13.5 6.5l-7 7" stroke="#0b0e13" stroke-width="2.6"/></svg>' },
   amber: { word: "AT RISK", icon: '<svg viewBox="0 0 20 20" aria-hidden="true"><polygon points="10,1 19,18 1,18" fill="currentColor"/><path d="M10 7v5M10 14v2" stroke="#0b0e13" stroke-width="2.4"/></svg>' },
   green: { word: "OK", icon: '<svg viewBox="0 0 20 20" aria-hidden="true"><circle cx="10" cy="10" r="9" fill="currentColor"/><path d="M5.5 10.5l3 3 6-7" fill="none" stroke="#0b0e13" stroke-width="2.6"/></svg>' },
   idle: { word: "IDLE", icon: '<svg viewBox="0 0 20 20" aria-hidden="true"><circle cx="10" cy="10" r="8" fill="none" stroke="currentColor" stroke-width="3"/></svg>' },
 };
-const RANK = { red: 0, amber: 1, green: 2, idle: 3 };
+const RANK = { red: 0, amber: 1, green: 2, idle: 3, disabled: 4 };
 
-/// Grey "IDLE" when green with nothing in flight and nothing expected.
+/// Grey "DISABLED" for a workflow switched off (it takes no events and
+/// fires no deadline, so its counts say nothing: never OK); grey "IDLE"
+/// when green with nothing in flight and nothing expected.
 function effectiveStatus(w) {
+  if (w.enabled === false) return "disabled";
   if (w.status === "green" && w.counts && w.counts.in_flight === 0 && !w.next_deadline) return "idle";
   return w.status;
 }
@@ -172,8 +314,10 @@ function changed(what) {
   state.listeners.forEach((listener) => listener(what));
 }
 
+/// On the strip: open, acknowledged, and suppressed (so that nobody
+/// wonders where a silenced alert went); resolved ones leave it.
 function activeAlert(alert) {
-  return alert.state === "open" || alert.state === "acknowledged";
+  return alert.state === "open" || alert.state === "acknowledged" || alert.state === "suppressed";
 }
 
 function applyAlerts(alerts) {
@@ -182,18 +326,22 @@ function applyAlerts(alerts) {
     alert._received = now;
     const before = state.alerts.get(alert.id);
     if (!alert.history && before && before.history && before.state === alert.state) alert.history = before.history;
+    // Back in a state it was in before (acknowledged again): who did it
+    // this time is a new question.
+    if (before && before.state !== alert.state) historyAsked.delete(alert.id + " " + alert.state);
     if (activeAlert(alert)) state.alerts.set(alert.id, alert);
     else state.alerts.delete(alert.id);
-    if (alert.state === "acknowledged" && !alert.history) fetchHistory(alert.id);
+    if ((alert.state === "acknowledged" || alert.state === "suppressed") && !alert.history) fetchHistory(alert.id, alert.state);
   }
 }
 
-/// The list does not say who acknowledged: the alert's detail does. One
-/// request per acknowledged alert, not per update.
+/// The list does not say who acknowledged or suppressed: the alert's
+/// detail does. One request per alert and state, not per update.
 const historyAsked = new Set();
-function fetchHistory(id) {
-  if (historyAsked.has(id)) return;
-  historyAsked.add(id);
+function fetchHistory(id, alertState) {
+  const asked = id + " " + alertState;
+  if (historyAsked.has(asked)) return;
+  historyAsked.add(asked);
   api(`/api/v1/alerts/${encodeURIComponent(id)}`)
     .then((detail) => {
       const current = state.alerts.get(id);
@@ -202,13 +350,13 @@ function fetchHistory(id) {
         changed("alert");
       }
     })
-    .catch(() => historyAsked.delete(id));
+    .catch(() => historyAsked.delete(asked));
 }
 
 async function loadAll() {
   const [list, alerts] = await Promise.all([
     api("/api/v1/workflows"),
-    api("/api/v1/alerts?state=open,acknowledged&limit=1000"),
+    api("/api/v1/alerts?state=open,acknowledged,suppressed&limit=1000"),
   ]);
   state.workflows = list;
   state.workflowsAt = Date.now();
@@ -226,7 +374,8 @@ async function listen() {
     try {
       const response = await fetch("/api/v1/stream", { headers: Object.assign({ Accept: "text/event-stream" }, authHeaders()) });
       if (response.status === 401) {
-        await needLogin("");
+        const body = await response.json().catch(() => ({}));
+        await needLogin("", body.error ? body.error.details : null);
         continue;
       }
       if (!response.ok || !response.body) throw new Error("stream: " + response.status);
@@ -308,11 +457,12 @@ function acknowledgedBy(workflow) {
 // ---- Alert strip (every page) and the alerts page ----------------------
 
 const SEVERITY = { critical: 0, high: 1, medium: 2, low: 3 };
+const ALERT_STATE_RANK = { open: 0, acknowledged: 1, suppressed: 2 };
 
 function sortedAlerts() {
   return [...state.alerts.values()].sort(
     (a, b) =>
-      (a.state === "open" ? 0 : 1) - (b.state === "open" ? 0 : 1) ||
+      (ALERT_STATE_RANK[a.state] ?? 9) - (ALERT_STATE_RANK[b.state] ?? 9) ||
       (SEVERITY[a.severity] ?? 9) - (SEVERITY[b.severity] ?? 9) ||
       b.since_breach_ms - a.since_breach_ms ||
       a.id.localeCompare(b.id)
@@ -328,25 +478,56 @@ function keyText(key) {
 function itemLink(workflow, key) {
   const text = keyText(key);
   if (!text) return "";
-  return `<a class="item-link" href="/items/${encodeURIComponent(workflow)}/${encodeURIComponent(text)}">${esc(text)}</a>`;
+  return `<a class="item-link" href="${itemPath(workflow, text)}">${esc(text)}</a>`;
+}
+
+function workflowPath(workflow) {
+  return `/w/${encodeURIComponent(workflow)}`;
+}
+
+function itemPath(workflow, key) {
+  return `${workflowPath(workflow)}/i/${encodeURIComponent(key)}`;
+}
+
+/// Who did the last `what` to an alert, with the reason they gave.
+function lastBy(alert, what) {
+  const history = alert.history || [];
+  const line = [...history].reverse().find((h) => h.what === what);
+  return line && line.by ? line.by + (line.reason ? ` (“${line.reason}”)` : "") : "";
 }
 
 function lastAck(alert) {
-  const history = alert.history || [];
-  const ack = [...history].reverse().find((h) => h.what === "acknowledged");
-  return ack && ack.by ? ack.by + (ack.reason ? ` (“${ack.reason}”)` : "") : "";
+  return lastBy(alert, "acknowledged");
 }
 
+/// "suppressed until 14:35 UTC by ann (“maintenance”)".
+function suppressedText(alert) {
+  const until = alert.suppressed_until ? "until " + clockTime(alert.suppressed_until).replace(/:\d\d UTC$/, " UTC") : "until resolved";
+  const by = lastBy(alert, "suppressed");
+  return `suppressed ${until}${by ? " by " + by : ""}`;
+}
+
+/// The commands an operator may give an alert in its state.
+const ALERT_ACTIONS = {
+  open: [["ack", "Ack"], ["suppress", "Suppress"], ["resolve", "Resolve"]],
+  acknowledged: [["unack", "Unack"], ["resolve", "Resolve"]],
+  suppressed: [["resolve", "Resolve"]],
+};
+
 function alertRow(alert) {
-  const acked = alert.state === "acknowledged";
   const runbook = alert.runbook ? `<a href="${esc(alert.runbook)}" target="_blank" rel="noopener">runbook</a>` : "";
-  const actions = acked
-    ? `<span class="dim">acknowledged${lastAck(alert) ? " by " + esc(lastAck(alert)) : ""}</span>`
-    : `<button type="button" class="ack" data-alert="${esc(alert.id)}">Ack</button>
-       <button type="button" class="suppress" data-alert="${esc(alert.id)}">Suppress</button>`;
+  let said = "";
+  if (alert.state === "acknowledged") said = `acknowledged${lastAck(alert) ? " by " + lastAck(alert) : ""}`;
+  else if (alert.state === "suppressed") said = suppressedText(alert);
+  const buttons = can("operator")
+    ? (ALERT_ACTIONS[alert.state] || [])
+        .map(([action, label]) => `<button type="button" class="${action}" data-action="${action}" data-alert="${esc(alert.id)}">${label}</button>`)
+        .join("\n")
+    : "";
+  const actions = `${said ? `<span class="dim said">${esc(said)}</span>` : ""}${buttons}`;
   return `<div class="alert ${esc(alert.state)}" data-alert-id="${esc(alert.id)}" data-workflow="${esc(alert.workflow)}">
     <span class="sev">${esc(alert.severity)}</span>
-    <span><a href="/workflows/${encodeURIComponent(alert.workflow)}">${esc(alert.workflow)}</a> · ${esc(alert.step)} · ${esc(alert.kind)}</span>
+    <span><a href="${workflowPath(alert.workflow)}">${esc(alert.workflow)}</a> · ${esc(alert.step)} · ${esc(alert.kind)}</span>
     <span>${itemLink(alert.workflow, alert.key) || (alert.group ? "group " + esc(keyText(alert.group)) : "")}</span>
     <span class="since" data-since-ms="${alert.since_breach_ms}" data-received="${alert._received}">${sinceText(alert.since_breach_ms)}</span>
     ${runbook}
@@ -369,20 +550,25 @@ function renderStrip() {
     (alerts.length > shown.length ? `<a class="more" href="/alerts">and ${alerts.length - shown.length} more alerts</a>` : "");
 }
 
-/// Ack and Suppress open an inline form for the reason (and the name the
-/// alert's history records), then post the command.
+const ACTION_WORD = { ack: "Acknowledge", unack: "Take back the ack", suppress: "Suppress", resolve: "Resolve" };
+
+/// Ack, Unack, Suppress and Resolve open an inline form for the reason
+/// (and the name the alert's history records: the signed-in name when
+/// auth is on), then post the command.
 function initAlertActions() {
   document.addEventListener("click", (event) => {
-    const button = event.target.closest("button.ack, button.suppress");
+    const button = event.target.closest(".alert button[data-action]");
     if (!button) return;
     const row = button.closest(".alert");
-    const suppress = button.classList.contains("suppress");
+    const action = button.dataset.action;
+    const suppress = action === "suppress";
     const actions = row.querySelector(".actions");
-    actions.innerHTML = `<form class="alert-form">
-      <input name="by" placeholder="your name" required value="${esc(sessionStorage.getItem(NAME_KEY) || "")}">
+    const name = me && me.authentication !== "off" ? me.name : sessionStorage.getItem(NAME_KEY) || "";
+    actions.innerHTML = `<form class="alert-form" data-action="${action}">
+      <input name="by" placeholder="your name" required value="${esc(name)}">
       <input name="reason" placeholder="reason" required>
       ${suppress ? `<select name="for"><option value="900000">15 min</option><option value="3600000">1 hour</option><option value="14400000">4 hours</option><option value="">until resolved</option></select>` : ""}
-      <button type="submit">${suppress ? "Suppress" : "Acknowledge"}</button>
+      <button type="submit">${ACTION_WORD[action]}</button>
       <button type="button" class="cancel">Cancel</button>
       <span class="error"></span></form>`;
     const form = actions.querySelector("form");
@@ -399,7 +585,7 @@ function initAlertActions() {
       const body = { by, reason: form.reason.value.trim() };
       if (suppress && form.for.value) body.until = new Date(Date.now() + Number(form.for.value)).toISOString();
       try {
-        const alert = await post(`/api/v1/alerts/${encodeURIComponent(row.dataset.alertId)}/${suppress ? "suppress" : "ack"}`, body);
+        const alert = await post(`/api/v1/alerts/${encodeURIComponent(row.dataset.alertId)}/${action}`, body);
         form.remove();
         applyAlerts([alert]);
         changed("alert");
@@ -428,7 +614,7 @@ function renderWallboard() {
     const pulsing = status === "red" && unacknowledged(w.name).length > 0;
     const acked = status === "red" && !pulsing ? acknowledgedBy(w.name) : [];
     const c = w.counts;
-    return `<a class="tile s-${status}${pulsing ? " pulse" : ""}" href="/workflows/${encodeURIComponent(w.name)}" data-workflow="${esc(w.name)}" data-status="${status}">
+    return `<a class="tile s-${status}${pulsing ? " pulse" : ""}" href="${workflowPath(w.name)}" data-workflow="${esc(w.name)}" data-status="${status}">
       <div class="tile-head"><span class="name">${breakable(w.name)}</span>${statusBadge(status)}</div>
       <div class="counts">
         <div class="count"><b>${c.in_flight}</b><span>in flight</span></div>
@@ -438,8 +624,8 @@ function renderWallboard() {
       </div>
       ${w.reason ? `<div class="reason">${esc(w.reason)}</div>` : ""}
       ${w.worst_stage ? `<div class="worst">worst stage: <b>${esc(w.worst_stage)}</b></div>` : ""}
-      ${w.next_deadline ? `<div class="deadline">${deadlineLine(w.next_deadline, state.workflowsAt)}</div>` : ""}
-      ${!w.enabled ? `<div class="acked">switched off</div>` : ""}
+      ${w.next_deadline && status !== "disabled" ? `<div class="deadline">${deadlineLine(w.next_deadline, state.workflowsAt)}</div>` : ""}
+      ${status === "disabled" ? `<div class="acked">switched off on the rules page: takes no events, fires no deadline</div>` : ""}
       ${acked.length ? `<div class="acked">acknowledged by ${esc([...new Set(acked.map(lastAck).filter(Boolean))].join(", ") || "an operator")}</div>` : ""}
     </a>`;
   });
@@ -650,7 +836,7 @@ async function renderWorkflow(name) {
     ]);
     if (!trendsFresh) trendsCache = { workflow: name, at: Date.now(), trends };
     const receivedAt = Date.now();
-    const status = detail.status;
+    const status = detail.enabled === false ? "disabled" : detail.status;
     view().innerHTML = `<h1>${esc(detail.name)} ${statusBadge(status)}</h1>
       ${detail.reason ? `<p class="reason">${esc(detail.reason)}</p>` : ""}
       ${detail.next_deadline ? `<p class="deadline">${deadlineLine(detail.next_deadline, receivedAt)}</p>` : ""}
@@ -718,7 +904,7 @@ async function renderItem(workflow, key) {
   );
   const unmoved = (item.moved_nothing || []).map((u) => `<tr><td>${esc(clockTime(u.at))}</td><td>${esc(u.what)}</td><td>${esc(u.reason)}</td></tr>`);
   view().innerHTML = `<h1>${esc(workflow)} · <span class="mono">${esc(key)}</span></h1>
-    <p><a href="/workflows/${encodeURIComponent(workflow)}">← ${esc(workflow)}</a></p>
+    <p><a href="${workflowPath(workflow)}">← ${esc(workflow)}</a></p>
     <h2>Now</h2><div class="waits" id="waits">${now}</div>
     <h2>Time per stage</h2>${timeline(item.stages || [])}
     <h2>Hops</h2><table class="hops"><thead><tr><th>step</th><th>at</th><th>deadline</th><th>verdict</th><th></th></tr></thead><tbody>${hops.join("")}</tbody></table>
@@ -750,19 +936,42 @@ function renderEvents() {
     history.replaceState(null, "", "/events?" + query);
     search(query);
   });
-  if ([...params].length) search(params);
+  // No filter is a search too: the latest events, newest first.
+  search(params);
 }
 
-async function search(query) {
+const EVENTS_PAGE = 50;
+
+/// One page of events, newest first; "Older events" appends the next page
+/// (the API's cursor), so the rows already read stay where they are.
+async function search(query, cursor) {
   const results = document.getElementById("results");
+  const params = new URLSearchParams(query);
+  params.set("limit", String(EVENTS_PAGE));
+  if (cursor) params.set("cursor", cursor);
   try {
-    const page = await api("/api/v1/events?" + query);
-    results.innerHTML = `<table><thead><tr><th>time</th><th>type</th><th>items</th><th>data</th></tr></thead><tbody>${page.events
+    const page = await api("/api/v1/events?" + params);
+    const rows = page.events
       .map(
         (e) => `<tr><td>${esc(clockTime(e.time))}</td><td>${esc(e.type)}${e.rejected ? ` <span class="error">rejected: ${esc(e.reason)}</span>` : ""}</td>
         <td>${(e.items || []).map((i) => itemLink(i.workflow, i.key)).join(" ")}</td><td class="mono">${esc(JSON.stringify(e.data))}</td></tr>`
       )
-      .join("")}</tbody></table>`;
+      .join("");
+    if (!cursor) {
+      const filtered = [...new URLSearchParams(query)].length > 0;
+      const title = filtered ? "Matching events, newest first" : "The latest events, newest first";
+      results.innerHTML = page.events.length
+        ? `<h2>${title}</h2><table class="events"><thead><tr><th>time</th><th>type</th><th>items</th><th>data</th></tr></thead><tbody></tbody></table><p id="older"></p>`
+        : `<p class="dim">${filtered ? "No event matches." : "No event is stored yet."}</p>`;
+    }
+    const body = results.querySelector("table.events tbody");
+    if (body) body.insertAdjacentHTML("beforeend", rows);
+    const older = document.getElementById("older");
+    if (older) {
+      older.innerHTML = page.next_cursor ? `<button type="button" id="older-events">Older events</button>` : `<span class="dim">No older event.</span>`;
+      const button = document.getElementById("older-events");
+      if (button) button.addEventListener("click", () => search(query, page.next_cursor));
+    }
   } catch (error) {
     results.innerHTML = `<p class="error">${esc(error.message)}</p>`;
   }
@@ -770,35 +979,62 @@ async function search(query) {
 
 // -- Rule editor ------------------------------------------------------------
 
+/// What the last change made on this page did, shown above the editor
+/// however often the page is redrawn.
+let rulesNotice = "";
+
 /// The active version's files in an editor: diagnostics from the compiler
 /// (`POST /api/v1/rules/validate`) as you type, then store the edit as a
-/// version, dry-run it against pasted events, diff it against the active
-/// version, and activate it. Storing and activating need the editor role;
-/// the API refuses a lower one and the page shows its answer.
+/// version, dry-run it (over pasted events or the stored history), diff it
+/// against the active version, and activate it; roll back to the version
+/// that ran before; the activations (who, when, from which version to
+/// which); each workflow's state, with enable and disable. Every change
+/// needs the editor role (validation too): a lower role sees the rules
+/// read-only, without the forms.
 async function renderRules() {
-  const page = await api("/api/v1/rules/versions?limit=20");
+  const [page, activations] = await Promise.all([
+    api("/api/v1/rules/versions?limit=20"),
+    api("/api/v1/rules/activations?limit=20").catch(() => ({ activations: [] })),
+  ]);
   const versions = page.versions || [];
   const active = page.active;
   if (active == null) {
     view().innerHTML = `<h1>Rules</h1><p class="dim">No version is active.</p>`;
     return;
   }
+  const editor = can("editor");
   const detail = await api(`/api/v1/rules/versions/${active}`);
   const files = Object.assign({}, detail.sources);
   const ruleFiles = Object.keys(files).filter((path) => path.endsWith(".mon"));
   const log = versions
     .map((v) => `<tr><td>${v.version}${v.version === active ? " (active)" : ""}</td><td>${esc(v.author)}</td><td>${esc(v.message)}</td><td>${esc(clockTime(v.created_at))}</td></tr>`)
     .join("");
+  const history = (activations.activations || [])
+    .map((a) => `<tr><td>${a.previous == null ? "—" : a.previous} → ${a.version}</td><td>${esc(a.by)}</td><td>${esc(clockTime(a.at))}</td></tr>`)
+    .join("");
+  // A rollback goes to the version that ran before the active one.
+  const latest = (activations.activations || [])[0];
+  const previous = latest && latest.version === active ? latest.previous : null;
+  const rollback =
+    editor && previous != null
+      ? `<form id="rollback" class="search"><label>Message <input name="message" required placeholder="why roll back"></label>
+          <button type="submit">Roll back to version ${previous}</button></form><div id="rolled-back"></div>`
+      : "";
   view().innerHTML = `<h1>Rules</h1>
-    <p>Editing version ${active} (active).
-      <label>File <select id="rule-file">${ruleFiles.map((f) => `<option>${esc(f)}</option>`).join("")}</select></label></p>
-    <textarea id="rule-text" class="editor" spellcheck="false" rows="24"></textarea>
-    <div id="diagnostics" class="diagnostics" aria-live="polite"></div>
+    <p>${editor ? "Editing" : "Reading"} version ${active} (active).
+      <label>File <select id="rule-file">${ruleFiles.map((f) => `<option>${esc(f)}</option>`).join("")}</select></label>
+      ${editor ? "" : `<span class="dim" id="read-only">Read-only: changing rules needs the editor role; you are ${esc(me ? me.role : "not signed in")}.</span>`}</p>
+    ${rollback}
+    ${rulesNotice ? `<p class="verdict-met" id="rolled-back-to">${esc(rulesNotice)}</p>` : ""}
+    <textarea id="rule-text" class="editor" spellcheck="false" rows="24"${editor ? "" : " readonly"}></textarea>
+    ${editor ? `<div id="diagnostics" class="diagnostics" aria-live="polite"></div>
     <form id="rule-store" class="search">
       <label>Message <input name="message" required placeholder="why this change"></label>
       <button type="submit">Store as a new version</button>
     </form>
-    <div id="stored"></div>
+    <div id="stored"></div>` : ""}
+    <h2>Workflows</h2><div id="switches">${workflowSwitches(editor)}</div>
+    <h2>Activations</h2><table class="activations"><thead><tr><th>from → to</th><th>by</th><th>at</th></tr></thead><tbody>${history}</tbody></table>
     <h2>Versions</h2><table><thead><tr><th>version</th><th>author</th><th>message</th><th>stored</th></tr></thead><tbody>${log}</tbody></table>`;
   const select = document.getElementById("rule-file");
   const text = document.getElementById("rule-text");
@@ -809,6 +1045,21 @@ async function renderRules() {
     current = select.value;
     text.value = files[current];
   });
+  initSwitches();
+  if (rollback) {
+    document.getElementById("rollback").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const out = document.getElementById("rolled-back");
+      try {
+        const done = await post("/api/v1/rules/rollback", { message: event.target.message.value });
+        rulesNotice = `Rolled back: version ${done.version} is active (was ${done.previous}).`;
+        await renderRules();
+      } catch (error) {
+        out.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+      }
+    });
+  }
+  if (!editor) return;
   let timer = null;
   text.addEventListener("input", () => {
     files[current] = text.value;
@@ -829,6 +1080,54 @@ async function renderRules() {
   });
 }
 
+/// Each workflow with its state (from the streamed list) and, for an
+/// editor, the switch that turns it the other way, with a reason.
+function workflowSwitches(editor) {
+  const workflows = (state.workflows && state.workflows.workflows) || [];
+  const rows = workflows.map((w) => {
+    const on = w.enabled !== false;
+    const word = on ? `<span class="verdict-met">enabled</span>` : `<span class="status s-disabled">${STATUS.disabled.icon}<span>DISABLED</span></span>`;
+    const form = editor
+      ? `<form class="switch" data-workflow="${esc(w.name)}" data-enable="${!on}"><input name="reason" placeholder="reason" aria-label="reason">
+          <button type="submit">${on ? "Disable" : "Enable"}</button><span class="error"></span></form>`
+      : "";
+    return `<tr data-workflow="${esc(w.name)}" data-enabled="${on}"><td><a href="${workflowPath(w.name)}">${esc(w.name)}</a></td><td>${word}</td><td>${form}</td></tr>`;
+  });
+  return `<table class="switches"><thead><tr><th>workflow</th><th>state</th><th></th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+}
+
+/// Another person may switch a workflow: the streamed list redraws the
+/// switches, unless a reason is being typed into one.
+function refreshSwitches() {
+  const box = document.getElementById("switches");
+  if (!box || [...box.querySelectorAll("input")].some((input) => input.value || input === document.activeElement)) return;
+  const html = workflowSwitches(can("editor"));
+  if (html === box.dataset.drawn) return;
+  box.innerHTML = html;
+  box.dataset.drawn = html;
+  initSwitches();
+}
+
+function initSwitches() {
+  document.querySelectorAll("form.switch").forEach((form) =>
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const workflow = form.dataset.workflow;
+      const verb = form.dataset.enable === "true" ? "enable" : "disable";
+      try {
+        const done = await post(`/api/v1/workflows/${encodeURIComponent(workflow)}/${verb}`, { reason: form.reason.value.trim() });
+        // The stream will say so too; the answer is already the truth.
+        const line = state.workflows && state.workflows.workflows.find((w) => w.name === workflow);
+        if (line) line.enabled = done.enabled;
+        document.getElementById("switches").innerHTML = workflowSwitches(true);
+        initSwitches();
+      } catch (error) {
+        form.querySelector(".error").textContent = error.message;
+      }
+    })
+  );
+}
+
 async function validate(files) {
   const box = document.getElementById("diagnostics");
   if (!box) return;
@@ -846,7 +1145,8 @@ async function validate(files) {
 }
 
 /// A stored version: its diff against the active one, a dry-run over
-/// pasted events, and activation.
+/// pasted events or over the stored history (the event store: `{}` with
+/// no `events`), and activation.
 async function showStored(box, version, active) {
   const diff = await api(`/api/v1/rules/versions/${version}/diff?against=${active}`).catch((error) => ({ error }));
   const source = diff.error
@@ -854,21 +1154,32 @@ async function showStored(box, version, active) {
     : diff.source.map((f) => `<h3>${esc(f.path)} (${esc(f.status)})</h3><pre class="payload diff">${esc(f.diff)}</pre>`).join("") || "<p>No change to the sources.</p>";
   box.innerHTML = `<h2>Version ${version}</h2><h3>Diff against version ${active}</h3>${source}
     <form id="dry-run" class="search"><label>Events (NDJSON) <textarea name="events" rows="5" cols="80" required></textarea></label>
-      <button type="submit">Dry-run</button></form><div id="dry-run-result"></div>
+      <button type="submit">Dry-run these events</button>
+      <button type="button" id="dry-run-history">Dry-run over the stored history</button></form><div id="dry-run-result"></div>
     <form id="activate" class="search"><label>Message <input name="message" required></label><button type="submit">Activate version ${version}</button></form>
     <div id="activated"></div>`;
-  document.getElementById("dry-run").addEventListener("submit", async (event) => {
-    event.preventDefault();
+  const dryRun = async (events) => {
     const out = document.getElementById("dry-run-result");
+    out.innerHTML = `<p class="dim">Replaying…</p>`;
+    const body = { notifications: true, against: active };
+    if (events != null) body.events = events;
     try {
-      const result = await post(`/api/v1/rules/versions/${version}/dry-run`, { events: event.target.events.value, notifications: true, against: active });
+      const result = await post(`/api/v1/rules/versions/${version}/dry-run`, body);
       const records = result.records.map((r) => `<li class="mono">${esc(JSON.stringify(r))}</li>`).join("");
-      const compared = result.compared ? `<p>${result.compared.only_in_version.length} records only with version ${version}.</p>` : "";
-      out.innerHTML = `<p>${result.lines} lines, ${result.rejected} rejected, ${result.records.length} records, ${result.notifications.length} notifications.</p>${compared}<ul class="records">${records}</ul>`;
+      const compared = result.compared ? `<p>${result.compared.only_in_version.length} records only with version ${version}, ${result.compared.only_in_against.length} only with version ${active}.</p>` : "";
+      const source = result.source === "history"
+        ? `Over the stored history${result.truncated ? " (the newest events only: older ones were left out)" : ""}: `
+        : "Over the pasted events: ";
+      out.innerHTML = `<p>${source}${result.lines} lines, ${result.rejected} rejected, ${result.records.length} records, ${result.notifications.length} notifications.</p>${compared}<ul class="records">${records}</ul>`;
     } catch (error) {
       out.innerHTML = `<p class="error">${esc(error.message)}</p>`;
     }
+  };
+  document.getElementById("dry-run").addEventListener("submit", (event) => {
+    event.preventDefault();
+    dryRun(event.target.events.value);
   });
+  document.getElementById("dry-run-history").addEventListener("click", () => dryRun(null));
   document.getElementById("activate").addEventListener("submit", async (event) => {
     event.preventDefault();
     const out = document.getElementById("activated");
@@ -886,6 +1197,9 @@ async function showStored(box, version, active) {
 function route() {
   const parts = location.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0) return { name: "wallboard" };
+  if (parts[0] === "w" && parts.length === 2) return { name: "workflow", workflow: parts[1] };
+  if (parts[0] === "w" && parts.length === 4 && parts[2] === "i") return { name: "item", workflow: parts[1], key: parts[3] };
+  // The first slice's paths.
   if (parts[0] === "workflows" && parts.length === 2) return { name: "workflow", workflow: parts[1] };
   if (parts[0] === "items" && parts.length === 3) return { name: "item", workflow: parts[1], key: parts[2] };
   if (parts[0] === "alerts") return { name: "alerts" };
@@ -910,6 +1224,7 @@ function render(what = "all") {
     if (!view().querySelector("form")) renderAlerts();
   } else if (r.name === "events" && what === "all") renderEvents();
   else if (r.name === "rules" && what === "all") renderRules().catch(fail);
+  else if (r.name === "rules" && what === "status") refreshSwitches();
   else if (r.name === "unknown") view().innerHTML = `<p class="error">No such page.</p>`;
 }
 
@@ -929,8 +1244,16 @@ document.addEventListener("DOMContentLoaded", () => {
   if (new URLSearchParams(location.search).has("board")) document.body.classList.add("board-mode");
   initLogin();
   initAlertActions();
+  if (location.pathname === "/oidc/callback") {
+    finishOidcSignIn().catch(
+      (error) => (view().innerHTML = `<p class="error">${esc(error.message)}</p><p><a href="/">Sign in again</a></p>`)
+    );
+    return;
+  }
   onChange(render);
-  loadAll()
+  // Who first: the page draws actions only for a role that may take them.
+  loadMe()
+    .then(loadAll)
     .catch((error) => (view().innerHTML = `<p class="error">${esc(error.message)}</p>`))
     .then(listen);
   setInterval(tick, 1000);

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The roles, lowest first: each may do what the ones before it may.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Read: status, records, dead letters, alerts, notifications, the document.
@@ -122,6 +122,17 @@ pub struct Caller {
     /// or `sub` (the first present).
     pub name: String,
     pub role: Role,
+    /// What vouched for the caller.
+    pub credential: Credential,
+}
+
+/// What a caller presented: an API token from the token file, or a JWT
+/// the identity provider of `[auth.oidc]` signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Credential {
+    Token,
+    Oidc,
 }
 
 /// Why credentials are refused.
@@ -365,7 +376,7 @@ impl Tokens {
     pub fn authenticate(&self, token: &str) -> Option<Caller> {
         let Ok(mut cache) = self.cache.lock() else { return None };
         self.refresh(&mut cache);
-        cache.file.find(token).map(|e| Caller { name: e.name.clone(), role: e.role })
+        cache.file.find(token).map(|e| Caller { name: e.name.clone(), role: e.role, credential: Credential::Token })
     }
 
     /// The changes of the file since the last call (the file is re-read
@@ -427,6 +438,7 @@ mod tests {
         assert_eq!(required_role("post", "/api/v1/alerts/{id}/ack"), Some(Role::Operator));
         assert_eq!(required_role("POST", "/api/v1/events"), Some(Role::Operator));
         assert_eq!(required_role("POST", "/api/v1/tokens"), Some(Role::Admin));
+        assert_eq!(required_role("GET", "/api/v1/whoami"), Some(Role::Viewer));
     }
 
     #[test]
@@ -464,7 +476,10 @@ mod tests {
             sha256: hash_token(&token),
         });
         file.write(&tokens_path(dir.path())).unwrap();
-        assert_eq!(tokens.authenticate(&token), Some(Caller { name: "bob".into(), role: Role::Admin }));
+        assert_eq!(
+            tokens.authenticate(&token),
+            Some(Caller { name: "bob".into(), role: Role::Admin, credential: Credential::Token })
+        );
         TokenFile::default().write(&tokens_path(dir.path())).unwrap();
         assert_eq!(tokens.authenticate(&token), None);
         let text = std::fs::read_to_string(tokens_path(dir.path())).unwrap();

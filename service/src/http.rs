@@ -1,6 +1,7 @@
 //! The HTTP side (axum): health, readiness, metrics, event ingest
 //! ([`ingest`]), the local logs ([`logs`]), event search ([`events`]),
-//! item lifecycles ([`items`]), the alert API ([`alerts`]),
+//! item lifecycles ([`items`]), the alert API ([`alerts`]), the caller
+//! ([`whoami`]),
 //! and the OpenAPI 3.1 document that describes them, served at
 //! `GET /api/v1/openapi.json`.
 //!
@@ -28,6 +29,7 @@ mod rules;
 pub mod schema;
 mod stream;
 mod ui;
+mod whoami;
 mod workflows;
 
 use std::sync::mpsc::SyncSender;
@@ -145,6 +147,7 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rules::disable))
         .routes(routes!(rules::enable))
         .routes(routes!(rules::audit_log))
+        .routes(routes!(whoami::whoami))
 }
 
 /// The OpenAPI document of this API, with the bearer scheme and each
@@ -204,7 +207,13 @@ pub fn openapi_with_auth(auth: bool) -> utoipa::openapi::OpenApi {
                 Some(role) => {
                     operation.security = Some(vec![SecurityRequirement::new("bearer", [role.as_str()])]);
                     let responses = &mut operation.responses.responses;
-                    responses.insert("401".into(), error("No token, or not a known one"));
+                    responses.insert(
+                        "401".into(),
+                        error(
+                            "No token, or not a known one; `details.oidc_issuer` names the identity provider \
+                             whose JWTs are accepted, when `[auth.oidc]` is configured",
+                        ),
+                    );
                     responses.insert("403".into(), error(&format!("The token's role is below `{role}`")));
                 }
             }
@@ -244,7 +253,7 @@ async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, 
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim());
     let Some(bearer) = presented else {
-        return error::ApiError::unauthorized("this endpoint needs `Authorization: Bearer <token>`").into_response();
+        return refused(authenticator, "this endpoint needs `Authorization: Bearer <token>`".into(), None);
     };
     let forbidden = |message: String, role: Option<auth::Role>| {
         error::ApiError::new(
@@ -257,9 +266,7 @@ async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, 
     };
     match authenticator.authenticate(bearer).await {
         Err(Refusal::Unauthorized { reason }) => {
-            let mut refused = error::ApiError::unauthorized(format!("the credentials are refused: {reason}"));
-            refused.details = serde_json::json!({ "reason": reason });
-            refused.into_response()
+            refused(authenticator, format!("the credentials are refused: {reason}"), Some(reason))
         }
         Err(Refusal::NoRole { name, claim }) => {
             forbidden(format!("`{name}` has no mon role in the claim `{claim}`; this endpoint needs {needed}"), None)
@@ -273,6 +280,29 @@ async fn authorize(State(api): State<Api>, mut request: axum::extract::Request, 
             next.run(request).await
         }
     }
+}
+
+/// A 401 of the token check: `details.reason` names the check that failed
+/// (when credentials were presented), and, when `[auth.oidc]` is
+/// configured, `details.oidc_issuer` and `details.oidc_client_id` (the
+/// audience), so that a sign-in page can say a JWT from the provider is
+/// accepted too and send a browser there to sign in. Neither is a secret:
+/// the provider's discovery document gives the issuer to anyone, and a
+/// public client's id is in every sign-in address.
+fn refused(authenticator: &Authenticator, message: String, reason: Option<String>) -> Response {
+    let mut details = serde_json::Map::new();
+    if let Some(reason) = reason {
+        details.insert("reason".into(), reason.into());
+    }
+    if let Some(verifier) = &authenticator.oidc {
+        details.insert("oidc_issuer".into(), verifier.issuer().into());
+        details.insert("oidc_client_id".into(), verifier.audience().into());
+    }
+    let mut answer = error::ApiError::unauthorized(message);
+    if !details.is_empty() {
+        answer.details = serde_json::Value::Object(details);
+    }
+    answer.into_response()
 }
 
 /// `ok` while the process runs.
@@ -389,10 +419,11 @@ mod tests {
             "/api/v1/workflows/{workflow}/enable",
             "/api/v1/audit",
             "/api/v1/workflows/{workflow}/items/{key}",
+            "/api/v1/whoami",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 32, "{paths:?}");
+        assert_eq!(paths.len(), 33, "{paths:?}");
     }
 
     #[test]
@@ -412,6 +443,7 @@ mod tests {
             ("/api/v1/rules/versions/{version}/activate", "post", Some("editor")),
             ("/api/v1/workflows/{workflow}/disable", "post", Some("editor")),
             ("/api/v1/audit", "get", Some("viewer")),
+            ("/api/v1/whoami", "get", Some("viewer")),
         ] {
             let operation = &document["paths"][path][method];
             match role {

@@ -34,7 +34,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
-use super::{Caller, Refusal, Role};
+use super::{Caller, Credential, Refusal, Role};
 use crate::config::OidcConfig;
 
 /// A key from the JWKS, ready to check signatures, with the one
@@ -180,9 +180,21 @@ impl OidcVerifier {
             .ok_or_else(|| Refusal::unauthorized("no sub, preferred_username or email claim"))?
             .to_string();
         match role_from_claims(&claims, &self.config) {
-            Some(role) => Ok(Caller { name, role }),
+            Some(role) => Ok(Caller { name, role, credential: Credential::Oidc }),
             None => Err(Refusal::no_role(&name, &self.config.role_claim)),
         }
+    }
+
+    /// The configured issuer (`iss`): public, as the provider's discovery
+    /// document says it to anyone; a sign-in page names it.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// The configured audience: mon's client id at the provider, with
+    /// which a browser signs in there (public, like the issuer).
+    pub fn audience(&self) -> &str {
+        &self.config.audience
     }
 
     fn has_key(&self, kid: &str) -> bool {
