@@ -26,6 +26,7 @@ mod logs;
 mod page;
 mod rules;
 pub mod schema;
+mod stages;
 mod stream;
 mod ui;
 mod workflows;
@@ -122,6 +123,7 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(workflows::detail))
         .routes(routes!(workflows::groups))
         .routes(routes!(workflows::trends))
+        .routes(routes!(stages::items))
         .routes(routes!(stream::stream))
         .routes(routes!(logs::records))
         .routes(routes!(logs::dead_letters))
@@ -389,10 +391,11 @@ mod tests {
             "/api/v1/workflows/{workflow}/enable",
             "/api/v1/audit",
             "/api/v1/workflows/{workflow}/items/{key}",
+            "/api/v1/workflows/{workflow}/stages/{stage}/items",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 32, "{paths:?}");
+        assert_eq!(paths.len(), 33, "{paths:?}");
     }
 
     #[test]

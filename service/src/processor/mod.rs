@@ -45,6 +45,16 @@ pub enum Request {
     Events(IngestRequest),
     Command(CommandRequest),
     Rules(RulesRequest),
+    /// A read of one stage's items: answered at once, between two inputs,
+    /// and never journaled (it changes nothing).
+    StageItems(StageItemsRequest),
+}
+
+/// `GET .../stages/{stage}/items`: the stage's oldest items, as the engine
+/// holds them now.
+pub struct StageItemsRequest {
+    pub ask: crate::stage_items::Ask,
+    pub reply: tokio::sync::oneshot::Sender<Result<crate::stage_items::StageItems, crate::stage_items::Unknown>>,
 }
 
 /// A change to what runs: activate a stored rule version, or enable or
@@ -323,7 +333,7 @@ impl<'p> Processor<'p> {
             // HTTP first: its callers wait on the reply.
             while batch.inputs.len() < max_batch {
                 let Ok(request) = self.ingest.try_recv() else { break };
-                replies.push(self.request(request, batch, records, accepted_by_type));
+                replies.extend(self.request(request, batch, records, accepted_by_type));
             }
             let until_due =
                 due.map(|due| Duration::from_millis(due.saturating_add(1).saturating_sub(wall_now()).max(0) as u64));
@@ -335,7 +345,7 @@ impl<'p> Processor<'p> {
                 // Without Kafka, wait on the HTTP channel, but not past the
                 // next tick.
                 match self.ingest.recv_timeout(budget) {
-                    Ok(request) => replies.push(self.request(request, batch, records, accepted_by_type)),
+                    Ok(request) => replies.extend(self.request(request, batch, records, accepted_by_type)),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
                 }
                 continue;
@@ -394,17 +404,28 @@ impl<'p> Processor<'p> {
         }
     }
 
+    /// Applies a request to the batch and returns the reply to send once
+    /// the batch is durable; a read is answered at once (`None`).
     fn request(
         &mut self,
         request: Request,
         batch: &mut Pending,
         records: &mut Vec<Record>,
         accepted_by_type: &mut Vec<u64>,
-    ) -> Reply {
-        match request {
+    ) -> Option<Reply> {
+        Some(match request {
             Request::Events(request) => {
                 let (reply, outcome) = self.ingest_request(request, batch, records, accepted_by_type);
                 Reply::Events(reply, outcome)
+            }
+            Request::StageItems(request) => {
+                // Why the engine's clock: ages and times left then agree
+                // with the views and the records on either clock mode.
+                let now = self.live.clock().unwrap_or_else(wall_now);
+                let answer = crate::stage_items::list(self.program, self.live.state(), &request.ask, now);
+                // A caller that gave up is no error.
+                let _ = request.reply.send(answer);
+                return None;
             }
             Request::Command(request) => {
                 // Stamped here, with the wall clock, so that its instant is
@@ -427,7 +448,7 @@ impl<'p> Processor<'p> {
                 let outcome = self.rules_change(request.change, request.by, batch, records, accepted_by_type);
                 Reply::Rules(request.reply, outcome)
             }
-        }
+        })
     }
 
     /// Counts the events of the batch so far into the metrics, by type name.
