@@ -221,6 +221,7 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorize))
         // The command center's pages: HTML over the API, not part of it.
         .merge(ui::routes())
+        .merge(ui::stage_assets())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
