@@ -392,6 +392,9 @@ pub struct Thresholds {
     /// Drops and spikes are judged only where the baseline is at least
     /// this many items a bucket: a drop from 0.3 a minute is noise.
     pub min_baseline: f64,
+    /// ...and is a mean over at least this many buckets: the first minutes
+    /// of a service's history make a baseline of a few odd minutes.
+    pub min_samples: u32,
     /// A drop or spike must last this many buckets in a row: one odd
     /// minute is not a trend.
     pub min_buckets: usize,
@@ -406,6 +409,7 @@ pub const THRESHOLDS: Thresholds = Thresholds {
     spike_above: 2.0,
     spike_margin: 3.0,
     min_baseline: 2.0,
+    min_samples: 10,
     min_buckets: 2,
     stall_ms: 5 * MINUTE_MS,
 };
@@ -455,9 +459,9 @@ pub fn anomalies(points: &[Point], context: &Context, thresholds: &Thresholds) -
     let width = context.step.ms();
     let unit = context.step.name();
     let judge = |point: &Point| -> Option<AnomalyKind> {
-        let usual = point.baseline.as_ref()?.counts.entered;
-        let rate = point.counts.entered;
-        if usual < thresholds.min_baseline {
+        let baseline = point.baseline.as_ref()?;
+        let (usual, rate) = (baseline.counts.entered, point.counts.entered);
+        if usual < thresholds.min_baseline || baseline.samples < thresholds.min_samples {
             return None;
         }
         if rate < usual * thresholds.drop_below {
@@ -642,6 +646,11 @@ mod tests {
         assert_eq!(anomalies(&quiet, &context(None), &THRESHOLDS), [], "a baseline under 2 a minute is noise");
         let fresh = constructed(&[0.0, 0.0, 50.0, 50.0], None);
         assert_eq!(anomalies(&fresh, &context(None), &THRESHOLDS), [], "no history, no baseline, no judgement");
+        let mut young = constructed(&[0.0, 0.0, 50.0, 50.0], Some(10.0));
+        young.iter_mut().filter_map(|p| p.baseline.as_mut()).for_each(|b| b.samples = 9);
+        assert_eq!(anomalies(&young, &context(None), &THRESHOLDS), [], "a baseline of nine minutes is too young");
+        young.iter_mut().filter_map(|p| p.baseline.as_mut()).for_each(|b| b.samples = 10);
+        assert_eq!(anomalies(&young, &context(None), &THRESHOLDS).len(), 2, "a drop, then a spike, at ten");
     }
 
     #[test]
