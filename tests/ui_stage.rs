@@ -297,7 +297,7 @@ async fn the_stage_page_lists_the_stalled_item_first_and_charts_the_drop() {
         cell(1, 5).starts_with("00:01:") && cell(1, 5).ends_with("left"),
         "due 09:05, the clock 09:03:30: {rows:?}"
     );
-    let heading = browser.eval("return [...document.querySelectorAll('#view h2')].pop().innerText").await;
+    let heading = browser.eval("return document.getElementById('waiting').innerText").await;
     assert!(heading.as_str().unwrap().contains("(2 in flight)"), "{heading}");
     // The drop: a band with its word over the chart, and a line in words.
     let band = browser
@@ -314,6 +314,18 @@ async fn the_stage_page_lists_the_stalled_item_first_and_charts_the_drop() {
     let line = browser.eval("return document.querySelector('#stage-trend .anomaly-line').innerText").await;
     let line = line.as_str().unwrap();
     assert!(line.starts_with("DROP 09:00:00–09:04:00 UTC") && line.contains("entered/minute against"), "{line}");
+    // Per group: EQ (the two items in flight) first, then FX, whose rate
+    // made the drop; EQ's two entries an hour are no baseline to judge.
+    let groups = browser
+        .wait_for(
+            Duration::from_secs(5),
+            "a chart per group, FX's with its drop",
+            "return [...document.querySelectorAll('.group-trend')].map(g => \
+               [g.dataset.group, [...g.querySelectorAll('.anomaly')].map(a => a.dataset.kind).join(',')])",
+            |g| g == &json!([["EQ", ""], ["FX", "drop"]]),
+        )
+        .await;
+    assert_eq!(groups[1][1], "drop");
     assert_legible(&browser, "the stage page").await;
     browser.screenshot("stage.png").await;
 

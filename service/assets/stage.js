@@ -21,14 +21,20 @@ function stageHref(workflow, stage) {
   return `/w/${encodeURIComponent(workflow)}/s/${encodeURIComponent(stage)}`;
 }
 
-async function stageTrend(workflow, stage) {
-  const id = workflow + "\u0000" + stage;
+/// One stage's trend, or one group's within the stage (`group`: its
+/// values joined by `/`, as `/groups` gives it).
+async function stageTrend(workflow, stage, group) {
+  const id = [workflow, stage, group || ""].join("\u0000");
   const cached = trendCache.get(id);
   if (cached && Date.now() - cached.at < TREND_EVERY_MS) return cached.trend;
-  const trend = await api(`/api/v1/workflows/${encodeURIComponent(workflow)}/trends?stage=${encodeURIComponent(stage)}`);
+  const query = `stage=${encodeURIComponent(stage)}` + (group ? `&group=${encodeURIComponent(group)}` : "");
+  const trend = await api(`/api/v1/workflows/${encodeURIComponent(workflow)}/trends?${query}`);
   trendCache.set(id, { at: Date.now(), trend });
   return trend;
 }
+
+/// The groups charted on a stage page: those with the most in flight.
+const GROUP_CHARTS = 8;
 
 const ANOMALY_WORD = { drop: "DROP", spike: "SPIKE", stalled: "STALLED" };
 
@@ -114,15 +120,32 @@ async function drawStageCharts(root, workflow) {
     const box = document.createElement("div");
     box.className = "stage-chart";
     tile.appendChild(box);
-    stageTrend(workflow, tile.dataset.stage)
-      .then((trend) => {
-        drawTrend(box, trend, true);
-        // The latest anomaly in words; the stage page lists them all.
-        const latest = (trend.anomalies || []).slice(-1)[0];
-        if (latest) box.insertAdjacentHTML("beforeend", `<p class="anomaly-note a-${esc(latest.kind)}">${anomalyText(latest)}</p>`);
-      })
-      .catch((error) => (box.innerHTML = `<p class="error">${esc(error.message)}</p>`));
+    drawSmallTrend(box, stageTrend(workflow, tile.dataset.stage));
   }
+}
+
+/// The stage's rate per group, one small chart each, for the groups with
+/// the most in flight.
+function drawGroupCharts(root, workflow, stage, groups) {
+  const busiest = [...groups].sort((a, b) => b.counts.in_flight - a.counts.in_flight || a.group.localeCompare(b.group)).slice(0, GROUP_CHARTS);
+  root.innerHTML = busiest
+    .map((g) => `<section class="group-trend" data-group="${esc(g.group)}"><h3>${esc(g.group || "(no group)")} ${statusBadge(g.status)}</h3><div class="stage-chart"></div></section>`)
+    .join("");
+  root.querySelectorAll(".group-trend").forEach((section) =>
+    drawSmallTrend(section.querySelector(".stage-chart"), stageTrend(workflow, stage, section.dataset.group))
+  );
+}
+
+/// A small chart, and the latest anomaly in words under it (the stage
+/// page lists them all).
+function drawSmallTrend(box, loading) {
+  loading
+    .then((trend) => {
+      drawTrend(box, trend, true);
+      const latest = (trend.anomalies || []).slice(-1)[0];
+      if (latest) box.insertAdjacentHTML("beforeend", `<p class="anomaly-note a-${esc(latest.kind)}">${anomalyText(latest)}</p>`);
+    })
+    .catch((error) => (box.innerHTML = `<p class="error">${esc(error.message)}</p>`));
 }
 
 function itemRow(workflow, item, receivedAt) {
@@ -146,10 +169,11 @@ async function renderStage(workflow, stage, what) {
   stageLoadedAt = Date.now();
   stageLoad = (async () => {
     const base = `/api/v1/workflows/${encodeURIComponent(workflow)}`;
-    const [detail, items, trend] = await Promise.all([
+    const [detail, items, trend, groups] = await Promise.all([
       api(base),
       api(`${base}/stages/${encodeURIComponent(stage)}/items?limit=200`),
       stageTrend(workflow, stage).catch(() => null),
+      api(`${base}/groups?limit=200`).catch(() => ({ groups: [] })),
     ]);
     const s = detail.stages.find((x) => x.name === stage);
     const receivedAt = Date.now();
@@ -161,12 +185,15 @@ async function renderStage(workflow, stage, what) {
         <div class="stages stage-page">${stageTile(workflow, s, receivedAt)}</div>
         <section><h2>Entered per minute, last hour (dashed: baseline)</h2><div class="trend" id="stage-trend"></div></section>
       </div>
-      <h2>Waiting in ${esc(stage)}, oldest first (${items.in_stage} in flight${shown})</h2>
+      <h2 id="waiting">Waiting in ${esc(stage)}, oldest first (${items.in_stage} in flight${shown})</h2>
       ${items.items.length
         ? `<table class="stage-items"><thead><tr><th>item</th><th>group</th><th>entered</th><th>age</th><th>waits for</th><th>time left</th></tr></thead><tbody>${rows}</tbody></table>`
-        : `<p class="dim">Nothing is waiting in this stage.</p>`}`;
+        : `<p class="dim">Nothing is waiting in this stage.</p>`}
+      ${groups.groups.length > 1 ? `<h2>Entered per minute by group${groups.groups.length > GROUP_CHARTS ? ` (the ${GROUP_CHARTS} with most in flight)` : ""}</h2><div class="group-trends" id="group-trends"></div>` : ""}`;
     applyBarHeights(view());
     drawTrend(document.getElementById("stage-trend"), trend, false);
+    const groupTrends = document.getElementById("group-trends");
+    if (groupTrends) drawGroupCharts(groupTrends, workflow, stage, groups.groups);
     tick();
   })().finally(() => (stageLoad = null));
   return stageLoad;

@@ -108,8 +108,9 @@ pub fn list(program: &ir::Program, state: Option<&State>, ask: &Ask, now: i64) -
         in_stage: 0,
         items: Vec::new(),
     };
-    let Some(instances) = state.and_then(|s| s.workflows.get(workflow.id as usize)) else { return Ok(answer) };
-    let Some(state) = state else { return Ok(answer) };
+    let Some((state, instances)) = state.and_then(|s| Some((s, s.workflows.get(workflow.id as usize)?))) else {
+        return Ok(answer);
+    };
     // Why a cache by group id: comparing the asked group with each
     // instance's would join its values once per instance.
     let mut in_group: HashMap<u32, bool> = HashMap::new();
