@@ -4,7 +4,8 @@
 //! `GET .../stages/{stage}/items` lists the items waiting in a stage
 //! oldest first with their ages and time left, keeps the oldest under a
 //! limit, filters by group and answers unknown names with a 404 in the
-//! error shape; `GET .../trends?stage=` names a drop in the stage's rate.
+//! error shape; `GET .../trends?stage=` names a drop in the stage's rate,
+//! and a stall where items wait and nothing moves.
 
 #[path = "support/service.rs"]
 mod service;
@@ -16,8 +17,10 @@ use serde_json::{json, Value};
 use service::Service;
 
 const RULES: &str = "event placed { order: string, desk: string }\nevent routed { order: string }\n\
+    event ping { order: string }\n\
     workflow orders {\n  key order\n  group by desk\n  status red when missing > 0\n\
-      start placed: placed\n  step routed: routed after placed within 5m\n}\n";
+      start placed: placed\n  step routed: routed after placed within 5m\n}\n\
+    workflow pings {\n  key order\n  start pinged: ping\n}\n";
 
 /// 2026-03-02T08:00:00Z, a Monday.
 const T0: i64 = 1_772_438_400_000;
@@ -170,5 +173,37 @@ fn a_stage_whose_rate_falls_under_half_its_baseline_is_a_drop_in_its_trend() {
     // workflow's other stage either.
     let (_, routed) = get(&service, "/api/v1/workflows/orders/trends?stage=routed&to=2026-03-02T08:59:00Z");
     assert_eq!(routed["anomalies"], json!([]), "{routed}");
+    service.terminate();
+}
+
+#[test]
+fn items_in_a_stage_where_nothing_moves_for_five_minutes_are_a_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    // Three orders placed at 08:00 and never routed; a ping of another
+    // workflow at 08:07 moves the event clock on, and nothing in `orders`.
+    post(
+        &service,
+        &[
+            event("p1", "placed", "O-1", "FX", T0),
+            event("p2", "placed", "O-2", "FX", T0 + 10_000),
+            event("p3", "placed", "O-3", "EQ", T0 + 20_000),
+            event("ping", "ping", "P-1", "", T0 + 7 * MINUTE),
+        ],
+    );
+    let trend = wait(&service, "/api/v1/workflows/orders/trends?stage=placed", |t| {
+        t["to"] == "2026-03-02T08:07:00Z" && !t["anomalies"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(
+        trend["anomalies"],
+        json!([{
+            "kind": "stalled", "from": "2026-03-02T08:01:00Z", "to": "2026-03-02T08:08:00Z", "rate": 0.0,
+            "baseline": 0.0, "text": "stalled: 3 in flight, nothing entered or left for 7 min",
+        }])
+    );
+    // A series that does not end now judges no stall: what was in flight
+    // then is not known.
+    let (_, earlier) = get(&service, "/api/v1/workflows/orders/trends?stage=placed&to=2026-03-02T08:07:00Z");
+    assert_eq!(earlier["anomalies"], json!([]), "{earlier}");
     service.terminate();
 }
