@@ -5,7 +5,8 @@
 //! Unlike the views (`views.rs`), which the processing thread rebuilds
 //! once a second whether anyone looks or not, this is made on request:
 //! the HTTP handler asks the processing thread (the engine's only owner),
-//! which answers between two inputs with [`list`]. So [`list`] must stay
+//! which answers with [`list`] between two batches (after the commit of
+//! any batch under way, so that nothing not yet durable shows). So [`list`] must stay
 //! one cheap walk of the workflow's instances: no sort of the whole stage
 //! (only the `limit` oldest are ordered), no allocation per instance
 //! beyond a slot number, and it must never change the state.

@@ -4,7 +4,7 @@
 //! The views hold only each stage's oldest item, so this one reads the
 //! live engine: it asks the processing thread (its only owner) through
 //! the request channel and waits for the answer, which comes between two
-//! inputs and is never journaled. The handler must not read the engine
+//! batches (never ahead of what is durable) and is never journaled. The handler must not read the engine
 //! itself, and the answer is bounded by `limit` (at most 1000) so that a
 //! big stage costs the processing thread one walk, not a long copy
 //! (`stage_items.rs`).

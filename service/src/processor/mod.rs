@@ -45,8 +45,8 @@ pub enum Request {
     Events(IngestRequest),
     Command(CommandRequest),
     Rules(RulesRequest),
-    /// A read of one stage's items: answered at once, between two inputs,
-    /// and never journaled (it changes nothing).
+    /// A read of one stage's items: never journaled (it changes nothing),
+    /// answered between two batches from durable state only.
     StageItems(StageItemsRequest),
 }
 
@@ -100,6 +100,9 @@ pub enum Reply {
     Events(tokio::sync::oneshot::Sender<IngestReply>, IngestReply),
     Command(tokio::sync::oneshot::Sender<CommandReply>, CommandReply),
     Rules(tokio::sync::oneshot::Sender<RulesReply>, RulesReply),
+    /// A read that came while the batch had inputs: answered after the
+    /// commit, so that it shows nothing that is not durable yet.
+    StageItems(StageItemsRequest),
 }
 
 /// The alert book as the API shows it, refreshed by the processing thread
@@ -275,6 +278,7 @@ impl<'p> Processor<'p> {
                         Reply::Rules(reply, outcome) => {
                             let _ = reply.send(outcome);
                         }
+                        Reply::StageItems(request) => self.stage_items(request),
                     }
                 }
             }
@@ -405,7 +409,8 @@ impl<'p> Processor<'p> {
     }
 
     /// Applies a request to the batch and returns the reply to send once
-    /// the batch is durable; a read is answered at once (`None`).
+    /// the batch is durable; a read into an empty batch is answered at
+    /// once (`None`).
     fn request(
         &mut self,
         request: Request,
@@ -418,13 +423,12 @@ impl<'p> Processor<'p> {
                 let (reply, outcome) = self.ingest_request(request, batch, records, accepted_by_type);
                 Reply::Events(reply, outcome)
             }
+            // Why wait for the commit when the batch has inputs: the engine
+            // is then ahead of disk, and nothing leaves before it is
+            // durable (ARCHITECTURE.md rule 3), replies included.
+            Request::StageItems(request) if !batch.inputs.is_empty() => Reply::StageItems(request),
             Request::StageItems(request) => {
-                // Why the engine's clock: ages and times left then agree
-                // with the views and the records on either clock mode.
-                let now = self.live.clock().unwrap_or_else(wall_now);
-                let answer = crate::stage_items::list(self.program, self.live.state(), &request.ask, now);
-                // A caller that gave up is no error.
-                let _ = request.reply.send(answer);
+                self.stage_items(request);
                 return None;
             }
             Request::Command(request) => {
@@ -449,6 +453,16 @@ impl<'p> Processor<'p> {
                 Reply::Rules(request.reply, outcome)
             }
         })
+    }
+
+    /// Answers a read of a stage's items from the engine as it is.
+    fn stage_items(&self, request: StageItemsRequest) {
+        // Why the engine's clock: ages and times left then agree with the
+        // views and the records on either clock mode.
+        let now = self.live.clock().unwrap_or_else(wall_now);
+        let answer = crate::stage_items::list(self.program, self.live.state(), &request.ask, now);
+        // A caller that gave up is no error.
+        let _ = request.reply.send(answer);
     }
 
     /// Counts the events of the batch so far into the metrics, by type name.
