@@ -21,6 +21,12 @@ fn the_demo_runs_the_examples_and_prints_a_live_summary() {
     let first = stdout.lines().next().unwrap_or_default();
     assert!(first.contains("command center at http://127.0.0.1:"), "the UI's address is not first:\n{stdout}");
     assert!(stdout.contains("auth:       off"), "the demo says auth is off:\n{stdout}");
+    // Its own file SLA, due within the minute whatever the day (demo/planted.rs).
+    assert!(
+        stdout.contains("planted:    demo_reference_file: a file due "),
+        "the planted file is announced:\n{stdout}"
+    );
+    assert!(stdout.contains("from examples and demo_planted.mon"), "{stdout}");
     for workflow in ["trade_lifecycle", "order_flow", "trade_confirmation", "batch_sequence", "daily_positions"] {
         assert!(stdout.contains(workflow), "{workflow} missing from the summary:\n{stdout}");
     }

@@ -55,6 +55,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/workflows/{workflow}", "get"),
     ("/api/v1/workflows/{workflow}/groups", "get"),
     ("/api/v1/workflows/{workflow}/trends", "get"),
+    ("/api/v1/workflows/{workflow}/stages/{stage}/items", "get"),
     ("/api/v1/stream", "get"),
     ("/api/v1/rules/versions", "get"),
     ("/api/v1/rules/versions", "post"),

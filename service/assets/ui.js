@@ -4,6 +4,7 @@
 //   /                      wallboard
 //   /w/{w}                 map, stage tiles, groups, trend
 //   /w/{w}/i/{key}         an item's lifecycle
+//   /w/{w}/s/{stage}       a stage's items and trend (stage.js)
 //   /alerts                every active alert
 //   /events                event search (the latest events on open)
 //   /rules                 rule editor, versions, activations, workflows
@@ -749,12 +750,12 @@ function renderMap(detail) {
     const status = stage.status;
     const pulsing = status === "red" && pulsingWorkflow;
     const word = (STATUS[status] || STATUS.idle).word;
-    return `<g class="node s-${status}${pulsing ? " pulse" : ""}" data-stage="${esc(name)}" data-status="${status}" transform="translate(${x(name)},${y(name)})">
+    return `<a href="${stageHref(detail.name, name)}"><g class="node s-${status}${pulsing ? " pulse" : ""}" data-stage="${esc(name)}" data-status="${status}" transform="translate(${x(name)},${y(name)})">
       <rect width="${NODE_W}" height="${NODE_H}" rx="10"/>
       <text x="14" y="28" font-weight="700">${esc(name)}</text>
       <text class="word" x="14" y="54">${word}</text>
       <text x="14" y="80">${esc(nodeCounts(stage.counts))}</text>
-    </g>`;
+    </g></a>`;
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${svgHeight}" viewBox="0 0 ${width} ${svgHeight}" role="img" aria-label="map of ${esc(detail.name)}">
     <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>
@@ -768,7 +769,7 @@ function stageTile(workflow, stage, receivedAt) {
     .map((b) => `<div title="${b.items} items"><i style-height="${Math.round((b.items / most) * 100)}"></i>${esc(b.label)}<br><b>${b.items}</b></div>`)
     .join("");
   return `<section class="stage s-${stage.status}" data-stage="${esc(stage.name)}">
-    <h3><span>${esc(stage.name)}</span>${statusBadge(stage.status)}</h3>
+    <h3><a href="${stageHref(workflow, stage.name)}">${esc(stage.name)}</a>${statusBadge(stage.status)}</h3>
     ${stage.reason ? `<p class="reason">${esc(stage.reason)}</p>` : ""}
     <dl>
       <dt>in flight</dt><dd>${c.in_flight}</dd>
@@ -792,10 +793,11 @@ function applyBarHeights(root) {
 function sparkline(points) {
   if (!points.length || !points.some((p) => p.entered || p.baseline)) return `<p class="dim">No entries in the last hour.</p>`;
   const W = 420, H = 60;
-  const max = Math.max(1, ...points.map((p) => Math.max(p.entered, p.baseline || 0)));
+  const usual = (p) => (p.baseline ? p.baseline.entered : 0);
+  const max = Math.max(1, ...points.map((p) => Math.max(p.entered, usual(p))));
   const line = (value) =>
     points.map((p, i) => `${((i / Math.max(1, points.length - 1)) * W).toFixed(1)},${(H - (value(p) / max) * (H - 4) - 2).toFixed(1)}`).join(" ");
-  const baseline = points.some((p) => p.baseline != null) ? `<polyline class="baseline" points="${line((p) => p.baseline || 0)}"/>` : "";
+  const baseline = points.some((p) => p.baseline != null) ? `<polyline class="baseline" points="${line(usual)}"/>` : "";
   return `<svg class="spark" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="entered per minute, last hour">${baseline}<polyline class="entered" points="${line((p) => p.entered)}"/></svg>`;
 }
 
@@ -845,6 +847,7 @@ async function renderWorkflow(name) {
       <h2>Stages</h2><div class="stages">${detail.stages.map((s) => stageTile(detail.name, s, receivedAt)).join("")}</div>
       <div id="groups">${groupsTable(detail.name, groups.groups || [])}</div>`;
     applyBarHeights(view());
+    drawStageCharts(view(), detail.name);
     tick();
     view().querySelectorAll("th[data-sort]").forEach((th) =>
       th.addEventListener("click", () => {
@@ -1202,6 +1205,7 @@ function route() {
   // The first slice's paths.
   if (parts[0] === "workflows" && parts.length === 2) return { name: "workflow", workflow: parts[1] };
   if (parts[0] === "items" && parts.length === 3) return { name: "item", workflow: parts[1], key: parts[2] };
+  if (parts[0] === "w" && parts[2] === "s" && parts.length === 4) return { name: "stage", workflow: parts[1], stage: parts[3] };
   if (parts[0] === "alerts") return { name: "alerts" };
   if (parts[0] === "events") return { name: "events" };
   if (parts[0] === "rules") return { name: "rules" };
@@ -1216,6 +1220,7 @@ function render(what = "all") {
   const fail = (error) => (view().innerHTML = `<p class="error">${esc(error.message)}</p>`);
   if (r.name === "wallboard") renderWallboard();
   else if (r.name === "workflow" && (what !== "status" || changedWorkflow(r.workflow))) renderWorkflow(r.workflow).catch(fail);
+  else if (r.name === "stage") renderStage(r.workflow, r.stage, what).catch(fail);
   else if (r.name === "item" && (what === "all" || Date.now() - lastItemLoad > 5000)) {
     // A replay per load: at most every 5 s, whatever the stream says.
     lastItemLoad = Date.now();

@@ -435,6 +435,7 @@ mod tests {
         assert_eq!(required_role("GET", "/metrics"), None);
         assert_eq!(required_role("GET", "/api/v1/openapi.json"), Some(Role::Viewer));
         assert_eq!(required_role("GET", "/api/v1/alerts/{id}"), Some(Role::Viewer));
+        assert_eq!(required_role("GET", "/api/v1/workflows/{workflow}/stages/{stage}/items"), Some(Role::Viewer));
         assert_eq!(required_role("post", "/api/v1/alerts/{id}/ack"), Some(Role::Operator));
         assert_eq!(required_role("POST", "/api/v1/events"), Some(Role::Operator));
         assert_eq!(required_role("POST", "/api/v1/tokens"), Some(Role::Admin));

@@ -27,6 +27,7 @@ mod logs;
 mod page;
 mod rules;
 pub mod schema;
+mod stages;
 mod stream;
 mod ui;
 mod whoami;
@@ -124,6 +125,7 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(workflows::detail))
         .routes(routes!(workflows::groups))
         .routes(routes!(workflows::trends))
+        .routes(routes!(stages::items))
         .routes(routes!(stream::stream))
         .routes(routes!(logs::records))
         .routes(routes!(logs::dead_letters))
@@ -228,6 +230,7 @@ pub fn router(api: Api, max_body_bytes: usize) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorize))
         // The command center's pages: HTML over the API, not part of it.
         .merge(ui::routes())
+        .merge(ui::stage_assets())
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -420,10 +423,11 @@ mod tests {
             "/api/v1/audit",
             "/api/v1/workflows/{workflow}/items/{key}",
             "/api/v1/whoami",
+            "/api/v1/workflows/{workflow}/stages/{stage}/items",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 33, "{paths:?}");
+        assert_eq!(paths.len(), 34, "{paths:?}");
     }
 
     #[test]

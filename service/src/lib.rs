@@ -36,6 +36,7 @@ pub mod notify;
 pub mod processor;
 pub mod rollups;
 pub mod rules;
+pub mod stage_items;
 pub mod store;
 pub mod tls;
 pub mod views;

@@ -21,6 +21,11 @@
 //! older than `rollups_hours_ms`, in one atomic batch, on the processing
 //! thread (the rows' only writer). Reading ([`series`]) is for the HTTP
 //! side and never writes.
+//!
+//! [`anomalies`] reads a series against its baselines and names the
+//! intervals worth a look (`drop`, `spike`, `stalled`); it is a pure
+//! function of the points, so its thresholds are tested on constructed
+//! series.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -373,6 +378,161 @@ fn first_bucket(db: &sled::Db, workflow: &str) -> Result<Option<i64>, Error> {
     Ok(first)
 }
 
+/// What makes an anomaly. A rate is a stage's (or the workflow's)
+/// `entered` per bucket; the baseline is the point's own.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    /// A drop: the rate under this share of the baseline...
+    pub drop_below: f64,
+    /// A spike: the rate over this multiple of the baseline...
+    pub spike_above: f64,
+    /// ...and over the baseline by at least this many items a bucket, so
+    /// that 0 → 1 on a quiet stage is no spike.
+    pub spike_margin: f64,
+    /// Drops and spikes are judged only where the baseline is at least
+    /// this many items a bucket: a drop from 0.3 a minute is noise.
+    pub min_baseline: f64,
+    /// ...and is a mean over at least this many buckets: the first minutes
+    /// of a service's history make a baseline of a few odd minutes.
+    pub min_samples: u32,
+    /// A drop or spike must last this many buckets in a row: one odd
+    /// minute is not a trend.
+    pub min_buckets: usize,
+    /// Stalled: items in flight, and nothing entered or left for at least
+    /// this long, up to the end of the series.
+    pub stall_ms: i64,
+}
+
+/// The thresholds the trends endpoint uses (docs/service.md, "Trends").
+pub const THRESHOLDS: Thresholds = Thresholds {
+    drop_below: 0.5,
+    spike_above: 2.0,
+    spike_margin: 3.0,
+    min_baseline: 2.0,
+    min_samples: 10,
+    min_buckets: 2,
+    stall_ms: 5 * MINUTE_MS,
+};
+
+/// The kinds of anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// The rate well below its baseline.
+    Drop,
+    /// The rate well above its baseline.
+    Spike,
+    /// Items in flight, and nothing entering or leaving.
+    Stalled,
+}
+
+/// An interval of a trend worth a look.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    /// The first bucket's start and the last bucket's end (RFC 3339).
+    pub from: String,
+    pub to: String,
+    /// Items entering per bucket over the interval, on average.
+    pub rate: f64,
+    /// The baseline's mean over the interval (0 for `stalled`).
+    pub baseline: f64,
+    /// The same in words: "drop: 1.0 entered/minute against 10.0 usually".
+    pub text: String,
+}
+
+/// What [`anomalies`] reads beside the points.
+pub struct Context<'a> {
+    pub step: Step,
+    /// Per point: the items that left the stage in that bucket (entries
+    /// into the steps out of it); `None` for a whole workflow, where
+    /// leaving is `completed`.
+    pub leaving: Option<&'a [f64]>,
+    /// Items in flight now in the slice; `None` when unknown (a stage of
+    /// one group) or when the series does not end now: no stall is judged.
+    pub in_flight: Option<u64>,
+}
+
+/// The anomalies of a series, in time order: runs of drops and spikes
+/// against the baseline, then a stall at the end.
+pub fn anomalies(points: &[Point], context: &Context, thresholds: &Thresholds) -> Vec<Anomaly> {
+    let width = context.step.ms();
+    let unit = context.step.name();
+    let judge = |point: &Point| -> Option<AnomalyKind> {
+        let baseline = point.baseline.as_ref()?;
+        let (usual, rate) = (baseline.counts.entered, point.counts.entered);
+        if usual < thresholds.min_baseline || baseline.samples < thresholds.min_samples {
+            return None;
+        }
+        if rate < usual * thresholds.drop_below {
+            Some(AnomalyKind::Drop)
+        } else if rate > usual * thresholds.spike_above && rate - usual >= thresholds.spike_margin {
+            Some(AnomalyKind::Spike)
+        } else {
+            None
+        }
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < points.len() {
+        let kind = judge(&points[start]);
+        let mut end = start + 1;
+        while end < points.len() && judge(&points[end]) == kind {
+            end += 1;
+        }
+        if let Some(kind) = kind.filter(|_| end - start >= thresholds.min_buckets) {
+            let run = &points[start..end];
+            let n = run.len() as f64;
+            let rate = run.iter().map(|p| p.counts.entered).sum::<f64>() / n;
+            let usual = run.iter().filter_map(|p| p.baseline.as_ref()).map(|b| b.counts.entered).sum::<f64>() / n;
+            let word = if kind == AnomalyKind::Drop { "drop" } else { "spike" };
+            out.push(interval(
+                kind,
+                &run[0],
+                &run[run.len() - 1],
+                width,
+                rate,
+                usual,
+                format!("{word}: {rate:.1} entered/{unit} against {usual:.1} usually"),
+            ));
+        }
+        start = end;
+    }
+    if let Some(in_flight) = context.in_flight.filter(|n| *n > 0) {
+        let moved = |i: usize| {
+            let point = &points[i];
+            let left = match context.leaving {
+                Some(leaving) => leaving.get(i).copied().unwrap_or(0.0),
+                None => point.counts.completed,
+            };
+            point.counts.entered + left > 0.0
+        };
+        let quiet = (0..points.len()).rev().take_while(|&i| !moved(i)).count();
+        if quiet > 0 && quiet as i64 * width >= thresholds.stall_ms {
+            let first = &points[points.len() - quiet];
+            let last = &points[points.len() - 1];
+            let minutes = quiet as i64 * width / MINUTE_MS;
+            let text = format!("stalled: {in_flight} in flight, nothing entered or left for {minutes} min");
+            out.push(interval(AnomalyKind::Stalled, first, last, width, 0.0, 0.0, text));
+        }
+    }
+    out
+}
+
+fn interval(
+    kind: AnomalyKind,
+    first: &Point,
+    last: &Point,
+    width: i64,
+    rate: f64,
+    baseline: f64,
+    text: String,
+) -> Anomaly {
+    let end = mon_stdlib::time::parse_rfc3339(&last.at)
+        .map_or_else(|| last.at.clone(), |at| mon_stdlib::time::format_rfc3339(at + width));
+    Anomaly { kind, from: first.at.clone(), to: end, rate, baseline, text }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,5 +588,83 @@ mod tests {
         compact(&db, HOUR_MS, HOUR_MS).unwrap();
         let dropped = series(&db, &q).unwrap();
         assert_eq!(dropped[0].counts.entered, 0.0, "hour rows past retention are dropped");
+    }
+
+    /// A minute series from `rates` (entered per minute), each point with
+    /// `usual` as its baseline (`None`: no history).
+    fn constructed(rates: &[f64], usual: Option<f64>) -> Vec<Point> {
+        rates
+            .iter()
+            .enumerate()
+            .map(|(i, &entered)| Point {
+                at: mon_stdlib::time::format_rfc3339(i as i64 * MINUTE_MS),
+                counts: Counts { entered, ..Counts::default() },
+                baseline: usual.map(|u| Baseline {
+                    counts: Counts { entered: u, ..Counts::default() },
+                    method: "previous_hour",
+                    samples: 60,
+                }),
+            })
+            .collect()
+    }
+
+    fn context(in_flight: Option<u64>) -> Context<'static> {
+        Context { step: Step::Minute, leaving: None, in_flight }
+    }
+
+    fn kinds(found: &[Anomaly]) -> Vec<(AnomalyKind, &str, &str)> {
+        found.iter().map(|a| (a.kind, a.from.as_str(), a.to.as_str())).collect()
+    }
+
+    #[test]
+    fn a_rate_under_half_its_baseline_for_two_minutes_is_a_drop() {
+        let points = constructed(&[10.0, 9.0, 4.0, 1.0, 0.0, 11.0, 3.0, 10.0], Some(10.0));
+        let found = anomalies(&points, &context(None), &THRESHOLDS);
+        assert_eq!(
+            kinds(&found),
+            [(AnomalyKind::Drop, "1970-01-01T00:02:00Z", "1970-01-01T00:05:00Z")],
+            "4, 1, 0 under 5 for three minutes; the lone 3 is one minute"
+        );
+        assert!((found[0].rate - 5.0 / 3.0).abs() < 1e-9 && found[0].baseline == 10.0, "{found:?}");
+        assert_eq!(found[0].text, "drop: 1.7 entered/minute against 10.0 usually");
+        assert_eq!(kinds(&anomalies(&points[..3], &context(None), &THRESHOLDS)), [], "one low minute at the end");
+    }
+
+    #[test]
+    fn a_spike_must_clear_both_the_multiple_and_the_margin() {
+        let busy = constructed(&[3.0, 9.0, 10.0, 3.0], Some(3.0));
+        assert_eq!(kinds(&anomalies(&busy, &context(None), &THRESHOLDS))[0].0, AnomalyKind::Spike);
+        // 2 → 5 is over twice the baseline but only 3 over it: exactly the
+        // margin, a spike; 2 → 4.5 is not.
+        assert_eq!(anomalies(&constructed(&[5.0, 5.0], Some(2.0)), &context(None), &THRESHOLDS).len(), 1);
+        assert_eq!(anomalies(&constructed(&[4.5, 4.5], Some(2.0)), &context(None), &THRESHOLDS), []);
+    }
+
+    #[test]
+    fn a_quiet_or_unknown_baseline_flags_nothing() {
+        let quiet = constructed(&[0.0, 0.0, 5.0, 5.0], Some(1.0));
+        assert_eq!(anomalies(&quiet, &context(None), &THRESHOLDS), [], "a baseline under 2 a minute is noise");
+        let fresh = constructed(&[0.0, 0.0, 50.0, 50.0], None);
+        assert_eq!(anomalies(&fresh, &context(None), &THRESHOLDS), [], "no history, no baseline, no judgement");
+        let mut young = constructed(&[0.0, 0.0, 50.0, 50.0], Some(10.0));
+        young.iter_mut().filter_map(|p| p.baseline.as_mut()).for_each(|b| b.samples = 9);
+        assert_eq!(anomalies(&young, &context(None), &THRESHOLDS), [], "a baseline of nine minutes is too young");
+        young.iter_mut().filter_map(|p| p.baseline.as_mut()).for_each(|b| b.samples = 10);
+        assert_eq!(anomalies(&young, &context(None), &THRESHOLDS).len(), 2, "a drop, then a spike, at ten");
+    }
+
+    #[test]
+    fn items_in_flight_and_five_quiet_minutes_at_the_end_are_a_stall() {
+        let points = constructed(&[2.0, 0.0, 0.0, 0.0, 0.0, 0.0], None);
+        let found = anomalies(&points, &context(Some(3)), &THRESHOLDS);
+        assert_eq!(kinds(&found), [(AnomalyKind::Stalled, "1970-01-01T00:01:00Z", "1970-01-01T00:06:00Z")]);
+        assert_eq!(found[0].text, "stalled: 3 in flight, nothing entered or left for 5 min");
+        assert_eq!(anomalies(&points, &context(Some(0)), &THRESHOLDS), [], "nothing in flight: idle, not stalled");
+        assert_eq!(anomalies(&points, &context(None), &THRESHOLDS), [], "in flight unknown");
+        assert_eq!(anomalies(&points[..5], &context(Some(3)), &THRESHOLDS), [], "four quiet minutes");
+        // Items leaving the stage are movement too.
+        let leaving = [0.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+        let moving = Context { step: Step::Minute, leaving: Some(&leaving), in_flight: Some(3) };
+        assert_eq!(anomalies(&points, &moving, &THRESHOLDS), []);
     }
 }

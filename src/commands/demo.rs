@@ -16,7 +16,7 @@ use mon_service::delivery::{Deliver, Delivery};
 use mon_service::processor::StatusView;
 
 use crate::commands::run::start_rules;
-use crate::demo::Generator;
+use crate::demo::{planted, Generator};
 use crate::Outcome;
 
 #[derive(clap::Args)]
@@ -41,6 +41,18 @@ pub struct Args {
     every: u64,
 }
 
+/// The examples and the planted file, in a temporary directory removed at
+/// exit.
+fn plant(start_ms: i64) -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("mon-demo-rules-")
+        .tempdir()
+        .map_err(|e| format!("cannot make a temporary rules directory: {e}"))?;
+    planted::write(&examples_dir(), dir.path(), start_ms)
+        .map_err(|e| format!("cannot copy the examples into {}: {e}", dir.path().display()))?;
+    Ok(dir)
+}
+
 fn examples_dir() -> PathBuf {
     let here = Path::new("examples");
     if here.is_dir() {
@@ -50,7 +62,22 @@ fn examples_dir() -> PathBuf {
 }
 
 pub fn run(args: Args) -> Outcome {
-    let rules = args.rules.clone().unwrap_or_else(examples_dir);
+    // With the examples, the demo adds a file SLA of its own that fails a
+    // minute after the start, so that trouble shows on any day
+    // (demo/planted.rs); a rules directory of the user's own is run as it is.
+    let planted_start = mon_service::clock::wall_now();
+    let planted_dir = match &args.rules {
+        Some(_) => None,
+        None => match plant(planted_start) {
+            Ok(dir) => Some(dir),
+            Err(e) => return Outcome::Usage(e),
+        },
+    };
+    let rules = match (&args.rules, &planted_dir) {
+        (Some(rules), _) => rules.clone(),
+        (None, Some(dir)) => dir.path().to_path_buf(),
+        (None, None) => examples_dir(),
+    };
     let start = match start_rules(&rules) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Problems,
@@ -85,6 +112,12 @@ pub fn run(args: Args) -> Outcome {
 
     let stop = Arc::new(AtomicBool::new(false));
     let workflows: Vec<String> = start.program.workflows.iter().map(|w| w.name.clone()).collect();
+    // The copy in a temporary directory is an implementation detail: name
+    // where the rules come from.
+    let rules_shown = match &planted_dir {
+        Some(_) => format!("{} and {}", examples_dir().display(), planted::FILE),
+        None => rules.display().to_string(),
+    };
     let state_shown = config.state_dir.display().to_string();
     let (seed, every, seconds) = (args.seed, args.every.max(1), args.seconds);
     let feeder_stop = stop.clone();
@@ -93,11 +126,12 @@ pub fn run(args: Args) -> Outcome {
     let feeder = Arc::new(Mutex::new(None));
     let feeder_slot = feeder.clone();
     let started = Instant::now();
+    let planted_due = planted_dir.is_some().then(|| planted::deadline(planted_start));
     let console = Arc::new(ConsoleDeliverer);
     let listening = move |address: std::net::SocketAddr| {
         // The command center first: it is what a newcomer should open.
         say!("mon demo: open the command center at http://{address}/");
-        say!("mon demo: {} workflows from {} ({})", workflows.len(), rules.display(), workflows.join(", "));
+        say!("mon demo: {} workflows from {rules_shown} ({})", workflows.len(), workflows.join(", "));
         say!("  events in:  POST http://{address}/api/v1/events (NDJSON or a JSON array)");
         say!("  status:     http://{address}/api/v1/status");
         say!("  records:    http://{address}/api/v1/records?limit=20");
@@ -105,6 +139,13 @@ pub fn run(args: Args) -> Outcome {
         say!("  alerts:     http://{address}/api/v1/alerts (notifications are printed here, grouped)");
         say!("  state:      {state_shown}");
         say!("  auth:       off (a demo: every endpoint is open; see `[auth]` in docs/service.md)");
+        if let Some(due) = planted_due {
+            say!(
+                "  planted:    {}: a file due {} that never comes (red from then on, any day)",
+                planted::WORKFLOW,
+                mon_stdlib::time::format_rfc3339(due)
+            );
+        }
         say!("Feeding generated events (the last 25 minutes first, as a backlog); Ctrl-C stops.\n");
         let handle =
             std::thread::spawn(move || feed_and_report(address, seed, every, seconds, feeder_stop, feeder_posted));
@@ -119,6 +160,7 @@ pub fn run(args: Args) -> Outcome {
         let _ = handle.join();
     }
     drop(temporary);
+    drop(planted_dir);
     match outcome {
         Ok(last) => {
             say!("{}", summary(&last, posted.load(Ordering::Relaxed), started.elapsed()));

@@ -90,13 +90,15 @@
 //! # Where things are
 //!
 //! This module is the interface: [`Generator`] and the flows it starts.
-//! `scenarios/` plans each example program's events (one module each),
+//! `planted` writes the demo's own rule file (a file SLA that fails on
+//! any day), `scenarios/` plans each example program's events (one module each),
 //! `outbox` keeps them in time order and renders their envelopes, `window`
 //! says which part of time is shown, and `draw` holds the draws the
 //! scenarios make on the binary's one SplitMix64 (`crate::rng`).
 
 mod draw;
 mod outbox;
+pub mod planted;
 mod scenarios;
 #[cfg(test)]
 mod tests;

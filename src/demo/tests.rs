@@ -253,3 +253,74 @@ fn an_hour_of_demo_events_is_valid_and_shows_every_colour() {
     let from_first_event = self::replay(&program, &lines, backlog, None, end);
     assert_eq!(count_by_kind(&from_first_event.records), counts);
 }
+
+/// The examples with the demo's planted file for a start at `start`, as
+/// `mon demo` runs them.
+fn planted_program(start: i64) -> Program {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files = load_tree(&dir).expect("examples/ is readable").files;
+    files.push(mon_compiler::SourceFile { path: super::planted::FILE.into(), text: super::planted::rules(start) });
+    let compilation = compile(&files, mon_stdlib::registry(), &FsSchemas);
+    compilation
+        .program
+        .unwrap_or_else(|| panic!("examples/ and the planted file compile: {:?}", compilation.diagnostics))
+}
+
+/// A demo started at `start`, 75 s later (the planted deadline is at most
+/// a minute after the start): the workflow views as the wallboard reads
+/// them, and the records made.
+fn demo_views(start: i64) -> (mon_service::views::Views, Vec<Record>) {
+    let program = planted_program(start);
+    let end = start + 75 * SECOND;
+    let lines = run(SEED, start, end);
+    let mut simulation = Simulation::new(&program, mon_stdlib::registry(), Some(start), Some(end));
+    let mut records = Vec::new();
+    for line in &lines {
+        simulation.feed(line, &mut records);
+    }
+    simulation.finish(&mut records);
+    let state = simulation.state().expect("events were fed");
+    (mon_service::views::build(&program, state, end), records)
+}
+
+/// Whatever the day, a minute after the start the planted file is missing
+/// and its tile is red and says why (the rule, the count, the oldest key:
+/// the date); every red or amber workflow says why in words.
+fn shows_planted_trouble(start: &str, date: &str) -> mon_service::views::Views {
+    let (views, records) = demo_views(at(start));
+    let planted = super::planted::WORKFLOW;
+    let missing: Vec<&Record> =
+        records.iter().filter(|r| r.kind == Kind::Missing && r.workflow.as_deref() == Some(planted)).collect();
+    assert_eq!(missing.len(), 1, "{start}: one missing file: {missing:?}");
+    let tile = views.list.workflows.iter().find(|w| w.name == planted).expect("the planted workflow is on the board");
+    assert_eq!(tile.status, "red", "{start}: {tile:?}");
+    let reason = tile.why.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("missing > 0") && reason.contains("1 missing") && reason.contains(&format!("oldest {date}")),
+        "{start}: the tile says why: {reason}"
+    );
+    for workflow in views.list.workflows.iter().filter(|w| w.status == "red" || w.status == "amber") {
+        let why = workflow.why.reason.as_deref().unwrap_or_default();
+        assert!(why.contains("oldest"), "{start}: {} is {} and says: {why:?}", workflow.name, workflow.status);
+    }
+    views
+}
+
+#[test]
+fn a_demo_started_on_a_saturday_shows_a_missed_file_within_a_minute() {
+    // Saturday 7 March 2026: the examples' weekday feeds expect nothing.
+    let views = shows_planted_trouble("2026-03-07T13:20:10Z", "2026-03-07");
+    for feed in ["daily_positions", "ny_eod_prices"] {
+        let tile = views.list.workflows.iter().find(|w| w.name == feed).unwrap();
+        assert_eq!((tile.status, tile.counts.in_flight), ("green", 0), "{feed} is idle on a Saturday: {tile:?}");
+    }
+}
+
+#[test]
+fn a_demo_started_on_a_weekday_shows_the_same_missed_file() {
+    // Tuesday 3 March 2026, 10:05:30 UTC: due at 10:06.
+    assert_eq!(super::planted::deadline(at("2026-03-03T10:05:30Z")), at("2026-03-03T10:06:00Z"));
+    assert_eq!(super::planted::deadline(at("2026-03-03T10:05:00Z")), at("2026-03-03T10:06:00Z"), "never at the start");
+    assert!(super::planted::rules(at("2026-03-03T10:05:30Z")).contains("by 10:06 every day"));
+    shows_planted_trouble("2026-03-03T10:05:30Z", "2026-03-03");
+}

@@ -22,6 +22,13 @@ use super::Api;
 const SHELL: &str = include_str!("../../assets/index.html");
 const STYLE: &str = include_str!("../../assets/ui.css");
 const SCRIPT: &str = include_str!("../../assets/ui.js");
+/// The stage page and trend charts, and uPlot (MIT, docs/DEPENDENCIES.md).
+const STAGE_ASSETS: [(&str, &str, &str); 4] = [
+    ("/ui/stage.js", "text/javascript; charset=utf-8", include_str!("../../assets/stage.js")),
+    ("/ui/stage.css", "text/css; charset=utf-8", include_str!("../../assets/stage.css")),
+    ("/ui/uPlot.iife.min.js", "text/javascript; charset=utf-8", include_str!("../../assets/vendor/uPlot.iife.min.js")),
+    ("/ui/uPlot.min.css", "text/css; charset=utf-8", include_str!("../../assets/vendor/uPlot.min.css")),
+];
 
 /// Scripts and styles only from this origin, and no inline script: a
 /// payload excerpt or a key shown on a page can never run as code. The
@@ -62,8 +69,17 @@ pub fn routes() -> Router<Api> {
         .route("/rules", get(shell))
         // Where the identity provider sends the browser back after sign-in.
         .route("/oidc/callback", get(shell))
+        .route("/w/{workflow}/s/{stage}", get(shell))
         .route("/ui/ui.css", get(|| asset("text/css; charset=utf-8", STYLE)))
         .route("/ui/ui.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
+}
+
+/// The stage page's script and style and the chart library, kept apart
+/// from [`routes`] so that each page's assets are listed in one place.
+pub fn stage_assets() -> Router<Api> {
+    STAGE_ASSETS.iter().fold(Router::new(), |router, &(path, content_type, body)| {
+        router.route(path, get(move || asset(content_type, body)))
+    })
 }
 
 async fn shell(State(api): State<Api>) -> Response {

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ErrorBody};
 use super::page::{self, DEFAULT_LIMIT};
 use super::Api;
-use crate::rollups::{self, Point, Step};
+use crate::rollups::{self, Anomaly, Point, Step};
 use crate::views::{GroupView, WorkflowDetail, WorkflowList};
 
 fn unknown_workflow(name: &str) -> ApiError {
@@ -175,6 +175,9 @@ pub struct Trend {
     pub from: String,
     pub to: String,
     pub points: Vec<Point>,
+    /// Drops, spikes against the baseline and a stall at the end, in time
+    /// order (docs/service.md, "Trends").
+    pub anomalies: Vec<Anomaly>,
 }
 
 /// The most points one trend answers (a week of minutes): a longer range
@@ -225,7 +228,7 @@ pub async fn trends(
             other => return Err(ApiError::unknown_parameter(other, &["stage", "group", "from", "to", "step"])),
         }
     }
-    let clock = {
+    let (clock, leaving_stages, in_flight_now) = {
         let views = api.views.read().map_err(|_| poisoned())?;
         let detail = views.details.get(&workflow).ok_or_else(|| unknown_workflow(&workflow))?;
         if let Some(stage) = &stage {
@@ -237,23 +240,59 @@ pub async fn trends(
                 ));
             }
         }
-        views.clock
+        // Leaving a stage is entering a step out of it.
+        let leaving: Vec<String> = match &stage {
+            Some(stage) => {
+                detail.graph.edges.iter().filter(|e| e.from.contains(stage)).map(|e| e.step.clone()).collect()
+            }
+            None => Vec::new(),
+        };
+        // The views count a stage or a group, not a stage of one group:
+        // there no stall is judged.
+        let in_flight = match (&stage, &group) {
+            (None, None) => Some(detail.counts.in_flight),
+            (Some(stage), None) => detail.stages.iter().find(|s| &s.name == stage).map(|s| s.counts.in_flight),
+            (None, Some(group)) => views
+                .groups
+                .get(&workflow)
+                .and_then(|all| all.iter().find(|g| &g.group == group))
+                .map_or(Some(0), |g| Some(g.counts.in_flight)),
+            (Some(_), Some(_)) => None,
+        };
+        (views.clock, leaving, in_flight)
     };
+    // A stall is about now: a series that ends earlier has no count of
+    // what was in flight then.
+    let ends_now = to.is_none();
     let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
     let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
     let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
     // Why a blocking task: a week of minutes over many stages and groups is
     // a long sled scan, which must not hold up an async worker.
     let (store, names) = (api.store.clone(), (workflow.clone(), stage.clone(), group.clone()));
-    let points = tokio::task::spawn_blocking(move || {
+    let (points, leaving) = tokio::task::spawn_blocking(move || {
         let (workflow, stage, group) = &names;
         let query = rollups::Query { workflow, stage: stage.as_deref(), group: group.as_deref(), from, to, step };
-        store.trend(&query)
+        let points = store.trend(&query)?;
+        let mut leaving = vec![0.0; points.len()];
+        for next in &leaving_stages {
+            let next_query = rollups::Query { stage: Some(next), ..query };
+            for (sum, point) in leaving.iter_mut().zip(store.trend(&next_query)?) {
+                *sum += point.counts.entered;
+            }
+        }
+        Ok::<_, crate::error::Error>((points, leaving))
     })
     .await
     .map_err(|e| ApiError::internal("reading the rollups", e))?
     .map_err(|e| ApiError::internal("reading the rollups", e))?;
+    let context = rollups::Context {
+        step,
+        leaving: stage.is_some().then_some(leaving.as_slice()),
+        in_flight: in_flight_now.filter(|_| ends_now),
+    };
+    let anomalies = rollups::anomalies(&points, &context, &rollups::THRESHOLDS);
     let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
     let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
-    Ok(Json(Trend { workflow, stage, group, step: step.name(), from: first, to: last, points }))
+    Ok(Json(Trend { workflow, stage, group, step: step.name(), from: first, to: last, points, anomalies }))
 }

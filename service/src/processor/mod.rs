@@ -45,6 +45,16 @@ pub enum Request {
     Events(IngestRequest),
     Command(CommandRequest),
     Rules(RulesRequest),
+    /// A read of one stage's items: never journaled (it changes nothing),
+    /// answered between two batches from durable state only.
+    StageItems(StageItemsRequest),
+}
+
+/// `GET .../stages/{stage}/items`: the stage's oldest items, as the engine
+/// holds them now.
+pub struct StageItemsRequest {
+    pub ask: crate::stage_items::Ask,
+    pub reply: tokio::sync::oneshot::Sender<Result<crate::stage_items::StageItems, crate::stage_items::Unknown>>,
 }
 
 /// A change to what runs: activate a stored rule version, or enable or
@@ -90,6 +100,9 @@ pub enum Reply {
     Events(tokio::sync::oneshot::Sender<IngestReply>, IngestReply),
     Command(tokio::sync::oneshot::Sender<CommandReply>, CommandReply),
     Rules(tokio::sync::oneshot::Sender<RulesReply>, RulesReply),
+    /// A read that came while the batch had inputs: answered after the
+    /// commit, so that it shows nothing that is not durable yet.
+    StageItems(StageItemsRequest),
 }
 
 /// The alert book as the API shows it, refreshed by the processing thread
@@ -265,6 +278,7 @@ impl<'p> Processor<'p> {
                         Reply::Rules(reply, outcome) => {
                             let _ = reply.send(outcome);
                         }
+                        Reply::StageItems(request) => self.stage_items(request),
                     }
                 }
             }
@@ -323,7 +337,7 @@ impl<'p> Processor<'p> {
             // HTTP first: its callers wait on the reply.
             while batch.inputs.len() < max_batch {
                 let Ok(request) = self.ingest.try_recv() else { break };
-                replies.push(self.request(request, batch, records, accepted_by_type));
+                replies.extend(self.request(request, batch, records, accepted_by_type));
             }
             let until_due =
                 due.map(|due| Duration::from_millis(due.saturating_add(1).saturating_sub(wall_now()).max(0) as u64));
@@ -335,7 +349,7 @@ impl<'p> Processor<'p> {
                 // Without Kafka, wait on the HTTP channel, but not past the
                 // next tick.
                 match self.ingest.recv_timeout(budget) {
-                    Ok(request) => replies.push(self.request(request, batch, records, accepted_by_type)),
+                    Ok(request) => replies.extend(self.request(request, batch, records, accepted_by_type)),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
                 }
                 continue;
@@ -394,17 +408,28 @@ impl<'p> Processor<'p> {
         }
     }
 
+    /// Applies a request to the batch and returns the reply to send once
+    /// the batch is durable; a read into an empty batch is answered at
+    /// once (`None`).
     fn request(
         &mut self,
         request: Request,
         batch: &mut Pending,
         records: &mut Vec<Record>,
         accepted_by_type: &mut Vec<u64>,
-    ) -> Reply {
-        match request {
+    ) -> Option<Reply> {
+        Some(match request {
             Request::Events(request) => {
                 let (reply, outcome) = self.ingest_request(request, batch, records, accepted_by_type);
                 Reply::Events(reply, outcome)
+            }
+            // Why wait for the commit when the batch has inputs: the engine
+            // is then ahead of disk, and nothing leaves before it is
+            // durable (ARCHITECTURE.md rule 3), replies included.
+            Request::StageItems(request) if !batch.inputs.is_empty() => Reply::StageItems(request),
+            Request::StageItems(request) => {
+                self.stage_items(request);
+                return None;
             }
             Request::Command(request) => {
                 // Stamped here, with the wall clock, so that its instant is
@@ -427,7 +452,17 @@ impl<'p> Processor<'p> {
                 let outcome = self.rules_change(request.change, request.by, batch, records, accepted_by_type);
                 Reply::Rules(request.reply, outcome)
             }
-        }
+        })
+    }
+
+    /// Answers a read of a stage's items from the engine as it is.
+    fn stage_items(&self, request: StageItemsRequest) {
+        // Why the engine's clock: ages and times left then agree with the
+        // views and the records on either clock mode.
+        let now = self.live.clock().unwrap_or_else(wall_now);
+        let answer = crate::stage_items::list(self.program, self.live.state(), &request.ask, now);
+        // A caller that gave up is no error.
+        let _ = request.reply.send(answer);
     }
 
     /// Counts the events of the batch so far into the metrics, by type name.
