@@ -100,12 +100,20 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     let mut mid_stream = 0;
     let started = Instant::now();
     // Kill until at least 22 kills landed while events were still being
-    // consumed (the stream takes a couple of seconds of processing in all).
+    // consumed. The stream takes a second or two of processing in all, so
+    // a kill at a random time after the start would mostly land after the
+    // end: each life is killed at a random point (mid-batch, during a
+    // commit or a snapshot) of its first 60 ms of consuming, or, once
+    // nothing comes, after 1.5 s.
     while mid_stream < 22 && kills < 80 {
         let service = Service::start(&args, &log);
-        // Kill at a random point of this life: early, mid-batch, or during a snapshot.
-        std::thread::sleep(Duration::from_millis(rng.next_u64() % 150));
-        let consumed = service.metric_sum("mon_events_total");
+        let life = Instant::now();
+        let mut consumed = service.metric_sum("mon_events_total");
+        while consumed == 0.0 && life.elapsed() < Duration::from_millis(1500) {
+            std::thread::sleep(Duration::from_millis(2));
+            consumed = service.metric_sum("mon_events_total");
+        }
+        std::thread::sleep(Duration::from_millis(rng.next_u64() % 60));
         service.kill9();
         kills += 1;
         if consumed > 0.0 {

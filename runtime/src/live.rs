@@ -468,6 +468,15 @@ impl<'p> Live<'p> {
 
     fn line(&mut self, line: &str, out: &mut Vec<Record>) -> Fed {
         let decoded = self.decoder.decode(line);
+        self.apply_decoded(decoded, out)
+    }
+
+    /// Applies an [`Input::Line`] that another thread has already decoded
+    /// with a [`Decoder`] of the program running now: the same as
+    /// [`apply`](Self::apply) with the line, which the caller journals.
+    /// Decoding is pure, so a replay of the journal, which decodes the
+    /// line here, makes the same records.
+    pub fn apply_decoded(&mut self, decoded: Decoded, out: &mut Vec<Record>) -> Fed {
         let fed = match &decoded {
             Decoded::Event(event) => {
                 if let Some(accepted) = &mut self.accepted {

@@ -329,6 +329,12 @@ pub fn run_with(
     }
     listening(address);
 
+    // The intake thread reads and decodes Kafka's messages for the
+    // processing thread (processor/intake.rs).
+    let consumer = consumer.map(Arc::new);
+    let intake_program: processor::intake::Running = Arc::new(std::sync::Mutex::new(program));
+    let (intake_tx, intake_rx) = std::sync::mpsc::sync_channel(processor::intake::CHUNKS_AHEAD);
+    let intake_envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
     let mut processor = Processor {
         program,
         shared_program: active_program.clone(),
@@ -343,7 +349,10 @@ pub fn run_with(
         store,
         stored_offsets,
         envelopes,
-        consumer,
+        intake: consumer.is_some().then_some(intake_rx),
+        intake_queue: Default::default(),
+        intake_program: intake_program.clone(),
+        consumer: consumer.clone(),
         ingest: ingest_rx,
         metrics: metrics.clone(),
         status: status.clone(),
@@ -381,6 +390,18 @@ pub fn run_with(
     }
     publisher_wake.notify_one();
     let outcome = std::thread::scope(|scope| {
+        if let Some(consumer) = &consumer {
+            let stop = &stop;
+            let (intake_program, intake_envelopes) = (&intake_program, &intake_envelopes);
+            std::thread::Builder::new()
+                .name("mon-intake".into())
+                .spawn_scoped(scope, move || {
+                    processor::intake::run(consumer, intake_envelopes, intake_program, &intake_tx, stop)
+                })
+                .map_err(|e| {
+                    Error::new(Domain::Process, Retry::Later, "cannot start the intake thread").caused_by(e)
+                })?;
+        }
         let worker = std::thread::Builder::new()
             .name("mon-processor".into())
             .spawn_scoped(scope, move || processor.run())

@@ -113,6 +113,9 @@ impl<'p> Processor<'p> {
         }
         let migration = self.live.activate(program, records);
         self.program = program;
+        if let Ok(mut running) = self.intake_program.lock() {
+            *running = program;
+        }
         if let Ok(mut shared) = self.shared_program.write() {
             *shared = Arc::new(program.clone());
         }

@@ -9,7 +9,9 @@
 //! memory is then ahead of disk; the next start replays the journal.
 
 mod activation;
+pub mod intake;
 pub use activation::compile_version;
+use intake::{Original, Polled, Read};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +22,6 @@ use std::time::{Duration, Instant};
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 use rdkafka::consumer::{CommitMode, Consumer as _};
-use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -36,6 +37,7 @@ use super::store::NotificationEntry;
 use super::store::{BatchWrite, DeadLetter, Offsets, OutboxItem, Store, Target};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{Action, Alert, CommandError};
+use mon_runtime::event::Decoded;
 use mon_runtime::live::{Fed, Input, Live, Migration};
 use mon_runtime::record::{Kind, Record};
 use mon_runtime::Event;
@@ -196,7 +198,14 @@ pub struct Processor<'p> {
     pub stored_offsets: Offsets,
     pub config: Config,
     pub envelopes: Envelopes,
-    pub consumer: Option<Consumer>,
+    /// For committing offsets; the intake thread polls it.
+    pub consumer: Option<Arc<Consumer>>,
+    /// The intake thread's chunks of read messages (none without Kafka).
+    pub intake: Option<Receiver<Vec<Polled<'p>>>>,
+    /// What is left of the last chunk.
+    pub intake_queue: std::collections::VecDeque<Polled<'p>>,
+    /// The program the intake thread decodes for: set at each activation.
+    pub intake_program: intake::Running<'p>,
     pub ingest: Receiver<Request>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<RwLock<StatusView>>,
@@ -230,6 +239,9 @@ const MAX_DEAD_LETTER_BYTES: usize = 900_000;
 /// with thousands of alerts, a copy per 20 ms batch would cost more than
 /// the batch.
 const ALERTS_VIEW_EVERY: Duration = Duration::from_millis(200);
+
+/// While messages flow, the batch's time budget is checked every this many.
+const CLOCK_READ_EVERY: u32 = 64;
 
 /// How many undeclared event types get a metric label of their own.
 const MAX_IGNORED_TYPE_LABELS: usize = 100;
@@ -311,16 +323,16 @@ impl<'p> Processor<'p> {
             self.apply(Input::Tick(now), batch, records);
         }
         let started = Instant::now();
-        // Taken out for the batch: a polled message borrows the consumer
-        // while the engine (in `self`) is fed.
-        let consumer = self.consumer.take();
-        self.poll(consumer.as_ref(), batch, replies, records, accepted_by_type, started);
-        self.consumer = consumer;
+        // Taken out for the batch, so the engine (in `self`) can be fed
+        // while it is read.
+        let intake = self.intake.take();
+        self.poll(intake.as_ref(), batch, replies, records, accepted_by_type, started);
+        self.intake = intake;
     }
 
     fn poll(
         &mut self,
-        consumer: Option<&Consumer>,
+        intake: Option<&Receiver<Vec<Polled<'p>>>>,
         batch: &mut Pending,
         replies: &mut Vec<Reply>,
         records: &mut Vec<Record>,
@@ -332,65 +344,83 @@ impl<'p> Processor<'p> {
         // On the wall clock, a batch ends when the next timer falls due, so
         // the next turn fires it at once: the batch wait is not added to
         // the delay of an alert.
-        let due = self.live.next_due();
+        let until_due = self
+            .live
+            .next_due()
+            .map(|due| Duration::from_millis(due.saturating_add(1).saturating_sub(wall_now()).max(0) as u64));
+        let ends = started + wait.min(until_due.unwrap_or(Duration::MAX));
+        let mut budget = ends.saturating_duration_since(Instant::now());
+        let mut since_clock_read = 0u32;
         loop {
             // HTTP first: its callers wait on the reply.
             while batch.inputs.len() < max_batch {
                 let Ok(request) = self.ingest.try_recv() else { break };
                 replies.extend(self.request(request, batch, records, accepted_by_type));
             }
-            let until_due =
-                due.map(|due| Duration::from_millis(due.saturating_add(1).saturating_sub(wall_now()).max(0) as u64));
-            let budget = wait.saturating_sub(started.elapsed()).min(until_due.unwrap_or(Duration::MAX));
+            // Reading the clock for every message was 6% of this thread
+            // under load (a profile of `cargo bench --bench service`):
+            // while messages flow, every 64th is soon enough to end a batch
+            // on time (64 messages take well under a millisecond).
+            since_clock_read += 1;
+            if batch.inputs.is_empty() || since_clock_read >= CLOCK_READ_EVERY {
+                since_clock_read = 0;
+                budget = ends.saturating_duration_since(Instant::now());
+            }
             if batch.inputs.len() >= max_batch || budget.is_zero() {
                 return;
             }
-            let Some(consumer) = consumer else {
+            let Some(intake) = intake else {
                 // Without Kafka, wait on the HTTP channel, but not past the
                 // next tick.
                 match self.ingest.recv_timeout(budget) {
                     Ok(request) => replies.extend(self.request(request, batch, records, accepted_by_type)),
                     Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
                 }
+                // It waited: the next turn needs the budget that is left.
+                since_clock_read = CLOCK_READ_EVERY;
                 continue;
             };
             let timeout = if batch.inputs.is_empty() { budget } else { Duration::ZERO };
-            let message = match consumer.poll(timeout) {
-                None => {
-                    if !batch.inputs.is_empty() {
-                        return;
-                    }
-                    continue;
-                }
-                Some(Err(e)) => {
-                    // rdkafka has already handed this error, with its
-                    // reason (which topic is missing, which broker is
-                    // down), to the consumer's context (`kafka::Context`),
-                    // which logs it and keeps it for readiness.
-                    tracing::debug!(error = %e, "kafka poll");
+            let Some(polled) = self.next_polled(intake, timeout) else {
+                if !batch.inputs.is_empty() {
                     return;
                 }
-                Some(Ok(message)) => message,
+                since_clock_read = CLOCK_READ_EVERY;
+                continue;
             };
-            let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+            let (topic, partition, offset) = (&*polled.topic, polled.partition, polled.offset);
             // Below the next offset this batch or an earlier one took: a
             // redelivery after a restart or a rebalance, already journaled.
-            let partition_key = (topic.to_string(), partition);
-            let taken = batch.offsets.get(&partition_key).or_else(|| self.stored_offsets.get(&partition_key));
-            if taken.is_some_and(|next| offset < *next) {
-                continue;
-            }
-            batch.offsets.insert(partition_key, offset + 1);
-            let headers: Vec<(&str, &[u8])> = message
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
-                .unwrap_or_default();
-            let fed = match self.envelopes.normalize(message.payload(), &headers) {
-                Ok(line) => {
-                    let line = line.into_owned();
-                    self.apply(Input::Line(line), batch, records)
+            // Looked up by scanning (a batch touches few partitions), so
+            // the topic's name is copied once per batch, not per message.
+            let this_partition = |(t, p): &&(String, i32)| t == topic && *p == partition;
+            match batch.offsets.iter_mut().find(|(k, _)| this_partition(k)) {
+                Some((_, next)) if offset < *next => continue,
+                Some((_, next)) => *next = offset + 1,
+                None => {
+                    let stored = self.stored_offsets.iter().find(|(k, _)| this_partition(k));
+                    if stored.is_some_and(|(_, next)| offset < *next) {
+                        continue;
+                    }
+                    batch.offsets.insert((topic.to_string(), partition), offset + 1);
                 }
-                Err(reason) => self.apply(Input::Unreadable(reason), batch, records),
+            }
+            let (fed, original) = match polled.read {
+                // Decoded for the program running now: the usual case.
+                Read::Line { line, decoded, dead } if std::ptr::eq(polled.program, self.program) => {
+                    (self.apply_decoded(line, decoded, batch, records), dead)
+                }
+                // Decoded before an activation: decoded again, for the
+                // program that takes it. A rejection then keeps the line
+                // (the message's headers are gone).
+                Read::Line { line, dead, .. } => {
+                    let original =
+                        dead.unwrap_or_else(|| Original { payload: line.clone().into_bytes(), headers: Vec::new() });
+                    (self.apply(Input::Line(line), batch, records), Some(original))
+                }
+                Read::Unreadable { reason, original } => {
+                    (self.apply(Input::Unreadable(reason), batch, records), Some(original))
+                }
             };
             match fed {
                 Fed::Event { event_type } => {
@@ -399,13 +429,24 @@ impl<'p> Processor<'p> {
                     }
                 }
                 Fed::Rejected { reason } => {
-                    let owned_headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
                     let origin = format!("kafka:{topic}/{partition}@{offset}");
-                    self.dead_letter(batch, reason, origin, message.payload().unwrap_or_default(), owned_headers);
+                    let original = original.unwrap_or(Original { payload: Vec::new(), headers: Vec::new() });
+                    self.dead_letter(batch, reason, origin, &original.payload, original.headers);
                 }
                 _ => {}
             }
         }
+    }
+
+    /// The next message the intake thread read, waiting up to `timeout`
+    /// for it when none is queued.
+    fn next_polled(&mut self, intake: &Receiver<Vec<Polled<'p>>>, timeout: Duration) -> Option<Polled<'p>> {
+        if let Some(polled) = self.intake_queue.pop_front() {
+            return Some(polled);
+        }
+        let chunk = if timeout.is_zero() { intake.try_recv().ok()? } else { intake.recv_timeout(timeout).ok()? };
+        self.intake_queue.extend(chunk);
+        self.intake_queue.pop_front()
     }
 
     /// Applies a request to the batch and returns the reply to send once
@@ -511,6 +552,17 @@ impl<'p> Processor<'p> {
     /// Applies one input and journals it; returns what it did.
     fn apply(&mut self, input: Input, batch: &mut Pending, records: &mut Vec<Record>) -> Fed {
         let fed = self.feed(&input, records);
+        self.account(input, fed, batch)
+    }
+
+    /// [`apply`](Self::apply) for a line the intake thread has decoded.
+    fn apply_decoded(&mut self, line: String, decoded: Decoded, batch: &mut Pending, records: &mut Vec<Record>) -> Fed {
+        let fed = self.live.apply_decoded(decoded, records);
+        self.account(Input::Line(line), fed, batch)
+    }
+
+    /// Counts what an input did and adds it to the batch's journal entry.
+    fn account(&mut self, input: Input, fed: Fed, batch: &mut Pending) -> Fed {
         self.board.dirty = true;
         match &fed {
             Fed::Ignored { type_name } => {
