@@ -123,3 +123,111 @@ pub fn decode_ahead<R: io::Read + Send>(input: R, decoder: &Decoder, mut engine:
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mon_compiler::{compile, NoSchemas, SourceFile};
+    use proptest::prelude::*;
+
+    const RULES: &str = "event ping { n: int }\nworkflow pings {\n  key n\n  expect ping\n}\n";
+
+    /// A reader that hands its bytes out in pieces of the given sizes, in
+    /// turn, as a pipe does.
+    struct Pieces {
+        bytes: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        turn: usize,
+    }
+
+    impl io::Read for Pieces {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            let size = self.sizes[self.turn % self.sizes.len()].min(buffer.len()).min(self.bytes.len() - self.at);
+            self.turn += 1;
+            buffer[..size].copy_from_slice(&self.bytes[self.at..self.at + size]);
+            self.at += size;
+            Ok(size)
+        }
+    }
+
+    /// What the loop before the pipeline did: `BufRead::split` on newlines,
+    /// lines numbered from 1, each decoded alone.
+    fn line_by_line(decoder: &Decoder, bytes: &[u8]) -> Vec<String> {
+        let lines = BufRead::split(bytes, b'\n').map(|line| line.unwrap_or_default());
+        lines
+            .enumerate()
+            .filter_map(|(index, line)| NumberedLine::decode(decoder, &line, index as u64 + 1))
+            .map(|line| format!("{line:?}"))
+            .collect()
+    }
+
+    fn a_line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            (0..1000i64).prop_map(|n| format!(
+                r#"{{"type":"ping","time":"2026-03-02T08:00:0{}Z","id":"p{n}","data":{{"n":{n}}}}}"#,
+                n % 10
+            )
+            .into_bytes()),
+            Just(b"not json".to_vec()),
+            Just(b"".to_vec()),
+            Just(b" \r".to_vec()),
+            Just(b"\xef\xbb\xbf{\"type\":\"ping\"}".to_vec()),
+            Just(b"{\"type\":\"\xff\"}".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn batches_hold_every_line_in_file_order_with_its_number(
+            mut lines in prop::collection::vec(a_line(), 0..3000),
+            // A line longer than the read buffer, gathered across reads.
+            long in prop::option::of((0usize..3000, 1usize..3)),
+            newline_at_end in any::<bool>(),
+            sizes in prop::collection::vec(1usize..200_000, 1..6),
+            ahead in any::<bool>(),
+        ) {
+            let sources = vec![SourceFile { path: "pings.mon".into(), text: RULES.into() }];
+            let program = compile(&sources, mon_stdlib::registry(), &NoSchemas).program.ok_or_else(|| TestCaseError::fail("the rules compile"))?;
+            let decoder = Decoder::new(&program);
+            if let Some((at, halves)) = long {
+                lines.insert(at.min(lines.len()), vec![b'x'; halves * READ_BUFFER / 2 + 1]);
+            }
+            let mut bytes = lines.join(&b'\n');
+            if newline_at_end {
+                bytes.push(b'\n');
+            }
+            let input = Pieces { bytes: bytes.clone(), at: 0, sizes, turn: 0 };
+            let mut seen = Vec::new();
+            let mut reads = Vec::new();
+            let mut take = |batch: Batch| {
+                prop_assert!(batch.lines.len() <= BATCH_LINES);
+                prop_assert!(batch.failed.is_none());
+                reads.push(batch.read);
+                seen.extend(batch.lines.iter().map(|line| format!("{line:?}")));
+                Ok(())
+            };
+            let mut failure = None;
+            let mut deliver = |batch: Batch| match take(batch) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            };
+            if ahead {
+                decode_ahead(input, &decoder, &mut deliver);
+            } else {
+                decode_input(input, &decoder, &mut deliver);
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            prop_assert_eq!(seen, line_by_line(&decoder, &bytes));
+            prop_assert!(reads.windows(2).all(|w| w[0] <= w[1]), "progress goes backwards: {:?}", reads);
+            prop_assert_eq!(reads.last().copied(), Some(bytes.len() as u64));
+        }
+    }
+}
