@@ -235,7 +235,8 @@ fn generated_trade_streams_print_the_same_with_one_thread_and_two() {
     std::fs::write(&rules, TRADE_RULES).expect("the rules are written");
     let mut failures = Vec::new();
     // (seed, trades, a line longer than the read buffer, a final newline)
-    for (seed, trades, long_line, final_newline) in [(1, 8_000, false, true), (2, 6_000, true, false), (3, 300, false, false)]
+    for (seed, trades, long_line, final_newline) in
+        [(1, 8_000, false, true), (2, 6_000, true, false), (3, 300, false, false)]
     {
         let stream = trade_stream(seed, trades, long_line, final_newline);
         assert!(!stream.stalls.is_empty() && stream.rejected > 0, "seed {seed}: the stream plants nothing to find");
@@ -263,7 +264,8 @@ fn generated_trade_streams_print_the_same_with_one_thread_and_two() {
             ));
         }
         if rejected != stream.rejected {
-            failures.push(format!("seed {seed}: {} lines planted to be rejected, {rejected} rejected", stream.rejected));
+            failures
+                .push(format!("seed {seed}: {} lines planted to be rejected, {rejected} rejected", stream.rejected));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -15,8 +15,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use mon_compiler::{compile, NoSchemas, SourceFile};
 use mon_compiler::ir::Program;
+use mon_compiler::{compile, NoSchemas, SourceFile};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::{Decoded, Decoder, Engine, Event, Record};
 
