@@ -10,6 +10,14 @@
 //! rejection is made at the clock's instant: the latest event's time, or
 //! `from` (LANGUAGE.md changelog v1.4). A caller that reads a file passes
 //! the line's number, and the `rejected` record names it.
+//!
+//! Reading a file is split in two halves at the point where a line becomes
+//! a [`Decoded`]: [`NumberedLine::decode`] needs only the program, never the
+//! simulation's clock or state, so `mon simulate` may run it on another
+//! thread ahead of the engine; [`Simulation::feed_numbered`] takes the lines
+//! in file order and is where the clock, and so every rejection's instant,
+//! is decided. Both halves are the same code however they are scheduled,
+//! which is what keeps the results identical.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +28,29 @@ use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandErr
 use crate::engine::{Engine, Migration, State};
 use crate::event::{Decoded, Decoder};
 use crate::record::{Kind, Record};
+
+/// A line of a replayed file after its decoding half: everything the
+/// engine half needs, and nothing that depends on the simulation's state.
+#[derive(Debug)]
+pub enum NumberedLine {
+    /// A line of text, decoded; `number` counts from 1 in the file.
+    Text { number: u64, decoded: Decoded },
+    /// A line that is not valid UTF-8: rejected like a malformed event.
+    NotText { number: u64 },
+}
+
+impl NumberedLine {
+    /// Decodes line `number` of a file as `mon simulate` reads it: a
+    /// leading byte-order mark is dropped, and a blank line is `None`
+    /// (skipped, and not counted as a line read).
+    pub fn decode(decoder: &Decoder, bytes: &[u8], number: u64) -> Option<NumberedLine> {
+        match std::str::from_utf8(bytes).map(|line| line.trim_start_matches('\u{feff}')) {
+            Ok(line) if line.trim().is_empty() => None,
+            Ok(line) => Some(NumberedLine::Text { number, decoded: decoder.decode(line) }),
+            Err(_) => Some(NumberedLine::NotText { number }),
+        }
+    }
+}
 
 pub struct Simulation<'p> {
     decoder: Decoder<'p>,
@@ -202,6 +233,25 @@ impl<'p> Simulation<'p> {
         r.reason = Some(reason.to_string());
         r.line = line;
         out.push(r.with_id());
+    }
+
+    /// Feeds a line decoded by [`NumberedLine::decode`], in file order.
+    /// Returns the event's type when no rule declares it, for a report.
+    pub fn feed_numbered(&mut self, line: NumberedLine, out: &mut Vec<Record>) -> Option<String> {
+        match line {
+            NumberedLine::Text { number, decoded } => {
+                let undeclared = match &decoded {
+                    Decoded::Ignored { type_name, .. } => Some(type_name.clone()),
+                    _ => None,
+                };
+                self.feed_decoded(decoded, Some(number), out);
+                undeclared
+            }
+            NumberedLine::NotText { number } => {
+                self.reject("type unknown: the line is not valid UTF-8", Some(number), out);
+                None
+            }
+        }
     }
 
     /// Feeds one line of NDJSON.

@@ -57,7 +57,8 @@ pub use timers::{after, deadline};
 use filter::Filter;
 pub use routing::item_keys;
 use routing::{orders, routes, Routes};
-use wheel::Wheel;
+// Public for the timer benchmark (`runtime/benches/timers.rs`).
+pub use wheel::Wheel;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;

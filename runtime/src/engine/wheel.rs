@@ -100,6 +100,10 @@ impl Wheel {
         self.len
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub fn push(&mut self, entry: Entry) {
         self.len += 1;
         if entry.0 < self.cursor || self.cursor == i64::MAX {
