@@ -79,6 +79,16 @@ pub enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `MON_JIT=off`: every engine this process makes interprets its
+    // conditions (records are the same; docs/notes/performance.md).
+    match std::env::var("MON_JIT").as_deref() {
+        Ok("off") => mon_runtime::engine::set_jit_default(false),
+        Ok("on") | Err(_) => {}
+        Ok(other) => {
+            eprintln!("error: MON_JIT is `{other}`; expected `on` or `off`");
+            return ExitCode::from(2);
+        }
+    }
     // The parser, checker and interpreter recurse over expressions. The
     // parser refuses nesting past 128 levels (E111), which needs about
     // 1 MiB in a debug build; 64 MiB leaves room for every command's own

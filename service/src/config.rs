@@ -47,6 +47,18 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How long events and trend rollups are kept (docs/service.md, "Event store", "Trends").
     pub retention: RetentionConfig,
+    /// Native code for the rules' conditions (`MON_JIT=off` turns it off;
+    /// records are the same either way: docs/notes/performance.md).
+    pub jit: JitSwitch,
+}
+
+/// `jit = "on" | "off"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JitSwitch {
+    #[default]
+    On,
+    Off,
 }
 
 /// `[retention]`: how long the event store keeps events and how long trend
@@ -322,6 +334,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             auth: AuthConfig::default(),
             retention: RetentionConfig::default(),
+            jit: JitSwitch::On,
         }
     }
 }

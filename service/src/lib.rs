@@ -142,6 +142,7 @@ pub fn run_with(
 ) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
+    mon_runtime::engine::set_jit_default(config.jit == config::JitSwitch::On);
     // Before the state is opened: a certificate that cannot be used is a
     // configuration error, not a service that starts and cannot answer.
     let tls = config.http.tls.as_ref().map(tls::server_config).transpose()?;

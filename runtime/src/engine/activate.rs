@@ -370,9 +370,10 @@ impl<'p> Engine<'p> {
         // The queue is rebuilt from the instances: timers are derived, and
         // the new rules may order workflows differently.
         state.queue = Wheel::starting_at(at);
-        let (functions, use_filter) = (self.functions, self.use_filter);
+        let (functions, use_filter, use_jit) = (self.functions, self.use_filter, self.jit_on());
         *self = Engine::with_state(program, functions, state);
         self.use_filter = use_filter;
+        self.set_jit(use_jit);
         for (workflow, date) in opens {
             let workflow = &program.workflows[workflow as usize];
             if let Some(date) = date.or_else(|| self.first_occurrence_date(workflow)) {

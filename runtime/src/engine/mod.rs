@@ -31,6 +31,7 @@
 //! keeps the state (and turning one workflow off and on).
 
 mod activate;
+mod conditions;
 mod filter;
 mod instances;
 mod keys;
@@ -49,11 +50,13 @@ use mon_compiler::Functions;
 use serde::{Deserialize, Serialize};
 
 pub use activate::{switch_before_start, Carried, Migration, Superseded, LISTED};
+pub use conditions::{default_on as jit_default_on, set_default as set_jit_default};
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
 pub use timers::{after, deadline};
 
+use conditions::Conditions;
 use filter::Filter;
 pub use routing::item_keys;
 use routing::{orders, routes, Routes};
@@ -170,6 +173,10 @@ pub struct Engine<'p> {
     filter: Filter,
     /// Off only to measure what the filter index saves (`mon bench`).
     use_filter: bool,
+    /// Steps' relevance predicates and guards, native where compiled.
+    conditions: Conditions,
+    /// Whether `conditions` were compiled (see [`Engine::set_jit`]).
+    use_jit: bool,
     /// Per workflow: its depth in the `depends on` graph (upstream first)
     /// in the high 16 bits, its id in the low 16.
     orders: Vec<u32>,
@@ -256,6 +263,8 @@ impl<'p> Engine<'p> {
             functions,
             filter: Filter::new(program, &routes),
             use_filter: true,
+            conditions: if conditions::default_on() { Conditions::compile(program) } else { Conditions::interpreted() },
+            use_jit: conditions::default_on(),
             routes,
             orders: orders(program),
             seen_window,
@@ -280,6 +289,26 @@ impl<'p> Engine<'p> {
     #[doc(hidden)]
     pub fn set_filter_index(&mut self, on: bool) {
         self.use_filter = on;
+    }
+
+    /// Turns native code for relevance predicates and guards on or off
+    /// (the default is [`jit_default_on`]); records are the same either
+    /// way. Turning it on compiles the program's conditions.
+    pub fn set_jit(&mut self, on: bool) {
+        if on != self.use_jit {
+            self.conditions = if on { Conditions::compile(self.program) } else { Conditions::interpreted() };
+            self.use_jit = on;
+        }
+    }
+
+    /// Whether relevance predicates and guards may run as native code.
+    pub fn jit_on(&self) -> bool {
+        self.use_jit
+    }
+
+    /// How many relevance predicates and guards run as native code.
+    pub fn native_conditions(&self) -> usize {
+        self.conditions.native_count()
     }
 
     pub fn program(&self) -> &'p Program {

@@ -15,10 +15,11 @@ use std::hash::BuildHasher;
 use mon_compiler::ir::{self, Handling, Outcome, Program, Value};
 use mon_stdlib::time as t;
 
+use super::conditions::Which;
 use super::records::Irregular;
 use super::timers::{clock_only_deadline, not_before};
 use super::{after, bit, deadline, display, key_of, ClearCause, Clearance, Engine, Instance, TraceWhat};
-use crate::eval::{holds, Env};
+use crate::eval::Env;
 use crate::event::Event;
 use crate::record::{Kind, Record};
 
@@ -80,9 +81,13 @@ impl<'p> Engine<'p> {
         relevant.clear();
         for &s in steps {
             let holds = match &workflow.steps[s as usize].relevance {
-                Some(condition) => {
-                    holds(condition, &Env { fields: &event.fields, kept: &[], functions: self.functions })
-                }
+                Some(condition) => self.conditions.holds(
+                    workflow_id,
+                    s,
+                    Which::Relevance,
+                    condition,
+                    &Env { fields: &event.fields, kept: &[], functions: self.functions },
+                ),
                 None => true,
             };
             if holds {
@@ -205,7 +210,13 @@ impl<'p> Engine<'p> {
 
     fn guard_holds(&self, workflow: &ir::Workflow, step: u32, event: &Event, kept: &[(u32, u32, Value)]) -> bool {
         match &workflow.steps[step as usize].guard {
-            Some(guard) => holds(guard, &Env { fields: &event.fields, kept, functions: self.functions }),
+            Some(guard) => self.conditions.holds(
+                workflow.id,
+                step,
+                Which::Guard,
+                guard,
+                &Env { fields: &event.fields, kept, functions: self.functions },
+            ),
             None => true,
         }
     }

@@ -76,10 +76,18 @@ fn generate(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> (Vec<Str
 
 /// Decode + engine over `lines` (or the engine alone over pre-decoded
 /// events): (seconds, missing records).
-fn run_once(program: &Program, decoder: &Decoder, lines: &[String], index: bool, decode: bool) -> (f64, u64) {
+fn run_once(
+    program: &Program,
+    decoder: &Decoder,
+    lines: &[String],
+    index: bool,
+    decode: bool,
+    native: &mut Option<usize>,
+) -> (f64, u64) {
     let functions = mon_stdlib::registry();
     let mut engine = Engine::new(program, functions, BASE);
     engine.set_filter_index(index);
+    native.get_or_insert(engine.native_conditions());
     let mut out: Vec<Record> = Vec::new();
     let mut missing = 0;
     let decoded: Vec<_> = if decode {
@@ -135,14 +143,16 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> Outcome {
     let decoder = Decoder::new(&program);
     let n = lines.len();
     let rate = |events: usize, seconds: f64| events as f64 / seconds;
+    // How many conditions run as native code (`MON_JIT=off`: none).
+    let mut native = None;
 
-    let (seconds, missing) = run_once(&program, &decoder, &lines, true, true);
+    let (seconds, missing) = run_once(&program, &decoder, &lines, true, true, &mut native);
     say!(
         "{workflows} workflows, index on:  decode + engine {n} events in {seconds:.2}s = {:.0} events/s; {stalls} stalls planted, {missing} missing reported",
         rate(n, seconds)
     );
     let ok = missing == stalls;
-    let (seconds, _) = run_once(&program, &decoder, &lines, true, false);
+    let (seconds, _) = run_once(&program, &decoder, &lines, true, false, &mut native);
     say!(
         "{workflows} workflows, index on:  engine alone    {n} events in {seconds:.2}s = {:.0} events/s",
         rate(n, seconds)
@@ -150,11 +160,13 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> Outcome {
     // Without the index each event evaluates every workflow's predicate:
     // a prefix of the stream keeps the run to seconds.
     let prefix = n.min((200_000_000 / workflows as usize).max(2_000));
-    let (seconds, _) = run_once(&program, &decoder, &lines[..prefix], false, true);
+    let (seconds, _) = run_once(&program, &decoder, &lines[..prefix], false, true, &mut native);
     say!(
         "{workflows} workflows, index off: decode + engine {prefix} events in {seconds:.2}s = {:.0} events/s",
         rate(prefix, seconds)
     );
+    let conditions = program.workflows.iter().flat_map(|w| &w.steps).filter(|s| s.relevance.is_some()).count();
+    say!("{workflows} workflows: {} of {conditions} relevance predicates run as native code", native.unwrap_or(0));
     if !ok {
         eprintln!("error: {stalls} stalls were planted but {missing} missing records were made");
         return Outcome::Problems;
