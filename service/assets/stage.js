@@ -163,9 +163,23 @@ function itemRow(workflow, item, receivedAt) {
 let stageLoad = null;
 let stageLoadedAt = 0;
 
+let stageLater = null;
+let stageAgain = false;
+
+// An update that comes too soon, or while the page loads, is deferred,
+// never dropped: it may be the last one for a while (on the event clock
+// nothing else moves), and the page would show the views before it.
 async function renderStage(workflow, stage, what) {
-  if (stageLoad) return stageLoad;
-  if (what === "status" && Date.now() - stageLoadedAt < STAGE_EVERY_MS) return;
+  const again = () => renderStage(workflow, stage, "status").catch((e) => console.warn(e));
+  if (stageLoad) {
+    if (what === "status") stageAgain = true;
+    return stageLoad;
+  }
+  const wait = stageLoadedAt + STAGE_EVERY_MS - Date.now();
+  if (what === "status" && wait > 0) {
+    if (!stageLater) stageLater = setTimeout(() => ((stageLater = null), again()), wait);
+    return;
+  }
   stageLoadedAt = Date.now();
   stageLoad = (async () => {
     const base = `/api/v1/workflows/${encodeURIComponent(workflow)}`;
@@ -195,7 +209,13 @@ async function renderStage(workflow, stage, what) {
     const groupTrends = document.getElementById("group-trends");
     if (groupTrends) drawGroupCharts(groupTrends, workflow, stage, groups.groups);
     tick();
-  })().finally(() => (stageLoad = null));
+  })().finally(() => {
+    stageLoad = null;
+    if (stageAgain) {
+      stageAgain = false;
+      again();
+    }
+  });
   return stageLoad;
 }
 

@@ -77,6 +77,10 @@ pub struct Api {
     /// lifecycle replays; the processing thread swaps it on activation.
     pub program: ActiveProgram,
     pub clock: mon_runtime::live::ClockMode,
+    /// The engine's clock (ms) after the last durable batch
+    /// ([`NO_CLOCK`](crate::processor::NO_CLOCK) before the first): fresher
+    /// than the views' copy, which is made once a second.
+    pub engine_now: Arc<std::sync::atomic::AtomicI64>,
     /// The event store is on (`[retention] events` is not "0").
     pub event_store: bool,
 }

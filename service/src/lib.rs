@@ -251,6 +251,7 @@ pub fn run_with(
     tracing::info!(%address, tls = tls.is_some(), "HTTP listening");
 
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+    let engine_now = Arc::new(std::sync::atomic::AtomicI64::new(processor::NO_CLOCK));
     let api = http::Api {
         stopping: http_stop_rx.clone(),
         metrics: metrics.clone(),
@@ -270,6 +271,7 @@ pub fn run_with(
         },
         program: active_program.clone(),
         clock: config.clock,
+        engine_now: engine_now.clone(),
         event_store: event_retention.is_some(),
     };
     if let Some(authenticator) = api.auth.clone() {
@@ -369,6 +371,7 @@ pub fn run_with(
         alerts_dirty: true,
         board: views::Board::new(views.clone(), changes.clone()),
         compacted_hour: None,
+        engine_now,
         rollups_before_activation: Vec::new(),
         config,
     };

@@ -264,6 +264,12 @@ pub async fn trends(
     // A stall is about now: a series that ends earlier has no count of
     // what was in flight then.
     let ends_now = to.is_none();
+    // The engine's clock after the last batch is fresher than the views'.
+    let engine_now = api.engine_now.load(std::sync::atomic::Ordering::Relaxed);
+    let clock = match (clock, engine_now) {
+        (clock, crate::processor::NO_CLOCK) => clock,
+        (clock, now) => Some(clock.map_or(now, |c| c.max(now))),
+    };
     let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
     let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
     let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));

@@ -225,12 +225,17 @@ pub struct Processor<'p> {
     pub ignored_types: std::collections::HashSet<String>,
     /// The workflow views and the stream's changes (`views.rs`).
     pub board: crate::views::Board,
+    /// The engine's clock after the last durable batch, for the HTTP side.
+    pub engine_now: Arc<std::sync::atomic::AtomicI64>,
     /// The engine-clock hour of the last rollup compaction.
     pub compacted_hour: Option<i64>,
     /// Rollup rows of this batch made before an activation renumbered the
     /// workflows: named by the program that counted them.
     pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
 }
+
+/// [`Processor::engine_now`] before the engine has a clock.
+pub const NO_CLOCK: i64 = i64::MIN;
 
 /// The most of a rejected message's bytes sent to the dead-letter topic.
 const MAX_DEAD_LETTER_BYTES: usize = 900_000;
@@ -273,6 +278,11 @@ impl<'p> Processor<'p> {
             if !batch.inputs.is_empty() {
                 let commands = replies.iter().any(|r| matches!(r, Reply::Command(..)));
                 self.commit(batch, &mut records, &mut accepted_by_type)?;
+                // Before the replies: a client that posted events and then
+                // reads a trend sees them on a clock that includes them.
+                if let Some(clock) = self.live.clock() {
+                    self.engine_now.store(clock, Ordering::Relaxed);
+                }
                 // Why before the replies: a client that acknowledged an
                 // alert and then reads it must see it acknowledged.
                 if commands || (self.alerts_dirty && last_alerts.elapsed() >= ALERTS_VIEW_EVERY) {
