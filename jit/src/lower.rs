@@ -314,21 +314,27 @@ impl<'b, 'f> Lower<'b, 'f> {
         Ok(Lowered { kind: l.kind, null, a: Some(a), len })
     }
 
+    /// Both sides as floats when either is a float and the other a float
+    /// or an int, as the interpreter promotes them; `None` otherwise.
+    fn as_floats(&mut self, l: &Lowered, la: Ir, r: &Lowered, ra: Ir) -> Option<(Ir, Ir)> {
+        match (l.kind, r.kind) {
+            (Kind::Float, Kind::Float) => Some((la, ra)),
+            (Kind::Int, Kind::Float) => Some((self.builder.ins().fcvt_from_sint(types::F64, la), ra)),
+            (Kind::Float, Kind::Int) => Some((la, self.builder.ins().fcvt_from_sint(types::F64, ra))),
+            _ => None,
+        }
+    }
+
     /// The interpreter's `equal`: null if either side is, ints and floats
     /// compared as floats, other kinds only equal to their own kind.
     fn equal(&mut self, l: Lowered, r: Lowered) -> Lowered {
         let (Some(la), Some(ra)) = (l.a, r.a) else { return Lowered::NULL };
         let null = self.either_null(l.null, r.null);
+        if let Some((x, y)) = self.as_floats(&l, la, &r, ra) {
+            let flag = self.builder.ins().fcmp(FloatCC::Equal, x, y);
+            return self.boolean(flag, null);
+        }
         let flag = match (l.kind, r.kind) {
-            (Kind::Float, Kind::Float) => self.builder.ins().fcmp(FloatCC::Equal, la, ra),
-            (Kind::Int, Kind::Float) => {
-                let lf = self.builder.ins().fcvt_from_sint(types::F64, la);
-                self.builder.ins().fcmp(FloatCC::Equal, lf, ra)
-            }
-            (Kind::Float, Kind::Int) => {
-                let rf = self.builder.ins().fcvt_from_sint(types::F64, ra);
-                self.builder.ins().fcmp(FloatCC::Equal, la, rf)
-            }
             (Kind::String, Kind::String) => {
                 let order = self.compare_strings(l, r);
                 self.builder.ins().icmp_imm_s(IntCC::Equal, order, 0)
@@ -344,12 +350,7 @@ impl<'b, 'f> Lower<'b, 'f> {
     fn order(&mut self, op: BinaryOp, l: Lowered, r: Lowered) -> Lowered {
         let (Some(la), Some(ra)) = (l.a, r.a) else { return Lowered::NULL };
         let null = self.either_null(l.null, r.null);
-        let floats = match (l.kind, r.kind) {
-            (Kind::Float, Kind::Float) => Some((la, ra)),
-            (Kind::Int, Kind::Float) => Some((self.builder.ins().fcvt_from_sint(types::F64, la), ra)),
-            (Kind::Float, Kind::Int) => Some((la, self.builder.ins().fcvt_from_sint(types::F64, ra))),
-            _ => None,
-        };
+        let floats = self.as_floats(&l, la, &r, ra);
         if let Some((x, y)) = floats {
             let cc = match op {
                 BinaryOp::Lt => FloatCC::LessThan,
@@ -395,12 +396,7 @@ impl<'b, 'f> Lower<'b, 'f> {
     fn arithmetic(&mut self, op: BinaryOp, l: Lowered, r: Lowered) -> Result<Lowered, Unsupported> {
         let (Some(la), Some(ra)) = (l.a, r.a) else { return Ok(Lowered::NULL) };
         let null = self.either_null(l.null, r.null);
-        let floats = match (l.kind, r.kind) {
-            (Kind::Float, Kind::Float) => Some((la, ra)),
-            (Kind::Int, Kind::Float) => Some((self.builder.ins().fcvt_from_sint(types::F64, la), ra)),
-            (Kind::Float, Kind::Int) => Some((la, self.builder.ins().fcvt_from_sint(types::F64, ra))),
-            _ => None,
-        };
+        let floats = self.as_floats(&l, la, &r, ra);
         if let Some((x, y)) = floats {
             let ins = self.builder.ins();
             let (value, zero_divisor) = match op {
