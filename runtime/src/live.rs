@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
 pub use crate::engine::{Carried, Migration, Superseded};
-use crate::engine::{Engine, State};
+use crate::engine::{Engine, SplitKey, State};
 use crate::event::{Decoded, Decoder, Event};
 use crate::record::{Kind, Record};
 use crate::simulate::Simulation;
@@ -70,6 +70,13 @@ pub enum Input {
     /// on again, its items' timers are derived afresh, so a deadline that
     /// passed while it was off fires at the next tick.
     SetEnabled { workflow: String, enabled: bool },
+    /// The lines that follow came from this input partition (`None`: not
+    /// from Kafka, e.g. over HTTP). Journaled where the partition changes
+    /// and at the start of every batch, so each journal entry says where
+    /// its events came from without the entries before it: the item's
+    /// owning partition ([`Instance::partition`](crate::engine::Instance))
+    /// is rebuilt exactly by a replay.
+    Partition(Option<u16>),
 }
 
 /// A rules version to activate.
@@ -107,6 +114,8 @@ pub enum Fed {
         enabled: bool,
         known: bool,
     },
+    /// The lines that follow came from this partition.
+    Partition,
 }
 
 pub struct Live<'p> {
@@ -134,6 +143,8 @@ pub struct Live<'p> {
     activating: Option<u64>,
     /// Engines count movements per minute (see [`with_tally`](Self::with_tally)).
     tally: bool,
+    /// The input partition the lines come from ([`Input::Partition`]).
+    partition: Option<u16>,
     /// With [`keep_events`](Self::keep_events): the events accepted since
     /// the caller last took them (the service's event store).
     accepted: Option<Vec<Event>>,
@@ -177,6 +188,7 @@ impl<'p> Live<'p> {
             disabled: BTreeSet::new(),
             activating: None,
             tally: false,
+            partition: None,
         }
     }
 
@@ -376,7 +388,23 @@ impl<'p> Live<'p> {
                 let known = self.set_enabled(workflow, *enabled);
                 Fed::SetEnabled { workflow: workflow.clone(), enabled: *enabled, known }
             }
+            Input::Partition(partition) => {
+                self.partition = *partition;
+                Fed::Partition
+            }
         }
+    }
+
+    /// The events since the last call that came from another partition
+    /// than the one that started their item (at most
+    /// [`SPLIT_KEYS_KEPT`](crate::engine::SPLIT_KEYS_KEPT)), and how many
+    /// there have been in all.
+    pub fn take_split_keys(&mut self) -> (Vec<SplitKey>, u64) {
+        let engine = match &mut self.simulation {
+            Some(simulation) => simulation.engine_mut(),
+            None => self.engine.as_mut(),
+        };
+        engine.map(|e| (std::mem::take(&mut e.split_keys), e.split_key_events)).unwrap_or_default()
     }
 
     /// Moves to another rules version, keeping the state (the rules of
@@ -488,6 +516,7 @@ impl<'p> Live<'p> {
             Decoded::Rejected(rejection) => Fed::Rejected { reason: rejection.reason.clone() },
         };
         if let Some(simulation) = &mut self.simulation {
+            simulation.origin = self.partition;
             simulation.feed_decoded(decoded, None, out);
             return fed;
         }
@@ -495,7 +524,10 @@ impl<'p> Live<'p> {
         match decoded {
             Decoded::Event(event) => {
                 let start = out.len();
-                self.wall_engine(now.max(event.time)).process(&event, out);
+                let partition = self.partition;
+                let engine = self.wall_engine(now.max(event.time));
+                engine.origin = partition;
+                engine.process(&event, out);
                 self.alert(start, out);
             }
             Decoded::Ignored { .. } => {}
@@ -518,11 +550,15 @@ const UNREADABLE: u8 = 2;
 const COMMAND: u8 = 3;
 const ACTIVATE: u8 = 4;
 const SET_ENABLED: u8 = 5;
+const PARTITION: u8 = 6;
+/// [`Input::Partition`]`(None)` in the journal.
+const NO_PARTITION: u16 = u16::MAX;
 
 /// Encodes a batch of inputs for the journal: a tag byte, then an i64
 /// instant or a u32 length and the UTF-8 bytes (a command as JSON); an
 /// activation is its u64 version then its hash as text, a switch one byte
-/// (1: on) then the workflow's name as text. Tags are never renumbered, so
+/// (1: on) then the workflow's name as text, a partition a u16 (`u16::MAX`:
+/// none). Tags are never renumbered, so
 /// older journals still decode.
 /// Hand-rolled because the journal sees every event and JSON would escape
 /// every line again.
@@ -551,6 +587,10 @@ pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
                 bytes.push(u8::from(*enabled));
                 text_only(workflow, &mut bytes);
             }
+            Input::Partition(partition) => {
+                bytes.push(PARTITION);
+                bytes.extend_from_slice(&partition.unwrap_or(NO_PARTITION).to_le_bytes());
+            }
         }
     }
     bytes
@@ -577,6 +617,7 @@ fn encoded_size(input: &Input) -> usize {
         Input::Command(_) => 256,
         Input::Activate(a) => 13 + a.hash.len(),
         Input::SetEnabled { workflow, .. } => 6 + workflow.len(),
+        Input::Partition(_) => 3,
     }
 }
 
@@ -619,6 +660,12 @@ pub fn decode_inputs(mut bytes: &[u8]) -> Option<Vec<Input>> {
                 };
                 let (workflow, rest) = read_text(rest)?;
                 inputs.push(Input::SetEnabled { workflow, enabled });
+                bytes = rest;
+            }
+            PARTITION => {
+                let (partition, rest) = rest.split_first_chunk::<2>()?;
+                let partition = u16::from_le_bytes(*partition);
+                inputs.push(Input::Partition((partition != NO_PARTITION).then_some(partition)));
                 bytes = rest;
             }
             _ => return None,
@@ -692,6 +739,66 @@ mod tests {
         }
     }
 
+    /// An item's events from another partition than the one that started
+    /// it are reported, on either clock, once per event; the partition an
+    /// item belongs to survives a snapshot and is rebuilt by a replay.
+    #[test]
+    fn events_of_one_item_on_two_partitions_are_reported() {
+        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: JOBS.into() }];
+        let program =
+            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let inputs = vec![
+            Input::Partition(Some(0)),
+            line("job_started", "J1", "10:00:10"),
+            Input::Partition(Some(3)),
+            line("job_started", "J2", "10:00:20"),
+            Input::Partition(None),
+            line("job_started", "J3", "10:00:25"),
+            // J1 finishes on partition 3: split. J2 on its own: not.
+            Input::Partition(Some(3)),
+            line("job_done", "J1", "10:00:30"),
+            line("job_done", "J2", "10:00:35"),
+            // An item started over HTTP belongs to no partition: not split.
+            line("job_done", "J3", "10:00:40"),
+        ];
+        for mode in [ClockMode::Event, ClockMode::Wall] {
+            let mut live = Live::new(&program, mon_stdlib::registry(), mode, None);
+            let mut records = Vec::new();
+            for input in &inputs {
+                if let (ClockMode::Wall, Input::Line(text)) = (mode, input) {
+                    let at = text.split("\"time\":\"").nth(1).and_then(|t| t.get(..20)).unwrap();
+                    live.apply(&Input::Tick(mon_stdlib::time::parse_rfc3339(at).unwrap()), &mut records);
+                }
+                live.apply(input, &mut records);
+            }
+            let (split, total) = live.take_split_keys();
+            assert_eq!(total, 1, "{mode:?}");
+            assert_eq!(split.len(), 1, "{mode:?}");
+            assert_eq!((split[0].key.as_str(), split[0].owner, split[0].seen_on), ("J1", 0, 3), "{mode:?}");
+            assert!(live.take_split_keys().0.is_empty(), "{mode:?}: taken once");
+
+            let partitions = |live: &Live| {
+                let instances = &live.state().unwrap().workflows[0];
+                ["J1", "J2", "J3"].map(|k| instances.get(instances.find(k).unwrap()).unwrap().partition)
+            };
+            let none = crate::engine::NO_PARTITION;
+            assert_eq!(partitions(&live), [0, 3, none], "{mode:?}");
+            let resumed =
+                Live::resume_bytes(&program, mon_stdlib::registry(), &live.snapshot_bytes().unwrap()).unwrap();
+            assert_eq!(partitions(&resumed), [0, 3, none], "{mode:?}: kept by a snapshot");
+            let mut replayed = Live::new(&program, mon_stdlib::registry(), mode, None);
+            let journaled = decode_inputs(&encode_inputs(&inputs)).unwrap();
+            for input in &journaled {
+                if let (ClockMode::Wall, Input::Line(text)) = (mode, input) {
+                    let at = text.split("\"time\":\"").nth(1).and_then(|t| t.get(..20)).unwrap();
+                    replayed.apply(&Input::Tick(mon_stdlib::time::parse_rfc3339(at).unwrap()), &mut Vec::new());
+                }
+                replayed.apply(input, &mut Vec::new());
+            }
+            assert_eq!(partitions(&replayed), [0, 3, none], "{mode:?}: rebuilt by a replay");
+        }
+    }
+
     #[test]
     fn journal_encoding_round_trips_and_refuses_damage() {
         let inputs = vec![
@@ -699,6 +806,9 @@ mod tests {
             Input::Line("{\"a\":\"é\"}".into()),
             Input::Unreadable("not UTF-8".into()),
             Input::Tick(i64::MAX),
+            Input::Partition(Some(7)),
+            Input::Partition(None),
+            Input::Partition(Some(0)),
             Input::Command(Command {
                 alert: "a1".into(),
                 action: crate::alerts::Action::Suppress { until: Some(7) },

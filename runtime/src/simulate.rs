@@ -69,6 +69,8 @@ pub struct Simulation<'p> {
     book: Option<AlertBook<'p>>,
     /// What the book decided to send, in order; the caller takes them.
     pub notifications: Vec<Notification>,
+    /// The input partition of the next event (see `Engine::origin`).
+    pub origin: Option<u16>,
     pub lines: u64,
     pub rejected: u64,
     pub ignored: u64,
@@ -89,6 +91,7 @@ impl<'p> Simulation<'p> {
             tally: false,
             book: None,
             notifications: Vec::new(),
+            origin: None,
             lines: 0,
             rejected: 0,
             ignored: 0,
@@ -149,6 +152,10 @@ impl<'p> Simulation<'p> {
 
     pub fn engine(&self) -> Option<&Engine<'p>> {
         self.engine.as_ref()
+    }
+
+    pub(crate) fn engine_mut(&mut self) -> Option<&mut Engine<'p>> {
+        self.engine.as_mut()
     }
 
     /// Traces items with this key (values joined by U+001F for compound keys).
@@ -298,9 +305,11 @@ impl<'p> Simulation<'p> {
                 self.last_time = Some(self.last_time.map_or(event.time, |l| l.max(event.time)));
                 let last = self.last_time;
                 let start = out.len();
+                let origin = self.origin;
                 let engine = self.engine_at(event.time);
                 engine.state.last_event_time = last;
                 engine.advance(event.time, false, out);
+                engine.origin = origin;
                 engine.process(&event, out);
                 self.alert(&out[start..], event.time);
             }

@@ -51,6 +51,9 @@ pub struct ChannelLabels {
 pub struct Metrics {
     registry: Registry,
     pub events: Family<EventLabels, Counter>,
+    /// Events of an item from another partition than its first (see
+    /// `mon_runtime::engine::SplitKey`).
+    pub split_key_events: Counter,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub batch_commit_seconds: Histogram,
     /// From a timer's due instant to its record acknowledged by Kafka
@@ -85,6 +88,13 @@ impl Metrics {
         let mut registry = Registry::with_prefix("mon");
         let events = Family::<EventLabels, Counter>::default();
         registry.register("events", "Events read, by type and outcome", events.clone());
+        let split_key_events = Counter::default();
+        registry.register(
+            "split_key_events",
+            "Events of an item that came from another input partition than the one that started it: \
+             its producer does not key messages by item",
+            split_key_events.clone(),
+        );
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
         registry.register("consumer_lag", "Messages behind the partition's high watermark", consumer_lag.clone());
         let batch_commit_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
@@ -153,6 +163,7 @@ impl Metrics {
             notifications_retrying,
             notifications_oldest_pending_seconds,
             events,
+            split_key_events,
             consumer_lag,
             batch_commit_seconds,
             alert_publish_delay_seconds,

@@ -151,7 +151,8 @@ impl ProducerContext for DeliveryLog {
     }
 }
 
-fn produce_to(
+/// [`produce`] to one partition (`Some`), or by key (`None`).
+pub fn produce_to(
     topic: &str,
     partition: Option<i32>,
     messages: impl IntoIterator<Item = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>)>,

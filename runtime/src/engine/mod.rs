@@ -53,7 +53,7 @@ pub use activate::{switch_before_start, Carried, Migration, Superseded, LISTED};
 pub use conditions::{default_on as jit_default_on, set_default as set_jit_default};
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
-pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN};
+pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN, NO_PARTITION};
 pub use timers::{after, deadline};
 
 use conditions::Conditions;
@@ -201,6 +201,38 @@ pub struct Engine<'p> {
     /// when the driver asks ([`keep_tally`](Self::keep_tally)) and drains
     /// them: `mon test` and `mon simulate` pay nothing for them.
     pub tally: Option<crate::aggregates::Tally>,
+    /// The input partition of the event being processed (set by the driver
+    /// before [`process`](Self::process); `None`: not from a partition).
+    pub origin: Option<u16>,
+    /// Events of an item that came from another partition than the one
+    /// that started it, since the driver last took them (at most
+    /// [`SPLIT_KEYS_KEPT`]; [`split_key_events`](Self::split_key_events)
+    /// counts them all).
+    pub split_keys: Vec<SplitKey>,
+    /// How many events so far came from another partition than their
+    /// item's, over the engine's life in this process.
+    pub split_key_events: u64,
+}
+
+/// How many [`SplitKey`]s wait for the driver at most: a producer that
+/// does not key its messages splits nearly every item, and a driver that
+/// never asks (`mon simulate`) must not keep them all.
+pub const SPLIT_KEYS_KEPT: usize = 1024;
+
+/// An event of an item that came from another input partition than the
+/// one that started the item: its producer does not key messages by the
+/// item (or keys them by something else), so the item's events are not
+/// in one partition's order, and a process that owns only some
+/// partitions would see only part of the item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitKey {
+    pub workflow: u32,
+    pub key: String,
+    /// The partition that started the item (its owner).
+    pub owner: u16,
+    /// The partition this event came from.
+    pub seen_on: u16,
+    pub at: i64,
 }
 
 /// An item stopped waiting for steps it had an alert about.
@@ -276,6 +308,9 @@ impl<'p> Engine<'p> {
             current_id: 0,
             clearances: Vec::new(),
             tally: None,
+            origin: None,
+            split_keys: Vec::new(),
+            split_key_events: 0,
         }
     }
 

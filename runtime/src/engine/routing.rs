@@ -123,7 +123,8 @@ impl<'p> Engine<'p> {
                 (Some(step), None) => {
                     let date = t::local_date(event.time, &workflow.timezone).unwrap_or_default();
                     let group = self.group_of(workflow, event);
-                    let instance = Instance::new(key, date, event.time, group, workflow.steps.len());
+                    let mut instance = Instance::new(key, date, event.time, group, workflow.steps.len());
+                    instance.partition = self.origin.unwrap_or(super::NO_PARTITION);
                     let slot = self.state.workflows[w].insert(instance);
                     self.live += 1;
                     self.take(workflow, slot, step, event, None, out);
@@ -132,6 +133,13 @@ impl<'p> Engine<'p> {
             }
             return;
         };
+        let Some(instance) = self.state.workflows[w].get(slot) else { return };
+        if let Some(origin) = self.origin {
+            if instance.partition != origin && instance.partition != super::NO_PARTITION {
+                let owner = instance.partition;
+                self.split_key(workflow.id, key, owner, origin, event.time);
+            }
+        }
         let Some(instance) = self.state.workflows[w].get(slot) else { return };
         let fingerprint = fingerprint(self.current_id);
         if relevant.iter().any(|&s| instance.ids.get(s as usize) == Some(&fingerprint) && instance.time(s).is_some()) {
@@ -206,6 +214,13 @@ impl<'p> Engine<'p> {
         }
         // 5. Anything else the workflow uses is a stray.
         self.classified(workflow, slot, event, relevant[0], Irregular::Unexpected, out);
+    }
+
+    fn split_key(&mut self, workflow: u32, key: &str, owner: u16, seen_on: u16, at: i64) {
+        self.split_key_events += 1;
+        if self.split_keys.len() < super::SPLIT_KEYS_KEPT {
+            self.split_keys.push(super::SplitKey { workflow, key: key.to_string(), owner, seen_on, at });
+        }
     }
 
     fn guard_holds(&self, workflow: &ir::Workflow, step: u32, event: &Event, kept: &[(u32, u32, Value)]) -> bool {

@@ -14,6 +14,17 @@ use smallvec::SmallVec;
 /// `times[step]` when the step has not happened.
 pub const NOT_TAKEN: i64 = i64::MIN;
 
+/// [`Instance::partition`] when no input partition is known.
+pub const NO_PARTITION: u16 = u16::MAX;
+
+fn no_partition() -> u16 {
+    NO_PARTITION
+}
+
+fn is_no_partition(partition: &u16) -> bool {
+    *partition == NO_PARTITION
+}
+
 /// One item of one workflow: a trade, a file batch, a day's occurrence.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
@@ -44,6 +55,14 @@ pub struct Instance {
     pub missing: u32,
     /// Bit per step: an `at_risk` record was made and the step has not happened.
     pub at_risk: u32,
+    /// The input partition of the event that started it ([`NO_PARTITION`]:
+    /// none known: a scheduled occurrence, an event sent over HTTP, a
+    /// state saved before partitions were kept). Producers key messages by
+    /// item, so every later event of the item should come from the same
+    /// partition; one that does not is a [`SplitKey`](super::SplitKey).
+    /// Fits in the padding after the flags: the instance does not grow.
+    #[serde(default = "no_partition", skip_serializing_if = "is_no_partition")]
+    pub partition: u16,
     /// What few instances need: kept fields, a trace. One pointer for both.
     pub extra: Option<Box<Extra>>,
 }
@@ -73,6 +92,7 @@ impl Instance {
             late: 0,
             missing: 0,
             at_risk: 0,
+            partition: NO_PARTITION,
             extra: None,
         }
     }
@@ -171,4 +191,17 @@ pub enum TraceWhat {
         step: u32,
         earliest: i64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A million in-flight items are a million instances: the partition
+    /// an instance belongs to must fit in the padding after its flags.
+    #[test]
+    fn an_instance_stays_184_bytes() {
+        assert_eq!(std::mem::size_of::<Instance>(), 184);
+        assert_eq!(std::mem::size_of::<Option<Instance>>(), 184);
+    }
 }

@@ -154,6 +154,33 @@ pub struct StatusView {
     /// Records made, by kind.
     #[schema(value_type = BTreeMap<String, u64>)]
     pub records: BTreeMap<&'static str, u64>,
+    /// Events of an item that came from another input partition than the
+    /// one that started it, since this process started; none when there
+    /// have been none.
+    pub split_keys: Option<SplitKeysView>,
+}
+
+/// A producer that does not key its messages by item: the item's events
+/// are on several partitions, so their order is not kept, and a process
+/// that owns only some partitions sees only part of each item.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct SplitKeysView {
+    /// How many events came from another partition than their item's.
+    pub events: u64,
+    /// The latest of them.
+    pub last: SplitKeyView,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct SplitKeyView {
+    pub workflow: String,
+    pub key: String,
+    /// The partition whose event started the item.
+    pub owner_partition: u16,
+    /// The partition this event came from.
+    pub seen_on_partition: u16,
+    /// The event's time (RFC 3339).
+    pub at: String,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -173,6 +200,9 @@ pub struct Pending {
     pub dead_letters: Vec<DeadLetter>,
     /// Offsets moved by this batch.
     pub offsets: Offsets,
+    /// The input partition last said in this batch ([`Input::Partition`]);
+    /// `None` until one is.
+    pub partition: Option<Option<u16>>,
 }
 
 pub struct Processor<'p> {
@@ -232,7 +262,14 @@ pub struct Processor<'p> {
     /// Rollup rows of this batch made before an activation renumbered the
     /// workflows: named by the program that counted them.
     pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
+    /// The engine's count of split-key events already added to the metric.
+    pub split_key_events: u64,
+    /// When the last split-key warning was logged.
+    pub split_key_warned: Option<Instant>,
 }
+
+/// A producer that keys nothing is warned about this often, not per event.
+const SPLIT_KEY_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// [`Processor::engine_now`] before the engine has a clock.
 pub const NO_CLOCK: i64 = i64::MIN;
@@ -415,6 +452,7 @@ impl<'p> Processor<'p> {
                     batch.offsets.insert((topic.to_string(), partition), offset + 1);
                 }
             }
+            self.say_partition(u16::try_from(partition).ok(), batch, records);
             let (fed, original) = match polled.read {
                 // Decoded for the program running now: the usual case.
                 Read::Line { line, decoded, dead } if std::ptr::eq(polled.program, self.program) => {
@@ -539,6 +577,7 @@ impl<'p> Processor<'p> {
     ) -> (tokio::sync::oneshot::Sender<IngestReply>, IngestReply) {
         let mut reply = IngestReply::default();
         for (index, line) in request.lines.into_iter().enumerate() {
+            self.say_partition(None, batch, records);
             let bytes = line.as_bytes().to_vec();
             let fed = self.apply(Input::Line(line), batch, records);
             match fed {
@@ -553,10 +592,52 @@ impl<'p> Processor<'p> {
                     self.dead_letter(batch, reason.clone(), "http".into(), &bytes, Vec::new());
                     reply.rejected.push(RejectedLine { index, reason });
                 }
-                Fed::Tick | Fed::Command(_) | Fed::Activate { .. } | Fed::SetEnabled { .. } => {}
+                Fed::Tick | Fed::Command(_) | Fed::Activate { .. } | Fed::SetEnabled { .. } | Fed::Partition => {}
             }
         }
         (request.reply, reply)
+    }
+
+    /// Says which partition the next lines come from, in the journal too,
+    /// when it is not the one last said in this batch: each entry says it
+    /// again, so a replay from any entry knows where its events came from.
+    fn say_partition(&mut self, partition: Option<u16>, batch: &mut Pending, records: &mut Vec<Record>) {
+        if batch.partition != Some(partition) {
+            batch.partition = Some(partition);
+            self.apply(Input::Partition(partition), batch, records);
+        }
+    }
+
+    /// Counts and reports the events of an item that came from another
+    /// partition than its first. A warning at most once a minute: a
+    /// producer that keys nothing splits nearly every item.
+    fn report_split_keys(&mut self) {
+        let (split, total) = self.live.take_split_keys();
+        self.metrics.split_key_events.inc_by(total.saturating_sub(self.split_key_events));
+        self.split_key_events = total;
+        let Some(last) = split.last() else { return };
+        let workflow = self.program.workflows.get(last.workflow as usize).map_or("", |w| w.name.as_str());
+        let view = SplitKeyView {
+            workflow: workflow.to_string(),
+            key: last.key.clone(),
+            owner_partition: last.owner,
+            seen_on_partition: last.seen_on,
+            at: mon_stdlib::time::format_rfc3339(last.at),
+        };
+        if self.split_key_warned.is_none_or(|at| at.elapsed() >= SPLIT_KEY_WARNING_EVERY) {
+            self.split_key_warned = Some(Instant::now());
+            tracing::warn!(
+                workflow,
+                key = %last.key,
+                owner_partition = last.owner,
+                seen_on_partition = last.seen_on,
+                events_so_far = total,
+                "an item's events come from two partitions: its producer does not key messages by the item, \
+                 so their order is not kept and a process owning some partitions would see part of the item \
+                 (docs/service.md, \"Keys and partitions\")"
+            );
+        }
+        self.totals.split_keys = Some(SplitKeysView { events: total, last: view });
     }
 
     /// Applies one input and journals it; returns what it did.
@@ -602,6 +683,7 @@ impl<'p> Processor<'p> {
             // The book's timers (escalation, the end of a suppression) and
             // commands change alerts without a record.
             Fed::Tick | Fed::Command(_) | Fed::Activate { .. } | Fed::SetEnabled { .. } => self.alerts_dirty = true,
+            Fed::Partition => {}
         }
         batch.inputs.push(input);
         fed
@@ -632,6 +714,7 @@ impl<'p> Processor<'p> {
 
     fn commit(&mut self, batch: Pending, records: &mut Vec<Record>, accepted_by_type: &mut [u64]) -> Result<(), Error> {
         self.count_accepted(accepted_by_type);
+        self.report_split_keys();
         let started = Instant::now();
         let seq = self.journal.append(&batch.inputs, &batch.offsets)?;
         self.journaled_since_snapshot += batch.inputs.len() as u64;
@@ -869,6 +952,7 @@ impl<'p> Processor<'p> {
             events_ignored: self.totals.events_ignored,
             events_rejected: self.totals.events_rejected,
             records: self.totals.records.clone(),
+            split_keys: self.totals.split_keys.clone(),
         };
         if let Ok(mut slot) = self.status.write() {
             *slot = view;

@@ -1,0 +1,87 @@
+//! Keys and partitions, against the real broker: a producer that does not
+//! key its messages by item puts one item's events on several partitions.
+//! The service must say so (a metric, the status, a warning in the log),
+//! not raise silent wrong alerts (docs/service.md, "Keys and partitions").
+
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/service.rs"]
+mod service;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use service::{now_ms, wait_until_true, Service};
+
+fn job(kind: &str, job: &str, time: i64) -> Vec<u8> {
+    format!(
+        r#"{{"specversion":"1.0","id":"{kind}-{job}","source":"test","type":"{kind}","time":"{}","data":{{"job":"{job}"}}}}"#,
+        mon_stdlib::time::format_rfc3339(time)
+    )
+    .into_bytes()
+}
+
+fn to_partition(topic: &str, partition: i32, messages: &[Vec<u8>]) {
+    kafka::produce_to(topic, Some(partition), messages.iter().map(|m| (None, m.clone(), Vec::new())));
+}
+
+#[test]
+fn an_item_whose_events_come_from_two_partitions_is_reported() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = kafka::unique_topic("split");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    kafka::create_topic(&topic, 2);
+    kafka::create_topic(&records, 1);
+    kafka::create_topic(&dead, 1);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let state = dir.path().join("state");
+    let log = dir.path().join("mon.log");
+    let args = ["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), rules.to_str().unwrap()];
+    let service = Service::start(&args, &log);
+
+    // J1 and J2 start on their own partitions. Only once both are in does
+    // anything else go out: across partitions, Kafka keeps no order.
+    let t = now_ms();
+    to_partition(&topic, 0, &[job("job_started", "J1", t)]);
+    to_partition(&topic, 1, &[job("job_started", "J2", t + 1)]);
+    let accepted = |s: &Service| s.metric_sum("mon_events_total");
+    wait_until_true(Duration::from_secs(30), "both starts accepted", || accepted(&service) >= 2.0);
+    assert_eq!(service.metric("mon_split_key_events_total"), Some(0.0), "nothing split yet");
+
+    // J1 ends on the other partition: split. J2 ends where it started: not.
+    to_partition(&topic, 1, &[job("job_done", "J1", t + 2), job("job_done", "J2", t + 3)]);
+    wait_until_true(Duration::from_secs(30), "both ends accepted", || accepted(&service) >= 4.0);
+    wait_until_true(Duration::from_secs(10), "the split counted", || {
+        service.metric("mon_split_key_events_total") == Some(1.0)
+    });
+    // The status is copied about once a second.
+    wait_until_true(Duration::from_secs(10), "the split in the status", || {
+        service.get("/api/v1/status").is_some_and(|body| body.contains("\"split_keys\":{"))
+    });
+    let status: Value = serde_json::from_str(&service.get("/api/v1/status").unwrap()).unwrap();
+    let split = &status["split_keys"];
+    assert_eq!(split["events"], 1, "{status}");
+    assert_eq!(split["last"]["workflow"], "jobs");
+    assert_eq!(split["last"]["key"], "J1");
+    assert_eq!(split["last"]["owner_partition"], 0);
+    assert_eq!(split["last"]["seen_on_partition"], 1);
+    assert_eq!(split["last"]["at"], mon_stdlib::time::format_rfc3339(t + 2));
+
+    // The item is still followed as one: J1 completed, no stray.
+    wait_until_true(Duration::from_secs(10), "both completed", || {
+        let body = service.get("/api/v1/status").unwrap_or_default();
+        let status: Value = serde_json::from_str(&body).unwrap_or_default();
+        status["workflows"][0]["metrics"]["completed"] == 2
+    });
+    service.terminate();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains("come from two partitions")).collect();
+    assert_eq!(warnings.len(), 1, "one warning, naming the item: {text}");
+    assert!(
+        warnings[0].contains("\"key\":\"J1\"") && warnings[0].contains("\"seen_on_partition\":1"),
+        "{}",
+        warnings[0]
+    );
+}
