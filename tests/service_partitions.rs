@@ -85,3 +85,56 @@ fn an_item_whose_events_come_from_two_partitions_is_reported() {
         warnings[0]
     );
 }
+
+/// Until scale-out is built, a second `mon run` in a consumer group takes
+/// part of the partitions and both processes report wrongly. The first
+/// must say so at once (metric, readiness, log), and be well again when
+/// the second leaves.
+#[test]
+fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = kafka::unique_topic("shared-group");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    kafka::create_topic(&topic, 2);
+    kafka::create_topic(&records, 1);
+    kafka::create_topic(&dead, 1);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let (state_a, state_b) = (dir.path().join("a"), dir.path().join("b"));
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let args = |state: &std::path::Path| {
+        ["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), rules.to_str().unwrap()]
+            .map(str::to_string)
+    };
+    let args_a = args(&state_a);
+    let first = Service::start(&args_a.each_ref().map(String::as_str), &log_a);
+    // Statistics come once a second: the figure is there after one.
+    wait_until_true(Duration::from_secs(10), "the first process's count of partitions elsewhere", || {
+        first.metric("mon_partitions_elsewhere").is_some()
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(first.metric("mon_partitions_elsewhere"), Some(0.0), "alone in its group");
+
+    let args_b = args(&state_b);
+    let second = Service::spawn(&args_b.each_ref().map(String::as_str), &log_b);
+    wait_until_true(Duration::from_secs(30), "the first process not ready while it shares its group", || {
+        first.get_any("/readyz").is_some_and(|(code, body)| code == 503 && body.contains("another process"))
+    });
+    assert_eq!(first.metric("mon_partitions_elsewhere"), Some(1.0));
+    // The second process's statistics may come up to a second later.
+    wait_until_true(Duration::from_secs(10), "the second process says it too", || {
+        second.metric("mon_partitions_elsewhere") == Some(1.0)
+    });
+
+    second.terminate();
+    wait_until_true(Duration::from_secs(30), "the first process ready again once alone", || {
+        first.get_any("/readyz").is_some_and(|(code, _)| code == 200)
+    });
+    assert_eq!(first.metric("mon_partitions_elsewhere"), Some(0.0));
+    first.terminate();
+    let text = std::fs::read_to_string(&log_a).unwrap();
+    let errors = text.lines().filter(|l| l.contains("another process is in this process's consumer group")).count();
+    assert_eq!(errors, 1, "said once when it began: {text}");
+    assert!(text.contains("reads every input partition again"), "{text}");
+}

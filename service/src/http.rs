@@ -351,6 +351,13 @@ async fn readyz(State(api): State<Api>) -> Response {
         let why = api.metrics.kafka_problem().unwrap_or_else(|| "waiting for the group's assignment".into());
         reasons.push(format!("no Kafka partitions assigned: {why}"));
     }
+    let elsewhere = api.metrics.partitions_elsewhere.get();
+    if api.kafka_configured && elsewhere > 0 {
+        reasons.push(format!(
+            "{elsewhere} input partition(s) assigned to another process in the same consumer group: \
+             mon runs one process per group (give each its own group)"
+        ));
+    }
     let code = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(Readiness { ready: reasons.is_empty(), reasons })).into_response()
 }

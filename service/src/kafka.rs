@@ -54,6 +54,7 @@ pub struct Context {
 
 impl ClientContext for Context {
     fn stats(&self, statistics: Statistics) {
+        let (mut known, mut assigned) = (0i64, 0i64);
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 // -1 is "unknown" (not consuming it), and the internal
@@ -62,7 +63,14 @@ impl ClientContext for Context {
                     let labels = PartitionLabels { topic: topic.clone(), partition: *partition };
                     self.metrics.consumer_lag.get_or_create(&labels).set(p.consumer_lag);
                 }
+                if *partition >= 0 && !p.unknown {
+                    known += 1;
+                    assigned += i64::from(p.desired);
+                }
             }
+        }
+        if statistics.client_type == "consumer" {
+            self.shared_group(known, assigned);
         }
     }
 
@@ -72,6 +80,35 @@ impl ClientContext for Context {
 
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         self.problems.log(level, facility, message);
+    }
+}
+
+impl Context {
+    /// The consumer's statistics list every partition of the topics it
+    /// subscribed to, and mark those assigned to it as desired. Fewer
+    /// assigned than there are (but some) means another member of the
+    /// consumer group holds the rest: with one process per group, that
+    /// process sees only part of each flow whose events span partitions,
+    /// and part of the group's items, so its alerts are wrong. Said in the
+    /// metric, readiness and the log rather than left silent.
+    fn shared_group(&self, known: i64, assigned: i64) {
+        let elsewhere = if assigned > 0 { known - assigned } else { 0 };
+        let before = self.metrics.partitions_elsewhere.set(elsewhere);
+        if before == elsewhere {
+            return;
+        }
+        if elsewhere > 0 {
+            tracing::error!(
+                assigned,
+                partitions = known,
+                "another process is in this process's consumer group and was given {elsewhere} of the \
+                 {known} input partitions: mon runs one process per group until scale-out, so this process \
+                 misses those events and reports their items wrongly; give each `mon run` its own group \
+                 (`--group`, docs/service.md)"
+            );
+        } else if before > 0 {
+            tracing::info!(partitions = known, "this process reads every input partition again");
+        }
     }
 }
 

@@ -67,6 +67,9 @@ pub struct Metrics {
     pub publish_errors: Counter,
     pub kafka_errors: Family<ErrorLabels, Counter>,
     pub assigned_partitions: Gauge,
+    /// Partitions of the input topics assigned to another member of the
+    /// consumer group (see `kafka::Context::stats`).
+    pub partitions_elsewhere: Gauge,
     /// Notifications accepted by their receiver.
     pub notifications_sent: Family<ChannelLabels, Counter>,
     /// Notifications refused for good (in the failed log).
@@ -132,6 +135,13 @@ impl Metrics {
             "Kafka partitions assigned to this process",
             assigned_partitions.clone(),
         );
+        let partitions_elsewhere = Gauge::default();
+        registry.register(
+            "partitions_elsewhere",
+            "Partitions of the input topics that the consumer group gave to another process: \
+             while mon runs one process per group, more than 0 means its alerts are wrong",
+            partitions_elsewhere.clone(),
+        );
         let notifications_sent = Family::<ChannelLabels, Counter>::default();
         registry.register(
             "notifications_sent",
@@ -175,6 +185,7 @@ impl Metrics {
             publish_errors,
             kafka_errors,
             assigned_partitions,
+            partitions_elsewhere,
             state_open: AtomicBool::new(false),
             kafka_assigned: AtomicBool::new(false),
             kafka_problem: Mutex::new(None),
