@@ -126,12 +126,43 @@ fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
     wait_until_true(Duration::from_secs(10), "the second process says it too", || {
         second.metric("mon_partitions_elsewhere") == Some(1.0)
     });
+    // Each knows the other: where its API is, and what it holds.
+    let members = |service: &Service| -> Vec<Value> {
+        let body = service.get("/api/v1/group").unwrap_or_default();
+        let group: Value = serde_json::from_str(&body).unwrap_or_default();
+        group["members"].as_array().cloned().unwrap_or_default()
+    };
+    let both_announced = |service: &Service| {
+        let members = members(service);
+        members.len() == 2
+            && members.iter().all(|m| m["alive"] == true && m["partitions"].as_array().is_some_and(|p| p.len() == 1))
+    };
+    wait_until_true(Duration::from_secs(20), "both processes in the group's list", || {
+        both_announced(&first) && both_announced(&second)
+    });
+    let listed = members(&first);
+    let urls: Vec<&str> = listed.iter().filter_map(|m| m["http"].as_str()).collect();
+    assert!(
+        urls.contains(&first.url("").trim_end_matches('/')) && urls.contains(&second.url("").trim_end_matches('/')),
+        "{listed:?}"
+    );
+    let mut partitions: Vec<&str> =
+        listed.iter().flat_map(|m| m["partitions"].as_array().unwrap()).filter_map(Value::as_str).collect();
+    partitions.sort();
+    assert_eq!(partitions, [format!("{topic}/0"), format!("{topic}/1")], "one each, none twice");
+    // Readiness names where the other process is.
+    let (_, ready) = first.get_any("/readyz").unwrap();
+    assert!(ready.contains(second.url("").trim_end_matches('/')), "{ready}");
 
     second.terminate();
     wait_until_true(Duration::from_secs(30), "the first process ready again once alone", || {
         first.get_any("/readyz").is_some_and(|(code, _)| code == 200)
     });
     assert_eq!(first.metric("mon_partitions_elsewhere"), Some(0.0));
+    // The second said goodbye when it stopped: gone from the list at once.
+    wait_until_true(Duration::from_secs(10), "the second process gone from the group's list", || {
+        members(&first).len() == 1
+    });
     first.terminate();
     let text = std::fs::read_to_string(&log_a).unwrap();
     let errors = text.lines().filter(|l| l.contains("another process is in this process's consumer group")).count();

@@ -219,6 +219,11 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// HTTPS instead of HTTP, when given.
     pub tls: Option<TlsConfig>,
+    /// The API's base URL as the other processes of the consumer group
+    /// (and their users) reach it, e.g. `https://mon-2.example:8080`;
+    /// by default the bound address, with 0.0.0.0 replaced by the host's
+    /// name (`group.rs`).
+    pub advertise: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,7 +368,7 @@ impl Default for CreateTopicsConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, tls: None }
+        HttpConfig { listen: "127.0.0.1:8080".into(), max_body_bytes: 16 << 20, tls: None, advertise: None }
     }
 }
 

@@ -83,6 +83,8 @@ pub struct Api {
     pub engine_now: Arc<std::sync::atomic::AtomicI64>,
     /// The event store is on (`[retention] events` is not "0").
     pub event_store: bool,
+    /// The consumer group's processes (with Kafka).
+    pub group: Option<crate::group::Registry>,
 }
 
 /// The program the engine runs, shared with the HTTP side.
@@ -154,6 +156,29 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rules::enable))
         .routes(routes!(rules::audit_log))
         .routes(routes!(whoami::whoami))
+        .routes(routes!(group))
+}
+
+/// The processes of the consumer group, as each last announced itself in
+/// `<group>.members`: where its API is, and which input partitions Kafka
+/// gave it. 404 without Kafka.
+#[utoipa::path(
+    get,
+    path = "/api/v1/group",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The group's processes", body = crate::group::GroupView),
+        (status = 404, description = "Kafka is not configured", body = error::ErrorBody),
+    )
+)]
+async fn group(State(api): State<Api>) -> Result<Json<crate::group::GroupView>, error::ApiError> {
+    match &api.group {
+        Some(registry) => Ok(Json(registry.view(crate::clock::wall_now()))),
+        None => Err(error::ApiError::not_found(
+            "no consumer group: this process does not read Kafka",
+            serde_json::json!({}),
+        )),
+    }
 }
 
 /// The OpenAPI document of this API, with the bearer scheme and each
@@ -353,8 +378,10 @@ async fn readyz(State(api): State<Api>) -> Response {
     }
     let elsewhere = api.metrics.partitions_elsewhere.get();
     if api.kafka_configured && elsewhere > 0 {
+        let others = api.group.as_ref().map(|g| g.others(crate::clock::wall_now())).unwrap_or_default();
+        let at = if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) };
         reasons.push(format!(
-            "{elsewhere} input partition(s) assigned to another process in the same consumer group: \
+            "{elsewhere} input partition(s) assigned to another process in the same consumer group{at}: \
              mon runs one process per group (give each its own group)"
         ));
     }
@@ -435,10 +462,11 @@ mod tests {
             "/api/v1/workflows/{workflow}/items/{key}",
             "/api/v1/whoami",
             "/api/v1/workflows/{workflow}/stages/{stage}/items",
+            "/api/v1/group",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 34, "{paths:?}");
+        assert_eq!(paths.len(), 35, "{paths:?}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::store::{StoreHandle, Target};
 pub use problems::Problems;
 
 /// Settings every client gets, then the user's `[kafka.properties]`.
-fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
+pub(crate) fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &kafka.brokers);
     for (k, v) in defaults {
@@ -187,7 +187,7 @@ pub fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error
 /// Creating a client or subscribing fails on what librdkafka can check
 /// without a broker (a property it does not know, a topic name it refuses):
 /// only a change of settings helps.
-fn client_error(doing: &str, error: KafkaError) -> Error {
+pub(crate) fn client_error(doing: &str, error: KafkaError) -> Error {
     Error::new(Domain::Kafka, Retry::Never, doing).caused_by(error)
 }
 

@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod group;
 pub mod http;
 pub mod journal;
 pub mod kafka;
@@ -249,6 +250,10 @@ pub fn run_with(
         .local_addr()
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
     tracing::info!(%address, tls = tls.is_some(), "HTTP listening");
+    let group = config.kafka.as_ref().map(|kafka| {
+        let http = group::advertised(config.http.advertise.as_deref(), address, tls.is_some());
+        group::Registry::new(&kafka.group, http)
+    });
 
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
     let engine_now = Arc::new(std::sync::atomic::AtomicI64::new(processor::NO_CLOCK));
@@ -273,6 +278,7 @@ pub fn run_with(
         clock: config.clock,
         engine_now: engine_now.clone(),
         event_store: event_retention.is_some(),
+        group: group.as_ref().map(|(registry, _)| registry.clone()),
     };
     if let Some(authenticator) = api.auth.clone() {
         runtime.spawn(audit_token_changes(authenticator, audit.clone(), stop.clone()));
@@ -335,6 +341,27 @@ pub fn run_with(
     // The intake thread reads and decodes Kafka's messages for the
     // processing thread (processor/intake.rs).
     let consumer = consumer.map(Arc::new);
+    // The group's members: this process announces itself, and a thread
+    // reads everyone's announcements (group.rs).
+    let members = match (&group, &config.kafka, &producer) {
+        (Some((registry, member)), Some(kafka), Some(producer)) => {
+            let topic = group::topic(kafka);
+            // Not fatal: a process that cannot announce itself still monitors.
+            if let Err(e) = runtime.block_on(group::create_topic(kafka, kafka_context.clone(), &topic)) {
+                tracing::warn!(error = %e, "the group's members are not listed");
+            }
+            let announcer = runtime.spawn(group::announce(
+                registry.clone(),
+                member.clone(),
+                topic.clone(),
+                producer.clone(),
+                consumer.clone(),
+                publisher_stop_tx.subscribe(),
+            ));
+            Some((announcer, registry.clone(), kafka.clone(), topic))
+        }
+        _ => None,
+    };
     let intake_program: processor::intake::Running = Arc::new(std::sync::Mutex::new(program));
     let (intake_tx, intake_rx) = std::sync::mpsc::sync_channel(processor::intake::CHUNKS_AHEAD);
     let intake_envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
@@ -408,6 +435,17 @@ pub fn run_with(
                     Error::new(Domain::Process, Retry::Later, "cannot start the intake thread").caused_by(e)
                 })?;
         }
+        if let Some((_, registry, kafka, topic)) = &members {
+            let (stop, context) = (&stop, kafka_context.clone());
+            std::thread::Builder::new()
+                .name("mon-group".into())
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = group::follow(registry.clone(), kafka, context, topic, stop) {
+                        tracing::warn!(error = %e, "cannot follow the consumer group's members");
+                    }
+                })
+                .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the group thread").caused_by(e))?;
+        }
         let worker = std::thread::Builder::new()
             .name("mon-processor".into())
             .spawn_scoped(scope, move || processor.run())
@@ -433,6 +471,10 @@ pub fn run_with(
         let _ = delivery.await;
         if let Some(publisher) = publisher {
             let _ = publisher.await;
+        }
+        // Its goodbye goes before the producer's last flush.
+        if let Some((announcer, ..)) = members {
+            let _ = announcer.await;
         }
         // What it has not sent stays in the audit log and goes at the next
         // start: no reason to hold a stop while Kafka is away.

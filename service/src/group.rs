@@ -1,0 +1,323 @@
+//! Who is in the consumer group, and where to reach them: each `mon run`
+//! writes a record about itself to a small compacted topic
+//! (`<group>.members`, keyed by member id) every few seconds, and reads
+//! everyone's back, so that `GET /api/v1/group` answers for the whole
+//! group and a process can name the others. A clean stop writes a
+//! tombstone; a process that stops writing is gone after [`GONE_AFTER`].
+//!
+//! Why a topic: Kafka's own group description (DescribeGroups) would
+//! carry the same, but the test broker answers it with no groups, and a
+//! topic works the same on every broker.
+//!
+//! What it must not do: decide anything about partitions. Kafka's group
+//! protocol assigns them; this module only reports what each process was
+//! assigned, as that process last said it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message as _;
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::wall_now;
+use crate::config::KafkaConfig;
+use crate::error::{Domain, Error, Retry};
+use crate::kafka::{Consumer, Context, Producer};
+
+/// How often a process says it is there.
+pub const EVERY: Duration = Duration::from_secs(5);
+
+/// A member not heard from for this long is shown as gone: three missed
+/// announcements, so one slow produce does not make it flicker.
+pub const GONE_AFTER: Duration = Duration::from_secs(15);
+
+/// A member gone this long is no longer listed: a process killed without
+/// its goodbye leaves a record in the compacted topic for good.
+pub const FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
+
+/// What one process says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Member {
+    /// Unique per start of a process: host, process id and start time.
+    pub member: String,
+    /// The base URL of its API, as others reach it (`[http] advertise`).
+    pub http: String,
+    pub host: String,
+    pub pid: u32,
+    /// mon's version.
+    pub version: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// When it last said this (RFC 3339, its own wall clock).
+    pub seen_at: String,
+    /// The input partitions Kafka assigned to it, as `topic/partition`.
+    pub partitions: Vec<String>,
+}
+
+/// The group as this process knows it.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pub group: String,
+    pub this: String,
+    members: Arc<RwLock<BTreeMap<String, Member>>>,
+}
+
+/// `GET /api/v1/group`'s answer.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupView {
+    pub group: String,
+    /// The member id of the process that answered.
+    pub this: String,
+    /// Every member heard from, in member id order.
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    #[serde(flatten)]
+    pub member: Member,
+    /// Heard from within the last 15 s.
+    pub alive: bool,
+}
+
+impl Registry {
+    pub fn new(group: &str, http: String) -> (Registry, Member) {
+        let host = host_name();
+        let pid = std::process::id();
+        let started = wall_now();
+        let member = Member {
+            member: format!("{host}-{pid}-{started}"),
+            http,
+            host,
+            pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: mon_stdlib::time::format_rfc3339(started),
+            seen_at: mon_stdlib::time::format_rfc3339(started),
+            partitions: Vec::new(),
+        };
+        let registry = Registry {
+            group: group.to_string(),
+            this: member.member.clone(),
+            members: Arc::new(RwLock::new(BTreeMap::new())),
+        };
+        registry.heard(member.clone());
+        (registry, member)
+    }
+
+    fn heard(&self, member: Member) {
+        if let Ok(mut members) = self.members.write() {
+            members.insert(member.member.clone(), member);
+        }
+    }
+
+    fn left(&self, member: &str) {
+        if let Ok(mut members) = self.members.write() {
+            members.remove(member);
+        }
+    }
+
+    /// The members as of `now` (ms).
+    pub fn view(&self, now: i64) -> GroupView {
+        let (gone_after, forgotten_after) = (GONE_AFTER.as_millis() as i64, FORGOTTEN_AFTER.as_millis() as i64);
+        let members = self.members.read().map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        let members = members
+            .into_iter()
+            .filter_map(|member| {
+                let seen = mon_stdlib::time::parse_rfc3339(&member.seen_at).unwrap_or(i64::MIN);
+                let silent = now.saturating_sub(seen);
+                (silent <= forgotten_after).then_some(MemberView { alive: silent <= gone_after, member })
+            })
+            .collect();
+        GroupView { group: self.group.clone(), this: self.this.clone(), members }
+    }
+
+    /// The base URLs of the other live members (for messages that should
+    /// say where they are).
+    pub fn others(&self, now: i64) -> Vec<String> {
+        self.view(now)
+            .members
+            .into_iter()
+            .filter(|m| m.alive && m.member.member != self.this)
+            .map(|m| m.member.http)
+            .collect()
+    }
+}
+
+/// The members topic of a configuration.
+pub fn topic(kafka: &KafkaConfig) -> String {
+    format!("{}.members", kafka.group)
+}
+
+/// Creates the members topic when it is missing: mon's own, like the
+/// changelog, so made at every start (one partition, compacted: the
+/// latest record of each member, a tombstone removes it).
+pub async fn create_topic(kafka: &KafkaConfig, context: Context, topic: &str) -> Result<(), Error> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::error::RDKafkaErrorCode;
+    let admin: AdminClient<Context> = crate::kafka::client_config(kafka, &[])
+        .create_with_context(context)
+        .map_err(|e| crate::kafka::client_error("cannot create the Kafka admin client", e))?;
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(kafka.create_topics.replication))
+        .set("cleanup.policy", "compact");
+    let timeout = Some(Duration::from_secs(15));
+    let options = AdminOptions::new().request_timeout(timeout).operation_timeout(timeout);
+    let results = admin.create_topics([&new], &options).await.map_err(|e| {
+        Error::new(Domain::Kafka, Retry::Later, format!("cannot create topic {topic} at {}", kafka.brokers))
+            .caused_by(e)
+    })?;
+    match results.into_iter().next() {
+        Some(Ok(_)) => tracing::info!(topic, "group members topic created"),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {}
+        Some(Err((_, code))) => {
+            return Err(Error::new(
+                Domain::Kafka,
+                Retry::Later,
+                format!("cannot create the group members topic {topic}: {code}; create it (one partition, cleanup.policy=compact)"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Says this process is there every [`EVERY`], with the partitions it
+/// holds now, until `stop`; then says it left (a tombstone), so the
+/// others see it gone at once.
+pub async fn announce(
+    registry: Registry,
+    mut member: Member,
+    topic: String,
+    producer: Producer,
+    consumer: Option<Arc<Consumer>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        member.partitions = consumer.as_deref().map(assigned).unwrap_or_default();
+        member.seen_at = mon_stdlib::time::format_rfc3339(wall_now());
+        registry.heard(member.clone());
+        match serde_json::to_vec(&member) {
+            Ok(value) => {
+                let record = FutureRecord::to(&topic).key(&member.member).payload(&value);
+                if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
+                    tracing::debug!(error = %e, topic, "cannot announce this process to its group");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot encode this process's member record"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    let tombstone: FutureRecord<'_, String, [u8]> = FutureRecord::to(&topic).key(&member.member);
+    if let Err((e, _)) = producer.send(tombstone, Duration::from_secs(2)).await {
+        tracing::debug!(error = %e, topic, "cannot tell the group this process left");
+    }
+}
+
+fn assigned(consumer: &Consumer) -> Vec<String> {
+    let Ok(assignment) = consumer.assignment() else { return Vec::new() };
+    let mut partitions: Vec<String> =
+        assignment.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect();
+    partitions.sort();
+    partitions
+}
+
+/// Reads the members topic from its start and keeps `registry` up to
+/// date, until `stop`. Runs on a thread of its own (the consumer blocks).
+pub fn follow(
+    registry: Registry,
+    kafka: &KafkaConfig,
+    context: Context,
+    topic: &str,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
+    // librdkafka refuses `assign` without a group id; this one never
+    // joins a group (nothing subscribes), and commits nothing.
+    let consumer: BaseConsumer<Context> = crate::kafka::client_config(
+        kafka,
+        &[("group.id", &format!("{}.members-reader", kafka.group)), ("enable.auto.commit", "false")],
+    )
+    .create_with_context(context)
+    .map_err(|e| crate::kafka::client_error("cannot create the group members' reader", e))?;
+    let mut partitions = TopicPartitionList::new();
+    partitions
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(|e| crate::kafka::client_error("cannot read the group members' topic", e))?;
+    consumer.assign(&partitions).map_err(|e| crate::kafka::client_error("cannot read the group members' topic", e))?;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(message) = consumer.poll(Duration::from_millis(250)) else { continue };
+        let Ok(message) = message else { continue };
+        let Some(Ok(key)) = message.key().map(std::str::from_utf8) else { continue };
+        match message.payload() {
+            None => registry.left(key),
+            Some(bytes) => match serde_json::from_slice::<Member>(bytes) {
+                Ok(member) if member.member == key && key != registry.this => registry.heard(member),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, key, "a group member's record that is not one"),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// This machine's name, for member ids and the advertised address.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The API's base URL as other processes reach it: `[http] advertise`
+/// when set; otherwise the bound address, with an unspecified IP
+/// (0.0.0.0, ::) replaced by the host's name.
+pub fn advertised(configured: Option<&str>, bound: std::net::SocketAddr, tls: bool) -> String {
+    if let Some(url) = configured {
+        return url.trim_end_matches('/').to_string();
+    }
+    let scheme = if tls { "https" } else { "http" };
+    if bound.ip().is_unspecified() {
+        format!("{scheme}://{}:{}", host_name(), bound.port())
+    } else {
+        format!("{scheme}://{bound}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_not_heard_from_for_15_s_is_gone_and_a_tombstone_removes_it() {
+        let (registry, this) = Registry::new("g", "http://a:1".into());
+        let now = mon_stdlib::time::parse_rfc3339(&this.seen_at).unwrap();
+        let other = Member { member: "b-2-3".into(), http: "http://b:2".into(), ..this.clone() };
+        registry.heard(other.clone());
+        assert_eq!(registry.others(now), vec!["http://b:2".to_string()]);
+        let later = now + GONE_AFTER.as_millis() as i64 + 1;
+        let view = registry.view(later);
+        assert_eq!(view.members.len(), 2);
+        assert!(view.members.iter().all(|m| !m.alive), "neither heard from since");
+        assert!(registry.others(later).is_empty());
+        let much_later = now + FORGOTTEN_AFTER.as_millis() as i64 + 1;
+        assert!(registry.view(much_later).members.is_empty(), "no longer listed");
+        registry.left(&other.member);
+        assert_eq!(registry.view(now).members.len(), 1);
+        assert_eq!(registry.view(now).this, this.member);
+    }
+
+    #[test]
+    fn the_advertised_address_names_the_host_when_bound_to_every_interface() {
+        let any: std::net::SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(advertised(None, any, false), format!("http://{}:8080", host_name()));
+        let loopback: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(advertised(None, loopback, true), "https://127.0.0.1:9");
+        assert_eq!(advertised(Some("https://mon-2.example:443/"), any, false), "https://mon-2.example:443");
+    }
+}
