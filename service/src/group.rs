@@ -184,26 +184,44 @@ pub async fn create_topic(kafka: &KafkaConfig, context: Context, topic: &str) ->
     Ok(())
 }
 
-/// Says this process is there every [`EVERY`], with the partitions it
-/// holds now, until `stop`; then says it left (a tombstone), so the
-/// others see it gone at once.
-pub async fn announce(
-    registry: Registry,
-    mut member: Member,
-    topic: String,
-    producer: Producer,
-    consumer: Option<Arc<Consumer>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// What [`announce`] needs.
+pub struct Announcer {
+    pub registry: Registry,
+    pub member: Member,
+    pub topic: String,
+    pub kafka: KafkaConfig,
+    pub context: Context,
+    pub producer: Producer,
+    /// Whose assignment is announced.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+/// Makes the members topic if it is missing, then says this process is
+/// there every [`EVERY`], with the partitions it holds now, until `stop`;
+/// then says it left (a tombstone), so the others see it gone at once.
+/// Nothing here waits on Kafka for long: a process whose group cannot be
+/// told still monitors, starts and stops on time.
+pub async fn announce(mut announcer: Announcer, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let topic = announcer.topic.clone();
+    tokio::select! {
+        made = create_topic(&announcer.kafka, announcer.context.clone(), &topic) => {
+            if let Err(e) = made {
+                tracing::warn!(error = %e, "the group's members may not be listed");
+            }
+        }
+        _ = stop.changed() => return,
+    }
     loop {
-        member.partitions = consumer.as_deref().map(assigned).unwrap_or_default();
+        let member = &mut announcer.member;
+        member.partitions = announcer.consumer.as_deref().map(assigned).unwrap_or_default();
         member.seen_at = mon_stdlib::time::format_rfc3339(wall_now());
-        registry.heard(member.clone());
-        match serde_json::to_vec(&member) {
+        announcer.registry.heard(member.clone());
+        match serde_json::to_vec(&*member) {
             Ok(value) => {
                 let record = FutureRecord::to(&topic).key(&member.member).payload(&value);
-                if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
-                    tracing::debug!(error = %e, topic, "cannot announce this process to its group");
+                let sent = tokio::time::timeout(EVERY, announcer.producer.send(record, EVERY)).await;
+                if !matches!(sent, Ok(Ok(_))) {
+                    tracing::debug!(topic, "cannot announce this process to its group");
                 }
             }
             Err(e) => tracing::debug!(error = %e, "cannot encode this process's member record"),
@@ -213,9 +231,11 @@ pub async fn announce(
             _ = stop.changed() => break,
         }
     }
-    let tombstone: FutureRecord<'_, String, [u8]> = FutureRecord::to(&topic).key(&member.member);
-    if let Err((e, _)) = producer.send(tombstone, Duration::from_secs(2)).await {
-        tracing::debug!(error = %e, topic, "cannot tell the group this process left");
+    let member = &announcer.member.member;
+    let tombstone: FutureRecord<'_, String, [u8]> = FutureRecord::to(&topic).key(member);
+    let goodbye = Duration::from_secs(2);
+    if !matches!(tokio::time::timeout(goodbye, announcer.producer.send(tombstone, goodbye)).await, Ok(Ok(_))) {
+        tracing::debug!(topic, "cannot tell the group this process left");
     }
 }
 

@@ -346,16 +346,16 @@ pub fn run_with(
     let members = match (&group, &config.kafka, &producer) {
         (Some((registry, member)), Some(kafka), Some(producer)) => {
             let topic = group::topic(kafka);
-            // Not fatal: a process that cannot announce itself still monitors.
-            if let Err(e) = runtime.block_on(group::create_topic(kafka, kafka_context.clone(), &topic)) {
-                tracing::warn!(error = %e, "the group's members are not listed");
-            }
             let announcer = runtime.spawn(group::announce(
-                registry.clone(),
-                member.clone(),
-                topic.clone(),
-                producer.clone(),
-                consumer.clone(),
+                group::Announcer {
+                    registry: registry.clone(),
+                    member: member.clone(),
+                    topic: topic.clone(),
+                    kafka: kafka.clone(),
+                    context: kafka_context.clone(),
+                    producer: producer.clone(),
+                    consumer: consumer.clone(),
+                },
                 publisher_stop_tx.subscribe(),
             ));
             Some((announcer, registry.clone(), kafka.clone(), topic))

@@ -22,6 +22,8 @@ use super::Api;
 const SHELL: &str = include_str!("../../assets/index.html");
 const STYLE: &str = include_str!("../../assets/ui.css");
 const SCRIPT: &str = include_str!("../../assets/ui.js");
+/// mon's own health, shown on every page.
+const HEALTH: &str = include_str!("../../assets/health.js");
 /// The stage page and trend charts, and uPlot (MIT, docs/DEPENDENCIES.md).
 const STAGE_ASSETS: [(&str, &str, &str); 4] = [
     ("/ui/stage.js", "text/javascript; charset=utf-8", include_str!("../../assets/stage.js")),
@@ -72,6 +74,7 @@ pub fn routes() -> Router<Api> {
         .route("/w/{workflow}/s/{stage}", get(shell))
         .route("/ui/ui.css", get(|| asset("text/css; charset=utf-8", STYLE)))
         .route("/ui/ui.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
+        .route("/ui/health.js", get(|| asset("text/javascript; charset=utf-8", HEALTH)))
 }
 
 /// The stage page's script and style and the chart library, kept apart

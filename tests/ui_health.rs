@@ -1,0 +1,100 @@
+//! mon's own health on the page, in a real browser (Debian's headless
+//! Chromium over WebDriver): a service that cannot reach Kafka says, under
+//! the header of every page, that it is not seeing everything and why; a
+//! service whose producer does not key by item says that too, naming the
+//! item and both partitions (real broker). Every text is measured for 7:1
+//! contrast and 16 px. Writes `docs/screenshots/health.png`.
+
+#[path = "support/browser.rs"]
+mod browser;
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/service.rs"]
+mod service;
+
+use std::time::Duration;
+
+use browser::{assert_legible, Browser};
+use serde_json::Value;
+use service::{now_ms, wait_until_true, Service};
+
+fn job(kind: &str, job: &str, time: i64) -> Vec<u8> {
+    format!(
+        r#"{{"specversion":"1.0","id":"{kind}-{job}","source":"test","type":"{kind}","time":"{}","data":{{"job":"{job}"}}}}"#,
+        mon_stdlib::time::format_rfc3339(time)
+    )
+    .into_bytes()
+}
+
+async fn health_lines(browser: &Browser, wanted: usize) -> Vec<(String, String)> {
+    let lines = browser
+        .wait_for(
+            Duration::from_secs(20),
+            "the health strip",
+            "return [...document.querySelectorAll('#health .health-line')].map(l => [l.className, l.innerText])",
+            |lines| lines.as_array().is_some_and(|l| l.len() == wanted),
+        )
+        .await;
+    lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l[0].as_str().unwrap().to_string(), l[1].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_says_when_mon_is_not_seeing_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1h");
+
+    // Kafka out of reach: not ready, and the page says why.
+    let away = dir.path().join("away.toml");
+    std::fs::write(&away, "[kafka]\nbrokers = \"127.0.0.1:1\"\ntopics = [\"jobs\"]\ngroup = \"away\"\n").unwrap();
+    let state = dir.path().join("away-state");
+    let blind = Service::spawn(
+        &["--config", away.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), rules.to_str().unwrap()],
+        &dir.path().join("away.log"),
+    );
+    let browser = Browser::open().await;
+    browser.client.goto(&blind.url("/")).await.unwrap();
+    let lines = health_lines(&browser, 1).await;
+    assert_eq!(lines[0].0, "health-line down", "{lines:?}");
+    assert!(lines[0].1.starts_with("✖ mon is not seeing everything: no Kafka partitions assigned"), "{lines:?}");
+    blind.terminate();
+
+    // A producer that does not key by item: J1 starts on partition 0 and
+    // ends on partition 1.
+    let brokers = kafka::brokers();
+    let topic = kafka::unique_topic("ui-health");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    kafka::create_topic(&topic, 2);
+    kafka::create_topic(&records, 1);
+    kafka::create_topic(&dead, 1);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let state = dir.path().join("state");
+    let service = Service::start(
+        &["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), rules.to_str().unwrap()],
+        &dir.path().join("mon.log"),
+    );
+    let t = now_ms();
+    kafka::produce_to(&topic, Some(0), [(None, job("job_started", "J1", t), Vec::new())]);
+    wait_until_true(Duration::from_secs(30), "the start accepted", || service.metric_sum("mon_events_total") >= 1.0);
+    kafka::produce_to(&topic, Some(1), [(None, job("job_done", "J1", t + 1), Vec::new())]);
+    wait_until_true(Duration::from_secs(30), "the split counted", || {
+        service.metric("mon_split_key_events_total") == Some(1.0)
+    });
+    browser.client.goto(&service.url("/")).await.unwrap();
+    let lines = health_lines(&browser, 1).await;
+    assert_eq!(lines[0].0, "health-line warn", "{lines:?}");
+    let text = &lines[0].1;
+    assert!(text.starts_with("▲ A producer does not key its messages by item: 1 event(s)"), "{text}");
+    assert!(text.contains("jobs J1, started on partition 0 and had an event on partition 1"), "{text}");
+    let status: Value = serde_json::from_str(&service.get("/api/v1/status").unwrap()).unwrap();
+    let at = status["split_keys"]["last"]["at"].as_str().unwrap();
+    assert!(text.contains(&format!("at {} UTC.", &at[11..19])), "the event's time, as the pages write it: {text}");
+    assert_legible(&browser, "the wallboard with a health warning").await;
+    browser.screenshot("health.png").await;
+    browser.close().await;
+    service.terminate();
+}
