@@ -69,16 +69,16 @@ pub struct Registry {
 
 /// `GET /api/v1/group`'s answer.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct GroupView {
+pub struct ConsumerGroupView {
     pub group: String,
     /// The member id of the process that answered.
     pub this: String,
     /// Every member heard from, in member id order.
-    pub members: Vec<MemberView>,
+    pub members: Vec<ConsumerGroupMember>,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct MemberView {
+pub struct ConsumerGroupMember {
     #[serde(flatten)]
     pub member: Member,
     /// Heard from within the last 15 s.
@@ -122,7 +122,7 @@ impl Registry {
     }
 
     /// The members as of `now` (ms).
-    pub fn view(&self, now: i64) -> GroupView {
+    pub fn view(&self, now: i64) -> ConsumerGroupView {
         let (gone_after, forgotten_after) = (GONE_AFTER.as_millis() as i64, FORGOTTEN_AFTER.as_millis() as i64);
         let members = self.members.read().map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
         let members = members
@@ -130,10 +130,10 @@ impl Registry {
             .filter_map(|member| {
                 let seen = mon_stdlib::time::parse_rfc3339(&member.seen_at).unwrap_or(i64::MIN);
                 let silent = now.saturating_sub(seen);
-                (silent <= forgotten_after).then_some(MemberView { alive: silent <= gone_after, member })
+                (silent <= forgotten_after).then_some(ConsumerGroupMember { alive: silent <= gone_after, member })
             })
             .collect();
-        GroupView { group: self.group.clone(), this: self.this.clone(), members }
+        ConsumerGroupView { group: self.group.clone(), this: self.this.clone(), members }
     }
 
     /// The base URLs of the other live members (for messages that should

@@ -167,11 +167,11 @@ fn routes() -> OpenApiRouter<Api> {
     path = "/api/v1/group",
     tag = "operations",
     responses(
-        (status = 200, description = "The group's processes", body = crate::group::GroupView),
+        (status = 200, description = "The group's processes", body = crate::group::ConsumerGroupView),
         (status = 404, description = "Kafka is not configured", body = error::ErrorBody),
     )
 )]
-async fn group(State(api): State<Api>) -> Result<Json<crate::group::GroupView>, error::ApiError> {
+async fn group(State(api): State<Api>) -> Result<Json<crate::group::ConsumerGroupView>, error::ApiError> {
     match &api.group {
         Some(registry) => Ok(Json(registry.view(crate::clock::wall_now()))),
         None => Err(error::ApiError::not_found(
