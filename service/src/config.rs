@@ -190,6 +190,19 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// The topics `mon run --create-topics` creates when they are missing.
     pub create_topics: CreateTopicsConfig,
+    /// Mirror the journal and snapshots to a compacted topic, so that a
+    /// process started on an empty or stale state directory rebuilds its
+    /// state from Kafka (docs/service.md, "The changelog"). On by default.
+    pub changelog: bool,
+    /// The changelog's topic; `<group>.changelog` when not given.
+    pub changelog_topic: Option<String>,
+}
+
+impl KafkaConfig {
+    /// The changelog topic, or `None` when the changelog is off.
+    pub fn changelog_topic(&self) -> Option<String> {
+        self.changelog.then(|| self.changelog_topic.clone().unwrap_or_else(|| format!("{}.changelog", self.group)))
+    }
 }
 
 /// How missing topics are created (docs/service.md, "Topics").
@@ -355,6 +368,8 @@ impl Default for KafkaConfig {
             audit_topic: "mon.audit".into(),
             properties: BTreeMap::new(),
             create_topics: CreateTopicsConfig::default(),
+            changelog: true,
+            changelog_topic: None,
         }
     }
 }
@@ -512,6 +527,16 @@ impl Config {
                     "kafka.create_topics.dead_letter_retention_ms: {} (a number of ms, or -1 to keep forever)",
                     create.dead_letter_retention_ms
                 ));
+            }
+            if let Some(changelog) = kafka.changelog_topic() {
+                let others = [&kafka.records_topic, &kafka.dead_letter_topic, &kafka.audit_topic];
+                if changelog.trim().is_empty() {
+                    problems.push("kafka.changelog_topic: empty; name a topic, or set `changelog = false`".into());
+                } else if kafka.topics.contains(&changelog) || others.contains(&&changelog) {
+                    problems.push(format!(
+                        "kafka.changelog_topic: `{changelog}` is also another of mon's topics; the changelog needs one of its own"
+                    ));
+                }
             }
             if kafka.topics.contains(&kafka.records_topic) {
                 problems.push(format!(
