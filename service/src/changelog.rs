@@ -794,9 +794,13 @@ fn ensure_topic(
 /// Reads partition [`PARTITION`] of `topic` from its beginning to its end
 /// (a short-lived consumer with a manual assignment, in no group).
 fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
+    let reader_group = format!("{}.changelog-reader", kafka.group);
     let consumer: BaseConsumer = client_config(
         kafka,
         &[
+            // librdkafka refuses `assign` without a group id; this group
+            // is never joined (no subscribe) and nothing is committed to it.
+            ("group.id", &reader_group),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),

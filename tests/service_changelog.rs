@@ -1,0 +1,287 @@
+//! The state changelog against a real broker and real state directories:
+//! a `mon run` killed with SIGKILL whose state directory is then deleted
+//! is rebuilt by a new process on an empty directory from the changelog
+//! topic alone, and goes on exactly where the lost one stopped: the same
+//! records as an uninterrupted `mon simulate`, and each notification sent
+//! once (docs/notes/durability.md, "The changelog").
+
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/receivers.rs"]
+mod receivers;
+#[path = "support/service.rs"]
+mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use receivers::{wait_until, HttpReceiver};
+use serde_json::Value;
+use service::Service;
+
+/// Distinct records by id; panics if one id carries two contents.
+fn distinct(records: &[Value]) -> (BTreeMap<String, String>, usize) {
+    let mut map = BTreeMap::new();
+    let mut repeats = 0;
+    for record in records {
+        let id = record["id"].as_str().expect("id").to_string();
+        let text = record.to_string();
+        if let Some(previous) = map.insert(id.clone(), text.clone()) {
+            assert_eq!(previous, text, "record {id} was published with two different contents");
+            repeats += 1;
+        }
+    }
+    (map, repeats)
+}
+
+fn run_args<'a>(config: &'a str, state: &'a str, rules: &'a str) -> Vec<&'a str> {
+    vec!["--config", config, "--clock", "event", "--state-dir", state, rules]
+}
+
+/// The changelog's keys as they are in the topic now (latest per key,
+/// tombstones removing theirs).
+fn changelog_keys(topic: &str) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for message in kafka::consume_all(topic, 0, Duration::from_millis(300), Duration::from_secs(10)) {
+        let key = String::from_utf8(message.key.unwrap_or_default()).unwrap();
+        match message.payload {
+            Some(_) => keys.insert(key),
+            None => keys.remove(&key),
+        };
+    }
+    keys
+}
+
+#[test]
+fn a_process_on_an_empty_state_dir_rebuilds_the_state_from_the_changelog_and_loses_and_adds_nothing() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("stream");
+    let status = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["bench", "--trades", "10000", "--stall-rate", "0.03", "--emit"])
+        .arg(&stream)
+        .output()
+        .expect("mon bench --emit");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    let end = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| mon_stdlib::time::parse_rfc3339(v["time"].as_str()?))
+        .max()
+        .unwrap();
+    // A last event of a type no rule uses moves the event clock past the
+    // end, so the service fires what `mon simulate --until end` fires.
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"clock","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
+        mon_stdlib::time::format_rfc3339(end + 1)
+    ));
+    assert!(lines.len() >= 45_000, "{} events", lines.len());
+    let events = dir.path().join("all.ndjson");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let rules = stream.join("rules");
+    let expected = service::simulate(&rules, &events, &["--until".into(), mon_stdlib::time::format_rfc3339(end)]);
+    let (expected, _) = distinct(&expected);
+    assert!(expected.len() > 100, "the stream should make records throughout ({})", expected.len());
+
+    let topic = kafka::unique_topic("changelog");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    for t in [&topic, &records, &dead] {
+        kafka::create_topic(t, 1);
+    }
+    kafka::produce_lines(&topic, &lines);
+
+    // Small batches and frequent snapshots: the kill lands after several
+    // snapshots and between two, with entries after the last one.
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[engine]\nmax_batch = 400\nsnapshot_every = 4000\n");
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+    let rules = rules.display().to_string();
+    let first_state = dir.path().join("first");
+    let log = dir.path().join("mon.log");
+
+    let first_state_arg = first_state.display().to_string();
+    let first = Service::start(&run_args(&config, &first_state_arg, &rules), &log);
+    let started = Instant::now();
+    // Killed mid-stream: a third of the way in, or later if it is slow.
+    let third = (lines.len() / 3) as f64;
+    while first.metric_sum("mon_events_total") < third {
+        assert!(started.elapsed() < Duration::from_secs(60), "the first process did not consume a third");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let consumed_by_first = first.metric_sum("mon_events_total");
+    first.kill9();
+    assert!(consumed_by_first < lines.len() as f64, "killed after the end ({consumed_by_first} events)");
+    // The disk is lost.
+    std::fs::remove_dir_all(&first_state).unwrap();
+    let keys = changelog_keys(&format!("{topic}.changelog"));
+    assert!(keys.contains("s"), "a snapshot header is in the changelog: {keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("j/")), "entries after the snapshot are in the changelog");
+
+    let second_state = dir.path().join("second").display().to_string();
+    let second = Service::start(&run_args(&config, &second_state, &rules), &log);
+    let restored = second.metric_sum("mon_changelog_restored_entries_total");
+    assert!(restored > 0.0, "the second process restored entries from the changelog");
+    let published = kafka::consume_all(&records, expected.len(), Duration::from_secs(3), Duration::from_secs(120));
+    assert_eq!(second.terminate(), Some(0), "a clean stop after the restore");
+    let published: Vec<Value> = published
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).expect("a record is JSON"))
+        .collect();
+    let (actual, repeats) = distinct(&published);
+    eprintln!(
+        "changelog test: {} events, killed after {consumed_by_first} consumed, {restored} entries restored, {} \
+         distinct records, {repeats} repeated deliveries",
+        lines.len(),
+        actual.len()
+    );
+    let lost: Vec<&String> = expected.keys().filter(|id| !actual.contains_key(*id)).collect();
+    let extra: Vec<&String> = actual.keys().filter(|id| !expected.contains_key(*id)).collect();
+    assert!(lost.is_empty(), "{} records lost, e.g. {:?}", lost.len(), lost.iter().take(3).collect::<Vec<_>>());
+    assert!(
+        extra.is_empty(),
+        "{} records not in the uninterrupted run, e.g. {:?}",
+        extra.len(),
+        &extra[..3.min(extra.len())]
+    );
+    assert_eq!(actual, expected, "the same records, with the same content");
+}
+
+const MINUTE: i64 = 60_000;
+
+fn at(start: i64, offset_ms: i64) -> String {
+    mon_stdlib::time::format_rfc3339(start + offset_ms)
+}
+
+fn placed(start: i64, n: usize, book: &str, offset_ms: i64) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"p-{n}","source":"oms","type":"placed","time":"{}","data":{{"id":"T{n}","book":"{book}"}}}}"#,
+        at(start, offset_ms)
+    )
+}
+
+fn booked(start: i64, n: usize, offset_ms: i64) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"b-{n}","source":"oms","type":"booked","time":"{}","data":{{"id":"T{n}"}}}}"#,
+        at(start, offset_ms)
+    )
+}
+
+fn tick(start: i64, offset_ms: i64) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"tick-{offset_ms}","source":"clock","type":"tick","time":"{}","data":{{}}}}"#,
+        at(start, offset_ms)
+    )
+}
+
+/// The notification ids `mon simulate --notifications` gives for `events`.
+fn simulated_ids(rules: &Path, events: &[String], file: &Path) -> BTreeSet<String> {
+    std::fs::write(file, events.join("\n")).unwrap();
+    service::simulate(rules, file, &["--notifications".to_string()])
+        .into_iter()
+        .filter(|n| n["kind"] == "notification")
+        .map(|n| n["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn post_lines(service: &Service, lines: &[String]) {
+    // One line per request: one batch each, so snapshots fall between them.
+    for line in lines {
+        let (status, body) = service.post("/api/v1/events", line);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+#[test]
+fn a_notification_sent_before_the_disk_was_lost_is_not_sent_again_by_the_restored_process() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let hook = runtime.block_on(HttpReceiver::start());
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("trade.mon"),
+        format!(
+            "event placed {{ id: string, book: string }}\nevent booked {{ id: string }}\n\
+             channel desk webhook \"{}/hook\"\n\
+             workflow trade {{\n  key id\n  group by book\n  notify desk\n  expect placed\n  then booked within 1m\n}}\n",
+            hook.base
+        ),
+    )
+    .unwrap();
+    let start = service::now_ms() / MINUTE * MINUTE - 60 * MINUTE;
+    let books = ["FX", "EQ", "RATES", "CREDIT"];
+    // Phase one: trades of four books stall (one firing message per book).
+    let mut before: Vec<String> = (0..40).map(|n| placed(start, n, books[n % 4], n as i64 * 100)).collect();
+    before.extend((1..=3).map(|n| tick(start, n * 2 * MINUTE)));
+    // Phase two, after the restore: they are booked late and resolve.
+    let mut after: Vec<String> = (0..40).map(|n| booked(start, n, 10 * MINUTE + n as i64 * 100)).collect();
+    after.extend((1..=6).map(|n| tick(start, 10 * MINUTE + n * 5 * MINUTE)));
+    let all: Vec<String> = before.iter().chain(&after).cloned().collect();
+    let expected_before = simulated_ids(&rules, &before, &dir.path().join("before.ndjson"));
+    let expected = simulated_ids(&rules, &all, &dir.path().join("all.ndjson"));
+    assert!(expected_before.len() >= 4, "a firing message per book: {expected_before:?}");
+    assert!(expected.len() > expected_before.len(), "more messages after the restore: {expected:?}");
+
+    let topic = kafka::unique_topic("changelog-notify");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    for t in [&topic, &records, &dead] {
+        kafka::create_topic(t, 1);
+    }
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    // No snapshot before the kill: the restored process replays every
+    // batch of phase one and makes its notifications again, and only the
+    // marks keep them from going out twice.
+    let config = config.display().to_string();
+    let rules_arg = rules.display().to_string();
+    let log = dir.path().join("mon.log");
+    let first_state = dir.path().join("first");
+    let first_state_arg = first_state.display().to_string();
+
+    let first = Service::start(&run_args(&config, &first_state_arg, &rules_arg), &log);
+    post_lines(&first, &before);
+    let ids = |hook: &HttpReceiver| -> Vec<String> {
+        hook.requests().iter().map(|r| r.header("idempotency-key").unwrap_or_default().to_string()).collect()
+    };
+    wait_until(Duration::from_secs(30), "the first process to send the firing messages", || {
+        ids(&hook).len() >= expected_before.len()
+    });
+    // Each send is marked in the changelog after the receiver answered.
+    let changelog = format!("{topic}.changelog");
+    wait_until(Duration::from_secs(30), "the delivery marks in the changelog", || {
+        let marked = changelog_keys(&changelog).into_iter().filter(|k| k.starts_with("n/")).count();
+        marked + tombstoned_marks(&changelog) >= expected_before.len()
+    });
+    first.kill9();
+    std::fs::remove_dir_all(&first_state).unwrap();
+
+    let second_state = dir.path().join("second").display().to_string();
+    let second = Service::start(&run_args(&config, &second_state, &rules_arg), &log);
+    assert!(second.metric_sum("mon_changelog_restored_entries_total") > 0.0, "restored from the changelog");
+    post_lines(&second, &after);
+    wait_until(Duration::from_secs(60), "every notification to arrive", || {
+        ids(&hook).into_iter().collect::<BTreeSet<_>>() == expected
+    });
+    // Time for a repeat to show, if one were coming.
+    std::thread::sleep(Duration::from_secs(2));
+    let received = ids(&hook);
+    let distinct: BTreeSet<String> = received.iter().cloned().collect();
+    assert_eq!(distinct, expected, "the webhook got each notification");
+    assert_eq!(received.len(), distinct.len(), "a notification was sent twice across the restore: {received:?}");
+    let sent_by_second = second.metric_sum("mon_notifications_sent_total") as usize;
+    assert_eq!(sent_by_second, expected.len() - expected_before.len(), "the second process sent only the new ones");
+    assert_eq!(second.terminate(), Some(0));
+}
+
+/// Marks deleted by a snapshot (its pending list no longer needs them)
+/// count as written: a tombstone follows its mark.
+fn tombstoned_marks(topic: &str) -> usize {
+    let messages = kafka::consume_all(topic, 0, Duration::from_millis(300), Duration::from_secs(10));
+    messages.iter().filter(|m| m.payload.is_none() && m.key.as_deref().is_some_and(|k| k.starts_with(b"n/"))).count()
+}
