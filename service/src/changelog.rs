@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
-use crate::journal::{self, Entry, Journal};
+use crate::journal::{self, Journal};
 use crate::kafka::{client_config, client_error, Context};
 use crate::metrics::Metrics;
 use crate::store::{Offsets, Settled, Store};
@@ -81,9 +81,16 @@ const HEADER_KEY: &str = "s";
 const READ_LIMIT: Duration = Duration::from_secs(600);
 
 /// How long one produce may wait for the broker (librdkafka retries inside
-/// it): then the processing thread stops, since a batch whose entry is not
-/// in the changelog must not leave.
-const PRODUCE_TIMEOUT_MS: &str = "30000";
+/// it) before the changelog counts as behind (see [`Changelog::append`]).
+const PRODUCE_TIMEOUT_MS: &str = "10000";
+
+/// While the changelog is behind, a snapshot to make it whole again is
+/// tried this often.
+const RETRY_EVERY: Duration = Duration::from_secs(30);
+
+/// How long the broker may take to answer the metadata request at start
+/// before the run goes on without the changelog.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The key of part `part` of journal entry `seq`.
 pub fn entry_key(seq: u64, part: u16) -> String {
@@ -427,6 +434,8 @@ pub struct ChangelogMetrics {
     pub restored_entries: Counter,
     pub restored_bytes: Counter,
     pub restore_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 1 while the changelog lacks entries the local journal has.
+    pub behind: Gauge,
 }
 
 impl Default for ChangelogMetrics {
@@ -442,6 +451,7 @@ impl ChangelogMetrics {
             restored_entries: Counter::default(),
             restored_bytes: Counter::default(),
             restore_seconds: Gauge::default(),
+            behind: Gauge::default(),
         }
     }
 
@@ -465,6 +475,11 @@ impl ChangelogMetrics {
             "changelog_restore_seconds",
             "Time the last restore from the changelog took",
             self.restore_seconds.clone(),
+        );
+        registry.register(
+            "changelog_behind",
+            "1 while the changelog lacks journal entries (Kafka did not acknowledge them); a snapshot is retried",
+            self.behind.clone(),
         );
     }
 }
@@ -532,6 +547,9 @@ pub struct Changelog {
     snapshot: Option<SnapshotHeader>,
     /// The changelog holds every entry below this.
     next_seq: u64,
+    /// Since when the changelog lacks entries (a produce failed, or it was
+    /// behind the local state at start), and when a snapshot was last tried.
+    behind: Option<Instant>,
     pub marks: Arc<Marks>,
     metrics: Arc<Metrics>,
 }
@@ -541,15 +559,46 @@ impl Changelog {
     /// the broker has it. Why block here: the sled write after it is what
     /// lets the batch's outputs out, and each must be in the changelog
     /// first.
-    pub fn append(&mut self, seq: u64, frame: &[u8]) -> Result<(), Error> {
+    ///
+    /// When the broker does not acknowledge it within the producer's
+    /// timeout, the changelog is behind: later entries are not sent (the
+    /// service stays up, as it does without Kafka), and a snapshot that
+    /// makes it whole again is tried every [`RETRY_EVERY`]
+    /// ([`wants_snapshot`](Self::wants_snapshot)). Until then, a lost disk
+    /// loses what the changelog lacks (docs/notes/durability.md).
+    pub fn append(&mut self, seq: u64, frame: &[u8]) {
+        if self.behind.is_some() {
+            return;
+        }
         let started = Instant::now();
         let records = entry_records(seq, frame);
         let refs: Vec<(String, Option<&[u8]>)> = records.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
-        self.sender.send_all(&refs)?;
-        self.entries.insert(seq, records.len() as u16);
-        self.next_seq = seq + 1;
-        self.metrics.changelog.produce_seconds.observe(started.elapsed().as_secs_f64());
-        Ok(())
+        match self.sender.send_all(&refs) {
+            Ok(()) => {
+                self.entries.insert(seq, records.len() as u16);
+                self.next_seq = seq + 1;
+                self.metrics.changelog.produce_seconds.observe(started.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    entry = seq,
+                    "changelog: the broker did not acknowledge a journal entry; the changelog is behind until a \
+                     snapshot reaches it"
+                );
+                self.fell_behind();
+            }
+        }
+    }
+
+    fn fell_behind(&mut self) {
+        self.behind = Some(Instant::now());
+        self.metrics.changelog.behind.set(1);
+    }
+
+    /// True when the changelog is behind and it is time to try a snapshot.
+    pub fn wants_snapshot(&self) -> bool {
+        self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
     }
 
     /// Sends a snapshot that covers every entry below `covered`, then
@@ -557,7 +606,23 @@ impl Changelog {
     /// acknowledged before `payload`'s notifications were read: those
     /// notifications are out of the pending list the snapshot carries, and
     /// their batches are covered, so no restore makes them again.
-    pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) -> Result<(), Error> {
+    /// A failure leaves (or makes) the changelog behind, to be tried again.
+    pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) {
+        match self.try_snapshot(covered, payload, settled) {
+            Ok(()) => {
+                if self.behind.take().is_some() {
+                    tracing::info!(covered, "changelog: whole again");
+                }
+                self.metrics.changelog.behind.set(0);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, covered, "changelog: cannot write a snapshot; it is behind");
+                self.fell_behind();
+            }
+        }
+    }
+
+    fn try_snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) -> Result<(), Error> {
         let (chunks, header) = snapshot_records(covered, payload);
         let refs: Vec<(String, Option<&[u8]>)> = chunks.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
         self.sender.send_all(&refs)?;
@@ -579,28 +644,23 @@ impl Changelog {
         Ok(())
     }
 
-    /// Brings the changelog up to the local journal at start. Entries the
-    /// changelog lacks are sent from `local` (the entries after the local
-    /// snapshot); true if some are older than that, so that only a
-    /// snapshot can make the changelog whole.
-    pub fn catch_up(&mut self, local: &[Entry], local_next: u64) -> Result<bool, Error> {
+    /// At start: true if the local journal has entries the changelog
+    /// lacks (a crash between the fsync and the acknowledgement, a new or
+    /// deleted topic, a run that went on without it). Only a snapshot
+    /// makes it whole then: sending the missing entries alone would be
+    /// wrong if the changelog's entries came from another history of the
+    /// group (a run started on an empty directory while Kafka was away).
+    pub fn behind_local(&mut self, local_next: u64) -> bool {
         if self.next_seq >= local_next {
-            return Ok(false);
+            return false;
         }
-        if local.first().is_none_or(|first| first.seq > self.next_seq) {
-            tracing::info!(
-                changelog = self.next_seq,
-                local = local_next,
-                "changelog: behind the local state; a snapshot will be written"
-            );
-            return Ok(true);
-        }
-        let missing: Vec<&Entry> = local.iter().filter(|e| e.seq >= self.next_seq).collect();
-        tracing::info!(entries = missing.len(), "changelog: sending the entries it lacks");
-        for entry in missing {
-            self.append(entry.seq, &journal::encode_frame(entry.seq, &entry.inputs, &entry.offsets))?;
-        }
-        Ok(false)
+        tracing::info!(
+            changelog = self.next_seq,
+            local = local_next,
+            "changelog: behind the local state; a snapshot will be written"
+        );
+        self.fell_behind();
+        true
     }
 }
 
@@ -669,7 +729,34 @@ fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
 /// journal and snapshot in `state_dir` from it when it is ahead of them
 /// (with what the snapshot carried and the delivery marks into `store`).
 /// Called before the journal is opened for recovery.
+///
+/// `None` when the broker cannot be reached: the run goes on from the local
+/// state without a changelog (as a service without Kafka does; the next
+/// start with Kafka reachable writes a snapshot to it). A changelog that
+/// is there but cannot be read whole is an error.
 pub fn open(
+    kafka: &KafkaConfig,
+    topic: &str,
+    context: Context,
+    runtime: &tokio::runtime::Runtime,
+    state_dir: &Path,
+    store: &mut Store,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Opened>, Error> {
+    match open_reachable(kafka, topic, context, runtime, state_dir, store, metrics) {
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(
+                error = %e,
+                topic,
+                "changelog: Kafka cannot be reached; this run starts from the local state and does not mirror it"
+            );
+            Ok(None)
+        }
+        other => other.map(Some),
+    }
+}
+
+fn open_reachable(
     kafka: &KafkaConfig,
     topic: &str,
     context: Context,
@@ -749,6 +836,7 @@ pub fn open(
         entries: restored.entries,
         snapshot: snapshot_header,
         next_seq: changelog_next,
+        behind: None,
         marks: Arc::new(marks),
         metrics,
     };
@@ -763,11 +851,11 @@ fn ensure_topic(
     context: &Context,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(), Error> {
-    let probe: BaseConsumer = client_config(kafka, &[])
-        .create()
+    let probe: BaseConsumer<Context> = client_config(kafka, &[])
+        .create_with_context(context.clone())
         .map_err(|e| client_error("cannot create a Kafka client to read the changelog", e))?;
     let partitions = |name: &str| -> Result<Option<i32>, Error> {
-        let metadata = probe.fetch_metadata(Some(name), Duration::from_secs(15)).map_err(|e| {
+        let metadata = probe.fetch_metadata(Some(name), METADATA_TIMEOUT).map_err(|e| {
             Error::new(Domain::Kafka, Retry::Later, format!("cannot read the metadata of {name} at {}", kafka.brokers))
                 .caused_by(e)
         })?;

@@ -178,7 +178,7 @@ pub fn run_with(
     // behind the changelog gets its journal and snapshot from Kafka, and
     // the ordinary recovery below replays them (changelog.rs).
     let mut changelog = match config.kafka.as_ref().and_then(|k| Some((k, k.changelog_topic()?))) {
-        Some((kafka, topic)) => Some(changelog::open(
+        Some((kafka, topic)) => changelog::open(
             kafka,
             &topic,
             kafka_context.clone(),
@@ -186,17 +186,14 @@ pub fn run_with(
             &config.state_dir,
             &mut store,
             metrics.clone(),
-        )?),
+        )?,
         None => None,
     };
     let (journal, recovered) = Journal::open(&config.state_dir)?;
     // A changelog behind the local journal (new, deleted, or a crash
-    // before its acknowledgement) gets the entries it lacks now, or a
-    // snapshot once the state is recovered.
-    let changelog_needs_snapshot = match changelog.as_mut() {
-        Some(opened) => opened.changelog.catch_up(&recovered.entries, journal.next_seq())?,
-        None => false,
-    };
+    // before its acknowledgement) gets a snapshot once the state is
+    // recovered.
+    let changelog_needs_snapshot = changelog.as_mut().is_some_and(|o| o.changelog.behind_local(journal.next_seq()));
     let versions = Versions::open(&store.handle())?;
     let audit = Audit::open(&store.handle())?;
     let (deploy, deployed_now) = import_rules(&versions, &audit, rules)?;

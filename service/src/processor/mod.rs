@@ -724,7 +724,7 @@ impl<'p> Processor<'p> {
             // hold every batch whose outputs left.
             Some(changelog) => {
                 let (seq, frame) = self.journal.append_framed(&batch.inputs, &batch.offsets)?;
-                changelog.append(seq, &frame)?;
+                changelog.append(seq, &frame);
                 seq
             }
             None => self.journal.append(&batch.inputs, &batch.offsets)?,
@@ -747,7 +747,8 @@ impl<'p> Processor<'p> {
                 tracing::debug!(error = %e, "kafka offset commit");
             }
         }
-        if self.journaled_since_snapshot >= self.config.engine.snapshot_every {
+        let changelog_behind = self.changelog.as_ref().is_some_and(|c| c.wants_snapshot());
+        if self.journaled_since_snapshot >= self.config.engine.snapshot_every || changelog_behind {
             self.take_snapshot()?;
         }
         self.compact_rollups()?;
@@ -938,7 +939,7 @@ impl<'p> Processor<'p> {
             let settled = changelog.marks.take_acknowledged();
             let (outbox, notifications) = self.store.undelivered()?;
             let payload = crate::changelog::encode_snapshot(&self.stored_offsets, &outbox, &notifications, &bytes);
-            changelog.snapshot(self.journal.next_seq(), &payload, settled)?;
+            changelog.snapshot(self.journal.next_seq(), &payload, settled);
         }
         self.store.trim(self.config.engine.keep_records)?;
         tracing::info!(
