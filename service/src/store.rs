@@ -788,4 +788,57 @@ mod tests {
         assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Event).unwrap(), ClockMode::Event);
         assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Wall).unwrap(), ClockMode::Event);
     }
+
+    #[test]
+    fn a_restored_store_gets_the_snapshots_outputs_and_settles_what_the_marks_name() {
+        use mon_runtime::alerts::Notification;
+        let notification = |id: &str| -> Notification {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "channel": "ops", "at": 5, "event": "firing", "group_key": format!("ops/{id}"),
+                "workflow": "w", "step": "s", "kind": "missing", "severity": "high", "group": {},
+                "program_hash": "h", "active": 1, "acknowledged": 0, "new": 1, "resolved": 0,
+                "escalated": false, "alerts": [], "summary": "s"
+            }))
+            .unwrap()
+        };
+        let item = OutboxItem {
+            target: Target::Records,
+            key: Some(b"w/1".to_vec()),
+            payload: b"{}".to_vec(),
+            headers: vec![],
+        };
+        // The lost process's store: one outbox item, two pending notifications.
+        let lost = tempfile::tempdir().unwrap();
+        let mut offsets = Offsets::new();
+        let mut store = Store::open(lost.path()).unwrap();
+        let batch = BatchWrite {
+            outbox: vec![item.clone()],
+            notifications: vec![
+                NotificationEntry::new(notification("a"), 1),
+                NotificationEntry::new(notification("b"), 2),
+            ],
+            ..Default::default()
+        };
+        store.commit(batch, &mut offsets).unwrap();
+        let (outbox, notifications) = store.undelivered().unwrap();
+        assert_eq!((outbox.len(), notifications.len()), (1, 2));
+
+        // The new one: "a" was marked sent in the changelog after the snapshot.
+        let fresh = tempfile::tempdir().unwrap();
+        let mut restored = Store::open(fresh.path()).unwrap();
+        restored.settle_by_marks([("a".to_string(), Settled { sent: true, at: 7 })].into_iter().collect());
+        let snapshot_offsets: Offsets = [(("events".to_string(), 0), 12)].into_iter().collect();
+        let mut stored = Offsets::new();
+        restored.restore_outputs(&outbox, &notifications, snapshot_offsets.clone(), &mut stored).unwrap();
+        assert_eq!(restored.offsets().unwrap(), snapshot_offsets);
+        let handle = restored.handle();
+        let items = handle.outbox_after(None, restored.next_outbox_seq(), 10).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!((items[0].1.key.clone(), items[0].1.payload.clone()), (item.key, item.payload));
+        let (state, entry) = handle.notification("a").unwrap().unwrap();
+        assert_eq!((state, entry.done_at), (DeliveryState::Sent, Some(7)));
+        assert_eq!(handle.notification("b").unwrap().unwrap().0, DeliveryState::Pending);
+        let pending = handle.pending_notifications(restored.next_notification_seq()).unwrap();
+        assert_eq!(pending.iter().map(|(_, e)| e.notification.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
+    }
 }
