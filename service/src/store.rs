@@ -69,6 +69,13 @@ pub struct Store {
     settled_elsewhere: std::collections::HashMap<String, Settled>,
 }
 
+/// The outbox items and pending notifications, as stored (for a snapshot
+/// in the changelog).
+pub struct Undelivered {
+    pub outbox: Vec<Vec<u8>>,
+    pub notifications: Vec<Vec<u8>>,
+}
+
 /// How a notification's delivery ended, as the changelog's mark says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settled {
@@ -313,11 +320,11 @@ impl Store {
     /// The outbox items and pending notifications, as stored: what a
     /// snapshot in the changelog must carry, since their batches are
     /// covered by it and would not be replayed after a restore.
-    pub fn undelivered(&self) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), Error> {
+    pub fn undelivered(&self) -> Result<Undelivered, Error> {
         let raw = |prefix: u8| -> Result<Vec<Vec<u8>>, Error> {
             self.db.scan_prefix([prefix]).values().map(|v| Ok(v?.to_vec())).collect()
         };
-        Ok((raw(OUTBOX)?, raw(PENDING)?))
+        Ok(Undelivered { outbox: raw(OUTBOX)?, notifications: raw(PENDING)? })
     }
 
     /// Writes what [`undelivered`](Self::undelivered) gave (from a
@@ -820,7 +827,7 @@ mod tests {
             ..Default::default()
         };
         store.commit(batch, &mut offsets).unwrap();
-        let (outbox, notifications) = store.undelivered().unwrap();
+        let Undelivered { outbox, notifications } = store.undelivered().unwrap();
         assert_eq!((outbox.len(), notifications.len()), (1, 2));
 
         // The new one: "a" was marked sent in the changelog after the snapshot.

@@ -207,6 +207,14 @@ pub fn must_restore(local_next: u64, changelog_next: u64) -> bool {
     changelog_next > local_next
 }
 
+/// One part of a journal entry as read back.
+struct Part {
+    index: u16,
+    count: u16,
+    offset: i64,
+    bytes: Vec<u8>,
+}
+
 /// The changelog as read back: the latest value of each key.
 #[derive(Debug, Default)]
 pub struct Contents {
@@ -267,7 +275,7 @@ impl Contents {
     /// Checks every record and puts the state together.
     pub fn restore(self) -> Result<Restored, Damaged> {
         let mut restored = Restored::default();
-        let mut parts: BTreeMap<u64, Vec<(u16, u16, i64, Vec<u8>)>> = BTreeMap::new();
+        let mut parts: BTreeMap<u64, Vec<Part>> = BTreeMap::new();
         let mut header: Option<(i64, SnapshotHeader)> = None;
         let mut chunks: HashMap<(u64, u32), (i64, Vec<u8>)> = HashMap::new();
         for (key, (offset, value)) in self.values {
@@ -291,7 +299,7 @@ impl Contents {
                         format!("journal entry {seq}: format {format}, part {part} of {count}"),
                     ));
                 }
-                parts.entry(seq).or_default().push((part, count, offset, rest.to_vec()));
+                parts.entry(seq).or_default().push(Part { index: part, count, offset, bytes: rest.to_vec() });
             } else if key == HEADER_KEY {
                 let parsed: SnapshotHeader = serde_json::from_slice(&value)
                     .map_err(|e| damaged(offset, format!("the snapshot header is not readable: {e}")))?;
@@ -340,21 +348,21 @@ impl Contents {
             None => 0,
         };
         for (seq, mut pieces) in parts {
-            let count = pieces[0].1;
+            let count = pieces[0].count;
             restored.entries.insert(seq, count);
             if seq < covered {
                 continue;
             }
-            let offset = pieces[0].2;
+            let offset = pieces[0].offset;
             let expected = covered + restored.frames.len() as u64;
             if seq != expected {
                 return Err(damaged(offset, format!("journal entry {expected} is missing (the next one is {seq})")));
             }
-            pieces.sort_by_key(|p| p.0);
-            if pieces.len() != count as usize || pieces.iter().any(|p| p.1 != count) {
+            pieces.sort_by_key(|p| p.index);
+            if pieces.len() != count as usize || pieces.iter().any(|p| p.count != count) {
                 return Err(damaged(offset, format!("journal entry {seq}: {} of its {count} parts", pieces.len())));
             }
-            let frame: Vec<u8> = pieces.into_iter().flat_map(|p| p.3).collect();
+            let frame: Vec<u8> = pieces.into_iter().flat_map(|p| p.bytes).collect();
             if journal::decode_frame(&frame).is_none_or(|entry| entry.seq != seq) {
                 return Err(damaged(offset, format!("journal entry {seq} is damaged (length, CRC or sequence)")));
             }

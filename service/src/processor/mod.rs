@@ -937,8 +937,13 @@ impl<'p> Processor<'p> {
             // Marks first: each one taken now was acknowledged before the
             // pending notifications are read, so none of them is pending.
             let settled = changelog.marks.take_acknowledged();
-            let (outbox, notifications) = self.store.undelivered()?;
-            let payload = crate::changelog::encode_snapshot(&self.stored_offsets, &outbox, &notifications, &bytes);
+            let undelivered = self.store.undelivered()?;
+            let payload = crate::changelog::encode_snapshot(
+                &self.stored_offsets,
+                &undelivered.outbox,
+                &undelivered.notifications,
+                &bytes,
+            );
             changelog.snapshot(self.journal.next_seq(), &payload, settled);
         }
         self.store.trim(self.config.engine.keep_records)?;
