@@ -121,7 +121,6 @@ fn a_process_on_an_empty_state_dir_rebuilds_the_state_from_the_changelog_and_los
     std::fs::remove_dir_all(&first_state).unwrap();
     let keys = changelog_keys(&format!("{topic}.changelog"));
     assert!(keys.contains("s"), "a snapshot header is in the changelog: {keys:?}");
-    assert!(keys.iter().any(|k| k.starts_with("j/")), "entries after the snapshot are in the changelog");
 
     let second_state = dir.path().join("second").display().to_string();
     let second = Service::start(&run_args(&config, &second_state, &rules), &log);
@@ -179,6 +178,14 @@ fn tick(start: i64, offset_ms: i64) -> String {
     )
 }
 
+/// An event no rule uses at `offset_ms`: an input that moves nothing.
+fn filler(start: i64, n: usize, offset_ms: i64) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"filler-{n}","source":"clock","type":"tick","time":"{}","data":{{}}}}"#,
+        at(start, offset_ms)
+    )
+}
+
 /// The notification ids `mon simulate --notifications` gives for `events`.
 fn simulated_ids(rules: &Path, events: &[String], file: &Path) -> BTreeSet<String> {
     std::fs::write(file, events.join("\n")).unwrap();
@@ -197,29 +204,54 @@ fn post_lines(service: &Service, lines: &[String]) {
     }
 }
 
+/// How the first process's notifications stand when its disk is lost.
+#[derive(PartialEq)]
+enum BeforeTheKill {
+    /// Sent and marked, with no snapshot since: the restored process makes
+    /// them again in its replay, and only the marks hold them back.
+    SentAndMarked,
+    /// Still pending (the receiver is down) and held by a snapshot: the
+    /// restored process gets them from the snapshot and sends them.
+    PendingInASnapshot,
+}
+
 #[test]
 fn a_notification_sent_before_the_disk_was_lost_is_not_sent_again_by_the_restored_process() {
+    notifications_across_a_lost_disk(BeforeTheKill::SentAndMarked);
+}
+
+#[test]
+fn a_notification_pending_in_a_snapshot_is_sent_once_by_the_restored_process() {
+    notifications_across_a_lost_disk(BeforeTheKill::PendingInASnapshot);
+}
+
+/// Phase one to a first process, which is killed and its state directory
+/// deleted; phase two to a second process on a new directory. The webhook
+/// receiver must get every notification `mon simulate` makes, each once.
+fn notifications_across_a_lost_disk(case: BeforeTheKill) {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let hook = runtime.block_on(HttpReceiver::start());
+    let hook_address = service::free_address();
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
         rules.join("trade.mon"),
         format!(
             "event placed {{ id: string, book: string }}\nevent booked {{ id: string }}\n\
-             channel desk webhook \"{}/hook\"\n\
-             workflow trade {{\n  key id\n  group by book\n  notify desk\n  expect placed\n  then booked within 1m\n}}\n",
-            hook.base
+             channel desk webhook \"http://{hook_address}/hook\"\n\
+             workflow trade {{\n  key id\n  group by book\n  notify desk\n  expect placed\n  then booked within 1m\n}}\n"
         ),
     )
     .unwrap();
     let start = service::now_ms() / MINUTE * MINUTE - 60 * MINUTE;
     let books = ["FX", "EQ", "RATES", "CREDIT"];
-    // Phase one: trades of four books stall (one firing message per book).
+    // Phase one: trades of four books stall (one firing message per book),
+    // then events no rule uses at the same instant, so that a snapshot
+    // taken every 7 inputs comes after the last notification.
     let mut before: Vec<String> = (0..40).map(|n| placed(start, n, books[n % 4], n as i64 * 100)).collect();
     before.extend((1..=3).map(|n| tick(start, n * 2 * MINUTE)));
+    before.extend((0..8).map(|n| filler(start, n, 6 * MINUTE)));
     // Phase two, after the restore: they are booked late and resolve.
     let mut after: Vec<String> = (0..40).map(|n| booked(start, n, 10 * MINUTE + n as i64 * 100)).collect();
     after.extend((1..=6).map(|n| tick(start, 10 * MINUTE + n * 5 * MINUTE)));
@@ -235,35 +267,63 @@ fn a_notification_sent_before_the_disk_was_lost_is_not_sent_again_by_the_restore
         kafka::create_topic(t, 1);
     }
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    // No snapshot before the kill: the restored process replays every
-    // batch of phase one and makes its notifications again, and only the
-    // marks keep them from going out twice.
+    if case == BeforeTheKill::PendingInASnapshot {
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str("[engine]\nsnapshot_every = 7\n[alerts.delivery]\nretry_initial_ms = 100\nretry_max_ms = 300\n");
+        std::fs::write(&config, text).unwrap();
+    }
     let config = config.display().to_string();
     let rules_arg = rules.display().to_string();
     let log = dir.path().join("mon.log");
     let first_state = dir.path().join("first");
     let first_state_arg = first_state.display().to_string();
-
-    let first = Service::start(&run_args(&config, &first_state_arg, &rules_arg), &log);
-    post_lines(&first, &before);
+    let changelog = format!("{topic}.changelog");
     let ids = |hook: &HttpReceiver| -> Vec<String> {
         hook.requests().iter().map(|r| r.header("idempotency-key").unwrap_or_default().to_string()).collect()
     };
-    wait_until(Duration::from_secs(30), "the first process to send the firing messages", || {
-        ids(&hook).len() >= expected_before.len()
-    });
-    // Each send is marked in the changelog after the receiver answered.
-    let changelog = format!("{topic}.changelog");
-    wait_until(Duration::from_secs(30), "the delivery marks in the changelog", || {
-        let marked = changelog_keys(&changelog).into_iter().filter(|k| k.starts_with("n/")).count();
-        marked + tombstoned_marks(&changelog) >= expected_before.len()
-    });
+
+    let hook = match case {
+        BeforeTheKill::SentAndMarked => Some(runtime.block_on(HttpReceiver::start_on(&hook_address))),
+        BeforeTheKill::PendingInASnapshot => None,
+    };
+    let first = Service::start(&run_args(&config, &first_state_arg, &rules_arg), &log);
+    post_lines(&first, &before);
+    match &hook {
+        Some(hook) => {
+            wait_until(Duration::from_secs(30), "the first process to send the firing messages", || {
+                ids(hook).len() >= expected_before.len()
+            });
+            // Each send is marked in the changelog after the receiver answered.
+            wait_until(Duration::from_secs(30), "the delivery marks in the changelog", || {
+                let marked = changelog_keys(&changelog).into_iter().filter(|k| k.starts_with("n/")).count();
+                marked + tombstoned_marks(&changelog) >= expected_before.len()
+            });
+            assert!(changelog_keys(&changelog).iter().any(|k| k.starts_with("j/")), "no snapshot: entries remain");
+        }
+        None => {
+            wait_until(Duration::from_secs(30), "the firing messages pending, tried and failed", || {
+                pending_attempted(&first) >= expected_before.len()
+            });
+            // A snapshot covers the entries that made the notifications (one
+            // per request, the ticks last), so the restored process gets
+            // them from the snapshot, not from its replay.
+            let last_tick = (before.len() - 8) as u64;
+            wait_until(Duration::from_secs(30), "a snapshot after the last tick", || {
+                snapshot_covered(&changelog).is_some_and(|covered| covered >= last_tick)
+            });
+        }
+    }
     first.kill9();
     std::fs::remove_dir_all(&first_state).unwrap();
 
+    let hook = hook.unwrap_or_else(|| runtime.block_on(HttpReceiver::start_on(&hook_address)));
     let second_state = dir.path().join("second").display().to_string();
     let second = Service::start(&run_args(&config, &second_state, &rules_arg), &log);
-    assert!(second.metric_sum("mon_changelog_restored_entries_total") > 0.0, "restored from the changelog");
+    assert!(
+        second.metric_sum("mon_changelog_restored_entries_total") > 0.0
+            || second.metric_sum("mon_changelog_restored_bytes_total") > 0.0,
+        "restored from the changelog"
+    );
     post_lines(&second, &after);
     wait_until(Duration::from_secs(60), "every notification to arrive", || {
         ids(&hook).into_iter().collect::<BTreeSet<_>>() == expected
@@ -275,8 +335,28 @@ fn a_notification_sent_before_the_disk_was_lost_is_not_sent_again_by_the_restore
     assert_eq!(distinct, expected, "the webhook got each notification");
     assert_eq!(received.len(), distinct.len(), "a notification was sent twice across the restore: {received:?}");
     let sent_by_second = second.metric_sum("mon_notifications_sent_total") as usize;
-    assert_eq!(sent_by_second, expected.len() - expected_before.len(), "the second process sent only the new ones");
+    let sent_by_first = match case {
+        BeforeTheKill::SentAndMarked => expected_before.len(),
+        BeforeTheKill::PendingInASnapshot => 0,
+    };
+    assert_eq!(sent_by_second, expected.len() - sent_by_first, "what the second process sent");
     assert_eq!(second.terminate(), Some(0));
+}
+
+/// The `covered` of the changelog's snapshot header, if it has one.
+fn snapshot_covered(topic: &str) -> Option<u64> {
+    let messages = kafka::consume_all(topic, 0, Duration::from_millis(300), Duration::from_secs(10));
+    let header = messages.iter().rev().find(|m| m.key.as_deref() == Some(b"s".as_slice()))?;
+    let header: Value = serde_json::from_slice(header.payload.as_deref()?).ok()?;
+    header["covered"].as_u64()
+}
+
+/// Pending notifications that have been tried at least once.
+fn pending_attempted(service: &Service) -> usize {
+    let text = service.get("/api/v1/notifications?state=pending&limit=1000").unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).unwrap_or_default();
+    let list = value["notifications"].as_array().cloned().unwrap_or_default();
+    list.iter().filter(|n| n["attempts"].as_u64().unwrap_or(0) >= 1).count()
 }
 
 /// Marks deleted by a snapshot (its pending list no longer needs them)
