@@ -1008,4 +1008,25 @@ mod tests {
         let config = Config::load(None, vars, &Overrides::default()).unwrap();
         assert_eq!(config.auth.oidc.unwrap().jwks_url, "http://127.0.0.1:8081/certs", "loopback may be plain http");
     }
+
+    #[test]
+    fn the_changelog_is_on_with_kafka_named_after_the_group_and_can_be_renamed_or_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        let load = |extra: &str| {
+            std::fs::write(&path, format!("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n{extra}")).unwrap();
+            Config::load(Some(&path), vec![], &Overrides::default())
+        };
+        let topic = |extra: &str| load(extra).unwrap().kafka.unwrap().changelog_topic();
+        assert_eq!(topic(""), Some("mon.changelog".into()));
+        assert_eq!(topic("group = \"desk\"\n"), Some("desk.changelog".into()));
+        assert_eq!(topic("changelog_topic = \"state\"\n"), Some("state".into()));
+        assert_eq!(topic("changelog = false\n"), None);
+        let env = vec![("MON_KAFKA__CHANGELOG".to_string(), "false".to_string())];
+        std::fs::write(&path, "[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n").unwrap();
+        let config = Config::load(Some(&path), env, &Overrides::default()).unwrap();
+        assert_eq!(config.kafka.unwrap().changelog_topic(), None, "MON_KAFKA__CHANGELOG=false");
+        let error = load("changelog_topic = \"mon.records\"\n").unwrap_err().to_string();
+        assert!(error.contains("kafka.changelog_topic") && error.contains("one of its own"), "{error}");
+    }
 }
