@@ -34,8 +34,13 @@
 //! the latest complete snapshot and the entries after it are written as
 //! the local `snapshot.bin` and `journal.log`; the recovery then replays
 //! them. If the local state is ahead (the topic is new or was deleted, or
-//! a crash came between the fsync and the acknowledgement), the missing
-//! entries are sent, or a snapshot is taken.
+//! a crash came between the fsync and the acknowledgement), a snapshot is
+//! written to the changelog.
+//!
+//! With Kafka away, the service stays up, as it does without the
+//! changelog: a start that cannot reach the broker goes on without it, and
+//! an entry the broker does not acknowledge leaves the changelog behind
+//! until a snapshot reaches it (the window is in docs/notes/durability.md).
 //!
 //! `records.rs` holds the encodings and the checks of what is read back;
 //! this module produces, reads and decides.
