@@ -365,3 +365,49 @@ fn tombstoned_marks(topic: &str) -> usize {
     let messages = kafka::consume_all(topic, 0, Duration::from_millis(300), Duration::from_secs(10));
     messages.iter().filter(|m| m.payload.is_none() && m.key.as_deref().is_some_and(|k| k.starts_with(b"n/"))).count()
 }
+
+#[test]
+fn a_changelog_record_it_cannot_read_stops_the_start_naming_topic_partition_and_offset() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1m");
+    let topic = kafka::unique_topic("changelog-bad");
+    let (records, dead, changelog) =
+        (format!("{topic}.records"), format!("{topic}.dead"), format!("{topic}.changelog"));
+    for t in [&topic, &records, &dead, &changelog] {
+        kafka::create_topic(t, 1);
+    }
+    // A journal entry whose frame is cut short (a format byte, part 0 of 1,
+    // and no frame).
+    kafka::produce(
+        &changelog,
+        [(Some(b"j/00000000000000000000".to_vec()), b"\x01\x00\x00\x00\x01".to_vec(), Vec::new())],
+    );
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let state = dir.path().join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["run", "--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap()])
+        .args(["--listen", &service::free_address(), "--log-format", "json", rules.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start mon run");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("mon run started on a changelog it cannot read");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    // Its offset is named, with what is wrong and what to do.
+    assert!(log.contains(&format!("the changelog {changelog}, partition 0, offset 0")), "{log}");
+    assert!(log.contains("journal entry 0") && log.contains("delete the topic"), "{log}");
+}
