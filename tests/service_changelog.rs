@@ -411,3 +411,73 @@ fn a_changelog_record_it_cannot_read_stops_the_start_naming_topic_partition_and_
     assert!(log.contains(&format!("the changelog {changelog}, partition 0, offset 0")), "{log}");
     assert!(log.contains("journal entry 0") && log.contains("delete the topic"), "{log}");
 }
+
+/// With the changelog's broker down (librdkafka's mock cluster, whose
+/// brokers can be stopped without losing the test broker's data), the
+/// service stays up: the first batch waits out `message.timeout.ms`, the
+/// changelog is behind (`mon_changelog_behind` 1) and later batches do not
+/// wait; once the broker is back, a snapshot makes it whole again.
+#[test]
+fn while_its_broker_is_down_the_changelog_is_behind_and_a_snapshot_makes_it_whole_again() {
+    use rdkafka::mocking::{MockCluster, MockCoordinator};
+    let mock = MockCluster::new(2).expect("start the mock cluster");
+    let brokers = mock.bootstrap_servers();
+    let (topic, records, dead, group) = ("in", "out.records", "out.dead", "mon-mock-changelog");
+    let changelog = format!("{group}.changelog");
+    for t in [topic, records, dead] {
+        mock.create_topic(t, 1, 1).expect("create a topic");
+        mock.partition_leader(t, 0, Some(1)).expect("its leader");
+    }
+    // Only the changelog's partition is on broker 2.
+    mock.create_topic(&changelog, 1, 1).expect("create the changelog");
+    mock.partition_leader(&changelog, 0, Some(2)).expect("the changelog's leader");
+    mock.coordinator(MockCoordinator::Group(group.into()), 1).expect("group coordinator");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let config = dir.path().join("mon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\ngroup = \"{group}\"\n\
+             records_topic = \"{records}\"\ndead_letter_topic = \"{dead}\"\n\
+             [kafka.properties]\n\"message.timeout.ms\" = \"2000\"\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let (config, rules) = (config.display().to_string(), rules.display().to_string());
+    let service = Service::start(&run_args(&config, &state, &rules), &dir.path().join("mon.log"));
+    let now = service::now_ms();
+    let post = |n: usize| {
+        let started = Instant::now();
+        let (status, body) = service.post("/api/v1/events", &service::job_started(n, now + n as i64));
+        assert_eq!(status, 200, "{body}");
+        started.elapsed()
+    };
+    post(0);
+    assert_eq!(service.metric("mon_changelog_behind"), Some(0.0));
+    assert!(service.metric("mon_changelog_produce_seconds_count").unwrap_or(0.0) >= 1.0, "the entry was acknowledged");
+
+    mock.broker_down(2).expect("broker 2 down");
+    let waited = post(1);
+    assert!(waited >= Duration::from_millis(1500), "the batch waited for the acknowledgement ({waited:?})");
+    assert_eq!(service.metric("mon_changelog_behind"), Some(1.0), "behind after an unacknowledged entry");
+    let waited = post(2);
+    assert!(waited < Duration::from_millis(1500), "a batch does not wait while the changelog is behind ({waited:?})");
+    assert_eq!(service.get("/healthz").as_deref(), Some("ok\n"), "alive while the changelog's broker is down");
+
+    mock.broker_up(2).expect("broker 2 up");
+    // The next batch after the retry interval (30 s) tries a snapshot.
+    let back = Instant::now();
+    let mut n = 3;
+    while service.metric("mon_changelog_behind") != Some(0.0) {
+        assert!(back.elapsed() < Duration::from_secs(60), "the changelog stayed behind after the broker came back");
+        post(n);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = std::fs::read_to_string(dir.path().join("mon.log")).unwrap();
+    assert!(log.contains("changelog: whole again"), "{log}");
+    assert_eq!(service.terminate(), Some(0));
+}
