@@ -529,7 +529,8 @@ impl Config {
                 ));
             }
             if let Some(changelog) = kafka.changelog_topic() {
-                let others = [&kafka.records_topic, &kafka.dead_letter_topic, &kafka.audit_topic];
+                let members = format!("{}.members", kafka.group);
+                let others = [&kafka.records_topic, &kafka.dead_letter_topic, &kafka.audit_topic, &members];
                 if changelog.trim().is_empty() {
                     problems.push("kafka.changelog_topic: empty; name a topic, or set `changelog = false`".into());
                 } else if kafka.topics.contains(&changelog) || others.contains(&&changelog) {
@@ -1028,5 +1029,7 @@ mod tests {
         assert_eq!(config.kafka.unwrap().changelog_topic(), None, "MON_KAFKA__CHANGELOG=false");
         let error = load("changelog_topic = \"mon.records\"\n").unwrap_err().to_string();
         assert!(error.contains("kafka.changelog_topic") && error.contains("one of its own"), "{error}");
+        let error = load("changelog_topic = \"mon.members\"\n").unwrap_err().to_string();
+        assert!(error.contains("one of its own"), "the group's members topic: {error}");
     }
 }
