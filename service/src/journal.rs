@@ -173,10 +173,15 @@ pub fn decode_frame(frame: &[u8]) -> Option<Entry> {
 /// Replaces the snapshot and journal of `dir` with `snapshot` (the state
 /// before entry `covered`) and `frames` (whole entries from `covered` on):
 /// how a state rebuilt from the changelog (`changelog.rs`) becomes the
-/// files that [`Journal::open`] and the ordinary recovery read. Written
-/// as new files, fsynced and renamed, journal first: a crash in between
-/// leaves a journal whose entries the old snapshot does not cover yet,
-/// which the next restore replaces again.
+/// files that [`Journal::open`] and the ordinary recovery read. Each file
+/// is written new, fsynced and renamed, in an order that keeps every
+/// crash in between safe: the journal is emptied first, then the snapshot
+/// replaced, then the entries written. Why: a crash then leaves the old
+/// snapshot alone or the new one alone, both behind the changelog (the
+/// next start restores again) or the new one equal to it (its state is the
+/// changelog's). Writing the entries first could leave them over the old
+/// snapshot with nothing in between, and equal to the changelog in number,
+/// so no restore would follow.
 pub fn install(dir: &Path, snapshot: Option<(u64, &[u8])>, frames: &[Vec<u8>]) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
     let write = |name: &str, parts: &[&[u8]]| -> Result<(), Error> {
@@ -190,7 +195,7 @@ pub fn install(dir: &Path, snapshot: Option<(u64, &[u8])>, frames: &[Vec<u8>]) -
         std::fs::rename(&temporary, &path).map_err(|e| io("cannot rename to", &path, e))
     };
     let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-    write(JOURNAL, &frames)?;
+    write(JOURNAL, &[])?;
     match snapshot {
         Some((covered, bytes)) => write(SNAPSHOT, &[&covered.to_le_bytes(), bytes])?,
         None => match std::fs::remove_file(dir.join(SNAPSHOT)) {
@@ -199,6 +204,8 @@ pub fn install(dir: &Path, snapshot: Option<(u64, &[u8])>, frames: &[Vec<u8>]) -
             Err(e) => return Err(io("cannot remove", &dir.join(SNAPSHOT), e)),
         },
     }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))?;
+    write(JOURNAL, &frames)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))
 }
 
