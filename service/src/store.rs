@@ -343,7 +343,12 @@ impl Store {
             batch.outbox.push(item);
         }
         for (i, bytes) in notifications.iter().enumerate() {
-            batch.notifications.push(decode_entry(&key(PENDING, i as u64), bytes)?);
+            let entry = decode_entry(&key(PENDING, i as u64), bytes)?;
+            // Restored once already (a restore that crashed before its
+            // files were in place is done again): not twice.
+            if !self.db.contains_key(by_id(&entry.notification.id))? {
+                batch.notifications.push(entry);
+            }
         }
         self.commit(batch, stored_offsets)
     }
@@ -847,5 +852,9 @@ mod tests {
         assert_eq!(handle.notification("b").unwrap().unwrap().0, DeliveryState::Pending);
         let pending = handle.pending_notifications(restored.next_notification_seq()).unwrap();
         assert_eq!(pending.iter().map(|(_, e)| e.notification.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
+        // A restore done again after a crash adds no notification twice.
+        restored.restore_outputs(&outbox, &notifications, Offsets::new(), &mut stored).unwrap();
+        let pending = restored.handle().pending_notifications(restored.next_notification_seq()).unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
     }
 }

@@ -458,15 +458,20 @@ fn open_reachable(
         restored_entries = restored.frames.len() as u64;
         store.settle_by_marks(restored.marks);
         let snapshot = restored.snapshot.map(|(header, payload)| (header.covered, payload));
+        // Why sled before the files: once the files are in place the local
+        // state is no longer behind and no later start would restore again,
+        // so what the snapshot carried must be in sled by then. A crash
+        // between the two restores again, and the outputs are written once
+        // more (records with the same ids; notifications by id only once).
+        if let Some((_, payload)) = &snapshot {
+            let mut stored = store.offsets()?;
+            store.restore_outputs(&payload.outbox, &payload.notifications, payload.offsets.clone(), &mut stored)?;
+        }
         journal::install(
             state_dir,
             snapshot.as_ref().map(|(covered, p)| (*covered, p.engine.as_slice())),
             &restored.frames,
         )?;
-        if let Some((_, payload)) = snapshot {
-            let mut stored = store.offsets()?;
-            store.restore_outputs(&payload.outbox, &payload.notifications, payload.offsets, &mut stored)?;
-        }
         let seconds = started.elapsed().as_secs_f64();
         metrics.changelog.restored_entries.inc_by(restored_entries);
         metrics.changelog.restored_bytes.inc_by(bytes);
