@@ -190,6 +190,19 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// The topics `mon run --create-topics` creates when they are missing.
     pub create_topics: CreateTopicsConfig,
+    /// Mirror the journal and snapshots to a compacted topic, so that a
+    /// process started on an empty or stale state directory rebuilds its
+    /// state from Kafka (docs/service.md, "The changelog"). On by default.
+    pub changelog: bool,
+    /// The changelog's topic; `<group>.changelog` when not given.
+    pub changelog_topic: Option<String>,
+}
+
+impl KafkaConfig {
+    /// The changelog topic, or `None` when the changelog is off.
+    pub fn changelog_topic(&self) -> Option<String> {
+        self.changelog.then(|| self.changelog_topic.clone().unwrap_or_else(|| format!("{}.changelog", self.group)))
+    }
 }
 
 /// How missing topics are created (docs/service.md, "Topics").
@@ -355,6 +368,8 @@ impl Default for KafkaConfig {
             audit_topic: "mon.audit".into(),
             properties: BTreeMap::new(),
             create_topics: CreateTopicsConfig::default(),
+            changelog: true,
+            changelog_topic: None,
         }
     }
 }
@@ -512,6 +527,17 @@ impl Config {
                     "kafka.create_topics.dead_letter_retention_ms: {} (a number of ms, or -1 to keep forever)",
                     create.dead_letter_retention_ms
                 ));
+            }
+            if let Some(changelog) = kafka.changelog_topic() {
+                let members = format!("{}.members", kafka.group);
+                let others = [&kafka.records_topic, &kafka.dead_letter_topic, &kafka.audit_topic, &members];
+                if changelog.trim().is_empty() {
+                    problems.push("kafka.changelog_topic: empty; name a topic, or set `changelog = false`".into());
+                } else if kafka.topics.contains(&changelog) || others.contains(&&changelog) {
+                    problems.push(format!(
+                        "kafka.changelog_topic: `{changelog}` is also another of mon's topics; the changelog needs one of its own"
+                    ));
+                }
             }
             if kafka.topics.contains(&kafka.records_topic) {
                 problems.push(format!(
@@ -982,5 +1008,28 @@ mod tests {
         ]));
         let config = Config::load(None, vars, &Overrides::default()).unwrap();
         assert_eq!(config.auth.oidc.unwrap().jwks_url, "http://127.0.0.1:8081/certs", "loopback may be plain http");
+    }
+
+    #[test]
+    fn the_changelog_is_on_with_kafka_named_after_the_group_and_can_be_renamed_or_turned_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mon.toml");
+        let load = |extra: &str| {
+            std::fs::write(&path, format!("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n{extra}")).unwrap();
+            Config::load(Some(&path), vec![], &Overrides::default())
+        };
+        let topic = |extra: &str| load(extra).unwrap().kafka.unwrap().changelog_topic();
+        assert_eq!(topic(""), Some("mon.changelog".into()));
+        assert_eq!(topic("group = \"desk\"\n"), Some("desk.changelog".into()));
+        assert_eq!(topic("changelog_topic = \"state\"\n"), Some("state".into()));
+        assert_eq!(topic("changelog = false\n"), None);
+        let env = vec![("MON_KAFKA__CHANGELOG".to_string(), "false".to_string())];
+        std::fs::write(&path, "[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n").unwrap();
+        let config = Config::load(Some(&path), env, &Overrides::default()).unwrap();
+        assert_eq!(config.kafka.unwrap().changelog_topic(), None, "MON_KAFKA__CHANGELOG=false");
+        let error = load("changelog_topic = \"mon.records\"\n").unwrap_err().to_string();
+        assert!(error.contains("kafka.changelog_topic") && error.contains("one of its own"), "{error}");
+        let error = load("changelog_topic = \"mon.members\"\n").unwrap_err().to_string();
+        assert!(error.contains("one of its own"), "the group's members topic: {error}");
     }
 }

@@ -21,6 +21,13 @@
 //!   from `retry_initial_ms` to `retry_max_ms`, moved by ±`retry_jitter`.
 //!   A restart tries every pending item at once.
 //!
+//! - **Marks in the changelog.** With the Kafka changelog on, a settled
+//!   notification (sent, or refused for good) is then marked there
+//!   (`n/<id>`), so that a process rebuilt from the changelog on a new disk
+//!   writes it as settled instead of sending it again. A crash between the
+//!   receiver's answer and the mark's acknowledgement still sends it once
+//!   more: at least once, with the same id.
+//!
 //! The real notifiers (email, webhook, Slack, PagerDuty, Alertmanager,
 //! SMS) implement [`Deliver`]; with `[notify] deliver = "log"`,
 //! [`LogDeliverer`] writes each notification as one log line instead.
@@ -154,6 +161,9 @@ pub struct DeliveryTask {
     /// Notified by the processor when it wrote notifications.
     pub wake: Arc<tokio::sync::Notify>,
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Where a settled notification is marked, so that a process restored
+    /// from the changelog does not send it again (`changelog.rs`).
+    pub marks: Option<Arc<crate::changelog::Marks>>,
 }
 
 type Attempt = (u64, NotificationEntry, Result<(), DeliveryFailure>);
@@ -253,6 +263,7 @@ impl DeliveryTask {
         in_flight.remove(&seq);
         let labels = ChannelLabels { channel: entry.notification.channel.clone() };
         let id = entry.notification.id.clone();
+        let sent_or_failed = outcome.is_ok();
         let written = match outcome {
             Ok(()) => {
                 retry_at.remove(&seq);
@@ -295,6 +306,12 @@ impl DeliveryTask {
         if let Err(e) = written {
             // The item stays pending and is sent again: a repeat, not a loss.
             tracing::error!(error = %e, id, "cannot record a notification's delivery");
+            return;
+        }
+        if let (Some(marks), Some(at)) = (&self.marks, entry.done_at) {
+            let settled = crate::store::Settled { sent: sent_or_failed, at };
+            let marks = marks.clone();
+            tokio::spawn(async move { marks.mark(&id, settled).await });
         }
     }
 

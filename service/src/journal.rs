@@ -103,26 +103,19 @@ impl Journal {
 
     /// Appends one batch and fsyncs it; returns its sequence number.
     pub fn append(&mut self, inputs: &[Input], offsets: &Offsets) -> Result<u64, Error> {
+        self.append_framed(inputs, offsets).map(|(seq, _)| seq)
+    }
+
+    /// [`append`](Self::append), also returning the entry's bytes exactly
+    /// as they were written (the changelog sends the same frame).
+    pub fn append_framed(&mut self, inputs: &[Input], offsets: &Offsets) -> Result<(u64, Vec<u8>), Error> {
         let seq = self.next_seq;
-        let mut body = Vec::with_capacity(64 + inputs.len() * 256);
-        body.extend_from_slice(&seq.to_le_bytes());
-        body.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
-        for ((topic, partition), next) in offsets {
-            body.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-            body.extend_from_slice(topic.as_bytes());
-            body.extend_from_slice(&partition.to_le_bytes());
-            body.extend_from_slice(&next.to_le_bytes());
-        }
-        body.extend_from_slice(&encode_inputs(inputs));
-        let mut frame = Vec::with_capacity(body.len() + 8);
-        frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        frame.extend_from_slice(&body);
+        let frame = encode_frame(seq, inputs, offsets);
         let path = self.dir.join(JOURNAL);
         self.file.write_all(&frame).map_err(|e| io("cannot append to", &path, e))?;
         self.file.sync_data().map_err(|e| io("cannot sync", &path, e))?;
         self.next_seq += 1;
-        Ok(seq)
+        Ok((seq, frame))
     }
 
     /// Saves a snapshot of the state after every entry so far, then empties
@@ -143,6 +136,77 @@ impl Journal {
         self.file.sync_all().map_err(|e| io("cannot sync", &journal, e))?;
         Ok(())
     }
+}
+
+/// One entry as it is written to the file: u32 length, u32 CRC-32 of
+/// the body, the body. The same inputs and offsets always give the same
+/// bytes (offsets are ordered), so an entry read back frames as it was.
+pub fn encode_frame(seq: u64, inputs: &[Input], offsets: &Offsets) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64 + inputs.len() * 256);
+    body.extend_from_slice(&seq.to_le_bytes());
+    body.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+    for ((topic, partition), next) in offsets {
+        body.extend_from_slice(&(topic.len() as u16).to_le_bytes());
+        body.extend_from_slice(topic.as_bytes());
+        body.extend_from_slice(&partition.to_le_bytes());
+        body.extend_from_slice(&next.to_le_bytes());
+    }
+    body.extend_from_slice(&encode_inputs(inputs));
+    let mut frame = Vec::with_capacity(body.len() + 8);
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Reads one whole frame (as [`encode_frame`] makes it); `None` if its
+/// length, checksum or body is wrong.
+pub fn decode_frame(frame: &[u8]) -> Option<Entry> {
+    let (length, rest) = frame.split_first_chunk::<4>()?;
+    let (crc, body) = rest.split_first_chunk::<4>()?;
+    if body.len() != u32::from_le_bytes(*length) as usize || crc32fast::hash(body) != u32::from_le_bytes(*crc) {
+        return None;
+    }
+    decode_entry(body)
+}
+
+/// Replaces the snapshot and journal of `dir` with `snapshot` (the state
+/// before entry `covered`) and `frames` (whole entries from `covered` on):
+/// how a state rebuilt from the changelog (`changelog.rs`) becomes the
+/// files that [`Journal::open`] and the ordinary recovery read. Each file
+/// is written new, fsynced and renamed, in an order that keeps every
+/// crash in between safe: the journal is emptied first, then the snapshot
+/// replaced, then the entries written. Why: a crash then leaves the old
+/// snapshot alone or the new one alone, both behind the changelog (the
+/// next start restores again) or the new one equal to it (its state is the
+/// changelog's). Writing the entries first could leave them over the old
+/// snapshot with nothing in between, and equal to the changelog in number,
+/// so no restore would follow.
+pub fn install(dir: &Path, snapshot: Option<(u64, &[u8])>, frames: &[Vec<u8>]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+    let write = |name: &str, parts: &[&[u8]]| -> Result<(), Error> {
+        let temporary = dir.join(format!("{name}.restore"));
+        let mut file = File::create(&temporary).map_err(|e| io("cannot create", &temporary, e))?;
+        for part in parts {
+            file.write_all(part).map_err(|e| io("cannot write", &temporary, e))?;
+        }
+        file.sync_all().map_err(|e| io("cannot sync", &temporary, e))?;
+        let path = dir.join(name);
+        std::fs::rename(&temporary, &path).map_err(|e| io("cannot rename to", &path, e))
+    };
+    let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    write(JOURNAL, &[])?;
+    match snapshot {
+        Some((covered, bytes)) => write(SNAPSHOT, &[&covered.to_le_bytes(), bytes])?,
+        None => match std::fs::remove_file(dir.join(SNAPSHOT)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot remove", &dir.join(SNAPSHOT), e)),
+        },
+    }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))?;
+    write(JOURNAL, &frames)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))
 }
 
 /// The complete entries of the file and the length they span.
@@ -229,5 +293,31 @@ mod tests {
         assert_eq!(recovered.snapshot, Some((1, b"state".to_vec())));
         assert_eq!(recovered.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
         assert_eq!(journal.next_seq, 2);
+    }
+
+    #[test]
+    fn installed_files_are_what_open_reads_and_frames_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut offsets = Offsets::new();
+        offsets.insert(("events".into(), 0), 9);
+        let frames =
+            vec![encode_frame(4, &[Input::Tick(4)], &offsets), encode_frame(5, &[Input::Tick(5)], &Offsets::new())];
+        assert_eq!(decode_frame(&frames[0]).unwrap().offsets, offsets);
+        assert!(decode_frame(&frames[0][..frames[0].len() - 1]).is_none(), "a short frame is refused");
+        // Over an older state, which the installed one replaces whole.
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            journal.append(&[Input::Tick(1)], &Offsets::new()).unwrap();
+        }
+        install(dir.path(), Some((4, b"state")), &frames).unwrap();
+        let (journal, recovered) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovered.snapshot, Some((4, b"state".to_vec())));
+        assert_eq!(recovered.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(recovered.entries[0].offsets, offsets);
+        assert_eq!(journal.next_seq, 6);
+        // Frames re-encoded from what was read are the bytes written.
+        let again: Vec<Vec<u8>> =
+            recovered.entries.iter().map(|e| encode_frame(e.seq, &e.inputs, &e.offsets)).collect();
+        assert_eq!(again, frames);
     }
 }

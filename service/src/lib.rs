@@ -22,6 +22,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod changelog;
 pub mod clock;
 pub mod config;
 pub mod delivery;
@@ -147,6 +148,19 @@ pub fn run_with(
     // Before the state is opened: a certificate that cannot be used is a
     // configuration error, not a service that starts and cannot answer.
     let tls = config.http.tls.as_ref().map(tls::server_config).transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    stop_on_signal(&runtime, stop.clone());
+    let kafka_context =
+        kafka::Context { metrics: metrics.clone(), problems: Arc::new(kafka::Problems::new(metrics.clone())) };
+    if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
+        // Before subscribing (the consumer then finds its topics at once)
+        // and before the changelog is read.
+        runtime.block_on(kafka::topics::create_missing(kafka, kafka_context.clone()))?;
+    }
     let mut store = Store::open(&config.state_dir)?;
     let event_retention = config.retention.events_ms().map_err(Error::config)?;
     store.keep_events(event_retention.is_some())?;
@@ -160,7 +174,26 @@ pub fn run_with(
             clock_name(config.clock)
         )));
     }
+    // Before the journal is opened: a state directory that is empty or
+    // behind the changelog gets its journal and snapshot from Kafka, and
+    // the ordinary recovery below replays them (changelog.rs).
+    let mut changelog = match config.kafka.as_ref().and_then(|k| Some((k, k.changelog_topic()?))) {
+        Some((kafka, topic)) => changelog::open(
+            kafka,
+            &topic,
+            kafka_context.clone(),
+            &runtime,
+            &config.state_dir,
+            &mut store,
+            metrics.clone(),
+        )?,
+        None => None,
+    };
     let (journal, recovered) = Journal::open(&config.state_dir)?;
+    // A changelog behind the local journal (new, deleted, or a crash
+    // before its acknowledgement) gets a snapshot once the state is
+    // recovered.
+    let changelog_needs_snapshot = changelog.as_mut().is_some_and(|o| o.changelog.behind_local(journal.next_seq()));
     let versions = Versions::open(&store.handle())?;
     let audit = Audit::open(&store.handle())?;
     let (deploy, deployed_now) = import_rules(&versions, &audit, rules)?;
@@ -203,18 +236,6 @@ pub fn run_with(
 
     let envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
-    stop_on_signal(&runtime, stop.clone());
-    let kafka_context =
-        kafka::Context { metrics: metrics.clone(), problems: Arc::new(kafka::Problems::new(metrics.clone())) };
-    if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
-        // Before subscribing: the consumer then finds its topics at once.
-        runtime.block_on(kafka::topics::create_missing(kafka, kafka_context.clone()))?;
-    }
     let (consumer, producer) = match &config.kafka {
         Some(kafka) => {
             (Some(kafka::consumer(kafka, kafka_context.clone())?), Some(kafka::producer(kafka, kafka_context.clone())?))
@@ -320,6 +341,7 @@ pub fn run_with(
             flushed: notifications_flushed.clone(),
             wake: delivery_wake.clone(),
             stop: delivery_stop_rx,
+            marks: changelog.as_ref().map(|opened| opened.changelog.marks.clone()),
         }
         .run(),
     );
@@ -376,6 +398,7 @@ pub fn run_with(
         activating_by: None,
         live,
         journal,
+        changelog: changelog.map(|opened| opened.changelog),
         store,
         stored_offsets,
         envelopes,
@@ -406,6 +429,9 @@ pub fn run_with(
     };
     let had_snapshot = recovered.snapshot.is_some();
     let replayed = processor.replay(recovered.entries, applied)?;
+    if changelog_needs_snapshot {
+        processor.take_snapshot()?;
+    }
     tracing::info!(
         snapshot = had_snapshot,
         replayed_inputs = replayed,

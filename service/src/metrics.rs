@@ -84,6 +84,8 @@ pub struct Metrics {
     pub kafka_assigned: AtomicBool,
     /// Why Kafka is not usable, if it is not (the last client error).
     pub kafka_problem: Mutex<Option<String>>,
+    /// The state changelog's produce latency and restores (`changelog.rs`).
+    pub changelog: crate::changelog::ChangelogMetrics,
 }
 
 impl Metrics {
@@ -166,7 +168,10 @@ impl Metrics {
             "Age of the oldest notification not yet delivered, by channel",
             notifications_oldest_pending_seconds.clone(),
         );
+        let changelog = crate::changelog::ChangelogMetrics::new();
+        changelog.register(&mut registry);
         Metrics {
+            changelog,
             registry,
             notifications_sent,
             notifications_failed,

@@ -22,6 +22,13 @@
 //! may be pending again and is sent again with the same id, which the
 //! receiver drops. Sent and failed ones are trimmed like records.
 //!
+//! A state rebuilt from the Kafka changelog (`changelog.rs`) starts with
+//! a fresh sled: [`Store::restore_outputs`] puts back the outbox and the
+//! pending notifications the changelog's snapshot carried, and
+//! [`Store::settle_by_marks`] makes every notification the lost process
+//! had already delivered arrive here as sent (or failed), never pending,
+//! so the delivery task does not send it again.
+//!
 //! The event store is not in sled: it keeps its own segment files under
 //! `<state_dir>/events/` (`events/`); the store only opens it and hands it
 //! to the processor and the API.
@@ -57,6 +64,25 @@ pub struct Store {
     dir: PathBuf,
     /// The event store ([`EventStore::off`] unless turned on).
     events: EventStore,
+    /// Notification id → how a process before a restore from the
+    /// changelog settled it ([`Store::settle_by_marks`]).
+    settled_elsewhere: std::collections::HashMap<String, Settled>,
+}
+
+/// The outbox items and pending notifications, as stored (for a snapshot
+/// in the changelog).
+pub struct Undelivered {
+    pub outbox: Vec<Vec<u8>>,
+    pub notifications: Vec<Vec<u8>>,
+}
+
+/// How a notification's delivery ended, as the changelog's mark says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settled {
+    /// True: the receiver accepted it; false: it refused it for good.
+    pub sent: bool,
+    /// When (wall clock, ms).
+    pub at: i64,
 }
 
 /// A notification in the outbox, with what its delivery has met so far.
@@ -193,7 +219,7 @@ impl Store {
         // sent or failed: the next one follows the highest of the three.
         let notifications = last(PENDING)?.max(last(SENT)?).max(last(FAILED)?);
         let next = [last(OUTBOX)?, last(RECORDS)?, last(DEAD_LETTERS)?, notifications];
-        Ok(Store { db, next, dir: dir.to_path_buf(), events: EventStore::off() })
+        Ok(Store { db, next, dir: dir.to_path_buf(), events: EventStore::off(), settled_elsewhere: Default::default() })
     }
 
     /// Opens the event store (`<dir>/events`) when `on`; before any handle
@@ -256,7 +282,16 @@ impl Store {
         }
         for entry in &batch.notifications {
             let seq = self.next[3];
-            write.insert(&key(PENDING, seq), encode_entry(entry)?);
+            match self.settled_elsewhere.get(&entry.notification.id) {
+                // Why: a process that was lost had delivered it; the replay
+                // of the changelog made it again, and it must not go twice.
+                Some(settled) => {
+                    let mut done = entry.clone();
+                    done.done_at = Some(settled.at);
+                    write.insert(&key(if settled.sent { SENT } else { FAILED }, seq), encode_entry(&done)?);
+                }
+                None => write.insert(&key(PENDING, seq), encode_entry(entry)?),
+            }
             write.insert(by_id(&entry.notification.id), &seq.to_be_bytes());
             self.next[3] += 1;
         }
@@ -273,6 +308,49 @@ impl Store {
         self.db.apply_batch(write)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Notifications that an earlier process settled (the changelog's
+    /// delivery marks): from now on they are written as sent or failed
+    /// instead of pending. Called before the replay of a restored state.
+    pub fn settle_by_marks(&mut self, marks: std::collections::HashMap<String, Settled>) {
+        self.settled_elsewhere = marks;
+    }
+
+    /// The outbox items and pending notifications, as stored: what a
+    /// snapshot in the changelog must carry, since their batches are
+    /// covered by it and would not be replayed after a restore.
+    pub fn undelivered(&self) -> Result<Undelivered, Error> {
+        let raw = |prefix: u8| -> Result<Vec<Vec<u8>>, Error> {
+            self.db.scan_prefix([prefix]).values().map(|v| Ok(v?.to_vec())).collect()
+        };
+        Ok(Undelivered { outbox: raw(OUTBOX)?, notifications: raw(PENDING)? })
+    }
+
+    /// Writes what [`undelivered`](Self::undelivered) gave (from a
+    /// changelog snapshot) and the offsets stored with it, as one batch.
+    pub fn restore_outputs(
+        &mut self,
+        outbox: &[Vec<u8>],
+        notifications: &[Vec<u8>],
+        offsets: Offsets,
+        stored_offsets: &mut Offsets,
+    ) -> Result<(), Error> {
+        let mut batch = BatchWrite { offsets, ..BatchWrite::default() };
+        for (i, bytes) in outbox.iter().enumerate() {
+            let item = decode_outbox(bytes)
+                .ok_or_else(|| Error::damaged(Domain::Store, format!("outbox item {i} of the snapshot is damaged")))?;
+            batch.outbox.push(item);
+        }
+        for (i, bytes) in notifications.iter().enumerate() {
+            let entry = decode_entry(&key(PENDING, i as u64), bytes)?;
+            // Restored once already (a restore that crashed before its
+            // files were in place is done again): not twice.
+            if !self.db.contains_key(by_id(&entry.notification.id))? {
+                batch.notifications.push(entry);
+            }
+        }
+        self.commit(batch, stored_offsets)
     }
 
     /// The sequence the next outbox item gets: every item below it is flushed
@@ -721,5 +799,62 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Event).unwrap(), ClockMode::Event);
         assert_eq!(Store::open(dir.path()).unwrap().clock(ClockMode::Wall).unwrap(), ClockMode::Event);
+    }
+
+    #[test]
+    fn a_restored_store_gets_the_snapshots_outputs_and_settles_what_the_marks_name() {
+        use mon_runtime::alerts::Notification;
+        let notification = |id: &str| -> Notification {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "channel": "ops", "at": 5, "event": "firing", "group_key": format!("ops/{id}"),
+                "workflow": "w", "step": "s", "kind": "missing", "severity": "high", "group": {},
+                "program_hash": "h", "active": 1, "acknowledged": 0, "new": 1, "resolved": 0,
+                "escalated": false, "alerts": [], "summary": "s"
+            }))
+            .unwrap()
+        };
+        let item = OutboxItem {
+            target: Target::Records,
+            key: Some(b"w/1".to_vec()),
+            payload: b"{}".to_vec(),
+            headers: vec![],
+        };
+        // The lost process's store: one outbox item, two pending notifications.
+        let lost = tempfile::tempdir().unwrap();
+        let mut offsets = Offsets::new();
+        let mut store = Store::open(lost.path()).unwrap();
+        let batch = BatchWrite {
+            outbox: vec![item.clone()],
+            notifications: vec![
+                NotificationEntry::new(notification("a"), 1),
+                NotificationEntry::new(notification("b"), 2),
+            ],
+            ..Default::default()
+        };
+        store.commit(batch, &mut offsets).unwrap();
+        let Undelivered { outbox, notifications } = store.undelivered().unwrap();
+        assert_eq!((outbox.len(), notifications.len()), (1, 2));
+
+        // The new one: "a" was marked sent in the changelog after the snapshot.
+        let fresh = tempfile::tempdir().unwrap();
+        let mut restored = Store::open(fresh.path()).unwrap();
+        restored.settle_by_marks([("a".to_string(), Settled { sent: true, at: 7 })].into_iter().collect());
+        let snapshot_offsets: Offsets = [(("events".to_string(), 0), 12)].into_iter().collect();
+        let mut stored = Offsets::new();
+        restored.restore_outputs(&outbox, &notifications, snapshot_offsets.clone(), &mut stored).unwrap();
+        assert_eq!(restored.offsets().unwrap(), snapshot_offsets);
+        let handle = restored.handle();
+        let items = handle.outbox_after(None, restored.next_outbox_seq(), 10).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!((items[0].1.key.clone(), items[0].1.payload.clone()), (item.key, item.payload));
+        let (state, entry) = handle.notification("a").unwrap().unwrap();
+        assert_eq!((state, entry.done_at), (DeliveryState::Sent, Some(7)));
+        assert_eq!(handle.notification("b").unwrap().unwrap().0, DeliveryState::Pending);
+        let pending = handle.pending_notifications(restored.next_notification_seq()).unwrap();
+        assert_eq!(pending.iter().map(|(_, e)| e.notification.id.as_str()).collect::<Vec<_>>(), vec!["b"]);
+        // A restore done again after a crash adds no notification twice.
+        restored.restore_outputs(&outbox, &notifications, Offsets::new(), &mut stored).unwrap();
+        let pending = restored.handle().pending_notifications(restored.next_notification_seq()).unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
     }
 }

@@ -113,6 +113,7 @@ fn start(notifications: Vec<Notification>, script: Arc<Script>, max_in_flight: u
             flushed: Arc::new(AtomicU64::new(store.next_notification_seq())),
             wake: Arc::new(tokio::sync::Notify::new()),
             stop: stop_rx,
+            marks: None,
         }
         .run(),
     );

@@ -224,6 +224,8 @@ pub struct Processor<'p> {
     pub activating_by: Option<String>,
     pub live: Live<'p>,
     pub journal: Journal,
+    /// The journal and snapshots mirrored to Kafka (`changelog.rs`), when on.
+    pub changelog: Option<crate::changelog::Changelog>,
     pub store: Store,
     pub stored_offsets: Offsets,
     pub config: Config,
@@ -716,7 +718,17 @@ impl<'p> Processor<'p> {
         self.count_accepted(accepted_by_type);
         self.report_split_keys();
         let started = Instant::now();
-        let seq = self.journal.append(&batch.inputs, &batch.offsets)?;
+        let seq = match self.changelog.as_mut() {
+            // Why before the sled write: that write lets the batch's
+            // outputs out, and a state rebuilt from the changelog must
+            // hold every batch whose outputs left.
+            Some(changelog) => {
+                let (seq, frame) = self.journal.append_framed(&batch.inputs, &batch.offsets)?;
+                changelog.append(seq, &frame);
+                seq
+            }
+            None => self.journal.append(&batch.inputs, &batch.offsets)?,
+        };
         self.journaled_since_snapshot += batch.inputs.len() as u64;
         let kafka_offsets = batch.offsets.clone();
         let has_output = self.write_outputs(batch, records, seq)?;
@@ -735,7 +747,8 @@ impl<'p> Processor<'p> {
                 tracing::debug!(error = %e, "kafka offset commit");
             }
         }
-        if self.journaled_since_snapshot >= self.config.engine.snapshot_every {
+        let changelog_behind = self.changelog.as_ref().is_some_and(|c| c.wants_snapshot());
+        if self.journaled_since_snapshot >= self.config.engine.snapshot_every || changelog_behind {
             self.take_snapshot()?;
         }
         self.compact_rollups()?;
@@ -906,7 +919,7 @@ impl<'p> Processor<'p> {
         }
     }
 
-    fn take_snapshot(&mut self) -> Result<(), Error> {
+    pub(crate) fn take_snapshot(&mut self) -> Result<(), Error> {
         let started = Instant::now();
         let bytes = self
             .live
@@ -920,6 +933,19 @@ impl<'p> Processor<'p> {
         // open segment holds without an fsync.
         self.store.event_store().sync()?;
         self.journal.snapshot(&bytes)?;
+        if let Some(changelog) = self.changelog.as_mut() {
+            // Marks first: each one taken now was acknowledged before the
+            // pending notifications are read, so none of them is pending.
+            let settled = changelog.marks.take_acknowledged();
+            let undelivered = self.store.undelivered()?;
+            let payload = crate::changelog::encode_snapshot(
+                &self.stored_offsets,
+                &undelivered.outbox,
+                &undelivered.notifications,
+                &bytes,
+            );
+            changelog.snapshot(self.journal.next_seq(), &payload, settled);
+        }
         self.store.trim(self.config.engine.keep_records)?;
         tracing::info!(
             bytes = bytes.len(),

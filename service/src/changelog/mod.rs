@@ -1,0 +1,665 @@
+//! The state changelog: the journal and the snapshots of `mon run`, also
+//! kept in a compacted Kafka topic, so that the local state directory is a
+//! cache that a process started on an empty, missing or stale directory
+//! rebuilds from Kafka (issue 14, first slice: one process per group).
+//!
+//! What is written, and when (docs/notes/durability.md, "The changelog"):
+//! - `j/<seq>`: each journal entry, its frame exactly as `journal.rs`
+//!   wrote it, produced right after the journal's fsync; the processing
+//!   thread waits for the broker's acknowledgement before the batch's sled
+//!   write, so nothing of the batch leaves the process (records, replies,
+//!   offset commits) before the changelog holds it. A frame larger than a
+//!   chunk goes in parts, `j/<seq>/<part>` after the first.
+//! - `s/<covered>/<n>` and `s`: a snapshot in chunks, then its header
+//!   naming the first journal sequence it does not cover, the chunk count,
+//!   the length and a CRC-32. The chunks of each snapshot have keys of
+//!   their own (the covered sequence is in the key), so a crash while a new
+//!   one is written never damages the one the header still names. Once
+//!   the header is acknowledged, tombstones delete the entries it covers
+//!   and the previous snapshot's chunks, so compaction bounds the topic.
+//!   A snapshot also carries the stored Kafka offsets, the outbox and the
+//!   pending notifications: their batches are covered, so a restore would
+//!   not make them again.
+//! - `n/<notification id>`: a notification's delivery mark, produced by
+//!   the delivery task after its receiver answered (`delivery.rs`); a
+//!   restore writes those as sent or failed, never pending.
+//!
+//! Everything goes to partition [`PARTITION`]: today one engine consumes
+//! every input partition, so there is one changelog stream; the topic is
+//! created with the input's partition count for the per-partition
+//! ownership to come.
+//!
+//! At start ([`open`]), before the ordinary recovery: if the changelog is
+//! ahead of the local journal, it is read from the beginning to its end and
+//! the latest complete snapshot and the entries after it are written as
+//! the local `snapshot.bin` and `journal.log`; the recovery then replays
+//! them. If the local state is ahead (the topic is new or was deleted, or
+//! a crash came between the fsync and the acknowledgement), a snapshot is
+//! written to the changelog.
+//!
+//! With Kafka away, the service stays up, as it does without the
+//! changelog: a start that cannot reach the broker goes on without it, and
+//! an entry the broker does not acknowledge leaves the changelog behind
+//! until a snapshot reaches it (the window is in docs/notes/durability.md).
+//!
+//! `records.rs` holds the encodings and the checks of what is read back;
+//! this module produces, reads and decides.
+//!
+//! What it must not do: start on a changelog it cannot read whole. A
+//! record it does not understand stops the start with its topic,
+//! partition and offset, rather than run on a state that silently lost
+//! part of itself.
+
+mod records;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::KafkaConfig;
+use crate::error::{Domain, Error, Retry};
+use crate::journal::{self, Journal};
+use crate::kafka::{client_config, client_error, Context};
+use crate::metrics::Metrics;
+use crate::store::{Settled, Store};
+pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, CHUNK_BYTES};
+use records::{
+    entry_records, mark_key, mark_value, must_restore, snapshot_records, tombstones_after_snapshot, HEADER_KEY,
+};
+
+/// The one partition the single engine writes and reads.
+pub const PARTITION: i32 = 0;
+
+/// How long the read of the whole changelog at start may take.
+const READ_LIMIT: Duration = Duration::from_secs(600);
+
+/// How long one produce may wait for the broker (librdkafka retries inside
+/// it) before the changelog counts as behind (see [`Changelog::append`]).
+const PRODUCE_TIMEOUT_MS: &str = "10000";
+
+/// While the changelog is behind, a snapshot to make it whole again is
+/// tried this often.
+const RETRY_EVERY: Duration = Duration::from_secs(30);
+
+/// How long the broker may take to answer the metadata request at start
+/// before the run goes on without the changelog.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The changelog's metrics (registered with the service's others).
+pub struct ChangelogMetrics {
+    /// From handing a journal entry to the producer to its acknowledgement.
+    pub produce_seconds: Histogram,
+    pub restored_entries: Counter,
+    pub restored_bytes: Counter,
+    pub restore_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// 1 while the changelog lacks entries the local journal has.
+    pub behind: Gauge,
+}
+
+impl Default for ChangelogMetrics {
+    fn default() -> Self {
+        ChangelogMetrics::new()
+    }
+}
+
+impl ChangelogMetrics {
+    pub fn new() -> Self {
+        ChangelogMetrics {
+            produce_seconds: Histogram::new(exponential_buckets(0.0002, 2.0, 14)),
+            restored_entries: Counter::default(),
+            restored_bytes: Counter::default(),
+            restore_seconds: Gauge::default(),
+            behind: Gauge::default(),
+        }
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "changelog_produce_seconds",
+            "From a journal entry handed to the changelog producer to the broker's acknowledgement",
+            self.produce_seconds.clone(),
+        );
+        registry.register(
+            "changelog_restored_entries",
+            "Journal entries rebuilt from the changelog at start",
+            self.restored_entries.clone(),
+        );
+        registry.register(
+            "changelog_restored_bytes",
+            "Bytes read from the changelog to rebuild the state at start",
+            self.restored_bytes.clone(),
+        );
+        registry.register(
+            "changelog_restore_seconds",
+            "Time the last restore from the changelog took",
+            self.restore_seconds.clone(),
+        );
+        registry.register(
+            "changelog_behind",
+            "1 while the changelog lacks journal entries (Kafka did not acknowledge them); a snapshot is retried",
+            self.behind.clone(),
+        );
+    }
+}
+
+type Producer = FutureProducer<Context>;
+
+/// Produces to partition [`PARTITION`] and waits for each acknowledgement.
+struct Sender {
+    producer: Producer,
+    topic: String,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Sender {
+    fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<DeliveryFuture, Error> {
+        loop {
+            let record = FutureRecord::<str, [u8]>::to(&self.topic).partition(PARTITION).key(key);
+            let record = match value {
+                Some(value) => record.payload(value),
+                None => record,
+            };
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                // Why wait: the queue empties as the broker acknowledges.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err((e, _)) => return Err(self.failed(key, e)),
+            }
+        }
+    }
+
+    /// Produces `records` and returns once the broker has acknowledged all.
+    fn send_all(&self, records: &[(String, Option<&[u8]>)]) -> Result<(), Error> {
+        let deliveries = records
+            .iter()
+            .map(|(key, value)| Ok((key, self.enqueue(key, *value)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.runtime.block_on(async {
+            for (key, delivery) in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => return Err(self.failed(key, e)),
+                    Err(_) => {
+                        return Err(Error::new(Domain::Kafka, Retry::Later, format!("{key}: the producer was dropped")))
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn failed(&self, key: &str, e: KafkaError) -> Error {
+        Error::new(Domain::Kafka, Retry::Later, format!("cannot write {key} to the changelog {}", self.topic))
+            .caused_by(e)
+    }
+}
+
+/// The writing side, owned by the processing thread.
+pub struct Changelog {
+    sender: Sender,
+    /// Entries in the topic not yet deleted, with their part counts.
+    entries: BTreeMap<u64, u16>,
+    /// The snapshot the header names now.
+    snapshot: Option<SnapshotHeader>,
+    /// The changelog holds every entry below this.
+    next_seq: u64,
+    /// Since when the changelog lacks entries (a produce failed, or it was
+    /// behind the local state at start), and when a snapshot was last tried.
+    behind: Option<Instant>,
+    pub marks: Arc<Marks>,
+    metrics: Arc<Metrics>,
+}
+
+impl Changelog {
+    /// Sends journal entry `seq` (its frame as written) and returns once
+    /// the broker has it. Why block here: the sled write after it is what
+    /// lets the batch's outputs out, and each must be in the changelog
+    /// first.
+    ///
+    /// When the broker does not acknowledge it within the producer's
+    /// timeout, the changelog is behind: later entries are not sent (the
+    /// service stays up, as it does without Kafka), and a snapshot that
+    /// makes it whole again is tried every [`RETRY_EVERY`]
+    /// ([`wants_snapshot`](Self::wants_snapshot)). Until then, a lost disk
+    /// loses what the changelog lacks (docs/notes/durability.md).
+    pub fn append(&mut self, seq: u64, frame: &[u8]) {
+        if self.behind.is_some() {
+            return;
+        }
+        let started = Instant::now();
+        let records = entry_records(seq, frame);
+        let refs: Vec<(String, Option<&[u8]>)> = records.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
+        match self.sender.send_all(&refs) {
+            Ok(()) => {
+                self.entries.insert(seq, records.len() as u16);
+                self.next_seq = seq + 1;
+                self.metrics.changelog.produce_seconds.observe(started.elapsed().as_secs_f64());
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    entry = seq,
+                    "changelog: the broker did not acknowledge a journal entry; the changelog is behind until a \
+                     snapshot reaches it"
+                );
+                self.fell_behind();
+            }
+        }
+    }
+
+    fn fell_behind(&mut self) {
+        self.behind = Some(Instant::now());
+        self.metrics.changelog.behind.set(1);
+    }
+
+    /// True when the changelog is behind and it is time to try a snapshot.
+    pub fn wants_snapshot(&self) -> bool {
+        self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
+    }
+
+    /// Sends a snapshot that covers every entry below `covered`, then
+    /// deletes what it makes useless. `settled` are the delivery marks
+    /// acknowledged before `payload`'s notifications were read: those
+    /// notifications are out of the pending list the snapshot carries, and
+    /// their batches are covered, so no restore makes them again.
+    /// A failure leaves (or makes) the changelog behind, to be tried again.
+    pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) {
+        match self.try_snapshot(covered, payload, settled) {
+            Ok(()) => {
+                if self.behind.take().is_some() {
+                    tracing::info!(covered, "changelog: whole again");
+                }
+                self.metrics.changelog.behind.set(0);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, covered, "changelog: cannot write a snapshot; it is behind");
+                self.fell_behind();
+            }
+        }
+    }
+
+    fn try_snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) -> Result<(), Error> {
+        let (chunks, header) = snapshot_records(covered, payload);
+        let refs: Vec<(String, Option<&[u8]>)> = chunks.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
+        self.sender.send_all(&refs)?;
+        let header_json = serde_json::to_vec(&header)
+            .map_err(|e| Error::damaged(Domain::Kafka, "cannot encode a snapshot header").caused_by(e))?;
+        // Why after the chunks: a header names only chunks the broker has.
+        self.sender.send_all(&[(HEADER_KEY.to_string(), Some(header_json.as_slice()))])?;
+        let mut tombstones = tombstones_after_snapshot(&self.entries, self.snapshot.as_ref(), &header);
+        tombstones.extend(settled.iter().map(|id| mark_key(id)));
+        let refs: Vec<(String, Option<&[u8]>)> = tombstones.into_iter().map(|k| (k, None)).collect();
+        // A lost tombstone only leaves a record that a restore skips.
+        if let Err(e) = self.sender.send_all(&refs) {
+            tracing::warn!(error = %e, "changelog: some records the snapshot covers were not deleted");
+        }
+        self.entries = self.entries.split_off(&covered);
+        self.snapshot = Some(header);
+        self.next_seq = self.next_seq.max(covered);
+        tracing::info!(covered, chunks = chunks.len(), bytes = payload.len(), "changelog: snapshot written");
+        Ok(())
+    }
+
+    /// At start: true if the local journal has entries the changelog
+    /// lacks (a crash between the fsync and the acknowledgement, a new or
+    /// deleted topic, a run that went on without it). Only a snapshot
+    /// makes it whole then: sending the missing entries alone would be
+    /// wrong if the changelog's entries came from another history of the
+    /// group (a run started on an empty directory while Kafka was away).
+    pub fn behind_local(&mut self, local_next: u64) -> bool {
+        if self.next_seq >= local_next {
+            return false;
+        }
+        tracing::info!(
+            changelog = self.next_seq,
+            local = local_next,
+            "changelog: behind the local state; a snapshot will be written"
+        );
+        self.fell_behind();
+        true
+    }
+}
+
+/// The delivery marks, written by the delivery task.
+pub struct Marks {
+    sender: Sender,
+    /// Marks acknowledged since the last snapshot took them.
+    acknowledged: Mutex<Vec<String>>,
+}
+
+impl Marks {
+    /// Records that notification `id` is settled. Awaited by the delivery
+    /// task after the receiver's answer; a crash before the mark is
+    /// acknowledged lets a restored process send it once more.
+    pub async fn mark(&self, id: &str, settled: Settled) {
+        let value = mark_value(settled);
+        let key = mark_key(id);
+        let delivery = match self.sender.enqueue(&key, Some(&value)) {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                tracing::warn!(error = %e, id, "changelog: cannot mark a notification delivered");
+                return;
+            }
+        };
+        match delivery.await {
+            Ok(Ok(_)) => {
+                if let Ok(mut acknowledged) = self.acknowledged.lock() {
+                    acknowledged.push(id.to_string());
+                }
+            }
+            Ok(Err((e, _))) => tracing::warn!(error = %e, id, "changelog: cannot mark a notification delivered"),
+            Err(_) => {}
+        }
+    }
+
+    /// The marks acknowledged so far, taken: a snapshot about to be made
+    /// deletes them.
+    pub fn take_acknowledged(&self) -> Vec<String> {
+        self.acknowledged.lock().map(|mut marks| std::mem::take(&mut *marks)).unwrap_or_default()
+    }
+}
+
+/// What [`open`] did.
+pub struct Opened {
+    pub changelog: Changelog,
+    /// Entries rebuilt from the changelog (0: the local state was kept).
+    pub restored_entries: u64,
+}
+
+fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
+    client_config(
+        kafka,
+        &[
+            ("enable.idempotence", "true"),
+            // Why no linger: the processing thread waits for each entry.
+            ("linger.ms", "0"),
+            ("message.timeout.ms", PRODUCE_TIMEOUT_MS),
+        ],
+    )
+    .create_with_context(context)
+    .map_err(|e| client_error("cannot create the changelog producer", e))
+}
+
+/// Makes sure the changelog topic exists, reads it, and rebuilds the local
+/// journal and snapshot in `state_dir` from it when it is ahead of them
+/// (with what the snapshot carried and the delivery marks into `store`).
+/// Called before the journal is opened for recovery.
+///
+/// `None` when the broker cannot be reached: the run goes on from the local
+/// state without a changelog (as a service without Kafka does; the next
+/// start with Kafka reachable writes a snapshot to it). A changelog that
+/// is there but cannot be read whole is an error.
+pub fn open(
+    kafka: &KafkaConfig,
+    topic: &str,
+    context: Context,
+    runtime: &tokio::runtime::Runtime,
+    state_dir: &Path,
+    store: &mut Store,
+    metrics: Arc<Metrics>,
+) -> Result<Option<Opened>, Error> {
+    match open_reachable(kafka, topic, context, runtime, state_dir, store, metrics) {
+        Err(e) if e.is_retryable() => {
+            tracing::warn!(
+                error = %e,
+                topic,
+                "changelog: Kafka cannot be reached; this run starts from the local state and does not mirror it"
+            );
+            Ok(None)
+        }
+        other => other.map(Some),
+    }
+}
+
+fn open_reachable(
+    kafka: &KafkaConfig,
+    topic: &str,
+    context: Context,
+    runtime: &tokio::runtime::Runtime,
+    state_dir: &Path,
+    store: &mut Store,
+    metrics: Arc<Metrics>,
+) -> Result<Opened, Error> {
+    let started = Instant::now();
+    ensure_topic(kafka, topic, &context, runtime)?;
+    let contents = read(kafka, topic)?;
+    let bytes = contents.bytes;
+    let restored = contents.restore().map_err(|d| {
+        Error::new(
+            Domain::Kafka,
+            Retry::Never,
+            format!(
+                "the changelog {topic}, partition {PARTITION}, offset {}: {}; the service will not start on a state \
+                 it cannot read whole. To start over from the local state, delete the topic (what only it held is \
+                 then lost) or set `changelog = false` in [kafka]",
+                d.offset, d.why
+            ),
+        )
+    })?;
+    let (local_next, restore) = local_is_behind(state_dir, &restored)?;
+    let changelog_next = restored.next_seq();
+    let snapshot_header = restored.snapshot.as_ref().map(|(h, _)| h.clone());
+    let mut restored_entries = 0;
+    if restore {
+        let covered = snapshot_header.as_ref().map(|h| h.covered);
+        restored_entries = restored.frames.len() as u64;
+        store.settle_by_marks(restored.marks);
+        let snapshot = restored.snapshot.map(|(header, payload)| (header.covered, payload));
+        // Why sled before the files: once the files are in place the local
+        // state is no longer behind and no later start would restore again,
+        // so what the snapshot carried must be in sled by then. A crash
+        // between the two restores again, and the outputs are written once
+        // more (records with the same ids; notifications by id only once).
+        if let Some((_, payload)) = &snapshot {
+            let mut stored = store.offsets()?;
+            store.restore_outputs(&payload.outbox, &payload.notifications, payload.offsets.clone(), &mut stored)?;
+        }
+        journal::install(
+            state_dir,
+            snapshot.as_ref().map(|(covered, p)| (*covered, p.engine.as_slice())),
+            &restored.frames,
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        metrics.changelog.restored_entries.inc_by(restored_entries);
+        metrics.changelog.restored_bytes.inc_by(bytes);
+        metrics.changelog.restore_seconds.set(seconds);
+        tracing::info!(
+            topic,
+            entries = restored_entries,
+            snapshot_covers = covered,
+            bytes,
+            local_next,
+            changelog_next,
+            ms = (seconds * 1000.0) as u64,
+            "state restored from the changelog"
+        );
+    } else {
+        tracing::info!(topic, local_next, changelog_next, bytes, "changelog read; the local state is kept");
+    }
+    let marks = Marks {
+        sender: Sender {
+            producer: producer(kafka, context.clone())?,
+            topic: topic.to_string(),
+            runtime: runtime.handle().clone(),
+        },
+        acknowledged: Mutex::new(Vec::new()),
+    };
+    let changelog = Changelog {
+        sender: Sender {
+            producer: producer(kafka, context)?,
+            topic: topic.to_string(),
+            runtime: runtime.handle().clone(),
+        },
+        entries: restored.entries,
+        snapshot: snapshot_header,
+        next_seq: changelog_next,
+        behind: None,
+        marks: Arc::new(marks),
+        metrics,
+    };
+    Ok(Opened { changelog, restored_entries })
+}
+
+/// The local journal's next sequence, and whether the changelog holds
+/// entries beyond it (then the state directory is rebuilt from it). Opening
+/// the journal cuts off a torn last entry, as the recovery would.
+fn local_is_behind(state_dir: &Path, restored: &Restored) -> Result<(u64, bool), Error> {
+    let (journal, _) = Journal::open(state_dir)?;
+    let local_next = journal.next_seq();
+    Ok((local_next, must_restore(local_next, restored.next_seq())))
+}
+
+/// Creates the topic when it is missing, with the first input topic's
+/// partition count (or `create_topics.partitions` if that is unknown).
+fn ensure_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+    context: &Context,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(), Error> {
+    let probe: BaseConsumer<Context> = client_config(kafka, &[])
+        .create_with_context(context.clone())
+        .map_err(|e| client_error("cannot create a Kafka client to read the changelog", e))?;
+    let partitions = |name: &str| -> Result<Option<i32>, Error> {
+        let metadata = probe.fetch_metadata(Some(name), METADATA_TIMEOUT).map_err(|e| {
+            Error::new(Domain::Kafka, Retry::Later, format!("cannot read the metadata of {name} at {}", kafka.brokers))
+                .caused_by(e)
+        })?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as i32))
+    };
+    if partitions(topic)?.is_some() {
+        return Ok(());
+    }
+    let input = match kafka.topics.first() {
+        Some(first) => partitions(first)?,
+        None => None,
+    };
+    let count = input.unwrap_or(kafka.create_topics.partitions);
+    if runtime.block_on(crate::kafka::topics::create_changelog(kafka, context.clone(), topic, count))? {
+        tracing::info!(topic, partitions = count, "changelog topic created");
+    }
+    Ok(())
+}
+
+/// Reads partition [`PARTITION`] of `topic` from its beginning to its end
+/// (a short-lived consumer with a manual assignment, in no group).
+fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
+    let reader_group = format!("{}.changelog-reader", kafka.group);
+    let consumer: BaseConsumer = client_config(
+        kafka,
+        &[
+            // librdkafka refuses `assign` without a group id; this group
+            // is never joined (no subscribe) and nothing is committed to it.
+            ("group.id", &reader_group),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            // Why EOF events and not the high watermark: the end is known
+            // from the fetch itself (a ListOffsets answer may lag one batch
+            // behind on some brokers, docs/notes/kafka-broker.md).
+            ("enable.partition.eof", "true"),
+            ("fetch.wait.max.ms", "50"),
+        ],
+    )
+    .create()
+    .map_err(|e| client_error("cannot create the changelog reader", e))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, PARTITION, Offset::Beginning)
+        .map_err(|e| client_error("cannot assign the changelog partition", e))?;
+    consumer.assign(&assignment).map_err(|e| client_error("cannot assign the changelog partition", e))?;
+    let mut contents = Contents::default();
+    let started = Instant::now();
+    loop {
+        if started.elapsed() > READ_LIMIT {
+            return Err(Error::new(
+                Domain::Kafka,
+                Retry::Later,
+                format!("reading the changelog {topic} took more than {} s", READ_LIMIT.as_secs()),
+            ));
+        }
+        match consumer.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(contents),
+            Some(Err(e)) => {
+                return Err(
+                    Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
+                )
+            }
+            Some(Ok(message)) => {
+                contents.add(message.offset(), message.key(), message.payload()).map_err(|d| {
+                    Error::new(
+                        Domain::Kafka,
+                        Retry::Never,
+                        format!(
+                            "the changelog {topic}, partition {PARTITION}, offset {}: {}; delete the topic to start \
+                             over from the local state",
+                            d.offset, d.why
+                        ),
+                    )
+                })?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Offsets;
+    use mon_runtime::live::Input;
+
+    /// What reading a changelog with entries `0..count` gives.
+    fn changelog_of(count: u64) -> Restored {
+        let mut contents = Contents::default();
+        for seq in 0..count {
+            let frame = journal::encode_frame(seq, &[Input::Tick(seq as i64)], &Offsets::new());
+            for (offset, (key, value)) in entry_records(seq, &frame).into_iter().enumerate() {
+                contents.add(offset as i64, Some(key.as_bytes()), Some(&value)).unwrap();
+            }
+        }
+        contents.restore().unwrap()
+    }
+
+    #[test]
+    fn a_local_journal_ahead_of_or_equal_to_the_changelog_is_kept_and_a_shorter_one_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        // A missing state directory is behind any changelog with an entry,
+        // and not behind an empty one.
+        assert_eq!(local_is_behind(&state, &changelog_of(1)).unwrap(), (0, true));
+        assert_eq!(local_is_behind(&state, &changelog_of(0)).unwrap(), (0, false));
+        {
+            let (mut journal, _) = Journal::open(&state).unwrap();
+            for tick in 0..3 {
+                journal.append(&[Input::Tick(tick)], &Offsets::new()).unwrap();
+            }
+        }
+        assert_eq!(local_is_behind(&state, &changelog_of(3)).unwrap(), (3, false), "equal");
+        assert_eq!(local_is_behind(&state, &changelog_of(2)).unwrap(), (3, false), "ahead");
+        assert_eq!(local_is_behind(&state, &changelog_of(4)).unwrap(), (3, true), "stale");
+        // A snapshot counts as the entries it covers.
+        {
+            let (mut journal, _) = Journal::open(&state).unwrap();
+            journal.snapshot(b"state").unwrap();
+        }
+        assert_eq!(local_is_behind(&state, &changelog_of(3)).unwrap(), (3, false), "covered by the snapshot");
+    }
+}

@@ -1,0 +1,507 @@
+//! The changelog's records as bytes, with no I/O: the keys, the values
+//! of journal entries, snapshot chunks, headers and delivery marks, which
+//! keys a snapshot deletes, and the checks that turn what was read back
+//! into a state to restore ([`Contents::restore`]). Kept apart from the
+//! producing and reading (`mod.rs`) so that every encoding decision is
+//! tested without a broker.
+//!
+//! What it must not do: accept a record it does not fully understand. An
+//! unknown key or format is [`Damaged`], with its offset.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal;
+use crate::store::{Offsets, Settled};
+
+/// The most bytes in one record's value: well below Kafka's default
+/// `message.max.bytes` (about 1 MB), with room for the key and headers.
+pub const CHUNK_BYTES: usize = 512 * 1024;
+
+/// The version of the encodings below; a reader refuses any other.
+pub const FORMAT: u8 = 1;
+
+pub const HEADER_KEY: &str = "s";
+
+/// The key of part `part` of journal entry `seq`.
+pub fn entry_key(seq: u64, part: u16) -> String {
+    match part {
+        0 => format!("j/{seq:020}"),
+        _ => format!("j/{seq:020}/{part}"),
+    }
+}
+
+/// The key of chunk `n` of the snapshot that covers entries below `covered`.
+pub fn chunk_key(covered: u64, n: u32) -> String {
+    format!("s/{covered:020}/{n}")
+}
+
+pub fn mark_key(notification: &str) -> String {
+    format!("n/{notification}")
+}
+
+/// The records of one journal entry: each value is the format byte, the
+/// part number and the part count (u16, big-endian), then that part of the
+/// frame.
+pub fn entry_records(seq: u64, frame: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let parts: Vec<&[u8]> = if frame.is_empty() { vec![frame] } else { frame.chunks(CHUNK_BYTES).collect() };
+    let count = parts.len() as u16;
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut value = Vec::with_capacity(part.len() + 5);
+            value.push(FORMAT);
+            value.extend_from_slice(&(i as u16).to_be_bytes());
+            value.extend_from_slice(&count.to_be_bytes());
+            value.extend_from_slice(part);
+            (entry_key(seq, i as u16), value)
+        })
+        .collect()
+}
+
+/// The header record of a snapshot (JSON, so a person can read it with
+/// any Kafka client).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    pub v: u8,
+    /// The first journal sequence the snapshot does not cover.
+    pub covered: u64,
+    pub chunks: u32,
+    pub bytes: u64,
+    pub crc32: u32,
+}
+
+/// What a snapshot in the changelog holds besides the engine's state.
+#[derive(Debug, Default, PartialEq)]
+pub struct SnapshotPayload {
+    /// The stored Kafka offsets when it was taken.
+    pub offsets: Offsets,
+    /// Outbox items, as `store.rs` stores them.
+    pub outbox: Vec<Vec<u8>>,
+    /// Pending notifications, as `store.rs` stores them.
+    pub notifications: Vec<Vec<u8>>,
+    /// `Live::snapshot_bytes`.
+    pub engine: Vec<u8>,
+}
+
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn take<'a>(bytes: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let value = rest.get(..len)?;
+    *bytes = &rest[len..];
+    Some(value)
+}
+
+fn take_u32(bytes: &mut &[u8]) -> Option<u32> {
+    let (n, rest) = bytes.split_first_chunk::<4>()?;
+    *bytes = rest;
+    Some(u32::from_le_bytes(*n))
+}
+
+/// Format byte; offsets (count, then topic, partition, next offset); the
+/// outbox items and notifications (count, then each length-prefixed); the
+/// engine's bytes to the end.
+pub fn encode_snapshot(offsets: &Offsets, outbox: &[Vec<u8>], notifications: &[Vec<u8>], engine: &[u8]) -> Vec<u8> {
+    let extra: usize = outbox.iter().chain(notifications).map(|b| b.len() + 4).sum();
+    let mut out = Vec::with_capacity(engine.len() + extra + 64);
+    out.push(FORMAT);
+    out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+    for ((topic, partition), next) in offsets {
+        put(&mut out, topic.as_bytes());
+        out.extend_from_slice(&partition.to_le_bytes());
+        out.extend_from_slice(&next.to_le_bytes());
+    }
+    for list in [outbox, notifications] {
+        out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for item in list {
+            put(&mut out, item);
+        }
+    }
+    out.extend_from_slice(engine);
+    out
+}
+
+pub fn decode_snapshot(bytes: &[u8]) -> Option<SnapshotPayload> {
+    let (&format, mut rest) = bytes.split_first()?;
+    if format != FORMAT {
+        return None;
+    }
+    let mut payload = SnapshotPayload::default();
+    for _ in 0..take_u32(&mut rest)? {
+        let topic = std::str::from_utf8(take(&mut rest)?).ok()?.to_string();
+        let (partition, r) = rest.split_first_chunk::<4>()?;
+        let (next, r) = r.split_first_chunk::<8>()?;
+        payload.offsets.insert((topic, i32::from_le_bytes(*partition)), i64::from_le_bytes(*next));
+        rest = r;
+    }
+    for list in [&mut payload.outbox, &mut payload.notifications] {
+        for _ in 0..take_u32(&mut rest)? {
+            list.push(take(&mut rest)?.to_vec());
+        }
+    }
+    payload.engine = rest.to_vec();
+    Some(payload)
+}
+
+/// The chunk records and the header of a snapshot of `bytes` covering the
+/// entries below `covered`.
+pub fn snapshot_records(covered: u64, bytes: &[u8]) -> (Vec<(String, Vec<u8>)>, SnapshotHeader) {
+    let chunks: Vec<(String, Vec<u8>)> = bytes
+        .chunks(CHUNK_BYTES)
+        .enumerate()
+        .map(|(n, chunk)| (chunk_key(covered, n as u32), chunk.to_vec()))
+        .collect();
+    let header = SnapshotHeader {
+        v: FORMAT,
+        covered,
+        chunks: chunks.len() as u32,
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(bytes),
+    };
+    (chunks, header)
+}
+
+/// The keys to delete once snapshot `new`'s header is acknowledged: the
+/// parts of every entry it covers and the chunks of the snapshot it
+/// replaces (unless that one had the same keys, being of the same point).
+pub fn tombstones_after_snapshot(
+    entries: &BTreeMap<u64, u16>,
+    previous: Option<&SnapshotHeader>,
+    new: &SnapshotHeader,
+) -> Vec<String> {
+    let mut keys: Vec<String> = entries
+        .range(..new.covered)
+        .flat_map(|(seq, parts)| (0..*parts).map(move |part| entry_key(*seq, part)))
+        .collect();
+    if let Some(previous) = previous {
+        let first_stale = if previous.covered == new.covered { new.chunks } else { 0 };
+        keys.extend((first_stale..previous.chunks).map(|n| chunk_key(previous.covered, n)));
+    }
+    keys
+}
+
+/// A delivery mark's value.
+#[derive(Debug, Serialize, Deserialize)]
+struct Mark {
+    v: u8,
+    sent: bool,
+    at: i64,
+}
+
+/// The value of notification `id`'s delivery mark (JSON).
+pub fn mark_value(settled: Settled) -> Vec<u8> {
+    serde_json::to_vec(&Mark { v: FORMAT, sent: settled.sent, at: settled.at }).unwrap_or_default()
+}
+
+/// Whether the local state must be rebuilt from the changelog: only when
+/// the changelog holds entries the local journal does not. A local state
+/// ahead of it or equal to it is kept (and the changelog is caught up).
+pub fn must_restore(local_next: u64, changelog_next: u64) -> bool {
+    changelog_next > local_next
+}
+
+/// One part of a journal entry as read back.
+struct Part {
+    index: u16,
+    count: u16,
+    offset: i64,
+    bytes: Vec<u8>,
+}
+
+/// The changelog as read back: the latest value of each key.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Key → (offset, value); a tombstone removes its key.
+    values: BTreeMap<String, (i64, Vec<u8>)>,
+    pub bytes: u64,
+}
+
+/// What a changelog record's problem is, where it is.
+#[derive(Debug, PartialEq)]
+pub struct Damaged {
+    pub offset: i64,
+    pub why: String,
+}
+
+fn damaged(offset: i64, why: impl Into<String>) -> Damaged {
+    Damaged { offset, why: why.into() }
+}
+
+/// The state the changelog holds, checked and in order.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The latest complete snapshot.
+    pub snapshot: Option<(SnapshotHeader, SnapshotPayload)>,
+    /// Whole frames of the entries from the snapshot on, in order.
+    pub frames: Vec<Vec<u8>>,
+    /// Delivery marks by notification id.
+    pub marks: HashMap<String, Settled>,
+    /// Every entry still in the topic and its part count (tombstones to come).
+    pub entries: BTreeMap<u64, u16>,
+}
+
+impl Restored {
+    /// The sequence the next entry gets after this state.
+    pub fn next_seq(&self) -> u64 {
+        let covered = self.snapshot.as_ref().map_or(0, |(h, _)| h.covered);
+        covered + self.frames.len() as u64
+    }
+}
+
+impl Contents {
+    /// Takes one record (in offset order); `None` is a tombstone.
+    pub fn add(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), Damaged> {
+        let key = key.ok_or_else(|| damaged(offset, "a record without a key"))?;
+        let key = std::str::from_utf8(key).map_err(|_| damaged(offset, "a key that is not UTF-8"))?;
+        match value {
+            Some(value) => {
+                self.bytes += value.len() as u64;
+                self.values.insert(key.to_string(), (offset, value.to_vec()));
+            }
+            None => {
+                self.values.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every record and puts the state together.
+    pub fn restore(self) -> Result<Restored, Damaged> {
+        let mut restored = Restored::default();
+        let mut parts: BTreeMap<u64, Vec<Part>> = BTreeMap::new();
+        let mut header: Option<(i64, SnapshotHeader)> = None;
+        let mut chunks: HashMap<(u64, u32), (i64, Vec<u8>)> = HashMap::new();
+        for (key, (offset, value)) in self.values {
+            if let Some(rest) = key.strip_prefix("j/") {
+                let (seq, part) = match rest.split_once('/') {
+                    Some((seq, part)) => (seq, Some(part)),
+                    None => (rest, None),
+                };
+                let seq: u64 = seq.parse().map_err(|_| damaged(offset, format!("an unknown key `{key}`")))?;
+                let key_part: u16 =
+                    part.map_or(Ok(0), str::parse).map_err(|_| damaged(offset, format!("an unknown key `{key}`")))?;
+                let (&format, rest) = value.split_first().ok_or_else(|| damaged(offset, "an empty journal entry"))?;
+                let (part, rest) =
+                    rest.split_first_chunk::<2>().ok_or_else(|| damaged(offset, "a short journal entry"))?;
+                let (count, rest) =
+                    rest.split_first_chunk::<2>().ok_or_else(|| damaged(offset, "a short journal entry"))?;
+                let (part, count) = (u16::from_be_bytes(*part), u16::from_be_bytes(*count));
+                if format != FORMAT || part != key_part || part >= count {
+                    return Err(damaged(
+                        offset,
+                        format!("journal entry {seq}: format {format}, part {part} of {count}"),
+                    ));
+                }
+                parts.entry(seq).or_default().push(Part { index: part, count, offset, bytes: rest.to_vec() });
+            } else if key == HEADER_KEY {
+                let parsed: SnapshotHeader = serde_json::from_slice(&value)
+                    .map_err(|e| damaged(offset, format!("the snapshot header is not readable: {e}")))?;
+                if parsed.v != FORMAT {
+                    return Err(damaged(offset, format!("a snapshot header of format {}", parsed.v)));
+                }
+                header = Some((offset, parsed));
+            } else if let Some(rest) = key.strip_prefix("s/") {
+                let unknown = || damaged(offset, format!("an unknown key `{key}`"));
+                let (covered, n) = rest.split_once('/').ok_or_else(unknown)?;
+                let covered: u64 = covered.parse().map_err(|_| unknown())?;
+                let n: u32 = n.parse().map_err(|_| unknown())?;
+                chunks.insert((covered, n), (offset, value));
+            } else if let Some(id) = key.strip_prefix("n/") {
+                let mark: Mark = serde_json::from_slice(&value)
+                    .map_err(|e| damaged(offset, format!("delivery mark of {id} is not readable: {e}")))?;
+                restored.marks.insert(id.to_string(), Settled { sent: mark.sent, at: mark.at });
+            } else {
+                return Err(damaged(offset, format!("an unknown key `{key}`")));
+            }
+        }
+        let covered = match header {
+            Some((offset, header)) => {
+                let mut bytes = Vec::with_capacity(header.bytes as usize);
+                for n in 0..header.chunks {
+                    let (_, chunk) = chunks.remove(&(header.covered, n)).ok_or_else(|| {
+                        damaged(
+                            offset,
+                            format!("snapshot {}: chunk {n} of {} is missing", header.covered, header.chunks),
+                        )
+                    })?;
+                    bytes.extend_from_slice(&chunk);
+                }
+                if bytes.len() as u64 != header.bytes || crc32fast::hash(&bytes) != header.crc32 {
+                    return Err(damaged(
+                        offset,
+                        format!("snapshot {}: its chunks do not match its header", header.covered),
+                    ));
+                }
+                let payload = decode_snapshot(&bytes)
+                    .ok_or_else(|| damaged(offset, format!("snapshot {}: not readable", header.covered)))?;
+                let covered = header.covered;
+                restored.snapshot = Some((header, payload));
+                covered
+            }
+            None => 0,
+        };
+        for (seq, mut pieces) in parts {
+            let count = pieces[0].count;
+            restored.entries.insert(seq, count);
+            if seq < covered {
+                continue;
+            }
+            let offset = pieces[0].offset;
+            let expected = covered + restored.frames.len() as u64;
+            if seq != expected {
+                return Err(damaged(offset, format!("journal entry {expected} is missing (the next one is {seq})")));
+            }
+            pieces.sort_by_key(|p| p.index);
+            if pieces.len() != count as usize || pieces.iter().any(|p| p.count != count) {
+                return Err(damaged(offset, format!("journal entry {seq}: {} of its {count} parts", pieces.len())));
+            }
+            let frame: Vec<u8> = pieces.into_iter().flat_map(|p| p.bytes).collect();
+            if journal::decode_frame(&frame).is_none_or(|entry| entry.seq != seq) {
+                return Err(damaged(offset, format!("journal entry {seq} is damaged (length, CRC or sequence)")));
+            }
+            restored.frames.push(frame);
+        }
+        Ok(restored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mon_runtime::live::Input;
+
+    fn frame(seq: u64, lines: usize) -> Vec<u8> {
+        let inputs: Vec<Input> = (0..lines).map(|i| Input::Line(format!("{{\"n\":{i}}}"))).collect();
+        journal::encode_frame(seq, &inputs, &Offsets::new())
+    }
+
+    fn contents(records: &[(String, Option<Vec<u8>>)]) -> Contents {
+        let mut contents = Contents::default();
+        for (offset, (key, value)) in records.iter().enumerate() {
+            contents.add(offset as i64, Some(key.as_bytes()), value.as_deref()).unwrap();
+        }
+        contents
+    }
+
+    fn produced(records: Vec<(String, Vec<u8>)>) -> Vec<(String, Option<Vec<u8>>)> {
+        records.into_iter().map(|(k, v)| (k, Some(v))).collect()
+    }
+
+    #[test]
+    fn a_large_entry_goes_in_parts_and_comes_back_whole() {
+        let big = frame(1, 100_000);
+        assert!(big.len() > 2 * CHUNK_BYTES, "{} bytes", big.len());
+        let records = entry_records(1, &big);
+        assert_eq!(records.len(), big.len().div_ceil(CHUNK_BYTES));
+        assert_eq!(records[0].0, "j/00000000000000000001");
+        assert_eq!(records[1].0, "j/00000000000000000001/1");
+        assert!(records.iter().all(|(_, v)| v.len() <= CHUNK_BYTES + 5));
+        let mut all = produced(entry_records(0, &frame(0, 2)));
+        all.extend(produced(records.clone()));
+        let restored = contents(&all).restore().unwrap();
+        assert_eq!(restored.frames, vec![frame(0, 2), big]);
+        assert_eq!(restored.next_seq(), 2);
+        assert_eq!(restored.entries.get(&1), Some(&(records.len() as u16)));
+        // A part that never arrived makes the entry unreadable, not shorter.
+        let mut all = produced(entry_records(0, &frame(0, 2)));
+        all.extend(produced(records.into_iter().take(2).collect()));
+        assert!(contents(&all).restore().unwrap_err().why.contains("journal entry 1: 2 of its"));
+    }
+
+    #[test]
+    fn a_snapshot_is_chunked_named_by_its_header_and_replaces_what_it_covers() {
+        let offsets: Offsets = [(("events".to_string(), 0), 42)].into_iter().collect();
+        let engine: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
+        let payload = encode_snapshot(&offsets, &[b"outbox item".to_vec()], &[b"{}".to_vec()], &engine);
+        let (chunks, header) = snapshot_records(3, &payload);
+        assert_eq!(header.chunks, 3, "1.3 MB in 512 KB chunks");
+        assert_eq!(chunks[2].0, "s/00000000000000000003/2");
+        assert_eq!(header.crc32, crc32fast::hash(&payload));
+
+        // Entries 0..3 and an older snapshot of 2 chunks are in the topic.
+        let entries: BTreeMap<u64, u16> = [(1, 1), (2, 2), (3, 1)].into_iter().collect();
+        let previous = SnapshotHeader { v: FORMAT, covered: 1, chunks: 2, bytes: 10, crc32: 0 };
+        let tombstones = tombstones_after_snapshot(&entries, Some(&previous), &header);
+        assert_eq!(
+            tombstones,
+            vec![
+                "j/00000000000000000001",
+                "j/00000000000000000002",
+                "j/00000000000000000002/1",
+                "s/00000000000000000001/0",
+                "s/00000000000000000001/1"
+            ]
+        );
+        // A snapshot again at the same point keeps the keys it rewrote.
+        let again = SnapshotHeader { chunks: 1, ..header.clone() };
+        assert_eq!(
+            tombstones_after_snapshot(&BTreeMap::new(), Some(&header), &again),
+            vec!["s/00000000000000000003/1", "s/00000000000000000003/2"]
+        );
+
+        // Read back in the order they were produced: the header after its
+        // chunks, then tombstones; entry 3 stays.
+        let mut log = produced(entry_records(2, &frame(2, 1)));
+        log.extend(produced(chunks));
+        log.push((HEADER_KEY.into(), Some(serde_json::to_vec(&header).unwrap())));
+        log.extend(produced(entry_records(3, &frame(3, 1))));
+        log.extend(tombstones.into_iter().map(|k| (k, None)));
+        log.push((mark_key("n-1"), Some(br#"{"v":1,"sent":true,"at":5}"#.to_vec())));
+        let restored = contents(&log).restore().unwrap();
+        let (got_header, got) = restored.snapshot.as_ref().unwrap();
+        assert_eq!(got_header, &header);
+        assert_eq!(got.engine, engine);
+        assert_eq!(got.offsets, offsets);
+        assert_eq!(got.outbox, vec![b"outbox item".to_vec()]);
+        assert_eq!(restored.frames, vec![frame(3, 1)]);
+        assert_eq!(restored.next_seq(), 4);
+        assert_eq!(restored.marks.get("n-1"), Some(&Settled { sent: true, at: 5 }));
+    }
+
+    #[test]
+    fn a_damaged_or_unknown_record_is_an_error_at_its_offset() {
+        let mut log = produced(entry_records(0, &frame(0, 1)));
+        let mut bad = entry_records(1, &frame(1, 1));
+        let last = bad[0].1.len() - 1;
+        bad[0].1[last] ^= 0xff;
+        log.extend(produced(bad));
+        assert_eq!(contents(&log).restore().unwrap_err().offset, 1);
+
+        let log = vec![("x/1".to_string(), Some(b"?".to_vec()))];
+        let error = contents(&log).restore().unwrap_err();
+        assert!(error.why.contains("unknown key `x/1`"), "{error:?}");
+
+        // A gap after the snapshot: entry 1 never arrived.
+        let mut log = produced(entry_records(0, &frame(0, 1)));
+        log.extend(produced(entry_records(2, &frame(2, 1))));
+        let error = contents(&log).restore().unwrap_err();
+        assert!(error.why.contains("journal entry 1 is missing"), "{error:?}");
+
+        // A header whose chunk was lost.
+        let (_, header) = snapshot_records(1, b"state");
+        let log = vec![(HEADER_KEY.to_string(), Some(serde_json::to_vec(&header).unwrap()))];
+        assert!(contents(&log).restore().unwrap_err().why.contains("chunk 0 of 1 is missing"));
+    }
+
+    #[test]
+    fn a_local_state_ahead_of_or_equal_to_the_changelog_is_kept() {
+        assert!(!must_restore(10, 10));
+        assert!(!must_restore(11, 10));
+        assert!(!must_restore(0, 0), "an empty changelog restores nothing");
+        assert!(must_restore(0, 1), "an empty state directory");
+        assert!(must_restore(9, 10), "a stale one");
+        // The changelog's position is the snapshot's plus the entries after it.
+        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s")).0);
+        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s"));
+        log.push((HEADER_KEY.into(), Some(serde_json::to_vec(&header).unwrap())));
+        log.extend(produced(entry_records(5, &frame(5, 1))));
+        assert_eq!(contents(&log).restore().unwrap().next_seq(), 6);
+    }
+}
