@@ -483,3 +483,53 @@ fn while_its_broker_is_down_the_changelog_is_behind_and_a_snapshot_makes_it_whol
     assert!(log.contains("changelog: whole again"), "{log}");
     assert_eq!(service.terminate(), Some(0));
 }
+
+/// A version stored and activated through the API lives in the state
+/// directory's rules store. Lost with the disk, a restored process would
+/// replay a journal that activates a version it does not have, and run
+/// the rules directory's instead. The changelog keeps the rules store too.
+#[test]
+fn a_version_activated_through_the_api_survives_a_lost_disk() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = kafka::unique_topic("changelog-rules");
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    for t in [&topic, &records, &dead] {
+        kafka::create_topic(t, 1);
+    }
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic).display().to_string();
+    let rules = service::write_job_rules(dir.path(), "1h").display().to_string();
+    let log = dir.path().join("mon.log");
+    let first_state = dir.path().join("first").display().to_string();
+    let first = Service::start(&run_args(&config, &first_state, &rules), &log);
+
+    let v2 = "event job_started { job: string }\nevent job_done { job: string }\n\n\
+              workflow jobs {\n  key job\n  start started: job_started\n  step done: job_done after started within 2h\n}\n\n\
+              workflow jobs_seen {\n  key job\n  expect job_started\n}\n";
+    let body = serde_json::json!({ "files": { "jobs.mon": v2 }, "message": "a second workflow" }).to_string();
+    let (status, stored) = first.post("/api/v1/rules/versions", &body);
+    assert_eq!(status, 201, "{stored}");
+    let (status, activated) = first.post("/api/v1/rules/versions/2/activate", r#"{"message":"go"}"#);
+    assert_eq!(status, 200, "{activated}");
+    let start = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
+    post_lines(&first, &[service::job_started(1, start)]);
+    first.kill9();
+    std::fs::remove_dir_all(&first_state).unwrap();
+
+    // The same rules directory (version 1), a new disk.
+    let second_state = dir.path().join("second").display().to_string();
+    let second = Service::start(&run_args(&config, &second_state, &rules), &log);
+    let versions: Value = serde_json::from_str(&second.get("/api/v1/rules/versions").unwrap()).unwrap();
+    assert_eq!(versions["active"], 2, "{versions}");
+    assert_eq!(versions["versions"][0]["message"], "a second workflow", "{versions}");
+    let workflows: Value = serde_json::from_str(&second.get("/api/v1/workflows").unwrap()).unwrap();
+    let names: Vec<&str> =
+        workflows["workflows"].as_array().unwrap().iter().filter_map(|w| w["name"].as_str()).collect();
+    assert_eq!(names, ["jobs", "jobs_seen"], "{workflows}");
+    // And the item started under version 2 is there, in both workflows.
+    for workflow in ["jobs", "jobs_seen"] {
+        let item = second.get(&format!("/api/v1/workflows/{workflow}/items/J1"));
+        assert!(item.is_some(), "{workflow}: J1 restored");
+    }
+    second.terminate();
+}

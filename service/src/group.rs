@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::wall_now;
 use crate::config::KafkaConfig;
-use crate::error::{Domain, Error, Retry};
+use crate::error::Error;
 use crate::kafka::{Consumer, Context, Producer};
 
 /// How often a process says it is there.
@@ -156,30 +156,10 @@ pub fn topic(kafka: &KafkaConfig) -> String {
 /// Creates the members topic when it is missing: mon's own, like the
 /// changelog, so made at every start (one partition, compacted: the
 /// latest record of each member, a tombstone removes it).
-pub async fn create_topic(kafka: &KafkaConfig, context: Context, topic: &str) -> Result<(), Error> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::error::RDKafkaErrorCode;
-    let admin: AdminClient<Context> = crate::kafka::client_config(kafka, &[])
-        .create_with_context(context)
-        .map_err(|e| crate::kafka::client_error("cannot create the Kafka admin client", e))?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(kafka.create_topics.replication))
-        .set("cleanup.policy", "compact");
-    let timeout = Some(Duration::from_secs(15));
-    let options = AdminOptions::new().request_timeout(timeout).operation_timeout(timeout);
-    let results = admin.create_topics([&new], &options).await.map_err(|e| {
-        Error::new(Domain::Kafka, Retry::Later, format!("cannot create topic {topic} at {}", kafka.brokers))
-            .caused_by(e)
-    })?;
-    match results.into_iter().next() {
-        Some(Ok(_)) => tracing::info!(topic, "group members topic created"),
-        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => {}
-        Some(Err((_, code))) => {
-            return Err(Error::new(
-                Domain::Kafka,
-                Retry::Later,
-                format!("cannot create the group members topic {topic}: {code}; create it (one partition, cleanup.policy=compact)"),
-            ))
-        }
+async fn create_topic(kafka: &KafkaConfig, context: Context, topic: &str) -> Result<(), Error> {
+    let remedy = "with one partition";
+    if crate::kafka::topics::create_compacted(kafka, context, topic, 1, "group members", remedy).await? {
+        tracing::info!(topic, "group members topic created");
     }
     Ok(())
 }

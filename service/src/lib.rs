@@ -218,6 +218,11 @@ pub fn run_with(
         let at = format_rfc3339(clock::wall_now());
         versions.activated(&ActivationEntry { version: deploy, previous: None, at, by: "mon run".into() })?;
     }
+    // The versions this state runs and may activate, in the changelog
+    // before anything is journaled under them.
+    if let Some(opened) = changelog.as_mut() {
+        opened.changelog.mirror_rules(versions.export()?);
+    }
     let active_program: http::ActiveProgram = Arc::new(RwLock::new(Arc::new(program.clone())));
     let mut live = match &recovered.snapshot {
         Some((_, bytes)) => {

@@ -52,7 +52,7 @@
 
 mod records;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,7 +75,8 @@ use crate::metrics::Metrics;
 use crate::store::{Settled, Store};
 pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, CHUNK_BYTES};
 use records::{
-    entry_records, mark_key, mark_value, must_restore, snapshot_records, tombstones_after_snapshot, HEADER_KEY,
+    entry_records, mark_key, mark_value, must_restore, rules_key, rules_records, snapshot_records,
+    tombstones_after_snapshot, HEADER_KEY,
 };
 
 /// The one partition the single engine writes and reads.
@@ -221,9 +222,55 @@ pub struct Changelog {
     behind: Option<Instant>,
     pub marks: Arc<Marks>,
     metrics: Arc<Metrics>,
+    /// The rules store's entries in the topic: a hash of each value and
+    /// its part count, so that only what changed is sent again.
+    rules: HashMap<Vec<u8>, (u32, u16)>,
 }
 
 impl Changelog {
+    /// Sends what changed in the rules store (`rules/versions.rs`) since
+    /// the last call, and deletes what it no longer holds; returns once
+    /// the broker has it. Called before a journal entry that activates a
+    /// version and before a snapshot, so a state rebuilt from Kafka can
+    /// resolve every version its journal and snapshot name. A failure
+    /// leaves the changelog behind, as a lost entry does.
+    pub fn mirror_rules(&mut self, entries: Vec<crate::rules::versions::Entry>) {
+        if self.behind.is_some() {
+            return;
+        }
+        let mut records: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut now: HashMap<Vec<u8>, (u32, u16)> = HashMap::new();
+        for (key, value) in &entries {
+            let crc = crc32fast::hash(value);
+            let parts = rules_records(key, value);
+            let count = parts.len() as u16;
+            let before = self.rules.get(key).copied();
+            if before.map(|(c, _)| c) != Some(crc) {
+                records.extend(parts.into_iter().map(|(k, v)| (k, Some(v))));
+            }
+            if let Some((_, old_count)) = before {
+                records.extend((count..old_count).map(|part| (rules_key(key, part), None)));
+            }
+            now.insert(key.clone(), (crc, count));
+        }
+        for (key, (_, count)) in &self.rules {
+            if !now.contains_key(key) {
+                records.extend((0..*count).map(|part| (rules_key(key, part), None)));
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        let refs: Vec<(String, Option<&[u8]>)> = records.iter().map(|(k, v)| (k.clone(), v.as_deref())).collect();
+        match self.sender.send_all(&refs) {
+            Ok(()) => self.rules = now,
+            Err(e) => {
+                tracing::error!(error = %e, "changelog: cannot write the rule versions; it is behind");
+                self.fell_behind();
+            }
+        }
+    }
+
     /// Sends journal entry `seq` (its frame as written) and returns once
     /// the broker has it. Why block here: the sled write after it is what
     /// lets the batch's outputs out, and each must be in the changelog
@@ -467,6 +514,12 @@ fn open_reachable(
             let mut stored = store.offsets()?;
             store.restore_outputs(&payload.outbox, &payload.notifications, payload.offsets.clone(), &mut stored)?;
         }
+        // The versions the journal activates and the snapshot was made
+        // under; without them the recovery would run the rules directory's.
+        if !restored.rules.is_empty() {
+            let entries = restored.rules.iter().map(|(k, (v, _))| (k.clone(), v.clone()));
+            crate::rules::versions::Versions::open(&store.handle())?.import(entries)?;
+        }
         journal::install(
             state_dir,
             snapshot.as_ref().map(|(covered, p)| (*covered, p.engine.as_slice())),
@@ -509,6 +562,7 @@ fn open_reachable(
         behind: None,
         marks: Arc::new(marks),
         metrics,
+        rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
     };
     Ok(Opened { changelog, restored_entries })
 }
@@ -552,7 +606,9 @@ fn ensure_topic(
         None => None,
     };
     let count = input.unwrap_or(kafka.create_topics.partitions);
-    if runtime.block_on(crate::kafka::topics::create_changelog(kafka, context.clone(), topic, count))? {
+    let remedy = "or set `changelog = false` in [kafka]";
+    let create = crate::kafka::topics::create_compacted(kafka, context.clone(), topic, count, "changelog", remedy);
+    if runtime.block_on(create)? {
         tracing::info!(topic, partitions = count, "changelog topic created");
     }
     Ok(())

@@ -41,11 +41,31 @@ pub fn mark_key(notification: &str) -> String {
     format!("n/{notification}")
 }
 
+/// The key of part `part` of the rules store's entry `tree_key`
+/// (`rules/versions.rs`: a version, an activation, a pointer), in hex.
+pub fn rules_key(tree_key: &[u8], part: u16) -> String {
+    let hex: String = tree_key.iter().map(|b| format!("{b:02x}")).collect();
+    match part {
+        0 => format!("r/{hex}"),
+        _ => format!("r/{hex}/{part}"),
+    }
+}
+
+/// The records of one rules store entry, in parts as a journal entry's.
+pub fn rules_records(tree_key: &[u8], value: &[u8]) -> Vec<(String, Vec<u8>)> {
+    in_parts(value, |part| rules_key(tree_key, part))
+}
+
 /// The records of one journal entry: each value is the format byte, the
 /// part number and the part count (u16, big-endian), then that part of the
 /// frame.
 pub fn entry_records(seq: u64, frame: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let parts: Vec<&[u8]> = if frame.is_empty() { vec![frame] } else { frame.chunks(CHUNK_BYTES).collect() };
+    in_parts(frame, |part| entry_key(seq, part))
+}
+
+/// `bytes` in parts of at most [`CHUNK_BYTES`], each keyed by `key(part)`.
+fn in_parts(bytes: &[u8], key: impl Fn(u16) -> String) -> Vec<(String, Vec<u8>)> {
+    let parts: Vec<&[u8]> = if bytes.is_empty() { vec![bytes] } else { bytes.chunks(CHUNK_BYTES).collect() };
     let count = parts.len() as u16;
     parts
         .into_iter()
@@ -56,9 +76,18 @@ pub fn entry_records(seq: u64, frame: &[u8]) -> Vec<(String, Vec<u8>)> {
             value.extend_from_slice(&(i as u16).to_be_bytes());
             value.extend_from_slice(&count.to_be_bytes());
             value.extend_from_slice(part);
-            (entry_key(seq, i as u16), value)
+            (key(i as u16), value)
         })
         .collect()
+}
+
+/// A part's (index, count, bytes), or `None` if its prefix is not ours.
+fn read_part(value: &[u8]) -> Option<(u16, u16, &[u8])> {
+    let (&format, rest) = value.split_first()?;
+    let (part, rest) = rest.split_first_chunk::<2>()?;
+    let (count, rest) = rest.split_first_chunk::<2>()?;
+    let (part, count) = (u16::from_be_bytes(*part), u16::from_be_bytes(*count));
+    (format == FORMAT && part < count).then_some((part, count, rest))
 }
 
 /// The header record of a snapshot (JSON, so a person can read it with
@@ -84,6 +113,13 @@ pub struct SnapshotPayload {
     pub notifications: Vec<Vec<u8>>,
     /// `Live::snapshot_bytes`.
     pub engine: Vec<u8>,
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -207,6 +243,9 @@ pub fn must_restore(local_next: u64, changelog_next: u64) -> bool {
     changelog_next > local_next
 }
 
+/// One part of a rules store entry as read back: (index, count, bytes, offset).
+type RulesPart = (u16, u16, Vec<u8>, i64);
+
 /// One part of a journal entry as read back.
 struct Part {
     index: u16,
@@ -245,6 +284,9 @@ pub struct Restored {
     pub marks: HashMap<String, Settled>,
     /// Every entry still in the topic and its part count (tombstones to come).
     pub entries: BTreeMap<u64, u16>,
+    /// The rules store's entries (`rules/versions.rs`), whole, by their
+    /// key in that store, with their part counts in the topic.
+    pub rules: BTreeMap<Vec<u8>, (Vec<u8>, u16)>,
 }
 
 impl Restored {
@@ -278,6 +320,7 @@ impl Contents {
         let mut parts: BTreeMap<u64, Vec<Part>> = BTreeMap::new();
         let mut header: Option<(i64, SnapshotHeader)> = None;
         let mut chunks: HashMap<(u64, u32), (i64, Vec<u8>)> = HashMap::new();
+        let mut rules: BTreeMap<Vec<u8>, Vec<RulesPart>> = BTreeMap::new();
         for (key, (offset, value)) in self.values {
             if let Some(rest) = key.strip_prefix("j/") {
                 let (seq, part) = match rest.split_once('/') {
@@ -313,6 +356,17 @@ impl Contents {
                 let covered: u64 = covered.parse().map_err(|_| unknown())?;
                 let n: u32 = n.parse().map_err(|_| unknown())?;
                 chunks.insert((covered, n), (offset, value));
+            } else if let Some(rest) = key.strip_prefix("r/") {
+                let unknown = || damaged(offset, format!("an unknown key `{key}`"));
+                let (hex, key_part) = match rest.split_once('/') {
+                    Some((hex, part)) => (hex, part.parse::<u16>().map_err(|_| unknown())?),
+                    None => (rest, 0),
+                };
+                let tree_key = from_hex(hex).ok_or_else(unknown)?;
+                let (part, count, bytes) = read_part(&value)
+                    .filter(|(part, ..)| *part == key_part)
+                    .ok_or_else(|| damaged(offset, format!("rules entry `{key}`: not a part mon wrote")))?;
+                rules.entry(tree_key).or_default().push((part, count, bytes.to_vec(), offset));
             } else if let Some(id) = key.strip_prefix("n/") {
                 let mark: Mark = serde_json::from_slice(&value)
                     .map_err(|e| damaged(offset, format!("delivery mark of {id} is not readable: {e}")))?;
@@ -347,6 +401,19 @@ impl Contents {
             }
             None => 0,
         };
+        for (tree_key, mut pieces) in rules {
+            pieces.sort_by_key(|(part, ..)| *part);
+            let (count, offset) = (pieces[0].1, pieces[0].3);
+            // A store entry written in more parts than now leaves parts
+            // beyond its count until their tombstones land: not damage.
+            pieces.retain(|(part, c, ..)| *c == count && *part < count);
+            if pieces.len() != count as usize {
+                let key = rules_key(&tree_key, 0);
+                return Err(damaged(offset, format!("rules entry `{key}`: {} of its {count} parts", pieces.len())));
+            }
+            let value = pieces.into_iter().flat_map(|(_, _, bytes, _)| bytes).collect();
+            restored.rules.insert(tree_key, (value, count));
+        }
         for (seq, mut pieces) in parts {
             let count = pieces[0].count;
             restored.entries.insert(seq, count);
@@ -503,5 +570,33 @@ mod tests {
         log.push((HEADER_KEY.into(), Some(serde_json::to_vec(&header).unwrap())));
         log.extend(produced(entry_records(5, &frame(5, 1))));
         assert_eq!(contents(&log).restore().unwrap().next_seq(), 6);
+    }
+
+    /// The rules store's entries come back whole by their store keys,
+    /// however many parts they took, and a value that shrank keeps no part
+    /// of its longer past.
+    #[test]
+    fn the_rules_store_comes_back_whole_by_its_own_keys() {
+        let version_key = [b'v', 0, 0, 0, 0, 0, 0, 0, 2];
+        let big = vec![b'x'; 2 * CHUNK_BYTES + 7];
+        let mut log = produced(rules_records(&version_key, &big));
+        log.extend(produced(rules_records(b"m/active", &2u64.to_be_bytes())));
+        assert_eq!(log[0].0, "r/760000000000000002");
+        assert_eq!(log[1].0, "r/760000000000000002/1");
+        let restored = contents(&log).restore().unwrap();
+        assert_eq!(restored.rules.get(&version_key[..]), Some(&(big, 3)));
+        assert_eq!(restored.rules.get(&b"m/active"[..]), Some(&(2u64.to_be_bytes().to_vec(), 1)));
+        // Written again in one part: the old parts 1 and 2 are left over
+        // until their tombstones; the value is the new one.
+        log.extend(produced(rules_records(&version_key, b"small")));
+        let restored = contents(&log).restore().unwrap();
+        assert_eq!(restored.rules.get(&version_key[..]), Some(&(b"small".to_vec(), 1)));
+        // A missing part is damage, not a shorter version.
+        let mut torn = produced(rules_records(&version_key, &vec![b'y'; CHUNK_BYTES + 1]));
+        torn.truncate(1);
+        assert!(contents(&torn).restore().unwrap_err().why.contains("1 of its 2 parts"));
+        // A key that is not hex is not ours.
+        let odd = vec![("r/zz".to_string(), Some(vec![FORMAT, 0, 0, 0, 1]))];
+        assert!(contents(&odd).restore().unwrap_err().why.contains("unknown key"));
     }
 }

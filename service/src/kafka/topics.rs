@@ -1,9 +1,10 @@
 //! Creating the topics mon uses, for `mon run --create-topics`: the input
 //! topics, the records topic, the dead-letter topic, the audit topic and
 //! the changelog, each only if it is missing, through the Kafka admin API
-//! before the consumer subscribes. The changelog is mon's own internal
-//! topic (as Kafka Streams' changelogs are), so [`create_changelog`] also
-//! creates it at every start without the flag.
+//! before the consumer subscribes. The changelog and the group's members
+//! topic are mon's own internal topics (as Kafka Streams' changelogs
+//! are), so [`create_compacted`] also creates them at every start without
+//! the flag.
 //!
 //! A topic that exists is left as it is: its partitions and settings are
 //! the operator's, and changing them (CreatePartitions, AlterConfigs) would
@@ -71,7 +72,7 @@ pub async fn create_missing(kafka: &KafkaConfig, context: Context) -> Result<Out
     }
     let changelog = kafka.changelog_topic();
     if let Some(changelog) = changelog.as_deref().filter(|name| names.insert(name)) {
-        topics.push(changelog_topic(changelog, settings.partitions, settings.replication));
+        topics.push(compacted_topic(changelog, settings.partitions, settings.replication));
     }
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let results = admin.create_topics(&topics, &options).await.map_err(|e| {
@@ -103,26 +104,30 @@ pub async fn create_missing(kafka: &KafkaConfig, context: Context) -> Result<Out
     Err(Error::new(Domain::Kafka, retry, format!("cannot create topics ({})", list.join("; "))))
 }
 
-/// The changelog: partitioned like the input (`partitions`), so that a
-/// later process per partition owns the changelog partition of the same
-/// number; compacted, so that the latest value of each key is kept and a
-/// tombstone (a null value) removes a key (`changelog.rs`).
-fn changelog_topic(name: &str, partitions: i32, replication: i32) -> NewTopic<'_> {
+/// A topic of mon's own that holds the latest value per key: the
+/// changelog (partitioned like the input, so that a later process per
+/// partition owns the changelog partition of the same number) and the
+/// group's members. Compacted, so that a tombstone (a null value) removes
+/// a key (`changelog.rs`, `group.rs`).
+fn compacted_topic(name: &str, partitions: i32, replication: i32) -> NewTopic<'_> {
     NewTopic::new(name, partitions, TopicReplication::Fixed(replication)).set("cleanup.policy", "compact")
 }
 
-/// Creates the changelog topic `name` with `partitions` unless it exists;
-/// true if it was created now.
-pub async fn create_changelog(
+/// Creates the compacted topic `name` (`what` it is, for messages) with
+/// `partitions` unless it exists; true if it was created now. A refusal
+/// says what to do instead: `remedy`.
+pub async fn create_compacted(
     kafka: &KafkaConfig,
     context: Context,
     name: &str,
     partitions: i32,
+    what: &str,
+    remedy: &str,
 ) -> Result<bool, Error> {
     let admin: AdminClient<Context> = client_config(kafka, &[])
         .create_with_context(context)
         .map_err(|e| client_error("cannot create the Kafka admin client", e))?;
-    let topic = changelog_topic(name, partitions, kafka.create_topics.replication);
+    let topic = compacted_topic(name, partitions, kafka.create_topics.replication);
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let results = admin.create_topics([&topic], &options).await.map_err(|e| {
         Error::new(Domain::Kafka, Retry::Later, format!("cannot create topic {name} at {}", kafka.brokers)).caused_by(e)
@@ -135,10 +140,7 @@ pub async fn create_changelog(
             Err(Error::new(
                 Domain::Kafka,
                 retry,
-                format!(
-                    "cannot create the changelog topic {name}: {code}; create it (cleanup.policy=compact), \
-                     or set `changelog = false` in [kafka]"
-                ),
+                format!("cannot create the {what} topic {name}: {code}; create it (cleanup.policy=compact), {remedy}"),
             ))
         }
         None => Ok(false),

@@ -723,6 +723,11 @@ impl<'p> Processor<'p> {
             // outputs out, and a state rebuilt from the changelog must
             // hold every batch whose outputs left.
             Some(changelog) => {
+                // The version an activation names goes first: a replay
+                // of this entry from the changelog must find it.
+                if batch.inputs.iter().any(|input| matches!(input, Input::Activate(_))) {
+                    changelog.mirror_rules(self.versions.export()?);
+                }
                 let (seq, frame) = self.journal.append_framed(&batch.inputs, &batch.offsets)?;
                 changelog.append(seq, &frame);
                 seq
@@ -937,6 +942,8 @@ impl<'p> Processor<'p> {
             // Marks first: each one taken now was acknowledged before the
             // pending notifications are read, so none of them is pending.
             let settled = changelog.marks.take_acknowledged();
+            // With the program the snapshot was made under (`snapshot_made`).
+            changelog.mirror_rules(self.versions.export()?);
             let undelivered = self.store.undelivered()?;
             let payload = crate::changelog::encode_snapshot(
                 &self.stored_offsets,

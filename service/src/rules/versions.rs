@@ -98,6 +98,9 @@ fn number(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }
 
+/// One (key, value) of the store, as the changelog keeps it.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 fn damaged(what: String) -> impl FnOnce(serde_json::Error) -> Error {
     move |e| Error::damaged(Domain::Store, what).caused_by(e)
 }
@@ -247,6 +250,29 @@ impl Versions {
         for old in pointers.iter().rev().skip(2) {
             self.tree.remove(old)?;
         }
+        Ok(())
+    }
+
+    /// Every entry of the store, as (key, value): what the changelog keeps
+    /// of it, so that a state rebuilt from Kafka finds the versions its
+    /// journal activates and the one its snapshot was made under.
+    pub fn export(&self) -> Result<Vec<Entry>, Error> {
+        let mut entries = Vec::new();
+        for entry in self.tree.iter() {
+            let (k, v) = entry?;
+            entries.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(entries)
+    }
+
+    /// Replaces the whole store with `entries` (from [`export`](Self::export),
+    /// through the changelog), for a state rebuilt from Kafka.
+    pub fn import(&self, entries: impl IntoIterator<Item = Entry>) -> Result<(), Error> {
+        self.tree.clear()?;
+        for (k, v) in entries {
+            self.tree.insert(k, v)?;
+        }
+        self.tree.flush()?;
         Ok(())
     }
 
