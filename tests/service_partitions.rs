@@ -153,12 +153,25 @@ fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
     // Readiness names where the other process is.
     let (_, ready) = first.get_any("/readyz").unwrap();
     assert!(ready.contains(second.url("").trim_end_matches('/')), "{ready}");
+    // Neither writes the group's changelog while they share it: their
+    // entries would mix under the same keys. An event makes a batch.
+    kafka::produce_to(&topic, Some(0), [(None, job("job_started", "S1", now_ms()), Vec::new())]);
+    kafka::produce_to(&topic, Some(1), [(None, job("job_started", "S2", now_ms()), Vec::new())]);
+    wait_until_true(Duration::from_secs(20), "both fenced off the changelog", || {
+        first.metric("mon_changelog_behind") == Some(1.0) && second.metric("mon_changelog_behind") == Some(1.0)
+    });
 
     second.terminate();
     wait_until_true(Duration::from_secs(30), "the first process ready again once alone", || {
         first.get_any("/readyz").is_some_and(|(code, _)| code == 200)
     });
     assert_eq!(first.metric("mon_partitions_elsewhere"), Some(0.0));
+    // Alone again, the first makes the changelog whole with a snapshot at
+    // its next batch.
+    kafka::produce_to(&topic, Some(1), [(None, job("job_started", "S3", now_ms()), Vec::new())]);
+    wait_until_true(Duration::from_secs(20), "the changelog whole again", || {
+        first.metric("mon_changelog_behind") == Some(0.0)
+    });
     // The second said goodbye when it stopped: gone from the list at once.
     wait_until_true(Duration::from_secs(10), "the second process gone from the group's list", || {
         members(&first).len() == 1
@@ -168,4 +181,7 @@ fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
     let errors = text.lines().filter(|l| l.contains("another process is in this process's consumer group")).count();
     assert_eq!(errors, 1, "said once when it began: {text}");
     assert!(text.contains("reads every input partition again"), "{text}");
+    let fenced = text.lines().filter(|l| l.contains("changelog: another process shares this consumer group")).count();
+    assert_eq!(fenced, 1, "{text}");
+    assert!(text.contains("changelog: whole again"), "{text}");
 }

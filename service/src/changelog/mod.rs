@@ -220,6 +220,10 @@ pub struct Changelog {
     /// Since when the changelog lacks entries (a produce failed, or it was
     /// behind the local state at start), and when a snapshot was last tried.
     behind: Option<Instant>,
+    /// Another process shares the consumer group (`kafka::Context`'s
+    /// `partitions_elsewhere`): nothing is written while it does, or its
+    /// entries and this one's would mix under the same keys.
+    fenced: bool,
     pub marks: Arc<Marks>,
     metrics: Arc<Metrics>,
     /// The rules store's entries in the topic: a hash of each value and
@@ -235,7 +239,9 @@ impl Changelog {
     /// resolve every version its journal and snapshot name. A failure
     /// leaves the changelog behind, as a lost entry does.
     pub fn mirror_rules(&mut self, entries: Vec<crate::rules::versions::Entry>) {
-        if self.behind.is_some() {
+        // Even when behind: the snapshot that makes the changelog whole
+        // again comes right after, and must find its program here.
+        if self.shared() {
             return;
         }
         let mut records: Vec<(String, Option<Vec<u8>>)> = Vec::new();
@@ -283,6 +289,9 @@ impl Changelog {
     /// ([`wants_snapshot`](Self::wants_snapshot)). Until then, a lost disk
     /// loses what the changelog lacks (docs/notes/durability.md).
     pub fn append(&mut self, seq: u64, frame: &[u8]) {
+        if self.shared() {
+            return;
+        }
         if self.behind.is_some() {
             return;
         }
@@ -314,7 +323,28 @@ impl Changelog {
 
     /// True when the changelog is behind and it is time to try a snapshot.
     pub fn wants_snapshot(&self) -> bool {
-        self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
+        if self.metrics.partitions_elsewhere.get() > 0 {
+            return false;
+        }
+        // Alone again after sharing the group: whole again at once.
+        self.fenced || self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
+    }
+
+    /// True while another process shares the consumer group: then this
+    /// process writes nothing (docs/notes/durability.md, "Two writers").
+    /// Said once when it begins; a snapshot makes the changelog whole once
+    /// the process is alone again ([`wants_snapshot`](Self::wants_snapshot)).
+    fn shared(&mut self) -> bool {
+        let shared = self.metrics.partitions_elsewhere.get() > 0;
+        if shared && !self.fenced {
+            tracing::error!(
+                "changelog: another process shares this consumer group; nothing is written to the changelog until \
+                 this process reads every partition again, so that the two never mix"
+            );
+            self.fenced = true;
+            self.fell_behind();
+        }
+        shared
     }
 
     /// Sends a snapshot that covers every entry below `covered`, then
@@ -324,8 +354,12 @@ impl Changelog {
     /// their batches are covered, so no restore makes them again.
     /// A failure leaves (or makes) the changelog behind, to be tried again.
     pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) {
+        if self.shared() {
+            return;
+        }
         match self.try_snapshot(covered, payload, settled) {
             Ok(()) => {
+                self.fenced = false;
                 if self.behind.take().is_some() {
                     tracing::info!(covered, "changelog: whole again");
                 }
@@ -560,6 +594,7 @@ fn open_reachable(
         snapshot: snapshot_header,
         next_seq: changelog_next,
         behind: None,
+        fenced: false,
         marks: Arc::new(marks),
         metrics,
         rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
