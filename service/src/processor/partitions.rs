@@ -1,0 +1,87 @@
+//! Where the events came from: the input partition each batch's lines
+//! came from, said in the journal ([`Input::Partition`]) so that every
+//! item knows its partition after a replay too, and the events of an item
+//! that came from another partition than the one that started it (a
+//! producer that does not key its messages by item), counted, shown in
+//! the status and warned about (docs/service.md, "Keys and partitions").
+//!
+//! What it must not do: drop or reorder such events. They are applied as
+//! any other; only the report is added.
+
+use std::time::{Duration, Instant};
+
+use mon_runtime::live::Input;
+use mon_runtime::record::Record;
+use serde::Serialize;
+
+use super::{Pending, Processor};
+
+/// A producer that does not key its messages by item: the item's events
+/// are on several partitions, so their order is not kept, and a process
+/// that owns only some partitions sees only part of each item.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct SplitKeysView {
+    /// How many events came from another partition than their item's.
+    pub events: u64,
+    /// The latest of them.
+    pub last: SplitKeyView,
+}
+
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct SplitKeyView {
+    pub workflow: String,
+    pub key: String,
+    /// The partition whose event started the item.
+    pub owner_partition: u16,
+    /// The partition this event came from.
+    pub seen_on_partition: u16,
+    /// The event's time (RFC 3339).
+    pub at: String,
+}
+
+/// A producer that keys nothing is warned about this often, not per event.
+const SPLIT_KEY_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+impl Processor<'_> {
+    /// Says which partition the next lines come from, in the journal too,
+    /// when it is not the one last said in this batch: each entry says it
+    /// again, so a replay from any entry knows where its events came from.
+    pub(super) fn say_partition(&mut self, partition: Option<u16>, batch: &mut Pending, records: &mut Vec<Record>) {
+        if batch.partition != Some(partition) {
+            batch.partition = Some(partition);
+            self.apply(Input::Partition(partition), batch, records);
+        }
+    }
+
+    /// Counts and reports the events of an item that came from another
+    /// partition than its first. A warning at most once a minute: a
+    /// producer that keys nothing splits nearly every item.
+    pub(super) fn report_split_keys(&mut self) {
+        let (split, total) = self.live.take_split_keys();
+        self.metrics.split_key_events.inc_by(total.saturating_sub(self.split_key_events));
+        self.split_key_events = total;
+        let Some(last) = split.last() else { return };
+        let workflow = self.program.workflows.get(last.workflow as usize).map_or("", |w| w.name.as_str());
+        let view = SplitKeyView {
+            workflow: workflow.to_string(),
+            key: last.key.clone(),
+            owner_partition: last.owner,
+            seen_on_partition: last.seen_on,
+            at: mon_stdlib::time::format_rfc3339(last.at),
+        };
+        if self.split_key_warned.is_none_or(|at| at.elapsed() >= SPLIT_KEY_WARNING_EVERY) {
+            self.split_key_warned = Some(Instant::now());
+            tracing::warn!(
+                workflow,
+                key = %last.key,
+                owner_partition = last.owner,
+                seen_on_partition = last.seen_on,
+                events_so_far = total,
+                "an item's events come from two partitions: its producer does not key messages by the item, \
+                 so their order is not kept and a process owning some partitions would see part of the item \
+                 (docs/service.md, \"Keys and partitions\")"
+            );
+        }
+        self.totals.split_keys = Some(SplitKeysView { events: total, last: view });
+    }
+}
