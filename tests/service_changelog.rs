@@ -12,7 +12,7 @@ mod receivers;
 #[path = "support/service.rs"]
 mod service;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,21 +20,6 @@ use std::time::{Duration, Instant};
 use receivers::{wait_until, HttpReceiver};
 use serde_json::Value;
 use service::Service;
-
-/// Distinct records by id; panics if one id carries two contents.
-fn distinct(records: &[Value]) -> (BTreeMap<String, String>, usize) {
-    let mut map = BTreeMap::new();
-    let mut repeats = 0;
-    for record in records {
-        let id = record["id"].as_str().expect("id").to_string();
-        let text = record.to_string();
-        if let Some(previous) = map.insert(id.clone(), text.clone()) {
-            assert_eq!(previous, text, "record {id} was published with two different contents");
-            repeats += 1;
-        }
-    }
-    (map, repeats)
-}
 
 fn run_args<'a>(config: &'a str, state: &'a str, rules: &'a str) -> Vec<&'a str> {
     vec!["--config", config, "--clock", "event", "--state-dir", state, rules]
@@ -58,41 +43,15 @@ fn changelog_keys(topic: &str) -> BTreeSet<String> {
 fn a_process_on_an_empty_state_dir_rebuilds_the_state_from_the_changelog_and_loses_and_adds_nothing() {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let stream = dir.path().join("stream");
-    let status = Command::new(env!("CARGO_BIN_EXE_mon"))
-        .args(["bench", "--trades", "10000", "--stall-rate", "0.03", "--emit"])
-        .arg(&stream)
-        .output()
-        .expect("mon bench --emit");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let mut lines: Vec<String> =
-        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
-    let end = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| mon_stdlib::time::parse_rfc3339(v["time"].as_str()?))
-        .max()
-        .unwrap();
-    // A last event of a type no rule uses moves the event clock past the
-    // end, so the service fires what `mon simulate --until end` fires.
-    lines.push(format!(
-        r#"{{"specversion":"1.0","id":"clock","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
-        mon_stdlib::time::format_rfc3339(end + 1)
-    ));
+    let stream = service::trade_stream(dir.path(), "10000", "0.03");
+    let lines = &stream.lines;
     assert!(lines.len() >= 45_000, "{} events", lines.len());
-    let events = dir.path().join("all.ndjson");
-    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
-    let rules = stream.join("rules");
-    let expected = service::simulate(&rules, &events, &["--until".into(), mon_stdlib::time::format_rfc3339(end)]);
-    let (expected, _) = distinct(&expected);
+    let rules = stream.rules.clone();
+    let expected = stream.expected();
     assert!(expected.len() > 100, "the stream should make records throughout ({})", expected.len());
 
-    let topic = kafka::unique_topic("changelog");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    for t in [&topic, &records, &dead] {
-        kafka::create_topic(t, 1);
-    }
-    kafka::produce_lines(&topic, &lines);
+    let (topic, records, dead) = kafka::topic_set("changelog", 1);
+    kafka::produce_lines(&topic, lines);
 
     // Small batches and frequent snapshots: the kill lands after several
     // snapshots and between two, with entries after the last one.
@@ -134,7 +93,7 @@ fn a_process_on_an_empty_state_dir_rebuilds_the_state_from_the_changelog_and_los
         .iter()
         .map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).expect("a record is JSON"))
         .collect();
-    let (actual, repeats) = distinct(&published);
+    let (actual, repeats) = service::distinct(&published);
     eprintln!(
         "changelog test: {} events, killed after {consumed_by_first} consumed, {restored} entries restored, {} \
          distinct records, {repeats} repeated deliveries",
@@ -263,11 +222,7 @@ fn notifications_across_a_lost_disk(case: BeforeTheKill) {
     assert!(expected_before.len() >= 4, "a firing message per book: {expected_before:?}");
     assert!(expected.len() > expected_before.len(), "more messages after the restore: {expected:?}");
 
-    let topic = kafka::unique_topic("changelog-notify");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    for t in [&topic, &records, &dead] {
-        kafka::create_topic(t, 1);
-    }
+    let (topic, records, dead) = kafka::topic_set("changelog-notify", 1);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
     if case == BeforeTheKill::PendingInASnapshot {
         let mut text = std::fs::read_to_string(&config).unwrap();
@@ -492,11 +447,7 @@ fn while_its_broker_is_down_the_changelog_is_behind_and_a_snapshot_makes_it_whol
 fn a_version_activated_through_the_api_survives_a_lost_disk() {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let topic = kafka::unique_topic("changelog-rules");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    for t in [&topic, &records, &dead] {
-        kafka::create_topic(t, 1);
-    }
+    let (topic, records, dead) = kafka::topic_set("changelog-rules", 1);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic).display().to_string();
     let rules = service::write_job_rules(dir.path(), "1h").display().to_string();
     let log = dir.path().join("mon.log");

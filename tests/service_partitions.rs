@@ -13,12 +13,9 @@ use std::time::Duration;
 use serde_json::Value;
 use service::{now_ms, wait_until_true, Service};
 
+/// A job event as a Kafka message's payload.
 fn job(kind: &str, job: &str, time: i64) -> Vec<u8> {
-    format!(
-        r#"{{"specversion":"1.0","id":"{kind}-{job}","source":"test","type":"{kind}","time":"{}","data":{{"job":"{job}"}}}}"#,
-        mon_stdlib::time::format_rfc3339(time)
-    )
-    .into_bytes()
+    service::job_event(kind, job, time).into_bytes()
 }
 
 fn to_partition(topic: &str, partition: i32, messages: &[Vec<u8>]) {
@@ -29,11 +26,7 @@ fn to_partition(topic: &str, partition: i32, messages: &[Vec<u8>]) {
 fn an_item_whose_events_come_from_two_partitions_is_reported() {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let topic = kafka::unique_topic("split");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    kafka::create_topic(&topic, 2);
-    kafka::create_topic(&records, 1);
-    kafka::create_topic(&dead, 1);
+    let (topic, records, dead) = kafka::topic_set("split", 2);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
     let rules = service::write_job_rules(dir.path(), "1h");
     let state = dir.path().join("state");
@@ -94,11 +87,7 @@ fn an_item_whose_events_come_from_two_partitions_is_reported() {
 fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let topic = kafka::unique_topic("shared-group");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    kafka::create_topic(&topic, 2);
-    kafka::create_topic(&records, 1);
-    kafka::create_topic(&dead, 1);
+    let (topic, records, dead) = kafka::topic_set("shared-group", 2);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
     let rules = service::write_job_rules(dir.path(), "1h");
     let (state_a, state_b) = (dir.path().join("a"), dir.path().join("b"));

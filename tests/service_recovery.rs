@@ -10,8 +10,6 @@ mod rng;
 #[path = "support/service.rs"]
 mod service;
 
-use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rng::SplitMix64;
@@ -25,21 +23,6 @@ fn records_of(messages: &[kafka::Message]) -> Vec<Value> {
         .collect()
 }
 
-/// Distinct records by id; panics if one id carries two contents.
-fn distinct(records: &[Value]) -> (BTreeMap<String, String>, usize) {
-    let mut map = BTreeMap::new();
-    let mut repeats = 0;
-    for record in records {
-        let id = record["id"].as_str().expect("id").to_string();
-        let text = record.to_string();
-        if let Some(previous) = map.insert(id.clone(), text.clone()) {
-            assert_eq!(previous, text, "record {id} was published with two different contents");
-            repeats += 1;
-        }
-    }
-    (map, repeats)
-}
-
 fn run_args<'a>(config: &'a str, state: &'a str, rules: &'a str, clock: &'a str) -> Vec<&'a str> {
     vec!["--config", config, "--clock", clock, "--state-dir", state, rules]
 }
@@ -48,41 +31,15 @@ fn run_args<'a>(config: &'a str, state: &'a str, rules: &'a str, clock: &'a str)
 fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content() {
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let stream = dir.path().join("stream");
-    let status = Command::new(env!("CARGO_BIN_EXE_mon"))
-        .args(["bench", "--trades", "40000", "--stall-rate", "0.03", "--emit"])
-        .arg(&stream)
-        .output()
-        .expect("mon bench --emit");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
-    let mut lines: Vec<String> =
-        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
-    let end = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| mon_stdlib::time::parse_rfc3339(v["time"].as_str()?))
-        .max()
-        .unwrap();
-    // A last event of a type no rule uses moves the event clock past the
-    // end, so the service fires what `mon simulate --until end` fires.
-    lines.push(format!(
-        r#"{{"specversion":"1.0","id":"clock","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
-        mon_stdlib::time::format_rfc3339(end + 1)
-    ));
+    let stream = service::trade_stream(dir.path(), "40000", "0.03");
+    let lines = &stream.lines;
     assert!(lines.len() >= 190_000, "{} events", lines.len());
-    let events = dir.path().join("all.ndjson");
-    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
-    let rules = stream.join("rules");
-    let expected = service::simulate(&rules, &events, &["--until".into(), mon_stdlib::time::format_rfc3339(end)]);
-    let (expected, _) = distinct(&expected);
+    let rules = stream.rules.clone();
+    let expected = stream.expected();
     assert!(expected.len() > 500, "the stream should make records throughout ({})", expected.len());
 
-    let topic = kafka::unique_topic("crash");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    for t in [&topic, &records, &dead] {
-        kafka::create_topic(t, 1);
-    }
-    kafka::produce_lines(&topic, &lines);
+    let (topic, records, dead) = kafka::topic_set("crash", 1);
+    kafka::produce_lines(&topic, lines);
 
     // Small batches: more commits, so more places for a kill to land.
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
@@ -124,7 +81,7 @@ fn sigkill_at_random_points_loses_nothing_and_repeats_nothing_with_other_content
     let published = kafka::consume_all(&records, expected.len(), Duration::from_secs(3), Duration::from_secs(120));
     assert_eq!(service.terminate(), Some(0), "a clean stop after the kills");
     let published = records_of(&published);
-    let (actual, repeats) = distinct(&published);
+    let (actual, repeats) = service::distinct(&published);
     eprintln!(
         "crash test: {} events, {kills} SIGKILLs ({mid_stream} while events were being consumed), {} distinct records, \
          {repeats} repeated deliveries of the same record, {:.1} s",
@@ -155,11 +112,7 @@ fn a_deadline_that_passes_while_the_service_is_down_is_reported_once_at_the_next
     let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
     let rules = service::write_job_rules(dir.path(), "3s");
-    let topic = kafka::unique_topic("timers");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    for t in [&topic, &records, &dead] {
-        kafka::create_topic(t, 1);
-    }
+    let (topic, records, dead) = kafka::topic_set("timers", 1);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic).display().to_string();
     let state = dir.path().join("state").display().to_string();
     let rules = rules.display().to_string();

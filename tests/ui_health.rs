@@ -18,12 +18,9 @@ use browser::{assert_legible, Browser};
 use serde_json::Value;
 use service::{now_ms, wait_until_true, Service};
 
+/// A job event as a Kafka message's payload.
 fn job(kind: &str, job: &str, time: i64) -> Vec<u8> {
-    format!(
-        r#"{{"specversion":"1.0","id":"{kind}-{job}","source":"test","type":"{kind}","time":"{}","data":{{"job":"{job}"}}}}"#,
-        mon_stdlib::time::format_rfc3339(time)
-    )
-    .into_bytes()
+    service::job_event(kind, job, time).into_bytes()
 }
 
 async fn health_lines(browser: &Browser, wanted: usize) -> Vec<(String, String)> {
@@ -66,11 +63,7 @@ async fn the_page_says_when_mon_is_not_seeing_everything() {
     // A producer that does not key by item: J1 starts on partition 0 and
     // ends on partition 1.
     let brokers = kafka::brokers();
-    let topic = kafka::unique_topic("ui-health");
-    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
-    kafka::create_topic(&topic, 2);
-    kafka::create_topic(&records, 1);
-    kafka::create_topic(&dead, 1);
+    let (topic, records, dead) = kafka::topic_set("ui-health", 2);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
     let state = dir.path().join("state");
     let service = Service::start(

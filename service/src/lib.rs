@@ -426,7 +426,6 @@ pub fn run_with(
         alerts_dirty: true,
         board: views::Board::new(views.clone(), changes.clone()),
         compacted_hour: None,
-        split_key_events: 0,
         split_key_warned: None,
         engine_now,
         rollups_before_activation: Vec::new(),

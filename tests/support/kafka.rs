@@ -111,6 +111,17 @@ pub fn create_topic(name: &str, partitions: i32) {
     }
 }
 
+/// A fresh input topic of `partitions` partitions, with its records and
+/// dead-letter topics (one partition each): `(input, records, dead)`.
+pub fn topic_set(prefix: &str, partitions: i32) -> (String, String, String) {
+    let topic = unique_topic(prefix);
+    let (records, dead) = (format!("{topic}.records"), format!("{topic}.dead"));
+    create_topic(&topic, partitions);
+    create_topic(&records, 1);
+    create_topic(&dead, 1);
+    (topic, records, dead)
+}
+
 /// Produces `(key, payload, headers)` messages to `topic`, partitioned by key
 /// (keyless messages go to any partition), and returns once every one of them
 /// is acknowledged. Panics on any delivery error.

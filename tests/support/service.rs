@@ -243,6 +243,78 @@ pub fn job_started(n: usize, time: i64) -> String {
     )
 }
 
+/// A `kind` envelope (`job_started`, `job_done`) for job `job` at `time`
+/// (ms), with the id `{kind}-{job}`.
+pub fn job_event(kind: &str, job: &str, time: i64) -> String {
+    format!(
+        r#"{{"specversion":"1.0","id":"{kind}-{job}","source":"test","type":"{kind}","time":"{}","data":{{"job":"{job}"}}}}"#,
+        mon_stdlib::time::format_rfc3339(time)
+    )
+}
+
+/// Records by id, and how many ids came more than once; panics if one id
+/// was published with two contents.
+pub fn distinct(records: &[serde_json::Value]) -> (std::collections::BTreeMap<String, String>, usize) {
+    let mut map = std::collections::BTreeMap::new();
+    let mut repeats = 0;
+    for record in records {
+        let id = record["id"].as_str().expect("id").to_string();
+        let text = record.to_string();
+        if let Some(previous) = map.insert(id.clone(), text.clone()) {
+            assert_eq!(previous, text, "record {id} was published with two different contents");
+            repeats += 1;
+        }
+    }
+    (map, repeats)
+}
+
+/// A trade lifecycle stream written by `mon bench --emit` into `dir/stream`.
+pub struct TradeStream {
+    /// The events, then one of a type no rule uses just past the last, so
+    /// that a service on the event clock fires what `mon simulate --until
+    /// end` fires.
+    pub lines: Vec<String>,
+    /// The same lines as a file, for `mon simulate`.
+    pub events: PathBuf,
+    pub rules: PathBuf,
+    /// The last event's time (ms).
+    pub end: i64,
+}
+
+/// `trades` trades, `stall_rate` of them stalled (`mon bench` flags).
+pub fn trade_stream(dir: &Path, trades: &str, stall_rate: &str) -> TradeStream {
+    let stream = dir.join("stream");
+    let status = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["bench", "--trades", trades, "--stall-rate", stall_rate, "--emit"])
+        .arg(&stream)
+        .output()
+        .expect("mon bench --emit");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let mut lines: Vec<String> =
+        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    let end = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| mon_stdlib::time::parse_rfc3339(v["time"].as_str()?))
+        .max()
+        .unwrap();
+    lines.push(format!(
+        r#"{{"specversion":"1.0","id":"clock","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
+        mon_stdlib::time::format_rfc3339(end + 1)
+    ));
+    let events = dir.join("all.ndjson");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    TradeStream { lines, events, rules: stream.join("rules"), end }
+}
+
+impl TradeStream {
+    /// What `mon simulate --until end` makes of the stream, by id.
+    pub fn expected(&self) -> std::collections::BTreeMap<String, String> {
+        let until = mon_stdlib::time::format_rfc3339(self.end);
+        distinct(&simulate(&self.rules, &self.events, &["--until".into(), until])).0
+    }
+}
+
 /// Waits until `done` holds, polling; panics naming `what` after `limit`.
 pub fn wait_until_true(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();

@@ -241,7 +241,7 @@ impl Changelog {
     pub fn mirror_rules(&mut self, entries: Vec<crate::rules::versions::Entry>) {
         // Even when behind: the snapshot that makes the changelog whole
         // again comes right after, and must find its program here.
-        if self.shared() {
+        if self.fence_if_shared() {
             return;
         }
         let mut records: Vec<(String, Option<Vec<u8>>)> = Vec::new();
@@ -289,7 +289,7 @@ impl Changelog {
     /// ([`wants_snapshot`](Self::wants_snapshot)). Until then, a lost disk
     /// loses what the changelog lacks (docs/notes/durability.md).
     pub fn append(&mut self, seq: u64, frame: &[u8]) {
-        if self.shared() {
+        if self.fence_if_shared() {
             return;
         }
         if self.behind.is_some() {
@@ -334,7 +334,7 @@ impl Changelog {
     /// process writes nothing (docs/notes/durability.md, "Two writers").
     /// Said once when it begins; a snapshot makes the changelog whole once
     /// the process is alone again ([`wants_snapshot`](Self::wants_snapshot)).
-    fn shared(&mut self) -> bool {
+    fn fence_if_shared(&mut self) -> bool {
         let shared = self.metrics.partitions_elsewhere.get() > 0;
         if shared && !self.fenced {
             tracing::error!(
@@ -354,7 +354,7 @@ impl Changelog {
     /// their batches are covered, so no restore makes them again.
     /// A failure leaves (or makes) the changelog behind, to be tried again.
     pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) {
-        if self.shared() {
+        if self.fence_if_shared() {
             return;
         }
         match self.try_snapshot(covered, payload, settled) {

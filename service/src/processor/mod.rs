@@ -244,8 +244,6 @@ pub struct Processor<'p> {
     /// Rollup rows of this batch made before an activation renumbered the
     /// workflows: named by the program that counted them.
     pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
-    /// The engine's count of split-key events already added to the metric.
-    pub split_key_events: u64,
     /// When the last split-key warning was logged.
     pub split_key_warned: Option<Instant>,
 }

@@ -58,8 +58,9 @@ impl Processor<'_> {
     /// producer that keys nothing splits nearly every item.
     pub(super) fn report_split_keys(&mut self) {
         let (split, total) = self.live.take_split_keys();
-        self.metrics.split_key_events.inc_by(total.saturating_sub(self.split_key_events));
-        self.split_key_events = total;
+        // The engine counts them all; the metric follows it.
+        let counted = self.metrics.split_key_events.get();
+        self.metrics.split_key_events.inc_by(total.saturating_sub(counted));
         let Some(last) = split.last() else { return };
         let workflow = self.program.workflows.get(last.workflow as usize).map_or("", |w| w.name.as_str());
         let view = SplitKeyView {
