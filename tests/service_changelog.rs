@@ -150,11 +150,7 @@ fn filler(start: i64, n: usize, offset_ms: i64) -> String {
 /// The notification ids `mon simulate --notifications` gives for `events`.
 fn simulated_ids(rules: &Path, events: &[String], file: &Path) -> BTreeSet<String> {
     std::fs::write(file, events.join("\n")).unwrap();
-    service::simulate(rules, file, &["--notifications".to_string()])
-        .into_iter()
-        .filter(|n| n["kind"] == "notification")
-        .map(|n| n["id"].as_str().unwrap().to_string())
-        .collect()
+    service::simulated_notification_ids(rules, file)
 }
 
 fn post_lines(service: &Service, lines: &[String]) {

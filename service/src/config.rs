@@ -196,6 +196,11 @@ pub struct KafkaConfig {
     pub changelog: bool,
     /// The changelog's topic; `<group>.changelog` when not given.
     pub changelog_topic: Option<String>,
+    /// Several processes of this group take over from each other: the one
+    /// holding the group's lease (`lease.rs`) runs, the others wait as
+    /// standbys following the changelog, and one of them takes over when
+    /// it stops or dies (docs/service.md, "Fail-over"). Needs the changelog.
+    pub failover: bool,
 }
 
 impl KafkaConfig {
@@ -370,6 +375,7 @@ impl Default for KafkaConfig {
             create_topics: CreateTopicsConfig::default(),
             changelog: true,
             changelog_topic: None,
+            failover: false,
         }
     }
 }
@@ -430,6 +436,8 @@ pub struct KafkaOverrides {
     pub dead_letter_topic: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_topics: Option<CreateTopicsOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failover: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -530,7 +538,8 @@ impl Config {
             }
             if let Some(changelog) = kafka.changelog_topic() {
                 let members = format!("{}.members", kafka.group);
-                let others = [&kafka.records_topic, &kafka.dead_letter_topic, &kafka.audit_topic, &members];
+                let lease = crate::lease::name(kafka);
+                let others = [&kafka.records_topic, &kafka.dead_letter_topic, &kafka.audit_topic, &members, &lease];
                 if changelog.trim().is_empty() {
                     problems.push("kafka.changelog_topic: empty; name a topic, or set `changelog = false`".into());
                 } else if kafka.topics.contains(&changelog) || others.contains(&&changelog) {
@@ -538,6 +547,13 @@ impl Config {
                         "kafka.changelog_topic: `{changelog}` is also another of mon's topics; the changelog needs one of its own"
                     ));
                 }
+            }
+            if kafka.failover && !kafka.changelog {
+                problems.push(
+                    "kafka.failover: needs the changelog, from which a standby takes over the state; \
+                     remove `changelog = false`"
+                        .into(),
+                );
             }
             if kafka.topics.contains(&kafka.records_topic) {
                 problems.push(format!(

@@ -33,12 +33,14 @@ pub mod group;
 pub mod http;
 pub mod journal;
 pub mod kafka;
+pub mod lease;
 pub mod metrics;
 pub mod notify;
 pub mod processor;
 pub mod rollups;
 pub mod rules;
 pub mod stage_items;
+pub mod standby;
 pub mod store;
 pub mod tls;
 pub mod views;
@@ -174,19 +176,37 @@ pub fn run_with(
             clock_name(config.clock)
         )));
     }
+    let mut listen: SocketAddr = config
+        .http
+        .listen
+        .parse()
+        .map_err(|_| Error::config(format!("http.listen: `{}` is not an address", config.http.listen)))?;
+    // With fail-over on, this process waits as a standby until it holds
+    // its group's lease, following the changelog (standby.rs).
+    let failover = config.kafka.as_ref().filter(|k| k.failover).and_then(|k| Some((k, k.changelog_topic()?)));
+    let (lease, followed) = match failover {
+        Some((kafka, topic)) => {
+            match standby::wait(kafka, &topic, &kafka_context, &runtime, listen, tls.clone(), &stop)? {
+                Some(promoted) => {
+                    // The port the standby was reached on (it may have been 0).
+                    listen = promoted.address;
+                    (Some(promoted.lease), Some(promoted.followed))
+                }
+                None => {
+                    tracing::info!("stopped while a standby");
+                    return Ok(StatusView::default());
+                }
+            }
+        }
+        None => (None, None),
+    };
     // Before the journal is opened: a state directory that is empty or
     // behind the changelog gets its journal and snapshot from Kafka, and
     // the ordinary recovery below replays them (changelog.rs).
     let mut changelog = match config.kafka.as_ref().and_then(|k| Some((k, k.changelog_topic()?))) {
-        Some((kafka, topic)) => changelog::open(
-            kafka,
-            &topic,
-            kafka_context.clone(),
-            &runtime,
-            &config.state_dir,
-            &mut store,
-            metrics.clone(),
-        )?,
+        Some((kafka, topic)) => {
+            changelog::open(kafka, &topic, kafka_context.clone(), &runtime, &config.state_dir, &mut store, followed)?
+        }
         None => None,
     };
     let (journal, recovered) = Journal::open(&config.state_dir)?;
@@ -194,6 +214,9 @@ pub fn run_with(
     // before its acknowledgement) gets a snapshot once the state is
     // recovered.
     let changelog_needs_snapshot = changelog.as_mut().is_some_and(|o| o.changelog.behind_local(journal.next_seq()));
+    if let (Some(opened), Some(lease)) = (changelog.as_mut(), &lease) {
+        opened.changelog.fence_on_lost_lease(lease.lost_flag());
+    }
     let versions = Versions::open(&store.handle())?;
     let audit = Audit::open(&store.handle())?;
     let (deploy, deployed_now) = import_rules(&versions, &audit, rules)?;
@@ -263,11 +286,6 @@ pub fn run_with(
     // Everything in the outbox at start was flushed by an earlier run.
     let outbox_flushed = Arc::new(std::sync::atomic::AtomicU64::new(store.next_outbox_seq()));
 
-    let listen: SocketAddr = config
-        .http
-        .listen
-        .parse()
-        .map_err(|_| Error::config(format!("http.listen: `{}` is not an address", config.http.listen)))?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).map_err(|e| {
         let retry = if e.kind() == std::io::ErrorKind::AddrInUse { Retry::Later } else { Retry::Never };
         Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
@@ -476,6 +494,20 @@ pub fn run_with(
                 })
                 .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the group thread").caused_by(e))?;
         }
+        if let Some(lease) = &lease {
+            let stop = &stop;
+            std::thread::Builder::new()
+                .name("mon-lease".into())
+                .spawn_scoped(scope, move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        lease.poll(Duration::from_millis(200));
+                        if lease.lost() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the lease thread").caused_by(e))?;
+        }
         let worker = std::thread::Builder::new()
             .name("mon-processor".into())
             .spawn_scoped(scope, move || processor.run())
@@ -518,6 +550,16 @@ pub fn run_with(
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
+    let outcome = match lease {
+        Some(lease) if lease.lost() && outcome.is_ok() => Err(Error::new(
+            Domain::Kafka,
+            Retry::Later,
+            "the lease went to another process, which now runs the state: start this one again to wait as a standby",
+        )),
+        // Dropped last: the standby that takes over finds this process's
+        // last snapshot in the changelog.
+        _ => outcome,
+    };
     match &outcome {
         Ok(()) => tracing::info!("stopped"),
         Err(e) => {

@@ -70,6 +70,9 @@ pub struct Metrics {
     /// Partitions of the input topics assigned to another member of the
     /// consumer group (see `kafka::Context::stats`).
     pub partitions_elsewhere: Gauge,
+    /// With fail-over on: 1 while this process holds its group's lease and
+    /// runs, 0 while it waits as a standby (`lease.rs`).
+    pub lease_held: Gauge,
     /// Notifications accepted by their receiver.
     pub notifications_sent: Family<ChannelLabels, Counter>,
     /// Notifications refused for good (in the failed log).
@@ -144,6 +147,12 @@ impl Metrics {
              while mon runs one process per group, more than 0 means its alerts are wrong",
             partitions_elsewhere.clone(),
         );
+        let lease_held = Gauge::default();
+        registry.register(
+            "lease_held",
+            "With fail-over on: 1 while this process holds its group's lease and runs, 0 while it is a standby",
+            lease_held.clone(),
+        );
         let notifications_sent = Family::<ChannelLabels, Counter>::default();
         registry.register(
             "notifications_sent",
@@ -191,6 +200,7 @@ impl Metrics {
             kafka_errors,
             assigned_partitions,
             partitions_elsewhere,
+            lease_held,
             state_open: AtomicBool::new(false),
             kafka_assigned: AtomicBool::new(false),
             kafka_problem: Mutex::new(None),

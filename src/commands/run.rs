@@ -44,6 +44,10 @@ pub struct Args {
     /// (partitions and replication from `[kafka.create_topics]`).
     #[arg(long)]
     create_topics: bool,
+    /// Run as one of several processes of the group that take over from each other: the one holding
+    /// the group's lease runs, the others wait as standbys (`[kafka] failover`, docs/service.md).
+    #[arg(long)]
+    failover: bool,
     /// Where the state is kept (created if missing).
     #[arg(long)]
     state_dir: Option<PathBuf>,
@@ -79,7 +83,8 @@ impl Args {
             || self.group.is_some()
             || self.records_topic.is_some()
             || self.dead_letter_topic.is_some()
-            || self.create_topics;
+            || self.create_topics
+            || self.failover;
         Overrides {
             state_dir: self.state_dir.clone(),
             clock: self.clock.map(|c| match c {
@@ -94,6 +99,7 @@ impl Args {
                 records_topic: self.records_topic.clone(),
                 dead_letter_topic: self.dead_letter_topic.clone(),
                 create_topics: self.create_topics.then_some(CreateTopicsOverrides { enabled: Some(true) }),
+                failover: self.failover.then_some(true),
             }),
             http: self.listen.clone().map(|listen| HttpOverrides { listen: Some(listen) }),
             log: self.log_format.map(|f| LogOverrides {

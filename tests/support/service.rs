@@ -252,6 +252,16 @@ pub fn job_event(kind: &str, job: &str, time: i64) -> String {
     )
 }
 
+/// The notification ids `mon simulate --notifications` gives for the
+/// events in `file`.
+pub fn simulated_notification_ids(rules: &Path, file: &Path) -> std::collections::BTreeSet<String> {
+    simulate(rules, file, &["--notifications".to_string()])
+        .into_iter()
+        .filter(|n| n["kind"] == "notification")
+        .map(|n| n["id"].as_str().expect("a notification id").to_string())
+        .collect()
+}
+
 /// Records by id, and how many ids came more than once; panics if one id
 /// was published with two contents.
 pub fn distinct(records: &[serde_json::Value]) -> (std::collections::BTreeMap<String, String>, usize) {

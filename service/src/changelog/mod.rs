@@ -54,6 +54,7 @@ mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -224,6 +225,10 @@ pub struct Changelog {
     /// `partitions_elsewhere`): nothing is written while it does, or its
     /// entries and this one's would mix under the same keys.
     fenced: bool,
+    /// Set when this process held its group's lease and lost it
+    /// (`lease.rs`): another process then runs the state, and this one
+    /// writes nothing more, not even its last snapshot.
+    lease_lost: Option<Arc<AtomicBool>>,
     pub marks: Arc<Marks>,
     metrics: Arc<Metrics>,
     /// The rules store's entries in the topic: a hash of each value and
@@ -323,7 +328,7 @@ impl Changelog {
 
     /// True when the changelog is behind and it is time to try a snapshot.
     pub fn wants_snapshot(&self) -> bool {
-        if self.metrics.partitions_elsewhere.get() > 0 {
+        if self.metrics.partitions_elsewhere.get() > 0 || self.lost_lease() {
             return false;
         }
         // Alone again after sharing the group: whole again at once.
@@ -335,6 +340,9 @@ impl Changelog {
     /// Said once when it begins; a snapshot makes the changelog whole once
     /// the process is alone again ([`wants_snapshot`](Self::wants_snapshot)).
     fn fence_if_shared(&mut self) -> bool {
+        if self.lost_lease() {
+            return true;
+        }
         let shared = self.metrics.partitions_elsewhere.get() > 0;
         if shared && !self.fenced {
             tracing::error!(
@@ -345,6 +353,16 @@ impl Changelog {
             self.fell_behind();
         }
         shared
+    }
+
+    /// Fences this writer for good once `lost` turns true (the lease,
+    /// `lease.rs`).
+    pub fn fence_on_lost_lease(&mut self, lost: Arc<AtomicBool>) {
+        self.lease_lost = Some(lost);
+    }
+
+    fn lost_lease(&self) -> bool {
+        self.lease_lost.as_ref().is_some_and(|lost| lost.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Sends a snapshot that covers every entry below `covered`, then
@@ -477,7 +495,8 @@ fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
 /// Makes sure the changelog topic exists, reads it, and rebuilds the local
 /// journal and snapshot in `state_dir` from it when it is ahead of them
 /// (with what the snapshot carried and the delivery marks into `store`).
-/// Called before the journal is opened for recovery.
+/// Called before the journal is opened for recovery. A standby that takes
+/// over passes what it `followed`: only the rest is read then.
 ///
 /// `None` when the broker cannot be reached: the run goes on from the local
 /// state without a changelog (as a service without Kafka does; the next
@@ -490,9 +509,9 @@ pub fn open(
     runtime: &tokio::runtime::Runtime,
     state_dir: &Path,
     store: &mut Store,
-    metrics: Arc<Metrics>,
+    followed: Option<Follower>,
 ) -> Result<Option<Opened>, Error> {
-    match open_reachable(kafka, topic, context, runtime, state_dir, store, metrics) {
+    match open_reachable(kafka, topic, context, runtime, state_dir, store, followed) {
         Err(e) if e.is_retryable() => {
             tracing::warn!(
                 error = %e,
@@ -512,11 +531,18 @@ fn open_reachable(
     runtime: &tokio::runtime::Runtime,
     state_dir: &Path,
     store: &mut Store,
-    metrics: Arc<Metrics>,
+    followed: Option<Follower>,
 ) -> Result<Opened, Error> {
     let started = Instant::now();
-    ensure_topic(kafka, topic, &context, runtime)?;
-    let contents = read(kafka, topic)?;
+    let metrics = context.metrics.clone();
+    let taking_over = followed.is_some();
+    let contents = match followed {
+        Some(follower) => follower.finish()?,
+        None => {
+            ensure_topic(kafka, topic, &context, runtime)?;
+            read(kafka, topic)?
+        }
+    };
     let bytes = contents.bytes;
     let restored = contents.restore().map_err(|d| {
         Error::new(
@@ -530,7 +556,14 @@ fn open_reachable(
             ),
         )
     })?;
-    let (local_next, restore) = local_is_behind(state_dir, &restored)?;
+    let (local_next, behind) = local_is_behind(state_dir, &restored)?;
+    // A standby taking over trusts the changelog over a local journal
+    // that is ahead of it: that journal is from an earlier turn of this
+    // process as the active one, and its entries the changelog lacks were
+    // never acknowledged, so nothing they made left the process, while
+    // the changelog's entries since then are another process's, whose
+    // outputs did.
+    let restore = behind || (taking_over && restored.next_seq() > 0 && local_next > restored.next_seq());
     let changelog_next = restored.next_seq();
     let snapshot_header = restored.snapshot.as_ref().map(|(h, _)| h.clone());
     let mut restored_entries = 0;
@@ -595,6 +628,7 @@ fn open_reachable(
         next_seq: changelog_next,
         behind: None,
         fenced: false,
+        lease_lost: None,
         marks: Arc::new(marks),
         metrics,
         rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
@@ -649,11 +683,28 @@ fn ensure_topic(
     Ok(())
 }
 
-/// Reads partition [`PARTITION`] of `topic` from its beginning to its end
-/// (a short-lived consumer with a manual assignment, in no group).
-fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
+/// The changelog reader's client context: the end of the partition is
+/// how a read knows it is done, not an error to log (librdkafka's default
+/// context logs it as one).
+struct Reading;
+
+impl rdkafka::client::ClientContext for Reading {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) {
+            tracing::warn!(error = %error, reason, "changelog reader");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Reading {}
+
+type Reader = BaseConsumer<Reading>;
+
+/// A consumer of partition [`PARTITION`] of `topic` from `from`, in no
+/// group.
+fn reader(kafka: &KafkaConfig, topic: &str, from: Offset) -> Result<Reader, Error> {
     let reader_group = format!("{}.changelog-reader", kafka.group);
-    let consumer: BaseConsumer = client_config(
+    let consumer: Reader = client_config(
         kafka,
         &[
             // librdkafka refuses `assign` without a group id; this group
@@ -669,14 +720,28 @@ fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
             ("fetch.wait.max.ms", "50"),
         ],
     )
-    .create()
+    .create_with_context(Reading)
     .map_err(|e| client_error("cannot create the changelog reader", e))?;
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, PARTITION, Offset::Beginning)
+        .add_partition_offset(topic, PARTITION, from)
         .map_err(|e| client_error("cannot assign the changelog partition", e))?;
     consumer.assign(&assignment).map_err(|e| client_error("cannot assign the changelog partition", e))?;
+    Ok(consumer)
+}
+
+/// Reads partition [`PARTITION`] of `topic` from its beginning to its end
+/// (a short-lived consumer with a manual assignment, in no group).
+fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
     let mut contents = Contents::default();
+    read_into(kafka, topic, &mut contents, Offset::Beginning)?;
+    Ok(contents)
+}
+
+/// Reads from `from` to the end into `contents`; returns the next offset.
+fn read_into(kafka: &KafkaConfig, topic: &str, contents: &mut Contents, from: Offset) -> Result<Offset, Error> {
+    let consumer = reader(kafka, topic, from)?;
+    let mut next = from;
     let started = Instant::now();
     loop {
         if started.elapsed() > READ_LIMIT {
@@ -688,26 +753,96 @@ fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
         }
         match consumer.poll(Duration::from_millis(500)) {
             None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(contents),
-            Some(Err(e)) => {
-                return Err(
-                    Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
-                )
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(next),
+            Some(other) => next = take(topic, contents, other)?,
+        }
+    }
+}
+
+/// Adds one polled message to `contents`; returns the offset after it.
+fn take(
+    topic: &str,
+    contents: &mut Contents,
+    polled: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
+) -> Result<Offset, Error> {
+    let message = polled.map_err(|e| {
+        Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
+    })?;
+    contents.add(message.offset(), message.key(), message.payload()).map_err(|d| {
+        Error::new(
+            Domain::Kafka,
+            Retry::Never,
+            format!(
+                "the changelog {topic}, partition {PARTITION}, offset {}: {}; delete the topic to start \
+                 over from the local state",
+                d.offset, d.why
+            ),
+        )
+    })?;
+    Ok(Offset::Offset(message.offset() + 1))
+}
+
+/// A standby's reading of the changelog as the active process writes it
+/// (`standby.rs`): when it takes over, only what came since its last read
+/// is left to read, not the whole topic.
+pub struct Follower {
+    kafka: KafkaConfig,
+    topic: String,
+    consumer: Reader,
+    contents: Contents,
+    next: Offset,
+}
+
+impl Follower {
+    /// Creates the topic when missing and starts reading it from its beginning.
+    pub fn start(
+        kafka: &KafkaConfig,
+        topic: &str,
+        context: &Context,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Result<Follower, Error> {
+        ensure_topic(kafka, topic, context, runtime)?;
+        Ok(Follower {
+            kafka: kafka.clone(),
+            topic: topic.to_string(),
+            consumer: reader(kafka, topic, Offset::Beginning)?,
+            contents: Contents::default(),
+            next: Offset::Beginning,
+        })
+    }
+
+    /// Reads what comes within `wait`. A record it cannot read is an
+    /// error, as it is at start.
+    pub fn follow(&mut self, wait: Duration) -> Result<(), Error> {
+        let until = Instant::now() + wait;
+        let mut timeout = wait;
+        while let Some(polled) = self.consumer.poll(timeout) {
+            match polled {
+                Err(KafkaError::PartitionEOF(_)) => {}
+                other => self.next = take(&self.topic, &mut self.contents, other)?,
             }
-            Some(Ok(message)) => {
-                contents.add(message.offset(), message.key(), message.payload()).map_err(|d| {
-                    Error::new(
-                        Domain::Kafka,
-                        Retry::Never,
-                        format!(
-                            "the changelog {topic}, partition {PARTITION}, offset {}: {}; delete the topic to start \
-                             over from the local state",
-                            d.offset, d.why
-                        ),
-                    )
-                })?;
+            timeout = until.saturating_duration_since(Instant::now());
+            if timeout.is_zero() {
+                break;
             }
         }
+        Ok(())
+    }
+
+    /// Bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.contents.bytes
+    }
+
+    /// Reads the rest, to the end as it is now, and gives everything read.
+    /// Why a new consumer: the end of the partition is known from the EOF
+    /// event of a fetch, and the following one may have had its EOF
+    /// already.
+    fn finish(self) -> Result<Contents, Error> {
+        let Follower { kafka, topic, consumer, mut contents, next } = self;
+        drop(consumer);
+        read_into(&kafka, &topic, &mut contents, next)?;
+        Ok(contents)
     }
 }
 

@@ -249,3 +249,26 @@ fn the_changelog_is_on_with_kafka_named_after_the_group_and_can_be_renamed_or_tu
     let error = load("changelog_topic = \"mon.members\"\n").unwrap_err().to_string();
     assert!(error.contains("one of its own"), "the group's members topic: {error}");
 }
+
+#[test]
+fn failover_is_off_by_default_and_needs_the_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mon.toml");
+    let load = |extra: &str| {
+        std::fs::write(&path, format!("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n{extra}")).unwrap();
+        Config::load(Some(&path), vec![], &Overrides::default())
+    };
+    assert!(!load("").unwrap().kafka.unwrap().failover);
+    assert!(load("failover = true\n").unwrap().kafka.unwrap().failover);
+    let error = load("failover = true\nchangelog = false\n").unwrap_err().to_string();
+    assert!(error.contains("kafka.failover") && error.contains("changelog"), "{error}");
+    let error = load("changelog_topic = \"mon.lease\"\n").unwrap_err().to_string();
+    assert!(error.contains("one of its own"), "the group's lease topic: {error}");
+    // The flag.
+    let overrides = Overrides {
+        kafka: Some(KafkaOverrides { failover: Some(true), ..KafkaOverrides::default() }),
+        ..Overrides::default()
+    };
+    std::fs::write(&path, "[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n").unwrap();
+    assert!(Config::load(Some(&path), vec![], &overrides).unwrap().kafka.unwrap().failover, "--failover");
+}

@@ -1,0 +1,136 @@
+//! A `mon run` with fail-over on waits here, as a standby, until it holds
+//! its group's lease (`lease.rs`). Meanwhile it reads the changelog as the
+//! active process writes it, so that taking over costs the rest of the
+//! read and the replay of the journal since the last snapshot, not a read
+//! of the whole topic; and it answers `/healthz`, `/readyz` (503, "a
+//! standby") and `/metrics`, so that a supervisor neither restarts it nor
+//! sends it traffic.
+//!
+//! What it must not do: touch the state directory's journal or outputs
+//! while it waits. Only the process that holds the lease writes; the
+//! standby's state is rebuilt from what it followed once it takes over
+//! (`changelog::open`), by the same code as any start.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::changelog::Follower;
+use crate::config::KafkaConfig;
+use crate::error::{Domain, Error, Retry};
+use crate::kafka::Context;
+use crate::lease::Lease;
+use crate::metrics::Metrics;
+
+/// What a standby hands on when it takes over.
+pub struct Promoted {
+    pub lease: Lease,
+    /// The changelog as read so far.
+    pub followed: Follower,
+    /// The address its HTTP server was bound to, for the service's.
+    pub address: SocketAddr,
+}
+
+/// How long one turn of the wait reads the changelog before it looks at
+/// the lease and the stop flag again.
+const TURN: Duration = Duration::from_millis(200);
+
+/// Joins the lease group and waits until this process holds the lease
+/// (`Some`) or is asked to stop (`None`). `listen` serves the standby's
+/// own small API meanwhile; it is released before this returns.
+pub fn wait(
+    kafka: &KafkaConfig,
+    changelog_topic: &str,
+    context: &Context,
+    runtime: &tokio::runtime::Runtime,
+    listen: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: &AtomicBool,
+) -> Result<Option<Promoted>, Error> {
+    let started = Instant::now();
+    let metrics = context.metrics.clone();
+    metrics.lease_held.set(0);
+    let lease = runtime.block_on(Lease::join(kafka, context.clone()))?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).map_err(|e| {
+        let retry = if e.kind() == std::io::ErrorKind::AddrInUse { Retry::Later } else { Retry::Never };
+        Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
+    })?;
+    let address = listener.local_addr().unwrap_or(listen);
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka) };
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(standby);
+    let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
+    let mut followed = Follower::start(kafka, changelog_topic, context, runtime)?;
+    tracing::info!(
+        lease = %crate::lease::name(kafka),
+        changelog = changelog_topic,
+        %address,
+        "standby: following the changelog until this process holds the lease"
+    );
+    let outcome = loop {
+        if stop.load(Ordering::Relaxed) {
+            break Ok(None);
+        }
+        lease.poll(Duration::ZERO);
+        if lease.held() {
+            break Ok(Some(()));
+        }
+        if let Err(e) = followed.follow(TURN) {
+            break Err(e);
+        }
+    };
+    // The port is free again before the service binds it.
+    let _ = http_stop.send(true);
+    let _ = runtime.block_on(server);
+    match outcome? {
+        None => Ok(None),
+        Some(()) => {
+            tracing::info!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                followed_bytes = followed.bytes(),
+                "standby: taking over"
+            );
+            metrics.lease_held.set(1);
+            Ok(Some(Promoted { lease, followed, address }))
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Standby {
+    metrics: Arc<Metrics>,
+    lease: String,
+}
+
+/// The main API's readiness shape, so the page's health strip and probes
+/// read it alike.
+#[derive(serde::Serialize)]
+struct Readiness {
+    ready: bool,
+    reasons: Vec<String>,
+}
+
+async fn readyz(State(standby): State<Standby>) -> Response {
+    let reason = format!(
+        "a standby: another process of the group holds the lease {}; this one follows the changelog and takes \
+         over when that one stops",
+        standby.lease
+    );
+    (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { ready: false, reasons: vec![reason] })).into_response()
+}
+
+async fn metrics_text(State(standby): State<Standby>) -> Response {
+    const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, OPENMETRICS)], standby.metrics.encode()).into_response()
+}

@@ -1,0 +1,194 @@
+//! Fail-over against a real broker: three `mon run --failover` processes of
+//! one group, one active (it holds the group's lease) and two standbys
+//! following the changelog. The active one is killed with SIGKILL in the
+//! middle of a 500,000-event stream; a standby takes over, and a
+//! replacement started later waits as a standby. What the group published
+//! equals an uninterrupted `mon simulate` by id and content, the
+//! scheduled deadline the killed process never reached fires on the one
+//! that took over, and each notification is sent once
+//! (docs/service.md, "Fail-over").
+
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/receivers.rs"]
+mod receivers;
+#[path = "support/service.rs"]
+mod service;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use receivers::{wait_until, HttpReceiver};
+use serde_json::Value;
+use service::Service;
+
+/// The trade lifecycle of `mon bench`, notifying a webhook, and a
+/// scheduled file SLA whose file never comes: its deadline, 08:02, comes
+/// after about 80% of the stream's events (08:00:00 to 08:02:02).
+fn add_rules(rules: &Path, hook: &str) {
+    let bench = rules.join("bench.mon");
+    let text = std::fs::read_to_string(&bench).unwrap();
+    let text = text.replace("workflow trade_lifecycle {\n", "workflow trade_lifecycle {\n  notify desk\n");
+    assert!(text.contains("notify desk"), "the bench rules changed shape:\n{text}");
+    std::fs::write(&bench, text).unwrap();
+    std::fs::write(
+        rules.join("feed.mon"),
+        format!(
+            "channel desk webhook \"http://{hook}/hook\"\n\
+             event feed_file {{ job_id: string }}\nevent feed_loaded {{ job_id: string }}\n\
+             workflow morning_feed {{\n  notify desk\n  expect feed_file by 08:02 Etc/UTC\n  \
+             then feed_loaded within 30m\n}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn run_args<'a>(config: &'a str, state: &'a str, rules: &'a str) -> Vec<&'a str> {
+    vec!["--config", config, "--clock", "event", "--state-dir", state, rules]
+}
+
+/// A process that waits as a standby: it answers, is not ready, says why,
+/// and does not hold the lease.
+fn assert_standby(service: &Service) {
+    let (status, body) = service.get_any("/readyz").expect("a standby answers /readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("a standby"), "{body}");
+    assert_eq!(service.metric("mon_lease_held"), Some(0.0));
+}
+
+#[test]
+fn the_active_process_killed_mid_stream_a_standby_takes_over_and_the_group_publishes_what_one_process_would() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let hook_address = service::free_address();
+    let stream = service::trade_stream(dir.path(), "101000", "0.01");
+    let lines = &stream.lines;
+    assert!(lines.len() >= 500_000, "{} events", lines.len());
+    add_rules(&stream.rules, &hook_address);
+    let expected = stream.expected();
+    let feed_missing: Vec<&String> =
+        expected.values().filter(|r| r.contains("\"workflow\":\"morning_feed\"")).collect();
+    assert_eq!(feed_missing.len(), 1, "the scheduled deadline fires once: {feed_missing:?}");
+    let stalls = expected.values().filter(|r| r.contains("\"kind\":\"missing\"")).count();
+    assert!(stalls > 500, "planted stalls are reported throughout ({stalls})");
+    let expected_notifications = service::simulated_notification_ids(&stream.rules, &stream.events);
+    assert!(expected_notifications.len() > 5, "notifications throughout: {expected_notifications:?}");
+    // What the killed process could not have fired: the events up to the
+    // scheduled deadline are most of the stream.
+    let before_deadline =
+        lines.iter().filter(|l| l.contains("\"time\":\"2026-03-02T08:0") && !l.contains("T08:02:")).count();
+    assert!(before_deadline > lines.len() * 2 / 3, "{before_deadline} events before 08:02");
+
+    let (topic, records, dead) = kafka::topic_set("failover", 1);
+    kafka::produce_lines(&topic, lines);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    // Snapshots during the run, so the one taking over reads a snapshot
+    // and the entries after it.
+    let text = text.replace("[kafka.properties]", "failover = true\n[kafka.properties]")
+        + "[engine]\nsnapshot_every = 60000\n";
+    std::fs::write(&config, text).unwrap();
+    let config = config.display().to_string();
+    let rules = stream.rules.display().to_string();
+    let log = dir.path().join("mon.log");
+    let state = |name: &str| dir.path().join(name).display().to_string();
+    let hook = runtime.block_on(HttpReceiver::start_on(&hook_address));
+
+    let (state_a, state_b, state_c, state_d) = (state("a"), state("b"), state("c"), state("d"));
+    let first = Service::start(&run_args(&config, &state_a, &rules), &log);
+    assert_eq!(first.metric("mon_lease_held"), Some(1.0), "the first process holds the lease");
+    let mut standbys = vec![
+        Service::spawn(&run_args(&config, &state_b, &rules), &log),
+        Service::spawn(&run_args(&config, &state_c, &rules), &log),
+    ];
+    for standby in &standbys {
+        assert_standby(standby);
+    }
+    // The group rebalances as each standby joins (a few seconds with the
+    // tests' 2 s session timeout): the lease stays where it is.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(first.metric("mon_lease_held"), Some(1.0), "a standby joining does not take the lease");
+
+    // Killed mid-stream: a third of the way in, or later if it is slow.
+    let started = Instant::now();
+    let third = (lines.len() / 3) as f64;
+    while first.metric_sum("mon_events_total") < third {
+        assert!(started.elapsed() < Duration::from_secs(120), "the first process did not consume a third");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let consumed_by_first = first.metric_sum("mon_events_total");
+    first.kill9();
+    let killed = Instant::now();
+    assert!(
+        consumed_by_first < before_deadline as f64 * 0.8,
+        "killed too late to show the deadline firing elsewhere ({consumed_by_first} events)"
+    );
+
+    // Fail-over: from the kill to the first event processed elsewhere.
+    let mut successor = None;
+    while successor.is_none() {
+        assert!(killed.elapsed() < Duration::from_secs(60), "no standby took over within 60 s");
+        successor = standbys.iter().position(|s| s.metric_sum("mon_events_total") > 0.0);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let failover = killed.elapsed();
+    let taker = standbys.remove(successor.unwrap());
+    let other = &standbys[0];
+    assert_eq!(taker.metric("mon_lease_held"), Some(1.0), "the process that took over holds the lease");
+    assert_standby(other);
+    // A replacement for the killed process waits as a standby too.
+    let replacement = Service::spawn(&run_args(&config, &state_d, &rules), &log);
+    assert_standby(&replacement);
+
+    let published = kafka::consume_all(&records, expected.len(), Duration::from_secs(3), Duration::from_secs(180));
+    let published: Vec<Value> = published
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).expect("a record is JSON"))
+        .collect();
+    let (actual, repeats) = service::distinct(&published);
+    let lost: Vec<&String> = expected.keys().filter(|id| !actual.contains_key(*id)).collect();
+    let extra: Vec<&String> = actual.keys().filter(|id| !expected.contains_key(*id)).collect();
+    assert!(lost.is_empty(), "{} records lost, e.g. {:?}", lost.len(), &lost[..3.min(lost.len())]);
+    assert!(
+        extra.is_empty(),
+        "{} records not in the uninterrupted run, e.g. {:?}",
+        extra.len(),
+        &extra[..3.min(extra.len())]
+    );
+    assert_eq!(actual, expected, "the same records, with the same content");
+
+    // The deadline the killed process never reached fired on the one that
+    // took over: its alert is in that one's book.
+    let alerts = taker.get("/api/v1/alerts?workflow=morning_feed").expect("the alerts of the process that took over");
+    assert!(alerts.contains("\"workflow\":\"morning_feed\""), "the scheduled deadline's alert: {alerts}");
+
+    let ids = || -> Vec<String> {
+        hook.requests().iter().map(|r| r.header("idempotency-key").unwrap_or_default().to_string()).collect()
+    };
+    wait_until(Duration::from_secs(60), "every notification to arrive", || {
+        ids().into_iter().collect::<BTreeSet<_>>() == expected_notifications
+    });
+    // Time for a repeat to show, if one were coming.
+    std::thread::sleep(Duration::from_secs(2));
+    let received = ids();
+    let distinct: BTreeSet<String> = received.iter().cloned().collect();
+    assert_eq!(distinct, expected_notifications, "the webhook got each notification");
+    assert_eq!(received.len(), distinct.len(), "a notification was sent twice across the fail-over");
+    eprintln!(
+        "fail-over test: {} events, {} records ({stalls} missing), {} notifications; first process killed after \
+         {consumed_by_first} events; first event processed elsewhere {} ms after the SIGKILL; {repeats} records \
+         published twice",
+        lines.len(),
+        expected.len(),
+        expected_notifications.len(),
+        failover.as_millis()
+    );
+    // A clean stop hands the lease over at once (no session timeout to
+    // wait for): one of the two standbys takes it.
+    assert_eq!(taker.terminate(), Some(0), "a clean stop");
+    wait_until(Duration::from_secs(20), "a standby to take over after a clean stop", || {
+        [other, &replacement].iter().any(|s| s.metric("mon_lease_held") == Some(1.0))
+    });
+}
