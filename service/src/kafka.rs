@@ -24,6 +24,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 use super::error::{Domain, Error, Retry};
@@ -133,7 +134,19 @@ pub type Consumer = BaseConsumer<Context>;
 
 pub type Producer = FutureProducer<Context>;
 
-pub fn consumer(kafka: &KafkaConfig, context: Context) -> Result<Consumer, Error> {
+/// How the input consumer gets its partitions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    /// Kafka's group protocol divides them among the group's members.
+    Subscribe,
+    /// Every partition of every input topic, assigned by this process:
+    /// with fail-over, the lease (`lease.rs`) already makes this process
+    /// the group's only reader, and a join of the input group would add
+    /// its initial rebalance delay (about 3 s) to every fail-over.
+    AssignAll,
+}
+
+pub fn consumer(kafka: &KafkaConfig, context: Context, intake: Intake) -> Result<Consumer, Error> {
     use rdkafka::consumer::Consumer as _;
     let group_instance = kafka.group.clone();
     let consumer: Consumer = client_config(
@@ -162,11 +175,54 @@ pub fn consumer(kafka: &KafkaConfig, context: Context) -> Result<Consumer, Error
     )
     .create_with_context(context)
     .map_err(|e| client_error("cannot create the Kafka consumer", e))?;
-    let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|e| client_error(&format!("cannot subscribe to {}", kafka.topics.join(", ")), e))?;
+    if intake == Intake::Subscribe {
+        let topics: Vec<&str> = kafka.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| client_error(&format!("cannot subscribe to {}", kafka.topics.join(", ")), e))?;
+    }
     Ok(consumer)
+}
+
+/// [`Intake::AssignAll`]: assigns every partition of `topics`, each from
+/// the offset the state holds for it (`next`), or from its beginning when
+/// the state has none (the processor skips what it already took, as after
+/// any redelivery). An error when a topic is not there yet: the caller
+/// tries again.
+pub fn assign_all(consumer: &Consumer, topics: &[String], next: &crate::store::Offsets) -> Result<usize, Error> {
+    use rdkafka::consumer::Consumer as _;
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)).map_err(|e| {
+            Error::new(Domain::Kafka, Retry::Later, format!("cannot read the metadata of {topic}")).caused_by(e)
+        })?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if partitions.is_empty() {
+            return Err(Error::new(Domain::Kafka, Retry::Later, format!("the input topic {topic} does not exist")));
+        }
+        for partition in partitions {
+            let offset = match next.get(&(topic.clone(), partition)) {
+                Some(next) => Offset::Offset(*next),
+                None => Offset::Beginning,
+            };
+            assignment
+                .add_partition_offset(topic, partition, offset)
+                .map_err(|e| client_error(&format!("cannot assign {topic}/{partition}"), e))?;
+        }
+    }
+    consumer.assign(&assignment).map_err(|e| client_error("cannot assign the input partitions", e))?;
+    let count = assignment.count();
+    let metrics = &consumer.context().metrics;
+    metrics.assigned_partitions.set(count as i64);
+    metrics.kafka_assigned.store(true, Ordering::Relaxed);
+    consumer.context().problems.resolved();
+    tracing::info!(partitions = count, "kafka partitions assigned (every partition: this process holds the lease)");
+    Ok(count)
 }
 
 pub fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {

@@ -261,12 +261,18 @@ pub fn run_with(
     let live = live.with_tally().keep_events(event_retention.is_some());
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
+    // With the lease, the intake assigns every input partition from these.
+    let assign_from = lease.as_ref().map(|_| stored_offsets.clone());
 
     let envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
 
     let (consumer, producer) = match &config.kafka {
         Some(kafka) => {
-            (Some(kafka::consumer(kafka, kafka_context.clone())?), Some(kafka::producer(kafka, kafka_context.clone())?))
+            let intake = if lease.is_some() { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
+            (
+                Some(kafka::consumer(kafka, kafka_context.clone(), intake)?),
+                Some(kafka::producer(kafka, kafka_context.clone())?),
+            )
         }
         None => {
             metrics.kafka_assigned.store(true, Ordering::Relaxed);
@@ -407,6 +413,7 @@ pub fn run_with(
         }
         _ => None,
     };
+    let config_topics = config.kafka.as_ref().map(|kafka| kafka.topics.clone());
     let intake_program: processor::intake::Running = Arc::new(std::sync::Mutex::new(program));
     let (intake_tx, intake_rx) = std::sync::mpsc::sync_channel(processor::intake::CHUNKS_AHEAD);
     let intake_envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
@@ -477,7 +484,11 @@ pub fn run_with(
             std::thread::Builder::new()
                 .name("mon-intake".into())
                 .spawn_scoped(scope, move || {
-                    processor::intake::run(consumer, intake_envelopes, intake_program, &intake_tx, stop)
+                    let assign = match (&assign_from, &config_topics) {
+                        (Some(next), Some(topics)) => Some(processor::intake::Assign { topics, next }),
+                        _ => None,
+                    };
+                    processor::intake::run(consumer, intake_envelopes, intake_program, &intake_tx, stop, assign)
                 })
                 .map_err(|e| {
                     Error::new(Domain::Process, Retry::Later, "cannot start the intake thread").caused_by(e)

@@ -58,13 +58,46 @@ pub struct Original {
 pub type Running<'p> = Arc<Mutex<&'p Program>>;
 
 /// Runs until `stop` is set or the processing thread has gone.
+/// With fail-over, the input topics and the offsets the restored state
+/// holds: every partition is assigned before the first poll
+/// ([`crate::kafka::Intake::AssignAll`]).
+pub struct Assign<'a> {
+    pub topics: &'a [String],
+    pub next: &'a crate::store::Offsets,
+}
+
+/// Assigns every input partition, trying again each second while a topic
+/// is missing or the broker is away; false if asked to stop first.
+fn assign_all(consumer: &Consumer, assign: Assign<'_>, stop: &AtomicBool) -> bool {
+    let mut said = false;
+    while !stop.load(Ordering::Relaxed) {
+        match crate::kafka::assign_all(consumer, assign.topics, assign.next) {
+            Ok(_) => return true,
+            Err(e) => {
+                if !said {
+                    tracing::warn!(error = %e, "cannot assign the input partitions yet; trying again every second");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    false
+}
+
 pub fn run<'p>(
     consumer: &Consumer,
     envelopes: &Envelopes,
     running: &Running<'p>,
     to_processor: &SyncSender<Vec<Polled<'p>>>,
     stop: &AtomicBool,
+    assign: Option<Assign<'_>>,
 ) {
+    if let Some(assign) = assign {
+        if !assign_all(consumer, assign, stop) {
+            return;
+        }
+    }
     let Some(mut program) = current(running) else { return };
     let mut decoder = Decoder::new(program);
     let mut topic: Arc<str> = Arc::from("");
