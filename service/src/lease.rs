@@ -15,18 +15,22 @@
 //! What it must not do: let a process that lost the lease go on writing.
 //! A revocation (the coordinator gave the lease away, because this process
 //! missed its heartbeats) is final for this process: it stops, and its
-//! supervisor starts it again as a standby.
+//! supervisor starts it again as a standby. A process learns of the
+//! revocation only from a heartbeat after it resumes, so one that was
+//! paused (a frozen VM, SIGSTOP) must not write before it knows: the
+//! [`Guard`] holds every changelog write after a pause until the lease
+//! is confirmed or lost.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 
 use crate::config::KafkaConfig;
-use crate::error::Error;
+use crate::error::{Domain, Error, Retry};
 use crate::kafka::{client_config, client_error, Context};
 
 /// The lease's one partition.
@@ -90,6 +94,94 @@ pub struct Lease {
     held: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
     leaving: Arc<AtomicBool>,
+    guard: Guard,
+}
+
+/// Whether this process may write now, as far as the lease says: shared
+/// by the thread that polls the lease and the writers (the changelog).
+#[derive(Clone)]
+pub struct Guard {
+    state: Arc<GuardState>,
+}
+
+struct GuardState {
+    lost: Arc<AtomicBool>,
+    since: Instant,
+    /// When the lease thread last polled, ms after `since`.
+    last_poll_ms: AtomicU64,
+    /// Writes wait until then (ms after `since`): a pause was seen.
+    unsure_until_ms: AtomicU64,
+    /// A gap this long between polls is a pause that may have cost the
+    /// lease: half the session timeout.
+    pause_ms: u64,
+    /// How long a heartbeat takes to tell, after a pause, whether the
+    /// coordinator still counts this process in.
+    confirm_ms: u64,
+}
+
+/// Writes wait at most this long for the lease to be confirmed; then the
+/// process counts it as lost, which stops it.
+const LONGEST_WAIT: Duration = Duration::from_secs(15);
+
+impl Guard {
+    fn new(lost: Arc<AtomicBool>, session_ms: u64) -> Guard {
+        Guard {
+            state: Arc::new(GuardState {
+                lost,
+                since: Instant::now(),
+                last_poll_ms: AtomicU64::new(0),
+                unsure_until_ms: AtomicU64::new(0),
+                pause_ms: session_ms / 2,
+                confirm_ms: session_ms / 2,
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.state.since.elapsed().as_millis() as u64
+    }
+
+    /// Called by the lease thread before each poll. Why it is the one to
+    /// notice a pause: it polls every 200 ms while the process runs.
+    fn polling(&self) {
+        let now = self.now_ms();
+        let last = self.state.last_poll_ms.load(Ordering::SeqCst);
+        if now.saturating_sub(last) > self.state.pause_ms {
+            // Before the poll time moves on: a writer that sees the new
+            // poll time sees this too.
+            self.state.unsure_until_ms.store(now + self.state.confirm_ms, Ordering::SeqCst);
+            tracing::warn!(
+                paused_ms = now.saturating_sub(last),
+                "the lease was not polled for a while (a paused process?); writes wait until the coordinator \
+                 confirms it"
+            );
+        }
+        self.state.last_poll_ms.store(now, Ordering::SeqCst);
+    }
+
+    /// True when this process may write; waits while it cannot tell (after
+    /// a pause), false once the lease is lost or after [`LONGEST_WAIT`]
+    /// without an answer (then it counts as lost).
+    pub fn may_write(&self) -> bool {
+        let started = Instant::now();
+        loop {
+            if self.state.lost.load(Ordering::SeqCst) {
+                return false;
+            }
+            let now = self.now_ms();
+            let stale = now.saturating_sub(self.state.last_poll_ms.load(Ordering::SeqCst)) > self.state.pause_ms;
+            let unsure = now < self.state.unsure_until_ms.load(Ordering::SeqCst);
+            if !stale && !unsure {
+                return true;
+            }
+            if started.elapsed() > LONGEST_WAIT {
+                tracing::error!("the lease could not be confirmed: counted as lost");
+                self.state.lost.store(true, Ordering::SeqCst);
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Lease {
@@ -129,13 +221,16 @@ impl Lease {
         .create_with_context(lease_context)
         .map_err(|e| client_error("cannot create the lease consumer", e))?;
         consumer.subscribe(&[&topic]).map_err(|e| client_error(&format!("cannot subscribe to {topic}"), e))?;
-        Ok(Lease { consumer, held, lost, leaving })
+        let session_ms = kafka.properties.get("session.timeout.ms").and_then(|ms| ms.parse().ok()).unwrap_or(6000);
+        let guard = Guard::new(lost.clone(), session_ms);
+        Ok(Lease { consumer, held, lost, leaving, guard })
     }
 
     /// Serves the group protocol's callbacks; call it at least every few
     /// seconds for as long as the process runs. The topic carries no
     /// messages, so nothing else comes out of it.
     pub fn poll(&self, timeout: Duration) {
+        self.guard.polling();
         let _ = self.consumer.poll(timeout);
     }
 
@@ -149,10 +244,61 @@ impl Lease {
         self.lost.load(Ordering::SeqCst)
     }
 
-    /// A flag that turns true when the lease is lost, for the writers that
-    /// must stop at once (the changelog).
-    pub fn lost_flag(&self) -> Arc<AtomicBool> {
-        self.lost.clone()
+    /// What the writers that must stop at once (the changelog) ask
+    /// before each write.
+    pub fn guard(&self) -> Guard {
+        self.guard.clone()
+    }
+}
+
+/// The lease of the active process, polled by a thread of its own from
+/// the moment it is taken until this is dropped (after the last snapshot):
+/// the start's own writes to the changelog ask the [`Guard`] too. Losing
+/// the lease sets `stop`.
+pub struct Keeper {
+    lease: Arc<Lease>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Keeper {
+    pub fn start(lease: Lease, stop: Arc<AtomicBool>) -> Result<Keeper, Error> {
+        let lease = Arc::new(lease);
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (lease, done) = (lease.clone(), done.clone());
+            std::thread::Builder::new()
+                .name("mon-lease".into())
+                .spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        lease.poll(Duration::from_millis(200));
+                        if lease.lost() {
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the lease thread").caused_by(e))?
+        };
+        Ok(Keeper { lease, done, thread: Some(thread) })
+    }
+
+    pub fn lost(&self) -> bool {
+        self.lease.lost()
+    }
+
+    pub fn guard(&self) -> Guard {
+        self.lease.guard()
+    }
+}
+
+impl Drop for Keeper {
+    /// Stops polling, then gives the lease back (the last reference to the
+    /// [`Lease`] goes with the thread).
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -161,5 +307,48 @@ impl Drop for Lease {
     /// the lease at once, without waiting for the session timeout.
     fn drop(&mut self) {
         self.leaving.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_go_on_while_polled_wait_after_a_pause_and_stop_once_lost() {
+        let lost = Arc::new(AtomicBool::new(false));
+        let guard = Guard::new(lost.clone(), 400);
+        guard.polling();
+        assert!(guard.may_write(), "polled just now");
+        // A pause longer than half the session: writes wait until the
+        // confirmation window has passed with the lease still held.
+        std::thread::sleep(Duration::from_millis(250));
+        guard.polling();
+        let waited = Instant::now();
+        let poller = {
+            let guard = guard.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    guard.polling();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        assert!(guard.may_write(), "confirmed");
+        assert!(waited.elapsed() >= Duration::from_millis(150), "waited {:?}", waited.elapsed());
+        poller.join().unwrap();
+        // Not polled for longer than half the session (the lease thread
+        // paused too, and the writer runs first): it waits, and a loss
+        // found meanwhile ends the wait.
+        std::thread::sleep(Duration::from_millis(250));
+        let losing = {
+            let lost = lost.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                lost.store(true, Ordering::SeqCst);
+            })
+        };
+        assert!(!guard.may_write(), "lost while it waited");
+        losing.join().unwrap();
     }
 }

@@ -190,7 +190,7 @@ pub fn run_with(
                 Some(promoted) => {
                     // The port the standby was reached on (it may have been 0).
                     listen = promoted.address;
-                    (Some(promoted.lease), Some(promoted.followed))
+                    (Some(lease::Keeper::start(promoted.lease, stop.clone())?), Some(promoted.followed))
                 }
                 None => {
                     tracing::info!("stopped while a standby");
@@ -215,7 +215,7 @@ pub fn run_with(
     // recovered.
     let changelog_needs_snapshot = changelog.as_mut().is_some_and(|o| o.changelog.behind_local(journal.next_seq()));
     if let (Some(opened), Some(lease)) = (changelog.as_mut(), &lease) {
-        opened.changelog.fence_on_lost_lease(lease.lost_flag());
+        opened.changelog.fence_on_lost_lease(lease.guard());
     }
     let versions = Versions::open(&store.handle())?;
     let audit = Audit::open(&store.handle())?;
@@ -504,20 +504,6 @@ pub fn run_with(
                     }
                 })
                 .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the group thread").caused_by(e))?;
-        }
-        if let Some(lease) = &lease {
-            let stop = &stop;
-            std::thread::Builder::new()
-                .name("mon-lease".into())
-                .spawn_scoped(scope, move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        lease.poll(Duration::from_millis(200));
-                        if lease.lost() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                    }
-                })
-                .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the lease thread").caused_by(e))?;
         }
         let worker = std::thread::Builder::new()
             .name("mon-processor".into())

@@ -147,6 +147,29 @@ impl Service {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a running process");
+        let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
+    }
+
+    /// Waits for the process to exit on its own; its status code.
+    pub fn wait_exit(mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                panic!("mon run did not exit within {limit:?}; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no chance to flush or say goodbye.
     pub fn kill9(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -54,7 +54,6 @@ mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -225,10 +224,10 @@ pub struct Changelog {
     /// `partitions_elsewhere`): nothing is written while it does, or its
     /// entries and this one's would mix under the same keys.
     fenced: bool,
-    /// Set when this process held its group's lease and lost it
-    /// (`lease.rs`): another process then runs the state, and this one
-    /// writes nothing more, not even its last snapshot.
-    lease_lost: Option<Arc<AtomicBool>>,
+    /// With fail-over, the lease's say on every write (`lease.rs`): once
+    /// it is lost another process runs the state, and this one writes
+    /// nothing more, not even its last snapshot.
+    lease: Option<crate::lease::Guard>,
     pub marks: Arc<Marks>,
     metrics: Arc<Metrics>,
     /// The rules store's entries in the topic: a hash of each value and
@@ -355,14 +354,14 @@ impl Changelog {
         shared
     }
 
-    /// Fences this writer for good once `lost` turns true (the lease,
-    /// `lease.rs`).
-    pub fn fence_on_lost_lease(&mut self, lost: Arc<AtomicBool>) {
-        self.lease_lost = Some(lost);
+    /// Asks `guard` before every write, and writes nothing more once the
+    /// lease is lost (`lease.rs`).
+    pub fn fence_on_lost_lease(&mut self, guard: crate::lease::Guard) {
+        self.lease = Some(guard);
     }
 
     fn lost_lease(&self) -> bool {
-        self.lease_lost.as_ref().is_some_and(|lost| lost.load(std::sync::atomic::Ordering::SeqCst))
+        self.lease.as_ref().is_some_and(|guard| !guard.may_write())
     }
 
     /// Sends a snapshot that covers every entry below `covered`, then
@@ -628,7 +627,7 @@ fn open_reachable(
         next_seq: changelog_next,
         behind: None,
         fenced: false,
-        lease_lost: None,
+        lease: None,
         marks: Arc::new(marks),
         metrics,
         rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
@@ -690,7 +689,8 @@ struct Reading;
 
 impl rdkafka::client::ClientContext for Reading {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let end = matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF));
+        if !end {
             tracing::warn!(error = %error, reason, "changelog reader");
         }
     }
@@ -812,14 +812,19 @@ impl Follower {
     }
 
     /// Reads what comes within `wait`. A record it cannot read is an
-    /// error, as it is at start.
+    /// error, as it is at start; a failed fetch (the broker away for a
+    /// while) is not: librdkafka fetches again, and the standby waits.
     pub fn follow(&mut self, wait: Duration) -> Result<(), Error> {
         let until = Instant::now() + wait;
         let mut timeout = wait;
         while let Some(polled) = self.consumer.poll(timeout) {
             match polled {
                 Err(KafkaError::PartitionEOF(_)) => {}
-                other => self.next = take(&self.topic, &mut self.contents, other)?,
+                other => match take(&self.topic, &mut self.contents, other) {
+                    Ok(next) => self.next = next,
+                    Err(e) if e.is_retryable() => tracing::warn!(error = %e, "standby: reading the changelog"),
+                    Err(e) => return Err(e),
+                },
             }
             timeout = until.saturating_duration_since(Instant::now());
             if timeout.is_zero() {
