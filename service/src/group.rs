@@ -265,7 +265,11 @@ pub async fn announce(mut announcer: Announcer, mut stop: tokio::sync::watch::Re
         _ = stop.changed() => return,
     }
     loop {
-        announcer.say().await;
+        // A send that waits on an absent Kafka must not hold a stop.
+        tokio::select! {
+            _ = announcer.say() => {}
+            _ = stop.changed() => break,
+        }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stop.changed() => break,
