@@ -283,6 +283,18 @@ pub async fn announce(mut announcer: Announcer, mut stop: tokio::sync::watch::Re
     }
 }
 
+/// Says once that this process is there, making the members topic first
+/// when it is missing: a first write to a missing topic would have the
+/// broker make it with its default partition count, and [`follow`] reads
+/// partition 0 only.
+pub async fn announce_once(mut announcer: Announcer) {
+    if let Err(e) = create_topic(&announcer.kafka, announcer.context.clone(), &announcer.topic).await {
+        tracing::warn!(error = %e, "the group's members may not be listed");
+        return;
+    }
+    announcer.say().await;
+}
+
 impl Announcer {
     /// Writes this process's record once, as it is now; gives up after
     /// [`EVERY`] (the next announcement will try again).

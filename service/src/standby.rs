@@ -4,10 +4,11 @@
 //! read and the replay of the journal since the last snapshot, not a read
 //! of the whole topic; and it answers `/healthz`, `/readyz` (503, "a
 //! standby") and `/metrics`, so that a supervisor neither restarts it nor
-//! sends it traffic. It announces itself in the group's members topic
-//! (`group.rs`) with the role "standby", so that the active process can
-//! tell whether anyone would take over from it; on taking over, the same
-//! member record says "active" at once.
+//! sends it traffic. Once it is a member of the lease group, it announces
+//! itself in the group's members topic (`group.rs`) with the role
+//! "standby", so that the active process can tell whether anyone would
+//! take over from it; on taking over, the same member record says
+//! "active" at once.
 //!
 //! What it must not do: touch the state directory's journal or outputs
 //! while it waits. Only the process that holds the lease writes; the
@@ -57,6 +58,9 @@ pub struct Listen<'a> {
 /// the lease and the stop flag again.
 const TURN: Duration = Duration::from_millis(200);
 
+/// How long each turn serves the lease consumer's queued events.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
 /// Joins the lease group and waits until this process holds the lease
 /// (`Some`) or is asked to stop (`None`). `listen` serves the standby's
 /// own small API meanwhile; it is released before this returns.
@@ -90,7 +94,7 @@ pub fn wait(
         consumer: None,
     };
     let (announce_stop, announce_stopped) = tokio::sync::watch::channel(false);
-    let announcing = runtime.spawn(crate::group::announce(announcer.clone(), announce_stopped));
+    let mut announcing = None;
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka) };
     let app = Router::new()
@@ -110,9 +114,18 @@ pub fn wait(
         if stop.load(Ordering::Relaxed) {
             break Ok(None);
         }
-        lease.poll(Duration::ZERO);
+        // Why not zero: a zero-timeout poll serves one queued event (a
+        // log line, statistics) per turn, and the rebalance that gives this
+        // process the lease waited behind them for seconds.
+        lease.poll(LEASE_POLL);
         if lease.held() {
             break Ok(Some(()));
+        }
+        // Why not from the start: a process still joining the lease group
+        // could not take over yet, and the active process would count it
+        // as cover too early.
+        if announcing.is_none() && lease.joined() {
+            announcing = Some(runtime.spawn(crate::group::announce(announcer.clone(), announce_stopped.clone())));
         }
         if let Err(e) = followed.follow(TURN) {
             break Err(e);
@@ -129,11 +142,17 @@ pub fn wait(
         // (so after any "standby" record still on its way), without
         // waiting for the service's own announcer, which starts once the
         // state is open.
-        announcing.abort();
+        if let Some(announcing) = announcing {
+            announcing.abort();
+            // Returns as soon as the task is cancelled; awaited so that a
+            // turn it is in the middle of cannot write "standby" after
+            // "active".
+            let _ = runtime.block_on(announcing);
+        }
         let mut announcer = announcer;
         registry.took_over(&mut announcer.member);
         let group = (registry, announcer.member.clone());
-        runtime.spawn(async move { announcer.say().await });
+        runtime.spawn(crate::group::announce_once(announcer));
         tracing::info!(
             waited_ms = started.elapsed().as_millis() as u64,
             followed_bytes = followed.bytes(),
@@ -145,7 +164,9 @@ pub fn wait(
     // Leaving (stopped, or failed): the group sees this standby gone at
     // once. Bounded by the announcer's own timeouts.
     let _ = announce_stop.send(true);
-    let _ = runtime.block_on(announcing);
+    if let Some(announcing) = announcing {
+        let _ = runtime.block_on(announcing);
+    }
     outcome.map(|_| None)
 }
 
