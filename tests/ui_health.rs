@@ -2,8 +2,11 @@
 //! Chromium over WebDriver): a service that cannot reach Kafka says, under
 //! the header of every page, that it is not seeing everything and why; a
 //! service whose producer does not key by item says that too, naming the
-//! item and both partitions (real broker). Every text is measured for 7:1
-//! contrast and 16 px. Writes `docs/screenshots/health.png`.
+//! item and both partitions (real broker). While mon is not ready, the
+//! header says "● not monitoring" instead of "● live" and the board's
+//! tiles are greyed; the active process of a fail-over group with no
+//! standby says so in amber. Every text is measured for 7:1 contrast and
+//! 16 px. Writes `docs/screenshots/health.png` and `not-monitoring.png`.
 
 #[path = "support/browser.rs"]
 mod browser;
@@ -40,6 +43,20 @@ async fn health_lines(browser: &Browser, wanted: usize) -> Vec<(String, String)>
         .collect()
 }
 
+/// What the page shows of whether mon monitors.
+const LOOK: &str = "
+  const live = document.getElementById('live');
+  const tile = document.querySelector('.board .tile');
+  const board = document.querySelector('.board');
+  return {
+    monitoring: document.body.dataset.monitoring || null,
+    header: document.getElementById('not-monitoring').innerText,
+    live_shown: live.getClientRects().length > 0,
+    tile_border: tile ? getComputedStyle(tile).borderLeftStyle : null,
+    note: board ? getComputedStyle(board, '::before').content : null,
+  };
+";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_says_when_mon_is_not_seeing_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,6 +75,18 @@ async fn the_page_says_when_mon_is_not_seeing_everything() {
     let lines = health_lines(&browser, 1).await;
     assert_eq!(lines[0].0, "health-line down", "{lines:?}");
     assert!(lines[0].1.starts_with("✖ mon is not seeing everything: no Kafka partitions assigned"), "{lines:?}");
+    // Its event stream is live, but mon sees nothing: the header does not
+    // say "live", and the board is greyed with a note saying why.
+    let look = browser
+        .wait_for(Duration::from_secs(10), "the board greyed", LOOK, |look| {
+            look["monitoring"] == "false" && look["tile_border"] == "dashed"
+        })
+        .await;
+    assert_eq!(look["header"], "● not monitoring", "{look}");
+    assert_eq!(look["live_shown"], false, "{look}");
+    assert!(look["note"].as_str().unwrap().contains("Not monitoring"), "{look}");
+    assert_legible(&browser, "the wallboard while not monitoring").await;
+    browser.screenshot("not-monitoring.png").await;
     blind.terminate();
 
     // A producer that does not key by item: J1 starts on partition 0 and
@@ -65,6 +94,11 @@ async fn the_page_says_when_mon_is_not_seeing_everything() {
     let brokers = kafka::brokers();
     let (topic, records, dead) = kafka::topic_set("ui-health", 2);
     let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    // With fail-over and no standby: after the grace period it says that
+    // no one would take over.
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", "failover = true\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
     let state = dir.path().join("state");
     let service = Service::start(
         &["--config", config.to_str().unwrap(), "--state-dir", state.to_str().unwrap(), rules.to_str().unwrap()],
@@ -78,7 +112,22 @@ async fn the_page_says_when_mon_is_not_seeing_everything() {
         service.metric("mon_split_key_events_total") == Some(1.0)
     });
     browser.client.goto(&service.url("/")).await.unwrap();
-    let lines = health_lines(&browser, 1).await;
+    let lines = health_lines(&browser, 2).await;
+    assert_eq!(lines[1].0, "health-line warn", "{lines:?}");
+    let group = &topic;
+    assert_eq!(
+        lines[1].1,
+        format!(
+            "▲ No standby: no other process of the group {group} is waiting to take over. If this one stops, \
+             monitoring stops until another one is started (mon run --failover)."
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(service.metric("mon_standbys_alive"), Some(0.0));
+    let look = browser.eval(LOOK).await;
+    assert_eq!(look["monitoring"], "true", "ready again: {look}");
+    assert_eq!(look["live_shown"], true, "{look}");
+    assert_eq!(look["tile_border"], "solid", "{look}");
     assert_eq!(lines[0].0, "health-line warn", "{lines:?}");
     let text = &lines[0].1;
     assert!(text.starts_with("▲ A producer does not key its messages by item: 1 event(s)"), "{text}");

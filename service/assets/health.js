@@ -3,10 +3,17 @@
 // wallboard never shows green over a monitor that is half blind.
 //
 // It reads `/readyz` (why the service is not ready: Kafka away, an input
-// topic missing, partitions given to another process of the group) and
+// topic missing, partitions given to another process of the group),
 // `/api/v1/status` (`split_keys`: an item's events on two partitions, a
-// producer that does not key by item) every few seconds. It only shows;
-// it changes nothing, and it never asks for a sign-in (ui.js does).
+// producer that does not key by item) and `/api/v1/group` (`failover`:
+// no standby would take over) every few seconds. It only shows; it
+// changes nothing, and it never asks for a sign-in (ui.js does).
+//
+// While mon is not ready, the page's own event stream may well be live,
+// yet the board stands still because mon sees nothing: the body gets
+// `data-monitoring="false"`, which greys the board and turns the header's
+// "● live" into "● not monitoring" (ui.css), so that a blind mon is not
+// read as a quiet one.
 "use strict";
 
 const HEALTH_EVERY_MS = 5000;
@@ -26,17 +33,26 @@ function healthLine(kind, title, detail) {
   return line;
 }
 
+/// Says on the page whether mon monitors: see the header comment.
+function showMonitoring(monitoring) {
+  document.body.dataset.monitoring = monitoring ? "true" : "false";
+}
+
 async function readHealth() {
   const lines = [];
+  let monitoring = true;
   try {
     const ready = await fetch("/readyz");
     if (ready.status === 503) {
+      monitoring = false;
       const body = await ready.json().catch(() => ({ reasons: [] }));
       for (const reason of body.reasons || []) lines.push(healthLine("down", "mon is not seeing everything:", reason));
     }
   } catch (error) {
+    monitoring = false;
     lines.push(healthLine("down", "mon does not answer:", String(error.message || error)));
   }
+  showMonitoring(monitoring);
   // Signed in or not: a 401 here only means no warning can be read yet.
   const token = typeof authHeaders === "function" ? authHeaders() : {};
   const status = await fetch("/api/v1/status", { headers: token }).catch(() => null);
@@ -54,6 +70,21 @@ async function readHealth() {
           `${split.events} event(s) reached an item started on another partition; the latest, ` +
             `${last.workflow} ${last.key}, started on partition ${last.owner_partition} and had an event ` +
             `on partition ${last.seen_on_partition} at ${at}. Their order is not kept.`
+        )
+      );
+    }
+  }
+  // 404 without Kafka: no group, nothing to say.
+  const group = await fetch("/api/v1/group", { headers: token }).catch(() => null);
+  if (group && group.ok) {
+    const body = await group.json().catch(() => ({}));
+    if (body.failover && body.failover.no_standby) {
+      lines.push(
+        healthLine(
+          "warn",
+          "No standby:",
+          `no other process of the group ${body.group} is waiting to take over. If this one stops, ` +
+            "monitoring stops until another one is started (mon run --failover)."
         )
       );
     }

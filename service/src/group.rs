@@ -5,13 +5,19 @@
 //! group and a process can name the others. A clean stop writes a
 //! tombstone; a process that stops writing is gone after [`GONE_AFTER`].
 //!
+//! With fail-over on, standbys announce themselves too (from `standby.rs`,
+//! with the role "standby"), so that the active process knows whether
+//! anyone would take over from it, and says so when no one would
+//! ([`FailoverCover`], `mon_standbys_alive`).
+//!
 //! Why a topic: Kafka's own group description (DescribeGroups) would
 //! carry the same, but the test broker answers it with no groups, and a
 //! topic works the same on every broker.
 //!
-//! What it must not do: decide anything about partitions. Kafka's group
-//! protocol assigns them; this module only reports what each process was
-//! assigned, as that process last said it.
+//! What it must not do: decide anything about partitions or about who is
+//! active. Kafka's group protocol assigns the partitions and the lease
+//! (`lease.rs`); this module only reports what each process was assigned,
+//! and its role, as that process last said it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +46,26 @@ pub const GONE_AFTER: Duration = Duration::from_secs(15);
 /// its goodbye leaves a record in the compacted topic for good.
 pub const FORGOTTEN_AFTER: Duration = Duration::from_secs(600);
 
+/// With fail-over on, how long the active process waits for a standby to
+/// be heard from before it says that none would take over: three of a
+/// standby's announcements, so that standbys started with it (and its own
+/// reading of the members topic) have time to show up.
+pub const NO_STANDBY_GRACE: Duration = Duration::from_secs(15);
+
+/// What a process of the group is doing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// With fail-over on: holds the group's lease and runs the state.
+    Active,
+    /// With fail-over on: waits for the lease, following the changelog.
+    Standby,
+    /// Without fail-over: runs the state, and no one takes over from it.
+    /// Also what a record written before roles existed means.
+    #[default]
+    Single,
+}
+
 /// What one process says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Member {
@@ -55,8 +81,13 @@ pub struct Member {
     pub started_at: String,
     /// When it last said this (RFC 3339, its own wall clock).
     pub seen_at: String,
-    /// The input partitions Kafka assigned to it, as `topic/partition`.
+    /// The input partitions Kafka assigned to it, as `topic/partition`
+    /// (none on a standby: it reads no input).
     pub partitions: Vec<String>,
+    /// Missing from the records of versions before fail-over: those ran
+    /// without it.
+    #[serde(default)]
+    pub role: MemberRole,
 }
 
 /// The group as this process knows it.
@@ -65,6 +96,9 @@ pub struct Registry {
     pub group: String,
     pub this: String,
     members: Arc<RwLock<BTreeMap<String, Member>>>,
+    /// When this process became the active one of a fail-over group (ms);
+    /// `None` while it is a standby or runs without fail-over.
+    active_since: Arc<RwLock<Option<i64>>>,
 }
 
 /// `GET /api/v1/group`'s answer.
@@ -75,6 +109,21 @@ pub struct ConsumerGroupView {
     pub this: String,
     /// Every member heard from, in member id order.
     pub members: Vec<ConsumerGroupMember>,
+    /// Who would take over from this process; null unless it is the
+    /// active process of a fail-over group.
+    pub failover: Option<FailoverCover>,
+}
+
+/// With fail-over on, as the active process sees its group: whether a
+/// standby would take over if it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FailoverCover {
+    /// Standbys heard from within the last 15 s.
+    pub standbys_alive: usize,
+    /// No standby is alive, and this process has been active for longer
+    /// than the grace period (15 s): if it stops, monitoring stops until
+    /// another process of the group is started.
+    pub no_standby: bool,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -86,7 +135,8 @@ pub struct ConsumerGroupMember {
 }
 
 impl Registry {
-    pub fn new(group: &str, http: String) -> (Registry, Member) {
+    /// The registry of a process that starts as `role`.
+    pub fn new(group: &str, http: String, role: MemberRole) -> (Registry, Member) {
         let host = host_name();
         let pid = std::process::id();
         let started = wall_now();
@@ -99,11 +149,13 @@ impl Registry {
             started_at: mon_stdlib::time::format_rfc3339(started),
             seen_at: mon_stdlib::time::format_rfc3339(started),
             partitions: Vec::new(),
+            role,
         };
         let registry = Registry {
             group: group.to_string(),
             this: member.member.clone(),
             members: Arc::new(RwLock::new(BTreeMap::new())),
+            active_since: Arc::new(RwLock::new((role == MemberRole::Active).then_some(started))),
         };
         registry.heard(member.clone());
         (registry, member)
@@ -113,6 +165,17 @@ impl Registry {
         if let Ok(mut members) = self.members.write() {
             members.insert(member.member.clone(), member);
         }
+    }
+
+    /// This process, a standby until now, holds the lease: `member` (its
+    /// record) says so from now on, and the grace period for standbys to
+    /// show up starts.
+    pub fn took_over(&self, member: &mut Member) {
+        member.role = MemberRole::Active;
+        if let Ok(mut since) = self.active_since.write() {
+            *since = Some(wall_now());
+        }
+        self.heard(member.clone());
     }
 
     fn left(&self, member: &str) {
@@ -132,8 +195,17 @@ impl Registry {
                 let silent = now.saturating_sub(seen);
                 (silent <= forgotten_after).then_some(ConsumerGroupMember { alive: silent <= gone_after, member })
             })
-            .collect();
-        ConsumerGroupView { group: self.group.clone(), this: self.this.clone(), members }
+            .collect::<Vec<ConsumerGroupMember>>();
+        let active_since = self.active_since.read().ok().and_then(|since| *since);
+        let failover = active_since.map(|since| {
+            let standbys_alive = members
+                .iter()
+                .filter(|m| m.alive && m.member.role == MemberRole::Standby && m.member.member != self.this)
+                .count();
+            let grace_over = now.saturating_sub(since) > NO_STANDBY_GRACE.as_millis() as i64;
+            FailoverCover { standbys_alive, no_standby: standbys_alive == 0 && grace_over }
+        });
+        ConsumerGroupView { group: self.group.clone(), this: self.this.clone(), members, failover }
     }
 
     /// The base URLs of the other live members (for messages that should
@@ -165,6 +237,7 @@ async fn create_topic(kafka: &KafkaConfig, context: Context, topic: &str) -> Res
 }
 
 /// What [`announce`] needs.
+#[derive(Clone)]
 pub struct Announcer {
     pub registry: Registry,
     pub member: Member,
@@ -192,19 +265,10 @@ pub async fn announce(mut announcer: Announcer, mut stop: tokio::sync::watch::Re
         _ = stop.changed() => return,
     }
     loop {
-        let member = &mut announcer.member;
-        member.partitions = announcer.consumer.as_deref().map(assigned).unwrap_or_default();
-        member.seen_at = mon_stdlib::time::format_rfc3339(wall_now());
-        announcer.registry.heard(member.clone());
-        match serde_json::to_vec(&*member) {
-            Ok(value) => {
-                let record = FutureRecord::to(&topic).key(&member.member).payload(&value);
-                let sent = tokio::time::timeout(EVERY, announcer.producer.send(record, EVERY)).await;
-                if !matches!(sent, Ok(Ok(_))) {
-                    tracing::debug!(topic, "cannot announce this process to its group");
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot encode this process's member record"),
+        // A send that waits on an absent Kafka must not hold a stop.
+        tokio::select! {
+            _ = announcer.say() => {}
+            _ = stop.changed() => break,
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
@@ -216,6 +280,39 @@ pub async fn announce(mut announcer: Announcer, mut stop: tokio::sync::watch::Re
     let goodbye = Duration::from_secs(2);
     if !matches!(tokio::time::timeout(goodbye, announcer.producer.send(tombstone, goodbye)).await, Ok(Ok(_))) {
         tracing::debug!(topic, "cannot tell the group this process left");
+    }
+}
+
+/// Says once that this process is there, making the members topic first
+/// when it is missing: a first write to a missing topic would have the
+/// broker make it with its default partition count, and [`follow`] reads
+/// partition 0 only.
+pub async fn announce_once(mut announcer: Announcer) {
+    if let Err(e) = create_topic(&announcer.kafka, announcer.context.clone(), &announcer.topic).await {
+        tracing::warn!(error = %e, "the group's members may not be listed");
+        return;
+    }
+    announcer.say().await;
+}
+
+impl Announcer {
+    /// Writes this process's record once, as it is now; gives up after
+    /// [`EVERY`] (the next announcement will try again).
+    pub async fn say(&mut self) {
+        let member = &mut self.member;
+        member.partitions = self.consumer.as_deref().map(assigned).unwrap_or_default();
+        member.seen_at = mon_stdlib::time::format_rfc3339(wall_now());
+        self.registry.heard(member.clone());
+        match serde_json::to_vec(&*member) {
+            Ok(value) => {
+                let record = FutureRecord::to(&self.topic).key(&member.member).payload(&value);
+                let sent = tokio::time::timeout(EVERY, self.producer.send(record, EVERY)).await;
+                if !matches!(sent, Ok(Ok(_))) {
+                    tracing::debug!(topic = self.topic, "cannot announce this process to its group");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot encode this process's member record"),
+        }
     }
 }
 
@@ -249,7 +346,13 @@ pub fn follow(
         .add_partition_offset(topic, 0, Offset::Beginning)
         .map_err(|e| crate::kafka::client_error("cannot read the group members' topic", e))?;
     consumer.assign(&partitions).map_err(|e| crate::kafka::client_error("cannot read the group members' topic", e))?;
+    let metrics = consumer.context().metrics.clone();
     while !stop.load(Ordering::Relaxed) {
+        // Kept fresh here, at every turn, because a standby counts as gone
+        // by the passing of time as well as by a tombstone.
+        if let Some(cover) = registry.view(wall_now()).failover {
+            metrics.standbys_alive.set(cover.standbys_alive as i64);
+        }
         let Some(message) = consumer.poll(Duration::from_millis(250)) else { continue };
         let Ok(message) = message else { continue };
         let Some(Ok(key)) = message.key().map(std::str::from_utf8) else { continue };
@@ -295,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_member_not_heard_from_for_15_s_is_gone_and_a_tombstone_removes_it() {
-        let (registry, this) = Registry::new("g", "http://a:1".into());
+        let (registry, this) = Registry::new("g", "http://a:1".into(), MemberRole::Single);
         let now = mon_stdlib::time::parse_rfc3339(&this.seen_at).unwrap();
         let other = Member { member: "b-2-3".into(), http: "http://b:2".into(), ..this.clone() };
         registry.heard(other.clone());
@@ -310,6 +413,48 @@ mod tests {
         registry.left(&other.member);
         assert_eq!(registry.view(now).members.len(), 1);
         assert_eq!(registry.view(now).this, this.member);
+    }
+
+    #[test]
+    fn a_member_record_without_a_role_is_one_written_before_fail_over_so_single() {
+        let (_, this) = Registry::new("g", "http://a:1".into(), MemberRole::Standby);
+        let mut old = serde_json::to_value(&this).unwrap();
+        assert_eq!(old["role"], "standby");
+        old.as_object_mut().unwrap().remove("role");
+        let read: Member = serde_json::from_value(old).unwrap();
+        assert_eq!(read.role, MemberRole::Single);
+        assert_eq!(Member { role: MemberRole::Standby, ..read }, this);
+    }
+
+    #[test]
+    fn the_active_process_says_no_standby_only_after_the_grace_period_and_while_none_is_alive() {
+        let (registry, mut this) = Registry::new("g", "http://a:1".into(), MemberRole::Standby);
+        assert_eq!(registry.view(wall_now()).failover, None, "a standby covers no one");
+        registry.took_over(&mut this);
+        assert_eq!(this.role, MemberRole::Active);
+        let since = registry.active_since.read().unwrap().unwrap();
+        let grace = NO_STANDBY_GRACE.as_millis() as i64;
+        let cover = |now| registry.view(now).failover.unwrap();
+        assert_eq!(cover(since + grace), FailoverCover { standbys_alive: 0, no_standby: false });
+        assert_eq!(cover(since + grace + 1), FailoverCover { standbys_alive: 0, no_standby: true });
+
+        let at = |ms| mon_stdlib::time::format_rfc3339(ms);
+        let standby =
+            Member { member: "b".into(), role: MemberRole::Standby, seen_at: at(since + grace), ..this.clone() };
+        let single =
+            Member { member: "c".into(), role: MemberRole::Single, seen_at: at(since + grace), ..this.clone() };
+        registry.heard(standby.clone());
+        registry.heard(single);
+        assert_eq!(cover(since + grace + 1), FailoverCover { standbys_alive: 1, no_standby: false });
+        let standby_gone = since + 2 * grace + 1;
+        assert_eq!(cover(standby_gone), FailoverCover { standbys_alive: 0, no_standby: true }, "not heard from");
+        registry.heard(Member { seen_at: at(standby_gone), ..standby.clone() });
+        assert_eq!(cover(standby_gone).standbys_alive, 1);
+        registry.left(&standby.member);
+        assert_eq!(cover(standby_gone), FailoverCover { standbys_alive: 0, no_standby: true }, "its tombstone");
+
+        let (single_registry, _) = Registry::new("g", "http://a:1".into(), MemberRole::Single);
+        assert_eq!(single_registry.view(since + 10 * grace).failover, None, "without fail-over, no cover to miss");
     }
 
     #[test]

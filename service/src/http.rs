@@ -160,8 +160,9 @@ fn routes() -> OpenApiRouter<Api> {
 }
 
 /// The processes of the consumer group, as each last announced itself in
-/// `<group>.members`: where its API is, and which input partitions Kafka
-/// gave it. 404 without Kafka.
+/// `<group>.members`: where its API is, which input partitions Kafka gave
+/// it, and its role (standbys included); on the active process of a
+/// fail-over group, whether a standby would take over. 404 without Kafka.
 #[utoipa::path(
     get,
     path = "/api/v1/group",

@@ -50,6 +50,10 @@ pub struct LeaseContext {
     lost: Arc<AtomicBool>,
     /// This process is leaving the group on purpose (a clean stop).
     leaving: Arc<AtomicBool>,
+    /// The coordinator has counted this process in the group once (an
+    /// assignment, even an empty one, came): from then on it is one the
+    /// lease can go to.
+    joined: Arc<AtomicBool>,
     topic: String,
 }
 
@@ -65,6 +69,9 @@ impl ClientContext for LeaseContext {
 
 impl ConsumerContext for LeaseContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.joined.store(true, Ordering::SeqCst);
+        }
         let holds = consumer.assignment().is_ok_and(|tpl| tpl.find_partition(&self.topic, PARTITION).is_some());
         let held = self.held.swap(holds, Ordering::SeqCst);
         match (held, holds) {
@@ -94,6 +101,7 @@ pub struct Lease {
     held: Arc<AtomicBool>,
     lost: Arc<AtomicBool>,
     leaving: Arc<AtomicBool>,
+    joined: Arc<AtomicBool>,
     guard: Guard,
 }
 
@@ -197,11 +205,13 @@ impl Lease {
         let held = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
         let leaving = Arc::new(AtomicBool::new(false));
+        let joined = Arc::new(AtomicBool::new(false));
         let lease_context = LeaseContext {
             inner: context,
             held: held.clone(),
             lost: lost.clone(),
             leaving: leaving.clone(),
+            joined: joined.clone(),
             topic: topic.clone(),
         };
         let consumer: BaseConsumer<LeaseContext> = client_config(
@@ -223,7 +233,7 @@ impl Lease {
         consumer.subscribe(&[&topic]).map_err(|e| client_error(&format!("cannot subscribe to {topic}"), e))?;
         let session_ms = kafka.properties.get("session.timeout.ms").and_then(|ms| ms.parse().ok()).unwrap_or(6000);
         let guard = Guard::new(lost.clone(), session_ms);
-        Ok(Lease { consumer, held, lost, leaving, guard })
+        Ok(Lease { consumer, held, lost, leaving, joined, guard })
     }
 
     /// Serves the group protocol's callbacks; call it at least every few
@@ -237,6 +247,12 @@ impl Lease {
     /// This process is the active one.
     pub fn held(&self) -> bool {
         self.held.load(Ordering::SeqCst)
+    }
+
+    /// This process is a member of the lease group: if the active process
+    /// stopped, the lease could go to it.
+    pub fn joined(&self) -> bool {
+        self.joined.load(Ordering::SeqCst)
     }
 
     /// This process held the lease and the coordinator gave it away.

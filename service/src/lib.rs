@@ -184,13 +184,15 @@ pub fn run_with(
     // With fail-over on, this process waits as a standby until it holds
     // its group's lease, following the changelog (standby.rs).
     let failover = config.kafka.as_ref().filter(|k| k.failover).and_then(|k| Some((k, k.changelog_topic()?)));
-    let (lease, followed) = match failover {
+    let (lease, followed, mut promoted_member) = match failover {
         Some((kafka, topic)) => {
-            match standby::wait(kafka, &topic, &kafka_context, &runtime, listen, tls.clone(), &stop)? {
+            let on = standby::Listen { address: listen, tls: tls.clone(), advertise: config.http.advertise.as_deref() };
+            match standby::wait(kafka, &topic, &kafka_context, &runtime, on, &stop)? {
                 Some(promoted) => {
                     // The port the standby was reached on (it may have been 0).
                     listen = promoted.address;
-                    (Some(lease::Keeper::start(promoted.lease, stop.clone())?), Some(promoted.followed))
+                    let lease = lease::Keeper::start(promoted.lease, stop.clone())?;
+                    (Some(lease), Some(promoted.followed), Some(promoted.group))
                 }
                 None => {
                     tracing::info!("stopped while a standby");
@@ -198,7 +200,7 @@ pub fn run_with(
                 }
             }
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     // Before the journal is opened: a state directory that is empty or
     // behind the changelog gets its journal and snapshot from Kafka, and
@@ -301,8 +303,11 @@ pub fn run_with(
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
     tracing::info!(%address, tls = tls.is_some(), "HTTP listening");
     let group = config.kafka.as_ref().map(|kafka| {
-        let http = group::advertised(config.http.advertise.as_deref(), address, tls.is_some());
-        group::Registry::new(&kafka.group, http)
+        // A process that was a standby goes on as the member it announced.
+        promoted_member.take().unwrap_or_else(|| {
+            let http = group::advertised(config.http.advertise.as_deref(), address, tls.is_some());
+            group::Registry::new(&kafka.group, http, group::MemberRole::Single)
+        })
     });
 
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);

@@ -73,6 +73,9 @@ pub struct Metrics {
     /// With fail-over on: 1 while this process holds its group's lease and
     /// runs, 0 while it waits as a standby (`lease.rs`).
     pub lease_held: Gauge,
+    /// With fail-over on, on the active process: the standbys it hears
+    /// from (`group.rs`); 0 otherwise.
+    pub standbys_alive: Gauge,
     /// Notifications accepted by their receiver.
     pub notifications_sent: Family<ChannelLabels, Counter>,
     /// Notifications refused for good (in the failed log).
@@ -153,6 +156,13 @@ impl Metrics {
             "With fail-over on: 1 while this process holds its group's lease and runs, 0 while it is a standby",
             lease_held.clone(),
         );
+        let standbys_alive = Gauge::default();
+        registry.register(
+            "standbys_alive",
+            "With fail-over on, on the active process: standbys of its group heard from within 15 s, that would \
+             take over if it stopped; 0 without fail-over",
+            standbys_alive.clone(),
+        );
         let notifications_sent = Family::<ChannelLabels, Counter>::default();
         registry.register(
             "notifications_sent",
@@ -201,6 +211,7 @@ impl Metrics {
             assigned_partitions,
             partitions_elsewhere,
             lease_held,
+            standbys_alive,
             state_open: AtomicBool::new(false),
             kafka_assigned: AtomicBool::new(false),
             kafka_problem: Mutex::new(None),

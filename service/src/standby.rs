@@ -4,7 +4,11 @@
 //! read and the replay of the journal since the last snapshot, not a read
 //! of the whole topic; and it answers `/healthz`, `/readyz` (503, "a
 //! standby") and `/metrics`, so that a supervisor neither restarts it nor
-//! sends it traffic.
+//! sends it traffic. Once it is a member of the lease group, it announces
+//! itself in the group's members topic (`group.rs`) with the role
+//! "standby", so that the active process can tell whether anyone would
+//! take over from it; on taking over, the same member record says
+//! "active" at once.
 //!
 //! What it must not do: touch the state directory's journal or outputs
 //! while it waits. Only the process that holds the lease writes; the
@@ -25,6 +29,7 @@ use axum::{Json, Router};
 use crate::changelog::Follower;
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
+use crate::group::{Announcer, Member, MemberRole, Registry};
 use crate::kafka::Context;
 use crate::lease::Lease;
 use crate::metrics::Metrics;
@@ -36,11 +41,25 @@ pub struct Promoted {
     pub followed: Follower,
     /// The address its HTTP server was bound to, for the service's.
     pub address: SocketAddr,
+    /// This process in its group, already announced as the active one:
+    /// the service goes on announcing the same member.
+    pub group: (Registry, Member),
+}
+
+/// Where a standby serves its small API.
+pub struct Listen<'a> {
+    pub address: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `[http] advertise`: how the group's other processes reach it.
+    pub advertise: Option<&'a str>,
 }
 
 /// How long one turn of the wait reads the changelog before it looks at
 /// the lease and the stop flag again.
 const TURN: Duration = Duration::from_millis(200);
+
+/// How long each turn serves the lease consumer's queued events.
+const LEASE_POLL: Duration = Duration::from_millis(20);
 
 /// Joins the lease group and waits until this process holds the lease
 /// (`Some`) or is asked to stop (`None`). `listen` serves the standby's
@@ -50,10 +69,10 @@ pub fn wait(
     changelog_topic: &str,
     context: &Context,
     runtime: &tokio::runtime::Runtime,
-    listen: SocketAddr,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    listen: Listen<'_>,
     stop: &AtomicBool,
 ) -> Result<Option<Promoted>, Error> {
+    let Listen { address: listen, tls, advertise } = listen;
     let started = Instant::now();
     let metrics = context.metrics.clone();
     metrics.lease_held.set(0);
@@ -63,6 +82,19 @@ pub fn wait(
         Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
     })?;
     let address = listener.local_addr().unwrap_or(listen);
+    let http = crate::group::advertised(advertise, address, tls.is_some());
+    let (registry, member) = Registry::new(&kafka.group, http, MemberRole::Standby);
+    let announcer = Announcer {
+        registry: registry.clone(),
+        member: member.clone(),
+        topic: crate::group::topic(kafka),
+        kafka: kafka.clone(),
+        context: context.clone(),
+        producer: crate::kafka::producer(kafka, context.clone())?,
+        consumer: None,
+    };
+    let (announce_stop, announce_stopped) = tokio::sync::watch::channel(false);
+    let mut announcing = None;
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka) };
     let app = Router::new()
@@ -82,9 +114,18 @@ pub fn wait(
         if stop.load(Ordering::Relaxed) {
             break Ok(None);
         }
-        lease.poll(Duration::ZERO);
+        // Why not zero: a zero-timeout poll serves one queued event (a
+        // log line, statistics) per turn, and the rebalance that gives this
+        // process the lease waited behind them for seconds.
+        lease.poll(LEASE_POLL);
         if lease.held() {
             break Ok(Some(()));
+        }
+        // Why not from the start: a process still joining the lease group
+        // could not take over yet, and the active process would count it
+        // as cover too early.
+        if announcing.is_none() && lease.joined() {
+            announcing = Some(runtime.spawn(crate::group::announce(announcer.clone(), announce_stopped.clone())));
         }
         if let Err(e) = followed.follow(TURN) {
             break Err(e);
@@ -93,18 +134,40 @@ pub fn wait(
     // The port is free again before the service binds it.
     let _ = http_stop.send(true);
     let _ = runtime.block_on(server);
-    match outcome? {
-        None => Ok(None),
-        Some(()) => {
-            tracing::info!(
-                waited_ms = started.elapsed().as_millis() as u64,
-                followed_bytes = followed.bytes(),
-                "standby: taking over"
-            );
-            metrics.lease_held.set(1);
-            Ok(Some(Promoted { lease, followed, address }))
+    let taken_over = matches!(outcome, Ok(Some(())));
+    if taken_over {
+        // Why abort and not stop: a stopped announcer says goodbye (a
+        // tombstone), and this member is not leaving, it becomes the
+        // active one. Its record says so now, through the same producer
+        // (so after any "standby" record still on its way), without
+        // waiting for the service's own announcer, which starts once the
+        // state is open.
+        if let Some(announcing) = announcing {
+            announcing.abort();
+            // Returns as soon as the task is cancelled; awaited so that a
+            // turn it is in the middle of cannot write "standby" after
+            // "active".
+            let _ = runtime.block_on(announcing);
         }
+        let mut announcer = announcer;
+        registry.took_over(&mut announcer.member);
+        let group = (registry, announcer.member.clone());
+        runtime.spawn(crate::group::announce_once(announcer));
+        tracing::info!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            followed_bytes = followed.bytes(),
+            "standby: taking over"
+        );
+        metrics.lease_held.set(1);
+        return Ok(Some(Promoted { lease, followed, address, group }));
     }
+    // Leaving (stopped, or failed): the group sees this standby gone at
+    // once. Bounded by the announcer's own timeouts.
+    let _ = announce_stop.send(true);
+    if let Some(announcing) = announcing {
+        let _ = runtime.block_on(announcing);
+    }
+    outcome.map(|_| None)
 }
 
 #[derive(Clone)]

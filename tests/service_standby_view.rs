@@ -1,0 +1,120 @@
+//! Standbys seen by the group, against a real broker: `mon run --failover`
+//! processes announce their role in `<group>.members`, so the active one
+//! lists its standbys in `GET /api/v1/group`, counts them in
+//! `mon_standbys_alive`, and says `no_standby` when none would take over.
+//! A standby stopped with SIGTERM is gone at once (its tombstone); one
+//! that takes over is announced as the active one (docs/service.md,
+//! "Fail-over").
+
+#[path = "support/kafka.rs"]
+mod kafka;
+#[path = "support/service.rs"]
+mod service;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use service::{wait_until_true, Service};
+
+fn group_view(service: &Service) -> Value {
+    let body = service.get("/api/v1/group").expect("the active process answers GET /api/v1/group");
+    serde_json::from_str(&body).expect("the group view is JSON")
+}
+
+/// Each member's role, by member id.
+fn roles(view: &Value) -> Vec<(String, String)> {
+    let members = view["members"].as_array().expect("members");
+    members
+        .iter()
+        .map(|m| (m["member"].as_str().unwrap().to_string(), m["role"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn the_active_process_lists_its_standbys_counts_them_and_says_when_none_is_left() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let (topic, records, dead) = kafka::topic_set("standby-view", 1);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", "failover = true\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
+    let (config, rules) = (config.display().to_string(), rules.display().to_string());
+    let log = dir.path().join("mon.log");
+    let state = |name: &str| dir.path().join(name).display().to_string();
+    let (state_a, state_b, state_c) = (state("a"), state("b"), state("c"));
+    let args =
+        |state: &str| vec!["--config".to_string(), config.clone(), "--state-dir".into(), state.into(), rules.clone()];
+    let start = |state: &str, ready: bool| {
+        let args = args(state);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        if ready {
+            Service::start(&args, &log)
+        } else {
+            Service::spawn(&args, &log)
+        }
+    };
+
+    // Before it starts: it cannot have been active for longer than this.
+    let spawned = Instant::now();
+    let active = start(&state_a, true);
+    assert_eq!(active.metric("mon_lease_held"), Some(1.0));
+    let standby = start(&state_b, false);
+    assert_eq!(standby.get_any("/readyz").map(|(status, _)| status), Some(503), "a standby is not ready");
+
+    // Both listed, each with its role; the standby reads no input.
+    wait_until_true(Duration::from_secs(15), "the standby listed by the active process", || {
+        group_view(&active)["members"].as_array().is_some_and(|m| m.len() == 2)
+    });
+    let view = group_view(&active);
+    let this = view["this"].as_str().unwrap().to_string();
+    let listed = roles(&view);
+    assert!(listed.contains(&(this.clone(), "active".into())), "{view}");
+    let standby_member = listed.iter().find(|(member, _)| *member != this).expect("the standby").clone();
+    assert_eq!(standby_member.1, "standby", "{view}");
+    let standby_record = view["members"].as_array().unwrap().iter().find(|m| m["member"] == standby_member.0).unwrap();
+    assert_eq!(standby_record["alive"], true, "{view}");
+    assert_eq!(standby_record["partitions"], serde_json::json!([]), "{view}");
+    assert_eq!(standby_record["http"], format!("http://{}", standby.address), "{view}");
+    assert_eq!(view["failover"], serde_json::json!({ "standbys_alive": 1, "no_standby": false }), "{view}");
+    wait_until_true(Duration::from_secs(2), "mon_standbys_alive 1", || {
+        active.metric("mon_standbys_alive") == Some(1.0)
+    });
+    assert_eq!(standby.metric("mon_standbys_alive"), Some(0.0), "a standby counts no one");
+
+    // SIGTERM: the standby's tombstone removes it at once, well before it
+    // would count as gone for silence (15 s).
+    assert_eq!(standby.terminate(), Some(0));
+    let stopped = Instant::now();
+    wait_until_true(Duration::from_secs(5), "mon_standbys_alive 0 after the standby's goodbye", || {
+        active.metric("mon_standbys_alive") == Some(0.0)
+    });
+    assert_eq!(roles(&group_view(&active)), vec![(this.clone(), "active".to_string())]);
+    assert!(stopped.elapsed() < Duration::from_secs(10), "gone by its tombstone, not by silence");
+    // No standby, and the grace period since the active one started is
+    // over (or soon): it says so.
+    wait_until_true(Duration::from_secs(20), "no_standby", || group_view(&active)["failover"]["no_standby"] == true);
+    assert!(spawned.elapsed() > Duration::from_secs(15), "not before the grace period");
+
+    // A new standby covers the active process again; when the active one
+    // stops, that standby takes over and is announced as the active one.
+    let next = start(&state_c, false);
+    wait_until_true(Duration::from_secs(15), "a standby again", || active.metric("mon_standbys_alive") == Some(1.0));
+    assert_eq!(group_view(&active)["failover"]["no_standby"], false);
+    assert_eq!(active.terminate(), Some(0));
+    next.wait_ready(Duration::from_secs(20));
+    let view = group_view(&next);
+    let successor = view["this"].as_str().unwrap().to_string();
+    assert_eq!(roles(&view), vec![(successor.clone(), "active".to_string())], "the old active left: {view}");
+    let members = kafka::consume_all(&format!("{topic}.members"), 1, Duration::from_secs(1), Duration::from_secs(10));
+    let last = members
+        .iter()
+        .filter(|m| m.key.as_deref() == Some(successor.as_bytes()))
+        .last()
+        .and_then(|m| serde_json::from_slice::<Value>(m.payload.as_deref()?).ok())
+        .expect("the successor's record in the members topic");
+    assert_eq!(last["role"], "active", "{last}");
+    assert_eq!(next.metric("mon_lease_held"), Some(1.0));
+    next.terminate();
+}
