@@ -110,8 +110,7 @@ fn the_active_process_lists_its_standbys_counts_them_and_says_when_none_is_left(
     let members = kafka::consume_all(&format!("{topic}.members"), 1, Duration::from_secs(1), Duration::from_secs(10));
     let last = members
         .iter()
-        .filter(|m| m.key.as_deref() == Some(successor.as_bytes()))
-        .last()
+        .rfind(|m| m.key.as_deref() == Some(successor.as_bytes()))
         .and_then(|m| serde_json::from_slice::<Value>(m.payload.as_deref()?).ok())
         .expect("the successor's record in the members topic");
     assert_eq!(last["role"], "active", "{last}");
