@@ -113,9 +113,11 @@ fn the_active_process_killed_mid_stream_a_standby_takes_over_and_the_group_publi
     for standby in &standbys {
         assert_standby(standby);
     }
-    // The group rebalances as each standby joins (a few seconds with the
-    // tests' 2 s session timeout): the lease stays where it is.
-    std::thread::sleep(Duration::from_secs(4));
+    // The lease group rebalances as each standby joins; they announce
+    // themselves once they are in it: the lease stays where it is.
+    wait_until(Duration::from_secs(30), "the first process to see both standbys", || {
+        first.metric("mon_standbys_alive") == Some(2.0)
+    });
     assert_eq!(first.metric("mon_lease_held"), Some(1.0), "a standby joining does not take the lease");
 
     // Killed mid-stream: a third of the way in, or later if it is slow.
@@ -194,6 +196,12 @@ fn the_active_process_killed_mid_stream_a_standby_takes_over_and_the_group_publi
     wait_until(Duration::from_secs(20), "a standby to take over after a clean stop", || {
         [other, &replacement].iter().any(|s| s.metric("mon_lease_held") == Some(1.0))
     });
+    let next = [other, &replacement].into_iter().find(|s| s.metric("mon_lease_held") == Some(1.0)).unwrap();
+    next.wait_ready(Duration::from_secs(30));
+    // The stopped process's last snapshot was in the changelog before it
+    // gave the lease back: nothing after it to replay.
+    assert!(next.metric_sum("mon_changelog_restored_bytes_total") > 0.0, "the next one restored from the changelog");
+    assert_eq!(next.metric_sum("mon_changelog_restored_entries_total"), 0.0, "entries after the last snapshot");
 }
 
 /// A process paused past the session timeout (a frozen VM; here SIGSTOP)
@@ -253,7 +261,7 @@ fn a_paused_active_process_resumes_to_find_its_lease_gone_writes_nothing_and_exi
     assert_eq!(code, Some(1), "the resumed process stops with an error");
     let said = std::fs::read_to_string(&log_a).unwrap();
     assert!(said.contains("the lease went to another process"), "{said}");
-    let resumed = said.find("was not polled for a while").expect("the pause was noticed");
+    let resumed = said.rfind("was not polled for a while").expect("the pause was noticed");
     assert!(!said[resumed..].contains("changelog: snapshot written"), "a snapshot written after the pause:\n{said}");
 
     // The one that took over reads to the end and dies. It takes no

@@ -115,21 +115,28 @@ pub struct Guard {
 struct GuardState {
     lost: Arc<AtomicBool>,
     since: Instant,
-    /// When the lease thread last polled, ms after `since`.
+    /// When the lease thread last polled: ms after `since`, and on the
+    /// wall clock.
     last_poll_ms: AtomicU64,
+    last_poll_wall_ms: AtomicU64,
     /// Writes wait until then (ms after `since`): a pause was seen.
     unsure_until_ms: AtomicU64,
     /// A gap this long between polls is a pause that may have cost the
-    /// lease: half the session timeout.
+    /// lease, and the time a heartbeat then gets to tell whether the
+    /// coordinator still counts this process in: half the session timeout.
     pause_ms: u64,
-    /// How long a heartbeat takes to tell, after a pause, whether the
-    /// coordinator still counts this process in.
-    confirm_ms: u64,
+    /// Pauses count from the take-over on ([`Guard::arm`]): a standby
+    /// writes nothing, and its start would read as one.
+    armed: AtomicBool,
 }
 
 /// Writes wait at most this long for the lease to be confirmed; then the
 /// process counts it as lost, which stops it.
 const LONGEST_WAIT: Duration = Duration::from_secs(15);
+
+fn wall_ms() -> u64 {
+    u64::try_from(crate::clock::wall_now()).unwrap_or(0)
+}
 
 impl Guard {
     fn new(lost: Arc<AtomicBool>, session_ms: u64) -> Guard {
@@ -138,9 +145,10 @@ impl Guard {
                 lost,
                 since: Instant::now(),
                 last_poll_ms: AtomicU64::new(0),
+                last_poll_wall_ms: AtomicU64::new(wall_ms()),
                 unsure_until_ms: AtomicU64::new(0),
                 pause_ms: session_ms / 2,
-                confirm_ms: session_ms / 2,
+                armed: AtomicBool::new(false),
             }),
         }
     }
@@ -149,22 +157,42 @@ impl Guard {
         self.state.since.elapsed().as_millis() as u64
     }
 
+    /// The time since the last poll. Why both clocks: the monotonic one
+    /// does not count a suspended machine's sleep, and the wall clock can
+    /// be stepped; the larger gap is the safe one.
+    fn since_last_poll(&self, now: u64) -> u64 {
+        let monotonic = now.saturating_sub(self.state.last_poll_ms.load(Ordering::SeqCst));
+        let wall = wall_ms().saturating_sub(self.state.last_poll_wall_ms.load(Ordering::SeqCst));
+        monotonic.max(wall)
+    }
+
+    /// From the take-over on, a gap between polls is a pause.
+    fn arm(&self) {
+        self.mark_polled(self.now_ms());
+        self.state.armed.store(true, Ordering::SeqCst);
+    }
+
+    fn mark_polled(&self, now: u64) {
+        self.state.last_poll_wall_ms.store(wall_ms(), Ordering::SeqCst);
+        self.state.last_poll_ms.store(now, Ordering::SeqCst);
+    }
+
     /// Called by the lease thread before each poll. Why it is the one to
     /// notice a pause: it polls every 200 ms while the process runs.
     fn polling(&self) {
         let now = self.now_ms();
-        let last = self.state.last_poll_ms.load(Ordering::SeqCst);
-        if now.saturating_sub(last) > self.state.pause_ms {
+        let gap = self.since_last_poll(now);
+        if gap > self.state.pause_ms && self.state.armed.load(Ordering::SeqCst) {
             // Before the poll time moves on: a writer that sees the new
             // poll time sees this too.
-            self.state.unsure_until_ms.store(now + self.state.confirm_ms, Ordering::SeqCst);
+            self.state.unsure_until_ms.store(now + self.state.pause_ms, Ordering::SeqCst);
             tracing::warn!(
-                paused_ms = now.saturating_sub(last),
+                paused_ms = gap,
                 "the lease was not polled for a while (a paused process?); writes wait until the coordinator \
                  confirms it"
             );
         }
-        self.state.last_poll_ms.store(now, Ordering::SeqCst);
+        self.mark_polled(now);
     }
 
     /// True when this process may write; waits while it cannot tell (after
@@ -177,7 +205,7 @@ impl Guard {
                 return false;
             }
             let now = self.now_ms();
-            let stale = now.saturating_sub(self.state.last_poll_ms.load(Ordering::SeqCst)) > self.state.pause_ms;
+            let stale = self.since_last_poll(now) > self.state.pause_ms;
             let unsure = now < self.state.unsure_until_ms.load(Ordering::SeqCst);
             if !stale && !unsure {
                 return true;
@@ -279,6 +307,7 @@ pub struct Keeper {
 
 impl Keeper {
     pub fn start(lease: Lease, stop: Arc<AtomicBool>) -> Result<Keeper, Error> {
+        lease.guard.arm();
         let lease = Arc::new(lease);
         let done = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -334,6 +363,7 @@ mod tests {
     fn writes_go_on_while_polled_wait_after_a_pause_and_stop_once_lost() {
         let lost = Arc::new(AtomicBool::new(false));
         let guard = Guard::new(lost.clone(), 400);
+        guard.arm();
         guard.polling();
         assert!(guard.may_write(), "polled just now");
         // A pause longer than half the session: writes wait until the

@@ -263,8 +263,6 @@ pub fn run_with(
     let live = live.with_tally().keep_events(event_retention.is_some());
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
-    // With the lease, the intake assigns every input partition from these.
-    let assign_from = lease.as_ref().map(|_| stored_offsets.clone());
 
     let envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
 
@@ -463,6 +461,9 @@ pub fn run_with(
     };
     let had_snapshot = recovered.snapshot.is_some();
     let replayed = processor.replay(recovered.entries, applied)?;
+    // With the lease, the intake assigns every input partition from the
+    // offsets of the recovered state, its replay included.
+    let assign_from = lease.as_ref().map(|_| processor.stored_offsets.clone());
     if changelog_needs_snapshot {
         processor.take_snapshot()?;
     }
@@ -531,6 +532,15 @@ pub fn run_with(
     let _ = publisher_stop_tx.send(true);
     publisher_wake.notify_one();
     let _ = delivery_stop_tx.send(true);
+    // The process that took over sends what this one has not: draining
+    // now would only send it twice.
+    let lease_lost = lease.as_ref().is_some_and(|lease| lease.lost());
+    if lease_lost {
+        delivery.abort();
+        if let Some(publisher) = &publisher {
+            publisher.abort();
+        }
+    }
     runtime.block_on(async {
         let _ = delivery.await;
         if let Some(publisher) = publisher {

@@ -133,7 +133,13 @@ pub fn wait(
     };
     // The port is free again before the service binds it.
     let _ = http_stop.send(true);
-    let _ = runtime.block_on(server);
+    // Bounded as the service's own stop is: this process holds the lease
+    // now, and nothing runs the state until it goes on.
+    let mut server = server;
+    if runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), &mut server).await }).is_err() {
+        server.abort();
+        let _ = runtime.block_on(server);
+    }
     let taken_over = matches!(outcome, Ok(Some(())));
     if taken_over {
         // Why abort and not stop: a stopped announcer says goodbye (a

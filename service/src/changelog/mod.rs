@@ -245,7 +245,7 @@ impl Changelog {
     pub fn mirror_rules(&mut self, entries: Vec<crate::rules::versions::Entry>) {
         // Even when behind: the snapshot that makes the changelog whole
         // again comes right after, and must find its program here.
-        if self.fence_if_shared() {
+        if self.must_not_write() {
             return;
         }
         let mut records: Vec<(String, Option<Vec<u8>>)> = Vec::new();
@@ -292,12 +292,16 @@ impl Changelog {
     /// makes it whole again is tried every [`RETRY_EVERY`]
     /// ([`wants_snapshot`](Self::wants_snapshot)). Until then, a lost disk
     /// loses what the changelog lacks (docs/notes/durability.md).
-    pub fn append(&mut self, seq: u64, frame: &[u8]) {
-        if self.fence_if_shared() {
-            return;
+    ///
+    /// An error when this process lost its fail-over lease, before the
+    /// entry was sent or while its acknowledgement was awaited: another
+    /// process runs the state, and the batch's outputs must not leave.
+    pub fn append(&mut self, seq: u64, frame: &[u8]) -> Result<(), Error> {
+        if self.must_not_write() {
+            return self.lease_lost_error();
         }
         if self.behind.is_some() {
-            return;
+            return Ok(());
         }
         let started = Instant::now();
         let records = entry_records(seq, frame);
@@ -318,6 +322,20 @@ impl Changelog {
                 self.fell_behind();
             }
         }
+        // A pause while the acknowledgement was awaited may have cost the
+        // lease: asked again before the outputs leave.
+        if self.lost_lease() {
+            return self.lease_lost_error();
+        }
+        Ok(())
+    }
+
+    fn lease_lost_error(&self) -> Result<(), Error> {
+        Err(Error::new(
+            Domain::Kafka,
+            Retry::Later,
+            "the lease went to another process, which now runs the state: start this one again to wait as a standby",
+        ))
     }
 
     fn fell_behind(&mut self) {
@@ -334,11 +352,12 @@ impl Changelog {
         self.fenced || self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
     }
 
-    /// True while another process shares the consumer group: then this
-    /// process writes nothing (docs/notes/durability.md, "Two writers").
-    /// Said once when it begins; a snapshot makes the changelog whole once
-    /// the process is alone again ([`wants_snapshot`](Self::wants_snapshot)).
-    fn fence_if_shared(&mut self) -> bool {
+    /// True when this process must not write: it lost its fail-over lease
+    /// (for good), or another process shares the consumer group
+    /// (docs/notes/durability.md, "Two writers"; said once when it begins,
+    /// and a snapshot makes the changelog whole once the process is alone
+    /// again, [`wants_snapshot`](Self::wants_snapshot)).
+    fn must_not_write(&mut self) -> bool {
         if self.lost_lease() {
             return true;
         }
@@ -371,7 +390,7 @@ impl Changelog {
     /// their batches are covered, so no restore makes them again.
     /// A failure leaves (or makes) the changelog behind, to be tried again.
     pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) {
-        if self.fence_if_shared() {
+        if self.must_not_write() {
             return;
         }
         match self.try_snapshot(covered, payload, settled) {
@@ -510,8 +529,12 @@ pub fn open(
     store: &mut Store,
     followed: Option<Follower>,
 ) -> Result<Option<Opened>, Error> {
+    let taking_over = followed.is_some();
     match open_reachable(kafka, topic, context, runtime, state_dir, store, followed) {
-        Err(e) if e.is_retryable() => {
+        // Why not for a take-over: going on without the changelog would
+        // run a standby's stale or empty state as the group's. The error
+        // stops this process, which gives the lease to another standby.
+        Err(e) if e.is_retryable() && !taking_over => {
             tracing::warn!(
                 error = %e,
                 topic,
@@ -556,13 +579,12 @@ fn open_reachable(
         )
     })?;
     let (local_next, behind) = local_is_behind(state_dir, &restored)?;
-    // A standby taking over trusts the changelog over a local journal
-    // that is ahead of it: that journal is from an earlier turn of this
-    // process as the active one, and its entries the changelog lacks were
-    // never acknowledged, so nothing they made left the process, while
-    // the changelog's entries since then are another process's, whose
-    // outputs did.
-    let restore = behind || (taking_over && restored.next_seq() > 0 && local_next > restored.next_seq());
+    // A standby taking over rebuilds from the changelog whatever its own
+    // directory holds: that is from an earlier turn of this process as the
+    // active one, and may have split from the changelog since (an entry
+    // journaled but never acknowledged, whose number another process then
+    // wrote), even when the two end at the same number.
+    let restore = behind || (taking_over && restored.next_seq() > 0);
     let changelog_next = restored.next_seq();
     let snapshot_header = restored.snapshot.as_ref().map(|(h, _)| h.clone());
     let mut restored_entries = 0;

@@ -662,7 +662,7 @@ impl<'p> Processor<'p> {
                     changelog.mirror_rules(self.versions.export()?);
                 }
                 let (seq, frame) = self.journal.append_framed(&batch.inputs, &batch.offsets)?;
-                changelog.append(seq, &frame);
+                changelog.append(seq, &frame)?;
                 seq
             }
             None => self.journal.append(&batch.inputs, &batch.offsets)?,
