@@ -297,8 +297,13 @@ impl Changelog {
     /// entry was sent or while its acknowledgement was awaited: another
     /// process runs the state, and the batch's outputs must not leave.
     pub fn append(&mut self, seq: u64, frame: &[u8]) -> Result<(), Error> {
-        if self.must_not_write() {
+        if self.lost_lease() {
             return self.lease_lost_error();
+        }
+        // Sharing the group: the changelog is behind until the process is
+        // alone again, and the service goes on, as without Kafka.
+        if self.must_not_write() {
+            return Ok(());
         }
         if self.behind.is_some() {
             return Ok(());
