@@ -66,14 +66,8 @@ fn a_process_on_an_empty_state_dir_rebuilds_the_state_from_the_changelog_and_los
 
     let first_state_arg = first_state.display().to_string();
     let first = Service::start(&run_args(&config, &first_state_arg, &rules), &log);
-    let started = Instant::now();
     // Killed mid-stream: a third of the way in, or later if it is slow.
-    let third = (lines.len() / 3) as f64;
-    while first.metric_sum("mon_events_total") < third {
-        assert!(started.elapsed() < Duration::from_secs(60), "the first process did not consume a third");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let consumed_by_first = first.metric_sum("mon_events_total");
+    let consumed_by_first = first.wait_for_events(lines.len() / 3, Duration::from_secs(60));
     first.kill9();
     assert!(consumed_by_first < lines.len() as f64, "killed after the end ({consumed_by_first} events)");
     // The disk is lost.

@@ -121,13 +121,7 @@ fn the_active_process_killed_mid_stream_a_standby_takes_over_and_the_group_publi
     assert_eq!(first.metric("mon_lease_held"), Some(1.0), "a standby joining does not take the lease");
 
     // Killed mid-stream: a third of the way in, or later if it is slow.
-    let started = Instant::now();
-    let third = (lines.len() / 3) as f64;
-    while first.metric_sum("mon_events_total") < third {
-        assert!(started.elapsed() < Duration::from_secs(120), "the first process did not consume a third");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let consumed_by_first = first.metric_sum("mon_events_total");
+    let consumed_by_first = first.wait_for_events(lines.len() / 3, Duration::from_secs(120));
     first.kill9();
     let killed = Instant::now();
     assert!(
@@ -247,11 +241,7 @@ fn a_paused_active_process_resumes_to_find_its_lease_gone_writes_nothing_and_exi
     let first = Service::start(&run_args(&first_config, &state_a, &rules), &log_a);
     let second = Service::spawn(&run_args(&config, &state_b, &rules), &log_b);
     assert_standby(&second);
-    let started = Instant::now();
-    while first.metric_sum("mon_events_total") < (lines.len() / 4) as f64 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the first process did not consume a quarter");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    first.wait_for_events(lines.len() / 4, Duration::from_secs(60));
     first.signal("STOP");
     wait_until(Duration::from_secs(60), "the standby to take over from the paused process", || {
         second.metric_sum("mon_events_total") > 0.0

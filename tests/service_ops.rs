@@ -256,18 +256,7 @@ fn signal(child: &Child, name: &str) {
 
 /// Waits for the exit; kills the child and panics after `limit`.
 fn exit_within(child: &mut Child, limit: Duration) -> Option<i32> {
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running {limit:?} after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    service::exit_within(child, limit).unwrap_or_else(|| panic!("still running {limit:?} after the signal"))
 }
 
 #[test]

@@ -41,19 +41,30 @@ pub fn name(kafka: &KafkaConfig) -> String {
     format!("{}.lease", kafka.group)
 }
 
+/// Why a process that held the lease stops: the same words wherever it
+/// is found out (a write refused, or the lease thread's rebalance).
+pub fn lost_error() -> Error {
+    Error::new(
+        Domain::Kafka,
+        Retry::Later,
+        "the lease went to another process, which now runs the state: start this one again to wait as a standby",
+    )
+}
+
 /// Says, from the lease consumer's rebalances, whether this process holds
-/// the lease, and whether it held it and lost it.
-#[derive(Clone)]
+/// the lease, and whether it held it and lost it. [`Lease`] reads it
+/// through its consumer.
 pub struct LeaseContext {
     inner: Context,
-    held: Arc<AtomicBool>,
+    held: AtomicBool,
+    /// Shared with the [`Guard`], which outlives no write it stops.
     lost: Arc<AtomicBool>,
     /// This process is leaving the group on purpose (a clean stop).
-    leaving: Arc<AtomicBool>,
+    leaving: AtomicBool,
     /// The coordinator has counted this process in the group once (an
     /// assignment, even an empty one, came): from then on it is one the
     /// lease can go to.
-    joined: Arc<AtomicBool>,
+    joined: AtomicBool,
     topic: String,
 }
 
@@ -98,10 +109,6 @@ impl ConsumerContext for LeaseContext {
 /// This process's membership of the lease group.
 pub struct Lease {
     consumer: BaseConsumer<LeaseContext>,
-    held: Arc<AtomicBool>,
-    lost: Arc<AtomicBool>,
-    leaving: Arc<AtomicBool>,
-    joined: Arc<AtomicBool>,
     guard: Guard,
 }
 
@@ -230,16 +237,13 @@ impl Lease {
         if crate::kafka::topics::create_compacted(kafka, context.clone(), &topic, 1, "lease", remedy).await? {
             tracing::info!(topic, "lease topic created");
         }
-        let held = Arc::new(AtomicBool::new(false));
         let lost = Arc::new(AtomicBool::new(false));
-        let leaving = Arc::new(AtomicBool::new(false));
-        let joined = Arc::new(AtomicBool::new(false));
         let lease_context = LeaseContext {
             inner: context,
-            held: held.clone(),
+            held: AtomicBool::new(false),
             lost: lost.clone(),
-            leaving: leaving.clone(),
-            joined: joined.clone(),
+            leaving: AtomicBool::new(false),
+            joined: AtomicBool::new(false),
             topic: topic.clone(),
         };
         let consumer: BaseConsumer<LeaseContext> = client_config(
@@ -260,8 +264,8 @@ impl Lease {
         .map_err(|e| client_error("cannot create the lease consumer", e))?;
         consumer.subscribe(&[&topic]).map_err(|e| client_error(&format!("cannot subscribe to {topic}"), e))?;
         let session_ms = kafka.properties.get("session.timeout.ms").and_then(|ms| ms.parse().ok()).unwrap_or(6000);
-        let guard = Guard::new(lost.clone(), session_ms);
-        Ok(Lease { consumer, held, lost, leaving, joined, guard })
+        let guard = Guard::new(lost, session_ms);
+        Ok(Lease { consumer, guard })
     }
 
     /// Serves the group protocol's callbacks; call it at least every few
@@ -274,18 +278,18 @@ impl Lease {
 
     /// This process is the active one.
     pub fn held(&self) -> bool {
-        self.held.load(Ordering::SeqCst)
+        self.consumer.context().held.load(Ordering::SeqCst)
     }
 
     /// This process is a member of the lease group: if the active process
     /// stopped, the lease could go to it.
     pub fn joined(&self) -> bool {
-        self.joined.load(Ordering::SeqCst)
+        self.consumer.context().joined.load(Ordering::SeqCst)
     }
 
     /// This process held the lease and the coordinator gave it away.
     pub fn lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+        self.consumer.context().lost.load(Ordering::SeqCst)
     }
 
     /// What the writers that must stop at once (the changelog) ask
@@ -351,7 +355,7 @@ impl Drop for Lease {
     /// The consumer's own drop then leaves the group, and a standby takes
     /// the lease at once, without waiting for the session timeout.
     fn drop(&mut self) {
-        self.leaving.store(true, Ordering::SeqCst);
+        self.consumer.context().leaving.store(true, Ordering::SeqCst);
     }
 }
 

@@ -563,11 +563,7 @@ pub fn run_with(
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
     let outcome = match lease {
-        Some(lease) if lease.lost() && outcome.is_ok() => Err(Error::new(
-            Domain::Kafka,
-            Retry::Later,
-            "the lease went to another process, which now runs the state: start this one again to wait as a standby",
-        )),
+        Some(lease) if lease.lost() && outcome.is_ok() => Err(lease::lost_error()),
         // Dropped last: the standby that takes over finds this process's
         // last snapshot in the changelog.
         _ => outcome,

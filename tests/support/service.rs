@@ -157,16 +157,23 @@ impl Service {
     /// Waits for the process to exit on its own; its status code.
     pub fn wait_exit(mut self, limit: Duration) -> Option<i32> {
         let mut child = self.child.take()?;
+        match exit_within(&mut child, limit) {
+            Some(code) => code,
+            None => panic!("mon run did not exit within {limit:?}; log:\n{}", self.log_text()),
+        }
+    }
+
+    /// Waits until the process has consumed at least `events` events (all
+    /// types, accepted); how many it had then. Panics after `limit`.
+    pub fn wait_for_events(&self, events: usize, limit: Duration) -> f64 {
         let started = Instant::now();
         loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
+            let consumed = self.metric_sum("mon_events_total");
+            if consumed >= events as f64 {
+                return consumed;
             }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                panic!("mon run did not exit within {limit:?}; log:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            assert!(started.elapsed() < limit, "mon run consumed {consumed} of {events} events within {limit:?}");
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 
@@ -185,6 +192,23 @@ impl Drop for Service {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Waits for `child` to exit: its status code, or `None` (and the child
+/// killed) if it is still running after `limit`.
+pub fn exit_within(child: &mut Child, limit: Duration) -> Option<Option<i32>> {
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.code());
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -43,13 +43,15 @@
 //! until a snapshot reaches it (the window is in docs/notes/durability.md).
 //!
 //! `records.rs` holds the encodings and the checks of what is read back;
-//! this module produces, reads and decides.
+//! `read.rs` reads it back (at start, and a standby's following of it);
+//! this module produces and decides.
 //!
 //! What it must not do: start on a changelog it cannot read whole. A
 //! record it does not understand stops the start with its topic,
 //! partition and offset, rather than run on a state that silently lost
 //! part of itself.
 
+mod read;
 mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -63,9 +65,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
@@ -73,6 +73,8 @@ use crate::journal::{self, Journal};
 use crate::kafka::{client_config, client_error, Context};
 use crate::metrics::Metrics;
 use crate::store::{Settled, Store};
+use read::read;
+pub use read::Follower;
 pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, CHUNK_BYTES};
 use records::{
     entry_records, mark_key, mark_value, must_restore, rules_key, rules_records, snapshot_records,
@@ -298,11 +300,11 @@ impl Changelog {
     /// process runs the state, and the batch's outputs must not leave.
     pub fn append(&mut self, seq: u64, frame: &[u8]) -> Result<(), Error> {
         if self.lost_lease() {
-            return self.lease_lost_error();
+            return Err(crate::lease::lost_error());
         }
         // Sharing the group: the changelog is behind until the process is
         // alone again, and the service goes on, as without Kafka.
-        if self.must_not_write() {
+        if self.shares_group() {
             return Ok(());
         }
         if self.behind.is_some() {
@@ -330,17 +332,9 @@ impl Changelog {
         // A pause while the acknowledgement was awaited may have cost the
         // lease: asked again before the outputs leave.
         if self.lost_lease() {
-            return self.lease_lost_error();
+            return Err(crate::lease::lost_error());
         }
         Ok(())
-    }
-
-    fn lease_lost_error(&self) -> Result<(), Error> {
-        Err(Error::new(
-            Domain::Kafka,
-            Retry::Later,
-            "the lease went to another process, which now runs the state: start this one again to wait as a standby",
-        ))
     }
 
     fn fell_behind(&mut self) {
@@ -363,9 +357,12 @@ impl Changelog {
     /// and a snapshot makes the changelog whole once the process is alone
     /// again, [`wants_snapshot`](Self::wants_snapshot)).
     fn must_not_write(&mut self) -> bool {
-        if self.lost_lease() {
-            return true;
-        }
+        self.lost_lease() || self.shares_group()
+    }
+
+    /// True while another process shares the consumer group; says so and
+    /// leaves the changelog behind when it begins.
+    fn shares_group(&mut self) -> bool {
         let shared = self.metrics.partitions_elsewhere.get() > 0;
         if shared && !self.fenced {
             tracing::error!(
@@ -707,175 +704,6 @@ fn ensure_topic(
         tracing::info!(topic, partitions = count, "changelog topic created");
     }
     Ok(())
-}
-
-/// The changelog reader's client context: the end of the partition is
-/// how a read knows it is done, not an error to log (librdkafka's default
-/// context logs it as one).
-struct Reading;
-
-impl rdkafka::client::ClientContext for Reading {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let end = matches!(error, KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF));
-        if !end {
-            tracing::warn!(error = %error, reason, "changelog reader");
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for Reading {}
-
-type Reader = BaseConsumer<Reading>;
-
-/// A consumer of partition [`PARTITION`] of `topic` from `from`, in no
-/// group.
-fn reader(kafka: &KafkaConfig, topic: &str, from: Offset) -> Result<Reader, Error> {
-    let reader_group = format!("{}.changelog-reader", kafka.group);
-    let consumer: Reader = client_config(
-        kafka,
-        &[
-            // librdkafka refuses `assign` without a group id; this group
-            // is never joined (no subscribe) and nothing is committed to it.
-            ("group.id", &reader_group),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            // Why EOF events and not the high watermark: the end is known
-            // from the fetch itself (a ListOffsets answer may lag one batch
-            // behind on some brokers, docs/notes/kafka-broker.md).
-            ("enable.partition.eof", "true"),
-            ("fetch.wait.max.ms", "50"),
-        ],
-    )
-    .create_with_context(Reading)
-    .map_err(|e| client_error("cannot create the changelog reader", e))?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, PARTITION, from)
-        .map_err(|e| client_error("cannot assign the changelog partition", e))?;
-    consumer.assign(&assignment).map_err(|e| client_error("cannot assign the changelog partition", e))?;
-    Ok(consumer)
-}
-
-/// Reads partition [`PARTITION`] of `topic` from its beginning to its end
-/// (a short-lived consumer with a manual assignment, in no group).
-fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
-    let mut contents = Contents::default();
-    read_into(kafka, topic, &mut contents, Offset::Beginning)?;
-    Ok(contents)
-}
-
-/// Reads from `from` to the end into `contents`; returns the next offset.
-fn read_into(kafka: &KafkaConfig, topic: &str, contents: &mut Contents, from: Offset) -> Result<Offset, Error> {
-    let consumer = reader(kafka, topic, from)?;
-    let mut next = from;
-    let started = Instant::now();
-    loop {
-        if started.elapsed() > READ_LIMIT {
-            return Err(Error::new(
-                Domain::Kafka,
-                Retry::Later,
-                format!("reading the changelog {topic} took more than {} s", READ_LIMIT.as_secs()),
-            ));
-        }
-        match consumer.poll(Duration::from_millis(500)) {
-            None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(next),
-            Some(other) => next = take(topic, contents, other)?,
-        }
-    }
-}
-
-/// Adds one polled message to `contents`; returns the offset after it.
-fn take(
-    topic: &str,
-    contents: &mut Contents,
-    polled: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
-) -> Result<Offset, Error> {
-    let message = polled.map_err(|e| {
-        Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
-    })?;
-    contents.add(message.offset(), message.key(), message.payload()).map_err(|d| {
-        Error::new(
-            Domain::Kafka,
-            Retry::Never,
-            format!(
-                "the changelog {topic}, partition {PARTITION}, offset {}: {}; delete the topic to start \
-                 over from the local state",
-                d.offset, d.why
-            ),
-        )
-    })?;
-    Ok(Offset::Offset(message.offset() + 1))
-}
-
-/// A standby's reading of the changelog as the active process writes it
-/// (`standby.rs`): when it takes over, only what came since its last read
-/// is left to read, not the whole topic.
-pub struct Follower {
-    kafka: KafkaConfig,
-    topic: String,
-    consumer: Reader,
-    contents: Contents,
-    next: Offset,
-}
-
-impl Follower {
-    /// Creates the topic when missing and starts reading it from its beginning.
-    pub fn start(
-        kafka: &KafkaConfig,
-        topic: &str,
-        context: &Context,
-        runtime: &tokio::runtime::Runtime,
-    ) -> Result<Follower, Error> {
-        ensure_topic(kafka, topic, context, runtime)?;
-        Ok(Follower {
-            kafka: kafka.clone(),
-            topic: topic.to_string(),
-            consumer: reader(kafka, topic, Offset::Beginning)?,
-            contents: Contents::default(),
-            next: Offset::Beginning,
-        })
-    }
-
-    /// Reads what comes within `wait`. A record it cannot read is an
-    /// error, as it is at start; a failed fetch (the broker away for a
-    /// while) is not: librdkafka fetches again, and the standby waits.
-    pub fn follow(&mut self, wait: Duration) -> Result<(), Error> {
-        let until = Instant::now() + wait;
-        let mut timeout = wait;
-        while let Some(polled) = self.consumer.poll(timeout) {
-            match polled {
-                Err(KafkaError::PartitionEOF(_)) => {}
-                other => match take(&self.topic, &mut self.contents, other) {
-                    Ok(next) => self.next = next,
-                    Err(e) if e.is_retryable() => tracing::warn!(error = %e, "standby: reading the changelog"),
-                    Err(e) => return Err(e),
-                },
-            }
-            timeout = until.saturating_duration_since(Instant::now());
-            if timeout.is_zero() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Bytes read so far.
-    pub fn bytes(&self) -> u64 {
-        self.contents.bytes
-    }
-
-    /// Reads the rest, to the end as it is now, and gives everything read.
-    /// Why a new consumer: the end of the partition is known from the EOF
-    /// event of a fetch, and the following one may have had its EOF
-    /// already.
-    fn finish(self) -> Result<Contents, Error> {
-        let Follower { kafka, topic, consumer, mut contents, next } = self;
-        drop(consumer);
-        read_into(&kafka, &topic, &mut contents, next)?;
-        Ok(contents)
-    }
 }
 
 #[cfg(test)]

@@ -227,14 +227,17 @@ fn oidc_and_tls_from_the_file_and_the_environment() {
     assert_eq!(config.auth.oidc.unwrap().jwks_url, "http://127.0.0.1:8081/certs", "loopback may be plain http");
 }
 
+/// A configuration with a minimal `[kafka]` section and `extra` lines in it.
+fn load_kafka(path: &std::path::Path, extra: &str) -> Result<Config, Error> {
+    std::fs::write(path, format!("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n{extra}")).unwrap();
+    Config::load(Some(path), vec![], &Overrides::default())
+}
+
 #[test]
 fn the_changelog_is_on_with_kafka_named_after_the_group_and_can_be_renamed_or_turned_off() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mon.toml");
-    let load = |extra: &str| {
-        std::fs::write(&path, format!("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n{extra}")).unwrap();
-        Config::load(Some(&path), vec![], &Overrides::default())
-    };
+    let load = |extra: &str| load_kafka(&path, extra);
     let topic = |extra: &str| load(extra).unwrap().kafka.unwrap().changelog_topic();
     assert_eq!(topic(""), Some("mon.changelog".into()));
     assert_eq!(topic("group = \"desk\"\n"), Some("desk.changelog".into()));
@@ -254,10 +257,7 @@ fn the_changelog_is_on_with_kafka_named_after_the_group_and_can_be_renamed_or_tu
 fn failover_is_off_by_default_and_needs_the_changelog() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mon.toml");
-    let load = |extra: &str| {
-        std::fs::write(&path, format!("[kafka]\nbrokers = \"k:9092\"\ntopics = [\"t\"]\n{extra}")).unwrap();
-        Config::load(Some(&path), vec![], &Overrides::default())
-    };
+    let load = |extra: &str| load_kafka(&path, extra);
     assert!(!load("").unwrap().kafka.unwrap().failover);
     assert!(load("failover = true\n").unwrap().kafka.unwrap().failover);
     let error = load("failover = true\nchangelog = false\n").unwrap_err().to_string();
