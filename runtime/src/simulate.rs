@@ -261,6 +261,17 @@ impl<'p> Simulation<'p> {
         }
     }
 
+    /// Readies the cache for the lines that follow the one about to be
+    /// fed (see [`Engine::prefetch_ahead`]); changes nothing.
+    pub fn prefetch_ahead(&self, upcoming: &[NumberedLine]) {
+        if let Some(engine) = &self.engine {
+            engine.prefetch_ahead(upcoming, |line| match line {
+                NumberedLine::Text { decoded: Decoded::Event(event), .. } => Some(event),
+                _ => None,
+            });
+        }
+    }
+
     /// Feeds one line of NDJSON.
     pub fn feed(&mut self, line: &str, out: &mut Vec<Record>) {
         if line.trim().is_empty() {

@@ -69,6 +69,9 @@ pub struct Args {
     emit: Option<std::path::PathBuf>,
 }
 
+/// Lines decoded at a time in the decode + engine run: `mon simulate`'s
+/// batch.
+const DECODE_BATCH: usize = 1024;
 const BASE: i64 = 1_772_438_400_000; // 2026-03-02T08:00:00Z
 const STEPS: usize = 5;
 const TYPES: [&str; STEPS] = ["trade_ingested", "trade_verified", "sent_to_sys3", "sys3_ack", "sent_to_sys4"];
@@ -147,10 +150,12 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// With `alerts`, the records also feed an alert book, as the service's do.
-fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool) -> Run {
+/// With `alerts`, the records also feed an alert book, as the service's do;
+/// `prefetch` off measures what the engine's prefetching saves.
+fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool, prefetch: bool) -> Run {
     let functions = mon_stdlib::registry();
     let mut engine = Engine::new(program, functions, BASE);
+    engine.set_prefetch(prefetch);
     let mut book = alerts.then(|| AlertBook::new(program, BookConfig::default()));
     let mut notifications: Vec<Notification> = Vec::new();
     let mut out: Vec<Record> = Vec::new();
@@ -159,6 +164,7 @@ fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool) ->
     let mut after_first_phase = None;
     let start = Instant::now();
     for (n, event) in events.iter().enumerate() {
+        engine.prefetch_ahead(&events[n + 1..], |e| Some(e));
         engine.advance(event.time, false, &mut out);
         engine.process(event, &mut out);
         if n as u64 + 1 == trades {
@@ -216,7 +222,7 @@ pub fn run(args: Args) -> Outcome {
         .collect();
     assert_eq!(events.len(), lines.len(), "every generated line decodes");
 
-    let alone = run_engine(&program, &events, args.trades, false);
+    let alone = run_engine(&program, &events, args.trades, false, true);
     say!(
         "engine alone:    {} events in {:.2}s = {:.0} events/s; {} stalls planted, {} missing reported",
         alone.events,
@@ -228,22 +234,32 @@ pub fn run(args: Args) -> Outcome {
     if let Some(bytes) = alone.per_instance {
         say!("resident memory: {bytes:.0} bytes per in-flight instance ({} instances)", args.trades);
     }
-    // The book's cost is a few percent, less than the run-to-run noise of
-    // one pair of runs: alternate three of each and compare the medians.
+    // The book's cost and prefetching's gain are less than the run-to-run
+    // noise of one pair of runs: alternate three of each and compare the
+    // medians.
     let mut alone_seconds = vec![alone.seconds];
     let mut alerting_seconds = Vec::new();
+    let mut unprefetched_seconds = Vec::new();
     let mut alerting = None;
     for round in 0..3 {
-        let run = run_engine(&program, &events, args.trades, true);
+        unprefetched_seconds.push(run_engine(&program, &events, args.trades, false, false).seconds);
+        let run = run_engine(&program, &events, args.trades, true, true);
         alerting_seconds.push(run.seconds);
         alerting = Some(run);
         if round < 2 {
-            alone_seconds.push(run_engine(&program, &events, args.trades, false).seconds);
+            alone_seconds.push(run_engine(&program, &events, args.trades, false, true).seconds);
         }
     }
+    let (plain, unprefetched) = (median(&mut alone_seconds), median(&mut unprefetched_seconds));
+    say!(
+        "no prefetching:  {} events in {unprefetched:.2}s = {:.0} events/s, median of 3 against {plain:.2}s prefetching ({:+.1}% time)",
+        events.len(),
+        events.len() as f64 / unprefetched,
+        (unprefetched / plain - 1.0) * 100.0
+    );
     drop(events);
     if let Some(Run { alerts: Some((alerts, notifications)), events: count, .. }) = alerting {
-        let (plain, with_book) = (median(&mut alone_seconds), median(&mut alerting_seconds));
+        let with_book = median(&mut alerting_seconds);
         say!(
             "engine + alerts: {count} events in {with_book:.2}s = {:.0} events/s, median of 3 against {plain:.2}s alone ({:+.1}% time); {alerts} alerts, {notifications} notifications",
             count as f64 / with_book,
@@ -267,12 +283,21 @@ pub fn run(args: Args) -> Outcome {
     let mut engine = Engine::new(&program, functions, BASE);
     let mut out: Vec<Record> = Vec::new();
     let start = Instant::now();
-    for line in &lines {
-        if let Decoded::Event(event) = decoder.decode(line) {
+    // In batches, as `mon simulate` and the service hand lines over, so
+    // the engine can prefetch ahead.
+    let mut batch: Vec<Event> = Vec::with_capacity(DECODE_BATCH);
+    for chunk in lines.chunks(DECODE_BATCH) {
+        batch.extend(chunk.iter().filter_map(|line| match decoder.decode(line) {
+            Decoded::Event(event) => Some(event),
+            _ => None,
+        }));
+        for (n, event) in batch.iter().enumerate() {
+            engine.prefetch_ahead(&batch[n + 1..], |e| Some(e));
             engine.advance(event.time, false, &mut out);
-            engine.process(&event, &mut out);
+            engine.process(event, &mut out);
             out.clear();
         }
+        batch.clear();
     }
     let seconds = start.elapsed().as_secs_f64();
     say!("decode + engine: {} events in {:.2}s = {:.0} events/s", lines.len(), seconds, lines.len() as f64 / seconds);

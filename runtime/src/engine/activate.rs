@@ -370,9 +370,11 @@ impl<'p> Engine<'p> {
         // The queue is rebuilt from the instances: timers are derived, and
         // the new rules may order workflows differently.
         state.queue = Wheel::starting_at(at);
-        let (functions, use_filter, use_jit) = (self.functions, self.use_filter, self.jit_on());
+        let (functions, use_filter, use_prefetch, use_jit) =
+            (self.functions, self.use_filter, self.use_prefetch, self.jit_on());
         *self = Engine::with_state(program, functions, state);
         self.use_filter = use_filter;
+        self.use_prefetch = use_prefetch;
         self.set_jit(use_jit);
         for (workflow, date) in opens {
             let workflow = &program.workflows[workflow as usize];

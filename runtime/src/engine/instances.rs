@@ -1,13 +1,14 @@
 //! The instances of one workflow: a slab of [`Instance`]s indexed by key.
 //!
 //! A freed slot is reused with its generation bumped, so a stale timer
-//! entry never matches a newcomer; the key index (a hash table over the
-//! slab) is not saved and is rebuilt after a restore.
+//! entry never matches a newcomer; the key index ([`KeyIndex`]: key hash
+//! to slot) is not saved and is rebuilt after a restore.
 
 use std::hash::BuildHasher;
 
 use serde::{Deserialize, Serialize};
 
+use super::key_index::KeyIndex;
 use super::{Engine, Instance};
 
 /// The instances of one workflow: a slab, indexed by key.
@@ -18,19 +19,29 @@ pub struct Instances {
     /// stale queue entry never matches a newcomer.
     free: Vec<(u32, u32)>,
     #[serde(skip)]
-    index: hashbrown::HashTable<u32>,
+    index: KeyIndex,
     #[serde(skip)]
     hasher: foldhash::fast::RandomState,
 }
 
 impl Instances {
-    fn hash(&self, key: &str) -> u64 {
+    pub(super) fn hash(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
     }
 
     pub fn find(&self, key: &str) -> Option<u32> {
-        let hash = self.hash(key);
-        self.index.find(hash, |&slot| self.slots[slot as usize].as_ref().is_some_and(|i| i.key == key)).copied()
+        self.find_hashed(key, self.hash(key))
+    }
+
+    pub(super) fn find_hashed(&self, key: &str, hash: u64) -> Option<u32> {
+        self.index.find(hash, |slot| self.slots[slot as usize].as_ref().is_some_and(|i| i.key == key))
+    }
+
+    /// Asks the CPU for the index entry a lookup of `hash` reads first.
+    pub(super) fn prefetch(&self, hash: u64) {
+        if let Some(address) = self.index.home_address(hash) {
+            prefetch(address.cast());
+        }
     }
 
     pub fn get(&self, slot: u32) -> Option<&Instance> {
@@ -54,34 +65,23 @@ impl Instances {
                 (self.slots.len() - 1) as u32
             }
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index
-            .insert_unique(hash, slot, |&s| hasher.hash_one(slots[s as usize].as_ref().map_or("", |i| i.key.as_str())));
+        self.index.insert(hash, slot);
         slot
     }
 
     pub(super) fn remove(&mut self, slot: u32) {
         let Some(instance) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
-        let hash = self.hash(&instance.key);
-        if let Ok(entry) = self.index.find_entry(hash, |&s| s == slot) {
-            entry.remove();
-        }
+        self.index.remove(self.hash(&instance.key), slot);
         self.free.push((slot, instance.generation.wrapping_add(1)));
     }
 
     /// Rebuilds the key index after a restore.
     pub(super) fn reindex(&mut self) {
-        self.index = hashbrown::HashTable::with_capacity(self.slots.len());
-        for (slot, instance) in self.slots.iter().enumerate() {
-            if let Some(instance) = instance {
-                let hash = self.hasher.hash_one(instance.key.as_str());
-                let slots = &self.slots;
-                let hasher = &self.hasher;
-                self.index.insert_unique(hash, slot as u32, |&s| {
-                    hasher.hash_one(slots[s as usize].as_ref().map_or("", |i| i.key.as_str()))
-                });
-            }
+        let mut index = KeyIndex::with_capacity(self.len());
+        for (slot, instance) in self.iter() {
+            index.insert(self.hash(&instance.key), slot);
         }
+        self.index = index;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Instance)> {
@@ -95,6 +95,20 @@ impl Instances {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A hint to the CPU: the cache line at `address` will be read soon. It
+/// reads nothing and cannot fault, whatever the address.
+#[inline(always)]
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint: it does not dereference the address
+    // architecturally, so no address can make it fault or read.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 impl<'p> Engine<'p> {

@@ -34,6 +34,7 @@ mod activate;
 mod conditions;
 mod filter;
 mod instances;
+mod key_index;
 mod keys;
 mod occurrences;
 mod records;
@@ -173,6 +174,8 @@ pub struct Engine<'p> {
     filter: Filter,
     /// Off only to measure what the filter index saves (`mon bench`).
     use_filter: bool,
+    /// Off only to measure what [`Engine::prefetch`] saves (`mon bench`).
+    use_prefetch: bool,
     /// Steps' relevance predicates and guards, native where compiled.
     conditions: Conditions,
     /// Whether `conditions` were compiled (see [`Engine::set_jit`]).
@@ -295,6 +298,7 @@ impl<'p> Engine<'p> {
             functions,
             filter: Filter::new(program, &routes),
             use_filter: true,
+            use_prefetch: true,
             conditions: if conditions::default_on() { Conditions::compile(program) } else { Conditions::interpreted() },
             use_jit: conditions::default_on(),
             routes,
@@ -324,6 +328,13 @@ impl<'p> Engine<'p> {
     #[doc(hidden)]
     pub fn set_filter_index(&mut self, on: bool) {
         self.use_filter = on;
+    }
+
+    /// Turns [`prefetch`](Self::prefetch) off or on; records are the same
+    /// either way. Only for measuring what it saves.
+    #[doc(hidden)]
+    pub fn set_prefetch(&mut self, on: bool) {
+        self.use_prefetch = on;
     }
 
     /// Turns native code for relevance predicates and guards on or off

@@ -466,12 +466,13 @@ impl<'p> Processor<'p> {
     /// The next message the intake thread read, waiting up to `timeout`
     /// for it when none is queued.
     fn next_polled(&mut self, intake: &Receiver<Vec<Polled<'p>>>, timeout: Duration) -> Option<Polled<'p>> {
-        if let Some(polled) = self.intake_queue.pop_front() {
-            return Some(polled);
+        if self.intake_queue.is_empty() {
+            let chunk = if timeout.is_zero() { intake.try_recv().ok()? } else { intake.recv_timeout(timeout).ok()? };
+            self.intake_queue.extend(chunk);
         }
-        let chunk = if timeout.is_zero() { intake.try_recv().ok()? } else { intake.recv_timeout(timeout).ok()? };
-        self.intake_queue.extend(chunk);
-        self.intake_queue.pop_front()
+        let polled = self.intake_queue.pop_front()?;
+        intake::prefetch_ahead(self.live.engine(), &self.intake_queue, self.program);
+        Some(polled)
     }
 
     /// Applies a request to the batch and returns the reply to send once
