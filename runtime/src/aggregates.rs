@@ -108,7 +108,7 @@ fn add_counters(m: &mut Metrics, c: &Counters, now: i64) {
     m.duplicate += c.duplicate;
     m.out_of_order += c.out_of_order;
     m.unexpected += c.unexpected;
-    m.entries_last_minute += c.recent_entries.iter().filter(|&&e| e > now - 60_000 && e <= now).count() as u64;
+    m.entries_last_minute += c.recent.last_minute(now);
 }
 
 fn count_instance(m: &mut Metrics, workflow: &ir::Workflow, instance: &Instance, now: i64) {

@@ -282,8 +282,7 @@ impl Counters {
         while self.stay_ms.len() > STAY_SAMPLE {
             self.stay_ms.pop_front();
         }
-        self.recent_entries.extend(other.recent_entries);
-        self.recent_entries.make_contiguous().sort_unstable();
+        self.recent.absorb(other.recent);
     }
 }
 

@@ -37,6 +37,7 @@ mod instances;
 mod key_index;
 mod keys;
 mod occurrences;
+mod recent;
 mod records;
 mod routing;
 mod state;
@@ -54,6 +55,7 @@ pub use activate::{switch_before_start, Carried, Migration, Superseded, LISTED};
 pub use conditions::{default_on as jit_default_on, set_default as set_jit_default};
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
+pub use recent::RecentEntries;
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN, NO_PARTITION};
 pub use timers::{after, deadline};
 
@@ -161,8 +163,9 @@ pub struct Counters {
     pub unexpected: u64,
     /// Time spent in the stage by items that left it, ms (a bounded sample).
     pub stay_ms: VecDeque<i64>,
-    /// Entry instants in the last minute, for the entry rate.
-    pub recent_entries: VecDeque<i64>,
+    /// Entries in the last minute, for the entry rate.
+    #[serde(default)]
+    pub recent: RecentEntries,
 }
 
 pub struct Engine<'p> {

@@ -423,10 +423,7 @@ impl<'p> Engine<'p> {
         }
         let c = self.counters(workflow.id, step_id, group);
         c.entered += 1;
-        c.recent_entries.push_back(event.time);
-        while c.recent_entries.front().is_some_and(|&e| e <= event.time - 60_000) {
-            c.recent_entries.pop_front();
-        }
+        c.recent.add(event.time);
         let was_late = records.iter().any(|(r, _)| r.kind == Kind::Late);
         if was_late {
             c.late += 1;

@@ -96,5 +96,6 @@ pub struct WorkflowMetrics {
     aging: Vec<u64>,
     stay_p50_ms: Option<i64>,
     stay_p95_ms: Option<i64>,
+    /// Entries in the current second of event time and the 59 before it.
     entries_last_minute: u64,
 }
