@@ -30,11 +30,7 @@ impl Instances {
     }
 
     pub fn find(&self, key: &str) -> Option<u32> {
-        self.find_hashed(key, self.hash(key))
-    }
-
-    pub(super) fn find_hashed(&self, key: &str, hash: u64) -> Option<u32> {
-        self.index.find(hash, |slot| self.slots[slot as usize].as_ref().is_some_and(|i| i.key == key))
+        self.index.find(self.hash(key), |slot| self.slots[slot as usize].as_ref().is_some_and(|i| i.key == key))
     }
 
     /// Asks the CPU for the index entry a lookup of `hash` reads first.

@@ -15,8 +15,9 @@
 //! entries back (no tombstones), so probes stay short after any number of
 //! removals.
 
-/// No entry: tag and slot both all ones; the slab never has a slot
-/// `u32::MAX` (see `Instances::insert`).
+/// No entry: tag and slot both all ones. A slot `u32::MAX` would need a
+/// slab of four billion instances (a terabyte), out of reach; debug builds
+/// assert it in [`KeyIndex::insert`].
 const EMPTY: u64 = u64::MAX;
 
 #[derive(Clone, Debug, Default)]

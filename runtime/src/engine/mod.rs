@@ -166,6 +166,12 @@ pub struct Counters {
     /// Entries in the last minute, for the entry rate.
     #[serde(default)]
     pub recent: RecentEntries,
+    /// Written as an empty list, never read: a mon from before the
+    /// entry rate was counted per second requires this field, and during
+    /// a rolling upgrade of a fail-over group it may restore a snapshot
+    /// written by this one.
+    #[serde(rename = "recent_entries", default, skip_deserializing, serialize_with = "recent::empty_list")]
+    pub legacy_recent_entries: (),
 }
 
 pub struct Engine<'p> {

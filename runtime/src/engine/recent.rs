@@ -16,6 +16,12 @@ pub struct RecentEntries(VecDeque<(i64, u32)>);
 
 const WINDOW_SECONDS: i64 = 60;
 
+/// Serializes the field that older snapshots carried, empty (see
+/// `Counters::legacy_recent_entries`).
+pub(super) fn empty_list<S: serde::Serializer>(_: &(), serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(std::iter::empty::<i64>())
+}
+
 impl RecentEntries {
     /// Counts an entry at `at` (ms) and forgets seconds that left the
     /// minute before it.
@@ -31,7 +37,12 @@ impl RecentEntries {
             },
             _ => self.0.push_back((second, 1)),
         }
-        let newest = self.0.back().map_or(second, |&(s, _)| s);
+        self.forget_old();
+    }
+
+    /// Drops the seconds that left the minute before the newest one.
+    fn forget_old(&mut self) {
+        let Some(&(newest, _)) = self.0.back() else { return };
         while self.0.front().is_some_and(|&(s, _)| s <= newest - WINDOW_SECONDS) {
             self.0.pop_front();
         }
@@ -51,6 +62,7 @@ impl RecentEntries {
                 Err(i) => self.0.insert(i, (second, count)),
             }
         }
+        self.forget_old();
     }
 }
 
@@ -109,6 +121,11 @@ mod tests {
         a.absorb(b);
         let second = T0 / 1000;
         assert_eq!(a.0, VecDeque::from([(second, 1), (second + 1, 1), (second + 2, 2)]));
+        // A minute later in the other one: the older seconds are dropped.
+        let mut later = RecentEntries::default();
+        later.add(T0 + 61_000);
+        a.absorb(later);
+        assert_eq!(a.0, VecDeque::from([(second + 2, 2), (second + 61, 1)]));
     }
 
     #[test]
@@ -117,5 +134,17 @@ mod tests {
         let counters: super::super::Counters = serde_json::from_str(old).unwrap();
         assert_eq!(counters.entered, 3);
         assert_eq!(counters.recent, RecentEntries::default());
+    }
+
+    /// A mon from before requires `recent_entries`: a rolling upgrade of
+    /// a fail-over group may have it restore this one's snapshot.
+    #[test]
+    fn a_snapshot_still_carries_the_old_field_empty() {
+        let mut counters = super::super::Counters::default();
+        counters.recent.add(T0);
+        let json: serde_json::Value = serde_json::to_value(&counters).unwrap();
+        assert_eq!(json["recent_entries"], serde_json::json!([]));
+        let back: super::super::Counters = serde_json::from_value(json).unwrap();
+        assert_eq!(back, counters);
     }
 }

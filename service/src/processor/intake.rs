@@ -9,7 +9,6 @@
 //! What it hands over is only a head start, checked on arrival: a line
 //! decoded for a program that is no longer running is decoded again.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
@@ -174,9 +173,9 @@ fn current<'p>(running: &Running<'p>) -> Option<&'p Program> {
 /// Readies the engine's cache for the messages queued after the one just
 /// taken (see `Engine::prefetch_ahead`); a message decoded for a program an
 /// activation has replaced is skipped, as it will be decoded again.
-pub fn prefetch_ahead(engine: Option<&mon_runtime::Engine>, queue: &VecDeque<Polled>, program: &Program) {
+pub fn prefetch_ahead(engine: Option<&mon_runtime::Engine>, queue: &[Polled], program: &Program) {
     let Some(engine) = engine else { return };
-    engine.prefetch_ahead(queue.as_slices().0, |polled| match &polled.read {
+    engine.prefetch_ahead(queue, |polled| match &polled.read {
         Read::Line { decoded: Decoded::Event(event), .. } if std::ptr::eq(polled.program, program) => Some(event),
         _ => None,
     });

@@ -471,7 +471,7 @@ impl<'p> Processor<'p> {
             self.intake_queue.extend(chunk);
         }
         let polled = self.intake_queue.pop_front()?;
-        intake::prefetch_ahead(self.live.engine(), &self.intake_queue, self.program);
+        intake::prefetch_ahead(self.live.engine(), self.intake_queue.make_contiguous(), self.program);
         Some(polled)
     }
 
