@@ -250,18 +250,8 @@ impl Service {
     pub fn terminate_within(mut self, limit: Duration) -> Result<Option<i32>, String> {
         let Some(mut child) = self.child.take() else { return Ok(None) };
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Ok(status.code());
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("still running {limit:?} after SIGTERM; log:\n{}", self.log_text()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        exit_within(&mut child, limit)
+            .ok_or_else(|| format!("still running {limit:?} after SIGTERM; log:\n{}", self.log_text()))
     }
 }
 

@@ -29,15 +29,21 @@ impl RecentEntries {
         let second = at.div_euclid(1000);
         match self.0.back_mut() {
             Some((last, count)) if *last == second => *count = count.saturating_add(1),
+            Some((last, _)) if *last < second => self.0.push_back((second, 1)),
+            None => self.0.push_back((second, 1)),
             // An entry earlier than the newest second (event time is not
             // ordered across items): counted in its own second, in order.
-            Some((last, _)) if *last > second => match self.0.binary_search_by_key(&second, |&(s, _)| s) {
-                Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(1),
-                Err(i) => self.0.insert(i, (second, 1)),
-            },
-            _ => self.0.push_back((second, 1)),
+            Some(_) => self.count_in(second, 1),
         }
         self.forget_old();
+    }
+
+    /// Adds `count` to `second`'s count, keeping the seconds in order.
+    fn count_in(&mut self, second: i64, count: u32) {
+        match self.0.binary_search_by_key(&second, |&(s, _)| s) {
+            Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(count),
+            Err(i) => self.0.insert(i, (second, count)),
+        }
     }
 
     /// Drops the seconds that left the minute before the newest one.
@@ -57,10 +63,7 @@ impl RecentEntries {
     /// Adds another stage's or group's entries (see `Counters::absorb`).
     pub fn absorb(&mut self, other: RecentEntries) {
         for (second, count) in other.0 {
-            match self.0.binary_search_by_key(&second, |&(s, _)| s) {
-                Ok(i) => self.0[i].1 = self.0[i].1.saturating_add(count),
-                Err(i) => self.0.insert(i, (second, count)),
-            }
+            self.count_in(second, count);
         }
         self.forget_old();
     }
