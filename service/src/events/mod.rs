@@ -22,6 +22,15 @@
 //! fsynced ([`EventStore::sync`]). So a crash neither loses an
 //! acknowledged event nor stores one twice.
 //!
+//! Appends happen on a thread of their own (`mon-events`), so the
+//! processing thread hands a batch's events over and goes on: under load
+//! they were about a third of its work (docs/notes/performance.md). Every
+//! read first waits until the appends handed over before it are done, so a
+//! search that starts after a batch was committed sees its events, as when
+//! the appends were made in place; an append that fails is reported by the
+//! next [`EventStore::append_later`] or [`EventStore::sync`], which stops the
+//! processing as a failed write always did.
+//!
 //! Retention drops whole closed segments whose newest event is past it,
 //! and every search also filters by the cutoff, since a segment can
 //! straddle it.
@@ -32,8 +41,9 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::time::{Duration, Instant};
 
 use mon_compiler::ir::{self, Program, Value};
 use mon_runtime::engine::{display, item_keys};
@@ -214,7 +224,29 @@ struct Shared {
     /// Events older than this (event time, ms) are past retention;
     /// `i64::MIN` until the purge first runs.
     cutoff: AtomicI64,
+    /// The appending thread's queue, started by the first `append_later`.
+    queue: Mutex<Option<SyncSender<(u64, Vec<StoredEvent>)>>>,
+    progress: Mutex<Progress>,
+    /// Signalled each time the appending thread finishes an append.
+    appended: Condvar,
 }
+
+/// Appends handed to the appending thread, and how far it got.
+#[derive(Default)]
+struct Progress {
+    handed: u64,
+    done: u64,
+    /// The first append that failed, as its error said.
+    failed: Option<String>,
+}
+
+/// Batches handed over and not yet appended before `append_later` waits:
+/// enough to ride out a slow write, few enough to bound the memory.
+const APPENDS_AHEAD: usize = 4;
+
+/// How long a read waits for the appends before it; only a stuck disk
+/// takes that long, and then a read of what is there beats no answer.
+const READ_WAITS_AT_MOST: Duration = Duration::from_secs(10);
 
 fn poisoned() -> Error {
     Error::damaged(Domain::Store, "the event store's lock is poisoned (a thread panicked holding it)")
@@ -226,7 +258,13 @@ impl EventStore {
     pub fn open(dir: &Path) -> Result<EventStore, Error> {
         let segments = Segments::open(dir)?;
         Ok(EventStore {
-            shared: Some(Arc::new(Shared { segments: RwLock::new(segments), cutoff: AtomicI64::new(i64::MIN) })),
+            shared: Some(Arc::new(Shared {
+                segments: RwLock::new(segments),
+                cutoff: AtomicI64::new(i64::MIN),
+                queue: Mutex::new(None),
+                progress: Mutex::new(Progress::default()),
+                appended: Condvar::new(),
+            })),
         })
     }
 
@@ -239,7 +277,7 @@ impl EventStore {
     /// empty or absent store.
     pub fn last_journal(&self) -> Result<Option<u64>, Error> {
         let Some(shared) = &self.shared else { return Ok(None) };
-        Ok(shared.segments.read().map_err(|_| poisoned())?.last_journal())
+        Ok(read(shared)?.last_journal())
     }
 
     /// Whether the events of journal entry `journal` are still to be
@@ -258,10 +296,39 @@ impl EventStore {
         shared.segments.write().map_err(|_| poisoned())?.append(journal, events)
     }
 
-    /// Fsyncs what was appended: before the journal is truncated.
+    /// Hands the events of journal entry `journal` to the appending
+    /// thread (started on the first call), which appends them unless they
+    /// are stored already. Waits only when [`APPENDS_AHEAD`] batches are
+    /// still queued. An earlier append that failed is this call's error.
+    pub fn append_later(&self, journal: u64, events: Vec<StoredEvent>) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let mut queue = shared.queue.lock().map_err(|_| poisoned())?;
+        if queue.is_none() {
+            *queue = Some(start_appending(Arc::downgrade(shared))?);
+        }
+        {
+            let mut progress = shared.progress.lock().map_err(|_| poisoned())?;
+            if let Some(failed) = &progress.failed {
+                return Err(append_failed(failed));
+            }
+            progress.handed += 1;
+        }
+        let sent = queue.as_ref().is_some_and(|queue| queue.send((journal, events)).is_ok());
+        if !sent {
+            return Err(Error::damaged(Domain::Store, "the event store's appending thread has stopped"));
+        }
+        Ok(())
+    }
+
+    /// Fsyncs what was appended, once every append handed over is done:
+    /// before the journal is truncated. An append that failed is the error.
     pub fn sync(&self) -> Result<(), Error> {
         let Some(shared) = &self.shared else { return Ok(()) };
-        shared.segments.read().map_err(|_| poisoned())?.sync()
+        let segments = read(shared)?;
+        if let Some(failed) = &shared.progress.lock().map_err(|_| poisoned())?.failed {
+            return Err(append_failed(failed));
+        }
+        segments.sync()
     }
 
     fn cutoff(&self) -> i64 {
@@ -297,7 +364,7 @@ impl EventStore {
         if low > high {
             return Ok(found);
         }
-        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let segments = read(shared)?;
         segments.walk(&narrowest, low, high, |position, event| {
             // The index narrowed; this decides (a hash may collide).
             if !matches(program, search, &event) {
@@ -318,7 +385,7 @@ impl EventStore {
     pub fn of_item(&self, workflow: &str, key: &str) -> Result<Vec<StoredEvent>, Error> {
         let Some(shared) = &self.shared else { return Ok(Vec::new()) };
         let mut events = Vec::new();
-        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let segments = read(shared)?;
         let named = |event: &StoredEvent| event.items.iter().any(|(w, k)| w == workflow && k == key);
         segments.walk(
             &Narrowest::Item(item_hash(workflow, key)),
@@ -345,7 +412,7 @@ impl EventStore {
         let mut events = Vec::new();
         let mut more = false;
         let low = (from.unwrap_or(i64::MIN).max(self.cutoff()), 0);
-        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let segments = read(shared)?;
         // The walk goes newest first: it stops once the newest `limit` are in.
         segments.walk(&Narrowest::All, low, (to.unwrap_or(i64::MAX), u64::MAX), |(_, seq), event| {
             if event.rejected.is_some() {
@@ -371,6 +438,60 @@ impl EventStore {
         shared.cutoff.fetch_max(cutoff, Ordering::Relaxed);
         shared.segments.write().map_err(|_| poisoned())?.drop_older_than(cutoff)
     }
+}
+
+/// The segments for reading, once the appends handed over before this call
+/// are done (or [`READ_WAITS_AT_MOST`] has passed): a read after a commit
+/// sees that commit's events.
+fn read(shared: &Shared) -> Result<RwLockReadGuard<'_, Segments>, Error> {
+    let give_up = Instant::now() + READ_WAITS_AT_MOST;
+    let mut progress = shared.progress.lock().map_err(|_| poisoned())?;
+    let target = progress.handed;
+    while progress.done < target {
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(
+                behind = target - progress.done,
+                "the event store's appends are late; reading without the newest events"
+            );
+            break;
+        }
+        progress = shared.appended.wait_timeout(progress, left).map_err(|_| poisoned())?.0;
+    }
+    drop(progress);
+    shared.segments.read().map_err(|_| poisoned())
+}
+
+/// Starts the thread that appends what `append_later` hands over. It holds
+/// the store weakly: when the last handle is dropped the queue's sender
+/// goes with it, and the thread ends.
+fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<(u64, Vec<StoredEvent>)>, Error> {
+    let (queue, handed) = sync_channel::<(u64, Vec<StoredEvent>)>(APPENDS_AHEAD);
+    std::thread::Builder::new()
+        .name("mon-events".into())
+        .spawn(move || {
+            while let Ok((journal, events)) = handed.recv() {
+                let Some(shared) = shared.upgrade() else { return };
+                let outcome = match shared.segments.write() {
+                    Ok(mut segments) => segments.append(journal, &events),
+                    Err(_) => Err(poisoned()),
+                };
+                let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+                progress.done += 1;
+                if let Err(e) = outcome {
+                    tracing::error!(error = %e, journal, "the event store could not append a batch's events");
+                    progress.failed.get_or_insert_with(|| e.to_string());
+                }
+                drop(progress);
+                shared.appended.notify_all();
+            }
+        })
+        .map_err(|e| Error::damaged(Domain::Store, "cannot start the event store's appending thread").caused_by(e))?;
+    Ok(queue)
+}
+
+fn append_failed(failed: &str) -> Error {
+    Error::damaged(Domain::Store, format!("the event store could not append a batch's events: {failed}"))
 }
 
 /// Runs until `stop`: about four times per retention (at least every 100
@@ -420,5 +541,55 @@ mod tests {
         assert_eq!(retention("90m"), Ok(Some(5_400_000)));
         assert_eq!(retention("0"), Ok(None));
         assert!(retention("two weeks").is_err());
+    }
+
+    fn event(id: String, key: &str, time: i64) -> StoredEvent {
+        StoredEvent {
+            id,
+            type_name: "placed".into(),
+            time,
+            received: time,
+            data: Vec::new(),
+            items: vec![("orders".into(), key.into())],
+            rejected: None,
+        }
+    }
+
+    /// Appends are made on another thread; a read right after handing them
+    /// over must still see every one, as when they were made in place.
+    #[test]
+    fn a_read_after_append_later_sees_every_event_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&dir.path().join("events")).unwrap();
+        for journal in 1..=40u64 {
+            let batch = (0..100).map(|i| event(format!("{journal}-{i}"), "K1", (journal * 100 + i) as i64)).collect();
+            store.append_later(journal, batch).unwrap();
+        }
+        assert_eq!(store.last_journal().unwrap(), Some(40));
+        let of_item = store.of_item("orders", "K1").unwrap();
+        assert_eq!(of_item.len(), 4_000);
+        assert_eq!(of_item.last().map(|e| e.id.as_str()), Some("40-99"));
+        // An entry handed over again (a replay) is not stored twice.
+        store.append_later(40, vec![event("again".into(), "K1", 1)]).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let reopened = EventStore::open(&dir.path().join("events")).unwrap();
+        assert_eq!(reopened.of_item("orders", "K1").unwrap().len(), 4_000);
+    }
+
+    /// An append that fails on the appending thread stops the caller at
+    /// its next call, as a failed write in place did.
+    #[test]
+    fn an_append_that_failed_is_the_error_of_the_next_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events");
+        let store = EventStore::open(&events).unwrap();
+        // No directory for the first segment file.
+        std::fs::remove_dir_all(&events).unwrap();
+        store.append_later(1, vec![event("a".into(), "K1", 1)]).unwrap();
+        let error = store.sync().unwrap_err().to_string();
+        assert!(error.contains("could not append"), "{error}");
+        let next = store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap_err().to_string();
+        assert!(next.contains("could not append"), "{next}");
     }
 }
