@@ -225,11 +225,14 @@ struct Shared {
     /// `i64::MIN` until the purge first runs.
     cutoff: AtomicI64,
     /// The appending thread's queue, started by the first `append_later`.
-    queue: Mutex<Option<SyncSender<(u64, Vec<StoredEvent>)>>>,
+    queue: Mutex<Option<SyncSender<Handed>>>,
     progress: Mutex<Progress>,
     /// Signalled each time the appending thread finishes an append.
     appended: Condvar,
 }
+
+/// A batch's events with its journal entry, for the appending thread.
+type Handed = (u64, Vec<StoredEvent>);
 
 /// Appends handed to the appending thread, and how far it got.
 #[derive(Default)]
@@ -465,8 +468,8 @@ fn read(shared: &Shared) -> Result<RwLockReadGuard<'_, Segments>, Error> {
 /// Starts the thread that appends what `append_later` hands over. It holds
 /// the store weakly: when the last handle is dropped the queue's sender
 /// goes with it, and the thread ends.
-fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<(u64, Vec<StoredEvent>)>, Error> {
-    let (queue, handed) = sync_channel::<(u64, Vec<StoredEvent>)>(APPENDS_AHEAD);
+fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<Handed>, Error> {
+    let (queue, handed) = sync_channel::<Handed>(APPENDS_AHEAD);
     std::thread::Builder::new()
         .name("mon-events".into())
         .spawn(move || {
