@@ -27,9 +27,12 @@
 //! they were about a third of its work (docs/notes/performance.md). Every
 //! read first waits until the appends handed over before it are done, so a
 //! search that starts after a batch was committed sees its events, as when
-//! the appends were made in place; an append that fails is reported by the
-//! next [`EventStore::append_later`] or [`EventStore::sync`], which stops the
-//! processing as a failed write always did.
+//! the appends were made in place. An append that fails is the error of
+//! the next [`EventStore::append_later`] (the next batch with events) or
+//! [`EventStore::sync`] (at the latest the next snapshot, which then does
+//! not truncate the journal), and that stops the processing. The thread
+//! appends nothing after a failure, so the replay at the next start
+//! stores the failed batch and every one after it.
 //!
 //! Retention drops whole closed segments whose newest event is past it,
 //! and every search also filters by the cutoff, since a segment can
@@ -42,7 +45,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use mon_compiler::ir::{self, Program, Value};
@@ -241,10 +244,13 @@ struct Progress {
     done: u64,
     /// The first append that failed, as its error said.
     failed: Option<String>,
+    /// The appending thread has ended: nothing more will be done.
+    stopped: bool,
 }
 
-/// Batches handed over and not yet appended before `append_later` waits:
-/// enough to ride out a slow write, few enough to bound the memory.
+/// Batches queued for the appending thread (besides the one it is
+/// appending) before `append_later` waits: enough to ride out a slow
+/// write, few enough to bound the memory.
 const APPENDS_AHEAD: usize = 4;
 
 /// How long a read waits for the appends before it; only a stuck disk
@@ -292,13 +298,6 @@ impl EventStore {
         Ok(self.last_journal()?.is_none_or(|done| journal > done))
     }
 
-    /// Appends the events of journal entry `journal`, unless they are
-    /// stored already; not fsynced (see [`sync`](Self::sync)).
-    pub fn append(&self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
-        let Some(shared) = &self.shared else { return Ok(()) };
-        shared.segments.write().map_err(|_| poisoned())?.append(journal, events)
-    }
-
     /// Hands the events of journal entry `journal` to the appending
     /// thread (started on the first call), which appends them unless they
     /// are stored already. Waits only when [`APPENDS_AHEAD`] batches are
@@ -318,20 +317,33 @@ impl EventStore {
         }
         let sent = queue.as_ref().is_some_and(|queue| queue.send((journal, events)).is_ok());
         if !sent {
-            return Err(Error::damaged(Domain::Store, "the event store's appending thread has stopped"));
+            let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            progress.handed -= 1;
+            let failed = progress.failed.get_or_insert_with(|| THREAD_STOPPED.into());
+            return Err(append_failed(failed));
         }
         Ok(())
     }
 
-    /// Fsyncs what was appended, once every append handed over is done:
-    /// before the journal is truncated. An append that failed is the error.
+    /// Fsyncs what was appended, once every append handed over is done
+    /// (however long that takes: the journal is truncated after this, and
+    /// must not lose an entry whose events are not yet stored). An append
+    /// that failed, or an appending thread that stopped, is the error.
     pub fn sync(&self) -> Result<(), Error> {
         let Some(shared) = &self.shared else { return Ok(()) };
-        let segments = read(shared)?;
-        if let Some(failed) = &shared.progress.lock().map_err(|_| poisoned())?.failed {
+        let progress = wait_for_appends(shared, None)?;
+        if let Some(failed) = &progress.failed {
             return Err(append_failed(failed));
         }
-        segments.sync()
+        drop(progress);
+        shared.segments.read().map_err(|_| poisoned())?.sync()
+    }
+
+    /// Appends in place, bypassing the appending thread: for benchmarks
+    /// and tests of the segments, never mixed with [`append_later`](Self::append_later).
+    pub fn append(&self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        shared.segments.write().map_err(|_| poisoned())?.append(journal, events)
     }
 
     fn cutoff(&self) -> i64 {
@@ -447,10 +459,21 @@ impl EventStore {
 /// are done (or [`READ_WAITS_AT_MOST`] has passed): a read after a commit
 /// sees that commit's events.
 fn read(shared: &Shared) -> Result<RwLockReadGuard<'_, Segments>, Error> {
-    let give_up = Instant::now() + READ_WAITS_AT_MOST;
+    drop(wait_for_appends(shared, Some(READ_WAITS_AT_MOST))?);
+    shared.segments.read().map_err(|_| poisoned())
+}
+
+/// Waits until the appends handed over before the call are done, the
+/// appending thread has stopped, or `limit` has passed.
+fn wait_for_appends(shared: &Shared, limit: Option<Duration>) -> Result<MutexGuard<'_, Progress>, Error> {
+    let give_up = limit.map(|limit| Instant::now() + limit);
     let mut progress = shared.progress.lock().map_err(|_| poisoned())?;
     let target = progress.handed;
-    while progress.done < target {
+    while progress.done < target && !progress.stopped {
+        let Some(give_up) = give_up else {
+            progress = shared.appended.wait(progress).map_err(|_| poisoned())?;
+            continue;
+        };
         let left = give_up.saturating_duration_since(Instant::now());
         if left.is_zero() {
             tracing::warn!(
@@ -461,23 +484,30 @@ fn read(shared: &Shared) -> Result<RwLockReadGuard<'_, Segments>, Error> {
         }
         progress = shared.appended.wait_timeout(progress, left).map_err(|_| poisoned())?.0;
     }
-    drop(progress);
-    shared.segments.read().map_err(|_| poisoned())
+    Ok(progress)
 }
 
 /// Starts the thread that appends what `append_later` hands over. It holds
 /// the store weakly: when the last handle is dropped the queue's sender
-/// goes with it, and the thread ends.
+/// goes with it, and the thread ends. After a failed append it appends
+/// nothing more: a later batch stored after a missing one would make the
+/// replay skip the missing one (it resumes after the last entry held).
 fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<Handed>, Error> {
     let (queue, handed) = sync_channel::<Handed>(APPENDS_AHEAD);
     std::thread::Builder::new()
         .name("mon-events".into())
         .spawn(move || {
+            let _stops = MarksStopped(shared.clone());
             while let Ok((journal, events)) = handed.recv() {
                 let Some(shared) = shared.upgrade() else { return };
-                let outcome = match shared.segments.write() {
-                    Ok(mut segments) => segments.append(journal, &events),
-                    Err(_) => Err(poisoned()),
+                let failed_before = shared.progress.lock().unwrap_or_else(PoisonError::into_inner).failed.is_some();
+                let outcome = if failed_before {
+                    Ok(())
+                } else {
+                    match shared.segments.write() {
+                        Ok(mut segments) => segments.append(journal, &events),
+                        Err(_) => Err(poisoned()),
+                    }
                 };
                 let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
                 progress.done += 1;
@@ -491,6 +521,25 @@ fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<Handed>, Error> {
         })
         .map_err(|e| Error::damaged(Domain::Store, "cannot start the event store's appending thread").caused_by(e))?;
     Ok(queue)
+}
+
+const THREAD_STOPPED: &str = "the appending thread stopped";
+
+/// Marks the appending thread stopped however it ends, a panic included,
+/// so that nobody waits for appends that will not come.
+struct MarksStopped(Weak<Shared>);
+
+impl Drop for MarksStopped {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else { return };
+        let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        progress.stopped = true;
+        if progress.done < progress.handed {
+            progress.failed.get_or_insert_with(|| THREAD_STOPPED.into());
+        }
+        drop(progress);
+        shared.appended.notify_all();
+    }
 }
 
 fn append_failed(failed: &str) -> Error {
@@ -594,5 +643,32 @@ mod tests {
         assert!(error.contains("could not append"), "{error}");
         let next = store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap_err().to_string();
         assert!(next.contains("could not append"), "{next}");
+    }
+
+    /// Batches queued behind one that failed are not appended: were a
+    /// later one stored, the replay would resume after it and never store
+    /// the failed one.
+    #[test]
+    fn nothing_queued_behind_a_failed_append_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events");
+        let store = EventStore::open(&events).unwrap();
+        store.append_later(1, vec![event("a".into(), "K1", 1)]).unwrap();
+        store.sync().unwrap();
+        let shared = store.shared.clone().unwrap();
+        // Hold the appends up while 2 and 3 queue, then record a failure
+        // the way the thread does. 2's append is usually under way by
+        // then (and goes on); 3 must be skipped either way.
+        let held = shared.segments.write().unwrap();
+        store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap();
+        store.append_later(3, vec![event("c".into(), "K1", 3)]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        shared.progress.lock().unwrap().failed = Some("injected".into());
+        drop(held);
+        assert!(store.sync().unwrap_err().to_string().contains("injected"));
+        drop((shared, store));
+        let reopened = EventStore::open(&events).unwrap();
+        let last = reopened.last_journal().unwrap();
+        assert!(matches!(last, Some(1 | 2)), "3 came after a failure and is not stored: {last:?}");
     }
 }

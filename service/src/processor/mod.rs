@@ -945,8 +945,6 @@ impl<'p> Processor<'p> {
         // `/api/v1/status` while HTTP drains.
         self.refresh_status();
         self.board.refresh(self.program, self.live.state(), self.live.clock().unwrap_or(0), true);
-        // The appends handed to the event store's thread end with the process.
-        self.store.event_store().sync()?;
         self.store.flush()?;
         tracing::info!("state flushed; processing stopped");
         Ok(())
