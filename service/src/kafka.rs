@@ -164,12 +164,6 @@ pub fn consumer(kafka: &KafkaConfig, context: Context, intake: Intake) -> Result
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "500"),
             ("fetch.wait.max.ms", "50"),
-            // Why: once a fetch leaves more than `queued.min.messages`
-            // queued, librdkafka's default postpones the next fetch by a
-            // whole second. mon drains a full queue in about half that, so
-            // the service stood idle half of every second under load
-            // (docs/notes/performance.md, "Half of every second idle").
-            ("fetch.queue.backoff.ms", "10"),
             // Why: a subscribed topic that does not exist yet is looked for
             // again only at this interval (librdkafka's default is 5 min),
             // so a service started before its topic would stay unready
