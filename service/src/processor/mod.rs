@@ -772,14 +772,11 @@ impl<'p> Processor<'p> {
         Ok(has_output)
     }
 
-    /// Hands journal entry `seq`'s accepted events and rejected messages to
-    /// the event store, which appends them unless it holds them already
-    /// (`events/`). Why no `wants` check here: it would wait for the
-    /// appends before it, and an entry already held is skipped by the
-    /// append itself (only a replay offers one).
+    /// Appends journal entry `seq`'s accepted events and rejected messages
+    /// to the event store, unless it holds them already (`events/`).
     fn store_events(&self, seq: u64, accepted: &[Event], rejected: &[DeadLetter], received: i64) -> Result<(), Error> {
         let events = self.store.event_store();
-        if accepted.is_empty() && rejected.is_empty() {
+        if (accepted.is_empty() && rejected.is_empty()) || !events.wants(seq)? {
             return Ok(());
         }
         let stored: Vec<crate::events::StoredEvent> = accepted
@@ -787,7 +784,7 @@ impl<'p> Processor<'p> {
             .map(|event| crate::events::StoredEvent::accepted(self.program, event, received))
             .chain(rejected.iter().map(crate::events::StoredEvent::rejected))
             .collect();
-        events.append_later(seq, stored)
+        events.append(seq, &stored)
     }
 
     /// Replays the journal after the snapshot. Entries whose outputs never
