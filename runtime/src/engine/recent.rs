@@ -29,11 +29,10 @@ impl RecentEntries {
         let second = at.div_euclid(1000);
         match self.0.back_mut() {
             Some((last, count)) if *last == second => *count = count.saturating_add(1),
-            Some((last, _)) if *last < second => self.0.push_back((second, 1)),
-            None => self.0.push_back((second, 1)),
             // An entry earlier than the newest second (event time is not
             // ordered across items): counted in its own second, in order.
-            Some(_) => self.count_in(second, 1),
+            Some((last, _)) if *last > second => self.count_in(second, 1),
+            _ => self.0.push_back((second, 1)),
         }
         self.forget_old();
     }
