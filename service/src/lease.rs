@@ -18,8 +18,11 @@
 //! supervisor starts it again as a standby. A process learns of the
 //! revocation only from a heartbeat after it resumes, so one that was
 //! paused (a frozen VM, SIGSTOP) must not write before it knows: the
-//! [`Guard`] holds every changelog write after a pause until the lease
-//! is confirmed or lost.
+//! [`Guard`] holds every changelog write after a pause for as long again
+//! as the coordinator needs to say. That is a delay, not evidence (the
+//! test broker once took seconds more); the evidence is the changelog's
+//! claims (`changelog/fence.rs`), which make the write after a take-over
+//! fail and count the lease as lost ([`Guard::lose`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -75,6 +78,12 @@ impl ClientContext for LeaseContext {
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         self.inner.error(error, reason)
+    }
+
+    /// Why: librdkafka says here when it finds its own session timed out
+    /// (a paused process), which is the first sign the lease is gone.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.inner.log(level, facility, message)
     }
 }
 
@@ -200,6 +209,15 @@ impl Guard {
             );
         }
         self.mark_polled(now);
+    }
+
+    /// Another process claimed the changelog after this one
+    /// (`changelog/fence.rs`): the lease is gone, whatever the coordinator
+    /// has said so far.
+    pub fn lose(&self) {
+        if !self.state.lost.swap(true, Ordering::SeqCst) {
+            tracing::error!("the lease is lost: a newer process claimed the changelog");
+        }
     }
 
     /// True when this process may write; waits while it cannot tell (after

@@ -51,6 +51,7 @@
 //! partition and offset, rather than run on a state that silently lost
 //! part of itself.
 
+mod fence;
 mod read;
 mod records;
 
@@ -65,7 +66,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::Offset;
 
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
@@ -73,13 +76,14 @@ use crate::journal::{self, Journal};
 use crate::kafka::{client_config, client_error, Context};
 use crate::metrics::Metrics;
 use crate::store::{Settled, Store};
-use read::read;
+use fence::Fence;
 pub use read::Follower;
-pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, CHUNK_BYTES};
+use read::{read, read_into, writers_between};
 use records::{
-    entry_records, mark_key, mark_value, must_restore, rules_key, rules_records, snapshot_records,
-    tombstones_after_snapshot, HEADER_KEY,
+    claim_key, claim_value, entry_records, mark_key, mark_value, must_restore, rules_key, rules_records,
+    snapshot_records, tombstones_after_snapshot, writer_value, HEADER_KEY, WRITER_HEADER,
 };
+pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, CHUNK_BYTES};
 
 /// The one partition the single engine writes and reads.
 pub const PARTITION: i32 = 0;
@@ -163,12 +167,28 @@ struct Sender {
     producer: Producer,
     topic: String,
     runtime: tokio::runtime::Handle,
+    /// This process's claim (`fence.rs`): the epoch every record carries,
+    /// and the check of each write's offsets.
+    fence: Arc<Fence>,
+    /// To read a gap the fence finds.
+    kafka: KafkaConfig,
+}
+
+/// A newer process claimed the changelog (`fence.rs`).
+fn overtaken_error(topic: &str) -> Error {
+    Error::new(
+        Domain::Kafka,
+        Retry::Later,
+        format!("a newer process claimed the changelog {topic}; this one writes nothing more to it"),
+    )
 }
 
 impl Sender {
     fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<DeliveryFuture, Error> {
+        let epoch = writer_value(self.fence.epoch());
         loop {
-            let record = FutureRecord::<str, [u8]>::to(&self.topic).partition(PARTITION).key(key);
+            let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(epoch.as_str()) });
+            let record = FutureRecord::<str, [u8]>::to(&self.topic).partition(PARTITION).key(key).headers(headers);
             let record = match value {
                 Some(value) => record.payload(value),
                 None => record,
@@ -184,24 +204,40 @@ impl Sender {
         }
     }
 
-    /// Produces `records` and returns once the broker has acknowledged all.
+    /// Produces `records` and returns once the broker has acknowledged all,
+    /// and the fence found no newer process's record before them (an
+    /// error otherwise, [`overtaken_error`]).
     fn send_all(&self, records: &[(String, Option<&[u8]>)]) -> Result<(), Error> {
+        if self.fence.overtaken() {
+            return Err(overtaken_error(&self.topic));
+        }
         let deliveries = records
             .iter()
             .map(|(key, value)| Ok((key, self.enqueue(key, *value)?)))
             .collect::<Result<Vec<_>, Error>>()?;
-        self.runtime.block_on(async {
+        let last = self.runtime.block_on(async {
+            let mut last = None;
             for (key, delivery) in deliveries {
                 match delivery.await {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(delivery)) => {
+                        let offset = delivery.offset;
+                        self.fence.acked(offset);
+                        last = last.max(Some(offset));
+                    }
                     Ok(Err((e, _))) => return Err(self.failed(key, e)),
                     Err(_) => {
                         return Err(Error::new(Domain::Kafka, Retry::Later, format!("{key}: the producer was dropped")))
                     }
                 }
             }
-            Ok(())
-        })
+            Ok(last)
+        })?;
+        let Some(last) = last else { return Ok(()) };
+        let read = |from, through| writers_between(&self.kafka, &self.topic, from, through);
+        match self.fence.check(last, read)? {
+            true => Ok(()),
+            false => Err(overtaken_error(&self.topic)),
+        }
     }
 
     fn failed(&self, key: &str, e: KafkaError) -> Error {
@@ -319,6 +355,11 @@ impl Changelog {
                 self.next_seq = seq + 1;
                 self.metrics.changelog.produce_seconds.observe(started.elapsed().as_secs_f64());
             }
+            // Overtaken (`fence.rs`): the fence has said so; with the
+            // lease, the check below stops the batch, and without it the
+            // service goes on without the changelog, as when it shares
+            // the group.
+            Err(_) if self.sender.fence.overtaken() => self.fell_behind(),
             Err(e) => {
                 tracing::error!(
                     error = %e,
@@ -330,7 +371,8 @@ impl Changelog {
             }
         }
         // A pause while the acknowledgement was awaited may have cost the
-        // lease: asked again before the outputs leave.
+        // lease, and the fence may have found a newer claim: asked again
+        // before the outputs leave.
         if self.lost_lease() {
             return Err(crate::lease::lost_error());
         }
@@ -357,7 +399,7 @@ impl Changelog {
     /// and a snapshot makes the changelog whole once the process is alone
     /// again, [`wants_snapshot`](Self::wants_snapshot)).
     fn must_not_write(&mut self) -> bool {
-        self.lost_lease() || self.shares_group()
+        self.lost_lease() || self.sender.fence.overtaken() || self.shares_group()
     }
 
     /// True while another process shares the consumer group; says so and
@@ -381,8 +423,15 @@ impl Changelog {
         self.lease = Some(guard);
     }
 
+    /// True once the lease is lost, or once a newer process claimed the
+    /// changelog (which loses the lease too: the coordinator may not have
+    /// said so yet, `fence.rs`).
     fn lost_lease(&self) -> bool {
-        self.lease.as_ref().is_some_and(|guard| !guard.may_write())
+        let Some(guard) = &self.lease else { return false };
+        if self.sender.fence.overtaken() {
+            guard.lose();
+        }
+        !guard.may_write()
     }
 
     /// Sends a snapshot that covers every entry below `covered`, then
@@ -392,6 +441,20 @@ impl Changelog {
     /// their batches are covered, so no restore makes them again.
     /// A failure leaves (or makes) the changelog behind, to be tried again.
     pub fn snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) {
+        // Overtaken by a process that shared the group, and alone again:
+        // a claim of its own first, so readers take what follows. Why
+        // only after sharing the group: two processes of different groups
+        // on one changelog topic would take it from each other at every
+        // batch; overtaken otherwise, a process writes it no more.
+        if self.lease.is_none() && self.fenced && self.sender.fence.overtaken() && !self.shares_group() {
+            let epoch = self.sender.fence.reclaim();
+            if let Err(e) = self.sender.send_all(&[(claim_key(epoch), Some(claim_value(epoch).as_slice()))]) {
+                tracing::error!(error = %e, epoch, "changelog: cannot claim it again; it stays behind");
+                self.fell_behind();
+                return;
+            }
+            tracing::info!(epoch, "changelog claimed again (alone in the group)");
+        }
         if self.must_not_write() {
             return;
         }
@@ -474,7 +537,9 @@ impl Marks {
             }
         };
         match delivery.await {
-            Ok(Ok(_)) => {
+            Ok(Ok(delivery)) => {
+                let offset = delivery.offset;
+                self.sender.fence.acked(offset);
                 if let Ok(mut acknowledged) = self.acknowledged.lock() {
                     acknowledged.push(id.to_string());
                 }
@@ -560,14 +625,15 @@ fn open_reachable(
     let started = Instant::now();
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
-    let contents = match followed {
+    let (mut contents, next) = match followed {
         Some(follower) => follower.finish()?,
         None => {
             ensure_topic(kafka, topic, &context, runtime)?;
             read(kafka, topic)?
         }
     };
-    let bytes = contents.bytes;
+    let (fence, producer) = claim(kafka, topic, &context, runtime, &mut contents, next)?;
+    let (bytes, stale) = (contents.bytes, contents.stale);
     let restored = contents.restore().map_err(|d| {
         Error::new(
             Domain::Kafka,
@@ -626,26 +692,23 @@ fn open_reachable(
             bytes,
             local_next,
             changelog_next,
+            stale,
             ms = (seconds * 1000.0) as u64,
             "state restored from the changelog"
         );
     } else {
-        tracing::info!(topic, local_next, changelog_next, bytes, "changelog read; the local state is kept");
+        tracing::info!(topic, local_next, changelog_next, bytes, stale, "changelog read; the local state is kept");
     }
-    let marks = Marks {
-        sender: Sender {
-            producer: producer(kafka, context.clone())?,
-            topic: topic.to_string(),
-            runtime: runtime.handle().clone(),
-        },
-        acknowledged: Mutex::new(Vec::new()),
+    let sender = |producer| Sender {
+        producer,
+        topic: topic.to_string(),
+        runtime: runtime.handle().clone(),
+        fence: fence.clone(),
+        kafka: kafka.clone(),
     };
+    let marks = Marks { sender: sender(self::producer(kafka, context)?), acknowledged: Mutex::new(Vec::new()) };
     let changelog = Changelog {
-        sender: Sender {
-            producer: producer(kafka, context)?,
-            topic: topic.to_string(),
-            runtime: runtime.handle().clone(),
-        },
+        sender: sender(producer),
         entries: restored.entries,
         snapshot: snapshot_header,
         next_seq: changelog_next,
@@ -657,6 +720,46 @@ fn open_reachable(
         rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
     };
     Ok(Opened { changelog, restored_entries })
+}
+
+/// Claims the changelog for the epoch after the newest one in `contents`
+/// (read up to `next`), then reads on through the claim, so that
+/// `contents` holds every record written before it (`fence.rs`). Returns
+/// the fence and the producer that wrote the claim (the journal's).
+fn claim(
+    kafka: &KafkaConfig,
+    topic: &str,
+    context: &Context,
+    runtime: &tokio::runtime::Runtime,
+    contents: &mut Contents,
+    next: Offset,
+) -> Result<(Arc<Fence>, Producer), Error> {
+    let epoch = contents.epoch + 1;
+    let producer = producer(kafka, context.clone())?;
+    let (key, value, writer) = (claim_key(epoch), claim_value(epoch), writer_value(epoch));
+    let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(writer.as_str()) });
+    let record = FutureRecord::<str, [u8]>::to(topic).partition(PARTITION).key(&key).payload(&value).headers(headers);
+    let sent =
+        runtime.block_on(producer.send(record, Duration::from_millis(PRODUCE_TIMEOUT_MS.parse().unwrap_or(10_000))));
+    let offset = sent
+        .map_err(|(e, _)| {
+            Error::new(Domain::Kafka, Retry::Later, format!("cannot claim the changelog {topic}")).caused_by(e)
+        })?
+        .offset;
+    read_into(kafka, topic, contents, next)?;
+    if contents.epoch != epoch {
+        return Err(Error::new(
+            Domain::Kafka,
+            Retry::Later,
+            format!(
+                "the changelog {topic}: this process's claim (epoch {epoch}, offset {offset}) was not read back; \
+                 the newest claim read is epoch {}",
+                contents.epoch
+            ),
+        ));
+    }
+    tracing::info!(topic, epoch, offset, "changelog claimed");
+    Ok((Arc::new(Fence::new(epoch, offset)), producer))
 }
 
 /// The local journal's next sequence, and whether the changelog holds
@@ -718,7 +821,7 @@ mod tests {
         for seq in 0..count {
             let frame = journal::encode_frame(seq, &[Input::Tick(seq as i64)], &Offsets::new());
             for (offset, (key, value)) in entry_records(seq, &frame).into_iter().enumerate() {
-                contents.add(offset as i64, Some(key.as_bytes()), Some(&value)).unwrap();
+                contents.add(offset as i64, Some(key.as_bytes()), Some(&value), 0).unwrap();
             }
         }
         contents.restore().unwrap()

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message as _;
+use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::records::Contents;
+use super::fence::Written;
+use super::records::{read_writer, Contents, WRITER_HEADER};
 use super::{ensure_topic, PARTITION, READ_LIMIT};
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
@@ -68,15 +69,21 @@ fn reader(kafka: &KafkaConfig, topic: &str, from: Offset) -> Result<Reader, Erro
 }
 
 /// Reads partition [`PARTITION`] of `topic` from its beginning to its end
-/// (a short-lived consumer with a manual assignment, in no group).
-pub(super) fn read(kafka: &KafkaConfig, topic: &str) -> Result<Contents, Error> {
+/// (a short-lived consumer with a manual assignment, in no group); also
+/// returns the offset after the last record read.
+pub(super) fn read(kafka: &KafkaConfig, topic: &str) -> Result<(Contents, Offset), Error> {
     let mut contents = Contents::default();
-    read_into(kafka, topic, &mut contents, Offset::Beginning)?;
-    Ok(contents)
+    let next = read_into(kafka, topic, &mut contents, Offset::Beginning)?;
+    Ok((contents, next))
 }
 
 /// Reads from `from` to the end into `contents`; returns the next offset.
-fn read_into(kafka: &KafkaConfig, topic: &str, contents: &mut Contents, from: Offset) -> Result<Offset, Error> {
+pub(super) fn read_into(
+    kafka: &KafkaConfig,
+    topic: &str,
+    contents: &mut Contents,
+    from: Offset,
+) -> Result<Offset, Error> {
     let consumer = reader(kafka, topic, from)?;
     let mut next = from;
     let started = Instant::now();
@@ -105,7 +112,17 @@ fn take(
     let message = polled.map_err(|e| {
         Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
     })?;
-    contents.add(message.offset(), message.key(), message.payload()).map_err(|d| {
+    let writer = writer_of(&message).ok_or_else(|| {
+        Error::new(
+            Domain::Kafka,
+            Retry::Never,
+            format!(
+                "the changelog {topic}, partition {PARTITION}, offset {}: an unreadable `{WRITER_HEADER}` header",
+                message.offset()
+            ),
+        )
+    })?;
+    contents.add(message.offset(), message.key(), message.payload(), writer).map_err(|d| {
         Error::new(
             Domain::Kafka,
             Retry::Never,
@@ -118,6 +135,57 @@ fn take(
     })?;
     Ok(Offset::Offset(message.offset() + 1))
 }
+
+/// The epoch a record's header names (0 without one).
+fn writer_of(message: &rdkafka::message::BorrowedMessage<'_>) -> Option<u64> {
+    let header = message.headers().and_then(|headers| headers.iter().find(|h| h.key == WRITER_HEADER));
+    read_writer(header.map(|h| h.value.unwrap_or_default()))
+}
+
+/// The writer epochs of the records from `from` through `through` (the
+/// gap [`super::fence::Fence::check`] asks about).
+pub(super) fn writers_between(
+    kafka: &KafkaConfig,
+    topic: &str,
+    from: i64,
+    through: i64,
+) -> Result<Vec<Written>, Error> {
+    let consumer = reader(kafka, topic, Offset::Offset(from))?;
+    let started = Instant::now();
+    let mut written = Vec::new();
+    while started.elapsed() < GAP_READ_LIMIT {
+        match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            // Compaction may have removed the gap's last records.
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(written),
+            Some(Err(e)) => {
+                return Err(
+                    Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
+                )
+            }
+            Some(Ok(message)) => {
+                // An unreadable epoch counts as a newer one: the writer
+                // stops rather than guess.
+                let writer = writer_of(&message).unwrap_or(u64::MAX);
+                written.push((message.offset(), writer));
+                if message.offset() >= through {
+                    return Ok(written);
+                }
+            }
+        }
+    }
+    Err(Error::new(
+        Domain::Kafka,
+        Retry::Later,
+        format!(
+            "reading offsets {from} to {through} of the changelog {topic} took more than {} s",
+            GAP_READ_LIMIT.as_secs()
+        ),
+    ))
+}
+
+/// How long reading a gap may take: the batch's outputs wait for it.
+const GAP_READ_LIMIT: Duration = Duration::from_secs(10);
 
 /// A standby's reading of the changelog as the active process writes it
 /// (`standby.rs`): when it takes over, only what came since its last read
@@ -176,14 +244,14 @@ impl Follower {
         self.contents.bytes
     }
 
-    /// Reads the rest, to the end as it is now, and gives everything read.
-    /// Why a new consumer: the end of the partition is known from the EOF
-    /// event of a fetch, and the following one may have had its EOF
-    /// already.
-    pub(super) fn finish(self) -> Result<Contents, Error> {
+    /// Reads the rest, to the end as it is now, and gives everything read
+    /// and the offset after it. Why a new consumer: the end of the
+    /// partition is known from the EOF event of a fetch, and the following
+    /// one may have had its EOF already.
+    pub(super) fn finish(self) -> Result<(Contents, Offset), Error> {
         let Follower { kafka, topic, consumer, mut contents, next } = self;
         drop(consumer);
-        read_into(&kafka, &topic, &mut contents, next)?;
-        Ok(contents)
+        let next = read_into(&kafka, &topic, &mut contents, next)?;
+        Ok((contents, next))
     }
 }

@@ -24,6 +24,37 @@ pub const FORMAT: u8 = 1;
 
 pub const HEADER_KEY: &str = "s";
 
+/// The Kafka header that carries a record's writer epoch (decimal ASCII):
+/// the epoch its process claimed when it opened the changelog
+/// (`fence.rs`). A record without it is from epoch 0.
+pub const WRITER_HEADER: &str = "mon-writer";
+
+/// The key of epoch `epoch`'s claim on the changelog. Why a key per epoch
+/// and not one key: compaction keeps only the last record of a key, and a
+/// reader needs every claim in place to tell which older writer's records
+/// came after a newer one claimed.
+pub fn claim_key(epoch: u64) -> String {
+    format!("w/{epoch:020}")
+}
+
+/// A claim's value (JSON, for a person reading the topic).
+pub fn claim_value(epoch: u64) -> Vec<u8> {
+    serde_json::json!({ "v": FORMAT, "epoch": epoch }).to_string().into_bytes()
+}
+
+/// A writer epoch as the header carries it.
+pub fn writer_value(epoch: u64) -> String {
+    epoch.to_string()
+}
+
+/// The epoch a record's header names: 0 without one, `None` if unreadable.
+pub fn read_writer(header: Option<&[u8]>) -> Option<u64> {
+    match header {
+        None => Some(0),
+        Some(bytes) => std::str::from_utf8(bytes).ok()?.parse().ok(),
+    }
+}
+
 /// The key of part `part` of journal entry `seq`.
 pub fn entry_key(seq: u64, part: u16) -> String {
     match part {
@@ -254,12 +285,19 @@ struct Part {
     bytes: Vec<u8>,
 }
 
-/// The changelog as read back: the latest value of each key.
+/// The changelog as read back: the latest value of each key, among the
+/// records that count (a record from an epoch older than a claim before
+/// it does not: its writer had lost the changelog, `fence.rs`).
 #[derive(Debug, Default)]
 pub struct Contents {
     /// Key → (offset, value); a tombstone removes its key.
     values: BTreeMap<String, (i64, Vec<u8>)>,
     pub bytes: u64,
+    /// The newest epoch that claimed the changelog so far.
+    pub epoch: u64,
+    /// Records skipped because an older epoch wrote them after a newer
+    /// one's claim.
+    pub stale: u64,
 }
 
 /// What a changelog record's problem is, where it is.
@@ -298,10 +336,23 @@ impl Restored {
 }
 
 impl Contents {
-    /// Takes one record (in offset order); `None` is a tombstone.
-    pub fn add(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), Damaged> {
+    /// Takes one record (in offset order) written by epoch `writer`;
+    /// `None` is a tombstone.
+    pub fn add(&mut self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>, writer: u64) -> Result<(), Damaged> {
         let key = key.ok_or_else(|| damaged(offset, "a record without a key"))?;
         let key = std::str::from_utf8(key).map_err(|_| damaged(offset, "a key that is not UTF-8"))?;
+        if writer < self.epoch {
+            self.stale += 1;
+            return Ok(());
+        }
+        if let Some(epoch) = key.strip_prefix("w/") {
+            let epoch: u64 = epoch.parse().map_err(|_| damaged(offset, format!("an unknown key `{key}`")))?;
+            if epoch != writer {
+                return Err(damaged(offset, format!("the claim of epoch {epoch} written by epoch {writer}")));
+            }
+            self.epoch = epoch;
+            return Ok(());
+        }
         match value {
             Some(value) => {
                 self.bytes += value.len() as u64;
@@ -452,7 +503,7 @@ mod tests {
     fn contents(records: &[(String, Option<Vec<u8>>)]) -> Contents {
         let mut contents = Contents::default();
         for (offset, (key, value)) in records.iter().enumerate() {
-            contents.add(offset as i64, Some(key.as_bytes()), value.as_deref()).unwrap();
+            contents.add(offset as i64, Some(key.as_bytes()), value.as_deref(), 0).unwrap();
         }
         contents
     }
@@ -555,6 +606,46 @@ mod tests {
         let (_, header) = snapshot_records(1, b"state");
         let log = vec![(HEADER_KEY.to_string(), Some(serde_json::to_vec(&header).unwrap()))];
         assert!(contents(&log).restore().unwrap_err().why.contains("chunk 0 of 1 is missing"));
+    }
+
+    #[test]
+    fn records_an_older_epoch_wrote_after_a_newer_claim_do_not_count() {
+        // Epoch 1 writes entries 0 and 1; epoch 2 claims, then writes its
+        // own entry 2 and a snapshot. Epoch 1 (paused, it missed the
+        // claim) writes its entry 2 and a tombstone after the claim: both
+        // are skipped, and entry 2 is epoch 2's whatever the order.
+        let epoch_2_entry = frame(2, 3);
+        let epoch_1_entry = frame(2, 1);
+        let mut log: Vec<(String, Option<Vec<u8>>, u64)> = Vec::new();
+        let mut write = |records: Vec<(String, Vec<u8>)>, writer: u64| {
+            log.extend(records.into_iter().map(|(k, v)| (k, Some(v), writer)));
+        };
+        write(vec![(claim_key(1), claim_value(1))], 1);
+        write(entry_records(0, &frame(0, 1)), 1);
+        write(entry_records(1, &frame(1, 1)), 1);
+        write(vec![(claim_key(2), claim_value(2))], 2);
+        write(entry_records(2, &epoch_2_entry), 2);
+        write(entry_records(2, &epoch_1_entry), 1);
+        log.push((entry_key(0, 0), None, 1));
+        let mut contents = Contents::default();
+        for (offset, (key, value, writer)) in log.iter().enumerate() {
+            contents.add(offset as i64, Some(key.as_bytes()), value.as_deref(), *writer).unwrap();
+        }
+        assert_eq!((contents.epoch, contents.stale), (2, 2));
+        let restored = contents.restore().unwrap();
+        assert_eq!(
+            restored.frames,
+            vec![frame(0, 1), frame(1, 1), epoch_2_entry],
+            "epoch 1's entries before the claim count"
+        );
+
+        // A claim must be written by the epoch it claims.
+        let mut contents = Contents::default();
+        let error = contents.add(0, Some(claim_key(3).as_bytes()), Some(&claim_value(3)), 2).unwrap_err();
+        assert!(error.why.contains("claim of epoch 3 written by epoch 2"), "{error:?}");
+        assert_eq!(read_writer(None), Some(0));
+        assert_eq!(read_writer(Some(writer_value(7).as_bytes())), Some(7));
+        assert_eq!(read_writer(Some(b"x")), None);
     }
 
     #[test]
