@@ -164,6 +164,11 @@ pub fn consumer(kafka: &KafkaConfig, context: Context, intake: Intake) -> Result
             ("session.timeout.ms", "6000"),
             ("heartbeat.interval.ms", "500"),
             ("fetch.wait.max.ms", "50"),
+            // Why: librdkafka's default (1 s) is how long the next fetch
+            // waits once one left more than `queued.min.messages` queued;
+            // a behind consumer then idles about half of every second
+            // (docs/notes/performance.md, "Half of every second idle").
+            ("fetch.queue.backoff.ms", "10"),
             // Why: a subscribed topic that does not exist yet is looked for
             // again only at this interval (librdkafka's default is 5 min),
             // so a service started before its topic would stay unready
