@@ -202,6 +202,9 @@ fn events_older_than_the_retention_are_purged_with_their_indexes() {
     let events_dir = dir.path().join("state").join("events");
     let segments =
         || files_under(&events_dir).into_iter().filter(|(p, _)| p.extension() == Some("seg".as_ref())).count();
+    // The appends run on a thread of their own; a search waits for them,
+    // so after it the files are there to count.
+    let _ = search(&service, "");
     assert_eq!(segments(), 2, "one segment per hour");
     let wait_until = |what: &str, check: &dyn Fn() -> bool| {
         let started = Instant::now();

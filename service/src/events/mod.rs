@@ -22,6 +22,18 @@
 //! fsynced ([`EventStore::sync`]). So a crash neither loses an
 //! acknowledged event nor stores one twice.
 //!
+//! Appends happen on a thread of their own (`mon-events`), so the
+//! processing thread hands a batch's events over and goes on: under load
+//! they were about a third of its work (docs/notes/performance.md). Every
+//! read first waits until the appends handed over before it are done, so a
+//! search that starts after a batch was committed sees its events, as when
+//! the appends were made in place. An append that fails is the error of
+//! the next [`EventStore::append_later`] (the next batch with events) or
+//! [`EventStore::sync`] (at the latest the next snapshot, which then does
+//! not truncate the journal), and that stops the processing. The thread
+//! appends nothing after a failure, so the replay at the next start
+//! stores the failed batch and every one after it.
+//!
 //! Retention drops whole closed segments whose newest event is past it,
 //! and every search also filters by the cutoff, since a segment can
 //! straddle it.
@@ -32,8 +44,9 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::time::{Duration, Instant};
 
 use mon_compiler::ir::{self, Program, Value};
 use mon_runtime::engine::{display, item_keys};
@@ -214,7 +227,35 @@ struct Shared {
     /// Events older than this (event time, ms) are past retention;
     /// `i64::MIN` until the purge first runs.
     cutoff: AtomicI64,
+    /// The appending thread's queue, started by the first `append_later`.
+    queue: Mutex<Option<SyncSender<Handed>>>,
+    progress: Mutex<Progress>,
+    /// Signalled each time the appending thread finishes an append.
+    appended: Condvar,
 }
+
+/// A batch's events with its journal entry, for the appending thread.
+type Handed = (u64, Vec<StoredEvent>);
+
+/// Appends handed to the appending thread, and how far it got.
+#[derive(Default)]
+struct Progress {
+    handed: u64,
+    done: u64,
+    /// The first append that failed, as its error said.
+    failed: Option<String>,
+    /// The appending thread has ended: nothing more will be done.
+    stopped: bool,
+}
+
+/// Batches queued for the appending thread (besides the one it is
+/// appending) before `append_later` waits: enough to ride out a slow
+/// write, few enough to bound the memory.
+const APPENDS_AHEAD: usize = 4;
+
+/// How long a read waits for the appends before it; only a stuck disk
+/// takes that long, and then a read of what is there beats no answer.
+const READ_WAITS_AT_MOST: Duration = Duration::from_secs(10);
 
 fn poisoned() -> Error {
     Error::damaged(Domain::Store, "the event store's lock is poisoned (a thread panicked holding it)")
@@ -226,7 +267,13 @@ impl EventStore {
     pub fn open(dir: &Path) -> Result<EventStore, Error> {
         let segments = Segments::open(dir)?;
         Ok(EventStore {
-            shared: Some(Arc::new(Shared { segments: RwLock::new(segments), cutoff: AtomicI64::new(i64::MIN) })),
+            shared: Some(Arc::new(Shared {
+                segments: RwLock::new(segments),
+                cutoff: AtomicI64::new(i64::MIN),
+                queue: Mutex::new(None),
+                progress: Mutex::new(Progress::default()),
+                appended: Condvar::new(),
+            })),
         })
     }
 
@@ -239,7 +286,7 @@ impl EventStore {
     /// empty or absent store.
     pub fn last_journal(&self) -> Result<Option<u64>, Error> {
         let Some(shared) = &self.shared else { return Ok(None) };
-        Ok(shared.segments.read().map_err(|_| poisoned())?.last_journal())
+        Ok(read(shared)?.last_journal())
     }
 
     /// Whether the events of journal entry `journal` are still to be
@@ -251,17 +298,52 @@ impl EventStore {
         Ok(self.last_journal()?.is_none_or(|done| journal > done))
     }
 
-    /// Appends the events of journal entry `journal`, unless they are
-    /// stored already; not fsynced (see [`sync`](Self::sync)).
+    /// Hands the events of journal entry `journal` to the appending
+    /// thread (started on the first call), which appends them unless they
+    /// are stored already. Waits only when [`APPENDS_AHEAD`] batches are
+    /// still queued. An earlier append that failed is this call's error.
+    pub fn append_later(&self, journal: u64, events: Vec<StoredEvent>) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let mut queue = shared.queue.lock().map_err(|_| poisoned())?;
+        if queue.is_none() {
+            *queue = Some(start_appending(Arc::downgrade(shared))?);
+        }
+        {
+            let mut progress = shared.progress.lock().map_err(|_| poisoned())?;
+            if let Some(failed) = &progress.failed {
+                return Err(append_failed(failed));
+            }
+            progress.handed += 1;
+        }
+        let sent = queue.as_ref().is_some_and(|queue| queue.send((journal, events)).is_ok());
+        if !sent {
+            let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            progress.handed -= 1;
+            let failed = progress.failed.get_or_insert_with(|| THREAD_STOPPED.into());
+            return Err(append_failed(failed));
+        }
+        Ok(())
+    }
+
+    /// Fsyncs what was appended, once every append handed over is done
+    /// (however long that takes: the journal is truncated after this, and
+    /// must not lose an entry whose events are not yet stored). An append
+    /// that failed, or an appending thread that stopped, is the error.
+    pub fn sync(&self) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        let progress = wait_for_appends(shared, None)?;
+        if let Some(failed) = &progress.failed {
+            return Err(append_failed(failed));
+        }
+        drop(progress);
+        shared.segments.read().map_err(|_| poisoned())?.sync()
+    }
+
+    /// Appends in place, bypassing the appending thread: for benchmarks
+    /// and tests of the segments, never mixed with [`append_later`](Self::append_later).
     pub fn append(&self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
         let Some(shared) = &self.shared else { return Ok(()) };
         shared.segments.write().map_err(|_| poisoned())?.append(journal, events)
-    }
-
-    /// Fsyncs what was appended: before the journal is truncated.
-    pub fn sync(&self) -> Result<(), Error> {
-        let Some(shared) = &self.shared else { return Ok(()) };
-        shared.segments.read().map_err(|_| poisoned())?.sync()
     }
 
     fn cutoff(&self) -> i64 {
@@ -297,7 +379,7 @@ impl EventStore {
         if low > high {
             return Ok(found);
         }
-        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let segments = read(shared)?;
         segments.walk(&narrowest, low, high, |position, event| {
             // The index narrowed; this decides (a hash may collide).
             if !matches(program, search, &event) {
@@ -318,7 +400,7 @@ impl EventStore {
     pub fn of_item(&self, workflow: &str, key: &str) -> Result<Vec<StoredEvent>, Error> {
         let Some(shared) = &self.shared else { return Ok(Vec::new()) };
         let mut events = Vec::new();
-        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let segments = read(shared)?;
         let named = |event: &StoredEvent| event.items.iter().any(|(w, k)| w == workflow && k == key);
         segments.walk(
             &Narrowest::Item(item_hash(workflow, key)),
@@ -345,7 +427,7 @@ impl EventStore {
         let mut events = Vec::new();
         let mut more = false;
         let low = (from.unwrap_or(i64::MIN).max(self.cutoff()), 0);
-        let segments = shared.segments.read().map_err(|_| poisoned())?;
+        let segments = read(shared)?;
         // The walk goes newest first: it stops once the newest `limit` are in.
         segments.walk(&Narrowest::All, low, (to.unwrap_or(i64::MAX), u64::MAX), |(_, seq), event| {
             if event.rejected.is_some() {
@@ -371,6 +453,97 @@ impl EventStore {
         shared.cutoff.fetch_max(cutoff, Ordering::Relaxed);
         shared.segments.write().map_err(|_| poisoned())?.drop_older_than(cutoff)
     }
+}
+
+/// The segments for reading, once the appends handed over before this call
+/// are done (or [`READ_WAITS_AT_MOST`] has passed): a read after a commit
+/// sees that commit's events.
+fn read(shared: &Shared) -> Result<RwLockReadGuard<'_, Segments>, Error> {
+    drop(wait_for_appends(shared, Some(READ_WAITS_AT_MOST))?);
+    shared.segments.read().map_err(|_| poisoned())
+}
+
+/// Waits until the appends handed over before the call are done, the
+/// appending thread has stopped, or `limit` has passed.
+fn wait_for_appends(shared: &Shared, limit: Option<Duration>) -> Result<MutexGuard<'_, Progress>, Error> {
+    let give_up = limit.map(|limit| Instant::now() + limit);
+    let mut progress = shared.progress.lock().map_err(|_| poisoned())?;
+    let target = progress.handed;
+    while progress.done < target && !progress.stopped {
+        let Some(give_up) = give_up else {
+            progress = shared.appended.wait(progress).map_err(|_| poisoned())?;
+            continue;
+        };
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            tracing::warn!(
+                behind = target - progress.done,
+                "the event store's appends are late; reading without the newest events"
+            );
+            break;
+        }
+        progress = shared.appended.wait_timeout(progress, left).map_err(|_| poisoned())?.0;
+    }
+    Ok(progress)
+}
+
+/// Starts the thread that appends what `append_later` hands over. It holds
+/// the store weakly: when the last handle is dropped the queue's sender
+/// goes with it, and the thread ends. After a failed append it appends
+/// nothing more: a later batch stored after a missing one would make the
+/// replay skip the missing one (it resumes after the last entry held).
+fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<Handed>, Error> {
+    let (queue, handed) = sync_channel::<Handed>(APPENDS_AHEAD);
+    std::thread::Builder::new()
+        .name("mon-events".into())
+        .spawn(move || {
+            let _stops = MarksStopped(shared.clone());
+            while let Ok((journal, events)) = handed.recv() {
+                let Some(shared) = shared.upgrade() else { return };
+                let failed_before = shared.progress.lock().unwrap_or_else(PoisonError::into_inner).failed.is_some();
+                let outcome = if failed_before {
+                    Ok(())
+                } else {
+                    match shared.segments.write() {
+                        Ok(mut segments) => segments.append(journal, &events),
+                        Err(_) => Err(poisoned()),
+                    }
+                };
+                let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+                progress.done += 1;
+                if let Err(e) = outcome {
+                    tracing::error!(error = %e, journal, "the event store could not append a batch's events");
+                    progress.failed.get_or_insert_with(|| e.to_string());
+                }
+                drop(progress);
+                shared.appended.notify_all();
+            }
+        })
+        .map_err(|e| Error::damaged(Domain::Store, "cannot start the event store's appending thread").caused_by(e))?;
+    Ok(queue)
+}
+
+const THREAD_STOPPED: &str = "the appending thread stopped";
+
+/// Marks the appending thread stopped however it ends, a panic included,
+/// so that nobody waits for appends that will not come.
+struct MarksStopped(Weak<Shared>);
+
+impl Drop for MarksStopped {
+    fn drop(&mut self) {
+        let Some(shared) = self.0.upgrade() else { return };
+        let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        progress.stopped = true;
+        if progress.done < progress.handed {
+            progress.failed.get_or_insert_with(|| THREAD_STOPPED.into());
+        }
+        drop(progress);
+        shared.appended.notify_all();
+    }
+}
+
+fn append_failed(failed: &str) -> Error {
+    Error::damaged(Domain::Store, format!("the event store could not append a batch's events: {failed}"))
 }
 
 /// Runs until `stop`: about four times per retention (at least every 100
@@ -420,5 +593,82 @@ mod tests {
         assert_eq!(retention("90m"), Ok(Some(5_400_000)));
         assert_eq!(retention("0"), Ok(None));
         assert!(retention("two weeks").is_err());
+    }
+
+    fn event(id: String, key: &str, time: i64) -> StoredEvent {
+        StoredEvent {
+            id,
+            type_name: "placed".into(),
+            time,
+            received: time,
+            data: Vec::new(),
+            items: vec![("orders".into(), key.into())],
+            rejected: None,
+        }
+    }
+
+    /// Appends are made on another thread; a read right after handing them
+    /// over must still see every one, as when they were made in place.
+    #[test]
+    fn a_read_after_append_later_sees_every_event_handed_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EventStore::open(&dir.path().join("events")).unwrap();
+        for journal in 1..=40u64 {
+            let batch = (0..100).map(|i| event(format!("{journal}-{i}"), "K1", (journal * 100 + i) as i64)).collect();
+            store.append_later(journal, batch).unwrap();
+        }
+        assert_eq!(store.last_journal().unwrap(), Some(40));
+        let of_item = store.of_item("orders", "K1").unwrap();
+        assert_eq!(of_item.len(), 4_000);
+        assert_eq!(of_item.last().map(|e| e.id.as_str()), Some("40-99"));
+        // An entry handed over again (a replay) is not stored twice.
+        store.append_later(40, vec![event("again".into(), "K1", 1)]).unwrap();
+        store.sync().unwrap();
+        drop(store);
+        let reopened = EventStore::open(&dir.path().join("events")).unwrap();
+        assert_eq!(reopened.of_item("orders", "K1").unwrap().len(), 4_000);
+    }
+
+    /// An append that fails on the appending thread stops the caller at
+    /// its next call, as a failed write in place did.
+    #[test]
+    fn an_append_that_failed_is_the_error_of_the_next_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events");
+        let store = EventStore::open(&events).unwrap();
+        // No directory for the first segment file.
+        std::fs::remove_dir_all(&events).unwrap();
+        store.append_later(1, vec![event("a".into(), "K1", 1)]).unwrap();
+        let error = store.sync().unwrap_err().to_string();
+        assert!(error.contains("could not append"), "{error}");
+        let next = store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap_err().to_string();
+        assert!(next.contains("could not append"), "{next}");
+    }
+
+    /// Batches queued behind one that failed are not appended: were a
+    /// later one stored, the replay would resume after it and never store
+    /// the failed one.
+    #[test]
+    fn nothing_queued_behind_a_failed_append_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events");
+        let store = EventStore::open(&events).unwrap();
+        store.append_later(1, vec![event("a".into(), "K1", 1)]).unwrap();
+        store.sync().unwrap();
+        let shared = store.shared.clone().unwrap();
+        // Hold the appends up while 2 and 3 queue, then record a failure
+        // the way the thread does. 2's append is usually under way by
+        // then (and goes on); 3 must be skipped either way.
+        let held = shared.segments.write().unwrap();
+        store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap();
+        store.append_later(3, vec![event("c".into(), "K1", 3)]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        shared.progress.lock().unwrap().failed = Some("injected".into());
+        drop(held);
+        assert!(store.sync().unwrap_err().to_string().contains("injected"));
+        drop((shared, store));
+        let reopened = EventStore::open(&events).unwrap();
+        let last = reopened.last_journal().unwrap();
+        assert!(matches!(last, Some(1 | 2)), "3 came after a failure and is not stored: {last:?}");
     }
 }

@@ -772,11 +772,14 @@ impl<'p> Processor<'p> {
         Ok(has_output)
     }
 
-    /// Appends journal entry `seq`'s accepted events and rejected messages
-    /// to the event store, unless it holds them already (`events/`).
+    /// Hands journal entry `seq`'s accepted events and rejected messages to
+    /// the event store, which appends them unless it holds them already
+    /// (`events/`). Why no `wants` check here: it would wait for the
+    /// appends before it, and an entry already held is skipped by the
+    /// append itself (only a replay offers one).
     fn store_events(&self, seq: u64, accepted: &[Event], rejected: &[DeadLetter], received: i64) -> Result<(), Error> {
         let events = self.store.event_store();
-        if (accepted.is_empty() && rejected.is_empty()) || !events.wants(seq)? {
+        if accepted.is_empty() && rejected.is_empty() {
             return Ok(());
         }
         let stored: Vec<crate::events::StoredEvent> = accepted
@@ -784,7 +787,7 @@ impl<'p> Processor<'p> {
             .map(|event| crate::events::StoredEvent::accepted(self.program, event, received))
             .chain(rejected.iter().map(crate::events::StoredEvent::rejected))
             .collect();
-        events.append(seq, &stored)
+        events.append_later(seq, stored)
     }
 
     /// Replays the journal after the snapshot. Entries whose outputs never
