@@ -62,6 +62,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use super::routing::STAY_SAMPLE;
+use super::times::Times;
 use super::wheel::Wheel;
 use super::{
     bit, key_object, ClearCause, Clearance, Counters, Engine, Instance, Instances, State, TraceEntry, TraceWhat,
@@ -190,13 +191,13 @@ impl<'p> Plan<'p> {
     /// Rewrites an instance's step-indexed parts for the new workflow.
     fn remap(&self, old: &Program, new: &Program, instance: &mut Instance, group: u32) {
         let n = self.to.steps.len();
-        let mut times: SmallVec<[i64; 6]> = SmallVec::from_elem(NOT_TAKEN, n);
+        let mut times = Times::new(n);
         let mut ids: SmallVec<[u32; 6]> = SmallVec::from_elem(0, n);
         let (mut skipped, mut late, mut missing, mut at_risk) = (0, 0, 0, 0);
         for (from, to) in self.steps.iter().enumerate() {
             let Some(to) = *to else { continue };
             let from = from as u32;
-            times[to as usize] = instance.times.get(from as usize).copied().unwrap_or(NOT_TAKEN);
+            times.set(to as usize, instance.times.get(from as usize).unwrap_or(NOT_TAKEN));
             ids[to as usize] = instance.ids.get(from as usize).copied().unwrap_or(0);
             let moved = |flags: u32| if flags & bit(from) != 0 { bit(to) } else { 0 };
             skipped |= moved(instance.skipped);

@@ -41,6 +41,7 @@ mod recent;
 mod records;
 mod routing;
 mod state;
+mod times;
 mod timers;
 mod traces;
 mod wheel;

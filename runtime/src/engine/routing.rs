@@ -236,7 +236,7 @@ impl<'p> Engine<'p> {
         };
         if let Some(step) = relevant.iter().copied().find(|&s| fills(s)) {
             let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
-            instance.times[step as usize] = event.time;
+            instance.times.set(step as usize, event.time);
             instance.ids[step as usize] = fingerprint;
             instance.skipped &= !bit(step);
             self.trace(workflow.id, slot, event.time, TraceWhat::FilledIn { step }, Some(event));
@@ -381,7 +381,7 @@ impl<'p> Engine<'p> {
         for &s in skipped.unwrap_or(&[]) {
             instance.skipped |= bit(s);
         }
-        instance.times[step_id as usize] = event.time;
+        instance.times.set(step_id as usize, event.time);
         instance.ids[step_id as usize] = fingerprint(self.current_id);
         // The alternatives of the stage it leaves stop being expected.
         let leaving: u32 = match from_stage {

@@ -11,6 +11,8 @@ use mon_compiler::ir::{Outcome, Value};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+use super::times::Times;
+
 /// `times[step]` when the step has not happened.
 pub const NOT_TAKEN: i64 = i64::MIN;
 
@@ -43,7 +45,7 @@ pub struct Instance {
     pub group: u32,
     pub closed: Option<(Outcome, i64)>,
     /// Per step: when it happened, or [`NOT_TAKEN`].
-    pub times: SmallVec<[i64; 6]>,
+    pub times: Times,
     /// Per step: a 32-bit fingerprint of the id of the event that took it
     /// (0: none), so that a redelivered event is recognized where it landed.
     pub ids: SmallVec<[u32; 6]>,
@@ -86,7 +88,7 @@ impl Instance {
             generation: 0,
             group,
             closed: None,
-            times: SmallVec::from_elem(NOT_TAKEN, steps),
+            times: Times::new(steps),
             ids: SmallVec::from_elem(0, steps),
             skipped: 0,
             late: 0,
@@ -99,7 +101,7 @@ impl Instance {
 
     /// When `step` happened, if it did.
     pub fn time(&self, step: u32) -> Option<i64> {
-        self.times.get(step as usize).copied().filter(|t| *t != NOT_TAKEN)
+        self.times.get(step as usize).filter(|t| *t != NOT_TAKEN)
     }
 
     pub fn was_taken(&self, step: u32) -> bool {
@@ -200,8 +202,8 @@ mod tests {
     /// A million in-flight items are a million instances: the partition
     /// an instance belongs to must fit in the padding after its flags.
     #[test]
-    fn an_instance_stays_184_bytes() {
-        assert_eq!(std::mem::size_of::<Instance>(), 184);
-        assert_eq!(std::mem::size_of::<Option<Instance>>(), 184);
+    fn an_instance_stays_168_bytes() {
+        assert_eq!(std::mem::size_of::<Instance>(), 168);
+        assert_eq!(std::mem::size_of::<Option<Instance>>(), 168);
     }
 }
