@@ -269,7 +269,7 @@ impl Lifecycle {
             });
         }
         if let Some(instance) = instance {
-            let end = instance.closed.map_or(now, |(_, at)| at);
+            let end = instance.closed().map_or(now, |(_, at)| at);
             if let (Some(stay), Some(from)) = (lifecycle.stages.last_mut(), entered) {
                 stay.spent_ms = end - from;
             }
@@ -343,7 +343,7 @@ fn check(step: &str, deadline: i64, outcome: &str, at: &str) -> DeadlineCheck {
 }
 
 fn state_of(workflow: &ir::Workflow, instance: &Instance, now: i64, step_name: &dyn Fn(u32) -> String) -> ItemState {
-    if let Some((outcome, at)) = instance.closed {
+    if let Some((outcome, at)) = instance.closed() {
         return ItemState {
             closed: Some(outcome.name().to_string()),
             closed_at: Some(format_rfc3339(at)),

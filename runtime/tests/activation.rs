@@ -302,7 +302,7 @@ fn an_item_whose_stage_is_removed_is_superseded_and_its_alerts_resolve() {
 
     let engine = live.engine().expect("an engine");
     let t2 = engine.instance(0, "T2").expect("kept, closed, until retain");
-    assert_eq!(t2.closed, Some((Outcome::Superseded, start() + 12 * MINUTE)));
+    assert_eq!(t2.closed(), Some((Outcome::Superseded, start() + 12 * MINUTE)));
     assert_eq!(t2.stage, None);
     // T1 carries on under the new timing: booked within 40m of 09:00.
     feed_inputs(&mut live, &[Input::Tick(start() + 41 * MINUTE)], &mut records);

@@ -651,7 +651,7 @@ fn snapshot(simulation: &Simulation) -> Snapshot {
     if let Some(engine) = simulation.engine() {
         for w in 0..program().workflows.len() as u32 {
             for (key, instance) in engine.instances(w) {
-                snapshot.insert((w, key.to_string()), (instance.stage, instance.closed, instance.entered_at));
+                snapshot.insert((w, key.to_string()), (instance.stage, instance.closed(), instance.entered_at));
             }
         }
     }

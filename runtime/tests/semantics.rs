@@ -69,7 +69,7 @@ fn a_flow_ending_in_an_optional_step_completes_and_the_step_may_still_fill_in() 
     assert_eq!(instance.time(step("a")), at("2026-03-02T08:00:00Z"), "a started the instance");
     assert_eq!(instance.time(step("b")), at("2026-03-02T08:00:30Z"), "b took its step");
     assert_eq!(
-        instance.closed.map(|(outcome, when)| (outcome, Some(when))),
+        instance.closed().map(|(outcome, when)| (outcome, Some(when))),
         Some((Outcome::Success, at("2026-03-02T08:00:30Z"))),
         "b, the last required step, closed the instance with success"
     );

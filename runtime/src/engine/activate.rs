@@ -59,10 +59,9 @@ use std::collections::BTreeSet;
 
 use mon_compiler::ir::{self, Outcome, Program, Value};
 use serde::Serialize;
-use smallvec::SmallVec;
 
 use super::routing::STAY_SAMPLE;
-use super::times::Times;
+use super::steps::Steps;
 use super::wheel::Wheel;
 use super::{
     bit, key_object, ClearCause, Clearance, Counters, Engine, Instance, Instances, State, TraceEntry, TraceWhat,
@@ -191,22 +190,20 @@ impl<'p> Plan<'p> {
     /// Rewrites an instance's step-indexed parts for the new workflow.
     fn remap(&self, old: &Program, new: &Program, instance: &mut Instance, group: u32) {
         let n = self.to.steps.len();
-        let mut times = Times::new(n);
-        let mut ids: SmallVec<[u32; 6]> = SmallVec::from_elem(0, n);
+        let mut steps = Steps::new(n);
         let (mut skipped, mut late, mut missing, mut at_risk) = (0, 0, 0, 0);
         for (from, to) in self.steps.iter().enumerate() {
             let Some(to) = *to else { continue };
             let from = from as u32;
-            times.set(to as usize, instance.times.get(from as usize).unwrap_or(NOT_TAKEN));
-            ids[to as usize] = instance.ids.get(from as usize).copied().unwrap_or(0);
+            let old = instance.steps();
+            steps.set(to as usize, old.time(from as usize).unwrap_or(NOT_TAKEN), old.id(from as usize).unwrap_or(0));
             let moved = |flags: u32| if flags & bit(from) != 0 { bit(to) } else { 0 };
             skipped |= moved(instance.skipped);
             late |= moved(instance.late);
             missing |= moved(instance.missing);
             at_risk |= moved(instance.at_risk);
         }
-        instance.times = times;
-        instance.ids = ids;
+        instance.set_steps(steps);
         (instance.skipped, instance.late, instance.missing, instance.at_risk) = (skipped, late, missing, at_risk);
         instance.stage = instance.stage.and_then(|s| self.stage(s));
         instance.group = group;
@@ -339,7 +336,7 @@ impl<'p> Engine<'p> {
                     });
                     let key = crate::alerts::key_text(&key_object(from, &key));
                     migration.supersede(Superseded { workflow: from.name.clone(), key, stage, reason });
-                    instance.closed = Some((Outcome::Superseded, at));
+                    instance.close(Outcome::Superseded, at);
                 }
                 match plan {
                     Some(plan) if plan.same_key => {

@@ -41,7 +41,7 @@ mod recent;
 mod records;
 mod routing;
 mod state;
-mod times;
+mod steps;
 mod timers;
 mod traces;
 mod wheel;

@@ -197,13 +197,13 @@ impl<'p> Engine<'p> {
         }
         let Some(instance) = self.state.workflows[w].get(slot) else { return };
         let fingerprint = fingerprint(self.current_id);
-        if relevant.iter().any(|&s| instance.ids.get(s as usize) == Some(&fingerprint) && instance.time(s).is_some()) {
+        if relevant.iter().any(|&s| instance.id(s) == Some(fingerprint) && instance.time(s).is_some()) {
             // Redelivery of the event that took this step: nothing happened.
             self.trace(workflow.id, slot, event.time, TraceWhat::Redelivery, Some(event));
             return;
         }
         let stage = instance.stage;
-        let closed = instance.closed.is_some();
+        let closed = instance.closed().is_some();
         // 1. A step the instance may take from where it is.
         if !closed {
             let kept = instance.kept_fields();
@@ -236,8 +236,7 @@ impl<'p> Engine<'p> {
         };
         if let Some(step) = relevant.iter().copied().find(|&s| fills(s)) {
             let Some(instance) = self.state.workflows[w].get_mut(slot) else { return };
-            instance.times.set(step as usize, event.time);
-            instance.ids[step as usize] = fingerprint;
+            instance.take(step, event.time, fingerprint);
             instance.skipped &= !bit(step);
             self.trace(workflow.id, slot, event.time, TraceWhat::FilledIn { step }, Some(event));
             return;
@@ -381,8 +380,7 @@ impl<'p> Engine<'p> {
         for &s in skipped.unwrap_or(&[]) {
             instance.skipped |= bit(s);
         }
-        instance.times.set(step_id as usize, event.time);
-        instance.ids[step_id as usize] = fingerprint(self.current_id);
+        instance.take(step_id, event.time, fingerprint(self.current_id));
         // The alternatives of the stage it leaves stop being expected.
         let leaving: u32 = match from_stage {
             Some(from) => workflow.stages[from as usize].outgoing.iter().fold(0u32, |m, &s| m | bit(s)),
@@ -403,7 +401,7 @@ impl<'p> Engine<'p> {
         let group = instance.group;
         let closes = workflow.stages[step_id as usize].closes;
         if let Some(outcome) = closes {
-            instance.closed = Some((outcome, event.time));
+            instance.close(outcome, event.time);
         }
         // Alerts about this item end: a step it had an alert about was
         // taken, or the item closed after one (a late step included).
@@ -464,7 +462,7 @@ impl<'p> Engine<'p> {
         workflow.depends_on.iter().find_map(|&up| {
             let instances = &self.state.workflows[up as usize];
             let instance = instances.get(instances.find(key)?)?;
-            (instance.has_missing() && instance.closed.is_none())
+            (instance.has_missing() && instance.closed().is_none())
                 .then(|| self.program.workflows[up as usize].name.clone())
         })
     }

@@ -1,17 +1,20 @@
 //! What the engine keeps per item, laid out to stay small: a million
 //! in-flight trades must fit in a few hundred megabytes.
 //!
-//! An instance keeps one time per step (not a list of visits), per-step
-//! flags as bitsets, its group as an interned id, and its key inline when
-//! short. Everything that only a trace needs (event ids, what happened to
-//! events that moved nothing) is kept only for traced keys.
+//! An instance keeps one time per step (not a list of visits), as a 32-bit
+//! offset beside the step's event fingerprint (`steps.rs`), per-step flags
+//! as bitsets, its group as an interned id, its key inline when short, and
+//! its outcome in one byte apart from its closing time. Everything that
+//! only a trace needs (event ids, what happened to events that moved
+//! nothing) is kept only for traced keys. 152 bytes in all; snapshots
+//! still hold the fields it had at 184 (`InstanceRepr`).
 
 use compact_str::CompactString;
 use mon_compiler::ir::{Outcome, Value};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::times::Times;
+use super::steps::Steps;
 
 /// `times[step]` when the step has not happened.
 pub const NOT_TAKEN: i64 = i64::MIN;
@@ -28,7 +31,10 @@ fn is_no_partition(partition: &u16) -> bool {
 }
 
 /// One item of one workflow: a trade, a file batch, a day's occurrence.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Serialized through [`InstanceRepr`], in the shape snapshots have
+/// always had.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(from = "InstanceRepr")]
 pub struct Instance {
     pub key: CompactString,
     /// The instance's date: a scheduled occurrence's date, or the local
@@ -43,12 +49,14 @@ pub struct Instance {
     pub generation: u32,
     /// Interned group-by values (see `State::group`).
     pub group: u32,
-    pub closed: Option<(Outcome, i64)>,
-    /// Per step: when it happened, or [`NOT_TAKEN`].
-    pub times: Times,
-    /// Per step: a 32-bit fingerprint of the id of the event that took it
-    /// (0: none), so that a redelivered event is recognized where it landed.
-    pub ids: SmallVec<[u32; 6]>,
+    /// How it closed, if it did; when is `closed_at`. Apart, so that the
+    /// one byte fits beside the partition ([`Instance::closed`]).
+    outcome: Option<Outcome>,
+    closed_at: i64,
+    /// Per step: when it happened and a 32-bit fingerprint of the id of
+    /// the event that took it, so that a redelivered event is recognized
+    /// where it landed.
+    steps: Steps,
     /// Bit per step: skipped by an out-of-order jump (and not filled in).
     pub skipped: u32,
     /// Bit per step: happened after its deadline.
@@ -63,10 +71,117 @@ pub struct Instance {
     /// item, so every later event of the item should come from the same
     /// partition; one that does not is a [`SplitKey`](super::SplitKey).
     /// Fits in the padding after the flags: the instance does not grow.
-    #[serde(default = "no_partition", skip_serializing_if = "is_no_partition")]
     pub partition: u16,
     /// What few instances need: kept fields, a trace. One pointer for both.
     pub extra: Option<Box<Extra>>,
+}
+
+/// An instance as snapshots hold it (the fields it had before its steps'
+/// times and ids were packed together, `steps.rs`).
+#[derive(Deserialize)]
+struct InstanceRepr {
+    key: CompactString,
+    date: i32,
+    stage: Option<u32>,
+    entered_at: i64,
+    generation: u32,
+    group: u32,
+    closed: Option<(Outcome, i64)>,
+    times: SmallVec<[i64; 6]>,
+    ids: SmallVec<[u32; 6]>,
+    skipped: u32,
+    late: u32,
+    missing: u32,
+    at_risk: u32,
+    #[serde(default = "no_partition")]
+    partition: u16,
+    extra: Option<Box<Extra>>,
+}
+
+/// The same, borrowed, for writing a snapshot without copying.
+#[derive(Serialize)]
+struct InstanceRef<'a> {
+    key: &'a CompactString,
+    date: i32,
+    stage: Option<u32>,
+    entered_at: i64,
+    generation: u32,
+    group: u32,
+    closed: Option<(Outcome, i64)>,
+    times: StepTimes<'a>,
+    ids: StepIds<'a>,
+    skipped: u32,
+    late: u32,
+    missing: u32,
+    at_risk: u32,
+    #[serde(skip_serializing_if = "is_no_partition")]
+    partition: u16,
+    extra: &'a Option<Box<Extra>>,
+}
+
+struct StepTimes<'a>(&'a Steps);
+struct StepIds<'a>(&'a Steps);
+
+impl Serialize for StepTimes<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(time, _)| time))
+    }
+}
+
+impl Serialize for StepIds<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(_, id)| id))
+    }
+}
+
+impl Serialize for Instance {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        InstanceRef {
+            key: &self.key,
+            date: self.date,
+            stage: self.stage,
+            entered_at: self.entered_at,
+            generation: self.generation,
+            group: self.group,
+            closed: self.closed(),
+            times: StepTimes(&self.steps),
+            ids: StepIds(&self.steps),
+            skipped: self.skipped,
+            late: self.late,
+            missing: self.missing,
+            at_risk: self.at_risk,
+            partition: self.partition,
+            extra: &self.extra,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl From<InstanceRepr> for Instance {
+    fn from(repr: InstanceRepr) -> Instance {
+        // Lists of two lengths never came from mon; the times decide the
+        // step count, as they did.
+        let mut ids = repr.ids;
+        ids.resize(repr.times.len(), 0);
+        let steps = Steps::from_parts(&repr.times, &ids).unwrap_or_else(|| Steps::new(repr.times.len()));
+        Instance {
+            key: repr.key,
+            date: repr.date,
+            stage: repr.stage,
+            entered_at: repr.entered_at,
+            generation: repr.generation,
+            group: repr.group,
+            outcome: repr.closed.map(|(outcome, _)| outcome),
+            closed_at: repr.closed.map_or(NOT_TAKEN, |(_, at)| at),
+            steps,
+            skipped: repr.skipped,
+            late: repr.late,
+            missing: repr.missing,
+            at_risk: repr.at_risk,
+            partition: repr.partition,
+            extra: repr.extra,
+        }
+    }
 }
 
 /// The rarely needed parts of an instance.
@@ -87,9 +202,9 @@ impl Instance {
             entered_at: opened_at,
             generation: 0,
             group,
-            closed: None,
-            times: Times::new(steps),
-            ids: SmallVec::from_elem(0, steps),
+            outcome: None,
+            closed_at: NOT_TAKEN,
+            steps: Steps::new(steps),
             skipped: 0,
             late: 0,
             missing: 0,
@@ -101,7 +216,37 @@ impl Instance {
 
     /// When `step` happened, if it did.
     pub fn time(&self, step: u32) -> Option<i64> {
-        self.times.get(step as usize).filter(|t| *t != NOT_TAKEN)
+        self.steps.time(step as usize).filter(|t| *t != NOT_TAKEN)
+    }
+
+    /// The fingerprint of the event that took `step` (0: none).
+    pub fn id(&self, step: u32) -> Option<u32> {
+        self.steps.id(step as usize)
+    }
+
+    /// Records that `step` happened at `time`, taken by the event of id
+    /// fingerprint `id`.
+    pub fn take(&mut self, step: u32, time: i64, id: u32) {
+        self.steps.set(step as usize, time, id);
+    }
+
+    /// The per-step times and ids (for a new rules version's remapping).
+    pub fn steps(&self) -> &Steps {
+        &self.steps
+    }
+
+    pub fn set_steps(&mut self, steps: Steps) {
+        self.steps = steps;
+    }
+
+    /// How and when it closed, if it did.
+    pub fn closed(&self) -> Option<(Outcome, i64)> {
+        self.outcome.map(|outcome| (outcome, self.closed_at))
+    }
+
+    pub fn close(&mut self, outcome: Outcome, at: i64) {
+        self.outcome = Some(outcome);
+        self.closed_at = at;
     }
 
     pub fn was_taken(&self, step: u32) -> bool {
@@ -113,7 +258,7 @@ impl Instance {
     }
 
     pub fn is_open(&self) -> bool {
-        self.closed.is_none()
+        self.outcome.is_none()
     }
 
     pub fn kept_fields(&self) -> &[(u32, u32, Value)] {
@@ -202,8 +347,26 @@ mod tests {
     /// A million in-flight items are a million instances: the partition
     /// an instance belongs to must fit in the padding after its flags.
     #[test]
-    fn an_instance_stays_168_bytes() {
-        assert_eq!(std::mem::size_of::<Instance>(), 168);
-        assert_eq!(std::mem::size_of::<Option<Instance>>(), 168);
+    fn a_snapshot_holds_an_instance_as_it_always_has() {
+        let mut instance = Instance::new("T1", 20_000, 1_000, 3, 3);
+        instance.stage = Some(1);
+        instance.take(0, 1_000, 7);
+        instance.take(2, 1_000 + 40 * 86_400_000, 9);
+        instance.close(Outcome::Success, 5_000);
+        let json = serde_json::to_string(&instance).unwrap();
+        assert_eq!(
+            json,
+            r#"{"key":"T1","date":20000,"stage":1,"entered_at":1000,"generation":0,"group":3,"closed":["success",5000],"times":[1000,-9223372036854775808,3456001000],"ids":[7,0,9],"skipped":0,"late":0,"missing":0,"at_risk":0,"extra":null}"#
+        );
+        let back: Instance = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, instance);
+        assert_eq!(back.closed(), Some((Outcome::Success, 5_000)));
+        assert_eq!((back.time(2), back.id(2), back.time(1)), (Some(3_456_001_000), Some(9), None));
+    }
+
+    #[test]
+    fn an_instance_stays_152_bytes() {
+        assert_eq!(std::mem::size_of::<Instance>(), 152);
+        assert_eq!(std::mem::size_of::<Option<Instance>>(), 152);
     }
 }

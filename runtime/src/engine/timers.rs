@@ -66,7 +66,7 @@ impl<'p> Engine<'p> {
         if instance.generation != generation {
             return; // the instance moved on: this entry was cancelled
         }
-        if let Some((_, closed_at)) = instance.closed {
+        if let Some((_, closed_at)) = instance.closed() {
             if due >= after(closed_at, workflow.retain_ms) {
                 self.state.workflows[w].remove(slot);
                 self.live -= 1;
@@ -135,7 +135,7 @@ impl<'p> Engine<'p> {
     /// Queues the instance's next pending instant, if any.
     pub(super) fn schedule(&mut self, workflow: &ir::Workflow, slot: u32) {
         let Some(instance) = self.state.workflows[workflow.id as usize].get(slot) else { return };
-        let next = match instance.closed {
+        let next = match instance.closed() {
             Some((_, closed_at)) => Some(after(closed_at, workflow.retain_ms)),
             None => pending(workflow, instance)
                 .map(|(at, ..)| at)
