@@ -25,7 +25,7 @@ const WIDE: i64 = i64::MIN;
 /// `base` before the first time is set.
 const UNSET: i64 = i64::MIN + 1;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Steps {
     /// The time the offsets count from (the first one set), [`UNSET`]
     /// before that, or [`WIDE`].
@@ -33,6 +33,14 @@ pub struct Steps {
     /// Narrow: per step, the offset (an `i32`, or [`NOT`]) and the id.
     /// Wide: per step, the whole time's high and low halves, and the id.
     words: SmallVec<[u32; 12]>,
+}
+
+/// Equal when every step's time and id are: the layout (narrow or wide,
+/// the base) depends on the order the times came in.
+impl PartialEq for Steps {
+    fn eq(&self, other: &Steps) -> bool {
+        self.iter().eq(other.iter())
+    }
 }
 
 impl Steps {
@@ -96,9 +104,8 @@ impl Steps {
             if self.base == UNSET && time != UNSET {
                 self.base = time;
             }
-            let offset = (self.base != UNSET)
-                .then(|| time.checked_sub(self.base).and_then(|o| i32::try_from(o).ok()))
-                .flatten();
+            let offset =
+                (self.base != UNSET).then(|| time.checked_sub(self.base).and_then(|o| i32::try_from(o).ok())).flatten();
             if let Some(offset) = offset.map(|o| o as u32).filter(|o| *o != NOT) {
                 self.words[2 * step] = offset;
                 return;
@@ -189,6 +196,7 @@ mod tests {
             let (times, ids): (Vec<i64>, Vec<u32>) = plain.iter().copied().unzip();
             let back = Steps::from_parts(&times, &ids).unwrap();
             prop_assert_eq!(back.iter().collect::<Vec<_>>(), plain.to_vec());
+            prop_assert_eq!(&back, &steps, "equal whatever the order they came in");
         }
     }
 }

@@ -18,10 +18,13 @@
 //! How a writer finds out: every record it writes gets an offset in the
 //! acknowledgement. Its own records, in offset order, leave no gap unless
 //! another process wrote in between. A gap is read back; a record in it
-//! from a newer epoch means this process was overtaken, and the write
-//! that found it lets no output of its batch leave the process. So a
-//! process that lost the changelog writes at most one group of records
-//! after the newer claim (one journal entry, or one step of a snapshot),
+//! from a newer epoch (or a claim of this epoch before this process's
+//! own) means this process was overtaken, and the write that found it
+//! fails. With fail-over that stops the process before its batch's
+//! outputs leave; without, the process goes on without the changelog
+//! (`Changelog::append`). So a process that lost the changelog writes at
+//! most one group of records after the newer claim (one journal entry,
+//! or one step of a snapshot), plus delivery marks already on their way,
 //! and readers skip those.
 //!
 //! What it must not do: count a gap as this process's own without
@@ -30,7 +33,7 @@
 //! gap's read finds them with this process's epoch.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::error::{Domain, Error, Retry};
@@ -43,10 +46,17 @@ fn poisoned() -> Error {
 /// claim.
 pub struct Fence {
     epoch: AtomicU64,
+    /// Where this epoch's claim is: a claim of the same epoch before it
+    /// is another process's, which came first and holds the epoch.
+    claim_offset: AtomicI64,
     /// The newest epoch found in a gap.
     newest: AtomicU64,
     seen: Mutex<Seen>,
     overtaken: AtomicBool,
+    /// An older writer's records were found after this one's claim; a
+    /// snapshot soon puts later records over their keys (compaction keeps
+    /// a key's last record).
+    stale_found: AtomicBool,
 }
 
 struct Seen {
@@ -56,17 +66,26 @@ struct Seen {
     acked: BTreeSet<i64>,
 }
 
-/// A record found in a gap: its offset and its writer's epoch.
-pub type Written = (i64, u64);
+/// A record found in a gap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Written {
+    pub offset: i64,
+    /// Its writer's epoch (`u64::MAX` when unreadable: counted as newer).
+    pub writer: u64,
+    /// A claim (`w/<epoch>`).
+    pub claim: bool,
+}
 
 impl Fence {
     /// After the claim of `epoch` was acknowledged at `claim_offset`.
     pub fn new(epoch: u64, claim_offset: i64) -> Fence {
         Fence {
             epoch: AtomicU64::new(epoch),
+            claim_offset: AtomicI64::new(claim_offset),
             newest: AtomicU64::new(epoch),
             seen: Mutex::new(Seen { checked: claim_offset, acked: BTreeSet::new() }),
             overtaken: AtomicBool::new(false),
+            stale_found: AtomicBool::new(false),
         }
     }
 
@@ -78,12 +97,34 @@ impl Fence {
     /// by a process without a lease once it is alone in its group
     /// (`Changelog::snapshot`). Never with fail-over: a lost lease is
     /// final.
-    pub fn reclaim(&self) -> u64 {
-        let epoch = self.epoch().max(self.newest.load(Ordering::SeqCst)) + 1;
+    /// `None` when no epoch is left (an unreadable one counted as the
+    /// largest). The claim's write then checks, as every write does,
+    /// that no other process claimed first ([`check`](Self::check)).
+    pub fn reclaim(&self) -> Option<u64> {
+        let epoch = self.epoch().max(self.newest.load(Ordering::SeqCst)).checked_add(1)?;
         self.epoch.store(epoch, Ordering::SeqCst);
         self.newest.store(epoch, Ordering::SeqCst);
+        // Until the claim is acknowledged: no claim of this epoch before it
+        // is anyone's but another process's.
+        self.claim_offset.store(i64::MAX, Ordering::SeqCst);
         self.overtaken.store(false, Ordering::SeqCst);
-        epoch
+        Some(epoch)
+    }
+
+    /// The claim made by [`reclaim`](Self::reclaim) was acknowledged here.
+    pub fn claimed_at(&self, offset: i64) {
+        self.claim_offset.store(offset, Ordering::SeqCst);
+    }
+
+    /// True after a gap held an older writer's records, until
+    /// [`snapshot_written`](Self::snapshot_written).
+    pub fn stale_found(&self) -> bool {
+        self.stale_found.load(Ordering::SeqCst)
+    }
+
+    /// A snapshot came after every stale record found so far.
+    pub fn snapshot_written(&self) {
+        self.stale_found.store(false, Ordering::SeqCst);
     }
 
     /// True once a newer epoch was found: for good.
@@ -125,20 +166,26 @@ impl Fence {
         };
         let written = read(gap.0, gap.1)?;
         let epoch = self.epoch();
-        if let Some(&(offset, newer)) = written.iter().filter(|(_, writer)| *writer > epoch).max_by_key(|(_, w)| *w) {
-            self.newest.fetch_max(newer, Ordering::SeqCst);
+        let claim_offset = self.claim_offset.load(Ordering::SeqCst);
+        if let Some(newest) = written.iter().map(|w| w.writer).max() {
+            self.newest.fetch_max(newest, Ordering::SeqCst);
+        }
+        // A newer epoch, or this epoch claimed by another process first.
+        let overtaking =
+            written.iter().find(|w| w.writer > epoch || (w.claim && w.writer == epoch && w.offset < claim_offset));
+        if let Some(newer) = overtaking {
             self.overtaken.store(true, Ordering::SeqCst);
             tracing::error!(
                 epoch,
-                newer,
-                offset,
-                "changelog: a newer process claimed the changelog; this one writes nothing more and lets no output \
-                 of the batch out"
+                newer = newer.writer,
+                offset = newer.offset,
+                "changelog: another process claimed the changelog after this one; this one writes nothing more to it"
             );
             return Ok(false);
         }
-        let stale = written.iter().filter(|(_, writer)| *writer < epoch).count();
+        let stale = written.iter().filter(|w| w.writer < epoch).count();
         if stale > 0 {
+            self.stale_found.store(true, Ordering::SeqCst);
             tracing::warn!(
                 epoch,
                 stale,
@@ -165,6 +212,7 @@ mod tests {
     fn its_own_records_in_a_row_need_no_read_and_a_gap_is_read_once() {
         let fence = Fence::new(2, 10);
         let reads = Cell::new(0);
+        let w = |offset, writer| Written { offset, writer, claim: false };
         let never = |_, _| -> Result<Vec<Written>, Error> {
             reads.set(reads.get() + 1);
             Ok(vec![])
@@ -181,10 +229,13 @@ mod tests {
         let gap = Cell::new((0, 0));
         let read = |from, through| -> Result<Vec<Written>, Error> {
             gap.set((from, through));
-            Ok(vec![(14, 2), (15, 1), (16, 2)])
+            Ok(vec![w(14, 2), w(15, 1), w(16, 2)])
         };
         assert!(fence.check(16, read).unwrap());
         assert_eq!(gap.get(), (14, 16));
+        assert!(fence.stale_found(), "an older writer's record: a snapshot is wanted");
+        fence.snapshot_written();
+        assert!(!fence.stale_found());
         fence.acked(14);
         fence.acked(17);
         assert!(fence.check(17, never).unwrap(), "a late acknowledgement below the checked offset is forgotten");
@@ -193,9 +244,11 @@ mod tests {
 
     #[test]
     fn a_newer_epoch_in_a_gap_overtakes_it_for_good() {
+        let w = |offset, writer| Written { offset, writer, claim: false };
+        let claim = |offset, writer| Written { offset, writer, claim: true };
         let fence = Fence::new(1, 5);
         fence.acked(8);
-        let read = |_, _| -> Result<Vec<Written>, Error> { Ok(vec![(6, 2), (7, 2), (8, 1)]) };
+        let read = |_, _| -> Result<Vec<Written>, Error> { Ok(vec![claim(6, 2), w(7, 2), w(8, 1)]) };
         assert!(!fence.check(8, read).unwrap());
         assert!(fence.overtaken());
         fence.acked(9);
@@ -203,8 +256,22 @@ mod tests {
 
         // Alone again (no lease): it claims the epoch after the newest
         // seen, and the newer writer's records before that are older now.
-        assert_eq!(fence.reclaim(), 3);
+        assert_eq!(fence.reclaim(), Some(3));
         fence.acked(12);
-        assert!(fence.check(12, |_, _| Ok(vec![(10, 2), (11, 2), (12, 3)])).unwrap());
+        fence.claimed_at(12);
+        assert!(fence.check(12, |_, _| Ok(vec![w(10, 2), w(11, 2), claim(12, 3)])).unwrap());
+
+        // Another process claimed epoch 4 first: this one's claim of 4,
+        // after it, does not count, and the other one holds the epoch.
+        assert_eq!(fence.reclaim(), Some(4));
+        fence.acked(15);
+        fence.claimed_at(15);
+        assert!(!fence.check(15, |_, _| Ok(vec![claim(13, 4), w(14, 4), claim(15, 4)])).unwrap());
+
+        // An unreadable epoch counts as the largest: none is left after it.
+        let fence = Fence::new(1, 0);
+        fence.acked(2);
+        assert!(!fence.check(2, |_, _| Ok(vec![w(1, u64::MAX), w(2, 1)])).unwrap());
+        assert_eq!(fence.reclaim(), None);
     }
 }

@@ -183,6 +183,18 @@ fn overtaken_error(topic: &str) -> Error {
     )
 }
 
+/// With fail-over, a journal entry the changelog did not take.
+fn unwritten_error(topic: &str) -> Error {
+    Error::new(
+        Domain::Kafka,
+        Retry::Later,
+        format!(
+            "the changelog {topic} did not take a journal entry; with fail-over this process stops rather than run \
+             ahead of what a standby would take over from"
+        ),
+    )
+}
+
 impl Sender {
     fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<DeliveryFuture, Error> {
         let epoch = writer_value(self.fence.epoch());
@@ -235,6 +247,26 @@ impl Sender {
         let Some(last) = last else { return Ok(()) };
         let read = |from, through| writers_between(&self.kafka, &self.topic, from, through);
         match self.fence.check(last, read)? {
+            true => Ok(()),
+            false => Err(overtaken_error(&self.topic)),
+        }
+    }
+
+    /// Claims epoch `epoch` again (after [`Fence::reclaim`]): the claim's
+    /// offset is known before the check, which would otherwise take this
+    /// process's own claim for another's.
+    fn claim(&self, epoch: u64) -> Result<(), Error> {
+        let key = claim_key(epoch);
+        let delivery = self.enqueue(&key, Some(&claim_value(epoch)))?;
+        let offset = match self.runtime.block_on(delivery) {
+            Ok(Ok(delivery)) => delivery.offset,
+            Ok(Err((e, _))) => return Err(self.failed(&key, e)),
+            Err(_) => return Err(Error::new(Domain::Kafka, Retry::Later, format!("{key}: the producer was dropped"))),
+        };
+        self.fence.acked(offset);
+        self.fence.claimed_at(offset);
+        let read = |from, through| writers_between(&self.kafka, &self.topic, from, through);
+        match self.fence.check(offset, read)? {
             true => Ok(()),
             false => Err(overtaken_error(&self.topic)),
         }
@@ -344,6 +376,12 @@ impl Changelog {
             return Ok(());
         }
         if self.behind.is_some() {
+            // With fail-over a standby takes over from the changelog: a
+            // process running ahead of it would let out what a take-over
+            // makes again, unchecked by the fence. It stops instead.
+            if self.lease.is_some() {
+                return Err(unwritten_error(&self.sender.topic));
+            }
             return Ok(());
         }
         let started = Instant::now();
@@ -376,6 +414,9 @@ impl Changelog {
         if self.lost_lease() {
             return Err(crate::lease::lost_error());
         }
+        if self.lease.is_some() && self.behind.is_some() {
+            return Err(unwritten_error(&self.sender.topic));
+        }
         Ok(())
     }
 
@@ -389,8 +430,12 @@ impl Changelog {
         if self.metrics.partitions_elsewhere.get() > 0 || self.lost_lease() {
             return false;
         }
-        // Alone again after sharing the group: whole again at once.
-        self.fenced || self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
+        // Alone again after sharing the group: whole again at once. After
+        // an older writer's records: a snapshot's records come after
+        // theirs, so compaction cannot keep theirs over this one's.
+        self.fenced
+            || self.behind.is_some_and(|since| since.elapsed() >= RETRY_EVERY)
+            || (self.behind.is_none() && self.sender.fence.stale_found())
     }
 
     /// True when this process must not write: it lost its fail-over lease
@@ -447,8 +492,11 @@ impl Changelog {
         // on one changelog topic would take it from each other at every
         // batch; overtaken otherwise, a process writes it no more.
         if self.lease.is_none() && self.fenced && self.sender.fence.overtaken() && !self.shares_group() {
-            let epoch = self.sender.fence.reclaim();
-            if let Err(e) = self.sender.send_all(&[(claim_key(epoch), Some(claim_value(epoch).as_slice()))]) {
+            let Some(epoch) = self.sender.fence.reclaim() else {
+                tracing::error!("changelog: no writer epoch left to claim it again; it stays behind");
+                return;
+            };
+            if let Err(e) = self.sender.claim(epoch) {
                 tracing::error!(error = %e, epoch, "changelog: cannot claim it again; it stays behind");
                 self.fell_behind();
                 return;
@@ -461,6 +509,7 @@ impl Changelog {
         match self.try_snapshot(covered, payload, settled) {
             Ok(()) => {
                 self.fenced = false;
+                self.sender.fence.snapshot_written();
                 if self.behind.take().is_some() {
                     tracing::info!(covered, "changelog: whole again");
                 }
@@ -527,6 +576,12 @@ impl Marks {
     /// task after the receiver's answer; a crash before the mark is
     /// acknowledged lets a restored process send it once more.
     pub async fn mark(&self, id: &str, settled: Settled) {
+        // Overtaken: the process that claimed the changelog after this one
+        // keeps its own marks; this one may have sent the notification,
+        // which at worst goes out once more (at least once).
+        if self.sender.fence.overtaken() {
+            return;
+        }
         let value = mark_value(settled);
         let key = mark_key(id);
         let delivery = match self.sender.enqueue(&key, Some(&value)) {
@@ -724,42 +779,80 @@ fn open_reachable(
 
 /// Claims the changelog for the epoch after the newest one in `contents`
 /// (read up to `next`), then reads on through the claim, so that
-/// `contents` holds every record written before it (`fence.rs`). Returns
-/// the fence and the producer that wrote the claim (the journal's).
+/// `contents` holds every record written before it (`fence.rs`). Another
+/// process may claim at the same moment: the first claim of an epoch in
+/// the log holds it, and the one that finds itself second (or a newer
+/// epoch before it) claims the next epoch. Returns the fence and the
+/// producer that wrote the claim (the journal's).
 fn claim(
     kafka: &KafkaConfig,
     topic: &str,
     context: &Context,
     runtime: &tokio::runtime::Runtime,
     contents: &mut Contents,
-    next: Offset,
+    mut next: Offset,
 ) -> Result<(Arc<Fence>, Producer), Error> {
-    let epoch = contents.epoch + 1;
+    const ATTEMPTS: u32 = 3;
     let producer = producer(kafka, context.clone())?;
-    let (key, value, writer) = (claim_key(epoch), claim_value(epoch), writer_value(epoch));
-    let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(writer.as_str()) });
-    let record = FutureRecord::<str, [u8]>::to(topic).partition(PARTITION).key(&key).payload(&value).headers(headers);
-    let sent =
-        runtime.block_on(producer.send(record, Duration::from_millis(PRODUCE_TIMEOUT_MS.parse().unwrap_or(10_000))));
-    let offset = sent
-        .map_err(|(e, _)| {
-            Error::new(Domain::Kafka, Retry::Later, format!("cannot claim the changelog {topic}")).caused_by(e)
-        })?
-        .offset;
-    read_into(kafka, topic, contents, next)?;
-    if contents.epoch != epoch {
-        return Err(Error::new(
-            Domain::Kafka,
-            Retry::Later,
-            format!(
-                "the changelog {topic}: this process's claim (epoch {epoch}, offset {offset}) was not read back; \
-                 the newest claim read is epoch {}",
-                contents.epoch
-            ),
-        ));
+    for _ in 0..ATTEMPTS {
+        let epoch = contents.epoch.checked_add(1).ok_or_else(|| {
+            Error::new(Domain::Kafka, Retry::Never, format!("the changelog {topic} has no writer epoch left to claim"))
+        })?;
+        let (key, value, writer) = (claim_key(epoch), claim_value(epoch), writer_value(epoch));
+        let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(writer.as_str()) });
+        let record =
+            FutureRecord::<str, [u8]>::to(topic).partition(PARTITION).key(&key).payload(&value).headers(headers);
+        let timeout = Duration::from_millis(PRODUCE_TIMEOUT_MS.parse().unwrap_or(10_000));
+        let offset = runtime
+            .block_on(producer.send(record, timeout))
+            .map_err(|(e, _)| {
+                Error::new(Domain::Kafka, Retry::Later, format!("cannot claim the changelog {topic}")).caused_by(e)
+            })?
+            .offset;
+        next = read_through(kafka, topic, contents, next, offset)?;
+        if contents.epoch == epoch && contents.claimed_at == offset {
+            tracing::info!(topic, epoch, offset, "changelog claimed");
+            return Ok((Arc::new(Fence::new(epoch, offset)), producer));
+        }
+        tracing::warn!(
+            topic,
+            epoch,
+            offset,
+            newest = contents.epoch,
+            "changelog: another process claimed it at the same time; claiming the next epoch"
+        );
     }
-    tracing::info!(topic, epoch, offset, "changelog claimed");
-    Ok((Arc::new(Fence::new(epoch, offset)), producer))
+    Err(Error::new(
+        Domain::Kafka,
+        Retry::Later,
+        format!("the changelog {topic}: other processes claimed it {ATTEMPTS} times while this one tried"),
+    ))
+}
+
+/// Reads on from `next` until the record at `offset` has been read (the
+/// end a fetch reports can lag a batch behind on some brokers).
+fn read_through(
+    kafka: &KafkaConfig,
+    topic: &str,
+    contents: &mut Contents,
+    mut next: Offset,
+    offset: i64,
+) -> Result<Offset, Error> {
+    let started = Instant::now();
+    loop {
+        next = read_into(kafka, topic, contents, next)?;
+        if matches!(next, Offset::Offset(n) if n > offset) {
+            return Ok(next);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(Error::new(
+                Domain::Kafka,
+                Retry::Later,
+                format!("the changelog {topic}: offset {offset}, just written, was not read back within 30 s"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The local journal's next sequence, and whether the changelog holds

@@ -155,9 +155,11 @@ pub(super) fn writers_between(
     let mut written = Vec::new();
     while started.elapsed() < GAP_READ_LIMIT {
         match consumer.poll(Duration::from_millis(200)) {
-            None => continue,
-            // Compaction may have removed the gap's last records.
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(written),
+            // Why not done at the end of the partition: `through` is this
+            // process's own acknowledged record, so it is there to read
+            // (the end a fetch reports can lag a batch behind on some
+            // brokers); compaction never takes a partition's newest records.
+            None | Some(Err(KafkaError::PartitionEOF(_))) => continue,
             Some(Err(e)) => {
                 return Err(
                     Error::new(Domain::Kafka, Retry::Later, format!("cannot read the changelog {topic}")).caused_by(e)
@@ -167,7 +169,8 @@ pub(super) fn writers_between(
                 // An unreadable epoch counts as a newer one: the writer
                 // stops rather than guess.
                 let writer = writer_of(&message).unwrap_or(u64::MAX);
-                written.push((message.offset(), writer));
+                let claim = message.key().is_some_and(|key| key.starts_with(b"w/"));
+                written.push(Written { offset: message.offset(), writer, claim });
                 if message.offset() >= through {
                     return Ok(written);
                 }

@@ -293,8 +293,11 @@ pub struct Contents {
     /// Key → (offset, value); a tombstone removes its key.
     values: BTreeMap<String, (i64, Vec<u8>)>,
     pub bytes: u64,
-    /// The newest epoch that claimed the changelog so far.
+    /// The newest epoch that claimed the changelog so far, and the offset
+    /// of its first claim (a later claim of the same epoch is another
+    /// process's, which lost: it writes nothing as that epoch).
     pub epoch: u64,
+    pub claimed_at: i64,
     /// Records skipped because an older epoch wrote them after a newer
     /// one's claim.
     pub stale: u64,
@@ -350,7 +353,10 @@ impl Contents {
             if epoch != writer {
                 return Err(damaged(offset, format!("the claim of epoch {epoch} written by epoch {writer}")));
             }
-            self.epoch = epoch;
+            if epoch > self.epoch {
+                self.epoch = epoch;
+                self.claimed_at = offset;
+            }
             return Ok(());
         }
         match value {
@@ -638,6 +644,12 @@ mod tests {
             vec![frame(0, 1), frame(1, 1), epoch_2_entry],
             "epoch 1's entries before the claim count"
         );
+
+        // A second claim of an epoch does not count: the first holds it.
+        let mut contents = Contents::default();
+        contents.add(4, Some(claim_key(1).as_bytes()), Some(&claim_value(1)), 1).unwrap();
+        contents.add(9, Some(claim_key(1).as_bytes()), Some(&claim_value(1)), 1).unwrap();
+        assert_eq!((contents.epoch, contents.claimed_at), (1, 4));
 
         // A claim must be written by the epoch it claims.
         let mut contents = Contents::default();
