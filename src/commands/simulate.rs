@@ -171,8 +171,8 @@ pub fn run(args: Args) -> Outcome {
     let printing = args.format != Format::Summary && args.trace.is_none();
     let mut failed: Option<std::io::Error> = None;
     // The engine's half: the same for one thread or two (see `pipeline`).
-    let mut take = |batch: Batch| -> bool {
-        let mut lines = batch.lines.into_iter();
+    let mut take = |batch: &mut Batch| -> bool {
+        let mut lines = batch.lines.iter();
         while let Some(line) = lines.next() {
             if args.prefetch {
                 simulation.prefetch_ahead(lines.as_slice());
@@ -189,13 +189,13 @@ pub fn run(args: Args) -> Outcome {
         if let Some(bar) = &progress {
             bar.set_position(batch.read);
         }
-        failed = batch.failed;
+        failed = batch.failed.take();
         failed.is_none()
     };
     if threads > 1 {
         pipeline::decode_ahead(reader, &decoder, &mut take);
     } else {
-        pipeline::decode_input(reader, &decoder, &mut take);
+        pipeline::decode_input(reader, &decoder, |mut batch| take(&mut batch));
     }
     if let Some(e) = failed {
         let _ = out.flush();

@@ -110,14 +110,32 @@ pub fn decode_input(input: impl io::Read, decoder: &Decoder, mut deliver: impl F
 
 /// Decodes `input` on a second thread while `engine` takes the batches on
 /// this one, in order; `engine` returns `false` to stop reading.
-pub fn decode_ahead<R: io::Read + Send>(input: R, decoder: &Decoder, mut engine: impl FnMut(Batch) -> bool) {
+///
+/// Each batch goes back to the decoding thread once the engine is done
+/// with it, and is freed there. Why: glibc's allocator keeps memory per
+/// thread; freed on the engine's thread, every event's allocations went
+/// back through a lock to the decoder's arena, whose own allocations then
+/// never found a freed chunk at hand. That was a third of all samples of
+/// a `mon simulate` profile (`docs/notes/performance.md`).
+pub fn decode_ahead<R: io::Read + Send>(input: R, decoder: &Decoder, mut engine: impl FnMut(&mut Batch) -> bool) {
     std::thread::scope(|scope| {
         let (send, receive) = mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
+        let (give_back, given_back) = mpsc::channel::<Batch>();
         // Why the closure returns the send's result: when the engine stops
         // (the receiver is dropped), the decoder stops too.
-        scope.spawn(move || decode_input(input, decoder, |batch| send.send(batch).is_ok()));
-        for batch in receive {
-            if !engine(batch) {
+        scope.spawn(move || {
+            decode_input(input, decoder, |batch| {
+                while let Ok(spent) = given_back.try_recv() {
+                    drop(spent);
+                }
+                send.send(batch).is_ok()
+            })
+        });
+        for mut batch in receive {
+            let going_on = engine(&mut batch);
+            // The decoder may have finished: then this thread frees it.
+            let _ = give_back.send(batch);
+            if !going_on {
                 break;
             }
         }
@@ -202,7 +220,7 @@ mod tests {
             let input = Pieces { bytes: bytes.clone(), at: 0, sizes, turn: 0 };
             let mut seen = Vec::new();
             let mut reads = Vec::new();
-            let mut take = |batch: Batch| {
+            let mut take = |batch: &mut Batch| {
                 prop_assert!(batch.lines.len() <= BATCH_LINES);
                 prop_assert!(batch.failed.is_none());
                 reads.push(batch.read);
@@ -210,7 +228,7 @@ mod tests {
                 Ok(())
             };
             let mut failure = None;
-            let mut deliver = |batch: Batch| match take(batch) {
+            let mut deliver = |batch: &mut Batch| match take(batch) {
                 Ok(()) => true,
                 Err(e) => {
                     failure = Some(e);
@@ -220,7 +238,7 @@ mod tests {
             if ahead {
                 decode_ahead(input, &decoder, &mut deliver);
             } else {
-                decode_input(input, &decoder, &mut deliver);
+                decode_input(input, &decoder, |mut batch| deliver(&mut batch));
             }
             if let Some(e) = failure {
                 return Err(e);
