@@ -329,7 +329,7 @@ impl<'p> Simulation<'p> {
                 engine.state.last_event_time = last;
                 engine.advance(event.time, false, out);
                 engine.origin = origin;
-                engine.process(&event, out);
+                engine.process(event, out);
                 self.alert(&out[start..], event.time);
             }
         }
