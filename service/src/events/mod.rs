@@ -585,6 +585,7 @@ fn matches(program: &Program, search: &Search, event: &StoredEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use segments::tests::event;
 
     #[test]
     fn retention_reads_durations_and_zero_means_off() {
@@ -595,18 +596,6 @@ mod tests {
         assert!(retention("two weeks").is_err());
     }
 
-    fn event(id: String, key: &str, time: i64) -> StoredEvent {
-        StoredEvent {
-            id,
-            type_name: "placed".into(),
-            time,
-            received: time,
-            data: Vec::new(),
-            items: vec![("orders".into(), key.into())],
-            rejected: None,
-        }
-    }
-
     /// Appends are made on another thread; a read right after handing them
     /// over must still see every one, as when they were made in place.
     #[test]
@@ -614,7 +603,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(&dir.path().join("events")).unwrap();
         for journal in 1..=40u64 {
-            let batch = (0..100).map(|i| event(format!("{journal}-{i}"), "K1", (journal * 100 + i) as i64)).collect();
+            let batch = (0..100).map(|i| event(&format!("{journal}-{i}"), "K1", (journal * 100 + i) as i64)).collect();
             store.append_later(journal, batch).unwrap();
         }
         assert_eq!(store.last_journal().unwrap(), Some(40));
@@ -622,7 +611,7 @@ mod tests {
         assert_eq!(of_item.len(), 4_000);
         assert_eq!(of_item.last().map(|e| e.id.as_str()), Some("40-99"));
         // An entry handed over again (a replay) is not stored twice.
-        store.append_later(40, vec![event("again".into(), "K1", 1)]).unwrap();
+        store.append_later(40, vec![event("again", "K1", 1)]).unwrap();
         store.sync().unwrap();
         drop(store);
         let reopened = EventStore::open(&dir.path().join("events")).unwrap();
@@ -638,10 +627,10 @@ mod tests {
         let store = EventStore::open(&events).unwrap();
         // No directory for the first segment file.
         std::fs::remove_dir_all(&events).unwrap();
-        store.append_later(1, vec![event("a".into(), "K1", 1)]).unwrap();
+        store.append_later(1, vec![event("a", "K1", 1)]).unwrap();
         let error = store.sync().unwrap_err().to_string();
         assert!(error.contains("could not append"), "{error}");
-        let next = store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap_err().to_string();
+        let next = store.append_later(2, vec![event("b", "K1", 2)]).unwrap_err().to_string();
         assert!(next.contains("could not append"), "{next}");
     }
 
@@ -653,15 +642,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let events = dir.path().join("events");
         let store = EventStore::open(&events).unwrap();
-        store.append_later(1, vec![event("a".into(), "K1", 1)]).unwrap();
+        store.append_later(1, vec![event("a", "K1", 1)]).unwrap();
         store.sync().unwrap();
         let shared = store.shared.clone().unwrap();
         // Hold the appends up while 2 and 3 queue, then record a failure
         // the way the thread does. 2's append is usually under way by
         // then (and goes on); 3 must be skipped either way.
         let held = shared.segments.write().unwrap();
-        store.append_later(2, vec![event("b".into(), "K1", 2)]).unwrap();
-        store.append_later(3, vec![event("c".into(), "K1", 3)]).unwrap();
+        store.append_later(2, vec![event("b", "K1", 2)]).unwrap();
+        store.append_later(3, vec![event("c", "K1", 3)]).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         shared.progress.lock().unwrap().failed = Some("injected".into());
         drop(held);

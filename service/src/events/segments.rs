@@ -749,10 +749,11 @@ fn frame_events(path: &Path, bytes: &[u8], frame: Frame) -> Result<Vec<(Entry, S
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn event(id: &str, key: &str, time: i64) -> StoredEvent {
+    /// A `placed` event of item `key` in `orders` (also the store's tests').
+    pub(in crate::events) fn event(id: &str, key: &str, time: i64) -> StoredEvent {
         StoredEvent {
             id: id.into(),
             type_name: "placed".into(),
