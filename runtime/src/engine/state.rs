@@ -76,48 +76,32 @@ pub struct Instance {
     pub extra: Option<Box<Extra>>,
 }
 
-/// An instance as snapshots hold it (the fields it had before its steps'
-/// times and ids were packed together, `steps.rs`).
-#[derive(Deserialize)]
-struct InstanceRepr {
-    key: CompactString,
+/// An instance as snapshots hold it: the fields it had before its steps'
+/// times and ids were packed together (`steps.rs`). Read owned
+/// ([`InstanceRepr`]) and written borrowed ([`InstanceRef`], so a snapshot
+/// copies nothing), from this one list of fields.
+#[derive(Serialize, Deserialize)]
+struct Shape<Key, Times, Ids, Rare> {
+    key: Key,
     date: i32,
     stage: Option<u32>,
     entered_at: i64,
     generation: u32,
     group: u32,
     closed: Option<(Outcome, i64)>,
-    times: SmallVec<[i64; 6]>,
-    ids: SmallVec<[u32; 6]>,
+    times: Times,
+    ids: Ids,
     skipped: u32,
     late: u32,
     missing: u32,
     at_risk: u32,
-    #[serde(default = "no_partition")]
+    #[serde(default = "no_partition", skip_serializing_if = "is_no_partition")]
     partition: u16,
-    extra: Option<Box<Extra>>,
+    extra: Rare,
 }
 
-/// The same, borrowed, for writing a snapshot without copying.
-#[derive(Serialize)]
-struct InstanceRef<'a> {
-    key: &'a CompactString,
-    date: i32,
-    stage: Option<u32>,
-    entered_at: i64,
-    generation: u32,
-    group: u32,
-    closed: Option<(Outcome, i64)>,
-    times: StepTimes<'a>,
-    ids: StepIds<'a>,
-    skipped: u32,
-    late: u32,
-    missing: u32,
-    at_risk: u32,
-    #[serde(skip_serializing_if = "is_no_partition")]
-    partition: u16,
-    extra: &'a Option<Box<Extra>>,
-}
+type InstanceRepr = Shape<CompactString, SmallVec<[i64; 6]>, SmallVec<[u32; 6]>, Option<Box<Extra>>>;
+type InstanceRef<'a> = Shape<&'a CompactString, StepTimes<'a>, StepIds<'a>, &'a Option<Box<Extra>>>;
 
 struct StepTimes<'a>(&'a Steps);
 struct StepIds<'a>(&'a Steps);
@@ -159,11 +143,7 @@ impl Serialize for Instance {
 
 impl From<InstanceRepr> for Instance {
     fn from(repr: InstanceRepr) -> Instance {
-        // Lists of two lengths never came from mon; the times decide the
-        // step count, as they did.
-        let mut ids = repr.ids;
-        ids.resize(repr.times.len(), 0);
-        let steps = Steps::from_parts(&repr.times, &ids).unwrap_or_else(|| Steps::new(repr.times.len()));
+        let steps = Steps::from_parts(&repr.times, &repr.ids);
         Instance {
             key: repr.key,
             date: repr.date,
