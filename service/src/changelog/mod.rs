@@ -195,12 +195,18 @@ fn unwritten_error(topic: &str) -> Error {
     )
 }
 
+/// A record for partition [`PARTITION`] of `topic`, carrying writer epoch
+/// `epoch` (`fence.rs`).
+fn epoch_record<'a>(topic: &'a str, key: &'a str, epoch: u64) -> FutureRecord<'a, str, [u8]> {
+    let epoch = writer_value(epoch);
+    let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(epoch.as_str()) });
+    FutureRecord::to(topic).partition(PARTITION).key(key).headers(headers)
+}
+
 impl Sender {
     fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<DeliveryFuture, Error> {
-        let epoch = writer_value(self.fence.epoch());
         loop {
-            let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(epoch.as_str()) });
-            let record = FutureRecord::<str, [u8]>::to(&self.topic).partition(PARTITION).key(key).headers(headers);
+            let record = epoch_record(&self.topic, key, self.fence.epoch());
             let record = match value {
                 Some(value) => record.payload(value),
                 None => record,
@@ -227,28 +233,14 @@ impl Sender {
             .iter()
             .map(|(key, value)| Ok((key, self.enqueue(key, *value)?)))
             .collect::<Result<Vec<_>, Error>>()?;
-        let last = self.runtime.block_on(async {
-            let mut last = None;
-            for (key, delivery) in deliveries {
-                match delivery.await {
-                    Ok(Ok(delivery)) => {
-                        let offset = delivery.offset;
-                        self.fence.acked(offset);
-                        last = last.max(Some(offset));
-                    }
-                    Ok(Err((e, _))) => return Err(self.failed(key, e)),
-                    Err(_) => {
-                        return Err(Error::new(Domain::Kafka, Retry::Later, format!("{key}: the producer was dropped")))
-                    }
-                }
-            }
-            Ok(last)
-        })?;
-        let Some(last) = last else { return Ok(()) };
-        let read = |from, through| writers_between(&self.kafka, &self.topic, from, through);
-        match self.fence.check(last, read)? {
-            true => Ok(()),
-            false => Err(overtaken_error(&self.topic)),
+        let mut last = None;
+        for (key, delivery) in deliveries {
+            let offset = self.acknowledged(key, delivery)?;
+            last = last.max(Some(offset));
+        }
+        match last {
+            Some(last) => self.check(last),
+            None => Ok(()),
         }
     }
 
@@ -258,15 +250,28 @@ impl Sender {
     fn claim(&self, epoch: u64) -> Result<(), Error> {
         let key = claim_key(epoch);
         let delivery = self.enqueue(&key, Some(&claim_value(epoch)))?;
-        let offset = match self.runtime.block_on(delivery) {
-            Ok(Ok(delivery)) => delivery.offset,
-            Ok(Err((e, _))) => return Err(self.failed(&key, e)),
-            Err(_) => return Err(Error::new(Domain::Kafka, Retry::Later, format!("{key}: the producer was dropped"))),
-        };
-        self.fence.acked(offset);
+        let offset = self.acknowledged(&key, delivery)?;
         self.fence.claimed_at(offset);
+        self.check(offset)
+    }
+
+    /// Waits for the broker's acknowledgement of `key` and tells the fence
+    /// its offset.
+    fn acknowledged(&self, key: &str, delivery: DeliveryFuture) -> Result<i64, Error> {
+        match self.runtime.block_on(delivery) {
+            Ok(Ok(delivery)) => {
+                self.fence.acked(delivery.offset);
+                Ok(delivery.offset)
+            }
+            Ok(Err((e, _))) => Err(self.failed(key, e)),
+            Err(_) => Err(Error::new(Domain::Kafka, Retry::Later, format!("{key}: the producer was dropped"))),
+        }
+    }
+
+    /// The fence's check of every offset up to `through` (`fence.rs`).
+    fn check(&self, through: i64) -> Result<(), Error> {
         let read = |from, through| writers_between(&self.kafka, &self.topic, from, through);
-        match self.fence.check(offset, read)? {
+        match self.fence.check(through, read)? {
             true => Ok(()),
             false => Err(overtaken_error(&self.topic)),
         }
@@ -798,10 +803,8 @@ fn claim(
         let epoch = contents.epoch.checked_add(1).ok_or_else(|| {
             Error::new(Domain::Kafka, Retry::Never, format!("the changelog {topic} has no writer epoch left to claim"))
         })?;
-        let (key, value, writer) = (claim_key(epoch), claim_value(epoch), writer_value(epoch));
-        let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(writer.as_str()) });
-        let record =
-            FutureRecord::<str, [u8]>::to(topic).partition(PARTITION).key(&key).payload(&value).headers(headers);
+        let (key, value) = (claim_key(epoch), claim_value(epoch));
+        let record = epoch_record(topic, &key, epoch).payload(&value);
         let timeout = Duration::from_millis(PRODUCE_TIMEOUT_MS.parse().unwrap_or(10_000));
         let offset = runtime
             .block_on(producer.send(record, timeout))

@@ -14,7 +14,7 @@ use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::fence::Written;
-use super::records::{read_writer, Contents, WRITER_HEADER};
+use super::records::{read_writer, Contents, CLAIM_PREFIX, WRITER_HEADER};
 use super::{ensure_topic, PARTITION, READ_LIMIT};
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
@@ -169,7 +169,7 @@ pub(super) fn writers_between(
                 // An unreadable epoch counts as a newer one: the writer
                 // stops rather than guess.
                 let writer = writer_of(&message).unwrap_or(u64::MAX);
-                let claim = message.key().is_some_and(|key| key.starts_with(b"w/"));
+                let claim = message.key().is_some_and(|key| key.starts_with(CLAIM_PREFIX.as_bytes()));
                 written.push(Written { offset: message.offset(), writer, claim });
                 if message.offset() >= through {
                     return Ok(written);

@@ -34,8 +34,11 @@ pub const WRITER_HEADER: &str = "mon-writer";
 /// reader needs every claim in place to tell which older writer's records
 /// came after a newer one claimed.
 pub fn claim_key(epoch: u64) -> String {
-    format!("w/{epoch:020}")
+    format!("{CLAIM_PREFIX}{epoch:020}")
 }
+
+/// What every claim's key starts with.
+pub const CLAIM_PREFIX: &str = "w/";
 
 /// A claim's value (JSON, for a person reading the topic).
 pub fn claim_value(epoch: u64) -> Vec<u8> {
@@ -348,7 +351,7 @@ impl Contents {
             self.stale += 1;
             return Ok(());
         }
-        if let Some(epoch) = key.strip_prefix("w/") {
+        if let Some(epoch) = key.strip_prefix(CLAIM_PREFIX) {
             let epoch: u64 = epoch.parse().map_err(|_| damaged(offset, format!("an unknown key `{key}`")))?;
             if epoch != writer {
                 return Err(damaged(offset, format!("the claim of epoch {epoch} written by epoch {writer}")));

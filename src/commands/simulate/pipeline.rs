@@ -125,9 +125,7 @@ pub fn decode_ahead<R: io::Read + Send>(input: R, decoder: &Decoder, mut engine:
         // (the receiver is dropped), the decoder stops too.
         scope.spawn(move || {
             decode_input(input, decoder, |batch| {
-                while let Ok(spent) = given_back.try_recv() {
-                    drop(spent);
-                }
+                given_back.try_iter().for_each(drop);
                 send.send(batch).is_ok()
             })
         });
