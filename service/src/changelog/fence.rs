@@ -97,6 +97,7 @@ impl Fence {
     /// by a process without a lease once it is alone in its group
     /// (`Changelog::snapshot`). Never with fail-over: a lost lease is
     /// final.
+    ///
     /// `None` when no epoch is left (an unreadable one counted as the
     /// largest). The claim's write then checks, as every write does,
     /// that no other process claimed first ([`check`](Self::check)).
