@@ -473,3 +473,19 @@ fn simulate_strict_fails_on_bad_input() {
     let help = String::from_utf8_lossy(&mon(&["simulate", "--help"]).stdout).to_string();
     assert!(help.contains("--strict"), "{help}");
 }
+
+/// The many-rules benchmark reports each way of running, and fails unless
+/// every run reported exactly the stalls it planted (so a routing or
+/// pipeline bug cannot hide behind a throughput figure).
+#[test]
+fn bench_workflows_reports_one_thread_two_threads_and_the_engine_alone() {
+    let output = mon(&["bench", "--workflows", "20", "--events", "20000"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for run in ["decode + engine", "decode | engine", "engine alone", "index off"] {
+        assert!(stdout.lines().any(|l| l.contains(run) && l.contains("events/s")), "no {run} line in:\n{stdout}");
+    }
+    let planted = stdout.split("stalls planted").next().and_then(|s| s.rsplit(' ').nth(1)).unwrap_or("");
+    assert!(planted.parse::<u64>().is_ok_and(|n| n > 0), "stalls planted in:\n{stdout}");
+    assert!(stdout.contains(&format!("{planted} missing reported")), "{stdout}");
+}

@@ -53,7 +53,8 @@ pub struct Args {
     stall_rate: f64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Measure the engine alone (skip the decode + engine run).
+    /// Measure the engine alone (skip the decode + engine run and, with
+    /// `--workflows`, the run without the filter index).
     #[arg(long)]
     engine_only: bool,
     /// Measure N file-SLA workflows on one event type instead of the
@@ -189,7 +190,7 @@ fn run_engine(program: &Program, events: &[Event], trades: u64, alerts: bool, pr
 
 pub fn run(args: Args) -> Outcome {
     if let Some(workflows) = args.workflows {
-        return many_rules::run(workflows, args.events, args.stall_rate, args.seed);
+        return many_rules::run(workflows, args.events, args.stall_rate, args.seed, args.engine_only);
     }
     // The alert book needs somewhere to send; the emitted rules (for the
     // service's benchmark) have no channel, so that nothing is delivered.

@@ -24,7 +24,7 @@ use crate::Outcome;
 use mon_loader::{load_one, FsSchemas};
 use pipeline::Batch;
 
-mod pipeline;
+pub(crate) mod pipeline;
 
 #[derive(clap::Args)]
 pub struct Args {

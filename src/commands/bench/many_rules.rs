@@ -15,8 +15,10 @@ use std::time::Instant;
 
 use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
 use mon_runtime::event::{Decoded, Decoder};
+use mon_runtime::simulate::NumberedLine;
 use mon_runtime::{Engine, Kind, Record};
 
+use crate::commands::simulate::pipeline::decode_ahead;
 use crate::rng::SplitMix64;
 use crate::Outcome;
 
@@ -74,14 +76,32 @@ fn generate(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> (Vec<Str
     (timed.into_iter().map(|(_, line)| line).collect(), stalls)
 }
 
-/// Decode + engine over `lines` (or the engine alone over pre-decoded
-/// events): (seconds, missing records).
+/// How a run gets its events.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Decoded before the clock starts: the engine alone.
+    Predecoded,
+    /// Decoded in batches on the engine's thread.
+    OneThread,
+    /// Decoded on a second thread ahead of the engine, through `mon
+    /// simulate`'s own pipeline (`simulate::pipeline::decode_ahead`).
+    TwoThreads,
+}
+
+fn event_of(line: &NumberedLine) -> Option<&mon_runtime::Event> {
+    match line {
+        NumberedLine::Text { decoded: Decoded::Event(event), .. } => Some(event),
+        _ => None,
+    }
+}
+
+/// One run over `lines`: (seconds, missing records).
 fn run_once(
     program: &Program,
     decoder: &Decoder,
     lines: &[String],
     index: bool,
-    decode: bool,
+    mode: Mode,
     native: &mut Option<usize>,
 ) -> (f64, u64) {
     let functions = mon_stdlib::registry();
@@ -90,16 +110,21 @@ fn run_once(
     native.get_or_insert(engine.native_conditions());
     let mut out: Vec<Record> = Vec::new();
     let mut missing = 0;
-    let decoded: Vec<_> = if decode {
-        Vec::new()
-    } else {
-        lines
+    let decoded: Vec<_> = match mode {
+        Mode::Predecoded => lines
             .iter()
             .filter_map(|l| match decoder.decode(l) {
                 Decoded::Event(e) => Some(e),
                 _ => None,
             })
-            .collect()
+            .collect(),
+        Mode::OneThread | Mode::TwoThreads => Vec::new(),
+    };
+    // The pipeline reads bytes, as from a file; joined before the clock
+    // starts, as the file would be on disk.
+    let text = match mode {
+        Mode::TwoThreads => lines.join("\n").into_bytes(),
+        Mode::Predecoded | Mode::OneThread => Vec::new(),
     };
     let start = Instant::now();
     let mut step = |engine: &mut Engine, event: &mon_runtime::Event, out: &mut Vec<Record>| {
@@ -109,16 +134,38 @@ fn run_once(
         missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
         out.clear();
     };
-    if decode {
-        for line in lines {
-            if let Decoded::Event(event) = decoder.decode(line) {
-                step(&mut engine, &event, &mut out);
+    match mode {
+        Mode::Predecoded => {
+            for (n, event) in decoded.iter().enumerate() {
+                engine.prefetch_ahead(&decoded[n + 1..], |e| Some(e));
+                step(&mut engine, event, &mut out);
             }
         }
-    } else {
-        for event in &decoded {
-            step(&mut engine, event, &mut out);
+        Mode::OneThread => {
+            // In batches, as `mon simulate` and the service hand lines
+            // over, so the engine can prefetch ahead.
+            let mut batch = Vec::with_capacity(super::DECODE_BATCH);
+            for chunk in lines.chunks(super::DECODE_BATCH) {
+                batch.extend(chunk.iter().filter_map(|line| match decoder.decode(line) {
+                    Decoded::Event(event) => Some(event),
+                    _ => None,
+                }));
+                for (n, event) in batch.iter().enumerate() {
+                    engine.prefetch_ahead(&batch[n + 1..], |e| Some(e));
+                    step(&mut engine, event, &mut out);
+                }
+                batch.clear();
+            }
         }
+        Mode::TwoThreads => decode_ahead(text.as_slice(), decoder, |batch| {
+            for (n, line) in batch.lines.iter().enumerate() {
+                engine.prefetch_ahead(&batch.lines[n + 1..], event_of);
+                if let Some(event) = event_of(line) {
+                    step(&mut engine, event, &mut out);
+                }
+            }
+            true
+        }),
     }
     // One hour past the stream: every stall has been reported.
     let end = decoded.last().map(|e| e.time).unwrap_or(BASE).max(BASE + lines.len() as i64 * 10) + 3_600_000;
@@ -127,7 +174,7 @@ fn run_once(
     (start.elapsed().as_secs_f64(), missing)
 }
 
-pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> Outcome {
+pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64, engine_only: bool) -> Outcome {
     let workflows = workflows.max(1);
     let compile_start = Instant::now();
     let sources = vec![SourceFile { path: "many_rules.mon".into(), text: rules(workflows) }];
@@ -146,21 +193,34 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> Outcome {
     // How many conditions run as native code (`MON_JIT=off`: none).
     let mut native = None;
 
-    let (seconds, missing) = run_once(&program, &decoder, &lines, true, true, &mut native);
-    say!(
-        "{workflows} workflows, index on:  decode + engine {n} events in {seconds:.2}s = {:.0} events/s; {stalls} stalls planted, {missing} missing reported",
-        rate(n, seconds)
-    );
-    let ok = missing == stalls;
-    let (seconds, _) = run_once(&program, &decoder, &lines, true, false, &mut native);
+    let mut ok = true;
+    if !engine_only {
+        let (seconds, missing) = run_once(&program, &decoder, &lines, true, Mode::OneThread, &mut native);
+        say!(
+            "{workflows} workflows, index on:  decode + engine {n} events in {seconds:.2}s = {:.0} events/s, one thread; {stalls} stalls planted, {missing} missing reported",
+            rate(n, seconds)
+        );
+        ok = missing == stalls;
+        let (seconds, missing) = run_once(&program, &decoder, &lines, true, Mode::TwoThreads, &mut native);
+        say!(
+            "{workflows} workflows, index on:  decode | engine {n} events in {seconds:.2}s = {:.0} events/s, two threads (mon simulate's pipeline)",
+            rate(n, seconds)
+        );
+        ok &= missing == stalls;
+    }
+    let (seconds, missing) = run_once(&program, &decoder, &lines, true, Mode::Predecoded, &mut native);
     say!(
         "{workflows} workflows, index on:  engine alone    {n} events in {seconds:.2}s = {:.0} events/s",
         rate(n, seconds)
     );
+    ok &= missing == stalls;
+    if engine_only {
+        return if ok { Outcome::Ok } else { Outcome::Problems };
+    }
     // Without the index each event evaluates every workflow's predicate:
     // a prefix of the stream keeps the run to seconds.
     let prefix = n.min((200_000_000 / workflows as usize).max(2_000));
-    let (seconds, _) = run_once(&program, &decoder, &lines[..prefix], false, true, &mut native);
+    let (seconds, _) = run_once(&program, &decoder, &lines[..prefix], false, Mode::OneThread, &mut native);
     say!(
         "{workflows} workflows, index off: decode + engine {prefix} events in {seconds:.2}s = {:.0} events/s",
         rate(prefix, seconds)
@@ -168,7 +228,7 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> Outcome {
     let conditions = program.workflows.iter().flat_map(|w| &w.steps).filter(|s| s.relevance.is_some()).count();
     say!("{workflows} workflows: {} of {conditions} relevance predicates run as native code", native.unwrap_or(0));
     if !ok {
-        eprintln!("error: {stalls} stalls were planted but {missing} missing records were made");
+        eprintln!("error: {stalls} stalls were planted, and a run made a different number of missing records");
         return Outcome::Problems;
     }
     Outcome::Ok
