@@ -117,3 +117,118 @@ fn the_active_process_lists_its_standbys_counts_them_and_says_when_none_is_left(
     assert_eq!(next.metric("mon_lease_held"), Some(1.0));
     next.terminate();
 }
+
+/// Status, one header's value and the body of a request to `url`.
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Option<String>, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut answer = match method {
+        "GET" => {
+            let mut request = agent.get(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.call()
+        }
+        _ => {
+            let mut request = agent.post(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.send(body)
+        }
+    }
+    .expect("the process answers");
+    let answered_by = answer.headers().get("mon-answered-by").and_then(|v| v.to_str().ok()).map(str::to_string);
+    (answer.status().as_u16(), answered_by, answer.body_mut().read_to_string().unwrap_or_default())
+}
+
+#[test]
+fn a_standby_passes_what_it_does_not_answer_itself_on_to_the_active_process() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let (topic, records, dead) = kafka::topic_set("standby-forward", 1);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", "failover = true\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
+    let (config, rules) = (config.display().to_string(), rules.display().to_string());
+    let log = dir.path().join("mon.log");
+    let args = |state: &str| {
+        let state = dir.path().join(state).display().to_string();
+        vec!["--config".to_string(), config.clone(), "--state-dir".into(), state, rules.clone()]
+    };
+    let strs = |args: &[String]| args.iter().map(String::clone).collect::<Vec<_>>();
+    let (a, b) = (strs(&args("a")), strs(&args("b")));
+    let active = Service::start(&a.iter().map(String::as_str).collect::<Vec<_>>(), &log);
+    let standby = Service::spawn(&b.iter().map(String::as_str).collect::<Vec<_>>(), &log);
+    let this = group_view(&active)["this"].as_str().unwrap().to_string();
+
+    // The standby still answers for itself what a supervisor asks it.
+    wait_until_true(Duration::from_secs(15), "the standby's own /healthz", || standby.get("/healthz").is_some());
+    assert_eq!(standby.get_any("/readyz").map(|(status, _)| status), Some(503));
+
+    // The rest is the active process's answer, saying whose it is, once
+    // the standby has read who is active from the members topic.
+    wait_until_true(Duration::from_secs(15), "the standby forwarding to the active process", || {
+        request("GET", &standby.url("/api/v1/group"), &[], "").0 == 200
+    });
+    let (status, answered_by, body) = request("GET", &standby.url("/api/v1/group"), &[], "");
+    assert_eq!((status, answered_by.as_deref()), (200, Some(this.as_str())), "{body}");
+    let view: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["this"], this.as_str(), "the active process answered: {view}");
+
+    // The query string and the method and body go on unchanged: the active
+    // process's own refusals come back.
+    let (status, by, body) = request("GET", &standby.url("/api/v1/alerts?bogus=1"), &[], "");
+    assert_eq!((status, by.as_deref()), (400, Some(this.as_str())), "{body}");
+    assert!(body.contains("bogus"), "the refusal names the parameter: {body}");
+    let (status, by, body) = request("POST", &standby.url("/api/v1/events"), &[("content-type", "text/plain")], "");
+    assert_eq!((status, by.as_deref()), (400, Some(this.as_str())), "{body}");
+    let direct = active.post("/api/v1/events", "");
+    assert_eq!(direct.0, 400);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), serde_json::from_str::<Value>(&direct.1).unwrap());
+
+    // An event posted through the standby is taken by the active process.
+    let event = service::job_started(1, service::now_ms());
+    let (status, by, body) = request("POST", &standby.url("/api/v1/events"), &[("content-type", "text/plain")], &event);
+    assert_eq!((status, by.as_deref()), (200, Some(this.as_str())), "{body}");
+    wait_until_true(Duration::from_secs(10), "the posted event processed by the active process", || {
+        active.metric_sum("mon_events_total") >= 1.0
+    });
+
+    // The command center's page too.
+    let (status, by, page) = request("GET", &standby.url("/"), &[], "");
+    assert_eq!((status, by.as_deref()), (200, Some(this.as_str())));
+    assert!(page.contains("<html") || page.contains("<!doctype") || page.contains("<!DOCTYPE"), "{page}");
+
+    // The live stream comes through as it is written, not when it ends
+    // (it never does): its first event arrives.
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build().into();
+    let mut stream = agent.get(&standby.url("/api/v1/stream")).call().expect("the stream through the standby");
+    assert_eq!(stream.headers().get("mon-answered-by").and_then(|v| v.to_str().ok()), Some(this.as_str()));
+    let mut reader = stream.body_mut().as_reader();
+    let mut first = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !String::from_utf8_lossy(&first).contains("event: status") {
+        let read = std::io::Read::read(&mut reader, &mut chunk).expect("the stream's first event");
+        assert!(read > 0, "the stream ended: {}", String::from_utf8_lossy(&first));
+        first.extend_from_slice(&chunk[..read]);
+    }
+
+    // A request another process already forwarded is not passed on again:
+    // two processes that each took the other for the active one would pass
+    // it back and forth.
+    let (status, by, body) = request("GET", &standby.url("/api/v1/group"), &[("mon-forwarded-by", "elsewhere")], "");
+    assert_eq!((status, by), (503, None), "{body}");
+    assert!(body.contains("\"unavailable\"") && body.contains("elsewhere"), "{body}");
+
+    // Stopping (or taking over, which frees the port the same way), the
+    // standby ends the streams it passes on rather than wait for them.
+    let stopping = Instant::now();
+    assert_eq!(standby.terminate(), Some(0));
+    assert!(stopping.elapsed() < Duration::from_secs(4), "the open stream held the standby {:?}", stopping.elapsed());
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
+    assert_eq!(active.terminate(), Some(0));
+}

@@ -29,6 +29,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod forward;
 pub mod group;
 pub mod http;
 pub mod journal;
@@ -186,7 +187,13 @@ pub fn run_with(
     let failover = config.kafka.as_ref().filter(|k| k.failover).and_then(|k| Some((k, k.changelog_topic()?)));
     let (lease, followed, mut promoted_member) = match failover {
         Some((kafka, topic)) => {
-            let on = standby::Listen { address: listen, tls: tls.clone(), advertise: config.http.advertise.as_deref() };
+            let on = standby::Listen {
+                address: listen,
+                tls: tls.clone(),
+                advertise: config.http.advertise.as_deref(),
+                max_body_bytes: config.http.max_body_bytes,
+                trust: config.http.tls.as_ref().map(|t| t.cert.as_path()),
+            };
             match standby::wait(kafka, &topic, &kafka_context, &runtime, on, &stop)? {
                 Some(promoted) => {
                     // The port the standby was reached on (it may have been 0).

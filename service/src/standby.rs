@@ -3,8 +3,10 @@
 //! active process writes it, so that taking over costs the rest of the
 //! read and the replay of the journal since the last snapshot, not a read
 //! of the whole topic; and it answers `/healthz`, `/readyz` (503, "a
-//! standby") and `/metrics`, so that a supervisor neither restarts it nor
-//! sends it traffic. Once it is a member of the lease group, it announces
+//! standby") and `/metrics` itself, so that a supervisor does not restart
+//! it, and passes every other request on to the active process
+//! (`forward.rs`), so that any process answers for the group. Once it is
+//! a member of the lease group, it announces
 //! itself in the group's members topic (`group.rs`) with the role
 //! "standby", so that the active process can tell whether anyone would
 //! take over from it; on taking over, the same member record says
@@ -29,6 +31,7 @@ use axum::{Json, Router};
 use crate::changelog::Follower;
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
+use crate::forward::{forward, Forwarder};
 use crate::group::{Announcer, Member, MemberRole, Registry};
 use crate::kafka::Context;
 use crate::lease::Lease;
@@ -52,6 +55,12 @@ pub struct Listen<'a> {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `[http] advertise`: how the group's other processes reach it.
     pub advertise: Option<&'a str>,
+    /// `[http] max_body_bytes`: the largest request body it forwards.
+    pub max_body_bytes: usize,
+    /// `[http.tls] cert`: trusted when forwarding, besides the public
+    /// roots, so that a group serving HTTPS under a private authority
+    /// reaches its own members.
+    pub trust: Option<&'a std::path::Path>,
 }
 
 /// How long one turn of the wait reads the changelog before it looks at
@@ -72,7 +81,7 @@ pub fn wait(
     listen: Listen<'_>,
     stop: &AtomicBool,
 ) -> Result<Option<Promoted>, Error> {
-    let Listen { address: listen, tls, advertise } = listen;
+    let Listen { address: listen, tls, advertise, max_body_bytes, trust } = listen;
     let started = Instant::now();
     let metrics = context.metrics.clone();
     metrics.lease_held.set(0);
@@ -97,11 +106,16 @@ pub fn wait(
     let mut announcing = None;
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka) };
+    // Everything else goes on to the active process, found by reading the
+    // members topic as the active process itself does.
+    let forwarder = Forwarder::new(registry.clone(), max_body_bytes, trust, http_stopped.clone())?;
+    let _members_reader = read_members(registry.clone(), kafka, context)?;
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .with_state(standby);
+        .with_state(standby)
+        .fallback_service(Router::new().fallback(forward).with_state(forwarder));
     let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
     let mut followed = Follower::start(kafka, changelog_topic, context, runtime)?;
     tracing::info!(
@@ -174,6 +188,35 @@ pub fn wait(
         let _ = runtime.block_on(announcing);
     }
     outcome.map(|_| None)
+}
+
+/// Stops the standby's reader of the members topic when dropped, however
+/// the wait ends. Not joined: it ends within one poll of the topic
+/// (250 ms), which a take-over need not wait for; the service reads the
+/// topic into the same registry from then on.
+struct MembersReader(Arc<AtomicBool>);
+
+impl Drop for MembersReader {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads the members topic into `registry` on a thread of its own, as the
+/// active process does: the forwarder finds the active process there.
+fn read_members(registry: Registry, kafka: &KafkaConfig, context: &Context) -> Result<MembersReader, Error> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (kafka, context, stopped) = (kafka.clone(), context.clone(), stop.clone());
+    std::thread::Builder::new()
+        .name("mon-standby-members".into())
+        .spawn(move || {
+            let topic = crate::group::topic(&kafka);
+            if let Err(e) = crate::group::follow(registry, &kafka, context, &topic, &stopped) {
+                tracing::warn!(error = %e, "a standby cannot read its group's members: it forwards no requests");
+            }
+        })
+        .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot start the members' reader").caused_by(e))?;
+    Ok(MembersReader(stop))
 }
 
 #[derive(Clone)]

@@ -1,0 +1,246 @@
+//! A standby answers for its group: every request it does not serve
+//! itself (`/healthz`, `/readyz`, `/metrics`) goes on to the active
+//! process, found in the group's members topic, and the answer comes back
+//! as the active process gave it, streamed (the live event stream too).
+//! So a load balancer may send the API's and the command center's traffic
+//! to any process of a fail-over group (issue 14, "One view of the
+//! group").
+//!
+//! What it must not do: answer anything itself (the active process holds
+//! the state, and checks the caller's token and role as for any request),
+//! or forward a request that another process already forwarded: two
+//! processes that each believed the other active would pass it back and
+//! forth.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use serde_json::json;
+
+use crate::clock::wall_now;
+use crate::error::{Domain, Error, Retry};
+use crate::group::{MemberRole, Registry};
+use crate::http::error::{ApiError, ErrorCode};
+
+/// Names the process that forwarded a request; a request that carries it
+/// is never forwarded again.
+pub const FORWARDED_BY: &str = "mon-forwarded-by";
+
+/// On a forwarded answer: the member id of the process that gave it.
+pub const ANSWERED_BY: &str = "mon-answered-by";
+
+/// How long reaching the active process may take. A process that does
+/// not accept a connection in this time is taken as gone (the next one
+/// that says it is active is tried).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Headers about one connection, not the request (RFC 9110, 7.6.1), and
+/// `host`, which names this process: none of them is passed on.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+#[derive(Clone)]
+pub struct Forwarder {
+    registry: Registry,
+    client: reqwest::Client,
+    max_body_bytes: usize,
+    /// Set when the standby's server stops: answers still streaming (the
+    /// live event stream never ends by itself) end then, so that they do
+    /// not hold the port the process needs once it takes over.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Forwarder {
+    /// `extra_roots`: certificates (PEM) to trust besides the public
+    /// roots, for a group whose processes serve HTTPS under a private
+    /// authority (`[http.tls] cert`).
+    pub fn new(
+        registry: Registry,
+        max_body_bytes: usize,
+        extra_roots: Option<&std::path::Path>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<Self, Error> {
+        let refuse = |message: String| Error::new(Domain::Config, Retry::Never, message);
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mon/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = extra_roots {
+            let pem =
+                std::fs::read(path).map_err(|e| refuse(format!("cannot read {}", path.display())).caused_by(e))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| refuse(format!("{} holds no PEM certificate", path.display())).caused_by(e))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| refuse("cannot make the HTTP client".into()).caused_by(e))?;
+        Ok(Forwarder { registry, client, max_body_bytes, stop })
+    }
+
+    /// The base URLs of the live members that say they are active, the
+    /// most recently heard first: just after a fail-over the killed
+    /// process still counts as alive for a while, and is heard from no
+    /// more.
+    fn active_members(&self) -> Vec<(String, String)> {
+        let mut members: Vec<_> = self
+            .registry
+            .view(wall_now())
+            .members
+            .into_iter()
+            .filter(|m| m.alive && m.member.role == MemberRole::Active && m.member.member != self.registry.this)
+            .map(|m| m.member)
+            .collect();
+        members.sort_by(|a, b| b.seen_at.cmp(&a.seen_at));
+        members.into_iter().map(|m| (m.member, m.http)).collect()
+    }
+}
+
+/// The standby's fallback route: passes the request on to the active
+/// process and its answer back.
+pub async fn forward(State(forwarder): State<Forwarder>, request: Request) -> Response {
+    if let Some(by) = request.headers().get(FORWARDED_BY) {
+        let by = by.to_str().unwrap_or("another process");
+        let message = format!(
+            "{by} forwarded this request to this process as the group's active one, but this process is a standby: \
+             the group's active process may have just changed; try again"
+        );
+        return unavailable(message).into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, forwarder.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            let message = "the body is over the service's limit (`[http] max_body_bytes`)";
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                message,
+                json!({"field": "body"}),
+            )
+            .into_response();
+        }
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let headers = passed_on(&parts.headers, &forwarder.registry.this);
+    let active = forwarder.active_members();
+    if active.is_empty() {
+        return unavailable(
+            "this process is a standby, and no process of its group is active now (a fail-over may be under way); \
+             try again in a few seconds"
+                .into(),
+        )
+        .into_response();
+    }
+    let mut tried = Vec::new();
+    for (member, base) in active {
+        let url = format!("{base}{path}");
+        let sent = forwarder
+            .client
+            .request(parts.method.clone(), &url)
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(answer) => return answered(answer, &member, forwarder.stop.clone()),
+            // Only a process that could not be reached is passed over:
+            // once a request went out, sending it again could do twice
+            // what it asks (an acknowledgement, an activation).
+            Err(e) if e.is_connect() => {
+                tracing::debug!(error = %e, member, "the active process does not answer");
+                tried.push(base);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, member, path, "a request forwarded to the active process failed");
+                return unavailable(format!(
+                    "this process is a standby; the group's active process at {base} did not answer this request: \
+                     try again"
+                ))
+                .into_response();
+            }
+        }
+    }
+    unavailable(format!(
+        "this process is a standby, and the group's active process does not answer at {} (a fail-over may be under \
+         way); try again in a few seconds",
+        tried.join(", ")
+    ))
+    .into_response()
+}
+
+fn unavailable(message: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message, serde_json::Value::Null)
+}
+
+/// The request's headers as they go on: without those about this
+/// connection, and saying who forwarded it.
+fn passed_on(headers: &HeaderMap, this: &str) -> HeaderMap {
+    let mut out = without_hop_by_hop(headers);
+    if let Ok(value) = HeaderValue::from_str(this) {
+        out.insert(HeaderName::from_static(FORWARDED_BY), value);
+    }
+    out
+}
+
+fn without_hop_by_hop(headers: &HeaderMap) -> HeaderMap {
+    let mut out = headers.clone();
+    for name in HOP_BY_HOP {
+        out.remove(name);
+    }
+    out
+}
+
+/// The active process's answer, streamed back as it comes, until `stop`.
+fn answered(answer: reqwest::Response, member: &str, mut stop: tokio::sync::watch::Receiver<bool>) -> Response {
+    let status = answer.status();
+    let mut headers = without_hop_by_hop(answer.headers());
+    // The length is the body's, which is passed on unchanged; hyper sets
+    // it again from the stream if it can.
+    headers.remove(header::CONTENT_LENGTH);
+    if let Ok(value) = HeaderValue::from_str(member) {
+        headers.insert(HeaderName::from_static(ANSWERED_BY), value);
+    }
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    let mut response = Response::new(Body::from_stream(answer.bytes_stream().take_until(stopped)));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_on_the_request_headers_but_not_those_of_the_connection() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer mon_x"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("text/event-stream"));
+        headers.insert(header::HOST, HeaderValue::from_static("standby:8080"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        let out = passed_on(&headers, "host-1-2");
+        assert_eq!(out.get(header::AUTHORIZATION).unwrap(), "Bearer mon_x");
+        assert_eq!(out.get(header::ACCEPT).unwrap(), "text/event-stream");
+        assert_eq!(out.get(FORWARDED_BY).unwrap(), "host-1-2");
+        for gone in [header::HOST, header::CONNECTION, header::TRANSFER_ENCODING] {
+            assert!(out.get(&gone).is_none(), "{gone} passed on");
+        }
+    }
+}
