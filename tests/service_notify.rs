@@ -51,7 +51,7 @@ fn tick(offset_ms: i64) -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    service::free_address().rsplit_once(':').and_then(|(_, port)| port.parse().ok()).expect("a port")
 }
 
 /// Rules with the given channels, all notified by one trade workflow.

@@ -15,11 +15,28 @@ pub struct Service {
     pub log: PathBuf,
 }
 
-/// A free TCP port on loopback (bound and released: the OS may reuse it,
-/// which is good enough for a test).
+/// A free TCP port on loopback, for a process the test starts later.
+///
+/// Why not port 0 (bind, read the port, release): the kernel takes port 0
+/// from the ephemeral range, the same range every outgoing connection's
+/// local port comes from, and the Kafka clients of the processes under
+/// test open many; one of them took such a port before the process meant
+/// to listen on it did (a test failed so). Ports below that range are
+/// never handed out on their own: this takes one there, spread by process
+/// id and a counter, and checks that it is free now.
 pub fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("address").to_string()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000; // up to 32,000; the ephemeral range starts at 32,768 on Linux
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..COUNT {
+        let port = FIRST + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            return listener.local_addr().expect("address").to_string();
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + COUNT);
 }
 
 /// A config file for a Kafka-fed service with quick group joins.
