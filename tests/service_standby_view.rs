@@ -178,6 +178,14 @@ fn a_standby_passes_what_it_does_not_answer_itself_on_to_the_active_process() {
     let view: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(view["this"], this.as_str(), "the active process answered: {view}");
 
+    // The page's readiness, asked through the standby, is the active
+    // process's: the group monitors. A probe's is the standby's own.
+    let (status, by, body) = request("GET", &standby.url("/readyz"), &[("mon-readiness", "group")], "");
+    assert_eq!((status, by.as_deref()), (200, Some(this.as_str())), "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ready"], true, "{body}");
+    let (status, by, _) = request("GET", &standby.url("/readyz"), &[], "");
+    assert_eq!((status, by), (503, None));
+
     // The query string and the method and body go on unchanged: the active
     // process's own refusals come back.
     let (status, by, body) = request("GET", &standby.url("/api/v1/alerts?bogus=1"), &[], "");

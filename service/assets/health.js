@@ -42,7 +42,9 @@ async function readHealth() {
   const lines = [];
   let monitoring = true;
   try {
-    const ready = await fetch("/readyz");
+    // The readiness of the process that answers this page's API: through
+    // a standby of a fail-over group, the active one's (docs/service.md).
+    const ready = await fetch("/readyz", { headers: { "mon-readiness": "group" } });
     if (ready.status === 503) {
       monitoring = false;
       const body = await ready.json().catch(() => ({ reasons: [] }));

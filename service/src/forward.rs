@@ -33,6 +33,13 @@ pub const FORWARDED_BY: &str = "mon-forwarded-by";
 /// On a forwarded answer: the member id of the process that gave it.
 pub const ANSWERED_BY: &str = "mon-answered-by";
 
+/// `mon-readiness: group` on `GET /readyz` asks for the readiness of the
+/// process that answers the API, not of the one asked: a standby passes
+/// it on. The command center sends it, so that a page served through a
+/// standby says whether the group monitors; probes do not, so that a
+/// supervisor still sees a standby as not ready.
+pub const READINESS_OF: &str = "mon-readiness";
+
 /// How long reaching the active process may take. A process that does
 /// not accept a connection in this time is taken as gone (the next one
 /// that says it is active is tried).
@@ -112,38 +119,36 @@ impl Forwarder {
 /// The standby's fallback route: passes the request on to the active
 /// process and its answer back.
 pub async fn forward(State(forwarder): State<Forwarder>, request: Request) -> Response {
+    match pass_on(&forwarder, request).await {
+        Ok(answer) => answer,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// The active process's answer to `request`, or why there is none (the
+/// error says it in the API's shape).
+pub async fn pass_on(forwarder: &Forwarder, request: Request) -> Result<Response, ApiError> {
     if let Some(by) = request.headers().get(FORWARDED_BY) {
         let by = by.to_str().unwrap_or("another process");
-        let message = format!(
+        return Err(unavailable(format!(
             "{by} forwarded this request to this process as the group's active one, but this process is a standby: \
              the group's active process may have just changed; try again"
-        );
-        return unavailable(message).into_response();
+        )));
     }
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, forwarder.max_body_bytes).await {
-        Ok(body) => body,
-        Err(_) => {
-            let message = "the body is over the service's limit (`[http] max_body_bytes`)";
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-                message,
-                json!({"field": "body"}),
-            )
-            .into_response();
-        }
-    };
+    let body = axum::body::to_bytes(body, forwarder.max_body_bytes).await.map_err(|_| {
+        let message = "the body is over the service's limit (`[http] max_body_bytes`)";
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, message, json!({"field": "body"}))
+    })?;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = passed_on(&parts.headers, &forwarder.registry.this);
     let active = forwarder.active_members();
     if active.is_empty() {
-        return unavailable(
+        return Err(unavailable(
             "this process is a standby, and no process of its group is active now (a fail-over may be under way); \
              try again in a few seconds"
                 .into(),
-        )
-        .into_response();
+        ));
     }
     let mut tried = Vec::new();
     for (member, base) in active {
@@ -156,7 +161,7 @@ pub async fn forward(State(forwarder): State<Forwarder>, request: Request) -> Re
             .send()
             .await;
         match sent {
-            Ok(answer) => return answered(answer, &member, forwarder.stop.clone()),
+            Ok(answer) => return Ok(answered(answer, &member, forwarder.stop.clone())),
             // Only a process that could not be reached is passed over:
             // once a request went out, sending it again could do twice
             // what it asks (an acknowledgement, an activation).
@@ -166,20 +171,18 @@ pub async fn forward(State(forwarder): State<Forwarder>, request: Request) -> Re
             }
             Err(e) => {
                 tracing::warn!(error = %e, member, path, "a request forwarded to the active process failed");
-                return unavailable(format!(
+                return Err(unavailable(format!(
                     "this process is a standby; the group's active process at {base} did not answer this request: \
                      try again"
-                ))
-                .into_response();
+                )));
             }
         }
     }
-    unavailable(format!(
+    Err(unavailable(format!(
         "this process is a standby, and the group's active process does not answer at {} (a fail-over may be under \
          way); try again in a few seconds",
         tried.join(", ")
-    ))
-    .into_response()
+    )))
 }
 
 fn unavailable(message: String) -> ApiError {

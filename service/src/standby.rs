@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -31,7 +31,7 @@ use axum::{Json, Router};
 use crate::changelog::Follower;
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
-use crate::forward::{forward, Forwarder};
+use crate::forward::{forward, pass_on, Forwarder, READINESS_OF};
 use crate::group::{Announcer, Member, MemberRole, Registry};
 use crate::kafka::Context;
 use crate::lease::Lease;
@@ -105,10 +105,10 @@ pub fn wait(
     let (announce_stop, announce_stopped) = tokio::sync::watch::channel(false);
     let mut announcing = None;
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
-    let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka) };
     // Everything else goes on to the active process, found by reading the
     // members topic as the active process itself does.
     let forwarder = Forwarder::new(registry.clone(), max_body_bytes, trust, http_stopped.clone())?;
+    let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka), forwarder: forwarder.clone() };
     let _members_reader = read_members(registry.clone(), kafka, context)?;
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -223,6 +223,7 @@ fn read_members(registry: Registry, kafka: &KafkaConfig, context: &Context) -> R
 struct Standby {
     metrics: Arc<Metrics>,
     lease: String,
+    forwarder: Forwarder,
 }
 
 /// The main API's readiness shape, so the page's health strip and probes
@@ -233,12 +234,21 @@ struct Readiness {
     reasons: Vec<String>,
 }
 
-async fn readyz(State(standby): State<Standby>) -> Response {
-    let reason = format!(
-        "a standby: another process of the group holds the lease {}; this one follows the changelog and takes \
-         over when that one stops",
-        standby.lease
-    );
+/// Not ready: a standby; or, asked for the group's readiness
+/// (`mon-readiness: group`, the command center), the active process's.
+async fn readyz(State(standby): State<Standby>, request: Request) -> Response {
+    let reason = if request.headers().get(READINESS_OF).is_some_and(|of| of == "group") {
+        match pass_on(&standby.forwarder, request).await {
+            Ok(answer) => return answer,
+            Err(refusal) => refusal.message,
+        }
+    } else {
+        format!(
+            "a standby: another process of the group holds the lease {}; this one follows the changelog and takes \
+             over when that one stops",
+            standby.lease
+        )
+    };
     (StatusCode::SERVICE_UNAVAILABLE, Json(Readiness { ready: false, reasons: vec![reason] })).into_response()
 }
 
