@@ -231,6 +231,12 @@ fn a_standby_passes_what_it_does_not_answer_itself_on_to_the_active_process() {
     assert_eq!((status, by), (503, None), "{body}");
     assert!(body.contains("\"unavailable\"") && body.contains("elsewhere"), "{body}");
 
+    // Counted on the standby: the requests above were answered; the
+    // refused second hop, and the tries before the standby knew the active
+    // process, were not.
+    assert!(standby.metric("mon_forwarded_requests_total{outcome=\"answered\"}").is_some_and(|n| n >= 8.0));
+    assert!(standby.metric("mon_forwarded_requests_total{outcome=\"unavailable\"}").is_some_and(|n| n >= 1.0));
+
     // Stopping (or taking over, which frees the port the same way), the
     // standby ends the streams it passes on rather than wait for them.
     let stopping = Instant::now();

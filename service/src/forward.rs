@@ -12,6 +12,7 @@
 //! processes that each believed the other active would pass it back and
 //! forth.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -25,6 +26,7 @@ use crate::clock::wall_now;
 use crate::error::{Domain, Error, Retry};
 use crate::group::{MemberRole, Registry};
 use crate::http::error::{ApiError, ErrorCode};
+use crate::metrics::{Metrics, OutcomeLabels};
 
 /// Names the process that forwarded a request; a request that carries it
 /// is never forwarded again.
@@ -68,6 +70,7 @@ pub struct Forwarder {
     /// live event stream never ends by itself) end then, so that they do
     /// not hold the port the process needs once it takes over.
     stop: tokio::sync::watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Forwarder {
@@ -95,7 +98,19 @@ impl Forwarder {
             }
         }
         let client = builder.build().map_err(|e| refuse("cannot make the HTTP client".into()).caused_by(e))?;
-        Ok(Forwarder { registry, client, max_body_bytes, stop })
+        Ok(Forwarder { registry, client, max_body_bytes, stop, metrics: None })
+    }
+
+    /// Counts what it passes on in `mon_forwarded_requests_total`.
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, outcome: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.forwarded_requests.get_or_create(&OutcomeLabels { outcome }).inc();
+        }
     }
 
     /// The base URLs of the live members that say they are active, the
@@ -128,6 +143,12 @@ pub async fn forward(State(forwarder): State<Forwarder>, request: Request) -> Re
 /// The active process's answer to `request`, or why there is none (the
 /// error says it in the API's shape).
 pub async fn pass_on(forwarder: &Forwarder, request: Request) -> Result<Response, ApiError> {
+    let passed = try_pass_on(forwarder, request).await;
+    forwarder.count(if passed.is_ok() { "answered" } else { "unavailable" });
+    passed
+}
+
+async fn try_pass_on(forwarder: &Forwarder, request: Request) -> Result<Response, ApiError> {
     if let Some(by) = request.headers().get(FORWARDED_BY) {
         let by = by.to_str().unwrap_or("another process");
         return Err(unavailable(format!(
@@ -245,5 +266,42 @@ mod tests {
         for gone in [header::HOST, header::CONNECTION, header::TRANSFER_ENCODING] {
             assert!(out.get(&gone).is_none(), "{gone} passed on");
         }
+    }
+
+    /// A standby of a group serving HTTPS under a certificate of its own
+    /// (self-signed here) reaches the active process because it trusts
+    /// `[http.tls] cert`; without that, it could not.
+    #[tokio::test]
+    async fn reaches_an_active_process_serving_https_under_the_groups_own_certificate() {
+        use crate::group::{MemberRole, Registry};
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let tls = crate::tls::server_config(&crate::config::TlsConfig { cert: cert.clone(), key }).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let active_app = axum::Router::new().route("/api/v1/group", axum::routing::get(|| async { "the active one" }));
+        tokio::spawn(crate::tls::serve(listener, active_app, Some(tls), stopped.clone()));
+
+        let (standby, _) = Registry::new("g", "https://127.0.0.1:1".into(), MemberRole::Standby);
+        let (_, active) = Registry::new("g", format!("https://127.0.0.1:{port}"), MemberRole::Active);
+        let active_id = format!("{}-active", active.member);
+        standby.heard(crate::group::Member { member: active_id.clone(), ..active });
+        let request = || Request::builder().uri("/api/v1/group").body(Body::empty()).unwrap();
+
+        let trusting = Forwarder::new(standby.clone(), 1 << 20, Some(&cert), stopped.clone()).unwrap();
+        let answer = pass_on(&trusting, request()).await.expect("the active process reached over HTTPS");
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.headers().get(ANSWERED_BY).unwrap(), active_id.as_str());
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(&body[..], b"the active one");
+
+        let public_roots_only = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let refused = pass_on(&public_roots_only, request()).await.expect_err("a certificate no public root signed");
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.message);
+        let _ = stop.send(true);
     }
 }

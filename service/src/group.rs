@@ -161,7 +161,7 @@ impl Registry {
         (registry, member)
     }
 
-    fn heard(&self, member: Member) {
+    pub(crate) fn heard(&self, member: Member) {
         if let Ok(mut members) = self.members.write() {
             members.insert(member.member.clone(), member);
         }

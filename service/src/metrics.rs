@@ -29,6 +29,11 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
 /// A Kafka client error by its librdkafka code (`BrokerTransportFailure`,
 /// `AllBrokersDown`...): a closed set, whatever the brokers say.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -76,6 +81,8 @@ pub struct Metrics {
     /// With fail-over on, on the active process: the standbys it hears
     /// from (`group.rs`); 0 otherwise.
     pub standbys_alive: Gauge,
+    /// On a standby: requests passed on to the active process, by outcome.
+    pub forwarded_requests: Family<OutcomeLabels, Counter>,
     /// Notifications accepted by their receiver.
     pub notifications_sent: Family<ChannelLabels, Counter>,
     /// Notifications refused for good (in the failed log).
@@ -163,6 +170,13 @@ impl Metrics {
              take over if it stopped; 0 without fail-over",
             standbys_alive.clone(),
         );
+        let forwarded_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "forwarded_requests",
+            "On a standby of a fail-over group: requests passed on to the active process, by outcome (`answered`: \
+             whatever its status; `unavailable`: no active process could be reached)",
+            forwarded_requests.clone(),
+        );
         let notifications_sent = Family::<ChannelLabels, Counter>::default();
         registry.register(
             "notifications_sent",
@@ -212,6 +226,7 @@ impl Metrics {
             partitions_elsewhere,
             lease_held,
             standbys_alive,
+            forwarded_requests,
             state_open: AtomicBool::new(false),
             kafka_assigned: AtomicBool::new(false),
             kafka_problem: Mutex::new(None),

@@ -107,7 +107,8 @@ pub fn wait(
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     // Everything else goes on to the active process, found by reading the
     // members topic as the active process itself does.
-    let forwarder = Forwarder::new(registry.clone(), max_body_bytes, trust, http_stopped.clone())?;
+    let forwarder =
+        Forwarder::new(registry.clone(), max_body_bytes, trust, http_stopped.clone())?.counting(metrics.clone());
     let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka), forwarder: forwarder.clone() };
     let _members_reader = read_members(registry.clone(), kafka, context)?;
     let app = Router::new()
