@@ -1,5 +1,5 @@
 //! A standby answers for its group: every request it does not serve
-//! itself (`/healthz`, `/readyz`, `/metrics`) goes on to the active
+//! itself (`GET /healthz`, `/readyz`, `/metrics`) goes on to the active
 //! process, found in the group's members topic, and the answer comes back
 //! as the active process gave it, streamed (the live event stream too).
 //! So a load balancer may send the API's and the command center's traffic
@@ -7,10 +7,11 @@
 //! group").
 //!
 //! What it must not do: answer anything itself (the active process holds
-//! the state, and checks the caller's token and role as for any request),
-//! or forward a request that another process already forwarded: two
-//! processes that each believed the other active would pass it back and
-//! forth.
+//! the state, and checks the caller's token and role as for any request);
+//! send a request twice (once it went out, it may have been applied: an
+//! acknowledgement, an activation); or forward a request that another
+//! process already forwarded: two processes that each believed the other
+//! active would pass it back and forth.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,8 +48,20 @@ pub const READINESS_OF: &str = "mon-readiness";
 /// that says it is active is tried).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Headers about one connection, not the request (RFC 9110, 7.6.1), and
-/// `host`, which names this process: none of them is passed on.
+/// How long the active process may take to begin its answer (its status
+/// and headers; a stream's body may then go on for as long as it likes).
+/// Every answer of the API begins well within it; a process that accepted
+/// the connection and then froze does not hold the caller forever.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A member's record that says it was seen this far in the future is not
+/// believed: clocks of a group differ by less, and such a record would
+/// otherwise count as alive for good and sort first.
+const CLOCK_SKEW_ALLOWED_MS: i64 = 30_000;
+
+/// Headers about one connection, not the message (RFC 9110, 7.6.1), and
+/// `host`, which names this process: none of them is passed on, in either
+/// direction, nor any header that `connection` names.
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
@@ -67,8 +80,8 @@ pub struct Forwarder {
     client: reqwest::Client,
     max_body_bytes: usize,
     /// Set when the standby's server stops: answers still streaming (the
-    /// live event stream never ends by itself) end then, so that they do
-    /// not hold the port the process needs once it takes over.
+    /// live event stream never ends by itself) end then, so that the
+    /// server's stop, and a take-over behind it, does not wait for them.
     stop: tokio::sync::watch::Receiver<bool>,
     metrics: Option<Arc<Metrics>>,
 }
@@ -86,6 +99,8 @@ impl Forwarder {
         let refuse = |message: String| Error::new(Domain::Config, Retry::Never, message);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_keepalive(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mon/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = extra_roots {
@@ -113,21 +128,26 @@ impl Forwarder {
         }
     }
 
-    /// The base URLs of the live members that say they are active, the
-    /// most recently heard first: just after a fail-over the killed
-    /// process still counts as alive for a while, and is heard from no
-    /// more.
+    /// (member id, base URL) of the live members that say they are
+    /// active, the most recently heard first: just after a fail-over the
+    /// killed process still counts as alive for a while, and is heard
+    /// from no more.
     fn active_members(&self) -> Vec<(String, String)> {
-        let mut members: Vec<_> = self
+        let now = wall_now();
+        let mut members: Vec<(i64, String, String)> = self
             .registry
-            .view(wall_now())
+            .view(now)
             .members
             .into_iter()
             .filter(|m| m.alive && m.member.role == MemberRole::Active && m.member.member != self.registry.this)
-            .map(|m| m.member)
+            .filter(|m| m.member.http.starts_with("http://") || m.member.http.starts_with("https://"))
+            .filter_map(|m| {
+                let seen = mon_stdlib::time::parse_rfc3339(&m.member.seen_at)?;
+                (seen <= now + CLOCK_SKEW_ALLOWED_MS).then_some((seen, m.member.member, m.member.http))
+            })
             .collect();
-        members.sort_by(|a, b| b.seen_at.cmp(&a.seen_at));
-        members.into_iter().map(|m| (m.member, m.http)).collect()
+        members.sort_by(|a, b| b.0.cmp(&a.0));
+        members.into_iter().map(|(_, member, http)| (member, http)).collect()
     }
 }
 
@@ -140,74 +160,102 @@ pub async fn forward(State(forwarder): State<Forwarder>, request: Request) -> Re
     }
 }
 
+/// Why a request got no answer from the active process, for the metric.
+enum NotPassed {
+    /// Not sent: no active process known or reachable, or a second hop.
+    Unavailable(ApiError),
+    /// The body is over the limit, or could not be read.
+    Refused(ApiError),
+    /// Sent, and no answer came back: it may have been applied.
+    Failed(ApiError),
+}
+
 /// The active process's answer to `request`, or why there is none (the
 /// error says it in the API's shape).
 pub async fn pass_on(forwarder: &Forwarder, request: Request) -> Result<Response, ApiError> {
-    let passed = try_pass_on(forwarder, request).await;
-    forwarder.count(if passed.is_ok() { "answered" } else { "unavailable" });
+    let (outcome, passed) = match try_pass_on(forwarder, request).await {
+        Ok(answer) => ("answered", Ok(answer)),
+        Err(NotPassed::Unavailable(e)) => ("unavailable", Err(e)),
+        Err(NotPassed::Refused(e)) => ("refused", Err(e)),
+        Err(NotPassed::Failed(e)) => ("failed", Err(e)),
+    };
+    forwarder.count(outcome);
     passed
 }
 
-async fn try_pass_on(forwarder: &Forwarder, request: Request) -> Result<Response, ApiError> {
+async fn try_pass_on(forwarder: &Forwarder, request: Request) -> Result<Response, NotPassed> {
     if let Some(by) = request.headers().get(FORWARDED_BY) {
         let by = by.to_str().unwrap_or("another process");
-        return Err(unavailable(format!(
+        return Err(NotPassed::Unavailable(ApiError::unavailable(format!(
             "{by} forwarded this request to this process as the group's active one, but this process is a standby: \
              the group's active process may have just changed; try again"
+        ))));
+    }
+    // Before the body is read: without an active process there is no one
+    // to read it for.
+    let active = forwarder.active_members();
+    if active.is_empty() {
+        return Err(NotPassed::Unavailable(ApiError::unavailable(
+            "this process is a standby, and no process of its group is active now (a fail-over may be under way); \
+             try again in a few seconds",
         )));
     }
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, forwarder.max_body_bytes).await.map_err(|_| {
-        let message = "the body is over the service's limit (`[http] max_body_bytes`)";
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, message, json!({"field": "body"}))
-    })?;
+    let body = read_body(body, forwarder.max_body_bytes).await.map_err(NotPassed::Refused)?;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let headers = passed_on(&parts.headers, &forwarder.registry.this);
-    let active = forwarder.active_members();
-    if active.is_empty() {
-        return Err(unavailable(
-            "this process is a standby, and no process of its group is active now (a fail-over may be under way); \
-             try again in a few seconds"
-                .into(),
-        ));
-    }
-    let mut tried = Vec::new();
     for (member, base) in active {
         let url = format!("{base}{path}");
-        let sent = forwarder
-            .client
-            .request(parts.method.clone(), &url)
-            .headers(headers.clone())
-            .body(body.clone())
-            .send()
-            .await;
-        match sent {
-            Ok(answer) => return Ok(answered(answer, &member, forwarder.stop.clone())),
+        let request = forwarder.client.request(parts.method.clone(), &url).headers(headers.clone()).body(body.clone());
+        match tokio::time::timeout(ANSWER_TIMEOUT, request.send()).await {
+            Ok(Ok(answer)) => return Ok(answered(answer, &member, forwarder.stop.clone())),
             // Only a process that could not be reached is passed over:
-            // once a request went out, sending it again could do twice
-            // what it asks (an acknowledgement, an activation).
-            Err(e) if e.is_connect() => {
-                tracing::debug!(error = %e, member, "the active process does not answer");
-                tried.push(base);
+            // the request never left for it.
+            Ok(Err(e)) if e.is_connect() => {
+                tracing::info!(error = %e, member, url = base, "the active process does not answer: trying the next");
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, member, path, "a request forwarded to the active process failed");
-                return Err(unavailable(format!(
-                    "this process is a standby; the group's active process at {base} did not answer this request: \
-                     try again"
-                )));
+                return Err(NotPassed::Failed(sent_unanswered()));
+            }
+            Err(_) => {
+                tracing::warn!(member, path, "the active process did not answer a forwarded request in time");
+                return Err(NotPassed::Failed(sent_unanswered()));
             }
         }
     }
-    Err(unavailable(format!(
-        "this process is a standby, and the group's active process does not answer at {} (a fail-over may be under \
-         way); try again in a few seconds",
-        tried.join(", ")
+    Err(NotPassed::Unavailable(ApiError::unavailable(
+        "this process is a standby, and the group's active process does not answer (a fail-over may be under way); \
+         try again in a few seconds",
     )))
 }
 
-fn unavailable(message: String) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, message, serde_json::Value::Null)
+/// A request that reached the active process, with no answer back: 502,
+/// and not "try again", since it may have been applied.
+fn sent_unanswered() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        ErrorCode::Unavailable,
+        "this process is a standby: it passed the request on to the group's active process, and no answer came \
+         back; the request may have been applied, so check before repeating it",
+        serde_json::Value::Null,
+    )
+}
+
+/// The whole body, up to the service's limit (`[http] max_body_bytes`), as
+/// the active process would take it.
+async fn read_body(body: Body, max_body_bytes: usize) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(body, max_body_bytes).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            "the body is over the service's limit (`[http] max_body_bytes`)",
+            json!({ "field": "body" }),
+        )),
+        Err(e) => Err(ApiError::invalid("body", format!("cannot read the body: {e}"))),
+    }
 }
 
 /// The request's headers as they go on: without those about this
@@ -222,19 +270,27 @@ fn passed_on(headers: &HeaderMap, this: &str) -> HeaderMap {
 
 fn without_hop_by_hop(headers: &HeaderMap) -> HeaderMap {
     let mut out = headers.clone();
-    for name in HOP_BY_HOP {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
         out.remove(name);
     }
     out
 }
 
 /// The active process's answer, streamed back as it comes, until `stop`.
+/// Its `content-length` is kept: an answer cut short by `stop` then ends
+/// the connection as an error, and the caller can tell; a stream without
+/// a length (the event stream) simply ends.
 fn answered(answer: reqwest::Response, member: &str, mut stop: tokio::sync::watch::Receiver<bool>) -> Response {
     let status = answer.status();
     let mut headers = without_hop_by_hop(answer.headers());
-    // The length is the body's, which is passed on unchanged; hyper sets
-    // it again from the stream if it can.
-    headers.remove(header::CONTENT_LENGTH);
     if let Ok(value) = HeaderValue::from_str(member) {
         headers.insert(HeaderName::from_static(ANSWERED_BY), value);
     }
@@ -259,7 +315,10 @@ mod tests {
         headers.insert(header::HOST, HeaderValue::from_static("standby:8080"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Hop"));
+        headers.insert("x-hop", HeaderValue::from_static("only for this connection"));
         let out = passed_on(&headers, "host-1-2");
+        assert!(out.get("x-hop").is_none(), "a header named by `connection` passed on");
         assert_eq!(out.get(header::AUTHORIZATION).unwrap(), "Bearer mon_x");
         assert_eq!(out.get(header::ACCEPT).unwrap(), "text/event-stream");
         assert_eq!(out.get(FORWARDED_BY).unwrap(), "host-1-2");
@@ -302,6 +361,32 @@ mod tests {
         let public_roots_only = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
         let refused = pass_on(&public_roots_only, request()).await.expect_err("a certificate no public root signed");
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.message);
+        assert!(refused.message.contains("does not answer"), "refused before anything was sent: {}", refused.message);
         let _ = stop.send(true);
+    }
+
+    /// A member record dated in the future is not believed (it would count
+    /// as alive for good and sort first), and of two active members the
+    /// one heard from last comes first.
+    #[test]
+    fn takes_the_active_member_heard_from_last_and_none_from_the_future() {
+        use crate::group::{MemberRole, Registry};
+        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
+        let (_, active) = Registry::new("g", "http://127.0.0.1:2".into(), MemberRole::Active);
+        let at = |ms: i64| mon_stdlib::time::format_rfc3339(wall_now() + ms);
+        let record = |id: &str, http: &str, seen_ms: i64| crate::group::Member {
+            member: id.into(),
+            http: http.into(),
+            seen_at: at(seen_ms),
+            ..active.clone()
+        };
+        standby.heard(record("earlier", "http://earlier:1", -2_500));
+        standby.heard(record("later", "http://later:1", -500));
+        standby.heard(record("future", "http://future:1", 3_600_000));
+        standby.heard(record("not-http", "file:///etc/passwd", 0));
+        let (_, stopped) = tokio::sync::watch::channel(false);
+        let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let ids: Vec<String> = forwarder.active_members().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["later", "earlier"]);
     }
 }

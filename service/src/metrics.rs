@@ -173,8 +173,9 @@ impl Metrics {
         let forwarded_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "forwarded_requests",
-            "On a standby of a fail-over group: requests passed on to the active process, by outcome (`answered`: \
-             whatever its status; `unavailable`: no active process could be reached)",
+            "On a standby of a fail-over group: requests for the active process, by outcome (`answered`: whatever \
+             its status; `unavailable`: not sent, no active process could be reached; `refused`: a body over the \
+             limit or unreadable; `failed`: sent, and no answer came back)",
             forwarded_requests.clone(),
         );
         let notifications_sent = Family::<ChannelLabels, Counter>::default();

@@ -212,8 +212,16 @@ fn read_members(registry: Registry, kafka: &KafkaConfig, context: &Context) -> R
         .name("mon-standby-members".into())
         .spawn(move || {
             let topic = crate::group::topic(&kafka);
-            if let Err(e) = crate::group::follow(registry, &kafka, context, &topic, &stopped) {
-                tracing::warn!(error = %e, "a standby cannot read its group's members: it forwards no requests");
+            // Again after a failure (a broker away at start), for as long
+            // as the standby waits: without it, it forwards nothing.
+            while !stopped.load(Ordering::Relaxed) {
+                match crate::group::follow(registry.clone(), &kafka, context.clone(), &topic, &stopped) {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a standby cannot read its group's members: it forwards no requests until it can");
+                        std::thread::sleep(Duration::from_secs(2));
+                    }
+                }
             }
         })
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot start the members' reader").caused_by(e))?;

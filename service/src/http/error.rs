@@ -37,7 +37,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 503 with `Retry-After`: the input queue is full.
     Busy,
-    /// 503: shutting down, or not able to answer now.
+    /// 503: shutting down, or not able to answer now; 502 from a standby
+    /// whose forwarded request got no answer back (it may have been applied).
     Unavailable,
     /// 500: a failure of the service itself; the details are in its log.
     Internal,
