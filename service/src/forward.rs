@@ -146,7 +146,7 @@ impl Forwarder {
                 (seen <= now + CLOCK_SKEW_ALLOWED_MS).then_some((seen, m.member.member, m.member.http))
             })
             .collect();
-        members.sort_by(|a, b| b.0.cmp(&a.0));
+        members.sort_by_key(|(seen, ..)| std::cmp::Reverse(*seen));
         members.into_iter().map(|(_, member, http)| (member, http)).collect()
     }
 }

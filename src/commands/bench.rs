@@ -53,7 +53,7 @@ pub struct Args {
     stall_rate: f64,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Measure the engine alone (skip the decode + engine run and, with
+    /// Measure the engine alone (skip the decode + engine runs and, with
     /// `--workflows`, the run without the filter index).
     #[arg(long)]
     engine_only: bool,

@@ -23,20 +23,27 @@ pub struct Service {
 /// test open many; one of them took such a port before the process meant
 /// to listen on it did (a test failed so). Ports below that range are
 /// never handed out on their own: this takes one there, spread by process
-/// id and a counter, and checks that it is free now.
+/// id and a counter, and checks that it is free now (another test may
+/// still take it before the process binds it, as with any such choice).
 pub fn free_address() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000; // up to 32,000; the ephemeral range starts at 32,768 on Linux
+    const FIRST: u32 = 10_000;
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    // The first ephemeral port (32,768 unless the machine says otherwise).
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    assert!(ephemeral > FIRST + 1_000, "the ephemeral ports start at {ephemeral}: no room below them");
+    let count = ephemeral - FIRST;
     let start = std::process::id().wrapping_mul(7_919);
-    for _ in 0..COUNT {
-        let port = FIRST + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % COUNT;
+    for _ in 0..count {
+        let port = FIRST + start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % count;
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
             return listener.local_addr().expect("address").to_string();
         }
     }
-    panic!("no free port between {FIRST} and {}", FIRST + COUNT);
+    panic!("no free port between {FIRST} and {ephemeral}");
 }
 
 /// A config file for a Kafka-fed service with quick group joins.

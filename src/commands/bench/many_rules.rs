@@ -18,7 +18,7 @@ use mon_runtime::event::{Decoded, Decoder};
 use mon_runtime::simulate::NumberedLine;
 use mon_runtime::{Engine, Kind, Record};
 
-use crate::commands::simulate::pipeline::decode_ahead;
+use crate::commands::simulate::pipeline::{decode_ahead, decode_input};
 use crate::rng::SplitMix64;
 use crate::Outcome;
 
@@ -81,10 +81,11 @@ fn generate(workflows: u64, events: u64, stall_rate: f64, seed: u64) -> (Vec<Str
 enum Mode {
     /// Decoded before the clock starts: the engine alone.
     Predecoded,
-    /// Decoded in batches on the engine's thread.
+    /// Decoded in batches on the engine's thread, by `mon simulate`'s own
+    /// reader (`simulate::pipeline::decode_input`).
     OneThread,
-    /// Decoded on a second thread ahead of the engine, through `mon
-    /// simulate`'s own pipeline (`simulate::pipeline::decode_ahead`).
+    /// Decoded on a second thread ahead of the engine, by the same reader
+    /// (`simulate::pipeline::decode_ahead`).
     TwoThreads,
 }
 
@@ -92,6 +93,17 @@ fn event_of(line: &NumberedLine) -> Option<&mon_runtime::Event> {
     match line {
         NumberedLine::Text { decoded: Decoded::Event(event), .. } => Some(event),
         _ => None,
+    }
+}
+
+/// One batch of decoded lines through the engine, prefetching ahead as
+/// the service and `mon simulate` do.
+fn take_batch(engine: &mut Engine, lines: &[NumberedLine], step: &mut impl FnMut(&mut Engine, &mon_runtime::Event)) {
+    for (n, line) in lines.iter().enumerate() {
+        engine.prefetch_ahead(&lines[n + 1..], event_of);
+        if let Some(event) = event_of(line) {
+            step(engine, event);
+        }
     }
 }
 
@@ -120,16 +132,16 @@ fn run_once(
             .collect(),
         Mode::OneThread | Mode::TwoThreads => Vec::new(),
     };
-    // The pipeline reads bytes, as from a file; joined before the clock
+    // The reader takes bytes, as from a file; joined before the clock
     // starts, as the file would be on disk.
     let text = match mode {
-        Mode::TwoThreads => lines.join("\n").into_bytes(),
-        Mode::Predecoded | Mode::OneThread => Vec::new(),
+        Mode::OneThread | Mode::TwoThreads => lines.join("\n").into_bytes(),
+        Mode::Predecoded => Vec::new(),
     };
     let start = Instant::now();
-    let mut step = |engine: &mut Engine, event: &mon_runtime::Event, out: &mut Vec<Record>| {
-        engine.advance(event.time, false, out);
-        engine.process(event, out);
+    let mut step = |engine: &mut Engine, event: &mon_runtime::Event| {
+        engine.advance(event.time, false, &mut out);
+        engine.process(event, &mut out);
         engine.clearances.clear();
         missing += out.iter().filter(|r| r.kind == Kind::Missing).count() as u64;
         out.clear();
@@ -138,32 +150,15 @@ fn run_once(
         Mode::Predecoded => {
             for (n, event) in decoded.iter().enumerate() {
                 engine.prefetch_ahead(&decoded[n + 1..], |e| Some(e));
-                step(&mut engine, event, &mut out);
+                step(&mut engine, event);
             }
         }
-        Mode::OneThread => {
-            // In batches, as `mon simulate` and the service hand lines
-            // over, so the engine can prefetch ahead.
-            let mut batch = Vec::with_capacity(super::DECODE_BATCH);
-            for chunk in lines.chunks(super::DECODE_BATCH) {
-                batch.extend(chunk.iter().filter_map(|line| match decoder.decode(line) {
-                    Decoded::Event(event) => Some(event),
-                    _ => None,
-                }));
-                for (n, event) in batch.iter().enumerate() {
-                    engine.prefetch_ahead(&batch[n + 1..], |e| Some(e));
-                    step(&mut engine, event, &mut out);
-                }
-                batch.clear();
-            }
-        }
+        Mode::OneThread => decode_input(text.as_slice(), decoder, |batch| {
+            take_batch(&mut engine, &batch.lines, &mut step);
+            true
+        }),
         Mode::TwoThreads => decode_ahead(text.as_slice(), decoder, |batch| {
-            for (n, line) in batch.lines.iter().enumerate() {
-                engine.prefetch_ahead(&batch.lines[n + 1..], event_of);
-                if let Some(event) = event_of(line) {
-                    step(&mut engine, event, &mut out);
-                }
-            }
+            take_batch(&mut engine, &batch.lines, &mut step);
             true
         }),
     }
@@ -214,8 +209,12 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64, engine_only:
         rate(n, seconds)
     );
     ok &= missing == stalls;
+    if !ok {
+        eprintln!("error: {stalls} stalls were planted, and a run made a different number of missing records");
+        return Outcome::Problems;
+    }
     if engine_only {
-        return if ok { Outcome::Ok } else { Outcome::Problems };
+        return Outcome::Ok;
     }
     // Without the index each event evaluates every workflow's predicate:
     // a prefix of the stream keeps the run to seconds.
@@ -227,9 +226,5 @@ pub fn run(workflows: u64, events: u64, stall_rate: f64, seed: u64, engine_only:
     );
     let conditions = program.workflows.iter().flat_map(|w| &w.steps).filter(|s| s.relevance.is_some()).count();
     say!("{workflows} workflows: {} of {conditions} relevance predicates run as native code", native.unwrap_or(0));
-    if !ok {
-        eprintln!("error: {stalls} stalls were planted, and a run made a different number of missing records");
-        return Outcome::Problems;
-    }
     Outcome::Ok
 }
