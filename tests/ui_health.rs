@@ -5,7 +5,8 @@
 //! item and both partitions (real broker). While mon is not ready, the
 //! header says "● not monitoring" instead of "● live" and the board's
 //! tiles are greyed; the active process of a fail-over group with no
-//! standby says so in amber. Every text is measured for 7:1 contrast and
+//! standby says so in amber; the page opened through a standby shows the
+//! active process's health. Every text is measured for 7:1 contrast and
 //! 16 px. Writes `docs/screenshots/health.png` and `not-monitoring.png`.
 
 #[path = "support/browser.rs"]
@@ -137,6 +138,32 @@ async fn the_page_says_when_mon_is_not_seeing_everything() {
     assert!(text.contains(&format!("at {} UTC.", &at[11..19])), "the event's time, as the pages write it: {text}");
     assert_legible(&browser, "the wallboard with a health warning").await;
     browser.screenshot("health.png").await;
+
+    // Through a standby of the group, the page shows the group: the
+    // active process's readiness and warnings, not "a standby". The "no
+    // standby" line goes once the active process hears of this one.
+    let standby_state = dir.path().join("standby");
+    let standby = Service::spawn(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            standby_state.to_str().unwrap(),
+            rules.to_str().unwrap(),
+        ],
+        &dir.path().join("mon.log"),
+    );
+    wait_until_true(Duration::from_secs(30), "the standby passing requests on", || {
+        standby.get("/api/v1/group").is_some()
+    });
+    assert_eq!(standby.get_any("/readyz").map(|(status, _)| status), Some(503), "a probe still sees a standby");
+    browser.client.goto(&standby.url("/")).await.unwrap();
+    let through = health_lines(&browser, 1).await;
+    assert_eq!(through[0], lines[0], "the active process's warning, through the standby");
+    let look = browser.eval(LOOK).await;
+    assert_eq!(look["monitoring"], "true", "the group monitors: {look}");
+    assert_eq!(look["live_shown"], true, "{look}");
     browser.close().await;
+    standby.terminate();
     service.terminate();
 }
