@@ -30,37 +30,55 @@ fn roles(view: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn the_active_process_lists_its_standbys_counts_them_and_says_when_none_is_left() {
-    let brokers = kafka::brokers();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = service::write_job_rules(dir.path(), "1h");
-    let (topic, records, dead) = kafka::topic_set("standby-view", 1);
-    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    let text =
-        std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", "failover = true\n[kafka.properties]");
-    std::fs::write(&config, text).unwrap();
-    let (config, rules) = (config.display().to_string(), rules.display().to_string());
-    let log = dir.path().join("mon.log");
-    let state = |name: &str| dir.path().join(name).display().to_string();
-    let (state_a, state_b, state_c) = (state("a"), state("b"), state("c"));
-    let args =
-        |state: &str| vec!["--config".to_string(), config.clone(), "--state-dir".into(), state.into(), rules.clone()];
-    let start = |state: &str, ready: bool| {
-        let args = args(state);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+/// `mon run --failover` processes of one group (job rules, a topic set of
+/// its own), each started on a state directory of its own.
+struct Group {
+    dir: tempfile::TempDir,
+    topic: String,
+    config: String,
+    rules: String,
+}
+
+impl Group {
+    fn new(name: &str) -> Group {
+        let brokers = kafka::brokers();
+        let dir = tempfile::tempdir().unwrap();
+        let rules = service::write_job_rules(dir.path(), "1h");
+        let (topic, records, dead) = kafka::topic_set(name, 1);
+        let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[kafka.properties]", "failover = true\n[kafka.properties]");
+        std::fs::write(&config, text).unwrap();
+        let (config, rules) = (config.display().to_string(), rules.display().to_string());
+        Group { dir, topic, config, rules }
+    }
+
+    /// A process on state directory `state`; `ready`: wait until it is
+    /// (the active one), or not (a standby never is).
+    fn start(&self, state: &str, ready: bool) -> Service {
+        let state = self.dir.path().join(state).display().to_string();
+        let args = ["--config", &self.config, "--state-dir", &state, &self.rules];
+        let log = self.dir.path().join("mon.log");
         if ready {
             Service::start(&args, &log)
         } else {
             Service::spawn(&args, &log)
         }
-    };
+    }
+}
+
+#[test]
+fn the_active_process_lists_its_standbys_counts_them_and_says_when_none_is_left() {
+    let group = Group::new("standby-view");
+    let topic = &group.topic;
+    let start = |state: &str, ready: bool| group.start(state, ready);
 
     // Before it starts: it cannot have been active for longer than this.
     let spawned = Instant::now();
-    let active = start(&state_a, true);
+    let active = start("a", true);
     assert_eq!(active.metric("mon_lease_held"), Some(1.0));
-    let standby = start(&state_b, false);
+    let standby = start("b", false);
     assert_eq!(standby.get_any("/readyz").map(|(status, _)| status), Some(503), "a standby is not ready");
 
     // Both listed, each with its role; the standby reads no input.
@@ -99,7 +117,7 @@ fn the_active_process_lists_its_standbys_counts_them_and_says_when_none_is_left(
 
     // A new standby covers the active process again; when the active one
     // stops, that standby takes over and is announced as the active one.
-    let next = start(&state_c, false);
+    let next = start("c", false);
     wait_until_true(Duration::from_secs(15), "a standby again", || active.metric("mon_standbys_alive") == Some(1.0));
     assert_eq!(group_view(&active)["failover"]["no_standby"], false);
     assert_eq!(active.terminate(), Some(0));
@@ -144,24 +162,9 @@ fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> (u1
 
 #[test]
 fn a_standby_passes_what_it_does_not_answer_itself_on_to_the_active_process() {
-    let brokers = kafka::brokers();
-    let dir = tempfile::tempdir().unwrap();
-    let rules = service::write_job_rules(dir.path(), "1h");
-    let (topic, records, dead) = kafka::topic_set("standby-forward", 1);
-    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    let text =
-        std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", "failover = true\n[kafka.properties]");
-    std::fs::write(&config, text).unwrap();
-    let (config, rules) = (config.display().to_string(), rules.display().to_string());
-    let log = dir.path().join("mon.log");
-    let args = |state: &str| {
-        let state = dir.path().join(state).display().to_string();
-        vec!["--config".to_string(), config.clone(), "--state-dir".into(), state, rules.clone()]
-    };
-    let strs = |args: &[String]| args.iter().map(String::clone).collect::<Vec<_>>();
-    let (a, b) = (strs(&args("a")), strs(&args("b")));
-    let active = Service::start(&a.iter().map(String::as_str).collect::<Vec<_>>(), &log);
-    let standby = Service::spawn(&b.iter().map(String::as_str).collect::<Vec<_>>(), &log);
+    let group = Group::new("standby-forward");
+    let active = group.start("a", true);
+    let standby = group.start("b", false);
     let this = group_view(&active)["this"].as_str().unwrap().to_string();
 
     // The standby still answers for itself what a supervisor asks it.
