@@ -218,7 +218,8 @@ fn read_members(registry: Registry, kafka: &KafkaConfig, context: &Context) -> R
                 match crate::group::follow(registry.clone(), &kafka, context.clone(), &topic, &stopped) {
                     Ok(()) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "a standby cannot read its group's members: it forwards no requests until it can");
+                        let message = "a standby cannot read its group's members: it forwards no requests until it can";
+                        tracing::warn!(error = %e, "{message}");
                         std::thread::sleep(Duration::from_secs(2));
                     }
                 }
