@@ -389,4 +389,88 @@ mod tests {
         let ids: Vec<String> = forwarder.active_members().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["later", "earlier"]);
     }
+
+    /// The newest active member does not accept connections (it died just
+    /// now): the request goes to the next, which answers; nothing was sent
+    /// to the first, so sending it on cannot apply it twice.
+    #[tokio::test]
+    async fn passes_over_an_active_member_that_cannot_be_reached() {
+        use crate::group::{MemberRole, Registry};
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/api/v1/alerts/a/ack",
+            axum::routing::post(|body: String| async move { format!("acknowledged: {body}") }),
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::tls::serve(listener, app, None, stopped.clone()));
+
+        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
+        let (_, active) = Registry::new("g", "http://unused".into(), MemberRole::Active);
+        let at = |ms: i64| mon_stdlib::time::format_rfc3339(wall_now() + ms);
+        let record = |id: &str, address: std::net::SocketAddr, seen_ms: i64| crate::group::Member {
+            member: id.into(),
+            http: format!("http://{address}"),
+            seen_at: at(seen_ms),
+            ..active.clone()
+        };
+        standby.heard(record("died-just-now", closed, 0));
+        standby.heard(record("alive", open, -1_000));
+        let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let request = Request::builder().method("POST").uri("/api/v1/alerts/a/ack").body(Body::from("by ops")).unwrap();
+        let answer = pass_on(&forwarder, request).await.expect("the live active member's answer");
+        assert_eq!(answer.headers().get(ANSWERED_BY).unwrap(), "alive");
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(&body[..], b"acknowledged: by ops");
+        let _ = stop.send(true);
+    }
+
+    /// The active process takes the request and closes without an answer:
+    /// 502, saying it may have been applied, and the request goes to no
+    /// other member.
+    #[tokio::test]
+    async fn a_request_sent_and_unanswered_is_a_502_and_is_not_sent_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use tokio::io::AsyncReadExt as _;
+
+        use crate::group::{MemberRole, Registry};
+        let hangs_up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hangs_up_at = hangs_up.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut connection, _) = hangs_up.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = connection.read(&mut request).await;
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let other_at = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { "answered" }
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::tls::serve(listener, app, None, stopped.clone()));
+
+        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
+        let (_, active) = Registry::new("g", "http://unused".into(), MemberRole::Active);
+        let at = |ms: i64| mon_stdlib::time::format_rfc3339(wall_now() + ms);
+        let record = |id: &str, address: std::net::SocketAddr, seen_ms: i64| crate::group::Member {
+            member: id.into(),
+            http: format!("http://{address}"),
+            seen_at: at(seen_ms),
+            ..active.clone()
+        };
+        standby.heard(record("hangs-up", hangs_up_at, 0));
+        standby.heard(record("other", other_at, -1_000));
+        let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let request = Request::builder().method("POST").uri("/api/v1/alerts/a/ack").body(Body::from("by ops")).unwrap();
+        let refused = pass_on(&forwarder, request).await.expect_err("no answer came back");
+        assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.message);
+        assert!(refused.message.contains("may have been applied"), "{}", refused.message);
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "sent to a second member");
+        let _ = stop.send(true);
+    }
 }
