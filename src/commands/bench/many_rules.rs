@@ -15,14 +15,13 @@ use std::time::Instant;
 
 use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
 use mon_runtime::event::{Decoded, Decoder};
-use mon_runtime::simulate::NumberedLine;
 use mon_runtime::{Engine, Kind, Record};
 
 use crate::commands::simulate::pipeline::{decode_ahead, decode_input};
 use crate::rng::SplitMix64;
 use crate::Outcome;
 
-use super::BASE;
+use super::{take_batch, BASE};
 
 /// The rules: two event types and `workflows` file SLAs on them.
 fn rules(workflows: u64) -> String {
@@ -87,24 +86,6 @@ enum Mode {
     /// Decoded on a second thread ahead of the engine, by the same reader
     /// (`simulate::pipeline::decode_ahead`).
     TwoThreads,
-}
-
-fn event_of(line: &NumberedLine) -> Option<&mon_runtime::Event> {
-    match line {
-        NumberedLine::Text { decoded: Decoded::Event(event), .. } => Some(event),
-        _ => None,
-    }
-}
-
-/// One batch of decoded lines through the engine, prefetching ahead as
-/// the service and `mon simulate` do.
-fn take_batch(engine: &mut Engine, lines: &[NumberedLine], step: &mut impl FnMut(&mut Engine, &mon_runtime::Event)) {
-    for (n, line) in lines.iter().enumerate() {
-        engine.prefetch_ahead(&lines[n + 1..], event_of);
-        if let Some(event) = event_of(line) {
-            step(engine, event);
-        }
-    }
 }
 
 /// One run over `lines`: (seconds, missing records).
