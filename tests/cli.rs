@@ -489,3 +489,15 @@ fn bench_workflows_reports_one_thread_two_threads_and_the_engine_alone() {
     assert!(planted.parse::<u64>().is_ok_and(|n| n > 0), "stalls planted in:\n{stdout}");
     assert!(stdout.contains(&format!("{planted} missing reported")), "{stdout}");
 }
+
+/// The trades benchmark reports decode + engine on one and on two threads,
+/// and fails unless the engine reported exactly the stalls it planted.
+#[test]
+fn bench_trades_reports_decode_and_engine_on_one_and_two_threads() {
+    let output = mon(&["bench", "--trades", "2000"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for run in ["engine alone:", "decode + engine:", "decode | engine:"] {
+        assert!(stdout.lines().any(|l| l.starts_with(run) && l.contains("events/s")), "no {run} line in:\n{stdout}");
+    }
+}
