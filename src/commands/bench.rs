@@ -5,9 +5,10 @@
 //! then each later step arrives for every trade in turn, except for the
 //! stalled ones, which stop at a random step and are reported missing. The
 //! engine alone is timed on pre-decoded events, then decode + engine on the
-//! JSON lines. Resident memory per in-flight instance is the growth of the
-//! process's resident set while the trades are ingested, divided by their
-//! number (it includes the timers they arm).
+//! JSON lines, on one thread and then on two as `mon simulate` runs.
+//! Resident memory per in-flight instance is the growth of the process's
+//! resident set while the trades are ingested, divided by their number (it
+//! includes the timers they arm).
 //!
 //! `--workflows N` measures many rules on one event type instead
 //! (`many_rules`).
@@ -21,7 +22,6 @@ use mon_runtime::simulate::NumberedLine;
 use mon_runtime::{Engine, Event, Kind, Record};
 
 use crate::commands::simulate::pipeline::decode_ahead;
-
 use crate::rng::SplitMix64;
 use crate::Outcome;
 
