@@ -306,6 +306,31 @@ fn answered(answer: reqwest::Response, member: &str, mut stop: tokio::sync::watc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::{Member, MemberRole, Registry};
+
+    /// A standby's registry that has heard from these active members:
+    /// (member id, base URL, last heard from, in ms from now).
+    fn standby_hearing(active: &[(&str, String, i64)]) -> Registry {
+        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
+        let (_, template) = Registry::new("g", "http://unused".into(), MemberRole::Active);
+        for (id, http, seen_ms) in active {
+            let seen_at = mon_stdlib::time::format_rfc3339(wall_now() + seen_ms);
+            standby.heard(Member { member: id.to_string(), http: http.clone(), seen_at, ..template.clone() });
+        }
+        standby
+    }
+
+    /// Serves `app` over plain HTTP on a free port, until the sender says
+    /// stop; the receiver is the forwarder's stop signal.
+    async fn serve(
+        app: axum::Router,
+    ) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>, tokio::sync::watch::Receiver<bool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(crate::tls::serve(listener, app, None, stopped.clone()));
+        (address, stop, stopped)
+    }
 
     #[test]
     fn passes_on_the_request_headers_but_not_those_of_the_connection() {
@@ -332,7 +357,6 @@ mod tests {
     /// `[http.tls] cert`; without that, it could not.
     #[tokio::test]
     async fn reaches_an_active_process_serving_https_under_the_groups_own_certificate() {
-        use crate::group::{MemberRole, Registry};
         let dir = tempfile::tempdir().unwrap();
         let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
@@ -345,16 +369,14 @@ mod tests {
         let active_app = axum::Router::new().route("/api/v1/group", axum::routing::get(|| async { "the active one" }));
         tokio::spawn(crate::tls::serve(listener, active_app, Some(tls), stopped.clone()));
 
-        let (standby, _) = Registry::new("g", "https://127.0.0.1:1".into(), MemberRole::Standby);
-        let (_, active) = Registry::new("g", format!("https://127.0.0.1:{port}"), MemberRole::Active);
-        let active_id = format!("{}-active", active.member);
-        standby.heard(crate::group::Member { member: active_id.clone(), ..active });
+        let active_id = "the-active-one";
+        let standby = standby_hearing(&[(active_id, format!("https://127.0.0.1:{port}"), 0)]);
         let request = || Request::builder().uri("/api/v1/group").body(Body::empty()).unwrap();
 
         let trusting = Forwarder::new(standby.clone(), 1 << 20, Some(&cert), stopped.clone()).unwrap();
         let answer = pass_on(&trusting, request()).await.expect("the active process reached over HTTPS");
         assert_eq!(answer.status(), StatusCode::OK);
-        assert_eq!(answer.headers().get(ANSWERED_BY).unwrap(), active_id.as_str());
+        assert_eq!(answer.headers().get(ANSWERED_BY).unwrap(), active_id);
         let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
         assert_eq!(&body[..], b"the active one");
 
@@ -370,20 +392,12 @@ mod tests {
     /// one heard from last comes first.
     #[test]
     fn takes_the_active_member_heard_from_last_and_none_from_the_future() {
-        use crate::group::{MemberRole, Registry};
-        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
-        let (_, active) = Registry::new("g", "http://127.0.0.1:2".into(), MemberRole::Active);
-        let at = |ms: i64| mon_stdlib::time::format_rfc3339(wall_now() + ms);
-        let record = |id: &str, http: &str, seen_ms: i64| crate::group::Member {
-            member: id.into(),
-            http: http.into(),
-            seen_at: at(seen_ms),
-            ..active.clone()
-        };
-        standby.heard(record("earlier", "http://earlier:1", -2_500));
-        standby.heard(record("later", "http://later:1", -500));
-        standby.heard(record("future", "http://future:1", 3_600_000));
-        standby.heard(record("not-http", "file:///etc/passwd", 0));
+        let standby = standby_hearing(&[
+            ("earlier", "http://earlier:1".into(), -2_500),
+            ("later", "http://later:1".into(), -500),
+            ("future", "http://future:1".into(), 3_600_000),
+            ("not-http", "file:///etc/passwd".into(), 0),
+        ]);
         let (_, stopped) = tokio::sync::watch::channel(false);
         let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
         let ids: Vec<String> = forwarder.active_members().into_iter().map(|(id, _)| id).collect();
@@ -395,28 +409,17 @@ mod tests {
     /// to the first, so sending it on cannot apply it twice.
     #[tokio::test]
     async fn passes_over_an_active_member_that_cannot_be_reached() {
-        use crate::group::{MemberRole, Registry};
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let open = listener.local_addr().unwrap();
         let app = axum::Router::new().route(
             "/api/v1/alerts/a/ack",
             axum::routing::post(|body: String| async move { format!("acknowledged: {body}") }),
         );
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::tls::serve(listener, app, None, stopped.clone()));
+        let (open, stop, stopped) = serve(app).await;
 
-        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
-        let (_, active) = Registry::new("g", "http://unused".into(), MemberRole::Active);
-        let at = |ms: i64| mon_stdlib::time::format_rfc3339(wall_now() + ms);
-        let record = |id: &str, address: std::net::SocketAddr, seen_ms: i64| crate::group::Member {
-            member: id.into(),
-            http: format!("http://{address}"),
-            seen_at: at(seen_ms),
-            ..active.clone()
-        };
-        standby.heard(record("died-just-now", closed, 0));
-        standby.heard(record("alive", open, -1_000));
+        let standby = standby_hearing(&[
+            ("died-just-now", format!("http://{closed}"), 0),
+            ("alive", format!("http://{open}"), -1_000),
+        ]);
         let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
         let request = Request::builder().method("POST").uri("/api/v1/alerts/a/ack").body(Body::from("by ops")).unwrap();
         let answer = pass_on(&forwarder, request).await.expect("the live active member's answer");
@@ -435,7 +438,6 @@ mod tests {
 
         use tokio::io::AsyncReadExt as _;
 
-        use crate::group::{MemberRole, Registry};
         let hangs_up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let hangs_up_at = hangs_up.local_addr().unwrap();
         tokio::spawn(async move {
@@ -443,28 +445,18 @@ mod tests {
             let mut request = [0u8; 1024];
             let _ = connection.read(&mut request).await;
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let other_at = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let counted = hits.clone();
         let app = axum::Router::new().fallback(move || {
             counted.fetch_add(1, Ordering::SeqCst);
             async { "answered" }
         });
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::spawn(crate::tls::serve(listener, app, None, stopped.clone()));
+        let (other_at, stop, stopped) = serve(app).await;
 
-        let (standby, _) = Registry::new("g", "http://127.0.0.1:1".into(), MemberRole::Standby);
-        let (_, active) = Registry::new("g", "http://unused".into(), MemberRole::Active);
-        let at = |ms: i64| mon_stdlib::time::format_rfc3339(wall_now() + ms);
-        let record = |id: &str, address: std::net::SocketAddr, seen_ms: i64| crate::group::Member {
-            member: id.into(),
-            http: format!("http://{address}"),
-            seen_at: at(seen_ms),
-            ..active.clone()
-        };
-        standby.heard(record("hangs-up", hangs_up_at, 0));
-        standby.heard(record("other", other_at, -1_000));
+        let standby = standby_hearing(&[
+            ("hangs-up", format!("http://{hangs_up_at}"), 0),
+            ("other", format!("http://{other_at}"), -1_000),
+        ]);
         let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
         let request = Request::builder().method("POST").uri("/api/v1/alerts/a/ack").body(Body::from("by ops")).unwrap();
         let refused = pass_on(&forwarder, request).await.expect_err("no answer came back");
