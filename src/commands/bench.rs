@@ -21,7 +21,7 @@ use mon_runtime::event::{Decoded, Decoder};
 use mon_runtime::simulate::NumberedLine;
 use mon_runtime::{Engine, Event, Kind, Record};
 
-use crate::commands::simulate::pipeline::decode_ahead;
+use crate::commands::simulate::pipeline::{decode_ahead, decode_input};
 use crate::rng::SplitMix64;
 use crate::Outcome;
 
@@ -34,14 +34,30 @@ fn event_of(line: &NumberedLine) -> Option<&Event> {
     }
 }
 
-/// One batch of `mon simulate`'s reader through the engine, prefetching
-/// ahead as the service and `mon simulate` do.
-fn take_batch(engine: &mut Engine, lines: &[NumberedLine], step: &mut impl FnMut(&mut Engine, &Event)) {
-    for (n, line) in lines.iter().enumerate() {
-        engine.prefetch_ahead(&lines[n + 1..], event_of);
-        if let Some(event) = event_of(line) {
-            step(engine, event);
+/// Decode + engine over `text`, as `mon simulate` runs: its reader hands
+/// batches of decoded lines to `step`, event by event, with the engine
+/// prefetching ahead; on this thread, or (`two_threads`) from a second
+/// thread decoding ahead of this one.
+fn through_reader(
+    text: &[u8],
+    decoder: &Decoder,
+    two_threads: bool,
+    engine: &mut Engine,
+    step: &mut impl FnMut(&mut Engine, &Event),
+) {
+    let mut take = |lines: &[NumberedLine]| {
+        for (n, line) in lines.iter().enumerate() {
+            engine.prefetch_ahead(&lines[n + 1..], event_of);
+            if let Some(event) = event_of(line) {
+                step(engine, event);
+            }
         }
+        true
+    };
+    if two_threads {
+        decode_ahead(text, decoder, |batch| take(&batch.lines));
+    } else {
+        decode_input(text, decoder, |batch| take(&batch.lines));
     }
 }
 
@@ -91,9 +107,6 @@ pub struct Args {
     emit: Option<std::path::PathBuf>,
 }
 
-/// Lines decoded at a time in the decode + engine run: `mon simulate`'s
-/// batch.
-const DECODE_BATCH: usize = 1024;
 const BASE: i64 = 1_772_438_400_000; // 2026-03-02T08:00:00Z
 const STEPS: usize = 5;
 const TYPES: [&str; STEPS] = ["trade_ingested", "trade_verified", "sent_to_sys3", "sys3_ack", "sent_to_sys4"];
@@ -301,54 +314,30 @@ pub fn run(args: Args) -> Outcome {
     }
     let seconds = start.elapsed().as_secs_f64();
     say!("decode alone:    {decoded} events in {seconds:.2}s = {:.0} events/s", decoded as f64 / seconds);
-    let functions = mon_stdlib::registry();
-    let mut engine = Engine::new(&program, functions, BASE);
-    let mut out: Vec<Record> = Vec::new();
-    let start = Instant::now();
-    // In batches, as `mon simulate` and the service hand lines over, so
-    // the engine can prefetch ahead.
-    let mut batch: Vec<Event> = Vec::with_capacity(DECODE_BATCH);
-    for chunk in lines.chunks(DECODE_BATCH) {
-        batch.extend(chunk.iter().filter_map(|line| match decoder.decode(line) {
-            Decoded::Event(event) => Some(event),
-            _ => None,
-        }));
-        for (n, event) in batch.iter().enumerate() {
-            engine.prefetch_ahead(&batch[n + 1..], |e| Some(e));
-            engine.advance(event.time, false, &mut out);
-            engine.process(event, &mut out);
-            out.clear();
-        }
-        batch.clear();
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    say!(
-        "decode + engine: {} events in {:.2}s = {:.0} events/s, one thread",
-        lines.len(),
-        seconds,
-        lines.len() as f64 / seconds
-    );
-    drop(engine);
-    // As `mon simulate` runs: its reader decoding on a second thread ahead
-    // of the engine. The bytes are joined first, as a file would be.
+    // The bytes are joined first, as a file would be.
     let text = lines.join("\n").into_bytes();
-    let mut engine = Engine::new(&program, functions, BASE);
-    let start = Instant::now();
-    decode_ahead(text.as_slice(), &decoder, |batch| {
-        take_batch(&mut engine, &batch.lines, &mut |engine, event| {
+    let functions = mon_stdlib::registry();
+    let mut out: Vec<Record> = Vec::new();
+    for two_threads in [false, true] {
+        let mut engine = Engine::new(&program, functions, BASE);
+        let start = Instant::now();
+        through_reader(&text, &decoder, two_threads, &mut engine, &mut |engine, event| {
             engine.advance(event.time, false, &mut out);
             engine.process(event, &mut out);
             out.clear();
         });
-        true
-    });
-    let seconds = start.elapsed().as_secs_f64();
-    say!(
-        "decode | engine: {} events in {:.2}s = {:.0} events/s, two threads (mon simulate's pipeline)",
-        lines.len(),
-        seconds,
-        lines.len() as f64 / seconds
-    );
+        let seconds = start.elapsed().as_secs_f64();
+        let (label, threads) = if two_threads {
+            ("decode | engine", "two threads (mon simulate's pipeline)")
+        } else {
+            ("decode + engine", "one thread")
+        };
+        say!(
+            "{label}: {} events in {seconds:.2}s = {:.0} events/s, {threads}",
+            lines.len(),
+            lines.len() as f64 / seconds
+        );
+    }
     if alone.missing != stalls {
         eprintln!("error: {stalls} stalls were planted but {} missing records were made", alone.missing);
         return Outcome::Problems;

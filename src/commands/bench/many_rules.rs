@@ -17,11 +17,10 @@ use mon_compiler::{compile, ir::Program, NoSchemas, SourceFile};
 use mon_runtime::event::{Decoded, Decoder};
 use mon_runtime::{Engine, Kind, Record};
 
-use crate::commands::simulate::pipeline::{decode_ahead, decode_input};
 use crate::rng::SplitMix64;
 use crate::Outcome;
 
-use super::{take_batch, BASE};
+use super::{through_reader, BASE};
 
 /// The rules: two event types and `workflows` file SLAs on them.
 fn rules(workflows: u64) -> String {
@@ -81,10 +80,9 @@ enum Mode {
     /// Decoded before the clock starts: the engine alone.
     Predecoded,
     /// Decoded in batches on the engine's thread, by `mon simulate`'s own
-    /// reader (`simulate::pipeline::decode_input`).
+    /// reader (`through_reader`).
     OneThread,
-    /// Decoded on a second thread ahead of the engine, by the same reader
-    /// (`simulate::pipeline::decode_ahead`).
+    /// Decoded on a second thread ahead of the engine, by the same reader.
     TwoThreads,
 }
 
@@ -134,14 +132,8 @@ fn run_once(
                 step(&mut engine, event);
             }
         }
-        Mode::OneThread => decode_input(text.as_slice(), decoder, |batch| {
-            take_batch(&mut engine, &batch.lines, &mut step);
-            true
-        }),
-        Mode::TwoThreads => decode_ahead(text.as_slice(), decoder, |batch| {
-            take_batch(&mut engine, &batch.lines, &mut step);
-            true
-        }),
+        Mode::OneThread => through_reader(&text, decoder, false, &mut engine, &mut step),
+        Mode::TwoThreads => through_reader(&text, decoder, true, &mut engine, &mut step),
     }
     // One hour past the stream: every stall has been reported.
     let end = decoded.last().map(|e| e.time).unwrap_or(BASE).max(BASE + lines.len() as i64 * 10) + 3_600_000;
