@@ -154,7 +154,7 @@ pub fn status(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -
         state.workflows[workflow.id as usize]
             .iter()
             .map(|(_, i)| i)
-            .filter(|i| i.closed().is_none() && i.stage.is_some())
+            .filter(|i| i.is_open() && i.stage.is_some())
             .filter(|i| slice.stage.is_none_or(|s| i.stage == Some(s)))
             .filter(|i| group_id.is_none_or(|g| g == Some(i.group)))
             .filter(|i| now.saturating_sub(i.entered_at) >= i64::try_from(ms).unwrap_or(i64::MAX))
@@ -423,7 +423,7 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
         for part in [Some(&mut out.whole), stage, Some(&mut *group)].into_iter().flatten() {
             part.count(workflow, instance, now);
         }
-        if instance.closed().is_some() {
+        if !instance.is_open() {
             continue;
         }
         // The steps the item waits for: those out of its stage, or the

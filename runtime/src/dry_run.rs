@@ -78,7 +78,7 @@ pub fn dry_run_events(
 ) -> DryRun {
     replay(program, functions, options, |simulation, records| {
         for event in events {
-            simulation.feed_decoded(Decoded::Event(event), None, records);
+            simulation.feed_decoded(&Decoded::Event(event), None, records);
         }
     })
 }
@@ -124,7 +124,7 @@ pub fn feed_line(
         Decoded::Ignored { type_name, .. } => Some(type_name.clone()),
         _ => None,
     };
-    simulation.feed_decoded(decoded, Some(number), out);
+    simulation.feed_decoded(&decoded, Some(number), out);
     undeclared
 }
 

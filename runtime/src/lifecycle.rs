@@ -330,7 +330,7 @@ pub fn replay(
     simulation.trace_key(key);
     let mut records = Vec::new();
     for event in events {
-        simulation.feed_decoded(Decoded::Event(event), None, &mut records);
+        simulation.feed_decoded(&Decoded::Event(event), None, &mut records);
         // Why cleared: only the trace is wanted, not the records.
         records.clear();
     }

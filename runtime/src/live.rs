@@ -517,7 +517,7 @@ impl<'p> Live<'p> {
         };
         if let Some(simulation) = &mut self.simulation {
             simulation.origin = self.partition;
-            simulation.feed_decoded(decoded, None, out);
+            simulation.feed_decoded(&decoded, None, out);
             return fed;
         }
         let now = self.now.unwrap_or(0);

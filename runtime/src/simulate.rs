@@ -251,7 +251,7 @@ impl<'p> Simulation<'p> {
                     Decoded::Ignored { type_name, .. } => Some(type_name.clone()),
                     _ => None,
                 };
-                self.feed_decoded_ref(decoded, Some(*number), out);
+                self.feed_decoded(decoded, Some(*number), out);
                 undeclared
             }
             NumberedLine::NotText { number } => {
@@ -278,21 +278,13 @@ impl<'p> Simulation<'p> {
             return;
         }
         let decoded = self.decoder.decode(line);
-        self.feed_decoded(decoded, None, out);
+        self.feed_decoded(&decoded, None, out);
     }
 
     /// Feeds a line the caller has decoded (the service and `mon simulate`
     /// decode once to count events by type); `line` is its number in the
     /// file being replayed, if there is one.
-    pub fn feed_decoded(&mut self, decoded: Decoded, line: Option<u64>, out: &mut Vec<Record>) {
-        self.feed_decoded_ref(&decoded, line, out);
-    }
-
-    /// As [`feed_decoded`](Self::feed_decoded), leaving the line to the
-    /// caller: `mon simulate` hands its batches back to the thread that
-    /// decoded them, to be freed there (freeing on the other thread made
-    /// glibc's allocator a third of the run).
-    pub fn feed_decoded_ref(&mut self, decoded: &Decoded, line: Option<u64>, out: &mut Vec<Record>) {
+    pub fn feed_decoded(&mut self, decoded: &Decoded, line: Option<u64>, out: &mut Vec<Record>) {
         self.lines += 1;
         match decoded {
             Decoded::Rejected(rejection) => {

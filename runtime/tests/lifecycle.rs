@@ -72,7 +72,7 @@ fn the_items_an_event_names_are_the_instances_the_engine_keeps() {
     assert_eq!(keys, vec![(0, "T1".to_string()), (1, "D\u{1f}T1".to_string())]);
     let mut simulation = Simulation::new(&program, mon_stdlib::registry(), None, None);
     let mut records = Vec::new();
-    simulation.feed_decoded(Decoded::Event(events[0].clone()), None, &mut records);
+    simulation.feed_decoded(&Decoded::Event(events[0].clone()), None, &mut records);
     let engine = simulation.engine().unwrap();
     for (workflow, key) in keys {
         assert!(engine.instance(workflow, &key).is_some(), "no instance of {workflow} for {key:?}");

@@ -173,8 +173,8 @@ fn a_rejected_line_of_a_file_names_its_number_and_keeps_the_id_it_has_live() {
     let mut simulation = Simulation::new(&program, mon_stdlib::registry(), None, None);
     let mut records = Vec::new();
     simulation.feed(&event("a", "1", "2026-03-02T08:00:00Z", r#"{"id":"x"}"#), &mut records);
-    simulation.feed_decoded(decoder.decode("{oops"), Some(3), &mut records);
-    simulation.feed_decoded(decoder.decode("{oops"), Some(5), &mut records);
+    simulation.feed_decoded(&decoder.decode("{oops"), Some(3), &mut records);
+    simulation.feed_decoded(&decoder.decode("{oops"), Some(5), &mut records);
     simulation.reject("type unknown: the line is not valid UTF-8", Some(6), &mut records);
     simulation.feed("{oops", &mut records);
     let lines: Vec<Option<u64>> = records.iter().map(|r| r.line).collect();

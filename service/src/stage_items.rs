@@ -117,7 +117,7 @@ pub fn list(program: &ir::Program, state: Option<&State>, ask: &Ask, now: i64) -
     let mut in_group: HashMap<u32, bool> = HashMap::new();
     let mut found: Vec<(i64, &Instance)> = Vec::new();
     for (_, instance) in instances.iter() {
-        if instance.stage != Some(stage) || instance.closed().is_some() {
+        if instance.stage != Some(stage) || !instance.is_open() {
             continue;
         }
         if let Some(group) = &ask.group {

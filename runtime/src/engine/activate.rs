@@ -195,8 +195,7 @@ impl<'p> Plan<'p> {
         for (from, to) in self.steps.iter().enumerate() {
             let Some(to) = *to else { continue };
             let from = from as u32;
-            let old = instance.steps();
-            steps.set(to as usize, old.time(from as usize).unwrap_or(NOT_TAKEN), old.id(from as usize).unwrap_or(0));
+            steps.set(to as usize, instance.time(from).unwrap_or(NOT_TAKEN), instance.id(from).unwrap_or(0));
             let moved = |flags: u32| if flags & bit(from) != 0 { bit(to) } else { 0 };
             skipped |= moved(instance.skipped);
             late |= moved(instance.late);

@@ -203,7 +203,7 @@ impl<'p> Engine<'p> {
             return;
         }
         let stage = instance.stage;
-        let closed = instance.closed().is_some();
+        let closed = !instance.is_open();
         // 1. A step the instance may take from where it is.
         if !closed {
             let kept = instance.kept_fields();
@@ -462,8 +462,7 @@ impl<'p> Engine<'p> {
         workflow.depends_on.iter().find_map(|&up| {
             let instances = &self.state.workflows[up as usize];
             let instance = instances.get(instances.find(key)?)?;
-            (instance.has_missing() && instance.closed().is_none())
-                .then(|| self.program.workflows[up as usize].name.clone())
+            (instance.has_missing() && instance.is_open()).then(|| self.program.workflows[up as usize].name.clone())
         })
     }
 }

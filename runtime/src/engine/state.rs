@@ -16,7 +16,8 @@ use smallvec::SmallVec;
 
 use super::steps::Steps;
 
-/// `times[step]` when the step has not happened.
+/// A step's time when it has not happened (in [`Steps`]), and the closing
+/// time of an open instance.
 pub const NOT_TAKEN: i64 = i64::MIN;
 
 /// [`Instance::partition`] when no input partition is known.
@@ -208,11 +209,6 @@ impl Instance {
     /// fingerprint `id`.
     pub fn take(&mut self, step: u32, time: i64, id: u32) {
         self.steps.set(step as usize, time, id);
-    }
-
-    /// The per-step times and ids (for a new rules version's remapping).
-    pub fn steps(&self) -> &Steps {
-        &self.steps
     }
 
     pub fn set_steps(&mut self, steps: Steps) {
