@@ -242,10 +242,10 @@ type Handed = (u64, Vec<StoredEvent>);
 struct Progress {
     handed: u64,
     done: u64,
-    /// The first append that failed, as its error said.
+    /// The first append that failed, as its error said (or that the
+    /// thread ended with appends outstanding). After it the thread appends
+    /// nothing more, so nobody need wait for it.
     failed: Option<String>,
-    /// The appending thread has ended: nothing more will be done.
-    stopped: bool,
 }
 
 /// Batches queued for the appending thread (besides the one it is
@@ -289,13 +289,9 @@ impl EventStore {
         Ok(read(shared)?.last_journal())
     }
 
-    /// Whether the events of journal entry `journal` are still to be
-    /// stored (a replay asks before making them).
-    pub fn wants(&self, journal: u64) -> Result<bool, Error> {
-        if self.shared.is_none() {
-            return Ok(false);
-        }
-        Ok(self.last_journal()?.is_none_or(|done| journal > done))
+    /// Whether events are kept at all (`[events]` on).
+    pub fn is_on(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// Hands the events of journal entry `journal` to the appending
@@ -463,13 +459,13 @@ fn read(shared: &Shared) -> Result<RwLockReadGuard<'_, Segments>, Error> {
     shared.segments.read().map_err(|_| poisoned())
 }
 
-/// Waits until the appends handed over before the call are done, the
-/// appending thread has stopped, or `limit` has passed.
+/// Waits until the appends handed over before the call are done, one has
+/// failed (nothing more will be appended), or `limit` has passed.
 fn wait_for_appends(shared: &Shared, limit: Option<Duration>) -> Result<MutexGuard<'_, Progress>, Error> {
     let give_up = limit.map(|limit| Instant::now() + limit);
     let mut progress = shared.progress.lock().map_err(|_| poisoned())?;
     let target = progress.handed;
-    while progress.done < target && !progress.stopped {
+    while progress.done < target && progress.failed.is_none() {
         let Some(give_up) = give_up else {
             progress = shared.appended.wait(progress).map_err(|_| poisoned())?;
             continue;
@@ -525,15 +521,14 @@ fn start_appending(shared: Weak<Shared>) -> Result<SyncSender<Handed>, Error> {
 
 const THREAD_STOPPED: &str = "the appending thread stopped";
 
-/// Marks the appending thread stopped however it ends, a panic included,
-/// so that nobody waits for appends that will not come.
+/// When the appending thread ends, however (a panic included), with
+/// appends outstanding: marks them failed, so that nobody waits for them.
 struct MarksStopped(Weak<Shared>);
 
 impl Drop for MarksStopped {
     fn drop(&mut self) {
         let Some(shared) = self.0.upgrade() else { return };
         let mut progress = shared.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        progress.stopped = true;
         if progress.done < progress.handed {
             progress.failed.get_or_insert_with(|| THREAD_STOPPED.into());
         }
