@@ -128,7 +128,8 @@ impl Fence {
         self.stale_found.store(false, Ordering::SeqCst);
     }
 
-    /// True once a newer epoch was found: for good.
+    /// True once a newer epoch (or an earlier claim of this one) was
+    /// found, until [`reclaim`](Self::reclaim).
     pub fn overtaken(&self) -> bool {
         self.overtaken.load(Ordering::SeqCst)
     }
@@ -143,7 +144,8 @@ impl Fence {
     }
 
     /// Checks every offset up to `through` (the last of a write just
-    /// acknowledged): returns false when a newer epoch wrote there.
+    /// acknowledged): returns false when a newer epoch wrote there, or
+    /// another process claimed this epoch before this one's claim.
     /// `read(from, through)` reads the records of a gap from the log.
     pub fn check(
         &self,

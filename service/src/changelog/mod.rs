@@ -362,15 +362,18 @@ impl Changelog {
     /// first.
     ///
     /// When the broker does not acknowledge it within the producer's
-    /// timeout, the changelog is behind: later entries are not sent (the
-    /// service stays up, as it does without Kafka), and a snapshot that
-    /// makes it whole again is tried every [`RETRY_EVERY`]
-    /// ([`wants_snapshot`](Self::wants_snapshot)). Until then, a lost disk
-    /// loses what the changelog lacks (docs/notes/durability.md).
+    /// timeout, the changelog is behind: later entries are not sent, and a
+    /// snapshot that makes it whole again is tried every [`RETRY_EVERY`]
+    /// ([`wants_snapshot`](Self::wants_snapshot)). Without fail-over the
+    /// service stays up meanwhile, as it does without Kafka, and a lost
+    /// disk loses what the changelog lacks (docs/notes/durability.md).
     ///
-    /// An error when this process lost its fail-over lease, before the
-    /// entry was sent or while its acknowledgement was awaited: another
-    /// process runs the state, and the batch's outputs must not leave.
+    /// An error with fail-over when the changelog is behind (a standby
+    /// takes over from the changelog: a process running ahead of it would
+    /// let out what a take-over makes again, unchecked by the fence), and
+    /// when this process lost its lease, before the entry was sent or
+    /// while its acknowledgement was awaited: another process runs the
+    /// state, and the batch's outputs must not leave.
     pub fn append(&mut self, seq: u64, frame: &[u8]) -> Result<(), Error> {
         if self.lost_lease() {
             return Err(crate::lease::lost_error());
@@ -380,15 +383,23 @@ impl Changelog {
         if self.shares_group() {
             return Ok(());
         }
-        if self.behind.is_some() {
-            // With fail-over a standby takes over from the changelog: a
-            // process running ahead of it would let out what a take-over
-            // makes again, unchecked by the fence. It stops instead.
-            if self.lease.is_some() {
-                return Err(unwritten_error(&self.sender.topic));
-            }
-            return Ok(());
+        if self.behind.is_none() {
+            self.send_entry(seq, frame);
         }
+        // A pause while the acknowledgement was awaited may have cost the
+        // lease, and the fence may have found a newer claim: asked again
+        // before the outputs leave.
+        if self.lost_lease() {
+            return Err(crate::lease::lost_error());
+        }
+        if self.lease.is_some() && self.behind.is_some() {
+            return Err(unwritten_error(&self.sender.topic));
+        }
+        Ok(())
+    }
+
+    /// Sends one journal entry; the changelog is behind if it fails.
+    fn send_entry(&mut self, seq: u64, frame: &[u8]) {
         let started = Instant::now();
         let records = entry_records(seq, frame);
         let refs: Vec<(String, Option<&[u8]>)> = records.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
@@ -413,16 +424,6 @@ impl Changelog {
                 self.fell_behind();
             }
         }
-        // A pause while the acknowledgement was awaited may have cost the
-        // lease, and the fence may have found a newer claim: asked again
-        // before the outputs leave.
-        if self.lost_lease() {
-            return Err(crate::lease::lost_error());
-        }
-        if self.lease.is_some() && self.behind.is_some() {
-            return Err(unwritten_error(&self.sender.topic));
-        }
-        Ok(())
     }
 
     fn fell_behind(&mut self) {
@@ -812,7 +813,7 @@ fn claim(
                 Error::new(Domain::Kafka, Retry::Later, format!("cannot claim the changelog {topic}")).caused_by(e)
             })?
             .offset;
-        next = read_through(kafka, topic, contents, next, offset)?;
+        next = read_into(kafka, topic, contents, next, Some(offset))?;
         if contents.epoch == epoch && contents.claimed_at == offset {
             tracing::info!(topic, epoch, offset, "changelog claimed");
             return Ok((Arc::new(Fence::new(epoch, offset)), producer));
@@ -830,32 +831,6 @@ fn claim(
         Retry::Later,
         format!("the changelog {topic}: other processes claimed it {ATTEMPTS} times while this one tried"),
     ))
-}
-
-/// Reads on from `next` until the record at `offset` has been read (the
-/// end a fetch reports can lag a batch behind on some brokers).
-fn read_through(
-    kafka: &KafkaConfig,
-    topic: &str,
-    contents: &mut Contents,
-    mut next: Offset,
-    offset: i64,
-) -> Result<Offset, Error> {
-    let started = Instant::now();
-    loop {
-        next = read_into(kafka, topic, contents, next)?;
-        if matches!(next, Offset::Offset(n) if n > offset) {
-            return Ok(next);
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err(Error::new(
-                Domain::Kafka,
-                Retry::Later,
-                format!("the changelog {topic}: offset {offset}, just written, was not read back within 30 s"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The local journal's next sequence, and whether the changelog holds

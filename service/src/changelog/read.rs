@@ -73,16 +73,20 @@ fn reader(kafka: &KafkaConfig, topic: &str, from: Offset) -> Result<Reader, Erro
 /// returns the offset after the last record read.
 pub(super) fn read(kafka: &KafkaConfig, topic: &str) -> Result<(Contents, Offset), Error> {
     let mut contents = Contents::default();
-    let next = read_into(kafka, topic, &mut contents, Offset::Beginning)?;
+    let next = read_into(kafka, topic, &mut contents, Offset::Beginning, None)?;
     Ok((contents, next))
 }
 
-/// Reads from `from` to the end into `contents`; returns the next offset.
+/// Reads from `from` to the end into `contents`, and on until the record
+/// at `through` if one is given (a record this process has just written:
+/// the end a fetch reports can lag a batch behind on some brokers); returns
+/// the next offset.
 pub(super) fn read_into(
     kafka: &KafkaConfig,
     topic: &str,
     contents: &mut Contents,
     from: Offset,
+    through: Option<i64>,
 ) -> Result<Offset, Error> {
     let consumer = reader(kafka, topic, from)?;
     let mut next = from;
@@ -97,7 +101,12 @@ pub(super) fn read_into(
         }
         match consumer.poll(Duration::from_millis(500)) {
             None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(next),
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                let short = through.is_some_and(|through| !matches!(next, Offset::Offset(n) if n > through));
+                if !short {
+                    return Ok(next);
+                }
+            }
             Some(other) => next = take(topic, contents, other)?,
         }
     }
@@ -254,7 +263,7 @@ impl Follower {
     pub(super) fn finish(self) -> Result<(Contents, Offset), Error> {
         let Follower { kafka, topic, consumer, mut contents, next } = self;
         drop(consumer);
-        let next = read_into(&kafka, &topic, &mut contents, next)?;
+        let next = read_into(&kafka, &topic, &mut contents, next, None)?;
         Ok((contents, next))
     }
 }
