@@ -64,12 +64,29 @@ pub struct Slice<'a> {
 }
 
 pub fn metrics(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Metrics {
+    metrics_over(&[state], workflow, slice, now)
+}
+
+/// [`metrics`] of a workflow whose items are spread over several engines'
+/// states (one per input partition: `engine::share`): the sums, with the
+/// stay percentiles of the states' samples together.
+pub fn metrics_over(states: &[&State], workflow: &ir::Workflow, slice: &Slice, now: i64) -> Metrics {
     let mut m = Metrics { aging: vec![0; workflow.aging_ms.len()], ..Metrics::default() };
     let mut stays: Vec<i64> = Vec::new();
+    for state in states {
+        add_state(&mut m, &mut stays, state, workflow, slice, now);
+    }
+    stays.sort_unstable();
+    m.stay_p50_ms = percentile(&stays, 50);
+    m.stay_p95_ms = percentile(&stays, 95);
+    m
+}
+
+fn add_state(m: &mut Metrics, stays: &mut Vec<i64>, state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) {
     let group_id = match slice.group {
         Some(values) => match state.group_id(values) {
             Some(id) => Some(id),
-            None => return m, // a group never seen has no items
+            None => return, // a group never seen has no items
         },
         None => None,
     };
@@ -77,12 +94,12 @@ pub fn metrics(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) 
         if *w != workflow.id || slice.stage.is_some_and(|s| s != *stage) || group_id.is_some_and(|g| g != *group) {
             continue;
         }
-        add_counters(&mut m, c, now);
+        add_counters(m, c, now);
         stays.extend(c.stay_ms.iter().copied());
     }
     if slice.stage.is_none() && slice.group.is_none() {
         if let Some(c) = state.strays.get(&workflow.id) {
-            add_counters(&mut m, c, now);
+            add_counters(m, c, now);
         }
     }
     for (_, instance) in state.workflows[workflow.id as usize].iter() {
@@ -94,12 +111,8 @@ pub fn metrics(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) 
                 continue;
             }
         }
-        count_instance(&mut m, workflow, instance, now);
+        count_instance(m, workflow, instance, now);
     }
-    stays.sort_unstable();
-    m.stay_p50_ms = percentile(&stays, 50);
-    m.stay_p95_ms = percentile(&stays, 95);
-    m
 }
 
 fn add_counters(m: &mut Metrics, c: &Counters, now: i64) {
@@ -148,17 +161,26 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
 /// Green, amber or red, from the workflow's `status` rules (defaults:
 /// red when missing > 0, amber when at_risk > 0 or late > 0).
 pub fn status(state: &State, workflow: &ir::Workflow, slice: &Slice, now: i64) -> Status {
-    let m = metrics(state, workflow, slice, now);
+    status_over(&[state], workflow, slice, now)
+}
+
+/// [`status`] of a workflow whose items are spread over several engines'
+/// states: its rules read the metrics of all of them together.
+pub fn status_over(states: &[&State], workflow: &ir::Workflow, slice: &Slice, now: i64) -> Status {
+    let m = metrics_over(states, workflow, slice, now);
     let aged = |ms: u64| -> u64 {
-        let group_id = slice.group.map(|g| state.group_id(g));
-        state.workflows[workflow.id as usize]
-            .iter()
-            .map(|(_, i)| i)
-            .filter(|i| i.is_open() && i.stage.is_some())
-            .filter(|i| slice.stage.is_none_or(|s| i.stage == Some(s)))
-            .filter(|i| group_id.is_none_or(|g| g == Some(i.group)))
-            .filter(|i| now.saturating_sub(i.entered_at) >= i64::try_from(ms).unwrap_or(i64::MAX))
-            .count() as u64
+        let aged_in = |state: &State| {
+            let group_id = slice.group.map(|g| state.group_id(g));
+            state.workflows[workflow.id as usize]
+                .iter()
+                .map(|(_, i)| i)
+                .filter(|i| i.is_open() && i.stage.is_some())
+                .filter(|i| slice.stage.is_none_or(|s| i.stage == Some(s)))
+                .filter(|i| group_id.is_none_or(|g| g == Some(i.group)))
+                .filter(|i| now.saturating_sub(i.entered_at) >= i64::try_from(ms).unwrap_or(i64::MAX))
+                .count() as u64
+        };
+        states.iter().map(|state| aged_in(state)).sum()
     };
     let holds = |rules: &[Expr]| rules.iter().any(|r| matches!(eval_status(r, &m, &aged), Value::Bool(true)));
     if holds(&workflow.status.red) {
@@ -248,8 +270,8 @@ pub struct Breakdown {
     pub whole: Part,
     /// By stage id (the id of the step that leads into it).
     pub stages: Vec<Part>,
-    /// By interned group id (see `State::group`).
-    pub groups: std::collections::BTreeMap<u32, Part>,
+    /// By the group's `group by` values.
+    pub groups: std::collections::BTreeMap<Vec<String>, Part>,
 }
 
 /// The numbers of one slice, with the oldest item behind each condition.
@@ -375,6 +397,54 @@ impl Part {
         }
     }
 
+    /// Adds another slice's numbers to this one's: the same slice, of the
+    /// items another engine holds (see [`breakdown_over`]).
+    fn absorb(&mut self, other: Part) {
+        let (m, o) = (&mut self.metrics, &other.metrics);
+        for (sum, add) in [
+            (&mut m.in_flight, o.in_flight),
+            (&mut m.entered, o.entered),
+            (&mut m.completed, o.completed),
+            (&mut m.failed, o.failed),
+            (&mut m.late, o.late),
+            (&mut m.missing, o.missing),
+            (&mut m.at_risk, o.at_risk),
+            (&mut m.duplicate, o.duplicate),
+            (&mut m.out_of_order, o.out_of_order),
+            (&mut m.unexpected, o.unexpected),
+            (&mut m.entries_last_minute, o.entries_last_minute),
+        ] {
+            *sum += add;
+        }
+        for (sum, add) in m.aging.iter_mut().zip(&o.aging) {
+            *sum += add;
+        }
+        for ((_, sum), (_, add)) in self.aged.iter_mut().zip(&other.aged) {
+            *sum += add;
+        }
+        let older = |mine: &mut Option<Witness>, theirs: Option<Witness>| {
+            if let Some(theirs) = theirs {
+                if mine.as_ref().is_none_or(|w| theirs.entered_at < w.entered_at) {
+                    *mine = Some(theirs);
+                }
+            }
+        };
+        let (mine, theirs) = (&mut self.oldest, other.oldest);
+        older(&mut mine.in_flight, theirs.in_flight);
+        older(&mut mine.missing, theirs.missing);
+        older(&mut mine.at_risk, theirs.at_risk);
+        older(&mut mine.late, theirs.late);
+        older(&mut mine.failed, theirs.failed);
+        if let Some(next) = other.next_deadline {
+            match &mut self.next_deadline {
+                Some(mine) if mine.at == next.at && mine.step == next.step => mine.items += next.items,
+                Some(mine) if mine.at <= next.at => {}
+                mine => *mine = Some(next),
+            }
+        }
+        self.stays.extend(other.stays);
+    }
+
     fn deadline(&mut self, at: i64, step: u32, absolute: bool) {
         match &mut self.next_deadline {
             Some(next) if next.at == at && next.step == step => next.items += 1,
@@ -394,6 +464,13 @@ impl Part {
 /// Measures a workflow: the whole, every stage and every group, in one
 /// walk over its instances and counters.
 pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown {
+    breakdown_over(&[state], workflow, now)
+}
+
+/// [`breakdown`] of a workflow whose items are spread over several
+/// engines' states (one per input partition: `engine::share`): every
+/// slice of all of them together, groups matched by their values.
+pub fn breakdown_over(states: &[&State], workflow: &ir::Workflow, now: i64) -> Breakdown {
     let mut thresholds = Vec::new();
     for rule in workflow.status.red.iter().chain(&workflow.status.amber) {
         collect_aged(rule, &mut thresholds);
@@ -404,11 +481,34 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
         stages: workflow.steps.iter().map(|_| fresh()).collect(),
         groups: std::collections::BTreeMap::new(),
     };
+    for state in states {
+        // Group ids are each state's own: walked by id, then matched by values.
+        let mut groups = std::collections::BTreeMap::new();
+        walk(state, workflow, now, &mut out, &mut groups, &fresh);
+        for (id, part) in groups {
+            out.groups.entry(state.group(id).to_vec()).or_insert_with(fresh).absorb(part);
+        }
+    }
+    out.whole.finish();
+    out.stages.iter_mut().chain(out.groups.values_mut()).for_each(Part::finish);
+    out
+}
+
+/// One state's part of [`breakdown_over`]: into `out`'s whole and stages,
+/// and into `groups` by the state's group ids.
+fn walk(
+    state: &State,
+    workflow: &ir::Workflow,
+    now: i64,
+    out: &mut Breakdown,
+    groups: &mut std::collections::BTreeMap<u32, Part>,
+    fresh: &dyn Fn() -> Part,
+) {
     for ((w, stage, group), c) in &state.counters {
         if *w != workflow.id {
             continue;
         }
-        let group = out.groups.entry(*group).or_insert_with(fresh);
+        let group = groups.entry(*group).or_insert_with(fresh);
         for part in [Some(&mut out.whole), out.stages.get_mut(*stage as usize), Some(group)].into_iter().flatten() {
             add_counters(&mut part.metrics, c, now);
             part.stays.extend(c.stay_ms.iter().copied());
@@ -418,7 +518,7 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
         add_counters(&mut out.whole.metrics, c, now);
     }
     for (_, instance) in state.workflows[workflow.id as usize].iter() {
-        let group = out.groups.entry(instance.group).or_insert_with(fresh);
+        let group = groups.entry(instance.group).or_insert_with(fresh);
         let stage = instance.stage.and_then(|s| out.stages.get_mut(s as usize));
         for part in [Some(&mut out.whole), stage, Some(&mut *group)].into_iter().flatten() {
             part.count(workflow, instance, now);
@@ -460,9 +560,6 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
             }
         }
     }
-    out.whole.finish();
-    out.stages.iter_mut().chain(out.groups.values_mut()).for_each(Part::finish);
-    out
 }
 
 fn collect_aged(expr: &Expr, out: &mut Vec<u64>) {

@@ -27,6 +27,7 @@ pub mod eval;
 pub mod event;
 pub mod lifecycle;
 pub mod live;
+pub mod partitioned;
 pub mod record;
 pub mod simulate;
 pub mod testing;

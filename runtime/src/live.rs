@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
 pub use crate::engine::{Carried, Migration, Superseded};
-use crate::engine::{Engine, SplitKey, State};
+use crate::engine::{Engine, Share, SplitKey, State};
 use crate::event::{Decoded, Decoder, Event};
 use crate::record::{Kind, Record};
 use crate::simulate::Simulation;
@@ -145,6 +145,8 @@ pub struct Live<'p> {
     tally: bool,
     /// The input partition the lines come from ([`Input::Partition`]).
     partition: Option<u16>,
+    /// This engine's partition, when it is one of several (`Engine::share`).
+    share: Option<Share>,
     /// With [`keep_events`](Self::keep_events): the events accepted since
     /// the caller last took them (the service's event store).
     accepted: Option<Vec<Event>>,
@@ -189,7 +191,30 @@ impl<'p> Live<'p> {
             activating: None,
             tally: false,
             partition: None,
+            share: None,
         }
+    }
+
+    /// Makes this the engine of one input partition of several
+    /// (`Engine::share`): it runs every keyed workflow for the events of
+    /// its partition, and the scheduled workflows it owns for the events
+    /// of any. Call it before the first input; a state resumed from a
+    /// snapshot keeps the share it was made with ([`share_of`](Self::share_of)).
+    pub fn share(mut self, share: Share) -> Self {
+        self.share = Some(share);
+        if let Some(simulation) = &mut self.simulation {
+            simulation.share(share);
+        }
+        if let Some(engine) = &mut self.engine {
+            engine.share(share);
+        }
+        self
+    }
+
+    /// The partition this engine's state belongs to, if it is one of
+    /// several: from the state once the engine has started.
+    pub fn share_of(&self) -> Option<Share> {
+        self.state().and_then(|state| state.share).or(self.share)
     }
 
     /// Counts entries, completions, late and missing per minute, workflow,
@@ -454,8 +479,12 @@ impl<'p> Live<'p> {
     /// the workflows switched off before it started).
     fn wall_engine(&mut self, start: i64) -> &mut Engine<'p> {
         let (program, functions, disabled, tally) = (self.program, self.functions, &mut self.disabled, self.tally);
+        let share = self.share;
         self.engine.get_or_insert_with(|| {
             let mut engine = Engine::new(program, functions, start);
+            if let Some(share) = share {
+                engine.share(share);
+            }
             for workflow in std::mem::take(disabled) {
                 engine.set_enabled(&workflow, false);
             }

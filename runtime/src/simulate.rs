@@ -25,8 +25,8 @@ use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
 use crate::alerts::{Alert, AlertBook, BookConfig, BookState, Command, CommandError, Notification};
-use crate::engine::{Engine, Migration, State};
-use crate::event::{Decoded, Decoder};
+use crate::engine::{Engine, Migration, Share, State};
+use crate::event::{Decoded, Decoder, Rejection};
 use crate::record::{Kind, Record};
 
 /// A line of a replayed file after its decoding half: everything the
@@ -71,6 +71,8 @@ pub struct Simulation<'p> {
     pub notifications: Vec<Notification>,
     /// The input partition of the next event (see `Engine::origin`).
     pub origin: Option<u16>,
+    /// This engine's partition, when it is one of several (`Engine::share`).
+    share: Option<Share>,
     pub lines: u64,
     pub rejected: u64,
     pub ignored: u64,
@@ -92,6 +94,7 @@ impl<'p> Simulation<'p> {
             book: None,
             notifications: Vec::new(),
             origin: None,
+            share: None,
             lines: 0,
             rejected: 0,
             ignored: 0,
@@ -180,11 +183,38 @@ impl<'p> Simulation<'p> {
         self.engine.as_mut().and_then(|e| e.tally.as_mut()).map(std::mem::take).unwrap_or_default()
     }
 
+    /// Makes this the engine of one partition of several (see
+    /// `Engine::share`); call it before the first input.
+    pub fn share(&mut self, share: Share) {
+        self.share = Some(share);
+        if let Some(engine) = &mut self.engine {
+            engine.share(share);
+        }
+    }
+
+    /// Starts the engine at `at` if it has not started: several engines of
+    /// one program (`partitioned`) start together, at the first event any
+    /// of them sees, as one engine would.
+    pub fn start(&mut self, at: i64) {
+        self.engine_at(at);
+    }
+
+    /// Moves the clock to `time` and fires the timers due by then, as if an
+    /// event of another engine at that time had come here too.
+    pub fn advance_to(&mut self, time: i64, out: &mut Vec<Record>) {
+        let start = out.len();
+        self.engine_at(time).advance(time, false, out);
+        self.alert(&out[start..], time);
+    }
+
     fn engine_at(&mut self, time: i64) -> &mut Engine<'p> {
-        let (program, functions) = (self.program, self.functions);
+        let (program, functions, share) = (self.program, self.functions, self.share);
         let (traced, disabled, tally) = (&self.traced, &mut self.disabled, self.tally);
         self.engine.get_or_insert_with(|| {
             let mut engine = Engine::new(program, functions, time);
+            if let Some(share) = share {
+                engine.share(share);
+            }
             for key in traced {
                 engine.trace_key(key);
             }
@@ -285,18 +315,13 @@ impl<'p> Simulation<'p> {
     /// decode once to count events by type); `line` is its number in the
     /// file being replayed, if there is one.
     pub fn feed_decoded(&mut self, decoded: &Decoded, line: Option<u64>, out: &mut Vec<Record>) {
-        self.lines += 1;
         match decoded {
             Decoded::Rejected(rejection) => {
-                self.rejected += 1;
                 let at = rejection.time.or(self.last_time).or(self.from).unwrap_or(0);
-                let mut r = Record::new(Kind::Rejected, at);
-                r.event_id = rejection.id.clone();
-                r.reason = Some(rejection.reason.clone());
-                r.line = line;
-                out.push(r.with_id());
+                self.feed_rejected(rejection, line, at, out);
             }
             &Decoded::Ignored { time, .. } => {
+                self.lines += 1;
                 self.ignored += 1;
                 if self.until.is_some_and(|u| time > u) {
                     return;
@@ -310,6 +335,7 @@ impl<'p> Simulation<'p> {
                 self.alert(&out[start..], time);
             }
             Decoded::Event(event) => {
+                self.lines += 1;
                 if self.until.is_some_and(|u| event.time > u) {
                     return;
                 }
@@ -327,6 +353,19 @@ impl<'p> Simulation<'p> {
         }
     }
 
+    /// Records a rejected line at `at` when it carries no time of its own:
+    /// where several engines run one stream (`partitioned`), the stream's
+    /// last time rather than this engine's.
+    pub fn feed_rejected(&mut self, rejection: &Rejection, line: Option<u64>, at: i64, out: &mut Vec<Record>) {
+        self.lines += 1;
+        self.rejected += 1;
+        let mut r = Record::new(Kind::Rejected, rejection.time.unwrap_or(at));
+        r.event_id = rejection.id.clone();
+        r.reason = Some(rejection.reason.clone());
+        r.line = line;
+        out.push(r.with_id());
+    }
+
     /// Hands what the engine just made to the alert book, and moves the
     /// book's clock to `now`. Without a book, the engine's clearances are
     /// dropped so they cannot pile up.
@@ -339,10 +378,16 @@ impl<'p> Simulation<'p> {
     /// every timer due at or before it.
     pub fn finish(&mut self, out: &mut Vec<Record>) -> Option<i64> {
         let end = self.until.or(self.last_time)?;
+        self.finish_at(end, out);
+        Some(end)
+    }
+
+    /// [`finish`](Self::finish) at `end`: where several engines of one
+    /// program end together (`partitioned`).
+    pub fn finish_at(&mut self, end: i64, out: &mut Vec<Record>) {
         let start = out.len();
         let engine = self.engine_at(end);
         engine.advance(end, true, out);
         self.alert(&out[start..], end);
-        Some(end)
     }
 }

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use mon_compiler::ir::{Outcome, Program};
+use mon_runtime::aggregates;
 use mon_runtime::event::{Decoded, Decoder};
+use mon_runtime::partitioned::Partitioned;
 use mon_runtime::simulate::Simulation;
 use mon_runtime::{Event, Kind, Record, State};
 use proptest::prelude::*;
@@ -945,4 +947,168 @@ fn every_planted_stall_is_reported_missing_exactly_once() {
         }
         Ok(())
     });
+}
+
+// ---------------------------------------------------------------------------
+// 6. Partitioned
+// ---------------------------------------------------------------------------
+
+/// The partition a producer keying by item would put a line on: by its
+/// trade or job, and anything without one (an unknown type, a rejected
+/// line) by its position.
+fn partition_of(line: &str, n: usize, partitions: u16) -> u16 {
+    let data: Option<serde_json::Value> = serde_json::from_str(line).ok();
+    let item = data.as_ref().and_then(|d| d["data"]["trade_id"].as_str().or(d["data"]["job_id"].as_str()));
+    let hash = match item {
+        Some(item) => item.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))),
+        None => n as u32,
+    };
+    (hash % u32::from(partitions)) as u16
+}
+
+/// The stream run by one engine per partition ([`Partitioned`]).
+fn simulate_partitioned(case: &Case, partitions: u16) -> (Vec<Record>, Partitioned<'static>) {
+    let mut records = Vec::new();
+    let decoder = Decoder::new(program());
+    let mut run = Partitioned::new(program(), functions(), partitions, case.from, case.until);
+    for (n, line) in case.lines.iter().enumerate() {
+        let decoded = decoder.decode(line);
+        run.feed_decoded(&decoded, None, partition_of(line, n, partitions), &mut records);
+    }
+    run.finish(&mut records);
+    (records, run)
+}
+
+/// What a status view shows of a slice, less the keys of the oldest items
+/// (between items that entered at the same instant, which one is named
+/// depends on the order the engines are walked in).
+fn slice_view(part: &aggregates::Part, workflow: &mon_compiler::ir::Workflow) -> String {
+    let oldest = &part.oldest;
+    let entered = |w: &Option<aggregates::Witness>| w.as_ref().map(|w| w.entered_at);
+    format!(
+        "{:?} aged {:?} next {:?} oldest {:?} {:?} {:?} {:?} {:?} {:?}",
+        part.metrics,
+        part.aged,
+        part.next_deadline,
+        entered(&oldest.in_flight),
+        entered(&oldest.missing),
+        entered(&oldest.at_risk),
+        entered(&oldest.late),
+        entered(&oldest.failed),
+        part.verdict(workflow).status,
+    )
+}
+
+/// Every workflow's breakdown (whole, stages, groups) as views show it.
+fn breakdown_views(states: &[&State], now: i64) -> Vec<String> {
+    let mut views = Vec::new();
+    for workflow in &program().workflows {
+        let b = aggregates::breakdown_over(states, workflow, now);
+        views.push(format!("{} whole {}", workflow.name, slice_view(&b.whole, workflow)));
+        for (stage, part) in b.stages.iter().enumerate() {
+            views.push(format!("{} stage {stage} {}", workflow.name, slice_view(part, workflow)));
+        }
+        for (group, part) in &b.groups {
+            views.push(format!("{} group {group:?} {}", workflow.name, slice_view(part, workflow)));
+        }
+        let status = aggregates::status_over(states, workflow, &aggregates::Slice::default(), now);
+        views.push(format!("{} status {status:?}", workflow.name));
+    }
+    views
+}
+
+fn sorted_json(records: &[Record]) -> Vec<String> {
+    let mut json = json(records);
+    json.sort();
+    json
+}
+
+/// Lines in time order only: each line earlier than one before it (a
+/// disorder swap, a redelivery) is left out. Lines without a time stay.
+fn in_time_order(mut case: Case) -> Case {
+    let mut latest = i64::MIN;
+    case.lines.retain(|line| {
+        let time = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["time"].as_str().and_then(mon_stdlib::time::parse_rfc3339));
+        match time {
+            Some(time) if time < latest => false,
+            Some(time) => {
+                latest = time;
+                true
+            }
+            None => true,
+        }
+    });
+    case
+}
+
+/// The property holds on streams in time order. An engine's clock moves
+/// with its own partition's events only, and on such a stream that is the
+/// one engine's clock at the next event of the partition, which is all
+/// that decides a record: the same records, by content, in another order.
+/// Out of order, the engines differ, and neither is wrong: an old
+/// redelivery that one engine no longer remembers (its clock, moved by
+/// other partitions, passed the item's `retain`) is still a duplicate to
+/// the engine of its partition, as it is to a Kafka Streams task.
+#[test]
+fn one_engine_per_partition_gives_the_records_of_one_engine() {
+    let strategy = (stream(), 1u16..5).prop_map(|(stream, partitions)| (in_time_order(stream.case()), partitions));
+    let made = AtomicUsize::new(0);
+    check(
+        "partitioned",
+        256,
+        strategy,
+        |(case, partitions)| format!("{partitions} partitions\n{}", case.describe()),
+        |(case, partitions)| {
+            let mut records = Vec::new();
+            let mut single = Simulation::new(program(), functions(), case.from, case.until);
+            for line in &case.lines {
+                single.feed(line, &mut records);
+            }
+            let end = single.finish(&mut records);
+            let one = sorted_json(&records);
+            let (records, run) = simulate_partitioned(case, *partitions);
+            let split = sorted_json(&records);
+            made.fetch_add(one.len(), Ordering::Relaxed);
+            // The views over all engines are those of the one engine.
+            if let (Some(state), Some(end)) = (single.state(), end) {
+                let states: Vec<&State> = run.states().collect();
+                let (one, split) = (breakdown_views(&[state], end), breakdown_views(&states, end));
+                if let Some((a, b)) = one.iter().zip(&split).find(|(a, b)| a != b) {
+                    return Err(format!("one engine's view:\n{a}\n{partitions} engines' view:\n{b}"));
+                }
+                if one.len() != split.len() {
+                    return Err(format!("views: {one:#?}\nagainst {split:#?}"));
+                }
+                // And each group's numbers are the one engine's, counted
+                // straight from its state (a breakdown adds groups up even
+                // for one engine).
+                for workflow in &program().workflows {
+                    for (values, part) in aggregates::breakdown_over(&states, workflow, end).groups {
+                        let slice = aggregates::Slice { stage: None, group: Some(&values) };
+                        let direct = aggregates::metrics(state, workflow, &slice, end);
+                        if part.metrics != direct {
+                            return Err(format!(
+                                "{} {values:?}: {:?}\nagainst {direct:?}",
+                                workflow.name, part.metrics
+                            ));
+                        }
+                    }
+                }
+            }
+            if one != split {
+                let only = |a: &[String], b: &[String]| {
+                    a.iter().filter(|r| !b.contains(r)).cloned().collect::<Vec<_>>().join("\n")
+                };
+                return Err(format!(
+                    "only from one engine:\n{}\nonly from {partitions} engines:\n{}",
+                    only(&one, &split),
+                    only(&split, &one)
+                ));
+            }
+            Ok(())
+        },
+    );
+    assert!(made.into_inner() > 0, "the generated streams made no records at all");
 }

@@ -329,7 +329,7 @@ pub fn build(program: &Program, state: &State, now: i64) -> Views {
         let worst = stages.iter().map(|s| s.status).max_by_key(|s| rank(s)).filter(|s| *s != Status::Green.name());
         let worst_stage = worst.and_then(|w| stages.iter().find(|s| s.status == w)).map(|s| s.name.clone());
         let next_deadline = breakdown.whole.next_deadline.as_ref().map(|d| deadline_view(workflow, d, now));
-        let groups = group_views(workflow, state, &breakdown, now);
+        let groups = group_views(workflow, &breakdown, now);
         let enabled = !state.disabled.contains(&workflow.name);
         views.list.workflows.push(WorkflowSummary {
             name: workflow.name.clone(),
@@ -408,12 +408,11 @@ fn stage_view(workflow: &ir::Workflow, step: &ir::Step, part: &Part, now: i64) -
     }
 }
 
-fn group_views(workflow: &ir::Workflow, state: &State, breakdown: &Breakdown, now: i64) -> Vec<GroupView> {
+fn group_views(workflow: &ir::Workflow, breakdown: &Breakdown, now: i64) -> Vec<GroupView> {
     let mut groups: Vec<GroupView> = breakdown
         .groups
         .iter()
-        .map(|(&id, part)| {
-            let values = state.group(id);
+        .map(|(values, part)| {
             let (status, why) = judge(workflow, part, now);
             GroupView {
                 group: group_text(values),

@@ -40,6 +40,7 @@ mod occurrences;
 mod recent;
 mod records;
 mod routing;
+mod share;
 mod state;
 mod steps;
 mod timers;
@@ -57,6 +58,7 @@ pub use conditions::{default_on as jit_default_on, set_default as set_jit_defaul
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use recent::RecentEntries;
+pub use share::{owner, Owners, Share};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN, NO_PARTITION};
 pub use timers::{after, deadline};
 
@@ -122,6 +124,11 @@ pub struct State {
     /// whose deadlines are all before that is expected of them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub watched_since: BTreeMap<String, i64>,
+    /// Set when this engine is one of several, one per input partition
+    /// (`share`): which one. Kept in the state so that a snapshot says
+    /// which partition it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Share>,
 }
 
 impl State {
@@ -203,6 +210,12 @@ pub struct Engine<'p> {
     live: usize,
     /// Per workflow id: in `state.disabled` (looked up per event and timer).
     disabled: Vec<bool>,
+    /// Per workflow id: a scheduled workflow another partition's engine
+    /// runs (see `share`); it takes no events here and opens nothing.
+    elsewhere: Vec<bool>,
+    /// The event being processed came from another partition than this
+    /// engine's (see `share`): only its scheduled workflows take it.
+    foreign: bool,
     /// The id hash of the event being processed.
     current_id: u128,
     /// Items whose `missing` or `at_risk` steps stopped being awaited, or
@@ -303,6 +316,7 @@ impl<'p> Engine<'p> {
         let routes = routes(program);
         let live = state.workflows.iter().map(Instances::len).sum();
         let disabled = program.workflows.iter().map(|w| state.disabled.contains(&w.name)).collect();
+        let elsewhere = share::elsewhere(program, state.share);
         Engine {
             program,
             functions,
@@ -319,6 +333,8 @@ impl<'p> Engine<'p> {
             scratch_routes: Vec::new(),
             live,
             disabled,
+            elsewhere,
+            foreign: false,
             current_id: 0,
             clearances: Vec::new(),
             tally: None,

@@ -28,6 +28,9 @@ impl<'p> Engine<'p> {
 
     pub(super) fn queue_open(&mut self, workflow: &ir::Workflow, date: i32) {
         let Some(schedule) = &workflow.schedule else { return };
+        if self.runs_elsewhere(workflow.id) {
+            return;
+        }
         let Some(open) = t::local_to_utc(date, schedule.open_seconds, &workflow.timezone) else { return };
         self.state.opens.insert(workflow.id, (open, date));
     }

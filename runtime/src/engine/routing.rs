@@ -47,6 +47,7 @@ impl<'p> Engine<'p> {
             self.state.seen_since = self.state.clock;
         }
         self.current_id = id_hash(&event.id);
+        self.foreign = matches!((self.state.share, self.origin), (Some(share), Some(from)) if from != share.partition);
         if self.routes.get(event.event_type as usize).is_none() {
             return;
         }
@@ -133,6 +134,11 @@ impl<'p> Engine<'p> {
         }
         let program = self.program;
         let workflow = &program.workflows[workflow_id as usize];
+        // Another partition's engine runs it, or (from another partition)
+        // this one holds none of its items (see `share`).
+        if self.elsewhere[workflow_id as usize] || (self.foreign && workflow.schedule.is_none()) {
+            return;
+        }
         relevant.clear();
         for &s in steps {
             let holds = match &workflow.steps[s as usize].relevance {
