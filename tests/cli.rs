@@ -501,3 +501,62 @@ fn bench_trades_reports_decode_and_engine_on_one_and_two_threads() {
         assert!(stdout.lines().any(|l| l.starts_with(run) && l.contains("events/s")), "no {run} line in:\n{stdout}");
     }
 }
+
+/// The records of `mon simulate`, less the summary lines, sorted.
+fn sorted_records(out: &Output) -> Vec<String> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut records: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains(r#""kind":"summary""#))
+        .map(String::from)
+        .collect();
+    records.sort();
+    records
+}
+
+/// `--partitions` runs one engine per partition, as `mon run` with state
+/// per partition: with every item's events keyed alike, the examples give
+/// the records of one engine (file_receipt's scheduled workflows run on
+/// their owner, fed files from every partition). grouped_metrics keys
+/// `trade_booked` by its order, so trades confirmed on their own key's
+/// partition are split, and said to be.
+#[test]
+fn simulate_partitions_gives_one_engines_records_and_names_split_items() {
+    for (example, keys) in [
+        ("trade_lifecycle", "trade_id,ref"),
+        ("file_receipt", "job_id"),
+        ("batch_sequence", "batch_id"),
+        ("grouped_metrics", "order_id,trade_id"),
+    ] {
+        let rules = format!("examples/{example}");
+        let events = format!("examples/{example}/events.ndjson");
+        let one = mon(&["simulate", &rules, "--events", &events]);
+        // On 2 partitions the examples' few trades happen to share one.
+        let counts = if example == "grouped_metrics" { ["3", "5"] } else { ["2", "3"] };
+        for partitions in counts {
+            let split =
+                mon(&["simulate", &rules, "--events", &events, "--partitions", partitions, "--partition-key", keys]);
+            let stderr = String::from_utf8_lossy(&split.stderr).to_string();
+            if example == "grouped_metrics" {
+                assert!(stderr.contains("on another partition than the item's first"), "{stderr}");
+                assert!(stderr.contains("trade_confirmation T-9"), "{stderr}");
+                assert_ne!(sorted_records(&one), sorted_records(&split), "split items make other records");
+            } else {
+                assert!(!stderr.contains("warning"), "{example}: {stderr}");
+                assert_eq!(sorted_records(&one), sorted_records(&split), "{example} on {partitions} partitions");
+            }
+        }
+    }
+    let typo = mon(&[
+        "simulate",
+        "examples/trade_lifecycle",
+        "--events",
+        "-",
+        "--partitions",
+        "2",
+        "--partition-key",
+        "tradeid",
+    ]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("no event type has such a field"));
+}

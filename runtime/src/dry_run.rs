@@ -20,7 +20,7 @@ use crate::alerts::{BookConfig, Notification};
 use crate::event::{Decoded, Decoder, Event};
 use crate::record::Record;
 use crate::simulate::Simulation;
-use crate::Engine;
+use crate::State;
 
 /// How to replay: the `mon simulate` flags that change what comes out.
 #[derive(Clone, Debug, Default)]
@@ -97,7 +97,7 @@ fn replay(
     let mut records = Vec::new();
     feed(&mut simulation, &mut records);
     let end = simulation.finish(&mut records);
-    let summary = simulation.engine().map(|engine| summary_json(program, engine, end.unwrap_or(0))).unwrap_or_default();
+    let summary = simulation.state().map(|state| summary_json(program, &[state], end.unwrap_or(0))).unwrap_or_default();
     DryRun {
         records,
         notifications: std::mem::take(&mut simulation.notifications),
@@ -147,14 +147,14 @@ pub fn notification_json(n: &Notification) -> Value {
 }
 
 /// The end-of-run `summary` line of each workflow at `now`.
-pub fn summary_json(program: &Program, engine: &Engine, now: i64) -> Vec<Value> {
+pub fn summary_json(program: &Program, states: &[&State], now: i64) -> Vec<Value> {
     program
         .workflows
         .iter()
         .map(|workflow| {
             let whole = Slice::default();
-            let metrics = aggregates::metrics(&engine.state, workflow, &whole, now);
-            let status = aggregates::status(&engine.state, workflow, &whole, now);
+            let metrics = aggregates::metrics_over(states, workflow, &whole, now);
+            let status = aggregates::status_over(states, workflow, &whole, now);
             serde_json::json!({
                 "kind": "summary", "workflow": workflow.name, "status": status, "at": format_rfc3339(now), "metrics": metrics,
             })

@@ -10,6 +10,12 @@
 //! its own partition's time passes it, not another's. All engines start
 //! at the first event any of them sees and end together.
 //!
+//! An event of an item another partition's engine holds (its producer
+//! does not key by the item) is a *split key*: its engine starts a second
+//! item instead. The driver looks for one whenever an event would start an
+//! item, and counts and keeps them ([`split_keys`](Partitioned::split_keys)),
+//! as the service reports them.
+//!
 //! On events in time order, the records are those of one engine, in
 //! another order: each engine makes its items' records, and a timer fires
 //! before the next event of its partition rather than before the next
@@ -20,18 +26,26 @@
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
-use crate::engine::{Owners, Share, State};
+use crate::engine::{item_keys, Owners, Share, SplitKey, State, SPLIT_KEYS_KEPT};
 use crate::event::Decoded;
+use crate::event::Rejection;
 use crate::record::Record;
-use crate::simulate::Simulation;
+use crate::simulate::{NumberedLine, Simulation};
 
 pub struct Partitioned<'p> {
+    /// Lines fed, and of them rejected and of types no rule uses.
+    pub lines: u64,
+    pub rejected: u64,
+    pub ignored: u64,
     /// One engine per partition, by partition number.
     tasks: Vec<Simulation<'p>>,
     owners: Owners,
     started: bool,
     /// The latest event time any engine was given.
     last_time: Option<i64>,
+    /// The first split keys seen (see [`split_keys`](Self::split_keys)).
+    split_keys: Vec<SplitKey>,
+    split_key_events: u64,
     from: Option<i64>,
     until: Option<i64>,
 }
@@ -55,10 +69,15 @@ impl<'p> Partitioned<'p> {
             })
             .collect();
         Partitioned {
+            lines: 0,
+            rejected: 0,
+            ignored: 0,
             tasks,
             owners: Owners::new(program, partitions),
             started: from.is_some(),
             last_time: None,
+            split_keys: Vec::new(),
+            split_key_events: 0,
             from,
             until,
         }
@@ -68,10 +87,36 @@ impl<'p> Partitioned<'p> {
         self.tasks.len() as u16
     }
 
+    /// Feeds a line read by `mon simulate` ([`NumberedLine::decode`]) that
+    /// came from `partition`; returns the event's type when no rule
+    /// declares it, as [`Simulation::feed_numbered`].
+    pub fn feed_numbered(&mut self, line: &NumberedLine, partition: u16, out: &mut Vec<Record>) -> Option<String> {
+        match line {
+            NumberedLine::Text { number, decoded } => {
+                self.feed_decoded(decoded, Some(*number), partition, out);
+                match decoded {
+                    Decoded::Ignored { type_name, .. } => Some(type_name.clone()),
+                    _ => None,
+                }
+            }
+            NumberedLine::NotText { number } => {
+                let rejection = Rejection::of("type unknown: the line is not valid UTF-8");
+                self.feed_decoded(&Decoded::Rejected(rejection), Some(*number), partition, out);
+                None
+            }
+        }
+    }
+
     /// Feeds a decoded line that came from `partition` (taken modulo the
     /// partition count); `line` is its number in the file, if any.
     pub fn feed_decoded(&mut self, decoded: &Decoded, line: Option<u64>, partition: u16, out: &mut Vec<Record>) {
         let partition = partition % self.partitions();
+        self.lines += 1;
+        match decoded {
+            Decoded::Rejected(_) => self.rejected += 1,
+            Decoded::Ignored { .. } => self.ignored += 1,
+            Decoded::Event(_) => {}
+        }
         let time = match decoded {
             Decoded::Event(event) => Some(event.time),
             Decoded::Ignored { time, .. } => Some(*time),
@@ -93,6 +138,10 @@ impl<'p> Partitioned<'p> {
             task.feed_rejected(rejection, line, at, out);
             return;
         }
+        if let Decoded::Event(event) = decoded {
+            self.look_for_split_keys(event, partition);
+        }
+        let task = &mut self.tasks[partition as usize];
         task.origin = Some(partition);
         task.feed_decoded(decoded, line, out);
         if let Decoded::Event(event) = decoded {
@@ -102,6 +151,36 @@ impl<'p> Partitioned<'p> {
                 task.feed_decoded(decoded, line, out);
             }
         }
+    }
+
+    /// Notes each keyed item of `event` that its partition's engine does
+    /// not hold and another's does.
+    fn look_for_split_keys(&mut self, event: &crate::event::Event, partition: u16) {
+        let program = self.tasks[0].program();
+        for (workflow, key) in item_keys(program, event) {
+            if program.workflows[workflow as usize].schedule.is_some() {
+                continue; // an occurrence is its owner's, whatever the partition
+            }
+            let holds =
+                |task: &Simulation| task.state().is_some_and(|s| s.workflows[workflow as usize].find(&key).is_some());
+            if holds(&self.tasks[partition as usize]) {
+                continue;
+            }
+            let Some(owner) = (0..self.partitions()).find(|&p| p != partition && holds(&self.tasks[p as usize])) else {
+                continue;
+            };
+            self.split_key_events += 1;
+            if self.split_keys.len() < SPLIT_KEYS_KEPT {
+                self.split_keys.push(SplitKey { workflow, key, owner, seen_on: partition, at: event.time });
+            }
+        }
+    }
+
+    /// Events of an item that came from another partition than the one
+    /// whose engine holds it: the first [`SPLIT_KEYS_KEPT`], and how many
+    /// there were.
+    pub fn split_keys(&self) -> (&[SplitKey], u64) {
+        (&self.split_keys, self.split_key_events)
     }
 
     /// Ends every engine at `until` (or the last event's time), firing the
@@ -122,5 +201,68 @@ impl<'p> Partitioned<'p> {
     /// The engine of one partition.
     pub fn task(&self, partition: u16) -> Option<&Simulation<'p>> {
         self.tasks.get(partition as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Decoder;
+
+    const RULES: &str = r#"
+event job_started { job: string }
+event job_done { job: string }
+event file_received { name: string }
+workflow jobs {
+  key job
+  start started: job_started
+  then job_done within 1h
+}
+workflow feed {
+  timezone UTC
+  expect file_received by 08:00 every day
+}
+"#;
+
+    fn line(kind: &str, job: &str, time: &str) -> String {
+        let data =
+            if kind == "file_received" { format!(r#"{{"name":"{job}"}}"#) } else { format!(r#"{{"job":"{job}"}}"#) };
+        format!(
+            r#"{{"specversion":"1.0","id":"{kind}-{job}-{time}","source":"t","type":"{kind}","time":"2026-03-02T{time}Z","data":{data}}}"#
+        )
+    }
+
+    /// An item whose events come from two partitions is a split key, said
+    /// once per event from the wrong partition; the scheduled workflow's
+    /// file, from any partition, is not.
+    #[test]
+    fn an_item_on_two_partitions_is_a_split_key() {
+        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: RULES.into() }];
+        let program =
+            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let decoder = Decoder::new(&program);
+        let mut run = Partitioned::new(&program, mon_stdlib::registry(), 2, None, None);
+        let mut out = Vec::new();
+        for (kind, job, time, partition) in [
+            ("job_started", "J1", "07:00:00", 0),
+            ("job_started", "J2", "07:00:01", 1),
+            ("file_received", "F", "07:30:00", 0),
+            ("file_received", "F2", "07:31:00", 1),
+            ("job_done", "J1", "07:40:00", 1),
+            ("job_done", "J2", "07:41:00", 1),
+        ] {
+            run.feed_decoded(&decoder.decode(&line(kind, job, time)), None, partition, &mut out);
+        }
+        let (kept, events) = run.split_keys();
+        assert_eq!(events, 1, "{kept:?}");
+        assert_eq!((kept[0].key.as_str(), kept[0].owner, kept[0].seen_on), ("J1", 0, 1));
+        // J1's end went to partition 1, which never saw it start.
+        assert!(out
+            .iter()
+            .any(|r| r.kind == crate::Kind::Unexpected && r.event_id.as_deref() == Some("job_done-J1-07:40:00")));
+        // The day's file arrived, once, at the owner of `feed`.
+        run.finish(&mut out);
+        let feed_records: Vec<_> = out.iter().filter(|r| r.workflow.as_deref() == Some("feed")).collect();
+        assert!(feed_records.iter().all(|r| r.kind != crate::Kind::Missing), "{feed_records:?}");
     }
 }

@@ -149,6 +149,10 @@ impl<'p> Simulation<'p> {
         book.command(&Command { at, ..command.clone() }, &mut self.notifications)
     }
 
+    pub fn program(&self) -> &'p Program {
+        self.program
+    }
+
     pub fn state(&self) -> Option<&State> {
         self.engine.as_ref().map(|e| &e.state)
     }
@@ -263,13 +267,8 @@ impl<'p> Simulation<'p> {
     /// Records a line that could not even be read as text; `line` is its
     /// number in the file being replayed, if there is one.
     pub fn reject(&mut self, reason: &str, line: Option<u64>, out: &mut Vec<Record>) {
-        self.lines += 1;
-        self.rejected += 1;
         let at = self.last_time.or(self.from).unwrap_or(0);
-        let mut r = Record::new(Kind::Rejected, at);
-        r.reason = Some(reason.to_string());
-        r.line = line;
-        out.push(r.with_id());
+        self.feed_rejected(&Rejection::of(reason), line, at, out);
     }
 
     /// Feeds a line decoded by [`NumberedLine::decode`], in file order.

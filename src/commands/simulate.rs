@@ -15,9 +15,11 @@ use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{BookConfig, Notification};
 use mon_runtime::dry_run::{notification_json, summary_json};
+use mon_runtime::engine::partition_for;
 use mon_runtime::lifecycle::Trace;
-use mon_runtime::simulate::Simulation;
-use mon_runtime::{Decoder, Kind, Record};
+use mon_runtime::partitioned::Partitioned;
+use mon_runtime::simulate::{NumberedLine, Simulation};
+use mon_runtime::{Decoded, Decoder, Kind, Record, State};
 use mon_stdlib::time::{format_rfc3339, parse_rfc3339};
 
 use crate::Outcome;
@@ -68,6 +70,22 @@ pub struct Args {
     /// a file of at least 1 MiB.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
     threads: Option<u8>,
+    /// Run one engine per input partition, as `mon run` keeps its state
+    /// per partition (docs/notes/scaling.md): each event goes to the
+    /// partition its `--partition-key` value hashes to, a scheduled
+    /// workflow runs on one of them, and events of one item that land on
+    /// two partitions are reported. On events in time order the records
+    /// are those of one engine; where they differ, a producer's keys would
+    /// split items.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096), requires = "partition_key",
+          conflicts_with_all = ["trace", "notifications"])]
+    partitions: Option<u16>,
+    /// With --partitions: the event field producers key their messages by
+    /// (`trade_id`), or several, the first an event has (`trade_id,ref`);
+    /// an event with none goes by its id, as an unkeyed message goes to
+    /// any partition.
+    #[arg(long, requires = "partitions")]
+    partition_key: Option<String>,
     /// Off only to measure what the engine's prefetching saves; the output
     /// is the same either way.
     #[arg(long, hide = true, default_value_t = true, action = clap::ArgAction::Set)]
@@ -154,6 +172,16 @@ pub fn run(args: Args) -> Outcome {
     let functions = mon_stdlib::registry();
     let decoder = Decoder::new(&program);
     let mut bad = BadInput::default();
+    let mut split = match args.partitions {
+        Some(partitions) => {
+            let keys = args.partition_key.as_deref().unwrap_or_default();
+            match Partitioner::new(&program, keys, partitions) {
+                Ok(partitioner) => Some((Partitioned::new(&program, functions, partitions, from, until), partitioner)),
+                Err(e) => return Outcome::Usage(e),
+            }
+        }
+        None => None,
+    };
     let mut simulation = Simulation::new(&program, functions, from, until);
     if args.notifications {
         let config = BookConfig { group_wait_ms: args.group_wait, group_interval_ms: args.group_interval };
@@ -174,10 +202,16 @@ pub fn run(args: Args) -> Outcome {
     let mut take = |batch: &mut Batch| -> bool {
         let mut lines = batch.lines.iter();
         while let Some(line) = lines.next() {
-            if args.prefetch {
-                simulation.prefetch_ahead(lines.as_slice());
-            }
-            if let Some(type_name) = simulation.feed_numbered(line, &mut records) {
+            let undeclared = match &mut split {
+                Some((run, partitioner)) => run.feed_numbered(line, partitioner.partition(line), &mut records),
+                None => {
+                    if args.prefetch {
+                        simulation.prefetch_ahead(lines.as_slice());
+                    }
+                    simulation.feed_numbered(line, &mut records)
+                }
+            };
+            if let Some(type_name) = undeclared {
                 *bad.undeclared.entry(type_name).or_default() += 1;
             }
             bad.note_rejections(&records);
@@ -202,7 +236,10 @@ pub fn run(args: Args) -> Outcome {
         eprintln!("error: reading events: {e}");
         return Outcome::Problems;
     }
-    let end = simulation.finish(&mut records);
+    let end = match &mut split {
+        Some((run, _)) => run.finish(&mut records),
+        None => simulation.finish(&mut records),
+    };
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -228,34 +265,113 @@ pub fn run(args: Args) -> Outcome {
         (Some(_), None) => {
             let _ = writeln!(out, "no events were read");
         }
-        (None, Some(engine)) if args.format != Format::Human => {
-            write_summary(&mut out, &program, engine, now, args.format)
+        (None, _) if args.format != Format::Human => {
+            let states: Vec<&State> = match &split {
+                Some((run, _)) => run.states().collect(),
+                None => simulation.state().into_iter().collect(),
+            };
+            if !states.is_empty() {
+                write_summary(&mut out, &program, &states, now, args.format)
+            }
         }
         _ => {}
     }
     let _ = out.flush();
+    let (lines, rejected, ignored) = match &split {
+        Some((run, _)) => (run.lines, run.rejected, run.ignored),
+        None => (simulation.lines, simulation.rejected, simulation.ignored),
+    };
     eprintln!(
         "read {} line{}: {} rejected, {} of types no rule uses{}",
-        simulation.lines,
-        plural(simulation.lines),
-        simulation.rejected,
-        simulation.ignored,
+        lines,
+        plural(lines),
+        rejected,
+        ignored,
         end.map(|e| format!("; clock at {}", format_rfc3339(e))).unwrap_or_default()
     );
+    if let Some((run, _)) = &split {
+        eprint!("{}", split_report(&program, run));
+    }
     // The human records already show each rejected line where it happened.
     let listed = args.format == Format::Human && args.trace.is_none();
-    eprint!("{}", bad.report(&source, simulation.rejected, !listed, &program));
-    if args.strict && (simulation.rejected > 0 || simulation.ignored > 0) {
+    eprint!("{}", bad.report(&source, rejected, !listed, &program));
+    if args.strict && (rejected > 0 || ignored > 0) {
         eprintln!(
             "error: --strict: {} rejected line{} and {} event{} of types no rule uses",
-            simulation.rejected,
-            plural(simulation.rejected),
-            simulation.ignored,
-            plural(simulation.ignored)
+            rejected,
+            plural(rejected),
+            ignored,
+            plural(ignored)
         );
         return Outcome::Problems;
     }
     Outcome::Ok
+}
+
+/// Which partition a line goes to with `--partitions`: by the value of the
+/// key field where the event has one, else by the event's id (or, for a
+/// line that is no event, its number).
+struct Partitioner {
+    /// Per event type: the key field's slot, if the type has it.
+    slot: Vec<Option<usize>>,
+    partitions: u16,
+}
+
+impl Partitioner {
+    /// `keys`: field names, comma-separated; an error when no event type
+    /// has any of them (a typo would spread every item over all partitions).
+    fn new(program: &ir::Program, keys: &str, partitions: u16) -> Result<Partitioner, String> {
+        let keys: Vec<&str> = keys.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+        let slot: Vec<Option<usize>> = program
+            .events
+            .iter()
+            .map(|e| keys.iter().find_map(|key| e.fields.iter().position(|f| f.name == *key)))
+            .collect();
+        if slot.iter().all(Option::is_none) {
+            return Err(format!("--partition-key {}: no event type has such a field", keys.join(",")));
+        }
+        Ok(Partitioner { slot, partitions })
+    }
+
+    fn partition(&self, line: &NumberedLine) -> u16 {
+        let (number, decoded) = match line {
+            NumberedLine::Text { number, decoded } => (*number, decoded),
+            NumberedLine::NotText { number } => return (*number % u64::from(self.partitions)) as u16,
+        };
+        let Decoded::Event(event) = decoded else { return (number % u64::from(self.partitions)) as u16 };
+        let slot = self.slot.get(event.event_type as usize).copied().flatten();
+        let value = slot.and_then(|slot| event.fields.get(slot)).filter(|v| !matches!(v, ir::Value::Null));
+        let key = match value {
+            Some(ir::Value::String(text)) => text.clone(),
+            Some(other) => format!("{other:?}"),
+            None => event.id.to_string(),
+        };
+        partition_for(&key, self.partitions)
+    }
+}
+
+/// The events of items split over two partitions, if any, for stderr.
+fn split_report(program: &ir::Program, run: &Partitioned) -> String {
+    let (kept, events) = run.split_keys();
+    if events == 0 {
+        return String::new();
+    }
+    let mut text = format!(
+        "warning: {events} event{} on another partition than the item's first: their messages are keyed by another \
+         field than the item's key, and each makes a second item there\n",
+        plural(events)
+    );
+    for split in kept.iter().take(LISTED) {
+        let workflow = program.workflows.get(split.workflow as usize).map_or("?", |w| w.name.as_str());
+        text.push_str(&format!(
+            "  {workflow} {}: started on partition {}, an event at {} on partition {}\n",
+            split.key.replace('\u{1f}', ","),
+            split.owner,
+            format_rfc3339(split.at),
+            split.seen_on
+        ));
+    }
+    text
 }
 
 fn plural(n: u64) -> &'static str {
@@ -397,35 +513,37 @@ fn human(r: &Record, source: &str) -> String {
     line
 }
 
-fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runtime::Engine, now: i64, format: Format) {
+fn write_summary(out: &mut impl Write, program: &ir::Program, states: &[&State], now: i64, format: Format) {
     if format == Format::Ndjson {
-        for line in summary_json(program, engine, now) {
+        for line in summary_json(program, states, now) {
             let _ = writeln!(out, "{line}");
         }
         return;
     }
     for workflow in &program.workflows {
         let whole = Slice::default();
-        let m = aggregates::metrics(&engine.state, workflow, &whole, now);
-        let status = aggregates::status(&engine.state, workflow, &whole, now);
+        let m = aggregates::metrics_over(states, workflow, &whole, now);
+        let status = aggregates::status_over(states, workflow, &whole, now);
         let _ = writeln!(out, "{} [{}]", workflow.name, status.name());
         let _ = writeln!(
             out,
             "  {:<24} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>8}",
             "stage / group", "flight", "entered", "done", "failed", "late", "missing", "risk", "status", "p50", "p95"
         );
-        let mut groups: Vec<Vec<String>> =
-            engine.instances(workflow.id).map(|(_, i)| engine.state.group(i.group).to_vec()).collect();
+        let mut groups: Vec<Vec<String>> = states
+            .iter()
+            .flat_map(|state| state.workflows[workflow.id as usize].iter().map(|(_, i)| state.group(i.group).to_vec()))
+            .collect();
         groups.sort();
         groups.dedup();
         for stage in &workflow.stages {
             let slice = Slice { stage: Some(stage.id), group: None };
-            row(out, engine, workflow, &stage.name, &slice, now);
+            row(out, states, workflow, &stage.name, &slice, now);
         }
         if !workflow.group_by.is_empty() {
             for group in groups.iter().filter(|g| !g.is_empty()) {
                 let slice = Slice { stage: None, group: Some(group) };
-                row(out, engine, workflow, &group.join("/"), &slice, now);
+                row(out, states, workflow, &group.join("/"), &slice, now);
             }
         }
         let _ = writeln!(
@@ -443,16 +561,9 @@ fn write_summary(out: &mut impl Write, program: &ir::Program, engine: &mon_runti
     }
 }
 
-fn row(
-    out: &mut impl Write,
-    engine: &mon_runtime::Engine,
-    workflow: &ir::Workflow,
-    label: &str,
-    slice: &Slice,
-    now: i64,
-) {
-    let m = aggregates::metrics(&engine.state, workflow, slice, now);
-    let status = aggregates::status(&engine.state, workflow, slice, now);
+fn row(out: &mut impl Write, states: &[&State], workflow: &ir::Workflow, label: &str, slice: &Slice, now: i64) {
+    let m = aggregates::metrics_over(states, workflow, slice, now);
+    let status = aggregates::status_over(states, workflow, slice, now);
     // Whole seconds are precise enough for a table of stays.
     let ms = |v: Option<i64>| {
         v.map_or("-".into(), |v| {

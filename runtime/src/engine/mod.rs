@@ -58,7 +58,7 @@ pub use conditions::{default_on as jit_default_on, set_default as set_jit_defaul
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use recent::RecentEntries;
-pub use share::{owner, Owners, Share};
+pub use share::{owner, partition_for, Owners, Share};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN, NO_PARTITION};
 pub use timers::{after, deadline};
 

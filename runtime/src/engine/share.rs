@@ -32,12 +32,19 @@ impl Share {
 }
 
 /// The partition whose engine holds the occurrences of the scheduled
-/// workflow `name`, of `partitions`. FNV-1a of the name: written out here
-/// rather than taken from a hashing crate, because every process and every
-/// future version must agree on it (a crate may change its hash).
+/// workflow `name`, of `partitions`. FNV-1a of the name ([`partition_for`]):
+/// written out here rather than taken from a hashing crate, because every
+/// process and every future version must agree on it (a crate may change
+/// its hash).
 pub fn owner(name: &str, partitions: u16) -> u16 {
+    partition_for(name, partitions)
+}
+
+/// A partition of `partitions` for `key`, by FNV-1a: stable across
+/// processes and versions (see [`owner`]).
+pub fn partition_for(key: &str, partitions: u16) -> u16 {
     let mut hash: u32 = 0x811c_9dc5;
-    for byte in name.bytes() {
+    for byte in key.bytes() {
         hash ^= u32::from(byte);
         hash = hash.wrapping_mul(0x0100_0193);
     }

@@ -62,6 +62,13 @@ pub struct Rejection {
     pub time: Option<i64>,
 }
 
+impl Rejection {
+    /// A rejection of a line that says nothing of itself (not even text).
+    pub fn of(reason: &str) -> Rejection {
+        Rejection { reason: reason.to_string(), id: None, type_name: None, time: None }
+    }
+}
+
 /// Decodes envelopes for one program.
 pub struct Decoder<'p> {
     program: &'p Program,
