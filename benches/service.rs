@@ -12,6 +12,10 @@
 //!    with the event store off (`[retention] events = "0"`) and on (the
 //!    default), so its cost is the ratio of the two (target: within 20%).
 //!    Rounds alternate to share the machine's noise; medians are reported.
+//!    `-- partitions` instead runs the same stream from a topic of three
+//!    partitions (keyed by trade), through `mon run` with one state and
+//!    with `[kafka] state_per_partition` (changelog and event store off
+//!    in both), alternating.
 //! 2. **Latency.** `mon run` on the wall clock gets start events whose
 //!    next step is due 1 s later and never comes; a consumer of the records
 //!    topic measures, for each `missing` record, the time from its deadline
@@ -89,6 +93,18 @@ fn bare_consumer(topic: &str, count: usize) -> f64 {
 /// Seconds for `mon run` to consume `count` events into durable state,
 /// with the event store on or off.
 fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path, event_store: bool) -> f64 {
+    mon_run_with(topic, rules, count, dir, event_store, "")
+}
+
+/// [`mon_run`] with more settings for `[kafka]` (TOML lines).
+fn mon_run_with(
+    topic: &str,
+    rules: &str,
+    count: usize,
+    dir: &std::path::Path,
+    event_store: bool,
+    kafka_settings: &str,
+) -> f64 {
     let brokers = kafka::brokers();
     let records = format!("{topic}.records-{}", service::now_ms());
     let dead = format!("{records}.dead");
@@ -96,6 +112,14 @@ fn mon_run(topic: &str, rules: &str, count: usize, dir: &std::path::Path, event_
     kafka::create_topic(&dead, 1);
     let group = kafka::unique_topic("mon-bench");
     let config_path = service::kafka_config(dir, &brokers, topic, &records, &dead, &group);
+    if !kafka_settings.is_empty() {
+        let text = std::fs::read_to_string(&config_path).unwrap();
+        std::fs::write(
+            &config_path,
+            text.replace("[kafka.properties]", &format!("{kafka_settings}\n[kafka.properties]")),
+        )
+        .unwrap();
+    }
     if !event_store {
         let mut text = std::fs::read_to_string(&config_path).unwrap();
         text.push_str("[retention]\nevents = \"0\"\n");
@@ -178,6 +202,48 @@ fn throughput(trades: u64, rounds: usize) {
     figure!(
         "event store: mon run with it on median {s:.0} events/s = {:.0}% of without (target: at least 80%)",
         100.0 * s / m
+    );
+}
+
+/// The trade stream from three partitions, through one state and through
+/// state per partition, alternating; medians reported.
+fn partitions(trades: u64, rounds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("stream");
+    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["bench", "--trades", &trades.to_string(), "--emit"])
+        .arg(&stream)
+        .output()
+        .expect("mon bench --emit");
+    assert!(output.status.success());
+    let lines: Vec<String> =
+        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    let topic = kafka::unique_topic("bench-partitions");
+    kafka::create_topic(&topic, 3);
+    let keyed = lines.iter().map(|line| {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = value["data"]["trade_id"].as_str().unwrap_or_default().as_bytes().to_vec();
+        (Some(key), line.clone().into_bytes(), Vec::new())
+    });
+    kafka::produce_to(&topic, None, keyed);
+    let rules = stream.join("rules").display().to_string();
+    let (mut one, mut split) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let o = lines.len() as f64 / mon_run_with(&topic, &rules, lines.len(), dir.path(), false, "changelog = false");
+        let per_partition = "changelog = false\nstate_per_partition = true";
+        let p = lines.len() as f64 / mon_run_with(&topic, &rules, lines.len(), dir.path(), false, per_partition);
+        figure!(
+            "round {}: 3 partitions, one state {o:.0} events/s, state per partition {p:.0} events/s ({:.0}%)",
+            round + 1,
+            100.0 * p / o
+        );
+        one.push(o);
+        split.push(p);
+    }
+    let (o, p) = (median(&mut one), median(&mut split));
+    figure!(
+        "3 partitions: one state median {o:.0} events/s, state per partition median {p:.0} events/s = {:.0}%",
+        100.0 * p / o
     );
 }
 
@@ -293,11 +359,14 @@ fn main() {
     // `cargo bench --bench service -- latency` measures only the latency.
     if measuring() && std::env::args().any(|a| a == "latency") {
         latency(2000);
+    } else if measuring() && std::env::args().any(|a| a == "partitions") {
+        partitions(120_000, 3);
     } else if measuring() {
         throughput(120_000, 3);
         latency(2000);
     } else {
         throughput(2_000, 1);
+        partitions(1_000, 1);
         latency(50);
         println!("bench service: runs (a stream of 2,000 trades through mon run, 50 deadlines recorded missing); `cargo bench --bench service` measures it");
     }

@@ -10,7 +10,7 @@ mod service;
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use service::{now_ms, wait_until_true, Service};
 
 /// A job event as a Kafka message's payload.
@@ -173,4 +173,277 @@ fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
     let fenced = text.lines().filter(|l| l.contains("changelog: another process shares this consumer group")).count();
     assert_eq!(fenced, 1, "{text}");
     assert!(text.contains("changelog: whole again"), "{text}");
+}
+
+/// Scheduled workflows beside the trades: `feed_a`'s file comes, `feed_b`'s
+/// does not. Their files arrive on every partition, and only their owner
+/// (a partition fixed by the workflow's name) holds their occurrences.
+const FEEDS: &str = r#"
+event file_received { name: string }
+workflow feed_a {
+  timezone UTC
+  expect file_received where name == "A" by 08:05 every day
+}
+workflow feed_b {
+  timezone UTC
+  expect file_received where name == "B" by 08:05 every day
+}
+"#;
+
+fn file_event(name: &str, n: usize, time: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","type":"file_received","id":"file-{n}","source":"test","time":"2026-03-02T{time}Z","data":{{"name":"{name}"}}}}"#
+    )
+}
+
+/// The partition a producer keying by trade would choose (any fixed hash
+/// does; the service does not care which, only that an item keeps one).
+fn partition_of(line: &str, n: usize) -> i32 {
+    let value: Value = serde_json::from_str(line).unwrap();
+    match value["data"]["trade_id"].as_str() {
+        Some(trade) => i32::from(mon_runtime::engine::partition_for(trade, 3)),
+        None => (n % 3) as i32,
+    }
+}
+
+fn produce_by_partition(topic: &str, lines: &[(usize, String)]) {
+    for partition in 0..3 {
+        let mine: Vec<Vec<u8>> = lines
+            .iter()
+            .filter(|(n, l)| partition_of(l, *n) == partition)
+            .map(|(_, l)| l.clone().into_bytes())
+            .collect();
+        to_partition(topic, partition, &mine);
+    }
+}
+
+/// Whether the process has read every partition of `topic` to its end
+/// (librdkafka's statistics, once a second).
+fn caught_up(service: &Service, topic: &str) -> bool {
+    let text = service.get("/metrics").unwrap_or_default();
+    let lags: Vec<&str> = text.lines().filter(|l| l.starts_with("mon_consumer_lag{") && l.contains(topic)).collect();
+    lags.len() == 3 && lags.iter().all(|l| l.ends_with(" 0"))
+}
+
+/// `[kafka] state_per_partition`: one engine and snapshot per partition
+/// of a three-partition input, all in one process. Killed with SIGKILL
+/// mid-stream and started again, it publishes exactly what one engine
+/// (`mon simulate`) makes of the stream, each record once; the scheduled
+/// workflows took their files from every partition, on their owner only;
+/// each partition's snapshot is in `tasks/<partition>`; and the status
+/// counts every partition's items.
+///
+/// On the event clock, a partition's time moves with its own events, and
+/// Kafka keeps no order across partitions: a scheduled workflow's owner
+/// could pass a deadline before another partition's file for it is read.
+/// So the events that move the clocks past the feeds' deadlines (one per
+/// partition) go only once every partition has been read to its end.
+#[test]
+fn state_per_partition_gives_one_engines_records_across_a_crash() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut stream = service::trade_stream(dir.path(), "3000", "0.05");
+    std::fs::write(stream.rules.join("feeds.mon"), FEEDS).unwrap();
+    stream.lines.pop(); // the clock event: sent below, per partition
+    stream.lines.push(file_event("A", 0, "08:00:30"));
+    stream.lines.push(file_event("C", 1, "08:00:40"));
+    stream.lines.push(file_event("C", 2, "08:00:50"));
+    let time = |l: &String| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        mon_stdlib::time::parse_rfc3339(v["time"].as_str().unwrap()).unwrap()
+    };
+    stream.lines.sort_by_key(time);
+    let end = mon_stdlib::time::parse_rfc3339("2026-03-02T08:10:00Z").unwrap();
+    let clock = |partition: i32| {
+        format!(
+            r#"{{"specversion":"1.0","id":"clock-{partition}","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
+            mon_stdlib::time::format_rfc3339(end + 1)
+        )
+    };
+    let mut all = stream.lines.clone();
+    all.push(clock(0));
+    std::fs::write(&stream.events, all.join("\n") + "\n").unwrap();
+    let until = ["--until".to_string(), mon_stdlib::time::format_rfc3339(end)];
+    let simulated = service::simulate(&stream.rules, &stream.events, &until);
+    let (expected, _) = service::distinct(&simulated);
+    let feed = |name: &str, kind: &str| {
+        expected
+            .values()
+            .any(|r| r.contains(&format!(r#""workflow":"{name}""#)) && r.contains(&format!(r#""kind":"{kind}""#)))
+    };
+    assert!(feed("feed_b", "missing") && !feed("feed_a", "missing"), "the feeds' records: {expected:#?}");
+
+    let (topic, records, dead) = kafka::topic_set("tasks", 3);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
+    let state = dir.path().join("state");
+    let log = dir.path().join("mon.log");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--clock",
+        "event",
+        "--state-dir",
+        state.to_str().unwrap(),
+        stream.rules.to_str().unwrap(),
+    ];
+    let numbered: Vec<(usize, String)> = stream.lines.iter().cloned().enumerate().collect();
+    let half = numbered.len() / 2;
+
+    let first = Service::start(&args, &log);
+    produce_by_partition(&topic, &numbered[..half]);
+    first.wait_for_events(half / 2, Duration::from_secs(60));
+    first.kill9();
+
+    let second = Service::start(&args, &log);
+    produce_by_partition(&topic, &numbered[half..]);
+    wait_until_true(Duration::from_secs(60), "every partition read to its end", || caught_up(&second, &topic));
+    for partition in 0..3 {
+        to_partition(&topic, partition, &[clock(partition).into_bytes()]);
+    }
+    let published = kafka::consume_all(&records, expected.len(), Duration::from_millis(1500), Duration::from_secs(90));
+    let actual: Vec<Value> =
+        published.iter().map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).unwrap()).collect();
+    // A record published again after the crash (the outbox is drained at
+    // least once) must be the same record: `distinct` checks it.
+    let (actual, _) = service::distinct(&actual);
+    let missing: Vec<&String> = expected.iter().filter(|(id, r)| actual.get(*id) != Some(r)).map(|(_, r)| r).collect();
+    let extra: Vec<&String> = actual.iter().filter(|(id, r)| expected.get(*id) != Some(r)).map(|(_, r)| r).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "not published: {missing:#?}\npublished, not expected: {extra:#?}");
+
+    // Every partition's items are counted: what one engine counts.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mon"))
+        .arg("simulate")
+        .arg(&stream.rules)
+        .arg("--events")
+        .arg(&stream.events)
+        .args(&until)
+        .output()
+        .unwrap();
+    let summary: Value = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["kind"] == "summary" && l["workflow"] == "trade_lifecycle")
+        .expect("a summary of the trades");
+    wait_until_true(Duration::from_secs(10), "the status counts every partition's trades", || {
+        let status: Value = serde_json::from_str(&second.get("/api/v1/status").unwrap_or_default()).unwrap_or_default();
+        let workflows = status["workflows"].as_array().cloned().unwrap_or_default();
+        let trades = workflows.iter().find(|w| w["name"] == "trade_lifecycle");
+        trades.is_some_and(|t| {
+            ["entered", "completed", "missing", "in_flight"].iter().all(|m| t["metrics"][m] == summary["metrics"][m])
+        })
+    });
+    second.terminate();
+    for partition in 0..3 {
+        assert!(state.join("tasks").join(partition.to_string()).join("snapshot.bin").exists(), "partition {partition}");
+    }
+}
+
+fn json_of(service: &Service, path: &str) -> Value {
+    serde_json::from_str(&service.get(path).unwrap_or_default()).unwrap_or_default()
+}
+
+fn post_json(service: &Service, path: &str, body: Value) -> (u16, Value) {
+    let (status, text) = service.post(path, &body.to_string());
+    (status, serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// With state per partition, the API answers for every partition: the
+/// alerts of jobs on three partitions, each acknowledged where it is
+/// held; a stage's items; a job whose end comes on another partition is a
+/// split key, counted and shown; and a rule activation reaches every
+/// partition's engine, once in the history, with the items of all of them
+/// carried over. After a restart, the partitions' snapshots give back the
+/// same alerts.
+#[test]
+fn state_per_partition_answers_for_every_partition() {
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, records, dead) = kafka::topic_set("tasks-api", 3);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
+    let rules = service::write_job_rules(dir.path(), "1m");
+    let state = dir.path().join("state");
+    let log = dir.path().join("mon.log");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--clock",
+        "event",
+        "--state-dir",
+        state.to_str().unwrap(),
+        rules.to_str().unwrap(),
+    ];
+    let service = Service::start(&args, &log);
+    let t = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
+    for (partition, name) in [(0, "J1"), (1, "J2"), (2, "J3"), (0, "J7")] {
+        to_partition(&topic, partition, &[job("job_started", name, t)]);
+    }
+    // J7 ends on another partition than it started on.
+    to_partition(&topic, 1, &[job("job_done", "J7", t + 1_000)]);
+    wait_until_true(Duration::from_secs(30), "the split counted", || {
+        service.metric("mon_split_key_events_total") == Some(1.0)
+    });
+    wait_until_true(Duration::from_secs(10), "the split in the status", || {
+        json_of(&service, "/api/v1/status")["split_keys"]["last"]["key"] == "J7"
+    });
+    let split = json_of(&service, "/api/v1/status")["split_keys"].clone();
+    assert_eq!((&split["last"]["owner_partition"], &split["last"]["seen_on_partition"]), (&json!(0), &json!(1)));
+
+    // Every partition's items in one stage list.
+    let items = json_of(&service, "/api/v1/workflows/jobs/stages/started/items");
+    assert_eq!(items["in_stage"], 4, "{items}");
+
+    // Each partition's time passes the deadlines: every job is missing
+    // (J7 too: its end went to the other partition's engine).
+    for partition in 0..3 {
+        let clock = format!(
+            r#"{{"specversion":"1.0","id":"clock-{partition}","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
+            mon_stdlib::time::format_rfc3339(t + 300_000)
+        );
+        to_partition(&topic, partition, &[clock.into_bytes()]);
+    }
+    let alerts =
+        |service: &Service| json_of(service, "/api/v1/alerts")["alerts"].as_array().cloned().unwrap_or_default();
+    wait_until_true(Duration::from_secs(30), "four alerts", || alerts(&service).len() == 4);
+    let jobs: std::collections::BTreeSet<String> =
+        alerts(&service).iter().map(|a| a["key"]["job"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(jobs, ["J1", "J2", "J3", "J7"].map(String::from).into());
+
+    // J2's alert is partition 1's engine's: the acknowledgement finds it.
+    let j2 = alerts(&service).into_iter().find(|a| a["key"]["job"] == "J2").unwrap();
+    let (status, acked) =
+        post_json(&service, &format!("/api/v1/alerts/{}/ack", j2["id"].as_str().unwrap()), json!({"by": "ann"}));
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["state"], "acknowledged", "{acked}");
+
+    // A new version reaches every engine in one activation.
+    let v2 = std::fs::read_to_string(rules.join("jobs.mon")).unwrap().replace("within 1m", "within 2m");
+    let (status, stored) =
+        post_json(&service, "/api/v1/rules/versions", json!({ "files": { "jobs.mon": v2 }, "author": "ana" }));
+    assert_eq!(status, 201, "{stored}");
+    let (status, activated) = post_json(&service, "/api/v1/rules/versions/2/activate", json!({ "by": "ana" }));
+    assert_eq!(status, 200, "{activated}");
+    assert_eq!(activated["migration"]["carried_count"], 4, "every partition's open jobs: {activated}");
+    let history = json_of(&service, "/api/v1/rules/activations");
+    let entries = history["activations"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        entries.iter().filter(|e| e["version"] == 2).count(),
+        1,
+        "one activation, not one per partition: {history}"
+    );
+    service.terminate();
+
+    // The partitions' snapshots give back the alerts, J2's acknowledged.
+    let again = Service::start(&args, &log);
+    assert_eq!(json_of(&again, "/api/v1/rules/versions")["active"], 2);
+    let alerts_now = alerts(&again);
+    assert_eq!(alerts_now.len(), 4, "{alerts_now:#?}");
+    let j2 = alerts_now.iter().find(|a| a["key"]["job"] == "J2").unwrap();
+    assert_eq!(j2["state"], "acknowledged", "{j2}");
+    again.terminate();
 }

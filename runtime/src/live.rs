@@ -77,6 +77,11 @@ pub enum Input {
     /// owning partition ([`Instance::partition`](crate::engine::Instance))
     /// is rebuilt exactly by a replay.
     Partition(Option<u16>),
+    /// With state per partition (the service's `processor::tasks`, whose
+    /// one journal holds every partition's inputs): the inputs that follow
+    /// are this partition's engine's. The driver reads it; an engine given
+    /// it changes nothing.
+    Task(u16),
 }
 
 /// A rules version to activate.
@@ -417,6 +422,7 @@ impl<'p> Live<'p> {
                 self.partition = *partition;
                 Fed::Partition
             }
+            Input::Task(_) => Fed::Partition,
         }
     }
 
@@ -525,7 +531,7 @@ impl<'p> Live<'p> {
 
     fn line(&mut self, line: &str, out: &mut Vec<Record>) -> Fed {
         let decoded = self.decoder.decode(line);
-        self.apply_decoded(decoded, out)
+        self.apply_decoded(&decoded, out)
     }
 
     /// Applies an [`Input::Line`] that another thread has already decoded
@@ -533,10 +539,13 @@ impl<'p> Live<'p> {
     /// [`apply`](Self::apply) with the line, which the caller journals.
     /// Decoding is pure, so a replay of the journal, which decodes the
     /// line here, makes the same records.
-    pub fn apply_decoded(&mut self, decoded: Decoded, out: &mut Vec<Record>) -> Fed {
-        let fed = match &decoded {
+    pub fn apply_decoded(&mut self, decoded: &Decoded, out: &mut Vec<Record>) -> Fed {
+        // An event of another partition, handed to this engine for the
+        // scheduled workflows it owns, is that partition's to keep.
+        let foreign = matches!((self.share, self.partition), (Some(share), Some(from)) if from != share.partition);
+        let fed = match decoded {
             Decoded::Event(event) => {
-                if let Some(accepted) = &mut self.accepted {
+                if let (Some(accepted), false) = (&mut self.accepted, foreign) {
                     accepted.push(event.clone());
                 }
                 Fed::Event { event_type: event.event_type }
@@ -546,7 +555,7 @@ impl<'p> Live<'p> {
         };
         if let Some(simulation) = &mut self.simulation {
             simulation.origin = self.partition;
-            simulation.feed_decoded(&decoded, None, out);
+            simulation.feed_decoded(decoded, None, out);
             return fed;
         }
         let now = self.now.unwrap_or(0);
@@ -556,14 +565,14 @@ impl<'p> Live<'p> {
                 let partition = self.partition;
                 let engine = self.wall_engine(now.max(event.time));
                 engine.origin = partition;
-                engine.process(&event, out);
+                engine.process(event, out);
                 self.alert(start, out);
             }
             Decoded::Ignored { .. } => {}
             Decoded::Rejected(rejection) => {
                 let mut r = Record::new(Kind::Rejected, rejection.time.unwrap_or(now));
-                r.event_id = rejection.id;
-                r.reason = Some(rejection.reason);
+                r.event_id = rejection.id.clone();
+                r.reason = Some(rejection.reason.clone());
                 out.push(r.with_id());
             }
         }
@@ -580,6 +589,7 @@ const COMMAND: u8 = 3;
 const ACTIVATE: u8 = 4;
 const SET_ENABLED: u8 = 5;
 const PARTITION: u8 = 6;
+const TASK: u8 = 7;
 /// [`Input::Partition`]`(None)` in the journal.
 const NO_PARTITION: u16 = u16::MAX;
 
@@ -620,6 +630,10 @@ pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
                 bytes.push(PARTITION);
                 bytes.extend_from_slice(&partition.unwrap_or(NO_PARTITION).to_le_bytes());
             }
+            Input::Task(partition) => {
+                bytes.push(TASK);
+                bytes.extend_from_slice(&partition.to_le_bytes());
+            }
         }
     }
     bytes
@@ -646,7 +660,7 @@ fn encoded_size(input: &Input) -> usize {
         Input::Command(_) => 256,
         Input::Activate(a) => 13 + a.hash.len(),
         Input::SetEnabled { workflow, .. } => 6 + workflow.len(),
-        Input::Partition(_) => 3,
+        Input::Partition(_) | Input::Task(_) => 3,
     }
 }
 
@@ -695,6 +709,11 @@ pub fn decode_inputs(mut bytes: &[u8]) -> Option<Vec<Input>> {
                 let (partition, rest) = rest.split_first_chunk::<2>()?;
                 let partition = u16::from_le_bytes(*partition);
                 inputs.push(Input::Partition((partition != NO_PARTITION).then_some(partition)));
+                bytes = rest;
+            }
+            TASK => {
+                let (partition, rest) = rest.split_first_chunk::<2>()?;
+                inputs.push(Input::Task(u16::from_le_bytes(*partition)));
                 bytes = rest;
             }
             _ => return None,
@@ -836,6 +855,7 @@ mod tests {
             Input::Unreadable("not UTF-8".into()),
             Input::Tick(i64::MAX),
             Input::Partition(Some(7)),
+            Input::Task(2),
             Input::Partition(None),
             Input::Partition(Some(0)),
             Input::Command(Command {

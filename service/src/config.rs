@@ -201,6 +201,12 @@ pub struct KafkaConfig {
     /// standbys following the changelog, and one of them takes over when
     /// it stops or dies (docs/service.md, "Fail-over"). Needs the changelog.
     pub failover: bool,
+    /// Keep the state per input partition: one engine, journal and
+    /// snapshot per partition of the input topics, which must all have the
+    /// same number of partitions (docs/service.md, "State per partition").
+    /// The first step to processes that share the work; for now one
+    /// process holds every partition, without the changelog or fail-over.
+    pub state_per_partition: bool,
 }
 
 impl KafkaConfig {
@@ -376,6 +382,7 @@ impl Default for KafkaConfig {
             changelog: true,
             changelog_topic: None,
             failover: false,
+            state_per_partition: false,
         }
     }
 }
@@ -547,6 +554,13 @@ impl Config {
                         "kafka.changelog_topic: `{changelog}` is also another of mon's topics; the changelog needs one of its own"
                     ));
                 }
+            }
+            if kafka.state_per_partition && (kafka.changelog || kafka.failover) {
+                problems.push(
+                    "kafka.state_per_partition: not yet with the changelog or fail-over (a changelog per partition \
+                     is the next step, docs/notes/scaling.md); set `changelog = false` and `failover = false`"
+                        .into(),
+                );
             }
             if kafka.failover && !kafka.changelog {
                 problems.push(

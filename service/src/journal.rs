@@ -64,16 +64,7 @@ impl Journal {
     /// incomplete last entry.
     pub fn open(dir: &Path) -> Result<(Journal, Recovered), Error> {
         std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
-        let snapshot_path = dir.join(SNAPSHOT);
-        let snapshot = match std::fs::read(&snapshot_path) {
-            Ok(bytes) if bytes.len() >= 8 => {
-                let covered = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
-                Some((covered, bytes[8..].to_vec()))
-            }
-            Ok(_) => return Err(Error::damaged(Domain::Journal, format!("{} is damaged", snapshot_path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io("cannot read", &snapshot_path, e)),
-        };
+        let snapshot = read_snapshot(dir)?;
         let covered = snapshot.as_ref().map_or(0, |(c, _)| *c);
         let path = dir.join(JOURNAL);
         let mut file = OpenOptions::new()
@@ -95,10 +86,22 @@ impl Journal {
         Ok((Journal { dir: dir.to_path_buf(), file, next_seq }, Recovered { snapshot, entries }))
     }
 
+    /// Where the journal (and with one state, its snapshot) is.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The sequence the next entry gets; a snapshot taken now covers every
     /// entry below it.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// Moves the next entry's sequence up to `seq`: with state per
+    /// partition the snapshots are the tasks' (`processor::tasks`), and
+    /// the journal, emptied after them, must go on above what they cover.
+    pub fn advance_to(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq);
     }
 
     /// Appends one batch and fsyncs it; returns its sequence number.
@@ -123,18 +126,48 @@ impl Journal {
     /// the old one, so a crash leaves either snapshot whole; one between
     /// the rename and the truncation leaves entries that recovery skips.
     pub fn snapshot(&mut self, snapshot: &[u8]) -> Result<(), Error> {
-        let path = self.dir.join(SNAPSHOT);
-        let temporary = self.dir.join("snapshot.tmp");
-        let mut file = File::create(&temporary).map_err(|e| io("cannot create", &temporary, e))?;
-        file.write_all(&self.next_seq.to_le_bytes()).map_err(|e| io("cannot write", &temporary, e))?;
-        file.write_all(snapshot).map_err(|e| io("cannot write", &temporary, e))?;
-        file.sync_all().map_err(|e| io("cannot sync", &temporary, e))?;
-        std::fs::rename(&temporary, &path).map_err(|e| io("cannot rename to", &path, e))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", &self.dir, e))?;
+        write_snapshot(&self.dir, self.next_seq, snapshot)?;
+        self.truncate()
+    }
+
+    /// Empties the journal, once every state it fed has a snapshot that
+    /// covers its entries (with state per partition, one per task:
+    /// [`write_snapshot`] in each task's directory first).
+    pub fn truncate(&mut self) -> Result<(), Error> {
         let journal = self.dir.join(JOURNAL);
         self.file.set_len(0).map_err(|e| io("cannot truncate", &journal, e))?;
         self.file.sync_all().map_err(|e| io("cannot sync", &journal, e))?;
         Ok(())
+    }
+}
+
+/// Writes `snapshot`, covering the entries below `covered`, as `dir`'s
+/// snapshot: to a new file renamed over the old one, so that a crash
+/// leaves either snapshot whole.
+pub fn write_snapshot(dir: &Path, covered: u64, snapshot: &[u8]) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
+    let path = dir.join(SNAPSHOT);
+    let temporary = dir.join("snapshot.tmp");
+    let mut file = File::create(&temporary).map_err(|e| io("cannot create", &temporary, e))?;
+    file.write_all(&covered.to_le_bytes()).map_err(|e| io("cannot write", &temporary, e))?;
+    file.write_all(snapshot).map_err(|e| io("cannot write", &temporary, e))?;
+    file.sync_all().map_err(|e| io("cannot sync", &temporary, e))?;
+    std::fs::rename(&temporary, &path).map_err(|e| io("cannot rename to", &path, e))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))?;
+    Ok(())
+}
+
+/// `dir`'s snapshot, with the first sequence it does not cover.
+pub fn read_snapshot(dir: &Path) -> Result<Option<(u64, Vec<u8>)>, Error> {
+    let path = dir.join(SNAPSHOT);
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 8 => {
+            let covered = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+            Ok(Some((covered, bytes[8..].to_vec())))
+        }
+        Ok(_) => Err(Error::damaged(Domain::Journal, format!("{} is damaged", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("cannot read", &path, e)),
     }
 }
 

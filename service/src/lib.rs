@@ -58,6 +58,7 @@ use audit::Audit;
 use config::{Config, LogFormat};
 use error::{Domain, Error, Retry};
 use journal::Journal;
+use mon_runtime::engine::Share;
 use mon_runtime::live::{ClockMode, Live};
 use mon_stdlib::time::format_rfc3339;
 use processor::{Processor, StatusView};
@@ -167,6 +168,26 @@ pub fn run_with(
     let mut store = Store::open(&config.state_dir)?;
     let event_retention = config.retention.events_ms().map_err(Error::config)?;
     store.keep_events(event_retention.is_some())?;
+    // With state per partition: how many partitions the input has, which
+    // is how many tasks the state is split in (processor/tasks.rs).
+    let partitions = match config.kafka.as_ref().filter(|k| k.state_per_partition) {
+        Some(kafka) => Some(kafka::topics::input_partitions(kafka, kafka_context.clone(), Duration::from_secs(30))?),
+        None => None,
+    };
+    let made_for = store.tasks(partitions)?;
+    if made_for != partitions {
+        let split = |n: Option<u16>| match n {
+            Some(n) => format!("per partition of {n}"),
+            None => "as one for every partition".to_string(),
+        };
+        return Err(Error::config(format!(
+            "the state in {} is kept {}, and this run keeps it {}; the items cannot be split again: \
+             use another state directory (and replay the input), or the same setting and partition count",
+            config.state_dir.display(),
+            split(made_for),
+            split(partitions)
+        )));
+    }
     let made_on = store.clock(config.clock)?;
     if made_on != config.clock {
         return Err(Error::config(format!(
@@ -218,10 +239,30 @@ pub fn run_with(
         }
         None => None,
     };
-    let (journal, recovered) = Journal::open(&config.state_dir)?;
+    let (mut journal, mut recovered) = Journal::open(&config.state_dir)?;
+    // One snapshot, the journal's own, or one per partition's task in
+    // `tasks/<partition>` (processor/tasks.rs).
+    let task_partitions: Vec<Option<u16>> = match partitions {
+        Some(n) => (0..n).map(Some).collect(),
+        None => vec![None],
+    };
+    let mut snapshots = Vec::new();
+    for partition in &task_partitions {
+        match partition {
+            Some(p) => {
+                let dir = config.state_dir.join("tasks").join(p.to_string());
+                let snapshot = crate::journal::read_snapshot(&dir)?;
+                // The journal is emptied after the tasks' snapshots: it
+                // goes on above what they cover.
+                journal.advance_to(snapshot.as_ref().map_or(0, |(covered, _)| *covered));
+                snapshots.push((Some(dir), snapshot));
+            }
+            None => snapshots.push((None, recovered.snapshot.take())),
+        }
+    }
     // A changelog behind the local journal (new, deleted, or a crash
     // before its acknowledgement) gets a snapshot once the state is
-    // recovered.
+    // recovered. (The changelog is on with one task only.)
     let changelog_needs_snapshot = changelog.as_mut().is_some_and(|o| o.changelog.behind_local(journal.next_seq()));
     if let (Some(opened), Some(lease)) = (changelog.as_mut(), &lease) {
         opened.changelog.fence_on_lost_lease(lease.guard());
@@ -229,45 +270,78 @@ pub fn run_with(
     let versions = Versions::open(&store.handle())?;
     let audit = Audit::open(&store.handle())?;
     let (deploy, deployed_now) = import_rules(&versions, &audit, rules)?;
-    // The program the recovered state was made under: the snapshot's
-    // version, or for a state without a snapshot the first version it
-    // ran; the journal's activations then move it on, as they did.
+    // The program each task's recovered state was made under: its
+    // snapshot's version, or for a state without a snapshot the first
+    // version it ran; the journals' activations then move them on, as
+    // they did. The process starts under the oldest of them (tasks
+    // snapshot together, so they differ only after a crash mid-snapshot).
     let mut compiled = std::collections::HashMap::new();
-    let started_under = match &recovered.snapshot {
-        Some((covered, _)) => versions.snapshot_version(*covered)?,
-        None => versions.history(None, usize::MAX)?.0.last().map(|(_, first)| first.version),
-    };
-    let (program, start_version): (&Program, u64) = match started_under {
-        Some(version) if version != deploy => {
-            let program = processor::compile_version(&versions, version, functions).map_err(Error::config)?;
-            compiled.insert(version, program);
-            (program, version)
-        }
-        _ => (&rules.program, deploy),
-    };
-    if started_under.is_none() {
+    let first_version = versions.history(None, usize::MAX)?.0.last().map(|(_, first)| first.version);
+    if first_version.is_none() {
         // A new state starts under the directory's rules: its first activation.
         let at = format_rfc3339(clock::wall_now());
         versions.activated(&ActivationEntry { version: deploy, previous: None, at, by: "mon run".into() })?;
     }
+    let mut tasks = Vec::new();
+    let mut oldest: Option<(u64, &Program, u64)> = None;
+    let mut had_snapshot = false;
+    for (partition, (dir, snapshot)) in task_partitions.iter().copied().zip(snapshots) {
+        let covered = snapshot.as_ref().map_or(0, |(covered, _)| *covered);
+        let started_under = match &snapshot {
+            Some((covered, _)) => versions.snapshot_version(*covered)?,
+            None => first_version,
+        };
+        let (program, version): (&Program, u64) = match started_under {
+            Some(version) if version != deploy => {
+                let program = match compiled.get(&version) {
+                    Some(program) => *program,
+                    None => processor::compile_version(&versions, version, functions).map_err(Error::config)?,
+                };
+                compiled.insert(version, program);
+                (program, version)
+            }
+            _ => (&rules.program, deploy),
+        };
+        if oldest.is_none_or(|(c, ..)| covered < c) {
+            oldest = Some((covered, program, version));
+        }
+        had_snapshot |= snapshot.is_some();
+        let share = partition.zip(partitions).map(|(partition, partitions)| Share { partition, partitions });
+        let mut live = match &snapshot {
+            Some((_, bytes)) => {
+                let live =
+                    Live::resume_bytes(program, functions, bytes).map_err(|e| Error::damaged(Domain::Journal, e))?;
+                if live.share_of() != share {
+                    return Err(Error::damaged(
+                        Domain::Journal,
+                        format!("the snapshot of partition {partition:?}'s state belongs to {:?}", live.share_of()),
+                    ));
+                }
+                live
+            }
+            None => Live::new(program, functions, config.clock, config.from_ms()),
+        };
+        if let Some(share) = share {
+            live = live.share(share);
+        }
+        // Also after a snapshot: it carries the book's state, not its settings.
+        live = match config.alerts.book() {
+            Some(book) => live.with_alerts(book),
+            None => live.without_alerts(),
+        };
+        let live = live.with_tally().keep_events(event_retention.is_some());
+        tasks.push(processor::Task { partition, live, dir, covered });
+    }
+    let (program, start_version) = match oldest {
+        Some((_, program, version)) => (program, version),
+        None => (&rules.program, deploy),
+    };
     // The versions this state runs and may activate, in the changelog
     // before anything is journaled under them.
     if let Some(opened) = changelog.as_mut() {
         opened.changelog.mirror_rules(versions.export()?);
     }
     let active_program: http::ActiveProgram = Arc::new(RwLock::new(Arc::new(program.clone())));
-    let mut live = match &recovered.snapshot {
-        Some((_, bytes)) => {
-            Live::resume_bytes(program, functions, bytes).map_err(|e| Error::damaged(Domain::Journal, e))?
-        }
-        None => Live::new(program, functions, config.clock, config.from_ms()),
-    };
-    // Also after a snapshot: it carries the book's state, not its settings.
-    live = match config.alerts.book() {
-        Some(book) => live.with_alerts(book),
-        None => live.without_alerts(),
-    };
-    let live = live.with_tally().keep_events(event_retention.is_some());
     let applied = store.applied()?;
     let stored_offsets = store.offsets()?;
 
@@ -275,7 +349,11 @@ pub fn run_with(
 
     let (consumer, producer) = match &config.kafka {
         Some(kafka) => {
-            let intake = if lease.is_some() { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
+            // With the lease, or with state per partition (one process
+            // holds every partition's task until tasks move between
+            // processes), this process reads every partition itself.
+            let assign_all = lease.is_some() || partitions.is_some();
+            let intake = if assign_all { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
             (
                 Some(kafka::consumer(kafka, kafka_context.clone(), intake)?),
                 Some(kafka::producer(kafka, kafka_context.clone())?),
@@ -436,8 +514,13 @@ pub fn run_with(
         compiled,
         migrated: None,
         activating_by: None,
-        live,
         journal,
+        owners: match partitions {
+            Some(n) => mon_runtime::engine::Owners::new(program, n),
+            None => Default::default(),
+        },
+        split_across: Default::default(),
+        tasks,
         changelog: changelog.map(|opened| opened.changelog),
         store,
         stored_offsets,
@@ -466,11 +549,10 @@ pub fn run_with(
         rollups_before_activation: Vec::new(),
         config,
     };
-    let had_snapshot = recovered.snapshot.is_some();
     let replayed = processor.replay(recovered.entries, applied)?;
     // With the lease, the intake assigns every input partition from the
     // offsets of the recovered state, its replay included.
-    let assign_from = lease.as_ref().map(|_| processor.stored_offsets.clone());
+    let assign_from = (lease.is_some() || partitions.is_some()).then(|| processor.stored_offsets.clone());
     if changelog_needs_snapshot {
         processor.take_snapshot()?;
     }

@@ -92,9 +92,10 @@ pub struct Ask {
 }
 
 /// The `ask.limit` oldest in-flight items of the stage at `now` (the
-/// engine's clock). `state` is `None` before the engine has started: every
-/// stage is then empty, but still known.
-pub fn list(program: &ir::Program, state: Option<&State>, ask: &Ask, now: i64) -> Result<StageItems, Unknown> {
+/// engine's clock), of every state (one per input partition with state
+/// per partition). No state before the engine has started: every stage is
+/// then empty, but still known.
+pub fn list(program: &ir::Program, states: &[&State], ask: &Ask, now: i64) -> Result<StageItems, Unknown> {
     let workflow = program.workflows.iter().find(|w| w.name == ask.workflow).ok_or(Unknown::Workflow)?;
     let stage = workflow
         .steps
@@ -109,28 +110,30 @@ pub fn list(program: &ir::Program, state: Option<&State>, ask: &Ask, now: i64) -
         in_stage: 0,
         items: Vec::new(),
     };
-    let Some((state, instances)) = state.and_then(|s| Some((s, s.workflows.get(workflow.id as usize)?))) else {
-        return Ok(answer);
-    };
-    // Why a cache by group id: comparing the asked group with each
-    // instance's would join its values once per instance.
-    let mut in_group: HashMap<u32, bool> = HashMap::new();
-    let mut found: Vec<(i64, &Instance)> = Vec::new();
-    for (_, instance) in instances.iter() {
-        if instance.stage != Some(stage) || !instance.is_open() {
-            continue;
-        }
-        if let Some(group) = &ask.group {
-            let member =
-                *in_group.entry(instance.group).or_insert_with(|| group_text(state.group(instance.group)) == *group);
-            if !member {
+    let mut found: Vec<(i64, &Instance, &State)> = Vec::new();
+    for &state in states {
+        let Some(instances) = state.workflows.get(workflow.id as usize) else { continue };
+        // Why a cache by group id: comparing the asked group with each
+        // instance's would join its values once per instance.
+        let mut in_group: HashMap<u32, bool> = HashMap::new();
+        for (_, instance) in instances.iter() {
+            if instance.stage != Some(stage) || !instance.is_open() {
                 continue;
             }
+            if let Some(group) = &ask.group {
+                let member = *in_group
+                    .entry(instance.group)
+                    .or_insert_with(|| group_text(state.group(instance.group)) == *group);
+                if !member {
+                    continue;
+                }
+            }
+            found.push((instance.entered_at, instance, state));
         }
-        found.push((instance.entered_at, instance));
     }
     answer.in_stage = found.len() as u64;
-    let oldest_first = |a: &(i64, &Instance), b: &(i64, &Instance)| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key));
+    let oldest_first =
+        |a: &(i64, &Instance, &State), b: &(i64, &Instance, &State)| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key));
     // Why select before sorting: a stage of 100,000 items answers its 100
     // oldest in one linear pass plus a sort of 100.
     if found.len() > ask.limit {
@@ -138,7 +141,7 @@ pub fn list(program: &ir::Program, state: Option<&State>, ask: &Ask, now: i64) -
         found.truncate(ask.limit);
     }
     found.sort_unstable_by(oldest_first);
-    answer.items = found.into_iter().map(|(_, instance)| item(workflow, state, stage, instance, now)).collect();
+    answer.items = found.into_iter().map(|(_, instance, state)| item(workflow, state, stage, instance, now)).collect();
     Ok(answer)
 }
 
@@ -214,7 +217,7 @@ mod tests {
         simulation.feed(&line("routed", 2, "FX", start + 45_000), &mut out);
         let state = simulation.state().unwrap();
         let now = start + 50_000;
-        let all = list(&program, Some(state), &ask("placed", None, 100), now).unwrap();
+        let all = list(&program, &[state], &ask("placed", None, 100), now).unwrap();
         let keys: Vec<&str> = all.items.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["O-4", "O-3", "O-1", "O-0"], "O-2 was routed and left the stage");
         assert_eq!(all.in_stage, 4);
@@ -223,10 +226,10 @@ mod tests {
         assert_eq!((deadline.step.as_str(), deadline.time_left_ms), ("routed", -20_000), "30 s after entry, 20 s ago");
         assert_eq!(deadline.time_left, "-00:00:20");
         assert_eq!(all.items[3].deadline.as_ref().unwrap().time_left_ms, 20_000);
-        let two = list(&program, Some(state), &ask("placed", None, 2), now).unwrap();
+        let two = list(&program, &[state], &ask("placed", None, 2), now).unwrap();
         assert_eq!(two.items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["O-4", "O-3"]);
         assert_eq!(two.in_stage, 4, "the count is of the whole stage, not of the page");
-        let fx = list(&program, Some(state), &ask("placed", Some("FX"), 100), now).unwrap();
+        let fx = list(&program, &[state], &ask("placed", Some("FX"), 100), now).unwrap();
         assert_eq!(fx.items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["O-4", "O-0"]);
         assert!(fx.items.iter().all(|i| i.group == "FX"));
     }
@@ -236,11 +239,11 @@ mod tests {
         let program = program();
         let mut wrong = ask("placed", None, 10);
         wrong.workflow = "nope".into();
-        assert_eq!(list(&program, None, &wrong, 0), Err(Unknown::Workflow));
+        assert_eq!(list(&program, &[], &wrong, 0), Err(Unknown::Workflow));
         assert_eq!(
-            list(&program, None, &ask("shipped", None, 10), 0),
+            list(&program, &[], &ask("shipped", None, 10), 0),
             Err(Unknown::Stage(vec!["placed".into(), "routed".into()]))
         );
-        assert_eq!(list(&program, None, &ask("routed", None, 10), 0).unwrap().items, vec![], "known but not started");
+        assert_eq!(list(&program, &[], &ask("routed", None, 10), 0).unwrap().items, vec![], "known but not started");
     }
 }

@@ -9,7 +9,9 @@
 //! Keys in the default tree: `o`+seq outbox item, `r`+seq record (JSON),
 //! `d`+seq dead letter, `m/offsets` consumed offsets, `m/applied` the last
 //! journal entry whose outputs are here, `m/clock` the clock the state was
-//! made on, `um`/`uh` trend rollup rows by minute and hour (`rollups.rs`).
+//! made on, `m/tasks` how it is split (one state, or one per partition of
+//! n: `processor::tasks`), `um`/`uh` trend rollup rows by minute and hour
+//! (`rollups.rs`).
 //! Sequences are big-endian so keys sort in order.
 //!
 //! Notifications of the alert book ([`NotificationEntry`], JSON) keep one
@@ -49,6 +51,9 @@ const DEAD_LETTERS: u8 = b'd';
 const OFFSETS: &[u8] = b"m/offsets";
 const APPLIED: &[u8] = b"m/applied";
 const CLOCK: &[u8] = b"m/clock";
+/// How the state is split: `one`, or the partition count it is kept per
+/// (`processor::tasks`); absent in a state made before there was a choice.
+const TASKS: &[u8] = b"m/tasks";
 const PENDING: u8 = b'n';
 const SENT: u8 = b's';
 const FAILED: u8 = b'f';
@@ -235,6 +240,23 @@ impl Store {
     }
 
     /// The clock the state was made on; recorded by the first call.
+    /// How this state is split: `None`, one state for every partition;
+    /// `Some(n)`, one per partition of `n`. A new state takes `wanted`;
+    /// call it before [`clock`](Self::clock), which marks a state as made.
+    pub fn tasks(&self, wanted: Option<u16>) -> Result<Option<u16>, Error> {
+        match self.db.get(TASKS)? {
+            Some(v) => Ok(<[u8; 2]>::try_from(v.as_ref()).ok().map(u16::from_be_bytes)),
+            // Made before the choice existed: one state.
+            None if self.db.get(CLOCK)?.is_some() => Ok(None),
+            None => {
+                let value = wanted.map_or(b"one".to_vec(), |n| n.to_be_bytes().to_vec());
+                self.db.insert(TASKS, value)?;
+                self.db.flush()?;
+                Ok(wanted)
+            }
+        }
+    }
+
     pub fn clock(&self, wanted: ClockMode) -> Result<ClockMode, Error> {
         let name = |mode: ClockMode| if mode == ClockMode::Event { b"event".to_vec() } else { b"wall".to_vec() };
         match self.db.get(CLOCK)? {

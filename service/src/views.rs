@@ -259,25 +259,29 @@ impl Board {
 
     /// Rebuilds the views when something changed (`always`: time alone
     /// changes them, on the wall clock), and sends the list if it differs.
-    pub fn refresh(&mut self, program: &Program, state: Option<&State>, now: i64, always: bool) {
+    /// `states`: every engine's (one per input partition with state per
+    /// partition); none before the engine starts.
+    pub fn refresh(&mut self, program: &Program, states: &[&State], now: i64, always: bool) {
         if !(self.dirty || always) {
             return;
         }
         self.dirty = false;
         // Before the engine starts (the event clock's first event), every
         // workflow is shown, empty, rather than unknown.
-        let empty;
-        let state = match state {
-            Some(state) => state,
-            None => {
-                let mut fresh = State::default();
-                fresh.workflows = vec![Default::default(); program.workflows.len()];
-                empty = fresh;
-                &empty
+        let fresh;
+        let empty: [&State; 1];
+        let states = match states {
+            [] => {
+                let mut state = State::default();
+                state.workflows = vec![Default::default(); program.workflows.len()];
+                fresh = state;
+                empty = [&fresh];
+                &empty[..]
             }
+            states => states,
         };
         let started = Instant::now();
-        let views = build(program, state, now);
+        let views = build(program, states, now);
         self.last_refresh = started.elapsed();
         let list = views.list.clone();
         let Ok(mut slot) = self.views.write() else { return };
@@ -312,13 +316,14 @@ pub fn group_text(values: &[String]) -> String {
     values.join("/")
 }
 
-/// Builds every view at `now` (the engine's clock).
-pub fn build(program: &Program, state: &State, now: i64) -> Views {
+/// Builds every view at `now` (the engine's clock), over every engine's
+/// state (at least one).
+pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
     let clock = Some(mon_stdlib::time::format_rfc3339(now));
     let mut views = Views { clock: Some(now), ..Views::default() };
     views.list.clock = clock.clone();
     for workflow in &program.workflows {
-        let breakdown = aggregates::breakdown(state, workflow, now);
+        let breakdown = aggregates::breakdown_over(states, workflow, now);
         let (status, why) = judge(workflow, &breakdown.whole, now);
         let stages: Vec<StageView> = workflow
             .steps
@@ -330,7 +335,8 @@ pub fn build(program: &Program, state: &State, now: i64) -> Views {
         let worst_stage = worst.and_then(|w| stages.iter().find(|s| s.status == w)).map(|s| s.name.clone());
         let next_deadline = breakdown.whole.next_deadline.as_ref().map(|d| deadline_view(workflow, d, now));
         let groups = group_views(workflow, &breakdown, now);
-        let enabled = !state.disabled.contains(&workflow.name);
+        // Switched off in one engine is switched off in all (a rules change).
+        let enabled = !states.iter().any(|state| state.disabled.contains(&workflow.name));
         views.list.workflows.push(WorkflowSummary {
             name: workflow.name.clone(),
             enabled,
@@ -588,7 +594,7 @@ mod tests {
         let state = simulation.state().unwrap();
         let now = start + 20 * 60_000;
         let started = Instant::now();
-        let views = build(&program, state, now);
+        let views = build(&program, &[state], now);
         let took = started.elapsed();
         eprintln!("views of 100,000 items in flight in 100 groups: {took:?}");
         let orders = &views.details["orders"];

@@ -64,7 +64,7 @@ pub use timers::{after, deadline};
 
 use conditions::Conditions;
 use filter::Filter;
-pub use routing::item_keys;
+pub use routing::{item_keys, PREFETCH_AHEAD};
 use routing::{orders, routes, Routes};
 // Public for the timer benchmark (`runtime/benches/timers.rs`).
 pub use wheel::Wheel;

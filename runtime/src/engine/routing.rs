@@ -35,7 +35,7 @@ const PREFETCH_ROUTES: usize = 4;
 /// fetches index entries. A memory access takes about 100 ns and an event
 /// several hundred, so a few events ahead is enough, and near enough that
 /// the line is still in cache when it is used.
-const PREFETCH_AHEAD: usize = 6;
+pub const PREFETCH_AHEAD: usize = 6;
 
 impl<'p> Engine<'p> {
     /// Processes one event at its own time. Call [`advance`](Self::advance)

@@ -30,6 +30,12 @@ impl<'p> Engine<'p> {
         self.state.queue.len()
     }
 
+    /// Instances held, over all workflows: a driver that sees it grow
+    /// knows an input started an item.
+    pub fn held(&self) -> usize {
+        self.live
+    }
+
     /// Fires every timer due before `now` (or at `now` when `inclusive`).
     pub fn advance(&mut self, now: i64, inclusive: bool, out: &mut Vec<Record>) {
         loop {

@@ -159,3 +159,55 @@ fn passing(code: RDKafkaErrorCode) -> bool {
             | NetworkException
     )
 }
+
+/// The number of partitions every input topic has, for state per
+/// partition (`processor::tasks`): one task per partition number, taking
+/// that partition of every input topic, so the topics must agree (as
+/// Kafka Streams requires of the topics one task joins). Tried for up to
+/// `wait` while a topic is not there yet (just created, or not yet).
+pub fn input_partitions(kafka: &KafkaConfig, context: Context, wait: Duration) -> Result<u16, Error> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer<Context> = client_config(kafka, &[])
+        .create_with_context(context)
+        .map_err(|e| client_error("cannot create a Kafka client to read the topics' metadata", e))?;
+    let started = std::time::Instant::now();
+    loop {
+        let mut counts = Vec::new();
+        let mut missing = None;
+        for topic in &kafka.topics {
+            let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| {
+                Error::new(Domain::Kafka, Retry::Later, format!("cannot read the metadata of {topic}")).caused_by(e)
+            })?;
+            let count = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len());
+            if count == 0 {
+                missing = Some(topic.clone());
+            }
+            counts.push((topic.clone(), count));
+        }
+        match missing {
+            Some(topic) if started.elapsed() >= wait => {
+                return Err(Error::new(
+                    Domain::Kafka,
+                    Retry::Later,
+                    format!("the input topic {topic} does not exist: state per partition needs its partition count"),
+                ))
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(500)),
+            None => {
+                let first = counts[0].1;
+                if let Some((topic, count)) = counts.iter().find(|(_, count)| *count != first) {
+                    return Err(Error::config(format!(
+                        "kafka.state_per_partition: the input topics must have as many partitions each: {} has {first}, \
+                         {topic} has {count}",
+                        counts[0].0
+                    )));
+                }
+                return u16::try_from(first).map_err(|_| Error::config(format!("{first} partitions: too many")));
+            }
+        }
+    }
+}

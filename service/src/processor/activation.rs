@@ -52,19 +52,33 @@ impl<'p> Processor<'p> {
                 self.count_accepted(accepted_by_type);
                 let previous = self.active;
                 self.activating_by = Some(by);
-                let input = Input::Activate(Activation { version, hash: program.hash() });
-                self.apply(input, batch, records);
-                let migration = self.migrated.take().unwrap_or_else(|| Err("the activation did not apply".into()))?;
+                // Every task switches in this batch: each journal says at
+                // which of its inputs, so a replay switches there too.
+                let mut migration: Option<Migration> = None;
+                for task in 0..self.tasks.len() {
+                    let input = Input::Activate(Activation { version, hash: program.hash() });
+                    self.apply(task, input, batch, records);
+                    let done = self.migrated.take().unwrap_or_else(|| Err("the activation did not apply".into()))?;
+                    match &mut migration {
+                        Some(all) => absorb(all, done),
+                        None => migration = Some(done),
+                    }
+                }
+                let migration = migration.ok_or_else(|| "no state to activate".to_string())?;
                 accepted_by_type.clear();
                 accepted_by_type.resize(self.program.events.len(), 0);
-                let at = self.live.clock().unwrap_or_else(wall_now);
+                let at = self.clock().unwrap_or_else(wall_now);
                 Ok(RulesDone::Activated { migration, previous, at })
             }
             RulesChange::SetEnabled { workflow, enabled } => {
-                match self.apply(Input::SetEnabled { workflow, enabled }, batch, records) {
-                    Fed::SetEnabled { known, .. } => Ok(RulesDone::SetEnabled { known }),
-                    _ => Err("the change did not apply".into()),
+                let mut known = None;
+                for task in 0..self.tasks.len() {
+                    let input = Input::SetEnabled { workflow: workflow.clone(), enabled };
+                    if let Fed::SetEnabled { known: this, .. } = self.apply(task, input, batch, records) {
+                        known = Some(known.unwrap_or(false) || this);
+                    }
                 }
+                known.map(|known| RulesDone::SetEnabled { known }).ok_or_else(|| "the change did not apply".into())
             }
         }
     }
@@ -82,12 +96,12 @@ impl<'p> Processor<'p> {
     /// Feeds one input to the engine. An activation is resolved here, the
     /// same way live and in replay: the version's program replaces the
     /// running one, and what the migration did waits in `migrated`.
-    pub(super) fn feed(&mut self, input: &Input, records: &mut Vec<Record>) -> Fed {
-        let fed = self.live.apply(input, records);
+    pub(super) fn feed(&mut self, task: usize, input: &Input, records: &mut Vec<Record>) -> Fed {
+        let fed = self.tasks[task].live.apply(input, records);
         if let (Fed::Activate { version }, Input::Activate(activation)) = (&fed, input) {
             let version = *version;
             self.migrated =
-                Some(self.program_of(version).map(|program| self.switch(version, program, activation, records)));
+                Some(self.program_of(version).map(|program| self.switch(task, version, program, activation, records)));
             if let Some(Err(why)) = &self.migrated {
                 tracing::error!(version, "cannot activate: {why}");
             }
@@ -95,23 +109,31 @@ impl<'p> Processor<'p> {
         fed
     }
 
-    /// Moves the engine, the shared views and the active pointer to `program`.
+    /// Moves `task`'s engine to `program`, and with the first task to
+    /// switch, the shared views and the active pointer.
     fn switch(
         &mut self,
+        task: usize,
         version: u64,
         program: &'p Program,
         activation: &Activation,
         records: &mut Vec<Record>,
     ) -> Migration {
+        // The tally so far is keyed by the old program's ids: the one its
+        // engine ran.
+        let live = &mut self.tasks[task].live;
+        let tally = live.take_tally();
+        if let Some(state) = live.state() {
+            self.rollups_before_activation.extend(crate::rollups::rows(live.program(), state, tally));
+        }
+        let migration = live.activate(program, records);
+        // The other tasks of the same batch: the process has switched.
+        if self.active == Some(version) && std::ptr::eq(self.program, program) {
+            return migration;
+        }
         if program.hash() != activation.hash {
             tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
         }
-        // The tally so far is keyed by the old program's ids.
-        let tally = self.live.take_tally();
-        if let Some(state) = self.live.state() {
-            self.rollups_before_activation.extend(crate::rollups::rows(self.program, state, tally));
-        }
-        let migration = self.live.activate(program, records);
         self.program = program;
         if let Ok(mut running) = self.intake_program.lock() {
             *running = program;
@@ -123,7 +145,7 @@ impl<'p> Processor<'p> {
         let entry = ActivationEntry {
             version,
             previous,
-            at: mon_stdlib::time::format_rfc3339(self.live.clock().unwrap_or_else(wall_now)),
+            at: mon_stdlib::time::format_rfc3339(self.clock().unwrap_or_else(wall_now)),
             // Who asked is known live; a replay finds the entry already there.
             by: self.activating_by.take().unwrap_or_default(),
         };
@@ -138,4 +160,13 @@ impl<'p> Processor<'p> {
         );
         migration
     }
+}
+
+/// Adds another task's migration to the activation's.
+fn absorb(all: &mut Migration, task: Migration) {
+    all.carried.extend(task.carried);
+    all.carried_count += task.carried_count;
+    all.superseded.extend(task.superseded);
+    all.superseded_count += task.superseded_count;
+    all.truncated |= task.truncated;
 }

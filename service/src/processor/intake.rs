@@ -173,10 +173,18 @@ fn current<'p>(running: &Running<'p>) -> Option<&'p Program> {
 /// Readies the engine's cache for the messages queued after the one just
 /// taken (see `Engine::prefetch_ahead`); a message decoded for a program an
 /// activation has replaced is skipped, as it will be decoded again.
-pub fn prefetch_ahead(engine: Option<&mon_runtime::Engine>, queue: &[Polled], program: &Program) {
-    let Some(engine) = engine else { return };
-    engine.prefetch_ahead(queue, |polled| match &polled.read {
-        Read::Line { decoded: Decoded::Event(event), .. } if std::ptr::eq(polled.program, program) => Some(event),
-        _ => None,
-    });
+/// `engine_of`: the engine of a partition's state (one for all, or one
+/// per partition).
+pub fn prefetch_ahead<'e>(
+    engine_of: impl Fn(i32) -> Option<&'e mon_runtime::Engine<'e>>,
+    queue: &[Polled],
+    program: &Program,
+) {
+    let Some(polled) = queue.get(mon_runtime::engine::PREFETCH_AHEAD - 1) else { return };
+    let Some(engine) = engine_of(polled.partition) else { return };
+    if let Read::Line { decoded: Decoded::Event(event), .. } = &polled.read {
+        if std::ptr::eq(polled.program, program) {
+            engine.prefetch(event);
+        }
+    }
 }

@@ -46,19 +46,35 @@ impl Processor<'_> {
     /// Says which partition the next lines come from, in the journal too,
     /// when it is not the one last said in this batch: each entry says it
     /// again, so a replay from any entry knows where its events came from.
-    pub(super) fn say_partition(&mut self, partition: Option<u16>, batch: &mut Pending, records: &mut Vec<Record>) {
-        if batch.partition != Some(partition) {
-            batch.partition = Some(partition);
-            self.apply(Input::Partition(partition), batch, records);
+    pub(super) fn say_partition(
+        &mut self,
+        task: usize,
+        partition: Option<u16>,
+        batch: &mut Pending,
+        records: &mut Vec<Record>,
+    ) {
+        match batch.said.iter_mut().find(|(t, _)| *t == task) {
+            Some((_, said)) if *said == partition => return,
+            Some((_, said)) => *said = partition,
+            None => batch.said.push((task, partition)),
         }
+        self.apply(task, Input::Partition(partition), batch, records);
     }
 
     /// Counts and reports the events of an item that came from another
     /// partition than its first. A warning at most once a minute: a
     /// producer that keys nothing splits nearly every item.
     pub(super) fn report_split_keys(&mut self) {
-        let (split, total) = self.live.take_split_keys();
-        // The engine counts them all; the metric follows it.
+        // Within a task (one state for every partition) the engine finds
+        // them; across tasks (state per partition), `tasks.rs` does.
+        let mut split = std::mem::take(&mut self.split_across.0);
+        let mut total = self.split_across.1;
+        for task in &mut self.tasks {
+            let (found, counted) = task.live.take_split_keys();
+            split.extend(found);
+            total += counted;
+        }
+        // They are all counted; the metric follows the count.
         let counted = self.metrics.split_key_events.get();
         self.metrics.split_key_events.inc_by(total.saturating_sub(counted));
         let Some(last) = split.last() else { return };

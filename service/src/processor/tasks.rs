@@ -1,0 +1,190 @@
+//! State per input partition (`[kafka] state_per_partition`): one engine,
+//! journal and snapshot per partition of the input topics, as a Kafka
+//! Streams task holds one partition's state, so that a partition's state
+//! can later move to another process on its own (docs/notes/scaling.md).
+//!
+//! The processing thread still runs every task of the process, one batch
+//! at a time: a message goes to the task of its partition, and an event of
+//! a type a scheduled workflow takes also to that workflow's owner
+//! (`mon_runtime::engine::Owners`), said in the journal to come from
+//! elsewhere. Events posted over HTTP count as partition 0's.
+//!
+//! The journal stays the process's: one entry per batch, its inputs
+//! grouped by task ([`Input::Task`] says whose the next ones are), so a
+//! batch is journaled whole or not at all with one fsync, as before. (One
+//! journal per task would let a crash keep a batch's entry in one task and
+//! lose it in another: an event handed to a scheduled workflow's owner
+//! would then be lost.) The snapshots are the tasks', in
+//! `tasks/<partition>/`, taken together, each covering the batches below
+//! one sequence; the journal is emptied after all of them.
+//!
+//! What it must not do: let a task see another partition's items, or keep
+//! an event twice (the owner of a scheduled workflow does not store the
+//! events it is handed: their partition's task does).
+
+use std::sync::atomic::Ordering;
+
+use mon_runtime::engine::{item_keys, SplitKey, SPLIT_KEYS_KEPT};
+use mon_runtime::event::Decoded;
+use mon_runtime::live::{Fed, Input, Live};
+use mon_runtime::record::Record;
+use mon_runtime::State;
+
+use super::{Pending, Processor};
+
+/// One partition's share of the state, or the whole of it.
+pub struct Task<'p> {
+    /// The input partition whose items this state holds; `None`: the one
+    /// state of a process that keeps one for every partition.
+    pub partition: Option<u16>,
+    pub live: Live<'p>,
+    /// Where its snapshot is (`tasks/<partition>`); `None` with one task,
+    /// whose snapshot is the journal's own.
+    pub dir: Option<std::path::PathBuf>,
+    /// The first batch its snapshot does not cover: a replay gives it the
+    /// inputs of that batch on.
+    pub covered: u64,
+}
+
+impl<'p> Processor<'p> {
+    /// Whether the state is kept per input partition.
+    pub(super) fn per_partition(&self) -> bool {
+        self.tasks.first().is_some_and(|task| task.partition.is_some())
+    }
+
+    /// The task that takes the lines of input partition `partition`
+    /// (`None`: posted over HTTP).
+    pub(super) fn task_of(&self, partition: Option<i32>) -> usize {
+        if !self.per_partition() {
+            return 0;
+        }
+        // The intake reads only partitions 0..tasks (an assignment made
+        // from the count the tasks were made for), so the modulo never
+        // moves a line; it keeps an index in range whatever happens.
+        partition.map_or(0, |p| usize::try_from(p).unwrap_or(0) % self.tasks.len())
+    }
+
+    /// The partition HTTP lines are said to come from: partition 0's task
+    /// takes them, as its own.
+    pub(super) fn http_partition(&self) -> Option<u16> {
+        self.per_partition().then_some(0)
+    }
+
+    /// The engine's clock: the latest of the tasks'.
+    pub(super) fn clock(&self) -> Option<i64> {
+        self.tasks.iter().filter_map(|task| task.live.clock()).max()
+    }
+
+    /// The earliest instant a task's timer falls due.
+    pub(super) fn next_due(&self) -> Option<i64> {
+        self.tasks.iter().filter_map(|task| task.live.next_due()).min()
+    }
+
+    /// Every started engine's state.
+    pub(super) fn states(&self) -> Vec<&State> {
+        self.tasks.iter().filter_map(|task| task.live.state()).collect()
+    }
+
+    /// Rebuilds the views over every task's state (see `views::Board`).
+    pub(super) fn refresh_board(&mut self, always: bool) {
+        let states: Vec<&State> = self.tasks.iter().filter_map(|task| task.live.state()).collect();
+        let now = self.tasks.iter().filter_map(|task| task.live.clock()).max().unwrap_or(0);
+        self.board.refresh(self.program, &states, now, always);
+    }
+
+    /// After `task` took an event from partition `from`: hands it to the
+    /// owners of the scheduled workflows that take its type, and, when it
+    /// started an item another task holds, notes a split key.
+    pub(super) fn after_event(&mut self, taken: Taken, batch: &mut Pending, records: &mut Vec<Record>) {
+        let Taken { task, from, event, event_type, held_before } = taken;
+        if !self.per_partition() {
+            return;
+        }
+        let owners: Vec<u16> = self.owners.also(event_type, from).collect();
+        if !owners.is_empty() {
+            let line = match batch.inputs.last() {
+                Some((_, Input::Line(line))) => line.clone(),
+                _ => return,
+            };
+            for owner in owners {
+                let owner = usize::from(owner);
+                if owner < self.tasks.len() {
+                    self.say_partition(owner, Some(from), batch, records);
+                    self.feed(owner, &Input::Line(line.clone()), records);
+                    self.board.dirty = true;
+                    batch.inputs.push((owner, Input::Line(line.clone())));
+                }
+            }
+        }
+        if let Some(event) = event {
+            let started = self.held(task) > held_before;
+            self.look_for_split_keys(task, from, event, started);
+        }
+    }
+
+    /// An event of an item another task holds: its producer keys it by
+    /// something else than the item, and the item is now split in two.
+    /// Looked for where it can be, so that the usual event costs one
+    /// lookup in its own task: when the event started an item here
+    /// (`started`), or when this task does not hold its item (a stray).
+    fn look_for_split_keys(&mut self, task: usize, from: u16, event: &mon_runtime::Event, started: bool) {
+        let program = self.program;
+        for (workflow, key) in item_keys(program, event) {
+            if program.workflows.get(workflow as usize).is_none_or(|w| w.schedule.is_some()) {
+                continue;
+            }
+            let holds = |live: &Live| live.state().is_some_and(|s| s.workflows[workflow as usize].find(&key).is_some());
+            if !started && holds(&self.tasks[task].live) {
+                continue;
+            }
+            let owner = self.tasks.iter().enumerate().find(|(t, other)| *t != task && holds(&other.live));
+            let Some(owner) = owner.and_then(|(_, other)| other.partition) else { continue };
+            self.split_across.1 += 1;
+            if self.split_across.0.len() < SPLIT_KEYS_KEPT {
+                self.split_across.0.push(SplitKey { workflow, key, owner, seen_on: from, at: event.time });
+            }
+        }
+    }
+
+    /// The decoded event of a line, when it is one.
+    pub(super) fn event_of(decoded: &Decoded) -> Option<&mon_runtime::Event> {
+        match decoded {
+            Decoded::Event(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The instances every task holds, for the split-key check before an
+    /// event.
+    pub(super) fn held(&self, task: usize) -> usize {
+        self.tasks[task].live.engine().map_or(0, |engine| engine.held())
+    }
+
+    /// The engine's clock for the HTTP side, after a durable batch.
+    pub(super) fn publish_clock(&self) {
+        if let Some(clock) = self.clock() {
+            self.engine_now.store(clock, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An event a task took, for [`Processor::after_event`].
+pub(super) struct Taken<'e> {
+    pub task: usize,
+    /// The partition it came from.
+    pub from: u16,
+    /// The event, when the intake decoded it (an HTTP line is decoded by
+    /// the engine only: its split keys are not looked for).
+    pub event: Option<&'e mon_runtime::Event>,
+    pub event_type: u32,
+    /// The instances the task held before it.
+    pub held_before: usize,
+}
+
+/// What `fed` says of an accepted event's type.
+pub(super) fn event_type(fed: &Fed) -> Option<u32> {
+    match fed {
+        Fed::Event { event_type } => Some(*event_type),
+        _ => None,
+    }
+}
