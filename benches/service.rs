@@ -147,6 +147,13 @@ fn mon_run_with(
         std::thread::sleep(Duration::from_millis(5));
     }
     let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    if !kafka_settings.is_empty() {
+        // What it made of the stream: on the event clock, one state over
+        // several partitions moves one clock with every partition's events.
+        let missing = service.metric("mon_records_total{kind=\"missing\"}").unwrap_or(0.0);
+        let late = service.metric("mon_records_total{kind=\"late\"}").unwrap_or(0.0);
+        figure!("  ({}: {missing:.0} missing and {late:.0} late records)", kafka_settings.replace('\n', ", "));
+    }
     service.terminate();
     let _ = std::fs::remove_dir_all(&state);
     seconds
