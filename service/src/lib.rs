@@ -349,11 +349,11 @@ pub fn run_with(
 
     let (consumer, producer) = match &config.kafka {
         Some(kafka) => {
-            // With the lease, or with state per partition (one process
-            // holds every partition's task until tasks move between
-            // processes), this process reads every partition itself.
-            let assign_all = lease.is_some() || partitions.is_some();
-            let intake = if assign_all { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
+            // With state per partition the process still subscribes: a
+            // second process in the group is then seen (it takes some
+            // partitions, `mon_partitions_elsewhere`) rather than both
+            // reading everything, until tasks move between processes.
+            let intake = if lease.is_some() { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
             (
                 Some(kafka::consumer(kafka, kafka_context.clone(), intake)?),
                 Some(kafka::producer(kafka, kafka_context.clone())?),
@@ -552,7 +552,7 @@ pub fn run_with(
     let replayed = processor.replay(recovered.entries, applied)?;
     // With the lease, the intake assigns every input partition from the
     // offsets of the recovered state, its replay included.
-    let assign_from = (lease.is_some() || partitions.is_some()).then(|| processor.stored_offsets.clone());
+    let assign_from = lease.as_ref().map(|_| processor.stored_offsets.clone());
     if changelog_needs_snapshot {
         processor.take_snapshot()?;
     }
