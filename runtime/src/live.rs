@@ -82,6 +82,12 @@ pub enum Input {
     /// are this partition's engine's. The driver reads it; an engine given
     /// it changes nothing.
     Task(u16),
+    /// On the event clock, an engine that has not started starts at this
+    /// instant, as if an event of that time had come: the engines of
+    /// several partitions start together, at the first event any of them
+    /// sees, as one engine would (`crate::partitioned`). Nothing on the
+    /// wall clock, where the first tick starts them all.
+    Start(i64),
 }
 
 /// A rules version to activate.
@@ -173,6 +179,10 @@ pub struct Snapshot {
     /// are in `state`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub disabled: BTreeSet<String>,
+    /// This engine's partition of several (`Engine::share`), also before
+    /// the engine has started (afterwards it is in `state` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Share>,
 }
 
 impl<'p> Live<'p> {
@@ -302,6 +312,7 @@ impl<'p> Live<'p> {
     pub fn resume(program: &'p Program, functions: &'p dyn Functions, snapshot: Snapshot) -> Self {
         let mut live = Live::new(program, functions, snapshot.mode, snapshot.from);
         live.now = snapshot.now;
+        live.share = snapshot.share;
         if let Some(state) = snapshot.state {
             match snapshot.mode {
                 ClockMode::Event => live.simulation = Some(Simulation::resume(program, functions, state, None)),
@@ -331,14 +342,16 @@ impl<'p> Live<'p> {
             book: Option<&'a BookState>,
             #[serde(skip_serializing_if = "BTreeSet::is_empty")]
             disabled: &'a BTreeSet<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            share: Option<Share>,
         }
         let book = self.book().map(|b| b.state());
         let disabled = match &self.simulation {
             Some(simulation) => simulation.disabled_before_start(),
             None => &self.disabled,
         };
-        let (mode, now, from, state) = (self.mode, self.now, self.from, self.state());
-        serde_json::to_vec(&SnapshotRef { mode, now, from, state, book, disabled })
+        let (mode, now, from, state, share) = (self.mode, self.now, self.from, self.state(), self.share_of());
+        serde_json::to_vec(&SnapshotRef { mode, now, from, state, book, disabled, share })
     }
 
     /// Resumes from [`snapshot_bytes`](Self::snapshot_bytes).
@@ -423,6 +436,12 @@ impl<'p> Live<'p> {
                 Fed::Partition
             }
             Input::Task(_) => Fed::Partition,
+            Input::Start(at) => {
+                if let Some(simulation) = &mut self.simulation {
+                    simulation.start(*at);
+                }
+                Fed::Partition
+            }
         }
     }
 
@@ -590,6 +609,7 @@ const ACTIVATE: u8 = 4;
 const SET_ENABLED: u8 = 5;
 const PARTITION: u8 = 6;
 const TASK: u8 = 7;
+const START: u8 = 8;
 /// [`Input::Partition`]`(None)` in the journal.
 const NO_PARTITION: u16 = u16::MAX;
 
@@ -634,6 +654,10 @@ pub fn encode_inputs(inputs: &[Input]) -> Vec<u8> {
                 bytes.push(TASK);
                 bytes.extend_from_slice(&partition.to_le_bytes());
             }
+            Input::Start(at) => {
+                bytes.push(START);
+                bytes.extend_from_slice(&at.to_le_bytes());
+            }
         }
     }
     bytes
@@ -655,7 +679,7 @@ fn read_text(bytes: &[u8]) -> Option<(String, &[u8])> {
 
 fn encoded_size(input: &Input) -> usize {
     match input {
-        Input::Tick(_) => 9,
+        Input::Tick(_) | Input::Start(_) => 9,
         Input::Line(s) | Input::Unreadable(s) => 5 + s.len(),
         Input::Command(_) => 256,
         Input::Activate(a) => 13 + a.hash.len(),
@@ -714,6 +738,11 @@ pub fn decode_inputs(mut bytes: &[u8]) -> Option<Vec<Input>> {
             TASK => {
                 let (partition, rest) = rest.split_first_chunk::<2>()?;
                 inputs.push(Input::Task(u16::from_le_bytes(*partition)));
+                bytes = rest;
+            }
+            START => {
+                let (at, rest) = rest.split_first_chunk::<8>()?;
+                inputs.push(Input::Start(i64::from_le_bytes(*at)));
                 bytes = rest;
             }
             _ => return None,
@@ -856,6 +885,7 @@ mod tests {
             Input::Tick(i64::MAX),
             Input::Partition(Some(7)),
             Input::Task(2),
+            Input::Start(-3),
             Input::Partition(None),
             Input::Partition(Some(0)),
             Input::Command(Command {
@@ -881,5 +911,23 @@ mod tests {
         assert_eq!(decode_inputs(&old), Some(vec![Input::Tick(5), Input::Line("x".into())]));
         // A switch whose flag byte is neither 0 nor 1 is damage.
         assert_eq!(decode_inputs(&[5, 2, 0, 0, 0, 0]), None);
+    }
+
+    /// A partition's engine that has seen no event yet (the event clock
+    /// starts it at its first) still says, once resumed from a snapshot,
+    /// whose partition it is.
+    #[test]
+    fn a_snapshot_keeps_the_share_before_the_engine_starts() {
+        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: JOBS.into() }];
+        let program =
+            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let share = Share { partition: 2, partitions: 3 };
+        for mode in [ClockMode::Event, ClockMode::Wall] {
+            let live = Live::new(&program, mon_stdlib::registry(), mode, None).share(share);
+            assert!(live.state().is_none(), "{mode:?}: not started");
+            let resumed =
+                Live::resume_bytes(&program, mon_stdlib::registry(), &live.snapshot_bytes().unwrap()).unwrap();
+            assert_eq!(resumed.share_of(), Some(share), "{mode:?}");
+        }
     }
 }

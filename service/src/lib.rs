@@ -520,6 +520,7 @@ pub fn run_with(
             None => Default::default(),
         },
         split_across: Default::default(),
+        beyond_tasks_warned: Default::default(),
         tasks,
         changelog: changelog.map(|opened| opened.changelog),
         store,
@@ -553,7 +554,12 @@ pub fn run_with(
     // With the lease, the intake assigns every input partition from the
     // offsets of the recovered state, its replay included.
     let assign_from = lease.as_ref().map(|_| processor.stored_offsets.clone());
-    if changelog_needs_snapshot {
+    // Tasks whose snapshots cover different batches (a crash came while
+    // they were taken) are made alike again at once: the rule versions'
+    // snapshot pointers keep only the last two.
+    let first_covered = processor.tasks.first().map(|task| task.covered);
+    let tasks_differ = processor.tasks.iter().any(|task| Some(task.covered) != first_covered);
+    if changelog_needs_snapshot || tasks_differ {
         processor.take_snapshot()?;
     }
     tracing::info!(

@@ -239,7 +239,6 @@ impl Store {
         &self.events
     }
 
-    /// The clock the state was made on; recorded by the first call.
     /// How this state is split: `None`, one state for every partition;
     /// `Some(n)`, one per partition of `n`. A new state takes `wanted`;
     /// call it before [`clock`](Self::clock), which marks a state as made.
@@ -257,6 +256,7 @@ impl Store {
         }
     }
 
+    /// The clock the state was made on; recorded by the first call.
     pub fn clock(&self, wanted: ClockMode) -> Result<ClockMode, Error> {
         let name = |mode: ClockMode| if mode == ClockMode::Event { b"event".to_vec() } else { b"wall".to_vec() };
         match self.db.get(CLOCK)? {

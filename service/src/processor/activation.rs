@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
+use mon_runtime::engine::LISTED;
 use mon_runtime::live::{Activation, Fed, Input, Migration};
 use mon_runtime::record::Record;
 
@@ -135,6 +136,10 @@ impl<'p> Processor<'p> {
             tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
         }
         self.program = program;
+        // Event type ids and scheduled workflows are the new program's.
+        if self.per_partition() {
+            self.owners = mon_runtime::engine::Owners::new(program, self.tasks.len() as u16);
+        }
         if let Ok(mut running) = self.intake_program.lock() {
             *running = program;
         }
@@ -162,11 +167,14 @@ impl<'p> Processor<'p> {
     }
 }
 
-/// Adds another task's migration to the activation's.
+/// Adds another task's migration to the activation's, listing at most as
+/// many items as one engine does (`LISTED`).
 fn absorb(all: &mut Migration, task: Migration) {
     all.carried.extend(task.carried);
     all.carried_count += task.carried_count;
     all.superseded.extend(task.superseded);
     all.superseded_count += task.superseded_count;
-    all.truncated |= task.truncated;
+    all.truncated |= task.truncated || all.carried.len() > LISTED || all.superseded.len() > LISTED;
+    all.carried.truncate(LISTED);
+    all.superseded.truncate(LISTED);
 }

@@ -211,6 +211,8 @@ pub struct Processor<'p> {
     pub journal: Journal,
     /// With state per partition: the owners of the scheduled workflows.
     pub owners: mon_runtime::engine::Owners,
+    /// Partitions beyond the tasks already said to be (`poll`).
+    pub beyond_tasks_warned: std::collections::HashSet<i32>,
     /// Split keys found across tasks (an item started on one partition's
     /// task while another's holds it), and how many events were.
     pub split_across: (Vec<mon_runtime::engine::SplitKey>, u64),
@@ -438,6 +440,32 @@ impl<'p> Processor<'p> {
                     }
                     batch.offsets.insert((topic.to_string(), partition), offset + 1);
                 }
+            }
+            if self.per_partition() && usize::try_from(partition).map_or(true, |p| p >= self.tasks.len()) {
+                // A partition added to the topic after the state was split:
+                // no task holds its items, and none may take them.
+                let (payload, headers) = match polled.read {
+                    Read::Line { line, dead, .. } => {
+                        dead.map_or((line.into_bytes(), Vec::new()), |d| (d.payload, d.headers))
+                    }
+                    Read::Unreadable { original, .. } => (original.payload, original.headers),
+                };
+                let reason = format!(
+                    "partition {partition} of {topic}: the state is kept per partition of {} (docs/service.md, \
+                     \"State per partition\"); the topic has grown since",
+                    self.tasks.len()
+                );
+                if self.beyond_tasks_warned.insert(partition) {
+                    tracing::error!(
+                        topic,
+                        partition,
+                        tasks = self.tasks.len(),
+                        "{reason}: its messages go to the dead letters"
+                    );
+                }
+                self.totals.events_rejected += 1;
+                self.dead_letter(batch, reason, format!("kafka:{topic}/{partition}@{offset}"), &payload, headers);
+                continue;
             }
             let task = self.task_of(Some(partition));
             let from = u16::try_from(partition).ok();
@@ -888,7 +916,13 @@ impl<'p> Processor<'p> {
             let mut task = 0;
             for input in entry.inputs {
                 if let Input::Task(partition) = input {
-                    task = usize::from(partition).min(self.tasks.len() - 1);
+                    task = usize::from(partition);
+                    if task >= self.tasks.len() {
+                        return Err(Error::damaged(
+                            Domain::Journal,
+                            format!("journal entry {} names partition {partition}, of {}", entry.seq, self.tasks.len()),
+                        ));
+                    }
                     continue;
                 }
                 // A task whose snapshot covers this batch already holds it

@@ -58,9 +58,9 @@ impl<'p> Processor<'p> {
         if !self.per_partition() {
             return 0;
         }
-        // The intake reads only partitions 0..tasks (an assignment made
-        // from the count the tasks were made for), so the modulo never
-        // moves a line; it keeps an index in range whatever happens.
+        // `poll` dead-letters the partitions beyond the tasks (added to
+        // the topic later), so the modulo never moves a line; it keeps an
+        // index in range whatever happens.
         partition.map_or(0, |p| usize::try_from(p).unwrap_or(0) % self.tasks.len())
     }
 
@@ -100,6 +100,7 @@ impl<'p> Processor<'p> {
         if !self.per_partition() {
             return;
         }
+        self.start_together(batch, records);
         let owners: Vec<u16> = self.owners.also(event_type, from).collect();
         if !owners.is_empty() {
             let line = match batch.inputs.last() {
@@ -119,6 +120,25 @@ impl<'p> Processor<'p> {
         if let Some(event) = event {
             let started = self.held(task) > held_before;
             self.look_for_split_keys(task, from, event, started);
+        }
+    }
+
+    /// On the event clock, the engines that have not started start where
+    /// the first did, at the first event any of them saw, as one engine
+    /// would (and `mon_runtime::partitioned` does): a scheduled workflow's
+    /// owner then expects the same occurrences whichever partition's
+    /// event came first. Journaled, so a replay starts them alike.
+    fn start_together(&mut self, batch: &mut Pending, records: &mut Vec<Record>) {
+        if self.config.clock != mon_runtime::live::ClockMode::Event {
+            return;
+        }
+        let Some(start) = self.tasks.iter().filter_map(|task| task.live.state()).map(|state| state.start).min() else {
+            return;
+        };
+        for other in 0..self.tasks.len() {
+            if self.tasks[other].live.state().is_none() {
+                self.apply(other, Input::Start(start), batch, records);
+            }
         }
     }
 
