@@ -492,3 +492,91 @@ fn state_per_partition_restarts_from_snapshots_made_before_any_event() {
     });
     again.terminate();
 }
+
+/// On the event clock the engines of all partitions start at the first
+/// event any of them sees: a scheduled workflow's owner whose own first
+/// event comes after a deadline still expects that day's occurrence, as
+/// one engine would. And after an activation that adds a scheduled
+/// workflow, its events are handed to its owner from any partition.
+#[test]
+fn state_per_partition_starts_together_and_hands_over_after_an_activation() {
+    let owner_a = i32::from(mon_runtime::engine::owner("feed_a", 3));
+    // The second feed's owner is another partition than the first's, so
+    // its events must be handed to another engine than before.
+    let feed_b = ["feed_b", "feed_c", "feed_d", "feed_e", "feed_f"]
+        .into_iter()
+        .find(|name| i32::from(mon_runtime::engine::owner(name, 3)) != owner_a)
+        .unwrap();
+    let owner_b = i32::from(mon_runtime::engine::owner(feed_b, 3));
+    let other = |owner: i32| (owner + 1) % 3;
+    let brokers = kafka::brokers();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, records, dead) = kafka::topic_set("tasks-start", 3);
+    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let jobs = std::fs::read_to_string(rules.join("jobs.mon")).unwrap();
+    let feeds = |names: &[&str]| {
+        let mut text = jobs.clone();
+        text.push_str("event file_received { name: string }\n");
+        for name in names {
+            let letter = name.trim_start_matches("feed_").to_uppercase();
+            text.push_str(&format!(
+                "workflow {name} {{\n  timezone UTC\n  expect file_received where name == \"{letter}\" by 08:{} every day\n}}\n",
+                if letter == "A" { "01" } else { "10" }
+            ));
+        }
+        text
+    };
+    std::fs::write(rules.join("jobs.mon"), feeds(&["feed_a"])).unwrap();
+    let state = dir.path().join("state");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--clock",
+        "event",
+        "--state-dir",
+        state.to_str().unwrap(),
+        rules.to_str().unwrap(),
+    ];
+    let service = Service::start(&args, &dir.path().join("mon.log"));
+    let at = |hhmm: &str| mon_stdlib::time::parse_rfc3339(&format!("2026-03-02T{hhmm}:00Z")).unwrap();
+    // The first event is not the owner's; the owner's first comes at 08:03.
+    to_partition(&topic, other(owner_a), &[job("job_started", "J1", at("08:00"))]);
+    service.wait_for_events(1, Duration::from_secs(30));
+    to_partition(&topic, owner_a, &[job("job_started", "J2", at("08:03"))]);
+    service.wait_for_events(2, Duration::from_secs(30));
+
+    // The second feed comes with version 2; its file on another partition
+    // than its owner's.
+    let (status, stored) =
+        post_json(&service, "/api/v1/rules/versions", json!({ "files": { "jobs.mon": feeds(&["feed_a", feed_b]) } }));
+    assert_eq!(status, 201, "{stored}");
+    let (status, activated) = post_json(&service, "/api/v1/rules/versions/2/activate", json!({ "by": "ana" }));
+    assert_eq!(status, 200, "{activated}");
+    let letter = feed_b.trim_start_matches("feed_").to_uppercase();
+    let file_b = format!(
+        r#"{{"specversion":"1.0","id":"file-b","source":"test","type":"file_received","time":"2026-03-02T08:05:00Z","data":{{"name":"{letter}"}}}}"#
+    );
+    to_partition(&topic, other(owner_b), &[file_b.into_bytes()]);
+    service.wait_for_events(3, Duration::from_secs(30));
+    for partition in 0..3 {
+        let clock = format!(
+            r#"{{"specversion":"1.0","id":"clock-{partition}","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
+            mon_stdlib::time::format_rfc3339(at("08:20"))
+        );
+        to_partition(&topic, partition, &[clock.into_bytes()]);
+    }
+    let published = kafka::consume_all(&records, 1, Duration::from_millis(2000), Duration::from_secs(30));
+    let kinds: Vec<(String, String)> = published
+        .iter()
+        .filter_map(|m| serde_json::from_slice::<Value>(m.payload.as_deref()?).ok())
+        .filter(|r| r["workflow"].as_str().is_some_and(|w| w.starts_with("feed_")))
+        .map(|r| (r["workflow"].as_str().unwrap().to_string(), r["kind"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(kinds.contains(&("feed_a".into(), "missing".into())), "the owner expected 08:01's file: {kinds:?}");
+    assert!(!kinds.iter().any(|(w, k)| w == feed_b && k == "missing"), "{feed_b}'s file reached its owner: {kinds:?}");
+    service.terminate();
+}
