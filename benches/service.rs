@@ -164,7 +164,9 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn throughput(trades: u64, rounds: usize) {
+/// The trade lifecycle stream of `mon bench --emit`: its directory (kept
+/// while the value lives), the stream's directory in it, and its lines.
+fn emit(trades: u64) -> (tempfile::TempDir, std::path::PathBuf, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let stream = dir.path().join("stream");
     let output = Command::new(env!("CARGO_BIN_EXE_mon"))
@@ -175,6 +177,11 @@ fn throughput(trades: u64, rounds: usize) {
     assert!(output.status.success());
     let lines: Vec<String> =
         std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    (dir, stream, lines)
+}
+
+fn throughput(trades: u64, rounds: usize) {
+    let (dir, stream, lines) = emit(trades);
     let topic = kafka::unique_topic("bench-trades");
     kafka::create_topic(&topic, 1);
     let produced = Instant::now();
@@ -215,16 +222,7 @@ fn throughput(trades: u64, rounds: usize) {
 /// The trade stream from three partitions, through one state and through
 /// state per partition, alternating; medians reported.
 fn partitions(trades: u64, rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let stream = dir.path().join("stream");
-    let output = Command::new(env!("CARGO_BIN_EXE_mon"))
-        .args(["bench", "--trades", &trades.to_string(), "--emit"])
-        .arg(&stream)
-        .output()
-        .expect("mon bench --emit");
-    assert!(output.status.success());
-    let lines: Vec<String> =
-        std::fs::read_to_string(stream.join("events.ndjson")).unwrap().lines().map(str::to_string).collect();
+    let (dir, stream, lines) = emit(trades);
     let topic = kafka::unique_topic("bench-partitions");
     kafka::create_topic(&topic, 3);
     let keyed = lines.iter().map(|line| {

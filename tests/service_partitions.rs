@@ -175,6 +175,43 @@ fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
     assert!(text.contains("changelog: whole again"), "{text}");
 }
 
+/// A three-partition input, and `mon run --clock event` with
+/// `state_per_partition` on it (the changelog off): the topics, the
+/// configuration, the state directory and the log.
+struct PerPartition {
+    topic: String,
+    records: String,
+    config: std::path::PathBuf,
+    state: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl PerPartition {
+    /// `settings`: more configuration, TOML after the `[kafka]` tables.
+    fn new(dir: &std::path::Path, prefix: &str, settings: &str) -> PerPartition {
+        let (topic, records, dead) = kafka::topic_set(prefix, 3);
+        let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
+        std::fs::write(&config, text + settings).unwrap();
+        PerPartition { topic, records, config, state: dir.join("state"), log: dir.join("mon.log") }
+    }
+
+    fn start(&self, rules: &std::path::Path) -> Service {
+        let args = [
+            "--config",
+            self.config.to_str().unwrap(),
+            "--clock",
+            "event",
+            "--state-dir",
+            self.state.to_str().unwrap(),
+            rules.to_str().unwrap(),
+        ];
+        Service::start(&args, &self.log)
+    }
+}
+
 /// Scheduled workflows beside the trades: `feed_a`'s file comes, `feed_b`'s
 /// does not. Their files arrive on every partition, and only their owner
 /// (a partition fixed by the workflow's name) holds their occurrences.
@@ -240,7 +277,6 @@ fn caught_up(service: &Service, topic: &str) -> bool {
 /// partition) go only once every partition has been read to its end.
 #[test]
 fn state_per_partition_gives_one_engines_records_across_a_crash() {
-    let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
     let mut stream = service::trade_stream(dir.path(), "3000", "0.05");
     std::fs::write(stream.rules.join("feeds.mon"), FEEDS).unwrap();
@@ -273,45 +309,31 @@ fn state_per_partition_gives_one_engines_records_across_a_crash() {
     };
     assert!(feed("feed_b", "missing") && !feed("feed_a", "missing"), "the feeds' records: {expected:#?}");
 
-    let (topic, records, dead) = kafka::topic_set("tasks", 3);
-    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
     // Snapshots during the run, so the crash comes after some: the
     // restart replays each partition from what its own snapshot covers.
-    std::fs::write(&config, text + "[engine]\nsnapshot_every = 2000\n").unwrap();
-    let state = dir.path().join("state");
-    let log = dir.path().join("mon.log");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--clock",
-        "event",
-        "--state-dir",
-        state.to_str().unwrap(),
-        stream.rules.to_str().unwrap(),
-    ];
+    let setup = PerPartition::new(dir.path(), "tasks", "[engine]\nsnapshot_every = 2000\n");
+    let (topic, records, state) = (&setup.topic, &setup.records, &setup.state);
     let numbered: Vec<(usize, String)> = stream.lines.iter().cloned().enumerate().collect();
     let half = numbered.len() / 2;
 
-    let first = Service::start(&args, &log);
-    produce_by_partition(&topic, &numbered[..half]);
+    let first = setup.start(&stream.rules);
+    produce_by_partition(topic, &numbered[..half]);
     first.wait_for_events(half / 2, Duration::from_secs(60));
     first.kill9();
     for partition in 0..3 {
         assert!(state.join("tasks").join(partition.to_string()).join("snapshot.bin").exists(), "partition {partition}");
     }
 
-    let second = Service::start(&args, &log);
-    produce_by_partition(&topic, &numbered[half..]);
+    let second = setup.start(&stream.rules);
+    produce_by_partition(topic, &numbered[half..]);
     // The lag figures come once a second: the first ones after the
     // production know its end.
     std::thread::sleep(Duration::from_millis(2500));
-    wait_until_true(Duration::from_secs(60), "every partition read to its end", || caught_up(&second, &topic));
+    wait_until_true(Duration::from_secs(60), "every partition read to its end", || caught_up(&second, topic));
     for partition in 0..3 {
-        to_partition(&topic, partition, &[clock(partition).into_bytes()]);
+        to_partition(topic, partition, &[clock(partition).into_bytes()]);
     }
-    let published = kafka::consume_all(&records, expected.len(), Duration::from_millis(1500), Duration::from_secs(90));
+    let published = kafka::consume_all(records, expected.len(), Duration::from_millis(1500), Duration::from_secs(90));
     let actual: Vec<Value> =
         published.iter().map(|m| serde_json::from_slice(m.payload.as_deref().unwrap_or_default()).unwrap()).collect();
     // A record published again after the crash (the outbox is drained at
@@ -367,32 +389,17 @@ fn post_json(service: &Service, path: &str, body: Value) -> (u16, Value) {
 /// same alerts.
 #[test]
 fn state_per_partition_answers_for_every_partition() {
-    let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let (topic, records, dead) = kafka::topic_set("tasks-api", 3);
-    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
-    std::fs::write(&config, text).unwrap();
+    let setup = PerPartition::new(dir.path(), "tasks-api", "");
+    let topic = &setup.topic;
     let rules = service::write_job_rules(dir.path(), "1m");
-    let state = dir.path().join("state");
-    let log = dir.path().join("mon.log");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--clock",
-        "event",
-        "--state-dir",
-        state.to_str().unwrap(),
-        rules.to_str().unwrap(),
-    ];
-    let service = Service::start(&args, &log);
+    let service = setup.start(&rules);
     let t = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
     for (partition, name) in [(0, "J1"), (1, "J2"), (2, "J3"), (0, "J7")] {
-        to_partition(&topic, partition, &[job("job_started", name, t)]);
+        to_partition(topic, partition, &[job("job_started", name, t)]);
     }
     // J7 ends on another partition than it started on.
-    to_partition(&topic, 1, &[job("job_done", "J7", t + 1_000)]);
+    to_partition(topic, 1, &[job("job_done", "J7", t + 1_000)]);
     wait_until_true(Duration::from_secs(30), "the split counted", || {
         service.metric("mon_split_key_events_total") == Some(1.0)
     });
@@ -413,7 +420,7 @@ fn state_per_partition_answers_for_every_partition() {
             r#"{{"specversion":"1.0","id":"clock-{partition}","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
             mon_stdlib::time::format_rfc3339(t + 300_000)
         );
-        to_partition(&topic, partition, &[clock.into_bytes()]);
+        to_partition(topic, partition, &[clock.into_bytes()]);
     }
     let alerts =
         |service: &Service| json_of(service, "/api/v1/alerts")["alerts"].as_array().cloned().unwrap_or_default();
@@ -447,7 +454,7 @@ fn state_per_partition_answers_for_every_partition() {
     service.terminate();
 
     // The partitions' snapshots give back the alerts, J2's acknowledged.
-    let again = Service::start(&args, &log);
+    let again = setup.start(&rules);
     assert_eq!(json_of(&again, "/api/v1/rules/versions")["active"], 2);
     let alerts_now = alerts(&again);
     assert_eq!(alerts_now.len(), 4, "{alerts_now:#?}");
@@ -461,32 +468,17 @@ fn state_per_partition_answers_for_every_partition() {
 /// each snapshot is after a restart, and goes on.
 #[test]
 fn state_per_partition_restarts_from_snapshots_made_before_any_event() {
-    let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let (topic, records, dead) = kafka::topic_set("tasks-idle", 3);
-    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
-    std::fs::write(&config, text).unwrap();
+    let setup = PerPartition::new(dir.path(), "tasks-idle", "");
+    let (topic, state) = (&setup.topic, &setup.state);
     let rules = service::write_job_rules(dir.path(), "1h");
-    let state = dir.path().join("state");
-    let log = dir.path().join("mon.log");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--clock",
-        "event",
-        "--state-dir",
-        state.to_str().unwrap(),
-        rules.to_str().unwrap(),
-    ];
-    let service = Service::start(&args, &log);
-    to_partition(&topic, 0, &[b"not an event".to_vec()]);
+    let service = setup.start(&rules);
+    to_partition(topic, 0, &[b"not an event".to_vec()]);
     service.wait_for_events(1, Duration::from_secs(30));
     assert_eq!(service.terminate(), Some(0));
     assert!(state.join("tasks/2/snapshot.bin").exists());
-    let again = Service::start(&args, &log);
-    to_partition(&topic, 1, &[job("job_started", "J1", now_ms())]);
+    let again = setup.start(&rules);
+    to_partition(topic, 1, &[job("job_started", "J1", now_ms())]);
     wait_until_true(Duration::from_secs(10), "J1 in flight after the restart", || {
         json_of(&again, "/api/v1/status")["workflows"][0]["metrics"]["in_flight"] == 1
     });
@@ -509,13 +501,9 @@ fn state_per_partition_starts_together_and_hands_over_after_an_activation() {
         .unwrap();
     let owner_b = i32::from(mon_runtime::engine::owner(feed_b, 3));
     let other = |owner: i32| (owner + 1) % 3;
-    let brokers = kafka::brokers();
     let dir = tempfile::tempdir().unwrap();
-    let (topic, records, dead) = kafka::topic_set("tasks-start", 3);
-    let config = service::kafka_config(dir.path(), &brokers, &topic, &records, &dead, &topic);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
-    std::fs::write(&config, text).unwrap();
+    let setup = PerPartition::new(dir.path(), "tasks-start", "");
+    let (topic, records) = (&setup.topic, &setup.records);
     let rules = service::write_job_rules(dir.path(), "1h");
     let jobs = std::fs::read_to_string(rules.join("jobs.mon")).unwrap();
     let feeds = |names: &[&str]| {
@@ -531,22 +519,12 @@ fn state_per_partition_starts_together_and_hands_over_after_an_activation() {
         text
     };
     std::fs::write(rules.join("jobs.mon"), feeds(&["feed_a"])).unwrap();
-    let state = dir.path().join("state");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--clock",
-        "event",
-        "--state-dir",
-        state.to_str().unwrap(),
-        rules.to_str().unwrap(),
-    ];
-    let service = Service::start(&args, &dir.path().join("mon.log"));
+    let service = setup.start(&rules);
     let at = |hhmm: &str| mon_stdlib::time::parse_rfc3339(&format!("2026-03-02T{hhmm}:00Z")).unwrap();
     // The first event is not the owner's; the owner's first comes at 08:03.
-    to_partition(&topic, other(owner_a), &[job("job_started", "J1", at("08:00"))]);
+    to_partition(topic, other(owner_a), &[job("job_started", "J1", at("08:00"))]);
     service.wait_for_events(1, Duration::from_secs(30));
-    to_partition(&topic, owner_a, &[job("job_started", "J2", at("08:03"))]);
+    to_partition(topic, owner_a, &[job("job_started", "J2", at("08:03"))]);
     service.wait_for_events(2, Duration::from_secs(30));
 
     // The second feed comes with version 2; its file on another partition
@@ -560,16 +538,16 @@ fn state_per_partition_starts_together_and_hands_over_after_an_activation() {
     let file_b = format!(
         r#"{{"specversion":"1.0","id":"file-b","source":"test","type":"file_received","time":"2026-03-02T08:05:00Z","data":{{"name":"{letter}"}}}}"#
     );
-    to_partition(&topic, other(owner_b), &[file_b.into_bytes()]);
+    to_partition(topic, other(owner_b), &[file_b.into_bytes()]);
     service.wait_for_events(3, Duration::from_secs(30));
     for partition in 0..3 {
         let clock = format!(
             r#"{{"specversion":"1.0","id":"clock-{partition}","source":"test","type":"mon_test_clock","time":"{}","data":{{}}}}"#,
             mon_stdlib::time::format_rfc3339(at("08:20"))
         );
-        to_partition(&topic, partition, &[clock.into_bytes()]);
+        to_partition(topic, partition, &[clock.into_bytes()]);
     }
-    let published = kafka::consume_all(&records, 1, Duration::from_millis(2000), Duration::from_secs(30));
+    let published = kafka::consume_all(records, 1, Duration::from_millis(2000), Duration::from_secs(30));
     let kinds: Vec<(String, String)> = published
         .iter()
         .filter_map(|m| serde_json::from_slice::<Value>(m.payload.as_deref()?).ok())

@@ -441,37 +441,41 @@ impl<'p> Processor<'p> {
                     batch.offsets.insert((topic.to_string(), partition), offset + 1);
                 }
             }
-            if self.per_partition() && usize::try_from(partition).map_or(true, |p| p >= self.tasks.len()) {
-                // A partition added to the topic after the state was split:
-                // no task holds its items, and none may take them.
-                let (payload, headers) = match polled.read {
-                    Read::Line { line, dead, .. } => {
-                        dead.map_or((line.into_bytes(), Vec::new()), |d| (d.payload, d.headers))
-                    }
-                    Read::Unreadable { original, .. } => (original.payload, original.headers),
-                };
-                let reason = format!(
-                    "partition {partition} of {topic}: the state is kept per partition of {} (docs/service.md, \
-                     \"State per partition\"); the topic has grown since",
-                    self.tasks.len()
-                );
-                if self.beyond_tasks_warned.insert(partition) {
-                    tracing::error!(
-                        topic,
-                        partition,
-                        tasks = self.tasks.len(),
-                        "{reason}: its messages go to the dead letters"
+            // A partition added to the topic after the state was split: no
+            // task holds its items, and none may take them. Its messages
+            // are rejected (a record, the dead letters, with the reason),
+            // through partition 0's task, which journals the rejection.
+            let beyond = self.per_partition() && usize::try_from(partition).map_or(true, |p| p >= self.tasks.len());
+            let read = match polled.read {
+                read if !beyond => read,
+                read => {
+                    let original = match read {
+                        Read::Line { line, dead, .. } => {
+                            dead.unwrap_or(Original { payload: line.into_bytes(), headers: Vec::new() })
+                        }
+                        Read::Unreadable { original, .. } => original,
+                    };
+                    let reason = format!(
+                        "partition {partition} of {topic}: the state is kept per partition of {} (docs/service.md, \
+                         \"State per partition\"); the topic has grown since",
+                        self.tasks.len()
                     );
+                    if self.beyond_tasks_warned.insert(partition) {
+                        tracing::error!(
+                            topic,
+                            partition,
+                            tasks = self.tasks.len(),
+                            "{reason}: its messages are rejected"
+                        );
+                    }
+                    Read::Unreadable { reason, original }
                 }
-                self.totals.events_rejected += 1;
-                self.dead_letter(batch, reason, format!("kafka:{topic}/{partition}@{offset}"), &payload, headers);
-                continue;
-            }
-            let task = self.task_of(Some(partition));
-            let from = u16::try_from(partition).ok();
+            };
+            let task = if beyond { 0 } else { self.task_of(Some(partition)) };
+            let from = if beyond { None } else { u16::try_from(partition).ok() };
             self.say_partition(task, from, batch, records);
             let held_before = self.held(task);
-            let (fed, original, decoded) = match polled.read {
+            let (fed, original, decoded) = match read {
                 // Decoded for the program running now: the usual case.
                 Read::Line { line, decoded, dead } if std::ptr::eq(polled.program, self.program) => {
                     (self.apply_decoded(task, line, &decoded, batch, records), dead, Some(decoded))

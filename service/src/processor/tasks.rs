@@ -1,7 +1,7 @@
-//! State per input partition (`[kafka] state_per_partition`): one engine,
-//! journal and snapshot per partition of the input topics, as a Kafka
-//! Streams task holds one partition's state, so that a partition's state
-//! can later move to another process on its own (docs/notes/scaling.md).
+//! State per input partition (`[kafka] state_per_partition`): one engine
+//! and snapshot per partition of the input topics, as a Kafka Streams task
+//! holds one partition's state, so that a partition's state can later move
+//! to another process on its own (docs/notes/scaling.md).
 //!
 //! The processing thread still runs every task of the process, one batch
 //! at a time: a message goes to the task of its partition, and an event of
@@ -86,6 +86,8 @@ impl<'p> Processor<'p> {
     }
 
     /// Rebuilds the views over every task's state (see `views::Board`).
+    /// (Not through `states()` and `clock()`: they would borrow all of
+    /// `self` while the board is borrowed to change.)
     pub(super) fn refresh_board(&mut self, always: bool) {
         let states: Vec<&State> = self.tasks.iter().filter_map(|task| task.live.state()).collect();
         let now = self.tasks.iter().filter_map(|task| task.live.clock()).max().unwrap_or(0);
@@ -174,8 +176,8 @@ impl<'p> Processor<'p> {
         }
     }
 
-    /// The instances every task holds, for the split-key check before an
-    /// event.
+    /// The instances `task` holds: taken before an event, it says after
+    /// it whether the event started an item (the split-key check).
     pub(super) fn held(&self, task: usize) -> usize {
         self.tasks[task].live.engine().map_or(0, |engine| engine.held())
     }
