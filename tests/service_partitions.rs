@@ -428,6 +428,14 @@ fn state_per_partition_answers_for_every_partition() {
     let jobs: std::collections::BTreeSet<String> =
         alerts(&service).iter().map(|a| a["key"]["job"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(jobs, ["J1", "J2", "J3", "J7"].map(String::from).into());
+    // Each partition's engine in the status: its items and its clock.
+    let clock = mon_stdlib::time::format_rfc3339(t + 300_000);
+    wait_until_true(Duration::from_secs(10), "each partition's items and clock in the status", || {
+        let status = json_of(&service, "/api/v1/status");
+        let parts = status["partitions"].as_array().cloned().unwrap_or_default();
+        let items: Vec<&Value> = parts.iter().map(|p| &p["items"]).collect();
+        items == [&json!(2), &json!(1), &json!(1)] && parts.iter().all(|p| p["clock"] == clock.as_str())
+    });
 
     // J2's alert is partition 1's engine's: the acknowledgement finds it.
     let j2 = alerts(&service).into_iter().find(|a| a["key"]["job"] == "J2").unwrap();

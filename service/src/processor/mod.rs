@@ -163,6 +163,21 @@ pub struct StatusView {
     /// one that started it, since this process started; none when there
     /// have been none.
     pub split_keys: Option<SplitKeysView>,
+    /// With state per partition: each partition's engine, so that one
+    /// whose clock lags (on the event clock) or that holds most of the
+    /// items shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<Vec<PartitionView>>,
+}
+
+/// One partition's engine, with state per partition.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct PartitionView {
+    pub partition: u16,
+    /// Its engine's clock (RFC 3339); none before its engine started.
+    pub clock: Option<String>,
+    /// The items it holds, over every workflow.
+    pub items: u64,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -1075,6 +1090,14 @@ impl<'p> Processor<'p> {
             events_rejected: self.totals.events_rejected,
             records: self.totals.records.clone(),
             split_keys: self.totals.split_keys.clone(),
+            partitions: self.per_partition().then(|| {
+                let view = |task: &Task| PartitionView {
+                    partition: task.partition.unwrap_or_default(),
+                    clock: task.live.clock().map(mon_stdlib::time::format_rfc3339),
+                    items: task.live.engine().map_or(0, |engine| engine.held() as u64),
+                };
+                self.tasks.iter().map(view).collect()
+            }),
         };
         if let Ok(mut slot) = self.status.write() {
             *slot = view;
