@@ -11,10 +11,11 @@
 //! at the first event any of them sees and end together.
 //!
 //! An event of an item another partition's engine holds (its producer
-//! does not key by the item) is a *split key*: its engine starts a second
-//! item instead. The driver looks for one whenever an event would start an
-//! item, and counts and keeps them ([`split_keys`](Partitioned::split_keys)),
-//! as the service reports them.
+//! does not key by the item) is a *split key*: its own engine starts a
+//! second item, or takes it for a stray. The driver looks for one whenever
+//! the event's partition's engine does not hold its item, and counts and
+//! keeps them ([`split_keys`](Partitioned::split_keys)), as the service
+//! reports them.
 //!
 //! On events in time order, the records are those of one engine, in
 //! another order: each engine makes its items' records, and a timer fires
@@ -27,8 +28,7 @@ use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
 use crate::engine::{item_keys, Owners, Share, SplitKey, State, SPLIT_KEYS_KEPT};
-use crate::event::Decoded;
-use crate::event::Rejection;
+use crate::event::{Decoded, Rejection};
 use crate::record::Record;
 use crate::simulate::{NumberedLine, Simulation};
 
