@@ -436,20 +436,18 @@ impl Part {
         older(&mut mine.late, theirs.late);
         older(&mut mine.failed, theirs.failed);
         if let Some(next) = other.next_deadline {
-            match &mut self.next_deadline {
-                Some(mine) if mine.at == next.at && mine.step == next.step => mine.items += next.items,
-                Some(mine) if mine.at <= next.at => {}
-                mine => *mine = Some(next),
-            }
+            self.deadline(next.at, next.step, next.absolute, next.items);
         }
         self.stays.extend(other.stays);
     }
 
-    fn deadline(&mut self, at: i64, step: u32, absolute: bool) {
+    /// Counts `items` waiting for `step`'s deadline at `at`, if it is the
+    /// earliest so far.
+    fn deadline(&mut self, at: i64, step: u32, absolute: bool, items: u64) {
         match &mut self.next_deadline {
-            Some(next) if next.at == at && next.step == step => next.items += 1,
+            Some(next) if next.at == at && next.step == step => next.items += items,
             Some(next) if next.at <= at => {}
-            next => *next = Some(NextDeadline { at, step, absolute, items: 1 }),
+            next => *next = Some(NextDeadline { at, step, absolute, items }),
         }
     }
 
@@ -541,10 +539,10 @@ fn walk(
             let Some(at) = crate::engine::deadline(step, instance.date, instance.entered_at) else { continue };
             let absolute =
                 step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(instance.date, b)) == Some(at);
-            out.whole.deadline(at, n, absolute);
-            group.deadline(at, n, absolute);
+            out.whole.deadline(at, n, absolute, 1);
+            group.deadline(at, n, absolute, 1);
             if let Some(part) = out.stages.get_mut(n as usize) {
-                part.deadline(at, n, absolute);
+                part.deadline(at, n, absolute, 1);
             }
         }
     }
@@ -554,9 +552,9 @@ fn walk(
         for step in workflow.steps.iter().filter(|s| s.sources.is_empty() && !s.optional) {
             let Some(at) = crate::engine::deadline(step, date, opens_at) else { continue };
             let absolute = step.timing.by.as_ref().and_then(|b| mon_stdlib::time::clock_deadline(date, b)) == Some(at);
-            out.whole.deadline(at, step.id, absolute);
+            out.whole.deadline(at, step.id, absolute, 1);
             if let Some(part) = out.stages.get_mut(step.id as usize) {
-                part.deadline(at, step.id, absolute);
+                part.deadline(at, step.id, absolute, 1);
             }
         }
     }

@@ -454,7 +454,7 @@ impl<'p> Live<'p> {
             Some(simulation) => simulation.engine_mut(),
             None => self.engine.as_mut(),
         };
-        engine.map(|e| (std::mem::take(&mut e.split_keys), e.split_key_events)).unwrap_or_default()
+        engine.map(|e| (std::mem::take(&mut e.split.kept), e.split.events)).unwrap_or_default()
     }
 
     /// Moves to another rules version, keeping the state (the rules of

@@ -27,10 +27,10 @@
 use mon_compiler::ir::Program;
 use mon_compiler::Functions;
 
-use crate::engine::{item_keys, Owners, Share, SplitKey, State, SPLIT_KEYS_KEPT};
+use crate::engine::{note_split_keys, Owners, Share, SplitKeys, State};
 use crate::event::{Decoded, Rejection};
 use crate::record::Record;
-use crate::simulate::{NumberedLine, Simulation};
+use crate::simulate::{NumberedLine, Simulation, NOT_TEXT};
 
 pub struct Partitioned<'p> {
     /// Lines fed, and of them rejected and of types no rule uses.
@@ -43,9 +43,8 @@ pub struct Partitioned<'p> {
     started: bool,
     /// The latest event time any engine was given.
     last_time: Option<i64>,
-    /// The first split keys seen (see [`split_keys`](Self::split_keys)).
-    split_keys: Vec<SplitKey>,
-    split_key_events: u64,
+    /// See [`split_keys`](Self::split_keys).
+    split_keys: SplitKeys,
     from: Option<i64>,
     until: Option<i64>,
 }
@@ -76,8 +75,7 @@ impl<'p> Partitioned<'p> {
             owners: Owners::new(program, partitions),
             started: from.is_some(),
             last_time: None,
-            split_keys: Vec::new(),
-            split_key_events: 0,
+            split_keys: SplitKeys::default(),
             from,
             until,
         }
@@ -100,7 +98,7 @@ impl<'p> Partitioned<'p> {
                 }
             }
             NumberedLine::NotText { number } => {
-                let rejection = Rejection::of("type unknown: the line is not valid UTF-8");
+                let rejection = Rejection::of(NOT_TEXT);
                 self.feed_decoded(&Decoded::Rejected(rejection), Some(*number), partition, out);
                 None
             }
@@ -131,15 +129,19 @@ impl<'p> Partitioned<'p> {
             }
             self.last_time = Some(self.last_time.map_or(time, |last| last.max(time)));
         }
-        let task = &mut self.tasks[partition as usize];
         if let Decoded::Rejected(rejection) = decoded {
             // At the stream's time, as one engine would record it.
             let at = self.last_time.or(self.from).unwrap_or(0);
-            task.feed_rejected(rejection, line, at, out);
+            self.tasks[partition as usize].feed_rejected(rejection, line, at, out);
             return;
         }
         if let Decoded::Event(event) = decoded {
-            self.look_for_split_keys(event, partition);
+            // Before it is fed: whether its own engine holds its item yet.
+            let own = self.tasks[partition as usize].state();
+            let others = self.tasks.iter().enumerate().filter(|(p, _)| *p != partition as usize);
+            let others = others.filter_map(|(p, task)| Some((p as u16, task.state()?)));
+            let program = self.tasks[0].program();
+            note_split_keys(program, event, partition, own, false, others, &mut self.split_keys);
         }
         let task = &mut self.tasks[partition as usize];
         task.origin = Some(partition);
@@ -153,34 +155,11 @@ impl<'p> Partitioned<'p> {
         }
     }
 
-    /// Notes each keyed item of `event` that its partition's engine does
-    /// not hold and another's does.
-    fn look_for_split_keys(&mut self, event: &crate::event::Event, partition: u16) {
-        let program = self.tasks[0].program();
-        for (workflow, key) in item_keys(program, event) {
-            if program.workflows[workflow as usize].schedule.is_some() {
-                continue; // an occurrence is its owner's, whatever the partition
-            }
-            let holds =
-                |task: &Simulation| task.state().is_some_and(|s| s.workflows[workflow as usize].find(&key).is_some());
-            if holds(&self.tasks[partition as usize]) {
-                continue;
-            }
-            let Some(owner) = (0..self.partitions()).find(|&p| p != partition && holds(&self.tasks[p as usize])) else {
-                continue;
-            };
-            self.split_key_events += 1;
-            if self.split_keys.len() < SPLIT_KEYS_KEPT {
-                self.split_keys.push(SplitKey { workflow, key, owner, seen_on: partition, at: event.time });
-            }
-        }
-    }
-
     /// Events of an item that came from another partition than the one
     /// whose engine holds it: the first [`SPLIT_KEYS_KEPT`], and how many
     /// there were.
-    pub fn split_keys(&self) -> (&[SplitKey], u64) {
-        (&self.split_keys, self.split_key_events)
+    pub fn split_keys(&self) -> &SplitKeys {
+        &self.split_keys
     }
 
     /// Ends every engine at `until` (or the last event's time), firing the
@@ -196,11 +175,6 @@ impl<'p> Partitioned<'p> {
     /// Each engine's state, by partition (none before the first event).
     pub fn states(&self) -> impl Iterator<Item = &State> {
         self.tasks.iter().filter_map(Simulation::state)
-    }
-
-    /// The engine of one partition.
-    pub fn task(&self, partition: u16) -> Option<&Simulation<'p>> {
-        self.tasks.get(partition as usize)
     }
 }
 
@@ -253,8 +227,8 @@ workflow feed {
         ] {
             run.feed_decoded(&decoder.decode(&line(kind, job, time)), None, partition, &mut out);
         }
-        let (kept, events) = run.split_keys();
-        assert_eq!(events, 1, "{kept:?}");
+        let SplitKeys { kept, events } = run.split_keys();
+        assert_eq!(*events, 1, "{kept:?}");
         assert_eq!((kept[0].key.as_str(), kept[0].owner, kept[0].seen_on), ("J1", 0, 1));
         // J1's end went to partition 1, which never saw it start.
         assert!(out

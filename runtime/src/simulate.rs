@@ -29,6 +29,9 @@ use crate::engine::{Engine, Migration, Share, State};
 use crate::event::{Decoded, Decoder, Rejection};
 use crate::record::{Kind, Record};
 
+/// Why a line that is not valid UTF-8 is rejected.
+pub const NOT_TEXT: &str = "type unknown: the line is not valid UTF-8";
+
 /// A line of a replayed file after its decoding half: everything the
 /// engine half needs, and nothing that depends on the simulation's state.
 #[derive(Debug)]
@@ -203,14 +206,6 @@ impl<'p> Simulation<'p> {
         self.engine_at(at);
     }
 
-    /// Moves the clock to `time` and fires the timers due by then, as if an
-    /// event of another engine at that time had come here too.
-    pub fn advance_to(&mut self, time: i64, out: &mut Vec<Record>) {
-        let start = out.len();
-        self.engine_at(time).advance(time, false, out);
-        self.alert(&out[start..], time);
-    }
-
     fn engine_at(&mut self, time: i64) -> &mut Engine<'p> {
         let (program, functions, share) = (self.program, self.functions, self.share);
         let (traced, disabled, tally) = (&self.traced, &mut self.disabled, self.tally);
@@ -284,7 +279,7 @@ impl<'p> Simulation<'p> {
                 undeclared
             }
             NumberedLine::NotText { number } => {
-                self.reject("type unknown: the line is not valid UTF-8", Some(*number), out);
+                self.reject(NOT_TEXT, Some(*number), out);
                 None
             }
         }

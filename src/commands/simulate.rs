@@ -15,7 +15,7 @@ use mon_compiler::{compile, ir, Renderer};
 use mon_runtime::aggregates::{self, Slice};
 use mon_runtime::alerts::{BookConfig, Notification};
 use mon_runtime::dry_run::{notification_json, summary_json};
-use mon_runtime::engine::partition_for;
+use mon_runtime::engine::{display, partition_for, SplitKeys};
 use mon_runtime::lifecycle::Trace;
 use mon_runtime::partitioned::Partitioned;
 use mon_runtime::simulate::{NumberedLine, Simulation};
@@ -312,8 +312,8 @@ pub fn run(args: Args) -> Outcome {
 /// key field where the event has one, else by the event's id (or, for a
 /// line that is no event, its number).
 struct Partitioner {
-    /// Per event type: the key field's slot, if the type has it.
-    slot: Vec<Option<usize>>,
+    /// Per event type: the key field, if the type has one.
+    key: Vec<Option<ir::Field>>,
     partitions: u16,
 }
 
@@ -322,15 +322,15 @@ impl Partitioner {
     /// has any of them (a typo would spread every item over all partitions).
     fn new(program: &ir::Program, keys: &str, partitions: u16) -> Result<Partitioner, String> {
         let keys: Vec<&str> = keys.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
-        let slot: Vec<Option<usize>> = program
+        let key: Vec<Option<ir::Field>> = program
             .events
             .iter()
-            .map(|e| keys.iter().find_map(|key| e.fields.iter().position(|f| f.name == *key)))
+            .map(|e| keys.iter().find_map(|key| e.fields.iter().find(|f| f.name == *key).cloned()))
             .collect();
-        if slot.iter().all(Option::is_none) {
+        if key.iter().all(Option::is_none) {
             return Err(format!("--partition-key {}: no event type has such a field", keys.join(",")));
         }
-        Ok(Partitioner { slot, partitions })
+        Ok(Partitioner { key, partitions })
     }
 
     fn partition(&self, line: &NumberedLine) -> u16 {
@@ -339,20 +339,23 @@ impl Partitioner {
             NumberedLine::NotText { number } => return (*number % u64::from(self.partitions)) as u16,
         };
         let Decoded::Event(event) = decoded else { return (number % u64::from(self.partitions)) as u16 };
-        let slot = self.slot.get(event.event_type as usize).copied().flatten();
-        let value = slot.and_then(|slot| event.fields.get(slot)).filter(|v| !matches!(v, ir::Value::Null));
-        let key = match value {
-            Some(ir::Value::String(text)) => text.clone(),
-            Some(other) => format!("{other:?}"),
-            None => event.id.to_string(),
-        };
-        partition_for(&key, self.partitions)
+        let field = self.key.get(event.event_type as usize).and_then(Option::as_ref);
+        let value = field.and_then(|f| Some((event.fields.get(f.slot as usize)?, &f.ty)));
+        match value {
+            // As the producer would key it: the value as text.
+            Some((ir::Value::String(text), _)) => partition_for(text, self.partitions),
+            Some((value, ty)) if !matches!(value, ir::Value::Null) => {
+                partition_for(&display(value, ty), self.partitions)
+            }
+            _ => partition_for(&event.id, self.partitions),
+        }
     }
 }
 
 /// The events of items split over two partitions, if any, for stderr.
 fn split_report(program: &ir::Program, run: &Partitioned) -> String {
-    let (kept, events) = run.split_keys();
+    let SplitKeys { kept, events } = run.split_keys();
+    let events = *events;
     if events == 0 {
         return String::new();
     }

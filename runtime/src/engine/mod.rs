@@ -58,7 +58,7 @@ pub use conditions::{default_on as jit_default_on, set_default as set_jit_defaul
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use recent::RecentEntries;
-pub use share::{owner, partition_for, Owners, Share};
+pub use share::{note_split_keys, owner, partition_for, Owners, Share, SplitKeys};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN, NO_PARTITION};
 pub use timers::{after, deadline};
 
@@ -231,13 +231,9 @@ pub struct Engine<'p> {
     /// before [`process`](Self::process); `None`: not from a partition).
     pub origin: Option<u16>,
     /// Events of an item that came from another partition than the one
-    /// that started it, since the driver last took them (at most
-    /// [`SPLIT_KEYS_KEPT`]; [`split_key_events`](Self::split_key_events)
-    /// counts them all).
-    pub split_keys: Vec<SplitKey>,
-    /// How many events so far came from another partition than their
-    /// item's, over the engine's life in this process.
-    pub split_key_events: u64,
+    /// that started it: the kept ones until the driver takes them, the
+    /// count over the engine's life in this process.
+    pub split: SplitKeys,
 }
 
 /// How many [`SplitKey`]s wait for the driver at most: a producer that
@@ -339,8 +335,7 @@ impl<'p> Engine<'p> {
             clearances: Vec::new(),
             tally: None,
             origin: None,
-            split_keys: Vec::new(),
-            split_key_events: 0,
+            split: SplitKeys::default(),
         }
     }
 

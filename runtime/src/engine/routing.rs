@@ -277,10 +277,7 @@ impl<'p> Engine<'p> {
     }
 
     fn split_key(&mut self, workflow: u32, key: &str, owner: u16, seen_on: u16, at: i64) {
-        self.split_key_events += 1;
-        if self.split_keys.len() < super::SPLIT_KEYS_KEPT {
-            self.split_keys.push(super::SplitKey { workflow, key: key.to_string(), owner, seen_on, at });
-        }
+        self.split.note(|| super::SplitKey { workflow, key: key.to_string(), owner, seen_on, at });
     }
 
     fn guard_holds(&self, workflow: &ir::Workflow, step: u32, event: &Event, kept: &[(u32, u32, Value)]) -> bool {

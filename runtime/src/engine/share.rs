@@ -14,7 +14,8 @@
 use mon_compiler::ir::{self, Program};
 use serde::{Deserialize, Serialize};
 
-use super::Engine;
+use super::{key_of, Engine, SplitKey, State, SPLIT_KEYS_KEPT};
+use crate::event::Event;
 
 /// Which partition's engine this is, of how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +109,67 @@ impl Owners {
     pub fn also(&self, event_type: u32, from: u16) -> impl Iterator<Item = u16> + '_ {
         let owners = self.by_type.get(event_type as usize).map(Vec::as_slice).unwrap_or_default();
         owners.iter().copied().filter(move |&p| p != from)
+    }
+}
+
+/// Events of an item that came from another partition than the one that
+/// holds it: the first [`SPLIT_KEYS_KEPT`], and how many there were (a
+/// producer that keys nothing splits nearly every item, and a driver that
+/// never takes them must not keep them all).
+#[derive(Clone, Debug, Default)]
+pub struct SplitKeys {
+    pub kept: Vec<SplitKey>,
+    pub events: u64,
+}
+
+impl SplitKeys {
+    pub fn note(&mut self, split: impl FnOnce() -> SplitKey) {
+        self.events += 1;
+        if self.kept.len() < SPLIT_KEYS_KEPT {
+            self.kept.push(split());
+        }
+    }
+}
+
+/// With one engine per partition: notes in `split` each keyed item of
+/// `event`, taken by the engine of partition `from` (whose state is
+/// `own`), that another partition's engine holds (`others`). Asked only
+/// where it can be so, so that the usual event costs one lookup: when
+/// `own` does not hold the item, or when the event has just started it
+/// there (`started`). Scheduled workflows' occurrences are their owner's
+/// whatever the partition, and never split.
+pub fn note_split_keys<'s>(
+    program: &Program,
+    event: &Event,
+    from: u16,
+    own: Option<&State>,
+    started: bool,
+    others: impl Iterator<Item = (u16, &'s State)> + Clone,
+    split: &mut SplitKeys,
+) {
+    let Some(candidates) = program.candidates.get(event.event_type as usize) else { return };
+    let mut last = None;
+    for candidate in candidates {
+        // Candidates come grouped by workflow: one look per workflow.
+        if last.replace(candidate.workflow) == Some(candidate.workflow) {
+            continue;
+        }
+        let w = candidate.workflow as usize;
+        let Some(workflow) = program.workflows.get(w).filter(|w| w.schedule.is_none()) else { continue };
+        let Some(key) = key_of(program, workflow, event) else { continue };
+        let holds = |state: &State| state.workflows.get(w).is_some_and(|items| items.find(&key).is_some());
+        if !started && own.is_some_and(holds) {
+            continue;
+        }
+        if let Some((owner, _)) = others.clone().find(|(_, state)| holds(state)) {
+            split.note(|| SplitKey {
+                workflow: workflow.id,
+                key: key.into_owned(),
+                owner,
+                seen_on: from,
+                at: event.time,
+            });
+        }
     }
 }
 
