@@ -255,9 +255,9 @@ pub fn run_with(
                 // The journal is emptied after the tasks' snapshots: it
                 // goes on above what they cover.
                 journal.advance_to(snapshot.as_ref().map_or(0, |(covered, _)| *covered));
-                snapshots.push((Some(dir), snapshot));
+                snapshots.push((dir, snapshot));
             }
-            None => snapshots.push((None, recovered.snapshot.take())),
+            None => snapshots.push((config.state_dir.clone(), recovered.snapshot.take())),
         }
     }
     // A changelog behind the local journal (new, deleted, or a crash

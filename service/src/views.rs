@@ -266,20 +266,6 @@ impl Board {
             return;
         }
         self.dirty = false;
-        // Before the engine starts (the event clock's first event), every
-        // workflow is shown, empty, rather than unknown.
-        let fresh;
-        let empty: [&State; 1];
-        let states = match states {
-            [] => {
-                let mut state = State::default();
-                state.workflows = vec![Default::default(); program.workflows.len()];
-                fresh = state;
-                empty = [&fresh];
-                &empty[..]
-            }
-            states => states,
-        };
         let started = Instant::now();
         let views = build(program, states, now);
         self.last_refresh = started.elapsed();
@@ -317,7 +303,8 @@ pub fn group_text(values: &[String]) -> String {
 }
 
 /// Builds every view at `now` (the engine's clock), over every engine's
-/// state (at least one).
+/// state. Before any engine starts (the event clock's first event) there
+/// is none, and every workflow is shown, empty, rather than unknown.
 pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
     let clock = Some(mon_stdlib::time::format_rfc3339(now));
     let mut views = Views { clock: Some(now), ..Views::default() };

@@ -230,7 +230,7 @@ pub struct Processor<'p> {
     pub beyond_tasks_warned: std::collections::HashSet<i32>,
     /// Split keys found across tasks (an item started on one partition's
     /// task while another's holds it), and how many events were.
-    pub split_across: (Vec<mon_runtime::engine::SplitKey>, u64),
+    pub split_across: mon_runtime::engine::SplitKeys,
     /// The journal and snapshots mirrored to Kafka (`changelog.rs`), when on.
     pub changelog: Option<crate::changelog::Changelog>,
     pub store: Store,
@@ -461,30 +461,24 @@ impl<'p> Processor<'p> {
             // are rejected (a record, the dead letters, with the reason),
             // through partition 0's task, which journals the rejection.
             let beyond = self.per_partition() && usize::try_from(partition).map_or(true, |p| p >= self.tasks.len());
-            let read = match polled.read {
-                read if !beyond => read,
-                read => {
-                    let original = match read {
-                        Read::Line { line, dead, .. } => {
-                            dead.unwrap_or(Original { payload: line.into_bytes(), headers: Vec::new() })
-                        }
-                        Read::Unreadable { original, .. } => original,
-                    };
-                    let reason = format!(
-                        "partition {partition} of {topic}: the state is kept per partition of {} (docs/service.md, \
-                         \"State per partition\"); the topic has grown since",
-                        self.tasks.len()
-                    );
-                    if self.beyond_tasks_warned.insert(partition) {
-                        tracing::error!(
-                            topic,
-                            partition,
-                            tasks = self.tasks.len(),
-                            "{reason}: its messages are rejected"
-                        );
+            let read = if beyond {
+                let original = match polled.read {
+                    Read::Line { line, dead, .. } => {
+                        dead.unwrap_or(Original { payload: line.into_bytes(), headers: Vec::new() })
                     }
-                    Read::Unreadable { reason, original }
+                    Read::Unreadable { original, .. } => original,
+                };
+                let reason = format!(
+                    "partition {partition} of {topic}: the state is kept per partition of {} (docs/service.md, \
+                     \"State per partition\"); the topic has grown since",
+                    self.tasks.len()
+                );
+                if self.beyond_tasks_warned.insert(partition) {
+                    tracing::error!(topic, partition, tasks = self.tasks.len(), "{reason}: its messages are rejected");
                 }
+                Read::Unreadable { reason, original }
+            } else {
+                polled.read
             };
             let task = if beyond { 0 } else { self.task_of(Some(partition)) };
             let from = if beyond { None } else { u16::try_from(partition).ok() };
@@ -508,8 +502,8 @@ impl<'p> Processor<'p> {
                 }
             };
             if let (Some(event_type), Some(from)) = (tasks::event_type(&fed), from) {
-                let event = decoded.as_ref().and_then(Self::event_of);
-                self.after_event(tasks::Taken { task, from, event, event_type, held_before }, batch, records);
+                let decoded = decoded.as_ref();
+                self.after_event(tasks::Taken { task, from, decoded, event_type, held_before }, batch, records);
             }
             match fed {
                 Fed::Event { event_type } => {
@@ -638,7 +632,7 @@ impl<'p> Processor<'p> {
             let held_before = self.held(task);
             let fed = self.apply(task, Input::Line(line), batch, records);
             if let (Some(event_type), Some(from)) = (tasks::event_type(&fed), from) {
-                self.after_event(tasks::Taken { task, from, event: None, event_type, held_before }, batch, records);
+                self.after_event(tasks::Taken { task, from, decoded: None, event_type, held_before }, batch, records);
             }
             match fed {
                 Fed::Event { event_type } => {
@@ -1030,10 +1024,7 @@ impl<'p> Processor<'p> {
                 .snapshot_bytes()
                 .map_err(|e| Error::damaged(Domain::Journal, format!("cannot encode a snapshot: {e}")))?;
             size += bytes.len();
-            match &task.dir {
-                Some(dir) => crate::journal::write_snapshot(dir, covered, &bytes)?,
-                None => crate::journal::write_snapshot(self.journal.dir(), covered, &bytes)?,
-            }
+            crate::journal::write_snapshot(&task.dir, covered, &bytes)?;
             task.covered = covered;
         }
         // Emptied once every task's snapshot covers it.

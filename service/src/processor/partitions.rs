@@ -67,8 +67,8 @@ impl Processor<'_> {
     pub(super) fn report_split_keys(&mut self) {
         // Within a task (one state for every partition) the engine finds
         // them; across tasks (state per partition), `tasks.rs` does.
-        let mut split = std::mem::take(&mut self.split_across.0);
-        let mut total = self.split_across.1;
+        let mut split = std::mem::take(&mut self.split_across.kept);
+        let mut total = self.split_across.events;
         for task in &mut self.tasks {
             let (found, counted) = task.live.take_split_keys();
             split.extend(found);

@@ -24,7 +24,7 @@
 
 use std::sync::atomic::Ordering;
 
-use mon_runtime::engine::{item_keys, SplitKey, SPLIT_KEYS_KEPT};
+use mon_runtime::engine::note_split_keys;
 use mon_runtime::event::Decoded;
 use mon_runtime::live::{Fed, Input, Live};
 use mon_runtime::record::Record;
@@ -38,9 +38,9 @@ pub struct Task<'p> {
     /// state of a process that keeps one for every partition.
     pub partition: Option<u16>,
     pub live: Live<'p>,
-    /// Where its snapshot is (`tasks/<partition>`); `None` with one task,
-    /// whose snapshot is the journal's own.
-    pub dir: Option<std::path::PathBuf>,
+    /// Where its snapshot is: `tasks/<partition>`, or with one task the
+    /// state directory, beside the journal.
+    pub dir: std::path::PathBuf,
     /// The first batch its snapshot does not cover: a replay gives it the
     /// inputs of that batch on.
     pub covered: u64,
@@ -95,10 +95,10 @@ impl<'p> Processor<'p> {
     }
 
     /// After `task` took an event from partition `from`: hands it to the
-    /// owners of the scheduled workflows that take its type, and, when it
-    /// started an item another task holds, notes a split key.
+    /// owners of the scheduled workflows that take its type, and notes a
+    /// split key if another task holds its item.
     pub(super) fn after_event(&mut self, taken: Taken, batch: &mut Pending, records: &mut Vec<Record>) {
-        let Taken { task, from, event, event_type, held_before } = taken;
+        let Taken { task, from, decoded, event_type, held_before } = taken;
         if !self.per_partition() {
             return;
         }
@@ -109,19 +109,24 @@ impl<'p> Processor<'p> {
                 Some((_, Input::Line(line))) => line.clone(),
                 _ => return,
             };
-            for owner in owners {
-                let owner = usize::from(owner);
-                if owner < self.tasks.len() {
-                    self.say_partition(owner, Some(from), batch, records);
-                    self.feed(owner, &Input::Line(line.clone()), records);
-                    self.board.dirty = true;
-                    batch.inputs.push((owner, Input::Line(line.clone())));
-                }
+            // `Owners` was made for as many partitions as there are tasks.
+            for owner in owners.into_iter().map(usize::from) {
+                self.say_partition(owner, Some(from), batch, records);
+                // Decoded once, by the intake, when it was (not an HTTP line).
+                match decoded {
+                    Some(decoded) => self.tasks[owner].live.apply_decoded(decoded, records),
+                    None => self.feed(owner, &Input::Line(line.clone()), records),
+                };
+                self.board.dirty = true;
+                batch.inputs.push((owner, Input::Line(line.clone())));
             }
         }
-        if let Some(event) = event {
+        if let Some(Decoded::Event(event)) = decoded {
             let started = self.held(task) > held_before;
-            self.look_for_split_keys(task, from, event, started);
+            let own = self.tasks[task].live.state();
+            let others = self.tasks.iter().filter(|other| other.partition != Some(from));
+            let others = others.filter_map(|other| Some((other.partition?, other.live.state()?)));
+            note_split_keys(self.program, event, from, own, started, others, &mut self.split_across);
         }
     }
 
@@ -131,7 +136,8 @@ impl<'p> Processor<'p> {
     /// owner then expects the same occurrences whichever partition's
     /// event came first. Journaled, so a replay starts them alike.
     fn start_together(&mut self, batch: &mut Pending, records: &mut Vec<Record>) {
-        if self.config.clock != mon_runtime::live::ClockMode::Event {
+        let waiting = self.tasks.iter().any(|task| task.live.state().is_none());
+        if !waiting || self.config.clock != mon_runtime::live::ClockMode::Event {
             return;
         }
         let Some(start) = self.tasks.iter().filter_map(|task| task.live.state()).map(|state| state.start).min() else {
@@ -141,38 +147,6 @@ impl<'p> Processor<'p> {
             if self.tasks[other].live.state().is_none() {
                 self.apply(other, Input::Start(start), batch, records);
             }
-        }
-    }
-
-    /// An event of an item another task holds: its producer keys it by
-    /// something else than the item, and the item is now split in two.
-    /// Looked for where it can be, so that the usual event costs one
-    /// lookup in its own task: when the event started an item here
-    /// (`started`), or when this task does not hold its item (a stray).
-    fn look_for_split_keys(&mut self, task: usize, from: u16, event: &mon_runtime::Event, started: bool) {
-        let program = self.program;
-        for (workflow, key) in item_keys(program, event) {
-            if program.workflows.get(workflow as usize).is_none_or(|w| w.schedule.is_some()) {
-                continue;
-            }
-            let holds = |live: &Live| live.state().is_some_and(|s| s.workflows[workflow as usize].find(&key).is_some());
-            if !started && holds(&self.tasks[task].live) {
-                continue;
-            }
-            let owner = self.tasks.iter().enumerate().find(|(t, other)| *t != task && holds(&other.live));
-            let Some(owner) = owner.and_then(|(_, other)| other.partition) else { continue };
-            self.split_across.1 += 1;
-            if self.split_across.0.len() < SPLIT_KEYS_KEPT {
-                self.split_across.0.push(SplitKey { workflow, key, owner, seen_on: from, at: event.time });
-            }
-        }
-    }
-
-    /// The decoded event of a line, when it is one.
-    pub(super) fn event_of(decoded: &Decoded) -> Option<&mon_runtime::Event> {
-        match decoded {
-            Decoded::Event(event) => Some(event),
-            _ => None,
         }
     }
 
@@ -195,9 +169,9 @@ pub(super) struct Taken<'e> {
     pub task: usize,
     /// The partition it came from.
     pub from: u16,
-    /// The event, when the intake decoded it (an HTTP line is decoded by
-    /// the engine only: its split keys are not looked for).
-    pub event: Option<&'e mon_runtime::Event>,
+    /// The line as the intake decoded it (an HTTP line is decoded by the
+    /// engine only: its split keys are not looked for).
+    pub decoded: Option<&'e Decoded>,
     pub event_type: u32,
     /// The instances the task held before it.
     pub held_before: usize,
