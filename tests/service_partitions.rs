@@ -564,5 +564,14 @@ fn state_per_partition_starts_together_and_hands_over_after_an_activation() {
         .collect();
     assert!(kinds.contains(&("feed_a".into(), "missing".into())), "the owner expected 08:01's file: {kinds:?}");
     assert!(!kinds.iter().any(|(w, k)| w == feed_b && k == "missing"), "{feed_b}'s file reached its owner: {kinds:?}");
+    // Handed to its owner, the file is still stored once, by its own
+    // partition's engine.
+    let stored = |service: &Service| {
+        let events =
+            json_of(service, "/api/v1/events?type=file_received")["events"].as_array().cloned().unwrap_or_default();
+        events.iter().filter(|e| e["id"] == "file-b").count()
+    };
+    wait_until_true(Duration::from_secs(10), "the file in the event store", || stored(&service) > 0);
+    assert_eq!(stored(&service), 1);
     service.terminate();
 }
