@@ -15,7 +15,8 @@
 //!    `-- partitions` instead runs the same stream from a topic of three
 //!    partitions (keyed by trade), through `mon run` with one state and
 //!    with `[kafka] state_per_partition` (changelog and event store off
-//!    in both), alternating.
+//!    in both), and with state per partition and its changelog on (a
+//!    frame to each task's partition per batch), alternating.
 //! 2. **Latency.** `mon run` on the wall clock gets start events whose
 //!    next step is due 1 s later and never comes; a consumer of the records
 //!    topic measures, for each `missing` record, the time from its deadline
@@ -219,8 +220,9 @@ fn throughput(trades: u64, rounds: usize) {
     );
 }
 
-/// The trade stream from three partitions, through one state and through
-/// state per partition, alternating; medians reported.
+/// The trade stream from three partitions, through one state, through
+/// state per partition, and through state per partition with its
+/// changelog, alternating; medians reported.
 fn partitions(trades: u64, rounds: usize) {
     let (dir, stream, lines) = emit(trades);
     let topic = kafka::unique_topic("bench-partitions");
@@ -232,23 +234,30 @@ fn partitions(trades: u64, rounds: usize) {
     });
     kafka::produce_to(&topic, None, keyed);
     let rules = stream.join("rules").display().to_string();
-    let (mut one, mut split) = (Vec::new(), Vec::new());
+    let (mut one, mut split, mut logged) = (Vec::new(), Vec::new(), Vec::new());
+    let rate =
+        |settings: &str| lines.len() as f64 / mon_run_with(&topic, &rules, lines.len(), dir.path(), false, settings);
     for round in 0..rounds {
-        let o = lines.len() as f64 / mon_run_with(&topic, &rules, lines.len(), dir.path(), false, "changelog = false");
-        let per_partition = "changelog = false\nstate_per_partition = true";
-        let p = lines.len() as f64 / mon_run_with(&topic, &rules, lines.len(), dir.path(), false, per_partition);
+        let o = rate("changelog = false");
+        let p = rate("changelog = false\nstate_per_partition = true");
+        let c = rate("state_per_partition = true");
         figure!(
-            "round {}: 3 partitions, one state {o:.0} events/s, state per partition {p:.0} events/s ({:.0}%)",
+            "round {}: 3 partitions, one state {o:.0} events/s, state per partition {p:.0} events/s ({:.0}%), \
+             with its changelog {c:.0} events/s ({:.0}% of without)",
             round + 1,
-            100.0 * p / o
+            100.0 * p / o,
+            100.0 * c / p
         );
         one.push(o);
         split.push(p);
+        logged.push(c);
     }
-    let (o, p) = (median(&mut one), median(&mut split));
+    let (o, p, c) = (median(&mut one), median(&mut split), median(&mut logged));
     figure!(
-        "3 partitions: one state median {o:.0} events/s, state per partition median {p:.0} events/s = {:.0}%",
-        100.0 * p / o
+        "3 partitions: one state median {o:.0} events/s, state per partition median {p:.0} events/s = {:.0}%; \
+         with its changelog median {c:.0} events/s = {:.0}% of without",
+        100.0 * p / o,
+        100.0 * c / p
     );
 }
 

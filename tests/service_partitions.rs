@@ -176,8 +176,8 @@ fn a_second_process_in_the_consumer_group_is_reported_not_silent() {
 }
 
 /// A three-partition input, and `mon run --clock event` with
-/// `state_per_partition` on it (the changelog off): the topics, the
-/// configuration, the state directory and the log.
+/// `state_per_partition` on it (the changelog off unless asked for): the
+/// topics, the configuration, the state directory and the log.
 struct PerPartition {
     topic: String,
     records: String,
@@ -189,11 +189,14 @@ struct PerPartition {
 impl PerPartition {
     /// `settings`: more configuration, TOML after the `[kafka]` tables.
     fn new(dir: &std::path::Path, prefix: &str, settings: &str) -> PerPartition {
+        PerPartition::with_changelog(dir, prefix, false, settings)
+    }
+
+    fn with_changelog(dir: &std::path::Path, prefix: &str, changelog: bool, settings: &str) -> PerPartition {
         let (topic, records, dead) = kafka::topic_set(prefix, 3);
         let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
-        let text = std::fs::read_to_string(&config)
-            .unwrap()
-            .replace("[kafka.properties]", "state_per_partition = true\nchangelog = false\n[kafka.properties]");
+        let kafka = format!("state_per_partition = true\nchangelog = {changelog}\n[kafka.properties]");
+        let text = std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", &kafka);
         std::fs::write(&config, text + settings).unwrap();
         PerPartition { topic, records, config, state: dir.join("state"), log: dir.join("mon.log") }
     }
@@ -277,6 +280,27 @@ fn caught_up(service: &Service, topic: &str) -> bool {
 /// partition) go only once every partition has been read to its end.
 #[test]
 fn state_per_partition_gives_one_engines_records_across_a_crash() {
+    crash_and_restart("tasks", Restart::OnItsDisk);
+}
+
+/// The same with the changelog on, and the restart on an empty state
+/// directory (a new machine): each task's state comes back from its own
+/// partition of the changelog, the snapshot and the entries after it.
+#[test]
+fn state_per_partition_rebuilds_every_task_from_its_changelog_partition() {
+    crash_and_restart("tasks-changelog", Restart::OnANewDisk);
+}
+
+#[derive(PartialEq)]
+enum Restart {
+    /// The changelog off; the restart finds the state directory as the
+    /// crash left it.
+    OnItsDisk,
+    /// The changelog on; the state directory is deleted after the crash.
+    OnANewDisk,
+}
+
+fn crash_and_restart(prefix: &str, restart: Restart) {
     let dir = tempfile::tempdir().unwrap();
     let mut stream = service::trade_stream(dir.path(), "3000", "0.05");
     std::fs::write(stream.rules.join("feeds.mon"), FEEDS).unwrap();
@@ -311,7 +335,11 @@ fn state_per_partition_gives_one_engines_records_across_a_crash() {
 
     // Snapshots during the run, so the crash comes after some: the
     // restart replays each partition from what its own snapshot covers.
-    let setup = PerPartition::new(dir.path(), "tasks", "[engine]\nsnapshot_every = 2000\n");
+    // Small batches, so that the entries after the last snapshot hold
+    // every partition's events (a batch of thousands may hold one's).
+    let changelog = restart == Restart::OnANewDisk;
+    let settings = "[engine]\nsnapshot_every = 2000\nmax_batch = 100\n";
+    let setup = PerPartition::with_changelog(dir.path(), prefix, changelog, settings);
     let (topic, records, state) = (&setup.topic, &setup.records, &setup.state);
     let numbered: Vec<(usize, String)> = stream.lines.iter().cloned().enumerate().collect();
     let half = numbered.len() / 2;
@@ -323,8 +351,17 @@ fn state_per_partition_gives_one_engines_records_across_a_crash() {
     for partition in 0..3 {
         assert!(state.join("tasks").join(partition.to_string()).join("snapshot.bin").exists(), "partition {partition}");
     }
+    if restart == Restart::OnANewDisk {
+        std::fs::remove_dir_all(state).unwrap();
+    }
 
     let second = setup.start(&stream.rules);
+    if restart == Restart::OnANewDisk {
+        // Every partition held a snapshot: none is restored from nothing.
+        let log = std::fs::read_to_string(&setup.log).unwrap();
+        let restored = log.lines().find(|l| l.contains("state restored from the changelog"));
+        assert!(restored.is_some_and(|l| l.contains("snapshots_cover") && !l.contains("None")), "{log}");
+    }
     produce_by_partition(topic, &numbered[half..]);
     // The lag figures come once a second: the first ones after the
     // production know its end.

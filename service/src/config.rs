@@ -205,7 +205,8 @@ pub struct KafkaConfig {
     /// snapshot per partition of the input topics, which must all have the
     /// same number of partitions (docs/service.md, "State per partition").
     /// The first step to processes that share the work; for now one
-    /// process holds every partition, without the changelog or fail-over.
+    /// process holds every partition, without fail-over. With the
+    /// changelog, each partition's task writes its partition of it.
     pub state_per_partition: bool,
 }
 
@@ -555,10 +556,10 @@ impl Config {
                     ));
                 }
             }
-            if kafka.state_per_partition && (kafka.changelog || kafka.failover) {
+            if kafka.state_per_partition && kafka.failover {
                 problems.push(
-                    "kafka.state_per_partition: not yet with the changelog or fail-over (a changelog per partition \
-                     is the next step, docs/notes/scaling.md); set `changelog = false` and `failover = false`"
+                    "kafka.state_per_partition: not with fail-over, whose standby takes over one state (processes \
+                     that share the partitions are the next steps, docs/notes/scaling.md); set `failover = false`"
                         .into(),
                 );
             }

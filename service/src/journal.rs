@@ -201,21 +201,32 @@ pub fn decode_frame(frame: &[u8]) -> Option<Entry> {
     decode_entry(body)
 }
 
-/// Replaces the snapshot and journal of `dir` with `snapshot` (the state
-/// before entry `covered`) and `frames` (whole entries from `covered` on):
-/// how a state rebuilt from the changelog (`changelog.rs`) becomes the
-/// files that [`Journal::open`] and the ordinary recovery read. Each file
-/// is written new, fsynced and renamed, in an order that keeps every
-/// crash in between safe: the journal is emptied first, then the snapshot
-/// replaced, then the entries written. Why: a crash then leaves the old
-/// snapshot alone or the new one alone, both behind the changelog (the
-/// next start restores again) or the new one equal to it (its state is the
-/// changelog's). Writing the entries first could leave them over the old
+/// Where the snapshot of the task of input partition `partition` is kept,
+/// with state per partition (`processor/tasks.rs`).
+pub fn task_dir(state_dir: &Path, partition: u16) -> PathBuf {
+    state_dir.join("tasks").join(partition.to_string())
+}
+
+/// A snapshot directory, and the snapshot [`install`] puts there: the
+/// sequence it covers up to and its bytes (`None`: no snapshot).
+pub type SnapshotFile<'a> = (PathBuf, Option<(u64, &'a [u8])>);
+
+/// Replaces the journal of `dir` with `frames` (whole entries), and each
+/// snapshot directory's snapshot with its own (the state before entry
+/// `covered`; `None`: no snapshot): how a state rebuilt from the changelog
+/// (`changelog.rs`) becomes the files that [`Journal::open`] and the
+/// ordinary recovery read. Each file is written new, fsynced and renamed,
+/// in an order that keeps every crash in between safe: the journal is
+/// emptied first, then the snapshots replaced, then the entries written.
+/// Why: a crash then leaves old snapshots or new ones (or, with several, a
+/// mix whose oldest is behind) with no entries, behind the changelog (the
+/// next start restores again) or equal to it (its state is the
+/// changelog's). Writing the entries first could leave them over an old
 /// snapshot with nothing in between, and equal to the changelog in number,
 /// so no restore would follow.
-pub fn install(dir: &Path, snapshot: Option<(u64, &[u8])>, frames: &[Vec<u8>]) -> Result<(), Error> {
+pub fn install(dir: &Path, snapshots: &[SnapshotFile<'_>], frames: &[Vec<u8>]) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| io("cannot create", dir, e))?;
-    let write = |name: &str, parts: &[&[u8]]| -> Result<(), Error> {
+    let write = |dir: &Path, name: &str, parts: &[&[u8]]| -> Result<(), Error> {
         let temporary = dir.join(format!("{name}.restore"));
         let mut file = File::create(&temporary).map_err(|e| io("cannot create", &temporary, e))?;
         for part in parts {
@@ -226,17 +237,21 @@ pub fn install(dir: &Path, snapshot: Option<(u64, &[u8])>, frames: &[Vec<u8>]) -
         std::fs::rename(&temporary, &path).map_err(|e| io("cannot rename to", &path, e))
     };
     let frames: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
-    write(JOURNAL, &[])?;
-    match snapshot {
-        Some((covered, bytes)) => write(SNAPSHOT, &[&covered.to_le_bytes(), bytes])?,
-        None => match std::fs::remove_file(dir.join(SNAPSHOT)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot remove", &dir.join(SNAPSHOT), e)),
-        },
-    }
+    write(dir, JOURNAL, &[])?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))?;
-    write(JOURNAL, &frames)?;
+    for (snapshot_dir, snapshot) in snapshots {
+        std::fs::create_dir_all(snapshot_dir).map_err(|e| io("cannot create", snapshot_dir, e))?;
+        match snapshot {
+            Some((covered, bytes)) => write(snapshot_dir, SNAPSHOT, &[&covered.to_le_bytes(), bytes])?,
+            None => match std::fs::remove_file(snapshot_dir.join(SNAPSHOT)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("cannot remove", &snapshot_dir.join(SNAPSHOT), e)),
+            },
+        }
+        File::open(snapshot_dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", snapshot_dir, e))?;
+    }
+    write(dir, JOURNAL, &frames)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))
 }
 
@@ -340,7 +355,7 @@ mod tests {
             let (mut journal, _) = Journal::open(dir.path()).unwrap();
             journal.append(&[Input::Tick(1)], &Offsets::new()).unwrap();
         }
-        install(dir.path(), Some((4, b"state")), &frames).unwrap();
+        install(dir.path(), &[(dir.path().to_path_buf(), Some((4, &b"state"[..])))], &frames).unwrap();
         let (journal, recovered) = Journal::open(dir.path()).unwrap();
         assert_eq!(recovered.snapshot, Some((4, b"state".to_vec())));
         assert_eq!(recovered.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4, 5]);

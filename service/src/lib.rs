@@ -233,9 +233,19 @@ pub fn run_with(
     // Before the journal is opened: a state directory that is empty or
     // behind the changelog gets its journal and snapshot from Kafka, and
     // the ordinary recovery below replays them (changelog.rs).
-    let mut changelog = match config.kafka.as_ref().and_then(|k| Some((k, k.changelog_topic()?))) {
+    let changelog = match config.kafka.as_ref().and_then(|k| Some((k, k.changelog_topic()?))) {
         Some((kafka, topic)) => {
-            changelog::open(kafka, &topic, kafka_context.clone(), &runtime, &config.state_dir, &mut store, followed)?
+            let state_dir = &config.state_dir;
+            changelog::open(
+                kafka,
+                &topic,
+                kafka_context.clone(),
+                &runtime,
+                state_dir,
+                &mut store,
+                followed,
+                partitions,
+            )?
         }
         None => None,
     };
@@ -250,7 +260,7 @@ pub fn run_with(
     for partition in &task_partitions {
         match partition {
             Some(p) => {
-                let dir = config.state_dir.join("tasks").join(p.to_string());
+                let dir = crate::journal::task_dir(&config.state_dir, *p);
                 let snapshot = crate::journal::read_snapshot(&dir)?;
                 // The journal is emptied after the tasks' snapshots: it
                 // goes on above what they cover.
@@ -262,10 +272,15 @@ pub fn run_with(
     }
     // A changelog behind the local journal (new, deleted, or a crash
     // before its acknowledgement) gets a snapshot once the state is
-    // recovered. (The changelog is on with one task only.)
-    let changelog_needs_snapshot = changelog.as_mut().is_some_and(|o| o.changelog.behind_local(journal.next_seq()));
-    if let (Some(opened), Some(lease)) = (changelog.as_mut(), &lease) {
-        opened.changelog.fence_on_lost_lease(lease.guard());
+    // recovered; with state per partition, every task's partition does.
+    let mut changelogs = changelog.unwrap_or_default();
+    let local_next = journal.next_seq();
+    // Every one is asked (and says so in the log), not only up to the first.
+    let behind = changelogs.iter_mut().map(|c| c.behind_local(local_next)).filter(|behind| *behind).count();
+    let changelog_needs_snapshot = behind > 0;
+    if let Some(lease) = &lease {
+        // Fail-over keeps one state: one changelog.
+        changelogs.iter_mut().for_each(|c| c.fence_on_lost_lease(lease.guard()));
     }
     let versions = Versions::open(&store.handle())?;
     let audit = Audit::open(&store.handle())?;
@@ -338,8 +353,8 @@ pub fn run_with(
     };
     // The versions this state runs and may activate, in the changelog
     // before anything is journaled under them.
-    if let Some(opened) = changelog.as_mut() {
-        opened.changelog.mirror_rules(versions.export()?);
+    if let Some(changelog) = changelogs.first_mut() {
+        changelog.mirror_rules(versions.export()?);
     }
     let active_program: http::ActiveProgram = Arc::new(RwLock::new(Arc::new(program.clone())));
     let applied = store.applied()?;
@@ -458,7 +473,7 @@ pub fn run_with(
             flushed: notifications_flushed.clone(),
             wake: delivery_wake.clone(),
             stop: delivery_stop_rx,
-            marks: changelog.as_ref().map(|opened| opened.changelog.marks.clone()),
+            marks: changelogs.first().map(|changelog| changelog.marks.clone()),
         }
         .run(),
     );
@@ -522,7 +537,7 @@ pub fn run_with(
         split_across: Default::default(),
         beyond_tasks_warned: Default::default(),
         tasks,
-        changelog: changelog.map(|opened| opened.changelog),
+        changelogs,
         store,
         stored_offsets,
         envelopes,

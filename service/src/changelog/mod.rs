@@ -24,10 +24,22 @@
 //!   the delivery task after its receiver answered (`delivery.rs`); a
 //!   restore writes those as sent or failed, never pending.
 //!
-//! Everything goes to partition [`PARTITION`]: today one engine consumes
-//! every input partition, so there is one changelog stream; the topic is
-//! created with the input's partition count for the per-partition
-//! ownership to come.
+//! Which partition: the topic is created with the input's partition
+//! count. With one state, everything goes to partition
+//! [`PROCESS_PARTITION`]. With state per partition (`processor/tasks.rs`),
+//! partition *p* is task *p*'s: its journal frames and its snapshots, so
+//! that a task can be rebuilt from its partition alone. Every batch writes
+//! a frame to every task's partition, an empty one ([`Input::Task`] alone)
+//! when the task took nothing, so each partition's entries stay dense, and
+//! a crash between two partitions' acknowledgements shows as one partition
+//! ending a batch before another: a restore stops every task at the
+//! earliest end (`merge_task_frames`), since that batch's outputs never
+//! left. What is the process's stays on partition 0: the rule versions,
+//! the delivery marks, and in partition 0's snapshot the outbox and the
+//! pending notifications. Each partition is claimed and fenced on its own
+//! (`fence.rs`).
+//!
+//! [`Input::Task`]: mon_runtime::live::Input::Task
 //!
 //! At start ([`open`]), before the ordinary recovery: if the changelog is
 //! ahead of the local journal, it is read from the beginning to its end and
@@ -83,10 +95,12 @@ use records::{
     claim_key, claim_value, entry_records, mark_key, mark_value, must_restore, rules_key, rules_records,
     snapshot_records, tombstones_after_snapshot, writer_value, HEADER_KEY, WRITER_HEADER,
 };
-pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, CHUNK_BYTES};
+pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, SnapshotPayload, CHUNK_BYTES};
 
-/// The one partition the single engine writes and reads.
-pub const PARTITION: i32 = 0;
+/// The partition of the one state (and of a whole-process standby's
+/// following); with state per partition, task 0's, which also holds what
+/// is the process's (the rule versions, the delivery marks).
+pub const PROCESS_PARTITION: i32 = 0;
 
 /// How long the read of the whole changelog at start may take.
 const READ_LIMIT: Duration = Duration::from_secs(600);
@@ -162,10 +176,11 @@ impl ChangelogMetrics {
 
 type Producer = FutureProducer<Context>;
 
-/// Produces to partition [`PARTITION`] and waits for each acknowledgement.
+/// Produces to one partition and waits for each acknowledgement.
 struct Sender {
     producer: Producer,
     topic: String,
+    partition: i32,
     runtime: tokio::runtime::Handle,
     /// This process's claim (`fence.rs`): the epoch every record carries,
     /// and the check of each write's offsets.
@@ -195,18 +210,18 @@ fn unwritten_error(topic: &str) -> Error {
     )
 }
 
-/// A record for partition [`PARTITION`] of `topic`, carrying writer epoch
+/// A record for partition `partition` of `topic`, carrying writer epoch
 /// `epoch` (`fence.rs`).
-fn epoch_record<'a>(topic: &'a str, key: &'a str, epoch: u64) -> FutureRecord<'a, str, [u8]> {
+fn epoch_record<'a>(topic: &'a str, partition: i32, key: &'a str, epoch: u64) -> FutureRecord<'a, str, [u8]> {
     let epoch = writer_value(epoch);
     let headers = OwnedHeaders::new().insert(Header { key: WRITER_HEADER, value: Some(epoch.as_str()) });
-    FutureRecord::to(topic).partition(PARTITION).key(key).headers(headers)
+    FutureRecord::to(topic).partition(partition).key(key).headers(headers)
 }
 
 impl Sender {
     fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<DeliveryFuture, Error> {
         loop {
-            let record = epoch_record(&self.topic, key, self.fence.epoch());
+            let record = epoch_record(&self.topic, self.partition, key, self.fence.epoch());
             let record = match value {
                 Some(value) => record.payload(value),
                 None => record,
@@ -226,16 +241,25 @@ impl Sender {
     /// and the fence found no newer process's record before them (an
     /// error otherwise, [`overtaken_error`]).
     fn send_all(&self, records: &[(String, Option<&[u8]>)]) -> Result<(), Error> {
+        let deliveries = self.enqueue_all(records)?;
+        self.await_all(deliveries)
+    }
+
+    /// Hands `records` to the producer: the first half of
+    /// [`send_all`](Self::send_all), so that several partitions' records
+    /// can be in flight together.
+    fn enqueue_all(&self, records: &[(String, Option<&[u8]>)]) -> Result<Vec<(String, DeliveryFuture)>, Error> {
         if self.fence.overtaken() {
             return Err(overtaken_error(&self.topic));
         }
-        let deliveries = records
-            .iter()
-            .map(|(key, value)| Ok((key, self.enqueue(key, *value)?)))
-            .collect::<Result<Vec<_>, Error>>()?;
+        records.iter().map(|(key, value)| Ok((key.clone(), self.enqueue(key, *value)?))).collect()
+    }
+
+    /// The second half of [`send_all`](Self::send_all).
+    fn await_all(&self, deliveries: Vec<(String, DeliveryFuture)>) -> Result<(), Error> {
         let mut last = None;
         for (key, delivery) in deliveries {
-            let offset = self.acknowledged(key, delivery)?;
+            let offset = self.acknowledged(&key, delivery)?;
             last = last.max(Some(offset));
         }
         match last {
@@ -270,7 +294,7 @@ impl Sender {
 
     /// The fence's check of every offset up to `through` (`fence.rs`).
     fn check(&self, through: i64) -> Result<(), Error> {
-        let read = |from, through| writers_between(&self.kafka, &self.topic, from, through);
+        let read = |from, through| writers_between(&self.kafka, &self.topic, self.partition, from, through);
         match self.fence.check(through, read)? {
             true => Ok(()),
             false => Err(overtaken_error(&self.topic)),
@@ -278,9 +302,24 @@ impl Sender {
     }
 
     fn failed(&self, key: &str, e: KafkaError) -> Error {
-        Error::new(Domain::Kafka, Retry::Later, format!("cannot write {key} to the changelog {}", self.topic))
-            .caused_by(e)
+        let (topic, partition) = (&self.topic, self.partition);
+        Error::new(
+            Domain::Kafka,
+            Retry::Later,
+            format!("cannot write {key} to the changelog {topic}, partition {partition}"),
+        )
+        .caused_by(e)
     }
+}
+
+/// A journal entry as [`Changelog::send`] left it, for [`Changelog::sent`].
+pub enum Sending {
+    /// Not sent: another process shares the group.
+    Shared,
+    /// Not sent: the changelog is behind.
+    Behind,
+    /// Handed to the producer (or refused by it).
+    InFlight { seq: u64, started: Instant, deliveries: Result<Vec<(String, DeliveryFuture)>, Error> },
 }
 
 /// The writing side, owned by the processing thread.
@@ -375,16 +414,61 @@ impl Changelog {
     /// while its acknowledgement was awaited: another process runs the
     /// state, and the batch's outputs must not leave.
     pub fn append(&mut self, seq: u64, frame: &[u8]) -> Result<(), Error> {
+        let sending = self.send(seq, frame)?;
+        self.sent(sending)
+    }
+
+    /// The first half of [`append`](Self::append): hands the entry to the
+    /// producer. With state per partition, every task's entry is handed
+    /// over before any acknowledgement is awaited, so a batch costs one
+    /// round trip to the broker, not one per partition.
+    pub fn send(&mut self, seq: u64, frame: &[u8]) -> Result<Sending, Error> {
         if self.lost_lease() {
             return Err(crate::lease::lost_error());
         }
         // Sharing the group: the changelog is behind until the process is
         // alone again, and the service goes on, as without Kafka.
         if self.shares_group() {
+            return Ok(Sending::Shared);
+        }
+        if self.behind.is_some() {
+            return Ok(Sending::Behind);
+        }
+        let started = Instant::now();
+        let records = entry_records(seq, frame);
+        let refs: Vec<(String, Option<&[u8]>)> = records.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
+        Ok(Sending::InFlight { seq, started, deliveries: self.sender.enqueue_all(&refs) })
+    }
+
+    /// The second half of [`append`](Self::append): waits for the broker.
+    pub fn sent(&mut self, sending: Sending) -> Result<(), Error> {
+        if let Sending::Shared = sending {
             return Ok(());
         }
-        if self.behind.is_none() {
-            self.send_entry(seq, frame);
+        if let Sending::InFlight { seq, started, deliveries } = sending {
+            let parts = deliveries.as_ref().map_or(0, Vec::len) as u16;
+            match deliveries.and_then(|deliveries| self.sender.await_all(deliveries)) {
+                Ok(()) => {
+                    self.entries.insert(seq, parts);
+                    self.next_seq = seq + 1;
+                    self.metrics.changelog.produce_seconds.observe(started.elapsed().as_secs_f64());
+                }
+                // Overtaken (`fence.rs`): the fence has said so; with the
+                // lease, the check below stops the batch, and without it
+                // the service goes on without the changelog, as when it
+                // shares the group.
+                Err(_) if self.sender.fence.overtaken() => self.fell_behind(),
+                Err(e) => {
+                    tracing::error!(
+                        error = %e,
+                        entry = seq,
+                        partition = self.sender.partition,
+                        "changelog: the broker did not acknowledge a journal entry; the changelog is behind until \
+                         a snapshot reaches it"
+                    );
+                    self.fell_behind();
+                }
+            }
         }
         // A pause while the acknowledgement was awaited may have cost the
         // lease, and the fence may have found a newer claim: asked again
@@ -398,37 +482,24 @@ impl Changelog {
         Ok(())
     }
 
-    /// Sends one journal entry; the changelog is behind if it fails.
-    fn send_entry(&mut self, seq: u64, frame: &[u8]) {
-        let started = Instant::now();
-        let records = entry_records(seq, frame);
-        let refs: Vec<(String, Option<&[u8]>)> = records.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
-        match self.sender.send_all(&refs) {
-            Ok(()) => {
-                self.entries.insert(seq, records.len() as u16);
-                self.next_seq = seq + 1;
-                self.metrics.changelog.produce_seconds.observe(started.elapsed().as_secs_f64());
-            }
-            // Overtaken (`fence.rs`): the fence has said so; with the
-            // lease, the check below stops the batch, and without it the
-            // service goes on without the changelog, as when it shares
-            // the group.
-            Err(_) if self.sender.fence.overtaken() => self.fell_behind(),
-            Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    entry = seq,
-                    "changelog: the broker did not acknowledge a journal entry; the changelog is behind until a \
-                     snapshot reaches it"
-                );
-                self.fell_behind();
-            }
-        }
-    }
-
     fn fell_behind(&mut self) {
         self.behind = Some(Instant::now());
         self.metrics.changelog.behind.set(1);
+    }
+
+    /// True while the changelog lacks entries the local journal has.
+    pub fn is_behind(&self) -> bool {
+        self.behind.is_some()
+    }
+
+    /// With state per partition, when another task's partition fell
+    /// behind: this one stops taking entries too, until the snapshot that
+    /// makes them all whole again, so that no partition's entries run
+    /// ahead of a batch another partition lacks (module doc).
+    pub fn hold_back(&mut self) {
+        if self.behind.is_none() {
+            self.fell_behind();
+        }
     }
 
     /// True when the changelog is behind and it is time to try a snapshot.
@@ -617,13 +688,6 @@ impl Marks {
     }
 }
 
-/// What [`open`] did.
-pub struct Opened {
-    pub changelog: Changelog,
-    /// Entries rebuilt from the changelog (0: the local state was kept).
-    pub restored_entries: u64,
-}
-
 fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
     client_config(
         kafka,
@@ -639,15 +703,19 @@ fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
 }
 
 /// Makes sure the changelog topic exists, reads it, and rebuilds the local
-/// journal and snapshot in `state_dir` from it when it is ahead of them
-/// (with what the snapshot carried and the delivery marks into `store`).
-/// Called before the journal is opened for recovery. A standby that takes
-/// over passes what it `followed`: only the rest is read then.
+/// journal and snapshots in `state_dir` from it when it is ahead of them
+/// (with what the snapshots carried and the delivery marks into `store`).
+/// `tasks`: with state per partition, how many tasks there are; each has
+/// its partition of the topic. Called before the journal is opened for
+/// recovery. A standby that takes over passes what it `followed`: only the
+/// rest is read then.
 ///
 /// `None` when the broker cannot be reached: the run goes on from the local
 /// state without a changelog (as a service without Kafka does; the next
 /// start with Kafka reachable writes a snapshot to it). A changelog that
-/// is there but cannot be read whole is an error.
+/// is there but cannot be read whole is an error. One changelog per task,
+/// in partition order (one with one state).
+#[allow(clippy::too_many_arguments)]
 pub fn open(
     kafka: &KafkaConfig,
     topic: &str,
@@ -656,9 +724,10 @@ pub fn open(
     state_dir: &Path,
     store: &mut Store,
     followed: Option<Follower>,
-) -> Result<Option<Opened>, Error> {
+    tasks: Option<u16>,
+) -> Result<Option<Vec<Changelog>>, Error> {
     let taking_over = followed.is_some();
-    match open_reachable(kafka, topic, context, runtime, state_dir, store, followed) {
+    match open_reachable(kafka, topic, context, runtime, state_dir, store, followed, tasks) {
         // Why not for a take-over: going on without the changelog would
         // run a standby's stale or empty state as the group's. The error
         // stops this process, which gives the lease to another standby.
@@ -674,6 +743,14 @@ pub fn open(
     }
 }
 
+/// One partition of the changelog as read back at start.
+struct ReadBack {
+    partition: i32,
+    fence: Arc<Fence>,
+    restored: Restored,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn open_reachable(
     kafka: &KafkaConfig,
     topic: &str,
@@ -681,75 +758,110 @@ fn open_reachable(
     runtime: &tokio::runtime::Runtime,
     state_dir: &Path,
     store: &mut Store,
-    followed: Option<Follower>,
-) -> Result<Opened, Error> {
+    mut followed: Option<Follower>,
+    tasks: Option<u16>,
+) -> Result<Vec<Changelog>, Error> {
     let started = Instant::now();
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
-    let (mut contents, next) = match followed {
-        Some(follower) => follower.finish()?,
-        None => {
-            ensure_topic(kafka, topic, &context, runtime)?;
-            read(kafka, topic)?
-        }
+    let partitions: Vec<i32> = match tasks {
+        Some(n) => (0..i32::from(n)).collect(),
+        None => vec![PROCESS_PARTITION],
     };
-    let (fence, producer) = claim(kafka, topic, &context, runtime, &mut contents, next)?;
-    let (bytes, stale) = (contents.bytes, contents.stale);
-    let restored = contents.restore().map_err(|d| {
-        Error::new(
-            Domain::Kafka,
-            Retry::Never,
-            format!(
-                "the changelog {topic}, partition {PARTITION}, offset {}: {}; the service will not start on a state \
-                 it cannot read whole. To start over from the local state, delete the topic (what only it held is \
-                 then lost) or set `changelog = false` in [kafka]",
-                d.offset, d.why
-            ),
-        )
-    })?;
-    let (local_next, behind) = local_is_behind(state_dir, &restored)?;
+    if !taking_over {
+        let has = ensure_topic(kafka, topic, &context, runtime)?;
+        if has < partitions.len() as i32 {
+            return Err(Error::config(format!(
+                "the changelog {topic} has {has} partitions, and the state is kept per partition of {}: each \
+                 partition's task needs its own. Delete the topic (it is rebuilt from the local state) or name \
+                 another with `changelog_topic` in [kafka]",
+                partitions.len()
+            )));
+        }
+    }
+    let producer = producer(kafka, context.clone())?;
+    let (mut bytes, mut stale) = (0, 0);
+    let mut read_back = Vec::with_capacity(partitions.len());
+    for partition in partitions {
+        let (mut contents, next) = match followed.take() {
+            Some(follower) => follower.finish()?,
+            None => read(kafka, topic, partition)?,
+        };
+        let fence = claim(kafka, topic, partition, &producer, runtime, &mut contents, next)?;
+        (bytes, stale) = (bytes + contents.bytes, stale + contents.stale);
+        let restored = contents.restore().map_err(|d| {
+            Error::new(
+                Domain::Kafka,
+                Retry::Never,
+                format!(
+                    "the changelog {topic}, partition {partition}, offset {}: {}; the service will not start on a \
+                     state it cannot read whole. To start over from the local state, delete the topic (what only it \
+                     held is then lost) or set `changelog = false` in [kafka]",
+                    d.offset, d.why
+                ),
+            )
+        })?;
+        read_back.push(ReadBack { partition, fence, restored });
+    }
+    let local_next = local_next(state_dir, tasks)?;
+    let changelog_next = held_by_all(&read_back);
     // A standby taking over rebuilds from the changelog whatever its own
     // directory holds: that is from an earlier turn of this process as the
     // active one, and may have split from the changelog since (an entry
     // journaled but never acknowledged, whose number another process then
     // wrote), even when the two end at the same number.
-    let restore = behind || (taking_over && restored.next_seq() > 0);
-    let changelog_next = restored.next_seq();
-    let snapshot_header = restored.snapshot.as_ref().map(|(h, _)| h.clone());
-    let mut restored_entries = 0;
+    let restore = must_restore(local_next, changelog_next) || (taking_over && changelog_next > 0);
     if restore {
-        let covered = snapshot_header.as_ref().map(|h| h.covered);
-        restored_entries = restored.frames.len() as u64;
-        store.settle_by_marks(restored.marks);
-        let snapshot = restored.snapshot.map(|(header, payload)| (header.covered, payload));
+        let frames = match tasks {
+            Some(_) => merge_task_frames(&read_back, changelog_next)?,
+            None => read_back[0].restored.frames.clone(),
+        };
+        let restored_entries = frames.len() as u64;
+        let process = &read_back[0].restored;
+        store.settle_by_marks(process.marks.clone());
         // Why sled before the files: once the files are in place the local
         // state is no longer behind and no later start would restore again,
-        // so what the snapshot carried must be in sled by then. A crash
+        // so what the snapshots carried must be in sled by then. A crash
         // between the two restores again, and the outputs are written once
         // more (records with the same ids; notifications by id only once).
-        if let Some((_, payload)) = &snapshot {
+        let payloads: Vec<&SnapshotPayload> =
+            read_back.iter().filter_map(|r| r.restored.snapshot.as_ref().map(|(_, payload)| payload)).collect();
+        if !payloads.is_empty() {
+            let offsets: crate::store::Offsets = payloads.iter().flat_map(|p| p.offsets.clone()).collect();
+            let (outbox, notifications) = match &process.snapshot {
+                Some((_, payload)) => (payload.outbox.as_slice(), payload.notifications.as_slice()),
+                None => (&[][..], &[][..]),
+            };
             let mut stored = store.offsets()?;
-            store.restore_outputs(&payload.outbox, &payload.notifications, payload.offsets.clone(), &mut stored)?;
+            store.restore_outputs(outbox, notifications, offsets, &mut stored)?;
         }
         // The versions the journal activates and the snapshot was made
         // under; without them the recovery would run the rules directory's.
-        if !restored.rules.is_empty() {
-            let entries = restored.rules.iter().map(|(k, (v, _))| (k.clone(), v.clone()));
+        if !process.rules.is_empty() {
+            let entries = process.rules.iter().map(|(k, (v, _))| (k.clone(), v.clone()));
             crate::rules::versions::Versions::open(&store.handle())?.import(entries)?;
         }
-        journal::install(
-            state_dir,
-            snapshot.as_ref().map(|(covered, p)| (*covered, p.engine.as_slice())),
-            &restored.frames,
-        )?;
+        let snapshots: Vec<journal::SnapshotFile> = read_back
+            .iter()
+            .map(|r| {
+                let dir = match tasks {
+                    Some(_) => journal::task_dir(state_dir, r.partition as u16),
+                    None => state_dir.to_path_buf(),
+                };
+                (dir, r.restored.snapshot.as_ref().map(|(header, payload)| (header.covered, payload.engine.as_slice())))
+            })
+            .collect();
+        journal::install(state_dir, &snapshots, &frames)?;
         let seconds = started.elapsed().as_secs_f64();
         metrics.changelog.restored_entries.inc_by(restored_entries);
         metrics.changelog.restored_bytes.inc_by(bytes);
         metrics.changelog.restore_seconds.set(seconds);
+        let covered: Vec<Option<u64>> =
+            read_back.iter().map(|r| r.restored.snapshot.as_ref().map(|(h, _)| h.covered)).collect();
         tracing::info!(
             topic,
             entries = restored_entries,
-            snapshot_covers = covered,
+            snapshots_cover = ?covered,
             bytes,
             local_next,
             changelog_next,
@@ -760,52 +872,99 @@ fn open_reachable(
     } else {
         tracing::info!(topic, local_next, changelog_next, bytes, stale, "changelog read; the local state is kept");
     }
-    let sender = |producer| Sender {
+    let sender = |producer, partition, fence| Sender {
         producer,
         topic: topic.to_string(),
+        partition,
         runtime: runtime.handle().clone(),
-        fence: fence.clone(),
+        fence,
         kafka: kafka.clone(),
     };
-    let marks = Marks { sender: sender(self::producer(kafka, context)?), acknowledged: Mutex::new(Vec::new()) };
-    let changelog = Changelog {
-        sender: sender(producer),
-        entries: restored.entries,
-        snapshot: snapshot_header,
-        next_seq: changelog_next,
-        behind: None,
-        fenced: false,
-        lease: None,
-        marks: Arc::new(marks),
-        metrics,
-        rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
+    let process_fence = read_back[0].fence.clone();
+    let marks = Marks {
+        sender: sender(self::producer(kafka, context)?, PROCESS_PARTITION, process_fence),
+        acknowledged: Mutex::new(Vec::new()),
     };
-    Ok(Opened { changelog, restored_entries })
+    let marks = Arc::new(marks);
+    let changelogs = read_back
+        .into_iter()
+        .map(|ReadBack { partition, fence, restored }| Changelog {
+            sender: sender(producer.clone(), partition, fence),
+            next_seq: restored.next_seq(),
+            snapshot: restored.snapshot.map(|(header, _)| header),
+            entries: restored.entries,
+            behind: None,
+            fenced: false,
+            lease: None,
+            marks: marks.clone(),
+            metrics: metrics.clone(),
+            rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
+        })
+        .collect();
+    Ok(changelogs)
 }
 
-/// Claims the changelog for the epoch after the newest one in `contents`
-/// (read up to `next`), then reads on through the claim, so that
-/// `contents` holds every record written before it (`fence.rs`). Another
-/// process may claim at the same moment: the first claim of an epoch in
-/// the log holds it, and the one that finds itself second (or a newer
-/// epoch before it) claims the next epoch. Returns the fence and the
-/// producer that wrote the claim (the journal's).
+/// The first batch not every partition holds. A batch past it (a crash
+/// between two partitions' acknowledgements) never let its outputs out,
+/// and is read again from the input.
+fn held_by_all(read_back: &[ReadBack]) -> u64 {
+    read_back.iter().map(|r| r.restored.next_seq()).min().unwrap_or(0)
+}
+
+/// The tasks' partitions put together as the local journal holds them:
+/// for each batch, every task's inputs behind its [`mon_runtime::live::Input::Task`],
+/// from the oldest snapshot on, up to `end` (every partition holds the
+/// batches below it). A partition whose snapshot covers batches past
+/// `end` keeps it: that happens only when a snapshot reached one
+/// partition and not another, which is said (an event handed from it to a
+/// scheduled workflow's owner in those batches is lost).
+fn merge_task_frames(read_back: &[ReadBack], end: u64) -> Result<Vec<Vec<u8>>, Error> {
+    let mut batches: BTreeMap<u64, (Vec<mon_runtime::live::Input>, crate::store::Offsets)> = BTreeMap::new();
+    for ReadBack { partition, restored, .. } in read_back {
+        let covered = restored.snapshot.as_ref().map_or(0, |(h, _)| h.covered);
+        if covered > end {
+            tracing::error!(
+                partition,
+                covered,
+                end,
+                "changelog: this task's snapshot covers batches another task's partition lacks (a snapshot reached \
+                 one partition and not the other); events handed between them in those batches may be lost"
+            );
+        }
+        for (seq, frame) in (covered..end).zip(&restored.frames) {
+            let entry = journal::decode_frame(frame).ok_or_else(|| {
+                Error::damaged(Domain::Kafka, format!("changelog partition {partition}: entry {seq} is not readable"))
+            })?;
+            let batch = batches.entry(seq).or_default();
+            batch.0.extend(entry.inputs);
+            batch.1.extend(entry.offsets);
+        }
+    }
+    Ok(batches.into_iter().map(|(seq, (inputs, offsets))| journal::encode_frame(seq, &inputs, &offsets)).collect())
+}
+
+/// Claims partition `partition` of the changelog for the epoch after the
+/// newest one in `contents` (read up to `next`), then reads on through the
+/// claim, so that `contents` holds every record written before it
+/// (`fence.rs`). Another process may claim at the same moment: the first
+/// claim of an epoch in the log holds it, and the one that finds itself
+/// second (or a newer epoch before it) claims the next epoch.
 fn claim(
     kafka: &KafkaConfig,
     topic: &str,
-    context: &Context,
+    partition: i32,
+    producer: &Producer,
     runtime: &tokio::runtime::Runtime,
     contents: &mut Contents,
     mut next: Offset,
-) -> Result<(Arc<Fence>, Producer), Error> {
+) -> Result<Arc<Fence>, Error> {
     const ATTEMPTS: u32 = 3;
-    let producer = producer(kafka, context.clone())?;
     for _ in 0..ATTEMPTS {
         let epoch = contents.epoch.checked_add(1).ok_or_else(|| {
             Error::new(Domain::Kafka, Retry::Never, format!("the changelog {topic} has no writer epoch left to claim"))
         })?;
         let (key, value) = (claim_key(epoch), claim_value(epoch));
-        let record = epoch_record(topic, &key, epoch).payload(&value);
+        let record = epoch_record(topic, partition, &key, epoch).payload(&value);
         let timeout = Duration::from_millis(PRODUCE_TIMEOUT_MS.parse().unwrap_or(10_000));
         let offset = runtime
             .block_on(producer.send(record, timeout))
@@ -813,13 +972,14 @@ fn claim(
                 Error::new(Domain::Kafka, Retry::Later, format!("cannot claim the changelog {topic}")).caused_by(e)
             })?
             .offset;
-        next = read_into(kafka, topic, contents, next, Some(offset))?;
+        next = read_into(kafka, topic, partition, contents, next, Some(offset))?;
         if contents.epoch == epoch && contents.claimed_at == offset {
-            tracing::info!(topic, epoch, offset, "changelog claimed");
-            return Ok((Arc::new(Fence::new(epoch, offset)), producer));
+            tracing::info!(topic, partition, epoch, offset, "changelog claimed");
+            return Ok(Arc::new(Fence::new(epoch, offset)));
         }
         tracing::warn!(
             topic,
+            partition,
             epoch,
             offset,
             newest = contents.epoch,
@@ -829,27 +989,38 @@ fn claim(
     Err(Error::new(
         Domain::Kafka,
         Retry::Later,
-        format!("the changelog {topic}: other processes claimed it {ATTEMPTS} times while this one tried"),
+        format!("the changelog {topic}, partition {partition}: other processes claimed it {ATTEMPTS} times while this one tried"),
     ))
 }
 
-/// The local journal's next sequence, and whether the changelog holds
-/// entries beyond it (then the state directory is rebuilt from it). Opening
-/// the journal cuts off a torn last entry, as the recovery would.
-fn local_is_behind(state_dir: &Path, restored: &Restored) -> Result<(u64, bool), Error> {
-    let (journal, _) = Journal::open(state_dir)?;
-    let local_next = journal.next_seq();
-    Ok((local_next, must_restore(local_next, restored.next_seq())))
+/// The first batch the local state does not hold: the journal's next
+/// entry, or with state per partition and an empty journal, the oldest
+/// task snapshot's cover (they differ only when a crash came while they
+/// were written or restored, and then the oldest is what is whole).
+/// Opening the journal cuts off a torn last entry, as the recovery would.
+fn local_next(state_dir: &Path, tasks: Option<u16>) -> Result<u64, Error> {
+    let (journal, recovered) = Journal::open(state_dir)?;
+    let Some(tasks) = tasks else { return Ok(journal.next_seq()) };
+    if !recovered.entries.is_empty() {
+        return Ok(journal.next_seq());
+    }
+    let mut oldest = u64::MAX;
+    for partition in 0..tasks {
+        let snapshot = journal::read_snapshot(&journal::task_dir(state_dir, partition))?;
+        oldest = oldest.min(snapshot.map_or(0, |(covered, _)| covered));
+    }
+    Ok(oldest)
 }
 
 /// Creates the topic when it is missing, with the first input topic's
-/// partition count (or `create_topics.partitions` if that is unknown).
+/// partition count (or `create_topics.partitions` if that is unknown);
+/// returns its partition count.
 fn ensure_topic(
     kafka: &KafkaConfig,
     topic: &str,
     context: &Context,
     runtime: &tokio::runtime::Runtime,
-) -> Result<(), Error> {
+) -> Result<i32, Error> {
     let probe: BaseConsumer<Context> = client_config(kafka, &[])
         .create_with_context(context.clone())
         .map_err(|e| client_error("cannot create a Kafka client to read the changelog", e))?;
@@ -864,8 +1035,8 @@ fn ensure_topic(
             .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
             .map(|t| t.partitions().len() as i32))
     };
-    if partitions(topic)?.is_some() {
-        return Ok(());
+    if let Some(count) = partitions(topic)? {
+        return Ok(count);
     }
     let input = match kafka.topics.first() {
         Some(first) => partitions(first)?,
@@ -877,7 +1048,7 @@ fn ensure_topic(
     if runtime.block_on(create)? {
         tracing::info!(topic, partitions = count, "changelog topic created");
     }
-    Ok(())
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -896,6 +1067,48 @@ mod tests {
             }
         }
         contents.restore().unwrap()
+    }
+
+    /// The local state's next batch, and whether `restored` is ahead of it.
+    fn local_is_behind(state: &Path, restored: &Restored) -> Result<(u64, bool), Error> {
+        let next = local_next(state, None)?;
+        Ok((next, must_restore(next, restored.next_seq())))
+    }
+
+    /// Partition `partition` of a changelog as read back: whole entries
+    /// from 0, each with its inputs and the partition's offset.
+    fn partition_read_back(partition: i32, entries: &[Vec<Input>]) -> ReadBack {
+        let mut contents = Contents::default();
+        let mut offset = 0;
+        for (seq, inputs) in entries.iter().enumerate() {
+            let offsets = Offsets::from([(("in".to_string(), partition), seq as i64 + 1)]);
+            let frame = journal::encode_frame(seq as u64, inputs, &offsets);
+            for (key, value) in entry_records(seq as u64, &frame) {
+                contents.add(offset, Some(key.as_bytes()), Some(&value), 1).unwrap();
+                offset += 1;
+            }
+        }
+        ReadBack { partition, fence: Arc::new(Fence::new(1, 0)), restored: contents.restore().unwrap() }
+    }
+
+    #[test]
+    fn the_tasks_partitions_merge_into_one_journal_up_to_the_batch_every_partition_holds() {
+        let task = |partition: u16, ticks: &[i64]| -> Vec<Input> {
+            std::iter::once(Input::Task(partition)).chain(ticks.iter().map(|t| Input::Tick(*t))).collect()
+        };
+        // Batch 2 reached partition 0 and not partition 1 (a crash between
+        // the acknowledgements): it is left to be read again.
+        let zero = partition_read_back(0, &[task(0, &[1]), task(0, &[]), task(0, &[3])]);
+        let one = partition_read_back(1, &[task(1, &[10]), task(1, &[11])]);
+        let read_back = [zero, one];
+        assert_eq!(held_by_all(&read_back), 2);
+        let merged = merge_task_frames(&read_back, held_by_all(&read_back)).unwrap();
+        let entries: Vec<journal::Entry> = merged.iter().map(|f| journal::decode_frame(f).unwrap()).collect();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(entries[0].inputs, [Input::Task(0), Input::Tick(1), Input::Task(1), Input::Tick(10)]);
+        assert_eq!(entries[1].inputs, [Input::Task(0), Input::Task(1), Input::Tick(11)]);
+        let both = Offsets::from([(("in".to_string(), 0), 2), (("in".to_string(), 1), 2)]);
+        assert_eq!(entries[1].offsets, both, "each partition's offsets");
     }
 
     #[test]

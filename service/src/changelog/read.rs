@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::fence::Written;
 use super::records::{read_writer, Contents, CLAIM_PREFIX, WRITER_HEADER};
-use super::{ensure_topic, PARTITION, READ_LIMIT};
+use super::{ensure_topic, PROCESS_PARTITION, READ_LIMIT};
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
 use crate::kafka::{client_config, client_error, Context};
@@ -38,9 +38,9 @@ impl rdkafka::consumer::ConsumerContext for Reading {}
 
 type Reader = BaseConsumer<Reading>;
 
-/// A consumer of partition [`PARTITION`] of `topic` from `from`, in no
+/// A consumer of partition `partition` of `topic` from `from`, in no
 /// group.
-fn reader(kafka: &KafkaConfig, topic: &str, from: Offset) -> Result<Reader, Error> {
+fn reader(kafka: &KafkaConfig, topic: &str, partition: i32, from: Offset) -> Result<Reader, Error> {
     let reader_group = format!("{}.changelog-reader", kafka.group);
     let consumer: Reader = client_config(
         kafka,
@@ -62,18 +62,18 @@ fn reader(kafka: &KafkaConfig, topic: &str, from: Offset) -> Result<Reader, Erro
     .map_err(|e| client_error("cannot create the changelog reader", e))?;
     let mut assignment = TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, PARTITION, from)
+        .add_partition_offset(topic, partition, from)
         .map_err(|e| client_error("cannot assign the changelog partition", e))?;
     consumer.assign(&assignment).map_err(|e| client_error("cannot assign the changelog partition", e))?;
     Ok(consumer)
 }
 
-/// Reads partition [`PARTITION`] of `topic` from its beginning to its end
+/// Reads partition `partition` of `topic` from its beginning to its end
 /// (a short-lived consumer with a manual assignment, in no group); also
 /// returns the offset after the last record read.
-pub(super) fn read(kafka: &KafkaConfig, topic: &str) -> Result<(Contents, Offset), Error> {
+pub(super) fn read(kafka: &KafkaConfig, topic: &str, partition: i32) -> Result<(Contents, Offset), Error> {
     let mut contents = Contents::default();
-    let next = read_into(kafka, topic, &mut contents, Offset::Beginning, None)?;
+    let next = read_into(kafka, topic, partition, &mut contents, Offset::Beginning, None)?;
     Ok((contents, next))
 }
 
@@ -84,11 +84,12 @@ pub(super) fn read(kafka: &KafkaConfig, topic: &str) -> Result<(Contents, Offset
 pub(super) fn read_into(
     kafka: &KafkaConfig,
     topic: &str,
+    partition: i32,
     contents: &mut Contents,
     from: Offset,
     through: Option<i64>,
 ) -> Result<Offset, Error> {
-    let consumer = reader(kafka, topic, from)?;
+    let consumer = reader(kafka, topic, partition, from)?;
     let mut next = from;
     let started = Instant::now();
     loop {
@@ -96,7 +97,10 @@ pub(super) fn read_into(
             return Err(Error::new(
                 Domain::Kafka,
                 Retry::Later,
-                format!("reading the changelog {topic} took more than {} s", READ_LIMIT.as_secs()),
+                format!(
+                    "reading the changelog {topic}, partition {partition}, took more than {} s",
+                    READ_LIMIT.as_secs()
+                ),
             ));
         }
         match consumer.poll(Duration::from_millis(500)) {
@@ -107,7 +111,7 @@ pub(super) fn read_into(
                     return Ok(next);
                 }
             }
-            Some(other) => next = take(topic, contents, other)?,
+            Some(other) => next = take(topic, partition, contents, other)?,
         }
     }
 }
@@ -115,6 +119,7 @@ pub(super) fn read_into(
 /// Adds one polled message to `contents`; returns the offset after it.
 fn take(
     topic: &str,
+    partition: i32,
     contents: &mut Contents,
     polled: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
 ) -> Result<Offset, Error> {
@@ -126,7 +131,7 @@ fn take(
             Domain::Kafka,
             Retry::Never,
             format!(
-                "the changelog {topic}, partition {PARTITION}, offset {}: an unreadable `{WRITER_HEADER}` header",
+                "the changelog {topic}, partition {partition}, offset {}: an unreadable `{WRITER_HEADER}` header",
                 message.offset()
             ),
         )
@@ -136,7 +141,7 @@ fn take(
             Domain::Kafka,
             Retry::Never,
             format!(
-                "the changelog {topic}, partition {PARTITION}, offset {}: {}; delete the topic to start \
+                "the changelog {topic}, partition {partition}, offset {}: {}; delete the topic to start \
                  over from the local state",
                 d.offset, d.why
             ),
@@ -156,10 +161,11 @@ fn writer_of(message: &rdkafka::message::BorrowedMessage<'_>) -> Option<u64> {
 pub(super) fn writers_between(
     kafka: &KafkaConfig,
     topic: &str,
+    partition: i32,
     from: i64,
     through: i64,
 ) -> Result<Vec<Written>, Error> {
-    let consumer = reader(kafka, topic, Offset::Offset(from))?;
+    let consumer = reader(kafka, topic, partition, Offset::Offset(from))?;
     let started = Instant::now();
     let mut written = Vec::new();
     while started.elapsed() < GAP_READ_LIMIT {
@@ -222,7 +228,7 @@ impl Follower {
         Ok(Follower {
             kafka: kafka.clone(),
             topic: topic.to_string(),
-            consumer: reader(kafka, topic, Offset::Beginning)?,
+            consumer: reader(kafka, topic, PROCESS_PARTITION, Offset::Beginning)?,
             contents: Contents::default(),
             next: Offset::Beginning,
         })
@@ -237,7 +243,7 @@ impl Follower {
         while let Some(polled) = self.consumer.poll(timeout) {
             match polled {
                 Err(KafkaError::PartitionEOF(_)) => {}
-                other => match take(&self.topic, &mut self.contents, other) {
+                other => match take(&self.topic, PROCESS_PARTITION, &mut self.contents, other) {
                     Ok(next) => self.next = next,
                     Err(e) if e.is_retryable() => tracing::warn!(error = %e, "standby: reading the changelog"),
                     Err(e) => return Err(e),
@@ -263,7 +269,7 @@ impl Follower {
     pub(super) fn finish(self) -> Result<(Contents, Offset), Error> {
         let Follower { kafka, topic, consumer, mut contents, next } = self;
         drop(consumer);
-        let next = read_into(&kafka, &topic, &mut contents, next, None)?;
+        let next = read_into(&kafka, &topic, PROCESS_PARTITION, &mut contents, next, None)?;
         Ok((contents, next))
     }
 }

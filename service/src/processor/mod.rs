@@ -231,8 +231,9 @@ pub struct Processor<'p> {
     /// Split keys found across tasks (an item started on one partition's
     /// task while another's holds it), and how many events were.
     pub split_across: mon_runtime::engine::SplitKeys,
-    /// The journal and snapshots mirrored to Kafka (`changelog.rs`), when on.
-    pub changelog: Option<crate::changelog::Changelog>,
+    /// The journal and snapshots mirrored to Kafka (`changelog.rs`), when
+    /// on: one per task, each writing its partition of the topic.
+    pub changelogs: Vec<crate::changelog::Changelog>,
     pub store: Store,
     pub stored_offsets: Offsets,
     pub config: Config,
@@ -759,7 +760,7 @@ impl<'p> Processor<'p> {
                 tracing::debug!(error = %e, "kafka offset commit");
             }
         }
-        let changelog_behind = self.changelog.as_ref().is_some_and(|c| c.wants_snapshot());
+        let changelog_behind = self.changelogs.iter().any(|c| c.wants_snapshot());
         if self.journaled_since_snapshot >= self.config.engine.snapshot_every || changelog_behind {
             self.take_snapshot()?;
         }
@@ -771,37 +772,85 @@ impl<'p> Processor<'p> {
     /// [`Input::Task`] when the state is per partition, and returns the
     /// entry's sequence number.
     fn journal_batch(&mut self, inputs: Vec<(usize, Input)>, offsets: &Offsets) -> Result<u64, Error> {
-        let inputs: Vec<Input> = if self.per_partition() {
-            let mut by_task: Vec<Vec<Input>> = (0..self.tasks.len()).map(|_| Vec::new()).collect();
-            for (task, input) in inputs {
-                by_task[task].push(input);
+        if !self.per_partition() {
+            let inputs: Vec<Input> = inputs.into_iter().map(|(_, input)| input).collect();
+            if self.changelogs.is_empty() {
+                return self.journal.append(&inputs, offsets);
             }
-            let mut grouped = Vec::new();
-            for (task, inputs) in by_task.into_iter().enumerate().filter(|(_, inputs)| !inputs.is_empty()) {
+            self.mirror_rules_for(&inputs)?;
+            let (seq, frame) = self.journal.append_framed(&inputs, offsets)?;
+            // Why before the sled write: that write lets the batch's
+            // outputs out, and a state rebuilt from the changelog must
+            // hold every batch whose outputs left.
+            return self.changelogs[0].append(seq, &frame).map(|()| seq);
+        }
+        let mut by_task: Vec<Vec<Input>> = (0..self.tasks.len()).map(|_| Vec::new()).collect();
+        for (task, input) in inputs {
+            by_task[task].push(input);
+        }
+        // Each task's run of the entry: its marker and its inputs.
+        let mut grouped = Vec::new();
+        let mut runs = Vec::with_capacity(by_task.len());
+        for (task, inputs) in by_task.into_iter().enumerate() {
+            let from = grouped.len();
+            if !inputs.is_empty() {
                 grouped.push(Input::Task(task as u16));
                 grouped.extend(inputs);
             }
-            grouped
-        } else {
-            inputs.into_iter().map(|(_, input)| input).collect()
-        };
-        match self.changelog.as_mut() {
-            // Why before the sled write: that write lets the batch's
-            // outputs out, and a state rebuilt from the changelog must
-            // hold every batch whose outputs left. (With one task only:
-            // the changelog is not kept per partition yet.)
-            Some(changelog) => {
-                // The version an activation names goes first: a replay
-                // of this entry from the changelog must find it.
-                if inputs.iter().any(|input| matches!(input, Input::Activate(_))) {
-                    changelog.mirror_rules(self.versions.export()?);
-                }
-                let (seq, frame) = self.journal.append_framed(&inputs, offsets)?;
-                changelog.append(seq, &frame)?;
-                Ok(seq)
-            }
-            None => self.journal.append(&inputs, offsets),
+            runs.push(from..grouped.len());
         }
+        if self.changelogs.is_empty() {
+            return self.journal.append(&grouped, offsets);
+        }
+        self.mirror_rules_for(&grouped)?;
+        let seq = self.journal.append(&grouped, offsets)?;
+        // Every task's partition gets a frame, an empty one when the task
+        // took nothing, so that a partition's entries stay dense and a
+        // batch one partition lacks shows (changelog.rs); once one is
+        // behind, none takes entries until a snapshot makes all whole.
+        self.hold_back_changelogs();
+        // Every frame is handed over before any acknowledgement is awaited:
+        // one round trip per batch, whatever the partition count.
+        let mut sending = Vec::with_capacity(runs.len());
+        for (task, run) in runs.into_iter().enumerate() {
+            let marker = [Input::Task(task as u16)];
+            let inputs = if run.is_empty() { &marker[..] } else { &grouped[run] };
+            let frame = crate::journal::encode_frame(seq, inputs, &self.offsets_of(task, offsets));
+            sending.push(self.changelogs[task].send(seq, &frame)?);
+        }
+        for (changelog, sending) in self.changelogs.iter_mut().zip(sending) {
+            changelog.sent(sending)?;
+        }
+        self.hold_back_changelogs();
+        Ok(seq)
+    }
+
+    /// The version an activation in `inputs` names goes to the changelog
+    /// first: a replay of the entry from the changelog must find it.
+    fn mirror_rules_for(&mut self, inputs: &[Input]) -> Result<(), Error> {
+        if inputs.iter().any(|input| matches!(input, Input::Activate(_))) {
+            let entries = self.versions.export()?;
+            if let Some(changelog) = self.changelogs.first_mut() {
+                changelog.mirror_rules(entries);
+            }
+        }
+        Ok(())
+    }
+
+    /// When one task's changelog partition is behind, every one is.
+    fn hold_back_changelogs(&mut self) {
+        if self.changelogs.iter().any(|c| c.is_behind()) {
+            self.changelogs.iter_mut().for_each(|c| c.hold_back());
+        }
+    }
+
+    /// The offsets of `offsets` that task `task` answers for: its
+    /// partition's, and task 0 those of partitions beyond the tasks (whose
+    /// messages it rejects, `poll`).
+    fn offsets_of(&self, task: usize, offsets: &Offsets) -> Offsets {
+        let tasks = self.tasks.len();
+        let task_of = |partition: i32| usize::try_from(partition).ok().filter(|p| *p < tasks).unwrap_or(0);
+        offsets.iter().filter(|((_, partition), _)| task_of(*partition) == task).map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// Once per hour of the engine's clock, folds old minute rollups into
@@ -1017,33 +1066,41 @@ impl<'p> Processor<'p> {
         // open segment holds without an fsync.
         self.store.event_store().sync()?;
         let mut size = 0;
-        let mut bytes = Vec::new();
+        let mut snapshots = Vec::with_capacity(self.tasks.len());
         for task in &mut self.tasks {
-            bytes = task
+            let bytes = task
                 .live
                 .snapshot_bytes()
                 .map_err(|e| Error::damaged(Domain::Journal, format!("cannot encode a snapshot: {e}")))?;
             size += bytes.len();
             crate::journal::write_snapshot(&task.dir, covered, &bytes)?;
             task.covered = covered;
+            snapshots.push(bytes);
         }
         // Emptied once every task's snapshot covers it.
         self.journal.truncate()?;
-        if let Some(changelog) = self.changelog.as_mut() {
+        if !self.changelogs.is_empty() {
             // Marks first: each one taken now was acknowledged before the
             // pending notifications are read, so none of them is pending.
-            let settled = changelog.marks.take_acknowledged();
+            let settled = self.changelogs[0].marks.take_acknowledged();
             // With the program the snapshot was made under (`snapshot_made`).
-            changelog.mirror_rules(self.versions.export()?);
+            self.changelogs[0].mirror_rules(self.versions.export()?);
             let undelivered = self.store.undelivered()?;
-            let payload = crate::changelog::encode_snapshot(
-                &self.stored_offsets,
-                &undelivered.outbox,
-                &undelivered.notifications,
-                &bytes,
-            );
-            // With one task only (`journal_batch`): `bytes` is its snapshot.
-            changelog.snapshot(covered, &payload, settled);
+            let mut settled = Some(settled);
+            for (task, engine) in snapshots.iter().enumerate() {
+                // What is the process's goes with task 0's (changelog.rs).
+                let (outbox, notifications) = match task {
+                    0 => (&undelivered.outbox[..], &undelivered.notifications[..]),
+                    _ => (&[][..], &[][..]),
+                };
+                let offsets = match self.per_partition() {
+                    true => self.offsets_of(task, &self.stored_offsets),
+                    false => self.stored_offsets.clone(),
+                };
+                let payload = crate::changelog::encode_snapshot(&offsets, outbox, notifications, engine);
+                self.changelogs[task].snapshot(covered, &payload, settled.take().unwrap_or_default());
+            }
+            self.hold_back_changelogs();
         }
         self.store.trim(self.config.engine.keep_records)?;
         tracing::info!(
