@@ -357,10 +357,17 @@ fn crash_and_restart(prefix: &str, restart: Restart) {
 
     let second = setup.start(&stream.rules);
     if restart == Restart::OnANewDisk {
-        // Every partition held a snapshot: none is restored from nothing.
+        // Every partition held a snapshot (none is restored from nothing),
+        // and entries after it (the merge of the partitions' entries ran).
         let log = std::fs::read_to_string(&setup.log).unwrap();
-        let restored = log.lines().find(|l| l.contains("state restored from the changelog"));
-        assert!(restored.is_some_and(|l| l.contains("snapshots_cover") && !l.contains("None")), "{log}");
+        let restored: Value = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "state restored from the changelog")
+            .unwrap_or_else(|| panic!("no restore in {log}"));
+        let covers = restored["snapshots_cover"].as_str().unwrap_or_default();
+        assert!(covers.matches("Some(").count() == 3, "{restored}");
+        assert!(restored["entries"].as_u64().is_some_and(|n| n > 0), "{restored}");
     }
     produce_by_partition(topic, &numbered[half..]);
     // The lag figures come once a second: the first ones after the
@@ -611,4 +618,53 @@ fn state_per_partition_starts_together_and_hands_over_after_an_activation() {
     wait_until_true(Duration::from_secs(10), "the file in the event store", || stored(&service) > 0);
     assert_eq!(stored(&service), 1);
     service.terminate();
+}
+
+/// A changelog written by one state (everything on partition 0, entries
+/// without task markers) is not taken for the tasks' when the same group
+/// starts with state per partition on a new state directory: the start is
+/// refused, naming the topic and the way out, rather than restoring one
+/// state's snapshot as partition 0's task and nothing for the others.
+#[test]
+fn a_changelog_written_by_one_state_is_refused_by_state_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = PerPartition::with_changelog(dir.path(), "tasks-layout", true, "");
+    let rules = service::write_job_rules(dir.path(), "1h");
+    let per_partition = std::fs::read_to_string(&setup.config).unwrap();
+    let one_state = per_partition.replace("state_per_partition = true", "state_per_partition = false");
+    std::fs::write(&setup.config, &one_state).unwrap();
+    let service = setup.start(&rules);
+    to_partition(&setup.topic, 1, &[job("job_started", "J1", now_ms())]);
+    service.wait_for_events(1, Duration::from_secs(30));
+    // A clean stop leaves a snapshot in the changelog.
+    assert_eq!(service.terminate(), Some(0));
+
+    std::fs::write(&setup.config, per_partition).unwrap();
+    let log = dir.path().join("refused.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["run", "--config", setup.config.to_str().unwrap(), "--clock", "event", "--state-dir"])
+        .arg(dir.path().join("new-state"))
+        .arg(&rules)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if waited.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "the start went on: {stderr}");
+    let topic = format!("{}.changelog", setup.topic);
+    assert!(stderr.contains(&format!("the changelog {topic}, partition 0")), "{stderr}");
+    assert!(stderr.contains("delete the topic"), "{stderr}");
 }

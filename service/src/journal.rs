@@ -240,7 +240,14 @@ pub fn install(dir: &Path, snapshots: &[SnapshotFile<'_>], frames: &[Vec<u8>]) -
     write(dir, JOURNAL, &[])?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", dir, e))?;
     for (snapshot_dir, snapshot) in snapshots {
-        std::fs::create_dir_all(snapshot_dir).map_err(|e| io("cannot create", snapshot_dir, e))?;
+        if !snapshot_dir.exists() {
+            std::fs::create_dir_all(snapshot_dir).map_err(|e| io("cannot create", snapshot_dir, e))?;
+            // A new directory's entry must outlive a power loss, as the
+            // journal written after the snapshot in it does.
+            for made in snapshot_dir.ancestors().skip(1).take_while(|d| d.starts_with(dir)) {
+                File::open(made).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", made, e))?;
+            }
+        }
         match snapshot {
             Some((covered, bytes)) => write(snapshot_dir, SNAPSHOT, &[&covered.to_le_bytes(), bytes])?,
             None => match std::fs::remove_file(snapshot_dir.join(SNAPSHOT)) {

@@ -134,6 +134,12 @@ impl Fence {
         self.overtaken.load(Ordering::SeqCst)
     }
 
+    /// Another partition of the same state was overtaken: a newer process
+    /// writes that state, so this partition is not this process's either.
+    pub fn overtake(&self) {
+        self.overtaken.store(true, Ordering::SeqCst);
+    }
+
     /// One of this process's records was acknowledged at `offset`.
     pub fn acked(&self, offset: i64) {
         if let Ok(mut seen) = self.seen.lock() {

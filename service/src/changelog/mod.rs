@@ -27,17 +27,22 @@
 //! Which partition: the topic is created with the input's partition
 //! count. With one state, everything goes to partition
 //! [`PROCESS_PARTITION`]. With state per partition (`processor/tasks.rs`),
-//! partition *p* is task *p*'s: its journal frames and its snapshots, so
-//! that a task can be rebuilt from its partition alone. Every batch writes
-//! a frame to every task's partition, an empty one ([`Input::Task`] alone)
-//! when the task took nothing, so each partition's entries stay dense, and
-//! a crash between two partitions' acknowledgements shows as one partition
-//! ending a batch before another: a restore stops every task at the
-//! earliest end (`merge_task_frames`), since that batch's outputs never
-//! left. What is the process's stays on partition 0: the rule versions,
-//! the delivery marks, and in partition 0's snapshot the outbox and the
-//! pending notifications. Each partition is claimed and fenced on its own
-//! (`fence.rs`).
+//! partition *p* is task *p*'s: its journal frames and its snapshots.
+//! Every batch writes a frame to every task's partition, an empty one
+//! ([`Input::Task`] alone) when the task took nothing, so each partition's
+//! entries stay dense, and a crash between two partitions'
+//! acknowledgements shows as one partition ending a batch before another:
+//! a restore stops every task at the earliest end (`merge_task_frames`),
+//! since after a crash that batch's outputs never left (when the broker
+//! stops acknowledging instead, the changelog is behind, as with one
+//! state), and deletes what a partition holds past it. What is the
+//! process's stays on partition 0: the rule versions, the delivery marks,
+//! and in partition 0's snapshot the outbox and the pending
+//! notifications; so a task is not yet rebuilt from its partition alone.
+//! Each partition is claimed and fenced on its own (`fence.rs`), and one
+//! overtaken stops the process writing any. A snapshot header names the
+//! task count, and each entry its task: a topic written under another
+//! split is refused at start.
 //!
 //! [`Input::Task`]: mon_runtime::live::Input::Task
 //!
@@ -92,7 +97,7 @@ use fence::Fence;
 pub use read::Follower;
 use read::{read, read_into, writers_between};
 use records::{
-    claim_key, claim_value, entry_records, mark_key, mark_value, must_restore, rules_key, rules_records,
+    claim_key, claim_value, entry_key, entry_records, mark_key, mark_value, must_restore, rules_key, rules_records,
     snapshot_records, tombstones_after_snapshot, writer_value, HEADER_KEY, WRITER_HEADER,
 };
 pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, SnapshotPayload, CHUNK_BYTES};
@@ -347,6 +352,8 @@ pub struct Changelog {
     /// The rules store's entries in the topic: a hash of each value and
     /// its part count, so that only what changed is sent again.
     rules: HashMap<Vec<u8>, (u32, u16)>,
+    /// With state per partition, the task count, in each snapshot header.
+    tasks: Option<u16>,
 }
 
 impl Changelog {
@@ -502,6 +509,51 @@ impl Changelog {
         }
     }
 
+    /// True once a newer process claimed this partition (`fence.rs`).
+    pub fn overtaken(&self) -> bool {
+        self.sender.fence.overtaken()
+    }
+
+    /// With state per partition, when another task's partition was
+    /// overtaken: the state is another process's now, and this partition
+    /// must not go on being written either.
+    pub fn overtake(&mut self) {
+        self.sender.fence.overtake();
+        self.hold_back();
+    }
+
+    /// Deletes the entries from `next` on, which the local state does not
+    /// hold: with state per partition, a batch one partition got and
+    /// another did not (a crash between the acknowledgements), which a
+    /// restore left to be read again from the input. Its number goes to
+    /// the next batch, and a restore must not take the old one for it. A
+    /// failure leaves the changelog behind, and the snapshot that makes it
+    /// whole is taken at start.
+    fn drop_entries_from(&mut self, next: u64) {
+        let stale = self.entries.split_off(&next);
+        self.next_seq = self.next_seq.min(next);
+        if stale.is_empty() || self.must_not_write() {
+            return;
+        }
+        let keys: Vec<(String, Option<&[u8]>)> =
+            stale.iter().flat_map(|(seq, parts)| (0..*parts).map(move |part| (entry_key(*seq, part), None))).collect();
+        match self.sender.send_all(&keys) {
+            Ok(()) => {
+                let (partition, from) = (self.sender.partition, next);
+                tracing::info!(
+                    partition,
+                    from,
+                    entries = stale.len(),
+                    "changelog: entries past the local state deleted"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "changelog: cannot delete entries past the local state; it is behind");
+                self.fell_behind();
+            }
+        }
+    }
+
     /// True when the changelog is behind and it is time to try a snapshot.
     pub fn wants_snapshot(&self) -> bool {
         if self.metrics.partitions_elsewhere.get() > 0 || self.lost_lease() {
@@ -600,7 +652,7 @@ impl Changelog {
     }
 
     fn try_snapshot(&mut self, covered: u64, payload: &[u8], settled: Vec<String>) -> Result<(), Error> {
-        let (chunks, header) = snapshot_records(covered, payload);
+        let (chunks, header) = snapshot_records(covered, payload, self.tasks);
         let refs: Vec<(String, Option<&[u8]>)> = chunks.iter().map(|(k, v)| (k.clone(), Some(v.as_slice()))).collect();
         self.sender.send_all(&refs)?;
         let header_json = serde_json::to_vec(&header)
@@ -765,6 +817,7 @@ fn open_reachable(
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
     let partitions: Vec<i32> = match tasks {
+        Some(0) => return Err(Error::config("state per partition of an input without partitions")),
         Some(n) => (0..i32::from(n)).collect(),
         None => vec![PROCESS_PARTITION],
     };
@@ -801,6 +854,13 @@ fn open_reachable(
                 ),
             )
         })?;
+        layout_matches(&restored, partition, tasks).map_err(|why| {
+            Error::config(format!(
+                "the changelog {topic}, partition {partition}: {why}. It was written by a process that kept its \
+                 state otherwise ([kafka] state_per_partition, or another partition count): delete the topic (it \
+                 is rebuilt from the local state) or name another with `changelog_topic`"
+            ))
+        })?;
         read_back.push(ReadBack { partition, fence, restored });
     }
     let local_next = local_next(state_dir, tasks)?;
@@ -814,7 +874,7 @@ fn open_reachable(
     if restore {
         let frames = match tasks {
             Some(_) => merge_task_frames(&read_back, changelog_next)?,
-            None => read_back[0].restored.frames.clone(),
+            None => std::mem::take(&mut read_back[0].restored.frames),
         };
         let restored_entries = frames.len() as u64;
         let process = &read_back[0].restored;
@@ -857,7 +917,7 @@ fn open_reachable(
         metrics.changelog.restored_bytes.inc_by(bytes);
         metrics.changelog.restore_seconds.set(seconds);
         let covered: Vec<Option<u64>> =
-            read_back.iter().map(|r| r.restored.snapshot.as_ref().map(|(h, _)| h.covered)).collect();
+            read_back.iter().map(|r| r.restored.snapshot.as_ref().map(|_| r.restored.covered())).collect();
         tracing::info!(
             topic,
             entries = restored_entries,
@@ -886,7 +946,7 @@ fn open_reachable(
         acknowledged: Mutex::new(Vec::new()),
     };
     let marks = Arc::new(marks);
-    let changelogs = read_back
+    let mut changelogs: Vec<Changelog> = read_back
         .into_iter()
         .map(|ReadBack { partition, fence, restored }| Changelog {
             sender: sender(producer.clone(), partition, fence),
@@ -899,9 +959,47 @@ fn open_reachable(
             marks: marks.clone(),
             metrics: metrics.clone(),
             rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
+            tasks,
         })
         .collect();
+    // The local state goes on from here; nothing past it may stay.
+    let local = if restore { changelog_next } else { local_next };
+    changelogs.iter_mut().for_each(|changelog| changelog.drop_entries_from(local));
     Ok(changelogs)
+}
+
+/// Whether partition `partition`'s contents were written for the state
+/// kept as `tasks` says: its snapshot header names the same task count,
+/// and each entry carries the partition's task marker alone (none with
+/// one state). Why: a topic written under another split would restore a
+/// state that mixes or drops tasks.
+fn layout_matches(restored: &Restored, partition: i32, tasks: Option<u16>) -> Result<(), String> {
+    if let Some((header, _)) = &restored.snapshot {
+        if header.tasks != tasks {
+            return Err(format!("its snapshot is of a state split into {:?} tasks, not {tasks:?}", header.tasks));
+        }
+    }
+    for (seq, frame) in (restored.covered()..).zip(&restored.frames) {
+        let Some(entry) = journal::decode_frame(frame) else { continue };
+        let markers: Vec<u16> = entry
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                mon_runtime::live::Input::Task(task) => Some(*task),
+                _ => None,
+            })
+            .collect();
+        let first_is_its_own =
+            matches!(entry.inputs.first(), Some(mon_runtime::live::Input::Task(t)) if i32::from(*t) == partition);
+        let right = match tasks {
+            Some(_) => markers.len() == 1 && first_is_its_own,
+            None => markers.is_empty(),
+        };
+        if !right {
+            return Err(format!("entry {seq} carries the task markers {markers:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// The first batch not every partition holds. A batch past it (a crash
@@ -921,7 +1019,7 @@ fn held_by_all(read_back: &[ReadBack]) -> u64 {
 fn merge_task_frames(read_back: &[ReadBack], end: u64) -> Result<Vec<Vec<u8>>, Error> {
     let mut batches: BTreeMap<u64, (Vec<mon_runtime::live::Input>, crate::store::Offsets)> = BTreeMap::new();
     for ReadBack { partition, restored, .. } in read_back {
-        let covered = restored.snapshot.as_ref().map_or(0, |(h, _)| h.covered);
+        let covered = restored.covered();
         if covered > end {
             tracing::error!(
                 partition,
@@ -1109,6 +1207,19 @@ mod tests {
         assert_eq!(entries[1].inputs, [Input::Task(0), Input::Task(1), Input::Tick(11)]);
         let both = Offsets::from([(("in".to_string(), 0), 2), (("in".to_string(), 1), 2)]);
         assert_eq!(entries[1].offsets, both, "each partition's offsets");
+    }
+
+    #[test]
+    fn entries_written_under_another_split_are_refused() {
+        let own = partition_read_back(0, &[vec![Input::Task(0), Input::Tick(1)], vec![Input::Task(0)]]);
+        assert_eq!(layout_matches(&own.restored, 0, Some(3)), Ok(()));
+        assert!(layout_matches(&own.restored, 1, Some(3)).is_err(), "another task's entries");
+        assert!(layout_matches(&own.restored, 0, None).is_err(), "the tasks' entries for one state");
+        let one_state = partition_read_back(0, &[vec![Input::Tick(1)]]);
+        assert_eq!(layout_matches(&one_state.restored, 0, None), Ok(()));
+        assert!(layout_matches(&one_state.restored, 0, Some(3)).is_err(), "one state's entries for a task");
+        let two = partition_read_back(0, &[vec![Input::Task(0), Input::Tick(1), Input::Task(1)]]);
+        assert!(layout_matches(&two.restored, 0, Some(3)).is_err(), "two tasks' inputs in one partition");
     }
 
     #[test]

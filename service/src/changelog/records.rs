@@ -134,6 +134,11 @@ pub struct SnapshotHeader {
     pub chunks: u32,
     pub bytes: u64,
     pub crc32: u32,
+    /// With state per partition, how many tasks the state was split into
+    /// (each writes its own partition); absent with one state. A start
+    /// with another split refuses the changelog rather than mix them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u16>,
 }
 
 /// What a snapshot in the changelog holds besides the engine's state.
@@ -222,7 +227,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<SnapshotPayload> {
 
 /// The chunk records and the header of a snapshot of `bytes` covering the
 /// entries below `covered`.
-pub fn snapshot_records(covered: u64, bytes: &[u8]) -> (Vec<(String, Vec<u8>)>, SnapshotHeader) {
+pub fn snapshot_records(covered: u64, bytes: &[u8], tasks: Option<u16>) -> (Vec<(String, Vec<u8>)>, SnapshotHeader) {
     let chunks: Vec<(String, Vec<u8>)> = bytes
         .chunks(CHUNK_BYTES)
         .enumerate()
@@ -234,6 +239,7 @@ pub fn snapshot_records(covered: u64, bytes: &[u8]) -> (Vec<(String, Vec<u8>)>, 
         chunks: chunks.len() as u32,
         bytes: bytes.len() as u64,
         crc32: crc32fast::hash(bytes),
+        tasks,
     };
     (chunks, header)
 }
@@ -334,10 +340,14 @@ pub struct Restored {
 }
 
 impl Restored {
+    /// The first entry the snapshot does not cover (0 without one).
+    pub fn covered(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |(h, _)| h.covered)
+    }
+
     /// The sequence the next entry gets after this state.
     pub fn next_seq(&self) -> u64 {
-        let covered = self.snapshot.as_ref().map_or(0, |(h, _)| h.covered);
-        covered + self.frames.len() as u64
+        self.covered() + self.frames.len() as u64
     }
 }
 
@@ -475,8 +485,13 @@ impl Contents {
             restored.rules.insert(tree_key, (value, count));
         }
         for (seq, mut pieces) in parts {
-            let count = pieces[0].count;
-            restored.entries.insert(seq, count);
+            // The entry as last written: one written again under the same
+            // number (a batch a restore left to be read again) in fewer
+            // parts leaves the older one's further parts until their
+            // tombstones land. Every part counts for the tombstones.
+            let count = pieces.iter().max_by_key(|p| p.offset).map_or(0, |p| p.count);
+            let most = pieces.iter().map(|p| p.count).max().unwrap_or(count);
+            restored.entries.insert(seq, most);
             if seq < covered {
                 continue;
             }
@@ -485,8 +500,9 @@ impl Contents {
             if seq != expected {
                 return Err(damaged(offset, format!("journal entry {expected} is missing (the next one is {seq})")));
             }
+            pieces.retain(|p| p.count == count && p.index < count);
             pieces.sort_by_key(|p| p.index);
-            if pieces.len() != count as usize || pieces.iter().any(|p| p.count != count) {
+            if pieces.len() != count as usize {
                 return Err(damaged(offset, format!("journal entry {seq}: {} of its {count} parts", pieces.len())));
             }
             let frame: Vec<u8> = pieces.into_iter().flat_map(|p| p.bytes).collect();
@@ -543,18 +559,32 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_written_again_in_fewer_parts_is_read_as_last_written() {
+        // A restore left batch 1 to be read again; the batch that took its
+        // number is smaller, and the older one's further parts are still
+        // in the topic (their tombstones not yet landed).
+        let big = entry_records(1, &frame(1, 100_000));
+        let mut all = produced(entry_records(0, &frame(0, 2)));
+        all.extend(produced(big.clone()));
+        all.extend(produced(entry_records(1, &frame(1, 3))));
+        let restored = contents(&all).restore().unwrap();
+        assert_eq!(restored.frames, vec![frame(0, 2), frame(1, 3)]);
+        assert_eq!(restored.entries.get(&1), Some(&(big.len() as u16)), "every part is deleted at the next snapshot");
+    }
+
+    #[test]
     fn a_snapshot_is_chunked_named_by_its_header_and_replaces_what_it_covers() {
         let offsets: Offsets = [(("events".to_string(), 0), 42)].into_iter().collect();
         let engine: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
         let payload = encode_snapshot(&offsets, &[b"outbox item".to_vec()], &[b"{}".to_vec()], &engine);
-        let (chunks, header) = snapshot_records(3, &payload);
+        let (chunks, header) = snapshot_records(3, &payload, None);
         assert_eq!(header.chunks, 3, "1.3 MB in 512 KB chunks");
         assert_eq!(chunks[2].0, "s/00000000000000000003/2");
         assert_eq!(header.crc32, crc32fast::hash(&payload));
 
         // Entries 0..3 and an older snapshot of 2 chunks are in the topic.
         let entries: BTreeMap<u64, u16> = [(1, 1), (2, 2), (3, 1)].into_iter().collect();
-        let previous = SnapshotHeader { v: FORMAT, covered: 1, chunks: 2, bytes: 10, crc32: 0 };
+        let previous = SnapshotHeader { v: FORMAT, covered: 1, chunks: 2, bytes: 10, crc32: 0, tasks: None };
         let tombstones = tombstones_after_snapshot(&entries, Some(&previous), &header);
         assert_eq!(
             tombstones,
@@ -612,7 +642,7 @@ mod tests {
         assert!(error.why.contains("journal entry 1 is missing"), "{error:?}");
 
         // A header whose chunk was lost.
-        let (_, header) = snapshot_records(1, b"state");
+        let (_, header) = snapshot_records(1, b"state", None);
         let log = vec![(HEADER_KEY.to_string(), Some(serde_json::to_vec(&header).unwrap()))];
         assert!(contents(&log).restore().unwrap_err().why.contains("chunk 0 of 1 is missing"));
     }
@@ -671,8 +701,8 @@ mod tests {
         assert!(must_restore(0, 1), "an empty state directory");
         assert!(must_restore(9, 10), "a stale one");
         // The changelog's position is the snapshot's plus the entries after it.
-        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s")).0);
-        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s"));
+        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s"), None).0);
+        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s"), None);
         log.push((HEADER_KEY.into(), Some(serde_json::to_vec(&header).unwrap())));
         log.extend(produced(entry_records(5, &frame(5, 1))));
         assert_eq!(contents(&log).restore().unwrap().next_seq(), 6);

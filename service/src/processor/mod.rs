@@ -481,7 +481,7 @@ impl<'p> Processor<'p> {
             } else {
                 polled.read
             };
-            let task = if beyond { 0 } else { self.task_of(Some(partition)) };
+            let task = self.task_of(Some(partition));
             let from = if beyond { None } else { u16::try_from(partition).ok() };
             self.say_partition(task, from, batch, records);
             let held_before = self.held(task);
@@ -837,8 +837,12 @@ impl<'p> Processor<'p> {
         Ok(())
     }
 
-    /// When one task's changelog partition is behind, every one is.
+    /// When one task's changelog partition is behind, every one is; when
+    /// one was overtaken by a newer process, every one is.
     fn hold_back_changelogs(&mut self) {
+        if self.changelogs.iter().any(|c| c.overtaken()) {
+            self.changelogs.iter_mut().for_each(|c| c.overtake());
+        }
         if self.changelogs.iter().any(|c| c.is_behind()) {
             self.changelogs.iter_mut().for_each(|c| c.hold_back());
         }
@@ -848,9 +852,8 @@ impl<'p> Processor<'p> {
     /// partition's, and task 0 those of partitions beyond the tasks (whose
     /// messages it rejects, `poll`).
     fn offsets_of(&self, task: usize, offsets: &Offsets) -> Offsets {
-        let tasks = self.tasks.len();
-        let task_of = |partition: i32| usize::try_from(partition).ok().filter(|p| *p < tasks).unwrap_or(0);
-        offsets.iter().filter(|((_, partition), _)| task_of(*partition) == task).map(|(k, v)| (k.clone(), *v)).collect()
+        let mine = |partition: i32| self.task_of(Some(partition)) == task;
+        offsets.iter().filter(|((_, partition), _)| mine(*partition)).map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// Once per hour of the engine's clock, folds old minute rollups into

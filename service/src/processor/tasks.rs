@@ -58,10 +58,9 @@ impl<'p> Processor<'p> {
         if !self.per_partition() {
             return 0;
         }
-        // `poll` dead-letters the partitions beyond the tasks (added to
-        // the topic later), so the modulo never moves a line; it keeps an
-        // index in range whatever happens.
-        partition.map_or(0, |p| usize::try_from(p).unwrap_or(0) % self.tasks.len())
+        // A partition beyond the tasks (added to the topic later): task 0
+        // rejects its messages (`poll`), and answers for its offsets.
+        partition.and_then(|p| usize::try_from(p).ok()).filter(|p| *p < self.tasks.len()).unwrap_or(0)
     }
 
     /// The partition HTTP lines are said to come from: partition 0's task
