@@ -349,6 +349,20 @@ mod tests {
     }
 
     #[test]
+    fn install_puts_each_tasks_snapshot_in_its_directory_and_removes_one_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (zero, one) = (task_dir(dir.path(), 0), task_dir(dir.path(), 1));
+        // An older state's snapshot of task 1, which the restored one lacks.
+        write_snapshot(&one, 2, b"old").unwrap();
+        let frames = vec![encode_frame(4, &[Input::Task(0), Input::Tick(4)], &Offsets::new())];
+        install(dir.path(), &[(zero.clone(), Some((4, &b"zero"[..]))), (one.clone(), None)], &frames).unwrap();
+        assert_eq!(read_snapshot(&zero).unwrap(), Some((4, b"zero".to_vec())));
+        assert_eq!(read_snapshot(&one).unwrap(), None);
+        let (_, recovered) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovered.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![4]);
+    }
+
+    #[test]
     fn installed_files_are_what_open_reads_and_frames_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut offsets = Offsets::new();

@@ -1096,9 +1096,10 @@ impl<'p> Processor<'p> {
                     0 => (&undelivered.outbox[..], &undelivered.notifications[..]),
                     _ => (&[][..], &[][..]),
                 };
-                let offsets = match self.per_partition() {
-                    true => self.offsets_of(task, &self.stored_offsets),
-                    false => self.stored_offsets.clone(),
+                let offsets = if self.per_partition() {
+                    self.offsets_of(task, &self.stored_offsets)
+                } else {
+                    self.stored_offsets.clone()
                 };
                 let payload = crate::changelog::encode_snapshot(&offsets, outbox, notifications, engine);
                 self.changelogs[task].snapshot(covered, &payload, settled.take().unwrap_or_default());
