@@ -14,8 +14,9 @@ use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::fence::Written;
+use super::open::ensure_topic;
 use super::records::{read_writer, Contents, CLAIM_PREFIX, WRITER_HEADER};
-use super::{ensure_topic, PROCESS_PARTITION, READ_LIMIT};
+use super::{PROCESS_PARTITION, READ_LIMIT};
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
 use crate::kafka::{client_config, client_error, Context};

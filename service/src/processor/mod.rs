@@ -848,14 +848,6 @@ impl<'p> Processor<'p> {
         }
     }
 
-    /// The offsets of `offsets` that task `task` answers for: its
-    /// partition's, and task 0 those of partitions beyond the tasks (whose
-    /// messages it rejects, `poll`).
-    fn offsets_of(&self, task: usize, offsets: &Offsets) -> Offsets {
-        let mine = |partition: i32| self.task_of(Some(partition)) == task;
-        offsets.iter().filter(|((_, partition), _)| mine(*partition)).map(|(k, v)| (k.clone(), *v)).collect()
-    }
-
     /// Once per hour of the engine's clock, folds old minute rollups into
     /// hours and drops hours past retention (`rollups.rs`).
     fn compact_rollups(&mut self) -> Result<(), Error> {
@@ -1085,16 +1077,15 @@ impl<'p> Processor<'p> {
         if !self.changelogs.is_empty() {
             // Marks first: each one taken now was acknowledged before the
             // pending notifications are read, so none of them is pending.
-            let settled = self.changelogs[0].marks.take_acknowledged();
+            let mut settled = self.changelogs[0].marks.take_acknowledged();
             // With the program the snapshot was made under (`snapshot_made`).
             self.changelogs[0].mirror_rules(self.versions.export()?);
             let undelivered = self.store.undelivered()?;
-            let mut settled = Some(settled);
             for (task, engine) in snapshots.iter().enumerate() {
                 // What is the process's goes with task 0's (changelog.rs).
-                let (outbox, notifications) = match task {
-                    0 => (&undelivered.outbox[..], &undelivered.notifications[..]),
-                    _ => (&[][..], &[][..]),
+                let (outbox, notifications, settled) = match task {
+                    0 => (&undelivered.outbox[..], &undelivered.notifications[..], std::mem::take(&mut settled)),
+                    _ => (&[][..], &[][..], Vec::new()),
                 };
                 let offsets = if self.per_partition() {
                     self.offsets_of(task, &self.stored_offsets)
@@ -1102,7 +1093,7 @@ impl<'p> Processor<'p> {
                     self.stored_offsets.clone()
                 };
                 let payload = crate::changelog::encode_snapshot(&offsets, outbox, notifications, engine);
-                self.changelogs[task].snapshot(covered, &payload, settled.take().unwrap_or_default());
+                self.changelogs[task].snapshot(covered, &payload, settled);
             }
             self.hold_back_changelogs();
         }

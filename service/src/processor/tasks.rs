@@ -31,6 +31,7 @@ use mon_runtime::record::Record;
 use mon_runtime::State;
 
 use super::{Pending, Processor};
+use crate::store::Offsets;
 
 /// One partition's share of the state, or the whole of it.
 pub struct Task<'p> {
@@ -61,6 +62,14 @@ impl<'p> Processor<'p> {
         // A partition beyond the tasks (added to the topic later): task 0
         // rejects its messages (`poll`), and answers for its offsets.
         partition.and_then(|p| usize::try_from(p).ok()).filter(|p| *p < self.tasks.len()).unwrap_or(0)
+    }
+
+    /// The offsets of `offsets` that task `task` answers for: its
+    /// partition's, and task 0 those of partitions beyond the tasks (whose
+    /// messages it rejects, `poll`).
+    pub(super) fn offsets_of(&self, task: usize, offsets: &Offsets) -> Offsets {
+        let mine = |partition: i32| self.task_of(Some(partition)) == task;
+        offsets.iter().filter(|((_, partition), _)| mine(*partition)).map(|(k, v)| (k.clone(), *v)).collect()
     }
 
     /// The partition HTTP lines are said to come from: partition 0's task
