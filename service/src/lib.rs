@@ -235,17 +235,15 @@ pub fn run_with(
     // the ordinary recovery below replays them (changelog.rs).
     let changelog = match config.kafka.as_ref().and_then(|k| Some((k, k.changelog_topic()?))) {
         Some((kafka, topic)) => {
-            let state_dir = &config.state_dir;
-            changelog::open(
+            let at = changelog::Opening {
                 kafka,
-                &topic,
-                kafka_context.clone(),
-                &runtime,
-                state_dir,
-                &mut store,
-                followed,
-                partitions,
-            )?
+                topic: &topic,
+                context: kafka_context.clone(),
+                runtime: &runtime,
+                state_dir: &config.state_dir,
+                tasks: partitions,
+            };
+            changelog::open(at, &mut store, followed)?
         }
         None => None,
     };

@@ -92,7 +92,7 @@ use crate::kafka::Context;
 use crate::metrics::Metrics;
 use crate::store::Settled;
 use fence::Fence;
-pub use open::open;
+pub use open::{open, Opening};
 use read::writers_between;
 pub use read::Follower;
 use records::{

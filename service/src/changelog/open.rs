@@ -45,29 +45,17 @@ fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
 /// Makes sure the changelog topic exists, reads it, and rebuilds the local
 /// journal and snapshots in `state_dir` from it when it is ahead of them
 /// (with what the snapshots carried and the delivery marks into `store`).
-/// `tasks`: with state per partition, how many tasks there are; each has
-/// its partition of the topic. Called before the journal is opened for
-/// recovery. A standby that takes over passes what it `followed`: only the
-/// rest is read then.
+/// Called before the journal is opened for recovery. A standby that takes
+/// over passes what it `followed`: only the rest is read then.
 ///
 /// `None` when the broker cannot be reached: the run goes on from the local
 /// state without a changelog (as a service without Kafka does; the next
 /// start with Kafka reachable writes a snapshot to it). A changelog that
 /// is there but cannot be read whole is an error. One changelog per task,
 /// in partition order (one with one state).
-#[allow(clippy::too_many_arguments)]
-pub fn open(
-    kafka: &KafkaConfig,
-    topic: &str,
-    context: Context,
-    runtime: &tokio::runtime::Runtime,
-    state_dir: &Path,
-    store: &mut Store,
-    followed: Option<Follower>,
-    tasks: Option<u16>,
-) -> Result<Option<Vec<Changelog>>, Error> {
-    let taking_over = followed.is_some();
-    match open_reachable(kafka, topic, context, runtime, state_dir, store, followed, tasks) {
+pub fn open(at: Opening<'_>, store: &mut Store, followed: Option<Follower>) -> Result<Option<Vec<Changelog>>, Error> {
+    let (taking_over, topic) = (followed.is_some(), at.topic);
+    match open_reachable(at, store, followed) {
         // Why not for a take-over: going on without the changelog would
         // run a standby's stale or empty state as the group's. The error
         // stops this process, which gives the lease to another standby.
@@ -83,6 +71,19 @@ pub fn open(
     }
 }
 
+/// Which changelog [`open`] reads, for which state.
+pub struct Opening<'a> {
+    pub kafka: &'a KafkaConfig,
+    pub topic: &'a str,
+    pub context: Context,
+    pub runtime: &'a tokio::runtime::Runtime,
+    /// Where the local state is rebuilt.
+    pub state_dir: &'a Path,
+    /// With state per partition, how many tasks there are; each has its
+    /// partition of the topic.
+    pub tasks: Option<u16>,
+}
+
 /// One partition of the changelog as read back at start.
 struct ReadBack {
     partition: i32,
@@ -92,17 +93,8 @@ struct ReadBack {
     entries: Vec<journal::Entry>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn open_reachable(
-    kafka: &KafkaConfig,
-    topic: &str,
-    context: Context,
-    runtime: &tokio::runtime::Runtime,
-    state_dir: &Path,
-    store: &mut Store,
-    mut followed: Option<Follower>,
-    tasks: Option<u16>,
-) -> Result<Vec<Changelog>, Error> {
+fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follower>) -> Result<Vec<Changelog>, Error> {
+    let Opening { kafka, topic, context, runtime, state_dir, tasks } = at;
     let started = Instant::now();
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
