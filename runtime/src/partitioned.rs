@@ -85,6 +85,18 @@ impl<'p> Partitioned<'p> {
         self.tasks.len() as u16
     }
 
+    /// Feeds an alert book per engine, as each task of a service keeps
+    /// its own: an alert group gathers one partition's alerts.
+    pub fn with_alerts(mut self, config: crate::alerts::BookConfig) -> Self {
+        self.tasks = self.tasks.into_iter().map(|task| task.with_alerts(config)).collect();
+        self
+    }
+
+    /// The notifications every engine's book sent, partition by partition.
+    pub fn notifications(&self) -> impl Iterator<Item = &crate::alerts::Notification> {
+        self.tasks.iter().flat_map(|task| task.notifications.iter())
+    }
+
     /// Feeds a line read by `mon simulate` ([`NumberedLine::decode`]) that
     /// came from `partition`; returns the event's type when no rule
     /// declares it, as [`Simulation::feed_numbered`].

@@ -208,6 +208,24 @@ pub struct KafkaConfig {
     /// process holds every partition, without fail-over. With the
     /// changelog, each partition's task writes its partition of it.
     pub state_per_partition: bool,
+    /// Several processes of this group share the input's partitions: each
+    /// partition is a task with a state of its own, run by the process
+    /// the group protocol gives it to, and rebuilt from its partition of
+    /// the changelog by the process that takes it over (`scale_out.rs`,
+    /// docs/service.md, "Scale-out"). Needs the changelog.
+    pub scale_out: bool,
+    /// Set by the scale-out supervisor for the run of one task; never read
+    /// from a file.
+    #[serde(skip)]
+    pub task: Option<TaskOf>,
+}
+
+/// Which task of a scale-out group a run is: the input partition whose
+/// state it holds, of how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOf {
+    pub partition: u16,
+    pub partitions: u16,
 }
 
 impl KafkaConfig {
@@ -384,6 +402,8 @@ impl Default for KafkaConfig {
             changelog_topic: None,
             failover: false,
             state_per_partition: false,
+            scale_out: false,
+            task: None,
         }
     }
 }
@@ -560,6 +580,20 @@ impl Config {
                 problems.push(
                     "kafka.state_per_partition: not with fail-over, whose standby takes over one state (processes \
                      that share the partitions are the next steps, docs/notes/scaling.md); set `failover = false`"
+                        .into(),
+                );
+            }
+            if kafka.scale_out && (kafka.failover || kafka.state_per_partition) {
+                problems.push(
+                    "kafka.scale_out: the processes share the partitions, each partition's state its own, and a \
+                     process that dies has its partitions taken over; remove `failover` and `state_per_partition`"
+                        .into(),
+                );
+            }
+            if kafka.scale_out && !kafka.changelog {
+                problems.push(
+                    "kafka.scale_out: needs the changelog, from which a process rebuilds a partition it takes over; \
+                     remove `changelog = false`"
                         .into(),
                 );
             }

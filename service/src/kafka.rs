@@ -45,12 +45,58 @@ pub(crate) fn client_config(kafka: &KafkaConfig, defaults: &[(&str, &str)]) -> C
     config
 }
 
+/// A consumer that is there for its group membership (the lease, the
+/// scale-out tasks): the partitions it is assigned are the point, and its
+/// topic carries no messages. Why cooperative-sticky: the eager assignors
+/// move partitions to whichever member sorts first at every join, so a
+/// process that starts would take the lease, or every task, from healthy
+/// members; this one moves only what must move.
+pub fn membership_config(kafka: &KafkaConfig, group: &str) -> rdkafka::ClientConfig {
+    client_config(
+        kafka,
+        &[
+            ("group.id", group),
+            ("partition.assignment.strategy", "cooperative-sticky"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "latest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ],
+    )
+}
+
+/// Implements librdkafka's `ClientContext` for a consumer context that
+/// wraps the service's [`Context`] in its field `inner`: its statistics,
+/// errors and log lines go where every client's go (a lease's or the
+/// tasks' consumer, whose own part is the rebalance).
+macro_rules! client_context_through_inner {
+    ($context:ty) => {
+        impl rdkafka::client::ClientContext for $context {
+            fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+                self.inner.stats(statistics)
+            }
+
+            fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+                self.inner.error(error, reason)
+            }
+
+            fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+                self.inner.log(level, facility, message)
+            }
+        }
+    };
+}
+pub(crate) use client_context_through_inner;
+
 /// Reports the client's state into the metrics, readiness and the log.
 /// Every client of the process shares one [`Problems`].
 #[derive(Clone)]
 pub struct Context {
     pub metrics: Arc<Metrics>,
     pub problems: Arc<Problems>,
+    /// A scale-out task's clients: they read one partition of each topic
+    /// by design, and the group's other members hold the rest.
+    pub one_task: bool,
 }
 
 impl ClientContext for Context {
@@ -60,9 +106,20 @@ impl ClientContext for Context {
             for (partition, p) in &t.partitions {
                 // -1 is "unknown" (not consuming it), and the internal
                 // unassigned partition is -1 too.
-                if *partition >= 0 && p.consumer_lag >= 0 {
+                // Why the fetch position too: librdkafka knows the lag
+                // from the last message taken or the last commit, and a
+                // partition assigned at its end (a task taken over after
+                // its input was read) has neither until a message comes.
+                let lag = match p.consumer_lag {
+                    lag if lag >= 0 => Some(lag),
+                    _ if p.next_offset >= 0 && p.hi_offset >= 0 && p.fetchq_cnt == 0 => {
+                        Some((p.hi_offset - p.next_offset).max(0))
+                    }
+                    _ => None,
+                };
+                if let (true, Some(lag)) = (*partition >= 0, lag) {
                     let labels = PartitionLabels { topic: topic.clone(), partition: *partition };
-                    self.metrics.consumer_lag.get_or_create(&labels).set(p.consumer_lag);
+                    self.metrics.consumer_lag.get_or_create(&labels).set(lag);
                 }
                 if *partition >= 0 && !p.unknown {
                     known += 1;
@@ -70,7 +127,7 @@ impl ClientContext for Context {
                 }
             }
         }
-        if statistics.client_type == "consumer" {
+        if statistics.client_type == "consumer" && !self.one_task {
             self.shared_group(known, assigned);
         }
     }
@@ -192,9 +249,14 @@ pub fn consumer(kafka: &KafkaConfig, context: Context, intake: Intake) -> Result
 /// [`Intake::AssignAll`]: assigns every partition of `topics`, each from
 /// the offset the state holds for it (`next`), or from its beginning when
 /// the state has none (the processor skips what it already took, as after
-/// any redelivery). An error when a topic is not there yet: the caller
-/// tries again.
-pub fn assign_all(consumer: &Consumer, topics: &[String], next: &crate::store::Offsets) -> Result<usize, Error> {
+/// any redelivery); a scale-out task, `only` its own partition of each.
+/// An error when a topic is not there yet: the caller tries again.
+pub fn assign_all(
+    consumer: &Consumer,
+    topics: &[String],
+    next: &crate::store::Offsets,
+    only: Option<i32>,
+) -> Result<usize, Error> {
     use rdkafka::consumer::Consumer as _;
     let mut assignment = TopicPartitionList::new();
     for topic in topics {
@@ -210,6 +272,13 @@ pub fn assign_all(consumer: &Consumer, topics: &[String], next: &crate::store::O
         if partitions.is_empty() {
             return Err(Error::new(Domain::Kafka, Retry::Later, format!("the input topic {topic} does not exist")));
         }
+        let partitions = match only {
+            Some(only) if !partitions.contains(&only) => {
+                return Err(Error::new(Domain::Kafka, Retry::Later, format!("{topic} has no partition {only}")))
+            }
+            Some(only) => vec![only],
+            None => partitions,
+        };
         for partition in partitions {
             let offset = match next.get(&(topic.clone(), partition)) {
                 Some(next) => Offset::Offset(*next),
@@ -226,7 +295,15 @@ pub fn assign_all(consumer: &Consumer, topics: &[String], next: &crate::store::O
     metrics.assigned_partitions.set(count as i64);
     metrics.kafka_assigned.store(true, Ordering::Relaxed);
     consumer.context().problems.resolved();
-    tracing::info!(partitions = count, "kafka partitions assigned (every partition: this process holds the lease)");
+    match only {
+        Some(task) => tracing::info!(partitions = count, task, "kafka partitions assigned (this task's)"),
+        None => {
+            tracing::info!(
+                partitions = count,
+                "kafka partitions assigned (every partition: this process holds the lease)"
+            )
+        }
+    }
     Ok(count)
 }
 

@@ -28,13 +28,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
-use rdkafka::statistics::Statistics;
 
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
-use crate::kafka::{client_config, client_error, Context};
+use crate::kafka::{client_error, Context};
 
 /// The lease's one partition.
 const PARTITION: i32 = 0;
@@ -71,21 +69,9 @@ pub struct LeaseContext {
     topic: String,
 }
 
-impl ClientContext for LeaseContext {
-    fn stats(&self, statistics: Statistics) {
-        self.inner.stats(statistics)
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.inner.error(error, reason)
-    }
-
-    /// Why: librdkafka says here when it finds its own session timed out
-    /// (a paused process), which is the first sign the lease is gone.
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        self.inner.log(level, facility, message)
-    }
-}
+// Its `log` matters most: librdkafka says there when it finds its own
+// session timed out (a paused process), the first sign the lease is gone.
+crate::kafka::client_context_through_inner!(LeaseContext);
 
 impl ConsumerContext for LeaseContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -264,22 +250,9 @@ impl Lease {
             joined: AtomicBool::new(false),
             topic: topic.clone(),
         };
-        let consumer: BaseConsumer<LeaseContext> = client_config(
-            kafka,
-            &[
-                ("group.id", &topic),
-                // Why: the eager assignors move the partition to whichever
-                // member sorts first at every join, so a standby that
-                // starts would take the lease from a healthy active.
-                ("partition.assignment.strategy", "cooperative-sticky"),
-                ("enable.auto.commit", "false"),
-                ("auto.offset.reset", "latest"),
-                ("session.timeout.ms", "6000"),
-                ("heartbeat.interval.ms", "500"),
-            ],
-        )
-        .create_with_context(lease_context)
-        .map_err(|e| client_error("cannot create the lease consumer", e))?;
+        let consumer: BaseConsumer<LeaseContext> = crate::kafka::membership_config(kafka, &topic)
+            .create_with_context(lease_context)
+            .map_err(|e| client_error("cannot create the lease consumer", e))?;
         consumer.subscribe(&[&topic]).map_err(|e| client_error(&format!("cannot subscribe to {topic}"), e))?;
         let session_ms = kafka.properties.get("session.timeout.ms").and_then(|ms| ms.parse().ok()).unwrap_or(6000);
         let guard = Guard::new(lost, session_ms);

@@ -40,6 +40,7 @@ pub mod notify;
 pub mod processor;
 pub mod rollups;
 pub mod rules;
+pub mod scale_out;
 pub mod stage_items;
 pub mod standby;
 pub mod store;
@@ -133,6 +134,11 @@ pub fn run(
             Arc::new(notify::Notifiers::new(&config.notify, &config.secrets, &rules.program)?)
         }
     };
+    // Several processes sharing the partitions: this one runs the tasks
+    // the group gives it, each through `run_with` (scale_out.rs).
+    if config.kafka.as_ref().is_some_and(|kafka| kafka.scale_out && kafka.task.is_none()) {
+        return scale_out::run(config, rules, functions, stop, listening, deliver);
+    }
     run_with(config, rules, functions, stop, listening, deliver)
 }
 
@@ -157,9 +163,17 @@ pub fn run_with(
         .enable_all()
         .build()
         .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
-    stop_on_signal(&runtime, stop.clone());
-    let kafka_context =
-        kafka::Context { metrics: metrics.clone(), problems: Arc::new(kafka::Problems::new(metrics.clone())) };
+    // A scale-out task is stopped by its process's supervisor, which
+    // takes the signals (`scale_out.rs`).
+    let task_of = config.kafka.as_ref().and_then(|kafka| kafka.task);
+    if task_of.is_none() {
+        stop_on_signal(&runtime, stop.clone());
+    }
+    let kafka_context = kafka::Context {
+        metrics: metrics.clone(),
+        problems: Arc::new(kafka::Problems::new(metrics.clone())),
+        one_task: task_of.is_some(),
+    };
     if let Some(kafka) = config.kafka.as_ref().filter(|k| k.create_topics.enabled) {
         // Before subscribing (the consumer then finds its topics at once)
         // and before the changelog is read.
@@ -242,6 +256,8 @@ pub fn run_with(
                 runtime: &runtime,
                 state_dir: &config.state_dir,
                 tasks: partitions,
+                home: kafka.task.map_or(changelog::PROCESS_PARTITION, |task| i32::from(task.partition)),
+                required: kafka.task.is_some(),
             };
             changelog::open(at, &mut store, followed)?
         }
@@ -319,7 +335,10 @@ pub fn run_with(
             oldest = Some((covered, program, version));
         }
         had_snapshot |= snapshot.is_some();
-        let share = partition.zip(partitions).map(|(partition, partitions)| Share { partition, partitions });
+        let share = partition
+            .zip(partitions)
+            .map(|(partition, partitions)| Share { partition, partitions })
+            .or(task_of.map(|task| Share { partition: task.partition, partitions: task.partitions }));
         let mut live = match &snapshot {
             Some((_, bytes)) => {
                 let live =
@@ -366,7 +385,8 @@ pub fn run_with(
             // second process in the group is then seen (it takes some
             // partitions, `mon_partitions_elsewhere`) rather than both
             // reading everything, until tasks move between processes.
-            let intake = if lease.is_some() { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
+            let intake =
+                if lease.is_some() || task_of.is_some() { kafka::Intake::AssignAll } else { kafka::Intake::Subscribe };
             (
                 Some(kafka::consumer(kafka, kafka_context.clone(), intake)?),
                 Some(kafka::producer(kafka, kafka_context.clone())?),
@@ -398,7 +418,8 @@ pub fn run_with(
         .local_addr()
         .map_err(|e| Error::new(Domain::Http, Retry::Never, "cannot read the bound address").caused_by(e))?;
     tracing::info!(%address, tls = tls.is_some(), "HTTP listening");
-    let group = config.kafka.as_ref().map(|kafka| {
+    // A scale-out task is not a member of its own: its process is.
+    let group = config.kafka.as_ref().filter(|_| task_of.is_none()).map(|kafka| {
         // A process that was a standby goes on as the member it announced.
         promoted_member.take().unwrap_or_else(|| {
             let http = group::advertised(config.http.advertise.as_deref(), address, tls.is_some());
@@ -514,7 +535,23 @@ pub fn run_with(
         }
         _ => None,
     };
-    let config_topics = config.kafka.as_ref().map(|kafka| kafka.topics.clone());
+    // A scale-out task also reads what other tasks hand it (handing.rs).
+    let repartition = task_of.and(config.kafka.as_ref()).map(processor::handing::topic);
+    let config_topics = config.kafka.as_ref().map(|kafka| {
+        let mut topics = kafka.topics.clone();
+        topics.extend(repartition.clone());
+        topics
+    });
+    let handing = match (task_of, &config.kafka) {
+        (Some(task), Some(kafka)) => Some(processor::handing::Handing::new(
+            kafka,
+            kafka_context.clone(),
+            runtime.handle().clone(),
+            program,
+            task,
+        )?),
+        _ => None,
+    };
     let intake_program: processor::intake::Running = Arc::new(std::sync::Mutex::new(program));
     let (intake_tx, intake_rx) = std::sync::mpsc::sync_channel(processor::intake::CHUNKS_AHEAD);
     let intake_envelopes = envelope::Envelopes::new(&config.envelope).map_err(Error::config)?;
@@ -536,6 +573,7 @@ pub fn run_with(
         beyond_tasks_warned: Default::default(),
         tasks,
         changelogs,
+        handing,
         store,
         stored_offsets,
         envelopes,
@@ -566,7 +604,8 @@ pub fn run_with(
     let replayed = processor.replay(recovered.entries, applied)?;
     // With the lease, the intake assigns every input partition from the
     // offsets of the recovered state, its replay included.
-    let assign_from = lease.as_ref().map(|_| processor.stored_offsets.clone());
+    // So does a scale-out task, its own partition of each.
+    let assign_from = (lease.is_some() || task_of.is_some()).then(|| processor.stored_offsets.clone());
     // Tasks whose snapshots cover different batches (a crash came while
     // they were taken) are made alike again at once: the rule versions'
     // snapshot pointers keep only the last two.
@@ -599,7 +638,12 @@ pub fn run_with(
                 .name("mon-intake".into())
                 .spawn_scoped(scope, move || {
                     let assign = match (&assign_from, &config_topics) {
-                        (Some(next), Some(topics)) => Some(processor::intake::Assign { topics, next }),
+                        (Some(next), Some(topics)) => Some(processor::intake::Assign {
+                            topics,
+                            next,
+                            only: task_of.map(|task| i32::from(task.partition)),
+                            repartition: repartition.as_deref(),
+                        }),
                         _ => None,
                     };
                     processor::intake::run(consumer, intake_envelopes, intake_program, &intake_tx, stop, assign)
@@ -808,7 +852,7 @@ fn clock_name(mode: mon_runtime::live::ClockMode) -> &'static str {
 /// returns, before anything is announced: a signal sent as soon as the
 /// service says it listens gets the orderly shutdown, not the default
 /// sudden death.
-fn stop_on_signal(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
+pub(crate) fn stop_on_signal(runtime: &tokio::runtime::Runtime, stop: Arc<AtomicBool>) {
     let _context = runtime.enter();
     #[cfg(unix)]
     let signals = {

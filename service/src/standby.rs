@@ -118,7 +118,7 @@ pub fn wait(
         .with_state(standby)
         .fallback_service(Router::new().fallback(forward).with_state(forwarder));
     let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
-    let mut followed = Follower::start(kafka, changelog_topic, context, runtime)?;
+    let mut followed = Follower::start(kafka, changelog_topic, crate::changelog::PROCESS_PARTITION, context, runtime)?;
     tracing::info!(
         lease = %crate::lease::name(kafka),
         changelog = changelog_topic,

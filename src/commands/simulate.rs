@@ -76,9 +76,11 @@ pub struct Args {
     /// workflow runs on one of them, and events of one item that land on
     /// two partitions are reported. On events in time order the records
     /// are those of one engine; where they differ, a producer's keys would
-    /// split items.
+    /// split items. With --notifications, each engine has its own alert
+    /// book, as each partition's task in the service does, so an alert
+    /// group gathers one partition's alerts.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096), requires = "partition_key",
-          conflicts_with_all = ["trace", "notifications"])]
+          conflicts_with_all = ["trace"])]
     partitions: Option<u16>,
     /// With --partitions: the event field producers key their messages by
     /// (`trade_id`), or several, the first an event has (`trade_id,ref`);
@@ -172,11 +174,18 @@ pub fn run(args: Args) -> Outcome {
     let functions = mon_stdlib::registry();
     let decoder = Decoder::new(&program);
     let mut bad = BadInput::default();
+    let book = BookConfig { group_wait_ms: args.group_wait, group_interval_ms: args.group_interval };
     let mut split = match args.partitions {
         Some(partitions) => {
             let keys = args.partition_key.as_deref().unwrap_or_default();
             match Partitioner::new(&program, keys, partitions) {
-                Ok(partitioner) => Some((Partitioned::new(&program, functions, partitions, from, until), partitioner)),
+                Ok(partitioner) => {
+                    let mut run = Partitioned::new(&program, functions, partitions, from, until);
+                    if args.notifications {
+                        run = run.with_alerts(book);
+                    }
+                    Some((run, partitioner))
+                }
                 Err(e) => return Outcome::Usage(e),
             }
         }
@@ -184,8 +193,7 @@ pub fn run(args: Args) -> Outcome {
     };
     let mut simulation = Simulation::new(&program, functions, from, until);
     if args.notifications {
-        let config = BookConfig { group_wait_ms: args.group_wait, group_interval_ms: args.group_interval };
-        simulation = simulation.with_alerts(config);
+        simulation = simulation.with_alerts(book);
     }
     let trace_key = args.trace.as_ref().map(|k| k.split(',').map(str::trim).collect::<Vec<_>>().join("\u{1f}"));
     if let Some(key) = &trace_key {
@@ -247,7 +255,10 @@ pub fn run(args: Args) -> Outcome {
         write_records(&mut out, &records, args.format, &source);
     }
     if args.notifications {
-        write_notifications(&mut out, &simulation.notifications, args.format);
+        match &split {
+            Some((run, _)) => write_notifications(&mut out, run.notifications(), args.format),
+            None => write_notifications(&mut out, &simulation.notifications, args.format),
+        }
     }
     let now = end.unwrap_or(0);
     match (&trace_key, simulation.engine()) {
@@ -469,7 +480,11 @@ fn write_records(out: &mut impl Write, records: &[Record], format: Format, sourc
 
 /// The notifications after the records: NDJSON lines of `kind`
 /// `notification` (instants in RFC 3339), or one readable line each.
-fn write_notifications(out: &mut impl Write, notifications: &[Notification], format: Format) {
+fn write_notifications<'n>(
+    out: &mut impl Write,
+    notifications: impl IntoIterator<Item = &'n Notification>,
+    format: Format,
+) {
     for n in notifications {
         let _ = match format {
             Format::Ndjson => writeln!(out, "{}", notification_json(n)),

@@ -378,6 +378,17 @@ pub fn trade_stream(dir: &Path, trades: &str, stall_rate: &str) -> TradeStream {
     TradeStream { lines, events, rules: stream.join("rules"), end }
 }
 
+/// Makes `mon bench`'s trade lifecycle (in `rules/bench.mon`) notify
+/// `channel`, which the caller declares.
+pub fn notify_trades(rules: &Path, channel: &str) {
+    let bench = rules.join("bench.mon");
+    let text = std::fs::read_to_string(&bench).unwrap();
+    let text =
+        text.replace("workflow trade_lifecycle {\n", &format!("workflow trade_lifecycle {{\n  notify {channel}\n"));
+    assert!(text.contains(&format!("notify {channel}")), "the bench rules changed shape:\n{text}");
+    std::fs::write(&bench, text).unwrap();
+}
+
 impl TradeStream {
     /// What `mon simulate --until end` makes of the stream, by id.
     pub fn expected(&self) -> std::collections::BTreeMap<String, String> {

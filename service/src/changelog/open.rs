@@ -17,7 +17,7 @@ use rdkafka::Offset;
 use super::fence::Fence;
 use super::read::{read, read_into, Follower};
 use super::records::{claim_key, claim_value, must_restore, Contents, Restored, SnapshotPayload};
-use super::{epoch_record, Changelog, Marks, Producer, Sender, PROCESS_PARTITION, PRODUCE_TIMEOUT_MS};
+use super::{epoch_record, Changelog, Marks, Producer, Sender, PRODUCE_TIMEOUT_MS};
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
 use crate::journal::{self, Journal};
@@ -54,12 +54,13 @@ fn producer(kafka: &KafkaConfig, context: Context) -> Result<Producer, Error> {
 /// is there but cannot be read whole is an error. One changelog per task,
 /// in partition order (one with one state).
 pub fn open(at: Opening<'_>, store: &mut Store, followed: Option<Follower>) -> Result<Option<Vec<Changelog>>, Error> {
-    let (taking_over, topic) = (followed.is_some(), at.topic);
+    let (required, topic) = (followed.is_some() || at.required, at.topic);
     match open_reachable(at, store, followed) {
-        // Why not for a take-over: going on without the changelog would
-        // run a standby's stale or empty state as the group's. The error
-        // stops this process, which gives the lease to another standby.
-        Err(e) if e.is_retryable() && !taking_over => {
+        // Why not for a take-over, or a scale-out task: going on without
+        // the changelog would run a standby's stale or empty state as the
+        // group's. The error stops this process (or this task), which
+        // gives the lease (or the task) to another.
+        Err(e) if e.is_retryable() && !required => {
             tracing::warn!(
                 error = %e,
                 topic,
@@ -82,6 +83,12 @@ pub struct Opening<'a> {
     /// With state per partition, how many tasks there are; each has its
     /// partition of the topic.
     pub tasks: Option<u16>,
+    /// With one state, its partition of the topic: [`super::PROCESS_PARTITION`],
+    /// or a scale-out task's own (`scale_out.rs`).
+    pub home: i32,
+    /// The state must come from the changelog: a start that cannot read it
+    /// fails rather than run on the local state alone.
+    pub required: bool,
 }
 
 /// One partition of the changelog as read back at start.
@@ -94,23 +101,23 @@ struct ReadBack {
 }
 
 fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follower>) -> Result<Vec<Changelog>, Error> {
-    let Opening { kafka, topic, context, runtime, state_dir, tasks } = at;
+    let Opening { kafka, topic, context, runtime, state_dir, tasks, home, .. } = at;
     let started = Instant::now();
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
     let partitions: Vec<i32> = match tasks {
         Some(0) => return Err(Error::config("state per partition of an input without partitions")),
         Some(n) => (0..i32::from(n)).collect(),
-        None => vec![PROCESS_PARTITION],
+        None => vec![home],
     };
     if !taking_over {
         let has = ensure_topic(kafka, topic, &context, runtime)?;
-        if has < partitions.len() as i32 {
+        let needs = partitions.iter().max().map_or(0, |p| p + 1);
+        if has < needs {
             return Err(Error::config(format!(
-                "the changelog {topic} has {has} partitions, and the state is kept per partition of {}: each \
-                 partition's task needs its own. Delete the topic (it is rebuilt from the local state) or name \
-                 another with `changelog_topic` in [kafka]",
-                partitions.len()
+                "the changelog {topic} has {has} partitions, and the state needs {needs} (one per input \
+                 partition's task). Delete the topic (it is rebuilt from the local state) or name another with \
+                 `changelog_topic` in [kafka]"
             )));
         }
     }
@@ -136,6 +143,15 @@ fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follo
                 ),
             )
         })?;
+        if let Some(seq) = restored.torn {
+            tracing::warn!(
+                topic,
+                partition,
+                entry = seq,
+                "changelog: the last entry is torn (a crash while its parts were produced; its batch's outputs \
+                 never left): left out, and deleted"
+            );
+        }
         let entries = checked_entries(&restored, partition, tasks).map_err(|why| {
             Error::config(format!(
                 "the changelog {topic}, partition {partition}: {why}. It was written by a process that kept its \
@@ -185,7 +201,7 @@ fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follo
     };
     let process_fence = read_back[0].fence.clone();
     let marks = Marks {
-        sender: sender(self::producer(kafka, context)?, PROCESS_PARTITION, process_fence),
+        sender: sender(self::producer(kafka, context)?, read_back[0].partition, process_fence),
         acknowledged: Mutex::new(Vec::new()),
     };
     let marks = Arc::new(marks);

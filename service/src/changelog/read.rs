@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::fence::Written;
 use super::open::ensure_topic;
 use super::records::{read_writer, Contents, CLAIM_PREFIX, WRITER_HEADER};
-use super::{PROCESS_PARTITION, READ_LIMIT};
+use super::READ_LIMIT;
 use crate::config::KafkaConfig;
 use crate::error::{Domain, Error, Retry};
 use crate::kafka::{client_config, client_error, Context};
@@ -212,16 +212,20 @@ const GAP_READ_LIMIT: Duration = Duration::from_secs(10);
 pub struct Follower {
     kafka: KafkaConfig,
     topic: String,
+    partition: i32,
     consumer: Reader,
     contents: Contents,
     next: Offset,
 }
 
 impl Follower {
-    /// Creates the topic when missing and starts reading it from its beginning.
+    /// Creates the topic when missing and starts reading `partition` of it
+    /// (the one state's, [`super::PROCESS_PARTITION`], or a scale-out task's)
+    /// from its beginning.
     pub fn start(
         kafka: &KafkaConfig,
         topic: &str,
+        partition: i32,
         context: &Context,
         runtime: &tokio::runtime::Runtime,
     ) -> Result<Follower, Error> {
@@ -229,7 +233,8 @@ impl Follower {
         Ok(Follower {
             kafka: kafka.clone(),
             topic: topic.to_string(),
-            consumer: reader(kafka, topic, PROCESS_PARTITION, Offset::Beginning)?,
+            partition,
+            consumer: reader(kafka, topic, partition, Offset::Beginning)?,
             contents: Contents::default(),
             next: Offset::Beginning,
         })
@@ -244,7 +249,7 @@ impl Follower {
         while let Some(polled) = self.consumer.poll(timeout) {
             match polled {
                 Err(KafkaError::PartitionEOF(_)) => {}
-                other => match take(&self.topic, PROCESS_PARTITION, &mut self.contents, other) {
+                other => match take(&self.topic, self.partition, &mut self.contents, other) {
                     Ok(next) => self.next = next,
                     Err(e) if e.is_retryable() => tracing::warn!(error = %e, "standby: reading the changelog"),
                     Err(e) => return Err(e),
@@ -268,9 +273,9 @@ impl Follower {
     /// partition is known from the EOF event of a fetch, and the following
     /// one may have had its EOF already.
     pub(super) fn finish(self) -> Result<(Contents, Offset), Error> {
-        let Follower { kafka, topic, consumer, mut contents, next } = self;
+        let Follower { kafka, topic, partition, consumer, mut contents, next } = self;
         drop(consumer);
-        let next = read_into(&kafka, &topic, PROCESS_PARTITION, &mut contents, next, None)?;
+        let next = read_into(&kafka, &topic, partition, &mut contents, next, None)?;
         Ok((contents, next))
     }
 }

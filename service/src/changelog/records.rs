@@ -337,6 +337,8 @@ pub struct Restored {
     /// The rules store's entries (`rules/versions.rs`), whole, by their
     /// key in that store, with their part counts in the topic.
     pub rules: BTreeMap<Vec<u8>, (Vec<u8>, u16)>,
+    /// The last entry, found torn (some of its parts only) and left out.
+    pub torn: Option<u64>,
 }
 
 impl Restored {
@@ -484,6 +486,7 @@ impl Contents {
             let value = pieces.into_iter().flat_map(|(_, _, bytes, _)| bytes).collect();
             restored.rules.insert(tree_key, (value, count));
         }
+        let last = parts.keys().next_back().copied();
         for (seq, mut pieces) in parts {
             // The entry as last written: one written again under the same
             // number (a batch a restore left to be read again) in fewer
@@ -503,6 +506,15 @@ impl Contents {
             pieces.retain(|p| p.count == count && p.index < count);
             pieces.sort_by_key(|p| p.index);
             if pieces.len() != count as usize {
+                // The last entry torn: its process died while producing
+                // its parts, before the broker acknowledged them all, so
+                // its batch's outputs never left. It was never written;
+                // the next writer's entry takes its number (and its parts
+                // are deleted with what lies past the restored state).
+                if Some(seq) == last {
+                    restored.torn = Some(seq);
+                    break;
+                }
                 return Err(damaged(offset, format!("journal entry {seq}: {} of its {count} parts", pieces.len())));
             }
             let frame: Vec<u8> = pieces.into_iter().flat_map(|p| p.bytes).collect();
@@ -552,10 +564,25 @@ mod tests {
         assert_eq!(restored.frames, vec![frame(0, 2), big]);
         assert_eq!(restored.next_seq(), 2);
         assert_eq!(restored.entries.get(&1), Some(&(records.len() as u16)));
-        // A part that never arrived makes the entry unreadable, not shorter.
-        let mut all = produced(entry_records(0, &frame(0, 2)));
-        all.extend(produced(records.into_iter().take(2).collect()));
-        assert!(contents(&all).restore().unwrap_err().why.contains("journal entry 1: 2 of its"));
+    }
+
+    /// A crash while the parts of the last entry were produced: that
+    /// batch never left the process, so the state ends before it. A torn
+    /// entry with one after it is damage.
+    #[test]
+    fn a_torn_last_entry_is_left_out_and_a_torn_entry_before_another_is_damage() {
+        let big = frame(1, CHUNK_BYTES / 8);
+        let mut records = produced(entry_records(0, &frame(0, 2)));
+        let parts = produced(entry_records(1, &big));
+        assert!(parts.len() >= 2, "the frame goes in parts");
+        records.push(parts[0].clone());
+        let restored = contents(&records).restore().unwrap();
+        assert_eq!((restored.frames.len(), restored.next_seq(), restored.torn), (1, 1, Some(1)));
+        assert_eq!(restored.entries.get(&1), Some(&(parts.len() as u16)), "its parts are deleted with what is past");
+
+        records.extend(produced(entry_records(2, &frame(2, 2))));
+        let why = contents(&records).restore().unwrap_err().why;
+        assert!(why.contains("journal entry 1: 1 of its"), "{why}");
     }
 
     #[test]

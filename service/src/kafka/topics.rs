@@ -113,6 +113,16 @@ fn compacted_topic(name: &str, partitions: i32, replication: i32) -> NewTopic<'_
     NewTopic::new(name, partitions, TopicReplication::Fixed(replication)).set("cleanup.policy", "compact")
 }
 
+/// What the broker keeps of a topic mon creates for itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cleanup {
+    /// The latest record per key (the changelog, the members, the leases).
+    Compact,
+    /// Records until the broker's retention deletes them (the repartition
+    /// topic, whose keys never repeat).
+    Delete,
+}
+
 /// Creates the compacted topic `name` (`what` it is, for messages) with
 /// `partitions` unless it exists; true if it was created now. A refusal
 /// says what to do instead: `remedy`.
@@ -124,10 +134,30 @@ pub async fn create_compacted(
     what: &str,
     remedy: &str,
 ) -> Result<bool, Error> {
+    create_topic(kafka, context, name, partitions, Cleanup::Compact, what, remedy).await
+}
+
+/// [`create_compacted`], with the topic's `cleanup` policy chosen.
+pub async fn create_topic(
+    kafka: &KafkaConfig,
+    context: Context,
+    name: &str,
+    partitions: i32,
+    cleanup: Cleanup,
+    what: &str,
+    remedy: &str,
+) -> Result<bool, Error> {
     let admin: AdminClient<Context> = client_config(kafka, &[])
         .create_with_context(context)
         .map_err(|e| client_error("cannot create the Kafka admin client", e))?;
-    let topic = compacted_topic(name, partitions, kafka.create_topics.replication);
+    let policy = match cleanup {
+        Cleanup::Compact => "compact",
+        Cleanup::Delete => "delete",
+    };
+    let topic = match cleanup {
+        Cleanup::Compact => compacted_topic(name, partitions, kafka.create_topics.replication),
+        Cleanup::Delete => NewTopic::new(name, partitions, TopicReplication::Fixed(kafka.create_topics.replication)),
+    };
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let results = admin.create_topics([&topic], &options).await.map_err(|e| {
         Error::new(Domain::Kafka, Retry::Later, format!("cannot create topic {name} at {}", kafka.brokers)).caused_by(e)
@@ -140,7 +170,7 @@ pub async fn create_compacted(
             Err(Error::new(
                 Domain::Kafka,
                 retry,
-                format!("cannot create the {what} topic {name}: {code}; create it (cleanup.policy=compact), {remedy}"),
+                format!("cannot create the {what} topic {name}: {code}; create it (cleanup.policy={policy}), {remedy}"),
             ))
         }
         None => Ok(false),

@@ -136,6 +136,9 @@ impl<'p> Processor<'p> {
             tracing::warn!(version, "rule version {version} compiles to another program than when it was activated (another mon release?); running what it compiles to now");
         }
         self.program = program;
+        if let Some(handing) = &mut self.handing {
+            handing.program(program);
+        }
         // Event type ids and scheduled workflows are the new program's.
         if self.per_partition() {
             self.owners = mon_runtime::engine::Owners::new(program, self.tasks.len() as u16);

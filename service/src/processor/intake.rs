@@ -37,6 +37,9 @@ pub struct Polled<'p> {
     /// The program `read` was decoded for.
     pub program: &'p Program,
     pub read: Read,
+    /// Read from the repartition topic: the input partition and offset
+    /// another task read it at (`handing.rs`).
+    pub handed_from: Option<(u16, i64)>,
 }
 
 pub enum Read {
@@ -64,6 +67,11 @@ pub type Running<'p> = Arc<Mutex<&'p Program>>;
 pub struct Assign<'a> {
     pub topics: &'a [String],
     pub next: &'a crate::store::Offsets,
+    /// A scale-out task: only this partition of each topic.
+    pub only: Option<i32>,
+    /// A scale-out task's repartition topic (one of `topics`), whose
+    /// messages are lines another task handed over (`handing.rs`).
+    pub repartition: Option<&'a str>,
 }
 
 /// Assigns every input partition, trying again each second while a topic
@@ -71,7 +79,7 @@ pub struct Assign<'a> {
 fn assign_all(consumer: &Consumer, assign: Assign<'_>, stop: &AtomicBool) -> bool {
     let mut said = false;
     while !stop.load(Ordering::Relaxed) {
-        match crate::kafka::assign_all(consumer, assign.topics, assign.next) {
+        match crate::kafka::assign_all(consumer, assign.topics, assign.next, assign.only) {
             Ok(_) => return true,
             Err(e) => {
                 if !said {
@@ -93,6 +101,7 @@ pub fn run<'p>(
     stop: &AtomicBool,
     assign: Option<Assign<'_>>,
 ) {
+    let repartition = assign.as_ref().and_then(|assign| assign.repartition.map(str::to_string));
     if let Some(assign) = assign {
         if !assign_all(consumer, assign, stop) {
             return;
@@ -138,7 +147,22 @@ pub fn run<'p>(
                 payload: message.payload().unwrap_or_default().to_vec(),
                 headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
             };
-            let read = match envelopes.normalize(message.payload(), &headers) {
+            let handed_from = match &repartition {
+                Some(name) if **name == *topic => headers
+                    .iter()
+                    .find(|(k, _)| *k == super::handing::FROM_HEADER)
+                    .and_then(|(_, v)| super::handing::parse_from(v)),
+                _ => None,
+            };
+            // A handed line is already an envelope line, as the task that
+            // read it first made it.
+            let normalized = match handed_from {
+                Some(_) => std::str::from_utf8(message.payload().unwrap_or_default())
+                    .map(std::borrow::Cow::Borrowed)
+                    .map_err(|_| "a handed event that is not UTF-8".to_string()),
+                None => envelopes.normalize(message.payload(), &headers),
+            };
+            let read = match normalized {
                 Ok(line) => {
                     let line = line.into_owned();
                     let decoded = decoder.decode(&line);
@@ -153,6 +177,7 @@ pub fn run<'p>(
                 offset: message.offset(),
                 program,
                 read,
+                handed_from,
             });
         }
         if chunk.is_empty() {

@@ -9,6 +9,7 @@
 //! memory is then ahead of disk; the next start replays the journal.
 
 mod activation;
+pub mod handing;
 pub mod intake;
 mod partitions;
 mod tasks;
@@ -201,6 +202,9 @@ pub struct Pending {
     /// Per task, the input partition last said to it in this batch
     /// ([`Input::Partition`]); a task not in it has been told none.
     pub said: Vec<(usize, Option<u16>)>,
+    /// An event this batch could not hand to its scheduled workflow's
+    /// owner (`handing.rs`): the batch must not be kept.
+    pub unhanded: Option<Error>,
 }
 
 pub struct Processor<'p> {
@@ -234,6 +238,9 @@ pub struct Processor<'p> {
     /// The journal and snapshots mirrored to Kafka (`changelog.rs`), when
     /// on: one per task, each writing its partition of the topic.
     pub changelogs: Vec<crate::changelog::Changelog>,
+    /// A scale-out task's events for scheduled workflows owned by other
+    /// partitions' tasks (`handing.rs`).
+    pub handing: Option<handing::Handing>,
     pub store: Store,
     pub stored_offsets: Offsets,
     pub config: Config,
@@ -457,6 +464,18 @@ impl<'p> Processor<'p> {
                     batch.offsets.insert((topic.to_string(), partition), offset + 1);
                 }
             }
+            // A line another task handed over: taken once per origin
+            // offset, however often it was handed (`handing.rs`).
+            let handed_from = polled.handed_from;
+            if let Some((origin, origin_offset)) = handed_from {
+                let key = handing::origin_key(topic, origin);
+                match batch.offsets.get(&key).or_else(|| self.stored_offsets.get(&key)) {
+                    Some(next) if origin_offset < *next => continue,
+                    _ => {
+                        batch.offsets.insert(key, origin_offset + 1);
+                    }
+                }
+            }
             // A partition added to the topic after the state was split: no
             // task holds its items, and none may take them. Its messages
             // are rejected (a record, the dead letters, with the reason),
@@ -482,7 +501,11 @@ impl<'p> Processor<'p> {
                 polled.read
             };
             let task = self.task_of(Some(partition));
-            let from = if beyond { None } else { u16::try_from(partition).ok() };
+            let from = match handed_from {
+                Some((origin, _)) => Some(origin),
+                None if beyond => None,
+                None => u16::try_from(partition).ok(),
+            };
             self.say_partition(task, from, batch, records);
             let held_before = self.held(task);
             let (fed, original, decoded) = match read {
@@ -502,6 +525,13 @@ impl<'p> Processor<'p> {
                     (self.apply(task, Input::Unreadable(reason), batch, records), Some(original), None)
                 }
             };
+            if let (Some(handing), None, Some(event_type)) = (&mut self.handing, handed_from, tasks::event_type(&fed)) {
+                if let Some((_, Input::Line(line))) = batch.inputs.last() {
+                    if let Err(e) = handing.hand(event_type, line, offset) {
+                        batch.unhanded.get_or_insert(e);
+                    }
+                }
+            }
             if let (Some(event_type), Some(from)) = (tasks::event_type(&fed), from) {
                 let decoded = decoded.as_ref();
                 self.after_event(tasks::Taken { task, from, decoded, event_type, held_before }, batch, records);
@@ -738,6 +768,14 @@ impl<'p> Processor<'p> {
         records: &mut Vec<Record>,
         accepted_by_type: &mut [u64],
     ) -> Result<(), Error> {
+        if let Some(unhanded) = batch.unhanded.take() {
+            return Err(unhanded);
+        }
+        // Before the batch is journaled: one the changelog holds has
+        // handed everything it read.
+        if let Some(handing) = &mut self.handing {
+            handing.await_all()?;
+        }
         self.count_accepted(accepted_by_type);
         self.report_split_keys();
         let started = Instant::now();
@@ -751,7 +789,7 @@ impl<'p> Processor<'p> {
         }
         if let (Some(consumer), false) = (&self.consumer, kafka_offsets.is_empty()) {
             let mut tpl = TopicPartitionList::new();
-            for ((topic, partition), next) in &kafka_offsets {
+            for ((topic, partition), next) in kafka_offsets.iter().filter(|((t, _), _)| !handing::is_origin_key(t)) {
                 let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
             }
             // For lag metrics only: a failed commit costs nothing but a

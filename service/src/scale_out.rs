@@ -1,0 +1,476 @@
+//! Several `mon run` processes of one consumer group sharing the input's
+//! partitions (`[kafka] scale_out = true`; docs/service.md, "Scale-out").
+//!
+//! Each input partition is a *task*, with a state of its own (engine,
+//! journal, snapshot, sled store, outbox, pending notifications), written
+//! to its own partition of `<group>.changelog`. A task runs inside a
+//! process as a `mon run` of that one partition ([`crate::run_with`] with
+//! [`TaskOf`]): what holds for one process (a batch's outputs leave only
+//! once the changelog holds it; a stop finishes the batch, snapshots,
+//! drains the outbox) holds for each task.
+//!
+//! Which process runs which task is the group protocol's decision, as in
+//! Kafka Streams, with no cluster layer of mon's own: every process
+//! subscribes to `<group>.tasks` (as many partitions as the input, no
+//! messages) in the consumer group of that name, with cooperative-sticky
+//! assignment, and runs the tasks of the partitions it is assigned there.
+//! - **Assigned**: the task's local directory is emptied and the task
+//!   rebuilds its state from its changelog partition, claiming it (which
+//!   fences a former owner that would still write, `changelog/fence.rs`),
+//!   then reads its input partition from the offset that state holds.
+//! - **Revoked** (a process joined, or this one leaves): librdkafka's
+//!   rebalance callback waits until the task has stopped as `mon run`
+//!   stops (batch finished, snapshot to the changelog, outbox and
+//!   notifications drained, timers with it); only then can the
+//!   coordinator give the partition to another process.
+//! - **Lost** (this process missed its heartbeats): the same stop; the new
+//!   owner's claim already fences whatever it would still write.
+//! - **A process dies**: its session times out and the coordinator gives
+//!   its tasks to the others, which rebuild them from the changelog. What
+//!   the changelog did not hold never left the dead process.
+//!
+//! Scheduled workflows belong to one task (`engine::owner`), which also
+//! takes their events from the other partitions, handed through
+//! `<group>.repartition` (`processor/handing.rs`).
+//!
+//! What it must not do: run a task it is not assigned, or start a task on
+//! local state left from an earlier assignment (another process may have
+//! moved it on since; the changelog is the task's state, the directory a
+//! cache of it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::TopicPartitionList;
+use serde::Serialize;
+
+use crate::config::{Config, KafkaConfig, TaskOf};
+use crate::error::{Domain, Error, Retry};
+use crate::kafka::{client_error, Context};
+use crate::processor::StatusView;
+use crate::rules::StartRules;
+
+/// How long a revocation waits for a task to stop before the rebalance
+/// goes on without it (the next owner's claim then fences it).
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// A task that failed is started again after this, doubling up to
+/// [`RESTART_MAX`], for as long as it stays assigned.
+const RESTART_FIRST: Duration = Duration::from_secs(1);
+const RESTART_MAX: Duration = Duration::from_secs(30);
+
+/// The topic, and consumer group, whose assignment says which process
+/// runs which task: `<group>.tasks`.
+pub fn tasks_topic(kafka: &KafkaConfig) -> String {
+    format!("{}.tasks", kafka.group)
+}
+
+/// A running task, as the rebalance callback and the front see it.
+#[derive(Clone)]
+struct Slot {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+    address: Arc<Mutex<Option<SocketAddr>>>,
+    started: Instant,
+}
+
+/// What the supervisor, the rebalance callback and the front share.
+#[derive(Default)]
+struct Shared {
+    /// The partitions of `<group>.tasks` this process is assigned now.
+    assigned: Mutex<BTreeSet<u16>>,
+    /// The tasks running (or stopping) in this process.
+    slots: Mutex<BTreeMap<u16, Slot>>,
+    /// An assignment (even an empty one) has come: this process is a member.
+    joined: AtomicBool,
+    rebalances: AtomicU64,
+}
+
+fn partitions_of(list: &TopicPartitionList, topic: &str) -> Vec<u16> {
+    list.elements_for_topic(topic).iter().filter_map(|e| u16::try_from(e.partition()).ok()).collect()
+}
+
+impl Shared {
+    /// Stops the tasks of `revoked` and waits until each has stopped.
+    fn stop_and_wait(&self, revoked: &[u16]) {
+        let slots: Vec<(u16, Slot)> = match self.slots.lock() {
+            Ok(slots) => revoked.iter().filter_map(|p| slots.get(p).map(|s| (*p, s.clone()))).collect(),
+            Err(_) => return,
+        };
+        for (_, slot) in &slots {
+            slot.stop.store(true, Ordering::SeqCst);
+        }
+        let until = Instant::now() + STOP_WAIT;
+        for (partition, slot) in slots {
+            let waited = Instant::now();
+            while !slot.done.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            match slot.done.load(Ordering::SeqCst) {
+                true => tracing::info!(
+                    task = partition,
+                    ms = waited.elapsed().as_millis() as u64,
+                    "task handed over: stopped, its state in the changelog"
+                ),
+                false => tracing::error!(
+                    task = partition,
+                    "task did not stop in time; its next owner's claim on the changelog fences it"
+                ),
+            }
+        }
+    }
+}
+
+/// The context of the `<group>.tasks` consumer: follows the assignment.
+struct OwnershipContext {
+    inner: Context,
+    topic: String,
+    shared: Arc<Shared>,
+}
+
+crate::kafka::client_context_through_inner!(OwnershipContext);
+
+impl ConsumerContext for OwnershipContext {
+    /// Why here and not after: the coordinator gives a revoked partition
+    /// to another process only once this callback has returned, so the
+    /// task's last snapshot is in the changelog before its next owner
+    /// reads it.
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let revoked = partitions_of(list, &self.topic);
+            if let Ok(mut assigned) = self.shared.assigned.lock() {
+                assigned.retain(|p| !revoked.contains(p));
+            }
+            tracing::info!(tasks = ?revoked, "tasks revoked: handing them over");
+            self.shared.rebalances.fetch_add(1, Ordering::Relaxed);
+            self.shared.stop_and_wait(&revoked);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let added = partitions_of(list, &self.topic);
+                self.shared.joined.store(true, Ordering::SeqCst);
+                self.shared.rebalances.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut assigned) = self.shared.assigned.lock() {
+                    assigned.extend(added.iter().copied());
+                    // Every member hears of every rebalance, mostly with
+                    // nothing for it.
+                    if !added.is_empty() {
+                        tracing::info!(added = ?added, tasks = ?assigned, "tasks assigned");
+                    }
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, topic = %self.topic, "tasks rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+}
+
+/// Runs this process's share of the group until `stop` is set (SIGTERM,
+/// SIGINT): the tasks the group gives it, each a `mon run` of one
+/// partition, and the front HTTP server on `[http] listen`. A clean stop
+/// hands every task over before leaving the group.
+pub fn run(
+    config: Config,
+    rules: &StartRules,
+    functions: &'static dyn mon_compiler::Functions,
+    stop: Arc<AtomicBool>,
+    listening: impl FnOnce(SocketAddr),
+    deliver: Arc<dyn crate::delivery::Deliver>,
+) -> Result<StatusView, Error> {
+    let Some(kafka) = config.kafka.clone() else {
+        return Err(Error::config("kafka.scale_out: needs [kafka]"));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the async runtime").caused_by(e))?;
+    crate::stop_on_signal(&runtime, stop.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let problems = Arc::new(crate::kafka::Problems::new(metrics.clone()));
+    let context = Context { metrics, problems, one_task: false };
+    if kafka.create_topics.enabled {
+        runtime.block_on(crate::kafka::topics::create_missing(&kafka, context.clone()))?;
+    }
+    let partitions = crate::kafka::topics::input_partitions(&kafka, context.clone(), Duration::from_secs(30))?;
+    let topic = tasks_topic(&kafka);
+    let remedy = "or run without `scale_out` in [kafka]";
+    let count = i32::from(partitions);
+    runtime.block_on(crate::kafka::topics::create_compacted(
+        &kafka,
+        context.clone(),
+        &topic,
+        count,
+        "tasks",
+        remedy,
+    ))?;
+    let repartition = crate::processor::handing::topic(&kafka);
+    runtime.block_on(crate::kafka::topics::create_topic(
+        &kafka,
+        context.clone(),
+        &repartition,
+        count,
+        crate::kafka::topics::Cleanup::Delete,
+        "repartition",
+        remedy,
+    ))?;
+
+    let shared = Arc::new(Shared::default());
+    let consumer: BaseConsumer<OwnershipContext> = crate::kafka::membership_config(&kafka, &topic)
+        .create_with_context(OwnershipContext { inner: context, topic: topic.clone(), shared: shared.clone() })
+        .map_err(|e| client_error("cannot create the tasks consumer", e))?;
+    consumer.subscribe(&[&topic]).map_err(|e| client_error(&format!("cannot subscribe to {topic}"), e))?;
+
+    let listen: SocketAddr = config
+        .http
+        .listen
+        .parse()
+        .map_err(|_| Error::config(format!("http.listen: `{}` is not an address", config.http.listen)))?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen)).map_err(|e| {
+        let retry = if e.kind() == std::io::ErrorKind::AddrInUse { Retry::Later } else { Retry::Never };
+        Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
+    })?;
+    let address = listener.local_addr().unwrap_or(listen);
+    let front =
+        Front { shared: shared.clone(), partitions, group: kafka.group.clone(), client: reqwest::Client::new() };
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/tasks", get(tasks_view))
+        .fallback(not_here)
+        .with_state(front);
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let server = runtime.spawn(crate::tls::serve(listener, app, None, http_stopped));
+    tracing::info!(%address, tasks_topic = %topic, partitions, "scale-out: waiting for the group to assign tasks");
+    listening(address);
+
+    let base = config.state_dir.clone();
+    let outcome = std::thread::scope(|scope| {
+        let mut running: BTreeMap<u16, std::thread::ScopedJoinHandle<'_, Result<StatusView, Error>>> = BTreeMap::new();
+        let mut restarts: BTreeMap<u16, (Instant, Duration)> = BTreeMap::new();
+        let mut failed = None;
+        while !stop.load(Ordering::Relaxed) && failed.is_none() {
+            // The rebalance callbacks run in here.
+            let _ = consumer.poll(Duration::from_millis(100));
+            let assigned = shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
+            let finished: Vec<u16> = running.iter().filter(|(_, h)| h.is_finished()).map(|(p, _)| *p).collect();
+            for partition in finished {
+                let Some(handle) = running.remove(&partition) else { continue };
+                if let Ok(mut slots) = shared.slots.lock() {
+                    slots.remove(&partition);
+                }
+                let outcome = handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::new(Domain::Process, Retry::Never, "a task's thread panicked")));
+                match outcome {
+                    Ok(_) if !assigned.contains(&partition) => {}
+                    Err(e) if e.domain == Domain::Config => {
+                        tracing::error!(task = partition, error = %e, "task cannot run: stopping");
+                        failed = Some(e);
+                    }
+                    other => {
+                        let wait = restarts.get(&partition).map_or(RESTART_FIRST, |(_, w)| (*w * 2).min(RESTART_MAX));
+                        if let Err(e) = &other {
+                            tracing::error!(task = partition, error = %e, retry_in_ms = wait.as_millis() as u64, "task stopped on an error");
+                        }
+                        restarts.insert(partition, (Instant::now() + wait, wait));
+                    }
+                }
+            }
+            restarts.retain(|p, _| assigned.contains(p));
+            for &partition in &assigned {
+                let due = restarts.get(&partition).is_none_or(|(at, _)| Instant::now() >= *at);
+                if running.contains_key(&partition) || !due {
+                    continue;
+                }
+                let task = TaskOf { partition, partitions };
+                match start_task(scope, &config, &base, task, rules, functions, deliver.clone(), &shared) {
+                    Ok(handle) => {
+                        running.insert(partition, handle);
+                    }
+                    Err(e) => {
+                        tracing::error!(task = partition, error = %e, "cannot start the task");
+                        restarts.insert(partition, (Instant::now() + RESTART_MAX, RESTART_MAX));
+                    }
+                }
+            }
+        }
+        // A clean stop: every task hands over, then the group is left
+        // (the consumer's drop), so that the others take them at once.
+        let all: Vec<u16> = running.keys().copied().collect();
+        shared.stop_and_wait(&all);
+        for (partition, handle) in running {
+            if let Ok(Err(e)) = handle.join() {
+                tracing::error!(task = partition, error = %e, "task stopped on an error");
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    });
+    drop(consumer);
+    let _ = http_stop.send(true);
+    let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome.map(|()| StatusView::default())
+}
+
+/// Starts task `task` in a thread of `scope`, on an emptied directory of
+/// its own under `base`.
+#[allow(clippy::too_many_arguments)]
+fn start_task<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    config: &Config,
+    base: &Path,
+    task: TaskOf,
+    rules: &'env StartRules,
+    functions: &'static dyn mon_compiler::Functions,
+    deliver: Arc<dyn crate::delivery::Deliver>,
+    shared: &Shared,
+) -> Result<std::thread::ScopedJoinHandle<'scope, Result<StatusView, Error>>, Error> {
+    let dir = task_dir(base, task.partition);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| {
+            Error::new(Domain::Process, Retry::Later, format!("cannot empty {}", dir.display())).caused_by(e)
+        })?;
+    }
+    let mut config = config.clone();
+    config.state_dir = dir;
+    if let Some(kafka) = config.kafka.as_mut() {
+        kafka.task = Some(task);
+        kafka.create_topics.enabled = false;
+    }
+    // A task's own API, on loopback: the front lists it (`/api/v1/tasks`).
+    config.http.listen = "127.0.0.1:0".into();
+    config.http.advertise = None;
+    config.http.tls = None;
+    let slot = Slot {
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Arc::new(AtomicBool::new(false)),
+        address: Arc::new(Mutex::new(None)),
+        started: Instant::now(),
+    };
+    if let Ok(mut slots) = shared.slots.lock() {
+        slots.insert(task.partition, slot.clone());
+    }
+    tracing::info!(task = task.partition, "task starting: restoring it from its changelog partition");
+    std::thread::Builder::new()
+        .name(format!("mon-task-{}", task.partition))
+        .spawn_scoped(scope, move || {
+            let Slot { stop, done, address, .. } = slot;
+            let outcome = crate::run_with(
+                config,
+                rules,
+                functions,
+                stop,
+                move |bound| {
+                    if let Ok(mut address) = address.lock() {
+                        *address = Some(bound);
+                    }
+                },
+                deliver,
+            );
+            done.store(true, Ordering::SeqCst);
+            outcome
+        })
+        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start a task's thread").caused_by(e))
+}
+
+/// A task's local state directory: `<state_dir>/tasks/<partition>`.
+pub fn task_dir(base: &Path, partition: u16) -> PathBuf {
+    base.join("tasks").join(partition.to_string())
+}
+
+#[derive(Clone)]
+struct Front {
+    shared: Arc<Shared>,
+    partitions: u16,
+    group: String,
+    client: reqwest::Client,
+}
+
+#[derive(Serialize)]
+struct TasksView {
+    group: String,
+    partitions: u16,
+    /// An assignment has come: this process is counted in the group.
+    joined: bool,
+    rebalances: u64,
+    tasks: Vec<TaskView>,
+}
+
+#[derive(Serialize)]
+struct TaskView {
+    partition: u16,
+    /// The task's own API (loopback), once it listens.
+    address: Option<String>,
+    running_for_ms: u64,
+    ready: bool,
+}
+
+impl Front {
+    async fn view(&self) -> TasksView {
+        let slots: Vec<(u16, Slot)> =
+            self.shared.slots.lock().map(|s| s.iter().map(|(p, s)| (*p, s.clone())).collect()).unwrap_or_default();
+        let mut tasks = Vec::with_capacity(slots.len());
+        for (partition, slot) in slots {
+            let address = slot.address.lock().ok().and_then(|a| *a);
+            let ready = match address {
+                Some(address) => self
+                    .client
+                    .get(format!("http://{address}/readyz"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                None => false,
+            };
+            let running_for_ms = slot.started.elapsed().as_millis() as u64;
+            tasks.push(TaskView { partition, address: address.map(|a| a.to_string()), running_for_ms, ready });
+        }
+        TasksView {
+            group: self.group.clone(),
+            partitions: self.partitions,
+            joined: self.shared.joined.load(Ordering::SeqCst),
+            rebalances: self.shared.rebalances.load(Ordering::Relaxed),
+            tasks,
+        }
+    }
+}
+
+async fn tasks_view(State(front): State<Front>) -> Json<TasksView> {
+    Json(front.view().await)
+}
+
+/// Ready once the group has counted this process and every task it was
+/// given answers ready: its state restored and its input assigned.
+async fn readyz(State(front): State<Front>) -> Response {
+    let view = front.view().await;
+    let assigned = front.shared.assigned.lock().map(|a| a.len()).unwrap_or(0);
+    let ready = view.joined && view.tasks.len() == assigned && view.tasks.iter().all(|t| t.ready);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(view)).into_response()
+}
+
+/// Everything else: the group's view (queries fanned out to the tasks'
+/// owners) is not built yet; each task answers at the address
+/// `/api/v1/tasks` lists.
+async fn not_here() -> Response {
+    let body = serde_json::json!({
+        "error": "not_implemented",
+        "message": "a scale-out process answers /healthz, /readyz and /api/v1/tasks; the API of each task it runs \
+                    is at the address /api/v1/tasks lists (docs/service.md, \"Scale-out\")",
+    });
+    (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
+}
