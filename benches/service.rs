@@ -17,6 +17,11 @@
 //!    with `[kafka] state_per_partition` (changelog and event store off
 //!    in both), and with state per partition and its changelog on (a
 //!    frame to each task's partition per batch), alternating.
+//!    `-- scale-out` runs it through 1, 2 and 3 `mon run` processes of a
+//!    scale-out group (`[kafka] scale_out`), produced once the group has
+//!    settled, and measures a task's fail-over with and without warm
+//!    standbys (`standby_tasks`): the process running task 0 is killed a
+//!    third of the way into its partition.
 //! 2. **Latency.** `mon run` on the wall clock gets start events whose
 //!    next step is due 1 s later and never comes; a consumer of the records
 //!    topic measures, for each `missing` record, the time from its deadline
@@ -372,18 +377,191 @@ fn latency(jobs: usize) {
     figure!("  deadline to its arrival at a consumer of the records topic: {}", quantiles(&mut latencies));
 }
 
+/// A scale-out group's processes (`[kafka] scale_out`) on a fresh
+/// three-partition topic: the topic, the config, where they run.
+struct ScaleOut {
+    topic: String,
+    config: String,
+    rules: String,
+    dir: std::path::PathBuf,
+}
+
+impl ScaleOut {
+    fn new(dir: &std::path::Path, rules: &str, standby_tasks: bool) -> ScaleOut {
+        let topic = kafka::unique_topic("bench-scale-out");
+        kafka::create_topic(&topic, 3);
+        let records = format!("{topic}.records");
+        let dead = format!("{topic}.dead");
+        kafka::create_topic(&records, 1);
+        kafka::create_topic(&dead, 1);
+        let dir = dir.join(&topic);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = service::kafka_config(&dir, &kafka::brokers(), &topic, &records, &dead, &topic);
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "[kafka.properties]",
+            &format!("scale_out = true\nstandby_tasks = {standby_tasks}\n[kafka.properties]"),
+        );
+        // As the partitions bench: the event store off.
+        std::fs::write(&path, text + "[retention]\nevents = \"0\"\n[notify]\ndeliver = \"log\"\n").unwrap();
+        ScaleOut { topic, config: path.display().to_string(), rules: rules.to_string(), dir }
+    }
+
+    /// Starts `count` processes and waits until the group has given every
+    /// task to one of them, each its share, every task ready.
+    fn start(&self, count: usize) -> Vec<Service> {
+        let processes: Vec<Service> = (0..count)
+            .map(|n| {
+                let state = self.dir.join(format!("state-{n}")).display().to_string();
+                let args = ["--config", &self.config, "--clock", "event", "--state-dir", &state, &self.rules];
+                Service::spawn(&args, &self.dir.join(format!("mon-{n}.log")))
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let shares: Vec<usize> = processes.iter().map(|p| p.tasks().len()).collect();
+            let settled = shares.iter().sum::<usize>() == 3 && shares.iter().all(|s| *s >= 1);
+            if settled && processes.iter().all(|p| p.get_any("/readyz").is_some_and(|(code, _)| code == 200)) {
+                return processes;
+            }
+            assert!(Instant::now() < deadline, "the group did not settle: {shares:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Produces `lines` keyed by trade.
+    fn produce(&self, lines: &[String]) {
+        let keyed = lines.iter().map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = value["data"]["trade_id"].as_str().unwrap_or_default().as_bytes().to_vec();
+            (Some(key), line.clone().into_bytes(), Vec::new())
+        });
+        kafka::produce_to(&self.topic, None, keyed);
+    }
+}
+
+/// Events every task of `processes` has taken (no task moves meanwhile).
+fn events_taken(processes: &[Service]) -> f64 {
+    let addresses = processes.iter().flat_map(Service::tasks).filter_map(|(_, address)| address);
+    addresses.map(|address| service::task_metric_sum(&address, "mon_events_total")).sum()
+}
+
+/// Scale-out (`[kafka] scale_out`): the throughput of 1, 2 and 3 processes
+/// sharing a three-partition topic, and the fail-over of a task with and
+/// without warm standbys.
+fn scale_out(trades: u64, rounds: usize) {
+    let (dir, stream, lines) = emit(trades);
+    let rules = stream.join("rules").display().to_string();
+    let count = lines.len() as f64;
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for round in 0..rounds {
+        for processes in 1..=3 {
+            let group = ScaleOut::new(dir.path(), &rules, false);
+            let running = group.start(processes);
+            // Produced once every process runs its share, so that the
+            // first one does not take the whole stream alone meanwhile;
+            // the producer shares the machine with them.
+            let produced = Instant::now();
+            group.produce(&lines);
+            let production = produced.elapsed().as_secs_f64();
+            let deadline = Instant::now() + Duration::from_secs(600);
+            let mut first = None;
+            loop {
+                let taken = events_taken(&running);
+                if taken > 0.0 && first.is_none() {
+                    first = Some(Instant::now());
+                }
+                if taken >= count {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{taken} of {count} events in 10 minutes");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // From the first event taken: the production (begun earlier)
+            // overlaps the processing.
+            let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+            let rate = count / seconds;
+            figure!(
+                "round {}: {processes} process(es): {rate:.0} events/s ({count} events in {seconds:.2} s from the \
+                 first taken; produced in {production:.2} s)",
+                round + 1
+            );
+            rates[processes - 1].push(rate);
+            running.into_iter().for_each(|p| {
+                p.terminate();
+            });
+        }
+    }
+    for (n, rates) in rates.iter_mut().enumerate() {
+        figure!("scale-out: {} process(es) median {:.0} events/s", n + 1, median(rates));
+    }
+
+    // Fail-over: three processes, the one running task 0 killed a third
+    // of the way into its partition; the time to task 0's first event on
+    // another process, and that process's restore. Not in the smoke run:
+    // a small stream is read whole before the kill can land
+    // (tests/service_scale_out.rs tests the take-over itself).
+    if !measuring() {
+        return;
+    }
+    for round in 0..rounds {
+        for standby_tasks in [false, true] {
+            let group = ScaleOut::new(dir.path(), &rules, standby_tasks);
+            let mut running = group.start(3);
+            // The standbys are following the others' partitions before the stream comes.
+            std::thread::sleep(Duration::from_secs(1));
+            group.produce(&lines);
+            let victim = running.iter().position(|p| p.tasks().iter().any(|(t, _)| *t == 0)).unwrap();
+            let victim = running.remove(victim);
+            let address = victim.tasks()[0].1.clone().unwrap();
+            while service::task_metric_sum(&address, "mon_events_total") < count / 9.0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            victim.kill9();
+            let killed = Instant::now();
+            let deadline = killed + Duration::from_secs(120);
+            let taker = loop {
+                let taker = running.iter().flat_map(Service::tasks).find_map(|(t, address)| {
+                    let address = address.filter(|_| t == 0)?;
+                    (service::task_metric_sum(&address, "mon_events_total") > 0.0).then_some(address)
+                });
+                if let Some(taker) = taker {
+                    break taker;
+                }
+                assert!(Instant::now() < deadline, "task 0 not taken over in 2 minutes");
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            let failover = killed.elapsed().as_secs_f64();
+            let restore = service::task_metric_sum(&taker, "mon_changelog_restore_seconds");
+            let read = service::task_metric_sum(&taker, "mon_changelog_restored_bytes_total");
+            figure!(
+                "round {}: fail-over {} standbys: {failover:.2} s from the SIGKILL to task 0's first event on \
+                 another process (its restore {restore:.2} s, {:.1} MB of changelog read at the take-over)",
+                round + 1,
+                if standby_tasks { "with warm" } else { "without" },
+                read / 1e6
+            );
+            running.into_iter().for_each(|p| {
+                p.terminate();
+            });
+        }
+    }
+}
+
 fn main() {
     // `cargo bench --bench service -- latency` measures only the latency.
     if measuring() && std::env::args().any(|a| a == "latency") {
         latency(2000);
     } else if measuring() && std::env::args().any(|a| a == "partitions") {
         partitions(120_000, 3);
+    } else if measuring() && std::env::args().any(|a| a == "scale-out") {
+        scale_out(120_000, 2);
     } else if measuring() {
         throughput(120_000, 3);
         latency(2000);
     } else {
         throughput(2_000, 1);
         partitions(1_000, 1);
+        scale_out(1_000, 1);
         latency(50);
         println!("bench service: runs (a stream of 2,000 trades through mon run, 50 deadlines recorded missing); `cargo bench --bench service` measures it");
     }

@@ -58,49 +58,26 @@ fn partition_of(line: &str) -> Option<u16> {
     Some(mon_runtime::engine::partition_for(value["data"]["trade_id"].as_str()?, PARTITIONS))
 }
 
-/// A process's tasks: (partition, its API's address).
-fn tasks(service: &Service) -> Vec<(u16, Option<String>)> {
-    let view: Value = serde_json::from_str(&service.get("/api/v1/tasks").unwrap_or_default()).unwrap_or_default();
-    view["tasks"]
-        .as_array()
-        .map(|tasks| {
-            tasks
-                .iter()
-                .map(|t| (t["partition"].as_u64().unwrap() as u16, t["address"].as_str().map(str::to_string)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn task_get(address: &str, path: &str) -> Option<String> {
-    let mut response = ureq::get(&format!("http://{address}{path}")).call().ok()?;
-    response.body_mut().read_to_string().ok()
-}
-
-fn task_metric_sum(address: &str, name: &str) -> f64 {
-    let text = task_get(address, "/metrics").unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Every task of `processes` has read its input partition to the end.
-fn caught_up(processes: &[&Service], topic: &str) -> bool {
-    let all: Vec<Option<String>> = processes.iter().flat_map(|p| tasks(p)).map(|(_, a)| a).collect();
-    all.len() == PARTITIONS as usize
-        && all.iter().all(|address| {
-            let Some(address) = address else { return false };
-            let text = task_get(address, "/metrics").unwrap_or_default();
-            let input = format!("topic=\"{topic}\"");
-            let lags: Vec<&str> =
-                text.lines().filter(|l| l.starts_with("mon_consumer_lag{") && l.contains(&input)).collect();
-            lags.len() == 1 && lags[0].ends_with(" 0")
-        })
-}
-
 #[test]
 fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_what_one_process_would() {
+    three_processes(Standbys::None);
+}
+
+/// The same with warm standbys (`standby_tasks`): the process that takes
+/// the killed task over has followed its changelog partition, and reads
+/// only what came since.
+#[test]
+fn with_warm_standbys_the_killed_task_is_taken_over_from_a_followed_changelog() {
+    three_processes(Standbys::Warm);
+}
+
+#[derive(PartialEq, Debug)]
+enum Standbys {
+    None,
+    Warm,
+}
+
+fn three_processes(standbys: Standbys) {
     let brokers = kafka::brokers();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
@@ -164,7 +141,9 @@ fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_wh
     let (topic, records, dead) = kafka::topic_set("scale-out", i32::from(PARTITIONS));
     let config = service::kafka_config(dir, &brokers, &topic, &records, &dead, &topic);
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]")
+    let warm = standbys == Standbys::Warm;
+    let settings = format!("scale_out = true\nstandby_tasks = {warm}\n[kafka.properties]");
+    let text = text.replace("[kafka.properties]", &settings)
         + "[engine]\nsnapshot_every = 40000\n";
     std::fs::write(&config, text).unwrap();
     let (config, rules) = (config.display().to_string(), stream.rules.display().to_string());
@@ -181,10 +160,10 @@ fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_wh
 
     let mut processes = vec![spawn("a"), spawn("b"), spawn("c")];
     wait_until(Duration::from_secs(60), "one task each", || {
-        processes.iter().all(|p| tasks(p).len() == 1 && p.get_any("/readyz").is_some_and(|(code, _)| code == 200))
+        processes.iter().all(|p| p.tasks().len() == 1 && p.get_any("/readyz").is_some_and(|(code, _)| code == 200))
     });
     let owner_of = |partition: u16, processes: &[Service]| {
-        processes.iter().position(|p| tasks(p).iter().any(|(t, _)| *t == partition))
+        processes.iter().position(|p| p.tasks().iter().any(|(t, _)| *t == partition))
     };
     let morning_owner = mon_runtime::engine::owner("morning_feed", PARTITIONS);
 
@@ -205,15 +184,15 @@ fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_wh
     // the way into its partition, before its clock reaches 08:02.
     let victim_index = owner_of(morning_owner, &processes).expect("a process runs the morning feed's task");
     let victim = processes.remove(victim_index);
-    let (_, victim_task) = tasks(&victim).into_iter().next().unwrap();
+    let (_, victim_task) = victim.tasks().into_iter().next().unwrap();
     let victim_task = victim_task.unwrap();
     let per_partition = stream.lines.len() / PARTITIONS as usize;
     let started = Instant::now();
-    while task_metric_sum(&victim_task, "mon_events_total") < (per_partition / 3) as f64 {
+    while service::task_metric_sum(&victim_task, "mon_events_total") < (per_partition / 3) as f64 {
         assert!(started.elapsed() < Duration::from_secs(120), "the victim did not get a third of the way");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let consumed_by_victim = task_metric_sum(&victim_task, "mon_events_total");
+    let consumed_by_victim = service::task_metric_sum(&victim_task, "mon_events_total");
     victim.kill9();
     let killed = Instant::now();
     assert!(consumed_by_victim < per_partition as f64 * 0.7, "killed too late ({consumed_by_victim} events)");
@@ -224,27 +203,40 @@ fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_wh
     while taker.is_none() {
         assert!(killed.elapsed() < Duration::from_secs(90), "no process took the task over within 90 s");
         taker = processes.iter().position(|p| {
-            tasks(p).iter().any(|(t, address)| {
-                *t == morning_owner && address.as_deref().is_some_and(|a| task_metric_sum(a, "mon_events_total") > 0.0)
+            p.tasks().iter().any(|(t, address)| {
+                *t == morning_owner
+                    && address.as_deref().is_some_and(|a| service::task_metric_sum(a, "mon_events_total") > 0.0)
             })
         });
         std::thread::sleep(Duration::from_millis(20));
     }
     let failover = killed.elapsed();
     let taker = taker.unwrap();
+    // Started from its follower of the partition, or from nothing.
+    let starts: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("task starting")))
+        .filter(|l| l["task"] == morning_owner)
+        .collect();
+    let take_over = starts.last().expect("the take-over's start in the log");
+    assert_eq!(take_over["warm"], warm, "{take_over}");
 
     // A replacement joins, and takes one task over from the others: a
     // hand-over (the task stops and snapshots before it moves).
     processes.push(spawn("d"));
     wait_until(Duration::from_secs(90), "the replacement to run a task", || {
-        tasks(&processes[2]).len() == 1 && processes.iter().map(|p| tasks(p).len()).sum::<usize>() == 3
+        processes[2].tasks().len() == 1 && processes.iter().map(|p| p.tasks().len()).sum::<usize>() == 3
     });
 
     // Once every partition is read, the clock events: the event clock of
     // each task passes the last deadlines, the late feed's among them.
     let live: Vec<&Service> = processes.iter().collect();
     std::thread::sleep(Duration::from_millis(2500));
-    wait_until(Duration::from_secs(180), "every partition read to its end", || caught_up(&live, &topic));
+    wait_until(Duration::from_secs(180), "every partition read to its end", || {
+        service::tasks_caught_up(&live, &topic, PARTITIONS as usize)
+    });
     for partition in 0..PARTITIONS {
         kafka::produce_to(&topic, Some(i32::from(partition)), [(None, clock(partition).into_bytes(), Vec::new())]);
     }
@@ -265,9 +257,9 @@ fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_wh
     // went (or where it went next, after the replacement's hand-over).
     let morning_alerts: Vec<String> = processes
         .iter()
-        .flat_map(tasks)
+        .flat_map(Service::tasks)
         .filter(|(t, _)| *t == morning_owner)
-        .filter_map(|(_, a)| task_get(&a?, "/api/v1/alerts?workflow=morning_feed"))
+        .filter_map(|(_, a)| service::task_get(&a?, "/api/v1/alerts?workflow=morning_feed"))
         .collect();
     assert!(
         morning_alerts.iter().any(|a| a.contains("\"workflow\":\"morning_feed\"")),
@@ -296,7 +288,7 @@ fn three_processes_share_the_partitions_one_is_killed_and_the_group_publishes_wh
     eprintln!(
         "scale-out test: {} events over {PARTITIONS} partitions, {} records ({stalls} missing), {} notifications; \
          the killed process had taken {consumed_by_victim} events; its task's first event processed elsewhere {} ms \
-         after the SIGKILL (process {taker} took it); {repeats} records published twice",
+         after the SIGKILL (process {taker} took it; standbys: {standbys:?}); {repeats} records published twice",
         all.len(),
         expected.len(),
         expected_notifications.len(),

@@ -214,6 +214,11 @@ pub struct KafkaConfig {
     /// the changelog by the process that takes it over (`scale_out.rs`,
     /// docs/service.md, "Scale-out"). Needs the changelog.
     pub scale_out: bool,
+    /// With `scale_out`: each process follows, as they are written, the
+    /// changelog partitions of the tasks it does not run (warm standbys),
+    /// so that a task it is given reads only what came since. Costs each
+    /// process a reader of the others' changelog and its records in memory.
+    pub standby_tasks: bool,
     /// Set by the scale-out supervisor for the run of one task; never read
     /// from a file.
     #[serde(skip)]
@@ -403,6 +408,7 @@ impl Default for KafkaConfig {
             failover: false,
             state_per_partition: false,
             scale_out: false,
+            standby_tasks: false,
             task: None,
         }
     }
@@ -587,6 +593,13 @@ impl Config {
                 problems.push(
                     "kafka.scale_out: the processes share the partitions, each partition's state its own, and a \
                      process that dies has its partitions taken over; remove `failover` and `state_per_partition`"
+                        .into(),
+                );
+            }
+            if kafka.standby_tasks && !kafka.scale_out {
+                problems.push(
+                    "kafka.standby_tasks: standbys of scale-out tasks; set `scale_out = true` too (for a standby \
+                     of a whole process, `failover`)"
                         .into(),
                 );
             }

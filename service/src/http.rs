@@ -85,6 +85,29 @@ pub struct Api {
     pub event_store: bool,
     /// The consumer group's processes (with Kafka).
     pub group: Option<crate::group::Registry>,
+    /// A scale-out task's own API (`scale_out.rs`): its events come from
+    /// its Kafka partition and its rules from deployments, so the
+    /// endpoints that would change this partition alone (events posted,
+    /// activations, workflows switched) answer 409.
+    pub scale_out_task: bool,
+}
+
+impl Api {
+    /// The 409 of [`scale_out_task`](Self::scale_out_task)'s endpoints.
+    pub fn refuse_on_a_task(&self, what: &str) -> Result<(), crate::http::error::ApiError> {
+        if !self.scale_out_task {
+            return Ok(());
+        }
+        Err(crate::http::error::ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            crate::http::error::ErrorCode::Conflict,
+            format!(
+                "this is one partition's task of a scale-out group: {what} would change this partition alone \
+                 (docs/service.md, \"Scale-out\")"
+            ),
+            serde_json::Value::Null,
+        ))
+    }
 }
 
 /// The program the engine runs, shared with the HTTP side.

@@ -152,6 +152,21 @@ pub fn run_with(
     listening: impl FnOnce(SocketAddr),
     deliver: Arc<dyn delivery::Deliver>,
 ) -> Result<StatusView, Error> {
+    run_followed(config, rules, functions, stop, listening, deliver, None)
+}
+
+/// [`run_with`], for a scale-out task whose changelog partition this
+/// process has `followed` as its standby (`scale_out.rs`): only what came
+/// since is read.
+pub(crate) fn run_followed(
+    config: Config,
+    rules: &StartRules,
+    functions: &'static dyn Functions,
+    stop: Arc<AtomicBool>,
+    listening: impl FnOnce(SocketAddr),
+    deliver: Arc<dyn delivery::Deliver>,
+    task_followed: Option<changelog::Follower>,
+) -> Result<StatusView, Error> {
     let metrics = Arc::new(metrics::Metrics::new());
     let started = Instant::now();
     mon_runtime::engine::set_jit_default(config.jit == config::JitSwitch::On);
@@ -242,7 +257,7 @@ pub fn run_with(
                 }
             }
         }
-        None => (None, None, None),
+        None => (None, task_followed, None),
     };
     // Before the journal is opened: a state directory that is empty or
     // behind the changelog gets its journal and snapshot from Kafka, and
@@ -451,6 +466,7 @@ pub fn run_with(
         engine_now: engine_now.clone(),
         event_store: event_retention.is_some(),
         group: group.as_ref().map(|(registry, _)| registry.clone()),
+        scale_out_task: task_of.is_some(),
     };
     if let Some(authenticator) = api.auth.clone() {
         runtime.spawn(audit_token_changes(authenticator, audit.clone(), stop.clone()));
@@ -687,7 +703,11 @@ pub fn run_with(
     // The process that took over sends what this one has not: draining
     // now would only send it twice.
     let lease_lost = lease.as_ref().is_some_and(|lease| lease.lost());
-    if lease_lost {
+    // So does the process that takes a scale-out task over from one that
+    // stopped on an error (its changelog overtaken or behind): it
+    // restores the outbox and the pending notifications from the
+    // changelog, and the marks of what was sent.
+    if lease_lost || (task_of.is_some() && outcome.is_err()) {
         delivery.abort();
         if let Some(publisher) = &publisher {
             publisher.abort();

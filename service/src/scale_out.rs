@@ -54,6 +54,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance}
 use rdkafka::TopicPartitionList;
 use serde::Serialize;
 
+use crate::changelog::Follower;
 use crate::config::{Config, KafkaConfig, TaskOf};
 use crate::error::{Domain, Error, Retry};
 use crate::kafka::{client_error, Context};
@@ -73,6 +74,89 @@ const RESTART_MAX: Duration = Duration::from_secs(30);
 /// runs which task: `<group>.tasks`.
 pub fn tasks_topic(kafka: &KafkaConfig) -> String {
     format!("{}.tasks", kafka.group)
+}
+
+/// Warm standbys (`[kafka] standby_tasks`): the changelog partitions of
+/// the tasks this process does not run, followed as they are written, so
+/// that a task it is given reads only what came since, not its whole
+/// partition. Why every such partition, and not one standby per task
+/// placed on another member as Kafka Streams does: librdkafka offers no
+/// custom assignor, and the tasks group tells a member only its own
+/// partitions. What it costs is written in docs/service.md.
+#[derive(Default)]
+struct Standbys {
+    followers: Mutex<BTreeMap<u16, Follower>>,
+}
+
+/// How long each turn reads one followed partition.
+const FOLLOW_TURN: Duration = Duration::from_millis(20);
+
+impl Standbys {
+    /// The follower of `partition`, for its task to start from.
+    fn take(&self, partition: u16) -> Option<Follower> {
+        self.followers.lock().ok()?.remove(&partition)
+    }
+
+    /// Follows every partition no task of this process runs until `stop`.
+    fn follow(&self, at: Following<'_>, shared: &Shared, stop: &AtomicBool) {
+        let Following { kafka, topic, context, runtime, partitions } = at;
+        let mut failed_at: BTreeMap<u16, Instant> = BTreeMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let running: BTreeSet<u16> = {
+                let mut running = shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
+                running.extend(shared.slots.lock().map(|s| s.keys().copied().collect::<Vec<_>>()).unwrap_or_default());
+                running
+            };
+            for partition in 0..partitions {
+                let have = self.followers.lock().map(|f| f.contains_key(&partition)).unwrap_or(true);
+                let retry = failed_at.get(&partition).is_none_or(|at| at.elapsed() >= RESTART_MAX);
+                if running.contains(&partition) || have || !retry {
+                    continue;
+                }
+                match Follower::start(kafka, topic, i32::from(partition), context, runtime) {
+                    Ok(follower) => {
+                        tracing::info!(task = partition, "standby: following the task's changelog partition");
+                        failed_at.remove(&partition);
+                        if let Ok(mut followers) = self.followers.lock() {
+                            followers.insert(partition, follower);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = partition, error = %e, "standby: cannot follow the task's changelog");
+                        failed_at.insert(partition, Instant::now());
+                    }
+                }
+            }
+            let followed: Vec<u16> = self.followers.lock().map(|f| f.keys().copied().collect()).unwrap_or_default();
+            if followed.is_empty() {
+                std::thread::sleep(FOLLOW_TURN);
+            }
+            for partition in followed {
+                // One partition at a time, so that a task about to start
+                // waits one turn at most for its follower.
+                let Ok(mut followers) = self.followers.lock() else { return };
+                if running.contains(&partition) {
+                    followers.remove(&partition);
+                    continue;
+                }
+                let Some(follower) = followers.get_mut(&partition) else { continue };
+                if let Err(e) = follower.follow(FOLLOW_TURN) {
+                    tracing::warn!(task = partition, error = %e, "standby: the task's changelog cannot be read");
+                    followers.remove(&partition);
+                    failed_at.insert(partition, Instant::now());
+                }
+            }
+        }
+    }
+}
+
+/// What [`Standbys::follow`] reads.
+struct Following<'a> {
+    kafka: &'a KafkaConfig,
+    topic: &'a str,
+    context: &'a Context,
+    runtime: &'a tokio::runtime::Runtime,
+    partitions: u16,
 }
 
 /// A running task, as the rebalance callback and the front see it.
@@ -227,10 +311,22 @@ pub fn run(
         "repartition",
         remedy,
     ))?;
+    // Made by an earlier run, perhaps for another partition count: a task
+    // partition missing would never run, a repartition partition missing
+    // would stop every task handing to it.
+    for (name, what) in [(&topic, "tasks"), (&repartition, "repartition")] {
+        let has = crate::kafka::topics::partitions_of(&kafka, context.clone(), name)?;
+        if has != usize::from(partitions) {
+            return Err(Error::config(format!(
+                "kafka.scale_out: the {what} topic {name} has {has} partitions and the input {partitions}; \
+                 delete it while the group is stopped (it is made again at start)"
+            )));
+        }
+    }
 
     let shared = Arc::new(Shared::default());
     let consumer: BaseConsumer<OwnershipContext> = crate::kafka::membership_config(&kafka, &topic)
-        .create_with_context(OwnershipContext { inner: context, topic: topic.clone(), shared: shared.clone() })
+        .create_with_context(OwnershipContext { inner: context.clone(), topic: topic.clone(), shared: shared.clone() })
         .map_err(|e| client_error("cannot create the tasks consumer", e))?;
     consumer.subscribe(&[&topic]).map_err(|e| client_error(&format!("cannot subscribe to {topic}"), e))?;
 
@@ -253,42 +349,63 @@ pub fn run(
         .fallback(not_here)
         .with_state(front);
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
-    let server = runtime.spawn(crate::tls::serve(listener, app, None, http_stopped));
+    let tls = config.http.tls.as_ref().map(crate::tls::server_config).transpose()?;
+    let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
     tracing::info!(%address, tasks_topic = %topic, partitions, "scale-out: waiting for the group to assign tasks");
     listening(address);
 
     let base = config.state_dir.clone();
+    let standbys = kafka.standby_tasks.then(Standbys::default);
+    let changelog_topic = kafka.changelog_topic().unwrap_or_default();
     let outcome = std::thread::scope(|scope| {
+        if let Some(standbys) = &standbys {
+            let at =
+                Following { kafka: &kafka, topic: &changelog_topic, context: &context, runtime: &runtime, partitions };
+            let (shared, stop) = (&shared, &stop);
+            std::thread::Builder::new()
+                .name("mon-standbys".into())
+                .spawn_scoped(scope, move || standbys.follow(at, shared, stop))
+                .map_err(|e| {
+                    Error::new(Domain::Process, Retry::Later, "cannot start the standby thread").caused_by(e)
+                })?;
+        }
         let mut running: BTreeMap<u16, std::thread::ScopedJoinHandle<'_, Result<StatusView, Error>>> = BTreeMap::new();
         let mut restarts: BTreeMap<u16, (Instant, Duration)> = BTreeMap::new();
-        let mut failed = None;
-        while !stop.load(Ordering::Relaxed) && failed.is_none() {
+        while !stop.load(Ordering::Relaxed) {
             // The rebalance callbacks run in here.
             let _ = consumer.poll(Duration::from_millis(100));
             let assigned = shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
             let finished: Vec<u16> = running.iter().filter(|(_, h)| h.is_finished()).map(|(p, _)| *p).collect();
             for partition in finished {
                 let Some(handle) = running.remove(&partition) else { continue };
-                if let Ok(mut slots) = shared.slots.lock() {
-                    slots.remove(&partition);
-                }
+                let ran_for =
+                    shared.slots.lock().ok().and_then(|mut s| s.remove(&partition)).map(|s| s.started.elapsed());
                 let outcome = handle
                     .join()
                     .unwrap_or_else(|_| Err(Error::new(Domain::Process, Retry::Never, "a task's thread panicked")));
-                match outcome {
-                    Ok(_) if !assigned.contains(&partition) => {}
-                    Err(e) if e.domain == Domain::Config => {
-                        tracing::error!(task = partition, error = %e, "task cannot run: stopping");
-                        failed = Some(e);
+                // A task stopped because it was revoked is done with; one
+                // that stopped while still assigned (on an error, even a
+                // configuration error, which another process would meet
+                // too) starts again later, and the process goes on with
+                // its other tasks: /readyz says it is not ready meanwhile.
+                if !assigned.contains(&partition) {
+                    if let Err(e) = outcome {
+                        tracing::error!(task = partition, error = %e, "task stopped on an error as it was revoked");
                     }
-                    other => {
-                        let wait = restarts.get(&partition).map_or(RESTART_FIRST, |(_, w)| (*w * 2).min(RESTART_MAX));
-                        if let Err(e) = &other {
-                            tracing::error!(task = partition, error = %e, retry_in_ms = wait.as_millis() as u64, "task stopped on an error");
-                        }
-                        restarts.insert(partition, (Instant::now() + wait, wait));
-                    }
+                    continue;
                 }
+                // A task that ran a while starts again quickly.
+                let ran_long = ran_for.is_some_and(|ran| ran >= RESTART_MAX * 2);
+                let wait = match restarts.get(&partition) {
+                    Some((_, wait)) if !ran_long => (*wait * 2).min(RESTART_MAX),
+                    _ => RESTART_FIRST,
+                };
+                let retry_in_ms = wait.as_millis() as u64;
+                match outcome {
+                    Ok(_) => tracing::error!(task = partition, retry_in_ms, "task stopped while assigned"),
+                    Err(e) => tracing::error!(task = partition, error = %e, retry_in_ms, "task stopped on an error"),
+                }
+                restarts.insert(partition, (Instant::now() + wait, wait));
             }
             restarts.retain(|p, _| assigned.contains(p));
             for &partition in &assigned {
@@ -297,7 +414,9 @@ pub fn run(
                     continue;
                 }
                 let task = TaskOf { partition, partitions };
-                match start_task(scope, &config, &base, task, rules, functions, deliver.clone(), &shared) {
+                let followed = standbys.as_ref().and_then(|standbys| standbys.take(partition));
+                let start = Start { task, followed, rules, functions, deliver: deliver.clone() };
+                match start_task(scope, &config, &base, start, &shared) {
                     Ok(handle) => {
                         running.insert(partition, handle);
                     }
@@ -317,7 +436,7 @@ pub fn run(
                 tracing::error!(task = partition, error = %e, "task stopped on an error");
             }
         }
-        failed.map_or(Ok(()), Err)
+        Ok(())
     });
     drop(consumer);
     let _ = http_stop.send(true);
@@ -326,19 +445,26 @@ pub fn run(
     outcome.map(|()| StatusView::default())
 }
 
-/// Starts task `task` in a thread of `scope`, on an emptied directory of
-/// its own under `base`.
-#[allow(clippy::too_many_arguments)]
+/// A task to start, and what it runs with.
+struct Start<'env> {
+    task: TaskOf,
+    /// Its changelog partition as this process followed it as a standby.
+    followed: Option<Follower>,
+    rules: &'env StartRules,
+    functions: &'static dyn mon_compiler::Functions,
+    deliver: Arc<dyn crate::delivery::Deliver>,
+}
+
+/// Starts a task in a thread of `scope`, on an emptied directory of its
+/// own under `base`.
 fn start_task<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     config: &Config,
     base: &Path,
-    task: TaskOf,
-    rules: &'env StartRules,
-    functions: &'static dyn mon_compiler::Functions,
-    deliver: Arc<dyn crate::delivery::Deliver>,
+    start: Start<'env>,
     shared: &Shared,
 ) -> Result<std::thread::ScopedJoinHandle<'scope, Result<StatusView, Error>>, Error> {
+    let Start { task, followed, rules, functions, deliver } = start;
     let dir = task_dir(base, task.partition);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| {
@@ -364,27 +490,31 @@ fn start_task<'scope, 'env>(
     if let Ok(mut slots) = shared.slots.lock() {
         slots.insert(task.partition, slot.clone());
     }
-    tracing::info!(task = task.partition, "task starting: restoring it from its changelog partition");
+    let forget = |e| {
+        if let Ok(mut slots) = shared.slots.lock() {
+            slots.remove(&task.partition);
+        }
+        Error::new(Domain::Process, Retry::Later, "cannot start a task's thread").caused_by(e)
+    };
+    tracing::info!(
+        task = task.partition,
+        warm = followed.is_some(),
+        "task starting: restoring it from its changelog partition"
+    );
     std::thread::Builder::new()
         .name(format!("mon-task-{}", task.partition))
         .spawn_scoped(scope, move || {
             let Slot { stop, done, address, .. } = slot;
-            let outcome = crate::run_with(
-                config,
-                rules,
-                functions,
-                stop,
-                move |bound| {
-                    if let Ok(mut address) = address.lock() {
-                        *address = Some(bound);
-                    }
-                },
-                deliver,
-            );
+            let listening = move |bound| {
+                if let Ok(mut address) = address.lock() {
+                    *address = Some(bound);
+                }
+            };
+            let outcome = crate::run_followed(config, rules, functions, stop, listening, deliver, followed);
             done.store(true, Ordering::SeqCst);
             outcome
         })
-        .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start a task's thread").caused_by(e))
+        .map_err(forget)
 }
 
 /// A task's local state directory: `<state_dir>/tasks/<partition>`.

@@ -78,7 +78,8 @@ pub struct Args {
     /// are those of one engine; where they differ, a producer's keys would
     /// split items. With --notifications, each engine has its own alert
     /// book, as each partition's task in the service does, so an alert
-    /// group gathers one partition's alerts.
+    /// group gathers one partition's alerts; they are printed partition by
+    /// partition, each in time order.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096), requires = "partition_key",
           conflicts_with_all = ["trace"])]
     partitions: Option<u16>,

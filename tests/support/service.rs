@@ -201,6 +201,18 @@ impl Service {
         }
     }
 
+    /// With `[kafka] scale_out`: the tasks this process runs, each with
+    /// the address of its own API once it listens (`GET /api/v1/tasks`).
+    pub fn tasks(&self) -> Vec<(u16, Option<String>)> {
+        let view: serde_json::Value =
+            serde_json::from_str(&self.get("/api/v1/tasks").unwrap_or_default()).unwrap_or_default();
+        let Some(tasks) = view["tasks"].as_array() else { return Vec::new() };
+        tasks
+            .iter()
+            .filter_map(|t| Some((t["partition"].as_u64()? as u16, t["address"].as_str().map(str::to_string))))
+            .collect()
+    }
+
     /// SIGKILL: no chance to flush or say goodbye.
     pub fn kill9(mut self) {
         if let Some(mut child) = self.child.take() {
@@ -217,6 +229,36 @@ impl Drop for Service {
             let _ = child.wait();
         }
     }
+}
+
+/// The body of a 2xx answer of a scale-out task's own API at `address`.
+pub fn task_get(address: &str, path: &str) -> Option<String> {
+    let mut response = ureq::get(&format!("http://{address}{path}")).call().ok()?;
+    response.body_mut().read_to_string().ok()
+}
+
+/// The sum of every series of metric family `name` of the task at `address`.
+pub fn task_metric_sum(address: &str, name: &str) -> f64 {
+    let text = task_get(address, "/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && (l[name.len()..].starts_with('{') || l[name.len()..].starts_with(' ')))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Whether the tasks of `processes` are `partitions` in all, and each has
+/// read its partition of `topic` to the end.
+pub fn tasks_caught_up(processes: &[&Service], topic: &str, partitions: usize) -> bool {
+    let all: Vec<Option<String>> = processes.iter().flat_map(|p| p.tasks()).map(|(_, a)| a).collect();
+    let input = format!("topic=\"{topic}\"");
+    all.len() == partitions
+        && all.iter().all(|address| {
+            let Some(address) = address else { return false };
+            let text = task_get(address, "/metrics").unwrap_or_default();
+            let lags: Vec<&str> =
+                text.lines().filter(|l| l.starts_with("mon_consumer_lag{") && l.contains(&input)).collect();
+            lags.len() == 1 && lags[0].ends_with(" 0")
+        })
 }
 
 /// Waits for `child` to exit: its status code, or `None` (and the child

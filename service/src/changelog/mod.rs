@@ -198,14 +198,15 @@ fn overtaken_error(topic: &str) -> Error {
     )
 }
 
-/// With fail-over, a journal entry the changelog did not take.
+/// With fail-over or as a scale-out task, a journal entry the changelog
+/// did not take.
 fn unwritten_error(topic: &str) -> Error {
     Error::new(
         Domain::Kafka,
         Retry::Later,
         format!(
-            "the changelog {topic} did not take a journal entry; with fail-over this process stops rather than run \
-             ahead of what a standby would take over from"
+            "the changelog {topic} did not take a journal entry; this state stops rather than run ahead of what \
+             another process would take over from"
         ),
     )
 }
@@ -342,6 +343,11 @@ pub struct Changelog {
     /// it is lost another process runs the state, and this one writes
     /// nothing more, not even its last snapshot.
     lease: Option<crate::lease::Guard>,
+    /// A scale-out task's: another process takes the task over from the
+    /// changelog alone, so a batch it did not take, or a newer owner's
+    /// claim, stops the task before the batch's outputs leave, as a lost
+    /// lease does.
+    pub(crate) strict: bool,
     pub marks: Arc<Marks>,
     metrics: Arc<Metrics>,
     /// The rules store's entries in the topic: a hash of each value and
@@ -428,6 +434,12 @@ impl Changelog {
         if self.lost_lease() {
             return Err(crate::lease::lost_error());
         }
+        if self.strict && self.sender.fence.overtaken() {
+            return Err(overtaken_error(&self.sender.topic));
+        }
+        if self.strict && self.behind.is_some() {
+            return Err(unwritten_error(&self.sender.topic));
+        }
         // Sharing the group: the changelog is behind until the process is
         // alone again, and the service goes on, as without Kafka.
         if self.shares_group() {
@@ -478,7 +490,10 @@ impl Changelog {
         if self.lost_lease() {
             return Err(crate::lease::lost_error());
         }
-        if self.lease.is_some() && self.behind.is_some() {
+        if self.strict && self.sender.fence.overtaken() {
+            return Err(overtaken_error(&self.sender.topic));
+        }
+        if (self.lease.is_some() || self.strict) && self.behind.is_some() {
             return Err(unwritten_error(&self.sender.topic));
         }
         Ok(())

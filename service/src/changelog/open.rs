@@ -101,7 +101,7 @@ struct ReadBack {
 }
 
 fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follower>) -> Result<Vec<Changelog>, Error> {
-    let Opening { kafka, topic, context, runtime, state_dir, tasks, home, .. } = at;
+    let Opening { kafka, topic, context, runtime, state_dir, tasks, home, required } = at;
     let started = Instant::now();
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
@@ -215,6 +215,7 @@ fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follo
             behind: None,
             fenced: false,
             lease: None,
+            strict: required,
             marks: marks.clone(),
             metrics: metrics.clone(),
             rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),

@@ -50,6 +50,7 @@ impl ToSchema for EventBatch {}
     responses(
         (status = 200, description = "The events are durable; what became of each", body = IngestReply),
         (status = 400, description = "The body is empty or unreadable", body = ErrorBody),
+        (status = 409, description = "A scale-out task's own API: its events come from Kafka", body = ErrorBody),
         (status = 413, description = "The body is over `[http] max_body_bytes`", body = ErrorBody),
         (status = 503, description = "Busy (with `Retry-After`), or shutting down", body = ErrorBody,
             headers(("Retry-After" = Option<String>, description = "Seconds to wait, when busy"))),
@@ -60,6 +61,9 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestReply>, ApiError> {
+    // Why: handed to no other partition's scheduled workflows, such an
+    // event would reach only this partition's items.
+    api.refuse_on_a_task("an event posted here; produce it to the input topic instead")?;
     let body = body?;
     let Ok(text) = std::str::from_utf8(&body) else {
         return Err(ApiError::invalid("body", "the body is not UTF-8"));

@@ -718,6 +718,7 @@ async fn activate_version(
 
 /// Sends a change to the processing thread and waits until it is durable.
 async fn send(api: &Api, change: RulesChange, by: &str) -> Result<RulesDone, ApiError> {
+    api.refuse_on_a_task("a rule change; deploy the rules directory to every process instead")?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Rules(RulesRequest { change, by: by.to_string(), reply });
     match api.ingest.try_send(request) {
@@ -845,6 +846,7 @@ async fn switch(
         (status = 200, description = "Disabled", body = WorkflowSwitched),
         (status = 400, description = "The body is wrong", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 409, description = "A scale-out task's own API: rule changes come by deployment", body = ErrorBody),
         (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
     )
 )]
@@ -869,6 +871,7 @@ pub async fn disable(
         (status = 200, description = "Enabled", body = WorkflowSwitched),
         (status = 400, description = "The body is wrong", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
+        (status = 409, description = "A scale-out task's own API: rule changes come by deployment", body = ErrorBody),
         (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
     )
 )]

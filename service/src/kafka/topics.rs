@@ -195,8 +195,25 @@ fn passing(code: RDKafkaErrorCode) -> bool {
 /// that partition of every input topic, so the topics must agree (as
 /// Kafka Streams requires of the topics one task joins). Tried for up to
 /// `wait` while a topic is not there yet (just created, or not yet).
+/// How many partitions `topic` has (0: none, or no such topic).
+fn count_partitions(consumer: &rdkafka::consumer::BaseConsumer<Context>, topic: &str) -> Result<usize, Error> {
+    use rdkafka::consumer::Consumer as _;
+    let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| {
+        Error::new(Domain::Kafka, Retry::Later, format!("cannot read the metadata of {topic}")).caused_by(e)
+    })?;
+    Ok(metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map_or(0, |t| t.partitions().len()))
+}
+
+/// How many partitions `topic` has (0: none, or no such topic).
+pub fn partitions_of(kafka: &KafkaConfig, context: Context, topic: &str) -> Result<usize, Error> {
+    let consumer = client_config(kafka, &[])
+        .create_with_context(context)
+        .map_err(|e| client_error("cannot create a Kafka client to read a topic's metadata", e))?;
+    count_partitions(&consumer, topic)
+}
+
 pub fn input_partitions(kafka: &KafkaConfig, context: Context, wait: Duration) -> Result<u16, Error> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::consumer::BaseConsumer;
     let consumer: BaseConsumer<Context> = client_config(kafka, &[])
         .create_with_context(context)
         .map_err(|e| client_error("cannot create a Kafka client to read the topics' metadata", e))?;
@@ -205,14 +222,7 @@ pub fn input_partitions(kafka: &KafkaConfig, context: Context, wait: Duration) -
         let mut counts = Vec::new();
         let mut missing = None;
         for topic in &kafka.topics {
-            let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(|e| {
-                Error::new(Domain::Kafka, Retry::Later, format!("cannot read the metadata of {topic}")).caused_by(e)
-            })?;
-            let count = metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic && t.error().is_none())
-                .map_or(0, |t| t.partitions().len());
+            let count = count_partitions(&consumer, topic)?;
             if count == 0 {
                 missing = Some(topic.clone());
             }

@@ -11,9 +11,13 @@
 //!   holds has handed all it had to, and one it does not hold is read
 //!   again from the input, after a crash or a hand-over, and hands again;
 //! - so the owner may read one event twice. Each carries where it came
-//!   from (`mon-handed-from: <partition>@<offset>`), and the owner keeps,
-//!   with its input offsets, the next origin offset it takes from each
-//!   origin partition: a copy below it is dropped ([`origin_key`]).
+//!   from (`mon-handed-from: <topic>/<partition>@<offset>`), and the owner
+//!   keeps, with its input offsets, the next origin offset it takes from
+//!   each origin topic and partition: a copy below it is dropped
+//!   ([`origin_key`]). Why the next offset and not every one taken: the
+//!   producer is idempotent and gapless (`enable.gapless.guarantee`), and
+//!   a batch ends at its first event that could not be handed, so an
+//!   origin's events reach the owner in their order, none skipped.
 //!
 //! What it must not do: hand an event its own task owns (the engine takes
 //! it already), or let a batch be journaled before its events are handed.
@@ -26,13 +30,39 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 
+use mon_runtime::live::{Fed, Input};
+
+use super::{tasks, Pending, Processor};
 use crate::config::{KafkaConfig, TaskOf};
 use crate::error::{Domain, Error, Retry};
 use crate::kafka::{client_config, client_error, Context, Producer};
 
-/// The header saying which input partition and offset a handed event
-/// came from.
+/// The header saying which input topic, partition and offset a handed
+/// event came from.
 pub const FROM_HEADER: &str = "mon-handed-from";
+
+/// Where a handed event was read first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub topic: String,
+    pub partition: u16,
+    pub offset: i64,
+}
+
+impl Origin {
+    /// The [`FROM_HEADER`] value: `<topic>/<partition>@<offset>` (a Kafka
+    /// topic name has neither `/` nor `@`).
+    fn header(&self) -> String {
+        format!("{}/{}@{}", self.topic, self.partition, self.offset)
+    }
+
+    /// Parses a [`FROM_HEADER`] value.
+    pub fn parse(value: &[u8]) -> Option<Origin> {
+        let (place, offset) = std::str::from_utf8(value).ok()?.rsplit_once('@')?;
+        let (topic, partition) = place.rsplit_once('/')?;
+        Some(Origin { topic: topic.to_string(), partition: partition.parse().ok()?, offset: offset.parse().ok()? })
+    }
+}
 
 /// The repartition topic of a group: `<group>.repartition`.
 pub fn topic(kafka: &KafkaConfig) -> String {
@@ -40,22 +70,16 @@ pub fn topic(kafka: &KafkaConfig) -> String {
 }
 
 /// The key, among a task's offsets, of the next origin offset it takes
-/// from origin partition `origin`: a name no Kafka topic can have (`#`
-/// is not allowed in one), so it never meets an input's offsets, and the
-/// offset commit leaves it out ([`is_origin_key`]).
-pub fn origin_key(repartition: &str, origin: u16) -> (String, i32) {
-    (format!("{repartition}#from"), i32::from(origin))
+/// from `origin`'s topic and partition: a name no Kafka topic can have
+/// (`#` is not allowed in one), so it never meets an input's offsets, and
+/// the offset commit leaves it out ([`is_origin_key`]).
+pub fn origin_key(repartition: &str, origin: &Origin) -> (String, i32) {
+    (format!("{repartition}#{}", origin.topic), i32::from(origin.partition))
 }
 
 /// Whether an offsets key is an [`origin_key`], not a Kafka partition's.
 pub fn is_origin_key(topic: &str) -> bool {
     topic.contains('#')
-}
-
-/// Parses a [`FROM_HEADER`] value.
-pub fn parse_from(value: &[u8]) -> Option<(u16, i64)> {
-    let (partition, offset) = std::str::from_utf8(value).ok()?.split_once('@')?;
-    Some((partition.parse().ok()?, offset.parse().ok()?))
 }
 
 /// The origin side: what this task hands, and to whom.
@@ -78,7 +102,15 @@ impl Handing {
     ) -> Result<Handing, Error> {
         let producer = client_config(
             kafka,
-            &[("enable.idempotence", "true"), ("linger.ms", "0"), ("message.timeout.ms", "10000")],
+            &[
+                ("enable.idempotence", "true"),
+                // Why: with a gap (one event failed, the next delivered),
+                // the owner would take the next and then drop the first
+                // when it is handed again (module doc).
+                ("enable.gapless.guarantee", "true"),
+                ("linger.ms", "0"),
+                ("message.timeout.ms", "10000"),
+            ],
         )
         .create_with_context(context)
         .map_err(|e| client_error("cannot create the repartition producer", e))?;
@@ -98,11 +130,14 @@ impl Handing {
     }
 
     /// Hands `line`, an event of `event_type` read at `offset` of this
-    /// task's partition, to every other partition whose scheduled
-    /// workflows take it. Returns how many it went to.
-    pub fn hand(&mut self, event_type: u32, line: &str, offset: i64) -> Result<usize, Error> {
+    /// task's partition of `topic`, to every other partition whose
+    /// scheduled workflows take it. Returns how many it went to.
+    pub fn hand(&mut self, event_type: u32, line: &str, topic: &str, offset: i64) -> Result<usize, Error> {
         let owners: Vec<u16> = self.owners.also(event_type, self.task.partition).collect();
-        let from = format!("{}@{offset}", self.task.partition);
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        let from = Origin { topic: topic.to_string(), partition: self.task.partition, offset }.header();
         for owner in &owners {
             loop {
                 let headers = OwnedHeaders::new().insert(Header { key: FROM_HEADER, value: Some(from.as_str()) });
@@ -154,18 +189,55 @@ impl Handing {
     }
 }
 
+impl Processor<'_> {
+    /// A line another task handed over, read from `repartition`: true if
+    /// this task takes it, false for a copy of one it took already (handed
+    /// again after the origin's task was taken over).
+    pub(super) fn take_handed(&self, repartition: &str, origin: &Origin, batch: &mut Pending) -> bool {
+        let key = origin_key(repartition, origin);
+        match batch.offsets.get(&key).or_else(|| self.stored_offsets.get(&key)) {
+            Some(next) if origin.offset < *next => false,
+            _ => {
+                batch.offsets.insert(key, origin.offset + 1);
+                true
+            }
+        }
+    }
+
+    /// Hands the event just taken (`fed`, read at `offset` of `topic`) to
+    /// the owners of the scheduled workflows that take it, if this is a
+    /// scale-out task; false if it could not, and the batch must end.
+    pub(super) fn hand_on(&mut self, fed: &Fed, topic: &str, offset: i64, batch: &mut Pending) -> bool {
+        let (Some(handing), Some(event_type)) = (&mut self.handing, tasks::event_type(fed)) else { return true };
+        let Some((_, Input::Line(line))) = batch.inputs.last() else { return true };
+        match handing.hand(event_type, line, topic, offset) {
+            Ok(_) => true,
+            Err(e) => {
+                batch.unhanded = Some(e);
+                false
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_origin_of_a_handed_event_reads_back_and_its_offsets_key_is_no_topic() {
-        assert_eq!(parse_from(b"2@1234"), Some((2, 1234)));
-        assert_eq!(parse_from(b"2-1234"), None);
-        assert_eq!(parse_from(b"x@1"), None);
-        let (key, partition) = origin_key("g.repartition", 3);
+        let origin = Origin { topic: "trades.eu-1".into(), partition: 2, offset: 1234 };
+        assert_eq!(origin.header(), "trades.eu-1/2@1234");
+        assert_eq!(Origin::parse(origin.header().as_bytes()), Some(origin.clone()));
+        assert_eq!(Origin::parse(b"trades/2-1234"), None);
+        assert_eq!(Origin::parse(b"trades/x@1"), None);
+        assert_eq!(Origin::parse(b"2@1"), None, "no topic");
+        let (key, partition) = origin_key("g.repartition", &origin);
         assert!(is_origin_key(&key));
-        assert_eq!(partition, 3);
+        assert_eq!(partition, 2);
         assert!(!is_origin_key("g.repartition"));
+        // Two input topics' partition 2 are two origins.
+        let other = Origin { topic: "payments".into(), ..origin.clone() };
+        assert_ne!(origin_key("g.repartition", &other), origin_key("g.repartition", &origin));
     }
 }

@@ -37,9 +37,9 @@ pub struct Polled<'p> {
     /// The program `read` was decoded for.
     pub program: &'p Program,
     pub read: Read,
-    /// Read from the repartition topic: the input partition and offset
-    /// another task read it at (`handing.rs`).
-    pub handed_from: Option<(u16, i64)>,
+    /// Read from the repartition topic: where another task read it
+    /// (`handing.rs`).
+    pub handed_from: Option<super::handing::Origin>,
 }
 
 pub enum Read {
@@ -147,20 +147,22 @@ pub fn run<'p>(
                 payload: message.payload().unwrap_or_default().to_vec(),
                 headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect(),
             };
-            let handed_from = match &repartition {
-                Some(name) if **name == *topic => headers
-                    .iter()
-                    .find(|(k, _)| *k == super::handing::FROM_HEADER)
-                    .and_then(|(_, v)| super::handing::parse_from(v)),
-                _ => None,
-            };
+            let handed = repartition.as_deref() == Some(&*topic);
+            let handed_from = handed
+                .then(|| headers.iter().find(|(k, _)| *k == super::handing::FROM_HEADER))
+                .flatten()
+                .and_then(|(_, value)| super::handing::Origin::parse(value));
             // A handed line is already an envelope line, as the task that
             // read it first made it.
-            let normalized = match handed_from {
-                Some(_) => std::str::from_utf8(message.payload().unwrap_or_default())
+            let normalized = match (handed, &handed_from) {
+                (false, _) => envelopes.normalize(message.payload(), &headers),
+                (true, Some(_)) => std::str::from_utf8(message.payload().unwrap_or_default())
                     .map(std::borrow::Cow::Borrowed)
                     .map_err(|_| "a handed event that is not UTF-8".to_string()),
-                None => envelopes.normalize(message.payload(), &headers),
+                (true, None) => Err(format!(
+                    "a message of the repartition topic without a `{}` header that mon wrote",
+                    super::handing::FROM_HEADER
+                )),
             };
             let read = match normalized {
                 Ok(line) => {

@@ -467,14 +467,8 @@ impl<'p> Processor<'p> {
             // A line another task handed over: taken once per origin
             // offset, however often it was handed (`handing.rs`).
             let handed_from = polled.handed_from;
-            if let Some((origin, origin_offset)) = handed_from {
-                let key = handing::origin_key(topic, origin);
-                match batch.offsets.get(&key).or_else(|| self.stored_offsets.get(&key)) {
-                    Some(next) if origin_offset < *next => continue,
-                    _ => {
-                        batch.offsets.insert(key, origin_offset + 1);
-                    }
-                }
+            if handed_from.as_ref().is_some_and(|origin| !self.take_handed(topic, origin, batch)) {
+                continue;
             }
             // A partition added to the topic after the state was split: no
             // task holds its items, and none may take them. Its messages
@@ -501,8 +495,8 @@ impl<'p> Processor<'p> {
                 polled.read
             };
             let task = self.task_of(Some(partition));
-            let from = match handed_from {
-                Some((origin, _)) => Some(origin),
+            let from = match &handed_from {
+                Some(origin) => Some(origin.partition),
                 None if beyond => None,
                 None => u16::try_from(partition).ok(),
             };
@@ -525,19 +519,18 @@ impl<'p> Processor<'p> {
                     (self.apply(task, Input::Unreadable(reason), batch, records), Some(original), None)
                 }
             };
-            if let (Some(handing), None, Some(event_type)) = (&mut self.handing, handed_from, tasks::event_type(&fed)) {
-                if let Some((_, Input::Line(line))) = batch.inputs.last() {
-                    if let Err(e) = handing.hand(event_type, line, offset) {
-                        batch.unhanded.get_or_insert(e);
-                    }
-                }
+            // The batch ends at an event it could not hand on, and is
+            // not kept (`commit`): read again, it hands again, in order.
+            if handed_from.is_none() && !self.hand_on(&fed, topic, offset, batch) {
+                return;
             }
             if let (Some(event_type), Some(from)) = (tasks::event_type(&fed), from) {
                 let decoded = decoded.as_ref();
                 self.after_event(tasks::Taken { task, from, decoded, event_type, held_before }, batch, records);
             }
             match fed {
-                Fed::Event { event_type } => {
+                // A handed event was counted where it was read.
+                Fed::Event { event_type } if handed_from.is_none() => {
                     if let Some(count) = accepted_by_type.get_mut(event_type as usize) {
                         *count += 1;
                     }
