@@ -19,7 +19,8 @@
 //!    frame to each task's partition per batch), alternating.
 //!    `-- scale-out` runs it through 1, 2 and 3 `mon run` processes of a
 //!    scale-out group (`[kafka] scale_out`), produced once the group has
-//!    settled, and measures a task's fail-over with and without warm
+//!    settled and while its processes are stopped (SIGSTOP), timed from
+//!    their resumption to the last event taken, and measures a task's fail-over with and without warm
 //!    standbys (`standby_tasks`): the process running task 0 is killed a
 //!    third of the way into its partition.
 //! 2. **Latency.** `mon run` on the wall clock gets start events whose
@@ -387,7 +388,8 @@ struct ScaleOut {
 }
 
 impl ScaleOut {
-    fn new(dir: &std::path::Path, rules: &str, standby_tasks: bool) -> ScaleOut {
+    /// `session_ms`: the groups' session timeout.
+    fn new(dir: &std::path::Path, rules: &str, standby_tasks: bool, session_ms: u32) -> ScaleOut {
         let topic = kafka::unique_topic("bench-scale-out");
         kafka::create_topic(&topic, 3);
         let records = format!("{topic}.records");
@@ -397,10 +399,13 @@ impl ScaleOut {
         let dir = dir.join(&topic);
         std::fs::create_dir_all(&dir).unwrap();
         let path = service::kafka_config(&dir, &kafka::brokers(), &topic, &records, &dead, &topic);
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "[kafka.properties]",
-            &format!("scale_out = true\nstandby_tasks = {standby_tasks}\n[kafka.properties]"),
-        );
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(
+                "[kafka.properties]",
+                &format!("scale_out = true\nstandby_tasks = {standby_tasks}\n[kafka.properties]"),
+            )
+            .replace("\"session.timeout.ms\" = \"2000\"", &format!("\"session.timeout.ms\" = \"{session_ms}\""));
         // As the partitions bench: the event store off.
         std::fs::write(&path, text + "[retention]\nevents = \"0\"\n[notify]\ndeliver = \"log\"\n").unwrap();
         ScaleOut { topic, config: path.display().to_string(), rules: rules.to_string(), dir }
@@ -455,34 +460,33 @@ fn scale_out(trades: u64, rounds: usize) {
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); 3];
     for round in 0..rounds {
         for processes in 1..=3 {
-            let group = ScaleOut::new(dir.path(), &rules, false);
+            let group = ScaleOut::new(dir.path(), &rules, false, 30_000);
             let running = group.start(processes);
-            // Produced once every process runs its share, so that the
-            // first one does not take the whole stream alone meanwhile;
-            // the producer shares the machine with them.
+            // The stream is produced while every process is stopped
+            // (SIGSTOP, within the session timeout), once each runs its
+            // share: they then start on all of it at once, and neither the
+            // producer nor a process that would take the whole stream
+            // before the others join is measured.
+            running.iter().for_each(|p| p.signal("STOP"));
             let produced = Instant::now();
             group.produce(&lines);
             let production = produced.elapsed().as_secs_f64();
-            let deadline = Instant::now() + Duration::from_secs(600);
-            let mut first = None;
+            let resumed = Instant::now();
+            running.iter().for_each(|p| p.signal("CONT"));
+            let deadline = resumed + Duration::from_secs(600);
             loop {
                 let taken = events_taken(&running);
-                if taken > 0.0 && first.is_none() {
-                    first = Some(Instant::now());
-                }
                 if taken >= count {
                     break;
                 }
                 assert!(Instant::now() < deadline, "{taken} of {count} events in 10 minutes");
                 std::thread::sleep(Duration::from_millis(5));
             }
-            // From the first event taken: the production (begun earlier)
-            // overlaps the processing.
-            let seconds = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+            let seconds = resumed.elapsed().as_secs_f64();
             let rate = count / seconds;
             figure!(
                 "round {}: {processes} process(es): {rate:.0} events/s ({count} events in {seconds:.2} s from the \
-                 first taken; produced in {production:.2} s)",
+                 processes' resumption to the last taken; produced meanwhile in {production:.2} s)",
                 round + 1
             );
             rates[processes - 1].push(rate);
@@ -495,8 +499,16 @@ fn scale_out(trades: u64, rounds: usize) {
         figure!("scale-out: {} process(es) median {:.0} events/s", n + 1, median(rates));
     }
 
+    scale_out_failover(&dir, &stream, &lines, rounds);
+}
+
+/// The fail-over part of [`scale_out`] (`-- scale-out-failover` alone).
+fn scale_out_failover(dir: &tempfile::TempDir, stream: &std::path::Path, lines: &[String], rounds: usize) {
+    let rules = stream.join("rules").display().to_string();
+    let count = lines.len() as f64;
     // Fail-over: three processes, the one running task 0 killed a third
-    // of the way into its partition; the time to task 0's first event on
+    // of the way into its partition (mon's 6 s session timeout, within
+    // which the pause for the production falls); the time to task 0's first event on
     // another process, and that process's restore. Not in the smoke run:
     // a small stream is read whole before the kill can land
     // (tests/service_scale_out.rs tests the take-over itself).
@@ -505,11 +517,16 @@ fn scale_out(trades: u64, rounds: usize) {
     }
     for round in 0..rounds {
         for standby_tasks in [false, true] {
-            let group = ScaleOut::new(dir.path(), &rules, standby_tasks);
+            // mon's own session timeout, as in scripts/bench-failover.
+            let group = ScaleOut::new(dir.path(), &rules, standby_tasks, 6_000);
             let mut running = group.start(3);
-            // The standbys are following the others' partitions before the stream comes.
+            // The standbys are following the others' partitions before the
+            // stream comes; produced while every process is stopped, as
+            // above, so that the victim is killed mid-partition.
             std::thread::sleep(Duration::from_secs(1));
-            group.produce(&lines);
+            running.iter().for_each(|p| p.signal("STOP"));
+            group.produce(lines);
+            running.iter().for_each(|p| p.signal("CONT"));
             let victim = running.iter().position(|p| p.tasks().iter().any(|(t, _)| *t == 0)).unwrap();
             let victim = running.remove(victim);
             let address = victim.tasks()[0].1.clone().unwrap();
@@ -553,6 +570,9 @@ fn main() {
         latency(2000);
     } else if measuring() && std::env::args().any(|a| a == "partitions") {
         partitions(120_000, 3);
+    } else if measuring() && std::env::args().any(|a| a == "scale-out-failover") {
+        let (dir, stream, lines) = emit(120_000);
+        scale_out_failover(&dir, &stream, &lines, 2);
     } else if measuring() && std::env::args().any(|a| a == "scale-out") {
         scale_out(120_000, 2);
     } else if measuring() {

@@ -143,8 +143,7 @@ fn three_processes(standbys: Standbys) {
     let text = std::fs::read_to_string(&config).unwrap();
     let warm = standbys == Standbys::Warm;
     let settings = format!("scale_out = true\nstandby_tasks = {warm}\n[kafka.properties]");
-    let text = text.replace("[kafka.properties]", &settings)
-        + "[engine]\nsnapshot_every = 40000\n";
+    let text = text.replace("[kafka.properties]", &settings) + "[engine]\nsnapshot_every = 40000\n";
     std::fs::write(&config, text).unwrap();
     let (config, rules) = (config.display().to_string(), stream.rules.display().to_string());
     let log = dir.join("mon.log");
