@@ -161,6 +161,13 @@ fn three_processes(standbys: Standbys) {
     wait_until(Duration::from_secs(60), "one task each", || {
         processes.iter().all(|p| p.tasks().len() == 1 && p.get_any("/readyz").is_some_and(|(code, _)| code == 200))
     });
+    // One scrape target per process: its tasks' series, labelled by task.
+    for process in &processes {
+        let (task, _) = process.tasks()[0];
+        let metrics = process.get("/metrics").unwrap_or_default();
+        assert!(metrics.contains(&format!("mon_assigned_partitions{{task=\"{task}\"}} 2")), "{metrics}");
+        assert_eq!(metrics.matches("# TYPE mon_assigned_partitions ").count(), 1, "{metrics}");
+    }
     let owner_of = |partition: u16, processes: &[Service]| {
         processes.iter().position(|p| p.tasks().iter().any(|(t, _)| *t == partition))
     };

@@ -38,6 +38,8 @@
 //! moved it on since; the changelog is the task's state, the directory a
 //! cache of it).
 
+mod front;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,14 +47,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::TopicPartitionList;
-use serde::Serialize;
 
 use crate::changelog::Follower;
 use crate::config::{Config, KafkaConfig, TaskOf};
@@ -340,14 +336,12 @@ pub fn run(
         Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
     })?;
     let address = listener.local_addr().unwrap_or(listen);
-    let front =
-        Front { shared: shared.clone(), partitions, group: kafka.group.clone(), client: reqwest::Client::new() };
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/api/v1/tasks", get(tasks_view))
-        .fallback(not_here)
-        .with_state(front);
+    let app = front::router(front::Front {
+        shared: shared.clone(),
+        partitions,
+        group: kafka.group.clone(),
+        client: reqwest::Client::new(),
+    });
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let tls = config.http.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
@@ -520,87 +514,4 @@ fn start_task<'scope, 'env>(
 /// A task's local state directory: `<state_dir>/tasks/<partition>`.
 pub fn task_dir(base: &Path, partition: u16) -> PathBuf {
     base.join("tasks").join(partition.to_string())
-}
-
-#[derive(Clone)]
-struct Front {
-    shared: Arc<Shared>,
-    partitions: u16,
-    group: String,
-    client: reqwest::Client,
-}
-
-#[derive(Serialize)]
-struct TasksView {
-    group: String,
-    partitions: u16,
-    /// An assignment has come: this process is counted in the group.
-    joined: bool,
-    rebalances: u64,
-    tasks: Vec<TaskView>,
-}
-
-#[derive(Serialize)]
-struct TaskView {
-    partition: u16,
-    /// The task's own API (loopback), once it listens.
-    address: Option<String>,
-    running_for_ms: u64,
-    ready: bool,
-}
-
-impl Front {
-    async fn view(&self) -> TasksView {
-        let slots: Vec<(u16, Slot)> =
-            self.shared.slots.lock().map(|s| s.iter().map(|(p, s)| (*p, s.clone())).collect()).unwrap_or_default();
-        let mut tasks = Vec::with_capacity(slots.len());
-        for (partition, slot) in slots {
-            let address = slot.address.lock().ok().and_then(|a| *a);
-            let ready = match address {
-                Some(address) => self
-                    .client
-                    .get(format!("http://{address}/readyz"))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success()),
-                None => false,
-            };
-            let running_for_ms = slot.started.elapsed().as_millis() as u64;
-            tasks.push(TaskView { partition, address: address.map(|a| a.to_string()), running_for_ms, ready });
-        }
-        TasksView {
-            group: self.group.clone(),
-            partitions: self.partitions,
-            joined: self.shared.joined.load(Ordering::SeqCst),
-            rebalances: self.shared.rebalances.load(Ordering::Relaxed),
-            tasks,
-        }
-    }
-}
-
-async fn tasks_view(State(front): State<Front>) -> Json<TasksView> {
-    Json(front.view().await)
-}
-
-/// Ready once the group has counted this process and every task it was
-/// given answers ready: its state restored and its input assigned.
-async fn readyz(State(front): State<Front>) -> Response {
-    let view = front.view().await;
-    let assigned = front.shared.assigned.lock().map(|a| a.len()).unwrap_or(0);
-    let ready = view.joined && view.tasks.len() == assigned && view.tasks.iter().all(|t| t.ready);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(view)).into_response()
-}
-
-/// Everything else: the group's view (queries fanned out to the tasks'
-/// owners) is not built yet; each task answers at the address
-/// `/api/v1/tasks` lists.
-async fn not_here() -> Response {
-    let body = serde_json::json!({
-        "error": "not_implemented",
-        "message": "a scale-out process answers /healthz, /readyz and /api/v1/tasks; the API of each task it runs \
-                    is at the address /api/v1/tasks lists (docs/service.md, \"Scale-out\")",
-    });
-    (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
 }

@@ -1,0 +1,227 @@
+//! What a scale-out process serves on `[http] listen` (`scale_out.rs`):
+//! its health and readiness, the list of its tasks with their own APIs'
+//! addresses, and one `/metrics` for all of them.
+//!
+//! What it must not do: answer for the group what it cannot (the
+//! group-wide API is not built: other paths say where to ask instead).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::{Shared, Slot};
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How long the front waits for one task's answer.
+const TASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub(super) struct Front {
+    pub shared: Arc<Shared>,
+    pub partitions: u16,
+    pub group: String,
+    pub client: reqwest::Client,
+}
+
+pub(super) fn router(front: Front) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/tasks", get(tasks_view))
+        .fallback(not_here)
+        .with_state(front)
+}
+
+#[derive(Serialize)]
+struct TasksView {
+    group: String,
+    partitions: u16,
+    /// An assignment has come: this process is counted in the group.
+    joined: bool,
+    rebalances: u64,
+    tasks: Vec<TaskView>,
+}
+
+#[derive(Serialize)]
+struct TaskView {
+    partition: u16,
+    /// The task's own API (loopback), once it listens.
+    address: Option<String>,
+    running_for_ms: u64,
+    ready: bool,
+}
+
+impl Front {
+    fn slots(&self) -> Vec<(u16, Slot)> {
+        self.shared.slots.lock().map(|s| s.iter().map(|(p, s)| (*p, s.clone())).collect()).unwrap_or_default()
+    }
+
+    /// The body of a 2xx answer of the task at `address` to `path`.
+    async fn ask(&self, address: std::net::SocketAddr, path: &str) -> Option<String> {
+        let answer = self.client.get(format!("http://{address}{path}")).timeout(TASK_TIMEOUT).send().await.ok()?;
+        if !answer.status().is_success() {
+            return None;
+        }
+        answer.text().await.ok()
+    }
+
+    async fn view(&self) -> TasksView {
+        let slots = self.slots();
+        let mut tasks = Vec::with_capacity(slots.len());
+        for (partition, slot) in slots {
+            let address = slot.address.lock().ok().and_then(|a| *a);
+            let ready = match address {
+                Some(address) => self.ask(address, "/readyz").await.is_some(),
+                None => false,
+            };
+            let running_for_ms = slot.started.elapsed().as_millis() as u64;
+            tasks.push(TaskView { partition, address: address.map(|a| a.to_string()), running_for_ms, ready });
+        }
+        TasksView {
+            group: self.group.clone(),
+            partitions: self.partitions,
+            joined: self.shared.joined.load(Ordering::SeqCst),
+            rebalances: self.shared.rebalances.load(Ordering::Relaxed),
+            tasks,
+        }
+    }
+}
+
+async fn tasks_view(State(front): State<Front>) -> Json<TasksView> {
+    Json(front.view().await)
+}
+
+/// Ready once the group has counted this process and every task it was
+/// given answers ready: its state restored and its input assigned.
+async fn readyz(State(front): State<Front>) -> Response {
+    let view = front.view().await;
+    let assigned = front.shared.assigned.lock().map(|a| a.len()).unwrap_or(0);
+    let ready = view.joined && view.tasks.len() == assigned && view.tasks.iter().all(|t| t.ready);
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(view)).into_response()
+}
+
+/// Every task's metrics in one exposition, each series labelled with its
+/// `task` (its partition): one scrape target per process, as for a lone
+/// `mon run`. A task that does not answer in time is left out.
+async fn metrics(State(front): State<Front>) -> Response {
+    let mut texts = Vec::new();
+    for (partition, slot) in front.slots() {
+        let Some(address) = slot.address.lock().ok().and_then(|a| *a) else { continue };
+        if let Some(text) = front.ask(address, "/metrics").await {
+            texts.push((partition, text));
+        }
+    }
+    ([(header::CONTENT_TYPE, OPENMETRICS)], merge_metrics(&texts)).into_response()
+}
+
+/// Merges OpenMetrics expositions of the same registry (every task's):
+/// each family's `# HELP`, `# TYPE` and `# UNIT` once, then its samples
+/// from every exposition, with a `task` label first.
+fn merge_metrics(texts: &[(u16, String)]) -> String {
+    struct Family {
+        name: String,
+        header: Vec<String>,
+        samples: Vec<String>,
+    }
+    let mut families: Vec<Family> = Vec::new();
+    for (task, text) in texts {
+        let mut current: Option<usize> = None;
+        for line in text.lines().filter(|l| !l.is_empty() && *l != "# EOF") {
+            if let Some(rest) = line.strip_prefix("# ") {
+                let mut words = rest.splitn(3, ' ');
+                let (kind, name) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+                let index = match families.iter().position(|f| f.name == name) {
+                    Some(index) => index,
+                    None => {
+                        families.push(Family { name: name.to_string(), header: Vec::new(), samples: Vec::new() });
+                        families.len() - 1
+                    }
+                };
+                let family = &mut families[index];
+                if !family.header.iter().any(|h| h.split(' ').nth(1) == Some(kind)) {
+                    family.header.push(line.to_string());
+                }
+                current = Some(index);
+                continue;
+            }
+            let sample = with_task_label(line, *task);
+            match current {
+                Some(index) => families[index].samples.push(sample),
+                None => families.push(Family { name: String::new(), header: Vec::new(), samples: vec![sample] }),
+            }
+        }
+    }
+    let mut out = String::new();
+    for family in families {
+        for line in family.header.iter().chain(&family.samples) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// `name{labels} value` or `name value`, with `task="<task>"` first.
+fn with_task_label(sample: &str, task: u16) -> String {
+    match sample.find(['{', ' ']) {
+        Some(at) if sample[at..].starts_with("{}") => {
+            format!("{}{{task=\"{task}\"}}{}", &sample[..at], &sample[at + 2..])
+        }
+        Some(at) if sample[at..].starts_with('{') => {
+            format!("{}{{task=\"{task}\",{}", &sample[..at], &sample[at + 1..])
+        }
+        Some(at) => format!("{}{{task=\"{task}\"}}{}", &sample[..at], &sample[at..]),
+        None => sample.to_string(),
+    }
+}
+
+/// Everything else: the group's view (queries fanned out to the tasks'
+/// owners) is not built yet; each task answers at the address
+/// `/api/v1/tasks` lists.
+async fn not_here() -> Response {
+    let body = serde_json::json!({
+        "error": "not_implemented",
+        "message": "a scale-out process answers /healthz, /readyz, /metrics and /api/v1/tasks; the API of each task \
+                    it runs is at the address /api/v1/tasks lists (docs/service.md, \"Scale-out\")",
+    });
+    (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tasks_series_comes_once_under_its_family_with_its_task() {
+        let task = |events: u64, lag: u64| {
+            format!(
+                "# HELP mon_events Events taken.\n# TYPE mon_events counter\n\
+                 mon_events_total{{event_type=\"a\",outcome=\"accepted\"}} {events}\n\
+                 # HELP mon_consumer_lag Lag.\n# TYPE mon_consumer_lag gauge\nmon_consumer_lag {lag}\n\
+                 # HELP mon_up Up.\n# TYPE mon_up gauge\nmon_up{{}} 1\n# EOF\n"
+            )
+        };
+        let merged = merge_metrics(&[(0, task(5, 1)), (2, task(7, 0))]);
+        assert_eq!(
+            merged,
+            "# HELP mon_events Events taken.\n# TYPE mon_events counter\n\
+             mon_events_total{task=\"0\",event_type=\"a\",outcome=\"accepted\"} 5\n\
+             mon_events_total{task=\"2\",event_type=\"a\",outcome=\"accepted\"} 7\n\
+             # HELP mon_consumer_lag Lag.\n# TYPE mon_consumer_lag gauge\n\
+             mon_consumer_lag{task=\"0\"} 1\nmon_consumer_lag{task=\"2\"} 0\n\
+             # HELP mon_up Up.\n# TYPE mon_up gauge\nmon_up{task=\"0\"} 1\nmon_up{task=\"2\"} 1\n# EOF\n"
+        );
+        assert_eq!(merge_metrics(&[]), "# EOF\n", "no task: an empty exposition");
+    }
+}
