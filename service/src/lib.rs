@@ -273,6 +273,9 @@ pub(crate) fn run_followed(
                 tasks: partitions,
                 home: kafka.task.map_or(changelog::PROCESS_PARTITION, |task| i32::from(task.partition)),
                 required: kafka.task.is_some(),
+                // A task revoked while it restores must not claim the
+                // partition after its next owner has.
+                stop: kafka.task.map(|_| &*stop),
             };
             changelog::open(at, &mut store, followed)?
         }
@@ -697,22 +700,23 @@ pub(crate) fn run_followed(
             .join()
             .unwrap_or_else(|_| Err(Error::new(Domain::Process, Retry::Never, "the processing thread panicked")))
     });
-    let _ = publisher_stop_tx.send(true);
-    publisher_wake.notify_one();
-    let _ = delivery_stop_tx.send(true);
     // The process that took over sends what this one has not: draining
     // now would only send it twice.
     let lease_lost = lease.as_ref().is_some_and(|lease| lease.lost());
     // So does the process that takes a scale-out task over from one that
     // stopped on an error (its changelog overtaken or behind): it
     // restores the outbox and the pending notifications from the
-    // changelog, and the marks of what was sent.
+    // changelog, and the marks of what was sent. Decided before the stop
+    // is signalled, which would start the drain.
     if lease_lost || (task_of.is_some() && outcome.is_err()) {
         delivery.abort();
         if let Some(publisher) = &publisher {
             publisher.abort();
         }
     }
+    let _ = publisher_stop_tx.send(true);
+    publisher_wake.notify_one();
+    let _ = delivery_stop_tx.send(true);
     runtime.block_on(async {
         let _ = delivery.await;
         if let Some(publisher) = publisher {

@@ -98,11 +98,9 @@ impl Standbys {
         let Following { kafka, topic, context, runtime, partitions } = at;
         let mut failed_at: BTreeMap<u16, Instant> = BTreeMap::new();
         while !stop.load(Ordering::Relaxed) {
-            let running: BTreeSet<u16> = {
-                let mut running = shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
-                running.extend(shared.slots.lock().map(|s| s.keys().copied().collect::<Vec<_>>()).unwrap_or_default());
-                running
-            };
+            // Running: a task has a slot. An assigned task not started yet
+            // keeps its follower for the supervisor to take.
+            let running: BTreeSet<u16> = shared.slots.lock().map(|s| s.keys().copied().collect()).unwrap_or_default();
             for partition in 0..partitions {
                 let have = self.followers.lock().map(|f| f.contains_key(&partition)).unwrap_or(true);
                 let retry = failed_at.get(&partition).is_none_or(|at| at.elapsed() >= RESTART_MAX);
@@ -314,8 +312,9 @@ pub fn run(
         let has = crate::kafka::topics::partitions_of(&kafka, context.clone(), name)?;
         if has != usize::from(partitions) {
             return Err(Error::config(format!(
-                "kafka.scale_out: the {what} topic {name} has {has} partitions and the input {partitions}; \
-                 delete it while the group is stopped (it is made again at start)"
+                "kafka.scale_out: the {what} topic {name} has {has} partitions and the input {partitions}: \
+                 the group was made for another partition count, and its tasks' states hold offsets of these \
+                 topics; run the grown input under a new `group` (its topics are made afresh)"
             )));
         }
     }
@@ -393,6 +392,13 @@ pub fn run(
                 let wait = match restarts.get(&partition) {
                     Some((_, wait)) if !ran_long => (*wait * 2).min(RESTART_MAX),
                     _ => RESTART_FIRST,
+                };
+                // Overtaken: the group gave the task to another process,
+                // which claimed it, and this one has not heard yet. Started
+                // again soon, it would take the task back and forth.
+                let wait = match &outcome {
+                    Err(e) if crate::changelog::is_overtaken(e) => RESTART_MAX,
+                    _ => wait,
                 };
                 let retry_in_ms = wait.as_millis() as u64;
                 match outcome {

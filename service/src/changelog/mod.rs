@@ -191,11 +191,15 @@ struct Sender {
 
 /// A newer process claimed the changelog (`fence.rs`).
 fn overtaken_error(topic: &str) -> Error {
-    Error::new(
-        Domain::Kafka,
-        Retry::Later,
-        format!("a newer process claimed the changelog {topic}; this one writes nothing more to it"),
-    )
+    Error::new(Domain::Kafka, Retry::Later, format!("{OVERTAKEN} {topic}; this one writes nothing more to it"))
+}
+
+const OVERTAKEN: &str = "a newer process claimed the changelog";
+
+/// Whether `error` says a newer process claimed the changelog: the group
+/// gave the state to another process, whatever this one has heard yet.
+pub fn is_overtaken(error: &Error) -> bool {
+    error.to_string().contains(OVERTAKEN)
 }
 
 /// With fail-over or as a scale-out task, a journal entry the changelog

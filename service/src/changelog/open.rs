@@ -89,6 +89,10 @@ pub struct Opening<'a> {
     /// The state must come from the changelog: a start that cannot read it
     /// fails rather than run on the local state alone.
     pub required: bool,
+    /// Set when the start is called off (a scale-out task revoked while it
+    /// restores): it then claims no partition, which would fence the
+    /// process the partition went to.
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// One partition of the changelog as read back at start.
@@ -101,7 +105,7 @@ struct ReadBack {
 }
 
 fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follower>) -> Result<Vec<Changelog>, Error> {
-    let Opening { kafka, topic, context, runtime, state_dir, tasks, home, required } = at;
+    let Opening { kafka, topic, context, runtime, state_dir, tasks, home, required, stop } = at;
     let started = Instant::now();
     let metrics = context.metrics.clone();
     let taking_over = followed.is_some();
@@ -129,6 +133,9 @@ fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follo
             Some(follower) => follower.finish()?,
             None => read(kafka, topic, partition)?,
         };
+        if stop.is_some_and(|stop| stop.load(std::sync::atomic::Ordering::SeqCst)) {
+            return Err(Error::new(Domain::Kafka, Retry::Later, format!("{topic}: stopped before claiming it")));
+        }
         let fence = claim(kafka, topic, partition, &producer, runtime, &mut contents, next)?;
         (bytes, stale) = (bytes + contents.bytes, stale + contents.stale);
         let restored = contents.restore().map_err(|d| {

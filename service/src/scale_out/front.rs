@@ -74,18 +74,34 @@ impl Front {
         answer.text().await.ok()
     }
 
-    async fn view(&self) -> TasksView {
-        let slots = self.slots();
-        let mut tasks = Vec::with_capacity(slots.len());
-        for (partition, slot) in slots {
+    /// Asks every task `path` at once (a stopped one costs the timeout
+    /// once, not once per task): each task's partition, and its answer.
+    async fn ask_all(&self, path: &str) -> Vec<(u16, Option<std::net::SocketAddr>, Option<String>)> {
+        let asks = self.slots().into_iter().map(|(partition, slot)| async move {
             let address = slot.address.lock().ok().and_then(|a| *a);
-            let ready = match address {
-                Some(address) => self.ask(address, "/readyz").await.is_some(),
-                None => false,
+            let answer = match address {
+                Some(address) => self.ask(address, path).await,
+                None => None,
             };
-            let running_for_ms = slot.started.elapsed().as_millis() as u64;
-            tasks.push(TaskView { partition, address: address.map(|a| a.to_string()), running_for_ms, ready });
-        }
+            (partition, address, answer)
+        });
+        futures_util::future::join_all(asks).await
+    }
+
+    async fn view(&self) -> TasksView {
+        let started: std::collections::BTreeMap<u16, u64> =
+            self.slots().iter().map(|(p, slot)| (*p, slot.started.elapsed().as_millis() as u64)).collect();
+        let tasks = self
+            .ask_all("/readyz")
+            .await
+            .into_iter()
+            .map(|(partition, address, answer)| TaskView {
+                partition,
+                address: address.map(|a| a.to_string()),
+                running_for_ms: started.get(&partition).copied().unwrap_or_default(),
+                ready: answer.is_some(),
+            })
+            .collect();
         TasksView {
             group: self.group.clone(),
             partitions: self.partitions,
@@ -104,8 +120,11 @@ async fn tasks_view(State(front): State<Front>) -> Json<TasksView> {
 /// given answers ready: its state restored and its input assigned.
 async fn readyz(State(front): State<Front>) -> Response {
     let view = front.view().await;
-    let assigned = front.shared.assigned.lock().map(|a| a.len()).unwrap_or(0);
-    let ready = view.joined && view.tasks.len() == assigned && view.tasks.iter().all(|t| t.ready);
+    let assigned = front.shared.assigned.lock().map(|a| a.clone()).unwrap_or_default();
+    // Every task it is assigned, by partition: a revoked task still
+    // stopping does not stand in for one waiting to start again.
+    let ready_task = |p: &u16| view.tasks.iter().any(|t| t.partition == *p && t.ready);
+    let ready = view.joined && assigned.iter().all(ready_task);
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(view)).into_response()
 }
@@ -114,13 +133,9 @@ async fn readyz(State(front): State<Front>) -> Response {
 /// `task` (its partition): one scrape target per process, as for a lone
 /// `mon run`. A task that does not answer in time is left out.
 async fn metrics(State(front): State<Front>) -> Response {
-    let mut texts = Vec::new();
-    for (partition, slot) in front.slots() {
-        let Some(address) = slot.address.lock().ok().and_then(|a| *a) else { continue };
-        if let Some(text) = front.ask(address, "/metrics").await {
-            texts.push((partition, text));
-        }
-    }
+    let answers = front.ask_all("/metrics").await;
+    let texts: Vec<(u16, String)> =
+        answers.into_iter().filter_map(|(partition, _, text)| Some((partition, text?))).collect();
     ([(header::CONTENT_TYPE, OPENMETRICS)], merge_metrics(&texts)).into_response()
 }
 
