@@ -313,3 +313,63 @@ fn three_processes(standbys: Standbys) {
         assert_eq!(process.terminate(), Some(0), "a clean stop");
     }
 }
+
+/// A handed event comes again when the task that read it was taken over
+/// after a crash before its batch was kept: the owner takes each origin
+/// offset once. Here the copies are produced straight to the repartition
+/// topic, as a handing task writes them: the same event twice, then one
+/// from an earlier offset of the same origin, and one from another input
+/// topic's same partition and offset (another origin).
+#[test]
+fn a_handed_event_is_taken_once_however_often_it_comes() {
+    const TWO: u16 = 2;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (topic, records, dead) = kafka::topic_set("scale-out-handed", i32::from(TWO));
+    let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]")).unwrap();
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("feed.mon"),
+        "event feed_file { job_id: string }\n\
+         workflow late_feed {\n  expect feed_file where job_id == \"L\" by 08:05 Etc/UTC\n}\n",
+    )
+    .unwrap();
+    let state = dir.join("state").display().to_string();
+    let (config, rules) = (config.display().to_string(), rules.display().to_string());
+    let process =
+        Service::start(&["--config", &config, "--clock", "event", "--state-dir", &state, &rules], &dir.join("mon.log"));
+    let owner = mon_runtime::engine::owner("late_feed", TWO);
+    let mut address = None;
+    wait_until(Duration::from_secs(60), "both tasks on the one process", || {
+        let tasks = process.tasks();
+        address = tasks.iter().find(|(t, _)| *t == owner).and_then(|(_, a)| a.clone());
+        tasks.len() == 2 && address.is_some()
+    });
+    let address = address.unwrap();
+
+    let start = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
+    let file = event("feed_file", "file-L", start, r#"{"job_id":"L"}"#).into_bytes();
+    let origin = (owner + 1) % TWO;
+    let handed = |topic: &str, offset: i64| {
+        let from = format!("{topic}/{origin}@{offset}").into_bytes();
+        (None, file.clone(), vec![("mon-handed-from".to_string(), from)])
+    };
+    let repartition = format!("{topic}.repartition");
+    let copies = [handed(&topic, 5), handed(&topic, 5), handed(&topic, 4), handed("payments", 5)];
+    kafka::produce_to(&repartition, Some(i32::from(owner)), copies);
+
+    // The status is made once a second: wait for the first, then long
+    // enough for any other to show.
+    let accepted = || {
+        let status: Value = serde_json::from_str(&service::task_get(&address, "/api/v1/status").unwrap_or_default())
+            .unwrap_or_default();
+        status["events_accepted"].as_u64().unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(30), "the handed event taken", || accepted() >= 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(accepted(), 2, "once from the input topic's origin, once from the other topic's");
+    process.terminate();
+}
