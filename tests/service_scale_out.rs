@@ -319,7 +319,8 @@ fn three_processes(standbys: Standbys) {
 /// offset once. Here the copies are produced straight to the repartition
 /// topic, as a handing task writes them: the same event twice, then one
 /// from an earlier offset of the same origin, and one from another input
-/// topic's same partition and offset (another origin).
+/// topic's same partition and offset (another origin). With `[auth]` on,
+/// the task's own API takes the process's tokens.
 #[test]
 fn a_handed_event_is_taken_once_however_often_it_comes() {
     const TWO: u16 = 2;
@@ -328,7 +329,8 @@ fn a_handed_event_is_taken_once_however_often_it_comes() {
     let (topic, records, dead) = kafka::topic_set("scale-out-handed", i32::from(TWO));
     let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
     let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]")).unwrap();
+    let text = text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]") + "[auth]\nenabled = true\n";
+    std::fs::write(&config, text).unwrap();
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
@@ -338,6 +340,12 @@ fn a_handed_event_is_taken_once_however_often_it_comes() {
     )
     .unwrap();
     let state = dir.join("state").display().to_string();
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", "viewer", "--name", "test", "--state-dir", &state])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_string();
     let (config, rules) = (config.display().to_string(), rules.display().to_string());
     let process =
         Service::start(&["--config", &config, "--clock", "event", "--state-dir", &state, &rules], &dir.join("mon.log"));
@@ -363,9 +371,20 @@ fn a_handed_event_is_taken_once_however_often_it_comes() {
 
     // The status is made once a second: wait for the first, then long
     // enough for any other to show.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let status_of = |bearer: Option<&str>| {
+        let mut request = agent.get(&format!("http://{address}/api/v1/status"));
+        if let Some(token) = bearer {
+            request = request.header("Authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request.call().unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+    };
+    assert_eq!(status_of(None).0, 401, "auth is on in the task's API");
     let accepted = || {
-        let status: Value = serde_json::from_str(&service::task_get(&address, "/api/v1/status").unwrap_or_default())
-            .unwrap_or_default();
+        let (code, body) = status_of(Some(&token));
+        assert_eq!(code, 200, "the process's token opens its task's API: {body}");
+        let status: Value = serde_json::from_str(&body).unwrap_or_default();
         status["events_accepted"].as_u64().unwrap_or(0)
     };
     wait_until(Duration::from_secs(30), "the handed event taken", || accepted() >= 1);

@@ -113,6 +113,11 @@ pub struct AuthConfig {
     /// Bearer JWTs from an OpenID Connect identity provider, besides the
     /// API tokens.
     pub oidc: Option<OidcConfig>,
+    /// Where `tokens.json` is read: the state directory unless set. A
+    /// scale-out task reads its process's (`scale_out.rs`), where `mon
+    /// token create --state-dir` writes; never read from a file.
+    #[serde(skip)]
+    pub tokens_dir: Option<PathBuf>,
 }
 
 /// `[auth.oidc]`: which provider's JWTs count, and where their role is.

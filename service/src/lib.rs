@@ -759,7 +759,7 @@ pub(crate) fn run_followed(
 /// whose key set is kept fresh on `runtime` (fetched now; a failure is
 /// logged and retried, not fatal).
 fn authenticator(config: &Config, runtime: &tokio::runtime::Runtime) -> Result<auth::Authenticator, Error> {
-    let tokens = auth::Tokens::new(&config.state_dir);
+    let tokens = auth::Tokens::new(config.auth.tokens_dir.as_deref().unwrap_or(&config.state_dir));
     let oidc = match &config.auth.oidc {
         None => None,
         Some(oidc) => {

@@ -473,6 +473,9 @@ fn start_task<'scope, 'env>(
     }
     let mut config = config.clone();
     config.state_dir = dir;
+    // The process's API tokens: `mon token create` writes them beside its
+    // state directory, not each task's (emptied at every assignment).
+    config.auth.tokens_dir = Some(base.to_path_buf());
     if let Some(kafka) = config.kafka.as_mut() {
         kafka.task = Some(task);
         kafka.create_topics.enabled = false;
