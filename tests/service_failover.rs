@@ -27,17 +27,11 @@ use service::Service;
 /// scheduled file SLA whose file never comes: its deadline, 08:02, comes
 /// after about 80% of the stream's events (08:00:00 to 08:02:02).
 fn add_rules(rules: &Path, hook: &str) {
-    service::notify_trades(rules, "desk");
-    std::fs::write(
-        rules.join("feed.mon"),
-        format!(
-            "channel desk webhook \"http://{hook}/hook\"\n\
-             event feed_file {{ job_id: string }}\nevent feed_loaded {{ job_id: string }}\n\
-             workflow morning_feed {{\n  notify desk\n  expect feed_file by 08:02 Etc/UTC\n  \
-             then feed_loaded within 30m\n}}\n"
-        ),
-    )
-    .unwrap();
+    service::add_feeds(
+        rules,
+        hook,
+        "workflow morning_feed {\n  notify desk\n  expect feed_file by 08:02 Etc/UTC\n  then feed_loaded within 30m\n}\n",
+    );
 }
 
 fn record_values(messages: &[kafka::Message]) -> Vec<Value> {

@@ -37,18 +37,13 @@ const IN_FLIGHT: usize = 20;
 /// partition that is not its owner's (`late_feed`, due 08:05, after the
 /// stream: only the clock events sent at the end pass it).
 fn add_rules(rules: &Path, hook: &str) {
-    service::notify_trades(rules, "desk");
-    std::fs::write(
-        rules.join("feed.mon"),
-        format!(
-            "channel desk webhook \"http://{hook}/hook\"\n\
-             event feed_file {{ job_id: string }}\nevent feed_loaded {{ job_id: string }}\n\
-             workflow morning_feed {{\n  notify desk\n  expect feed_file where job_id == \"M\" by 08:02 Etc/UTC\n  \
-             then feed_loaded within 30m\n}}\n\
-             workflow late_feed {{\n  notify desk\n  expect feed_file where job_id == \"L\" by 08:05 Etc/UTC\n}}\n"
-        ),
-    )
-    .unwrap();
+    service::add_feeds(
+        rules,
+        hook,
+        "workflow morning_feed {\n  notify desk\n  expect feed_file where job_id == \"M\" by 08:02 Etc/UTC\n  \
+         then feed_loaded within 30m\n}\n\
+         workflow late_feed {\n  notify desk\n  expect feed_file where job_id == \"L\" by 08:05 Etc/UTC\n}\n",
+    );
 }
 
 fn event(kind: &str, id: &str, time: i64, data: &str) -> String {

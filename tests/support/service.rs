@@ -431,6 +431,19 @@ pub fn notify_trades(rules: &Path, channel: &str) {
     std::fs::write(&bench, text).unwrap();
 }
 
+/// The trade lifecycle notifying a webhook at `hook` (channel `desk`), and
+/// `workflows` (scheduled feeds, which may `notify desk`) beside it, in
+/// `feed.mon`, with the feed events they take: `feed_file` and
+/// `feed_loaded`, each with a `job_id`.
+pub fn add_feeds(rules: &Path, hook: &str, workflows: &str) {
+    notify_trades(rules, "desk");
+    let declarations = format!(
+        "channel desk webhook \"http://{hook}/hook\"\n\
+         event feed_file {{ job_id: string }}\nevent feed_loaded {{ job_id: string }}\n"
+    );
+    std::fs::write(rules.join("feed.mon"), declarations + workflows).unwrap();
+}
+
 impl TradeStream {
     /// What `mon simulate --until end` makes of the stream, by id.
     pub fn expected(&self) -> std::collections::BTreeMap<String, String> {

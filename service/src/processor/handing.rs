@@ -131,11 +131,11 @@ impl Handing {
 
     /// Hands `line`, an event of `event_type` read at `offset` of this
     /// task's partition of `topic`, to every other partition whose
-    /// scheduled workflows take it. Returns how many it went to.
-    pub fn hand(&mut self, event_type: u32, line: &str, topic: &str, offset: i64) -> Result<usize, Error> {
+    /// scheduled workflows take it.
+    pub fn hand(&mut self, event_type: u32, line: &str, topic: &str, offset: i64) -> Result<(), Error> {
         let owners: Vec<u16> = self.owners.also(event_type, self.task.partition).collect();
         if owners.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
         let from = Origin { topic: topic.to_string(), partition: self.task.partition, offset }.header();
         for owner in &owners {
@@ -159,7 +159,7 @@ impl Handing {
                 }
             }
         }
-        Ok(owners.len())
+        Ok(())
     }
 
     /// Waits until the broker holds every event handed since the last
