@@ -71,6 +71,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/audit", "get"),
     ("/api/v1/whoami", "get"),
     ("/api/v1/group", "get"),
+    ("/api/v1/breakdowns", "get"),
 ];
 
 /// The server-sent-events stream never ends, so no client that reads a

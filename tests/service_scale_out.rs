@@ -414,3 +414,253 @@ fn a_handed_event_is_taken_once_however_often_it_comes() {
     assert_eq!(accepted(), 2, "once from the input topic's origin, once from the other topic's");
     process.terminate();
 }
+
+/// Two processes share three partitions; either one's address answers
+/// for all three: lists merged and paged across the tasks (each alert and
+/// record once, in order), an item and an alert found wherever their task
+/// runs, an alert acknowledged through a process that does not hold it,
+/// a stage's items summed, any task's own API reached with `Mon-Task`,
+/// and the caller's token checked by the tasks behind the front.
+#[test]
+fn either_process_answers_for_the_whole_group() {
+    const TRADES: usize = 12;
+    const STALLED: usize = 4;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (topic, records, dead) = kafka::topic_set("scale-out-api", i32::from(PARTITIONS));
+    let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]") + "[auth]\nenabled = true\n";
+    std::fs::write(&config, text).unwrap();
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("trades.mon"),
+        "event trade_booked { trade_id: string }\nevent trade_settled { trade_id: string }\n\
+         workflow settlement {\n  key trade_id\n  severity high\n  status red when missing > 5\n  \
+         start booked: trade_booked\n  step settled: trade_settled after booked within 5m\n}\n",
+    )
+    .unwrap();
+    // One token for both processes: each task checks it, in whichever
+    // process it runs.
+    let states = [dir.join("a"), dir.join("b")];
+    let created = std::process::Command::new(env!("CARGO_BIN_EXE_mon"))
+        .args(["token", "create", "--role", "operator", "--name", "test", "--state-dir"])
+        .arg(&states[0])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    std::fs::create_dir_all(&states[1]).unwrap();
+    std::fs::copy(states[0].join("tokens.json"), states[1].join("tokens.json")).unwrap();
+    let (config, rules) = (config.display().to_string(), rules.display().to_string());
+    let start = |state: &Path, log: &str| {
+        let state = state.display().to_string();
+        Service::spawn(&["--config", &config, "--clock", "event", "--state-dir", &state, &rules], &dir.join(log))
+    };
+    let (a, b) = (start(&states[0], "a.log"), start(&states[1], "b.log"));
+    let mut split = (Vec::new(), Vec::new());
+    wait_until(Duration::from_secs(90), "the tasks split over both processes, each answering", || {
+        let (on_a, on_b) = (a.tasks(), b.tasks());
+        let answering = |tasks: &[(u16, Option<String>)]| tasks.iter().all(|(_, address)| address.is_some());
+        split = (on_a.clone(), on_b.clone());
+        !on_a.is_empty()
+            && !on_b.is_empty()
+            && on_a.len() + on_b.len() == usize::from(PARTITIONS)
+            && answering(&on_a)
+            && answering(&on_b)
+    });
+    let tasks: Vec<(u16, String)> =
+        split.0.iter().chain(&split.1).map(|(p, address)| (*p, address.clone().unwrap())).collect();
+
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let call = |method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>| {
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let bearer = format!("Bearer {token}");
+        let request = request.header("Authorization", &bearer);
+        let mut response = match body {
+            Some(body) => agent.run(request.header("Content-Type", "application/json").body(body.to_string()).unwrap()),
+            None => agent.run(request.body(()).unwrap()),
+        }
+        .unwrap();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
+    };
+    let get = |url: &str| call("GET", url, &[], None);
+
+    // The fronts route to each other's tasks by the members topic.
+    for front in [&a, &b] {
+        wait_until(Duration::from_secs(30), "every task listed in the group's members", || {
+            let (_, group) = get(&front.url("/api/v1/group"));
+            let listed: BTreeSet<String> = group["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["alive"] == true && m["role"] == "scale-out")
+                .flat_map(|m| m["partitions"].as_array().cloned().unwrap_or_default())
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect();
+            listed.len() == usize::from(PARTITIONS)
+        });
+    }
+
+    // Each partition: TRADES trades booked, all but STALLED settled, then
+    // a clock event an hour on: STALLED `missing` alerts per partition.
+    let t0 = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
+    let trade = |p: u16, i: usize| format!("T-{p}-{i:02}");
+    for p in 0..PARTITIONS {
+        let mut lines = Vec::new();
+        for i in 0..TRADES {
+            let data = format!(r#"{{"trade_id":"{}"}}"#, trade(p, i));
+            lines.push(event("trade_booked", &format!("b-{p}-{i}"), t0 + i as i64 * 1000, &data));
+            if i >= STALLED {
+                lines.push(event("trade_settled", &format!("s-{p}-{i}"), t0 + 60_000 + i as i64 * 1000, &data));
+            }
+        }
+        lines.push(event("mon_test_clock", &format!("clock-{p}"), t0 + 3_600_000, "{}"));
+        kafka::produce_to(&topic, Some(i32::from(p)), lines.into_iter().map(|l| (None, l.into_bytes(), Vec::new())));
+    }
+    let expected_alerts = usize::from(PARTITIONS) * STALLED;
+    wait_until(Duration::from_secs(60), "every partition's alerts", || {
+        let found = tasks.iter().map(|(_, address)| {
+            get(&format!("http://{address}/api/v1/alerts?limit=1000")).1["alerts"].as_array().map_or(0, Vec::len)
+        });
+        found.sum::<usize>() == expected_alerts
+    });
+
+    // What each task holds, asked of it directly.
+    let of_tasks = |path: &str, field: &str| -> Vec<Value> {
+        let lists = tasks.iter().map(|(_, address)| get(&format!("http://{address}{path}")).1[field].clone());
+        lists.flat_map(|list| list.as_array().cloned().unwrap_or_default()).collect()
+    };
+    // A list through a front, page after page.
+    let paged = |front: &Service, path: &str, field: &str, limit: usize| -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let mut url = front.url(&format!("{path}{separator}limit={limit}"));
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={cursor}"));
+            }
+            let (code, page) = get(&url);
+            assert_eq!(code, 200, "{url}: {page}");
+            let items = page[field].as_array().cloned().unwrap_or_default();
+            assert!(items.len() <= limit, "{url}: a page over its limit");
+            all.extend(items);
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return all,
+            }
+        }
+        panic!("{path}: more than 100 pages");
+    };
+    let ids =
+        |items: &[Value]| -> Vec<String> { items.iter().map(|i| i["id"].as_str().unwrap().to_string()).collect() };
+    let instants = |items: &[Value], field: &str| -> Vec<i64> {
+        items.iter().map(|i| mon_stdlib::time::parse_rfc3339(i[field].as_str().unwrap()).unwrap()).collect()
+    };
+    let held_alerts: BTreeSet<String> = ids(&of_tasks("/api/v1/alerts?limit=1000", "alerts")).into_iter().collect();
+    let held_missing: BTreeSet<String> =
+        ids(&of_tasks("/api/v1/records?kind=missing&limit=1000", "records")).into_iter().collect();
+    assert_eq!(held_alerts.len(), expected_alerts);
+    assert_eq!(held_missing.len(), expected_alerts);
+    for front in [&a, &b] {
+        for limit in [1, 5, 1000] {
+            let alerts = paged(front, "/api/v1/alerts", "alerts", limit);
+            let listed = ids(&alerts);
+            assert_eq!(listed.len(), expected_alerts, "limit {limit}: each alert once: {listed:?}");
+            assert_eq!(listed.iter().cloned().collect::<BTreeSet<_>>(), held_alerts, "limit {limit}");
+            let opened = instants(&alerts, "opened_at");
+            assert!(opened.windows(2).all(|w| w[0] >= w[1]), "limit {limit}: newest first: {opened:?}");
+
+            let missing = paged(front, "/api/v1/records?kind=missing", "records", limit);
+            assert_eq!(ids(&missing).into_iter().collect::<BTreeSet<_>>(), held_missing, "limit {limit}");
+            assert_eq!(missing.len(), held_missing.len(), "limit {limit}: each record once");
+            let at = instants(&missing, "at");
+            assert!(at.windows(2).all(|w| w[0] >= w[1]), "limit {limit}: newest first: {at:?}");
+        }
+        // Every record of every kind, in small pages, as the tasks hold them.
+        let all = paged(front, "/api/v1/records", "records", 7);
+        assert_eq!(all.len(), of_tasks("/api/v1/records?limit=1000", "records").len(), "every record once");
+    }
+
+    // An item and an alert of a partition the other process runs.
+    let (on_b, b_address) = (split.1[0].0, split.1[0].1.clone().unwrap());
+    let (code, item) = get(&a.url(&format!("/api/v1/workflows/settlement/items/{}", trade(on_b, 0))));
+    assert_eq!(code, 200, "an item of task {on_b} (in the other process) through the first: {item}");
+    assert!(item.to_string().contains(&trade(on_b, 0)), "{item}");
+    let (code, _) = get(&a.url("/api/v1/workflows/settlement/items/T-none"));
+    assert_eq!(code, 404, "an item no task holds");
+    let (code, _) = get(&a.url("/api/v1/workflows/no_such/items/T-0-00"));
+    assert_eq!(code, 404, "a workflow no task has");
+    let b_alert =
+        get(&format!("http://{b_address}/api/v1/alerts?limit=1")).1["alerts"][0]["id"].as_str().unwrap().to_string();
+    let alert_path = format!("/api/v1/alerts/{b_alert}");
+    let (code, alert) = get(&a.url(&alert_path));
+    assert_eq!(code, 200, "{alert}");
+    assert_eq!(alert["id"], b_alert.as_str());
+    let (code, acked) = call("POST", &a.url(&format!("{alert_path}/ack")), &[], Some(r#"{"by":"alice"}"#));
+    assert_eq!(code, 200, "an alert of the other process acknowledged through the first: {acked}");
+    wait_until(Duration::from_secs(10), "the acknowledgement in the owner's book", || {
+        get(&format!("http://{b_address}{alert_path}")).1["state"] == "acknowledged"
+    });
+
+    // A stage's items: the tasks' counts summed, the oldest first.
+    let stage = "/api/v1/workflows/settlement/stages/booked/items?limit=5";
+    let (code, merged) = get(&a.url(stage));
+    assert_eq!(code, 200, "{merged}");
+    let in_stage: u64 =
+        tasks.iter().map(|(_, address)| get(&format!("http://{address}{stage}")).1["in_stage"].as_u64().unwrap()).sum();
+    assert_eq!(merged["in_stage"].as_u64(), Some(in_stage));
+    assert_eq!(in_stage, u64::from(PARTITIONS) * STALLED as u64, "the stalled trades wait in `booked`");
+    let entered = instants(merged["items"].as_array().unwrap(), "entered_at");
+    assert_eq!(entered.len(), 5);
+    assert!(entered.windows(2).all(|w| w[0] <= w[1]), "oldest first: {entered:?}");
+    assert_eq!(entered[0], t0, "the oldest of all partitions' items");
+
+    // The workflow views: the rules on the group's counts. Each task has
+    // 4 missing (green: not over 5); the group 12 (red).
+    for (_, address) in &tasks {
+        let (_, own) = get(&format!("http://{address}/api/v1/workflows"));
+        assert_eq!(own["workflows"][0]["status"], "green", "one partition's 4 missing: {own}");
+    }
+    // The views are made about once a second, after the alerts.
+    wait_until(Duration::from_secs(10), "every task's views with its missing trades", || {
+        tasks.iter().all(|(_, address)| {
+            get(&format!("http://{address}/api/v1/workflows")).1["workflows"][0]["counts"]["missing"] == STALLED as u64
+        })
+    });
+    for front in [&a, &b] {
+        let (code, list) = get(&front.url("/api/v1/workflows"));
+        assert_eq!(code, 200, "{list}");
+        let settlement = &list["workflows"][0];
+        assert_eq!(settlement["status"], "red", "{settlement}");
+        assert_eq!(settlement["counts"]["missing"].as_u64(), Some(expected_alerts as u64), "{settlement}");
+        // `entered` counts entries into every stage: each trade booked, and the settled ones again.
+        let entered = u64::from(PARTITIONS) * (2 * TRADES - STALLED) as u64;
+        assert_eq!(settlement["counts"]["entered"].as_u64(), Some(entered), "{settlement}");
+        let (code, detail) = get(&front.url("/api/v1/workflows/settlement"));
+        assert_eq!(code, 200, "{detail}");
+        assert_eq!(detail["counts"], settlement["counts"]);
+        let (code, _) = get(&front.url("/api/v1/workflows/no_such"));
+        assert_eq!(code, 404);
+        let (code, groups) = get(&front.url("/api/v1/workflows/settlement/groups"));
+        assert_eq!(code, 200, "{groups}");
+        assert_eq!(groups["groups"][0]["counts"], settlement["counts"], "one group, the whole");
+    }
+
+    // One task's own API through either front, and the token checked.
+    let (code, through) = call("GET", &a.url("/api/v1/status"), &[("Mon-Task", &on_b.to_string())], None);
+    assert_eq!(code, 200, "{through}");
+    assert_eq!(through["events_accepted"], get(&format!("http://{b_address}/api/v1/status")).1["events_accepted"]);
+    let (code, _) = get(&a.url("/api/v1/rules/versions"));
+    assert_eq!(code, 501, "what is not merged for the group says so");
+    let anonymous = agent.get(&a.url("/api/v1/alerts")).call().unwrap().status().as_u16();
+    assert_eq!(anonymous, 401, "the tasks check the caller's token behind the front");
+    a.terminate();
+    b.terminate();
+}

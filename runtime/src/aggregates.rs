@@ -10,7 +10,7 @@
 //! the service's job).
 
 use mon_compiler::ir::{self, BinaryOp, Expr, Metric, Outcome, StatusMetric, UnaryOp, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Counters, Instance, State};
 
@@ -18,7 +18,7 @@ use crate::engine::{Counters, Instance, State};
 pub use mon_compiler::ir::Status;
 
 /// The numbers of one workflow, or one of its stages or groups.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub in_flight: u64,
     pub entered: u64,
@@ -265,17 +265,64 @@ pub fn minute_of(ms: i64) -> i64 {
 /// [`metrics`] and [`status`] answer one slice each; this answers every
 /// slice at once, so a view of 100,000 items costs one walk, not one per
 /// stage and group.
-#[derive(Clone, Debug, Default)]
+///
+/// Serialized, an unfinished breakdown (its stay samples kept) is what a
+/// scale-out task gives its process's front, which [`absorb`]s every
+/// task's and [`finish`]es the sum: the group's colour is its rules on the
+/// group's counts, not the worst of the tasks' colours.
+///
+/// [`absorb`]: Breakdown::absorb
+/// [`finish`]: Breakdown::finish
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Breakdown {
     pub whole: Part,
     /// By stage id (the id of the step that leads into it).
     pub stages: Vec<Part>,
     /// By the group's `group by` values.
+    #[serde(with = "groups_as_pairs")]
     pub groups: std::collections::BTreeMap<Vec<String>, Part>,
 }
 
+/// JSON keys are strings: a group's values go as a pair with its part.
+mod groups_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Part;
+
+    pub fn serialize<S: Serializer>(groups: &BTreeMap<Vec<String>, Part>, to: S) -> Result<S::Ok, S::Error> {
+        to.collect_seq(groups.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<BTreeMap<Vec<String>, Part>, D::Error> {
+        Ok(Vec::<(Vec<String>, Part)>::deserialize(from)?.into_iter().collect())
+    }
+}
+
+impl Breakdown {
+    /// Adds another engine's breakdown of the same workflow, unfinished:
+    /// its items are other items (another partition's).
+    pub fn absorb(&mut self, other: Breakdown, workflow: &ir::Workflow) {
+        self.whole.absorb(other.whole);
+        for (mine, theirs) in self.stages.iter_mut().zip(other.stages) {
+            mine.absorb(theirs);
+        }
+        let thresholds: Vec<u64> = self.whole.aged.iter().map(|(ms, _)| *ms).collect();
+        for (values, part) in other.groups {
+            self.groups.entry(values).or_insert_with(|| Part::new(workflow, &thresholds)).absorb(part);
+        }
+    }
+
+    /// The stay percentiles of every slice, from the samples gathered.
+    pub fn finish(&mut self) {
+        self.whole.finish();
+        self.stages.iter_mut().chain(self.groups.values_mut()).for_each(Part::finish);
+    }
+}
+
 /// The numbers of one slice, with the oldest item behind each condition.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Part {
     pub metrics: Metrics,
     /// Per `aged(D)` threshold of the workflow's status rules: (D in ms,
@@ -286,11 +333,12 @@ pub struct Part {
     /// stage (for a group or the whole: of any step); for a scheduled
     /// workflow, also of the first steps of the next occurrence to open.
     pub next_deadline: Option<NextDeadline>,
+    #[serde(default)]
     stays: Vec<i64>,
 }
 
 /// The item that has been longest in its stage, per condition.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Oldest {
     pub in_flight: Option<Witness>,
     pub missing: Option<Witness>,
@@ -315,7 +363,7 @@ impl Oldest {
 
 /// An item: its key string (values joined by U+001F) and when it entered
 /// its stage.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Witness {
     pub key: String,
     pub entered_at: i64,
@@ -324,7 +372,7 @@ pub struct Witness {
 /// A pending deadline: when, of which step, whether it is a clock time
 /// (`by 08:00`) rather than a duration after entry, and how many items
 /// wait for that same instant.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NextDeadline {
     pub at: i64,
     pub step: u32,
@@ -469,6 +517,14 @@ pub fn breakdown(state: &State, workflow: &ir::Workflow, now: i64) -> Breakdown 
 /// engines' states (one per input partition: `engine::share`): every
 /// slice of all of them together, groups matched by their values.
 pub fn breakdown_over(states: &[&State], workflow: &ir::Workflow, now: i64) -> Breakdown {
+    let mut out = unfinished_breakdown_over(states, workflow, now);
+    out.finish();
+    out
+}
+
+/// [`breakdown_over`] before its stay percentiles are taken: the samples
+/// are kept, for [`Breakdown::absorb`] to add another engine's.
+pub fn unfinished_breakdown_over(states: &[&State], workflow: &ir::Workflow, now: i64) -> Breakdown {
     let mut thresholds = Vec::new();
     for rule in workflow.status.red.iter().chain(&workflow.status.amber) {
         collect_aged(rule, &mut thresholds);
@@ -487,8 +543,6 @@ pub fn breakdown_over(states: &[&State], workflow: &ir::Workflow, now: i64) -> B
             out.groups.entry(state.group(id).to_vec()).or_insert_with(fresh).absorb(part);
         }
     }
-    out.whole.finish();
-    out.stages.iter_mut().chain(out.groups.values_mut()).for_each(Part::finish);
     out
 }
 

@@ -64,6 +64,10 @@ pub enum MemberRole {
     /// Also what a record written before roles existed means.
     #[default]
     Single,
+    /// With `[kafka] scale_out`: runs the tasks it lists, as one of the
+    /// group's processes; its address answers for the whole group.
+    #[serde(rename = "scale-out")]
+    ScaleOut,
 }
 
 /// What one process says about itself.
@@ -247,6 +251,12 @@ pub struct Announcer {
     pub producer: Producer,
     /// Whose assignment is announced.
     pub consumer: Option<Arc<Consumer>>,
+    /// With `[kafka] scale_out`: the tasks this process runs now, as
+    /// `<group>.tasks/<partition>` (announced instead of an assignment).
+    pub tasks: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
+    /// Wakes the announcer before its next turn: a scale-out process's
+    /// tasks changed, and the others route to them by what it says.
+    pub wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Makes the members topic if it is missing, then says this process is
@@ -270,8 +280,16 @@ pub async fn announce(mut announcer: Announcer, mut stop: tokio::sync::watch::Re
             _ = announcer.say() => {}
             _ = stop.changed() => break,
         }
+        let wake = announcer.wake.clone();
+        let woken = async move {
+            match wake {
+                Some(wake) => wake.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
+            _ = woken => {}
             _ = stop.changed() => break,
         }
     }
@@ -300,7 +318,11 @@ impl Announcer {
     /// [`EVERY`] (the next announcement will try again).
     pub async fn say(&mut self) {
         let member = &mut self.member;
-        member.partitions = self.consumer.as_deref().map(assigned).unwrap_or_default();
+        member.partitions = match (&self.tasks, self.consumer.as_deref()) {
+            (Some(tasks), _) => tasks(),
+            (None, Some(consumer)) => assigned(consumer),
+            (None, None) => Vec::new(),
+        };
         member.seen_at = mon_stdlib::time::format_rfc3339(wall_now());
         self.registry.heard(member.clone());
         match serde_json::to_vec(&*member) {

@@ -24,14 +24,14 @@ mod events;
 mod ingest;
 mod items;
 mod logs;
-mod page;
+pub(crate) mod page;
 mod rules;
 pub mod schema;
 mod stages;
 mod stream;
 mod ui;
 mod whoami;
-mod workflows;
+pub(crate) mod workflows;
 
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -154,6 +154,7 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(workflows::detail))
         .routes(routes!(workflows::groups))
         .routes(routes!(workflows::trends))
+        .routes(routes!(workflows::breakdowns))
         .routes(routes!(stages::items))
         .routes(routes!(stream::stream))
         .routes(routes!(logs::records))
@@ -487,10 +488,11 @@ mod tests {
             "/api/v1/whoami",
             "/api/v1/workflows/{workflow}/stages/{stage}/items",
             "/api/v1/group",
+            "/api/v1/breakdowns",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 35, "{paths:?}");
+        assert_eq!(paths.len(), 36, "{paths:?}");
     }
 
     #[test]

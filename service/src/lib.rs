@@ -547,6 +547,8 @@ pub(crate) fn run_followed(
                     context: kafka_context.clone(),
                     producer: producer.clone(),
                     consumer: consumer.clone(),
+                    tasks: None,
+                    wake: None,
                 },
                 publisher_stop_tx.subscribe(),
             ));

@@ -39,6 +39,7 @@
 //! cache of it).
 
 mod front;
+mod group_api;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -172,6 +173,9 @@ struct Shared {
     /// An assignment (even an empty one) has come: this process is a member.
     joined: AtomicBool,
     rebalances: AtomicU64,
+    /// Told when a task starts to listen or stops: the process announces
+    /// its tasks to the group at once, since the other fronts route by it.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 fn partitions_of(list: &TopicPartitionList, topic: &str) -> Vec<u16> {
@@ -180,6 +184,16 @@ fn partitions_of(list: &TopicPartitionList, topic: &str) -> Vec<u16> {
 
 impl Shared {
     /// Stops the tasks of `revoked` and waits until each has stopped.
+    /// The tasks that answer here now, as the group's members topic
+    /// names them (`<group>.tasks/<partition>`).
+    fn answering(&self, tasks_topic: &str) -> Vec<String> {
+        let Ok(slots) = self.slots.lock() else { return Vec::new() };
+        let answers = |slot: &Slot| {
+            !slot.done.load(Ordering::SeqCst) && slot.address.lock().ok().is_some_and(|address| address.is_some())
+        };
+        slots.iter().filter(|(_, slot)| answers(slot)).map(|(p, _)| format!("{tasks_topic}/{p}")).collect()
+    }
+
     fn stop_and_wait(&self, revoked: &[u16]) {
         let slots: Vec<(u16, Slot)> = match self.slots.lock() {
             Ok(slots) => revoked.iter().filter_map(|p| slots.get(p).map(|s| (*p, s.clone()))).collect(),
@@ -335,14 +349,39 @@ pub fn run(
         Error::new(Domain::Http, retry, format!("cannot listen on {listen}")).caused_by(e)
     })?;
     let address = listener.local_addr().unwrap_or(listen);
+    let tls = config.http.tls.as_ref().map(crate::tls::server_config).transpose()?;
+    // The group's members: this process says which tasks it runs, and
+    // reads where the others' run (the front routes by it).
+    let http = crate::group::advertised(config.http.advertise.as_deref(), address, tls.is_some());
+    let (registry, member) = crate::group::Registry::new(&kafka.group, http, crate::group::MemberRole::ScaleOut);
+    let members_topic = crate::group::topic(&kafka);
+    let answering = {
+        let (shared, topic) = (shared.clone(), topic.clone());
+        Arc::new(move || shared.answering(&topic))
+    };
+    let announcer = crate::group::Announcer {
+        registry: registry.clone(),
+        member,
+        topic: members_topic.clone(),
+        kafka: kafka.clone(),
+        context: context.clone(),
+        producer: crate::kafka::producer(&kafka, context.clone())?,
+        consumer: None,
+        tasks: Some(answering),
+        wake: Some(shared.changed.clone()),
+    };
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
+    let announcing = runtime.spawn(crate::group::announce(announcer, http_stopped.clone()));
     let app = front::router(front::Front {
         shared: shared.clone(),
         partitions,
         group: kafka.group.clone(),
         client: reqwest::Client::new(),
+        registry: registry.clone(),
+        tasks_topic: topic.clone(),
+        max_body: config.http.max_body_bytes,
+        program: Arc::new(rules.program.clone()),
     });
-    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
-    let tls = config.http.tls.as_ref().map(crate::tls::server_config).transpose()?;
     let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
     tracing::info!(%address, tasks_topic = %topic, partitions, "scale-out: waiting for the group to assign tasks");
     listening(address);
@@ -351,6 +390,17 @@ pub fn run(
     let standbys = kafka.standby_tasks.then(Standbys::default);
     let changelog_topic = kafka.changelog_topic().unwrap_or_default();
     let outcome = std::thread::scope(|scope| {
+        {
+            let (registry, kafka, context, topic, stop) = (&registry, &kafka, &context, &members_topic, &stop);
+            std::thread::Builder::new()
+                .name("mon-group".into())
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = crate::group::follow(registry.clone(), kafka, context.clone(), topic, stop) {
+                        tracing::warn!(error = %e, "cannot follow the consumer group's members");
+                    }
+                })
+                .map_err(|e| Error::new(Domain::Process, Retry::Later, "cannot start the group thread").caused_by(e))?;
+        }
         if let Some(standbys) = &standbys {
             let at =
                 Following { kafka: &kafka, topic: &changelog_topic, context: &context, runtime: &runtime, partitions };
@@ -373,6 +423,7 @@ pub fn run(
                 let Some(handle) = running.remove(&partition) else { continue };
                 let ran_for =
                     shared.slots.lock().ok().and_then(|mut s| s.remove(&partition)).map(|s| s.started.elapsed());
+                shared.changed.notify_one();
                 let outcome = handle
                     .join()
                     .unwrap_or_else(|_| Err(Error::new(Domain::Process, Retry::Never, "a task's thread panicked")));
@@ -441,6 +492,8 @@ pub fn run(
     drop(consumer);
     let _ = http_stop.send(true);
     let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), server).await });
+    // Its goodbye (a tombstone) tells the other fronts at once.
+    let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(3), announcing).await });
     runtime.shutdown_timeout(Duration::from_secs(1));
     outcome.map(|()| StatusView::default())
 }
@@ -493,6 +546,7 @@ fn start_task<'scope, 'env>(
     if let Ok(mut slots) = shared.slots.lock() {
         slots.insert(task.partition, slot.clone());
     }
+    let changed = shared.changed.clone();
     let forget = |e| {
         if let Ok(mut slots) = shared.slots.lock() {
             slots.remove(&task.partition);
@@ -512,6 +566,7 @@ fn start_task<'scope, 'env>(
                 if let Ok(mut address) = address.lock() {
                     *address = Some(bound);
                 }
+                changed.notify_one();
             };
             let outcome = crate::run_followed(config, rules, functions, stop, listening, deliver, followed);
             done.store(true, Ordering::SeqCst);

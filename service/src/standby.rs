@@ -101,6 +101,8 @@ pub fn wait(
         context: context.clone(),
         producer: crate::kafka::producer(kafka, context.clone())?,
         consumer: None,
+        tasks: None,
+        wake: None,
     };
     let (announce_stop, announce_stopped) = tokio::sync::watch::channel(false);
     let mut announcing = None;

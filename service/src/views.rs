@@ -32,6 +32,19 @@ pub struct Views {
     pub details: HashMap<String, WorkflowDetail>,
     /// By workflow name: every group, ordered by its id.
     pub groups: HashMap<String, Vec<GroupView>>,
+    /// What the views were made of, unfinished (`GET /api/v1/breakdowns`):
+    /// a scale-out front adds every task's and renders the group's views.
+    pub parts: Arc<Vec<WorkflowPart>>,
+}
+
+/// One workflow's numbers in one engine (or several), before they are
+/// views: [`render`] makes the views of any sum of them.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct WorkflowPart {
+    pub name: String,
+    /// False while switched off in any engine.
+    pub enabled: bool,
+    pub breakdown: aggregates::Breakdown,
 }
 
 /// `GET /api/v1/workflows`.
@@ -306,11 +319,28 @@ pub fn group_text(values: &[String]) -> String {
 /// state. Before any engine starts (the event clock's first event) there
 /// is none, and every workflow is shown, empty, rather than unknown.
 pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
+    let parts = program
+        .workflows
+        .iter()
+        .map(|workflow| WorkflowPart {
+            name: workflow.name.clone(),
+            // Switched off in one engine is switched off in all (a rules change).
+            enabled: !states.iter().any(|state| state.disabled.contains(&workflow.name)),
+            breakdown: aggregates::unfinished_breakdown_over(states, workflow, now),
+        })
+        .collect();
+    render(program, Arc::new(parts), now)
+}
+
+/// The views of `parts` (one per workflow of `program`, in its order) at
+/// `now`: of one engine's numbers, or of a scale-out group's, summed.
+pub fn render(program: &Program, parts: Arc<Vec<WorkflowPart>>, now: i64) -> Views {
     let clock = Some(mon_stdlib::time::format_rfc3339(now));
     let mut views = Views { clock: Some(now), ..Views::default() };
     views.list.clock = clock.clone();
-    for workflow in &program.workflows {
-        let breakdown = aggregates::breakdown_over(states, workflow, now);
+    for (workflow, part) in program.workflows.iter().zip(parts.iter()) {
+        let mut breakdown = part.breakdown.clone();
+        breakdown.finish();
         let (status, why) = judge(workflow, &breakdown.whole, now);
         let stages: Vec<StageView> = workflow
             .steps
@@ -322,8 +352,7 @@ pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
         let worst_stage = worst.and_then(|w| stages.iter().find(|s| s.status == w)).map(|s| s.name.clone());
         let next_deadline = breakdown.whole.next_deadline.as_ref().map(|d| deadline_view(workflow, d, now));
         let groups = group_views(workflow, &breakdown, now);
-        // Switched off in one engine is switched off in all (a rules change).
-        let enabled = !states.iter().any(|state| state.disabled.contains(&workflow.name));
+        let enabled = part.enabled;
         views.list.workflows.push(WorkflowSummary {
             name: workflow.name.clone(),
             enabled,
@@ -351,7 +380,26 @@ pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
         );
         views.groups.insert(workflow.name.clone(), groups);
     }
+    views.parts = parts;
     views
+}
+
+/// Several engines' parts of the same program (each in its order) as
+/// one engine's: the numbers added, switched off if off in any.
+pub fn add_parts(program: &Program, each: impl IntoIterator<Item = Vec<WorkflowPart>>) -> Vec<WorkflowPart> {
+    let mut sum: Option<Vec<WorkflowPart>> = None;
+    for parts in each {
+        match &mut sum {
+            None => sum = Some(parts),
+            Some(sum) => {
+                for ((mine, theirs), workflow) in sum.iter_mut().zip(parts).zip(&program.workflows) {
+                    mine.enabled &= theirs.enabled;
+                    mine.breakdown.absorb(theirs.breakdown, workflow);
+                }
+            }
+        }
+    }
+    sum.unwrap_or_default()
 }
 
 fn rank(status: &str) -> u8 {
@@ -592,6 +640,49 @@ mod tests {
         assert_eq!(orders.status, "red", "{orders:?}");
         assert!(orders.why.reason.as_deref().unwrap_or("").contains("oldest O-0,"), "{:?}", orders.why);
         assert!(took < Duration::from_secs(3), "a refresh took {took:?}");
+    }
+
+    /// A scale-out group's views are its rules on its tasks' numbers
+    /// added: here each half alone is green (8 items aged 15m, not over
+    /// 10), the whole red, and the parts sent as JSON and added make the
+    /// very views one engine over both halves makes.
+    #[test]
+    fn a_groups_views_are_its_rules_on_the_summed_numbers_not_the_worst_of_its_parts() {
+        use mon_runtime::simulate::Simulation;
+        let program = program();
+        let functions = mon_stdlib::registry();
+        let start = mon_stdlib::time::parse_rfc3339("2026-03-02T08:00:00Z").unwrap();
+        let mut halves =
+            [Simulation::new(&program, functions, None, None), Simulation::new(&program, functions, None, None)];
+        let mut out = Vec::new();
+        for n in 0..20 {
+            halves[n % 2].feed(&placed(n, start + n as i64 * 1000), &mut out);
+        }
+        // Four orders routed, each after a stay of its own: the stay
+        // percentiles come from both halves' samples.
+        for n in 0..4 {
+            let at = mon_stdlib::time::format_rfc3339(start + n as i64 * 1000 + (n as i64 + 1) * 2000);
+            let routed = format!(
+                r#"{{"specversion":"1.0","id":"r{n}","source":"t","type":"routed","time":"{at}","data":{{"order_id":"O-{n}"}}}}"#
+            );
+            halves[n % 2].feed(&routed, &mut out);
+        }
+        let states = [halves[0].state().unwrap(), halves[1].state().unwrap()];
+        let now = start + 20 * 60_000;
+        assert_eq!(build(&program, &[states[0]], now).details["orders"].status, "green", "8 aged, not over 10");
+        let whole = build(&program, &states, now);
+        assert_eq!(whole.details["orders"].status, "red", "16 aged over both");
+
+        let sent = |state| -> Vec<WorkflowPart> {
+            let text = serde_json::to_string(&*build(&program, &[state], now).parts).unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        let summed = render(&program, Arc::new(add_parts(&program, [sent(states[0]), sent(states[1])])), now);
+        assert_eq!(summed.list, whole.list);
+        assert_eq!(summed.details, whole.details);
+        assert_eq!(summed.groups, whole.groups);
+        let stays = whole.details["orders"].stages.iter().filter_map(|s| s.stay_p50_ms).collect::<Vec<_>>();
+        assert!(!stays.is_empty(), "stays to merge: {:?}", whole.details);
     }
 
     #[test]

@@ -18,12 +18,58 @@ use super::Api;
 use crate::rollups::{self, Anomaly, Point, Step};
 use crate::views::{GroupView, WorkflowDetail, WorkflowList};
 
-fn unknown_workflow(name: &str) -> ApiError {
+pub(crate) fn unknown_workflow(name: &str) -> ApiError {
     ApiError::not_found(format!("no workflow is named `{name}`"), serde_json::json!({ "workflow": name }))
 }
 
 fn poisoned() -> ApiError {
     ApiError::internal("reading the workflow views", "the lock is poisoned")
+}
+
+/// What the workflow views are made of, before they are views.
+#[derive(Serialize, ToSchema)]
+pub struct Breakdowns {
+    /// The engine's clock (ms) they were measured at; null before the
+    /// engine started.
+    pub clock_ms: Option<i64>,
+    /// The hash of the rules they were measured by: parts of other rules
+    /// do not add up.
+    pub program_hash: String,
+    /// One per workflow, in program order: its counts, aging, oldest
+    /// items, next deadlines and stay samples, for the whole, each stage
+    /// and each group.
+    #[schema(value_type = Vec<Object>)]
+    #[serde(serialize_with = "shared_parts")]
+    pub workflows: std::sync::Arc<Vec<crate::views::WorkflowPart>>,
+}
+
+/// The parts as the views share them, without a copy.
+fn shared_parts<S: serde::Serializer>(
+    parts: &std::sync::Arc<Vec<crate::views::WorkflowPart>>,
+    to: S,
+) -> Result<S::Ok, S::Error> {
+    parts.as_slice().serialize(to)
+}
+
+/// The numbers the workflow views are made of, unfinished (with the stay
+/// samples): what a scale-out process adds over its group's tasks to
+/// answer `/api/v1/workflows` for the group. Their shape follows the
+/// engine's and may change between versions of mon.
+#[utoipa::path(
+    get,
+    path = "/api/v1/breakdowns",
+    tag = "status",
+    responses(
+        (status = 200, description = "Every workflow's numbers, in program order", body = Breakdowns),
+        (status = 500, description = "The views are unavailable", body = ErrorBody),
+    )
+)]
+pub async fn breakdowns(State(api): State<Api>) -> Result<Json<Breakdowns>, ApiError> {
+    let (clock_ms, workflows) = {
+        let views = api.views.read().map_err(|_| poisoned())?;
+        (views.clock, views.parts.clone())
+    };
+    Ok(Json(Breakdowns { clock_ms, program_hash: api.program().hash(), workflows }))
 }
 
 /// Every workflow: its colour, why when it is not green, its counts and
@@ -102,6 +148,17 @@ pub async fn groups(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<GroupPage>, ApiError> {
     let Query(pairs) = query?;
+    let views = api.views.read().map_err(|_| poisoned())?;
+    Ok(Json(page_of_groups(&views, &workflow, pairs)?))
+}
+
+/// A page of a workflow's groups in `views`, as `limit` and `cursor` ask
+/// (a scale-out front pages the group's views the same way).
+pub(crate) fn page_of_groups(
+    views: &crate::views::Views,
+    workflow: &str,
+    pairs: Vec<(String, String)>,
+) -> Result<GroupPage, ApiError> {
     let (mut limit, mut after) = (DEFAULT_LIMIT, None);
     for (name, value) in pairs {
         match name.as_str() {
@@ -110,8 +167,7 @@ pub async fn groups(
             other => return Err(ApiError::unknown_parameter(other, &["limit", "cursor"])),
         }
     }
-    let views = api.views.read().map_err(|_| poisoned())?;
-    let all = views.groups.get(&workflow).ok_or_else(|| unknown_workflow(&workflow))?;
+    let all = views.groups.get(workflow).ok_or_else(|| unknown_workflow(workflow))?;
     // Sorted by `group`: a page starts after the cursor's group, so groups
     // that appear meanwhile cannot shift it.
     let start = match &after {
@@ -121,7 +177,7 @@ pub async fn groups(
     let rest = all.get(start..).unwrap_or_default();
     let groups: Vec<GroupView> = rest.iter().take(limit).cloned().collect();
     let next_cursor = (rest.len() > limit).then(|| groups.last().map(|g| encode_cursor(&g.group))).flatten();
-    Ok(Json(GroupPage { groups, next_cursor }))
+    Ok(GroupPage { groups, next_cursor })
 }
 
 /// A group cursor: the last group's text as hex, opaque to clients.

@@ -1,9 +1,11 @@
 //! What a scale-out process serves on `[http] listen` (`scale_out.rs`):
 //! its health and readiness, the list of its tasks with their own APIs'
-//! addresses, and one `/metrics` for all of them.
+//! addresses, one `/metrics` for all of them, and the group's API
+//! (`group_api.rs`).
 //!
-//! What it must not do: answer for the group what it cannot (the
-//! group-wide API is not built: other paths say where to ask instead).
+//! What it must not do: answer for the group what it cannot. What is not
+//! merged for the group (status, trends, the stream, the rules, the UI)
+//! says so, and how to ask one task (`Mon-Task`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,17 +13,19 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::group_api::{self, Listing};
 use super::{Shared, Slot};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// How long the front waits for one task's answer.
-const TASK_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const TASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub(super) struct Front {
@@ -29,6 +33,15 @@ pub(super) struct Front {
     pub partitions: u16,
     pub group: String,
     pub client: reqwest::Client,
+    /// The group's members: where the other processes' tasks run.
+    pub registry: crate::group::Registry,
+    /// `<group>.tasks`: a member runs the tasks it lists as `<topic>/<p>`.
+    pub tasks_topic: String,
+    /// `[http] max_body_bytes`, for what is passed to a task.
+    pub max_body: usize,
+    /// The rules every task runs (a scale-out group's come by deployment):
+    /// what the group's views are made by.
+    pub program: Arc<mon_compiler::ir::Program>,
 }
 
 pub(super) fn router(front: Front) -> Router {
@@ -37,8 +50,42 @@ pub(super) fn router(front: Front) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/tasks", get(tasks_view))
+        .route("/api/v1/group", get(group_api::group))
+        .route("/api/v1/alerts", merged(group_api::ALERTS))
+        .route("/api/v1/records", merged(group_api::RECORDS))
+        .route("/api/v1/dead-letters", merged(group_api::DEAD_LETTERS))
+        .route("/api/v1/notifications", merged(group_api::NOTIFICATIONS))
+        .route("/api/v1/events", merged(group_api::EVENTS).post(events_come_from_kafka))
+        .route("/api/v1/alerts/{id}", get(group_api::found))
+        .route("/api/v1/alerts/{id}/{action}", post(group_api::alert_command))
+        .route("/api/v1/workflows", get(group_api::workflows))
+        .route("/api/v1/workflows/{workflow}", get(group_api::workflow))
+        .route("/api/v1/workflows/{workflow}/groups", get(group_api::groups))
+        .route("/api/v1/workflows/{workflow}/items/{key}", get(group_api::found))
+        .route("/api/v1/workflows/{workflow}/stages/{stage}/items", get(group_api::stage_items))
         .fallback(not_here)
+        .layer(axum::middleware::from_fn_with_state(front.clone(), group_api::to_one_task))
         .with_state(front)
+}
+
+/// A list endpoint, merged over the group's tasks.
+fn merged(listing: Listing) -> MethodRouter<Front> {
+    get(move |State(front): State<Front>, uri: Uri, headers: HeaderMap| async move {
+        group_api::merged_list(front, listing, uri.path(), headers, group_api::pairs(&uri)).await
+    })
+}
+
+/// A scale-out group takes its events from its Kafka partitions only:
+/// one posted to a process would reach one partition, whichever the
+/// caller hit, and not the one its key's producer would have chosen.
+async fn events_come_from_kafka() -> Response {
+    let body = serde_json::json!({ "error": {
+        "code": "conflict",
+        "message": "a scale-out group takes its events from Kafka only: produce them to the input topic, keyed by \
+                    their item (docs/service.md, \"Scale-out\")",
+        "details": {},
+    }});
+    (StatusCode::CONFLICT, Json(body)).into_response()
 }
 
 #[derive(Serialize)]
@@ -61,7 +108,7 @@ struct TaskView {
 }
 
 impl Front {
-    fn slots(&self) -> Vec<(u16, Slot)> {
+    pub(super) fn slots(&self) -> Vec<(u16, Slot)> {
         self.shared.slots.lock().map(|s| s.iter().map(|(p, s)| (*p, s.clone())).collect()).unwrap_or_default()
     }
 
@@ -201,15 +248,20 @@ fn with_task_label(sample: &str, task: u16) -> String {
     }
 }
 
-/// Everything else: the group's view (queries fanned out to the tasks'
-/// owners) is not built yet; each task answers at the address
-/// `/api/v1/tasks` lists.
-async fn not_here() -> Response {
-    let body = serde_json::json!({
-        "error": "not_implemented",
-        "message": "a scale-out process answers /healthz, /readyz, /metrics and /api/v1/tasks; the API of each task \
-                    it runs is at the address /api/v1/tasks lists (docs/service.md, \"Scale-out\")",
-    });
+/// Everything else: not merged for the group (yet), so answered by one
+/// task only when the caller names it.
+async fn not_here(uri: Uri) -> Response {
+    let body = serde_json::json!({ "error": {
+        "code": "not_implemented",
+        "message": format!(
+            "{} is not answered for the whole scale-out group: send `Mon-Task: <partition>` to ask one task's own \
+             API through this address. Answered for the group: alerts (and their commands), records, dead letters, \
+             notifications, event search, the workflows, a workflow and its groups, an item's lifecycle, a \
+             stage's items, /api/v1/group, /api/v1/tasks, /metrics (docs/service.md, \"Scale-out\")",
+            uri.path()
+        ),
+        "details": {},
+    }});
     (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
 }
 
