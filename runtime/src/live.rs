@@ -220,6 +220,9 @@ impl<'p> Live<'p> {
         if let Some(simulation) = &mut self.simulation {
             simulation.share(share);
         }
+        if let Some(book) = self.book.take() {
+            self.book = Some(book.of_partition(Some(share)));
+        }
         if let Some(engine) = &mut self.engine {
             engine.share(share);
         }
@@ -277,7 +280,7 @@ impl<'p> Live<'p> {
             Some(simulation) => self.simulation = Some(simulation.with_alerts(config)),
             None => {
                 let state = self.book.take().map(|b| b.into_state()).unwrap_or_default();
-                self.book = Some(AlertBook::restore(self.program, config, state));
+                self.book = Some(AlertBook::restore(self.program, config, state).of_partition(self.share));
             }
         }
         self
@@ -325,7 +328,10 @@ impl<'p> Live<'p> {
         if let Some(book) = snapshot.book {
             match &mut live.simulation {
                 Some(simulation) => simulation.restore_book(book),
-                None => live.book = Some(AlertBook::restore(program, BookConfig::default(), book)),
+                None => {
+                    let share = live.share_of();
+                    live.book = Some(AlertBook::restore(program, BookConfig::default(), book).of_partition(share))
+                }
             }
         }
         live

@@ -251,4 +251,34 @@ workflow feed {
         let feed_records: Vec<_> = out.iter().filter(|r| r.workflow.as_deref() == Some("feed")).collect();
         assert!(feed_records.iter().all(|r| r.kind != crate::Kind::Missing), "{feed_records:?}");
     }
+
+    /// Two partitions' books each make a group for the same step at the
+    /// same instant: to a receiver they are two groups (two PagerDuty
+    /// incidents, two idempotency keys), each resolved by its own alerts.
+    #[test]
+    fn each_partitions_alert_groups_are_its_own_to_a_receiver() {
+        let rules = format!(
+            "channel desk webhook \"http://127.0.0.1:9/hook\"\n{}",
+            RULES.replace("  key job\n", "  key job\n  notify desk\n")
+        );
+        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: rules }];
+        let program =
+            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let decoder = Decoder::new(&program);
+        let mut run = Partitioned::new(&program, mon_stdlib::registry(), 2, None, None)
+            .with_alerts(crate::alerts::BookConfig { group_wait_ms: 0, group_interval_ms: 0 });
+        let mut out = Vec::new();
+        for (job, partition) in [("J1", 0), ("J2", 1)] {
+            run.feed_decoded(&decoder.decode(&line("job_started", job, "07:00:00")), None, partition, &mut out);
+        }
+        // Both jobs' deadlines pass at the same instant, one in each partition.
+        for partition in 0..2 {
+            run.feed_decoded(&decoder.decode(&line("job_started", "later", "09:00:00")), None, partition, &mut out);
+        }
+        let sent: Vec<(String, String)> = run.notifications().map(|n| (n.group_key.clone(), n.id.clone())).collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_ne!(sent[0].0, sent[1].0, "group keys: {sent:?}");
+        assert_ne!(sent[0].1, sent[1].1, "ids: {sent:?}");
+        assert!(sent.iter().any(|(key, _)| key.ends_with("@partition-0")), "{sent:?}");
+    }
 }

@@ -123,7 +123,7 @@ impl<'p> Simulation<'p> {
     /// configuration.
     pub fn with_alerts(mut self, config: BookConfig) -> Self {
         let state = self.book.take().map(|book| book.into_state()).unwrap_or_default();
-        self.book = Some(AlertBook::restore(self.program, config, state));
+        self.book = Some(AlertBook::restore(self.program, config, state).of_partition(self.share));
         self
     }
 
@@ -136,7 +136,7 @@ impl<'p> Simulation<'p> {
     /// Restores the alert book saved with the engine's state.
     pub fn restore_book(&mut self, state: BookState) {
         let config = self.book.as_ref().map(|b| b.config()).unwrap_or_default();
-        self.book = Some(AlertBook::restore(self.program, config, state));
+        self.book = Some(AlertBook::restore(self.program, config, state).of_partition(self.share));
     }
 
     pub fn book(&self) -> Option<&AlertBook<'p>> {
@@ -194,6 +194,9 @@ impl<'p> Simulation<'p> {
     /// `Engine::share`); call it before the first input.
     pub fn share(&mut self, share: Share) {
         self.share = Some(share);
+        if let Some(book) = self.book.take() {
+            self.book = Some(book.of_partition(Some(share)));
+        }
         if let Some(engine) = &mut self.engine {
             engine.share(share);
         }

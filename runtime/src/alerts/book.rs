@@ -139,6 +139,13 @@ pub struct BookState {
     /// The rules whose ids (workflow, step, channel) the state uses.
     #[serde(default)]
     pub(super) program_hash: String,
+    /// The input partition whose book this is, when it is one of several
+    /// (state per partition, a scale-out task): its groups' keys carry
+    /// it, and so their notifications' ids, so that two partitions'
+    /// groups are never one to a receiver (one PagerDuty incident that
+    /// either would resolve, one `Idempotency-Key` for two messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) partition: Option<u16>,
 }
 
 pub struct AlertBook<'p> {
@@ -161,6 +168,15 @@ pub struct AlertBook<'p> {
 impl<'p> AlertBook<'p> {
     pub fn new(program: &'p Program, config: BookConfig) -> Self {
         AlertBook::restore(program, config, BookState::default())
+    }
+
+    /// Makes this the book of one input partition of several (see
+    /// [`BookState::partition`]): call it before its first record.
+    pub fn of_partition(mut self, share: Option<crate::engine::Share>) -> Self {
+        if let Some(share) = share {
+            self.state.partition = Some(share.partition);
+        }
+        self
     }
 
     pub fn restore(program: &'p Program, config: BookConfig, mut state: BookState) -> Self {

@@ -97,7 +97,7 @@ impl AlertBook<'_> {
         id
     }
 
-    /// `channel/workflow.step/kind[/group values]`.
+    /// `channel/workflow.step/kind[/group values][@partition-P]`.
     fn group_key(&self, channel: u32, workflow: u32, step: u32, kind: RecordKind, group: &[String]) -> String {
         let program = self.program;
         let channel = program.channels.get(channel as usize).map_or("", |c| c.name.as_str());
@@ -112,6 +112,9 @@ impl AlertBook<'_> {
                 group.iter().map(|v| v.replace('%', "%25").replace(',', "%2C").replace('/', "%2F")).collect();
             key.push('/');
             key.push_str(&values.join(","));
+        }
+        if let Some(partition) = self.state.partition {
+            key.push_str(&format!("@partition-{partition}"));
         }
         key
     }
