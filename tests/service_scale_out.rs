@@ -436,8 +436,11 @@ fn either_process_answers_for_the_whole_group() {
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
         rules.join("trades.mon"),
+        // The channel's webhook refuses every call: the notifications stay
+        // pending, to be listed.
         "event trade_booked { trade_id: string }\nevent trade_settled { trade_id: string }\n\
-         workflow settlement {\n  key trade_id\n  severity high\n  status red when missing > 5\n  \
+         channel desk webhook \"http://127.0.0.1:9/hook\"\n\
+         workflow settlement {\n  key trade_id\n  severity high\n  notify desk\n  status red when missing > 5\n  \
          start booked: trade_booked\n  step settled: trade_settled after booked within 5m\n}\n",
     )
     .unwrap();
@@ -521,6 +524,7 @@ fn either_process_answers_for_the_whole_group() {
             }
         }
         lines.push(event("mon_test_clock", &format!("clock-{p}"), t0 + 3_600_000, "{}"));
+        lines.push(format!("not an event, on partition {p}"));
         kafka::produce_to(&topic, Some(i32::from(p)), lines.into_iter().map(|l| (None, l.into_bytes(), Vec::new())));
     }
     let expected_alerts = usize::from(PARTITIONS) * STALLED;
@@ -568,7 +572,28 @@ fn either_process_answers_for_the_whole_group() {
         ids(&of_tasks("/api/v1/records?kind=missing&limit=1000", "records")).into_iter().collect();
     assert_eq!(held_alerts.len(), expected_alerts);
     assert_eq!(held_missing.len(), expected_alerts);
+    let held_notifications: BTreeSet<String> =
+        ids(&of_tasks("/api/v1/notifications?limit=1000", "notifications")).into_iter().collect();
+    assert!(!held_notifications.is_empty(), "the alerts' notifications, pending");
+    let held_events = of_tasks("/api/v1/events?type=trade_booked&limit=1000", "events");
+    assert_eq!(held_events.len(), usize::from(PARTITIONS) * TRADES);
+    let held_dead = of_tasks("/api/v1/dead-letters?limit=1000", "dead_letters");
+    assert_eq!(held_dead.len(), usize::from(PARTITIONS), "one malformed message per partition");
     for front in [&a, &b] {
+        // The pending notifications oldest first, as they go out.
+        let pending = paged(front, "/api/v1/notifications", "notifications", 2);
+        assert_eq!(ids(&pending).len(), held_notifications.len(), "each notification once");
+        assert_eq!(ids(&pending).into_iter().collect::<BTreeSet<_>>(), held_notifications);
+        let queued = instants(&pending, "queued_at");
+        assert!(queued.windows(2).all(|w| w[0] <= w[1]), "oldest first: {queued:?}");
+        let events = paged(front, "/api/v1/events?type=trade_booked", "events", 5);
+        let event_ids: BTreeSet<String> = ids(&events).into_iter().collect();
+        assert_eq!((events.len(), event_ids.len()), (held_events.len(), held_events.len()), "each event once");
+        let times = instants(&events, "time");
+        assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+        let dead = paged(front, "/api/v1/dead-letters", "dead_letters", 1);
+        let texts: BTreeSet<&str> = dead.iter().filter_map(|d| d["text"].as_str()).collect();
+        assert_eq!(texts.len(), usize::from(PARTITIONS), "each dead letter once: {dead:?}");
         for limit in [1, 5, 1000] {
             let alerts = paged(front, "/api/v1/alerts", "alerts", limit);
             let listed = ids(&alerts);
@@ -653,14 +678,98 @@ fn either_process_answers_for_the_whole_group() {
         assert_eq!(groups["groups"][0]["counts"], settlement["counts"], "one group, the whole");
     }
 
+    // The status: each workflow's colour from the group's views, the
+    // counts added over the tasks.
+    let (code, status) = get(&a.url("/api/v1/status"));
+    assert_eq!(code, 200, "{status}");
+    let accepted: u64 = tasks
+        .iter()
+        .map(|(_, address)| get(&format!("http://{address}/api/v1/status")).1["events_accepted"].as_u64().unwrap())
+        .sum();
+    assert_eq!(status["events_accepted"].as_u64(), Some(accepted), "{status}");
+    assert_eq!(status["workflows"][0]["status"], "red", "{status}");
+    assert_eq!(status["workflows"][0]["metrics"]["missing"].as_u64(), Some(expected_alerts as u64));
+
+    // What every task answers alike comes from one; rule changes come by
+    // deployment; the command center's page is served.
+    let (code, whoami) = get(&a.url("/api/v1/whoami"));
+    assert_eq!((code, whoami["name"].as_str()), (200, Some("test")), "{whoami}");
+    let (code, versions) = get(&a.url("/api/v1/rules/versions"));
+    assert_eq!(code, 200, "{versions}");
+    let (code, refused) = call("POST", &a.url("/api/v1/rules/versions/1/activate"), &[], Some("{}"));
+    assert_eq!(code, 409, "{refused}");
+    let (code, page) = get(&a.url("/"));
+    assert_eq!(code, 200);
+    assert!(page.to_string().to_lowercase().contains("<html"), "{page}");
+
+    // The stream: the group's list first (red, though no task alone is),
+    // then an alert acknowledged in the other process's task.
+    let stream_agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(20))).build().into();
+    let mut stream = stream_agent
+        .get(&a.url("/api/v1/stream"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .expect("the group's stream");
+    let (lines, read) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let reader = std::io::BufReader::new(stream.body_mut().as_reader());
+        for line in std::io::BufRead::lines(reader) {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_data = |kind: &str| -> Value {
+        let until = Instant::now() + Duration::from_secs(15);
+        let mut this_kind = false;
+        while let Ok(line) = read.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            if let Some(event) = line.strip_prefix("event: ") {
+                this_kind = event == kind;
+            } else if let (true, Some(data)) = (this_kind, line.strip_prefix("data: ")) {
+                return serde_json::from_str(data).unwrap();
+            }
+        }
+        panic!("no `{kind}` event on the group's stream");
+    };
+    let first = next_data("status");
+    assert_eq!(first["workflows"][0]["status"], "red", "{first}");
+    assert_eq!(first["workflows"][0]["counts"]["missing"].as_u64(), Some(expected_alerts as u64));
+    let another = get(&format!("http://{b_address}/api/v1/alerts?limit=1000")).1["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|alert| alert["state"] == "open")
+        .map(|alert| alert["id"].as_str().unwrap().to_string())
+        .expect("an open alert in the other process's task");
+    let (code, _) = call("POST", &a.url(&format!("/api/v1/alerts/{another}/ack")), &[], Some(r#"{"by":"bob"}"#));
+    assert_eq!(code, 200);
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let changed = next_data("alert");
+        let ids: Vec<&str> = changed["alerts"].as_array().unwrap().iter().filter_map(|a| a["id"].as_str()).collect();
+        if ids.contains(&another.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < until, "no alert event for {another}");
+    }
+
     // One task's own API through either front, and the token checked.
-    let (code, through) = call("GET", &a.url("/api/v1/status"), &[("Mon-Task", &on_b.to_string())], None);
-    assert_eq!(code, 200, "{through}");
-    assert_eq!(through["events_accepted"], get(&format!("http://{b_address}/api/v1/status")).1["events_accepted"]);
-    let (code, _) = get(&a.url("/api/v1/rules/versions"));
+    let item_of_b = format!("/api/v1/workflows/settlement/items/{}", trade(on_b, 0));
+    let (code, through) = call("GET", &a.url(&item_of_b), &[("Mon-Task", &on_b.to_string())], None);
+    assert_eq!(code, 200, "task {on_b}'s item through the other process, named: {through}");
+    let elsewhere = ((on_b + 1) % PARTITIONS).to_string();
+    let (code, _) = call("GET", &a.url(&item_of_b), &[("Mon-Task", &elsewhere)], None);
+    assert_eq!(code, 404, "another task does not hold it");
+    let (code, _) = call("GET", &a.url("/api/v1/status"), &[("Mon-Task", "7")], None);
+    assert_eq!(code, 400, "no such partition");
+    let (code, _) = get(&a.url("/api/v1/workflows/settlement/trends"));
     assert_eq!(code, 501, "what is not merged for the group says so");
-    let anonymous = agent.get(&a.url("/api/v1/alerts")).call().unwrap().status().as_u16();
-    assert_eq!(anonymous, 401, "the tasks check the caller's token behind the front");
+    for path in ["/api/v1/alerts", "/api/v1/workflows", "/api/v1/group"] {
+        let anonymous = agent.get(&a.url(path)).call().unwrap().status().as_u16();
+        assert_eq!(anonymous, 401, "{path}: the tasks check the caller's token behind the front");
+    }
     a.terminate();
     b.terminate();
 }

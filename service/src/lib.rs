@@ -615,7 +615,12 @@ pub(crate) fn run_followed(
         delivery_wake: delivery_wake.clone(),
         alerts_view: alerts_view.clone(),
         alerts_dirty: true,
-        board: views::Board::new(views.clone(), changes.clone()),
+        board: {
+            let mut board = views::Board::new(views.clone(), changes.clone());
+            // Its process's front adds every task's numbers (scale_out/group_api.rs).
+            board.keep_parts = task_of.is_some();
+            board
+        },
         compacted_hour: None,
         split_key_warned: None,
         engine_now,

@@ -40,6 +40,7 @@
 
 mod front;
 mod group_api;
+mod group_stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -183,7 +184,6 @@ fn partitions_of(list: &TopicPartitionList, topic: &str) -> Vec<u16> {
 }
 
 impl Shared {
-    /// Stops the tasks of `revoked` and waits until each has stopped.
     /// The tasks that answer here now, as the group's members topic
     /// names them (`<group>.tasks/<partition>`).
     fn answering(&self, tasks_topic: &str) -> Vec<String> {
@@ -194,6 +194,7 @@ impl Shared {
         slots.iter().filter(|(_, slot)| answers(slot)).map(|(p, _)| format!("{tasks_topic}/{p}")).collect()
     }
 
+    /// Stops the tasks of `revoked` and waits until each has stopped.
     fn stop_and_wait(&self, revoked: &[u16]) {
         let slots: Vec<(u16, Slot)> = match self.slots.lock() {
             Ok(slots) => revoked.iter().filter_map(|p| slots.get(p).map(|s| (*p, s.clone()))).collect(),
@@ -381,6 +382,8 @@ pub fn run(
         tasks_topic: topic.clone(),
         max_body: config.http.max_body_bytes,
         program: Arc::new(rules.program.clone()),
+        auth: config.auth.enabled,
+        stopping: http_stopped.clone(),
     });
     let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
     tracing::info!(%address, tasks_topic = %topic, partitions, "scale-out: waiting for the group to assign tasks");

@@ -34,6 +34,7 @@ pub struct Views {
     pub groups: HashMap<String, Vec<GroupView>>,
     /// What the views were made of, unfinished (`GET /api/v1/breakdowns`):
     /// a scale-out front adds every task's and renders the group's views.
+    /// Kept by a scale-out task only ([`Board::keep_parts`]).
     pub parts: Arc<Vec<WorkflowPart>>,
 }
 
@@ -256,11 +257,23 @@ pub struct Board {
     alerts: HashMap<String, Alert>,
     /// How long the last refresh took.
     pub last_refresh: Duration,
+    /// Keep [`Views::parts`]: a scale-out task's, which its process's
+    /// front adds up (their stay samples cost memory and a copy per
+    /// refresh, which no other `mon run` needs).
+    pub keep_parts: bool,
 }
 
 impl Board {
     pub fn new(views: Arc<RwLock<Views>>, changes: broadcast::Sender<Change>) -> Board {
-        Board { views, changes, next_id: 1, dirty: true, alerts: HashMap::new(), last_refresh: Duration::ZERO }
+        Board {
+            views,
+            changes,
+            next_id: 1,
+            dirty: true,
+            alerts: HashMap::new(),
+            last_refresh: Duration::ZERO,
+            keep_parts: false,
+        }
     }
 
     fn send(&mut self, what: Changed) {
@@ -280,7 +293,7 @@ impl Board {
         }
         self.dirty = false;
         let started = Instant::now();
-        let views = build(program, states, now);
+        let views = build(program, states, now, self.keep_parts);
         self.last_refresh = started.elapsed();
         let list = views.list.clone();
         let Ok(mut slot) = self.views.write() else { return };
@@ -318,7 +331,7 @@ pub fn group_text(values: &[String]) -> String {
 /// Builds every view at `now` (the engine's clock), over every engine's
 /// state. Before any engine starts (the event clock's first event) there
 /// is none, and every workflow is shown, empty, rather than unknown.
-pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
+pub fn build(program: &Program, states: &[&State], now: i64, keep_parts: bool) -> Views {
     let parts = program
         .workflows
         .iter()
@@ -329,17 +342,19 @@ pub fn build(program: &Program, states: &[&State], now: i64) -> Views {
             breakdown: aggregates::unfinished_breakdown_over(states, workflow, now),
         })
         .collect();
-    render(program, Arc::new(parts), now)
+    render(program, parts, now, keep_parts)
 }
 
 /// The views of `parts` (one per workflow of `program`, in its order) at
 /// `now`: of one engine's numbers, or of a scale-out group's, summed.
-pub fn render(program: &Program, parts: Arc<Vec<WorkflowPart>>, now: i64) -> Views {
+/// `keep_parts`: keep them, unfinished, in [`Views::parts`].
+pub fn render(program: &Program, parts: Vec<WorkflowPart>, now: i64, keep_parts: bool) -> Views {
     let clock = Some(mon_stdlib::time::format_rfc3339(now));
     let mut views = Views { clock: Some(now), ..Views::default() };
     views.list.clock = clock.clone();
-    for (workflow, part) in program.workflows.iter().zip(parts.iter()) {
-        let mut breakdown = part.breakdown.clone();
+    let kept = keep_parts.then(|| parts.clone());
+    for (workflow, part) in program.workflows.iter().zip(parts) {
+        let WorkflowPart { mut breakdown, enabled, .. } = part;
         breakdown.finish();
         let (status, why) = judge(workflow, &breakdown.whole, now);
         let stages: Vec<StageView> = workflow
@@ -352,7 +367,6 @@ pub fn render(program: &Program, parts: Arc<Vec<WorkflowPart>>, now: i64) -> Vie
         let worst_stage = worst.and_then(|w| stages.iter().find(|s| s.status == w)).map(|s| s.name.clone());
         let next_deadline = breakdown.whole.next_deadline.as_ref().map(|d| deadline_view(workflow, d, now));
         let groups = group_views(workflow, &breakdown, now);
-        let enabled = part.enabled;
         views.list.workflows.push(WorkflowSummary {
             name: workflow.name.clone(),
             enabled,
@@ -380,7 +394,7 @@ pub fn render(program: &Program, parts: Arc<Vec<WorkflowPart>>, now: i64) -> Vie
         );
         views.groups.insert(workflow.name.clone(), groups);
     }
-    views.parts = parts;
+    views.parts = Arc::new(kept.unwrap_or_default());
     views
 }
 
@@ -629,7 +643,7 @@ mod tests {
         let state = simulation.state().unwrap();
         let now = start + 20 * 60_000;
         let started = Instant::now();
-        let views = build(&program, &[state], now);
+        let views = build(&program, &[state], now, false);
         let took = started.elapsed();
         eprintln!("views of 100,000 items in flight in 100 groups: {took:?}");
         let orders = &views.details["orders"];
@@ -669,15 +683,15 @@ mod tests {
         }
         let states = [halves[0].state().unwrap(), halves[1].state().unwrap()];
         let now = start + 20 * 60_000;
-        assert_eq!(build(&program, &[states[0]], now).details["orders"].status, "green", "8 aged, not over 10");
-        let whole = build(&program, &states, now);
+        assert_eq!(build(&program, &[states[0]], now, false).details["orders"].status, "green", "8 aged, not over 10");
+        let whole = build(&program, &states, now, false);
         assert_eq!(whole.details["orders"].status, "red", "16 aged over both");
 
         let sent = |state| -> Vec<WorkflowPart> {
-            let text = serde_json::to_string(&*build(&program, &[state], now).parts).unwrap();
+            let text = serde_json::to_string(&*build(&program, &[state], now, true).parts).unwrap();
             serde_json::from_str(&text).unwrap()
         };
-        let summed = render(&program, Arc::new(add_parts(&program, [sent(states[0]), sent(states[1])])), now);
+        let summed = render(&program, add_parts(&program, [sent(states[0]), sent(states[1])]), now, false);
         assert_eq!(summed.list, whole.list);
         assert_eq!(summed.details, whole.details);
         assert_eq!(summed.groups, whole.groups);

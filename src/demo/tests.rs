@@ -280,7 +280,7 @@ fn demo_views(start: i64) -> (mon_service::views::Views, Vec<Record>) {
     }
     simulation.finish(&mut records);
     let state = simulation.state().expect("events were fed");
-    (mon_service::views::build(&program, &[state], end), records)
+    (mon_service::views::build(&program, &[state], end, false), records)
 }
 
 /// Whatever the day, a minute after the start the planted file is missing

@@ -382,8 +382,9 @@ pub struct AlertPage {
 )]
 pub async fn list(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<AlertPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(pairs) = query?;
     let filter = Filter::parse(pairs)?;
     let view = api.alerts.read().map_err(|_| ApiError::internal("reading the alert view", "the lock is poisoned"))?;
@@ -401,7 +402,8 @@ pub async fn list(
         (Some(last), Some(_)) => Some(encode_cursor(last)),
         _ => None,
     };
-    Ok(Json(AlertPage { alerts: page.iter().map(|a| alert_view(a, now)).collect(), next_cursor }))
+    let body = AlertPage { alerts: page.iter().map(|a| alert_view(a, now)).collect(), next_cursor };
+    Ok(page::with_item_cursors(&headers, body, || page.iter().map(|a| encode_cursor(a)).collect()))
 }
 
 /// One alert, its history, and the delivery of its notifications.
@@ -629,8 +631,9 @@ pub struct NotificationPage {
 )]
 pub async fn notifications(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<NotificationPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(pairs) = query?;
     let (mut failed, mut limit, mut cursor) = (false, DEFAULT_LIMIT, None);
     for (name, value) in pairs {
@@ -666,5 +669,6 @@ pub async fn notifications(
             notification_view(state, e)
         })
         .collect();
-    Ok(Json(NotificationPage { notifications, next_cursor: page.next.map(page::encode_seq) }))
+    let body = NotificationPage { notifications, next_cursor: page.next.map(page::encode_seq) };
+    Ok(page::with_item_cursors(&headers, body, || page.items.iter().map(|(seq, _)| page::encode_seq(*seq)).collect()))
 }

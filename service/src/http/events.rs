@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Json;
 use mon_compiler::ir::{Program, Value};
 use mon_runtime::engine::{display, key_object};
 use serde::Serialize;
@@ -115,8 +114,9 @@ const PARAMETERS: &[&str] = &["type", "workflow", "key", "from", "to", "field", 
 )]
 pub async fn search(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(pairs) = query?;
     let program = api.program();
     let search = parse(&program, &pairs)?;
@@ -127,10 +127,11 @@ pub async fn search(
         ));
     }
     let found = api.store.events().search(&program, &search).map_err(|e| ApiError::internal("searching events", e))?;
-    Ok(Json(EventPage {
+    let body = EventPage {
         events: found.events.iter().map(|(_, e)| view(&program, e)).collect(),
         next_cursor: found.next.map(encode_cursor),
-    }))
+    };
+    Ok(page::with_item_cursors(&headers, body, || found.events.iter().map(|(at, _)| encode_cursor(*at)).collect()))
 }
 
 fn parse(program: &Program, pairs: &[(String, String)]) -> Result<Search, ApiError> {

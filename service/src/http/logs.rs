@@ -4,7 +4,6 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -56,8 +55,9 @@ pub struct RecordPage {
 )]
 pub async fn records(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<RecordPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(pairs) = query?;
     let (mut kinds, mut workflows, mut limit, mut cursor) = (Vec::new(), Vec::new(), DEFAULT_LIMIT, None);
     for (name, value) in &pairs {
@@ -80,10 +80,12 @@ pub async fn records(
         (kind_ok && workflow_ok).then_some(record)
     });
     let page = found.map_err(|e| ApiError::internal("reading the record log", e))?;
-    Ok(Json(RecordPage {
+    let cursors: Vec<String> = page.items.iter().map(|(seq, _)| page::encode_seq(*seq)).collect();
+    let body = RecordPage {
         records: page.items.into_iter().map(|(_, r)| r).collect(),
         next_cursor: page.next.map(page::encode_seq),
-    }))
+    };
+    Ok(page::with_item_cursors(&headers, body, || cursors))
 }
 
 /// The parameters of `GET /api/v1/dead-letters`.
@@ -133,8 +135,9 @@ pub struct DeadLetterPage {
 )]
 pub async fn dead_letters(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<DeadLetterPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Query(pairs) = query?;
     let (mut limit, mut cursor) = (DEFAULT_LIMIT, None);
     for (name, value) in &pairs {
@@ -145,7 +148,8 @@ pub async fn dead_letters(
         }
     }
     let page = api.store.dead_letters(cursor, limit).map_err(|e| ApiError::internal("reading the dead letters", e))?;
-    Ok(Json(DeadLetterPage {
+    let cursors: Vec<String> = page.items.iter().map(|(seq, _)| page::encode_seq(*seq)).collect();
+    let body = DeadLetterPage {
         dead_letters: page
             .items
             .into_iter()
@@ -157,5 +161,6 @@ pub async fn dead_letters(
             })
             .collect(),
         next_cursor: page.next.map(page::encode_seq),
-    }))
+    };
+    Ok(page::with_item_cursors(&headers, body, || cursors))
 }

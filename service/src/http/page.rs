@@ -6,7 +6,32 @@
 //! (records, dead letters, notifications) it is the sequence number of the
 //! last entry given, as 16 hex digits; clients take `next_cursor` as it is.
 
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
 use super::error::ApiError;
+
+/// Asked for by a scale-out front (any value), and answered with: the
+/// cursor after each item of the page, in order, comma-separated. A
+/// front merging the tasks' lists takes part of a task's page, and goes
+/// on after the last item it took (`scale_out/group_api.rs`).
+pub const ITEM_CURSORS: &str = "mon-item-cursors";
+
+/// `page` as JSON, with [`ITEM_CURSORS`] when the caller asked for it.
+pub fn with_item_cursors(
+    asked: &HeaderMap,
+    page: impl serde::Serialize,
+    cursors: impl FnOnce() -> Vec<String>,
+) -> Response {
+    let mut response = Json(page).into_response();
+    if asked.contains_key(ITEM_CURSORS) {
+        if let Ok(value) = HeaderValue::from_str(&cursors().join(",")) {
+            response.headers_mut().insert(ITEM_CURSORS, value);
+        }
+    }
+    response
+}
 
 pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;

@@ -20,6 +20,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::group_api::{self, Listing};
+use super::group_stream;
 use super::{Shared, Slot};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -42,6 +43,10 @@ pub(super) struct Front {
     /// The rules every task runs (a scale-out group's come by deployment):
     /// what the group's views are made by.
     pub program: Arc<mon_compiler::ir::Program>,
+    /// `[auth] enabled`: what the front answers itself needs a viewer.
+    pub auth: bool,
+    /// Turns true when the process stops: endless streams end then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(super) fn router(front: Front) -> Router {
@@ -58,6 +63,19 @@ pub(super) fn router(front: Front) -> Router {
         .route("/api/v1/events", merged(group_api::EVENTS).post(events_come_from_kafka))
         .route("/api/v1/alerts/{id}", get(group_api::found))
         .route("/api/v1/alerts/{id}/{action}", post(group_api::alert_command))
+        .route("/api/v1/status", get(group_api::status))
+        .route("/api/v1/stream", get(group_stream::stream))
+        .route("/api/v1/whoami", get(group_api::any_task))
+        .route("/api/v1/rules/versions", get(group_api::any_task).post(group_api::rules_by_deployment))
+        .route("/api/v1/rules/versions/{version}", get(group_api::any_task))
+        .route("/api/v1/rules/versions/{version}/diff", get(group_api::any_task))
+        .route("/api/v1/rules/versions/{version}/activate", post(group_api::rules_by_deployment))
+        .route("/api/v1/rules/rollback", post(group_api::rules_by_deployment))
+        .route("/api/v1/rules/activations", get(group_api::any_task))
+        .route("/api/v1/rules/validate", post(group_api::any_task))
+        .route("/api/v1/audit", get(group_api::any_task))
+        .route("/api/v1/workflows/{workflow}/disable", post(group_api::rules_by_deployment))
+        .route("/api/v1/workflows/{workflow}/enable", post(group_api::rules_by_deployment))
         .route("/api/v1/workflows", get(group_api::workflows))
         .route("/api/v1/workflows/{workflow}", get(group_api::workflow))
         .route("/api/v1/workflows/{workflow}/groups", get(group_api::groups))
@@ -248,17 +266,22 @@ fn with_task_label(sample: &str, task: u16) -> String {
     }
 }
 
-/// Everything else: not merged for the group (yet), so answered by one
-/// task only when the caller names it.
-async fn not_here(uri: Uri) -> Response {
+/// Everything else: the command center's pages (static, the same from
+/// every task) come from a task; an API path not answered for the group
+/// is answered by one task only when the caller names it.
+async fn not_here(state: State<Front>, request: axum::extract::Request) -> Response {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/api/") {
+        return group_api::any_task(state, request).await;
+    }
     let body = serde_json::json!({ "error": {
         "code": "not_implemented",
         "message": format!(
-            "{} is not answered for the whole scale-out group: send `Mon-Task: <partition>` to ask one task's own \
-             API through this address. Answered for the group: alerts (and their commands), records, dead letters, \
-             notifications, event search, the workflows, a workflow and its groups, an item's lifecycle, a \
-             stage's items, /api/v1/group, /api/v1/tasks, /metrics (docs/service.md, \"Scale-out\")",
-            uri.path()
+            "{path} is not answered for the whole scale-out group: send `Mon-Task: <partition>` to ask one task's \
+             own API through this address. Answered for the group: status, the workflows (a workflow, its groups, \
+             a stage's items, an item's lifecycle), alerts and their commands, records, dead letters, \
+             notifications, event search, the stream, the rule versions as deployed, /api/v1/group; and this \
+             process's own /api/v1/tasks and /metrics (docs/service.md, \"Scale-out\")"
         ),
         "details": {},
     }});

@@ -30,6 +30,8 @@
 //! the tasks' own, asked now; and with `[auth]` on, every task checks the
 //! caller's token itself (the front passes `Authorization` on).
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -40,6 +42,7 @@ use serde_json::Value;
 
 use super::front::{Front, TASK_TIMEOUT};
 use crate::http::error::{ApiError, ErrorCode};
+use crate::http::page::ITEM_CURSORS;
 
 /// Names the partition whose task should answer: the front passes the
 /// request to that task's own API, wherever it runs.
@@ -51,7 +54,13 @@ pub const TASK_HEADER: &str = "mon-task";
 const PASSED_HEADER: &str = "mon-passed";
 
 /// The headers a task's answer keeps on its way back.
-const KEPT: [HeaderName; 3] = [header::CONTENT_TYPE, header::RETRY_AFTER, header::WWW_AUTHENTICATE];
+const KEPT: [HeaderName; 4] =
+    [header::CONTENT_TYPE, header::RETRY_AFTER, header::WWW_AUTHENTICATE, HeaderName::from_static(ITEM_CURSORS)];
+
+/// How long the front waits for a task to apply a command (an alert
+/// acknowledged): the task answers once its batch is durable, which under
+/// load takes longer than a read.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A task's answer, as it came.
 pub(super) struct Answer {
@@ -70,6 +79,23 @@ impl Answer {
     fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
+
+    /// A 503 is a task restoring, stopping or busy: no answer for its
+    /// partition yet, where every partition's is needed.
+    fn ready(self, partition: u16) -> Result<Answer, String> {
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => Err(format!("task {partition} is not ready (503)")),
+            _ => Ok(self),
+        }
+    }
+}
+
+/// Why no answer came from a task.
+pub(super) struct Unanswered {
+    why: String,
+    /// It was asked, and did not answer in time: a command may have been
+    /// applied.
+    timed_out: bool,
 }
 
 /// A question for a task: the method, path (as the caller wrote it,
@@ -82,6 +108,8 @@ pub(super) struct Question {
     authorization: Option<HeaderValue>,
     content_type: Option<HeaderValue>,
     body: Bytes,
+    /// Ask for each item's cursor ([`ITEM_CURSORS`]).
+    item_cursors: bool,
 }
 
 impl Question {
@@ -93,6 +121,7 @@ impl Question {
             authorization: headers.get(header::AUTHORIZATION).cloned(),
             content_type: None,
             body: Bytes::new(),
+            item_cursors: false,
         }
     }
 
@@ -107,43 +136,80 @@ impl Front {
     fn peer_of(&self, partition: u16) -> Option<String> {
         let named = format!("{}/{partition}", self.tasks_topic);
         let view = self.registry.view(crate::clock::wall_now());
+        // A process killed without its goodbye is alive for a while
+        // yet: the latest to say it runs the task is its owner.
         view.members
             .into_iter()
-            .filter(|m| m.alive && m.member.member != self.registry.this)
-            .find(|m| m.member.partitions.contains(&named))
+            .filter(|m| m.alive && m.member.member != self.registry.this && m.member.partitions.contains(&named))
+            .max_by_key(|m| mon_stdlib::time::parse_rfc3339(&m.member.seen_at).unwrap_or(i64::MIN))
             .map(|m| m.member.http)
     }
 
+    /// Where to ask `partition`'s task: the base URL, and whether it is
+    /// another process's front (which passes the question on).
+    fn route(&self, partition: u16, local_only: bool) -> Result<(String, bool), String> {
+        let local = self.slots().into_iter().find(|(p, _)| *p == partition);
+        match (local.and_then(|(_, slot)| slot.address.lock().ok().and_then(|a| *a)), local_only) {
+            (Some(address), _) => Ok((format!("http://{address}"), false)),
+            (None, true) => Err(format!("task {partition} does not run in this process")),
+            (None, false) => match self.peer_of(partition) {
+                Some(base) => Ok((base.trim_end_matches('/').to_string(), true)),
+                None => Err(format!("no process of the group says it runs task {partition}")),
+            },
+        }
+    }
+
+    /// `partition`'s task's `/api/v1/stream`, open: its events come as
+    /// they are sent (only the wait for its answer is bounded).
+    pub(super) async fn open_stream(
+        &self,
+        partition: u16,
+        headers: &HeaderMap,
+        local_only: bool,
+    ) -> Result<reqwest::Response, String> {
+        let (base, passed) = self.route(partition, local_only)?;
+        let mut request = self.client.get(format!("{base}/api/v1/stream"));
+        if let Some(token) = headers.get(header::AUTHORIZATION) {
+            request = request.header(header::AUTHORIZATION, token);
+        }
+        if passed {
+            request = request.header(TASK_HEADER, partition.to_string()).header(PASSED_HEADER, "1");
+        }
+        match tokio::time::timeout(TASK_TIMEOUT, request.send()).await {
+            Ok(Ok(response)) if response.status().is_success() => Ok(response),
+            Ok(Ok(response)) => Err(format!("task {partition}'s stream: {}", response.status())),
+            Ok(Err(e)) => Err(format!("task {partition}'s stream: {e}")),
+            Err(_) => Err(format!("task {partition}'s stream: no answer in time")),
+        }
+    }
+
     /// Asks `partition`'s task, here or in another process (unless
-    /// `local_only`); `Err` says why no answer came.
+    /// `local_only`), and gives its answer, whatever its status.
     pub(super) async fn ask_task(
         &self,
         partition: u16,
         question: &Question,
         local_only: bool,
-    ) -> Result<Answer, String> {
-        let local = self.slots().into_iter().find(|(p, _)| *p == partition);
-        let local = local.and_then(|(_, slot)| slot.address.lock().ok().and_then(|a| *a));
-        let (url, passed) = match (local, local_only) {
-            (Some(address), _) => (format!("http://{address}{}", question.path), false),
-            (None, true) => return Err(format!("task {partition} does not run in this process")),
-            (None, false) => match self.peer_of(partition) {
-                Some(base) => (format!("{}{}", base.trim_end_matches('/'), question.path), true),
-                None => return Err(format!("no process of the group says it runs task {partition}")),
-            },
-        };
-        let mut request =
-            self.client.request(question.method.clone(), url).query(&question.query).timeout(TASK_TIMEOUT);
+    ) -> Result<Answer, Unanswered> {
+        let (base, passed) = self.route(partition, local_only).map_err(|why| Unanswered { why, timed_out: false })?;
+        let url = format!("{base}{}", question.path);
+        let timeout = if question.method == Method::GET { TASK_TIMEOUT } else { COMMAND_TIMEOUT };
+        let mut request = self.client.request(question.method.clone(), url).query(&question.query).timeout(timeout);
         if let Some(token) = &question.authorization {
             request = request.header(header::AUTHORIZATION, token);
         }
         if let Some(content_type) = &question.content_type {
             request = request.header(header::CONTENT_TYPE, content_type);
         }
+        if question.item_cursors {
+            request = request.header(ITEM_CURSORS, "1");
+        }
         if passed {
             request = request.header(TASK_HEADER, partition.to_string()).header(PASSED_HEADER, "1");
         }
-        let answer = request.body(question.body.clone()).send().await.map_err(|e| format!("task {partition}: {e}"))?;
+        let failed =
+            |e: reqwest::Error| Unanswered { timed_out: e.is_timeout(), why: format!("task {partition}: {e}") };
+        let answer = request.body(question.body.clone()).send().await.map_err(failed)?;
         let status = answer.status();
         let mut headers = HeaderMap::new();
         for name in KEPT {
@@ -151,18 +217,19 @@ impl Front {
                 headers.insert(name, value.clone());
             }
         }
-        let body = answer.bytes().await.map_err(|e| format!("task {partition}: {e}"))?;
-        // A 503 is a task restoring, stopping or busy: not an answer for
-        // the partition yet.
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            return Err(format!("task {partition} is not ready (503)"));
-        }
+        let body = answer.bytes().await.map_err(failed)?;
         Ok(Answer { status, headers, body })
+    }
+
+    /// Asks `partition`'s task where every partition's answer is needed:
+    /// a 503 counts as no answer.
+    async fn ask_ready(&self, partition: u16, question: &Question) -> Result<Answer, String> {
+        self.ask_task(partition, question, false).await.map_err(|u| u.why)?.ready(partition)
     }
 
     /// Asks every partition's task at once: the answers by partition.
     async fn ask_every(&self, question: &Question) -> Vec<(u16, Result<Answer, String>)> {
-        let asks = (0..self.partitions).map(|p| async move { (p, self.ask_task(p, question, false).await) });
+        let asks = (0..self.partitions).map(|p| async move { (p, self.ask_ready(p, question).await) });
         futures_util::future::join_all(asks).await
     }
 }
@@ -190,10 +257,23 @@ pub(super) async fn to_one_task(State(front): State<Front>, request: Request, ne
         return ApiError::invalid(TASK_HEADER, "Mon-Task: not a partition number").into_response();
     };
     if partition >= front.partitions {
-        let message = format!("Mon-Task: the group has partitions 0 to {}", front.partitions - 1);
+        let message = format!("Mon-Task: the group has partitions 0 to {}", front.partitions.saturating_sub(1));
         return ApiError::invalid(TASK_HEADER, message).into_response();
     }
     let local_only = request.headers().contains_key(PASSED_HEADER);
+    // The stream never ends: passed through as it comes.
+    if request.uri().path() == "/api/v1/stream" {
+        return match front.open_stream(partition, request.headers(), local_only).await {
+            Ok(stream) => {
+                let mut headers = HeaderMap::new();
+                if let Some(kind) = stream.headers().get(header::CONTENT_TYPE) {
+                    headers.insert(header::CONTENT_TYPE, kind.clone());
+                }
+                (headers, axum::body::Body::from_stream(stream.bytes_stream())).into_response()
+            }
+            Err(why) => unanswered(&[why]),
+        };
+    }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, front.max_body).await else {
         return ApiError::invalid("body", "the body could not be read, or is over the limit").into_response();
@@ -205,12 +285,31 @@ pub(super) async fn to_one_task(State(front): State<Front>, request: Request, ne
         query,
         authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
         content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+        item_cursors: parts.headers.contains_key(ITEM_CURSORS),
         body,
     };
+    // The task's own answer, a 503 too (busy, restoring: it says which).
     match front.ask_task(partition, &question, local_only).await {
         Ok(answer) => answer.into_response(),
-        Err(why) => unanswered(&[why]),
+        Err(failed) => no_answer(failed),
     }
+}
+
+/// A task asked one question did not answer: a 503 to try again, or,
+/// when it was asked and did not answer in time, a 504 without
+/// `Retry-After`: a command may have been applied, and tried again may be
+/// a conflict.
+fn no_answer(failed: Unanswered) -> Response {
+    if !failed.timed_out {
+        return unanswered(&[failed.why]);
+    }
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Unavailable,
+        format!("{}: no answer in time; whether it was applied is not known, look before trying again", failed.why),
+        serde_json::json!({}),
+    )
+    .into_response()
 }
 
 /// An item, or an alert: the answer of the task that has it. Every task
@@ -234,13 +333,32 @@ pub(super) async fn found(
 async fn owner(front: &Front, question: &Question) -> Result<(u16, Answer), Response> {
     let mut failures = Vec::new();
     let mut not_found = None;
+    let mut found: Vec<(u16, Answer)> = Vec::new();
     for (partition, asked) in front.ask_every(question).await {
         match asked {
-            Ok(answer) if answer.status.is_success() => return Ok((partition, answer)),
+            Ok(answer) if answer.status.is_success() => found.push((partition, answer)),
             Ok(answer) if answer.status == StatusCode::NOT_FOUND => not_found = not_found.or(Some(answer)),
             Ok(answer) => return Err(answer.into_response()),
             Err(why) => failures.push(why),
         }
+    }
+    if found.len() > 1 {
+        // Its events came from several partitions (a producer that does
+        // not key by item): each task holds a part, and none is the item.
+        let holders: Vec<u16> = found.iter().map(|(p, _)| *p).collect();
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            format!(
+                "tasks {holders:?} each hold it: its events came from several partitions (a producer that does not \
+                 key by item); ask each with `Mon-Task`"
+            ),
+            serde_json::json!({ "tasks": holders }),
+        )
+        .into_response());
+    }
+    if let Some(one) = found.pop() {
+        return Ok(one);
     }
     match (failures.is_empty(), not_found) {
         (false, _) => Err(unanswered(&failures)),
@@ -271,37 +389,53 @@ pub(super) async fn alert_command(
         authorization: headers.get(header::AUTHORIZATION).cloned(),
         content_type: headers.get(header::CONTENT_TYPE).cloned(),
         body,
+        item_cursors: false,
     };
     match front.ask_task(partition, &command, false).await {
         Ok(answer) => answer.into_response(),
-        Err(why) => unanswered(&[why]),
+        Err(failed) => no_answer(failed),
     }
 }
 
-/// How a list endpoint orders its items, so the merge keeps that order.
+/// How a list endpoint's items are ordered across tasks: by an instant,
+/// then a tie-break. Each task keeps its own order (its log's, which
+/// follows time but is not bound to it): the merge takes from the front
+/// of each task's page only, so nothing is lost or given twice, and the
+/// page is in time order wherever the tasks' own orders are.
 #[derive(Clone, Copy)]
 pub(super) struct Listing {
     /// The field of the page that holds the items.
     pub items: &'static str,
-    /// The item's instant (RFC 3339) it is ordered by, then a tie-break.
+    /// The item's instant (RFC 3339) it is ordered by.
     pub instant: &'static str,
+    /// Then this field: an instant too when [`tie_is_instant`](Self::tie_is_instant).
     pub tie: &'static str,
+    pub tie_is_instant: bool,
 }
 
-pub(super) const ALERTS: Listing = Listing { items: "alerts", instant: "opened_at", tie: "id" };
-pub(super) const RECORDS: Listing = Listing { items: "records", instant: "at", tie: "id" };
-pub(super) const DEAD_LETTERS: Listing = Listing { items: "dead_letters", instant: "received", tie: "origin" };
-pub(super) const NOTIFICATIONS: Listing = Listing { items: "notifications", instant: "queued_at", tie: "id" };
-pub(super) const EVENTS: Listing = Listing { items: "events", instant: "time", tie: "received" };
+pub(super) const ALERTS: Listing = Listing { items: "alerts", instant: "opened_at", tie: "id", tie_is_instant: false };
+pub(super) const RECORDS: Listing = Listing { items: "records", instant: "at", tie: "id", tie_is_instant: false };
+pub(super) const DEAD_LETTERS: Listing =
+    Listing { items: "dead_letters", instant: "received", tie: "origin", tie_is_instant: false };
+pub(super) const NOTIFICATIONS: Listing =
+    Listing { items: "notifications", instant: "queued_at", tie: "id", tie_is_instant: false };
+pub(super) const EVENTS: Listing = Listing { items: "events", instant: "time", tie: "received", tie_is_instant: true };
+
+/// An item's place in the merge: its instant, its tie-break's instant (or
+/// 0), its tie-break's text (or empty).
+type Place = (i64, i64, String);
 
 impl Listing {
-    fn key(&self, item: &Value) -> (i64, String) {
-        let instant = item[self.instant].as_str().and_then(mon_stdlib::time::parse_rfc3339).unwrap_or(i64::MIN);
+    fn key(&self, item: &Value) -> Place {
+        let instant = |field: &str| item[field].as_str().and_then(mon_stdlib::time::parse_rfc3339).unwrap_or(i64::MIN);
+        if self.tie_is_instant {
+            return (instant(self.instant), instant(self.tie), String::new());
+        }
         let tie = match &item[self.tie] {
             Value::String(text) => text.clone(),
             other => other.to_string(),
         };
-        (instant, tie)
+        (instant(self.instant), 0, tie)
     }
 }
 
@@ -353,21 +487,23 @@ impl GroupCursor {
     }
 }
 
-/// One task's page.
+/// One task's page, with the cursor after each of its items.
 struct TaskPage {
     items: Vec<Value>,
+    cursors: Vec<String>,
     next: Option<String>,
 }
 
-fn task_page(listing: Listing, answer: &Value) -> Option<TaskPage> {
-    let items = answer.get(listing.items)?.as_array()?.clone();
-    let next = answer.get("next_cursor").and_then(Value::as_str).map(str::to_string);
-    Some(TaskPage { items, next })
+fn task_page(listing: Listing, answer: &Answer) -> Option<TaskPage> {
+    let json = answer.json()?;
+    let items = json.get(listing.items)?.as_array()?.clone();
+    let next = json.get("next_cursor").and_then(Value::as_str).map(str::to_string);
+    let cursors: Vec<String> = match answer.headers.get(ITEM_CURSORS)?.to_str().ok()? {
+        "" => Vec::new(),
+        text => text.split(',').map(str::to_string).collect(),
+    };
+    (cursors.len() == items.len()).then_some(TaskPage { items, cursors, next })
 }
-
-/// How many times a merged page is made again when a task's list moved
-/// under it (see [`merged_page`]).
-const ATTEMPTS: usize = 3;
 
 /// A list endpoint for the whole group: every task's list, merged in the
 /// order they share, a page at a time.
@@ -397,31 +533,24 @@ pub(super) async fn merged_list(
             _ => filters.push((name, value)),
         }
     }
-    // The pending notifications go out oldest first; every other list,
-    // the failed notifications too, is newest first.
-    let newest_first = !(listing.items == NOTIFICATIONS.items
-        && filters.iter().all(|(name, value)| name != "state" || value == "pending"));
-    let question = Question::get(path, filters, &headers);
-    for _ in 0..ATTEMPTS {
-        match merged_page(&front, listing, &question, &cursor, limit, newest_first).await {
-            Ok(Some(page)) => return Json(page).into_response(),
-            Ok(None) => continue,
-            Err(response) => return response,
-        }
+    // The pending notifications go out oldest first, and are listed so;
+    // every other list, the failed notifications too, newest first. The
+    // last `state` given counts, as for a task.
+    let state = filters.iter().rev().find(|(name, _)| name == "state").map(|(_, value)| value.as_str());
+    let newest_first = !(listing.items == NOTIFICATIONS.items && state.is_none_or(|s| s == "pending"));
+    let mut question = Question::get(path, filters, &headers);
+    question.item_cursors = true;
+    match merged_page(&front, listing, &question, &cursor, limit, newest_first).await {
+        Ok(page) => Json(page).into_response(),
+        Err(response) => response,
     }
-    unanswered(&["the tasks' lists kept moving while the page was made; ask again".to_string()])
 }
 
-/// One attempt at a merged page. `Ok(None)`: a task's list moved between
-/// the two questions asked of it (new items at its start), so the page
-/// is made again.
-///
-/// Each task is asked for `limit` items after its position; the page
-/// takes the best head among the tasks, one item at a time, so each
-/// task's part is a prefix of its own page and no item is lost or given
-/// twice. The new position of a task whose page was taken in part is
-/// that of its last item taken, which only the task can give: it is
-/// asked again, for that many items from the same position.
+/// One page of the merged list. Each task is asked for `limit` items
+/// after its position, with each item's cursor; the page takes the best
+/// head among the tasks, one item at a time, so each task's part is a
+/// prefix of its own page, and its next position is the cursor of the
+/// last item taken from it.
 async fn merged_page(
     front: &Front,
     listing: Listing,
@@ -429,21 +558,18 @@ async fn merged_page(
     cursor: &GroupCursor,
     limit: usize,
     newest_first: bool,
-) -> Result<Option<Value>, Response> {
-    let ask_from = |position: &Position, n: usize| {
+) -> Result<Value, Response> {
+    let asks = cursor.0.iter().enumerate().map(|(p, position)| {
         let mut query = question.query.clone();
-        query.push(("limit".into(), n.to_string()));
+        query.push(("limit".into(), limit.to_string()));
         if let Position::After(c) = position {
             query.push(("cursor".into(), c.clone()));
         }
-        question.with_query(query)
-    };
-    let asks = cursor.0.iter().enumerate().map(|(p, position)| {
-        let question = ask_from(position, limit);
+        let question = question.with_query(query);
         async move {
             match position {
                 Position::Done => Ok(None),
-                _ => front.ask_task(p as u16, &question, false).await.map(Some),
+                _ => front.ask_ready(p as u16, &question).await.map(Some),
             }
         }
     });
@@ -455,15 +581,15 @@ async fn merged_page(
         match asked {
             Ok(None) => pages.push(None),
             Ok(Some(answer)) if answer.status.is_success() => {
-                let json = answer.json();
-                match json.as_ref().and_then(|j| task_page(listing, j)) {
+                match task_page(listing, &answer) {
                     Some(page) => pages.push(Some(page)),
                     None => {
-                        failures.push(format!("task {p}: an answer that is not a page of {}", listing.items));
+                        failures
+                            .push(format!("task {p}: an answer that is not a page of {} with cursors", listing.items));
                         pages.push(None);
                     }
                 }
-                shape = shape.or(json);
+                shape = shape.or_else(|| answer.json());
             }
             // The same question is refused by every task alike (a 400, a 401).
             Ok(Some(answer)) => return Err(answer.into_response()),
@@ -476,11 +602,11 @@ async fn merged_page(
     if !failures.is_empty() {
         return Err(unanswered(&failures));
     }
-    let better = |a: &(i64, String), b: &(i64, String)| if newest_first { a > b } else { a < b };
+    let better = |a: &Place, b: &Place| if newest_first { a > b } else { a < b };
     let mut heads = vec![0usize; pages.len()];
     let mut taken: Vec<Value> = Vec::new();
     'merge: while taken.len() < limit {
-        let mut best: Option<(usize, (i64, String))> = None;
+        let mut best: Option<(usize, Place)> = None;
         for (p, page) in pages.iter().enumerate() {
             let Some(page) = page else { continue };
             match page.items.get(heads[p]) {
@@ -502,44 +628,27 @@ async fn merged_page(
         }
         heads[p] += 1;
     }
-    let mut next = Vec::with_capacity(pages.len());
-    for (p, page) in pages.iter().enumerate() {
-        let position = &cursor.0[p];
-        let Some(page) = page else {
-            next.push(Position::Done);
-            continue;
-        };
-        let used = heads[p];
-        let after = if used == page.items.len() {
-            match &page.next {
+    let next: Vec<Position> = pages
+        .iter()
+        .zip(&cursor.0)
+        .zip(&heads)
+        .map(|((page, position), &used)| match page {
+            None => Position::Done,
+            Some(page) if used == page.items.len() => match &page.next {
                 Some(c) => Position::After(c.clone()),
                 None => Position::Done,
-            }
-        } else if used == 0 {
-            position.clone()
-        } else {
-            let again = front.ask_task(p as u16, &ask_from(position, used), false).await;
-            let again = match again {
-                Ok(answer) if answer.status.is_success() => answer.json().and_then(|j| task_page(listing, &j)),
-                Ok(answer) => return Err(answer.into_response()),
-                Err(why) => return Err(unanswered(&[why])),
-            };
-            let Some(again) = again else { return Ok(None) };
-            let same_last = again.items.last().map(|i| listing.key(i)) == Some(listing.key(&page.items[used - 1]));
-            match (&again.next, same_last && again.items.len() == used) {
-                (Some(c), true) => Position::After(c.clone()),
-                _ => return Ok(None),
-            }
-        };
-        next.push(after);
-    }
+            },
+            Some(_) if used == 0 => position.clone(),
+            Some(page) => Position::After(page.cursors[used - 1].clone()),
+        })
+        .collect();
     let next_cursor = next.iter().any(|p| *p != Position::Done).then(|| GroupCursor(next).encode());
     let mut page = shape.unwrap_or_else(|| serde_json::json!({}));
     if let Value::Object(fields) = &mut page {
         fields.insert(listing.items.to_string(), Value::Array(taken));
         fields.insert("next_cursor".to_string(), next_cursor.map(Value::String).unwrap_or(Value::Null));
     }
-    Ok(Some(page))
+    Ok(page)
 }
 
 /// `GET /api/v1/workflows/{w}/stages/{s}/items`: every task's oldest
@@ -587,10 +696,13 @@ pub(super) async fn stage_items(
     let entered = |item: &Value| item["entered_at"].as_str().and_then(mon_stdlib::time::parse_rfc3339);
     items.sort_by(|a, b| (entered(a), a["key"].as_str()).cmp(&(entered(b), b["key"].as_str())));
     items.truncate(limit);
-    merged["in_stage"] = in_stage.into();
-    merged["items"] = Value::Array(items);
+    let Some(fields) = merged.as_object_mut() else {
+        return unanswered(&["a task's answer is not a stage's items".into()]);
+    };
+    fields.insert("in_stage".into(), in_stage.into());
+    fields.insert("items".into(), Value::Array(items));
     if let Some(clock) = latest_clock {
-        merged["clock"] = clock.into();
+        fields.insert("clock".into(), clock.into());
     }
     Json(merged).into_response()
 }
@@ -607,7 +719,16 @@ struct TaskBreakdowns {
 /// made of the sum, on the latest of the tasks' clocks. The colours are
 /// the rules on the group's counts: `missing > 5` holds for the group
 /// when three tasks have 2 missing each, though it holds for none of them.
-async fn group_views(front: &Front, headers: &HeaderMap) -> Result<crate::views::Views, Response> {
+pub(super) async fn group_views(front: &Front, headers: &HeaderMap) -> Result<crate::views::Views, Response> {
+    group_numbers(front, headers).await.map(|(views, _)| views)
+}
+
+/// [`group_views`], with the numbers they were made of (every task's
+/// added, unfinished).
+async fn group_numbers(
+    front: &Front,
+    headers: &HeaderMap,
+) -> Result<(crate::views::Views, Vec<crate::views::WorkflowPart>), Response> {
     let question = Question::get("/api/v1/breakdowns", Vec::new(), headers);
     let ours = front.program.hash();
     let (mut each, mut failures, mut clock) = (Vec::new(), Vec::new(), None::<i64>);
@@ -640,7 +761,60 @@ async fn group_views(front: &Front, headers: &HeaderMap) -> Result<crate::views:
     }
     let parts = crate::views::add_parts(&front.program, each);
     let now = clock.unwrap_or_else(crate::clock::wall_now);
-    Ok(crate::views::render(&front.program, std::sync::Arc::new(parts), now))
+    Ok((crate::views::render(&front.program, parts.clone(), now, false), parts))
+}
+
+/// `GET /api/v1/status` for the group: each workflow's colour and
+/// numbers from the group's views, the event and record counts added
+/// over the tasks.
+pub(super) async fn status(State(front): State<Front>, headers: HeaderMap) -> Response {
+    let question = Question::get("/api/v1/status", Vec::new(), &headers);
+    let (mut statuses, mut failures) = (Vec::new(), Vec::new());
+    for (partition, asked) in front.ask_every(&question).await {
+        match asked {
+            Ok(answer) if answer.status.is_success() => match answer.json() {
+                Some(status) => statuses.push(status),
+                None => failures.push(format!("task {partition}: an answer that is not a status")),
+            },
+            Ok(answer) => return answer.into_response(),
+            Err(why) => failures.push(why),
+        }
+    }
+    if !failures.is_empty() {
+        return unanswered(&failures);
+    }
+    let (views, parts) = match group_numbers(&front, &headers).await {
+        Ok(numbers) => numbers,
+        Err(response) => return response,
+    };
+    let workflows: Vec<Value> = views
+        .list
+        .workflows
+        .iter()
+        .zip(parts)
+        .map(|(summary, part)| {
+            let mut breakdown = part.breakdown;
+            breakdown.finish();
+            serde_json::json!({ "name": summary.name, "status": summary.status, "metrics": breakdown.whole.metrics })
+        })
+        .collect();
+    let sum = |field: &str| statuses.iter().filter_map(|s| s[field].as_u64()).sum::<u64>();
+    let mut records: BTreeMap<String, u64> = BTreeMap::new();
+    for status in &statuses {
+        for (kind, n) in status["records"].as_object().into_iter().flatten() {
+            *records.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
+        }
+    }
+    Json(serde_json::json!({
+        "clock": views.list.clock,
+        "workflows": workflows,
+        "events_accepted": sum("events_accepted"),
+        "events_ignored": sum("events_ignored"),
+        "events_rejected": sum("events_rejected"),
+        "records": records,
+        "split_keys": Value::Null,
+    }))
+    .into_response()
 }
 
 /// `GET /api/v1/workflows` for the group.
@@ -684,9 +858,76 @@ pub(super) async fn groups(
     }
 }
 
-/// The group's members, as `<group>.members` tells this process.
-pub(super) async fn group(State(front): State<Front>) -> Json<crate::group::ConsumerGroupView> {
-    Json(front.registry.view(crate::clock::wall_now()))
+/// What every task answers alike (who the caller is, the rule versions
+/// every task imported from the same deployment, a rules check, the
+/// command center's pages): the first task that answers, this process's
+/// own first.
+pub(super) async fn any_task(State(front): State<Front>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, front.max_body).await else {
+        return ApiError::invalid("body", "the body could not be read, or is over the limit").into_response();
+    };
+    let question = Question {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: pairs(&parts.uri),
+        authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+        body,
+        item_cursors: false,
+    };
+    let local: Vec<u16> = front.slots().into_iter().map(|(p, _)| p).collect();
+    let others = (0..front.partitions).filter(|p| !local.contains(p));
+    let mut failures = Vec::new();
+    for partition in local.iter().copied().chain(others) {
+        match front.ask_ready(partition, &question).await {
+            Ok(answer) => return answer.into_response(),
+            Err(why) => failures.push(why),
+        }
+    }
+    unanswered(&failures)
+}
+
+/// Rule changes through the API: a scale-out group takes its rules from
+/// its deployment (every process's rules directory), so that every
+/// partition runs the same rules.
+pub(super) async fn rules_by_deployment() -> Response {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorCode::Conflict,
+        "a scale-out group changes its rules by deployment: give every process the new rules directory and restart \
+         them one at a time (docs/service.md, \"Scale-out\")",
+        serde_json::json!({}),
+    )
+    .into_response()
+}
+
+/// The group's members, as `<group>.members` tells this process: to a
+/// viewer, as a lone `mon run` tells it.
+pub(super) async fn group(State(front): State<Front>, headers: HeaderMap) -> Response {
+    if let Err(refused) = caller_may_view(&front, &headers).await {
+        return refused;
+    }
+    Json(front.registry.view(crate::clock::wall_now())).into_response()
+}
+
+/// With `[auth]` on, what the front answers from its own knowledge needs
+/// a viewer too. The front holds no authenticator of its own: a task
+/// checks the token (`/api/v1/whoami`), as for any request it answers.
+async fn caller_may_view(front: &Front, headers: &HeaderMap) -> Result<(), Response> {
+    if !front.auth {
+        return Ok(());
+    }
+    let question = Question::get("/api/v1/whoami", Vec::new(), headers);
+    let mut failures = Vec::new();
+    for partition in 0..front.partitions {
+        match front.ask_ready(partition, &question).await {
+            Ok(answer) if answer.status.is_success() => return Ok(()),
+            Ok(refused) => return Err(refused.into_response()),
+            Err(why) => failures.push(why),
+        }
+    }
+    Err(unanswered(&failures))
 }
 
 /// The query of a request, decoded (for the list endpoints, which take
