@@ -764,8 +764,24 @@ fn either_process_answers_for_the_whole_group() {
     assert_eq!(code, 404, "another task does not hold it");
     let (code, _) = call("GET", &a.url("/api/v1/status"), &[("Mon-Task", "7")], None);
     assert_eq!(code, 400, "no such partition");
-    let (code, _) = get(&a.url("/api/v1/workflows/settlement/trends"));
-    assert_eq!(code, 501, "what is not merged for the group says so");
+    let (code, _) = call("POST", &a.url("/api/v1/rules/versions/1/dry-run"), &[], Some("{}"));
+    assert_eq!(code, 501, "what is not answered for the group says so");
+
+    // Trends: every task's buckets added.
+    let trend = "/api/v1/workflows/settlement/trends?from=2026-03-02T07:55:00Z&to=2026-03-02T08:10:00Z";
+    let entered = |trend: &Value| -> Vec<f64> {
+        trend["points"].as_array().unwrap().iter().map(|p| p["entered"].as_f64().unwrap()).collect()
+    };
+    let all_entered = u64::from(PARTITIONS) as f64 * (2 * TRADES - STALLED) as f64;
+    let mut by_task = Vec::new();
+    wait_until(Duration::from_secs(30), "every entry in the tasks' trends", || {
+        by_task = tasks.iter().map(|(_, address)| entered(&get(&format!("http://{address}{trend}")).1)).collect();
+        by_task.iter().flatten().sum::<f64>() == all_entered
+    });
+    let (code, merged) = get(&a.url(trend));
+    assert_eq!(code, 200, "{merged}");
+    let summed: Vec<f64> = (0..by_task[0].len()).map(|i| by_task.iter().map(|t| t[i]).sum()).collect();
+    assert_eq!(entered(&merged), summed, "bucket by bucket");
     for path in ["/api/v1/alerts", "/api/v1/workflows", "/api/v1/group"] {
         let anonymous = agent.get(&a.url(path)).call().unwrap().status().as_u16();
         assert_eq!(anonymous, 401, "{path}: the tasks check the caller's token behind the front");

@@ -41,6 +41,7 @@
 mod front;
 mod group_api;
 mod group_stream;
+mod group_trends;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

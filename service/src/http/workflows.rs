@@ -238,7 +238,7 @@ pub struct Trend {
 
 /// The most points one trend answers (a week of minutes): a longer range
 /// is cut to its last `MAX_POINTS` buckets.
-const MAX_POINTS: i64 = 10_080;
+pub(crate) const MAX_POINTS: i64 = 10_080;
 
 /// Entries, completions, late and missing per minute or hour, for the
 /// whole workflow, one stage or one group, each point with a baseline:

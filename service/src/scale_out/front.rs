@@ -4,7 +4,7 @@
 //! (`group_api.rs`).
 //!
 //! What it must not do: answer for the group what it cannot. What is not
-//! merged for the group (status, trends, the stream, the rules, the UI)
+//! answered for the group (a dry-run on history, the OpenAPI document)
 //! says so, and how to ask one task (`Mon-Task`).
 
 use std::sync::atomic::Ordering;
@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::group_api::{self, Listing};
 use super::group_stream;
+use super::group_trends;
 use super::{Shared, Slot};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -79,6 +80,7 @@ pub(super) fn router(front: Front) -> Router {
         .route("/api/v1/workflows", get(group_api::workflows))
         .route("/api/v1/workflows/{workflow}", get(group_api::workflow))
         .route("/api/v1/workflows/{workflow}/groups", get(group_api::groups))
+        .route("/api/v1/workflows/{workflow}/trends", get(group_trends::trends))
         .route("/api/v1/workflows/{workflow}/items/{key}", get(group_api::found))
         .route("/api/v1/workflows/{workflow}/stages/{stage}/items", get(group_api::stage_items))
         .fallback(not_here)
@@ -279,7 +281,7 @@ async fn not_here(state: State<Front>, request: axum::extract::Request) -> Respo
         "message": format!(
             "{path} is not answered for the whole scale-out group: send `Mon-Task: <partition>` to ask one task's \
              own API through this address. Answered for the group: status, the workflows (a workflow, its groups, \
-             a stage's items, an item's lifecycle), alerts and their commands, records, dead letters, \
+             trends, a stage's items, an item's lifecycle), alerts and their commands, records, dead letters, \
              notifications, event search, the stream, the rule versions as deployed, /api/v1/group; and this \
              process's own /api/v1/tasks and /metrics (docs/service.md, \"Scale-out\")"
         ),

@@ -12,13 +12,17 @@
 //!   key lands on is the producer's partitioner's choice (murmur2 in Java
 //!   clients, CRC32 in librdkafka's default), which mon cannot know.
 //! - **A list** (alerts, records, dead letters, notifications, events) is
-//!   a merge of every task's list in the same order, paged with a cursor
-//!   that holds each task's own cursor ([`GroupCursor`]).
+//!   a merge of every task's list by time, paged with a cursor that holds
+//!   each task's own cursor ([`GroupCursor`]), from the cursors the tasks
+//!   give for each item (`mon-item-cursors`).
 //! - **A stage's items** are every task's oldest, merged oldest first,
 //!   with their counts summed.
 //! - **The workflow views** (`/workflows`, `/workflows/{w}`, its groups)
-//!   are made from every task's numbers added ([`group_views`]), so a
-//!   colour is the rules on the group's counts.
+//!   and the status are made from every task's numbers added
+//!   ([`group_views`]), so a colour is the rules on the group's counts.
+//!   Trends are in `group_trends.rs`, the stream in `group_stream.rs`.
+//! - **What every task answers alike** (who the caller is, the deployed
+//!   rule versions, the command center's pages) comes from one task.
 //! - **Anything else**, with `Mon-Task: <partition>`, goes to that task's
 //!   own API as it is.
 //!
@@ -64,7 +68,7 @@ const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A task's answer, as it came.
 pub(super) struct Answer {
-    status: StatusCode,
+    pub(super) status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -76,7 +80,7 @@ impl IntoResponse for Answer {
 }
 
 impl Answer {
-    fn json(&self) -> Option<Value> {
+    pub(super) fn json(&self) -> Option<Value> {
         serde_json::from_slice(&self.body).ok()
     }
 
@@ -113,7 +117,7 @@ pub(super) struct Question {
 }
 
 impl Question {
-    fn get(path: &str, query: Vec<(String, String)>, headers: &HeaderMap) -> Question {
+    pub(super) fn get(path: &str, query: Vec<(String, String)>, headers: &HeaderMap) -> Question {
         Question {
             method: Method::GET,
             path: path.to_string(),
@@ -228,14 +232,14 @@ impl Front {
     }
 
     /// Asks every partition's task at once: the answers by partition.
-    async fn ask_every(&self, question: &Question) -> Vec<(u16, Result<Answer, String>)> {
+    pub(super) async fn ask_every(&self, question: &Question) -> Vec<(u16, Result<Answer, String>)> {
         let asks = (0..self.partitions).map(|p| async move { (p, self.ask_ready(p, question).await) });
         futures_util::future::join_all(asks).await
     }
 }
 
 /// The 503 of a question some tasks did not answer.
-fn unanswered(failures: &[String]) -> Response {
+pub(super) fn unanswered(failures: &[String]) -> Response {
     let error = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Unavailable,

@@ -1,0 +1,244 @@
+//! `GET /api/v1/workflows/{w}/trends` for a scale-out group: every task's
+//! series added, bucket by bucket, and the anomalies judged on the sum.
+//!
+//! The tasks are asked for the same buckets: the front fixes `from` and
+//! `to` (the caller's, or the hour or day up to the latest of the tasks'
+//! clocks) so that each task's series lines up with the others'. A
+//! bucket's baseline is the sum of the tasks' baselines (each the mean of
+//! its own history: a sum of means is the mean of the sums over the same
+//! buckets), over the tasks that have one, with the fewest samples among
+//! them; a stage's stall is judged on the items leaving it in every task.
+//!
+//! What it must not do: keep a series, or judge an anomaly on one task's.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::front::Front;
+use super::group_api::{self, Question};
+use crate::http::error::ApiError;
+use crate::http::workflows::{Trend, MAX_POINTS};
+use crate::rollups::{self, Baseline, Counts, Point, Step};
+
+pub(super) async fn trends(
+    State(front): State<Front>,
+    Path(workflow): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    match trend(&front, workflow, group_api::pairs(&uri), &headers).await {
+        Ok(trend) => Json(trend).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn trend(
+    front: &Front,
+    workflow: String,
+    pairs: Vec<(String, String)>,
+    headers: &HeaderMap,
+) -> Result<Trend, Response> {
+    let (mut stage, mut group, mut from, mut to, mut step) = (None, None, None, None, Step::Minute);
+    let instant = |field: &str, value: &str| {
+        mon_stdlib::time::parse_rfc3339(value)
+            .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{value}` is not an RFC 3339 instant")))
+    };
+    for (name, value) in pairs {
+        match name.as_str() {
+            "stage" => stage = Some(value),
+            "group" => group = Some(value),
+            "from" => from = Some(instant("from", &value).map_err(IntoResponse::into_response)?),
+            "to" => to = Some(instant("to", &value).map_err(IntoResponse::into_response)?),
+            "step" => {
+                step = match value.as_str() {
+                    "minute" => Step::Minute,
+                    "hour" => Step::Hour,
+                    _ => {
+                        let message = format!("step: `{value}`; expected minute or hour");
+                        return Err(ApiError::invalid("step", message).into_response());
+                    }
+                }
+            }
+            other => {
+                let known = ["stage", "group", "from", "to", "step"];
+                return Err(ApiError::unknown_parameter(other, &known).into_response());
+            }
+        }
+    }
+    let views = group_api::group_views(front, headers).await?;
+    let Some(detail) = views.details.get(&workflow) else {
+        return Err(crate::http::workflows::unknown_workflow(&workflow).into_response());
+    };
+    if let Some(stage) = &stage {
+        if !detail.graph.stages.contains(stage) {
+            let message =
+                format!("`{workflow}` has no stage `{stage}`; its stages are {}", detail.graph.stages.join(", "));
+            let details = serde_json::json!({ "workflow": workflow, "stage": stage });
+            return Err(ApiError::not_found(message, details).into_response());
+        }
+    }
+    // As a task judges its own: leaving a stage is entering a step out of
+    // it; a stall is judged on a series that ends now, of a stage or a
+    // group, not a stage of one group.
+    let leaving_stages: Vec<String> = match &stage {
+        Some(stage) => detail.graph.edges.iter().filter(|e| e.from.contains(stage)).map(|e| e.step.clone()).collect(),
+        None => Vec::new(),
+    };
+    let in_flight_now = match (&stage, &group) {
+        (None, None) => Some(detail.counts.in_flight),
+        (Some(stage), None) => detail.stages.iter().find(|s| &s.name == stage).map(|s| s.counts.in_flight),
+        (None, Some(group)) => views
+            .groups
+            .get(&workflow)
+            .and_then(|all| all.iter().find(|g| &g.group == group))
+            .map_or(Some(0), |g| Some(g.counts.in_flight)),
+        (Some(_), Some(_)) => None,
+    };
+    let ends_now = to.is_none();
+    let to = to.or(views.clock).unwrap_or_else(crate::clock::wall_now);
+    let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
+    let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
+
+    let path = format!("/api/v1/workflows/{workflow}/trends");
+    let ask = |stage: Option<&str>| {
+        let mut query = vec![
+            ("from".to_string(), mon_stdlib::time::format_rfc3339(from)),
+            ("to".to_string(), mon_stdlib::time::format_rfc3339(to)),
+            ("step".to_string(), step.name().to_string()),
+        ];
+        if let Some(stage) = stage {
+            query.push(("stage".into(), stage.to_string()));
+        }
+        if let Some(group) = &group {
+            query.push(("group".into(), group.clone()));
+        }
+        Question::get(&path, query, headers)
+    };
+    let points = added(front, &ask(stage.as_deref())).await?;
+    let mut leaving = vec![0.0; points.len()];
+    for next in &leaving_stages {
+        for (sum, point) in leaving.iter_mut().zip(added(front, &ask(Some(next))).await?) {
+            *sum += point.counts.entered;
+        }
+    }
+    let context = rollups::Context {
+        step,
+        leaving: stage.is_some().then_some(leaving.as_slice()),
+        in_flight: in_flight_now.filter(|_| ends_now),
+    };
+    let anomalies = rollups::anomalies(&points, &context, &rollups::THRESHOLDS);
+    let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
+    let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
+    Ok(Trend { workflow, stage, group, step: step.name(), from: first, to: last, points, anomalies })
+}
+
+/// Every task's series for `question`, added bucket by bucket.
+async fn added(front: &Front, question: &Question) -> Result<Vec<Point>, Response> {
+    let mut sum: Option<Vec<Point>> = None;
+    let mut failures = Vec::new();
+    for (partition, asked) in front.ask_every(question).await {
+        let answer = match asked {
+            Ok(answer) if answer.status.is_success() => answer,
+            Ok(refused) => return Err(refused.into_response()),
+            Err(why) => {
+                failures.push(why);
+                continue;
+            }
+        };
+        let Some(points) = answer.json().as_ref().and_then(|trend| trend["points"].as_array().map(|p| read(p))) else {
+            failures.push(format!("task {partition}: an answer that is not a trend"));
+            continue;
+        };
+        match &mut sum {
+            None => sum = Some(points),
+            Some(sum) => {
+                let lined_up = sum.len() == points.len() && sum.iter().zip(&points).all(|(a, b)| a.at == b.at);
+                if !lined_up {
+                    failures.push(format!("task {partition}: its buckets do not line up with the others'"));
+                    continue;
+                }
+                for (mine, theirs) in sum.iter_mut().zip(points) {
+                    add(mine, theirs);
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(group_api::unanswered(&failures));
+    }
+    Ok(sum.unwrap_or_default())
+}
+
+fn add(mine: &mut Point, theirs: Point) {
+    plus(&mut mine.counts, &theirs.counts);
+    match (&mut mine.baseline, theirs.baseline) {
+        (Some(mine), Some(theirs)) => {
+            plus(&mut mine.counts, &theirs.counts);
+            mine.samples = mine.samples.min(theirs.samples);
+        }
+        (mine @ None, theirs @ Some(_)) => *mine = theirs,
+        (_, None) => {}
+    }
+}
+
+fn plus(sum: &mut Counts, add: &Counts) {
+    sum.entered += add.entered;
+    sum.completed += add.completed;
+    sum.late += add.late;
+    sum.missing += add.missing;
+}
+
+/// A task's points, as `GET .../trends` writes them.
+fn read(points: &[Value]) -> Vec<Point> {
+    let counts = |v: &Value| Counts {
+        entered: v["entered"].as_f64().unwrap_or(0.0),
+        completed: v["completed"].as_f64().unwrap_or(0.0),
+        late: v["late"].as_f64().unwrap_or(0.0),
+        missing: v["missing"].as_f64().unwrap_or(0.0),
+    };
+    points
+        .iter()
+        .map(|point| Point {
+            at: point["at"].as_str().unwrap_or_default().to_string(),
+            counts: counts(point),
+            baseline: point["baseline"].is_object().then(|| Baseline {
+                counts: counts(&point["baseline"]),
+                method: match point["baseline"]["method"].as_str() {
+                    Some("previous_hour") => "previous_hour",
+                    _ => "same_time_of_day",
+                },
+                samples: point["baseline"]["samples"].as_u64().unwrap_or(0) as u32,
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_tasks_buckets_add_up_and_a_baseline_is_the_sum_of_theirs() {
+        let task = |entered: f64, baseline: Option<f64>| {
+            let baseline = baseline.map(|b| {
+                serde_json::json!({"entered": b, "completed": 0.0, "late": 0.0,
+                "missing": 0.0, "method": "same_time_of_day", "samples": 7})
+            });
+            serde_json::json!([{ "at": "2026-03-03T08:00:00Z", "entered": entered, "completed": 1.0, "late": 0.0,
+                "missing": 0.0, "baseline": baseline }])
+        };
+        let mut sum = read(task(3.0, Some(4.0)).as_array().unwrap());
+        for other in [task(5.0, Some(6.0)), task(1.0, None)] {
+            for (mine, theirs) in sum.iter_mut().zip(read(other.as_array().unwrap())) {
+                add(mine, theirs);
+            }
+        }
+        assert_eq!(sum[0].counts.entered, 9.0);
+        assert_eq!(sum[0].counts.completed, 3.0);
+        let baseline = sum[0].baseline.as_ref().unwrap();
+        assert_eq!((baseline.counts.entered, baseline.samples, baseline.method), (10.0, 7, "same_time_of_day"));
+    }
+}
