@@ -281,4 +281,39 @@ workflow feed {
         assert_ne!(sent[0].1, sent[1].1, "ids: {sent:?}");
         assert!(sent.iter().any(|(key, _)| key.ends_with("@partition-0")), "{sent:?}");
     }
+
+    /// A book saved before group keys carried the partition keeps its
+    /// groups' old keys while they are open (a receiver's incident under
+    /// the old key is resolved under it), and takes the partition's at the
+    /// next episode.
+    #[test]
+    fn a_book_from_before_takes_the_partitions_keys_at_a_groups_next_episode() {
+        use crate::simulate::Simulation;
+        let rules = format!(
+            "channel desk webhook \"http://127.0.0.1:9/hook\"\n{}",
+            RULES.replace("  key job\n", "  key job\n  notify desk\n")
+        );
+        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: rules }];
+        let program =
+            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let config = crate::alerts::BookConfig { group_wait_ms: 0, group_interval_ms: 0 };
+        let mut out = Vec::new();
+        let mut before = Simulation::new(&program, mon_stdlib::registry(), None, None).with_alerts(config);
+        for (kind, job, time) in [("job_started", "J1", "07:00:00"), ("job_started", "J2", "09:00:00")] {
+            before.feed(&line(kind, job, time), &mut out);
+        }
+        let first: Vec<String> = before.notifications.iter().map(|n| n.group_key.clone()).collect();
+        assert!(!first.is_empty() && first.iter().all(|key| !key.contains("@partition")), "{first:?}");
+        before.feed(&line("job_done", "J1", "09:05:00"), &mut out);
+        let saved = before.book().unwrap().state().clone();
+
+        let mut after = Simulation::new(&program, mon_stdlib::registry(), None, None).with_alerts(config);
+        after.share(crate::engine::Share { partition: 0, partitions: 2 });
+        after.restore_book(saved);
+        for (kind, job, time) in [("job_started", "J3", "10:00:00"), ("job_started", "J4", "12:00:00")] {
+            after.feed(&line(kind, job, time), &mut out);
+        }
+        let next: Vec<String> = after.notifications.iter().map(|n| n.group_key.clone()).collect();
+        assert!(!next.is_empty() && next.iter().all(|key| key.ends_with("@partition-0")), "{next:?}");
+    }
 }

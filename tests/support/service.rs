@@ -89,6 +89,14 @@ impl Service {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `lines` lines of its log, for a failure's message.
+    #[allow(dead_code)]
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = self.log_text();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     fn wait_http(&self, limit: Duration) {
         let started = Instant::now();
         while started.elapsed() < limit {

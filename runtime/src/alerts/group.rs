@@ -65,7 +65,19 @@ impl AlertBook<'_> {
     ) -> GroupId {
         let identity = (channel, workflow, step, kind, group.to_vec());
         let id = match self.group_index.get(&identity) {
-            Some(id) => *id,
+            Some(id) => {
+                // A group between episodes (its last message said
+                // resolved, or it never sent one) starts the next under
+                // the key it would be made with now: a book restored from
+                // before its keys carried the partition takes them here.
+                let key = self.group_key(channel, workflow, step, kind, group);
+                if let Some(g) = self.state.groups.get_mut(*id as usize) {
+                    if g.members.is_empty() && !g.notified && g.key != key {
+                        g.key = key;
+                    }
+                }
+                *id
+            }
             None => {
                 let id = self.state.groups.len() as GroupId;
                 let key = self.group_key(channel, workflow, step, kind, group);

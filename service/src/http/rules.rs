@@ -921,8 +921,9 @@ pub struct AuditPage {
 )]
 pub async fn audit_log(
     State(api): State<Api>,
+    headers: axum::http::HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<AuditPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Paging { limit, cursor, rest: filters } = paging(query?.0, &["action", "who", "target"])?;
     let keep = |entry: &AuditEntry| {
         filters.iter().all(|(name, value)| match name.as_str() {
@@ -935,5 +936,9 @@ pub async fn audit_log(
     };
     let (entries, next) =
         api.audit.list(cursor, limit, keep).map_err(|e| ApiError::internal("reading the audit log", e))?;
-    Ok(Json(AuditPage { entries, next_cursor: next.map(page::encode_seq) }))
+    // The cursor after an entry is its own number (the next page holds
+    // those below it).
+    let cursors: Vec<String> = entries.iter().map(|e| page::encode_seq(e.seq)).collect();
+    let body = AuditPage { entries, next_cursor: next.map(page::encode_seq) };
+    Ok(page::with_item_cursors(&headers, body, || cursors))
 }

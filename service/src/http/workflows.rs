@@ -61,10 +61,18 @@ fn shared_parts<S: serde::Serializer>(
     tag = "status",
     responses(
         (status = 200, description = "Every workflow's numbers, in program order", body = Breakdowns),
+        (status = 404, description = "Not a scale-out task: no one adds this process's numbers", body = ErrorBody),
         (status = 500, description = "The views are unavailable", body = ErrorBody),
     )
 )]
 pub async fn breakdowns(State(api): State<Api>) -> Result<Json<Breakdowns>, ApiError> {
+    // Only a task keeps them (`views::Board::keep_parts`).
+    if !api.scale_out_task {
+        return Err(ApiError::not_found(
+            "only a task of a scale-out group gives its breakdowns (docs/service.md, \"Scale-out\")",
+            serde_json::json!({}),
+        ));
+    }
     let (clock_ms, workflows) = {
         let views = api.views.read().map_err(|_| poisoned())?;
         (views.clock, views.parts.clone())

@@ -163,8 +163,9 @@ impl Front {
         }
     }
 
-    /// `partition`'s task's `/api/v1/stream`, open: its events come as
-    /// they are sent (only the wait for its answer is bounded).
+    /// `partition`'s task's answer to `/api/v1/stream`: open, its events
+    /// come as they are sent (only the wait for its answer is bounded); a
+    /// refusal (401, 403) or a 503 as the task gave it.
     pub(super) async fn open_stream(
         &self,
         partition: u16,
@@ -180,8 +181,7 @@ impl Front {
             request = request.header(TASK_HEADER, partition.to_string()).header(PASSED_HEADER, "1");
         }
         match tokio::time::timeout(TASK_TIMEOUT, request.send()).await {
-            Ok(Ok(response)) if response.status().is_success() => Ok(response),
-            Ok(Ok(response)) => Err(format!("task {partition}'s stream: {}", response.status())),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => Err(format!("task {partition}'s stream: {e}")),
             Err(_) => Err(format!("task {partition}'s stream: no answer in time")),
         }
@@ -265,18 +265,30 @@ pub(super) async fn to_one_task(State(front): State<Front>, request: Request, ne
         return ApiError::invalid(TASK_HEADER, message).into_response();
     }
     let local_only = request.headers().contains_key(PASSED_HEADER);
-    // The stream never ends: passed through as it comes.
+    // The stream never ends: passed through as it comes, until this
+    // process stops; a refusal as the task gave it.
     if request.uri().path() == "/api/v1/stream" {
-        return match front.open_stream(partition, request.headers(), local_only).await {
-            Ok(stream) => {
-                let mut headers = HeaderMap::new();
-                if let Some(kind) = stream.headers().get(header::CONTENT_TYPE) {
-                    headers.insert(header::CONTENT_TYPE, kind.clone());
-                }
-                (headers, axum::body::Body::from_stream(stream.bytes_stream())).into_response()
-            }
-            Err(why) => unanswered(&[why]),
+        let answer = match front.open_stream(partition, request.headers(), local_only).await {
+            Ok(answer) => answer,
+            Err(why) => return unanswered(&[why]),
         };
+        let status = answer.status();
+        let mut headers = HeaderMap::new();
+        for name in KEPT {
+            if let Some(value) = answer.headers().get(&name) {
+                headers.insert(name, value.clone());
+            }
+        }
+        if !status.is_success() {
+            let body = answer.bytes().await.unwrap_or_default();
+            return (status, headers, body).into_response();
+        }
+        let mut stopping = front.stopping.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let body = futures_util::StreamExt::take_until(answer.bytes_stream(), stopped);
+        return (status, headers, axum::body::Body::from_stream(body)).into_response();
     }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, front.max_body).await else {
@@ -424,6 +436,7 @@ pub(super) const DEAD_LETTERS: Listing =
 pub(super) const NOTIFICATIONS: Listing =
     Listing { items: "notifications", instant: "queued_at", tie: "id", tie_is_instant: false };
 pub(super) const EVENTS: Listing = Listing { items: "events", instant: "time", tie: "received", tie_is_instant: true };
+pub(super) const AUDIT: Listing = Listing { items: "entries", instant: "at", tie: "action", tie_is_instant: false };
 
 /// An item's place in the merge: its instant, its tie-break's instant (or
 /// 0), its tie-break's text (or empty).
@@ -890,6 +903,28 @@ pub(super) async fn any_task(State(front): State<Front>, request: Request) -> Re
         }
     }
     unanswered(&failures)
+}
+
+/// `POST /api/v1/rules/versions/{v}/dry-run`: over pasted events, any
+/// task's answer is the group's (the rules are the same); over the stored
+/// history, it would be one partition's history, so it is not answered.
+pub(super) async fn dry_run(state: State<Front>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, state.max_body).await else {
+        return ApiError::invalid("body", "the body could not be read, or is over the limit").into_response();
+    };
+    let pasted =
+        serde_json::from_slice::<Value>(&body).ok().is_some_and(|v| v.get("events").is_some_and(|e| !e.is_null()));
+    if !pasted {
+        let body = serde_json::json!({ "error": {
+            "code": "not_implemented",
+            "message": "a dry-run over the stored history is not answered for a scale-out group (each task stores \
+                        its own partition's events): paste the events (`events`), or ask one task with `Mon-Task`",
+            "details": {},
+        }});
+        return (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response();
+    }
+    any_task(state, Request::from_parts(parts, axum::body::Body::from(body))).await
 }
 
 /// Rule changes through the API: a scale-out group takes its rules from

@@ -6,8 +6,9 @@
 //! clocks) so that each task's series lines up with the others'. A
 //! bucket's baseline is the sum of the tasks' baselines (each the mean of
 //! its own history: a sum of means is the mean of the sums over the same
-//! buckets), over the tasks that have one, with the fewest samples among
-//! them; a stage's stall is judged on the items leaving it in every task.
+//! buckets), while every task has one (a task's rollups start afresh at
+//! each assignment), with the fewest samples among them; a stage's stall
+//! is judged on the items leaving it in every task.
 //!
 //! What it must not do: keep a series, or judge an anomaly on one task's.
 
@@ -172,6 +173,10 @@ async fn added(front: &Front, question: &Question) -> Result<Vec<Point>, Respons
     Ok(sum.unwrap_or_default())
 }
 
+/// Adds another task's point. The bucket keeps a baseline only while
+/// every task has one: a task without history (its rollups start afresh
+/// at each assignment) adds to the count and not to the baseline, which
+/// would then read as a spike.
 fn add(mine: &mut Point, theirs: Point) {
     plus(&mut mine.counts, &theirs.counts);
     match (&mut mine.baseline, theirs.baseline) {
@@ -179,8 +184,8 @@ fn add(mine: &mut Point, theirs: Point) {
             plus(&mut mine.counts, &theirs.counts);
             mine.samples = mine.samples.min(theirs.samples);
         }
-        (mine @ None, theirs @ Some(_)) => *mine = theirs,
-        (_, None) => {}
+        (baseline, None) => *baseline = None,
+        (None, Some(_)) => {}
     }
 }
 
@@ -221,7 +226,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_tasks_buckets_add_up_and_a_baseline_is_the_sum_of_theirs() {
+    fn tasks_buckets_add_up_and_a_baseline_is_the_sum_of_all_theirs() {
         let task = |entered: f64, baseline: Option<f64>| {
             let baseline = baseline.map(|b| {
                 serde_json::json!({"entered": b, "completed": 0.0, "late": 0.0,
@@ -230,15 +235,25 @@ mod tests {
             serde_json::json!([{ "at": "2026-03-03T08:00:00Z", "entered": entered, "completed": 1.0, "late": 0.0,
                 "missing": 0.0, "baseline": baseline }])
         };
-        let mut sum = read(task(3.0, Some(4.0)).as_array().unwrap());
-        for other in [task(5.0, Some(6.0)), task(1.0, None)] {
-            for (mine, theirs) in sum.iter_mut().zip(read(other.as_array().unwrap())) {
-                add(mine, theirs);
+        let sum_of = |tasks: Vec<Value>| {
+            let mut tasks = tasks.into_iter();
+            let mut sum = read(tasks.next().unwrap().as_array().unwrap());
+            for other in tasks {
+                for (mine, theirs) in sum.iter_mut().zip(read(other.as_array().unwrap())) {
+                    add(mine, theirs);
+                }
             }
-        }
-        assert_eq!(sum[0].counts.entered, 9.0);
-        assert_eq!(sum[0].counts.completed, 3.0);
+            sum
+        };
+        let sum = sum_of(vec![task(3.0, Some(4.0)), task(5.0, Some(6.0))]);
+        assert_eq!((sum[0].counts.entered, sum[0].counts.completed), (8.0, 2.0));
         let baseline = sum[0].baseline.as_ref().unwrap();
         assert_eq!((baseline.counts.entered, baseline.samples, baseline.method), (10.0, 7, "same_time_of_day"));
+        // A task without history: its count is there, and no baseline is
+        // the group's, whichever task comes first.
+        for tasks in [vec![task(3.0, Some(4.0)), task(1.0, None)], vec![task(1.0, None), task(3.0, Some(4.0))]] {
+            let sum = sum_of(tasks);
+            assert_eq!((sum[0].counts.entered, sum[0].baseline.is_none()), (4.0, true));
+        }
     }
 }
