@@ -352,6 +352,19 @@ fn three_processes(standbys: Standbys) {
 /// offset once. Here the copies are produced straight to the repartition
 /// topic, as a handing task writes them: the same event twice, then one
 /// from an earlier offset of the same origin, and one from another input
+/// A scale-out group's input of `partitions` with its own topics, its
+/// configuration (`[auth]` on) and an empty rules directory, in `dir`.
+fn scale_out_with_auth(dir: &Path, prefix: &str, partitions: u16) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let (topic, records, dead) = kafka::topic_set(prefix, i32::from(partitions));
+    let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]") + "[auth]\nenabled = true\n";
+    std::fs::write(&config, text).unwrap();
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    (topic, config, rules)
+}
+
 /// topic's same partition and offset (another origin). With `[auth]` on,
 /// the task's own API takes the process's tokens.
 #[test]
@@ -359,13 +372,7 @@ fn a_handed_event_is_taken_once_however_often_it_comes() {
     const TWO: u16 = 2;
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let (topic, records, dead) = kafka::topic_set("scale-out-handed", i32::from(TWO));
-    let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]") + "[auth]\nenabled = true\n";
-    std::fs::write(&config, text).unwrap();
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (topic, config, rules) = scale_out_with_auth(dir, "scale-out-handed", TWO);
     std::fs::write(
         rules.join("feed.mon"),
         "event feed_file { job_id: string }\n\
@@ -438,13 +445,7 @@ fn either_process_answers_for_the_whole_group() {
     const STALLED: usize = 4;
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
-    let (topic, records, dead) = kafka::topic_set("scale-out-api", i32::from(PARTITIONS));
-    let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replace("[kafka.properties]", "scale_out = true\n[kafka.properties]") + "[auth]\nenabled = true\n";
-    std::fs::write(&config, text).unwrap();
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
+    let (topic, config, rules) = scale_out_with_auth(dir, "scale-out-api", PARTITIONS);
     std::fs::write(
         rules.join("trades.mon"),
         // The channel's webhook refuses every call: the notifications stay

@@ -252,18 +252,22 @@ workflow feed {
         assert!(feed_records.iter().all(|r| r.kind != crate::Kind::Missing), "{feed_records:?}");
     }
 
-    /// Two partitions' books each make a group for the same step at the
-    /// same instant: to a receiver they are two groups (two PagerDuty
-    /// incidents, two idempotency keys), each resolved by its own alerts.
-    #[test]
-    fn each_partitions_alert_groups_are_its_own_to_a_receiver() {
+    /// [`RULES`] with `jobs` notifying a channel.
+    fn notifying() -> mon_compiler::ir::Program {
         let rules = format!(
             "channel desk webhook \"http://127.0.0.1:9/hook\"\n{}",
             RULES.replace("  key job\n", "  key job\n  notify desk\n")
         );
         let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: rules }];
-        let program =
-            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap()
+    }
+
+    /// Two partitions' books each make a group for the same step at the
+    /// same instant: to a receiver they are two groups (two PagerDuty
+    /// incidents, two idempotency keys), each resolved by its own alerts.
+    #[test]
+    fn each_partitions_alert_groups_are_its_own_to_a_receiver() {
+        let program = notifying();
         let decoder = Decoder::new(&program);
         let mut run = Partitioned::new(&program, mon_stdlib::registry(), 2, None, None)
             .with_alerts(crate::alerts::BookConfig { group_wait_ms: 0, group_interval_ms: 0 });
@@ -289,13 +293,7 @@ workflow feed {
     #[test]
     fn a_book_from_before_takes_the_partitions_keys_at_a_groups_next_episode() {
         use crate::simulate::Simulation;
-        let rules = format!(
-            "channel desk webhook \"http://127.0.0.1:9/hook\"\n{}",
-            RULES.replace("  key job\n", "  key job\n  notify desk\n")
-        );
-        let sources = vec![mon_compiler::SourceFile { path: "jobs.mon".into(), text: rules }];
-        let program =
-            mon_compiler::compile(&sources, mon_stdlib::registry(), &mon_compiler::NoSchemas).program.unwrap();
+        let program = notifying();
         let config = crate::alerts::BookConfig { group_wait_ms: 0, group_interval_ms: 0 };
         let mut out = Vec::new();
         let mut before = Simulation::new(&program, mon_stdlib::registry(), None, None).with_alerts(config);

@@ -244,9 +244,109 @@ pub struct Trend {
     pub anomalies: Vec<Anomaly>,
 }
 
+/// What a trends request asks for (its parameters, checked).
+pub(crate) struct TrendAsk {
+    pub stage: Option<String>,
+    pub group: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub step: Step,
+}
+
+impl TrendAsk {
+    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Result<TrendAsk, ApiError> {
+        let mut ask = TrendAsk { stage: None, group: None, from: None, to: None, step: Step::Minute };
+        let instant = |field: &str, value: &str| {
+            mon_stdlib::time::parse_rfc3339(value)
+                .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{value}` is not an RFC 3339 instant")))
+        };
+        for (name, value) in pairs {
+            match name.as_str() {
+                "stage" => ask.stage = Some(value),
+                "group" => ask.group = Some(value),
+                "from" => ask.from = Some(instant("from", &value)?),
+                "to" => ask.to = Some(instant("to", &value)?),
+                "step" => {
+                    ask.step = match value.as_str() {
+                        "minute" => Step::Minute,
+                        "hour" => Step::Hour,
+                        _ => {
+                            return Err(ApiError::invalid("step", format!("step: `{value}`; expected minute or hour")))
+                        }
+                    }
+                }
+                other => return Err(ApiError::unknown_parameter(other, &["stage", "group", "from", "to", "step"])),
+            }
+        }
+        Ok(ask)
+    }
+}
+
+/// What a trend's stall is judged on, from the views: the steps out of
+/// the stage (leaving it is entering them) and the items in flight in the
+/// slice now.
+pub(crate) struct TrendSlice {
+    pub leaving: Vec<String>,
+    /// `None` for a stage of one group: the views count a stage or a
+    /// group, not both, so no stall is judged there.
+    pub in_flight: Option<u64>,
+}
+
+impl TrendSlice {
+    /// 404 for an unknown workflow, or a stage it does not have.
+    pub(crate) fn of(
+        views: &crate::views::Views,
+        workflow: &str,
+        stage: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<TrendSlice, ApiError> {
+        let detail = views.details.get(workflow).ok_or_else(|| unknown_workflow(workflow))?;
+        if let Some(stage) = stage {
+            // A 404 like an unknown workflow: the stage names a part of it.
+            if !detail.graph.stages.iter().any(|s| s == stage) {
+                return Err(ApiError::not_found(
+                    format!("`{workflow}` has no stage `{stage}`; its stages are {}", detail.graph.stages.join(", ")),
+                    serde_json::json!({ "workflow": workflow, "stage": stage }),
+                ));
+            }
+        }
+        let leaving = match stage {
+            Some(stage) => detail
+                .graph
+                .edges
+                .iter()
+                .filter(|e| e.from.iter().any(|f| f == stage))
+                .map(|e| e.step.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        let in_flight = match (stage, group) {
+            (None, None) => Some(detail.counts.in_flight),
+            (Some(stage), None) => detail.stages.iter().find(|s| s.name == stage).map(|s| s.counts.in_flight),
+            (None, Some(group)) => views
+                .groups
+                .get(workflow)
+                .and_then(|all| all.iter().find(|g| g.group == group))
+                .map_or(Some(0), |g| Some(g.counts.in_flight)),
+            (Some(_), Some(_)) => None,
+        };
+        Ok(TrendSlice { leaving, in_flight })
+    }
+}
+
+/// The buckets a trend covers: `to` by default the engine's `clock` (else
+/// the wall clock), `from` by default an hour (minutes) or a day (hours)
+/// before it, and never more than [`MAX_POINTS`] buckets.
+pub(crate) fn trend_range(from: Option<i64>, to: Option<i64>, clock: Option<i64>, step: Step) -> (i64, i64) {
+    let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
+    let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
+    let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
+    (from, to)
+}
+
 /// The most points one trend answers (a week of minutes): a longer range
 /// is cut to its last `MAX_POINTS` buckets.
-pub(crate) const MAX_POINTS: i64 = 10_080;
+const MAX_POINTS: i64 = 10_080;
 
 /// Entries, completions, late and missing per minute or hour, for the
 /// whole workflow, one stage or one group, each point with a baseline:
@@ -271,59 +371,10 @@ pub async fn trends(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Trend>, ApiError> {
     let Query(pairs) = query?;
-    let (mut stage, mut group, mut from, mut to, mut step) = (None, None, None, None, Step::Minute);
-    let instant = |field: &str, value: &str| {
-        mon_stdlib::time::parse_rfc3339(value)
-            .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{value}` is not an RFC 3339 instant")))
-    };
-    for (name, value) in pairs {
-        match name.as_str() {
-            "stage" => stage = Some(value),
-            "group" => group = Some(value),
-            "from" => from = Some(instant("from", &value)?),
-            "to" => to = Some(instant("to", &value)?),
-            "step" => {
-                step = match value.as_str() {
-                    "minute" => Step::Minute,
-                    "hour" => Step::Hour,
-                    _ => return Err(ApiError::invalid("step", format!("step: `{value}`; expected minute or hour"))),
-                }
-            }
-            other => return Err(ApiError::unknown_parameter(other, &["stage", "group", "from", "to", "step"])),
-        }
-    }
-    let (clock, leaving_stages, in_flight_now) = {
+    let TrendAsk { stage, group, from, to, step } = TrendAsk::parse(pairs)?;
+    let (clock, TrendSlice { leaving: leaving_stages, in_flight: in_flight_now }) = {
         let views = api.views.read().map_err(|_| poisoned())?;
-        let detail = views.details.get(&workflow).ok_or_else(|| unknown_workflow(&workflow))?;
-        if let Some(stage) = &stage {
-            // A 404 like an unknown workflow: the stage names a part of it.
-            if !detail.graph.stages.contains(stage) {
-                return Err(ApiError::not_found(
-                    format!("`{workflow}` has no stage `{stage}`; its stages are {}", detail.graph.stages.join(", ")),
-                    serde_json::json!({ "workflow": workflow, "stage": stage }),
-                ));
-            }
-        }
-        // Leaving a stage is entering a step out of it.
-        let leaving: Vec<String> = match &stage {
-            Some(stage) => {
-                detail.graph.edges.iter().filter(|e| e.from.contains(stage)).map(|e| e.step.clone()).collect()
-            }
-            None => Vec::new(),
-        };
-        // The views count a stage or a group, not a stage of one group:
-        // there no stall is judged.
-        let in_flight = match (&stage, &group) {
-            (None, None) => Some(detail.counts.in_flight),
-            (Some(stage), None) => detail.stages.iter().find(|s| &s.name == stage).map(|s| s.counts.in_flight),
-            (None, Some(group)) => views
-                .groups
-                .get(&workflow)
-                .and_then(|all| all.iter().find(|g| &g.group == group))
-                .map_or(Some(0), |g| Some(g.counts.in_flight)),
-            (Some(_), Some(_)) => None,
-        };
-        (views.clock, leaving, in_flight)
+        (views.clock, TrendSlice::of(&views, &workflow, stage.as_deref(), group.as_deref())?)
     };
     // A stall is about now: a series that ends earlier has no count of
     // what was in flight then.
@@ -334,9 +385,7 @@ pub async fn trends(
         (clock, crate::processor::NO_CLOCK) => clock,
         (clock, now) => Some(clock.map_or(now, |c| c.max(now))),
     };
-    let to = to.or(clock).unwrap_or_else(crate::clock::wall_now);
-    let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
-    let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
+    let (from, to) = trend_range(from, to, clock, step);
     // Why a blocking task: a week of minutes over many stages and groups is
     // a long sled scan, which must not hold up an async worker.
     let (store, names) = (api.store.clone(), (workflow.clone(), stage.clone(), group.clone()));

@@ -20,9 +20,8 @@ use serde_json::Value;
 
 use super::front::Front;
 use super::group_api::{self, Question};
-use crate::http::error::ApiError;
-use crate::http::workflows::{Trend, MAX_POINTS};
-use crate::rollups::{self, Baseline, Counts, Point, Step};
+use crate::http::workflows::{trend_range, Trend, TrendAsk, TrendSlice};
+use crate::rollups::{self, Baseline, Counts, Point};
 
 pub(super) async fn trends(
     State(front): State<Front>,
@@ -42,66 +41,14 @@ async fn trend(
     pairs: Vec<(String, String)>,
     headers: &HeaderMap,
 ) -> Result<Trend, Response> {
-    let (mut stage, mut group, mut from, mut to, mut step) = (None, None, None, None, Step::Minute);
-    let instant = |field: &str, value: &str| {
-        mon_stdlib::time::parse_rfc3339(value)
-            .ok_or_else(|| ApiError::invalid(field, format!("{field}: `{value}` is not an RFC 3339 instant")))
-    };
-    for (name, value) in pairs {
-        match name.as_str() {
-            "stage" => stage = Some(value),
-            "group" => group = Some(value),
-            "from" => from = Some(instant("from", &value).map_err(IntoResponse::into_response)?),
-            "to" => to = Some(instant("to", &value).map_err(IntoResponse::into_response)?),
-            "step" => {
-                step = match value.as_str() {
-                    "minute" => Step::Minute,
-                    "hour" => Step::Hour,
-                    _ => {
-                        let message = format!("step: `{value}`; expected minute or hour");
-                        return Err(ApiError::invalid("step", message).into_response());
-                    }
-                }
-            }
-            other => {
-                let known = ["stage", "group", "from", "to", "step"];
-                return Err(ApiError::unknown_parameter(other, &known).into_response());
-            }
-        }
-    }
+    let TrendAsk { stage, group, from, to, step } = TrendAsk::parse(pairs).map_err(IntoResponse::into_response)?;
     let views = group_api::group_views(front, headers).await?;
-    let Some(detail) = views.details.get(&workflow) else {
-        return Err(crate::http::workflows::unknown_workflow(&workflow).into_response());
-    };
-    if let Some(stage) = &stage {
-        if !detail.graph.stages.contains(stage) {
-            let message =
-                format!("`{workflow}` has no stage `{stage}`; its stages are {}", detail.graph.stages.join(", "));
-            let details = serde_json::json!({ "workflow": workflow, "stage": stage });
-            return Err(ApiError::not_found(message, details).into_response());
-        }
-    }
-    // As a task judges its own: leaving a stage is entering a step out of
-    // it; a stall is judged on a series that ends now, of a stage or a
-    // group, not a stage of one group.
-    let leaving_stages: Vec<String> = match &stage {
-        Some(stage) => detail.graph.edges.iter().filter(|e| e.from.contains(stage)).map(|e| e.step.clone()).collect(),
-        None => Vec::new(),
-    };
-    let in_flight_now = match (&stage, &group) {
-        (None, None) => Some(detail.counts.in_flight),
-        (Some(stage), None) => detail.stages.iter().find(|s| &s.name == stage).map(|s| s.counts.in_flight),
-        (None, Some(group)) => views
-            .groups
-            .get(&workflow)
-            .and_then(|all| all.iter().find(|g| &g.group == group))
-            .map_or(Some(0), |g| Some(g.counts.in_flight)),
-        (Some(_), Some(_)) => None,
-    };
+    // As a task judges its own (`http/workflows.rs`), on the group's views.
+    let slice = TrendSlice::of(&views, &workflow, stage.as_deref(), group.as_deref());
+    let TrendSlice { leaving: leaving_stages, in_flight: in_flight_now } =
+        slice.map_err(IntoResponse::into_response)?;
     let ends_now = to.is_none();
-    let to = to.or(views.clock).unwrap_or_else(crate::clock::wall_now);
-    let default_span = if step == Step::Minute { rollups::HOUR_MS } else { rollups::DAY_MS };
-    let from = from.unwrap_or(to.saturating_sub(default_span)).max(to.saturating_sub((MAX_POINTS - 1) * step.ms()));
+    let (from, to) = trend_range(from, to, views.clock, step);
 
     let path = format!("/api/v1/workflows/{workflow}/trends");
     let ask = |stage: Option<&str>| {
