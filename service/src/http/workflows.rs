@@ -405,13 +405,25 @@ pub async fn trends(
     .await
     .map_err(|e| ApiError::internal("reading the rollups", e))?
     .map_err(|e| ApiError::internal("reading the rollups", e))?;
-    let context = rollups::Context {
-        step,
-        leaving: stage.is_some().then_some(leaving.as_slice()),
-        in_flight: in_flight_now.filter(|_| ends_now),
-    };
-    let anomalies = rollups::anomalies(&points, &context, &rollups::THRESHOLDS);
-    let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
-    let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
-    Ok(Json(Trend { workflow, stage, group, step: step.name(), from: first, to: last, points, anomalies }))
+    let ask = TrendAsk { stage, group, from: None, to: None, step };
+    Ok(Json(Trend::judged(workflow, ask, points, &leaving, in_flight_now.filter(|_| ends_now))))
+}
+
+impl Trend {
+    /// A series with its anomalies judged: `leaving` per point for a
+    /// stage, `in_flight` now when the series ends now (else no stall).
+    pub(crate) fn judged(
+        workflow: String,
+        ask: TrendAsk,
+        points: Vec<Point>,
+        leaving: &[f64],
+        in_flight: Option<u64>,
+    ) -> Trend {
+        let TrendAsk { stage, group, step, .. } = ask;
+        let context = rollups::Context { step, leaving: stage.is_some().then_some(leaving), in_flight };
+        let anomalies = rollups::anomalies(&points, &context, &rollups::THRESHOLDS);
+        let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
+        let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
+        Trend { workflow, stage, group, step: step.name(), from: first, to: last, points, anomalies }
+    }
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::front::Front;
 use super::group_api::{self, Question};
 use crate::http::workflows::{trend_range, Trend, TrendAsk, TrendSlice};
-use crate::rollups::{self, Baseline, Counts, Point};
+use crate::rollups::{Baseline, Counts, Point};
 
 pub(super) async fn trends(
     State(front): State<Front>,
@@ -72,15 +72,8 @@ async fn trend(
             *sum += point.counts.entered;
         }
     }
-    let context = rollups::Context {
-        step,
-        leaving: stage.is_some().then_some(leaving.as_slice()),
-        in_flight: in_flight_now.filter(|_| ends_now),
-    };
-    let anomalies = rollups::anomalies(&points, &context, &rollups::THRESHOLDS);
-    let first = points.first().map(|p| p.at.clone()).unwrap_or_default();
-    let last = points.last().map(|p| p.at.clone()).unwrap_or_default();
-    Ok(Trend { workflow, stage, group, step: step.name(), from: first, to: last, points, anomalies })
+    let ask = TrendAsk { stage, group, from: None, to: None, step };
+    Ok(Trend::judged(workflow, ask, points, &leaving, in_flight_now.filter(|_| ends_now)))
 }
 
 /// Every task's series for `question`, added bucket by bucket.
