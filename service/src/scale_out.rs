@@ -40,8 +40,10 @@
 
 mod front;
 mod group_api;
+mod group_lists;
 mod group_stream;
 mod group_trends;
+mod group_views;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -19,9 +19,11 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::group_api::{self, Listing};
+use super::group_api;
+use super::group_lists::{self, Listing};
 use super::group_stream;
 use super::group_trends;
+use super::group_views;
 use super::{Shared, Slot};
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,14 +59,14 @@ pub(super) fn router(front: Front) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/tasks", get(tasks_view))
         .route("/api/v1/group", get(group_api::group))
-        .route("/api/v1/alerts", merged(group_api::ALERTS))
-        .route("/api/v1/records", merged(group_api::RECORDS))
-        .route("/api/v1/dead-letters", merged(group_api::DEAD_LETTERS))
-        .route("/api/v1/notifications", merged(group_api::NOTIFICATIONS))
-        .route("/api/v1/events", merged(group_api::EVENTS).post(events_come_from_kafka))
+        .route("/api/v1/alerts", merged(group_lists::ALERTS))
+        .route("/api/v1/records", merged(group_lists::RECORDS))
+        .route("/api/v1/dead-letters", merged(group_lists::DEAD_LETTERS))
+        .route("/api/v1/notifications", merged(group_lists::NOTIFICATIONS))
+        .route("/api/v1/events", merged(group_lists::EVENTS).post(events_come_from_kafka))
         .route("/api/v1/alerts/{id}", get(group_api::found))
         .route("/api/v1/alerts/{id}/{action}", post(group_api::alert_command))
-        .route("/api/v1/status", get(group_api::status))
+        .route("/api/v1/status", get(group_views::status))
         .route("/api/v1/stream", get(group_stream::stream))
         .route("/api/v1/whoami", get(group_api::any_task))
         .route("/api/v1/rules/versions", get(group_api::any_task).post(group_api::rules_by_deployment))
@@ -75,15 +77,15 @@ pub(super) fn router(front: Front) -> Router {
         .route("/api/v1/rules/rollback", post(group_api::rules_by_deployment))
         .route("/api/v1/rules/activations", get(group_api::any_task))
         .route("/api/v1/rules/validate", post(group_api::any_task))
-        .route("/api/v1/audit", merged(group_api::AUDIT))
+        .route("/api/v1/audit", merged(group_lists::AUDIT))
         .route("/api/v1/workflows/{workflow}/disable", post(group_api::rules_by_deployment))
         .route("/api/v1/workflows/{workflow}/enable", post(group_api::rules_by_deployment))
-        .route("/api/v1/workflows", get(group_api::workflows))
-        .route("/api/v1/workflows/{workflow}", get(group_api::workflow))
-        .route("/api/v1/workflows/{workflow}/groups", get(group_api::groups))
+        .route("/api/v1/workflows", get(group_views::workflows))
+        .route("/api/v1/workflows/{workflow}", get(group_views::workflow))
+        .route("/api/v1/workflows/{workflow}/groups", get(group_views::groups))
         .route("/api/v1/workflows/{workflow}/trends", get(group_trends::trends))
         .route("/api/v1/workflows/{workflow}/items/{key}", get(group_api::found))
-        .route("/api/v1/workflows/{workflow}/stages/{stage}/items", get(group_api::stage_items))
+        .route("/api/v1/workflows/{workflow}/stages/{stage}/items", get(group_lists::stage_items))
         .fallback(not_here)
         .layer(axum::middleware::from_fn_with_state(front.clone(), group_api::to_one_task))
         .with_state(front)
@@ -92,7 +94,7 @@ pub(super) fn router(front: Front) -> Router {
 /// A list endpoint, merged over the group's tasks.
 fn merged(listing: Listing) -> MethodRouter<Front> {
     get(move |State(front): State<Front>, uri: Uri, headers: HeaderMap| async move {
-        group_api::merged_list(front, listing, uri.path(), headers, group_api::pairs(&uri)).await
+        group_lists::merged_list(front, listing, uri.path(), headers, group_api::pairs(&uri)).await
     })
 }
 

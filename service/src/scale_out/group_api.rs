@@ -20,7 +20,8 @@
 //! - **The workflow views** (`/workflows`, `/workflows/{w}`, its groups)
 //!   and the status are made from every task's numbers added
 //!   ([`group_views`]), so a colour is the rules on the group's counts.
-//!   Trends are in `group_trends.rs`, the stream in `group_stream.rs`.
+//!   Lists are in `group_lists.rs`, the views in `group_views.rs`, trends
+//!   in `group_trends.rs`, the stream in `group_stream.rs`.
 //! - **What every task answers alike** (who the caller is, the deployed
 //!   rule versions, the command center's pages) comes from one task.
 //! - **Anything else**, with `Mon-Task: <partition>`, goes to that task's
@@ -33,8 +34,6 @@
 //! What it must not do: keep state or answer from a copy. Every answer is
 //! the tasks' own, asked now; and with `[auth]` on, every task checks the
 //! caller's token itself (the front passes `Authorization` on).
-
-use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
@@ -69,8 +68,8 @@ const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// A task's answer, as it came.
 pub(super) struct Answer {
     pub(super) status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Bytes,
 }
 
 impl IntoResponse for Answer {
@@ -108,12 +107,12 @@ pub(super) struct Unanswered {
 pub(super) struct Question {
     method: Method,
     path: String,
-    query: Vec<(String, String)>,
+    pub(super) query: Vec<(String, String)>,
     authorization: Option<HeaderValue>,
     content_type: Option<HeaderValue>,
     body: Bytes,
     /// Ask for each item's cursor ([`ITEM_CURSORS`]).
-    item_cursors: bool,
+    pub(super) item_cursors: bool,
 }
 
 impl Question {
@@ -129,7 +128,7 @@ impl Question {
         }
     }
 
-    fn with_query(&self, query: Vec<(String, String)>) -> Question {
+    pub(super) fn with_query(&self, query: Vec<(String, String)>) -> Question {
         Question { query, ..self.clone() }
     }
 }
@@ -227,7 +226,7 @@ impl Front {
 
     /// Asks `partition`'s task where every partition's answer is needed:
     /// a 503 counts as no answer.
-    async fn ask_ready(&self, partition: u16, question: &Question) -> Result<Answer, String> {
+    pub(super) async fn ask_ready(&self, partition: u16, question: &Question) -> Result<Answer, String> {
         self.ask_task(partition, question, false).await.map_err(|u| u.why)?.ready(partition)
     }
 
@@ -413,468 +412,6 @@ pub(super) async fn alert_command(
     }
 }
 
-/// How a list endpoint's items are ordered across tasks: by an instant,
-/// then a tie-break. Each task keeps its own order (its log's, which
-/// follows time but is not bound to it): the merge takes from the front
-/// of each task's page only, so nothing is lost or given twice, and the
-/// page is in time order wherever the tasks' own orders are.
-#[derive(Clone, Copy)]
-pub(super) struct Listing {
-    /// The field of the page that holds the items.
-    pub items: &'static str,
-    /// The item's instant (RFC 3339) it is ordered by.
-    pub instant: &'static str,
-    /// Then this field: an instant too when [`tie_is_instant`](Self::tie_is_instant).
-    pub tie: &'static str,
-    pub tie_is_instant: bool,
-}
-
-pub(super) const ALERTS: Listing = Listing { items: "alerts", instant: "opened_at", tie: "id", tie_is_instant: false };
-pub(super) const RECORDS: Listing = Listing { items: "records", instant: "at", tie: "id", tie_is_instant: false };
-pub(super) const DEAD_LETTERS: Listing =
-    Listing { items: "dead_letters", instant: "received", tie: "origin", tie_is_instant: false };
-pub(super) const NOTIFICATIONS: Listing =
-    Listing { items: "notifications", instant: "queued_at", tie: "id", tie_is_instant: false };
-pub(super) const EVENTS: Listing = Listing { items: "events", instant: "time", tie: "received", tie_is_instant: true };
-pub(super) const AUDIT: Listing = Listing { items: "entries", instant: "at", tie: "action", tie_is_instant: false };
-
-/// An item's place in the merge: its instant, its tie-break's instant (or
-/// 0), its tie-break's text (or empty).
-type Place = (i64, i64, String);
-
-impl Listing {
-    fn key(&self, item: &Value) -> Place {
-        let instant = |field: &str| item[field].as_str().and_then(mon_stdlib::time::parse_rfc3339).unwrap_or(i64::MIN);
-        if self.tie_is_instant {
-            return (instant(self.instant), instant(self.tie), String::new());
-        }
-        let tie = match &item[self.tie] {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        (instant(self.instant), 0, tie)
-    }
-}
-
-/// Where a page of the merged list starts in one task's list.
-#[derive(Clone, Debug, PartialEq)]
-enum Position {
-    /// At its start.
-    Start,
-    /// After the task's own cursor.
-    After(String),
-    /// Past its end.
-    Done,
-}
-
-/// A cursor of a merged list: each partition's [`Position`], as hex (the
-/// tasks' cursors are hex themselves), so it is as opaque as theirs.
-struct GroupCursor(Vec<Position>);
-
-impl GroupCursor {
-    fn encode(&self) -> String {
-        let text: Vec<String> = self
-            .0
-            .iter()
-            .map(|p| match p {
-                Position::Start => String::new(),
-                Position::After(cursor) => cursor.clone(),
-                Position::Done => "-".into(),
-            })
-            .collect();
-        text.join(";").bytes().map(|b| format!("{b:02x}")).collect()
-    }
-
-    fn decode(hex: &str, partitions: u16) -> Option<GroupCursor> {
-        if !hex.len().is_multiple_of(2) {
-            return None;
-        }
-        let bytes: Option<Vec<u8>> =
-            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect();
-        let text = String::from_utf8(bytes?).ok()?;
-        let positions: Vec<Position> = text
-            .split(';')
-            .map(|part| match part {
-                "" => Position::Start,
-                "-" => Position::Done,
-                cursor => Position::After(cursor.to_string()),
-            })
-            .collect();
-        (positions.len() == usize::from(partitions)).then_some(GroupCursor(positions))
-    }
-}
-
-/// One task's page, with the cursor after each of its items.
-struct TaskPage {
-    items: Vec<Value>,
-    cursors: Vec<String>,
-    next: Option<String>,
-}
-
-fn task_page(listing: Listing, answer: &Answer) -> Option<TaskPage> {
-    let json = answer.json()?;
-    let items = json.get(listing.items)?.as_array()?.clone();
-    let next = json.get("next_cursor").and_then(Value::as_str).map(str::to_string);
-    let cursors: Vec<String> = match answer.headers.get(ITEM_CURSORS)?.to_str().ok()? {
-        "" => Vec::new(),
-        text => text.split(',').map(str::to_string).collect(),
-    };
-    (cursors.len() == items.len()).then_some(TaskPage { items, cursors, next })
-}
-
-/// A list endpoint for the whole group: every task's list, merged in the
-/// order they share, a page at a time.
-pub(super) async fn merged_list(
-    front: Front,
-    listing: Listing,
-    path: &str,
-    headers: HeaderMap,
-    query: Vec<(String, String)>,
-) -> Response {
-    let mut cursor = GroupCursor(vec![Position::Start; usize::from(front.partitions)]);
-    let mut limit = crate::http::page::DEFAULT_LIMIT;
-    let mut filters = Vec::new();
-    for (name, value) in query {
-        match name.as_str() {
-            "cursor" => match GroupCursor::decode(&value, front.partitions) {
-                Some(decoded) => cursor = decoded,
-                None => {
-                    let message = "cursor: not a cursor this API gave (take `next_cursor` as it is)";
-                    return ApiError::invalid("cursor", message).into_response();
-                }
-            },
-            "limit" => match crate::http::page::limit(&value) {
-                Ok(n) => limit = n,
-                Err(e) => return e.into_response(),
-            },
-            _ => filters.push((name, value)),
-        }
-    }
-    // The pending notifications go out oldest first, and are listed so;
-    // every other list, the failed notifications too, newest first. The
-    // last `state` given counts, as for a task.
-    let state = filters.iter().rev().find(|(name, _)| name == "state").map(|(_, value)| value.as_str());
-    let newest_first = !(listing.items == NOTIFICATIONS.items && state.is_none_or(|s| s == "pending"));
-    let mut question = Question::get(path, filters, &headers);
-    question.item_cursors = true;
-    match merged_page(&front, listing, &question, &cursor, limit, newest_first).await {
-        Ok(page) => Json(page).into_response(),
-        Err(response) => response,
-    }
-}
-
-/// One page of the merged list. Each task is asked for `limit` items
-/// after its position, with each item's cursor; the page takes the best
-/// head among the tasks, one item at a time, so each task's part is a
-/// prefix of its own page, and its next position is the cursor of the
-/// last item taken from it.
-async fn merged_page(
-    front: &Front,
-    listing: Listing,
-    question: &Question,
-    cursor: &GroupCursor,
-    limit: usize,
-    newest_first: bool,
-) -> Result<Value, Response> {
-    let asks = cursor.0.iter().enumerate().map(|(p, position)| {
-        let mut query = question.query.clone();
-        query.push(("limit".into(), limit.to_string()));
-        if let Position::After(c) = position {
-            query.push(("cursor".into(), c.clone()));
-        }
-        let question = question.with_query(query);
-        async move {
-            match position {
-                Position::Done => Ok(None),
-                _ => front.ask_ready(p as u16, &question).await.map(Some),
-            }
-        }
-    });
-    let answers = futures_util::future::join_all(asks).await;
-    let mut failures = Vec::new();
-    let mut pages: Vec<Option<TaskPage>> = Vec::new();
-    let mut shape: Option<Value> = None;
-    for (p, asked) in answers.into_iter().enumerate() {
-        match asked {
-            Ok(None) => pages.push(None),
-            Ok(Some(answer)) if answer.status.is_success() => {
-                match task_page(listing, &answer) {
-                    Some(page) => pages.push(Some(page)),
-                    None => {
-                        failures
-                            .push(format!("task {p}: an answer that is not a page of {} with cursors", listing.items));
-                        pages.push(None);
-                    }
-                }
-                shape = shape.or_else(|| answer.json());
-            }
-            // The same question is refused by every task alike (a 400, a 401).
-            Ok(Some(answer)) => return Err(answer.into_response()),
-            Err(why) => {
-                failures.push(why);
-                pages.push(None);
-            }
-        }
-    }
-    if !failures.is_empty() {
-        return Err(unanswered(&failures));
-    }
-    let better = |a: &Place, b: &Place| if newest_first { a > b } else { a < b };
-    let mut heads = vec![0usize; pages.len()];
-    let mut taken: Vec<Value> = Vec::new();
-    'merge: while taken.len() < limit {
-        let mut best: Option<(usize, Place)> = None;
-        for (p, page) in pages.iter().enumerate() {
-            let Some(page) = page else { continue };
-            match page.items.get(heads[p]) {
-                Some(item) => {
-                    let key = listing.key(item);
-                    if best.as_ref().is_none_or(|(_, b)| better(&key, b)) {
-                        best = Some((p, key));
-                    }
-                }
-                // Its page is used up and it has more: the merge cannot
-                // know what comes next from it.
-                None if page.next.is_some() => break 'merge,
-                None => {}
-            }
-        }
-        let Some((p, _)) = best else { break };
-        if let Some(page) = &pages[p] {
-            taken.push(page.items[heads[p]].clone());
-        }
-        heads[p] += 1;
-    }
-    let next: Vec<Position> = pages
-        .iter()
-        .zip(&cursor.0)
-        .zip(&heads)
-        .map(|((page, position), &used)| match page {
-            None => Position::Done,
-            Some(page) if used == page.items.len() => match &page.next {
-                Some(c) => Position::After(c.clone()),
-                None => Position::Done,
-            },
-            Some(_) if used == 0 => position.clone(),
-            Some(page) => Position::After(page.cursors[used - 1].clone()),
-        })
-        .collect();
-    let next_cursor = next.iter().any(|p| *p != Position::Done).then(|| GroupCursor(next).encode());
-    let mut page = shape.unwrap_or_else(|| serde_json::json!({}));
-    if let Value::Object(fields) = &mut page {
-        fields.insert(listing.items.to_string(), Value::Array(taken));
-        fields.insert("next_cursor".to_string(), next_cursor.map(Value::String).unwrap_or(Value::Null));
-    }
-    Ok(page)
-}
-
-/// `GET /api/v1/workflows/{w}/stages/{s}/items`: every task's oldest
-/// items, merged oldest first, `in_stage` summed over the tasks, on the
-/// latest of their clocks.
-pub(super) async fn stage_items(
-    State(front): State<Front>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    Query(query): Query<Vec<(String, String)>>,
-) -> Response {
-    let mut limit = crate::http::page::DEFAULT_LIMIT;
-    for (name, value) in &query {
-        if name == "limit" {
-            match crate::http::page::limit(value) {
-                Ok(n) => limit = n,
-                Err(e) => return e.into_response(),
-            }
-        }
-    }
-    let question = Question::get(uri.path(), query, &headers);
-    let mut pages = Vec::new();
-    let mut failures = Vec::new();
-    for (partition, asked) in front.ask_every(&question).await {
-        match asked {
-            Ok(answer) if answer.status.is_success() => match answer.json() {
-                Some(page) => pages.push(page),
-                None => failures.push(format!("task {partition}: an answer that is not a stage's items")),
-            },
-            Ok(answer) => return answer.into_response(),
-            Err(why) => failures.push(why),
-        }
-    }
-    if !failures.is_empty() {
-        return unanswered(&failures);
-    }
-    let Some(mut merged) = pages.first().cloned() else { return unanswered(&["no task answered".into()]) };
-    let in_stage: u64 = pages.iter().filter_map(|p| p["in_stage"].as_u64()).sum();
-    let latest_clock = pages
-        .iter()
-        .filter_map(|p| p["clock"].as_str())
-        .max_by_key(|c| mon_stdlib::time::parse_rfc3339(c).unwrap_or(i64::MIN))
-        .map(str::to_string);
-    let mut items: Vec<Value> = pages.iter().flat_map(|p| p["items"].as_array().cloned().unwrap_or_default()).collect();
-    let entered = |item: &Value| item["entered_at"].as_str().and_then(mon_stdlib::time::parse_rfc3339);
-    items.sort_by(|a, b| (entered(a), a["key"].as_str()).cmp(&(entered(b), b["key"].as_str())));
-    items.truncate(limit);
-    let Some(fields) = merged.as_object_mut() else {
-        return unanswered(&["a task's answer is not a stage's items".into()]);
-    };
-    fields.insert("in_stage".into(), in_stage.into());
-    fields.insert("items".into(), Value::Array(items));
-    if let Some(clock) = latest_clock {
-        fields.insert("clock".into(), clock.into());
-    }
-    Json(merged).into_response()
-}
-
-/// A task's `GET /api/v1/breakdowns`.
-#[derive(serde::Deserialize)]
-struct TaskBreakdowns {
-    clock_ms: Option<i64>,
-    program_hash: String,
-    workflows: Vec<crate::views::WorkflowPart>,
-}
-
-/// The group's workflow views: every task's numbers added, and the views
-/// made of the sum, on the latest of the tasks' clocks. The colours are
-/// the rules on the group's counts: `missing > 5` holds for the group
-/// when three tasks have 2 missing each, though it holds for none of them.
-pub(super) async fn group_views(front: &Front, headers: &HeaderMap) -> Result<crate::views::Views, Response> {
-    group_numbers(front, headers).await.map(|(views, _)| views)
-}
-
-/// [`group_views`], with the numbers they were made of (every task's
-/// added, unfinished).
-async fn group_numbers(
-    front: &Front,
-    headers: &HeaderMap,
-) -> Result<(crate::views::Views, Vec<crate::views::WorkflowPart>), Response> {
-    let question = Question::get("/api/v1/breakdowns", Vec::new(), headers);
-    let ours = front.program.hash();
-    let (mut each, mut failures, mut clock) = (Vec::new(), Vec::new(), None::<i64>);
-    for (partition, asked) in front.ask_every(&question).await {
-        let answer = match asked {
-            Ok(answer) if answer.status.is_success() => answer,
-            Ok(answer) => return Err(answer.into_response()),
-            Err(why) => {
-                failures.push(why);
-                continue;
-            }
-        };
-        match serde_json::from_slice::<TaskBreakdowns>(&answer.body) {
-            Ok(task) if task.program_hash != ours => failures.push(format!(
-                "task {partition} runs other rules ({}) than this process ({ours}): a rolling restart?",
-                task.program_hash
-            )),
-            Ok(task) if task.workflows.len() != front.program.workflows.len() => {
-                failures.push(format!("task {partition} has not measured its workflows yet"));
-            }
-            Ok(task) => {
-                clock = clock.max(task.clock_ms);
-                each.push(task.workflows);
-            }
-            Err(e) => failures.push(format!("task {partition}: an answer that is not its breakdowns ({e})")),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(unanswered(&failures));
-    }
-    let parts = crate::views::add_parts(&front.program, each);
-    let now = clock.unwrap_or_else(crate::clock::wall_now);
-    Ok((crate::views::render(&front.program, parts.clone(), now, false), parts))
-}
-
-/// `GET /api/v1/status` for the group: each workflow's colour and
-/// numbers from the group's views, the event and record counts added
-/// over the tasks.
-pub(super) async fn status(State(front): State<Front>, headers: HeaderMap) -> Response {
-    let question = Question::get("/api/v1/status", Vec::new(), &headers);
-    let (mut statuses, mut failures) = (Vec::new(), Vec::new());
-    for (partition, asked) in front.ask_every(&question).await {
-        match asked {
-            Ok(answer) if answer.status.is_success() => match answer.json() {
-                Some(status) => statuses.push(status),
-                None => failures.push(format!("task {partition}: an answer that is not a status")),
-            },
-            Ok(answer) => return answer.into_response(),
-            Err(why) => failures.push(why),
-        }
-    }
-    if !failures.is_empty() {
-        return unanswered(&failures);
-    }
-    let (views, parts) = match group_numbers(&front, &headers).await {
-        Ok(numbers) => numbers,
-        Err(response) => return response,
-    };
-    let workflows: Vec<Value> = views
-        .list
-        .workflows
-        .iter()
-        .zip(parts)
-        .map(|(summary, part)| {
-            let mut breakdown = part.breakdown;
-            breakdown.finish();
-            serde_json::json!({ "name": summary.name, "status": summary.status, "metrics": breakdown.whole.metrics })
-        })
-        .collect();
-    let sum = |field: &str| statuses.iter().filter_map(|s| s[field].as_u64()).sum::<u64>();
-    let mut records: BTreeMap<String, u64> = BTreeMap::new();
-    for status in &statuses {
-        for (kind, n) in status["records"].as_object().into_iter().flatten() {
-            *records.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
-        }
-    }
-    Json(serde_json::json!({
-        "clock": views.list.clock,
-        "workflows": workflows,
-        "events_accepted": sum("events_accepted"),
-        "events_ignored": sum("events_ignored"),
-        "events_rejected": sum("events_rejected"),
-        "records": records,
-        "split_keys": Value::Null,
-    }))
-    .into_response()
-}
-
-/// `GET /api/v1/workflows` for the group.
-pub(super) async fn workflows(State(front): State<Front>, headers: HeaderMap) -> Response {
-    match group_views(&front, &headers).await {
-        Ok(views) => Json(views.list).into_response(),
-        Err(response) => response,
-    }
-}
-
-/// `GET /api/v1/workflows/{workflow}` for the group.
-pub(super) async fn workflow(
-    State(front): State<Front>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    match group_views(&front, &headers).await {
-        Ok(mut views) => match views.details.remove(&name) {
-            Some(detail) => Json(detail).into_response(),
-            None => crate::http::workflows::unknown_workflow(&name).into_response(),
-        },
-        Err(response) => response,
-    }
-}
-
-/// `GET /api/v1/workflows/{workflow}/groups` for the group, paged as a
-/// task pages its own.
-pub(super) async fn groups(
-    State(front): State<Front>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    let views = match group_views(&front, &headers).await {
-        Ok(views) => views,
-        Err(response) => return response,
-    };
-    match crate::http::workflows::page_of_groups(&views, &name, pairs(&uri)) {
-        Ok(page) => Json(page).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
 /// What every task answers alike (who the caller is, the rule versions
 /// every task imported from the same deployment, a rules check, the
 /// command center's pages): the first task that answers, this process's
@@ -973,35 +510,4 @@ async fn caller_may_view(front: &Front, headers: &HeaderMap) -> Result<(), Respo
 /// repeated parameters).
 pub(super) fn pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
     Query::<Vec<(String, String)>>::try_from_uri(uri).map(|Query(pairs)| pairs).unwrap_or_default()
-}
-
-/// The partitions whose position a cursor holds, for a test's eyes.
-#[cfg(test)]
-fn positions(hex: &str, partitions: u16) -> Option<Vec<Position>> {
-    GroupCursor::decode(hex, partitions).map(|c| c.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_group_cursor_round_trips_and_a_foreign_one_is_refused() {
-        let cursor = GroupCursor(vec![Position::Start, Position::After("00000000000000ff".into()), Position::Done]);
-        let hex = cursor.encode();
-        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
-        assert_eq!(positions(&hex, 3), Some(cursor.0.clone()));
-        assert_eq!(positions(&hex, 4), None, "a cursor of a group of another size");
-        assert_eq!(positions("zz", 3), None);
-        assert_eq!(positions("abc", 3), None);
-    }
-
-    #[test]
-    fn an_item_is_ordered_by_its_instant_then_its_tie_break() {
-        let early = serde_json::json!({ "at": "2026-12-07T08:00:00Z", "id": "b" });
-        let late = serde_json::json!({ "at": "2026-12-07T08:00:00.001Z", "id": "a" });
-        let same_instant = serde_json::json!({ "at": "2026-12-07T08:00:00.000Z", "id": "c" });
-        assert!(RECORDS.key(&late) > RECORDS.key(&early), "by instant first, whatever the text");
-        assert!(RECORDS.key(&same_instant) > RECORDS.key(&early), "then by the tie-break");
-    }
 }

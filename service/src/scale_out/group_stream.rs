@@ -1,7 +1,7 @@
 //! `GET /api/v1/stream` for a scale-out group: the events a lone
 //! `mon run` streams, for every partition.
 //!
-//! - **`status`**: the group's workflow list (`group_api::group_views`),
+//! - **`status`**: the group's workflow list (`group_views::group_views`),
 //!   first, then made again whenever a task says its own list changed (at
 //!   most about once a second each) and sent when it differs from the last
 //!   one sent. A task's own `status` event is not relayed: it is one
@@ -37,7 +37,7 @@ use futures_util::StreamExt as _;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::front::Front;
-use super::group_api;
+use super::group_views;
 use crate::views::WorkflowList;
 
 /// How long a relay waits before it opens a task's stream again.
@@ -79,7 +79,7 @@ impl Outbox {
 
 pub(super) async fn stream(State(front): State<Front>, headers: HeaderMap) -> Response {
     // Made first, with the caller's token: a refused token is refused here.
-    let first = match group_api::group_views(&front, &headers).await {
+    let first = match group_views::group_views(&front, &headers).await {
         Ok(views) => views.list,
         Err(refused) => return refused,
     };
@@ -121,7 +121,7 @@ async fn statuses(front: Front, headers: HeaderMap, mut last: WorkflowList, outb
             _ = tokio::time::sleep(STATUS_EVERY) => {}
             _ = outbox.closed() => return,
         }
-        let views = match group_api::group_views(&front, &headers).await {
+        let views = match group_views::group_views(&front, &headers).await {
             Ok(views) => views,
             Err(refused) if is_refusal(refused.status()) => {
                 let _ = outbox.refused.send(true);

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use super::front::Front;
 use super::group_api::{self, Question};
+use super::group_views;
 use crate::http::workflows::{trend_range, Trend, TrendAsk, TrendSlice};
 use crate::rollups::{Baseline, Counts, Point};
 
@@ -42,7 +43,7 @@ async fn trend(
     headers: &HeaderMap,
 ) -> Result<Trend, Response> {
     let TrendAsk { stage, group, from, to, step } = TrendAsk::parse(pairs).map_err(IntoResponse::into_response)?;
-    let views = group_api::group_views(front, headers).await?;
+    let views = group_views::group_views(front, headers).await?;
     // As a task judges its own (`http/workflows.rs`), on the group's views.
     let slice = TrendSlice::of(&views, &workflow, stage.as_deref(), group.as_deref());
     let TrendSlice { leaving: leaving_stages, in_flight: in_flight_now } =
