@@ -385,6 +385,7 @@ pub fn run(
         tasks_topic: topic.clone(),
         max_body: config.http.max_body_bytes,
         program: Arc::new(rules.program.clone()),
+        program_hash: rules.program.hash(),
         auth: config.auth.enabled,
         stopping: http_stopped.clone(),
     });

@@ -46,6 +46,9 @@ pub(super) struct Front {
     /// The rules every task runs (a scale-out group's come by deployment):
     /// what the group's views are made by.
     pub program: Arc<mon_compiler::ir::Program>,
+    /// Its hash, made once: every views request compares it with the
+    /// tasks'.
+    pub program_hash: String,
     /// `[auth] enabled`: what the front answers itself needs a viewer.
     pub auth: bool,
     /// Turns true when the process stops: endless streams end then.

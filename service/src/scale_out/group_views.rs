@@ -40,7 +40,7 @@ async fn group_numbers(
     headers: &HeaderMap,
 ) -> Result<(crate::views::Views, Vec<crate::views::WorkflowPart>), Response> {
     let question = Question::get("/api/v1/breakdowns", Vec::new(), headers);
-    let ours = front.program.hash();
+    let ours = &front.program_hash;
     let (mut each, mut failures, mut clock) = (Vec::new(), Vec::new(), None::<i64>);
     for (partition, asked) in front.ask_every(&question).await {
         let answer = match asked {
@@ -52,7 +52,7 @@ async fn group_numbers(
             }
         };
         match serde_json::from_slice::<TaskBreakdowns>(&answer.body) {
-            Ok(task) if task.program_hash != ours => failures.push(format!(
+            Ok(task) if task.program_hash != *ours => failures.push(format!(
                 "task {partition} runs other rules ({}) than this process ({ours}): a rolling restart?",
                 task.program_hash
             )),
