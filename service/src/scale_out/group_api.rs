@@ -230,6 +230,28 @@ impl Front {
         self.ask_task(partition, question, false).await.map_err(|u| u.why)?.ready(partition)
     }
 
+    /// Every partition's task's JSON answer to `question`, by partition;
+    /// or the response to give instead: the first refusal (the same
+    /// question is refused by every task alike: a 400, a 401, a 404), or
+    /// the 503 naming the tasks that did not answer, or not with JSON.
+    pub(super) async fn json_of_every(&self, question: &Question) -> Result<Vec<(u16, Value)>, Response> {
+        let (mut answers, mut failures) = (Vec::new(), Vec::new());
+        for (partition, asked) in self.ask_every(question).await {
+            match asked {
+                Ok(answer) if answer.status.is_success() => match answer.json() {
+                    Some(json) => answers.push((partition, json)),
+                    None => failures.push(format!("task {partition}: an answer to {} that is not JSON", question.path)),
+                },
+                Ok(refused) => return Err(refused.into_response()),
+                Err(why) => failures.push(why),
+            }
+        }
+        match failures.is_empty() {
+            true => Ok(answers),
+            false => Err(unanswered(&failures)),
+        }
+    }
+
     /// Asks every partition's task at once: the answers by partition.
     pub(super) async fn ask_every(&self, question: &Question) -> Vec<(u16, Result<Answer, String>)> {
         let asks = (0..self.partitions).map(|p| async move { (p, self.ask_ready(p, question).await) });

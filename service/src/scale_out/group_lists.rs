@@ -295,21 +295,10 @@ pub(super) async fn stage_items(
         }
     }
     let question = Question::get(uri.path(), query, &headers);
-    let mut pages = Vec::new();
-    let mut failures = Vec::new();
-    for (partition, asked) in front.ask_every(&question).await {
-        match asked {
-            Ok(answer) if answer.status.is_success() => match answer.json() {
-                Some(page) => pages.push(page),
-                None => failures.push(format!("task {partition}: an answer that is not a stage's items")),
-            },
-            Ok(answer) => return answer.into_response(),
-            Err(why) => failures.push(why),
-        }
-    }
-    if !failures.is_empty() {
-        return unanswered(&failures);
-    }
+    let pages: Vec<Value> = match front.json_of_every(&question).await {
+        Ok(answers) => answers.into_iter().map(|(_, page)| page).collect(),
+        Err(response) => return response,
+    };
     let Some(mut merged) = pages.first().cloned() else { return unanswered(&["no task answered".into()]) };
     let in_stage: u64 = pages.iter().filter_map(|p| p["in_stage"].as_u64()).sum();
     let latest_clock = pages

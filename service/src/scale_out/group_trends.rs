@@ -81,16 +81,8 @@ async fn trend(
 async fn added(front: &Front, question: &Question) -> Result<Vec<Point>, Response> {
     let mut sum: Option<Vec<Point>> = None;
     let mut failures = Vec::new();
-    for (partition, asked) in front.ask_every(question).await {
-        let answer = match asked {
-            Ok(answer) if answer.status.is_success() => answer,
-            Ok(refused) => return Err(refused.into_response()),
-            Err(why) => {
-                failures.push(why);
-                continue;
-            }
-        };
-        let Some(points) = answer.json().as_ref().and_then(|trend| trend["points"].as_array().map(|p| read(p))) else {
+    for (partition, trend) in front.json_of_every(question).await? {
+        let Some(points) = trend["points"].as_array().map(|p| read(p)) else {
             failures.push(format!("task {partition}: an answer that is not a trend"));
             continue;
         };

@@ -42,16 +42,8 @@ async fn group_numbers(
     let question = Question::get("/api/v1/breakdowns", Vec::new(), headers);
     let ours = &front.program_hash;
     let (mut each, mut failures, mut clock) = (Vec::new(), Vec::new(), None::<i64>);
-    for (partition, asked) in front.ask_every(&question).await {
-        let answer = match asked {
-            Ok(answer) if answer.status.is_success() => answer,
-            Ok(answer) => return Err(answer.into_response()),
-            Err(why) => {
-                failures.push(why);
-                continue;
-            }
-        };
-        match serde_json::from_slice::<TaskBreakdowns>(&answer.body) {
+    for (partition, answer) in front.json_of_every(&question).await? {
+        match serde_json::from_value::<TaskBreakdowns>(answer) {
             Ok(task) if task.program_hash != *ours => failures.push(format!(
                 "task {partition} runs other rules ({}) than this process ({ours}): a rolling restart?",
                 task.program_hash
@@ -79,20 +71,10 @@ async fn group_numbers(
 /// over the tasks.
 pub(super) async fn status(State(front): State<Front>, headers: HeaderMap) -> Response {
     let question = Question::get("/api/v1/status", Vec::new(), &headers);
-    let (mut statuses, mut failures) = (Vec::new(), Vec::new());
-    for (partition, asked) in front.ask_every(&question).await {
-        match asked {
-            Ok(answer) if answer.status.is_success() => match answer.json() {
-                Some(status) => statuses.push(status),
-                None => failures.push(format!("task {partition}: an answer that is not a status")),
-            },
-            Ok(answer) => return answer.into_response(),
-            Err(why) => failures.push(why),
-        }
-    }
-    if !failures.is_empty() {
-        return unanswered(&failures);
-    }
+    let statuses: Vec<Value> = match front.json_of_every(&question).await {
+        Ok(answers) => answers.into_iter().map(|(_, status)| status).collect(),
+        Err(response) => return response,
+    };
     let (views, parts) = match group_numbers(&front, &headers).await {
         Ok(numbers) => numbers,
         Err(response) => return response,
