@@ -70,9 +70,11 @@ impl AlertBook<'_> {
                 // resolved, or it never sent one) starts the next under
                 // the key it would be made with now: a book restored from
                 // before its keys carried the partition takes them here.
-                let key = self.group_key(channel, workflow, step, kind, group);
-                if let Some(g) = self.state.groups.get_mut(*id as usize) {
-                    if g.members.is_empty() && !g.notified && g.key != key {
+                let between_episodes =
+                    self.state.groups.get(*id as usize).is_some_and(|g| g.members.is_empty() && !g.notified);
+                if between_episodes {
+                    let key = self.group_key(channel, workflow, step, kind, group);
+                    if let Some(g) = self.state.groups.get_mut(*id as usize) {
                         g.key = key;
                     }
                 }
