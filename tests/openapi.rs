@@ -72,6 +72,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/whoami", "get"),
     ("/api/v1/group", "get"),
     ("/api/v1/breakdowns", "get"),
+    ("/api/v1/rules/group-changes/{offset}", "get"),
 ];
 
 /// The server-sent-events stream never ends, so no client that reads a

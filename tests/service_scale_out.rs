@@ -702,14 +702,15 @@ fn either_process_answers_for_the_whole_group() {
     assert_eq!(status["workflows"][0]["status"], "red", "{status}");
     assert_eq!(status["workflows"][0]["metrics"]["missing"].as_u64(), Some(expected_alerts as u64));
 
-    // What every task answers alike comes from one; rule changes come by
-    // deployment; the command center's page is served.
+    // What every task answers alike comes from one; a rule change needs
+    // an editor, checked by the task that takes it (rule changes: the
+    // next test); the command center's page is served.
     let (code, whoami) = get(&a.url("/api/v1/whoami"));
     assert_eq!((code, whoami["name"].as_str()), (200, Some("test")), "{whoami}");
     let (code, versions) = get(&a.url("/api/v1/rules/versions"));
     assert_eq!(code, 200, "{versions}");
     let (code, refused) = call("POST", &a.url("/api/v1/rules/versions/1/activate"), &[], Some("{}"));
-    assert_eq!(code, 409, "{refused}");
+    assert_eq!((code, &refused["error"]["details"]["needed"]), (403, &Value::from("editor")), "{refused}");
     let (code, page) = get(&a.url("/"));
     assert_eq!(code, 200);
     assert!(page.to_string().to_lowercase().contains("<html"), "{page}");
@@ -819,4 +820,131 @@ fn either_process_answers_for_the_whole_group() {
     }
     a.terminate();
     b.terminate();
+}
+
+/// A rule change through either process's address reaches every task
+/// through the group's rules topic: a version stored, run, a workflow
+/// switched off, a rollback; each task says what it did, and the tasks
+/// agree. When one process stops, the tasks it ran are restored on the
+/// other from their changelogs at the offset they had applied: each runs
+/// what the group runs, and none applies a change a second time.
+#[test]
+fn a_rule_change_at_either_address_reaches_every_task_once() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
+    let (topic, records, dead) = kafka::topic_set("scale-out-rules", i32::from(PARTITIONS));
+    let config = service::kafka_config(dir, &kafka::brokers(), &topic, &records, &dead, &topic);
+    let text =
+        std::fs::read_to_string(&config).unwrap().replace("[kafka.properties]", "scale_out = true\n[kafka.properties]");
+    std::fs::write(&config, text).unwrap();
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let first = "event trade_booked { trade_id: string }\nevent trade_settled { trade_id: string }\n\
+                 workflow settlement {\n  key trade_id\n  start booked: trade_booked\n  \
+                 step settled: trade_settled after booked within 5m\n}\n";
+    std::fs::write(rules.join("trades.mon"), first).unwrap();
+    let (config, rules) = (config.display().to_string(), rules.display().to_string());
+    let start = |name: &str| {
+        let state = dir.join(name).display().to_string();
+        Service::spawn(
+            &["--config", &config, "--clock", "event", "--state-dir", &state, &rules],
+            &dir.join(format!("{name}.log")),
+        )
+    };
+    let (a, b) = (start("a"), start("b"));
+    let mut on_b = Vec::new();
+    wait_until(Duration::from_secs(90), "the tasks split over both processes, each answering", || {
+        let (on_a, b_tasks) = (a.tasks(), b.tasks());
+        let answering = |tasks: &[(u16, Option<String>)]| tasks.iter().all(|(_, address)| address.is_some());
+        on_b = b_tasks.iter().map(|(p, _)| *p).collect();
+        !on_a.is_empty()
+            && !b_tasks.is_empty()
+            && on_a.len() + b_tasks.len() == usize::from(PARTITIONS)
+            && answering(&on_a)
+            && answering(&b_tasks)
+    });
+    for p in 0..PARTITIONS {
+        let booked = event("trade_booked", &format!("b-{p}"), 1_772_438_400_000, &format!(r#"{{"trade_id":"T-{p}"}}"#));
+        kafka::produce_to(&topic, Some(i32::from(p)), [(None, booked.into_bytes(), Vec::new())]);
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let call = |method: &str, url: &str, body: Option<&str>| {
+        let request = ureq::http::Request::builder().method(method).uri(url);
+        let mut response = match body {
+            Some(body) => agent.run(request.header("Content-Type", "application/json").body(body.to_string()).unwrap()),
+            None => agent.run(request.body(()).unwrap()),
+        }
+        .unwrap();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
+    };
+    // Through the group's address: every task's outcome, none pending.
+    let change = |front: &Service, path: &str, body: &str, outcome: &str| -> Value {
+        let (code, answer) = call("POST", &front.url(path), Some(body));
+        assert!(code == 200 || code == 201, "{path}: {code} {answer}");
+        let tasks = answer["group"]["tasks"].as_array().cloned().unwrap_or_default();
+        assert_eq!(tasks.len(), usize::from(PARTITIONS), "{path}: every task's outcome: {answer}");
+        assert!(tasks.iter().all(|t| t["outcome"]["outcome"] == outcome), "{path}: {answer}");
+        assert_eq!(answer["group"]["pending"], serde_json::json!([]), "{answer}");
+        answer
+    };
+    let second = first.replace("within 5m", "within 10m")
+        + "workflow cancelled {\n  key trade_id\n  start booked: trade_booked\n}\n";
+    let bundle = serde_json::json!({ "files": { "trades.mon": second }, "message": "ten minutes" }).to_string();
+    let stored = change(&a, "/api/v1/rules/versions", &bundle, "stored");
+    let version = stored["version"]["version"].as_u64().unwrap();
+    assert_eq!(version, 2, "{stored}");
+    let tasks = stored["group"]["tasks"].as_array().unwrap();
+    assert!(tasks.iter().all(|t| t["outcome"]["version"]["version"] == 2), "every task numbers it alike: {stored}");
+    let activated =
+        change(&b, &format!("/api/v1/rules/versions/{version}/activate"), r#"{"message":"go"}"#, "activated");
+    assert_eq!(activated["version"], 2, "{activated}");
+    let (code, refused) = call("POST", &a.url("/api/v1/rules/versions/2/activate"), Some("{}"));
+    assert_eq!(code, 409, "already runs: {refused}");
+    // The group's views are made by the rules the tasks now run.
+    // (A task measures its views once a second: until then, a 503.)
+    wait_until(Duration::from_secs(10), "the group's views of both workflows", || {
+        let (code, workflows) = call("GET", &a.url("/api/v1/workflows"), None);
+        code == 200 && workflows["workflows"].as_array().map(Vec::len) == Some(2)
+    });
+    change(&a, "/api/v1/workflows/cancelled/disable", r#"{"reason":"not yet"}"#, "switched");
+    let rolled_back = change(&b, "/api/v1/rules/rollback", r#"{"message":"back"}"#, "activated");
+    assert_eq!(rolled_back["version"], 1, "{rolled_back}");
+
+    // Every task ran version 2, then 1 again, each once.
+    let activations_of = |address: &str| -> Vec<u64> {
+        let (_, page) = call("GET", &format!("http://{address}/api/v1/rules/activations?limit=100"), None);
+        page["activations"].as_array().unwrap().iter().map(|a| a["version"].as_u64().unwrap()).collect()
+    };
+    let active_of =
+        |address: &str| call("GET", &format!("http://{address}/api/v1/rules/versions"), None).1["active"].clone();
+    let before: Vec<(u16, Vec<u64>)> =
+        a.tasks().into_iter().chain(b.tasks()).map(|(p, address)| (p, activations_of(&address.unwrap()))).collect();
+    for (p, activations) in &before {
+        assert_eq!(activations, &vec![1, 2, 1], "task {p}: newest first");
+    }
+
+    // b stops: its tasks are restored on a from their changelogs.
+    assert_eq!(b.terminate(), Some(0), "a clean stop");
+    let mut moved = Vec::new();
+    wait_until(Duration::from_secs(90), "every task on the one process, answering", || {
+        moved = a.tasks();
+        moved.len() == usize::from(PARTITIONS) && moved.iter().all(|(_, address)| address.is_some())
+    });
+    for (p, address) in &moved {
+        let address = address.as_deref().unwrap();
+        let how = if on_b.contains(p) { "restored on the other process" } else { "where it was" };
+        let (_, applied) = call("GET", &format!("http://{address}/api/v1/rules/group-changes/3?wait_ms=1500"), None);
+        assert_eq!(applied["applied"], true, "task {p} ({how}) holds the offset past the last change: {applied}");
+        // Read again from an offset the state did not hold, the topic's
+        // changes would run version 2 again, then 1.
+        assert_eq!(activations_of(address), vec![1, 2, 1], "task {p} ({how}): no change applied twice");
+        assert_eq!(active_of(address), 1, "task {p} ({how}) runs the group's version");
+    }
+    // A change after the move reaches every task, the moved ones too.
+    change(&a, "/api/v1/rules/versions/2/activate", "{}", "activated");
+    for (p, address) in a.tasks() {
+        assert_eq!(activations_of(&address.unwrap()), vec![2, 1, 2, 1], "task {p}");
+    }
+    a.terminate();
 }

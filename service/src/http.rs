@@ -86,10 +86,12 @@ pub struct Api {
     /// The consumer group's processes (with Kafka).
     pub group: Option<crate::group::Registry>,
     /// A scale-out task's own API (`scale_out.rs`): its events come from
-    /// its Kafka partition and its rules from deployments, so the
-    /// endpoints that would change this partition alone (events posted,
-    /// activations, workflows switched) answer 409.
+    /// its Kafka partition, so posting events answers 409, and its rule
+    /// changes go to the whole group ([`Self::group_rules`]).
     pub scale_out_task: bool,
+    /// A scale-out task's side of its group's rule changes
+    /// (`rules/group.rs`): the rule changes its API takes go there.
+    pub group_rules: Option<Arc<crate::rules::group::GroupRules>>,
 }
 
 impl Api {
@@ -176,6 +178,7 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rules::activate))
         .routes(routes!(rules::rollback))
         .routes(routes!(rules::activations))
+        .routes(routes!(rules::group_change))
         .routes(routes!(rules::disable))
         .routes(routes!(rules::enable))
         .routes(routes!(rules::audit_log))
@@ -489,10 +492,11 @@ mod tests {
             "/api/v1/workflows/{workflow}/stages/{stage}/items",
             "/api/v1/group",
             "/api/v1/breakdowns",
+            "/api/v1/rules/group-changes/{offset}",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 36, "{paths:?}");
+        assert_eq!(paths.len(), 37, "{paths:?}");
     }
 
     #[test]

@@ -445,6 +445,14 @@ pub(crate) fn run_followed(
         })
     });
 
+    // A scale-out task's rule changes come through its group's topic.
+    let group_rules = match (task_of, &config.kafka, &producer) {
+        (Some(_), Some(kafka), Some(producer)) => {
+            let next = stored_offsets.get(&(rules::group::topic(kafka), rules::group::PARTITION)).copied();
+            Some(Arc::new(rules::group::GroupRules::new(kafka, producer.clone(), next)))
+        }
+        _ => None,
+    };
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
     let engine_now = Arc::new(std::sync::atomic::AtomicI64::new(processor::NO_CLOCK));
     let api = http::Api {
@@ -470,6 +478,7 @@ pub(crate) fn run_followed(
         event_store: event_retention.is_some(),
         group: group.as_ref().map(|(registry, _)| registry.clone()),
         scale_out_task: task_of.is_some(),
+        group_rules: group_rules.clone(),
     };
     if let Some(authenticator) = api.auth.clone() {
         runtime.spawn(audit_token_changes(authenticator, audit.clone(), stop.clone()));
@@ -623,6 +632,7 @@ pub(crate) fn run_followed(
         },
         compacted_hour: None,
         split_key_warned: None,
+        rules_store_changed: false,
         engine_now,
         rollups_before_activation: Vec::new(),
         config,
@@ -632,6 +642,20 @@ pub(crate) fn run_followed(
     // offsets of the recovered state, its replay included.
     // So does a scale-out task, its own partition of each.
     let assign_from = (lease.is_some() || task_of.is_some()).then(|| processor.stored_offsets.clone());
+    let group_rules_follower = match (&group_rules, &processor.config.kafka) {
+        (Some(group), Some(kafka)) => {
+            // The replay may have moved the offset past what sled held.
+            group.resume_from(processor.stored_offsets.get(&(group.topic.clone(), rules::group::PARTITION)).copied());
+            let applier = rules::group::Applier {
+                ingest: ingest_for_start.clone(),
+                versions: versions.clone(),
+                audit: audit.clone(),
+                functions,
+            };
+            Some((group.clone(), kafka.clone(), applier))
+        }
+        _ => None,
+    };
     // Tasks whose snapshots cover different batches (a crash came while
     // they were taken) are made alike again at once: the rule versions'
     // snapshot pointers keep only the last two.
@@ -676,6 +700,19 @@ pub(crate) fn run_followed(
                 })
                 .map_err(|e| {
                     Error::new(Domain::Process, Retry::Later, "cannot start the intake thread").caused_by(e)
+                })?;
+        }
+        if let Some((group, kafka, applier)) = &group_rules_follower {
+            let stop = &stop;
+            std::thread::Builder::new()
+                .name("mon-group-rules".into())
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = rules::group::follow(group, kafka, applier, stop) {
+                        tracing::error!(error = %e, "cannot follow the group's rule changes");
+                    }
+                })
+                .map_err(|e| {
+                    Error::new(Domain::Process, Retry::Later, "cannot start the group rules thread").caused_by(e)
                 })?;
         }
         if let Some((_, registry, kafka, topic)) = &members {
@@ -846,8 +883,12 @@ fn activate_at_start(
     metrics: Arc<metrics::Metrics>,
 ) {
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    let request =
-        processor::RulesRequest { change: processor::RulesChange::Activate { version }, by: "mon run".into(), reply };
+    let request = processor::RulesRequest {
+        change: processor::RulesChange::Activate { version },
+        by: "mon run".into(),
+        group_offset: None,
+        reply,
+    };
     if ingest.send(processor::Request::Rules(request)).is_err() {
         return;
     }

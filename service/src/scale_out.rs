@@ -31,7 +31,8 @@
 //!
 //! Scheduled workflows belong to one task (`engine::owner`), which also
 //! takes their events from the other partitions, handed through
-//! `<group>.repartition` (`processor/handing.rs`).
+//! `<group>.repartition` (`processor/handing.rs`). Rule changes reach
+//! every task through `<group>.rules` (`rules/group.rs`).
 //!
 //! What it must not do: run a task it is not assigned, or start a task on
 //! local state left from an earlier assignment (another process may have
@@ -41,6 +42,7 @@
 mod front;
 mod group_api;
 mod group_lists;
+mod group_rules;
 mod group_stream;
 mod group_trends;
 mod group_views;
@@ -323,6 +325,15 @@ pub fn run(
         "repartition",
         remedy,
     ))?;
+    runtime.block_on(crate::kafka::topics::create_topic(
+        &kafka,
+        context.clone(),
+        &crate::rules::group::topic(&kafka),
+        1,
+        crate::kafka::topics::Cleanup::Keep,
+        "group rules",
+        remedy,
+    ))?;
     // Made by an earlier run, perhaps for another partition count: a task
     // partition missing would never run, a repartition partition missing
     // would stop every task handing to it.
@@ -384,8 +395,8 @@ pub fn run(
         registry: registry.clone(),
         tasks_topic: topic.clone(),
         max_body: config.http.max_body_bytes,
-        program: Arc::new(rules.program.clone()),
-        program_hash: rules.program.hash(),
+        programs: Arc::new(Mutex::new([(rules.program.hash(), Arc::new(rules.program.clone()))].into())),
+        functions,
         auth: config.auth.enabled,
         stopping: http_stopped.clone(),
     });

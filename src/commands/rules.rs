@@ -244,6 +244,12 @@ fn print_dry_run(answer: &Value) {
 }
 
 fn print_activation(answer: &Value) {
+    if answer["version"].is_null() {
+        // A scale-out task that published the change and has not applied
+        // it yet (a 202).
+        println!("{}", answer["message"].as_str().unwrap_or("accepted; not applied yet"));
+        return;
+    }
     let migration = &answer["migration"];
     println!(
         "version {} runs (was {}), from {}: {} items carried over, {} superseded",
@@ -259,6 +265,24 @@ fn print_activation(answer: &Value) {
             s["workflow"].as_str().unwrap_or_default(),
             s["key"].as_str().unwrap_or_default(),
             s["reason"].as_str().unwrap_or_default()
+        );
+    }
+    print_group(answer);
+}
+
+/// A scale-out group's change: how many tasks applied it, and which not yet.
+fn print_group(answer: &Value) {
+    let group = &answer["group"];
+    if group.is_null() {
+        return;
+    }
+    let applied = group["tasks"].as_array().map_or(0, Vec::len);
+    println!("applied by {applied} task(s) of the group ({} at offset {})", group["topic"], group["offset"]);
+    let pending: Vec<String> = group["pending"].as_array().into_iter().flatten().map(ToString::to_string).collect();
+    if !pending.is_empty() {
+        println!(
+            "not yet by the tasks of partitions {}: the change is in the topic, and they will",
+            pending.join(", ")
         );
     }
 }

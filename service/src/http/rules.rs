@@ -8,11 +8,16 @@
 //! change is appended to the audit log ([`crate::audit`]) with who did it.
 //! Compiling runs on tokio's blocking pool: a large bundle must not stall
 //! the threads that answer health checks.
+//!
+//! On a scale-out task every change is published to the group's rules
+//! topic instead ([`crate::rules::group`]), and answered once this task
+//! has applied it; every other task applies it too, in the same order.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -25,6 +30,7 @@ use crate::audit::AuditEntry;
 use crate::auth::Caller;
 use crate::processor::{Request, RulesChange, RulesDone, RulesRequest};
 use crate::rules::diff::{program_diff, source_diff, FileDiff, ProgramDiff};
+use crate::rules::group::{Change, GroupChange, GroupRules, Outcome};
 use crate::rules::versions::{ActivationEntry, Draft, Origin, StoredVersion, VersionInfo};
 use crate::rules::Bundle;
 use mon_runtime::alerts::BookConfig;
@@ -178,6 +184,54 @@ pub struct NewVersion {
     created: bool,
     #[schema(value_type = Vec<Object>)]
     diagnostics: Vec<Value>,
+    /// A scale-out group's change: where it is in the group's rules topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupPlace>,
+}
+
+/// Where a scale-out group's rule change is in `<group>.rules`: every task
+/// applies it there, in the same order (`rules/group.rs`). A process's
+/// own address answers once every task has (`tasks`).
+#[derive(Clone, Serialize, ToSchema)]
+pub struct GroupPlace {
+    topic: String,
+    offset: i64,
+}
+
+/// How long a task's API waits for its own task to apply a group change
+/// before it answers 202 (the change is in the topic and will apply).
+const GROUP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Publishes a scale-out group's change and waits for this task to apply
+/// it: its outcome, or the 202 to answer when it has not yet.
+async fn through_group(group: &GroupRules, by: &str, change: Change) -> Result<(GroupPlace, Outcome), Response> {
+    let requested_at = mon_stdlib::time::format_rfc3339(crate::clock::wall_now());
+    let change = GroupChange { by: by.to_string(), requested_at, change };
+    let offset = group.publish(&change).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot publish a group rule change");
+        ApiError::unavailable(format!("cannot publish the change to {}: {e}", group.topic)).into_response()
+    })?;
+    let place = GroupPlace { topic: group.topic.clone(), offset };
+    let applied = group.wait_for(offset, GROUP_WAIT).await;
+    match applied.outcome {
+        Some(outcome) => Ok((place, outcome)),
+        None => {
+            let body = json!({
+                "group": place,
+                "applied": false,
+                "message": "published to the group's rules topic; this task has not applied it yet, and will",
+            });
+            Err((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+    }
+}
+
+/// An outcome a handler did not expect, or a change the task refused.
+fn not_applied(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Refused { reason } => unprocessable(reason, Value::Null).into_response(),
+        other => ApiError::internal("a group rule change", format!("an unexpected outcome: {other:?}")).into_response(),
+    }
 }
 
 /// Stores a bundle as the next version; it runs only once activated. A
@@ -190,6 +244,7 @@ pub struct NewVersion {
     responses(
         (status = 201, description = "Stored as a new version", body = NewVersion),
         (status = 200, description = "The same bundle is already stored: that version", body = NewVersion),
+        (status = 202, description = "A scale-out group's change, published; this task has not applied it yet", body = Object),
         (status = 400, description = "The body is not a bundle", body = ErrorBody),
         (status = 413, description = "The body is over the limit", body = ErrorBody),
         (status = 422, description = "A path is not a bundle's, or the rules do not compile (`details.diagnostics` says why)", body = ErrorBody),
@@ -199,7 +254,7 @@ pub async fn create(
     State(api): State<Api>,
     caller: Option<Extension<Caller>>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<NewVersion>), ApiError> {
+) -> Result<Response, ApiError> {
     let NewVersionBody { files, message, author } = body(raw)?;
     let author = who(&caller, author.as_deref());
     let functions = api.functions;
@@ -211,6 +266,18 @@ pub async fn create(
             json!({ "field": "files", "diagnostics": validation.diagnostics }),
         ));
     };
+    if let Some(group) = &api.group_rules {
+        let change = Change::Store { files, message };
+        return Ok(match through_group(group, &author, change).await {
+            Ok((place, Outcome::Stored { version, created })) => {
+                let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+                let diagnostics = validation.diagnostics;
+                (status, Json(NewVersion { version, created, diagnostics, group: Some(place) })).into_response()
+            }
+            Ok((_, outcome)) => not_applied(outcome),
+            Err(pending) => pending,
+        });
+    }
     let now = mon_stdlib::time::format_rfc3339(crate::clock::wall_now());
     let draft = Draft {
         hash,
@@ -232,7 +299,8 @@ pub async fn create(
         )?;
     }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(NewVersion { version: info, created, diagnostics: validation.diagnostics })))
+    let new = NewVersion { version: info, created, diagnostics: validation.diagnostics, group: None };
+    Ok((status, Json(new)).into_response())
 }
 
 fn audit(api: &Api, who: &str, action: &str, target: &str, details: Value) -> Result<AuditEntry, ApiError> {
@@ -643,6 +711,9 @@ pub struct Activated {
     migration: Migration,
     /// The audit entry that records it.
     audit: AuditEntry,
+    /// A scale-out group's change: where it is in the group's rules topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupPlace>,
 }
 
 /// Makes a stored version the one the engine runs, keeping state: items
@@ -656,6 +727,7 @@ pub struct Activated {
     request_body = ActivateBody,
     responses(
         (status = 200, description = "Activated; the migration and the audit entry", body = Activated),
+        (status = 202, description = "A scale-out group's change, published; this task has not applied it yet", body = Object),
         (status = 400, description = "The body is wrong", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody),
         (status = 409, description = "This version already runs", body = ErrorBody),
@@ -668,7 +740,7 @@ pub async fn activate(
     caller: Option<Extension<Caller>>,
     Path(version): Path<String>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<Activated>, ApiError> {
+) -> Result<Response, ApiError> {
     let version = version_number(&version)?;
     let request: ActivateBody = body(raw)?;
     let by = who(&caller, request.by.as_deref());
@@ -681,16 +753,11 @@ async fn activate_version(
     by: &str,
     message: &str,
     action: &str,
-) -> Result<Json<Activated>, ApiError> {
+) -> Result<Response, ApiError> {
     let target = stored(api, version)?;
     let previous = api.versions.active().map_err(|e| ApiError::internal("reading the active version", e))?;
     if previous == Some(version) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::Conflict,
-            format!("rule version {version} already runs"),
-            json!({ "version": version }),
-        ));
+        return Err(already_runs(version));
     }
     let before = previous.map(|v| stored(api, v)).transpose()?;
     // Checked here, off the processing thread: the processor compiles it
@@ -703,6 +770,19 @@ async fn activate_version(
         None => compile_stored(&worker, &diff_target).map(|_| None),
     })
     .await??;
+    if let Some(group) = &api.group_rules {
+        let rollback = action == "rules.rolled_back";
+        let change =
+            Change::Activate { files: target.bundle, hash: target.info.hash, message: message.to_string(), rollback };
+        return Ok(match through_group(group, by, change).await {
+            Ok((place, Outcome::Activated { version, previous, at, migration, audit: Some(audit) })) => {
+                Json(Activated { version, previous, at, migration, audit, group: Some(place) }).into_response()
+            }
+            Ok((_, Outcome::AlreadyRunning { version })) => already_runs(version).into_response(),
+            Ok((_, outcome)) => not_applied(outcome),
+            Err(pending) => pending,
+        });
+    }
     let done = send(api, RulesChange::Activate { version }, by).await?;
     let RulesDone::Activated { migration, previous, at } = done else {
         return Err(ApiError::internal("activating", "the processor answered another change"));
@@ -713,14 +793,23 @@ async fn activate_version(
         "diff": diff, "migration": migration,
     });
     let audit = audit(api, by, action, &version.to_string(), details)?;
-    Ok(Json(Activated { version, previous, at, migration, audit }))
+    Ok(Json(Activated { version, previous, at, migration, audit, group: None }).into_response())
+}
+
+fn already_runs(version: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        ErrorCode::Conflict,
+        format!("rule version {version} already runs"),
+        json!({ "version": version }),
+    )
 }
 
 /// Sends a change to the processing thread and waits until it is durable.
 async fn send(api: &Api, change: RulesChange, by: &str) -> Result<RulesDone, ApiError> {
     api.refuse_on_a_task("a rule change; deploy the rules directory to every process instead")?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    let request = Request::Rules(RulesRequest { change, by: by.to_string(), reply });
+    let request = Request::Rules(RulesRequest { change, by: by.to_string(), group_offset: None, reply });
     match api.ingest.try_send(request) {
         Ok(()) => {}
         Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(ApiError::busy()),
@@ -741,6 +830,7 @@ async fn send(api: &Api, change: RulesChange, by: &str) -> Result<RulesDone, Api
     request_body = ActivateBody,
     responses(
         (status = 200, description = "Rolled back; the migration and the audit entry", body = Activated),
+        (status = 202, description = "A scale-out group's change, published; this task has not applied it yet", body = Object),
         (status = 400, description = "The body is wrong", body = ErrorBody),
         (status = 409, description = "Nothing ran before the active version", body = ErrorBody),
         (status = 422, description = "The earlier version no longer compiles", body = ErrorBody),
@@ -751,7 +841,7 @@ pub async fn rollback(
     State(api): State<Api>,
     caller: Option<Extension<Caller>>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<Activated>, ApiError> {
+) -> Result<Response, ApiError> {
     let request: ActivateBody = body(raw)?;
     let by = who(&caller, request.by.as_deref());
     let (history, _) = api.versions.history(None, 1).map_err(|e| ApiError::internal("reading activations", e))?;
@@ -764,6 +854,50 @@ pub async fn rollback(
         ));
     };
     activate_version(&api, previous, &by, &request.message, "rules.rolled_back").await
+}
+
+/// `GET /api/v1/rules/group-changes/{offset}`: the query.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GroupChangeQuery {
+    /// Wait up to this long (ms, at most 1500) for the change to apply.
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+/// Whether this scale-out task has applied the group's rule change at
+/// `offset` of `<group>.rules`, and what it did: a process waits on this
+/// for every task after a change through its address.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/group-changes/{offset}",
+    tag = "rules",
+    params(("offset" = i64, Path, description = "The change's offset in the group's rules topic"), GroupChangeQuery),
+    responses(
+        (status = 200, description = "Applied or not; the outcome when this task applied it since it started", body = crate::rules::group::Applied),
+        (status = 400, description = "Not an offset", body = ErrorBody),
+        (status = 404, description = "Not a task of a scale-out group", body = ErrorBody),
+    )
+)]
+pub async fn group_change(
+    State(api): State<Api>,
+    Path(offset): Path<String>,
+    query: Result<Query<GroupChangeQuery>, QueryRejection>,
+) -> Result<Json<crate::rules::group::Applied>, ApiError> {
+    let Some(group) = &api.group_rules else {
+        return Err(ApiError::not_found(
+            "only a task of a scale-out group applies the group's rule changes (docs/service.md, \"Scale-out\")",
+            Value::Null,
+        ));
+    };
+    let offset = offset
+        .parse::<i64>()
+        .ok()
+        .filter(|o| *o >= 0)
+        .ok_or_else(|| ApiError::invalid("offset", format!("offset: `{offset}` is not an offset (0, 1, ...)")))?;
+    let Query(query) = query?;
+    let wait = std::time::Duration::from_millis(query.wait_ms.min(1500));
+    Ok(Json(group.wait_for(offset, wait).await))
 }
 
 /// Activations, newest first.
@@ -803,6 +937,9 @@ pub struct WorkflowSwitched {
     workflow: String,
     enabled: bool,
     audit: AuditEntry,
+    /// A scale-out group's change: where it is in the group's rules topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<GroupPlace>,
 }
 
 /// The body of enable and disable.
@@ -822,16 +959,29 @@ async fn switch(
     workflow: String,
     enabled: bool,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<WorkflowSwitched>, ApiError> {
+) -> Result<Response, ApiError> {
     let request: SwitchBody = body(raw)?;
     let by = who(&caller, request.by.as_deref());
+    let no_workflow =
+        |workflow: String| ApiError::not_found(format!("no workflow {workflow}"), json!({ "workflow": workflow }));
+    if let Some(group) = &api.group_rules {
+        let change = Change::SetEnabled { workflow, enabled, reason: request.reason };
+        return Ok(match through_group(group, &by, change).await {
+            Ok((place, Outcome::Switched { workflow, enabled, known: true, audit: Some(audit) })) => {
+                Json(WorkflowSwitched { workflow, enabled, audit, group: Some(place) }).into_response()
+            }
+            Ok((_, Outcome::Switched { workflow, known: false, .. })) => no_workflow(workflow).into_response(),
+            Ok((_, outcome)) => not_applied(outcome),
+            Err(pending) => pending,
+        });
+    }
     let done = send(&api, RulesChange::SetEnabled { workflow: workflow.clone(), enabled }, &by).await?;
     if !matches!(done, RulesDone::SetEnabled { known: true }) {
-        return Err(ApiError::not_found(format!("no workflow {workflow}"), json!({ "workflow": workflow })));
+        return Err(no_workflow(workflow));
     }
     let action = if enabled { "workflow.enabled" } else { "workflow.disabled" };
     let audit = audit(&api, &by, action, &workflow, json!({ "reason": request.reason }))?;
-    Ok(Json(WorkflowSwitched { workflow, enabled, audit }))
+    Ok(Json(WorkflowSwitched { workflow, enabled, audit, group: None }).into_response())
 }
 
 /// Stops a workflow: it takes no events, fires no timers and opens no
@@ -846,7 +996,7 @@ async fn switch(
         (status = 200, description = "Disabled", body = WorkflowSwitched),
         (status = 400, description = "The body is wrong", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
-        (status = 409, description = "A scale-out task's own API: rule changes come by deployment", body = ErrorBody),
+        (status = 202, description = "A scale-out group's change, published; this task has not applied it yet", body = Object),
         (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
     )
 )]
@@ -855,7 +1005,7 @@ pub async fn disable(
     caller: Option<Extension<Caller>>,
     Path(workflow): Path<String>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<WorkflowSwitched>, ApiError> {
+) -> Result<Response, ApiError> {
     switch(api, caller, workflow, false, raw).await
 }
 
@@ -871,7 +1021,7 @@ pub async fn disable(
         (status = 200, description = "Enabled", body = WorkflowSwitched),
         (status = 400, description = "The body is wrong", body = ErrorBody),
         (status = 404, description = "No such workflow", body = ErrorBody),
-        (status = 409, description = "A scale-out task's own API: rule changes come by deployment", body = ErrorBody),
+        (status = 202, description = "A scale-out group's change, published; this task has not applied it yet", body = Object),
         (status = 503, description = "Busy or shutting down; retry", body = ErrorBody),
     )
 )]
@@ -880,7 +1030,7 @@ pub async fn enable(
     caller: Option<Extension<Caller>>,
     Path(workflow): Path<String>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<Json<WorkflowSwitched>, ApiError> {
+) -> Result<Response, ApiError> {
     switch(api, caller, workflow, true, raw).await
 }
 

@@ -121,6 +121,9 @@ pub enum Cleanup {
     /// Records until the broker's retention deletes them (the repartition
     /// topic, whose keys never repeat).
     Delete,
+    /// Every record, for good (a group's rule changes: a new task reads
+    /// them all to run what the group runs).
+    Keep,
 }
 
 /// Creates the compacted topic `name` (`what` it is, for messages) with
@@ -153,10 +156,16 @@ pub async fn create_topic(
     let policy = match cleanup {
         Cleanup::Compact => "compact",
         Cleanup::Delete => "delete",
+        Cleanup::Keep => "delete, retention.ms=-1, retention.bytes=-1",
     };
+    let replication = TopicReplication::Fixed(kafka.create_topics.replication);
     let topic = match cleanup {
         Cleanup::Compact => compacted_topic(name, partitions, kafka.create_topics.replication),
-        Cleanup::Delete => NewTopic::new(name, partitions, TopicReplication::Fixed(kafka.create_topics.replication)),
+        Cleanup::Delete => NewTopic::new(name, partitions, replication),
+        Cleanup::Keep => NewTopic::new(name, partitions, replication)
+            .set("cleanup.policy", "delete")
+            .set("retention.ms", "-1")
+            .set("retention.bytes", "-1"),
     };
     let options = AdminOptions::new().request_timeout(Some(TIMEOUT)).operation_timeout(Some(TIMEOUT));
     let results = admin.create_topics([&topic], &options).await.map_err(|e| {

@@ -81,7 +81,25 @@ impl<'p> Processor<'p> {
                 }
                 known.map(|known| RulesDone::SetEnabled { known }).ok_or_else(|| "the change did not apply".into())
             }
+            RulesChange::Skip => Ok(RulesDone::Skipped),
         }
+    }
+
+    /// Takes a scale-out group's rule change at `offset` of its topic into
+    /// the batch: the batch's offsets move past it, so it is journaled
+    /// with them and a restored state reads the topic on from there.
+    /// False when the state or the batch is past it already.
+    pub(super) fn take_group_offset(&mut self, offset: i64, batch: &mut Pending) -> bool {
+        let Some(kafka) = &self.config.kafka else { return false };
+        let key = (crate::rules::group::topic(kafka), crate::rules::group::PARTITION);
+        let next = batch.offsets.get(&key).or_else(|| self.stored_offsets.get(&key)).copied().unwrap_or(0);
+        if offset < next {
+            return false;
+        }
+        batch.offsets.insert(key, offset + 1);
+        // The version it stored goes to the changelog with the batch.
+        self.rules_store_changed = true;
+        true
     }
 
     /// The compiled program of a stored version.

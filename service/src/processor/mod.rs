@@ -71,12 +71,24 @@ pub struct StageItemsRequest {
 pub struct RulesRequest {
     pub change: RulesChange,
     pub by: String,
+    /// A scale-out group's change: its offset in `<group>.rules`
+    /// (`rules/group.rs`), journaled with the change among the input
+    /// offsets; a change below the offset the state holds is not applied.
+    pub group_offset: Option<i64>,
     pub reply: tokio::sync::oneshot::Sender<RulesReply>,
 }
 
 pub enum RulesChange {
-    Activate { version: u64 },
-    SetEnabled { workflow: String, enabled: bool },
+    Activate {
+        version: u64,
+    },
+    SetEnabled {
+        workflow: String,
+        enabled: bool,
+    },
+    /// Nothing to apply (a version stored, a change that is not applied):
+    /// only the group offset moves.
+    Skip,
 }
 
 /// What a rules change did, or why it did nothing.
@@ -84,9 +96,16 @@ pub type RulesReply = Result<RulesDone, String>;
 
 pub enum RulesDone {
     /// `at`: when it took effect, on the engine's clock (ms).
-    Activated { migration: Migration, previous: Option<u64>, at: i64 },
+    Activated {
+        migration: Migration,
+        previous: Option<u64>,
+        at: i64,
+    },
     /// `known`: false when no workflow has that name (nothing changed).
-    SetEnabled { known: bool },
+    SetEnabled {
+        known: bool,
+    },
+    Skipped,
 }
 
 /// A person's command to an alert (`POST /api/v1/alerts/{id}/ACTION`). The
@@ -282,6 +301,9 @@ pub struct Processor<'p> {
     pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
     /// When the last split-key warning was logged.
     pub split_key_warned: Option<Instant>,
+    /// This batch stored a rule version a group change brought
+    /// (`rules/group.rs`): the rules store goes to the changelog with it.
+    pub rules_store_changed: bool,
 }
 
 /// [`Processor::engine_now`] before the engine has a clock.
@@ -325,7 +347,9 @@ impl<'p> Processor<'p> {
             let mut replies = Vec::new();
             let mut accepted_by_type = vec![0u64; self.program.events.len()];
             self.gather(&mut batch, &mut replies, &mut records, &mut accepted_by_type);
-            if !batch.inputs.is_empty() {
+            // A group rule change that applies nothing still moves that
+            // topic's offset, which must be journaled.
+            if !batch.inputs.is_empty() || self.rules_store_changed {
                 let commands = replies.iter().any(|r| matches!(r, Reply::Command(..)));
                 self.commit(batch, &mut records, &mut accepted_by_type)?;
                 // Before the replies: a client that posted events and then
@@ -337,19 +361,22 @@ impl<'p> Processor<'p> {
                     self.refresh_alerts();
                     last_alerts = Instant::now();
                 }
-                for reply in replies {
-                    match reply {
-                        Reply::Events(reply, outcome) => {
-                            let _ = reply.send(outcome);
-                        }
-                        Reply::Command(reply, outcome) => {
-                            let _ = reply.send(outcome);
-                        }
-                        Reply::Rules(reply, outcome) => {
-                            let _ = reply.send(outcome);
-                        }
-                        Reply::StageItems(request) => self.stage_items(request),
+            }
+            // After the commit, when there was one; a batch without one
+            // (a rules change refused before it applied anything) has
+            // nothing to wait for.
+            for reply in replies {
+                match reply {
+                    Reply::Events(reply, outcome) => {
+                        let _ = reply.send(outcome);
                     }
+                    Reply::Command(reply, outcome) => {
+                        let _ = reply.send(outcome);
+                    }
+                    Reply::Rules(reply, outcome) => {
+                        let _ = reply.send(outcome);
+                    }
+                    Reply::StageItems(request) => self.stage_items(request),
                 }
             }
             if self.alerts_dirty && last_alerts.elapsed() >= ALERTS_VIEW_EVERY {
@@ -610,6 +637,11 @@ impl<'p> Processor<'p> {
                 Reply::Command(request.reply, outcome)
             }
             Request::Rules(request) => {
+                if let Some(offset) = request.group_offset {
+                    if !self.take_group_offset(offset, batch) {
+                        return Some(Reply::Rules(request.reply, Err(format!("applied already (offset {offset})"))));
+                    }
+                }
                 let outcome = self.rules_change(request.change, request.by, batch, records, accepted_by_type);
                 Reply::Rules(request.reply, outcome)
             }
@@ -774,6 +806,7 @@ impl<'p> Processor<'p> {
         let started = Instant::now();
         self.journaled_since_snapshot += batch.inputs.len() as u64;
         let seq = self.journal_batch(std::mem::take(&mut batch.inputs), &batch.offsets)?;
+        self.rules_store_changed = false;
         let kafka_offsets = batch.offsets.clone();
         let has_output = self.write_outputs(batch, records, seq)?;
         self.metrics.batch_commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -859,7 +892,8 @@ impl<'p> Processor<'p> {
     /// The version an activation in `inputs` names goes to the changelog
     /// first: a replay of the entry from the changelog must find it.
     fn mirror_rules_for(&mut self, inputs: &[Input]) -> Result<(), Error> {
-        if inputs.iter().any(|input| matches!(input, Input::Activate(_))) {
+        let changed = std::mem::take(&mut self.rules_store_changed);
+        if changed || inputs.iter().any(|input| matches!(input, Input::Activate(_))) {
             let entries = self.versions.export()?;
             if let Some(changelog) = self.changelogs.first_mut() {
                 changelog.mirror_rules(entries);

@@ -6,12 +6,14 @@
 //! It compiles the same way wherever it comes from: schemas are looked up
 //! in the bundle, relative to the rule file that names them, so a version
 //! compiles the same tomorrow whatever happens to the directory it was
-//! read from. [`diff`] compares two versions.
+//! read from. [`diff`] compares two versions; [`group`] carries a
+//! scale-out group's rule changes to every task.
 //!
 //! Rendering the diagnostics is the caller's business (the CLI prints
 //! them, the API returns them as JSON).
 
 pub mod diff;
+pub mod group;
 pub mod versions;
 
 use std::cell::RefCell;

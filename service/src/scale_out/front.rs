@@ -7,8 +7,9 @@
 //! answered for the group (a dry-run on history, the OpenAPI document)
 //! says so, and how to ask one task (`Mon-Task`).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -21,6 +22,7 @@ use serde::Serialize;
 
 use super::group_api;
 use super::group_lists::{self, Listing};
+use super::group_rules;
 use super::group_stream;
 use super::group_trends;
 use super::group_views;
@@ -43,12 +45,12 @@ pub(super) struct Front {
     pub tasks_topic: String,
     /// `[http] max_body_bytes`, for what is passed to a task.
     pub max_body: usize,
-    /// The rules every task runs (a scale-out group's come by deployment):
-    /// what the group's views are made by.
-    pub program: Arc<mon_compiler::ir::Program>,
-    /// Its hash, made once: every views request compares it with the
-    /// tasks'.
-    pub program_hash: String,
+    /// The programs the group's views have been made by, by hash: the
+    /// start rules', and each the tasks have run since
+    /// (`group_rules::program_of`).
+    pub programs: Arc<Mutex<HashMap<String, Arc<mon_compiler::ir::Program>>>>,
+    /// What rules compile against.
+    pub functions: &'static dyn mon_compiler::Functions,
     /// `[auth] enabled`: what the front answers itself needs a viewer.
     pub auth: bool,
     /// Turns true when the process stops: endless streams end then.
@@ -72,17 +74,17 @@ pub(super) fn router(front: Front) -> Router {
         .route("/api/v1/status", get(group_views::status))
         .route("/api/v1/stream", get(group_stream::stream))
         .route("/api/v1/whoami", get(group_api::any_task))
-        .route("/api/v1/rules/versions", get(group_api::any_task).post(group_api::rules_by_deployment))
+        .route("/api/v1/rules/versions", get(group_api::any_task).post(group_rules::rules_change))
         .route("/api/v1/rules/versions/{version}", get(group_api::any_task))
         .route("/api/v1/rules/versions/{version}/diff", get(group_api::any_task))
         .route("/api/v1/rules/versions/{version}/dry-run", post(group_api::dry_run))
-        .route("/api/v1/rules/versions/{version}/activate", post(group_api::rules_by_deployment))
-        .route("/api/v1/rules/rollback", post(group_api::rules_by_deployment))
+        .route("/api/v1/rules/versions/{version}/activate", post(group_rules::rules_change))
+        .route("/api/v1/rules/rollback", post(group_rules::rules_change))
         .route("/api/v1/rules/activations", get(group_api::any_task))
         .route("/api/v1/rules/validate", post(group_api::any_task))
         .route("/api/v1/audit", merged(group_lists::AUDIT))
-        .route("/api/v1/workflows/{workflow}/disable", post(group_api::rules_by_deployment))
-        .route("/api/v1/workflows/{workflow}/enable", post(group_api::rules_by_deployment))
+        .route("/api/v1/workflows/{workflow}/disable", post(group_rules::rules_change))
+        .route("/api/v1/workflows/{workflow}/enable", post(group_rules::rules_change))
         .route("/api/v1/workflows", get(group_views::workflows))
         .route("/api/v1/workflows/{workflow}", get(group_views::workflow))
         .route("/api/v1/workflows/{workflow}/groups", get(group_views::groups))

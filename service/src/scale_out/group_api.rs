@@ -22,8 +22,10 @@
 //!   ([`group_views`]), so a colour is the rules on the group's counts.
 //!   Lists are in `group_lists.rs`, the views in `group_views.rs`, trends
 //!   in `group_trends.rs`, the stream in `group_stream.rs`.
-//! - **What every task answers alike** (who the caller is, the deployed
-//!   rule versions, the command center's pages) comes from one task.
+//! - **What every task answers alike** (who the caller is, the rule
+//!   versions, the command center's pages) comes from one task.
+//! - **A rule change** goes to one task, which publishes it to the
+//!   group's rules topic; the answer waits for every task (`group_rules.rs`).
 //! - **Anything else**, with `Mon-Task: <partition>`, goes to that task's
 //!   own API as it is.
 //!
@@ -95,10 +97,10 @@ impl Answer {
 
 /// Why no answer came from a task.
 pub(super) struct Unanswered {
-    why: String,
+    pub(super) why: String,
     /// It was asked, and did not answer in time: a command may have been
     /// applied.
-    timed_out: bool,
+    pub(super) timed_out: bool,
 }
 
 /// A question for a task: the method, path (as the caller wrote it,
@@ -439,29 +441,55 @@ pub(super) async fn alert_command(
 /// command center's pages): the first task that answers, this process's
 /// own first.
 pub(super) async fn any_task(State(front): State<Front>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, front.max_body).await else {
-        return ApiError::invalid("body", "the body could not be read, or is over the limit").into_response();
+    let question = match Question::of(&front, request).await {
+        Ok(question) => question,
+        Err(refused) => return refused,
     };
-    let question = Question {
-        method: parts.method,
-        path: parts.uri.path().to_string(),
-        query: pairs(&parts.uri),
-        authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
-        content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
-        body,
-        item_cursors: false,
-    };
-    let local: Vec<u16> = front.slots().into_iter().map(|(p, _)| p).collect();
-    let others = (0..front.partitions).filter(|p| !local.contains(p));
     let mut failures = Vec::new();
-    for partition in local.iter().copied().chain(others) {
+    for partition in front.local_first() {
         match front.ask_ready(partition, &question).await {
             Ok(answer) => return answer.into_response(),
             Err(why) => failures.push(why),
         }
     }
     unanswered(&failures)
+}
+
+impl Question {
+    /// The caller's request as a question for a task.
+    pub(super) async fn of(front: &Front, request: Request) -> Result<Question, Response> {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, front.max_body).await else {
+            return Err(ApiError::invalid("body", "the body could not be read, or is over the limit").into_response());
+        };
+        Ok(Question {
+            method: parts.method,
+            path: parts.uri.path().to_string(),
+            query: pairs(&parts.uri),
+            authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+            content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
+            body,
+            item_cursors: false,
+        })
+    }
+
+    /// The caller's token, as headers for another question.
+    pub(super) fn caller(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &self.authorization {
+            headers.insert(header::AUTHORIZATION, token.clone());
+        }
+        headers
+    }
+}
+
+impl Front {
+    /// Every partition, this process's own tasks first.
+    pub(super) fn local_first(&self) -> Vec<u16> {
+        let mut order: Vec<u16> = self.slots().into_iter().map(|(p, _)| p).collect();
+        order.extend((0..self.partitions).filter(|p| !order.contains(p)).collect::<Vec<_>>());
+        order
+    }
 }
 
 /// `POST /api/v1/rules/versions/{v}/dry-run`: over pasted events, any
@@ -484,20 +512,6 @@ pub(super) async fn dry_run(state: State<Front>, request: Request) -> Response {
         return (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response();
     }
     any_task(state, Request::from_parts(parts, axum::body::Body::from(body))).await
-}
-
-/// Rule changes through the API: a scale-out group takes its rules from
-/// its deployment (every process's rules directory), so that every
-/// partition runs the same rules.
-pub(super) async fn rules_by_deployment() -> Response {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        ErrorCode::Conflict,
-        "a scale-out group changes its rules by deployment: give every process the new rules directory and restart \
-         them one at a time (docs/service.md, \"Scale-out\")",
-        serde_json::json!({}),
-    )
-    .into_response()
 }
 
 /// The group's members, as `<group>.members` tells this process: to a

@@ -4,7 +4,7 @@
 //! uses (`views.rs`), so a colour is the rules on the group's counts.
 //!
 //! What it must not do: judge the group by its tasks' colours, or add
-//! numbers measured by other rules than this process's.
+//! numbers that tasks measured by different rules.
 
 use std::collections::BTreeMap;
 
@@ -40,30 +40,40 @@ async fn group_numbers(
     headers: &HeaderMap,
 ) -> Result<(crate::views::Views, Vec<crate::views::WorkflowPart>), Response> {
     let question = Question::get("/api/v1/breakdowns", Vec::new(), headers);
-    let ours = &front.program_hash;
-    let (mut each, mut failures, mut clock) = (Vec::new(), Vec::new(), None::<i64>);
+    let (mut tasks, mut failures) = (Vec::new(), Vec::new());
     for (partition, answer) in front.json_of_every(&question).await? {
         match serde_json::from_value::<TaskBreakdowns>(answer) {
-            Ok(task) if task.program_hash != *ours => failures.push(format!(
-                "task {partition} runs other rules ({}) than this process ({ours}): a rolling restart?",
-                task.program_hash
-            )),
-            Ok(task) if task.workflows.len() != front.program.workflows.len() => {
-                failures.push(format!("task {partition} has not measured its workflows yet"));
-            }
-            Ok(task) => {
-                clock = clock.max(task.clock_ms);
-                each.push(task.workflows);
-            }
+            Ok(task) => tasks.push((partition, task)),
             Err(e) => failures.push(format!("task {partition}: an answer that is not its breakdowns ({e})")),
         }
     }
     if !failures.is_empty() {
         return Err(unanswered(&failures));
     }
-    let parts = crate::views::add_parts(&front.program, each);
+    // Numbers are added only when every task counted them by one program.
+    let Some((first, hash)) = tasks.first().map(|(p, task)| (*p, task.program_hash.clone())) else {
+        return Err(unanswered(&["the group has no tasks".to_string()]));
+    };
+    if let Some((partition, other)) = tasks.iter().find(|(_, task)| task.program_hash != hash) {
+        return Err(unanswered(&[format!(
+            "task {partition} runs other rules ({}) than task {first} ({hash}): a rule change on its way, or a \
+             rolling restart",
+            other.program_hash
+        )]));
+    }
+    let program =
+        super::group_rules::program_of(front, &hash, first, headers).await.map_err(|why| unanswered(&[why]))?;
+    let (mut each, mut clock) = (Vec::new(), None::<i64>);
+    for (partition, task) in tasks {
+        if task.workflows.len() != program.workflows.len() {
+            return Err(unanswered(&[format!("task {partition} has not measured its workflows yet")]));
+        }
+        clock = clock.max(task.clock_ms);
+        each.push(task.workflows);
+    }
+    let parts = crate::views::add_parts(&program, each);
     let now = clock.unwrap_or_else(crate::clock::wall_now);
-    Ok((crate::views::render(&front.program, parts.clone(), now, false), parts))
+    Ok((crate::views::render(&program, parts.clone(), now, false), parts))
 }
 
 /// `GET /api/v1/status` for the group: each workflow's colour and
