@@ -868,13 +868,15 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
         kafka::produce_to(&topic, Some(i32::from(p)), [(None, booked.into_bytes(), Vec::new())]);
     }
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    // A task's address goes with the task when it moves: no answer there
+    // is a status of 0.
     let call = |method: &str, url: &str, body: Option<&str>| {
         let request = ureq::http::Request::builder().method(method).uri(url);
-        let mut response = match body {
+        let response = match body {
             Some(body) => agent.run(request.header("Content-Type", "application/json").body(body.to_string()).unwrap()),
             None => agent.run(request.body(()).unwrap()),
-        }
-        .unwrap();
+        };
+        let Ok(mut response) = response else { return (0, Value::Null) };
         let text = response.body_mut().read_to_string().unwrap_or_default();
         (response.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
     };
@@ -914,7 +916,8 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
     // Every task ran version 2, then 1 again, each once.
     let activations_of = |address: &str| -> Vec<u64> {
         let (_, page) = call("GET", &format!("http://{address}/api/v1/rules/activations?limit=100"), None);
-        page["activations"].as_array().unwrap().iter().map(|a| a["version"].as_u64().unwrap()).collect()
+        let activations = page["activations"].as_array().cloned().unwrap_or_default();
+        activations.iter().filter_map(|a| a["version"].as_u64()).collect()
     };
     let active_of =
         |address: &str| call("GET", &format!("http://{address}/api/v1/rules/versions"), None).1["active"].clone();
@@ -946,5 +949,33 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
     for (p, address) in a.tasks() {
         assert_eq!(activations_of(&address.unwrap()), vec![2, 1, 2, 1], "task {p}");
     }
+
+    // A deployment: b starts again with a changed rules directory. The
+    // tasks it takes publish it, and every task runs it, a's too, whose
+    // own directory is the first one.
+    let deployed = dir.join("rules-b");
+    std::fs::create_dir_all(&deployed).unwrap();
+    std::fs::write(deployed.join("trades.mon"), first.replace("within 5m", "within 15m")).unwrap();
+    let b_state = dir.join("b").display().to_string();
+    let deployed = deployed.display().to_string();
+    let b = Service::spawn(
+        &["--config", &config, "--clock", "event", "--state-dir", &b_state, &deployed],
+        &dir.join("b-again.log"),
+    );
+    wait_until(Duration::from_secs(90), "the deployment run by every task of both processes", || {
+        let tasks: Vec<(u16, Option<String>)> = a.tasks().into_iter().chain(b.tasks()).collect();
+        tasks.len() == usize::from(PARTITIONS)
+            && tasks.iter().all(|(_, address)| {
+                address.as_deref().is_some_and(|address| activations_of(address).first() == Some(&3))
+            })
+    });
+    for (p, address) in a.tasks().into_iter().chain(b.tasks()) {
+        let address = address.unwrap();
+        let (_, version) = call("GET", &format!("http://{address}/api/v1/rules/versions/3"), None);
+        let source = version["sources"]["trades.mon"].as_str().unwrap_or_default();
+        assert!(source.contains("within 15m"), "task {p} runs the deployed directory: {version}");
+        assert_eq!(activations_of(&address), vec![3, 2, 1, 2, 1], "task {p}: the deployment once");
+    }
     a.terminate();
+    b.terminate();
 }

@@ -632,7 +632,7 @@ pub(crate) fn run_followed(
         },
         compacted_hour: None,
         split_key_warned: None,
-        rules_store_changed: false,
+        group_offset_moved: false,
         engine_now,
         rollups_before_activation: Vec::new(),
         config,
@@ -672,10 +672,22 @@ pub(crate) fn run_followed(
     );
     if deployed_now && processor.active != Some(deploy) {
         // The rules directory changed since the last start: a deployment,
-        // activated like any other version, through the processing thread.
+        // activated like any other version, through the processing thread;
+        // a scale-out task's, through its group's topic, for every task.
         // Ready once it runs: a client that sees /readyz answer 200 sees
         // the deployed rules, not the ones before them.
-        activate_at_start(&runtime, &ingest_for_start, &audit, deploy, metrics.clone());
+        match &group_rules {
+            Some(group) => {
+                let change = rules::group::Change::Activate {
+                    files: rules.bundle.clone(),
+                    hash: rules.program.hash(),
+                    message: DEPLOYED.into(),
+                    rollback: false,
+                };
+                runtime.spawn(rules::group::deploy(group.clone(), change, metrics.clone()));
+            }
+            None => activate_at_start(&runtime, &ingest_for_start, &audit, deploy, metrics.clone()),
+        }
     } else {
         metrics.state_open.store(true, Ordering::Relaxed);
     }
@@ -707,8 +719,16 @@ pub(crate) fn run_followed(
             std::thread::Builder::new()
                 .name("mon-group-rules".into())
                 .spawn_scoped(scope, move || {
-                    if let Err(e) = rules::group::follow(group, kafka, applier, stop) {
-                        tracing::error!(error = %e, "cannot follow the group's rule changes");
+                    // A reader that cannot be made is tried again: without
+                    // it this task would miss every change of its group.
+                    while !stop.load(Ordering::Relaxed) {
+                        match rules::group::follow(group, kafka, applier, stop) {
+                            Ok(()) => return,
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot follow the group's rule changes; again in 5 s")
+                            }
+                        }
+                        std::thread::sleep(Duration::from_secs(5));
                     }
                 })
                 .map_err(|e| {
@@ -873,6 +893,9 @@ fn import_rules(versions: &Versions, audit: &Audit, rules: &StartRules) -> Resul
     Ok((info.version, true))
 }
 
+/// Why a version was activated at start, in its audit entry.
+const DEPLOYED: &str = "the rules directory changed: deployed at start";
+
 /// Activates `version` through the processing thread, as the API does,
 /// and audits it when it is done.
 fn activate_at_start(
@@ -900,7 +923,7 @@ fn activate_at_start(
             Ok(Ok(processor::RulesDone::Activated { migration, previous, at })) => {
                 let details = serde_json::json!({
                     "version": version, "previous": previous, "at": format_rfc3339(at),
-                    "message": "the rules directory changed: deployed at start", "migration": migration,
+                    "message": DEPLOYED, "migration": migration,
                 });
                 if let Err(e) = audit.append("mon run", "rules.activated", &version.to_string(), details) {
                     tracing::error!(error = %e, "cannot audit the activation at start");

@@ -205,8 +205,7 @@ const GROUP_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// Publishes a scale-out group's change and waits for this task to apply
 /// it: its outcome, or the 202 to answer when it has not yet.
 async fn through_group(group: &GroupRules, by: &str, change: Change) -> Result<(GroupPlace, Outcome), Response> {
-    let requested_at = mon_stdlib::time::format_rfc3339(crate::clock::wall_now());
-    let change = GroupChange { by: by.to_string(), requested_at, change };
+    let change = GroupChange::new(by, change);
     let offset = group.publish(&change).await.map_err(|e| {
         tracing::error!(error = %e, "cannot publish a group rule change");
         ApiError::unavailable(format!("cannot publish the change to {}: {e}", group.topic)).into_response()
@@ -226,12 +225,26 @@ async fn through_group(group: &GroupRules, by: &str, change: Change) -> Result<(
     }
 }
 
-/// An outcome a handler did not expect, or a change the task refused.
-fn not_applied(outcome: Outcome) -> Response {
-    match outcome {
-        Outcome::Refused { reason } => unprocessable(reason, Value::Null).into_response(),
-        other => ApiError::internal("a group rule change", format!("an unexpected outcome: {other:?}")).into_response(),
-    }
+/// A change this task published but did not apply as asked: the error,
+/// with where the change is (the process's address waits for every task
+/// all the same: others may have applied it) and what this task made of it.
+fn not_applied(place: GroupPlace, outcome: Outcome) -> Response {
+    let (status, code, message) = match &outcome {
+        Outcome::Refused { reason } => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRequest, reason.clone()),
+        Outcome::AlreadyRunning { version } => {
+            (StatusCode::CONFLICT, ErrorCode::Conflict, format!("rule version {version} already runs"))
+        }
+        Outcome::Switched { workflow, known: false, .. } => {
+            (StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no workflow {workflow}"))
+        }
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "applied, but the audit log could not be written (the service's log says why)".to_string(),
+        ),
+    };
+    let error = json!({ "code": code, "message": message, "details": { "outcome": outcome } });
+    (status, Json(json!({ "error": error, "group": place }))).into_response()
 }
 
 /// Stores a bundle as the next version; it runs only once activated. A
@@ -274,7 +287,7 @@ pub async fn create(
                 let diagnostics = validation.diagnostics;
                 (status, Json(NewVersion { version, created, diagnostics, group: Some(place) })).into_response()
             }
-            Ok((_, outcome)) => not_applied(outcome),
+            Ok((place, outcome)) => not_applied(place, outcome),
             Err(pending) => pending,
         });
     }
@@ -778,14 +791,15 @@ async fn activate_version(
             Ok((place, Outcome::Activated { version, previous, at, migration, audit: Some(audit) })) => {
                 Json(Activated { version, previous, at, migration, audit, group: Some(place) }).into_response()
             }
-            Ok((_, Outcome::AlreadyRunning { version })) => already_runs(version).into_response(),
-            Ok((_, outcome)) => not_applied(outcome),
+            Ok((place, outcome)) => not_applied(place, outcome),
             Err(pending) => pending,
         });
     }
     let done = send(api, RulesChange::Activate { version }, by).await?;
-    let RulesDone::Activated { migration, previous, at } = done else {
-        return Err(ApiError::internal("activating", "the processor answered another change"));
+    let (migration, previous, at) = match done {
+        RulesDone::Activated { migration, previous, at } => (migration, previous, at),
+        RulesDone::AlreadyRunning { version } => return Err(already_runs(version)),
+        _ => return Err(ApiError::internal("activating", "the processor answered another change")),
     };
     let at = mon_stdlib::time::format_rfc3339(at);
     let details = json!({
@@ -807,7 +821,8 @@ fn already_runs(version: u64) -> ApiError {
 
 /// Sends a change to the processing thread and waits until it is durable.
 async fn send(api: &Api, change: RulesChange, by: &str) -> Result<RulesDone, ApiError> {
-    api.refuse_on_a_task("a rule change; deploy the rules directory to every process instead")?;
+    // A task without its group's topic (never, with Kafka configured).
+    api.refuse_on_a_task("a rule change that does not go through the group's rules topic")?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Rules(RulesRequest { change, by: by.to_string(), group_offset: None, reply });
     match api.ingest.try_send(request) {
@@ -965,13 +980,16 @@ async fn switch(
     let no_workflow =
         |workflow: String| ApiError::not_found(format!("no workflow {workflow}"), json!({ "workflow": workflow }));
     if let Some(group) = &api.group_rules {
+        // Checked before it is published: the topic keeps what it is given.
+        if !api.program().workflows.iter().any(|w| w.name == workflow) {
+            return Err(no_workflow(workflow));
+        }
         let change = Change::SetEnabled { workflow, enabled, reason: request.reason };
         return Ok(match through_group(group, &by, change).await {
             Ok((place, Outcome::Switched { workflow, enabled, known: true, audit: Some(audit) })) => {
                 Json(WorkflowSwitched { workflow, enabled, audit, group: Some(place) }).into_response()
             }
-            Ok((_, Outcome::Switched { workflow, known: false, .. })) => no_workflow(workflow).into_response(),
-            Ok((_, outcome)) => not_applied(outcome),
+            Ok((place, outcome)) => not_applied(place, outcome),
             Err(pending) => pending,
         });
     }

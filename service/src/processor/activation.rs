@@ -46,6 +46,11 @@ impl<'p> Processor<'p> {
         accepted_by_type: &mut Vec<u64>,
     ) -> RulesReply {
         match change {
+            // Decided here, in journal order: a group change read while a
+            // deployment's activation waits in the queue sees it applied.
+            RulesChange::Activate { version } if self.active == Some(version) => {
+                Ok(RulesDone::AlreadyRunning { version })
+            }
             RulesChange::Activate { version } => {
                 let program = self.program_of(version)?;
                 // Event type ids are the program's: what this batch counted
@@ -97,8 +102,7 @@ impl<'p> Processor<'p> {
             return false;
         }
         batch.offsets.insert(key, offset + 1);
-        // The version it stored goes to the changelog with the batch.
-        self.rules_store_changed = true;
+        self.group_offset_moved = true;
         true
     }
 

@@ -105,6 +105,10 @@ pub enum RulesDone {
     SetEnabled {
         known: bool,
     },
+    /// That version runs already: nothing changed.
+    AlreadyRunning {
+        version: u64,
+    },
     Skipped,
 }
 
@@ -301,9 +305,11 @@ pub struct Processor<'p> {
     pub rollups_before_activation: Vec<(Vec<u8>, mon_runtime::aggregates::Movement)>,
     /// When the last split-key warning was logged.
     pub split_key_warned: Option<Instant>,
-    /// This batch stored a rule version a group change brought
-    /// (`rules/group.rs`): the rules store goes to the changelog with it.
-    pub rules_store_changed: bool,
+    /// This batch took a group rule change (`rules/group.rs`): it is
+    /// committed even if the change applied nothing, since the topic's
+    /// offset moved, and the rules store goes to the changelog with it
+    /// (the change may have stored a version).
+    pub group_offset_moved: bool,
 }
 
 /// [`Processor::engine_now`] before the engine has a clock.
@@ -349,7 +355,7 @@ impl<'p> Processor<'p> {
             self.gather(&mut batch, &mut replies, &mut records, &mut accepted_by_type);
             // A group rule change that applies nothing still moves that
             // topic's offset, which must be journaled.
-            if !batch.inputs.is_empty() || self.rules_store_changed {
+            if !batch.inputs.is_empty() || self.group_offset_moved {
                 let commands = replies.iter().any(|r| matches!(r, Reply::Command(..)));
                 self.commit(batch, &mut records, &mut accepted_by_type)?;
                 // Before the replies: a client that posted events and then
@@ -806,7 +812,7 @@ impl<'p> Processor<'p> {
         let started = Instant::now();
         self.journaled_since_snapshot += batch.inputs.len() as u64;
         let seq = self.journal_batch(std::mem::take(&mut batch.inputs), &batch.offsets)?;
-        self.rules_store_changed = false;
+        self.group_offset_moved = false;
         let kafka_offsets = batch.offsets.clone();
         let has_output = self.write_outputs(batch, records, seq)?;
         self.metrics.batch_commit_seconds.observe(started.elapsed().as_secs_f64());
@@ -815,7 +821,11 @@ impl<'p> Processor<'p> {
         }
         if let (Some(consumer), false) = (&self.consumer, kafka_offsets.is_empty()) {
             let mut tpl = TopicPartitionList::new();
-            for ((topic, partition), next) in kafka_offsets.iter().filter(|((t, _), _)| !handing::is_origin_key(t)) {
+            // The group's rules topic is not an input: its offset is the
+            // state's alone.
+            let rules_topic = self.config.kafka.as_ref().map(crate::rules::group::topic);
+            let input = |t: &String| !handing::is_origin_key(t) && Some(t) != rules_topic.as_ref();
+            for ((topic, partition), next) in kafka_offsets.iter().filter(|((t, _), _)| input(t)) {
                 let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
             }
             // For lag metrics only: a failed commit costs nothing but a
@@ -892,7 +902,7 @@ impl<'p> Processor<'p> {
     /// The version an activation in `inputs` names goes to the changelog
     /// first: a replay of the entry from the changelog must find it.
     fn mirror_rules_for(&mut self, inputs: &[Input]) -> Result<(), Error> {
-        let changed = std::mem::take(&mut self.rules_store_changed);
+        let changed = std::mem::take(&mut self.group_offset_moved);
         if changed || inputs.iter().any(|input| matches!(input, Input::Activate(_))) {
             let entries = self.versions.export()?;
             if let Some(changelog) = self.changelogs.first_mut() {

@@ -5,7 +5,9 @@
 //!
 //! - A task's API publishes the change ([`GroupRules::publish`]) and
 //!   waits for its own task to apply it; the process's front then waits
-//!   for every other task (`scale_out/group_api.rs`).
+//!   for every other task (`scale_out/group_rules.rs`). So does a task
+//!   whose process starts with a changed rules directory (a deployment):
+//!   whichever change comes last in the topic is what the group runs.
 //! - Every task follows the topic ([`follow`]) from the offset its state
 //!   holds and hands each change to its processing thread as a
 //!   [`RulesRequest`] carrying that offset. The processing thread journals
@@ -20,7 +22,9 @@
 //!
 //! The topic keeps every change (one partition, nothing deleted): a task
 //! whose state is new (a partition added, a group's state deleted) reads
-//! it from the beginning and ends where the group is.
+//! it from the beginning and ends where the group is. Whoever may write
+//! to it may change what the group runs: give only mon's processes write
+//! access to it (Kafka ACLs).
 //!
 //! What it must not do: change what runs other than through the
 //! processing thread, or stop at a message: one it cannot read still
@@ -60,12 +64,21 @@ pub const PARTITION: i32 = 0;
 /// front asks within seconds of publishing.
 const OUTCOMES_KEPT: usize = 256;
 
+/// The message format this release writes and reads; a task refuses (and
+/// moves past) a change of a later one, written by a newer release during
+/// a rolling upgrade.
+pub const FORMAT: u32 = 1;
+
 /// One change, as published.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GroupChange {
-    /// Who asked: an API token's name, an OIDC subject, or `anonymous`.
+    #[serde(default = "first_format")]
+    pub format: u32,
+    /// Who asked: an API token's name, an OIDC subject, `anonymous`, or
+    /// `mon run` for a deployment.
     pub by: String,
-    /// When the API took it (RFC 3339, wall clock).
+    /// When it was asked for (RFC 3339, wall clock): for people reading
+    /// the topic; tasks apply changes in the topic's order.
     pub requested_at: String,
     #[serde(flatten)]
     pub change: Change,
@@ -81,6 +94,17 @@ pub enum Change {
     Activate { files: Bundle, hash: String, message: String, rollback: bool },
     /// Switch a workflow off or on.
     SetEnabled { workflow: String, enabled: bool, reason: String },
+}
+
+fn first_format() -> u32 {
+    1
+}
+
+impl GroupChange {
+    pub fn new(by: &str, change: Change) -> GroupChange {
+        let requested_at = mon_stdlib::time::format_rfc3339(crate::clock::wall_now());
+        GroupChange { format: FORMAT, by: by.to_string(), requested_at, change }
+    }
 }
 
 /// What one task made of one change.
@@ -198,6 +222,36 @@ impl GroupRules {
     }
 }
 
+/// A deployment on a scale-out task (its process started with a changed
+/// rules directory): published like any change, so that every task of
+/// the group runs it, in the topic's order with the changes made through
+/// the API. The task is ready once it has applied it. Kafka away: the
+/// task activates nothing and stays unready until the broker answers.
+pub async fn deploy(
+    rules: std::sync::Arc<GroupRules>,
+    change: Change,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+) {
+    let change = GroupChange::new("mon run", change);
+    let offset = loop {
+        match rules.publish(&change).await {
+            Ok(offset) => break offset,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot publish the deployed rules to the group; again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    let applied = loop {
+        let applied = rules.wait_for(offset, Duration::from_secs(60)).await;
+        if applied.applied {
+            break applied;
+        }
+    };
+    tracing::info!(offset, outcome = ?applied.outcome, "the deployed rules, through the group's topic");
+    metrics.state_open.store(true, Ordering::Relaxed);
+}
+
 /// What a task's follower needs to apply a change.
 pub struct Applier {
     pub ingest: SyncSender<Request>,
@@ -219,7 +273,10 @@ pub fn follow(rules: &GroupRules, kafka: &KafkaConfig, applier: &Applier, stop: 
             ("group.id", &reader_group),
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
+            // An offset the topic no longer has (it was deleted and made
+            // again, or an operator's topic deleted old changes) is an
+            // error to report, not a place to start over from.
+            ("auto.offset.reset", "error"),
             ("fetch.wait.max.ms", "100"),
         ],
     )
@@ -231,11 +288,17 @@ pub fn follow(rules: &GroupRules, kafka: &KafkaConfig, applier: &Applier, stop: 
         .add_partition_offset(&rules.topic, PARTITION, Offset::Offset(from))
         .map_err(|e| client_error("cannot assign the rules topic", e))?;
     consumer.assign(&assignment).map_err(|e| client_error("cannot assign the rules topic", e))?;
+    let mut said = None::<std::time::Instant>;
     while !stop.load(Ordering::Relaxed) {
         let message = match consumer.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Err(e)) => {
-                tracing::debug!(error = %e, topic = %rules.topic, "rules topic poll");
+                // Logged once a minute: a broker away is also the input's
+                // problem, said there; a lost offset is this topic's own.
+                if said.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                    tracing::error!(error = %e, topic = %rules.topic, from, "cannot read the group's rule changes");
+                    said = Some(std::time::Instant::now());
+                }
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
@@ -245,8 +308,7 @@ pub fn follow(rules: &GroupRules, kafka: &KafkaConfig, applier: &Applier, stop: 
         if offset < *rules.applied.borrow() {
             continue;
         }
-        let change = serde_json::from_slice::<GroupChange>(message.payload().unwrap_or_default())
-            .map_err(|e| format!("not a rule change mon wrote: {e}"));
+        let change = read_change(message.payload().unwrap_or_default());
         let Some(outcome) = apply(applier, offset, change) else {
             // The processing thread has gone: the task stops.
             return Ok(());
@@ -261,18 +323,28 @@ pub fn follow(rules: &GroupRules, kafka: &KafkaConfig, applier: &Applier, stop: 
     Ok(())
 }
 
+/// A message of the topic as a change this release applies, or why not.
+fn read_change(payload: &[u8]) -> Result<GroupChange, String> {
+    let change = serde_json::from_slice::<GroupChange>(payload)
+        .map_err(|e| format!("not a rule change this release of mon can read: {e}"))?;
+    match change.format {
+        FORMAT => Ok(change),
+        other => Err(format!("a rule change in format {other}; this release of mon reads format {FORMAT}")),
+    }
+}
+
 /// Applies the change at `offset` through the processing thread; none if
 /// that thread has gone.
 fn apply(applier: &Applier, offset: i64, change: Result<GroupChange, String>) -> Option<Outcome> {
     let GroupChange { by, change, .. } = match change {
         Ok(change) => change,
-        Err(reason) => return skip(applier, offset, reason),
+        Err(reason) => return skip(applier, offset, "mon run", reason),
     };
     match change {
         Change::Store { files, message } => {
             let (version, created) = match store(applier, files, &by, &message) {
                 Ok(stored) => stored,
-                Err(reason) => return skip(applier, offset, reason),
+                Err(reason) => return skip(applier, offset, &by, reason),
             };
             // Through the processing thread all the same: the offset is
             // journaled, and the store mirrored to the changelog with it.
@@ -286,7 +358,7 @@ fn apply(applier: &Applier, offset: i64, change: Result<GroupChange, String>) ->
         Change::Activate { files, hash, message, rollback } => {
             let (version, _) = match store(applier, files, &by, &message) {
                 Ok(stored) => stored,
-                Err(reason) => return skip(applier, offset, reason),
+                Err(reason) => return skip(applier, offset, &by, reason),
             };
             if version.hash != hash {
                 tracing::warn!(
@@ -295,10 +367,6 @@ fn apply(applier: &Applier, offset: i64, change: Result<GroupChange, String>) ->
                 );
             }
             let version = version.version;
-            if applier.versions.active().ok().flatten() == Some(version) {
-                move_past(applier, offset, &by)?;
-                return Some(Outcome::AlreadyRunning { version });
-            }
             match send(applier, offset, RulesChange::Activate { version }, &by)? {
                 Ok(RulesDone::Activated { migration, previous, at }) => {
                     let at = mon_stdlib::time::format_rfc3339(at);
@@ -310,6 +378,7 @@ fn apply(applier: &Applier, offset: i64, change: Result<GroupChange, String>) ->
                     let audit = audited(applier, &by, action, &version.to_string(), details);
                     Some(Outcome::Activated { version, previous, at, migration, audit })
                 }
+                Ok(RulesDone::AlreadyRunning { version }) => Some(Outcome::AlreadyRunning { version }),
                 Ok(_) => Some(Outcome::Refused { reason: "the processor answered another change".into() }),
                 Err(reason) => Some(Outcome::Refused { reason }),
             }
@@ -330,8 +399,8 @@ fn apply(applier: &Applier, offset: i64, change: Result<GroupChange, String>) ->
 }
 
 /// Moves the offset past a change that is not applied, and says why.
-fn skip(applier: &Applier, offset: i64, reason: String) -> Option<Outcome> {
-    move_past(applier, offset, "mon run")?;
+fn skip(applier: &Applier, offset: i64, by: &str, reason: String) -> Option<Outcome> {
+    move_past(applier, offset, by)?;
     Some(Outcome::Refused { reason })
 }
 
@@ -376,5 +445,28 @@ fn audited(applier: &Applier, by: &str, action: &str, target: &str, details: ser
             tracing::error!(error = %e, action, "cannot audit a group rule change");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_reads_back_as_written_and_a_later_format_is_refused_with_a_reason() {
+        let change =
+            GroupChange::new("ann", Change::SetEnabled { workflow: "feed".into(), enabled: false, reason: "x".into() });
+        let written = serde_json::to_vec(&change).unwrap();
+        let read = read_change(&written).unwrap();
+        assert!(matches!(read.change, Change::SetEnabled { ref workflow, enabled: false, .. } if workflow == "feed"));
+        assert_eq!((read.by.as_str(), read.format), ("ann", FORMAT));
+
+        let mut newer: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        newer["format"] = 2.into();
+        let refused = read_change(newer.to_string().as_bytes()).unwrap_err();
+        assert!(refused.contains("format 2"), "{refused}");
+        let unknown = read_change(br#"{"by":"x","requested_at":"","change":"rename"}"#).unwrap_err();
+        assert!(unknown.contains("unknown variant `rename`"), "{unknown}");
+        assert!(read_change(b"not json").is_err());
     }
 }

@@ -101,6 +101,9 @@ pub(super) struct Unanswered {
     /// It was asked, and did not answer in time: a command may have been
     /// applied.
     pub(super) timed_out: bool,
+    /// The request may have reached it (anything but a refused
+    /// connection or no route): a change may have been made.
+    pub(super) maybe_received: bool,
 }
 
 /// A question for a task: the method, path (as the caller wrote it,
@@ -115,6 +118,8 @@ pub(super) struct Question {
     body: Bytes,
     /// Ask for each item's cursor ([`ITEM_CURSORS`]).
     pub(super) item_cursors: bool,
+    /// How long to wait for the answer, when not the method's default.
+    timeout: Option<std::time::Duration>,
 }
 
 impl Question {
@@ -127,11 +132,16 @@ impl Question {
             content_type: None,
             body: Bytes::new(),
             item_cursors: false,
+            timeout: None,
         }
     }
 
     pub(super) fn with_query(&self, query: Vec<(String, String)>) -> Question {
         Question { query, ..self.clone() }
+    }
+
+    pub(super) fn with_timeout(self, timeout: std::time::Duration) -> Question {
+        Question { timeout: Some(timeout), ..self }
     }
 }
 
@@ -196,9 +206,14 @@ impl Front {
         question: &Question,
         local_only: bool,
     ) -> Result<Answer, Unanswered> {
-        let (base, passed) = self.route(partition, local_only).map_err(|why| Unanswered { why, timed_out: false })?;
+        let (base, passed) = self.route(partition, local_only).map_err(|why| Unanswered {
+            why,
+            timed_out: false,
+            maybe_received: false,
+        })?;
         let url = format!("{base}{}", question.path);
-        let timeout = if question.method == Method::GET { TASK_TIMEOUT } else { COMMAND_TIMEOUT };
+        let default = if question.method == Method::GET { TASK_TIMEOUT } else { COMMAND_TIMEOUT };
+        let timeout = question.timeout.unwrap_or(default);
         let mut request = self.client.request(question.method.clone(), url).query(&question.query).timeout(timeout);
         if let Some(token) = &question.authorization {
             request = request.header(header::AUTHORIZATION, token);
@@ -212,8 +227,11 @@ impl Front {
         if passed {
             request = request.header(TASK_HEADER, partition.to_string()).header(PASSED_HEADER, "1");
         }
-        let failed =
-            |e: reqwest::Error| Unanswered { timed_out: e.is_timeout(), why: format!("task {partition}: {e}") };
+        let failed = |e: reqwest::Error| Unanswered {
+            timed_out: e.is_timeout(),
+            maybe_received: !e.is_connect(),
+            why: format!("task {partition}: {e}"),
+        };
         let answer = request.body(question.body.clone()).send().await.map_err(failed)?;
         let status = answer.status();
         let mut headers = HeaderMap::new();
@@ -325,6 +343,7 @@ pub(super) async fn to_one_task(State(front): State<Front>, request: Request, ne
         authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
         content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
         item_cursors: parts.headers.contains_key(ITEM_CURSORS),
+        timeout: None,
         body,
     };
     // The task's own answer, a 503 too (busy, restoring: it says which).
@@ -429,6 +448,7 @@ pub(super) async fn alert_command(
         content_type: headers.get(header::CONTENT_TYPE).cloned(),
         body,
         item_cursors: false,
+        timeout: None,
     };
     match front.ask_task(partition, &command, false).await {
         Ok(answer) => answer.into_response(),
@@ -470,6 +490,7 @@ impl Question {
             content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
             body,
             item_cursors: false,
+            timeout: None,
         })
     }
 

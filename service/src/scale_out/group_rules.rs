@@ -7,7 +7,9 @@
 //! (`rules/group.rs`). The answer here waits until every task has
 //! applied it too, and lists what each did; one not done within
 //! [`CHANGE_WAIT`] makes it a 202 naming those still to apply it (they
-//! will: the change is in the topic).
+//! will: the change is in the topic). Once published, a change is
+//! waited for even when the taking task refused it (rules that do not
+//! compile with its release of mon): the others may have applied it.
 //!
 //! The views are made by the rules the tasks run: when every task
 //! reports a program this process has not compiled, it compiles the
@@ -36,32 +38,47 @@ const CHANGE_WAIT: Duration = Duration::from_secs(30);
 /// task's `wait_ms`): under the front's timeout for a read.
 const ASK_WAIT_MS: &str = "1000";
 
+/// How long the taking task may take to answer: compiling, publishing
+/// (the producer gives up after 30 s) and applying (it answers 202 after
+/// 20 s), with room to spare, so that a change published is not called
+/// unknown.
+const TAKE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// How many compiled programs a process keeps for the group's views.
+const PROGRAMS_KEPT: usize = 16;
+
 /// `POST` of a rule change at the group's address.
 pub(super) async fn rules_change(State(front): State<Front>, request: Request) -> Response {
     let question = match Question::of(&front, request).await {
         Ok(question) => question,
         Err(refused) => return refused,
     };
+    let question = question.with_timeout(TAKE_TIMEOUT);
     let answer = match one_task(&front, &question).await {
         Ok(answer) => answer,
         Err(response) => return response,
     };
-    let body = answer.json().filter(|_| answer.status.is_success());
-    let Some((mut body, offset)) = body.and_then(|body| Some((body.clone(), body["group"]["offset"].as_i64()?))) else {
-        // Refused (a 4xx), or a lone process's answer: as it came.
+    let published = answer.json().and_then(|body| Some((body["group"]["offset"].as_i64()?, body)));
+    let Some((offset, mut body)) = published else {
+        // Refused before it was published (a 4xx): as it came.
         return answer.into_response();
     };
     let (tasks, pending) = every_task_applied(&front, offset, &question.caller()).await;
     body["group"]["tasks"] = json!(tasks);
     body["group"]["pending"] = json!(pending);
-    let status = if pending.is_empty() { answer.status } else { StatusCode::ACCEPTED };
+    let status = match (pending.is_empty(), answer.status) {
+        (false, _) => StatusCode::ACCEPTED,
+        // The taking task had not applied it when it answered; all have now.
+        (true, StatusCode::ACCEPTED) => StatusCode::OK,
+        (true, status) => status,
+    };
     (status, Json(body)).into_response()
 }
 
 /// The first task that takes the change, this process's own first. One
 /// that could not be reached, or answered 503 (restoring; or Kafka away,
-/// so nothing was published), is passed over; one that did not answer in
-/// time may have published it, so no other is asked.
+/// so nothing was published), is passed over; one that was asked and did
+/// not answer (in time, or whole) may have published it, so no other is.
 async fn one_task(front: &Front, question: &Question) -> Result<Answer, Response> {
     let mut failures = Vec::new();
     for partition in front.local_first() {
@@ -70,7 +87,7 @@ async fn one_task(front: &Front, question: &Question) -> Result<Answer, Response
                 failures.push(format!("task {partition} is not ready (503)"));
             }
             Ok(answer) => return Ok(answer),
-            Err(failed) if failed.timed_out => {
+            Err(failed) if failed.maybe_received => {
                 return Err(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     ErrorCode::Unavailable,
@@ -159,6 +176,11 @@ pub(super) async fn program_of(
     }
     let program = Arc::new(program);
     if let Ok(mut programs) = front.programs.lock() {
+        // Rule changes are rare; a process that lives through many keeps
+        // the recent ones only.
+        if programs.len() >= PROGRAMS_KEPT {
+            programs.clear();
+        }
         programs.insert(hash.to_string(), program.clone());
     }
     Ok(program)
