@@ -880,6 +880,21 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
         let text = response.body_mut().read_to_string().unwrap_or_default();
         (response.status().as_u16(), serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
     };
+    // An item whose events a producer put on two partitions: two tasks
+    // hold a part of it each, and a lookup says so rather than answer
+    // with either part.
+    for p in [0, 1] {
+        let booked = event("trade_booked", &format!("split-{p}"), 1_772_438_400_000, r#"{"trade_id":"T-split"}"#);
+        kafka::produce_to(&topic, Some(p), [(None, booked.into_bytes(), Vec::new())]);
+    }
+    let mut split = Value::Null;
+    wait_until(Duration::from_secs(30), "the split item held by two tasks", || {
+        let (code, answer) = call("GET", &a.url("/api/v1/workflows/settlement/items/T-split"), None);
+        split = answer;
+        code == 409
+    });
+    assert_eq!(split["error"]["details"]["tasks"], serde_json::json!([0, 1]), "{split}");
+
     // Through the group's address: every task's outcome, none pending.
     let change = |front: &Service, path: &str, body: &str, outcome: &str| -> Value {
         let (code, answer) = call("POST", &front.url(path), Some(body));
