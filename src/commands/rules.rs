@@ -276,8 +276,16 @@ fn print_group(answer: &Value) {
     if group.is_null() {
         return;
     }
-    let applied = group["tasks"].as_array().map_or(0, Vec::len);
-    println!("applied by {applied} task(s) of the group ({} at offset {})", group["topic"], group["offset"]);
+    let tasks = group["tasks"].as_array().cloned().unwrap_or_default();
+    let total = |field: &str| -> u64 { tasks.iter().filter_map(|t| t["outcome"]["migration"][field].as_u64()).sum() };
+    println!(
+        "applied by {} task(s) of the group ({} at offset {}): {} items carried over, {} superseded in all",
+        tasks.len(),
+        group["topic"],
+        group["offset"],
+        total("carried_count"),
+        total("superseded_count")
+    );
     let pending: Vec<String> = group["pending"].as_array().into_iter().flatten().map(ToString::to_string).collect();
     if !pending.is_empty() {
         println!(
