@@ -73,6 +73,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("/api/v1/group", "get"),
     ("/api/v1/breakdowns", "get"),
     ("/api/v1/rules/group-changes/{offset}", "get"),
+    ("/api/v1/keys/recent", "get"),
+    ("/api/v1/keys/held", "post"),
 ];
 
 /// The server-sent-events stream never ends, so no client that reads a

@@ -894,6 +894,24 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
         code == 409
     });
     assert_eq!(split["error"]["details"]["tasks"], serde_json::json!([0, 1]), "{split}");
+    // The group's split-key check finds it too, though no task can alone:
+    // each of the two tasks started it, and the other holds it (twice, so);
+    // the trades keyed by item are not counted.
+    let mut status = Value::Null;
+    wait_until(Duration::from_secs(30), "the split key in the group's status", || {
+        status = call("GET", &a.url("/api/v1/status"), None).1;
+        status["split_keys"]["events"] == 2
+    });
+    let last = &status["split_keys"]["last"];
+    assert_eq!((last["workflow"].as_str(), last["key"].as_str()), (Some("settlement"), Some("T-split")), "{status}");
+    let pair = BTreeSet::from([last["owner_partition"].as_u64(), last["seen_on_partition"].as_u64()]);
+    assert_eq!(pair, BTreeSet::from([Some(0), Some(1)]), "{status}");
+    // The other process finds it on its own, without being asked (auth
+    // is off), within its check's period.
+    wait_until(Duration::from_secs(30), "the split key counted in the other process's metrics", || {
+        let (_, metrics) = call("GET", &b.url("/metrics"), None);
+        metrics.as_str().is_some_and(|text| text.lines().any(|l| l == "mon_group_split_key_events_total 2"))
+    });
 
     // Through the group's address: every task's outcome, none pending.
     let change = |front: &Service, path: &str, body: &str, outcome: &str| -> Value {

@@ -98,6 +98,10 @@ pub fn required_role(method: &str, path: &str) -> Option<Role> {
     if method.eq_ignore_ascii_case("get") || method.eq_ignore_ascii_case("head") {
         return Some(Role::Viewer);
     }
+    // A read with a body (the keys to look up): what any viewer may ask.
+    if path == "/api/v1/keys/held" {
+        return Some(Role::Viewer);
+    }
     if path == "/api/v1/events" || path.starts_with("/api/v1/alerts/") {
         return Some(Role::Operator);
     }

@@ -23,6 +23,7 @@ pub mod error;
 mod events;
 mod ingest;
 mod items;
+mod keys;
 mod logs;
 pub(crate) mod page;
 mod rules;
@@ -92,6 +93,8 @@ pub struct Api {
     /// A scale-out task's side of its group's rule changes
     /// (`rules/group.rs`): the rule changes its API takes go there.
     pub group_rules: Option<Arc<crate::rules::group::GroupRules>>,
+    /// A scale-out task's keys another task may hold (`http/keys.rs`).
+    pub recent_keys: Option<crate::processor::SharedRecentKeys>,
 }
 
 impl Api {
@@ -179,6 +182,8 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rules::rollback))
         .routes(routes!(rules::activations))
         .routes(routes!(rules::group_change))
+        .routes(routes!(keys::recent))
+        .routes(routes!(keys::held))
         .routes(routes!(rules::disable))
         .routes(routes!(rules::enable))
         .routes(routes!(rules::audit_log))
@@ -493,10 +498,12 @@ mod tests {
             "/api/v1/group",
             "/api/v1/breakdowns",
             "/api/v1/rules/group-changes/{offset}",
+            "/api/v1/keys/recent",
+            "/api/v1/keys/held",
         ] {
             assert!(paths.contains(&path), "{path} is not in {paths:?}");
         }
-        assert_eq!(paths.len(), 37, "{paths:?}");
+        assert_eq!(paths.len(), 39, "{paths:?}");
     }
 
     #[test]

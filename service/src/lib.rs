@@ -445,6 +445,8 @@ pub(crate) fn run_followed(
         })
     });
 
+    // A scale-out task's keys another task may hold: its process asks.
+    let recent_keys = task_of.map(|_| processor::SharedRecentKeys::default());
     // A scale-out task's rule changes come through its group's topic.
     let group_rules = match (task_of, &config.kafka, &producer) {
         (Some(_), Some(kafka), Some(producer)) => {
@@ -479,6 +481,7 @@ pub(crate) fn run_followed(
         group: group.as_ref().map(|(registry, _)| registry.clone()),
         scale_out_task: task_of.is_some(),
         group_rules: group_rules.clone(),
+        recent_keys: recent_keys.clone(),
     };
     if let Some(authenticator) = api.auth.clone() {
         runtime.spawn(audit_token_changes(authenticator, audit.clone(), stop.clone()));
@@ -633,6 +636,7 @@ pub(crate) fn run_followed(
         compacted_hour: None,
         split_key_warned: None,
         group_offset_moved: false,
+        recent_keys,
         engine_now,
         rollups_before_activation: Vec::new(),
         config,

@@ -43,6 +43,7 @@ mod front;
 mod group_api;
 mod group_lists;
 mod group_rules;
+mod group_split;
 mod group_stream;
 mod group_trends;
 mod group_views;
@@ -387,7 +388,7 @@ pub fn run(
     };
     let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let announcing = runtime.spawn(crate::group::announce(announcer, http_stopped.clone()));
-    let app = front::router(front::Front {
+    let front = front::Front {
         shared: shared.clone(),
         partitions,
         group: kafka.group.clone(),
@@ -397,9 +398,16 @@ pub fn run(
         max_body: config.http.max_body_bytes,
         programs: Arc::new(Mutex::new([(rules.program.hash(), Arc::new(rules.program.clone()))].into())),
         functions,
+        split: Default::default(),
         auth: config.auth.enabled,
         stopping: http_stopped.clone(),
-    });
+    };
+    // With `[auth]` on, the tasks want the caller's token: the check runs
+    // when someone asks the group's status.
+    if !config.auth.enabled {
+        runtime.spawn(group_split::keep_checking(front.clone()));
+    }
+    let app = front::router(front);
     let server = runtime.spawn(crate::tls::serve(listener, app, tls, http_stopped));
     tracing::info!(%address, tasks_topic = %topic, partitions, "scale-out: waiting for the group to assign tasks");
     listening(address);

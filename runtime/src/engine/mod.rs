@@ -58,7 +58,7 @@ pub use conditions::{default_on as jit_default_on, set_default as set_jit_defaul
 pub use instances::Instances;
 pub use keys::{display, key_object, key_of};
 pub use recent::RecentEntries;
-pub use share::{note_split_keys, owner, partition_for, Owners, Share, SplitKeys};
+pub use share::{for_keys_to_check, note_split_keys, owner, partition_for, Owners, Share, SplitKeys};
 pub use state::{bit, Extra, Instance, TraceEntry, TraceWhat, NOT_TAKEN, NO_PARTITION};
 pub use timers::{after, deadline};
 

@@ -134,9 +134,8 @@ impl SplitKeys {
 /// With one engine per partition: notes in `split` each keyed item of
 /// `event`, taken by the engine of partition `from` (whose state is
 /// `own`), that another partition's engine holds (`others`). Asked only
-/// where it can be so, so that the usual event costs one lookup: when
-/// `own` does not hold the item, or when the event has just started it
-/// there (`started`). Scheduled workflows' occurrences are their owner's
+/// where it can be so ([`for_keys_to_check`]), so that the usual event
+/// costs one lookup. Scheduled workflows' occurrences are their owner's
 /// whatever the partition, and never split.
 pub fn note_split_keys<'s>(
     program: &Program,
@@ -146,6 +145,26 @@ pub fn note_split_keys<'s>(
     started: bool,
     others: impl Iterator<Item = (u16, &'s State)> + Clone,
     split: &mut SplitKeys,
+) {
+    for_keys_to_check(program, event, own, started, |w, key| {
+        let holds = |state: &State| state.workflows.get(w as usize).is_some_and(|items| items.find(key).is_some());
+        if let Some((owner, _)) = others.clone().find(|(_, state)| holds(state)) {
+            split.note(|| SplitKey { workflow: w, key: key.to_string(), owner, seen_on: from, at: event.time });
+        }
+    });
+}
+
+/// Calls `check` with each keyed item of `event` that another partition's
+/// engine may hold: those `own` (the state that took the event) does not
+/// hold, or that the event has just started there (`started`). An item
+/// `own` held before is its own. A scale-out task, whose other partitions
+/// are in other processes, hands them to its process to ask the others.
+pub fn for_keys_to_check(
+    program: &Program,
+    event: &Event,
+    own: Option<&State>,
+    started: bool,
+    mut check: impl FnMut(u32, &str),
 ) {
     let Some(candidates) = program.candidates.get(event.event_type as usize) else { return };
     let mut last = None;
@@ -161,15 +180,7 @@ pub fn note_split_keys<'s>(
         if !started && own.is_some_and(holds) {
             continue;
         }
-        if let Some((owner, _)) = others.clone().find(|(_, state)| holds(state)) {
-            split.note(|| SplitKey {
-                workflow: workflow.id,
-                key: key.into_owned(),
-                owner,
-                seen_on: from,
-                at: event.time,
-            });
-        }
+        check(workflow.id, &key);
     }
 }
 

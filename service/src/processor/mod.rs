@@ -16,7 +16,7 @@ mod tasks;
 
 pub use activation::compile_version;
 use intake::{Original, Polled, Read};
-pub use partitions::{SplitKeyView, SplitKeysView};
+pub use partitions::{RecentKey, RecentKeys, SharedRecentKeys, SplitKeyView, SplitKeysView, RECENT_KEYS_KEPT};
 pub use tasks::Task;
 
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +56,16 @@ pub enum Request {
     /// A read of one stage's items: never journaled (it changes nothing),
     /// answered between two batches from durable state only.
     StageItems(StageItemsRequest),
+    /// Which of these items the state holds (a scale-out group's
+    /// split-key check): a read, answered at once.
+    KeysHeld(KeysHeldRequest),
+}
+
+/// `POST /api/v1/keys/held`: the (workflow, key) pairs asked about that the
+/// state holds an item of.
+pub struct KeysHeldRequest {
+    pub keys: Vec<(String, String)>,
+    pub reply: tokio::sync::oneshot::Sender<Vec<(String, String)>>,
 }
 
 /// `GET .../stages/{stage}/items`: the stage's oldest items, as the engine
@@ -310,6 +320,8 @@ pub struct Processor<'p> {
     /// offset moved, and the rules store goes to the changelog with it
     /// (the change may have stored a version).
     pub group_offset_moved: bool,
+    /// A scale-out task's keys another task may hold (`partitions.rs`).
+    pub recent_keys: Option<SharedRecentKeys>,
 }
 
 /// [`Processor::engine_now`] before the engine has a clock.
@@ -619,6 +631,13 @@ impl<'p> Processor<'p> {
                 self.stage_items(request);
                 return None;
             }
+            // What a batch not yet durable holds may be answered: a split
+            // key is a fact about the producer, not about this batch.
+            Request::KeysHeld(request) => {
+                let held = request.keys.into_iter().filter(|(workflow, key)| self.holds(workflow, key)).collect();
+                let _ = request.reply.send(held);
+                return None;
+            }
             Request::Command(request) => {
                 // Stamped here, with the wall clock, so that its instant is
                 // journaled and in order with the ticks. On the event clock
@@ -652,6 +671,13 @@ impl<'p> Processor<'p> {
                 Reply::Rules(request.reply, outcome)
             }
         })
+    }
+
+    /// Whether any task's state holds an item of `workflow` under `key`.
+    fn holds(&self, workflow: &str, key: &str) -> bool {
+        let Some(w) = self.program.workflows.iter().position(|w| w.name == workflow) else { return false };
+        let states = self.tasks.iter().filter_map(|task| task.live.state());
+        states.into_iter().any(|state| state.workflows.get(w).is_some_and(|items| items.find(key).is_some()))
     }
 
     /// Answers a read of a stage's items from the engine as it is.

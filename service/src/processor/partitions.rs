@@ -8,6 +8,8 @@
 //! What it must not do: drop or reorder such events. They are applied as
 //! any other; only the report is added.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mon_runtime::live::Input;
@@ -100,5 +102,82 @@ impl Processor<'_> {
             );
         }
         self.totals.split_keys = Some(SplitKeysView { events: total, last: view });
+    }
+}
+
+/// A scale-out task's half of the split-key check: the keys it took an
+/// event of without holding their item before (it started it, or holds
+/// none), which another task, in another process, may hold. Its process
+/// asks the other tasks about them (`scale_out/group_split.rs`). The
+/// newest [`RECENT_KEYS_KEPT`] are kept, numbered, so that each asker
+/// reads on from where it left.
+#[derive(Debug, Default)]
+pub struct RecentKeys {
+    next: u64,
+    kept: VecDeque<RecentKey>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RecentKey {
+    pub seq: u64,
+    pub workflow: String,
+    pub key: String,
+    /// The event's time, on the engine's clock (ms).
+    pub at: i64,
+}
+
+/// Enough for the keys a busy partition starts between two asks (every
+/// 10 s), few enough to send in one answer.
+pub const RECENT_KEYS_KEPT: usize = 10_000;
+
+pub type SharedRecentKeys = Arc<Mutex<RecentKeys>>;
+
+impl RecentKeys {
+    pub fn push(&mut self, workflow: &str, key: &str, at: i64) {
+        if self.kept.len() == RECENT_KEYS_KEPT {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(RecentKey { seq: self.next, workflow: workflow.to_string(), key: key.to_string(), at });
+        self.next += 1;
+    }
+
+    /// The keys numbered from `from` on, oldest first, and how many from
+    /// there were dropped before they were asked for.
+    pub fn from(&self, from: u64) -> (Vec<RecentKey>, u64) {
+        let first = self.kept.front().map_or(self.next, |key| key.seq);
+        let skip = from.saturating_sub(first) as usize;
+        (self.kept.iter().skip(skip).cloned().collect(), first.saturating_sub(from))
+    }
+
+    /// The number the next key will get.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RecentKeys, RECENT_KEYS_KEPT};
+
+    #[test]
+    fn recent_keys_are_read_on_from_a_number_and_say_what_was_dropped() {
+        let mut recent = RecentKeys::default();
+        for i in 0..RECENT_KEYS_KEPT + 5 {
+            recent.push("w", &format!("k{i}"), i as i64);
+        }
+        assert_eq!(recent.next(), (RECENT_KEYS_KEPT + 5) as u64);
+        // From 0: the five oldest are gone.
+        let (keys, dropped) = recent.from(0);
+        assert_eq!((keys.len(), dropped), (RECENT_KEYS_KEPT, 5));
+        assert_eq!(keys[0].key, "k5");
+        // From a number still kept: from there, none dropped.
+        let (keys, dropped) = recent.from(recent.next() - 2);
+        let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(
+            (names, dropped),
+            (vec![format!("k{}", RECENT_KEYS_KEPT + 3).as_str(), format!("k{}", RECENT_KEYS_KEPT + 4).as_str()], 0)
+        );
+        // From the next number: nothing yet.
+        assert_eq!(recent.from(recent.next()).0.len(), 0);
     }
 }

@@ -107,6 +107,19 @@ impl<'p> Processor<'p> {
     /// split key if another task holds its item.
     pub(super) fn after_event(&mut self, taken: Taken, batch: &mut Pending, records: &mut Vec<Record>) {
         let Taken { task, from, decoded, event_type, held_before } = taken;
+        if let (Some(recent), Some(Decoded::Event(event))) = (&self.recent_keys, decoded) {
+            let started = self.held(task) > held_before;
+            let mut keys = Vec::new();
+            let program = self.program;
+            mon_runtime::engine::for_keys_to_check(program, event, self.tasks[task].live.state(), started, |w, key| {
+                keys.push((w, key.to_string()));
+            });
+            if let (false, Ok(mut recent)) = (keys.is_empty(), recent.lock()) {
+                for (w, key) in keys {
+                    recent.push(program.workflows.get(w as usize).map_or("", |w| w.name.as_str()), &key, event.time);
+                }
+            }
+        }
         if !self.per_partition() {
             return;
         }

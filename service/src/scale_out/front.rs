@@ -51,6 +51,8 @@ pub(super) struct Front {
     pub programs: Arc<Mutex<HashMap<String, Arc<mon_compiler::ir::Program>>>>,
     /// What rules compile against.
     pub functions: &'static dyn mon_compiler::Functions,
+    /// The group's split-key check, so far (`group_split.rs`).
+    pub split: super::group_split::SharedSplitCheck,
     /// `[auth] enabled`: what the front answers itself needs a viewer.
     pub auth: bool,
     /// Turns true when the process stops: endless streams end then.
@@ -211,7 +213,16 @@ async fn metrics(State(front): State<Front>) -> Response {
     let answers = front.ask_all("/metrics").await;
     let texts: Vec<(u16, String)> =
         answers.into_iter().filter_map(|(partition, _, text)| Some((partition, text?))).collect();
-    ([(header::CONTENT_TYPE, OPENMETRICS)], merge_metrics(&texts)).into_response()
+    let mut text = merge_metrics(&texts);
+    // The process's own: what its split-key check found (`group_split.rs`).
+    let found = front.split.lock().await.events();
+    let own = format!(
+        "# HELP mon_group_split_key_events Events of an item whose other part another task holds (its producer does \
+         not key by item), found by this process.\n# TYPE mon_group_split_key_events counter\n\
+         mon_group_split_key_events_total {found}\n"
+    );
+    text.insert_str(text.len() - "# EOF\n".len(), &own);
+    ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
 }
 
 /// Merges OpenMetrics expositions of the same registry (every task's):

@@ -136,6 +136,15 @@ impl Question {
         }
     }
 
+    pub(super) fn post_json(path: &str, body: Bytes, headers: &HeaderMap) -> Question {
+        Question {
+            method: Method::POST,
+            content_type: Some(HeaderValue::from_static("application/json")),
+            body,
+            ..Question::get(path, Vec::new(), headers)
+        }
+    }
+
     pub(super) fn with_query(&self, query: Vec<(String, String)>) -> Question {
         Question { query, ..self.clone() }
     }

@@ -114,7 +114,7 @@ pub(super) async fn status(State(front): State<Front>, headers: HeaderMap) -> Re
         "events_ignored": sum("events_ignored"),
         "events_rejected": sum("events_rejected"),
         "records": records,
-        "split_keys": Value::Null,
+        "split_keys": super::group_split::check(&front, &headers).await,
     }))
     .into_response()
 }
