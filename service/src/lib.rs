@@ -674,10 +674,23 @@ pub(crate) fn run_followed(
         ms = started.elapsed().as_millis() as u64,
         "state recovered"
     );
-    if deployed_now && processor.active != Some(deploy) {
+    // A scale-out task publishes its directory's rules to its group when
+    // it has never run them: not when they are what it ran once (a task
+    // moved to a process not yet upgraded must not take the group back),
+    // and again after a start that stopped before it could publish them.
+    let deploying = match &group_rules {
+        Some(_) => {
+            let ran = versions.history(None, usize::MAX)?.0.iter().any(|(_, entry)| entry.version == deploy);
+            processor.active != Some(deploy) && !ran
+        }
+        None => deployed_now && processor.active != Some(deploy),
+    };
+    if deploying {
         // The rules directory changed since the last start: a deployment,
         // activated like any other version, through the processing thread;
-        // a scale-out task's, through its group's topic, for every task.
+        // a scale-out task's, through its group's topic, for every task
+        // (each task of the process publishes it; the first to apply runs
+        // it, the others find it running).
         // Ready once it runs: a client that sees /readyz answer 200 sees
         // the deployed rules, not the ones before them.
         match &group_rules {
@@ -732,7 +745,10 @@ pub(crate) fn run_followed(
                                 tracing::error!(error = %e, "cannot follow the group's rule changes; again in 5 s")
                             }
                         }
-                        std::thread::sleep(Duration::from_secs(5));
+                        let again = Instant::now() + Duration::from_secs(5);
+                        while Instant::now() < again && !stop.load(Ordering::Relaxed) {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
                     }
                 })
                 .map_err(|e| {

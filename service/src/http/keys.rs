@@ -38,6 +38,9 @@ pub struct RecentQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct RecentKeysPage {
+    /// Which start of the task numbered them: the numbers start again
+    /// at each (an asker then reads from 0).
+    instance: String,
     /// Oldest first.
     keys: Vec<RecentKey>,
     /// Ask from here next time.
@@ -47,8 +50,8 @@ pub struct RecentKeysPage {
     dropped: u64,
 }
 
-/// The keys this task took an event of without holding their item before
-/// (it started it, or holds none of it), numbered, from `from` on.
+/// The keys of this task's events whose item it did not hold before the
+/// event (it started it then, or holds none of it), numbered, from `from` on.
 #[utoipa::path(
     get,
     path = "/api/v1/keys/recent",
@@ -68,7 +71,7 @@ pub async fn recent(
     let Query(RecentQuery { from }) = query?;
     let recent = recent.lock().map_err(|_| ApiError::internal("reading the recent keys", "poisoned"))?;
     let (keys, dropped) = recent.from(from);
-    Ok(Json(RecentKeysPage { keys, next: recent.next(), dropped }))
+    Ok(Json(RecentKeysPage { instance: format!("{:016x}", recent.instance()), keys, next: recent.next(), dropped }))
 }
 
 /// One item: its workflow and key.

@@ -46,8 +46,9 @@ impl<'p> Processor<'p> {
         accepted_by_type: &mut Vec<u64>,
     ) -> RulesReply {
         match change {
-            // Decided here, in journal order: a group change read while a
-            // deployment's activation waits in the queue sees it applied.
+            // Decided here, in journal order: of two changes to the same
+            // version (each task of a restarted process publishes its
+            // deployment), the second finds the first applied.
             RulesChange::Activate { version } if self.active == Some(version) => {
                 Ok(RulesDone::AlreadyRunning { version })
             }

@@ -105,14 +105,17 @@ impl Processor<'_> {
     }
 }
 
-/// A scale-out task's half of the split-key check: the keys it took an
-/// event of without holding their item before (it started it, or holds
-/// none), which another task, in another process, may hold. Its process
-/// asks the other tasks about them (`scale_out/group_split.rs`). The
-/// newest [`RECENT_KEYS_KEPT`] are kept, numbered, so that each asker
-/// reads on from where it left.
-#[derive(Debug, Default)]
+/// A scale-out task's half of the split-key check: the keys of its own
+/// partition's events whose item it did not hold before the event (it
+/// started it then, or holds none of it), which another task, in another
+/// process, may hold. Its process asks the other tasks about them
+/// (`scale_out/group_split.rs`). The newest [`RECENT_KEYS_KEPT`] are
+/// kept, numbered, so that each asker reads on from where it left; the
+/// numbers start again with each start of the task, which `instance`
+/// tells apart.
+#[derive(Debug)]
 pub struct RecentKeys {
+    instance: u64,
     next: u64,
     kept: VecDeque<RecentKey>,
 }
@@ -122,7 +125,9 @@ pub struct RecentKey {
     pub seq: u64,
     pub workflow: String,
     pub key: String,
-    /// The event's time, on the engine's clock (ms).
+    /// The event started the item here; otherwise the task holds none of it.
+    pub started: bool,
+    /// The event's time (ms).
     pub at: i64,
 }
 
@@ -132,13 +137,30 @@ pub const RECENT_KEYS_KEPT: usize = 10_000;
 
 pub type SharedRecentKeys = Arc<Mutex<RecentKeys>>;
 
+impl Default for RecentKeys {
+    fn default() -> RecentKeys {
+        let mut instance = [0u8; 8];
+        // Without randomness, the start time tells two starts apart as well.
+        if getrandom::getrandom(&mut instance).is_err() {
+            instance = (crate::clock::wall_now() as u64).to_le_bytes();
+        }
+        RecentKeys { instance: u64::from_le_bytes(instance), next: 0, kept: VecDeque::new() }
+    }
+}
+
 impl RecentKeys {
-    pub fn push(&mut self, workflow: &str, key: &str, at: i64) {
+    pub fn push(&mut self, workflow: &str, key: &str, started: bool, at: i64) {
         if self.kept.len() == RECENT_KEYS_KEPT {
             self.kept.pop_front();
         }
-        self.kept.push_back(RecentKey { seq: self.next, workflow: workflow.to_string(), key: key.to_string(), at });
+        let (workflow, key) = (workflow.to_string(), key.to_string());
+        self.kept.push_back(RecentKey { seq: self.next, workflow, key, started, at });
         self.next += 1;
+    }
+
+    /// Which start of the task numbered these keys.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// The keys numbered from `from` on, oldest first, and how many from
@@ -163,7 +185,7 @@ mod tests {
     fn recent_keys_are_read_on_from_a_number_and_say_what_was_dropped() {
         let mut recent = RecentKeys::default();
         for i in 0..RECENT_KEYS_KEPT + 5 {
-            recent.push("w", &format!("k{i}"), i as i64);
+            recent.push("w", &format!("k{i}"), true, i as i64);
         }
         assert_eq!(recent.next(), (RECENT_KEYS_KEPT + 5) as u64);
         // From 0: the five oldest are gone.

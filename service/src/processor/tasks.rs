@@ -104,21 +104,28 @@ impl<'p> Processor<'p> {
 
     /// After `task` took an event from partition `from`: hands it to the
     /// owners of the scheduled workflows that take its type, and notes a
-    /// split key if another task holds its item.
+    /// split key if another task holds its item; a scale-out task keeps
+    /// its keys of items it did not hold, for its process to ask the
+    /// other tasks about (`partitions.rs`, `RecentKeys`).
     pub(super) fn after_event(&mut self, taken: Taken, batch: &mut Pending, records: &mut Vec<Record>) {
         let Taken { task, from, decoded, event_type, held_before } = taken;
-        if let (Some(recent), Some(Decoded::Event(event))) = (&self.recent_keys, decoded) {
+        // A scale-out task's keys that another task may hold: only of its
+        // own partition's events (a handed event's items are its origin
+        // task's, which holds them).
+        let own_partition =
+            self.config.kafka.as_ref().and_then(|kafka| kafka.task).is_some_and(|t| t.partition == from);
+        if let (Some(recent), Some(Decoded::Event(event)), true) = (&self.recent_keys, decoded, own_partition) {
             let started = self.held(task) > held_before;
-            let mut keys = Vec::new();
             let program = self.program;
+            // Locked only when there is a key to keep: the usual event,
+            // of an item the task holds, keeps none.
+            let mut kept = None;
             mon_runtime::engine::for_keys_to_check(program, event, self.tasks[task].live.state(), started, |w, key| {
-                keys.push((w, key.to_string()));
-            });
-            if let (false, Ok(mut recent)) = (keys.is_empty(), recent.lock()) {
-                for (w, key) in keys {
-                    recent.push(program.workflows.get(w as usize).map_or("", |w| w.name.as_str()), &key, event.time);
+                let workflow = program.workflows.get(w as usize).map_or("", |w| w.name.as_str());
+                if let Ok(keys) = kept.get_or_insert_with(|| recent.lock()).as_mut() {
+                    keys.push(workflow, key, started, event.time);
                 }
-            }
+            });
         }
         if !self.per_partition() {
             return;

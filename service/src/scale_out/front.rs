@@ -215,11 +215,13 @@ async fn metrics(State(front): State<Front>) -> Response {
         answers.into_iter().filter_map(|(partition, _, text)| Some((partition, text?))).collect();
     let mut text = merge_metrics(&texts);
     // The process's own: what its split-key check found (`group_split.rs`).
-    let found = front.split.lock().await.events();
+    let (found, unchecked) = front.split.counts();
     let own = format!(
-        "# HELP mon_group_split_key_events Events of an item whose other part another task holds (its producer does \
-         not key by item), found by this process.\n# TYPE mon_group_split_key_events counter\n\
-         mon_group_split_key_events_total {found}\n"
+        "# HELP mon_group_split_key_events Events of this process's tasks whose item another task holds (its \
+         producer does not key by item).\n# TYPE mon_group_split_key_events counter\n\
+         mon_group_split_key_events_total {found}\n\
+         # HELP mon_group_split_key_unchecked Keys this process's tasks dropped before the split-key check asked \
+         about them.\n# TYPE mon_group_split_key_unchecked counter\nmon_group_split_key_unchecked_total {unchecked}\n"
     );
     text.insert_str(text.len() - "# EOF\n".len(), &own);
     ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response()

@@ -345,6 +345,10 @@ pub(super) async fn to_one_task(State(front): State<Front>, request: Request, ne
         return ApiError::invalid("body", "the body could not be read, or is over the limit").into_response();
     };
     let query = pairs(&parts.uri);
+    // A rule change passed on by another process waits as long there as
+    // at the process that took it (`group_rules.rs`).
+    let timeout =
+        super::group_rules::is_rule_change(&parts.method, parts.uri.path()).then_some(super::group_rules::TAKE_TIMEOUT);
     let question = Question {
         method: parts.method,
         path: parts.uri.path().to_string(),
@@ -352,7 +356,7 @@ pub(super) async fn to_one_task(State(front): State<Front>, request: Request, ne
         authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
         content_type: parts.headers.get(header::CONTENT_TYPE).cloned(),
         item_cursors: parts.headers.contains_key(ITEM_CURSORS),
-        timeout: None,
+        timeout,
         body,
     };
     // The task's own answer, a 503 too (busy, restoring: it says which).

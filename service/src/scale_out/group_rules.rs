@@ -42,7 +42,16 @@ const ASK_WAIT_MS: &str = "1000";
 /// (the producer gives up after 30 s) and applying (it answers 202 after
 /// 20 s), with room to spare, so that a change published is not called
 /// unknown.
-const TAKE_TIMEOUT: Duration = Duration::from_secs(75);
+pub(super) const TAKE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Whether a request is a rule change (the routes of [`rules_change`]).
+pub(super) fn is_rule_change(method: &axum::http::Method, path: &str) -> bool {
+    *method == axum::http::Method::POST
+        && (path == "/api/v1/rules/versions"
+            || path == "/api/v1/rules/rollback"
+            || (path.starts_with("/api/v1/rules/versions/") && path.ends_with("/activate"))
+            || (path.starts_with("/api/v1/workflows/") && (path.ends_with("/enable") || path.ends_with("/disable"))))
+}
 
 /// How many compiled programs a process keeps for the group's views.
 const PROGRAMS_KEPT: usize = 16;
