@@ -6,8 +6,9 @@
 //! - A task's API publishes the change ([`GroupRules::publish`]) and
 //!   waits for its own task to apply it; the process's front then waits
 //!   for every other task (`scale_out/group_rules.rs`). So does a task
-//!   whose process starts with a changed rules directory (a deployment):
-//!   whichever change comes last in the topic is what the group runs.
+//!   whose process starts with rules it never ran (a deployment,
+//!   [`deploy`]): whichever change comes last in the topic is what the
+//!   group runs.
 //! - Every task follows the topic ([`follow`]) from the offset its state
 //!   holds and hands each change to its processing thread as a
 //!   [`RulesRequest`] carrying that offset. The processing thread journals
@@ -135,7 +136,7 @@ pub enum Outcome {
         audit: Option<AuditEntry>,
     },
     /// Not applied, and why (rules that do not compile with this
-    /// process's release, a message mon did not write).
+    /// process's release, a message this release cannot read).
     Refused { reason: String },
 }
 
@@ -222,11 +223,12 @@ impl GroupRules {
     }
 }
 
-/// A deployment on a scale-out task (its process started with a changed
-/// rules directory): published like any change, so that every task of
-/// the group runs it, in the topic's order with the changes made through
-/// the API. The task is ready once it has applied it. Kafka away: the
-/// task activates nothing and stays unready until the broker answers.
+/// A deployment on a scale-out task (its process started with rules the
+/// task never ran; `lib.rs` decides): published like any change, so that
+/// every task of the group runs it, in the topic's order with the changes
+/// made through the API. The task is ready once it has applied it. Kafka
+/// away: the task activates nothing and stays unready until the broker
+/// answers.
 pub async fn deploy(
     rules: std::sync::Arc<GroupRules>,
     change: Change,
