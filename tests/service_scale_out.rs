@@ -1013,6 +1013,23 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
         assert!(source.contains("within 15m"), "task {p} runs the deployed directory: {version}");
         assert_eq!(activations_of(&address), vec![3, 2, 1, 2, 1], "task {p}: the deployment once");
     }
+
+    // A process that does not answer (a frozen machine; here SIGSTOP,
+    // asked at once, before the group notices): a merged answer through
+    // the other is a 503 naming its tasks, not a list that looks whole.
+    let silent: BTreeSet<u64> = b.tasks().iter().map(|(p, _)| u64::from(*p)).collect();
+    assert!(!silent.is_empty(), "b runs a task");
+    b.signal("STOP");
+    let (code, answer) = call("GET", &a.url("/api/v1/records?limit=10"), None);
+    b.signal("CONT");
+    assert_eq!(code, 503, "{answer}");
+    let named: BTreeSet<u64> = answer["error"]["details"]["unanswered"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|why| why.as_str()?.strip_prefix("task ")?.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(named, silent, "the tasks that did not answer, by partition: {answer}");
     a.terminate();
     b.terminate();
 }
