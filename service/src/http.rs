@@ -98,6 +98,17 @@ pub struct Api {
 }
 
 impl Api {
+    /// Hands `request` to the processing thread: a 503 when its queue is
+    /// full (busy: retry) or it has gone (shutting down).
+    pub fn hand_over(&self, request: Request) -> Result<(), crate::http::error::ApiError> {
+        use std::sync::mpsc::TrySendError;
+        match self.ingest.try_send(request) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(crate::http::error::ApiError::busy()),
+            Err(TrySendError::Disconnected(_)) => Err(crate::http::error::ApiError::unavailable("shutting down")),
+        }
+    }
+
     /// The 409 of [`scale_out_task`](Self::scale_out_task)'s endpoints.
     pub fn refuse_on_a_task(&self, what: &str) -> Result<(), crate::http::error::ApiError> {
         if !self.scale_out_task {

@@ -8,7 +8,6 @@
 //! Errors have the API's one shape ([`super::error`]).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::mpsc::TrySendError;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -520,11 +519,7 @@ async fn command(
     let audit_details = json!({ "by": by, "reason": reason, "until": until });
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Command(CommandRequest { alert: id.clone(), action, by, reason, reply });
-    match api.ingest.try_send(request) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => return Err(ApiError::busy()),
-        Err(TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
-    }
+    api.hand_over(request)?;
     let now_view = api.alerts.read().ok().map(|v| now_of(&v)).unwrap_or_else(wall_now);
     match outcome.await {
         Ok(Ok(alert)) => {

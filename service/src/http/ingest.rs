@@ -1,8 +1,6 @@
 //! Events in (`POST /api/v1/events`) and the service's status
 //! (`GET /api/v1/status`).
 
-use std::sync::mpsc::TrySendError;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -83,11 +81,7 @@ pub async fn ingest(
         return Err(ApiError::invalid("body", "no events in the body"));
     }
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    match api.ingest.try_send(Request::Events(IngestRequest { lines, reply })) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => return Err(ApiError::busy()),
-        Err(TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
-    }
+    api.hand_over(Request::Events(IngestRequest { lines, reply }))?;
     match outcome.await {
         Ok(reply) => Ok(Json(reply)),
         Err(_) => Err(ApiError::unavailable("shutting down; the events were not processed")),

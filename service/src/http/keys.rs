@@ -8,8 +8,6 @@
 //! Only a scale-out task answers (a 404 elsewhere: a lone process checks
 //! its own partitions itself, `processor/partitions.rs`).
 
-use std::sync::mpsc::TrySendError;
-
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -112,11 +110,7 @@ pub async fn held(State(api): State<Api>, raw: Result<Bytes, BytesRejection>) ->
     }
     let (reply, answer) = tokio::sync::oneshot::channel();
     let keys = keys.into_iter().map(|k| (k.workflow, k.key)).collect();
-    match api.ingest.try_send(Request::KeysHeld(KeysHeldRequest { keys, reply })) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => return Err(ApiError::busy()),
-        Err(TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
-    }
+    api.hand_over(Request::KeysHeld(KeysHeldRequest { keys, reply }))?;
     let held = answer.await.map_err(|_| ApiError::unavailable("shutting down"))?;
     Ok(Json(ItemKeys { keys: held.into_iter().map(|(workflow, key)| ItemKey { workflow, key }).collect() }))
 }

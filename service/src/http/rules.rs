@@ -825,11 +825,7 @@ async fn send(api: &Api, change: RulesChange, by: &str) -> Result<RulesDone, Api
     api.refuse_on_a_task("a rule change that does not go through the group's rules topic")?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
     let request = Request::Rules(RulesRequest { change, by: by.to_string(), group_offset: None, reply });
-    match api.ingest.try_send(request) {
-        Ok(()) => {}
-        Err(std::sync::mpsc::TrySendError::Full(_)) => return Err(ApiError::busy()),
-        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
-    }
+    api.hand_over(request)?;
     match outcome.await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(message)) => Err(unprocessable(message, Value::Null)),

@@ -9,8 +9,6 @@
 //! big stage costs the processing thread one walk, not a long copy
 //! (`stage_items.rs`).
 
-use std::sync::mpsc::TrySendError;
-
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -72,11 +70,7 @@ pub async fn items(
     }
     let (reply, answer) = tokio::sync::oneshot::channel();
     let ask = Ask { workflow: workflow.clone(), stage: stage.clone(), group, limit };
-    match api.ingest.try_send(Request::StageItems(StageItemsRequest { ask, reply })) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => return Err(ApiError::busy()),
-        Err(TrySendError::Disconnected(_)) => return Err(ApiError::unavailable("shutting down")),
-    }
+    api.hand_over(Request::StageItems(StageItemsRequest { ask, reply }))?;
     match answer.await {
         Ok(Ok(items)) => Ok(Json(items)),
         Ok(Err(Unknown::Workflow)) => {
