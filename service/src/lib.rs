@@ -637,6 +637,7 @@ pub(crate) fn run_followed(
         split_key_warned: None,
         group_offset_moved: false,
         recent_keys,
+        group_rules_key: group_rules.as_ref().map(|group| (group.topic.clone(), rules::group::PARTITION)),
         engine_now,
         rollups_before_activation: Vec::new(),
         config,

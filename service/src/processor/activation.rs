@@ -96,8 +96,7 @@ impl<'p> Processor<'p> {
     /// with them and a restored state reads the topic on from there.
     /// False when the state or the batch is past it already.
     pub(super) fn take_group_offset(&mut self, offset: i64, batch: &mut Pending) -> bool {
-        let Some(kafka) = &self.config.kafka else { return false };
-        let key = (crate::rules::group::topic(kafka), crate::rules::group::PARTITION);
+        let Some(key) = self.group_rules_key.clone() else { return false };
         let next = batch.offsets.get(&key).or_else(|| self.stored_offsets.get(&key)).copied().unwrap_or(0);
         if offset < next {
             return false;

@@ -322,6 +322,9 @@ pub struct Processor<'p> {
     pub group_offset_moved: bool,
     /// A scale-out task's keys another task may hold (`partitions.rs`).
     pub recent_keys: Option<SharedRecentKeys>,
+    /// A scale-out task's key, among its offsets, of its group's rules
+    /// topic (`rules/group.rs`): made once, not at every batch.
+    pub group_rules_key: Option<(String, i32)>,
 }
 
 /// [`Processor::engine_now`] before the engine has a clock.
@@ -849,8 +852,8 @@ impl<'p> Processor<'p> {
             let mut tpl = TopicPartitionList::new();
             // The group's rules topic is not an input: its offset is the
             // state's alone.
-            let rules_topic = self.config.kafka.as_ref().map(crate::rules::group::topic);
-            let input = |t: &String| !handing::is_origin_key(t) && Some(t) != rules_topic.as_ref();
+            let rules_topic = self.group_rules_key.as_ref().map(|(topic, _)| topic);
+            let input = |t: &String| !handing::is_origin_key(t) && Some(t) != rules_topic;
             for ((topic, partition), next) in kafka_offsets.iter().filter(|((t, _), _)| input(t)) {
                 let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
             }
