@@ -21,6 +21,7 @@
 mod alerts;
 pub mod error;
 mod events;
+mod group_changes;
 mod ingest;
 mod items;
 mod keys;
@@ -192,7 +193,7 @@ fn routes() -> OpenApiRouter<Api> {
         .routes(routes!(rules::activate))
         .routes(routes!(rules::rollback))
         .routes(routes!(rules::activations))
-        .routes(routes!(rules::group_change))
+        .routes(routes!(group_changes::group_change))
         .routes(routes!(keys::recent))
         .routes(routes!(keys::held))
         .routes(routes!(rules::disable))
