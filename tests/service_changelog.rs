@@ -82,6 +82,26 @@ fn a_process_on_an_empty_state_dir_rebuilds_the_state_from_the_changelog_and_los
     let restored = second.metric_sum("mon_changelog_restored_entries_total");
     assert!(second.metric_sum("mon_changelog_restored_bytes_total") > 0.0, "the second process restored its state");
     let published = kafka::consume_all(&records, expected.len(), Duration::from_secs(3), Duration::from_secs(120));
+    // The event store is not in the changelog: it is refilled from the
+    // input, up to where the snapshot ended, beside the processing. The
+    // first trade's events were all before the kill's snapshot.
+    let parsed: Vec<Value> = lines.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let first_trade = parsed.iter().find_map(|v| v["data"]["trade_id"].as_str()).unwrap().to_string();
+    let of_first: BTreeSet<String> = parsed
+        .iter()
+        .filter(|v| v["data"]["trade_id"] == first_trade.as_str())
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect();
+    let path = format!("/api/v1/events?workflow=trade_lifecycle&key={first_trade}&limit=100");
+    let found = || -> BTreeSet<String> {
+        let page = second.get(&path).and_then(|text| serde_json::from_str::<Value>(&text).ok()).unwrap_or_default();
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        events.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect()
+    };
+    wait_until(Duration::from_secs(60), "the first trade's events refilled", || {
+        second.metric_sum("mon_refill_running") == 0.0 && found() == of_first
+    });
+    assert!(second.metric_sum("mon_refilled_total") > 0.0, "the refill read the input");
     assert_eq!(second.terminate(), Some(0), "a clean stop after the restore");
     let published: Vec<Value> = published
         .iter()

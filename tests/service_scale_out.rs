@@ -15,7 +15,7 @@ mod receivers;
 #[path = "support/service.rs"]
 mod service;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -296,6 +296,74 @@ fn three_processes(standbys: Standbys) {
     wait_until(Duration::from_secs(30), "the scheduled deadline's alert where its task runs", || {
         morning_alerts().iter().any(|a| a.contains("\"workflow\":\"morning_feed\""))
     });
+
+    // The tasks' record logs, through the group's address, hold what one
+    // process would: the moved tasks' refilled from the records topic.
+    let logged = || -> Result<BTreeMap<String, usize>, String> {
+        let mut ids = BTreeMap::new();
+        let mut cursor = String::new();
+        for _ in 0..1000 {
+            let (code, text) = processes[0].get_any(&format!("/api/v1/records?limit=1000{cursor}")).unwrap_or_default();
+            let page: Value = serde_json::from_str(&text).map_err(|_| format!("{code}: {text}"))?;
+            for record in page["records"].as_array().ok_or(format!("{code}: {text}"))? {
+                *ids.entry(record["id"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return Ok(ids),
+            }
+        }
+        Err("more than 1000 pages".into())
+    };
+    let mut in_logs = Ok(BTreeMap::new());
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_secs(90) {
+        in_logs = logged();
+        if in_logs.as_ref().is_ok_and(|ids| ids.keys().eq(expected.keys())) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let in_logs = in_logs.unwrap();
+    let missing: Vec<&String> = expected.keys().filter(|id| !in_logs.contains_key(*id)).collect();
+    let unexpected: Vec<&String> = in_logs.keys().filter(|id| !expected.contains_key(*id)).collect();
+    assert!(
+        missing.is_empty() && unexpected.is_empty(),
+        "record logs: {} missing, e.g. {:?}; {} not in one run, e.g. {:?}",
+        missing.len(),
+        &missing[..3.min(missing.len())],
+        unexpected.len(),
+        &unexpected[..3.min(unexpected.len())]
+    );
+    let twice: Vec<&String> = in_logs.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+    assert!(twice.is_empty(), "records logged twice: {twice:?}");
+
+    // The killed task's first items, which only its snapshot covered:
+    // the group's event search lists each of their events, refilled into
+    // the event store of the task's new owner from the input partition.
+    let of_trade = |trade: &str| -> BTreeSet<String> {
+        let lines = stream.lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        lines.filter(|v| v["data"]["trade_id"] == trade).map(|v| v["id"].as_str().unwrap().to_string()).collect()
+    };
+    let first_trades: BTreeSet<String> = stream
+        .lines
+        .iter()
+        .filter(|l| partition_of(l) == Some(morning_owner))
+        .filter_map(|l| Some(serde_json::from_str::<Value>(l).ok()?["data"]["trade_id"].as_str()?.to_string()))
+        .take(3)
+        .collect();
+    for trade in &first_trades {
+        let path = format!("/api/v1/events?workflow=trade_lifecycle&key={trade}&limit=100");
+        let found = || -> BTreeSet<String> {
+            let page = processes[0].get(&path).and_then(|text| serde_json::from_str::<Value>(&text).ok());
+            let Some(page) = page else { return BTreeSet::new() };
+            let events = page["events"].as_array().cloned().unwrap_or_default();
+            events.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect()
+        };
+        wait_until(Duration::from_secs(60), "the killed task's first items' events in the group's search", || {
+            found() == of_trade(trade)
+        });
+    }
 
     let ids = || -> Vec<String> {
         hook.requests().iter().map(|r| r.header("idempotency-key").unwrap_or_default().to_string()).collect()
@@ -865,7 +933,9 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
     });
     for p in 0..PARTITIONS {
         let booked = event("trade_booked", &format!("b-{p}"), 1_772_438_400_000, &format!(r#"{{"trade_id":"T-{p}"}}"#));
-        kafka::produce_to(&topic, Some(i32::from(p)), [(None, booked.into_bytes(), Vec::new())]);
+        let malformed = event("trade_booked", &format!("bad-{p}"), 1_772_438_400_000, "{}");
+        let messages = [booked, malformed].map(|m| (None, m.into_bytes(), Vec::new()));
+        kafka::produce_to(&topic, Some(i32::from(p)), messages);
     }
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     // A task's address goes with the task when it moves: no answer there
@@ -964,6 +1034,44 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
         assert_eq!(activations, &vec![1, 2, 1], "task {p}: newest first");
     }
 
+    // What b's tasks hold in their local logs, which the changelog does
+    // not carry: the events (accepted and rejected) and dead letters.
+    // Events as a set: within one batch the live store files the rejected
+    // messages after the accepted events, a refill in input order.
+    let logs_of = |address: &str| -> [BTreeSet<String>; 3] {
+        let list = |path: &str, name: &str, field: &str| -> BTreeSet<String> {
+            let (_, page) = call("GET", &format!("http://{address}{path}?limit=1000"), None);
+            let items = page[name].as_array().cloned().unwrap_or_default();
+            items.iter().map(|item| if field.is_empty() { item } else { &item[field] }.to_string()).collect()
+        };
+        [
+            list("/api/v1/events", "events", "id"),
+            list("/api/v1/records", "records", ""),
+            list("/api/v1/dead-letters", "dead_letters", "origin"),
+        ]
+    };
+    let b_logs: Vec<(u16, [BTreeSet<String>; 3])> =
+        b.tasks().into_iter().map(|(p, address)| (p, logs_of(&address.unwrap()))).collect();
+    for (p, [events, records, dead]) in &b_logs {
+        assert!(events.contains(&format!("\"b-{p}\"")), "task {p}: {events:?}");
+        assert!(
+            records.iter().any(|r| r.contains(&format!("bad-{p}"))),
+            "task {p}: the rejected event's record: {records:?}"
+        );
+        assert_eq!(dead.len(), 1, "task {p}: the malformed message: {dead:?}");
+    }
+    // And their trends, which the engine counted: the snapshot carries them.
+    let trend_of = |address: &str| -> Value {
+        let path = "/api/v1/workflows/settlement/trends?from=2026-03-02T07:55:00Z&to=2026-03-02T08:05:00Z";
+        call("GET", &format!("http://{address}{path}"), None).1["points"].clone()
+    };
+    let b_trends: Vec<(u16, Value)> =
+        b.tasks().into_iter().map(|(p, address)| (p, trend_of(&address.unwrap()))).collect();
+    for (p, points) in &b_trends {
+        let entered: f64 = points.as_array().unwrap().iter().filter_map(|point| point["entered"].as_f64()).sum();
+        assert!(entered >= 1.0, "task {p}: its trade entered: {points}");
+    }
+
     // b stops: its tasks are restored on a from their changelogs.
     assert_eq!(b.terminate(), Some(0), "a clean stop");
     let mut moved = Vec::new();
@@ -980,6 +1088,24 @@ fn a_rule_change_at_either_address_reaches_every_task_once() {
         // changes would run version 2 again, then 1.
         assert_eq!(activations_of(address), vec![1, 2, 1], "task {p} ({how}): no change applied twice");
         assert_eq!(active_of(address), 1, "task {p} ({how}) runs the group's version");
+    }
+    // Their trends came with their snapshots; their local logs are
+    // refilled from the input, beside the processing.
+    for (p, points) in &b_trends {
+        let address = moved.iter().find(|(moved, _)| moved == p).and_then(|(_, a)| a.clone()).unwrap();
+        assert_eq!(&trend_of(&address), points, "task {p}'s trend where it went");
+    }
+    for (p, logs) in &b_logs {
+        let address = moved.iter().find(|(moved, _)| moved == p).and_then(|(_, a)| a.clone()).unwrap();
+        let mut now = logs_of(&address);
+        let asked = Instant::now();
+        while now != *logs && asked.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+            now = logs_of(&address);
+        }
+        assert_eq!(&now, logs, "task {p}: its local logs, refilled where it went");
+        let (_, found) = call("GET", &a.url(&format!("/api/v1/events?workflow=settlement&key=T-{p}")), None);
+        assert_eq!(found["events"][0]["id"], format!("b-{p}"), "task {p}'s item through the group: {found}");
     }
     // A change after the move reaches every task, the moved ones too.
     change(&a, "/api/v1/rules/versions/2/activate", "{}", "activated");

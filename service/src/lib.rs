@@ -38,6 +38,7 @@ pub mod lease;
 pub mod metrics;
 pub mod notify;
 pub mod processor;
+pub mod refill;
 pub mod rollups;
 pub mod rules;
 pub mod scale_out;
@@ -386,6 +387,15 @@ pub(crate) fn run_followed(
         Some((_, program, version)) => (program, version),
         None => (&rules.program, deploy),
     };
+    // A state rebuilt from the changelog refills its event store and
+    // dead-letter log from the input, beside the processing (refill.rs);
+    // planned before the replay appends to them.
+    let restored_up_to = match changelogs.iter().any(|changelog| changelog.restored) {
+        true => tasks.iter().map(|task| task.covered).min(),
+        false => None,
+    };
+    let refill = refill::prepare(&config.state_dir, &mut store, config.kafka.as_ref(), restored_up_to)?
+        .and_then(|plan| Some((plan, config.kafka.clone()?, program.clone())));
     // The versions this state runs and may activate, in the changelog
     // before anything is journaled under them.
     if let Some(changelog) = changelogs.first_mut() {
@@ -528,18 +538,16 @@ pub(crate) fn run_followed(
         .run(),
     );
     if let Some(retention_ms) = event_retention {
-        let mode = config.clock;
-        let status = status.clone();
-        // On the event clock, "old" is measured on the event clock (the
-        // status view's copy of it), as a replay would.
-        let clock = move || match mode {
-            ClockMode::Wall => Some(clock::wall_now()),
-            ClockMode::Event => {
-                status.read().ok().and_then(|view| view.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339))
-            }
-        };
+        let clock = service_clock(config.clock, status.clone());
         runtime.spawn(events::purge_old(store.handle().events(), retention_ms, clock, stop.clone()));
     }
+    let refill_cutoff = {
+        let clock = service_clock(config.clock, status.clone());
+        let retention = event_retention.and_then(|ms| i64::try_from(ms).ok()).unwrap_or(i64::MAX);
+        move || clock().map(|now| now.saturating_sub(retention))
+    };
+    let refill_store = (store.handle().events(), store.handle());
+    let refill_state_dir = config.state_dir.clone();
     listening(address);
 
     // The intake thread reads and decodes Kafka's messages for the
@@ -732,6 +740,26 @@ pub(crate) fn run_followed(
                     Error::new(Domain::Process, Retry::Later, "cannot start the intake thread").caused_by(e)
                 })?;
         }
+        if let Some((plan, kafka, program)) = &refill {
+            let refill = refill::Refill {
+                plan: plan.clone(),
+                state_dir: &refill_state_dir,
+                kafka,
+                envelopes: &intake_envelopes,
+                program,
+                events: refill_store.0.clone(),
+                store: refill_store.1.clone(),
+                cutoff: &refill_cutoff,
+                metrics: &metrics,
+                stop: &stop,
+            };
+            std::thread::Builder::new()
+                .name("mon-refill".into())
+                .spawn_scoped(scope, move || refill::run(refill))
+                .map_err(|e| {
+                    Error::new(Domain::Process, Retry::Later, "cannot start the refill thread").caused_by(e)
+                })?;
+        }
         if let Some((group, kafka, applier)) = &group_rules_follower {
             let stop = &stop;
             std::thread::Builder::new()
@@ -838,6 +866,17 @@ pub(crate) fn run_followed(
     outcome?;
     let last = status.read().map(|view| view.clone()).unwrap_or_default();
     Ok(last)
+}
+
+/// The service's clock for retention: the wall clock, or on the event
+/// clock the status view's copy of it (as a replay would measure "old").
+fn service_clock(mode: ClockMode, status: Arc<RwLock<StatusView>>) -> impl Fn() -> Option<i64> + Send + Sync {
+    move || match mode {
+        ClockMode::Wall => Some(clock::wall_now()),
+        ClockMode::Event => {
+            status.read().ok().and_then(|view| view.clock.as_deref().and_then(mon_stdlib::time::parse_rfc3339))
+        }
+    }
 }
 
 /// The API tokens and, with `[auth.oidc]`, the identity provider's check,

@@ -59,6 +59,11 @@ pub struct Metrics {
     /// Events of an item from another partition than its first (see
     /// `mon_runtime::engine::SplitKey`).
     pub split_key_events: Counter,
+    /// 1 while a restored state's local logs (events, records, dead
+    /// letters) are refilled from Kafka (`refill.rs`).
+    pub refill_running: Gauge,
+    /// Entries a refill wrote into the local logs.
+    pub refilled: Counter,
     pub consumer_lag: Family<PartitionLabels, Gauge>,
     pub batch_commit_seconds: Histogram,
     /// From a timer's due instant to its record acknowledged by Kafka
@@ -112,6 +117,19 @@ impl Metrics {
             "Events of an item that came from another input partition than the one that started it: \
              its producer does not key messages by item",
             split_key_events.clone(),
+        );
+        let refill_running = Gauge::default();
+        registry.register(
+            "refill_running",
+            "1 while the local logs (event store, records, dead letters) of a state restored from the changelog \
+             are refilled from Kafka; until it ends they show only what came since the restore",
+            refill_running.clone(),
+        );
+        let refilled = Counter::default();
+        registry.register(
+            "refilled",
+            "Entries (events, records, dead letters) a refill wrote into the local logs of a restored state",
+            refilled.clone(),
         );
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
         registry.register("consumer_lag", "Messages behind the partition's high watermark", consumer_lag.clone());
@@ -213,6 +231,8 @@ impl Metrics {
             notifications_oldest_pending_seconds,
             events,
             split_key_events,
+            refill_running,
+            refilled,
             consumer_lag,
             batch_commit_seconds,
             alert_publish_delay_seconds,

@@ -165,6 +165,33 @@ pub fn add_rows(db: &sled::Db, write: &mut sled::Batch, rows: &[(Vec<u8>, Moveme
     Ok(())
 }
 
+/// A row as stored: its key and its value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
+/// Every row as stored, (key, value): what a snapshot in the changelog
+/// carries, so that a state rebuilt elsewhere keeps its trends.
+pub fn export(db: &sled::Db) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::new();
+    for prefix in [&b"um"[..], b"uh"] {
+        for entry in db.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            rows.push((key.to_vec(), value.to_vec()));
+        }
+    }
+    Ok(rows)
+}
+
+/// Rows a snapshot carried ([`export`]), as movements to add to a store
+/// that holds none; a row that is not one is damage.
+pub fn import(rows: &[Row]) -> Result<Vec<(Vec<u8>, Movement)>, Error> {
+    rows.iter()
+        .map(|(key, value)| {
+            let row = (key.starts_with(b"um") || key.starts_with(b"uh")).then(|| decode(value)).flatten();
+            Ok((key.clone(), row.ok_or_else(|| damaged(key))?))
+        })
+        .collect()
+}
+
 fn damaged(key: &[u8]) -> Error {
     Error::damaged(Domain::Store, format!("the rollup row {} is damaged", String::from_utf8_lossy(key)))
 }

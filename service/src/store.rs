@@ -29,7 +29,10 @@
 //! pending notifications the changelog's snapshot carried, and
 //! [`Store::settle_by_marks`] makes every notification the lost process
 //! had already delivered arrive here as sent (or failed), never pending,
-//! so the delivery task does not send it again.
+//! so the delivery task does not send it again; [`Store::replace_rollups`]
+//! makes the trend rollups the snapshot's. The record and dead-letter
+//! logs are refilled from Kafka beside the processing (`refill.rs`), below
+//! the numbers the live entries take from then on.
 //!
 //! The event store is not in sled: it keeps its own segment files under
 //! `<state_dir>/events/` (`events/`); the store only opens it and hands it
@@ -167,6 +170,24 @@ pub struct OutboxItem {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+/// The local logs a refill writes (`refill.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Log {
+    /// Records, as JSON.
+    Records,
+    /// Dead letters, as JSON ([`DeadLetter`]).
+    DeadLetters,
+}
+
+impl Log {
+    fn prefix(self) -> u8 {
+        match self {
+            Log::Records => RECORDS,
+            Log::DeadLetters => DEAD_LETTERS,
+        }
+    }
+}
+
 /// A rejected message as kept in the dead-letter log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -237,6 +258,44 @@ impl Store {
     /// The event store, for the processing thread's appends.
     pub fn event_store(&self) -> &EventStore {
         &self.events
+    }
+
+    /// The trend rollup rows as stored, for a snapshot in the changelog.
+    pub fn rollup_rows(&self) -> Result<Vec<crate::rollups::Row>, Error> {
+        crate::rollups::export(&self.db)
+    }
+
+    /// Makes the trend rollup rows those a restored snapshot carried
+    /// (`rollups::export`): the rows of a state restored over (behind the
+    /// changelog), or of a restore a crash cut short, go. The replay then
+    /// adds the batches after the snapshot, as it does their records.
+    pub fn replace_rollups(&self, rows: &[crate::rollups::Row]) -> Result<(), Error> {
+        let rows = crate::rollups::import(rows)?;
+        let mut write = sled::Batch::default();
+        for prefix in [&b"um"[..], b"uh"] {
+            for entry in self.db.scan_prefix(prefix) {
+                write.remove(entry?.0);
+            }
+        }
+        for (key, movement) in &rows {
+            write.insert(key.as_slice(), &crate::rollups::encode(movement));
+        }
+        self.db.apply_batch(write)?;
+        Ok(())
+    }
+
+    /// Whether the record and dead-letter logs hold nothing.
+    pub fn no_records_nor_dead_letters(&self) -> Result<bool, Error> {
+        Ok(self.db.scan_prefix([RECORDS]).next().is_none() && self.db.scan_prefix([DEAD_LETTERS]).next().is_none())
+    }
+
+    /// Numbers the records and dead letters written from now on from
+    /// `first` at least: the numbers below are a refill's
+    /// ([`StoreHandle::refill_log`]), which then list after them, as older.
+    pub fn number_logs_from(&mut self, first: u64) {
+        for next in &mut self.next[1..=2] {
+            *next = (*next).max(first);
+        }
     }
 
     /// How this state is split: `None`, one state for every partition;
@@ -561,6 +620,51 @@ pub struct Page<T> {
 }
 
 impl StoreHandle {
+    /// Writes entries of a local log read again after a restore
+    /// (`refill.rs`), numbered from `first`, below the numbers the live
+    /// ones take ([`Store::number_logs_from`]). Not flushed: the refill
+    /// flushes once it is done, and a stop before redoes it.
+    pub fn refill_log(&self, log: Log, first: u64, entries: &[Vec<u8>]) -> Result<(), Error> {
+        let mut write = sled::Batch::default();
+        for (i, entry) in entries.iter().enumerate() {
+            write.insert(&key(log.prefix(), first + i as u64), entry.as_slice());
+        }
+        self.db.apply_batch(write)?;
+        Ok(())
+    }
+
+    /// Deletes the entries of `log` numbered below `first`: those of a
+    /// refill that a stop interrupted, which is then made again.
+    pub fn drop_log_below(&self, log: Log, first: u64) -> Result<u64, Error> {
+        let mut write = sled::Batch::default();
+        let mut dropped = 0;
+        for entry in self.db.range(key(log.prefix(), 0)..key(log.prefix(), first)) {
+            write.remove(entry?.0);
+            dropped += 1;
+        }
+        self.db.apply_batch(write)?;
+        Ok(dropped)
+    }
+
+    /// The entries of `log` numbered from `from` on, oldest first, with
+    /// the number after the last: a refill's look at what the live state
+    /// wrote since it last asked.
+    pub fn log_from(&self, log: Log, from: u64) -> Result<(Vec<Vec<u8>>, u64), Error> {
+        let mut entries = Vec::new();
+        let mut next = from;
+        for entry in self.db.range(key(log.prefix(), from)..=key(log.prefix(), u64::MAX)) {
+            let (k, v) = entry?;
+            next = seq_of(&k) + 1;
+            entries.push(v.to_vec());
+        }
+        Ok((entries, next))
+    }
+
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// The pending notifications below sequence `below` (those of flushed
     /// batches), oldest first.
     pub fn pending_notifications(&self, below: u64) -> Result<Vec<(u64, NotificationEntry)>, Error> {

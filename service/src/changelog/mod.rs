@@ -359,6 +359,9 @@ pub struct Changelog {
     rules: HashMap<Vec<u8>, (u32, u16)>,
     /// With state per partition, the task count, in each snapshot header.
     tasks: Option<u16>,
+    /// This start rebuilt the local state from the changelog: its local
+    /// logs (events, dead letters) are refilled from the input (`refill.rs`).
+    pub(crate) restored: bool,
 }
 
 impl Changelog {

@@ -227,6 +227,7 @@ fn open_reachable(at: Opening<'_>, store: &mut Store, mut followed: Option<Follo
             metrics: metrics.clone(),
             rules: restored.rules.iter().map(|(k, (v, parts))| (k.clone(), (crc32fast::hash(v), *parts))).collect(),
             tasks,
+            restored: restore,
         })
         .collect();
     // The local state goes on from here; nothing past it may stay.
@@ -262,7 +263,11 @@ fn install_restored(
     if !payloads.is_empty() {
         let offsets: crate::store::Offsets = payloads.iter().flat_map(|p| p.offsets.clone()).collect();
         let (outbox, notifications) = match &process.snapshot {
-            Some((_, payload)) => (payload.outbox.as_slice(), payload.notifications.as_slice()),
+            Some((_, payload)) => {
+                // The trends are the process's too (rollups.rs).
+                store.replace_rollups(&payload.rollups)?;
+                (payload.outbox.as_slice(), payload.notifications.as_slice())
+            }
             None => (&[][..], &[][..]),
         };
         let mut stored = store.offsets()?;

@@ -22,6 +22,16 @@ pub const CHUNK_BYTES: usize = 512 * 1024;
 /// The version of the encodings below; a reader refuses any other.
 pub const FORMAT: u8 = 1;
 
+/// The version of a snapshot's payload ([`encode_snapshot`]). 2 added
+/// sections, which a reader skips when it does not know their tag; a
+/// reader still takes format 1 (no sections). A release before 2 refuses
+/// a payload of 2: a changelog written by this release is not restored by
+/// an earlier one.
+pub const SNAPSHOT_FORMAT: u8 = 2;
+
+/// A payload section's tag: the trend rollup rows (`rollups.rs`).
+const ROLLUPS_SECTION: u8 = 1;
+
 pub const HEADER_KEY: &str = "s";
 
 /// The Kafka header that carries a record's writer epoch (decimal ASCII):
@@ -150,6 +160,10 @@ pub struct SnapshotPayload {
     pub outbox: Vec<Vec<u8>>,
     /// Pending notifications, as `store.rs` stores them.
     pub notifications: Vec<Vec<u8>>,
+    /// The trend rollup rows, (key, value) as `rollups.rs` stores them:
+    /// made by the engine's counts, not in the input, so a state rebuilt
+    /// elsewhere has its trends and their baselines only from here.
+    pub rollups: Vec<(Vec<u8>, Vec<u8>)>,
     /// `Live::snapshot_bytes`.
     pub engine: Vec<u8>,
 }
@@ -180,13 +194,22 @@ fn take_u32(bytes: &mut &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(*n))
 }
 
-/// Format byte; offsets (count, then topic, partition, next offset); the
-/// outbox items and notifications (count, then each length-prefixed); the
-/// engine's bytes to the end.
-pub fn encode_snapshot(offsets: &Offsets, outbox: &[Vec<u8>], notifications: &[Vec<u8>], engine: &[u8]) -> Vec<u8> {
+/// Format byte ([`SNAPSHOT_FORMAT`]); offsets (count, then topic,
+/// partition, next offset); the outbox items and notifications (count,
+/// then each length-prefixed); sections (count, then each a tag byte and
+/// length-prefixed bytes: the rollup rows as a count of length-prefixed
+/// key and value pairs); the engine's bytes to the end.
+pub fn encode_snapshot(
+    offsets: &Offsets,
+    outbox: &[Vec<u8>],
+    notifications: &[Vec<u8>],
+    rollups: &[(Vec<u8>, Vec<u8>)],
+    engine: &[u8],
+) -> Vec<u8> {
     let extra: usize = outbox.iter().chain(notifications).map(|b| b.len() + 4).sum();
-    let mut out = Vec::with_capacity(engine.len() + extra + 64);
-    out.push(FORMAT);
+    let rows: usize = rollups.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    let mut out = Vec::with_capacity(engine.len() + extra + rows + 64);
+    out.push(SNAPSHOT_FORMAT);
     out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
     for ((topic, partition), next) in offsets {
         put(&mut out, topic.as_bytes());
@@ -199,13 +222,22 @@ pub fn encode_snapshot(offsets: &Offsets, outbox: &[Vec<u8>], notifications: &[V
             put(&mut out, item);
         }
     }
+    let mut section = Vec::with_capacity(rows + 4);
+    section.extend_from_slice(&(rollups.len() as u32).to_le_bytes());
+    for (key, value) in rollups {
+        put(&mut section, key);
+        put(&mut section, value);
+    }
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.push(ROLLUPS_SECTION);
+    put(&mut out, &section);
     out.extend_from_slice(engine);
     out
 }
 
 pub fn decode_snapshot(bytes: &[u8]) -> Option<SnapshotPayload> {
     let (&format, mut rest) = bytes.split_first()?;
-    if format != FORMAT {
+    if format != 1 && format != SNAPSHOT_FORMAT {
         return None;
     }
     let mut payload = SnapshotPayload::default();
@@ -219,6 +251,21 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<SnapshotPayload> {
     for list in [&mut payload.outbox, &mut payload.notifications] {
         for _ in 0..take_u32(&mut rest)? {
             list.push(take(&mut rest)?.to_vec());
+        }
+    }
+    if format >= 2 {
+        for _ in 0..take_u32(&mut rest)? {
+            let (&tag, r) = rest.split_first()?;
+            rest = r;
+            let mut section = take(&mut rest)?;
+            // A section of a later release: its state is not this one's to keep.
+            if tag != ROLLUPS_SECTION {
+                continue;
+            }
+            for _ in 0..take_u32(&mut section)? {
+                let key = take(&mut section)?.to_vec();
+                payload.rollups.push((key, take(&mut section)?.to_vec()));
+            }
         }
     }
     payload.engine = rest.to_vec();
@@ -599,11 +646,49 @@ mod tests {
         assert_eq!(restored.entries.get(&1), Some(&(big.len() as u16)), "every part is deleted at the next snapshot");
     }
 
+    /// The payload carries the rollup rows in a section; a payload of
+    /// format 1 (before sections) is still read, and a section of a later
+    /// release is skipped, not taken for the engine's bytes.
+    #[test]
+    fn a_snapshot_payload_carries_rollups_and_reads_format_one_and_unknown_sections() {
+        let offsets: Offsets = [(("events".to_string(), 2), 7)].into_iter().collect();
+        let rows = vec![(b"umtrades\0k".to_vec(), vec![0u8; 32]), (b"uhtrades\0k".to_vec(), vec![1u8; 32])];
+        let payload = encode_snapshot(&offsets, &[b"o".to_vec()], &[], &rows, b"engine");
+        let read = decode_snapshot(&payload).unwrap();
+        assert_eq!((read.rollups, read.engine.as_slice(), read.offsets), (rows, &b"engine"[..], offsets.clone()));
+
+        // Format 1: offsets, the two lists, the engine.
+        let mut one = vec![1u8];
+        one.extend_from_slice(&0u32.to_le_bytes());
+        one.extend_from_slice(&0u32.to_le_bytes());
+        one.extend_from_slice(&1u32.to_le_bytes());
+        put(&mut one, b"{}");
+        one.extend_from_slice(b"engine");
+        let read = decode_snapshot(&one).unwrap();
+        assert_eq!((read.notifications, read.rollups, read.engine), (vec![b"{}".to_vec()], vec![], b"engine".to_vec()));
+
+        // A section tagged 9, then the rollups.
+        let mut later = vec![SNAPSHOT_FORMAT];
+        later.extend_from_slice(&[0; 12]);
+        later.extend_from_slice(&2u32.to_le_bytes());
+        later.push(9);
+        put(&mut later, b"a later release's");
+        later.push(ROLLUPS_SECTION);
+        let mut section = 1u32.to_le_bytes().to_vec();
+        put(&mut section, b"umk");
+        put(&mut section, b"v");
+        put(&mut later, &section);
+        later.extend_from_slice(b"engine");
+        let read = decode_snapshot(&later).unwrap();
+        assert_eq!((read.rollups, read.engine), (vec![(b"umk".to_vec(), b"v".to_vec())], b"engine".to_vec()));
+        assert_eq!(decode_snapshot(&[3, 0, 0, 0, 0]), None, "a later format is refused");
+    }
+
     #[test]
     fn a_snapshot_is_chunked_named_by_its_header_and_replaces_what_it_covers() {
         let offsets: Offsets = [(("events".to_string(), 0), 42)].into_iter().collect();
         let engine: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
-        let payload = encode_snapshot(&offsets, &[b"outbox item".to_vec()], &[b"{}".to_vec()], &engine);
+        let payload = encode_snapshot(&offsets, &[b"outbox item".to_vec()], &[b"{}".to_vec()], &[], &engine);
         let (chunks, header) = snapshot_records(3, &payload, None);
         assert_eq!(header.chunks, 3, "1.3 MB in 512 KB chunks");
         assert_eq!(chunks[2].0, "s/00000000000000000003/2");
@@ -728,8 +813,8 @@ mod tests {
         assert!(must_restore(0, 1), "an empty state directory");
         assert!(must_restore(9, 10), "a stale one");
         // The changelog's position is the snapshot's plus the entries after it.
-        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s"), None).0);
-        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], b"s"), None);
+        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], &[], b"s"), None).0);
+        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], &[], b"s"), None);
         log.push((HEADER_KEY.into(), Some(serde_json::to_vec(&header).unwrap())));
         log.extend(produced(entry_records(5, &frame(5, 1))));
         assert_eq!(contents(&log).restore().unwrap().next_seq(), 6);

@@ -342,6 +342,38 @@ impl EventStore {
         shared.segments.write().map_err(|_| poisoned())?.append(journal, events)
     }
 
+    /// Whether no event is stored (or the store is off).
+    pub fn is_empty(&self) -> Result<bool, Error> {
+        let Some(shared) = &self.shared else { return Ok(true) };
+        Ok(shared.segments.read().map_err(|_| poisoned())?.is_empty())
+    }
+
+    /// Numbers the events stored from now on from `first` at least: the
+    /// numbers below are a refill's ([`Refilling`]).
+    pub fn number_from(&self, first: u64) -> Result<(), Error> {
+        let Some(shared) = &self.shared else { return Ok(()) };
+        shared.segments.write().map_err(|_| poisoned())?.number_from(first);
+        Ok(())
+    }
+
+    /// Deletes the events numbered below `first` (an interrupted refill's);
+    /// returns how many went.
+    pub fn drop_numbered_below(&self, first: u64) -> Result<u64, Error> {
+        let Some(shared) = &self.shared else { return Ok(0) };
+        shared.segments.write().map_err(|_| poisoned())?.drop_numbered_below(first)
+    }
+
+    /// Takes in a finished refill: its events sort before every event
+    /// stored since the store was numbered from [`number_from`](Self::number_from).
+    /// Returns how many events it brought.
+    pub fn adopt(&self, mut refilled: Refilling) -> Result<u64, Error> {
+        let Some(shared) = &self.shared else { return Ok(0) };
+        refilled.segments.finish()?;
+        let count = shared.segments.write().map_err(|_| poisoned())?.adopt(refilled.segments)?;
+        let _ = std::fs::remove_dir(&refilled.dir);
+        Ok(count)
+    }
+
     fn cutoff(&self) -> i64 {
         self.shared.as_ref().map_or(i64::MIN, |s| s.cutoff.load(Ordering::Relaxed))
     }
@@ -448,6 +480,32 @@ impl EventStore {
         let Some(shared) = &self.shared else { return Ok(0) };
         shared.cutoff.fetch_max(cutoff, Ordering::Relaxed);
         shared.segments.write().map_err(|_| poisoned())?.drop_older_than(cutoff)
+    }
+}
+
+/// Events read again after a restore (`refill.rs`), appended to segments
+/// of their own, numbered from 0, in a directory beside the store's until
+/// [`EventStore::adopt`] takes them in.
+pub struct Refilling {
+    segments: Segments,
+    dir: std::path::PathBuf,
+    /// The journal entry every frame is filed under: the last one the
+    /// restored snapshot covers, which holds them all.
+    journal: u64,
+}
+
+impl Refilling {
+    /// Starts a refill in `dir`, which must hold nothing yet.
+    pub fn create(dir: &Path, journal: u64) -> Result<Refilling, Error> {
+        let segments = Segments::open(dir)?;
+        if !segments.is_empty() {
+            return Err(Error::damaged(Domain::Store, format!("{}: a refill found events there", dir.display())));
+        }
+        Ok(Refilling { segments, dir: dir.to_path_buf(), journal })
+    }
+
+    pub fn append(&mut self, events: &[StoredEvent]) -> Result<(), Error> {
+        self.segments.append_refilled(self.journal, events)
     }
 }
 
@@ -654,5 +712,41 @@ mod tests {
         let reopened = EventStore::open(&events).unwrap();
         let last = reopened.last_journal().unwrap();
         assert!(matches!(last, Some(1 | 2)), "3 came after a failure and is not stored: {last:?}");
+    }
+
+    /// A refill's events (numbered below the live ones) join the store
+    /// whole, list as older than the events stored meanwhile, and leave
+    /// the live journal position alone; an adoption a stop interrupted is
+    /// deleted at the next start.
+    #[test]
+    fn a_refill_joins_below_the_live_events_and_an_interrupted_one_is_deleted() {
+        const FIRST_LIVE: u64 = 1 << 40;
+        let dir = tempfile::tempdir().unwrap();
+        let (events, refill_dir) = (dir.path().join("events"), dir.path().join("events.refill"));
+        let store = EventStore::open(&events).unwrap();
+        store.number_from(FIRST_LIVE).unwrap();
+        // The replay and live batches, journal 8 on.
+        store.append_later(8, vec![event("live-1", "K1", 5_000)]).unwrap();
+        let mut refill = Refilling::create(&refill_dir, 7).unwrap();
+        // Chunks filed under the same entry, spread over two hours.
+        refill.append(&[event("old-1", "K1", 1_000), event("old-2", "K2", 1_100)]).unwrap();
+        refill.append(&[event("old-3", "K1", 3_600_000 + 1)]).unwrap();
+        assert_eq!(store.of_item("orders", "K1").unwrap().len(), 1, "nothing refilled shows before the end");
+        assert_eq!(store.adopt(refill).unwrap(), 3);
+        store.append_later(9, vec![event("live-2", "K1", 6_000)]).unwrap();
+        let of_k1: Vec<String> = store.of_item("orders", "K1").unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(of_k1, ["old-1", "old-3", "live-1", "live-2"], "refilled ones first, in arrival order");
+        assert_eq!(store.last_journal().unwrap(), Some(9));
+        assert!(!refill_dir.exists(), "the refill's directory is gone");
+        store.sync().unwrap();
+        drop(store);
+        let reopened = EventStore::open(&events).unwrap();
+        assert_eq!(reopened.of_item("orders", "K1").unwrap().len(), 4);
+        assert_eq!(reopened.last_journal().unwrap(), Some(9), "the live position, not the refill's entry");
+        // Were the adoption cut short, what it moved is deleted whole.
+        assert_eq!(reopened.drop_numbered_below(FIRST_LIVE).unwrap(), 3);
+        let left: Vec<String> = reopened.of_item("orders", "K1").unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(left, ["live-1", "live-2"]);
+        assert_eq!(reopened.last_journal().unwrap(), Some(9));
     }
 }

@@ -339,6 +339,100 @@ impl Segments {
         if self.last_journal.is_some_and(|done| journal <= done) {
             return Ok(());
         }
+        self.write_frame(journal, events)
+    }
+
+    /// Appends `events` as one frame of journal entry `journal`, even when
+    /// an earlier frame was of the same entry: a refill (`refill.rs`) files
+    /// everything it reads under the one entry the restored snapshot ends
+    /// at, a chunk at a time.
+    pub fn append_refilled(&mut self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
+        self.write_frame(journal, events)
+    }
+
+    /// Whether no event is stored (nor any frame written since the start).
+    pub fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.as_ref().is_none_or(|open| open.index.all.is_empty())
+    }
+
+    /// Numbers the events appended from now on from `first` at least, so
+    /// that segments numbered below it can be adopted later
+    /// ([`Segments::adopt`]) and still sort before them.
+    pub fn number_from(&mut self, first: u64) {
+        if self.open.is_none() {
+            self.next_seq = self.next_seq.max(first);
+        }
+    }
+
+    /// Closes the open segment: a refill's last step before it is adopted.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.close()
+    }
+
+    /// Takes over `other`'s closed segments (a finished refill, numbered
+    /// below every event here): their files move into this directory and
+    /// they sort first. Their journal entry is not this store's
+    /// `last_journal`: it is at most the entry the refill was filed under,
+    /// which the entries appended here since follow.
+    pub fn adopt(&mut self, other: Segments) -> Result<u64, Error> {
+        let first_here = self.closed.first().map(|c| c.first_seq).or(self.open.as_ref().map(|o| o.first_seq));
+        let mut adopted = Vec::with_capacity(other.closed.len());
+        let mut count = 0;
+        for mut closed in other.closed {
+            if first_here.is_some_and(|first| closed.next_seq > first) {
+                return Err(Error::damaged(
+                    Domain::Store,
+                    format!(
+                        "refilled event segment {} overlaps the events stored since (from {first_here:?})",
+                        closed.first_seq
+                    ),
+                ));
+            }
+            // A start after a crash in between deletes what was moved
+            // (`refill::clear_interrupted`) and refills again.
+            let seg_path = segment_path(&self.dir, closed.first_seq, "seg");
+            let idx_path = segment_path(&self.dir, closed.first_seq, "idx");
+            std::fs::rename(&closed.seg_path, &seg_path).map_err(|e| io("cannot move", &closed.seg_path, e))?;
+            std::fs::rename(&closed.idx_path, &idx_path).map_err(|e| io("cannot move", &closed.idx_path, e))?;
+            (closed.seg_path, closed.idx_path) = (seg_path, idx_path);
+            count += closed.next_seq - closed.first_seq;
+            adopted.push(closed);
+        }
+        if self.closed.is_empty() && self.open.is_none() {
+            self.next_seq = self.next_seq.max(adopted.last().map_or(0, |c| c.next_seq));
+        }
+        adopted.append(&mut self.closed);
+        self.closed = adopted;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io("cannot sync", &self.dir, e))?;
+        Ok(count)
+    }
+
+    /// Deletes the segments numbered below `first`: those of a refill
+    /// that a stop interrupted while they were adopted. Returns how many
+    /// events went.
+    pub fn drop_numbered_below(&mut self, first: u64) -> Result<u64, Error> {
+        if self.open.as_ref().is_some_and(|open| open.first_seq < first) {
+            self.close()?;
+        }
+        let mut dropped = 0;
+        let mut kept = Vec::with_capacity(self.closed.len());
+        for closed in self.closed.drain(..) {
+            if closed.first_seq >= first {
+                kept.push(closed);
+                continue;
+            }
+            dropped += closed.next_seq - closed.first_seq;
+            for path in [&closed.idx_path, &closed.seg_path] {
+                std::fs::remove_file(path).map_err(|e| io("cannot delete", path, e))?;
+            }
+        }
+        self.closed = kept;
+        let open_journal = self.open.as_ref().and_then(|open| open.last_journal);
+        self.last_journal = open_journal.or(self.closed.iter().rev().find_map(|closed| closed.last_journal));
+        Ok(dropped)
+    }
+
+    fn write_frame(&mut self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
         let Some(first) = events.first() else {
             self.last_journal = Some(journal);
             return Ok(());

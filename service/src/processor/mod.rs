@@ -989,13 +989,19 @@ impl<'p> Processor<'p> {
             offsets: batch.offsets,
             ..BatchWrite::default()
         };
+        // Which state made them: a state restored elsewhere refills its
+        // record log with the records of its name (refill.rs).
+        let state = self.config.kafka.as_ref().map(crate::refill::state_name);
         for record in records.drain(..) {
             let json = serde_json::to_string(&record)
                 .map_err(|e| Error::damaged(Domain::Store, "cannot encode a record").caused_by(e))?;
             self.metrics.records.get_or_create(&KindLabels { kind: record.kind.name() }).inc();
             *self.totals.records.entry(record.kind.name()).or_default() += 1;
-            if self.config.kafka.is_some() {
-                let mut headers = vec![("mon_id".to_string(), record.id.as_bytes().to_vec())];
+            if let Some(state) = &state {
+                let mut headers = vec![
+                    ("mon_id".to_string(), record.id.as_bytes().to_vec()),
+                    (crate::refill::STATE_HEADER.to_string(), state.as_bytes().to_vec()),
+                ];
                 // When a timer made it, its due instant: the publisher
                 // measures the delay from deadline to publication.
                 if matches!(record.kind, Kind::Missing | Kind::AtRisk) {
@@ -1185,18 +1191,24 @@ impl<'p> Processor<'p> {
             // With the program the snapshot was made under (`snapshot_made`).
             self.changelogs[0].mirror_rules(self.versions.export()?);
             let undelivered = self.store.undelivered()?;
+            let rollups = self.store.rollup_rows()?;
             for (task, engine) in snapshots.iter().enumerate() {
                 // What is the process's goes with task 0's (changelog.rs).
-                let (outbox, notifications, settled) = match task {
-                    0 => (&undelivered.outbox[..], &undelivered.notifications[..], std::mem::take(&mut settled)),
-                    _ => (&[][..], &[][..], Vec::new()),
+                let (outbox, notifications, rollups, settled) = match task {
+                    0 => (
+                        &undelivered.outbox[..],
+                        &undelivered.notifications[..],
+                        &rollups[..],
+                        std::mem::take(&mut settled),
+                    ),
+                    _ => (&[][..], &[][..], &[][..], Vec::new()),
                 };
                 let offsets = if self.per_partition() {
                     self.offsets_of(task, &self.stored_offsets)
                 } else {
                     self.stored_offsets.clone()
                 };
-                let payload = crate::changelog::encode_snapshot(&offsets, outbox, notifications, engine);
+                let payload = crate::changelog::encode_snapshot(&offsets, outbox, notifications, rollups, engine);
                 self.changelogs[task].snapshot(covered, &payload, settled);
             }
             self.hold_back_changelogs();
