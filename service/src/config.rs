@@ -170,6 +170,21 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM: the private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+    /// PEM: the authorities one mon process trusts when it calls another
+    /// of its group (a standby passing a request on, a scale-out front
+    /// asking another's tasks), besides the public roots and `cert`'s own
+    /// certificates: a private CA's root. Read at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The files of certificates a process trusts when it calls another of
+    /// its group: `ca`, and `cert` (one certificate for the whole group,
+    /// or a chain with its intermediates).
+    pub fn trusted(&self) -> Vec<&std::path::Path> {
+        self.ca.iter().map(PathBuf::as_path).chain([self.cert.as_path()]).collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -224,6 +239,12 @@ pub struct KafkaConfig {
     /// so that a task it is given reads only what came since. Costs each
     /// process a reader of the others' changelog and its records in memory.
     pub standby_tasks: bool,
+    /// The format of the snapshots written to the changelog: 2 (the
+    /// default) carries the trend rollups; 1 does not, and is what a
+    /// release before them reads. Set 1 while a rolling upgrade from such
+    /// a release runs, so that a task restored by a process not yet
+    /// upgraded can read its snapshot (docs/service.md, "The changelog").
+    pub snapshot_format: u8,
     /// Set by the scale-out supervisor for the run of one task; never read
     /// from a file.
     #[serde(skip)]
@@ -414,6 +435,7 @@ impl Default for KafkaConfig {
             state_per_partition: false,
             scale_out: false,
             standby_tasks: false,
+            snapshot_format: crate::changelog::SNAPSHOT_FORMAT,
             task: None,
         }
     }
@@ -600,6 +622,14 @@ impl Config {
                      process that dies has its partitions taken over; remove `failover` and `state_per_partition`"
                         .into(),
                 );
+            }
+            if !(1..=crate::changelog::SNAPSHOT_FORMAT).contains(&kafka.snapshot_format) {
+                problems.push(format!(
+                    "kafka.snapshot_format: {} is not a snapshot format; 1 (for a rolling upgrade from a release \
+                     before the trend rollups were in snapshots) or {}",
+                    kafka.snapshot_format,
+                    crate::changelog::SNAPSHOT_FORMAT
+                ));
             }
             if kafka.standby_tasks && !kafka.scale_out {
                 problems.push(

@@ -86,33 +86,45 @@ pub struct Forwarder {
     metrics: Option<Arc<Metrics>>,
 }
 
+/// `builder`'s client, trusting the certificates (PEM) in `extra_roots`
+/// besides the public roots: how one mon process reaches another of its
+/// group over HTTPS under a private authority.
+pub fn client_trusting(
+    mut builder: reqwest::ClientBuilder,
+    extra_roots: &[&std::path::Path],
+) -> Result<reqwest::Client, Error> {
+    let refuse = |message: String| Error::new(Domain::Config, Retry::Never, message);
+    for path in extra_roots {
+        let pem = std::fs::read(path).map_err(|e| refuse(format!("cannot read {}", path.display())).caused_by(e))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| refuse(format!("{} holds no PEM certificate", path.display())).caused_by(e))?;
+        if certificates.is_empty() {
+            return Err(refuse(format!("{} holds no PEM certificate", path.display())));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| refuse("cannot make the HTTP client".into()).caused_by(e))
+}
+
 impl Forwarder {
-    /// `extra_roots`: certificates (PEM) to trust besides the public
-    /// roots, for a group whose processes serve HTTPS under a private
-    /// authority (`[http.tls] cert`).
+    /// `extra_roots`: files of certificates (PEM) to trust besides the
+    /// public roots, for a group whose processes serve HTTPS under a
+    /// private authority (`[http.tls]`, [`TlsConfig::trusted`](crate::config::TlsConfig::trusted)).
     pub fn new(
         registry: Registry,
         max_body_bytes: usize,
-        extra_roots: Option<&std::path::Path>,
+        extra_roots: &[&std::path::Path],
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Self, Error> {
-        let refuse = |message: String| Error::new(Domain::Config, Retry::Never, message);
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_keepalive(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("mon/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = extra_roots {
-            let pem =
-                std::fs::read(path).map_err(|e| refuse(format!("cannot read {}", path.display())).caused_by(e))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| refuse(format!("{} holds no PEM certificate", path.display())).caused_by(e))?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let client = builder.build().map_err(|e| refuse("cannot make the HTTP client".into()).caused_by(e))?;
+        let client = client_trusting(builder, extra_roots)?;
         Ok(Forwarder { registry, client, max_body_bytes, stop, metrics: None })
     }
 
@@ -362,7 +374,7 @@ mod tests {
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cert, made.cert.pem()).unwrap();
         std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
-        let tls = crate::tls::server_config(&crate::config::TlsConfig { cert: cert.clone(), key }).unwrap();
+        let tls = crate::tls::server_config(&crate::config::TlsConfig { cert: cert.clone(), key, ca: None }).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -373,17 +385,62 @@ mod tests {
         let standby = standby_hearing(&[(active_id, format!("https://127.0.0.1:{port}"), 0)]);
         let request = || Request::builder().uri("/api/v1/group").body(Body::empty()).unwrap();
 
-        let trusting = Forwarder::new(standby.clone(), 1 << 20, Some(&cert), stopped.clone()).unwrap();
+        let trusting = Forwarder::new(standby.clone(), 1 << 20, &[cert.as_path()], stopped.clone()).unwrap();
         let answer = pass_on(&trusting, request()).await.expect("the active process reached over HTTPS");
         assert_eq!(answer.status(), StatusCode::OK);
         assert_eq!(answer.headers().get(ANSWERED_BY).unwrap(), active_id);
         let body = axum::body::to_bytes(answer.into_body(), 1 << 20).await.unwrap();
         assert_eq!(&body[..], b"the active one");
 
-        let public_roots_only = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let public_roots_only = Forwarder::new(standby, 1 << 20, &[], stopped).unwrap();
         let refused = pass_on(&public_roots_only, request()).await.expect_err("a certificate no public root signed");
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{}", refused.message);
         assert!(refused.message.contains("does not answer"), "refused before anything was sent: {}", refused.message);
+        let _ = stop.send(true);
+    }
+
+    /// Processes under a private authority, each with a certificate of its
+    /// own that the authority signed: one reaches another when it trusts
+    /// `[http.tls] ca`, and cannot with its own `cert` alone.
+    #[tokio::test]
+    async fn reaches_a_process_whose_certificate_a_private_authority_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let authority = rcgen::CertifiedIssuer::self_signed(authority, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let issue = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+            let cert = cert.signed_by(&key, &authority).unwrap();
+            let paths = (dir.path().join(format!("{name}.pem")), dir.path().join(format!("{name}-key.pem")));
+            std::fs::write(&paths.0, cert.pem()).unwrap();
+            std::fs::write(&paths.1, key.serialize_pem()).unwrap();
+            paths
+        };
+        let ((other_cert, other_key), (own_cert, _)) = (issue("other"), issue("own"));
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, authority.pem()).unwrap();
+        let served = crate::config::TlsConfig { cert: other_cert, key: other_key, ca: Some(ca.clone()) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let app = axum::Router::new().route("/api/v1/group", axum::routing::get(|| async { "the other one" }));
+        let tls = crate::tls::server_config(&served).unwrap();
+        tokio::spawn(crate::tls::serve(listener, app, Some(tls), stopped.clone()));
+        let url = format!("https://127.0.0.1:{port}/api/v1/group");
+
+        let own = crate::config::TlsConfig { cert: own_cert, key: dir.path().join("own-key.pem"), ca: Some(ca) };
+        let trusting = client_trusting(reqwest::Client::builder(), &own.trusted()).unwrap();
+        let answer = trusting.get(&url).send().await.expect("the other process reached over HTTPS");
+        assert_eq!(answer.text().await.unwrap(), "the other one");
+
+        let without_ca = crate::config::TlsConfig { ca: None, ..own };
+        let refused = client_trusting(reqwest::Client::builder(), &without_ca.trusted()).unwrap();
+        assert!(refused.get(&url).send().await.is_err(), "its own certificate is not the authority");
+        let nothing = dir.path().join("empty.pem");
+        std::fs::write(&nothing, "").unwrap();
+        let error = client_trusting(reqwest::Client::builder(), &[nothing.as_path()]).unwrap_err().to_string();
+        assert!(error.contains("holds no PEM certificate"), "{error}");
         let _ = stop.send(true);
     }
 
@@ -399,7 +456,7 @@ mod tests {
             ("not-http", "file:///etc/passwd".into(), 0),
         ]);
         let (_, stopped) = tokio::sync::watch::channel(false);
-        let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let forwarder = Forwarder::new(standby, 1 << 20, &[], stopped).unwrap();
         let ids: Vec<String> = forwarder.active_members().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["later", "earlier"]);
     }
@@ -420,7 +477,7 @@ mod tests {
             ("died-just-now", format!("http://{closed}"), 0),
             ("alive", format!("http://{open}"), -1_000),
         ]);
-        let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let forwarder = Forwarder::new(standby, 1 << 20, &[], stopped).unwrap();
         let request = Request::builder().method("POST").uri("/api/v1/alerts/a/ack").body(Body::from("by ops")).unwrap();
         let answer = pass_on(&forwarder, request).await.expect("the live active member's answer");
         assert_eq!(answer.headers().get(ANSWERED_BY).unwrap(), "alive");
@@ -457,7 +514,7 @@ mod tests {
             ("hangs-up", format!("http://{hangs_up_at}"), 0),
             ("other", format!("http://{other_at}"), -1_000),
         ]);
-        let forwarder = Forwarder::new(standby, 1 << 20, None, stopped).unwrap();
+        let forwarder = Forwarder::new(standby, 1 << 20, &[], stopped).unwrap();
         let request = Request::builder().method("POST").uri("/api/v1/alerts/a/ack").body(Body::from("by ops")).unwrap();
         let refused = pass_on(&forwarder, request).await.expect_err("no answer came back");
         assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.message);

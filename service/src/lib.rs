@@ -243,7 +243,7 @@ pub(crate) fn run_followed(
                 tls: tls.clone(),
                 advertise: config.http.advertise.as_deref(),
                 max_body_bytes: config.http.max_body_bytes,
-                trust: config.http.tls.as_ref().map(|t| t.cert.as_path()),
+                trust: config.http.tls.as_ref().map(|t| t.trusted()).unwrap_or_default(),
             };
             match standby::wait(kafka, &topic, &kafka_context, &runtime, on, &stop)? {
                 Some(promoted) => {

@@ -54,8 +54,9 @@ use std::time::{Duration, Instant};
 use mon_compiler::ir::Program;
 use mon_runtime::event::{Decoded, Decoder};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers as _, Message as _, OwnedMessage};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
@@ -130,21 +131,29 @@ pub fn prepare(
     restored_up_to: Option<u64>,
 ) -> Result<Option<Plan>, Error> {
     let plan_path = state_dir.join(PLAN_FILE);
-    let plan = match std::fs::read(&plan_path) {
-        Ok(bytes) => {
-            let plan: Plan = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::damaged(Domain::Store, format!("{}: not a refill plan", plan_path.display())).caused_by(e)
-            })?;
-            let events = store.event_store().drop_numbered_below(FIRST_LIVE)?;
-            let handle = store.handle();
-            let (records, letters) = (
-                handle.drop_log_below(Log::Records, FIRST_LIVE)?,
-                handle.drop_log_below(Log::DeadLetters, FIRST_LIVE)?,
-            );
-            tracing::info!(events, records, dead_letters = letters, "an unfinished refill of the local logs: again");
-            plan
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let unfinished = match std::fs::read(&plan_path) {
+        Ok(bytes) => Some(serde_json::from_slice::<Plan>(&bytes).map_err(|e| {
+            Error::damaged(Domain::Store, format!("{}: not a refill plan", plan_path.display())).caused_by(e)
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(Domain::Store, "cannot read", &plan_path, e)),
+    };
+    if unfinished.is_some() {
+        let events = store.event_store().drop_numbered_below(FIRST_LIVE)?;
+        let handle = store.handle();
+        let (records, letters) =
+            (handle.drop_log_below(Log::Records, FIRST_LIVE)?, handle.drop_log_below(Log::DeadLetters, FIRST_LIVE)?);
+        tracing::info!(events, records, dead_letters = letters, "an unfinished refill of the local logs: deleted");
+    }
+    let plan = match (unfinished, restored_up_to) {
+        // Started again as it was planned, unless this start restored the
+        // state anew: then it is planned for the state restored now.
+        (Some(plan), None) => plan,
+        (unfinished, restored_up_to) => {
+            if unfinished.is_some() {
+                std::fs::remove_file(&plan_path)
+                    .map_err(|e| Error::io(Domain::Store, "cannot delete", &plan_path, e))?;
+            }
             let (Some(kafka), Some(up_to)) = (kafka, restored_up_to.filter(|up_to| *up_to > 0)) else {
                 return Ok(None);
             };
@@ -168,7 +177,6 @@ pub fn prepare(
             write_plan(&plan_path, &plan)?;
             plan
         }
-        Err(e) => return Err(Error::io(Domain::Store, "cannot read", &plan_path, e)),
     };
     store.event_store().number_from(FIRST_LIVE)?;
     store.number_logs_from(FIRST_LIVE);
@@ -264,18 +272,23 @@ fn attempt(refill: &Refill<'_>) -> Result<Option<Done>, Error> {
     for log in [Log::Records, Log::DeadLetters] {
         refill.store.drop_log_below(log, FIRST_LIVE)?;
     }
-    let mut segments = match refill.plan.events {
+    // The store may have been turned off since the plan was made.
+    let mut segments = match refill.plan.events && refill.events.is_on() {
         true => Some(Refilling::create(&dir, refill.plan.journal)?),
         false => None,
     };
     let mut done = Done::default();
     let mut pending = Pending::default();
     let decoder = Decoder::new(refill.program);
-    for (topic, partition, end) in &refill.plan.partitions {
-        let mut cutoff = (refill.cutoff)();
-        let read = read_partition(refill, topic, *partition, Some(*end), |message| {
+    // Topic by topic (mon's input is usually one), partitions together.
+    let mut topics: Vec<&str> = refill.plan.partitions.iter().map(|(topic, ..)| topic.as_str()).collect();
+    topics.dedup();
+    let mut cutoff = (refill.cutoff)();
+    for topic in topics {
+        let of_topic = refill.plan.partitions.iter().filter(|(t, ..)| t == topic);
+        let read = read_merged(refill, topic, of_topic.map(|(_, p, end)| (*p, Some(*end))).collect(), |message| {
             done.messages += 1;
-            take_input(refill, &decoder, cutoff, topic, *partition, message, &mut pending);
+            take_input(refill, &decoder, cutoff, message, &mut pending);
             if pending.full() {
                 write(refill, &mut segments, &mut pending, &mut done)?;
                 cutoff = (refill.cutoff)();
@@ -300,25 +313,25 @@ fn attempt(refill: &Refill<'_>) -> Result<Option<Done>, Error> {
             }
         }
     }
-    for partition in 0..partitions_of(refill.kafka, records_topic)? {
-        let read = read_partition(refill, records_topic, partition, None, |message| {
-            done.messages += 1;
-            let header = |name: &str| message.headers()?.iter().find(|h| h.key == name).and_then(|h| h.value);
-            if let (true, Some(id), Some(payload)) =
-                (header(STATE_HEADER) == Some(state.as_bytes()), header("mon_id"), message.payload())
-            {
-                if records.take(refill, &String::from_utf8_lossy(id))? {
-                    pending.records.push(payload.to_vec());
-                }
+    let record_partitions = partitions_of(refill.kafka, records_topic)?;
+    let sources = (0..record_partitions).map(|partition| (partition, None)).collect();
+    let read = read_merged(refill, records_topic, sources, |message| {
+        done.messages += 1;
+        let header = |name: &str| message.headers()?.iter().find(|h| h.key == name).and_then(|h| h.value);
+        if let (true, Some(id), Some(payload)) =
+            (header(STATE_HEADER) == Some(state.as_bytes()), header("mon_id"), message.payload())
+        {
+            if records.take(refill, &String::from_utf8_lossy(id))? {
+                pending.records.push(payload.to_vec());
             }
-            if pending.full() {
-                write(refill, &mut segments, &mut pending, &mut done)?;
-            }
-            Ok(())
-        })?;
-        if !read {
-            return Ok(None);
         }
+        if pending.full() {
+            write(refill, &mut segments, &mut pending, &mut done)?;
+        }
+        Ok(())
+    })?;
+    if !read {
+        return Ok(None);
     }
     for (id, payload) in unpublished {
         if records.take(refill, &id)? {
@@ -340,9 +353,7 @@ fn take_input(
     refill: &Refill<'_>,
     decoder: &Decoder<'_>,
     cutoff: Option<i64>,
-    topic: &str,
-    partition: i32,
-    message: &BorrowedMessage<'_>,
+    message: &OwnedMessage,
     pending: &mut Pending,
 ) {
     let received = message.timestamp().to_millis().unwrap_or_else(crate::clock::wall_now);
@@ -362,7 +373,7 @@ fn take_input(
         },
     };
     if let Some(reason) = rejected {
-        let origin = format!("kafka:{topic}/{partition}@{}", message.offset());
+        let origin = format!("kafka:{}/{}@{}", message.topic(), message.partition(), message.offset());
         let bytes = message.payload().unwrap_or_default().to_vec();
         let letter = DeadLetter { reason, origin, received, bytes };
         // The store keeps a rejected message in the event log too, here in
@@ -441,53 +452,126 @@ fn write(
     Ok(())
 }
 
-/// Reads `topic`'s `partition` from its beginning to `end` (or, without
-/// one, to the end it has when read), handing each message to `take`.
-/// False when stopped before the end.
-fn read_partition(
+/// Messages held per partition while the others catch up, at most: a
+/// partition with this many waiting is paused.
+const HELD_PER_PARTITION: usize = 1000;
+
+/// One partition a merged read takes.
+struct Source {
+    partition: i32,
+    /// The offset to stop before, if any: else its end when it is reached.
+    end: Option<i64>,
+    held: std::collections::VecDeque<OwnedMessage>,
+    paused: bool,
+    /// Nothing more to read: its end was reached (the offset asked for, or
+    /// the end of the partition; with `end`, the partition may end
+    /// sooner, when retention deleted what the state had read).
+    finished: bool,
+}
+
+/// Reads the `sources` of `topic` (partition, the offset to stop before,
+/// or none for the end it has when reached) from their beginnings, handing
+/// each message to `take` in the order of their Kafka timestamps, each
+/// partition's own order kept: what several partitions held interleaves
+/// in the logs as it came. One reader for all, a partition paused while
+/// it is far ahead. Why the end of a partition is the reader's EOF event
+/// and not a ListOffsets answer: on some brokers that answer lags a batch
+/// behind (docs/notes/kafka-broker.md). False when stopped before the end.
+fn read_merged(
     refill: &Refill<'_>,
     topic: &str,
-    partition: i32,
-    end: Option<i64>,
-    mut take: impl FnMut(&BorrowedMessage<'_>) -> Result<(), Error>,
+    sources: Vec<(i32, Option<i64>)>,
+    mut take: impl FnMut(&OwnedMessage) -> Result<(), Error>,
 ) -> Result<bool, Error> {
-    let reader = reader(refill.kafka, topic, partition)?;
-    let mut next = 0;
+    if sources.is_empty() {
+        return Ok(true);
+    }
+    let consumer = reader(refill.kafka)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut reading = Vec::with_capacity(sources.len());
+    for (partition, end) in sources {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(|e| client_error("cannot assign a partition to the refill", e))?;
+        reading.push(Source { partition, end, held: Default::default(), paused: false, finished: false });
+    }
+    consumer.assign(&assignment).map_err(|e| client_error("cannot assign the refill's partitions", e))?;
     let mut last_progress = Instant::now();
     loop {
         if refill.stop.load(Ordering::Relaxed) {
             return Ok(false);
         }
-        if end.is_some_and(|end| next >= end) {
-            return Ok(true);
+        // The next message in time order, once every partition that may
+        // still give one earlier has a message waiting.
+        if !reading.iter().any(|s| s.held.is_empty() && !s.finished) {
+            let head = reading
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((s.held.front()?.timestamp().to_millis().unwrap_or(0), i)))
+                .min();
+            let Some((_, i)) = head else { return Ok(true) };
+            let source = &mut reading[i];
+            let Some(message) = source.held.pop_front() else { continue };
+            if source.paused && !source.finished && source.held.len() < HELD_PER_PARTITION / 2 {
+                consumer.resume(&one(topic, source.partition)?).map_err(|e| client_error("cannot resume", e))?;
+                source.paused = false;
+            }
+            take(&message)?;
+            continue;
         }
         if last_progress.elapsed() > STALLED_AFTER {
             return Err(Error::new(
                 Domain::Kafka,
                 Retry::Later,
-                format!("{topic}/{partition}: nothing read for {} s at offset {next}", STALLED_AFTER.as_secs()),
+                format!("the refill read nothing of {topic} for {} s", STALLED_AFTER.as_secs()),
             ));
         }
-        let message = match reader.poll(Duration::from_millis(500)) {
+        let (partition, message) = match consumer.poll(Duration::from_millis(500)) {
             None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) if end.is_none() => return Ok(true),
-            Some(Err(KafkaError::PartitionEOF(_))) => continue,
-            Some(Err(e)) => return Err(client_error("cannot read for the refill", e)),
-            Some(Ok(message)) => message,
+            Some(Err(KafkaError::PartitionEOF(partition))) => (partition, None),
+            // Passing trouble (a broker away): the client retries, and a
+            // read that stalls is an error above.
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "refill reader");
+                continue;
+            }
+            Some(Ok(message)) => (message.partition(), Some(message.detach())),
         };
         last_progress = Instant::now();
-        next = message.offset() + 1;
-        if end.is_some_and(|end| message.offset() >= end) {
-            return Ok(true);
+        let Some(source) = reading.iter_mut().find(|s| s.partition == partition) else { continue };
+        match message {
+            None => source.finished = true,
+            Some(message) => {
+                let next = message.offset() + 1;
+                match source.end {
+                    Some(end) if message.offset() >= end => source.finished = true,
+                    Some(end) => {
+                        source.held.push_back(message);
+                        source.finished = next >= end;
+                    }
+                    None => source.held.push_back(message),
+                }
+            }
         }
-        take(&message)?;
+        // Paused while far ahead of the others, and for good once finished.
+        if (source.held.len() >= HELD_PER_PARTITION || source.finished) && !source.paused {
+            consumer.pause(&one(topic, source.partition)?).map_err(|e| client_error("cannot pause", e))?;
+            source.paused = true;
+        }
     }
 }
 
-/// A reader of one partition from its beginning, in no group.
-fn reader(kafka: &KafkaConfig, topic: &str, partition: i32) -> Result<BaseConsumer, Error> {
+fn one(topic: &str, partition: i32) -> Result<TopicPartitionList, Error> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Invalid)
+        .map_err(|e| client_error("cannot name a partition", e))?;
+    Ok(list)
+}
+
+/// The refill's reader, in no group.
+fn reader(kafka: &KafkaConfig) -> Result<BaseConsumer, Error> {
     let group = format!("{}.refill-reader", kafka.group);
-    let consumer: BaseConsumer = client_config(
+    let mut config = client_config(
         kafka,
         &[
             // librdkafka refuses `assign` without a group id; this group is
@@ -496,27 +580,32 @@ fn reader(kafka: &KafkaConfig, topic: &str, partition: i32) -> Result<BaseConsum
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
-            // The end of the records topic is where its read stops.
-            ("enable.partition.eof", "true"),
         ],
-    )
-    .create()
-    .map_err(|e| client_error("cannot create the refill's reader", e))?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, Offset::Beginning)
-        .map_err(|e| client_error("cannot assign a partition to the refill", e))?;
-    consumer.assign(&assignment).map_err(|e| client_error("cannot assign a partition to the refill", e))?;
-    Ok(consumer)
+    );
+    // After the user's properties: the end of a partition is how a read
+    // knows it is done.
+    config.set("enable.partition.eof", "true");
+    config.create().map_err(|e| client_error("cannot create the refill's reader", e))
 }
 
+/// How many partitions the records topic has: none when it does not exist.
 fn partitions_of(kafka: &KafkaConfig, topic: &str) -> Result<i32, Error> {
-    let consumer = reader(kafka, topic, 0)?;
+    let consumer = reader(kafka)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .map_err(|e| client_error("cannot read the records topic's metadata", e))?;
-    let count = metadata.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
-    Ok(count as i32)
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(0) };
+    match found.error() {
+        None => Ok(found.partitions().len() as i32),
+        Some(
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC | RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+        ) => Ok(0),
+        Some(code) => Err(Error::new(
+            Domain::Kafka,
+            Retry::Later,
+            format!("the records topic {topic}: {}", RDKafkaErrorCode::from(code)),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -597,6 +686,47 @@ mod tests {
         assert_eq!(reasons, ["live"]);
         let records = store.handle().records(None, 10, |json| Some(json.to_string())).unwrap();
         assert!(records.items.is_empty(), "{:?}", records.items);
+    }
+
+    /// A start that restores the state anew plans the refill anew: the
+    /// unfinished one was for a state that is gone.
+    #[test]
+    fn a_new_restore_replaces_an_unfinished_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let kafka = KafkaConfig { topics: vec!["trades".into()], ..KafkaConfig::default() };
+        let mut store = store_consumed(dir.path(), &[("trades", 0, 10)]);
+        prepare(dir.path(), &mut store, Some(&kafka), Some(3)).unwrap().unwrap();
+        store.handle().refill_log(Log::Records, 0, &[br#"{"id":"r-1"}"#.to_vec()]).unwrap();
+        let mut stored = store.offsets().unwrap();
+        let moved = [(("trades".to_string(), 0), 25)].into_iter().collect();
+        store.commit(BatchWrite { offsets: moved, ..BatchWrite::default() }, &mut stored).unwrap();
+        let plan = prepare(dir.path(), &mut store, Some(&kafka), Some(9)).unwrap().unwrap();
+        assert_eq!((plan.partitions, plan.journal), (vec![("trades".into(), 0, 25)], 8));
+        assert!(store.handle().records(None, 10, |json| Some(json.to_string())).unwrap().items.is_empty());
+    }
+
+    /// Trimming keeps the newest entries across the gap between a refill's
+    /// numbers and the live ones.
+    #[test]
+    fn trimming_keeps_the_newest_refilled_entries_below_the_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let kafka = KafkaConfig { topics: vec!["trades".into()], ..KafkaConfig::default() };
+        let mut store = store_consumed(dir.path(), &[("trades", 0, 10)]);
+        prepare(dir.path(), &mut store, Some(&kafka), Some(3)).unwrap().unwrap();
+        let record = |id: &str| format!(r#"{{"id":"{id}"}}"#);
+        let refilled: Vec<Vec<u8>> = (0..5).map(|i| record(&format!("old-{i}")).into_bytes()).collect();
+        store.handle().refill_log(Log::Records, 0, &refilled).unwrap();
+        let live = (0..3).map(|i| record(&format!("new-{i}"))).collect();
+        store.commit(BatchWrite { records: live, ..BatchWrite::default() }, &mut Default::default()).unwrap();
+        let ids = |store: &Store| -> Vec<String> {
+            let page = store.handle().records(None, 100, |json| Some(json.to_string())).unwrap();
+            page.items.into_iter().map(|(_, json)| json).collect()
+        };
+        store.trim(5).unwrap();
+        let expected: Vec<String> = ["new-2", "new-1", "new-0", "old-4", "old-3"].iter().map(|id| record(id)).collect();
+        assert_eq!(ids(&store), expected, "the newest five, across the gap");
+        store.trim(2).unwrap();
+        assert_eq!(ids(&store), expected[..2], "live ones only once they are enough");
     }
 
     /// A scale-out task's records are named by its partition, so that the

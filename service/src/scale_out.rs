@@ -392,7 +392,12 @@ pub fn run(
         shared: shared.clone(),
         partitions,
         group: kafka.group.clone(),
-        client: reqwest::Client::new(),
+        // Under a private authority, the group's processes trust it
+        // (`[http.tls] ca`, and `cert`'s own chain).
+        client: crate::forward::client_trusting(
+            reqwest::Client::builder(),
+            &config.http.tls.as_ref().map(|t| t.trusted()).unwrap_or_default(),
+        )?,
         registry: registry.clone(),
         tasks_topic: topic.clone(),
         max_body: config.http.max_body_bytes,

@@ -57,10 +57,10 @@ pub struct Listen<'a> {
     pub advertise: Option<&'a str>,
     /// `[http] max_body_bytes`: the largest request body it forwards.
     pub max_body_bytes: usize,
-    /// `[http.tls] cert`: trusted when forwarding, besides the public
-    /// roots, so that a group serving HTTPS under a private authority
-    /// reaches its own members.
-    pub trust: Option<&'a std::path::Path>,
+    /// `[http.tls]`'s `ca` and `cert`: trusted when forwarding, besides
+    /// the public roots, so that a group serving HTTPS under a private
+    /// authority reaches its own members.
+    pub trust: Vec<&'a std::path::Path>,
 }
 
 /// How long one turn of the wait reads the changelog before it looks at
@@ -110,7 +110,7 @@ pub fn wait(
     // Everything else goes on to the active process, found by reading the
     // members topic as the active process itself does.
     let forwarder =
-        Forwarder::new(registry.clone(), max_body_bytes, trust, http_stopped.clone())?.counting(metrics.clone());
+        Forwarder::new(registry.clone(), max_body_bytes, &trust, http_stopped.clone())?.counting(metrics.clone());
     let standby = Standby { metrics: metrics.clone(), lease: crate::lease::name(kafka), forwarder: forwarder.clone() };
     let _members_reader = read_members(registry.clone(), kafka, context)?;
     let app = Router::new()

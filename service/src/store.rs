@@ -454,9 +454,21 @@ impl Store {
     /// Drops the oldest records and dead letters beyond `keep` of each.
     pub fn trim(&self, keep: u64) -> Result<(), Error> {
         for (i, prefix) in [(1, RECORDS), (2, DEAD_LETTERS)] {
-            let first_kept = self.next[i].saturating_sub(keep);
+            let mut below = self.next[i].saturating_sub(keep);
+            // A refilled log (`refill.rs`) numbers its live entries from
+            // `FIRST_LIVE` and the refilled ones from 0: the gap between
+            // holds no entry, and the newest `keep` span both.
+            let live = self.next[i].saturating_sub(crate::refill::FIRST_LIVE);
+            if live > 0 && live < keep {
+                let refilled_end =
+                    match self.db.range(key(prefix, 0)..key(prefix, crate::refill::FIRST_LIVE)).next_back() {
+                        Some(entry) => seq_of(&entry?.0) + 1,
+                        None => 0,
+                    };
+                below = refilled_end.saturating_sub(keep - live);
+            }
             let mut write = sled::Batch::default();
-            for entry in self.db.range(key(prefix, 0)..key(prefix, first_kept)) {
+            for entry in self.db.range(key(prefix, 0)..key(prefix, below)) {
                 write.remove(entry?.0);
             }
             self.db.apply_batch(write)?;

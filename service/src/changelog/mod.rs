@@ -99,7 +99,7 @@ use records::{
     claim_key, claim_value, entry_key, entry_records, mark_key, mark_value, rules_key, rules_records, snapshot_records,
     tombstones_after_snapshot, writer_value, HEADER_KEY, WRITER_HEADER,
 };
-pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, SnapshotPayload, CHUNK_BYTES};
+pub use records::{encode_snapshot, Contents, Restored, SnapshotHeader, SnapshotPayload, CHUNK_BYTES, SNAPSHOT_FORMAT};
 
 /// The partition of the one state (and of a whole-process standby's
 /// following); with state per partition, task 0's, which also holds what

@@ -263,9 +263,15 @@ fn install_restored(
     if !payloads.is_empty() {
         let offsets: crate::store::Offsets = payloads.iter().flat_map(|p| p.offsets.clone()).collect();
         let (outbox, notifications) = match &process.snapshot {
-            Some((_, payload)) => {
-                // The trends are the process's too (rollups.rs).
-                store.replace_rollups(&payload.rollups)?;
+            Some((header, payload)) => {
+                // The trends are the process's too (rollups.rs). Rows the
+                // local state holds for every batch the snapshot covers
+                // (a standby's own, from an earlier turn) stay: the replay
+                // adds only what comes after the local state's last batch.
+                let local_covers = store.applied()?.is_some_and(|applied| applied + 1 >= header.covered);
+                if let (Some(rows), false) = (&payload.rollups, local_covers) {
+                    store.replace_rollups(rows)?;
+                }
                 (payload.outbox.as_slice(), payload.notifications.as_slice())
             }
             None => (&[][..], &[][..]),

@@ -162,8 +162,9 @@ pub struct SnapshotPayload {
     pub notifications: Vec<Vec<u8>>,
     /// The trend rollup rows, (key, value) as `rollups.rs` stores them:
     /// made by the engine's counts, not in the input, so a state rebuilt
-    /// elsewhere has its trends and their baselines only from here.
-    pub rollups: Vec<(Vec<u8>, Vec<u8>)>,
+    /// elsewhere has its trends and their baselines only from here. `None`
+    /// in a payload of format 1, which did not carry them.
+    pub rollups: Option<Vec<(Vec<u8>, Vec<u8>)>>,
     /// `Live::snapshot_bytes`.
     pub engine: Vec<u8>,
 }
@@ -199,17 +200,21 @@ fn take_u32(bytes: &mut &[u8]) -> Option<u32> {
 /// then each length-prefixed); sections (count, then each a tag byte and
 /// length-prefixed bytes: the rollup rows as a count of length-prefixed
 /// key and value pairs); the engine's bytes to the end.
+///
+/// `rollups` is `None` for format 1 (no sections), for a group whose
+/// processes of an earlier release must still read it (`[kafka]
+/// snapshot_format`).
 pub fn encode_snapshot(
     offsets: &Offsets,
     outbox: &[Vec<u8>],
     notifications: &[Vec<u8>],
-    rollups: &[(Vec<u8>, Vec<u8>)],
+    rollups: Option<&[(Vec<u8>, Vec<u8>)]>,
     engine: &[u8],
 ) -> Vec<u8> {
     let extra: usize = outbox.iter().chain(notifications).map(|b| b.len() + 4).sum();
-    let rows: usize = rollups.iter().map(|(k, v)| k.len() + v.len() + 8).sum();
+    let rows: usize = rollups.unwrap_or_default().iter().map(|(k, v)| k.len() + v.len() + 8).sum();
     let mut out = Vec::with_capacity(engine.len() + extra + rows + 64);
-    out.push(SNAPSHOT_FORMAT);
+    out.push(if rollups.is_some() { SNAPSHOT_FORMAT } else { 1 });
     out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
     for ((topic, partition), next) in offsets {
         put(&mut out, topic.as_bytes());
@@ -222,15 +227,17 @@ pub fn encode_snapshot(
             put(&mut out, item);
         }
     }
-    let mut section = Vec::with_capacity(rows + 4);
-    section.extend_from_slice(&(rollups.len() as u32).to_le_bytes());
-    for (key, value) in rollups {
-        put(&mut section, key);
-        put(&mut section, value);
+    if let Some(rollups) = rollups {
+        let mut section = Vec::with_capacity(rows + 4);
+        section.extend_from_slice(&(rollups.len() as u32).to_le_bytes());
+        for (key, value) in rollups {
+            put(&mut section, key);
+            put(&mut section, value);
+        }
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.push(ROLLUPS_SECTION);
+        put(&mut out, &section);
     }
-    out.extend_from_slice(&1u32.to_le_bytes());
-    out.push(ROLLUPS_SECTION);
-    put(&mut out, &section);
     out.extend_from_slice(engine);
     out
 }
@@ -254,6 +261,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<SnapshotPayload> {
         }
     }
     if format >= 2 {
+        let rollups = payload.rollups.get_or_insert_with(Vec::new);
         for _ in 0..take_u32(&mut rest)? {
             let (&tag, r) = rest.split_first()?;
             rest = r;
@@ -264,7 +272,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Option<SnapshotPayload> {
             }
             for _ in 0..take_u32(&mut section)? {
                 let key = take(&mut section)?.to_vec();
-                payload.rollups.push((key, take(&mut section)?.to_vec()));
+                rollups.push((key, take(&mut section)?.to_vec()));
             }
         }
     }
@@ -653,9 +661,13 @@ mod tests {
     fn a_snapshot_payload_carries_rollups_and_reads_format_one_and_unknown_sections() {
         let offsets: Offsets = [(("events".to_string(), 2), 7)].into_iter().collect();
         let rows = vec![(b"umtrades\0k".to_vec(), vec![0u8; 32]), (b"uhtrades\0k".to_vec(), vec![1u8; 32])];
-        let payload = encode_snapshot(&offsets, &[b"o".to_vec()], &[], &rows, b"engine");
+        let payload = encode_snapshot(&offsets, &[b"o".to_vec()], &[], Some(&rows), b"engine");
         let read = decode_snapshot(&payload).unwrap();
-        assert_eq!((read.rollups, read.engine.as_slice(), read.offsets), (rows, &b"engine"[..], offsets.clone()));
+        assert_eq!((read.rollups, read.engine.as_slice(), read.offsets), (Some(rows), &b"engine"[..], offsets.clone()));
+        // Format 1 on demand: what a release before sections reads.
+        let old = encode_snapshot(&offsets, &[b"o".to_vec()], &[], None, b"engine");
+        assert_eq!(old[0], 1);
+        assert_eq!(decode_snapshot(&old).unwrap().rollups, None, "no rows carried: the local ones stay");
 
         // Format 1: offsets, the two lists, the engine.
         let mut one = vec![1u8];
@@ -665,7 +677,7 @@ mod tests {
         put(&mut one, b"{}");
         one.extend_from_slice(b"engine");
         let read = decode_snapshot(&one).unwrap();
-        assert_eq!((read.notifications, read.rollups, read.engine), (vec![b"{}".to_vec()], vec![], b"engine".to_vec()));
+        assert_eq!((read.notifications, read.rollups, read.engine), (vec![b"{}".to_vec()], None, b"engine".to_vec()));
 
         // A section tagged 9, then the rollups.
         let mut later = vec![SNAPSHOT_FORMAT];
@@ -680,7 +692,7 @@ mod tests {
         put(&mut later, &section);
         later.extend_from_slice(b"engine");
         let read = decode_snapshot(&later).unwrap();
-        assert_eq!((read.rollups, read.engine), (vec![(b"umk".to_vec(), b"v".to_vec())], b"engine".to_vec()));
+        assert_eq!((read.rollups, read.engine), (Some(vec![(b"umk".to_vec(), b"v".to_vec())]), b"engine".to_vec()));
         assert_eq!(decode_snapshot(&[3, 0, 0, 0, 0]), None, "a later format is refused");
     }
 
@@ -688,7 +700,7 @@ mod tests {
     fn a_snapshot_is_chunked_named_by_its_header_and_replaces_what_it_covers() {
         let offsets: Offsets = [(("events".to_string(), 0), 42)].into_iter().collect();
         let engine: Vec<u8> = (0..1_300_000u32).map(|i| (i % 251) as u8).collect();
-        let payload = encode_snapshot(&offsets, &[b"outbox item".to_vec()], &[b"{}".to_vec()], &[], &engine);
+        let payload = encode_snapshot(&offsets, &[b"outbox item".to_vec()], &[b"{}".to_vec()], Some(&[]), &engine);
         let (chunks, header) = snapshot_records(3, &payload, None);
         assert_eq!(header.chunks, 3, "1.3 MB in 512 KB chunks");
         assert_eq!(chunks[2].0, "s/00000000000000000003/2");
@@ -813,8 +825,8 @@ mod tests {
         assert!(must_restore(0, 1), "an empty state directory");
         assert!(must_restore(9, 10), "a stale one");
         // The changelog's position is the snapshot's plus the entries after it.
-        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], &[], b"s"), None).0);
-        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], &[], b"s"), None);
+        let mut log = produced(snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], None, b"s"), None).0);
+        let (_, header) = snapshot_records(5, &encode_snapshot(&Offsets::new(), &[], &[], None, b"s"), None);
         log.push((HEADER_KEY.into(), Some(serde_json::to_vec(&header).unwrap())));
         log.extend(produced(entry_records(5, &frame(5, 1))));
         assert_eq!(contents(&log).restore().unwrap().next_seq(), 6);

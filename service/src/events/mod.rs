@@ -352,8 +352,7 @@ impl EventStore {
     /// numbers below are a refill's ([`Refilling`]).
     pub fn number_from(&self, first: u64) -> Result<(), Error> {
         let Some(shared) = &self.shared else { return Ok(()) };
-        shared.segments.write().map_err(|_| poisoned())?.number_from(first);
-        Ok(())
+        shared.segments.write().map_err(|_| poisoned())?.number_from(first)
     }
 
     /// Deletes the events numbered below `first` (an interrupted refill's);

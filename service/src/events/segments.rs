@@ -358,10 +358,16 @@ impl Segments {
     /// Numbers the events appended from now on from `first` at least, so
     /// that segments numbered below it can be adopted later
     /// ([`Segments::adopt`]) and still sort before them.
-    pub fn number_from(&mut self, first: u64) {
+    pub fn number_from(&mut self, first: u64) -> Result<(), Error> {
+        // An open segment without events (a crash cut its only frame) is
+        // named by the number it would have started at: made again.
+        if let Some(open) = self.open.take_if(|open| open.index.all.is_empty()) {
+            std::fs::remove_file(&open.path).map_err(|e| io("cannot delete", &open.path, e))?;
+        }
         if self.open.is_none() {
             self.next_seq = self.next_seq.max(first);
         }
+        Ok(())
     }
 
     /// Closes the open segment: a refill's last step before it is adopted.

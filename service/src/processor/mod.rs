@@ -1191,17 +1191,19 @@ impl<'p> Processor<'p> {
             // With the program the snapshot was made under (`snapshot_made`).
             self.changelogs[0].mirror_rules(self.versions.export()?);
             let undelivered = self.store.undelivered()?;
-            let rollups = self.store.rollup_rows()?;
+            // Format 1 (a rolling upgrade from a release before it) carries none.
+            let carries_rollups = self.config.kafka.as_ref().is_none_or(|k| k.snapshot_format >= 2);
+            let rollups = if carries_rollups { Some(self.store.rollup_rows()?) } else { None };
             for (task, engine) in snapshots.iter().enumerate() {
                 // What is the process's goes with task 0's (changelog.rs).
                 let (outbox, notifications, rollups, settled) = match task {
                     0 => (
                         &undelivered.outbox[..],
                         &undelivered.notifications[..],
-                        &rollups[..],
+                        rollups.as_deref(),
                         std::mem::take(&mut settled),
                     ),
-                    _ => (&[][..], &[][..], &[][..], Vec::new()),
+                    _ => (&[][..], &[][..], rollups.as_ref().map(|_| &[][..]), Vec::new()),
                 };
                 let offsets = if self.per_partition() {
                     self.offsets_of(task, &self.stored_offsets)
