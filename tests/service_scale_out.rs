@@ -399,6 +399,20 @@ fn three_processes(standbys: Standbys) {
          copies at {repeated:?}"
     );
     let restarts = std::fs::read_to_string(&log).unwrap().matches("task stopped on an error").count();
+    // How long the refills took (an observation in a debug build, not a benchmark).
+    let refills: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "local logs refilled from Kafka")
+        .map(|l| {
+            format!(
+                "{} messages read, {} events, {} records in {} ms",
+                l["messages"], l["events"], l["records"], l["ms"]
+            )
+        })
+        .collect();
+    eprintln!("scale-out test: refills: {refills:?}");
     eprintln!(
         "scale-out test: {} events over {PARTITIONS} partitions, {} records ({stalls} missing), {} notifications; \
          the killed process had taken {consumed_by_victim} events; its task's first event processed elsewhere {} ms \
