@@ -387,8 +387,8 @@ pub(crate) fn run_followed(
         Some((_, program, version)) => (program, version),
         None => (&rules.program, deploy),
     };
-    // A state rebuilt from the changelog refills its event store and
-    // dead-letter log from the input, beside the processing (refill.rs);
+    // A state rebuilt from the changelog refills its event store, record
+    // and dead-letter logs from Kafka, beside the processing (refill.rs);
     // planned before the replay appends to them.
     let restored_up_to = match changelogs.iter().any(|changelog| changelog.restored) {
         true => tasks.iter().map(|task| task.covered).min(),
