@@ -546,7 +546,7 @@ pub(crate) fn run_followed(
         let retention = event_retention.and_then(|ms| i64::try_from(ms).ok()).unwrap_or(i64::MAX);
         move || clock().map(|now| now.saturating_sub(retention))
     };
-    let refill_store = (store.handle().events(), store.handle());
+    let refill_store = store.handle();
     let refill_state_dir = config.state_dir.clone();
     listening(address);
 
@@ -747,8 +747,7 @@ pub(crate) fn run_followed(
                 kafka,
                 envelopes: &intake_envelopes,
                 program,
-                events: refill_store.0.clone(),
-                store: refill_store.1.clone(),
+                store: refill_store.clone(),
                 cutoff: &refill_cutoff,
                 metrics: &metrics,
                 stop: &stop,

@@ -63,7 +63,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::KafkaConfig;
 use crate::envelope::Envelopes;
 use crate::error::{Domain, Error, Retry};
-use crate::events::{EventStore, Refilling, StoredEvent};
+use crate::events::{Refilling, StoredEvent};
 use crate::kafka::{client_config, client_error};
 use crate::metrics::Metrics;
 use crate::store::{DeadLetter, Log, Store, StoreHandle, Target};
@@ -202,7 +202,6 @@ pub struct Refill<'a> {
     pub envelopes: &'a Envelopes,
     /// The rules the restored snapshots were made under.
     pub program: &'a Program,
-    pub events: EventStore,
     pub store: StoreHandle,
     /// Events older than this (event time, ms) are not kept: the service's
     /// clock less the event retention, once the clock is known.
@@ -273,7 +272,7 @@ fn attempt(refill: &Refill<'_>) -> Result<Option<Done>, Error> {
         refill.store.drop_log_below(log, FIRST_LIVE)?;
     }
     // The store may have been turned off since the plan was made.
-    let mut segments = match refill.plan.events && refill.events.is_on() {
+    let mut segments = match refill.plan.events && refill.store.events().is_on() {
         true => Some(Refilling::create(&dir, refill.plan.journal)?),
         false => None,
     };
@@ -341,7 +340,7 @@ fn attempt(refill: &Refill<'_>) -> Result<Option<Done>, Error> {
     write(refill, &mut segments, &mut pending, &mut done)?;
     refill.store.flush()?;
     if let Some(segments) = segments {
-        refill.events.adopt(segments)?;
+        refill.store.events().adopt(segments)?;
     }
     let plan_path = refill.state_dir.join(PLAN_FILE);
     std::fs::remove_file(&plan_path).map_err(|e| Error::io(Domain::Store, "cannot delete", &plan_path, e))?;

@@ -339,15 +339,7 @@ impl Segments {
         if self.last_journal.is_some_and(|done| journal <= done) {
             return Ok(());
         }
-        self.write_frame(journal, events)
-    }
-
-    /// Appends `events` as one frame of journal entry `journal`, even when
-    /// an earlier frame was of the same entry: a refill (`refill.rs`) files
-    /// everything it reads under the one entry the restored snapshot ends
-    /// at, a chunk at a time.
-    pub fn append_refilled(&mut self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
-        self.write_frame(journal, events)
+        self.append_refilled(journal, events)
     }
 
     /// Whether no event is stored (nor any frame written since the start).
@@ -421,24 +413,22 @@ impl Segments {
             self.close()?;
         }
         let mut dropped = 0;
-        let mut kept = Vec::with_capacity(self.closed.len());
-        for closed in self.closed.drain(..) {
-            if closed.first_seq >= first {
-                kept.push(closed);
-                continue;
-            }
+        for closed in self.closed.extract_if(.., |closed| closed.first_seq < first).collect::<Vec<_>>() {
             dropped += closed.next_seq - closed.first_seq;
             for path in [&closed.idx_path, &closed.seg_path] {
                 std::fs::remove_file(path).map_err(|e| io("cannot delete", path, e))?;
             }
         }
-        self.closed = kept;
         let open_journal = self.open.as_ref().and_then(|open| open.last_journal);
         self.last_journal = open_journal.or(self.closed.iter().rev().find_map(|closed| closed.last_journal));
         Ok(dropped)
     }
 
-    fn write_frame(&mut self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
+    /// Appends `events` as one frame of journal entry `journal`, even when
+    /// an earlier frame was of the same entry: a refill (`refill.rs`) files
+    /// everything it reads under the one entry the restored snapshot ends
+    /// at, a chunk at a time.
+    pub fn append_refilled(&mut self, journal: u64, events: &[StoredEvent]) -> Result<(), Error> {
         let Some(first) = events.first() else {
             self.last_journal = Some(journal);
             return Ok(());
@@ -508,12 +498,7 @@ impl Segments {
     /// `cutoff`; returns how many events went.
     pub fn drop_older_than(&mut self, cutoff: i64) -> Result<u64, Error> {
         let mut dropped = 0;
-        let mut kept = Vec::with_capacity(self.closed.len());
-        for closed in self.closed.drain(..) {
-            if closed.max_time >= cutoff {
-                kept.push(closed);
-                continue;
-            }
+        for closed in self.closed.extract_if(.., |closed| closed.max_time < cutoff).collect::<Vec<_>>() {
             dropped += closed.next_seq - closed.first_seq;
             // The index first: a segment without one is rescanned, never lost.
             for path in [&closed.idx_path, &closed.seg_path] {
@@ -522,7 +507,6 @@ impl Segments {
                 }
             }
         }
-        self.closed = kept;
         Ok(dropped)
     }
 
